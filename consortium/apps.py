@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class ConsortiumConfig(AppConfig):
+    name = "consortium"
+    verbose_name = "Consortium"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from consortium import schema  # noqa: F401  (OpenAPI extension for bearer tokens)

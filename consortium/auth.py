@@ -1,0 +1,49 @@
+"""``Authorization: Bearer <token>`` for the REST API."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from consortium.models import TOKEN_PREFIX, ApiToken, hash_secret
+
+_TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{20,100}})$")
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        match = _TOKEN_RE.match(value.strip())
+        if not match:
+            raise exceptions.AuthenticationFailed("malformed bearer token")
+        key_id, secret = match.groups()
+        token = ApiToken.objects.select_related("user").filter(key_id=key_id).first()
+        # Compare in constant time even when the id is unknown.
+        expected = token.secret_hash if token else "0" * 64
+        if not hmac.compare_digest(expected, hash_secret(secret)) or token is None:
+            raise exceptions.AuthenticationFailed("invalid bearer token")
+        if token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("this token has been revoked")
+        now = timezone.now()
+        if token.expires_at <= now:
+            raise exceptions.AuthenticationFailed("this token has expired")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("the token's user is inactive")
+        # Record use at most once a minute, to keep reads from becoming writes.
+        if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'

@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views import defaults
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from consortium import problems
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/v1/ledger/", include("ledger.api.urls")),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+admin.site.site_header = "Consortium ledger"
+admin.site.site_title = "Consortium ledger"
+admin.site.index_title = "System of record"
+
+
+def handler404(request, exception):
+    if request.path.startswith("/api/"):
+        return problems.api_not_found(request, exception)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return problems.api_server_error(request)
+    return defaults.server_error(request)

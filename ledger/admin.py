@@ -1,0 +1,99 @@
+"""The log in the admin: visible and searchable, never addable, changeable or deletable."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.db.models import Q
+from django.utils.html import format_html
+
+from ledger.models import Checkpoint, Entry, Key
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class KindFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        kinds = Entry.objects.order_by("kind").values_list("kind", flat=True).distinct()
+        return [(k, k) for k in kinds]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+@admin.register(Entry)
+class EntryAdmin(ReadOnlyAdmin):
+    list_display = ["index", "kind", "entry_id", "author_short", "time", "integrated_at"]
+    list_filter = [KindFilter]
+    search_fields = ["kind"]  # see get_search_results
+    search_help_text = "An index, a kind, an entry id or the start of an author fingerprint."
+    show_full_result_count = False
+    # The change list pages by index; counting millions of rows on every page is waste.
+    list_per_page = 100
+    fields = ["index", "entry_id", "kind", "author", "time", "integrated_at", "payload_pretty", "leaf_hash_hex"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """A number finds that index; text finds a kind, an entry id or an author prefix."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.isdigit():
+            return queryset.filter(index=int(term)), False
+        match = Q(kind=term) | Q(entry_id=term) | Q(author__startswith=term.lower())
+        return queryset.filter(match), False
+
+    @admin.display(description="author")
+    def author_short(self, obj):
+        return format_html("<code>{}…</code>", obj.author[:16])
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False))
+
+    @admin.display(description="leaf hash")
+    def leaf_hash_hex(self, obj):
+        return format_html("<code>{}</code>", bytes(obj.leaf_hash).hex())
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
+    list_display = ["tree_size", "root_b64", "published_at"]
+    search_fields = ["=tree_size"]
+    fields = ["tree_size", "published_at", "note_pre"]
+
+    @admin.display(description="signed note")
+    def note_pre(self, obj):
+        return format_html("<pre>{}</pre>", obj.note)
+
+    def get_search_results(self, request, queryset, search_term):
+        if search_term and not search_term.isdigit():
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
+
+
+@admin.register(Key)
+class KeyAdmin(ReadOnlyAdmin):
+    list_display = ["fingerprint_short", "kind", "owner", "custody", "valid_from", "revoked_at"]
+    list_filter = ["kind", "custody"]
+    search_fields = ["fingerprint", "owner", "name"]
+    fields = [
+        "fingerprint", "kind", "owner", "custody", "name", "public_key_b64", "verifier_key",
+        "registered_in", "valid_from", "revoked_at",
+    ]
+
+    @admin.display(description="fingerprint")
+    def fingerprint_short(self, obj):
+        return format_html("<code>{}…</code>", obj.fingerprint[:16])

@@ -1,0 +1,115 @@
+"""Shapes of the ledger API: query parameters in, documents out."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ledger.core.envelope import MAX_SAFE_INTEGER
+from ledger.models import Entry, Key
+
+
+class ProblemSerializer(serializers.Serializer):
+    """An RFC 9457 problem details document."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False)
+
+
+class EntriesQuery(serializers.Serializer):
+    after = serializers.IntegerField(
+        required=False, default=-1, min_value=-1, max_value=MAX_SAFE_INTEGER,
+        help_text="Return entries with an index greater than this (default: from the start).",
+    )
+    limit = serializers.IntegerField(
+        required=False, default=100, min_value=1, max_value=1000,
+        help_text="How many entries at most (1-1000, default 100).",
+    )
+    kind = serializers.CharField(required=False, max_length=64, help_text="Only entries of this kind.")
+
+
+class InclusionQuery(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0, max_value=MAX_SAFE_INTEGER)
+    tree_size = serializers.IntegerField(min_value=1, max_value=MAX_SAFE_INTEGER)
+
+    def validate(self, attrs):
+        if attrs["index"] >= attrs["tree_size"]:
+            raise serializers.ValidationError({"index": "must be smaller than tree_size"})
+        return attrs
+
+
+class ConsistencyQuery(serializers.Serializer):
+    # "from" is a Python keyword, so the field is renamed in to_internal_value.
+    old = serializers.IntegerField(min_value=1, max_value=MAX_SAFE_INTEGER)
+    new = serializers.IntegerField(min_value=1, max_value=MAX_SAFE_INTEGER)
+
+    def to_internal_value(self, data):
+        renamed = {"old": data.get("from"), "new": data.get("to")}
+        try:
+            return super().to_internal_value(renamed)
+        except serializers.ValidationError as exc:
+            names = {"old": "from", "new": "to"}
+            raise serializers.ValidationError(
+                {names.get(k, k): v for k, v in exc.detail.items()}
+            ) from exc
+
+    def validate(self, attrs):
+        if attrs["old"] > attrs["new"]:
+            raise serializers.ValidationError({"from": "must not be greater than to"})
+        return attrs
+
+
+class EntrySerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="entry_id")
+    time = serializers.CharField(source="envelope.time", help_text="As the author signed it.")
+    integrated_time = serializers.CharField(source="document.integrated_time")
+    payload = serializers.JSONField(source="envelope.payload")
+    signature = serializers.CharField(source="signature_b64", help_text="Base64 Ed25519.")
+    leaf = serializers.CharField(source="leaf_b64", help_text="Base64 of the exact leaf bytes.")
+    leaf_hash = serializers.CharField(source="leaf_hash_b64", help_text="Base64 RFC 9162 leaf hash.")
+
+    class Meta:
+        model = Entry
+        fields = [
+            "index", "id", "kind", "author", "time", "integrated_time",
+            "payload", "signature", "leaf", "leaf_hash",
+        ]
+
+
+class EntryPageSerializer(serializers.Serializer):
+    entries = EntrySerializer(many=True)
+    next = serializers.CharField(allow_null=True, help_text="URL of the next page, if any.")
+    tree_size = serializers.IntegerField()
+
+
+class InclusionProofSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    tree_size = serializers.IntegerField()
+    proof = serializers.ListField(child=serializers.CharField(), help_text="Base64 hashes.")
+
+
+class ConsistencyProofSerializer(serializers.Serializer):
+    # Serialised with the keys "from" and "to" (see the view).
+    from_ = serializers.IntegerField()
+    to = serializers.IntegerField()
+    proof = serializers.ListField(child=serializers.CharField(), help_text="Base64 hashes.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+class KeySerializer(serializers.ModelSerializer):
+    public_key = serializers.CharField(source="public_key_b64")
+    verifier_key = serializers.CharField(help_text="name+hex8+base64, for signed notes.")
+
+    class Meta:
+        model = Key
+        fields = [
+            "fingerprint", "public_key", "verifier_key", "kind", "owner", "custody", "name",
+            "registered_in", "valid_from", "revoked_at",
+        ]
+

@@ -1,0 +1,283 @@
+"""Entry envelopes, their signatures and the leaf bytes that enter the Merkle tree.
+
+Pure Python (PyNaCl, and ``rfc8785`` to produce canonical bytes), no Django. The
+byte format is specified in ``docs/ledger-format.md``; this module is its reference.
+
+An *envelope* is what the author signs::
+
+    {"author": <key fingerprint>, "id": <entry id>, "kind": <dotted kind>,
+     "payload": {...}, "time": <RFC 3339 UTC>}
+
+canonicalised with RFC 8785 (JCS). The author signs ``ENTRY_CONTEXT || envelope``.
+The *leaf* is what the log stores and hashes: the JCS object::
+
+    {"entry": <envelope>, "index": <n>, "integrated_time": <RFC 3339 UTC>,
+     "signature": <base64 Ed25519 signature>}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import rfc8785
+
+# Domain separation: a signature over an envelope can never be replayed as a
+# signature over a checkpoint, a download token or any other message.
+ENTRY_CONTEXT = b"consortium-ledger/entry/v1\n"
+
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 32
+MAX_ENVELOPE_BYTES = 256 * 1024
+
+ENVELOPE_FIELDS = ("author", "id", "kind", "payload", "time")
+LEAF_FIELDS = ("entry", "index", "integrated_time", "signature")
+
+KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+FINGERPRINT_RE = re.compile(r"^[0-9a-f]{64}$")
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+# Non-ASCII bytes whose characters JCS (UTF-16 order) and Python (code point order)
+# may sort differently; leaves holding them take the slow canonical check.
+_ORDER_SENSITIVE = re.compile(rb"[\xee-\xff]")
+
+
+class EnvelopeError(ValueError):
+    """An envelope or leaf is malformed. The message says which field and why."""
+
+
+def key_fingerprint(public_key: bytes) -> str:
+    """How an envelope names its author: lowercase hex SHA-256 of the raw public key."""
+    if len(public_key) != 32:
+        raise EnvelopeError("an Ed25519 public key is 32 bytes")
+    return hashlib.sha256(public_key).hexdigest()
+
+
+def format_time(dt: datetime) -> str:
+    """RFC 3339 UTC with microseconds, the form the log writes."""
+    if dt.tzinfo is None:
+        raise EnvelopeError("times must be timezone-aware")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str, what: str = "time") -> datetime:
+    if not isinstance(value, str) or not TIME_RE.match(value):
+        raise EnvelopeError(f"{what} must be RFC 3339 UTC, like 2026-01-31T12:00:00Z")
+    try:
+        return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise EnvelopeError(f"{what} is not a valid date and time") from exc
+
+
+def check_value(value, path: str = "payload", depth: int = 0) -> None:
+    """Allow only what canonicalises the same everywhere: no floats, safe integers."""
+    if depth > MAX_DEPTH:
+        raise EnvelopeError(f"{path} is nested deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise EnvelopeError(f"{path} is outside ±(2^53-1); write large numbers as strings")
+        return
+    if isinstance(value, float):
+        raise EnvelopeError(f"{path} is a floating-point number; write decimals as strings")
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_value(item, f"{path}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EnvelopeError(f"{path} has a key that is not a string")
+            check_value(item, f"{path}.{key}", depth + 1)
+        return
+    raise EnvelopeError(f"{path} has a value of type {type(value).__name__}, not JSON")
+
+
+def canonical(value) -> bytes:
+    """RFC 8785 canonical JSON bytes."""
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+        raise EnvelopeError(f"cannot canonicalise: {exc}") from exc
+
+
+def check_envelope(env: dict, *, check_payload: bool = True) -> dict:
+    """Validate an envelope's shape and field formats; return it.
+
+    ``check_payload=False`` skips the walk over the payload's values (the append
+    policy: no floats, safe integers), which verification of stored leaves need not
+    repeat: the signature and the canonical form already pin the bytes.
+    """
+    if not isinstance(env, dict):
+        raise EnvelopeError("an envelope is a JSON object")
+    missing = [f for f in ENVELOPE_FIELDS if f not in env]
+    extra = sorted(set(env) - set(ENVELOPE_FIELDS))
+    if missing:
+        raise EnvelopeError(f"envelope is missing {', '.join(missing)}")
+    if extra:
+        raise EnvelopeError(f"envelope has unknown fields: {', '.join(extra)}")
+    if not isinstance(env["kind"], str) or not KIND_RE.match(env["kind"]) or len(env["kind"]) > 64:
+        raise EnvelopeError("kind must be dotted lowercase words, like agreement.signed")
+    if not isinstance(env["id"], str) or not ID_RE.match(env["id"]):
+        raise EnvelopeError("id must be 1-128 characters of letters, digits and . _ : -")
+    if not isinstance(env["author"], str) or not FINGERPRINT_RE.match(env["author"]):
+        raise EnvelopeError("author must be a key fingerprint (64 lowercase hex digits)")
+    parse_time(env["time"])
+    if not isinstance(env["payload"], dict):
+        raise EnvelopeError("payload must be a JSON object")
+    if check_payload:
+        check_value(env["payload"])
+    return env
+
+
+def new_envelope(
+    *, kind: str, payload: dict, author: str, entry_id: str | None = None, time: datetime | None = None
+) -> dict:
+    env = {
+        "author": author,
+        "id": entry_id or str(uuid.uuid4()),
+        "kind": kind,
+        "payload": payload,
+        "time": format_time(time or datetime.now(UTC)),
+    }
+    return check_envelope(env)
+
+
+def signing_message(envelope_bytes: bytes) -> bytes:
+    return ENTRY_CONTEXT + envelope_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SignedEnvelope:
+    """An envelope, its exact canonical bytes and the author's signature over them."""
+
+    envelope: dict
+    envelope_bytes: bytes
+    signature: bytes
+
+    @property
+    def entry_id(self) -> str:
+        return self.envelope["id"]
+
+    @property
+    def kind(self) -> str:
+        return self.envelope["kind"]
+
+    @property
+    def author(self) -> str:
+        return self.envelope["author"]
+
+
+def sign_envelope(envelope: dict, signing_key) -> SignedEnvelope:
+    """Canonicalise and sign; ``signing_key`` is a ``nacl.signing.SigningKey``."""
+    check_envelope(envelope)
+    if envelope["author"] != key_fingerprint(bytes(signing_key.verify_key)):
+        raise EnvelopeError("the envelope's author is not the signing key")
+    data = canonical(envelope)
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise EnvelopeError(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
+    return SignedEnvelope(envelope, data, signing_key.sign(signing_message(data)).signature)
+
+
+def decode_signature(text: str) -> bytes:
+    if not isinstance(text, str) or len(text) != 88:
+        raise EnvelopeError("signature must be the base64 of 64 bytes")
+    try:
+        sig = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise EnvelopeError("signature must be the base64 of 64 bytes") from exc
+    if len(sig) != 64:
+        raise EnvelopeError("signature must be the base64 of 64 bytes")
+    return sig
+
+
+def build_leaf(envelope_bytes: bytes, index: int, integrated_time: str, signature: bytes) -> bytes:
+    """The leaf bytes: JCS of {entry, index, integrated_time, signature}.
+
+    Built by concatenation: the envelope is already canonical and the other members
+    are an integer and two strings that JCS writes verbatim, with keys in JCS order.
+    """
+    return b"".join(
+        (
+            b'{"entry":',
+            envelope_bytes,
+            b',"index":',
+            str(index).encode(),
+            b',"integrated_time":"',
+            integrated_time.encode(),
+            b'","signature":"',
+            base64.b64encode(signature),
+            b'"}',
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    envelope: dict
+    envelope_bytes: bytes
+    index: int
+    integrated_time: str
+    signature: bytes
+
+
+def _fast_canonical(value) -> bytes:
+    # Equal to JCS for values without floats whose keys sort the same by UTF-16 code
+    # units as by code points; callers guarantee both.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def is_canonical(data: bytes, value) -> bool:
+    if _ORDER_SENSITIVE.search(data) is None:
+        try:
+            return _fast_canonical(value) == data
+        except ValueError:
+            return False
+    try:
+        return rfc8785.dumps(value) == data
+    except (rfc8785.CanonicalizationError, ValueError, TypeError):
+        return False
+
+
+def parse_leaf(leaf: bytes, *, check_payload: bool = True) -> Leaf:
+    """Read and check leaf bytes: structure, field formats, canonical form.
+
+    Does not check the signature (see :func:`verify_leaf_signature`).
+    """
+    try:
+        obj = json.loads(leaf)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EnvelopeError(f"leaf is not JSON: {exc}") from exc
+    if not isinstance(obj, dict) or tuple(sorted(obj)) != LEAF_FIELDS:
+        raise EnvelopeError("leaf must have exactly entry, index, integrated_time, signature")
+    index = obj["index"]
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= MAX_SAFE_INTEGER:
+        raise EnvelopeError("leaf index must be a non-negative integer")
+    parse_time(obj["integrated_time"], "integrated_time")
+    signature = decode_signature(obj["signature"])
+    env = check_envelope(obj["entry"], check_payload=check_payload)
+    # The envelope sits between the fixed prefix and the last ',"index":'; nothing
+    # after that point can contain the sequence, since it is an integer and two strings.
+    end = leaf.rfind(b',"index":')
+    envelope_bytes = leaf[len(b'{"entry":') : end]
+    if not leaf.startswith(b'{"entry":') or not is_canonical(leaf, obj):
+        raise EnvelopeError("leaf is not in RFC 8785 canonical form")
+    return Leaf(env, envelope_bytes, index, obj["integrated_time"], signature)
+
+
+def verify_leaf_signature(leaf: Leaf, public_key: bytes) -> bool:
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    try:
+        VerifyKey(public_key).verify(signing_message(leaf.envelope_bytes), leaf.signature)
+    except BadSignatureError:
+        return False
+    return True

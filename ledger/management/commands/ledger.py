@@ -1,0 +1,103 @@
+"""manage.py ledger {init,checkpoint,verifier-key,verify}"""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ledger import log, services
+from ledger.keys import HostedKeyError, log_signer
+from ledger.models import Key
+
+
+class Command(BaseCommand):
+    help = "Operate the ledger: initialise it, publish a checkpoint, print the verifier key, verify it."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        init = sub.add_parser("init", help="Create the log key and the genesis entry (once).")
+        init.add_argument("--origin", help="The log's name (default: LEDGER_ORIGIN).")
+        sub.add_parser("checkpoint", help="Sign and store a checkpoint at the current tree size.")
+        sub.add_parser("verifier-key", help="Print the log's verifier key (name+hex8+base64).")
+        verify = sub.add_parser(
+            "verify",
+            help=(
+                "Recompute every leaf hash, check every signature under the key valid at its "
+                "index, rebuild the tree and check every checkpoint. Exits 1 on any failure."
+            ),
+        )
+        verify.add_argument("--workers", type=int, default=None, help="Processes for signature checks (default: every core).")
+        verify.add_argument("--no-progress", action="store_true", help="No progress bar, even on a terminal.")
+
+    def handle(self, *args, action, **options):
+        return getattr(self, "do_" + action.replace("-", "_"))(**options)
+
+    def do_init(self, origin=None, **_):
+        if Key.objects.filter(kind=Key.Kind.LOG).exists():
+            self.stdout.write("The ledger is already initialised.")
+            self.stdout.write(log_signer_key())
+            return
+        try:
+            services.ledger_init(origin=origin)
+        except log.LedgerError as exc:
+            raise CommandError(str(exc)) from exc
+        log.publish_checkpoint()
+        self.stdout.write(self.style.SUCCESS("Created the log key and the genesis entry."))
+        self.stdout.write(log_signer_key())
+
+    def do_checkpoint(self, **_):
+        try:
+            log_signer()
+            cp = log.publish_checkpoint()
+        except (HostedKeyError, log.LedgerError) as exc:
+            raise CommandError(str(exc)) from exc
+        if cp is None:
+            latest = log.latest_checkpoint()
+            self.stdout.write(f"No new entries since the checkpoint at size {latest.tree_size}.")
+            self.stdout.write(latest.note, ending="")
+            return
+        self.stdout.write(cp.note, ending="")
+
+    def do_verifier_key(self, **_):
+        self.stdout.write(log_signer_key())
+
+    def do_verify(self, workers=None, no_progress=False, **_):
+        from ledger.verify import verify_ledger
+
+        total = log.tree_size()
+        bar = None
+        if not no_progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="entry", desc="verify", file=sys.stderr)
+        try:
+            report = verify_ledger(workers=workers, progress=bar.update if bar else None)
+        finally:
+            if bar:
+                bar.close()
+        if report.ok:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"OK: {report.size} entries and {report.checkpoints} checkpoints verify."
+                )
+            )
+            return
+        first = report.first_failure()
+        if first:
+            self.stderr.write(f"FAIL at index {first[0]}: {first[1]}")
+        for index, reason in sorted(report.failures)[1:20]:
+            self.stderr.write(f"  also index {index}: {reason}")
+        for problem in report.problems[:20]:
+            self.stderr.write(f"FAIL: {problem}")
+        raise CommandError(
+            f"verification failed ({len(report.failures)} bad entries, {len(report.problems)} other problems)",
+            returncode=1,
+        )
+
+
+def log_signer_key() -> str:
+    key = Key.objects.filter(kind=Key.Kind.LOG).first()
+    if key is None:
+        raise CommandError("the ledger has no log key yet: run `manage.py ledger init`")
+    return key.verifier_key

@@ -1,0 +1,176 @@
+"""The log's tables.
+
+``Entry``, ``TreeHash`` and ``Checkpoint`` are append-only: triggers installed by
+migration 0002 make the database refuse UPDATE, DELETE and TRUNCATE on them.
+``Key`` is the key registry, a projection of the key entries; ``SealedKey`` holds
+hosted private keys sealed under the key-encryption key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from functools import cached_property
+
+from django.db import models
+
+from ledger.core.note import verifier_key
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError(f"{self.model.__name__} is append-only")
+
+    def delete(self):
+        raise TypeError(f"{self.model.__name__} is append-only")
+
+
+class AppendOnly(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError(f"{type(self).__name__} is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} is append-only")
+
+
+class Entry(AppendOnly):
+    """One signed ledger entry at its index in the tree."""
+
+    index = models.BigIntegerField(primary_key=True)
+    entry_id = models.CharField("entry id", max_length=128, unique=True)
+    kind = models.CharField(max_length=64, db_index=True)
+    author = models.CharField("author key", max_length=64, db_index=True)
+    time = models.DateTimeField(help_text="When the author says it signed the entry.")
+    integrated_at = models.DateTimeField(help_text="When the log added the entry.")
+    leaf = models.BinaryField(help_text="The exact leaf bytes: canonical JSON.")
+    leaf_hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        verbose_name_plural = "entries"
+        ordering = ["index"]
+
+    def __str__(self) -> str:
+        return f"#{self.index} {self.kind}"
+
+    @cached_property
+    def document(self) -> dict:
+        return json.loads(bytes(self.leaf))
+
+    @property
+    def envelope(self) -> dict:
+        return self.document["entry"]
+
+    @property
+    def payload(self) -> dict:
+        return self.envelope["payload"]
+
+    @property
+    def signature_b64(self) -> str:
+        return self.document["signature"]
+
+    @property
+    def leaf_b64(self) -> str:
+        return base64.b64encode(bytes(self.leaf)).decode()
+
+    @property
+    def leaf_hash_b64(self) -> str:
+        return base64.b64encode(bytes(self.leaf_hash)).decode()
+
+
+class TreeHash(AppendOnly):
+    """A stored Merkle hash at its dense storage index (see ``ledger.core.merkle``)."""
+
+    idx = models.BigIntegerField(primary_key=True)
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        verbose_name = "tree hash"
+
+
+class Checkpoint(AppendOnly):
+    """A C2SP tlog-checkpoint signed note published by the log key."""
+
+    tree_size = models.BigIntegerField(unique=True)
+    root_hash = models.BinaryField(max_length=32)
+    note = models.TextField(help_text="The signed note, byte for byte.")
+    published_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-tree_size"]
+        get_latest_by = "tree_size"
+
+    def __str__(self) -> str:
+        return f"checkpoint at size {self.tree_size}"
+
+    @property
+    def root_b64(self) -> str:
+        return base64.b64encode(bytes(self.root_hash)).decode()
+
+
+class Key(models.Model):
+    """An Ed25519 public key in the registry, as the key entries describe it."""
+
+    class Kind(models.TextChoices):
+        LOG = "log", "log (signs checkpoints and tokens)"
+        MEMBER = "member", "member"
+        FACILITY = "facility", "facility"
+        WITNESS = "witness", "witness"
+        EVALUATOR = "evaluator", "evaluator"
+        SERVICE = "service", "service"
+
+    class Custody(models.TextChoices):
+        HOSTED = "hosted", "hosted (sealed on this server)"
+        EXTERNAL = "external", "external (held by its owner)"
+
+    fingerprint = models.CharField(max_length=64, primary_key=True)
+    public_key = models.BinaryField(max_length=32)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    owner = models.CharField(max_length=200, help_text="Who holds the key.")
+    custody = models.CharField(max_length=16, choices=Custody.choices)
+    name = models.CharField(max_length=200, help_text="Key name in signed notes.")
+    valid_from = models.BigIntegerField(help_text="First entry index the key may sign.")
+    revoked_at = models.BigIntegerField(
+        null=True, blank=True, help_text="Index of the revocation entry; nothing after it."
+    )
+    registered_in = models.BigIntegerField(help_text="Index of the registering entry.")
+
+    class Meta:
+        ordering = ["registered_in"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(kind="log"), name="ledger_key_one_log_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} key of {self.owner} ({self.fingerprint[:12]})"
+
+    def valid_at(self, index: int) -> bool:
+        return self.valid_from <= index and (self.revoked_at is None or index <= self.revoked_at)
+
+    @property
+    def public_key_b64(self) -> str:
+        return base64.b64encode(bytes(self.public_key)).decode()
+
+    @property
+    def verifier_key(self) -> str:
+        return verifier_key(self.name, bytes(self.public_key))
+
+
+class SealedKey(models.Model):
+    """A hosted private key, sealed (XSalsa20-Poly1305) under the key-encryption key."""
+
+    key = models.OneToOneField(Key, on_delete=models.PROTECT, primary_key=True, related_name="sealed")
+    kek_id = models.CharField(max_length=16, help_text="Which key-encryption key sealed it.")
+    sealed_seed = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"sealed key {self.key_id[:12]}"

@@ -1,0 +1,13 @@
+"""Loaded by pytest before Django (see addopts): the environment the tests run in.
+
+Secrets are fresh for each run; DATABASE_URL and CELERY_BROKER_URL come from the
+caller (the Makefile runs the suite against SQLite by default and PostgreSQL in CI).
+"""
+
+import os
+import secrets
+
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("LEDGER_KEK", secrets.token_bytes(32).hex())
+os.environ.setdefault("LEDGER_ORIGIN", "test.ledger.example")
+os.environ["DEBUG"] = "0"
