@@ -226,9 +226,15 @@ def append_signed(items: Sequence[SignedEnvelope]) -> list[Appended]:
             fresh.append(it)
 
     if fresh:
-        with transaction.atomic(savepoint=False):
-            for entry in _append_locked(fresh):
-                results[entry.entry_id] = entry
+        if connection.in_atomic_block:
+            # In the caller's transaction: a refusal raised before anything is written
+            # leaves that transaction usable.
+            appended = _append_locked(fresh)
+        else:
+            with transaction.atomic():
+                appended = _append_locked(fresh)
+        for entry in appended:
+            results[entry.entry_id] = entry
     return [results[i] for i in ids]
 
 
@@ -295,17 +301,20 @@ def _append_locked(items: list[SignedEnvelope]) -> list[Appended]:
         )
         out.append(_describe(it, index, integrated, leaf, created=True))
 
+    # From here on a failure dooms the surrounding transaction (savepoint=False marks
+    # it for rollback), so no half-written append can ever commit.
     try:
-        _insert(
-            ENTRY_T,
-            ["index", "entry_id", "kind", "author", "time", "integrated_at", "leaf", "leaf_hash"],
-            entry_rows,
-        )
-        _insert(HASH_T, ["idx", "hash"], hash_rows)
+        with transaction.atomic(savepoint=False):
+            _insert(
+                ENTRY_T,
+                ["index", "entry_id", "kind", "author", "time", "integrated_at", "leaf", "leaf_hash"],
+                entry_rows,
+            )
+            _insert(HASH_T, ["idx", "hash"], hash_rows)
+            for entry in out:
+                apply(entry)
     except IntegrityError as exc:
         raise LedgerError(f"append conflicted with a concurrent writer: {exc}") from exc
-    for entry in out:
-        apply(entry)
     transaction.on_commit(request_checkpoint)
     return out
 

@@ -1,0 +1,47 @@
+"""Fixtures shared by the whole suite.
+
+Personas used across the tests: the *log operator* (holds the log key, signs
+checkpoints and key registrations), a *partner system* (reads the API with a bearer
+token) and an *outsider* (no credentials, or a bad token).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from consortium.models import ApiToken
+from ledger import services
+from ledger.keys import log_signer
+from tests.ledger.helpers import wipe_database
+
+
+@pytest.fixture
+def log_key(db):
+    """An initialised ledger (genesis entry at index 0); the log key's signer."""
+    services.ledger_init()
+    return log_signer()
+
+
+@pytest.fixture
+def sample_signer(log_key):
+    """A hosted service key registered at index 1 (so it may sign from index 2)."""
+    _, signer = services.key_register(log_signer=log_key, kind="service", owner="sampler", name="sampler")
+    return signer
+
+
+@pytest.fixture
+def committed_db(django_db_setup, django_db_blocker):
+    """Real commits, visible to other processes; wiped afterwards despite the triggers."""
+    with django_db_blocker.unblock():
+        wipe_database()
+        yield
+        wipe_database()
+
+
+@pytest.fixture
+def partner(db):
+    """A partner system's user and a valid bearer token for it."""
+    user = get_user_model().objects.create_user("partner-jp", password="unused-pass-123")
+    token, plaintext = ApiToken.issue(user=user, name="partner system of Japan", days=30)
+    return user, token, plaintext

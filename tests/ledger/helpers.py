@@ -1,0 +1,76 @@
+"""Test helpers that reach beneath the ledger's protections, on purpose."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.db import connection, transaction
+
+ROOT = Path(__file__).resolve().parents[2]
+APPEND_ONLY = ["ledger_entry", "ledger_treehash", "ledger_checkpoint"]
+
+
+@contextlib.contextmanager
+def triggers_disabled():
+    """Run the body with the append-only triggers off (as only a superuser could)."""
+    from ledger.migrations import _triggers
+
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute("SET LOCAL session_replication_role = replica")
+            yield cur
+        return
+    # SQLite: drop and recreate the triggers inside one transaction.
+    with transaction.atomic(), connection.cursor() as cur:
+        for sql in _triggers.remove_sql("sqlite"):
+            cur.execute(sql)
+        yield cur
+        for sql in _triggers.install_sql("sqlite"):
+            cur.execute(sql)
+
+
+def wipe_database() -> None:
+    """Empty every table (the append-only ones too), keeping the schema."""
+    tables = [t for t in connection.introspection.table_names() if t != "django_migrations"]
+    with triggers_disabled() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("TRUNCATE " + ", ".join(connection.ops.quote_name(t) for t in tables) + " RESTART IDENTITY CASCADE")
+        else:
+            for t in tables:
+                cur.execute(f"DELETE FROM {connection.ops.quote_name(t)}")  # noqa: S608
+
+
+def database_url() -> str:
+    """DATABASE_URL of the database the tests use, for child processes."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    auth = s["USER"] or ""
+    if s.get("PASSWORD"):
+        auth += f":{s['PASSWORD']}"
+    host = f"{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}"
+    return f"postgres://{auth}@{host}/{s['NAME']}"
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = database_url()
+    env["PYTHONPATH"] = str(ROOT)
+    env.pop("CELERY_BROKER_URL", None)
+    return env
+
+
+def start_writer(*args: str) -> subprocess.Popen:
+    """A separate process appending entries through the Python API (tests/ledger/writer.py)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.ledger.writer", *args],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

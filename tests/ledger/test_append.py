@@ -1,0 +1,179 @@
+"""Appending through the Python API: indexes, leaves, keys, idempotency, atomicity."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import transaction
+
+from ledger import log, services
+from ledger.core import merkle
+from ledger.core.envelope import parse_leaf, sign_envelope, verify_leaf_signature
+from ledger.keys import EntrySigner
+from ledger.log import IdempotencyConflict, LedgerError
+from ledger.models import Checkpoint, Entry, Key, TreeHash
+from ledger.services import Draft
+
+
+def test_init_writes_the_genesis_entry_signed_by_the_log_key(log_key):
+    genesis = Entry.objects.get(index=0)
+    assert genesis.kind == "log.genesis"
+    assert genesis.author == log_key.fingerprint
+    key = Key.objects.get(kind="log")
+    assert (key.valid_from, key.revoked_at, key.custody) == (0, None, "hosted")
+    leaf = parse_leaf(bytes(genesis.leaf))
+    assert verify_leaf_signature(leaf, log_key.public_key)
+
+
+def test_it_refuses_to_initialise_twice(log_key):
+    with pytest.raises(LedgerError, match="already initialised"):
+        services.ledger_init()
+
+
+def test_private_keys_are_stored_sealed_never_in_plaintext(log_key):
+    sealed = bytes(Key.objects.get(kind="log").sealed.sealed_seed)
+    assert log_key.seed not in sealed
+    assert len(sealed) == 32 + 40  # seed + nonce + MAC
+
+
+def test_entries_get_consecutive_indexes_and_stored_hashes(sample_signer):
+    out = [
+        services.entry_append(signer=sample_signer, kind="test.sample", payload={"n": i})
+        for i in range(10)
+    ]
+    assert [e.index for e in out] == list(range(2, 12))
+    assert TreeHash.objects.count() == merkle.stored_hash_count(12)
+    leaves = [merkle.leaf_hash(bytes(e.leaf)) for e in Entry.objects.order_by("index")]
+    builder = merkle.TreeBuilder()
+    for lh in leaves:
+        builder.push(lh)
+    assert log.root_at(12) == builder.root()
+
+
+def test_the_leaf_commits_to_the_signed_envelope_index_and_integration_time(sample_signer):
+    e = services.entry_append(signer=sample_signer, kind="test.sample", payload={"amount": "12.50"})
+    stored = Entry.objects.get(index=e.index)
+    doc = json.loads(bytes(stored.leaf))
+    assert doc["index"] == e.index
+    assert doc["integrated_time"] == e.integrated_time
+    assert doc["entry"]["payload"] == {"amount": "12.50"}
+    assert bytes(stored.leaf_hash) == merkle.leaf_hash(bytes(stored.leaf))
+
+
+def test_a_bulk_append_is_one_transaction_in_order(sample_signer):
+    drafts = [Draft("test.sample", {"n": i}) for i in range(500)]
+    out = services.entries_append(signer=sample_signer, drafts=drafts)
+    assert [e.index for e in out] == list(range(2, 502))
+    assert [Entry.objects.get(index=i).payload["n"] for i in (2, 250, 501)] == [0, 248, 499]
+
+
+def test_an_append_rolled_back_with_its_transaction_leaves_no_gap(sample_signer):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.entry_append(signer=sample_signer, kind="test.sample", payload={"n": 1})
+        raise RuntimeError("the domain change failed")
+    e = services.entry_append(signer=sample_signer, kind="test.sample", payload={"n": 2})
+    assert e.index == 2
+
+
+def test_the_same_id_and_envelope_is_an_idempotent_retry(sample_signer):
+    first = services.entry_append(
+        signer=sample_signer, kind="test.sample", payload={"n": 1}, entry_id="import-42"
+    )
+    stored_env = Entry.objects.get(index=first.index).envelope
+    again = log.append_signed([sign_envelope(stored_env, sample_signer.signing_key)])[0]
+    assert (again.index, again.created) == (first.index, False)
+
+
+def test_the_same_id_with_another_envelope_is_a_conflict(sample_signer):
+    first = services.entry_append(
+        signer=sample_signer, kind="test.sample", payload={"n": 1}, entry_id="import-42"
+    )
+    stored_env = Entry.objects.get(index=first.index).envelope
+    other = sign_envelope({**stored_env, "payload": {"n": 2}}, sample_signer.signing_key)
+    with pytest.raises(IdempotencyConflict, match="import-42"):
+        log.append_signed([other])
+    assert Entry.objects.count() == 3
+
+
+def test_it_rejects_an_unregistered_author_and_writes_nothing(log_key):
+    stranger = EntrySigner.generate("stranger")
+    with pytest.raises(LedgerError, match="not a registered key"):
+        services.entry_append(signer=stranger, kind="test.sample", payload={})
+    assert Entry.objects.count() == 1
+
+
+def test_a_key_cannot_sign_the_entry_that_registers_it_nor_after_revocation(log_key, sample_signer):
+    services.key_revoke(signer=log_key, fingerprint=sample_signer.fingerprint, reason="lost laptop")
+    assert Key.objects.get(fingerprint=sample_signer.fingerprint).revoked_at == 2
+    with pytest.raises(LedgerError, match="revoked at index 2"):
+        services.entry_append(signer=sample_signer, kind="test.sample", payload={})
+    assert Entry.objects.count() == 3
+
+
+def test_only_the_log_key_registers_keys(sample_signer):
+    other = EntrySigner.generate("other")
+    from ledger.core.keyring import descriptor
+
+    desc = descriptor(public_key=other.public_key, kind="member", owner="FR", custody="external", name="fr")
+    with pytest.raises(LedgerError, match="signed by the log key"):
+        services.entry_append(signer=sample_signer, kind="key.registered", payload={"key": desc})
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"amount": 1.5}, "floating-point"),
+        ({"big": 2**60}, "2\\^53"),
+        ({"bad": object()}, "not JSON"),
+    ],
+)
+def test_it_rejects_payloads_that_do_not_canonicalise_safely(sample_signer, payload, message):
+    with pytest.raises(LedgerError, match=message):
+        services.entry_append(signer=sample_signer, kind="test.sample", payload=payload)
+    assert Entry.objects.count() == 2
+
+
+@pytest.mark.parametrize("kind", ["Upper.case", "nodot", "a..b", "x" * 70 + ".y"])
+def test_it_rejects_malformed_kinds(sample_signer, kind):
+    with pytest.raises(LedgerError, match="kind"):
+        services.entry_append(signer=sample_signer, kind=kind, payload={})
+
+
+def test_an_external_signature_is_checked_against_the_registered_key(log_key):
+    member = EntrySigner.generate("fr")
+    services.key_register(log_signer=log_key, kind="member", owner="FR", name="fr", public_key=member.public_key)
+    assert Key.objects.get(fingerprint=member.fingerprint).custody == "external"
+    env = {
+        "author": member.fingerprint, "id": "fr-1", "kind": "test.sample",
+        "payload": {"x": "1"}, "time": "2026-11-26T12:00:00Z",
+    }
+    good = sign_envelope(env, member.signing_key)
+    with pytest.raises(LedgerError, match="does not verify"):
+        services.signed_envelope_from_client(env, bytes(64))
+    checked = services.signed_envelope_from_client(env, good.signature)
+    e = services.entries_append_signed([checked])[0]
+    assert e.index == 2
+
+
+def test_a_checkpoint_is_published_after_each_commit_without_a_broker(
+    sample_signer, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.entry_append(signer=sample_signer, kind="test.sample", payload={})
+    assert log.latest_checkpoint().tree_size == 3
+
+
+def test_publishing_refuses_to_sign_a_tree_inconsistent_with_the_last_checkpoint(sample_signer):
+    services.entry_append(signer=sample_signer, kind="test.sample", payload={})
+    log.publish_checkpoint()
+    from tests.ledger.helpers import triggers_disabled
+
+    with triggers_disabled() as cur:
+        # The hash of leaves 0-1, which the next append combines into the new root.
+        cur.execute(
+            "UPDATE ledger_treehash SET hash = %s WHERE idx = %s", [bytes(32), merkle.stored_hash_index(1, 0)]
+        )
+    services.entry_append(signer=sample_signer, kind="test.sample", payload={})
+    with pytest.raises(LedgerError, match="not consistent"):
+        log.publish_checkpoint()
