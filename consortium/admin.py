@@ -7,11 +7,27 @@ from consortium.models import ApiToken
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are issued with `manage.py apitoken create`; here they can be seen and revoked."""
 
-    list_display = ["key_id", "user", "name", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_display = [
+        "key_id",
+        "user",
+        "name",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
     list_filter = ["revoked_at"]
     search_fields = ["key_id", "user__username", "name"]
     list_select_related = ["user"]
-    readonly_fields = ["user", "name", "key_id", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    readonly_fields = [
+        "user",
+        "name",
+        "key_id",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
     exclude = ["secret_hash"]
     actions = ["revoke"]
 

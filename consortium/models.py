@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-TOKEN_PREFIX = "clt"
+TOKEN_PREFIX = "clt"  # noqa: S105  (a prefix, not a secret)
 
 
 def hash_secret(secret: str) -> str:
@@ -28,7 +28,9 @@ class ApiTokenQuerySet(models.QuerySet):
 class ApiToken(models.Model):
     """A bearer token for a partner system. Only its hash is stored."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
     name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
     key_id = models.CharField(max_length=16, unique=True, help_text="Public part, shown in lists.")
     secret_hash = models.CharField(max_length=64)

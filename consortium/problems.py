@@ -57,7 +57,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     detail, errors = _detail(response.data)
-    headers = {k: v for k, v in response.items()}
+    headers = dict(response.items())
     out = Response(
         problem(response.status_code, detail, errors=errors),
         status=response.status_code,

@@ -43,7 +43,16 @@ class EntryAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     # The change list pages by index; counting millions of rows on every page is waste.
     list_per_page = 100
-    fields = ["index", "entry_id", "kind", "author", "time", "integrated_at", "payload_pretty", "leaf_hash_hex"]
+    fields = [
+        "index",
+        "entry_id",
+        "kind",
+        "author",
+        "time",
+        "integrated_at",
+        "payload_pretty",
+        "leaf_hash_hex",
+    ]
 
     def get_search_results(self, request, queryset, search_term):
         """A number finds that index; text finds a kind, an entry id or an author prefix."""
@@ -90,8 +99,16 @@ class KeyAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "custody"]
     search_fields = ["fingerprint", "owner", "name"]
     fields = [
-        "fingerprint", "kind", "owner", "custody", "name", "public_key_b64", "verifier_key",
-        "registered_in", "valid_from", "revoked_at",
+        "fingerprint",
+        "kind",
+        "owner",
+        "custody",
+        "name",
+        "public_key_b64",
+        "verifier_key",
+        "registered_in",
+        "valid_from",
+        "revoked_at",
     ]
 
     @admin.display(description="fingerprint")

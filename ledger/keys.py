@@ -62,13 +62,14 @@ def unseal_seed(sealed: bytes, kek_id: str) -> bytes:
     box, current = kek_box()
     if kek_id != current:
         raise HostedKeyError(
-            f"this key was sealed under key-encryption key {kek_id}, "
-            f"but LEDGER_KEK is {current}"
+            f"this key was sealed under key-encryption key {kek_id}, but LEDGER_KEK is {current}"
         )
     try:
         return box.decrypt(bytes(sealed))
     except CryptoError as exc:
-        raise HostedKeyError("cannot unseal the key: wrong key-encryption key or corrupt data") from exc
+        raise HostedKeyError(
+            "cannot unseal the key: wrong key-encryption key or corrupt data"
+        ) from exc
 
 
 @dataclass(frozen=True)

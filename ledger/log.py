@@ -160,7 +160,9 @@ def _existing(ids: list[str]) -> dict[str, tuple[int, bytes]]:
 
 def _load_keys(fingerprints: Iterable[str]) -> Keyring:
     fps = sorted(set(fingerprints))
-    cols = "fingerprint, public_key, kind, owner, custody, name, registered_in, valid_from, revoked_at"
+    cols = (
+        "fingerprint, public_key, kind, owner, custody, name, registered_in, valid_from, revoked_at"
+    )
     with connection.cursor() as cur:
         marks = ",".join(["%s"] * len(fps)) or "NULL"
         cur.execute(
@@ -243,7 +245,9 @@ def _integrated_from(leaf: bytes) -> str:
     return leaf[start : leaf.index(b'"', start)].decode()
 
 
-def _describe(it: SignedEnvelope, index: int, integrated: str, leaf: bytes, created: bool) -> Appended:
+def _describe(
+    it: SignedEnvelope, index: int, integrated: str, leaf: bytes, created: bool
+) -> Appended:
     return Appended(
         index=index,
         entry_id=it.entry_id,
@@ -307,7 +311,16 @@ def _append_locked(items: list[SignedEnvelope]) -> list[Appended]:
         with transaction.atomic(savepoint=False):
             _insert(
                 ENTRY_T,
-                ["index", "entry_id", "kind", "author", "time", "integrated_at", "leaf", "leaf_hash"],
+                [
+                    "index",
+                    "entry_id",
+                    "kind",
+                    "author",
+                    "time",
+                    "integrated_at",
+                    "leaf",
+                    "leaf_hash",
+                ],
                 entry_rows,
             )
             _insert(HASH_T, ["idx", "hash"], hash_rows)

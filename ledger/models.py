@@ -93,6 +93,9 @@ class TreeHash(AppendOnly):
     class Meta:
         verbose_name = "tree hash"
 
+    def __str__(self) -> str:
+        return f"tree hash {self.idx}"
+
 
 class Checkpoint(AppendOnly):
     """A C2SP tlog-checkpoint signed note published by the log key."""
@@ -167,7 +170,9 @@ class Key(models.Model):
 class SealedKey(models.Model):
     """A hosted private key, sealed (XSalsa20-Poly1305) under the key-encryption key."""
 
-    key = models.OneToOneField(Key, on_delete=models.PROTECT, primary_key=True, related_name="sealed")
+    key = models.OneToOneField(
+        Key, on_delete=models.PROTECT, primary_key=True, related_name="sealed"
+    )
     kek_id = models.CharField(max_length=16, help_text="Which key-encryption key sealed it.")
     sealed_seed = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -118,7 +118,11 @@ def ledger_init(*, origin: str | None = None) -> Appended:
         signer = EntrySigner.generate(origin)
         try:
             desc = descriptor(
-                public_key=signer.public_key, kind="log", owner=origin, custody="hosted", name=origin
+                public_key=signer.public_key,
+                kind="log",
+                owner=origin,
+                custody="hosted",
+                name=origin,
             )
         except KeyringError as exc:
             raise LedgerError(f"LEDGER_ORIGIN: {exc}") from exc

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from multiprocessing import get_context
 
 from django.db import connection
@@ -144,10 +145,14 @@ def verify_ledger(
 
     report.size = builder.size
     if total != builder.size:
-        report.problems.append(f"{total} entries stored but only {builder.size} form a gapless sequence")
+        report.problems.append(
+            f"{total} entries stored but only {builder.size} form a gapless sequence"
+        )
     extra = next(stored, None)
     if extra is not None:
-        report.problems.append(f"stored tree hash {extra[0]} is beyond the tree of size {builder.size}")
+        report.problems.append(
+            f"stored tree hash {extra[0]} is beyond the tree of size {builder.size}"
+        )
     for size in checkpoints:
         if size > builder.size:
             report.problems.append(f"checkpoint at size {size} is beyond the tree ({builder.size})")
@@ -194,7 +199,7 @@ def _check_checkpoint(cp: Checkpoint, root: bytes, keyring: Keyring, report: Rep
 def _check_consistency(cps: list[Checkpoint], report: Report) -> None:
     from ledger import log
 
-    for old, new in zip(cps, cps[1:], strict=False):
+    for old, new in pairwise(cps):
         if new.tree_size > report.size:
             break
         try:
@@ -214,7 +219,9 @@ def _check_registry(keyring: Keyring, report: Report) -> None:
     for fp, state in keyring.keys.items():
         row = stored.pop(fp, None)
         if row is None:
-            report.problems.append(f"key {fp[:16]}… is registered by entries but not in the registry")
+            report.problems.append(
+                f"key {fp[:16]}… is registered by entries but not in the registry"
+            )
             continue
         if (
             bytes(row.public_key) != state.public_key

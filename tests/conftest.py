@@ -16,6 +16,27 @@ from ledger.keys import log_signer
 from tests.ledger.helpers import wipe_database
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
+    """Always create the test database, even when only ``committed_db`` tests run.
+
+    pytest-django creates databases only for tests that ask for ``db`` or carry the
+    marker; ``committed_db`` needs neither (it must avoid the flush at teardown, which
+    the append-only triggers refuse).
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    verbosity = request.config.option.verbose
+    with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=verbosity, interactive=False, keepdb=django_db_keepdb, aliases={"default"}
+        )
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(config, verbosity=verbosity)
+
+
 @pytest.fixture
 def log_key(db):
     """An initialised ledger (genesis entry at index 0); the log key's signer."""
@@ -26,7 +47,9 @@ def log_key(db):
 @pytest.fixture
 def sample_signer(log_key):
     """A hosted service key registered at index 1 (so it may sign from index 2)."""
-    _, signer = services.key_register(log_signer=log_key, kind="service", owner="sampler", name="sampler")
+    _, signer = services.key_register(
+        log_signer=log_key, kind="service", owner="sampler", name="sampler"
+    )
     return signer
 
 

@@ -20,14 +20,22 @@ class ProblemSerializer(serializers.Serializer):
 
 class EntriesQuery(serializers.Serializer):
     after = serializers.IntegerField(
-        required=False, default=-1, min_value=-1, max_value=MAX_SAFE_INTEGER,
+        required=False,
+        default=-1,
+        min_value=-1,
+        max_value=MAX_SAFE_INTEGER,
         help_text="Return entries with an index greater than this (default: from the start).",
     )
     limit = serializers.IntegerField(
-        required=False, default=100, min_value=1, max_value=1000,
+        required=False,
+        default=100,
+        min_value=1,
+        max_value=1000,
         help_text="How many entries at most (1-1000, default 100).",
     )
-    kind = serializers.CharField(required=False, max_length=64, help_text="Only entries of this kind.")
+    kind = serializers.CharField(
+        required=False, max_length=64, help_text="Only entries of this kind."
+    )
 
 
 class InclusionQuery(serializers.Serializer):
@@ -68,13 +76,23 @@ class EntrySerializer(serializers.ModelSerializer):
     payload = serializers.JSONField(source="envelope.payload")
     signature = serializers.CharField(source="signature_b64", help_text="Base64 Ed25519.")
     leaf = serializers.CharField(source="leaf_b64", help_text="Base64 of the exact leaf bytes.")
-    leaf_hash = serializers.CharField(source="leaf_hash_b64", help_text="Base64 RFC 9162 leaf hash.")
+    leaf_hash = serializers.CharField(
+        source="leaf_hash_b64", help_text="Base64 RFC 9162 leaf hash."
+    )
 
     class Meta:
         model = Entry
         fields = [
-            "index", "id", "kind", "author", "time", "integrated_time",
-            "payload", "signature", "leaf", "leaf_hash",
+            "index",
+            "id",
+            "kind",
+            "author",
+            "time",
+            "integrated_time",
+            "payload",
+            "signature",
+            "leaf",
+            "leaf_hash",
         ]
 
 
@@ -109,7 +127,14 @@ class KeySerializer(serializers.ModelSerializer):
     class Meta:
         model = Key
         fields = [
-            "fingerprint", "public_key", "verifier_key", "kind", "owner", "custody", "name",
-            "registered_in", "valid_from", "revoked_at",
+            "fingerprint",
+            "public_key",
+            "verifier_key",
+            "kind",
+            "owner",
+            "custody",
+            "name",
+            "registered_in",
+            "valid_from",
+            "revoked_at",
         ]
-

@@ -133,7 +133,9 @@ class InclusionProofView(APIView):
         if q["tree_size"] > size:
             raise bad_request(f"tree_size {q['tree_size']} is larger than the tree ({size})")
         proof = log.inclusion_proof(q["index"], q["tree_size"])
-        return Response({"index": q["index"], "tree_size": q["tree_size"], "proof": [_b64(h) for h in proof]})
+        return Response(
+            {"index": q["index"], "tree_size": q["tree_size"], "proof": [_b64(h) for h in proof]}
+        )
 
 
 class ConsistencyProofView(APIView):
@@ -161,7 +163,9 @@ class KeyListView(APIView):
         summary="The public key registry",
         description="Every key the log knows, with the index range it may sign.",
         parameters=[
-            OpenApiParameter("kind", str, enum=Key.Kind.values, description="Only keys of this kind."),
+            OpenApiParameter(
+                "kind", str, enum=Key.Kind.values, description="Only keys of this kind."
+            ),
         ],
         responses={200: s.KeySerializer(many=True), 400: PROBLEMS[400], 401: PROBLEMS[401]},
     )

@@ -180,9 +180,7 @@ class Keyring:
         )
 
 
-def descriptor(
-    *, public_key: bytes, kind: str, owner: str, custody: str, name: str
-) -> dict:
+def descriptor(*, public_key: bytes, kind: str, owner: str, custody: str, name: str) -> dict:
     """A key descriptor for a key entry's payload."""
     try:
         fp = key_fingerprint(public_key)

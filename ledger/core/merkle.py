@@ -194,7 +194,9 @@ def _consistency_indexes(lo: int, hi: int, m: int, need: list[int]) -> None:
         _consistency_indexes(lo + k, hi, m, need)
 
 
-def _consistency(lo: int, hi: int, m: int, hashes: list[bytes], pos: int) -> tuple[list[bytes], int]:
+def _consistency(
+    lo: int, hi: int, m: int, hashes: list[bytes], pos: int
+) -> tuple[list[bytes], int]:
     if m == hi:
         if lo == 0:
             # This subtree is exactly the old tree: the verifier knows its hash.
@@ -277,7 +279,9 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[byte
     return r
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> None:
     """Raise :class:`ProofError` unless ``proof`` shows ``leaf`` at ``index`` under ``root``."""
     _check_hash(root, "root")
     if root_from_inclusion(index, size, leaf, proof) != root:

@@ -75,7 +75,7 @@ class Verifier:
 
 
 def parse_verifier_key(vkey: str) -> Verifier:
-    parts = vkey.strip().split("+")
+    parts = vkey.strip().split("+", 2)  # base64 may contain "+"; names may not
     if len(parts) != 3:
         raise NoteError("a verifier key is name+hex8+base64")
     name, kid_hex, key_b64 = parts
@@ -110,7 +110,7 @@ class Signer:
 
 def parse_signer_key(skey: str) -> Signer:
     """Read a ``PRIVATE+KEY+name+hex8+base64(0x01 || seed)`` signer key."""
-    parts = skey.strip().split("+")
+    parts = skey.strip().split("+", 4)  # base64 may contain "+"; names may not
     if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
         raise NoteError("a signer key is PRIVATE+KEY+name+hex8+base64")
     name, kid_hex, key_b64 = parts[2:]

@@ -5,82 +5,145 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Checkpoint',
+            name="Checkpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tree_size', models.BigIntegerField(unique=True)),
-                ('root_hash', models.BinaryField(max_length=32)),
-                ('note', models.TextField(help_text='The signed note, byte for byte.')),
-                ('published_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("tree_size", models.BigIntegerField(unique=True)),
+                ("root_hash", models.BinaryField(max_length=32)),
+                ("note", models.TextField(help_text="The signed note, byte for byte.")),
+                ("published_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['-tree_size'],
-                'get_latest_by': 'tree_size',
+                "ordering": ["-tree_size"],
+                "get_latest_by": "tree_size",
             },
         ),
         migrations.CreateModel(
-            name='Entry',
+            name="Entry",
             fields=[
-                ('index', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('entry_id', models.CharField(max_length=128, unique=True, verbose_name='entry id')),
-                ('kind', models.CharField(db_index=True, max_length=64)),
-                ('author', models.CharField(db_index=True, max_length=64, verbose_name='author key')),
-                ('time', models.DateTimeField(help_text='When the author says it signed the entry.')),
-                ('integrated_at', models.DateTimeField(help_text='When the log added the entry.')),
-                ('leaf', models.BinaryField(help_text='The exact leaf bytes: canonical JSON.')),
-                ('leaf_hash', models.BinaryField(max_length=32)),
+                ("index", models.BigIntegerField(primary_key=True, serialize=False)),
+                (
+                    "entry_id",
+                    models.CharField(max_length=128, unique=True, verbose_name="entry id"),
+                ),
+                ("kind", models.CharField(db_index=True, max_length=64)),
+                (
+                    "author",
+                    models.CharField(db_index=True, max_length=64, verbose_name="author key"),
+                ),
+                (
+                    "time",
+                    models.DateTimeField(help_text="When the author says it signed the entry."),
+                ),
+                ("integrated_at", models.DateTimeField(help_text="When the log added the entry.")),
+                ("leaf", models.BinaryField(help_text="The exact leaf bytes: canonical JSON.")),
+                ("leaf_hash", models.BinaryField(max_length=32)),
             ],
             options={
-                'verbose_name_plural': 'entries',
-                'ordering': ['index'],
+                "verbose_name_plural": "entries",
+                "ordering": ["index"],
             },
         ),
         migrations.CreateModel(
-            name='Key',
+            name="Key",
             fields=[
-                ('fingerprint', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('public_key', models.BinaryField(max_length=32)),
-                ('kind', models.CharField(choices=[('log', 'log (signs checkpoints and tokens)'), ('member', 'member'), ('facility', 'facility'), ('witness', 'witness'), ('evaluator', 'evaluator'), ('service', 'service')], max_length=16)),
-                ('owner', models.CharField(help_text='Who holds the key.', max_length=200)),
-                ('custody', models.CharField(choices=[('hosted', 'hosted (sealed on this server)'), ('external', 'external (held by its owner)')], max_length=16)),
-                ('name', models.CharField(help_text='Key name in signed notes.', max_length=200)),
-                ('valid_from', models.BigIntegerField(help_text='First entry index the key may sign.')),
-                ('revoked_at', models.BigIntegerField(blank=True, help_text='Index of the revocation entry; nothing after it.', null=True)),
-                ('registered_in', models.BigIntegerField(help_text='Index of the registering entry.')),
+                ("fingerprint", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("public_key", models.BinaryField(max_length=32)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("log", "log (signs checkpoints and tokens)"),
+                            ("member", "member"),
+                            ("facility", "facility"),
+                            ("witness", "witness"),
+                            ("evaluator", "evaluator"),
+                            ("service", "service"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("owner", models.CharField(help_text="Who holds the key.", max_length=200)),
+                (
+                    "custody",
+                    models.CharField(
+                        choices=[
+                            ("hosted", "hosted (sealed on this server)"),
+                            ("external", "external (held by its owner)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("name", models.CharField(help_text="Key name in signed notes.", max_length=200)),
+                (
+                    "valid_from",
+                    models.BigIntegerField(help_text="First entry index the key may sign."),
+                ),
+                (
+                    "revoked_at",
+                    models.BigIntegerField(
+                        blank=True,
+                        help_text="Index of the revocation entry; nothing after it.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "registered_in",
+                    models.BigIntegerField(help_text="Index of the registering entry."),
+                ),
             ],
             options={
-                'ordering': ['registered_in'],
+                "ordering": ["registered_in"],
             },
         ),
         migrations.CreateModel(
-            name='TreeHash',
+            name="TreeHash",
             fields=[
-                ('idx', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('hash', models.BinaryField(max_length=32)),
+                ("idx", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("hash", models.BinaryField(max_length=32)),
             ],
             options={
-                'verbose_name': 'tree hash',
+                "verbose_name": "tree hash",
             },
         ),
         migrations.CreateModel(
-            name='SealedKey',
+            name="SealedKey",
             fields=[
-                ('key', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='sealed', serialize=False, to='ledger.key')),
-                ('kek_id', models.CharField(help_text='Which key-encryption key sealed it.', max_length=16)),
-                ('sealed_seed', models.BinaryField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "key",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="sealed",
+                        serialize=False,
+                        to="ledger.key",
+                    ),
+                ),
+                (
+                    "kek_id",
+                    models.CharField(
+                        help_text="Which key-encryption key sealed it.", max_length=16
+                    ),
+                ),
+                ("sealed_seed", models.BinaryField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.AddConstraint(
-            model_name='key',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'log')), fields=('kind',), name='ledger_key_one_log_key'),
+            model_name="key",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "log")), fields=("kind",), name="ledger_key_one_log_key"
+            ),
         ),
     ]

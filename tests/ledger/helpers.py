@@ -38,10 +38,14 @@ def wipe_database() -> None:
     tables = [t for t in connection.introspection.table_names() if t != "django_migrations"]
     with triggers_disabled() as cur:
         if connection.vendor == "postgresql":
-            cur.execute("TRUNCATE " + ", ".join(connection.ops.quote_name(t) for t in tables) + " RESTART IDENTITY CASCADE")
+            cur.execute(
+                "TRUNCATE "
+                + ", ".join(connection.ops.quote_name(t) for t in tables)
+                + " RESTART IDENTITY CASCADE"
+            )
         else:
             for t in tables:
-                cur.execute(f"DELETE FROM {connection.ops.quote_name(t)}")  # noqa: S608
+                cur.execute(f"DELETE FROM {connection.ops.quote_name(t)}")
 
 
 def database_url() -> str:
@@ -64,12 +68,12 @@ def child_env() -> dict:
     return env
 
 
-def start_writer(*args: str) -> subprocess.Popen:
+def start_writer(*args: str, env: dict | None = None) -> subprocess.Popen:
     """A separate process appending entries through the Python API (tests/ledger/writer.py)."""
     return subprocess.Popen(
         [sys.executable, "-m", "tests.ledger.writer", *args],
         cwd=ROOT,
-        env=child_env(),
+        env=env or child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -12,7 +12,7 @@ from ledger.core import merkle
 from ledger.core.envelope import parse_leaf, sign_envelope, verify_leaf_signature
 from ledger.keys import EntrySigner
 from ledger.log import IdempotencyConflict, LedgerError
-from ledger.models import Checkpoint, Entry, Key, TreeHash
+from ledger.models import Entry, Key, TreeHash
 from ledger.services import Draft
 
 
@@ -115,7 +115,9 @@ def test_only_the_log_key_registers_keys(sample_signer):
     other = EntrySigner.generate("other")
     from ledger.core.keyring import descriptor
 
-    desc = descriptor(public_key=other.public_key, kind="member", owner="FR", custody="external", name="fr")
+    desc = descriptor(
+        public_key=other.public_key, kind="member", owner="FR", custody="external", name="fr"
+    )
     with pytest.raises(LedgerError, match="signed by the log key"):
         services.entry_append(signer=sample_signer, kind="key.registered", payload={"key": desc})
 
@@ -142,11 +144,16 @@ def test_it_rejects_malformed_kinds(sample_signer, kind):
 
 def test_an_external_signature_is_checked_against_the_registered_key(log_key):
     member = EntrySigner.generate("fr")
-    services.key_register(log_signer=log_key, kind="member", owner="FR", name="fr", public_key=member.public_key)
+    services.key_register(
+        log_signer=log_key, kind="member", owner="FR", name="fr", public_key=member.public_key
+    )
     assert Key.objects.get(fingerprint=member.fingerprint).custody == "external"
     env = {
-        "author": member.fingerprint, "id": "fr-1", "kind": "test.sample",
-        "payload": {"x": "1"}, "time": "2026-11-26T12:00:00Z",
+        "author": member.fingerprint,
+        "id": "fr-1",
+        "kind": "test.sample",
+        "payload": {"x": "1"},
+        "time": "2026-11-26T12:00:00Z",
     }
     good = sign_envelope(env, member.signing_key)
     with pytest.raises(LedgerError, match="does not verify"):
@@ -172,7 +179,8 @@ def test_publishing_refuses_to_sign_a_tree_inconsistent_with_the_last_checkpoint
     with triggers_disabled() as cur:
         # The hash of leaves 0-1, which the next append combines into the new root.
         cur.execute(
-            "UPDATE ledger_treehash SET hash = %s WHERE idx = %s", [bytes(32), merkle.stored_hash_index(1, 0)]
+            "UPDATE ledger_treehash SET hash = %s WHERE idx = %s",
+            [bytes(32), merkle.stored_hash_index(1, 0)],
         )
     services.entry_append(signer=sample_signer, kind="test.sample", payload={})
     with pytest.raises(LedgerError, match="not consistent"):

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def writer_key(committed_db):
     services.ledger_init()
-    _, signer = services.key_register(log_signer=log_signer(), kind="service", owner="writers", name="writers")
+    _, signer = services.key_register(
+        log_signer=log_signer(), kind="service", owner="writers", name="writers"
+    )
     return signer.fingerprint
 
 
@@ -36,15 +38,20 @@ def _indexes() -> list[int]:
 
 def test_concurrent_writers_produce_one_gapless_sequence_that_verifies(writer_key):
     writers, each = 6, 40
-    procs = [start_writer("--key", writer_key, "--count", str(each), "--tag", f"w{i}") for i in range(writers)]
+    procs = [
+        start_writer("--key", writer_key, "--count", str(each), "--tag", f"w{i}")
+        for i in range(writers)
+    ]
     for p in procs:
-        out, err = p.communicate(timeout=120)
+        _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
     assert _indexes() == list(range(2 + writers * each))
     per_writer = {}
     for e in Entry.objects.filter(kind="test.sample"):
         per_writer.setdefault(e.payload["writer"], []).append(e.payload["n"])
-    assert {w: sorted(ns) for w, ns in per_writer.items()} == {f"w{i}": list(range(each)) for i in range(writers)}
+    assert {w: sorted(ns) for w, ns in per_writer.items()} == {
+        f"w{i}": list(range(each)) for i in range(writers)
+    }
     # Each writer's own entries are in its commit order.
     for ns in per_writer.values():
         assert ns == sorted(ns)
@@ -54,7 +61,10 @@ def test_concurrent_writers_produce_one_gapless_sequence_that_verifies(writer_ke
 
 
 def test_concurrent_bulk_appends_interleave_as_whole_batches(writer_key):
-    procs = [start_writer("--key", writer_key, "--count", "300", "--batch", "100", "--tag", f"b{i}") for i in range(3)]
+    procs = [
+        start_writer("--key", writer_key, "--count", "300", "--batch", "100", "--tag", f"b{i}")
+        for i in range(3)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
@@ -68,7 +78,9 @@ def test_concurrent_bulk_appends_interleave_as_whole_batches(writer_key):
 
 
 def test_a_writer_killed_mid_append_leaves_a_ledger_that_verifies_with_no_gap(writer_key):
-    proc = start_writer("--key", writer_key, "--count", "100000", "--batch", "50", "--tag", "doomed")
+    proc = start_writer(
+        "--key", writer_key, "--count", "100000", "--batch", "50", "--tag", "doomed"
+    )
     # Wait until it has committed a few batches, then kill it without warning.
     deadline = time.monotonic() + 60
     committed = 0

@@ -17,9 +17,14 @@ from tests.ledger.helpers import triggers_disabled
 
 @pytest.fixture
 def ledger_with_history(sample_signer):
-    services.entries_append(signer=sample_signer, drafts=[Draft("test.sample", {"n": i, "note": "ok"}) for i in range(40)])
+    services.entries_append(
+        signer=sample_signer,
+        drafts=[Draft("test.sample", {"n": i, "note": "ok"}) for i in range(40)],
+    )
     log.publish_checkpoint()
-    services.entries_append(signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(40, 60)])
+    services.entries_append(
+        signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(40, 60)]
+    )
     log.publish_checkpoint()
     return sample_signer
 
@@ -54,7 +59,9 @@ def test_a_byte_changed_in_a_stored_entry_is_found_and_named(ledger_with_history
     assert "FAIL at index 17: stored leaf hash is not the hash of the leaf bytes" in err
 
 
-def test_a_rewritten_entry_with_a_matching_hash_fails_its_signature_and_the_tree(ledger_with_history, capsys):
+def test_a_rewritten_entry_with_a_matching_hash_fails_its_signature_and_the_tree(
+    ledger_with_history, capsys
+):
     leaf = bytes(Entry.objects.get(index=17).leaf)
     _set_leaf(17, leaf.replace(b'"note":"ok"', b'"note":"OK"'), fix_hash=True)
     err = _verify_fails(capsys)
@@ -73,7 +80,8 @@ def test_an_entry_re_signed_by_an_unregistered_key_is_found(ledger_with_history,
     leaf = build_leaf(forged.envelope_bytes, 30, doc["integrated_time"], forged.signature)
     with triggers_disabled() as cur:
         cur.execute(
-            "UPDATE ledger_entry SET leaf = %s, leaf_hash = %s, author = %s WHERE " + '"index" = %s',
+            "UPDATE ledger_entry SET leaf = %s, leaf_hash = %s, author = %s WHERE "
+            + '"index" = %s',
             [leaf, merkle.leaf_hash(leaf), intruder.fingerprint, 30],
         )
     err = _verify_fails(capsys)
@@ -88,21 +96,30 @@ def test_a_missing_entry_is_a_gap(ledger_with_history, capsys):
 
 
 def test_a_checkpoint_signed_by_another_key_is_found(ledger_with_history, capsys):
-    from ledger.core.note import Checkpoint as Body
-    from ledger.core.note import Signer, sign_note
     from nacl.signing import SigningKey
 
+    from ledger.core.note import Checkpoint as Body
+    from ledger.core.note import Signer, sign_note
+
     cp = log.latest_checkpoint()
-    forged = sign_note(Body("test.ledger.example", cp.tree_size, bytes(cp.root_hash)).body(), Signer("test.ledger.example", SigningKey.generate()))
+    forged = sign_note(
+        Body("test.ledger.example", cp.tree_size, bytes(cp.root_hash)).body(),
+        Signer("test.ledger.example", SigningKey.generate()),
+    )
     with triggers_disabled() as cur:
-        cur.execute("UPDATE ledger_checkpoint SET note = %s WHERE tree_size = %s", [forged, cp.tree_size])
+        cur.execute(
+            "UPDATE ledger_checkpoint SET note = %s WHERE tree_size = %s", [forged, cp.tree_size]
+        )
     err = _verify_fails(capsys)
     assert f"checkpoint at size {cp.tree_size}: no signature by a known key" in err
 
 
 def test_a_stored_hash_changed_under_the_tree_is_found(ledger_with_history):
     with triggers_disabled() as cur:
-        cur.execute("UPDATE ledger_treehash SET hash = %s WHERE idx = %s", [bytes(32), merkle.stored_hash_index(2, 3)])
+        cur.execute(
+            "UPDATE ledger_treehash SET hash = %s WHERE idx = %s",
+            [bytes(32), merkle.stored_hash_index(2, 3)],
+        )
     report = verify_ledger(workers=1)
     assert not report.ok
     index, reason = report.first_failure()
@@ -113,6 +130,8 @@ def test_a_stored_hash_changed_under_the_tree_is_found(ledger_with_history):
 def test_a_tampered_key_registry_row_is_found(ledger_with_history):
     from ledger.models import Key
 
-    Key.objects.filter(fingerprint=ledger_with_history.fingerprint).update(revoked_at=None, valid_from=0)
+    Key.objects.filter(fingerprint=ledger_with_history.fingerprint).update(
+        revoked_at=None, valid_from=0
+    )
     report = verify_ledger(workers=1)
     assert any("differs from its entries" in p for p in report.problems)

@@ -16,7 +16,12 @@ class Command(BaseCommand):
         create = sub.add_parser("create", help="Issue a token and print it once.")
         create.add_argument("--user", required=True, help="Username the token acts as.")
         create.add_argument("--name", default="", help="What the token is for.")
-        create.add_argument("--days", type=int, default=None, help="Lifetime in days (default from API_TOKEN_DEFAULT_DAYS).")
+        create.add_argument(
+            "--days",
+            type=int,
+            default=None,
+            help="Lifetime in days (default from API_TOKEN_DEFAULT_DAYS).",
+        )
         lst = sub.add_parser("list", help="List tokens (never their secrets).")
         lst.add_argument("--user", help="Only this user's tokens.")
         revoke = sub.add_parser("revoke", help="Revoke a token by its key id.")
@@ -34,7 +39,9 @@ class Command(BaseCommand):
             token, plaintext = ApiToken.issue(user=owner, name=name, days=days)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        self.stderr.write(f"Token {token.key_id} for {owner.username}, expires {token.expires_at:%Y-%m-%d %H:%M} UTC.")
+        self.stderr.write(
+            f"Token {token.key_id} for {owner.username}, expires {token.expires_at:%Y-%m-%d %H:%M} UTC."
+        )
         self.stderr.write("It is shown once; store it now.")
         self.stdout.write(plaintext)
 
@@ -44,7 +51,9 @@ class Command(BaseCommand):
             qs = qs.filter(user__username=user)
         for t in qs:
             state = "revoked" if t.revoked_at else ("expired" if not t.is_usable else "active")
-            self.stdout.write(f"{t.key_id}  {t.user.username:<20} {state:<8} expires {t.expires_at:%Y-%m-%d}  {t.name}")
+            self.stdout.write(
+                f"{t.key_id}  {t.user.username:<20} {state:<8} expires {t.expires_at:%Y-%m-%d}  {t.name}"
+            )
 
     def do_revoke(self, key_id, **_):
         token = ApiToken.objects.filter(key_id=key_id).first()

@@ -21,7 +21,10 @@ TOPICS = [
     ("compute.sample", {"facility": "LUMI", "accelerator": "mi250x", "gpu_hours": 1200}),
     ("compute.sample", {"facility": "Leonardo", "accelerator": "a100", "gpu_hours": 800}),
     ("compute.sample", {"facility": "MareNostrum 5", "accelerator": "h100", "gpu_hours": 640}),
-    ("data.sample", {"dataset": "national-corpus", "tokens": 1_000_000_000, "licence": "CC-BY-4.0"}),
+    (
+        "data.sample",
+        {"dataset": "national-corpus", "tokens": 1_000_000_000, "licence": "CC-BY-4.0"},
+    ),
     ("funds.sample", {"amount": "250000.00", "currency": "EUR"}),
 ]
 
@@ -33,7 +36,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--entries", type=int, default=300, help="Sample entries to add (default 300).")
+        parser.add_argument(
+            "--entries", type=int, default=300, help="Sample entries to add (default 300)."
+        )
 
     def handle(self, *args, entries, **options):
         if not Key.objects.filter(kind=Key.Kind.LOG).exists():
@@ -46,7 +51,9 @@ class Command(BaseCommand):
         for i in range(entries):
             kind, payload = TOPICS[i % len(TOPICS)]
             drafts.append(
-                Draft(kind, {**payload, "member": members[(base + i) % len(members)], "n": base + i})
+                Draft(
+                    kind, {**payload, "member": members[(base + i) % len(members)], "n": base + i}
+                )
             )
         with transaction.atomic(durable=True):
             services.entries_append(signer=signer, drafts=drafts)
@@ -54,7 +61,9 @@ class Command(BaseCommand):
         username, password = self._admin()
         token = self._token(username)
         size = log.tree_size()
-        self.stdout.write(self.style.SUCCESS(f"Ledger: {size} entries; checkpoint at size {cp.tree_size}."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Ledger: {size} entries; checkpoint at size {cp.tree_size}.")
+        )
         self.stdout.write("")
         self.stdout.write("Log in at http://127.0.0.1:8000/admin/")
         self.stdout.write(f"  username: {username}")
@@ -69,7 +78,9 @@ class Command(BaseCommand):
         key = Key.objects.filter(owner=SAMPLER, revoked_at__isnull=True).first()
         if key is not None:
             return hosted_signer(key.fingerprint)
-        _, signer = services.key_register(log_signer=log_signer(), kind="service", owner=SAMPLER, name=SAMPLER)
+        _, signer = services.key_register(
+            log_signer=log_signer(), kind="service", owner=SAMPLER, name=SAMPLER
+        )
         return signer
 
     def _admin(self) -> tuple[str, str]:
@@ -85,10 +96,12 @@ class Command(BaseCommand):
         if user is None:
             User.objects.create_superuser("admin", "admin@consortium.example", password)
         elif not user.check_password(password):
-            password = "(unchanged: the admin user existed before this demo)"
+            password = "(unchanged: the admin user existed before this demo)"  # noqa: S105
         return "admin", password
 
     def _token(self, username: str) -> str:
         user = get_user_model().objects.get(username=username)
-        _, plaintext = ApiToken.issue(user=user, name=f"demo {datetime.now(UTC):%Y-%m-%d %H:%M}", days=7)
+        _, plaintext = ApiToken.issue(
+            user=user, name=f"demo {datetime.now(UTC):%Y-%m-%d %H:%M}", days=7
+        )
         return plaintext

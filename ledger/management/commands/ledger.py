@@ -27,8 +27,15 @@ class Command(BaseCommand):
                 "index, rebuild the tree and check every checkpoint. Exits 1 on any failure."
             ),
         )
-        verify.add_argument("--workers", type=int, default=None, help="Processes for signature checks (default: every core).")
-        verify.add_argument("--no-progress", action="store_true", help="No progress bar, even on a terminal.")
+        verify.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Processes for signature checks (default: every core).",
+        )
+        verify.add_argument(
+            "--no-progress", action="store_true", help="No progress bar, even on a terminal."
+        )
 
     def handle(self, *args, action, **options):
         return getattr(self, "do_" + action.replace("-", "_"))(**options)

@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test lint schema bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Set everything up and start the system with demo data on SQLite at http://127.0.0.1:8000
+demo: install
+	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py migrate --noinput
+	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py demo
+	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+
+## Run the whole test suite (SQLite unless DATABASE_URL names PostgreSQL)
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+schema: install
+	DEBUG=1 $(PY) manage.py spectacular --validate --fail-on-warn --file $(or $(OUT),var/openapi.yaml)
+
+## Benchmarks on PostgreSQL (see docs/performance.md)
+bench: install
+	$(PY) bench/ledger_bench.py
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3* .pytest_cache

@@ -1,0 +1,82 @@
+"""Bearer tokens: stored hashed, expire, can be revoked, shown once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from consortium.models import ApiToken
+
+
+def _get(plaintext: str):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client.get("/api/v1/ledger/keys")
+
+
+def test_only_the_hash_of_a_token_is_stored(partner):
+    _, token, plaintext = partner
+    secret = plaintext.rsplit("_", 1)[1]
+    assert secret not in token.secret_hash
+    assert _get(plaintext).status_code == 200
+
+
+def test_an_expired_token_is_refused(partner):
+    _, token, plaintext = partner
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    r = _get(plaintext)
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+
+
+def test_a_revoked_token_is_refused(partner):
+    _, token, plaintext = partner
+    token.revoke()
+    r = _get(plaintext)
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+
+
+def test_a_token_of_a_deactivated_user_is_refused(partner):
+    user, _, plaintext = partner
+    user.is_active = False
+    user.save()
+    assert _get(plaintext).status_code == 401
+
+
+def test_a_token_with_the_right_id_but_wrong_secret_is_refused(partner):
+    _, _, plaintext = partner
+    forged = plaintext[:-4] + ("AAAA" if not plaintext.endswith("AAAA") else "BBBB")
+    assert _get(forged).status_code == 401
+
+
+def test_the_command_prints_a_token_once_and_revokes_it(db, capsys):
+    get_user_model().objects.create_user("partner-fr")
+    call_command("apitoken", "create", "--user", "partner-fr", "--name", "scheduler", "--days", "7")
+    out = capsys.readouterr()
+    plaintext = out.out.strip()
+    assert plaintext.startswith("clt_") and "shown once" in out.err
+    token = ApiToken.objects.get()
+    assert timedelta(days=6, hours=23) < token.expires_at - timezone.now() <= timedelta(days=7)
+    assert _get(plaintext).status_code == 200
+    call_command("apitoken", "list")
+    assert plaintext not in capsys.readouterr().out
+    call_command("apitoken", "revoke", token.key_id)
+    assert _get(plaintext).status_code == 401
+
+
+@pytest.mark.parametrize("days", ["0", "10000"])
+def test_the_command_refuses_lifetimes_out_of_range(db, days):
+    get_user_model().objects.create_user("partner-fr")
+    with pytest.raises(CommandError, match="between 1 and"):
+        call_command("apitoken", "create", "--user", "partner-fr", "--days", days)
+    assert not ApiToken.objects.exists()
+
+
+def test_the_command_refuses_an_unknown_user(db):
+    with pytest.raises(CommandError, match="no user"):
+        call_command("apitoken", "create", "--user", "ghost")
