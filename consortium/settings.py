@@ -249,6 +249,9 @@ if not LEDGER_KEK:
     LEDGER_KEK = _generated_secret("ledger_kek", lambda: secrets.token_bytes(32).hex())
 # Seconds to wait after an append before publishing a checkpoint (with a broker).
 LEDGER_CHECKPOINT_DEBOUNCE = envint("LEDGER_CHECKPOINT_DEBOUNCE", 5)
+# Ask for a checkpoint after every committed append (debounced); off leaves it to the
+# schedule and to `manage.py ledger checkpoint`.
+LEDGER_PUBLISH_ON_APPEND = envbool("LEDGER_PUBLISH_ON_APPEND", True)
 
 LOGGING = {
     "version": 1,

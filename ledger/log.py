@@ -346,7 +346,7 @@ def request_checkpoint() -> None:
 
     from ledger.tasks import publish_checkpoint
 
-    if not getattr(settings, "LEDGER_PUBLISH_ON_APPEND", True):
+    if not settings.LEDGER_PUBLISH_ON_APPEND:
         return
     debounce = settings.LEDGER_CHECKPOINT_DEBOUNCE
     if cache.add("ledger:checkpoint-pending", 1, timeout=debounce + 60):

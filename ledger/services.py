@@ -19,6 +19,7 @@ from nacl.signing import VerifyKey
 
 from ledger import log
 from ledger.core.envelope import (
+    MAX_ENVELOPE_BYTES,
     EnvelopeError,
     SignedEnvelope,
     canonical,
@@ -90,6 +91,8 @@ def signed_envelope_from_client(envelope: dict, signature: bytes) -> SignedEnvel
         data = canonical(envelope)
     except EnvelopeError as exc:
         raise LedgerError(str(exc)) from exc
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise LedgerError(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
     key = Key.objects.filter(fingerprint=envelope["author"]).first()
     if key is None:
         raise LedgerError(f"author {envelope['author'][:16]}… is not a registered key")

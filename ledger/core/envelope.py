@@ -39,10 +39,10 @@ MAX_ENVELOPE_BYTES = 256 * 1024
 ENVELOPE_FIELDS = ("author", "id", "kind", "payload", "time")
 LEAF_FIELDS = ("entry", "index", "integrated_time", "signature")
 
-KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-FINGERPRINT_RE = re.compile(r"^[0-9a-f]{64}$")
-TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
+TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 # Non-ASCII bytes whose characters JCS (UTF-16 order) and Python (code point order)
 # may sort differently; leaves holding them take the slow canonical check.
 _ORDER_SENSITIVE = re.compile(rb"[\xee-\xff]")
@@ -67,7 +67,7 @@ def format_time(dt: datetime) -> str:
 
 
 def parse_time(value: str, what: str = "time") -> datetime:
-    if not isinstance(value, str) or not TIME_RE.match(value):
+    if not isinstance(value, str) or not TIME_RE.fullmatch(value):
         raise EnvelopeError(f"{what} must be RFC 3339 UTC, like 2026-01-31T12:00:00Z")
     try:
         return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
@@ -123,11 +123,11 @@ def check_envelope(env: dict, *, check_payload: bool = True) -> dict:
         raise EnvelopeError(f"envelope is missing {', '.join(missing)}")
     if extra:
         raise EnvelopeError(f"envelope has unknown fields: {', '.join(extra)}")
-    if not isinstance(env["kind"], str) or not KIND_RE.match(env["kind"]) or len(env["kind"]) > 64:
+    if not isinstance(env["kind"], str) or not KIND_RE.fullmatch(env["kind"]) or len(env["kind"]) > 64:
         raise EnvelopeError("kind must be dotted lowercase words, like agreement.signed")
-    if not isinstance(env["id"], str) or not ID_RE.match(env["id"]):
+    if not isinstance(env["id"], str) or not ID_RE.fullmatch(env["id"]):
         raise EnvelopeError("id must be 1-128 characters of letters, digits and . _ : -")
-    if not isinstance(env["author"], str) or not FINGERPRINT_RE.match(env["author"]):
+    if not isinstance(env["author"], str) or not FINGERPRINT_RE.fullmatch(env["author"]):
         raise EnvelopeError("author must be a key fingerprint (64 lowercase hex digits)")
     parse_time(env["time"])
     if not isinstance(env["payload"], dict):

@@ -74,6 +74,8 @@ def read_descriptor(desc) -> dict:
     for field in ("owner", "name"):
         if not isinstance(desc[field], str) or not desc[field] or len(desc[field]) > 200:
             raise KeyringError(f"key.{field} must be a non-empty string of at most 200 characters")
+        if not desc[field].isprintable():
+            raise KeyringError(f"key.{field} must be printable text")
     if any(c.isspace() or c == "+" for c in desc["name"]):
         raise KeyringError("key.name must not contain spaces or '+'")
     return {**desc, "_raw": raw}
@@ -151,7 +153,7 @@ class Keyring:
         if set(payload) != {"fingerprint", "reason"} or not isinstance(payload["reason"], str):
             raise KeyringError("key.revoked payload is {fingerprint, reason}")
         fp = payload["fingerprint"]
-        if not isinstance(fp, str) or not FINGERPRINT_RE.match(fp):
+        if not isinstance(fp, str) or not FINGERPRINT_RE.fullmatch(fp):
             raise KeyringError("key.revoked fingerprint must be 64 lowercase hex digits")
         state = self.keys.get(fp)
         if state is None:

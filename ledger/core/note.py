@@ -19,8 +19,8 @@ from nacl.signing import SigningKey, VerifyKey
 ALG_ED25519 = 0x01
 SIG_PREFIX = "\u2014 "  # an em dash and a space start every signature line
 
-_NAME_RE = re.compile(r"^[^\s+]+$")
-_B64_RE = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+_NAME_RE = re.compile(r"[^\s+]+")
+_B64_RE = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 class NoteError(ValueError):
@@ -28,7 +28,7 @@ class NoteError(ValueError):
 
 
 def b64decode_strict(text: str, what: str) -> bytes:
-    if not isinstance(text, str) or not _B64_RE.match(text) or len(text) % 4:
+    if not isinstance(text, str) or not _B64_RE.fullmatch(text) or len(text) % 4:
         raise NoteError(f"{what} is not standard base64")
     try:
         return base64.b64decode(text, validate=True)
@@ -41,7 +41,7 @@ def b64(data: bytes) -> str:
 
 
 def check_name(name: str) -> str:
-    if not name or not _NAME_RE.match(name) or not name.isprintable():
+    if not name or not _NAME_RE.fullmatch(name) or not name.isprintable():
         raise NoteError(f"key name {name!r} must be non-empty, without spaces or '+'")
     return name
 

@@ -185,3 +185,18 @@ def test_publishing_refuses_to_sign_a_tree_inconsistent_with_the_last_checkpoint
     services.entry_append(signer=sample_signer, kind="test.sample", payload={})
     with pytest.raises(LedgerError, match="not consistent"):
         log.publish_checkpoint()
+
+
+@pytest.mark.parametrize("field", ["kind", "id", "time"])
+def test_a_trailing_newline_does_not_sneak_past_field_formats(sample_signer, field):
+    from ledger.core.envelope import EnvelopeError, check_envelope, new_envelope
+
+    env = new_envelope(kind="test.sample", payload={}, author=sample_signer.fingerprint)
+    with pytest.raises(EnvelopeError):
+        check_envelope({**env, field: env[field] + "\n"})
+
+
+def test_a_key_name_that_signed_notes_cannot_carry_is_refused(log_key):
+    with pytest.raises(LedgerError, match="printable"):
+        services.key_register(log_signer=log_key, kind="service", owner="x", name="a\u200bb")
+    assert Key.objects.count() == 1

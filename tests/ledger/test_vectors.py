@@ -82,13 +82,15 @@ def test_leaf_hash_matches_the_sample_tree_leaf_hashes(i):
 
 
 def test_node_hash_gives_the_sample_tree_level_one_and_level_two_hashes():
-    assert [merkle.node_hash(LEAF_HASHES[2 * j], LEAF_HASHES[2 * j + 1]) for j in range(4)] == LEVEL1
+    assert [
+        merkle.node_hash(LEAF_HASHES[2 * j], LEAF_HASHES[2 * j + 1]) for j in range(4)
+    ] == LEVEL1
     assert [merkle.node_hash(LEVEL1[2 * j], LEVEL1[2 * j + 1]) for j in range(2)] == LEVEL2
     assert merkle.node_hash(LEVEL2[0], LEVEL2[1]) == ROOTS[8]
 
 
 def test_the_empty_root_is_the_hash_of_nothing():
-    assert merkle.EMPTY_ROOT == ROOTS[0]
+    assert ROOTS[0] == merkle.EMPTY_ROOT
     assert merkle.TreeBuilder().root() == ROOTS[0]
 
 
@@ -277,7 +279,11 @@ def test_every_verifier_key_parses(vkey):
     assert note.verifier_key(v.name, v.public_key) == vkey
 
 
-@pytest.mark.parametrize(("skey", "vkey"), ALL_SKEYS, ids=lambda s: s.split("+")[0])
+def _key_id(key: str) -> str:
+    return key.split("+")[2 if key.startswith("PRIVATE+KEY+") else 0]
+
+
+@pytest.mark.parametrize(("skey", "vkey"), ALL_SKEYS, ids=_key_id)
 def test_every_signer_key_parses_and_gives_its_paired_verifier_key(skey, vkey):
     signer = note.parse_signer_key(skey)
     assert signer.verifier_key() == vkey
@@ -349,9 +355,10 @@ def test_it_rejects_a_note_when_the_only_key_is_another_key_with_the_same_name()
     signed = PETER["text"] + "\n" + PETER["sig_line"]
     impostor = note.Signer("PeterNeumann", SigningKey(b"\x07" * 32))
     other = note.parse_verifier_key(impostor.verifier_key())
-    assert other.name == "PeterNeumann" and other.public_key != note.parse_verifier_key(
-        PETER["vkey"]
-    ).public_key
+    assert (
+        other.name == "PeterNeumann"
+        and other.public_key != note.parse_verifier_key(PETER["vkey"]).public_key
+    )
     with pytest.raises(note.NoteError):
         note.open_note(signed, [other])
 
