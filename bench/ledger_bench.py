@@ -155,7 +155,10 @@ def concurrent_writers(fingerprint: str, writers: int, count: int) -> tuple[floa
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(writers + 1)
     out = ctx.Queue()
-    procs = [ctx.Process(target=_writer_proc, args=(fingerprint, count, barrier, out)) for _ in range(writers)]
+    procs = [
+        ctx.Process(target=_writer_proc, args=(fingerprint, count, barrier, out))
+        for _ in range(writers)
+    ]
     for p in procs:
         p.start()
     barrier.wait()
@@ -171,6 +174,40 @@ def concurrent_writers(fingerprint: str, writers: int, count: int) -> tuple[floa
     return writers * count / wall, lat
 
 
+def concurrent_threads(signer, writers: int, count: int) -> tuple[float, list[float]]:
+    """Writer threads in one process, each append in a transaction of its own making:
+    the path of API ingestion and importers, where concurrent appends share a commit."""
+    import threading
+
+    from django.db import connection
+
+    from ledger import services
+
+    barrier = threading.Barrier(writers + 1)
+    lat: list[float] = []
+
+    def work(w: int) -> None:
+        mine = []
+        barrier.wait()
+        for i in range(count):
+            t = time.perf_counter()
+            services.entry_append(
+                signer=signer, kind="bench.sample", payload=payload(w * count + i)
+            )
+            mine.append(time.perf_counter() - t)
+        lat.extend(mine)
+        connection.close()
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return writers * count / (time.perf_counter() - t0), lat
+
+
 def bulk(signer, count: int, start: int) -> tuple[float, float]:
     """(entries/s for sign + append, entries/s for the append alone)."""
     from django.db import transaction
@@ -179,7 +216,9 @@ def bulk(signer, count: int, start: int) -> tuple[float, float]:
     from ledger.services import Draft
 
     t0 = time.perf_counter()
-    signed = [services._sign(signer, Draft("bench.sample", payload(start + i))) for i in range(count)]
+    signed = [
+        services._sign(signer, Draft("bench.sample", payload(start + i))) for i in range(count)
+    ]
     t1 = time.perf_counter()
     with transaction.atomic(durable=True):
         log.append_signed(signed)
@@ -191,10 +230,10 @@ def bulk(signer, count: int, start: int) -> tuple[float, float]:
 
 
 def proofs(size: int, count: int) -> dict:
+    from django.contrib.auth import get_user_model
     from rest_framework.test import APIClient
 
     from consortium.models import ApiToken
-    from django.contrib.auth import get_user_model
     from ledger import log
     from ledger.core import merkle
 
@@ -237,7 +276,12 @@ def proofs(size: int, count: int) -> dict:
         r = client.get(f"/api/v1/ledger/proofs/consistency?from={m}&to={size}")
         http_con.append(time.perf_counter() - t)
         assert r.status_code == 200
-    return {"inclusion": inc, "consistency": con, "http_inclusion": http_inc, "http_consistency": http_con}
+    return {
+        "inclusion": inc,
+        "consistency": con,
+        "http_inclusion": http_inc,
+        "http_consistency": http_con,
+    }
 
 
 def raw_verify_rate(count: int) -> float:
@@ -259,9 +303,13 @@ def raw_verify_rate(count: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/ledger_bench")
-    parser.add_argument("--entries", type=int, default=1_000_000, help="Ledger size for proofs and verify.")
+    parser.add_argument(
+        "--entries", type=int, default=1_000_000, help="Ledger size for proofs and verify."
+    )
     parser.add_argument("--single", type=int, default=2000, help="Appends by the single writer.")
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--per-writer", type=int, default=500)
@@ -284,7 +332,9 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     services.ledger_init()
-    _, signer = services.key_register(log_signer=log_signer(), kind="service", owner="bench", name="bench")
+    _, signer = services.key_register(
+        log_signer=log_signer(), kind="service", owner="bench", name="bench"
+    )
     cores = os.cpu_count() or 1
     results: dict = {"cores": cores, "entries": args.entries}
     print(f"ledger benchmark on PostgreSQL, {cores} cores, target size {args.entries:,}\n")
@@ -293,19 +343,44 @@ def main() -> None:
     base_single = baseline_insert(args.single, leaf_size)
     lat = single_writer(signer, args.single)
     rate = len(lat) / sum(lat)
-    results["single"] = {"rate": rate, "p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "baseline_insert_rate": base_single}
+    results["single"] = {
+        "rate": rate,
+        "p50": pct(lat, 0.5),
+        "p99": pct(lat, 0.99),
+        "baseline_insert_rate": base_single,
+    }
     print(f"append, 1 writer:      {rate:8.0f} entries/s  p50 {ms(pct(lat, .5))}  p99 {ms(pct(lat, .99))}"
           f"   (bare INSERT+COMMIT: {base_single:.0f}/s, ratio {rate / base_single:.2f})")  # fmt: skip
 
     rate8, lat8 = concurrent_writers(signer.fingerprint, args.writers, args.per_writer)
-    results["concurrent"] = {"writers": args.writers, "rate": rate8, "p50": pct(lat8, 0.5), "p99": pct(lat8, 0.99)}
-    print(f"append, {args.writers} writers:     {rate8:8.0f} entries/s  p50 {ms(pct(lat8, .5))}  p99 {ms(pct(lat8, .99))}"
+    results["concurrent"] = {
+        "writers": args.writers,
+        "rate": rate8,
+        "p50": pct(lat8, 0.5),
+        "p99": pct(lat8, 0.99),
+    }
+    print(f"append, {args.writers} processes:   {rate8:8.0f} entries/s  p50 {ms(pct(lat8, .5))}  p99 {ms(pct(lat8, .99))}"
           f"   (vs 1 writer: {rate8 / rate:.2f}x)")  # fmt: skip
+
+    rate_t, lat_t = concurrent_threads(signer, args.writers, args.per_writer)
+    results["concurrent_threads"] = {
+        "writers": args.writers,
+        "rate": rate_t,
+        "p50": pct(lat_t, 0.5),
+        "p99": pct(lat_t, 0.99),
+    }
+    print(f"append, {args.writers} threads:     {rate_t:8.0f} entries/s  p50 {ms(pct(lat_t, .5))}  p99 {ms(pct(lat_t, .99))}"
+          f"   (group commit; vs 1 writer: {rate_t / rate:.2f}x)")  # fmt: skip
 
     base_copy = baseline_copy(args.bulk, leaf_size)
     start = log.tree_size()
     total_rate, append_rate = bulk(signer, args.bulk, start)
-    results["bulk"] = {"count": args.bulk, "rate": total_rate, "append_only_rate": append_rate, "baseline_copy_rate": base_copy}
+    results["bulk"] = {
+        "count": args.bulk,
+        "rate": total_rate,
+        "append_only_rate": append_rate,
+        "baseline_copy_rate": base_copy,
+    }
     print(f"append, bulk {args.bulk:,}: {total_rate:8.0f} entries/s (signing included; append alone {append_rate:.0f}/s,"
           f" bare COPY {base_copy:.0f}/s)")  # fmt: skip
 
@@ -323,7 +398,9 @@ def main() -> None:
     print(f"\nfilled to {size:,} entries in {fill:.0f} s; checkpoint signed in {ms(publish)}")
 
     p = proofs(size, args.proofs)
-    results["proofs"] = {k: {"p50": pct(v, 0.5), "p99": pct(v, 0.99), "n": len(v)} for k, v in p.items()}
+    results["proofs"] = {
+        k: {"p50": pct(v, 0.5), "p99": pct(v, 0.99), "n": len(v)} for k, v in p.items()
+    }
     for k, v in p.items():
         print(f"{k.replace('_', ' ') + ' proof':24} p50 {ms(pct(v, .5))}  p99 {ms(pct(v, .99))}  ({len(v)} proofs at size {size:,})")  # fmt: skip
 
@@ -333,7 +410,13 @@ def main() -> None:
     vt = time.perf_counter() - t0
     vrate = report.size / vt
     ratio = vrate / (raw * cores)
-    results["verify"] = {"ok": report.ok, "seconds": vt, "rate": vrate, "raw_verify_rate": raw, "ratio": ratio}
+    results["verify"] = {
+        "ok": report.ok,
+        "seconds": vt,
+        "rate": vrate,
+        "raw_verify_rate": raw,
+        "ratio": ratio,
+    }
     print(f"\nverify {report.size:,} entries: {vt:.1f} s, {vrate:.0f} entries/s, ok={report.ok}")
     print(f"raw PyNaCl verify: {raw:.0f}/s per core x {cores} cores = {raw * cores:.0f}/s;"
           f" verify ratio {ratio:.2f}")  # fmt: skip

@@ -19,16 +19,19 @@ happens before the lock; under it only leaf assembly and SHA-256.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
 from django.db import IntegrityError, connection, transaction
 
 from ledger.core import merkle
 from ledger.core.envelope import SignedEnvelope, build_leaf, format_time
 from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError, KeyState
-from ledger.models import Checkpoint, Entry, Key, TreeHash
+from ledger.models import Checkpoint, Entry, Key, LogHead, TreeHash
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,10 @@ SEQUENCE_LOCK_ID = 0x6C6564670073657A
 ENTRY_T = Entry._meta.db_table
 HASH_T = TreeHash._meta.db_table
 KEY_T = Key._meta.db_table
+HEAD_T = LogHead._meta.db_table
+KEY_COLS = (
+    "fingerprint, public_key, kind, owner, custody, name, registered_in, valid_from, revoked_at"
+)
 
 
 class LedgerError(Exception):
@@ -130,16 +137,84 @@ def _q(name: str) -> str:
 
 
 def _lock() -> None:
+    """Take the sequence lock for the rest of the transaction (used by ledger_init)."""
+    _read_head_and_keys(set())
+
+
+# Appends of up to this many entries check their ids under the lock, in one round trip.
+IN_LOCK_ID_CHECK = 1000
+ID_SQL = f"SELECT entry_id, {connection.ops.quote_name('index')}, leaf FROM {Entry._meta.db_table} WHERE entry_id"  # noqa: S608
+
+
+def _read_head_and_keys(
+    authors: set[str], ids: Sequence[str] = ()
+) -> tuple[int, list[bytes], Keyring, dict[str, tuple[int, bytes]]]:
+    """Under the sequence lock: tree size, frontier, the keys that matter, and which of
+    ``ids`` the log already holds (index and leaf).
+
+    On PostgreSQL the three statements go in one round trip (psycopg pipeline). The
+    key and size reads are separate statements, so under READ COMMITTED each takes its
+    snapshot after the head's row lock is granted and sees every earlier append.
+    """
+    fps = sorted(authors)
+    head_sql = f"SELECT size, frontier FROM {HEAD_T} WHERE id = 1"  # noqa: S608
+    max_sql = f"SELECT MAX({_q('index')}) FROM {ENTRY_T}"  # noqa: S608
     if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", [SEQUENCE_LOCK_ID])
+        connection.ensure_connection()
+        raw = connection.connection
+        with raw.pipeline():
+            head_cur = psycopg.Cursor(raw)
+            head_cur.execute(head_sql + " FOR UPDATE")
+            max_cur = psycopg.Cursor(raw)
+            max_cur.execute(max_sql)
+            key_cur = psycopg.Cursor(raw)
+            key_cur.execute(
+                f"SELECT {KEY_COLS} FROM {KEY_T} WHERE fingerprint = ANY(%s) OR kind = 'log'",  # noqa: S608
+                [fps],
+            )
+            if ids:
+                id_cur = psycopg.Cursor(raw)
+                id_cur.execute(f"{ID_SQL} = ANY(%s)", [list(ids)])
+        head, top, key_rows = head_cur.fetchone(), max_cur.fetchone()[0], key_cur.fetchall()
+        id_rows = id_cur.fetchall() if ids else []
     elif connection.vendor == "sqlite":
-        # BEGIN IMMEDIATE already holds the write lock; make sure this connection is
-        # really in such a transaction (a DEFERRED one could race to upgrade its lock).
+        # BEGIN IMMEDIATE already holds the database's write lock (see settings).
         if connection.settings_dict.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE":
             raise LedgerError("SQLite must run with transaction_mode IMMEDIATE")
+        with connection.cursor() as cur:
+            cur.execute(head_sql)
+            head = cur.fetchone()
+            cur.execute(max_sql)
+            top = cur.fetchone()[0]
+            marks = ",".join(["%s"] * len(fps)) or "NULL"
+            cur.execute(
+                f"SELECT {KEY_COLS} FROM {KEY_T} WHERE fingerprint IN ({marks}) OR kind = 'log'",  # noqa: S608
+                fps,
+            )
+            key_rows = cur.fetchall()
+            id_rows = []
+            if ids:
+                cur.execute(f"{ID_SQL} IN ({','.join(['%s'] * len(ids))})", list(ids))
+                id_rows = cur.fetchall()
     else:  # pragma: no cover - settings allow only the two engines
         raise LedgerError(f"unsupported database engine {connection.vendor}")
+    if head is None:
+        raise LedgerError("the log head row is missing: run `manage.py migrate`")
+    size, frontier = head[0], bytes(head[1])
+    if size != (0 if top is None else top + 1):
+        raise LedgerError(
+            f"the log head says size {size} but the entries end at {top}: run ledger verify"
+        )
+    hashes = [frontier[i : i + 32] for i in range(0, len(frontier), 32)]
+    if len(hashes) != len(merkle.root_indexes(size)):
+        raise LedgerError("the log head's frontier does not fit its size: run ledger verify")
+    keys, log_key = {}, None
+    for fp, pk, kind, owner, custody, name, reg, vfrom, revoked in key_rows:
+        keys[fp] = KeyState(fp, bytes(pk), kind, owner, custody, name, reg, vfrom, revoked)
+        if kind == "log":
+            log_key = fp
+    found = {eid: (idx, bytes(leaf)) for eid, idx, leaf in id_rows}
+    return size, hashes, Keyring(keys, log_key), found
 
 
 def _existing(ids: list[str]) -> dict[str, tuple[int, bytes]]:
@@ -158,42 +233,54 @@ def _existing(ids: list[str]) -> dict[str, tuple[int, bytes]]:
     return found
 
 
-def _load_keys(fingerprints: Iterable[str]) -> Keyring:
-    fps = sorted(set(fingerprints))
-    cols = (
-        "fingerprint, public_key, kind, owner, custody, name, registered_in, valid_from, revoked_at"
-    )
-    with connection.cursor() as cur:
-        marks = ",".join(["%s"] * len(fps)) or "NULL"
-        cur.execute(
-            f"SELECT {cols} FROM {KEY_T} WHERE fingerprint IN ({marks}) OR kind = 'log'",  # noqa: S608
-            fps,
-        )
-        rows = cur.fetchall()
-    keys, log_key = {}, None
-    for fp, pk, kind, owner, custody, name, reg, vfrom, revoked in rows:
-        keys[fp] = KeyState(fp, bytes(pk), kind, owner, custody, name, reg, vfrom, revoked)
-        if kind == "log":
-            log_key = fp
-    return Keyring(keys, log_key)
+ENTRY_COLS = ["index", "entry_id", "kind", "author", "time", "integrated_at", "leaf", "leaf_hash"]
 
 
-def _insert(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+def _values_sql(table: str, columns: Sequence[str], rows: int) -> str:
     cols = ", ".join(_q(c) for c in columns)
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql" and len(rows) > 64:
-            # COPY is several times faster than INSERT for bulk imports.
-            with cur.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+    marks = ", ".join("(" + ",".join(["%s"] * len(columns)) + ")" for _ in range(rows))
+    return f"INSERT INTO {table} ({cols}) VALUES {marks}"  # noqa: S608
+
+
+def _write(entry_rows: list[tuple], hash_rows: list[tuple], head: tuple[int, bytes]) -> None:
+    """Insert the entries and their stored hashes, and move the head."""
+    head_sql = f"UPDATE {HEAD_T} SET size = %s, frontier = %s WHERE id = 1"  # noqa: S608
+    if connection.vendor == "postgresql":
+        raw = connection.connection
+        if len(entry_rows) <= 32:
+            # The usual single append: three statements, one round trip.
+            with raw.pipeline():
+                cur = psycopg.Cursor(raw)
+                cur.execute(
+                    _values_sql(ENTRY_T, ENTRY_COLS, len(entry_rows)),
+                    [v for r in entry_rows for v in r],
+                )
+                cur.execute(
+                    _values_sql(HASH_T, ["idx", "hash"], len(hash_rows)),
+                    [v for r in hash_rows for v in r],
+                )
+                cur.execute(head_sql, head)
             return
-        for start in range(0, len(rows), 200):
-            chunk = rows[start : start + 200]
-            marks = ", ".join("(" + ",".join(["%s"] * len(columns)) + ")" for _ in chunk)
-            cur.execute(
-                f"INSERT INTO {table} ({cols}) VALUES {marks}",  # noqa: S608
-                [v for row in chunk for v in row],
-            )
+        # Bulk imports: COPY is several times faster than INSERT.
+        with psycopg.Cursor(raw) as cur:
+            cols = ", ".join(_q(c) for c in ENTRY_COLS)
+            with cur.copy(f"COPY {ENTRY_T} ({cols}) FROM STDIN") as copy:
+                for row in entry_rows:
+                    copy.write_row(row)
+            with cur.copy(f"COPY {HASH_T} (idx, hash) FROM STDIN") as copy:
+                for row in hash_rows:
+                    copy.write_row(row)
+            cur.execute(head_sql, head)
+        return
+    with connection.cursor() as cur:
+        for table, cols, rows in (
+            (ENTRY_T, ENTRY_COLS, entry_rows),
+            (HASH_T, ["idx", "hash"], hash_rows),
+        ):
+            for start in range(0, len(rows), 100):
+                chunk = rows[start : start + 100]
+                cur.execute(_values_sql(table, cols, len(chunk)), [v for r in chunk for v in r])
+        cur.execute(head_sql, head)
 
 
 def append_signed(items: Sequence[SignedEnvelope]) -> list[Appended]:
@@ -211,33 +298,136 @@ def append_signed(items: Sequence[SignedEnvelope]) -> list[Appended]:
     if len(set(ids)) != len(ids):
         raise LedgerError("the same entry id appears twice in one append")
 
-    # Idempotent retries are answered before the lock; a race between two first
-    # attempts is settled by the unique constraint on entry_id.
-    done = _existing(ids)
-    results: dict[str, Appended] = {}
+    # Idempotent retries: small appends look their ids up under the lock, in the same
+    # round trip as the head; bulk imports look them up first, in chunks, and leave a
+    # race between two first attempts to the unique constraint on entry_id.
+    done = _existing(ids) if len(ids) > IN_LOCK_ID_CHECK else None
+    if connection.in_atomic_block:
+        # In the caller's transaction: a refusal raised before anything is written
+        # leaves that transaction usable.
+        return _append_locked(items, done)
+    if done is None:
+        # Our own transaction: concurrent callers in this process share one commit.
+        return _group.submit(items)
+    with transaction.atomic():
+        return _append_locked(items, done)
+
+
+class _Request:
+    __slots__ = ("error", "event", "items", "lead", "result")
+
+    def __init__(self, items: list[SignedEnvelope]):
+        self.items = items
+        self.event = threading.Event()
+        self.result: list[Appended] | None = None
+        self.error: BaseException | None = None
+        self.lead = False
+
+
+class _GroupCommit:
+    """Group commit for appends that run in a transaction of their own.
+
+    The sequence lock is held until commit, so one commit per entry caps the rate at
+    one entry per commit latency. Callers that are not inside a transaction (API
+    ingestion, importers, tasks) queue their entries here; one of them, the leader,
+    appends everything queued in one transaction, then hands leadership to the next
+    waiter. If a combined append is refused, each request is retried alone, so one
+    bad entry fails only its own caller.
+    """
+
+    MAX_BATCH = 1000
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._queue: list[_Request] = []
+        self._leading = False
+
+    def submit(self, items: list[SignedEnvelope]) -> list[Appended]:
+        req = _Request(items)
+        with self._mutex:
+            self._queue.append(req)
+            if not self._leading:
+                self._leading = req.lead = True
+        if not req.lead:
+            req.event.wait()
+        if req.lead:
+            self._lead()
+        if req.error is not None:
+            raise req.error
+        return req.result
+
+    def _lead(self) -> None:
+        with self._mutex:
+            batch, count = [], 0
+            while self._queue:
+                if batch and count + len(self._queue[0].items) > self.MAX_BATCH:
+                    break
+                req = self._queue.pop(0)
+                batch.append(req)
+                count += len(req.items)
+        try:
+            self._run(batch)
+        finally:
+            with self._mutex:
+                if self._queue:
+                    nxt = self._queue[0]
+                    nxt.lead = True
+                    nxt.event.set()
+                else:
+                    self._leading = False
+            for req in batch:
+                req.lead = False
+                req.event.set()
+
+    @staticmethod
+    def _run(batch: list[_Request]) -> None:
+        combined = [it for req in batch for it in req.items]
+        if len({it.entry_id for it in combined}) == len(combined):
+            try:
+                with transaction.atomic():
+                    out = _append_locked(combined, None)
+            except LedgerError:
+                if len(batch) == 1:
+                    batch[0].error = sys.exc_info()[1]
+                    return
+            except Exception as exc:
+                for req in batch:
+                    req.error = exc
+                return
+            else:
+                pos = 0
+                for req in batch:
+                    req.result = out[pos : pos + len(req.items)]
+                    pos += len(req.items)
+                return
+        for req in batch:
+            try:
+                with transaction.atomic():
+                    req.result = _append_locked(req.items, None)
+            except Exception as exc:
+                req.error = exc
+
+
+_group = _GroupCommit()
+
+
+def _split_retries(
+    items: list[SignedEnvelope], done: dict[str, tuple[int, bytes]]
+) -> tuple[dict[str, Appended], list[SignedEnvelope]]:
+    """Entries already in the log (idempotent retries), and the fresh ones."""
+    retries: dict[str, Appended] = {}
     fresh = []
     for it in items:
-        if it.entry_id in done:
-            index, leaf = done[it.entry_id]
-            if not leaf.startswith(b'{"entry":' + it.envelope_bytes + b',"index":'):
-                raise IdempotencyConflict(
-                    f"entry id {it.entry_id} is already used at index {index} by another envelope"
-                )
-            results[it.entry_id] = _describe(it, index, _integrated_from(leaf), leaf, created=False)
-        else:
+        if it.entry_id not in done:
             fresh.append(it)
-
-    if fresh:
-        if connection.in_atomic_block:
-            # In the caller's transaction: a refusal raised before anything is written
-            # leaves that transaction usable.
-            appended = _append_locked(fresh)
-        else:
-            with transaction.atomic():
-                appended = _append_locked(fresh)
-        for entry in appended:
-            results[entry.entry_id] = entry
-    return [results[i] for i in ids]
+            continue
+        index, leaf = done[it.entry_id]
+        if not leaf.startswith(b'{"entry":' + it.envelope_bytes + b',"index":'):
+            raise IdempotencyConflict(
+                f"entry id {it.entry_id} is already used at index {index} by another envelope"
+            )
+        retries[it.entry_id] = _describe(it, index, _integrated_from(leaf), leaf, created=False)
+    return retries, fresh
 
 
 def _integrated_from(leaf: bytes) -> str:
@@ -261,19 +451,23 @@ def _describe(
     )
 
 
-def _append_locked(items: list[SignedEnvelope]) -> list[Appended]:
-    # Keys are read before the lock too, but their state can change until we hold it,
-    # so this read happens under it: a single indexed query.
+def _append_locked(
+    items: list[SignedEnvelope], done: dict[str, tuple[int, bytes]] | None
+) -> list[Appended]:
+    # Key states can change until we hold the lock, so they are read under it.
     authors = {it.author for it in items}
     for it in items:
         if it.kind in CORE_KEY_KINDS:
             fp = it.envelope["payload"].get("fingerprint")
             if isinstance(fp, str):
                 authors.add(fp)
-    _lock()
-    size = tree_size()
-    keyring = _load_keys(authors)
-    builder = merkle.TreeBuilder.resume(size, read_hashes(merkle.root_indexes(size)))
+    order = [it.entry_id for it in items]
+    ids = order if done is None else []
+    size, frontier, keyring, found = _read_head_and_keys(authors, ids)
+    retries, items = _split_retries(items, done if done is not None else found)
+    if not items:
+        return list(retries.values())
+    builder = merkle.TreeBuilder.resume(size, frontier)
 
     now = datetime.now(UTC)
     integrated = format_time(now)
@@ -307,29 +501,19 @@ def _append_locked(items: list[SignedEnvelope]) -> list[Appended]:
 
     # From here on a failure dooms the surrounding transaction (savepoint=False marks
     # it for rollback), so no half-written append can ever commit.
+    head = (builder.size, b"".join(builder.frontier()))
     try:
         with transaction.atomic(savepoint=False):
-            _insert(
-                ENTRY_T,
-                [
-                    "index",
-                    "entry_id",
-                    "kind",
-                    "author",
-                    "time",
-                    "integrated_at",
-                    "leaf",
-                    "leaf_hash",
-                ],
-                entry_rows,
-            )
-            _insert(HASH_T, ["idx", "hash"], hash_rows)
+            _write(entry_rows, hash_rows, head)
             for entry in out:
                 apply(entry)
-    except IntegrityError as exc:
+    except (IntegrityError, psycopg.IntegrityError) as exc:
         raise LedgerError(f"append conflicted with a concurrent writer: {exc}") from exc
     transaction.on_commit(request_checkpoint)
-    return out
+    if not retries:
+        return out
+    by_id = {**retries, **{e.entry_id: e for e in out}}
+    return [by_id[i] for i in order]
 
 
 def _parse_author_time(value: str) -> datetime:

@@ -97,6 +97,31 @@ class TreeHash(AppendOnly):
         return f"tree hash {self.idx}"
 
 
+class LogHead(models.Model):
+    """The tree's current size and right-edge hashes: one row, updated by every append.
+
+    Reading it with SELECT ... FOR UPDATE is the sequence lock on PostgreSQL, and saves
+    re-reading the frontier from the stored hashes. It is derived state: appends check
+    it against the entries, `ledger verify` against the rebuilt tree, and if it were
+    ever wrong, the stored hashes would no longer extend the last signed checkpoint,
+    which publication refuses to sign.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    size = models.BigIntegerField(default=0)
+    frontier = models.BinaryField(
+        default=b"", help_text="Hashes at root_indexes(size), concatenated."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="ledger_loghead_single_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"log head at size {self.size}"
+
+
 class Checkpoint(AppendOnly):
     """A C2SP tlog-checkpoint signed note published by the log key."""
 

@@ -24,7 +24,7 @@ from ledger.core.envelope import EnvelopeError, parse_leaf
 from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError
 from ledger.core.leafcheck import check_leaves
 from ledger.core.note import NoteError, Verifier, key_id, open_checkpoint
-from ledger.models import Checkpoint, Entry, Key, TreeHash
+from ledger.models import Checkpoint, Entry, Key, LogHead, TreeHash
 
 BATCH = 2000
 ROWS = 10000
@@ -156,6 +156,15 @@ def verify_ledger(
     for size in checkpoints:
         if size > builder.size:
             report.problems.append(f"checkpoint at size {size} is beyond the tree ({builder.size})")
+    head = LogHead.objects.filter(id=1).first()
+    if (
+        head is None
+        or head.size != builder.size
+        or bytes(head.frontier) != b"".join(builder.frontier())
+    ):
+        report.problems.append(
+            "the log head (size and right-edge hashes) differs from the rebuilt tree"
+        )
     _check_consistency(sorted(checkpoints.values(), key=lambda c: c.tree_size), report)
     _check_registry(keyring, report)
     return report

@@ -123,7 +123,11 @@ def check_envelope(env: dict, *, check_payload: bool = True) -> dict:
         raise EnvelopeError(f"envelope is missing {', '.join(missing)}")
     if extra:
         raise EnvelopeError(f"envelope has unknown fields: {', '.join(extra)}")
-    if not isinstance(env["kind"], str) or not KIND_RE.fullmatch(env["kind"]) or len(env["kind"]) > 64:
+    if (
+        not isinstance(env["kind"], str)
+        or not KIND_RE.fullmatch(env["kind"])
+        or len(env["kind"]) > 64
+    ):
         raise EnvelopeError("kind must be dotted lowercase words, like agreement.signed")
     if not isinstance(env["id"], str) or not ID_RE.fullmatch(env["id"]):
         raise EnvelopeError("id must be 1-128 characters of letters, digits and . _ : -")

@@ -380,6 +380,10 @@ class TreeBuilder:
         self.size += 1
         return out
 
+    def frontier(self) -> list[bytes]:
+        """The hashes at ``root_indexes(size)``: the right edge's complete subtrees."""
+        return list(self._frontier)
+
     def root(self) -> bytes:
         if not self._frontier:
             return EMPTY_ROOT

@@ -135,3 +135,13 @@ def test_a_tampered_key_registry_row_is_found(ledger_with_history):
     )
     report = verify_ledger(workers=1)
     assert any("differs from its entries" in p for p in report.problems)
+
+
+def test_a_log_head_out_of_step_with_the_entries_is_found_and_stops_appends(ledger_with_history):
+    from ledger.log import LedgerError
+    from ledger.models import LogHead
+
+    LogHead.objects.filter(id=1).update(size=70)
+    assert any("log head" in p for p in verify_ledger(workers=1).problems)
+    with pytest.raises(LedgerError, match="log head says size 70"):
+        services.entry_append(signer=ledger_with_history, kind="test.sample", payload={})
