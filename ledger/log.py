@@ -97,7 +97,7 @@ def apply(entry: Appended) -> None:
 
 def tree_size() -> int:
     with connection.cursor() as cur:
-        cur.execute(f"SELECT MAX({_q('index')}) FROM {ENTRY_T}")  # noqa: S608
+        cur.execute(f"SELECT MAX({_q('index')}) FROM {ENTRY_T}")
         (top,) = cur.fetchone()
     return 0 if top is None else top + 1
 
@@ -109,7 +109,7 @@ def read_hashes(indexes: Sequence[int]) -> list[bytes]:
     wanted = sorted(set(indexes))
     marks = ",".join(["%s"] * len(wanted))
     with connection.cursor() as cur:
-        cur.execute(f"SELECT idx, hash FROM {HASH_T} WHERE idx IN ({marks})", wanted)  # noqa: S608
+        cur.execute(f"SELECT idx, hash FROM {HASH_T} WHERE idx IN ({marks})", wanted)
         found = {idx: bytes(h) for idx, h in cur.fetchall()}
     missing = [i for i in wanted if i not in found]
     if missing:
@@ -143,7 +143,7 @@ def _lock() -> None:
 
 # Appends of up to this many entries check their ids under the lock, in one round trip.
 IN_LOCK_ID_CHECK = 1000
-ID_SQL = f"SELECT entry_id, {connection.ops.quote_name('index')}, leaf FROM {Entry._meta.db_table} WHERE entry_id"  # noqa: S608
+ID_SQL = f"SELECT entry_id, {connection.ops.quote_name('index')}, leaf FROM {Entry._meta.db_table} WHERE entry_id"
 
 
 def _read_head_and_keys(
@@ -157,8 +157,8 @@ def _read_head_and_keys(
     snapshot after the head's row lock is granted and sees every earlier append.
     """
     fps = sorted(authors)
-    head_sql = f"SELECT size, frontier FROM {HEAD_T} WHERE id = 1"  # noqa: S608
-    max_sql = f"SELECT MAX({_q('index')}) FROM {ENTRY_T}"  # noqa: S608
+    head_sql = f"SELECT size, frontier FROM {HEAD_T} WHERE id = 1"
+    max_sql = f"SELECT MAX({_q('index')}) FROM {ENTRY_T}"
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         raw = connection.connection
@@ -169,7 +169,7 @@ def _read_head_and_keys(
             max_cur.execute(max_sql)
             key_cur = psycopg.Cursor(raw)
             key_cur.execute(
-                f"SELECT {KEY_COLS} FROM {KEY_T} WHERE fingerprint = ANY(%s) OR kind = 'log'",  # noqa: S608
+                f"SELECT {KEY_COLS} FROM {KEY_T} WHERE fingerprint = ANY(%s) OR kind = 'log'",
                 [fps],
             )
             if ids:
@@ -188,7 +188,7 @@ def _read_head_and_keys(
             top = cur.fetchone()[0]
             marks = ",".join(["%s"] * len(fps)) or "NULL"
             cur.execute(
-                f"SELECT {KEY_COLS} FROM {KEY_T} WHERE fingerprint IN ({marks}) OR kind = 'log'",  # noqa: S608
+                f"SELECT {KEY_COLS} FROM {KEY_T} WHERE fingerprint IN ({marks}) OR kind = 'log'",
                 fps,
             )
             key_rows = cur.fetchall()
@@ -226,7 +226,7 @@ def _existing(ids: list[str]) -> dict[str, tuple[int, bytes]]:
             chunk = ids[start : start + 500]
             marks = ",".join(["%s"] * len(chunk))
             cur.execute(
-                f"SELECT entry_id, {_q('index')}, leaf FROM {ENTRY_T} WHERE entry_id IN ({marks})",  # noqa: S608
+                f"SELECT entry_id, {_q('index')}, leaf FROM {ENTRY_T} WHERE entry_id IN ({marks})",
                 chunk,
             )
             found.update({eid: (idx, bytes(leaf)) for eid, idx, leaf in cur.fetchall()})
@@ -239,12 +239,12 @@ ENTRY_COLS = ["index", "entry_id", "kind", "author", "time", "integrated_at", "l
 def _values_sql(table: str, columns: Sequence[str], rows: int) -> str:
     cols = ", ".join(_q(c) for c in columns)
     marks = ", ".join("(" + ",".join(["%s"] * len(columns)) + ")" for _ in range(rows))
-    return f"INSERT INTO {table} ({cols}) VALUES {marks}"  # noqa: S608
+    return f"INSERT INTO {table} ({cols}) VALUES {marks}"
 
 
 def _write(entry_rows: list[tuple], hash_rows: list[tuple], head: tuple[int, bytes]) -> None:
     """Insert the entries and their stored hashes, and move the head."""
-    head_sql = f"UPDATE {HEAD_T} SET size = %s, frontier = %s WHERE id = 1"  # noqa: S608
+    head_sql = f"UPDATE {HEAD_T} SET size = %s, frontier = %s WHERE id = 1"
     if connection.vendor == "postgresql":
         raw = connection.connection
         if len(entry_rows) <= 32:

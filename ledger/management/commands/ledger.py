@@ -36,6 +36,11 @@ class Command(BaseCommand):
         verify.add_argument(
             "--no-progress", action="store_true", help="No progress bar, even on a terminal."
         )
+        verify.add_argument(
+            "--strict",
+            action="store_true",
+            help="Also parse every leaf as JSON and check its canonical form (slower).",
+        )
 
     def handle(self, *args, action, **options):
         return getattr(self, "do_" + action.replace("-", "_"))(**options)
@@ -69,7 +74,7 @@ class Command(BaseCommand):
     def do_verifier_key(self, **_):
         self.stdout.write(log_signer_key())
 
-    def do_verify(self, workers=None, no_progress=False, **_):
+    def do_verify(self, workers=None, no_progress=False, strict=False, **_):
         from ledger.verify import verify_ledger
 
         total = log.tree_size()
@@ -79,7 +84,9 @@ class Command(BaseCommand):
 
             bar = tqdm(total=total, unit="entry", desc="verify", file=sys.stderr)
         try:
-            report = verify_ledger(workers=workers, progress=bar.update if bar else None)
+            report = verify_ledger(
+                workers=workers, progress=bar.update if bar else None, strict=strict
+            )
         finally:
             if bar:
                 bar.close()
