@@ -3,17 +3,17 @@
 The hot path uses SQL through Django's connection rather than the ORM: an append
 holds the sequence lock for a handful of statements and nothing else.
 
-Serialisation. On PostgreSQL an append takes a transaction-scoped advisory lock,
-then reads the tree size in a *new* statement (so under READ COMMITTED it sees every
-append committed before the lock was granted). On SQLite, transactions begin
-IMMEDIATE (see settings), which takes the database's write lock at BEGIN. Either way
-the lock is held until the surrounding transaction commits, so a domain service that
+Serialisation. An append locks the single log-head row (SELECT ... FOR UPDATE on
+PostgreSQL; on SQLite transactions begin IMMEDIATE, see settings, which takes the
+database's write lock), then reads the tree size and key states in later statements,
+so under READ COMMITTED it sees every append committed before the lock was granted.
+The lock is held until the surrounding transaction commits, so a domain service that
 appends inside its own ``transaction.atomic`` gets the index its commit makes real:
 one gapless sequence, no fork. The primary keys on entry index and stored-hash index
 are the last line of defence: two writers can never both commit index ``n``.
 
-Everything costly (canonical JSON, signatures, key checks against the database)
-happens before the lock; under it only leaf assembly and SHA-256.
+Everything costly (canonical JSON, signing, checking client signatures) happens
+before the lock; under it only reading the head and key states, leaf assembly and SHA-256.
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from ledger.models import Checkpoint, Entry, Key, LogHead, TreeHash
 
 log = logging.getLogger(__name__)
 
-# pg_advisory_xact_lock key: "ledg" "seq" in ASCII, any constant unique to this use.
-SEQUENCE_LOCK_ID = 0x6C6564670073657A
 
 ENTRY_T = Entry._meta.db_table
 HASH_T = TreeHash._meta.db_table

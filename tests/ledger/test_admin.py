@@ -1,0 +1,61 @@
+"""The admin shows history and never lets anyone add, change or delete it."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger import log, services
+from ledger.services import Draft
+
+
+@pytest.fixture
+def history(sample_signer):
+    services.entries_append(
+        signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(5)]
+    )
+    log.publish_checkpoint()
+
+
+@pytest.mark.parametrize("model", ["entry", "checkpoint", "key"])
+def test_history_lists_load_and_offer_no_add(admin_client, history, model):
+    r = admin_client.get(f"/admin/ledger/{model}/")
+    assert r.status_code == 200
+    assert f"/admin/ledger/{model}/add/" not in r.content.decode()
+    assert admin_client.get(f"/admin/ledger/{model}/add/").status_code == 403
+
+
+def test_an_entry_page_is_read_only_and_cannot_be_deleted(admin_client, history):
+    r = admin_client.get("/admin/ledger/entry/3/change/")
+    assert r.status_code == 200
+    assert b'name="_save"' not in r.content
+    assert admin_client.post("/admin/ledger/entry/3/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.post("/admin/ledger/entry/3/change/", {"kind": "x.y"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("3", ["#3 test.sample"]),
+        ("key.registered", ["#1 key.registered"]),
+        ("log.genesis", ["#0 log.genesis"]),
+    ],
+)
+def test_entries_are_searchable_by_index_and_kind(admin_client, history, term, expected):
+    r = admin_client.get("/admin/ledger/entry/", {"q": term})
+    body = r.content.decode()
+    assert r.status_code == 200
+    for e in expected:
+        index = e.split()[0][1:]
+        assert f"/admin/ledger/entry/{index}/change/" in body
+    assert body.count("/change/") == len(expected)
+
+
+def test_entries_are_searchable_by_author_prefix(admin_client, history, sample_signer):
+    r = admin_client.get("/admin/ledger/entry/", {"q": sample_signer.fingerprint[:12]})
+    assert r.content.decode().count("/change/") == 5
+
+
+def test_an_ordinary_user_cannot_reach_the_admin(client, django_user_model, history):
+    user = django_user_model.objects.create_user("observer", password="not-a-secret-1")
+    client.force_login(user)
+    assert client.get("/admin/ledger/entry/").status_code == 302
