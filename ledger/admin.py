@@ -59,9 +59,10 @@ class EntryAdmin(ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        if term.isdigit():
-            return queryset.filter(index=int(term)), False
         match = Q(kind=term) | Q(entry_id=term) | Q(author__startswith=term.lower())
+        # A number is also an index (a hex author prefix can be all digits too).
+        if term.isascii() and term.isdigit() and len(term) <= 16:
+            match |= Q(index=int(term))
         return queryset.filter(match), False
 
     @admin.display(description="author")
@@ -88,9 +89,12 @@ class CheckpointAdmin(ReadOnlyAdmin):
         return format_html("<pre>{}</pre>", obj.note)
 
     def get_search_results(self, request, queryset, search_term):
-        if search_term and not search_term.isdigit():
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if not (term.isascii() and term.isdigit() and len(term) <= 16):
             return queryset.none(), False
-        return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(tree_size=int(term)), False
 
 
 @admin.register(Key)

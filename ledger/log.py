@@ -18,8 +18,9 @@ before the lock; under it only reading the head and key states, leaf assembly an
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ def _read_head_and_keys(
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         raw = connection.connection
-        with raw.pipeline():
+        with connection.wrap_database_errors, raw.pipeline():
             head_cur = psycopg.Cursor(raw)
             head_cur.execute(head_sql + " FOR UPDATE")
             max_cur = psycopg.Cursor(raw)
@@ -173,8 +174,8 @@ def _read_head_and_keys(
             if ids:
                 id_cur = psycopg.Cursor(raw)
                 id_cur.execute(f"{ID_SQL} = ANY(%s)", [list(ids)])
-        head, top, key_rows = head_cur.fetchone(), max_cur.fetchone()[0], key_cur.fetchall()
-        id_rows = id_cur.fetchall() if ids else []
+            head, top, key_rows = head_cur.fetchone(), max_cur.fetchone()[0], key_cur.fetchall()
+            id_rows = id_cur.fetchall() if ids else []
     elif connection.vendor == "sqlite":
         # BEGIN IMMEDIATE already holds the database's write lock (see settings).
         if connection.settings_dict.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE":
@@ -203,11 +204,13 @@ def _read_head_and_keys(
         raise LedgerError(
             f"the log head says size {size} but the entries end at {top}: run ledger verify"
         )
-    hashes = [frontier[i : i + 32] for i in range(0, len(frontier), 32)]
-    if len(hashes) != len(merkle.root_indexes(size)):
+    if len(frontier) != 32 * len(merkle.root_indexes(size)):
         raise LedgerError("the log head's frontier does not fit its size: run ledger verify")
+    hashes = [frontier[i : i + 32] for i in range(0, len(frontier), 32)]
     keys, log_key = {}, None
     for fp, pk, kind, owner, custody, name, reg, vfrom, revoked in key_rows:
+        if hashlib.sha256(bytes(pk)).hexdigest() != fp:
+            raise LedgerError(f"the registry's key {fp[:16]}… does not match its fingerprint")
         keys[fp] = KeyState(fp, bytes(pk), kind, owner, custody, name, reg, vfrom, revoked)
         if kind == "log":
             log_key = fp
@@ -240,45 +243,66 @@ def _values_sql(table: str, columns: Sequence[str], rows: int) -> str:
     return f"INSERT INTO {table} ({cols}) VALUES {marks}"
 
 
-def _write(entry_rows: list[tuple], hash_rows: list[tuple], head: tuple[int, bytes]) -> None:
-    """Insert the entries and their stored hashes, and move the head."""
+def _write(
+    entry_rows: list[tuple],
+    hash_rows: list[tuple],
+    head: tuple[int, bytes],
+    frontier_was: tuple[int, list[bytes]],
+) -> None:
+    """Insert the entries and their stored hashes, and move the head.
+
+    The head's frontier, which the new hashes were built on, is checked against the
+    stored hashes in the same round trip: a head changed behind the log's back makes
+    the append fail (and roll back) instead of storing hashes of a different tree.
+    """
     head_sql = f"UPDATE {HEAD_T} SET size = %s, frontier = %s WHERE id = 1"
+    old_size, old_frontier = frontier_was
+    need = merkle.root_indexes(old_size)
     if connection.vendor == "postgresql":
         raw = connection.connection
-        if len(entry_rows) <= 32:
-            # The usual single append: three statements, one round trip.
-            with raw.pipeline():
-                cur = psycopg.Cursor(raw)
-                cur.execute(
-                    _values_sql(ENTRY_T, ENTRY_COLS, len(entry_rows)),
-                    [v for r in entry_rows for v in r],
-                )
-                cur.execute(
-                    _values_sql(HASH_T, ["idx", "hash"], len(hash_rows)),
-                    [v for r in hash_rows for v in r],
-                )
-                cur.execute(head_sql, head)
-            return
-        # Bulk imports: COPY is several times faster than INSERT.
-        with psycopg.Cursor(raw) as cur:
-            cols = ", ".join(_q(c) for c in ENTRY_COLS)
-            with cur.copy(f"COPY {ENTRY_T} ({cols}) FROM STDIN") as copy:
-                for row in entry_rows:
-                    copy.write_row(row)
-            with cur.copy(f"COPY {HASH_T} (idx, hash) FROM STDIN") as copy:
-                for row in hash_rows:
-                    copy.write_row(row)
+        with connection.wrap_database_errors:
+            if len(entry_rows) <= 32:
+                # The usual small append: four statements, one round trip.
+                with raw.pipeline():
+                    check = psycopg.Cursor(raw)
+                    check.execute(f"SELECT idx, hash FROM {HASH_T} WHERE idx = ANY(%s)", [need])
+                    cur = psycopg.Cursor(raw)
+                    cur.execute(
+                        _values_sql(ENTRY_T, ENTRY_COLS, len(entry_rows)),
+                        [v for r in entry_rows for v in r],
+                    )
+                    cur.execute(
+                        _values_sql(HASH_T, ["idx", "hash"], len(hash_rows)),
+                        [v for r in hash_rows for v in r],
+                    )
+                    cur.execute(head_sql, head)
+                    found = dict(check.fetchall())
+                stored = [bytes(found[i]) if i in found else None for i in need]
+            else:
+                stored = read_hashes(need)
+                # Bulk imports: COPY is several times faster than INSERT.
+                with psycopg.Cursor(raw) as cur:
+                    cols = ", ".join(_q(c) for c in ENTRY_COLS)
+                    with cur.copy(f"COPY {ENTRY_T} ({cols}) FROM STDIN") as copy:
+                        for row in entry_rows:
+                            copy.write_row(row)
+                    with cur.copy(f"COPY {HASH_T} (idx, hash) FROM STDIN") as copy:
+                        for row in hash_rows:
+                            copy.write_row(row)
+                    cur.execute(head_sql, head)
+    else:
+        stored = read_hashes(need)
+        with connection.cursor() as cur:
+            for table, cols, rows in (
+                (ENTRY_T, ENTRY_COLS, entry_rows),
+                (HASH_T, ["idx", "hash"], hash_rows),
+            ):
+                for start in range(0, len(rows), 100):
+                    chunk = rows[start : start + 100]
+                    cur.execute(_values_sql(table, cols, len(chunk)), [v for r in chunk for v in r])
             cur.execute(head_sql, head)
-        return
-    with connection.cursor() as cur:
-        for table, cols, rows in (
-            (ENTRY_T, ENTRY_COLS, entry_rows),
-            (HASH_T, ["idx", "hash"], hash_rows),
-        ):
-            for start in range(0, len(rows), 100):
-                chunk = rows[start : start + 100]
-                cur.execute(_values_sql(table, cols, len(chunk)), [v for r in chunk for v in r])
-        cur.execute(head_sql, head)
+    if stored != old_frontier:
+        raise LedgerError("the log head's frontier differs from the stored tree: run ledger verify")
 
 
 def append_signed(items: Sequence[SignedEnvelope]) -> list[Appended]:
@@ -329,8 +353,9 @@ class _GroupCommit:
     one entry per commit latency. Callers that are not inside a transaction (API
     ingestion, importers, tasks) queue their entries here; one of them, the leader,
     appends everything queued in one transaction, then hands leadership to the next
-    waiter. If a combined append is refused, each request is retried alone, so one
-    bad entry fails only its own caller.
+    waiter. If a combined append fails, each request is retried alone, so one bad
+    entry fails only its own caller. An append made by the leader's own thread while
+    it leads (from a commit hook, say) runs directly, never waiting on itself.
     """
 
     MAX_BATCH = 1000
@@ -339,8 +364,12 @@ class _GroupCommit:
         self._mutex = threading.Lock()
         self._queue: list[_Request] = []
         self._leading = False
+        self._local = threading.local()
 
     def submit(self, items: list[SignedEnvelope]) -> list[Appended]:
+        if getattr(self._local, "leading", False):
+            with transaction.atomic():
+                return _append_locked(items, None)
         req = _Request(items)
         with self._mutex:
             self._queue.append(req)
@@ -352,6 +381,7 @@ class _GroupCommit:
             self._lead()
         if req.error is not None:
             raise req.error
+        assert req.result is not None
         return req.result
 
     def _lead(self) -> None:
@@ -363,9 +393,16 @@ class _GroupCommit:
                 req = self._queue.pop(0)
                 batch.append(req)
                 count += len(req.items)
+        self._local.leading = True
         try:
             self._run(batch)
+        except BaseException as exc:
+            for req in batch:
+                if req.result is None and req.error is None:
+                    req.error = exc
+            raise
         finally:
+            self._local.leading = False
             with self._mutex:
                 if self._queue:
                     nxt = self._queue[0]
@@ -384,20 +421,17 @@ class _GroupCommit:
             try:
                 with transaction.atomic():
                     out = _append_locked(combined, None)
-            except LedgerError:
-                if len(batch) == 1:
-                    batch[0].error = sys.exc_info()[1]
-                    return
             except Exception as exc:
-                for req in batch:
-                    req.error = exc
-                return
+                if len(batch) == 1:
+                    batch[0].error = exc
+                    return
             else:
                 pos = 0
                 for req in batch:
                     req.result = out[pos : pos + len(req.items)]
                     pos += len(req.items)
                 return
+        # Alone, each request succeeds or fails on its own.
         for req in batch:
             try:
                 with transaction.atomic():
@@ -421,9 +455,13 @@ def _split_retries(
             continue
         index, leaf = done[it.entry_id]
         if not leaf.startswith(b'{"entry":' + it.envelope_bytes + b',"index":'):
-            raise IdempotencyConflict(
-                f"entry id {it.entry_id} is already used at index {index} by another envelope"
-            )
+            # A retry re-made later differs in its time only; anything else is another entry.
+            before = json.loads(leaf)["entry"]
+            if {**before, "time": None} != {**it.envelope, "time": None}:
+                raise IdempotencyConflict(
+                    f"entry id {it.entry_id} is already used at index {index} by another envelope"
+                )
+            it = SignedEnvelope(before, leaf[9 : leaf.rfind(b',"index":')], it.signature)
         retries[it.entry_id] = _describe(it, index, _integrated_from(leaf), leaf, created=False)
     return retries, fresh
 
@@ -456,9 +494,14 @@ def _append_locked(
     authors = {it.author for it in items}
     for it in items:
         if it.kind in CORE_KEY_KINDS:
-            fp = it.envelope["payload"].get("fingerprint")
-            if isinstance(fp, str):
-                authors.add(fp)
+            payload = it.envelope["payload"]
+            key = payload.get("key")
+            for fp in (
+                payload.get("fingerprint"),
+                key.get("fingerprint") if isinstance(key, dict) else None,
+            ):
+                if isinstance(fp, str):
+                    authors.add(fp)
     order = [it.entry_id for it in items]
     ids = order if done is None else []
     size, frontier, keyring, found = _read_head_and_keys(authors, ids)
@@ -466,6 +509,7 @@ def _append_locked(
     if not items:
         return list(retries.values())
     builder = merkle.TreeBuilder.resume(size, frontier)
+    frontier_was = (size, frontier)
 
     now = datetime.now(UTC)
     integrated = format_time(now)
@@ -502,12 +546,13 @@ def _append_locked(
     head = (builder.size, b"".join(builder.frontier()))
     try:
         with transaction.atomic(savepoint=False):
-            _write(entry_rows, hash_rows, head)
+            _write(entry_rows, hash_rows, head, frontier_was)
             for entry in out:
                 apply(entry)
     except (IntegrityError, psycopg.IntegrityError) as exc:
         raise LedgerError(f"append conflicted with a concurrent writer: {exc}") from exc
-    transaction.on_commit(request_checkpoint)
+    # Robust: whatever goes wrong in asking for a checkpoint, the append has committed.
+    transaction.on_commit(request_checkpoint, robust=True)
     if not retries:
         return out
     by_id = {**retries, **{e.entry_id: e for e in out}}
@@ -531,14 +576,17 @@ def request_checkpoint() -> None:
     if not settings.LEDGER_PUBLISH_ON_APPEND:
         return
     debounce = settings.LEDGER_CHECKPOINT_DEBOUNCE
-    if cache.add("ledger:checkpoint-pending", 1, timeout=debounce + 60):
-        try:
-            publish_checkpoint.apply_async(countdown=debounce)
-        except Exception:
-            # The scheduled publication will cover these entries; an unreachable
-            # broker must not fail a write that has already committed.
-            cache.delete("ledger:checkpoint-pending")
-            log.exception("could not queue a checkpoint publication")
+    try:
+        if cache.add("ledger:checkpoint-pending", 1, timeout=debounce + 60):
+            try:
+                publish_checkpoint.apply_async(countdown=debounce)
+            except Exception:
+                cache.delete("ledger:checkpoint-pending")
+                raise
+    except Exception:
+        # The scheduled publication will cover these entries; an unreachable broker
+        # or cache must not fail a write that has already committed.
+        log.exception("could not queue a checkpoint publication")
 
 
 def publish_checkpoint() -> Checkpoint | None:
@@ -548,12 +596,29 @@ def publish_checkpoint() -> Checkpoint | None:
     would mean stored history changed, and the log must never sign a fork.
     """
     from ledger.core.note import Checkpoint as Body
-    from ledger.core.note import sign_note
+    from ledger.core.note import NoteError, open_checkpoint, sign_note
     from ledger.keys import log_signer
 
     size = tree_size()
     latest = Checkpoint.objects.order_by("-tree_size").first()
-    if size == 0 or (latest is not None and latest.tree_size >= size):
+    signer = log_signer()
+    if latest is not None:
+        # Never build on a checkpoint this log did not sign, nor on one ahead of the tree.
+        try:
+            signed = open_checkpoint(latest.note, _verifier(signer), origin=signer.name)
+        except NoteError as exc:
+            raise LedgerError(
+                f"the stored checkpoint at size {latest.tree_size} is not the log's: {exc}"
+            ) from exc
+        if (signed.size, signed.root) != (latest.tree_size, bytes(latest.root_hash)):
+            raise LedgerError(
+                f"the stored checkpoint at size {latest.tree_size} differs from its note"
+            )
+        if latest.tree_size > size:
+            raise LedgerError(
+                f"the latest checkpoint is at size {latest.tree_size} but the tree has {size} entries"
+            )
+    if size == 0 or (latest is not None and latest.tree_size == size):
         return None
     root = root_at(size)
     if latest is not None:
@@ -565,7 +630,6 @@ def publish_checkpoint() -> Checkpoint | None:
                 f"refusing to sign size {size}: not consistent with the checkpoint at "
                 f"size {latest.tree_size} ({exc})"
             ) from exc
-    signer = log_signer()
     note = sign_note(Body(signer.name, size, root).body(), signer.note_signer())
     try:
         with transaction.atomic():
@@ -578,5 +642,12 @@ def publish_checkpoint() -> Checkpoint | None:
         return Checkpoint.objects.get(tree_size=size)
 
 
+def _verifier(signer):
+    from ledger.core.note import Verifier, key_id
+
+    return Verifier(signer.name, key_id(signer.name, signer.public_key), signer.public_key)
+
+
 def latest_checkpoint() -> Checkpoint | None:
-    return Checkpoint.objects.order_by("-tree_size").first()
+    """The latest checkpoint within the tree (one beyond it would not be the log's)."""
+    return Checkpoint.objects.filter(tree_size__lte=tree_size()).order_by("-tree_size").first()

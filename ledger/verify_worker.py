@@ -8,7 +8,16 @@ database, say), which a fresh interpreter would not know.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 _state: dict = {}
+
+COLUMNS = '"index", kind, author, leaf, leaf_hash, entry_id, "time", integrated_at'
+SELECT = (
+    "SELECT "
+    + COLUMNS
+    + ' FROM {table} WHERE "index" >= {mark} AND "index" < {mark} ORDER BY "index"'
+)
 
 
 def start(vendor: str, settings: dict, table: str, timeline: dict, key_entries: list[int]) -> None:
@@ -16,6 +25,21 @@ def start(vendor: str, settings: dict, table: str, timeline: dict, key_entries: 
     if vendor == "postgresql":
         import psycopg
 
+        options = {
+            k: v
+            for k, v in (settings.get("OPTIONS") or {}).items()
+            if k
+            in {
+                "sslmode",
+                "sslrootcert",
+                "sslcert",
+                "sslkey",
+                "connect_timeout",
+                "options",
+                "service",
+                "passfile",
+            }
+        }
         conn = psycopg.connect(
             dbname=settings["NAME"],
             user=settings["USER"] or None,
@@ -23,13 +47,14 @@ def start(vendor: str, settings: dict, table: str, timeline: dict, key_entries: 
             host=settings["HOST"] or None,
             port=settings["PORT"] or None,
             autocommit=True,
+            **options,
         )
-        sql = f'SELECT "index", kind, author, leaf, leaf_hash FROM {table} WHERE "index" >= %s AND "index" < %s ORDER BY "index"'
+        sql = SELECT.format(table=table, mark="%s")
     else:
         import sqlite3
 
         conn = sqlite3.connect(f"file:{settings['NAME']}?mode=ro", uri=True)
-        sql = f'SELECT "index", kind, author, leaf, leaf_hash FROM {table} WHERE "index" >= ? AND "index" < ? ORDER BY "index"'
+        sql = SELECT.format(table=table, mark="?")
     _state.update(conn=conn, sql=sql, timeline=timeline, key_entries=frozenset(key_entries))
 
 
@@ -53,7 +78,9 @@ def check_rows(
 
     failures: list[tuple[int, str]] = []
     items = []
-    for expected, (index, kind, author, leaf, stored_hash) in enumerate(rows, lo):
+    for expected, (index, kind, author, leaf, stored_hash, entry_id, time, integrated) in enumerate(
+        rows, lo
+    ):
         if index != expected:
             failures.append((expected, f"entry missing: the next stored index is {index}"))
             break
@@ -75,9 +102,23 @@ def check_rows(
                 public_key = None
         if (kind in CORE_KEY_KINDS or index == 0) and index not in key_entries:
             failures.append((index, "a key entry the keyring did not see"))
-        items.append((index, bytes(leaf), public_key, kind, author, bytes(stored_hash)))
+        items.append(
+            (
+                index, bytes(leaf), public_key, kind, author, bytes(stored_hash),
+                entry_id, _naive_utc(time), _naive_utc(integrated),
+            )
+        )  # fmt: skip
     else:
         if len(rows) < hi - lo:
             failures.append((lo + len(rows), "entry missing"))
     bad, hashes = check_leaves(items, strict)
     return failures + bad, hashes
+
+
+def _naive_utc(value) -> datetime:
+    """A stored time as naive UTC: psycopg gives aware datetimes, sqlite3 gives text."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=None)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value

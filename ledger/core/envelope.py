@@ -248,11 +248,11 @@ def is_canonical(data: bytes, value, *, has_floats: bool = False) -> bool:
     if not has_floats and _ORDER_SENSITIVE.search(data) is None:
         try:
             return _fast_canonical(value) == data
-        except ValueError:
+        except (ValueError, RecursionError):
             return False
     try:
         return rfc8785.dumps(value) == data
-    except (rfc8785.CanonicalizationError, ValueError, TypeError):
+    except (rfc8785.CanonicalizationError, ValueError, TypeError, RecursionError):
         return False
 
 
@@ -269,8 +269,8 @@ def parse_leaf(leaf: bytes, *, check_payload: bool = True) -> Leaf:
 
     try:
         obj = json.loads(leaf, parse_float=_float, parse_constant=_float)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EnvelopeError(f"leaf is not JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise EnvelopeError(f"leaf is not JSON: {type(exc).__name__}: {str(exc)[:100]}") from exc
     if not isinstance(obj, dict) or tuple(sorted(obj)) != LEAF_FIELDS:
         raise EnvelopeError("leaf must have exactly entry, index, integrated_time, signature")
     index = obj["index"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime
 from hashlib import sha256
 
 from nacl.exceptions import BadSignatureError
@@ -25,18 +26,23 @@ from ledger.core.envelope import ENTRY_CONTEXT, EnvelopeError, parse_leaf
 
 _TIME = rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z"
 HEAD = re.compile(
-    rb'\{"entry":\{"author":"([0-9a-f]{64})","id":"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}",'
+    rb'\{"entry":\{"author":"([0-9a-f]{64})","id":"([A-Za-z0-9][A-Za-z0-9._:-]{0,127})",'
     rb'"kind":"([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)","payload":\{'
 )
 TAIL = re.compile(
-    rb'\},"time":"' + _TIME + rb'"\},"index":(0|[1-9][0-9]{0,15}),'
-    rb'"integrated_time":"' + _TIME + rb'","signature":"([A-Za-z0-9+/]{86}==)"\}\Z'
+    rb'\},"time":"(' + _TIME + rb')"\},"index":(0|[1-9][0-9]{0,15}),'
+    rb'"integrated_time":"(' + _TIME + rb')","signature":"([A-Za-z0-9+/]{86}==)"\}\Z'
 )
+# The envelope's member names. In a canonical leaf each appears exactly once as a
+# member name (the frame above pins those places); a second occurrence anywhere, or
+# any \u escape (which could spell one), sends the leaf to the full JSON check, which
+# rejects a repeated member: JSON readers would see its last value, not the first.
+_MEMBERS = (b'"author":', b'"id":', b'"kind":', b'"payload":', b'"time":')
 _TAIL_MAX = 256  # bytes: the tail is at most about 200
 
-# One item: (index, leaf bytes, author public key or None, kind column, author column,
-# stored leaf hash).
-Item = tuple[int, bytes, bytes | None, str, str, bytes]
+# One item: (index, leaf bytes, author public key or None, and the stored columns:
+# kind, author, leaf hash, entry id, author time and integration time as naive UTC).
+Item = tuple[int, bytes, bytes | None, str, str, bytes, str, datetime, datetime]
 
 
 def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[int, str]], bytes]:
@@ -48,7 +54,7 @@ def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[in
     failures = []
     hashes = []
     keys: dict[bytes, VerifyKey] = {}
-    for index, leaf, public_key, kind, author, stored_hash in batch:
+    for index, leaf, public_key, kind, author, stored_hash, entry_id, time, integrated in batch:
         lh = sha256(b"\x00" + leaf).digest()
         hashes.append(lh)
         if lh != stored_hash:
@@ -59,17 +65,25 @@ def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[in
         if head is None or tail is None or tail.start() < head.end():
             failures.append((index, "leaf is malformed: it does not have the leaf layout"))
             continue
-        if strict:
+        if strict or b"\\u" in leaf or any(leaf.count(m) != 1 for m in _MEMBERS):
             try:
                 parse_leaf(leaf)
             except EnvelopeError as exc:
                 failures.append((index, f"leaf is malformed: {exc}"))
                 continue
-        if int(tail.group(1)) != index:
-            failures.append((index, f"leaf says it is at index {int(tail.group(1))}"))
+        if int(tail.group(2)) != index:
+            failures.append((index, f"leaf says it is at index {int(tail.group(2))}"))
             continue
-        if head.group(2).decode() != kind or head.group(1).decode() != author:
-            failures.append((index, "the stored kind or author column differs from the leaf"))
+        if (
+            head.group(3).decode() != kind
+            or head.group(1).decode() != author
+            or head.group(2).decode() != entry_id
+            or _naive(tail.group(1)) != time
+            or _naive(tail.group(3)) != integrated
+        ):
+            failures.append(
+                (index, "a stored column (kind, author, id or a time) differs from the leaf")
+            )
             continue
         if public_key is None:
             continue  # the key problem is reported by the caller
@@ -77,10 +91,14 @@ def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[in
         if vk is None:
             vk = keys[public_key] = VerifyKey(public_key)
         # The envelope runs from after '{"entry":' to the '}' closing it before ',"index":'.
-        envelope = leaf[9 : tail.start(1) - len(b',"index":')]
-        signature = base64.b64decode(tail.group(2))
+        envelope = leaf[9 : tail.start(2) - len(b',"index":')]
+        signature = base64.b64decode(tail.group(4))
         try:
             vk.verify(ENTRY_CONTEXT + envelope, signature)
         except BadSignatureError:
             failures.append((index, "the author's signature does not verify"))
     return failures, b"".join(hashes)
+
+
+def _naive(value: bytes) -> datetime:
+    return datetime.fromisoformat(value[:-1].decode())

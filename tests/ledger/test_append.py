@@ -174,17 +174,32 @@ def test_a_checkpoint_is_published_after_each_commit_without_a_broker(
 def test_publishing_refuses_to_sign_a_tree_inconsistent_with_the_last_checkpoint(sample_signer):
     services.entry_append(signer=sample_signer, kind="test.sample", payload={})
     log.publish_checkpoint()
+    services.entry_append(signer=sample_signer, kind="test.sample", payload={})
     from tests.ledger.helpers import triggers_disabled
 
     with triggers_disabled() as cur:
-        # The hash of leaves 0-1, which the next append combines into the new root.
+        # The hash of leaves 0-3, from which the root at size 4 is read.
+        cur.execute(
+            "UPDATE ledger_treehash SET hash = %s WHERE idx = %s",
+            [bytes(32), merkle.stored_hash_index(2, 0)],
+        )
+    with pytest.raises(LedgerError, match="not consistent"):
+        log.publish_checkpoint()
+    assert log.latest_checkpoint().tree_size == 3
+
+
+def test_an_append_refuses_to_build_on_a_frontier_that_differs_from_the_stored_tree(sample_signer):
+    from tests.ledger.helpers import triggers_disabled
+
+    with triggers_disabled() as cur:
+        # The hash of leaves 0-1 is on the right edge of the tree of size 2.
         cur.execute(
             "UPDATE ledger_treehash SET hash = %s WHERE idx = %s",
             [bytes(32), merkle.stored_hash_index(1, 0)],
         )
-    services.entry_append(signer=sample_signer, kind="test.sample", payload={})
-    with pytest.raises(LedgerError, match="not consistent"):
-        log.publish_checkpoint()
+    with pytest.raises(LedgerError, match="frontier differs"), transaction.atomic():
+        services.entry_append(signer=sample_signer, kind="test.sample", payload={})
+    assert Entry.objects.count() == 2
 
 
 @pytest.mark.parametrize("field", ["kind", "id", "time"])
