@@ -137,7 +137,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     _db["OPTIONS"] = {
         # IMMEDIATE takes SQLite's write lock when a transaction begins, which is what
-        # serialises ledger appends on this engine (PostgreSQL uses an advisory lock).
+        # serialises ledger appends on this engine (PostgreSQL locks the log-head row).
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
@@ -223,6 +223,8 @@ API_TOKEN_MAX_DAYS = envint("API_TOKEN_MAX_DAYS", 366)
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "")
 # Without a broker, tasks run in-process when they are called.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = "memory://"  # never used: tasks are eager
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = envstr("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ACKS_LATE = True

@@ -166,7 +166,9 @@ def split_note(note: str) -> tuple[str, list[NoteSignature]]:
     text, block = note[: cut + 1], note[cut + 2 :]
     _check_text(text)
     sigs = []
-    for line in block.splitlines():
+    # Only "\n" ends a line in a signed note (str.splitlines would also split on \r,
+    # \x1c, \u2028 and others, accepting notes other readers reject).
+    for line in block[:-1].split("\n"):
         if not line.startswith(SIG_PREFIX):
             raise NoteError(f"malformed signature line: {line!r}")
         fields = line[len(SIG_PREFIX) :].split(" ")
@@ -233,7 +235,12 @@ def parse_checkpoint(text: str) -> Checkpoint:
     root = b64decode_strict(root_b64, "checkpoint root hash")
     if len(root) != 32:
         raise NoteError("a checkpoint root hash is 32 bytes")
-    return Checkpoint(origin, int(size_s), root, tuple(lines[3:-1]))
+    if int(size_s) > 2**63 - 1:
+        raise NoteError("a checkpoint tree size fits in 63 bits")
+    extensions = tuple(lines[3:-1])
+    if any(not line for line in extensions):
+        raise NoteError("checkpoint extension lines are not empty")
+    return Checkpoint(origin, int(size_s), root, extensions)
 
 
 def open_checkpoint(note: str, verifier: Verifier, origin: str | None = None) -> Checkpoint:

@@ -48,3 +48,69 @@ def remove_sql(vendor: str) -> list[str]:
             out.append(f"DROP TRIGGER IF EXISTS {t}_no_truncate ON {t}")
         return [*out, "DROP FUNCTION IF EXISTS ledger_refuse_change()"]
     return [f"DROP TRIGGER IF EXISTS {t}_no_{op}" for t in TABLES for op in ("update", "delete")]
+
+
+# The key registry is a projection, but a narrow one: a key's row never changes
+# except to record its revocation, once, and is never removed.
+PG_KEY_FUNCTION = """
+CREATE OR REPLACE FUNCTION ledger_key_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+       AND (NEW.fingerprint, NEW.public_key, NEW.kind, NEW.owner, NEW.custody, NEW.name,
+            NEW.valid_from, NEW.registered_in)
+           IS NOT DISTINCT FROM
+           (OLD.fingerprint, OLD.public_key, OLD.kind, OLD.owner, OLD.custody, OLD.name,
+            OLD.valid_from, OLD.registered_in) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'ledger: % on ledger_key is refused: a key only ever gains its revocation', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+"""
+
+
+def key_install_sql(vendor: str) -> list[str]:
+    if vendor == "postgresql":
+        return [
+            PG_KEY_FUNCTION,
+            "CREATE TRIGGER ledger_key_guard BEFORE UPDATE OR DELETE ON ledger_key "
+            "FOR EACH ROW EXECUTE FUNCTION ledger_key_guard()",
+            "CREATE TRIGGER ledger_key_no_truncate BEFORE TRUNCATE ON ledger_key "
+            "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()",
+        ]
+    if vendor == "sqlite":
+        same = " AND ".join(
+            f"NEW.{c} IS OLD.{c}"
+            for c in (
+                "fingerprint",
+                "public_key",
+                "kind",
+                "owner",
+                "custody",
+                "name",
+                "valid_from",
+                "registered_in",
+            )
+        )
+        return [
+            "CREATE TRIGGER ledger_key_guard_update BEFORE UPDATE ON ledger_key "
+            f"WHEN NOT (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL AND {same}) BEGIN "
+            "SELECT RAISE(ABORT, 'ledger: UPDATE on ledger_key is refused: a key only ever gains its revocation'); END",
+            "CREATE TRIGGER ledger_key_guard_delete BEFORE DELETE ON ledger_key BEGIN "
+            "SELECT RAISE(ABORT, 'ledger: DELETE on ledger_key is refused'); END",
+        ]
+    raise RuntimeError(f"no key triggers for {vendor}")
+
+
+def key_remove_sql(vendor: str) -> list[str]:
+    if vendor == "postgresql":
+        return [
+            "DROP TRIGGER IF EXISTS ledger_key_guard ON ledger_key",
+            "DROP TRIGGER IF EXISTS ledger_key_no_truncate ON ledger_key",
+            "DROP FUNCTION IF EXISTS ledger_key_guard()",
+        ]
+    return [
+        "DROP TRIGGER IF EXISTS ledger_key_guard_update",
+        "DROP TRIGGER IF EXISTS ledger_key_guard_delete",
+    ]

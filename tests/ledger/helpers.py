@@ -26,10 +26,10 @@ def triggers_disabled():
         return
     # SQLite: drop and recreate the triggers inside one transaction.
     with transaction.atomic(), connection.cursor() as cur:
-        for sql in _triggers.remove_sql("sqlite"):
+        for sql in _triggers.remove_sql("sqlite") + _triggers.key_remove_sql("sqlite"):
             cur.execute(sql)
         yield cur
-        for sql in _triggers.install_sql("sqlite"):
+        for sql in _triggers.install_sql("sqlite") + _triggers.key_install_sql("sqlite"):
             cur.execute(sql)
 
 

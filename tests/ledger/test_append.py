@@ -215,3 +215,17 @@ def test_a_key_name_that_signed_notes_cannot_carry_is_refused(log_key):
     with pytest.raises(LedgerError, match="printable"):
         services.key_register(log_signer=log_key, kind="service", owner="x", name="a\u200bb")
     assert Key.objects.count() == 1
+
+
+def test_a_retry_made_later_with_the_same_id_returns_the_first_entry(sample_signer):
+    from datetime import UTC, datetime, timedelta
+
+    first = services.entry_append(
+        signer=sample_signer, kind="test.sample", payload={"n": 1}, entry_id="order-7",
+        time=datetime.now(UTC) - timedelta(minutes=5),
+    )  # fmt: skip
+    again = services.entry_append(
+        signer=sample_signer, kind="test.sample", payload={"n": 1}, entry_id="order-7"
+    )
+    assert (again.index, again.time, again.created) == (first.index, first.time, False)
+    assert Entry.objects.count() == 3

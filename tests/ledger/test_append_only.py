@@ -61,3 +61,26 @@ def test_the_orm_refuses_updates_and_deletes_before_reaching_the_database(histor
         Entry.objects.filter(index=0).update(kind="x.y")
     with pytest.raises(TypeError, match="append-only"):
         Checkpoint.objects.all().delete()
+
+
+def test_a_key_row_may_only_gain_its_revocation(history):
+    from ledger.models import Key
+
+    fp = Key.objects.get(kind="service").fingerprint
+    for sql in (
+        "UPDATE ledger_key SET owner = 'mallory' WHERE fingerprint = %s",
+        "UPDATE ledger_key SET public_key = public_key, valid_from = 0 WHERE fingerprint = %s",
+        "DELETE FROM ledger_key WHERE fingerprint = %s",
+    ):
+        with (
+            pytest.raises(DatabaseError) as caught,
+            transaction.atomic(),
+            connection.cursor() as cur,
+        ):
+            cur.execute(sql, [fp])
+        assert "ledger_key is refused" in str(caught.value)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("UPDATE ledger_key SET revoked_at = 9 WHERE fingerprint = %s", [fp])
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cur:
+        # Once revoked, not even the revocation can be undone or moved.
+        cur.execute("UPDATE ledger_key SET revoked_at = NULL WHERE fingerprint = %s", [fp])

@@ -84,3 +84,46 @@ def test_a_refused_entry_in_a_group_fails_only_its_own_caller(signer):
     assert set(outcomes.values()) == {"ok"}
     assert Entry.objects.filter(kind="test.sample").count() == 5 * 20
     assert log.tree_size() == 2 + 100
+
+
+def test_an_append_from_a_commit_hook_of_a_group_does_not_wait_on_itself(signer):
+    from django.db import transaction
+
+    from ledger.log import applier
+
+    seen = []
+
+    def follow_up(entry):
+        # An applier that records a follow-up entry once its own commit is done.
+        transaction.on_commit(
+            lambda: seen.append(
+                services.entry_append(
+                    signer=signer, kind="test.follow_up", payload={"of": entry.index}
+                )
+            )
+        )
+
+    applier("test.trigger")(follow_up)
+    try:
+        done = threading.Event()
+        result = {}
+
+        def work():
+            result["e"] = services.entry_append(signer=signer, kind="test.trigger", payload={})
+            done.set()
+            connection.close()
+
+        t = threading.Thread(target=work)
+        t.start()
+        assert done.wait(timeout=30), "the append never returned"
+        t.join()
+        assert [e.payload for e in seen] == [{"of": result["e"].index}]
+        # And the process can still append afterwards.
+        assert (
+            services.entry_append(signer=signer, kind="test.sample", payload={}).index
+            == seen[0].index + 1
+        )
+    finally:
+        from ledger import log as ledger_log
+
+        ledger_log._appliers.pop("test.trigger", None)

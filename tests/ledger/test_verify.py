@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from ledger import log, services
 from ledger.core import merkle
@@ -38,6 +39,10 @@ def _set_leaf(index: int, leaf: bytes, *, fix_hash: bool) -> None:
             )
         else:
             cur.execute("UPDATE ledger_entry SET leaf = %s WHERE " + '"index" = %s', [leaf, index])
+
+
+def _reasons(report, index: int) -> str:
+    return " | ".join(reason for i, reason in report.failures if i == index)
 
 
 def _verify_fails(capsys) -> str:
@@ -128,11 +133,11 @@ def test_a_stored_hash_changed_under_the_tree_is_found(ledger_with_history):
 
 
 def test_a_tampered_key_registry_row_is_found(ledger_with_history):
-    from ledger.models import Key
-
-    Key.objects.filter(fingerprint=ledger_with_history.fingerprint).update(
-        revoked_at=None, valid_from=0
-    )
+    with triggers_disabled() as cur:
+        cur.execute(
+            "UPDATE ledger_key SET valid_from = 0, owner = 'someone else' WHERE fingerprint = %s",
+            [ledger_with_history.fingerprint],
+        )
     report = verify_ledger(workers=1)
     assert any("differs from its entries" in p for p in report.problems)
 
@@ -145,3 +150,66 @@ def test_a_log_head_out_of_step_with_the_entries_is_found_and_stops_appends(ledg
     assert any("log head" in p for p in verify_ledger(workers=1).problems)
     with pytest.raises(LedgerError, match="log head says size 70"):
         services.entry_append(signer=ledger_with_history, kind="test.sample", payload={})
+
+
+def test_a_forged_checkpoint_beyond_the_tree_is_found_and_blocks_publication(ledger_with_history):
+    from nacl.signing import SigningKey
+
+    from ledger.core.note import Checkpoint as Body
+    from ledger.core.note import Signer, sign_note
+    from ledger.log import LedgerError
+    from ledger.models import Checkpoint
+
+    note = sign_note(
+        Body("test.ledger.example", 10**6, bytes(32)).body(),
+        Signer("test.ledger.example", SigningKey.generate()),
+    )
+    Checkpoint.objects.create(
+        tree_size=10**6, root_hash=bytes(32), note=note, published_at=timezone.now()
+    )
+    report = verify_ledger(workers=1)
+    assert any(
+        "checkpoint at size 1000000: no signature by a known key" in p for p in report.problems
+    )
+    assert any("checkpoint at size 1000000 is beyond the tree" in p for p in report.problems)
+    assert log.latest_checkpoint().tree_size == 62  # the API never serves it
+    with pytest.raises(LedgerError, match="not the log's"):
+        log.publish_checkpoint()
+
+
+def test_stored_columns_that_differ_from_the_leaf_are_found(ledger_with_history):
+    with triggers_disabled() as cur:
+        cur.execute("UPDATE ledger_entry SET entry_id = 'renamed' WHERE \"index\" = 12")
+        cur.execute('UPDATE ledger_entry SET time = %s WHERE "index" = 13', [timezone.now()])
+    report = verify_ledger(workers=1)
+    assert "differs from the leaf" in _reasons(report, 12)
+    assert "differs from the leaf" in _reasons(report, 13)
+
+
+def test_a_leaf_that_repeats_an_envelope_member_is_found_by_the_default_check(
+    ledger_with_history, log_key
+):
+    """JSON readers take a repeated member's last value: a leaf signed by one key could
+    read as authored by another. The fast check must not let that through."""
+    from ledger.core.envelope import ENTRY_CONTEXT, build_leaf
+
+    signer = ledger_with_history
+    doc = Entry.objects.get(index=20).document
+    env = doc["entry"]
+    envelope = (
+        f'{{"author":"{signer.fingerprint}","id":"{env["id"]}","kind":"test.sample",'
+        f'"payload":{{"x":1}},"author":"{log_key.fingerprint}","kind":"key.revoked",'
+        f'"payload":{{"fingerprint":"{signer.fingerprint}","reason":"x"}},"time":"{env["time"]}"}}'
+    ).encode()
+    sig = signer.signing_key.sign(ENTRY_CONTEXT + envelope).signature
+    leaf = build_leaf(envelope, 20, doc["integrated_time"], sig)
+    _set_leaf(20, leaf, fix_hash=True)
+    assert "not in RFC 8785 canonical form" in _reasons(verify_ledger(workers=1), 20)
+
+
+@pytest.mark.parametrize("depth", [100_000])
+def test_a_deeply_nested_leaf_is_reported_not_crashed_on(ledger_with_history, depth):
+    leaf = b'{"entry":' + b"[" * depth + b"]" * depth + b"}"
+    _set_leaf(40, leaf, fix_hash=True)
+    report = verify_ledger(workers=1, strict=True)
+    assert "malformed" in _reasons(report, 40)
