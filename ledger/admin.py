@@ -36,7 +36,7 @@ class KindFilter(admin.SimpleListFilter):
 
 @admin.register(Entry)
 class EntryAdmin(ReadOnlyAdmin):
-    list_display = ["index", "kind", "entry_id", "author_short", "time", "integrated_at"]
+    list_display = ["index", "kind", "entry_id", "author_short", "time", "integrated_time"]
     list_filter = [KindFilter]
     search_fields = ["kind"]  # see get_search_results
     search_help_text = "An index, a kind, an entry id or the start of an author fingerprint."
@@ -49,10 +49,11 @@ class EntryAdmin(ReadOnlyAdmin):
         "kind",
         "author",
         "time",
-        "integrated_at",
+        "integrated_time",
         "payload_pretty",
         "leaf_hash_hex",
     ]
+    readonly_fields = fields
 
     def get_search_results(self, request, queryset, search_term):
         """A number finds that index; text finds a kind, an entry id or an author prefix."""

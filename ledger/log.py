@@ -234,7 +234,7 @@ def _existing(ids: list[str]) -> dict[str, tuple[int, bytes]]:
     return found
 
 
-ENTRY_COLS = ["index", "entry_id", "kind", "author", "time", "integrated_at", "leaf", "leaf_hash"]
+ENTRY_COLS = ["index", "entry_id", "kind", "author", "leaf", "leaf_hash"]
 
 
 def _values_sql(table: str, columns: Sequence[str], rows: int) -> str:
@@ -513,8 +513,6 @@ def _append_locked(
 
     now = datetime.now(UTC)
     integrated = format_time(now)
-    adapt = connection.ops.adapt_datetimefield_value
-    now_db = adapt(now)
     entry_rows, hash_rows, out = [], [], []
     for offset, it in enumerate(items):
         index = size + offset
@@ -527,18 +525,7 @@ def _append_locked(
         first = merkle.stored_hash_index(0, index)
         for j, h in enumerate(builder.push(lh)):
             hash_rows.append((first + j, h))
-        entry_rows.append(
-            (
-                index,
-                it.entry_id,
-                it.kind,
-                it.author,
-                adapt(_parse_author_time(it.envelope["time"])),
-                now_db,
-                leaf,
-                lh,
-            )
-        )
+        entry_rows.append((index, it.entry_id, it.kind, it.author, leaf, lh))
         out.append(_describe(it, index, integrated, leaf, created=True))
 
     # From here on a failure dooms the surrounding transaction (savepoint=False marks
@@ -557,10 +544,6 @@ def _append_locked(
         return out
     by_id = {**retries, **{e.entry_id: e for e in out}}
     return [by_id[i] for i in order]
-
-
-def _parse_author_time(value: str) -> datetime:
-    return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
 
 
 # --- checkpoints -----------------------------------------------------------------------------

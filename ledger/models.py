@@ -41,14 +41,16 @@ class AppendOnly(models.Model):
 
 
 class Entry(AppendOnly):
-    """One signed ledger entry at its index in the tree."""
+    """One signed ledger entry at its index in the tree.
+
+    The leaf holds everything; the other columns are copies for lookups (by id, kind,
+    author), which `ledger verify` checks against the leaf.
+    """
 
     index = models.BigIntegerField(primary_key=True)
     entry_id = models.CharField("entry id", max_length=128, unique=True)
     kind = models.CharField(max_length=64, db_index=True)
     author = models.CharField("author key", max_length=64, db_index=True)
-    time = models.DateTimeField(help_text="When the author says it signed the entry.")
-    integrated_at = models.DateTimeField(help_text="When the log added the entry.")
     leaf = models.BinaryField(help_text="The exact leaf bytes: canonical JSON.")
     leaf_hash = models.BinaryField(max_length=32)
 
@@ -70,6 +72,16 @@ class Entry(AppendOnly):
     @property
     def payload(self) -> dict:
         return self.envelope["payload"]
+
+    @property
+    def time(self) -> str:
+        """When the author says it signed the entry (RFC 3339 UTC, from the leaf)."""
+        return self.envelope["time"]
+
+    @property
+    def integrated_time(self) -> str:
+        """When the log added the entry (RFC 3339 UTC, from the leaf)."""
+        return self.document["integrated_time"]
 
     @property
     def signature_b64(self) -> str:

@@ -8,11 +8,9 @@ database, say), which a fresh interpreter would not know.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 _state: dict = {}
 
-COLUMNS = '"index", kind, author, leaf, leaf_hash, entry_id, "time", integrated_at'
+COLUMNS = '"index", kind, author, leaf, leaf_hash, entry_id'
 SELECT = (
     "SELECT "
     + COLUMNS
@@ -78,9 +76,7 @@ def check_rows(
 
     failures: list[tuple[int, str]] = []
     items = []
-    for expected, (index, kind, author, leaf, stored_hash, entry_id, time, integrated) in enumerate(
-        rows, lo
-    ):
+    for expected, (index, kind, author, leaf, stored_hash, entry_id) in enumerate(rows, lo):
         if index != expected:
             failures.append((expected, f"entry missing: the next stored index is {index}"))
             break
@@ -102,23 +98,9 @@ def check_rows(
                 public_key = None
         if (kind in CORE_KEY_KINDS or index == 0) and index not in key_entries:
             failures.append((index, "a key entry the keyring did not see"))
-        items.append(
-            (
-                index, bytes(leaf), public_key, kind, author, bytes(stored_hash),
-                entry_id, _naive_utc(time), _naive_utc(integrated),
-            )
-        )  # fmt: skip
+        items.append((index, bytes(leaf), public_key, kind, author, bytes(stored_hash), entry_id))
     else:
         if len(rows) < hi - lo:
             failures.append((lo + len(rows), "entry missing"))
     bad, hashes = check_leaves(items, strict)
     return failures + bad, hashes
-
-
-def _naive_utc(value) -> datetime:
-    """A stored time as naive UTC: psycopg gives aware datetimes, sqlite3 gives text."""
-    if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=None)
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value

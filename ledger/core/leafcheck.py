@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import datetime
 from hashlib import sha256
 
 from nacl.exceptions import BadSignatureError
@@ -41,8 +40,8 @@ _MEMBERS = (b'"author":', b'"id":', b'"kind":', b'"payload":', b'"time":')
 _TAIL_MAX = 256  # bytes: the tail is at most about 200
 
 # One item: (index, leaf bytes, author public key or None, and the stored columns:
-# kind, author, leaf hash, entry id, author time and integration time as naive UTC).
-Item = tuple[int, bytes, bytes | None, str, str, bytes, str, datetime, datetime]
+# kind, author, leaf hash, entry id).
+Item = tuple[int, bytes, bytes | None, str, str, bytes, str]
 
 
 def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[int, str]], bytes]:
@@ -54,7 +53,7 @@ def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[in
     failures = []
     hashes = []
     keys: dict[bytes, VerifyKey] = {}
-    for index, leaf, public_key, kind, author, stored_hash, entry_id, time, integrated in batch:
+    for index, leaf, public_key, kind, author, stored_hash, entry_id in batch:
         lh = sha256(b"\x00" + leaf).digest()
         hashes.append(lh)
         if lh != stored_hash:
@@ -78,12 +77,8 @@ def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[in
             head.group(3).decode() != kind
             or head.group(1).decode() != author
             or head.group(2).decode() != entry_id
-            or _naive(tail.group(1)) != time
-            or _naive(tail.group(3)) != integrated
         ):
-            failures.append(
-                (index, "a stored column (kind, author, id or a time) differs from the leaf")
-            )
+            failures.append((index, "a stored column (kind, author or id) differs from the leaf"))
             continue
         if public_key is None:
             continue  # the key problem is reported by the caller
@@ -98,7 +93,3 @@ def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[in
         except BadSignatureError:
             failures.append((index, "the author's signature does not verify"))
     return failures, b"".join(hashes)
-
-
-def _naive(value: bytes) -> datetime:
-    return datetime.fromisoformat(value[:-1].decode())

@@ -61,7 +61,7 @@ def test_threads_appending_outside_transactions_share_commits_without_gaps(signe
             {"t": i, "n": n} for n in range(40)
         ]
     # Entries that shared a commit share an integration time: fewer commits than entries.
-    commits = Entry.objects.filter(kind="test.sample").values("integrated_at").distinct().count()
+    commits = len({e.integrated_time for e in Entry.objects.filter(kind="test.sample")})
     assert commits < 8 * 40
     assert verify_ledger(workers=1).ok
 
