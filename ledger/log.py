@@ -161,19 +161,22 @@ def _read_head_and_keys(
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         raw = connection.connection
-        with connection.wrap_database_errors, raw.pipeline():
-            head_cur = psycopg.Cursor(raw)
-            head_cur.execute(head_sql + " FOR UPDATE")
-            max_cur = psycopg.Cursor(raw)
-            max_cur.execute(max_sql)
-            key_cur = psycopg.Cursor(raw)
-            key_cur.execute(
-                f"SELECT {KEY_COLS} FROM {KEY_T} WHERE fingerprint = ANY(%s) OR kind = 'log'",
-                [fps],
-            )
-            if ids:
-                id_cur = psycopg.Cursor(raw)
-                id_cur.execute(f"{ID_SQL} = ANY(%s)", [list(ids)])
+        with connection.wrap_database_errors:
+            # Results are fetched after the pipeline block: fetching inside it would
+            # add a round trip.
+            with raw.pipeline():
+                head_cur = psycopg.Cursor(raw)
+                head_cur.execute(head_sql + " FOR UPDATE")
+                max_cur = psycopg.Cursor(raw)
+                max_cur.execute(max_sql)
+                key_cur = psycopg.Cursor(raw)
+                key_cur.execute(
+                    f"SELECT {KEY_COLS} FROM {KEY_T} WHERE fingerprint = ANY(%s) OR kind = 'log'",
+                    [fps],
+                )
+                if ids:
+                    id_cur = psycopg.Cursor(raw)
+                    id_cur.execute(f"{ID_SQL} = ANY(%s)", [list(ids)])
             head, top, key_rows = head_cur.fetchone(), max_cur.fetchone()[0], key_cur.fetchall()
             id_rows = id_cur.fetchall() if ids else []
     elif connection.vendor == "sqlite":
@@ -276,7 +279,7 @@ def _write(
                         [v for r in hash_rows for v in r],
                     )
                     cur.execute(head_sql, head)
-                    found = dict(check.fetchall())
+                found = dict(check.fetchall())
                 stored = [bytes(found[i]) if i in found else None for i in need]
             else:
                 stored = read_hashes(need)
