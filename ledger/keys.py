@@ -111,7 +111,8 @@ def hosted_signer(fingerprint: str) -> EntrySigner:
     sk = SigningKey(unseal_seed(sealed.sealed_seed, sealed.kek_id))
     if key_fingerprint(bytes(sk.verify_key)) != fingerprint:
         raise HostedKeyError(f"sealed key {fingerprint} does not match its public key")
-    assert key.custody == Key.Custody.HOSTED
+    if key.custody != Key.Custody.HOSTED:
+        raise HostedKeyError(f"key {fingerprint} is registered as {key.custody}, not hosted")
     return EntrySigner(fingerprint, key.name, sk)
 
 

@@ -229,3 +229,11 @@ def test_a_retry_made_later_with_the_same_id_returns_the_first_entry(sample_sign
     )
     assert (again.index, again.time, again.created) == (first.index, first.time, False)
     assert Entry.objects.count() == 3
+
+
+def test_a_sealed_key_does_not_unseal_under_another_key_encryption_key(log_key, settings):
+    from ledger.keys import HostedKeyError, hosted_signer
+
+    settings.LEDGER_KEK = "11" * 32
+    with pytest.raises(HostedKeyError, match="sealed under key-encryption key"):
+        hosted_signer(log_key.fingerprint)
