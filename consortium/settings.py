@@ -261,5 +261,5 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # In-process (eager) tasks would otherwise log every run.
-    "loggers": {"celery": {"level": "WARNING"}},
+    "loggers": {"celery": {"level": "WARNING"}, "kombu": {"level": "ERROR"}},
 }
