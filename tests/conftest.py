@@ -63,6 +63,16 @@ def committed_db(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
+def committed_signer(committed_db):
+    """Like ``sample_signer``, but committed: other processes and threads see it."""
+    services.ledger_init()
+    _, signer = services.key_register(
+        log_signer=log_signer(), kind="service", owner="writers", name="writers"
+    )
+    return signer
+
+
+@pytest.fixture
 def partner(db):
     """A partner system's user and a valid bearer token for it."""
     user = get_user_model().objects.create_user("partner-jp", password="unused-pass-123")

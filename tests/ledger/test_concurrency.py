@@ -14,8 +14,7 @@ import time
 import pytest
 from django.db import connection
 
-from ledger import log, services
-from ledger.keys import log_signer
+from ledger import log
 from ledger.models import Entry
 from ledger.verify import verify_ledger
 from tests.ledger.helpers import start_writer
@@ -24,12 +23,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def writer_key(committed_db):
-    services.ledger_init()
-    _, signer = services.key_register(
-        log_signer=log_signer(), kind="service", owner="writers", name="writers"
-    )
-    return signer.fingerprint
+def writer_key(committed_signer):
+    return committed_signer.fingerprint
 
 
 def _indexes() -> list[int]:

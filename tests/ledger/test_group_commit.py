@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from ledger import log, services
-from ledger.keys import EntrySigner, log_signer
+from ledger.keys import EntrySigner
 from ledger.log import LedgerError
 from ledger.models import Entry
 from ledger.verify import verify_ledger
@@ -17,12 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def signer(committed_db):
-    services.ledger_init()
-    _, s = services.key_register(
-        log_signer=log_signer(), kind="service", owner="threads", name="threads"
-    )
-    return s
+def signer(committed_signer):
+    return committed_signer
 
 
 def _run_threads(target, count):
