@@ -149,6 +149,8 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME", None)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Sends queries to a scratch database only while `ledger replay` rebuilds projections.
+DATABASE_ROUTERS = ["ledger.replay.ReplayRouter"]
 
 # --- auth, i18n, static -------------------------------------------------------------------
 

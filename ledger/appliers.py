@@ -10,6 +10,9 @@ import base64
 
 from ledger.log import Appended, applier
 from ledger.models import Key
+from ledger.replay import projection
+
+projection(Key)
 
 
 def _create(entry: Appended, desc: dict, valid_from: int) -> None:

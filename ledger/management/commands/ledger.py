@@ -20,6 +20,19 @@ class Command(BaseCommand):
         init.add_argument("--origin", help="The log's name (default: LEDGER_ORIGIN).")
         sub.add_parser("checkpoint", help="Sign and store a checkpoint at the current tree size.")
         sub.add_parser("verifier-key", help="Print the log's verifier key (name+hex8+base64).")
+        replay = sub.add_parser(
+            "replay",
+            help=(
+                "Rebuild every projection table from the entries alone, in a scratch "
+                "database, and report any difference from the live tables. Exits 1 on any."
+            ),
+        )
+        replay.add_argument(
+            "--check",
+            action="store_true",
+            required=True,
+            help="Compare only (the live tables are never written).",
+        )
         verify = sub.add_parser(
             "verify",
             help=(
@@ -70,6 +83,25 @@ class Command(BaseCommand):
             self.stdout.write(latest.note, ending="")
             return
         self.stdout.write(cp.note, ending="")
+
+    def do_replay(self, check=True, **_):
+        from ledger.replay import projections, replay_check
+
+        report = replay_check()
+        names = ", ".join(m._meta.label for m in projections())
+        if report.ok:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"OK: {report.entries} entries replayed; {names} equal the live tables."
+                )
+            )
+            return
+        for difference in report.differences[:50]:
+            self.stderr.write(f"DIFF: {difference}")
+        raise CommandError(
+            f"replay differs from the live tables ({len(report.differences)} differences)",
+            returncode=1,
+        )
 
     def do_verifier_key(self, **_):
         self.stdout.write(log_signer_key())
