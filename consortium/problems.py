@@ -89,6 +89,11 @@ def api_not_found(request, exception=None):
     return JsonResponse(problem(404, detail), status=404, content_type=PROBLEM_JSON)
 
 
+def api_bad_request(request, exception=None):
+    """Django's 400 (a bad Host header, say) as problem+json under /api/."""
+    return JsonResponse(problem(400, "bad request"), status=400, content_type=PROBLEM_JSON)
+
+
 def api_server_error(request):
     return JsonResponse(
         problem(500, "internal error; it has been logged"), status=500, content_type=PROBLEM_JSON

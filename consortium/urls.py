@@ -19,6 +19,12 @@ admin.site.site_title = "Consortium ledger"
 admin.site.index_title = "System of record"
 
 
+def handler400(request, exception):
+    if request.path.startswith("/api/"):
+        return problems.api_bad_request(request, exception)
+    return defaults.bad_request(request, exception)
+
+
 def handler404(request, exception):
     if request.path.startswith("/api/"):
         return problems.api_not_found(request, exception)

@@ -187,3 +187,8 @@ def test_the_openapi_schema_and_docs_are_served_without_a_cdn(admin_client):
     docs = admin_client.get("/api/v1/docs/")
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower()
+
+
+def test_a_disallowed_host_is_a_400_problem_not_an_html_page(api, history):
+    r = api.get("/api/v1/ledger/keys", HTTP_HOST="evil.example")
+    _problem(r, 400)
