@@ -333,7 +333,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     services.ledger_init()
     _, signer = services.key_register(
-        log_signer=log_signer(), kind="service", owner="bench", name="bench"
+        signer=log_signer(), kind="service", owner="bench", name="bench"
     )
     cores = os.cpu_count() or 1
     results: dict = {"cores": cores, "entries": args.entries}

@@ -38,6 +38,12 @@ def apply_key_registered(entry: Appended) -> None:
     _create(entry, entry.payload["key"], valid_from=entry.index + 1)
 
 
+@applier("key.rotated")
+def apply_key_rotated(entry: Appended) -> None:
+    Key.objects.filter(fingerprint=entry.payload["fingerprint"]).update(revoked_at=entry.index)
+    _create(entry, entry.payload["key"], valid_from=entry.index + 1)
+
+
 @applier("key.revoked")
 def apply_key_revoked(entry: Appended) -> None:
     Key.objects.filter(fingerprint=entry.payload["fingerprint"]).update(revoked_at=entry.index)

@@ -141,41 +141,77 @@ def _seal(signer: EntrySigner) -> None:
     SealedKey.objects.create(key_id=signer.fingerprint, kek_id=kek_id, sealed_seed=sealed)
 
 
+def _descriptor_for(
+    *, kind: str, owner: str, name: str, public_key: bytes | None
+) -> tuple[dict, EntrySigner | None]:
+    """A key descriptor; without ``public_key``, for a hosted key made here."""
+    hosted = None
+    if public_key is None:
+        hosted = EntrySigner.generate(name)
+        public_key = hosted.public_key
+    try:
+        desc = descriptor(
+            public_key=public_key,
+            kind=kind,
+            owner=owner,
+            custody="hosted" if hosted else "external",
+            name=name,
+        )
+    except KeyringError as exc:
+        raise LedgerError(str(exc)) from exc
+    return desc, hosted
+
+
 def key_register(
     *,
-    log_signer: EntrySigner,
+    signer: EntrySigner,
     kind: str,
     owner: str,
     name: str,
     public_key: bytes | None = None,
 ) -> tuple[Appended, EntrySigner | None]:
-    """Register a key. Without ``public_key`` a hosted key is made and sealed here.
+    """Register a key, signed by the log key (or by a valid key of the same owner and
+    kind, for owner-managed kinds). Without ``public_key`` a hosted key is made and
+    sealed here.
 
     Returns the entry and, for a hosted key, its signer.
     """
     with transaction.atomic(durable=True):
-        hosted = None
-        if public_key is None:
-            hosted = EntrySigner.generate(name)
-            public_key = hosted.public_key
-        try:
-            desc = descriptor(
-                public_key=public_key,
-                kind=kind,
-                owner=owner,
-                custody="hosted" if hosted else "external",
-                name=name,
-            )
-        except KeyringError as exc:
-            raise LedgerError(str(exc)) from exc
-        entry = entry_append(signer=log_signer, kind="key.registered", payload={"key": desc})
+        desc, hosted = _descriptor_for(kind=kind, owner=owner, name=name, public_key=public_key)
+        entry = entry_append(signer=signer, kind="key.registered", payload={"key": desc})
+        if hosted:
+            _seal(hosted)
+    return entry, hosted
+
+
+def key_rotate(
+    *, signer: EntrySigner, name: str | None = None, public_key: bytes | None = None
+) -> tuple[Appended, EntrySigner | None]:
+    """Replace ``signer``'s key by a new one, signed by the key being replaced.
+
+    The old key is valid through the rotation entry and never after; the new one from
+    the next index. Without ``public_key`` the new key is hosted, made and sealed here.
+    """
+    old = Key.objects.filter(fingerprint=signer.fingerprint).first()
+    if old is None:
+        raise LedgerError("the signing key is not registered")
+    with transaction.atomic(durable=True):
+        desc, hosted = _descriptor_for(
+            kind=old.kind, owner=old.owner, name=name or old.name, public_key=public_key
+        )
+        entry = entry_append(
+            signer=signer,
+            kind="key.rotated",
+            payload={"fingerprint": old.fingerprint, "key": desc},
+        )
         if hosted:
             _seal(hosted)
     return entry, hosted
 
 
 def key_revoke(*, signer: EntrySigner, fingerprint: str, reason: str) -> Appended:
-    """Revoke a key, signed by the log key or by the key itself."""
+    """Revoke a key, signed by the log key, the key itself, or another valid key of the
+    same owner and kind."""
     with transaction.atomic(durable=True):
         return entry_append(
             signer=signer,

@@ -48,7 +48,7 @@ def log_key(db):
 def sample_signer(log_key):
     """A hosted service key registered at index 1 (so it may sign from index 2)."""
     _, signer = services.key_register(
-        log_signer=log_key, kind="service", owner="sampler", name="sampler"
+        signer=log_key, kind="service", owner="sampler", name="sampler"
     )
     return signer
 
@@ -67,7 +67,7 @@ def committed_signer(committed_db):
     """Like ``sample_signer``, but committed: other processes and threads see it."""
     services.ledger_init()
     _, signer = services.key_register(
-        log_signer=log_signer(), kind="service", owner="writers", name="writers"
+        signer=log_signer(), kind="service", owner="writers", name="writers"
     )
     return signer
 

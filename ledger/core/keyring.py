@@ -8,10 +8,18 @@ Core key entries:
 
 ``log.genesis`` (index 0 only, signed by the key it registers)
     ``{"origin": str, "key": <descriptor>}``; the descriptor's kind is ``log``.
-``key.registered`` (signed by the log key)
+``key.registered`` (signed by the log key, or by a valid key of the same owner and kind)
     ``{"key": <descriptor>}``
-``key.revoked`` (signed by the log key, or by the revoked key itself)
+``key.rotated`` (signed by the key it replaces)
+    ``{"fingerprint": <old>, "key": <descriptor of the new key>}``; same owner and kind
+``key.revoked`` (signed by the log key, the revoked key itself, or another valid key of
+the same owner and kind)
     ``{"fingerprint": str, "reason": str}``
+
+Keys of the kinds in ``SELF_MANAGED`` (member, facility, witness, evaluator) are
+managed by their owners: an owner's valid key may register, and revoke, the owner's
+other keys of the same kind. Service keys are the operator's (the log key's) alone.
+A rotation revokes the old key at its own index and makes the new one valid after it.
 
 A descriptor is ``{"fingerprint", "public_key" (base64), "kind", "owner",
 "custody", "name"}``. A key registered by the entry at index ``r`` may sign entries
@@ -29,7 +37,8 @@ from ledger.core.envelope import FINGERPRINT_RE, EnvelopeError, key_fingerprint
 
 KEY_KINDS = ("log", "member", "facility", "witness", "evaluator", "service")
 CUSTODIES = ("hosted", "external")
-CORE_KEY_KINDS = ("log.genesis", "key.registered", "key.revoked")
+CORE_KEY_KINDS = ("log.genesis", "key.registered", "key.rotated", "key.revoked")
+SELF_MANAGED = ("member", "facility", "witness", "evaluator")
 
 
 class KeyringError(ValueError):
@@ -116,9 +125,22 @@ class Keyring:
         self.public_key_for(author, index)
         if kind == "key.registered":
             return self._registered(index, payload, author)
+        if kind == "key.rotated":
+            return self._rotated(index, payload, author)
         if kind == "key.revoked":
             return self._revoked(index, payload, author)
         return None
+
+    def _manages(self, author: str, owner: str, kind: str) -> bool:
+        """May ``author`` register or revoke a key of ``kind`` held by ``owner``?"""
+        if author == self.log_key:
+            return True
+        state = self.keys.get(author)
+        return (
+            state is not None
+            and kind in SELF_MANAGED
+            and (state.owner, state.kind) == (owner, kind)
+        )
 
     def _genesis(self, payload: dict, author: str) -> KeyState:
         if set(payload) != {"origin", "key"} or not isinstance(payload["origin"], str):
@@ -136,11 +158,14 @@ class Keyring:
         return state
 
     def _registered(self, index: int, payload: dict, author: str) -> KeyState:
-        if author != self.log_key:
-            raise KeyringError("key.registered must be signed by the log key")
         if set(payload) != {"key"}:
             raise KeyringError("key.registered payload is {key}")
         desc = read_descriptor(payload["key"])
+        if not self._manages(author, desc["owner"], desc["kind"]):
+            raise KeyringError(
+                "key.registered must be signed by the log key or by a valid key of the same "
+                "owner and kind"
+            )
         if desc["kind"] == "log":
             raise KeyringError("there is one log key; it is registered by log.genesis")
         if desc["fingerprint"] in self.keys:
@@ -162,10 +187,35 @@ class Keyring:
             raise KeyringError(f"key {fp[:16]}… was already revoked at index {state.revoked_at}")
         if state.kind == "log":
             raise KeyringError("the log key cannot be revoked by an entry")
-        if author not in (self.log_key, fp):
-            raise KeyringError("key.revoked must be signed by the log key or the key itself")
+        if author != fp and not self._manages(author, state.owner, state.kind):
+            raise KeyringError(
+                "key.revoked must be signed by the log key, the key itself or another valid "
+                "key of the same owner and kind"
+            )
         state = replace(state, revoked_at=index)
         self.keys[fp] = state
+        return state
+
+    def _rotated(self, index: int, payload: dict, author: str) -> KeyState:
+        if set(payload) != {"fingerprint", "key"}:
+            raise KeyringError("key.rotated payload is {fingerprint, key}")
+        old_fp = payload["fingerprint"]
+        old = self.keys.get(old_fp) if isinstance(old_fp, str) else None
+        if old is None:
+            raise KeyringError("key.rotated names a key that is not registered")
+        if author != old_fp:
+            raise KeyringError("key.rotated must be signed by the key it replaces")
+        if old.kind == "log":
+            raise KeyringError("the log key cannot be rotated by an entry")
+        desc = read_descriptor(payload["key"])
+        if (desc["owner"], desc["kind"]) != (old.owner, old.kind):
+            raise KeyringError("a rotated key keeps its owner and kind")
+        if desc["fingerprint"] in self.keys:
+            raise KeyringError(f"key {desc['fingerprint'][:16]}… is already registered")
+        # The old key signs its own rotation (it is valid at this index) and nothing after.
+        self.keys[old_fp] = replace(old, revoked_at=index)
+        state = self._state(desc, registered_in=index, valid_from=index + 1)
+        self.keys[state.fingerprint] = state
         return state
 
     @staticmethod

@@ -145,7 +145,7 @@ def test_it_rejects_malformed_kinds(sample_signer, kind):
 def test_an_external_signature_is_checked_against_the_registered_key(log_key):
     member = EntrySigner.generate("fr")
     services.key_register(
-        log_signer=log_key, kind="member", owner="FR", name="fr", public_key=member.public_key
+        signer=log_key, kind="member", owner="FR", name="fr", public_key=member.public_key
     )
     assert Key.objects.get(fingerprint=member.fingerprint).custody == "external"
     env = {
@@ -213,7 +213,7 @@ def test_a_trailing_newline_does_not_sneak_past_field_formats(sample_signer, fie
 
 def test_a_key_name_that_signed_notes_cannot_carry_is_refused(log_key):
     with pytest.raises(LedgerError, match="printable"):
-        services.key_register(log_signer=log_key, kind="service", owner="x", name="a\u200bb")
+        services.key_register(signer=log_key, kind="service", owner="x", name="a\u200bb")
     assert Key.objects.count() == 1
 
 
@@ -237,3 +237,32 @@ def test_a_sealed_key_does_not_unseal_under_another_key_encryption_key(log_key, 
     settings.LEDGER_KEK = "11" * 32
     with pytest.raises(HostedKeyError, match="sealed under key-encryption key"):
         hosted_signer(log_key.fingerprint)
+
+
+def test_a_member_rotates_its_own_key_and_the_old_one_stops_at_the_rotation(log_key):
+    """A delegate of France rotates France's hosted key: signed by the current key."""
+    from ledger.verify import verify_ledger
+
+    _, fr = services.key_register(signer=log_key, kind="member", owner="FR", name="fr")
+    services.entry_append(signer=fr, kind="test.sample", payload={"by": "old"})
+    rotation, new = services.key_rotate(signer=fr)
+    old_row = Key.objects.get(fingerprint=fr.fingerprint)
+    new_row = Key.objects.get(fingerprint=new.fingerprint)
+    assert old_row.revoked_at == rotation.index
+    assert (new_row.owner, new_row.kind, new_row.valid_from) == ("FR", "member", rotation.index + 1)
+    with pytest.raises(LedgerError, match=f"revoked at index {rotation.index}"):
+        services.entry_append(signer=fr, kind="test.sample", payload={"by": "old"})
+    services.entry_append(signer=new, kind="test.sample", payload={"by": "new"})
+    assert verify_ledger(workers=1).ok
+
+
+def test_a_member_key_registers_another_key_for_its_member_but_not_for_another(log_key):
+    _, fr = services.key_register(signer=log_key, kind="member", owner="FR", name="fr")
+    entry, second = services.key_register(signer=fr, kind="member", owner="FR", name="fr-2")
+    assert Key.objects.get(fingerprint=second.fingerprint).registered_in == entry.index
+    before = Entry.objects.count()
+    with pytest.raises(LedgerError, match="same owner and kind"):
+        services.key_register(signer=fr, kind="member", owner="DE", name="de")
+    with pytest.raises(LedgerError, match="same owner and kind"):
+        services.key_register(signer=fr, kind="service", owner="FR", name="svc")
+    assert Entry.objects.count() == before

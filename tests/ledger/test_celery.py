@@ -66,7 +66,7 @@ def test_the_beat_schedule_publishes_checkpoints_periodically():
 def test_a_commit_queues_a_checkpoint_that_a_real_worker_publishes(worker):
     services.ledger_init()
     _, signer = services.key_register(
-        log_signer=log_signer(), kind="service", owner="celery", name="celery"
+        signer=log_signer(), kind="service", owner="celery", name="celery"
     )
     # This process has no broker (it published size 2 in-process); the writer has one,
     # so only the worker can publish size 5.

@@ -550,9 +550,15 @@ def _fp(sk: SigningKey) -> str:
 LOG, MEMBER, SERVICE = _fp(LOG_KEY), _fp(MEMBER_KEY), _fp(SERVICE_KEY)
 
 
-def _desc(sk: SigningKey, kind: str = "member", custody: str = "external", name: str = "k") -> dict:
+def _desc(
+    sk: SigningKey,
+    kind: str = "member",
+    custody: str = "external",
+    name: str = "k",
+    owner: str = "owner",
+) -> dict:
     return descriptor(
-        public_key=bytes(sk.verify_key), kind=kind, owner="owner", custody=custody, name=name
+        public_key=bytes(sk.verify_key), kind=kind, owner=owner, custody=custody, name=name
     )
 
 
@@ -615,12 +621,58 @@ def test_the_log_key_may_register_a_key():
     assert (state.fingerprint, state.registered_in, state.valid_from) == (MEMBER, 1, 2)
 
 
-def test_it_rejects_a_key_registration_signed_by_any_key_but_the_log_key():
+def test_it_rejects_a_key_registration_by_a_key_of_another_owner_or_kind():
     kr = _keyring()
     _register(kr, 1, MEMBER_KEY)
-    with pytest.raises(KeyringError, match="signed by the log key"):
-        _register(kr, 2, SERVICE_KEY, author=MEMBER)
+    with pytest.raises(KeyringError, match="signed by the log key or by a valid key of the same"):
+        _register(kr, 2, SERVICE_KEY, author=MEMBER, owner="someone else")
+    with pytest.raises(KeyringError, match="signed by the log key or by a valid key of the same"):
+        _register(kr, 2, SERVICE_KEY, author=MEMBER, kind="service")
     assert SERVICE not in kr.keys
+
+
+def test_an_owner_registers_and_revokes_its_own_keys_of_the_same_kind():
+    kr = _keyring()
+    _register(kr, 1, MEMBER_KEY)
+    second = _register(kr, 2, SERVICE_KEY, author=MEMBER)
+    assert (second.owner, second.valid_from) == ("owner", 3)
+    revoked = kr.admit(3, "key.revoked", {"fingerprint": MEMBER, "reason": "lost"}, SERVICE)
+    assert revoked.revoked_at == 3
+
+
+def test_a_rotation_is_signed_by_the_old_key_which_is_valid_through_it_and_never_after():
+    kr = _keyring()
+    _register(kr, 1, MEMBER_KEY)
+    new = kr.admit(4, "key.rotated", {"fingerprint": MEMBER, "key": _desc(SERVICE_KEY)}, MEMBER)
+    assert (new.fingerprint, new.registered_in, new.valid_from) == (SERVICE, 4, 5)
+    assert kr.keys[MEMBER].revoked_at == 4
+    with pytest.raises(KeyringError, match="revoked at index 4"):
+        kr.public_key_for(MEMBER, 5)
+    assert kr.public_key_for(SERVICE, 5) == bytes(SERVICE_KEY.verify_key)
+
+
+@pytest.mark.parametrize(
+    ("payload_key", "author", "message"),
+    [
+        ({"owner": "someone else"}, "member", "keeps its owner and kind"),
+        ({"kind": "facility"}, "member", "keeps its owner and kind"),
+        ({}, "log", "signed by the key it replaces"),
+    ],
+)
+def test_it_rejects_a_rotation_that_changes_owner_or_kind_or_is_signed_by_another_key(
+    payload_key, author, message
+):
+    kr = _keyring()
+    _register(kr, 1, MEMBER_KEY)
+    signer = MEMBER if author == "member" else LOG
+    with pytest.raises(KeyringError, match=message):
+        kr.admit(
+            2,
+            "key.rotated",
+            {"fingerprint": MEMBER, "key": _desc(SERVICE_KEY, **payload_key)},
+            signer,
+        )
+    assert kr.keys[MEMBER].revoked_at is None and SERVICE not in kr.keys
 
 
 def test_it_rejects_a_key_registration_signed_by_an_unregistered_key():
@@ -677,11 +729,11 @@ def test_a_key_may_revoke_itself():
         kr.public_key_for(MEMBER, 5)
 
 
-def test_it_rejects_a_revocation_signed_by_another_key_that_is_not_the_log_key():
+def test_it_rejects_a_revocation_signed_by_a_key_of_another_owner_or_kind():
     kr = _keyring()
     _register(kr, 1, MEMBER_KEY)
     _register(kr, 2, SERVICE_KEY, kind="service", custody="hosted")
-    with pytest.raises(KeyringError, match="log key or the key itself"):
+    with pytest.raises(KeyringError, match="the key itself or another valid key of the same"):
         kr.admit(4, "key.revoked", {"fingerprint": MEMBER, "reason": "x"}, SERVICE)
     assert kr.keys[MEMBER].revoked_at is None
 

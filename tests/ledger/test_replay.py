@@ -16,16 +16,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def keys_history(committed_signer):
-    """Registrations and revocations: every path of the key projection."""
+    """Registrations, a rotation and revocations: every path of the key projection."""
     log_key = log_signer()
     member = EntrySigner.generate("member-fr")
     services.key_register(
-        log_signer=log_key, kind="member", owner="FR", name="fr", public_key=member.public_key
+        signer=log_key, kind="member", owner="FR", name="fr", public_key=member.public_key
     )
     _, other = services.key_register(
-        log_signer=log_key, kind="facility", owner="JUPITER", name="jupiter"
+        signer=log_key, kind="facility", owner="JUPITER", name="jupiter"
     )
-    services.key_revoke(signer=other, fingerprint=other.fingerprint, reason="rotated out")
+    _, rotated = services.key_rotate(signer=other)
+    services.key_revoke(signer=rotated, fingerprint=rotated.fingerprint, reason="retired")
     services.key_revoke(signer=log_key, fingerprint=member.fingerprint, reason="lost")
     return committed_signer
 
@@ -33,9 +34,9 @@ def keys_history(committed_signer):
 def test_replay_rebuilds_the_key_registry_exactly(keys_history, capsys):
     report = replay_check()
     assert report.ok, report.differences
-    assert report.entries == 6
+    assert report.entries == 7
     call_command("ledger", "replay", "--check")
-    assert "OK: 6 entries replayed; ledger.Key equal the live tables." in capsys.readouterr().out
+    assert "OK: 7 entries replayed; ledger.Key equal the live tables." in capsys.readouterr().out
 
 
 def test_replay_names_a_live_row_that_the_entries_do_not_imply(keys_history, capsys):

@@ -79,7 +79,7 @@ class Command(BaseCommand):
         if key is not None:
             return hosted_signer(key.fingerprint)
         _, signer = services.key_register(
-            log_signer=log_signer(), kind="service", owner=SAMPLER, name=SAMPLER
+            signer=log_signer(), kind="service", owner=SAMPLER, name=SAMPLER
         )
         return signer
 
