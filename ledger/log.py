@@ -30,7 +30,7 @@ import psycopg
 from django.db import IntegrityError, connection, transaction
 
 from ledger.core import merkle
-from ledger.core.envelope import SignedEnvelope, build_leaf, format_time
+from ledger.core.envelope import SignedEnvelope, build_leaf, canonical, format_time
 from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError, KeyState
 from ledger.models import Checkpoint, Entry, Key, LogHead, TreeHash
 
@@ -214,6 +214,10 @@ def _read_head_and_keys(
     for fp, pk, kind, owner, custody, name, reg, vfrom, revoked in key_rows:
         if hashlib.sha256(bytes(pk)).hexdigest() != fp:
             raise LedgerError(f"the registry's key {fp[:16]}… does not match its fingerprint")
+        if reg >= size or (revoked is not None and revoked >= size):
+            raise LedgerError(
+                f"the registry's key {fp[:16]}… points past the log: run ledger verify"
+            )
         keys[fp] = KeyState(fp, bytes(pk), kind, owner, custody, name, reg, vfrom, revoked)
         if kind == "log":
             log_key = fp
@@ -460,7 +464,8 @@ def _split_retries(
         if not leaf.startswith(b'{"entry":' + it.envelope_bytes + b',"index":'):
             # A retry re-made later differs in its time only; anything else is another entry.
             before = json.loads(leaf)["entry"]
-            if {**before, "time": None} != {**it.envelope, "time": None}:
+            # Compared as canonical bytes: as Python values 1 == True and 1 == 1.0.
+            if canonical({**before, "time": ""}) != canonical({**it.envelope, "time": ""}):
                 raise IdempotencyConflict(
                     f"entry id {it.entry_id} is already used at index {index} by another envelope"
                 )

@@ -207,6 +207,12 @@ class Keyring:
             raise KeyringError("key.rotated must be signed by the key it replaces")
         if old.kind == "log":
             raise KeyringError("the log key cannot be rotated by an entry")
+        if old.kind not in SELF_MANAGED:
+            raise KeyringError(
+                f"{old.kind} keys are the operator's: registered and revoked by the log key"
+            )
+        if old.revoked_at is not None:
+            raise KeyringError(f"key {old_fp[:16]}… was already revoked at index {old.revoked_at}")
         desc = read_descriptor(payload["key"])
         if (desc["owner"], desc["kind"]) != (old.owner, old.kind):
             raise KeyringError("a rotated key keeps its owner and kind")

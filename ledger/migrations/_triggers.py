@@ -51,11 +51,14 @@ def remove_sql(vendor: str) -> list[str]:
 
 
 # The key registry is a projection, but a narrow one: a key's row never changes
-# except to record its revocation, once, and is never removed.
+# except to record its revocation, once, at the index of a revocation or rotation
+# entry, and is never removed.
 PG_KEY_FUNCTION = """
 CREATE OR REPLACE FUNCTION ledger_key_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+       AND EXISTS (SELECT 1 FROM ledger_entry e WHERE e."index" = NEW.revoked_at
+                   AND e.kind IN ('key.revoked', 'key.rotated'))
        AND (NEW.fingerprint, NEW.public_key, NEW.kind, NEW.owner, NEW.custody, NEW.name,
             NEW.valid_from, NEW.registered_in)
            IS NOT DISTINCT FROM
@@ -95,7 +98,10 @@ def key_install_sql(vendor: str) -> list[str]:
         )
         return [
             "CREATE TRIGGER ledger_key_guard_update BEFORE UPDATE ON ledger_key "
-            f"WHEN NOT (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL AND {same}) BEGIN "
+            "WHEN NOT (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL "
+            'AND EXISTS (SELECT 1 FROM ledger_entry e WHERE e."index" = NEW.revoked_at '
+            "AND e.kind IN ('key.revoked', 'key.rotated')) "
+            f"AND {same}) BEGIN "
             "SELECT RAISE(ABORT, 'ledger: UPDATE on ledger_key is refused: a key only ever gains its revocation'); END",
             "CREATE TRIGGER ledger_key_guard_delete BEFORE DELETE ON ledger_key BEGIN "
             "SELECT RAISE(ABORT, 'ledger: DELETE on ledger_key is refused'); END",

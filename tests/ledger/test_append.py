@@ -266,3 +266,22 @@ def test_a_member_key_registers_another_key_for_its_member_but_not_for_another(l
     with pytest.raises(LedgerError, match="same owner and kind"):
         services.key_register(signer=fr, kind="service", owner="FR", name="svc")
     assert Entry.objects.count() == before
+
+
+def test_a_retry_whose_payload_differs_only_in_json_type_is_a_conflict(sample_signer):
+    from datetime import UTC, datetime, timedelta
+
+    services.entry_append(
+        signer=sample_signer, kind="test.sample", payload={"v": 1}, entry_id="typed",
+        time=datetime.now(UTC) - timedelta(minutes=1),
+    )  # fmt: skip
+    with pytest.raises(IdempotencyConflict):
+        services.entry_append(
+            signer=sample_signer, kind="test.sample", payload={"v": True}, entry_id="typed"
+        )
+
+
+def test_a_service_key_cannot_rotate_itself_out_of_the_operators_hands(sample_signer):
+    with pytest.raises(LedgerError, match="operator's"):
+        services.key_rotate(signer=sample_signer, public_key=EntrySigner.generate("x").public_key)
+    assert Key.objects.get(fingerprint=sample_signer.fingerprint).revoked_at is None

@@ -79,8 +79,14 @@ def test_a_key_row_may_only_gain_its_revocation(history):
         ):
             cur.execute(sql, [fp])
         assert "ledger_key is refused" in str(caught.value)
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("UPDATE ledger_key SET revoked_at = 9 WHERE fingerprint = %s", [fp])
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cur:
+        # A revocation must point at a revocation entry: index 2 is a sample entry.
+        cur.execute("UPDATE ledger_key SET revoked_at = 2 WHERE fingerprint = %s", [fp])
+    from ledger import services
+    from ledger.keys import log_signer
+
+    revocation = services.key_revoke(signer=log_signer(), fingerprint=fp, reason="retired")
+    assert Key.objects.get(fingerprint=fp).revoked_at == revocation.index
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cur:
         # Once revoked, not even the revocation can be undone or moved.
         cur.execute("UPDATE ledger_key SET revoked_at = NULL WHERE fingerprint = %s", [fp])

@@ -50,3 +50,21 @@ def test_replay_names_a_live_row_that_the_entries_do_not_imply(keys_history, cap
     assert caught.value.returncode == 1
     err = capsys.readouterr().err
     assert f"DIFF: ledger.Key {keys_history.fingerprint}: owner differ" in err
+
+
+def test_an_applier_writing_to_the_live_database_during_replay_is_refused(keys_history):
+    from django.db import connection
+
+    from ledger.log import _appliers, applier
+
+    def rogue(entry):
+        with connection.cursor() as cur:  # the live connection, behind the router's back
+            cur.execute("UPDATE ledger_loghead SET size = size WHERE id = 1")
+
+    saved = _appliers.pop("key.revoked")
+    applier("key.revoked")(rogue)
+    try:
+        with pytest.raises(RuntimeError, match="wrote to the live database"):
+            replay_check()
+    finally:
+        _appliers["key.revoked"] = saved

@@ -204,7 +204,8 @@ def test_a_leaf_that_repeats_an_envelope_member_is_found_by_the_default_check(
     sig = signer.signing_key.sign(ENTRY_CONTEXT + envelope).signature
     leaf = build_leaf(envelope, 20, doc["integrated_time"], sig)
     _set_leaf(20, leaf, fix_hash=True)
-    assert "not in RFC 8785 canonical form" in _reasons(verify_ledger(workers=1), 20)
+    assert "not one object filling its place" in _reasons(verify_ledger(workers=1), 20)
+    assert "not in RFC 8785 canonical form" in _reasons(verify_ledger(workers=1, strict=True), 20)
 
 
 @pytest.mark.parametrize("depth", [100_000])
@@ -213,3 +214,30 @@ def test_a_deeply_nested_leaf_is_reported_not_crashed_on(ledger_with_history, de
     _set_leaf(40, leaf, fix_hash=True)
     report = verify_ledger(workers=1, strict=True)
     assert "malformed" in _reasons(report, 40)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        # A second author slipped in after the payload, with a space before the colon.
+        ',"author" :"{other}","kind" :"key.revoked","payload" :{{"x":1}},"z":{{}}',
+        # The payload closed early, then a leaf-level member.
+        '}},"entry":1,"z":{{"w":{{}}',
+    ],
+)
+def test_a_leaf_that_reads_differently_to_json_readers_is_caught_by_the_default_check(
+    ledger_with_history, log_key, tail
+):
+    from ledger.core.envelope import ENTRY_CONTEXT, build_leaf
+
+    signer = ledger_with_history
+    doc = Entry.objects.get(index=21).document
+    env = doc["entry"]
+    extra = tail.format(other=log_key.fingerprint)
+    envelope = (
+        f'{{"author":"{signer.fingerprint}","id":"{env["id"]}","kind":"test.sample",'
+        f'"payload":{{}}{extra},"time":"{env["time"]}"}}'
+    ).encode()
+    sig = signer.signing_key.sign(ENTRY_CONTEXT + envelope).signature
+    _set_leaf(21, build_leaf(envelope, 21, doc["integrated_time"], sig), fix_hash=True)
+    assert "not one object filling its place" in _reasons(verify_ledger(workers=1), 21)
