@@ -21,9 +21,19 @@ def _get(plaintext: str):
 
 
 def test_only_the_hash_of_a_token_is_stored(partner):
+    import hashlib
+
     _, token, plaintext = partner
-    secret = plaintext.rsplit("_", 1)[1]
-    assert secret not in token.secret_hash
+    # clt_<12 hex key id>_<secret>; the secret itself may contain "_".
+    prefix, key_id, secret = plaintext.split("_", 2)
+    assert (prefix, key_id) == ("clt", token.key_id)
+    stored = (
+        ApiToken.objects.filter(pk=token.pk)
+        .values_list(*[f.attname for f in ApiToken._meta.concrete_fields])
+        .get()
+    )
+    assert not any(secret in str(value) for value in stored)
+    assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
     assert _get(plaintext).status_code == 200
 
 
