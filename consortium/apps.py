@@ -7,4 +7,7 @@ class ConsortiumConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from consortium import schema  # noqa: F401  (OpenAPI extension for bearer tokens)
+        from consortium import (  # noqa: F401  (appliers, projections, OpenAPI extension)
+            governance,
+            schema,
+        )

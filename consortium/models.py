@@ -73,3 +73,113 @@ class ApiToken(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+
+
+# --- governance: projections of the ledger ---------------------------------------------
+
+
+class Consortium(models.Model):
+    """The consortium itself, as founded on the ledger (one row)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    name = models.CharField(max_length=200)
+    rules = models.JSONField(help_text="The governance rules adopted at founding.")
+    founded_in = models.BigIntegerField(help_text="Index of the founding entry.")
+
+    class Meta:
+        verbose_name_plural = "consortium"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Member(models.Model):
+    """A member nation or institution, with the figures its voting rules need."""
+
+    class Kind(models.TextChoices):
+        NATION = "nation", "nation state"
+        INSTITUTION = "institution", "institution"
+        FACILITY_OPERATOR = "facility_operator", "facility operator"
+        OBSERVER = "observer", "observer"
+
+    class Status(models.TextChoices):
+        APPLICANT = "applicant", "applicant"
+        MEMBER = "member", "member"
+        SUSPENDED = "suspended", "suspended"
+        WITHDRAWN = "withdrawn", "withdrawn"
+
+    code = models.CharField(
+        max_length=32,
+        primary_key=True,
+        help_text="ISO 3166-1 alpha-2 for a nation (FR); a lowercase slug otherwise.",
+    )
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 of its seat.")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    figures = models.JSONField(default=dict, help_text="Voting figures, e.g. population.")
+    registered_in = models.BigIntegerField()
+    changed_in = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class Seat(models.Model):
+    """A role held by a (pseudonymous) delegate: for a member, or consortium-wide.
+
+    The ledger names seats, never people: who holds a seat is local account data
+    (``SeatHolder``), kept off the append-only record.
+    """
+
+    class Role(models.TextChoices):
+        SIGNATORY = "signatory", "signatory (signs agreements, votes)"
+        RECORDER = "recorder", "recorder (records contributions, requests downloads)"
+        OBSERVER = "observer", "observer (reads)"
+        SECRETARIAT = "secretariat", "secretariat (runs the system)"
+        AUDITOR = "auditor", "auditor (reads everything, exports)"
+
+    MEMBER_ROLES = (Role.SIGNATORY, Role.RECORDER, Role.OBSERVER)
+    STAFF_ROLES = (Role.SECRETARIAT, Role.AUDITOR)
+
+    id = models.UUIDField(primary_key=True)
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="seats"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    assigned_in = models.BigIntegerField()
+    vacated_in = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["assigned_in"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(member__isnull=False, role__in=["signatory", "recorder", "observer"])
+                    | models.Q(member__isnull=True, role__in=["secretariat", "auditor"])
+                ),
+                name="consortium_seat_role_fits_member",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} of {self.member_id or 'the consortium'}"
+
+    @property
+    def active(self) -> bool:
+        return self.vacated_in is None
+
+
+class SeatHolder(models.Model):
+    """Which user holds which seat: local account data, not on the ledger."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="seat_holder"
+    )
+    seat = models.OneToOneField(Seat, on_delete=models.PROTECT, related_name="holder")
+
+    def __str__(self) -> str:
+        return f"{self.user} holds {self.seat}"

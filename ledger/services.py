@@ -3,7 +3,8 @@
 Domain services call :func:`entry_append` (or :func:`entries_append` for bulk
 imports) inside their own ``transaction.atomic(durable=True)``: the entry, the
 projection its applier writes and the domain's other changes commit together or
-not at all.
+not at all. The key services here open a plain (nestable) atomic block, so a domain
+service can register keys inside its own transaction.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def entries_append_signed(items: Sequence[SignedEnvelope]) -> list[Appended]:
 def ledger_init(*, origin: str | None = None) -> Appended:
     """Create the log key and the genesis entry. Refuses if the log has entries."""
     origin = origin or settings.LEDGER_ORIGIN
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         log._lock()
         if log.tree_size():
             raise LedgerError("the ledger is already initialised")
@@ -176,7 +177,7 @@ def key_register(
 
     Returns the entry and, for a hosted key, its signer.
     """
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         desc, hosted = _descriptor_for(kind=kind, owner=owner, name=name, public_key=public_key)
         entry = entry_append(signer=signer, kind="key.registered", payload={"key": desc})
         if hosted:
@@ -195,7 +196,7 @@ def key_rotate(
     old = Key.objects.filter(fingerprint=signer.fingerprint).first()
     if old is None:
         raise LedgerError("the signing key is not registered")
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         desc, hosted = _descriptor_for(
             kind=old.kind, owner=old.owner, name=name or old.name, public_key=public_key
         )
@@ -212,7 +213,7 @@ def key_rotate(
 def key_revoke(*, signer: EntrySigner, fingerprint: str, reason: str) -> Appended:
     """Revoke a key, signed by the log key, the key itself, or another valid key of the
     same owner and kind."""
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         return entry_append(
             signer=signer,
             kind="key.revoked",

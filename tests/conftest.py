@@ -37,6 +37,12 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
             teardown_databases(config, verbosity=verbosity)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Tests log users in by the hundred; a slow hash only slows them down."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def log_key(db):
     """An initialised ledger (genesis entry at index 0); the log key's signer."""

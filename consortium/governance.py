@@ -1,0 +1,259 @@
+"""Governance on the ledger: the consortium's founding, its members and the seats
+delegates hold.
+
+Entry kinds and their one applier each:
+
+``consortium.founded`` (signed by the log key, once)
+    ``{"name", "rules": {...}, "members": [member, ...]}``; founding members are members.
+``seat.assigned`` (signed by the secretariat key, or by the member's key)
+    ``{"seat": uuid, "member": code or null, "role": role}``
+``seat.vacated`` (same signers)
+    ``{"seat": uuid, "reason": str}``
+
+A member is ``{"code", "kind", "name", "country", "figures"}``. Services check who may
+do what (``authorise``); appliers only apply, so replay rebuilds the same tables.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from decimal import Decimal, InvalidOperation
+
+import pycountry
+from django.db import transaction
+
+from consortium.models import Consortium, Member, Seat, SeatHolder
+from ledger import services as ledger
+from ledger.keys import HostedKeyError, hosted_signer, log_signer
+from ledger.log import Appended, applier
+from ledger.models import Key
+from ledger.replay import projection
+
+for model in (Consortium, Member, Seat):
+    projection(model)
+
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
+SECRETARIAT_OWNER = "secretariat"
+
+
+class GovernanceError(Exception):
+    """A governance request refused: bad input (``status`` 400) or not allowed (403)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def member_record(
+    *, code: str, kind: str = "nation", name: str | None = None, country: str | None = None,
+    figures: dict | None = None,
+) -> dict:  # fmt: skip
+    """A checked member record for a ledger payload."""
+    if kind not in Member.Kind.values:
+        raise GovernanceError(f"member kind must be one of {', '.join(Member.Kind.values)}")
+    if kind == Member.Kind.NATION:
+        nation = pycountry.countries.get(alpha_2=code) if len(code) == 2 else None
+        if nation is None or code != code.upper():
+            raise GovernanceError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
+        country = country or code
+        if country != code:
+            raise GovernanceError("a nation's country is its own code")
+        name = name or nation.name
+    else:
+        if not SLUG_RE.fullmatch(code):
+            raise GovernanceError("an institution's code is 2-32 lowercase letters, digits and -")
+        if not country or pycountry.countries.get(alpha_2=country) is None:
+            raise GovernanceError(f"{country!r} is not an ISO 3166-1 alpha-2 country code")
+        if not name:
+            raise GovernanceError("an institution needs a name")
+    figures = dict(figures or {})
+    for key, value in figures.items():
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise GovernanceError(f"figure {key} must be an integer or a decimal string")
+        if isinstance(value, str):
+            try:
+                Decimal(value)
+            except InvalidOperation as exc:
+                raise GovernanceError(
+                    f"figure {key} must be an integer or a decimal string"
+                ) from exc
+    return {"code": code, "kind": kind, "name": name, "country": country, "figures": figures}
+
+
+# --- appliers ------------------------------------------------------------------------------
+
+
+@applier("consortium.founded")
+def apply_founded(entry: Appended) -> None:
+    p = entry.payload
+    Consortium.objects.create(id=1, name=p["name"], rules=p["rules"], founded_in=entry.index)
+    Member.objects.bulk_create(
+        Member(
+            code=m["code"],
+            kind=m["kind"],
+            name=m["name"],
+            country=m["country"],
+            figures=m["figures"],
+            status=Member.Status.MEMBER,
+            registered_in=entry.index,
+            changed_in=entry.index,
+        )
+        for m in p["members"]
+    )
+
+
+@applier("seat.assigned")
+def apply_seat_assigned(entry: Appended) -> None:
+    p = entry.payload
+    Seat.objects.create(
+        id=uuid.UUID(p["seat"]), member_id=p["member"], role=p["role"], assigned_in=entry.index
+    )
+
+
+@applier("seat.vacated")
+def apply_seat_vacated(entry: Appended) -> None:
+    Seat.objects.filter(id=uuid.UUID(entry.payload["seat"])).update(vacated_in=entry.index)
+
+
+# --- who may act ---------------------------------------------------------------------------
+
+
+def seat_of(user) -> Seat | None:
+    """The active seat ``user`` holds, if any."""
+    if user is None or not user.is_authenticated:
+        return None
+    holder = SeatHolder.objects.select_related("seat", "seat__member").filter(user=user).first()
+    if holder is None or not holder.seat.active:
+        return None
+    return holder.seat
+
+
+def is_staff_role(user, *roles: str) -> bool:
+    seat = seat_of(user)
+    return seat is not None and seat.member_id is None and seat.role in roles
+
+
+def visible_members_of(user) -> set[str] | None:
+    """Members whose private records ``user`` may read: ``None`` means all of them."""
+    if user.is_superuser or is_staff_role(user, Seat.Role.SECRETARIAT, Seat.Role.AUDITOR):
+        return None
+    seat = seat_of(user)
+    return {seat.member_id} if seat is not None and seat.member_id else set()
+
+
+def _signer_for_seat_change(actor, member: str | None):
+    """The key that signs a seat change ``actor`` asks for, or a refusal.
+
+    The secretariat assigns any seat, with the secretariat key. A member's signatory
+    assigns its own member's seats, with the member's hosted key. No one else does.
+    """
+    seat = seat_of(actor)
+    if seat is not None and seat.member_id is None and seat.role == Seat.Role.SECRETARIAT:
+        return secretariat_signer()
+    if seat is None or seat.role != Seat.Role.SIGNATORY:
+        raise GovernanceError("only the secretariat or a member's signatory assigns seats", 403)
+    if member is None or member != seat.member_id:
+        raise GovernanceError(
+            f"a signatory of {seat.member_id} cannot act for {member or 'the consortium'}", 403
+        )
+    if seat.member.status != Member.Status.MEMBER:
+        raise GovernanceError(f"{seat.member_id} is {seat.member.status}: it cannot act", 403)
+    key = (
+        Key.objects.filter(kind="member", owner=member, custody="hosted", revoked_at__isnull=True)
+        .order_by("-registered_in")
+        .first()
+    )
+    if key is None:
+        raise GovernanceError(f"{member} has no hosted key: sign with its own key instead", 403)
+    return hosted_signer(key.fingerprint)
+
+
+def secretariat_signer():
+    key = Key.objects.filter(
+        kind="service", owner=SECRETARIAT_OWNER, revoked_at__isnull=True
+    ).first()
+    if key is None:
+        raise GovernanceError(
+            "the consortium has no secretariat key: run `manage.py consortium init`", 409
+        )
+    try:
+        return hosted_signer(key.fingerprint)
+    except HostedKeyError as exc:
+        raise GovernanceError(str(exc), 409) from exc
+
+
+# --- services ------------------------------------------------------------------------------
+
+
+def consortium_found(*, name: str, members: list[dict], rules: dict | None = None) -> Appended:
+    """Record the consortium's founding (once), with its founding members, their first
+    (hosted) keys and a secretariat key. Initialises the log first if needed."""
+    if not name or len(name) > 200:
+        raise GovernanceError("the consortium needs a name of at most 200 characters")
+    codes = [m["code"] for m in members]
+    if not members or len(set(codes)) != len(codes):
+        raise GovernanceError("name each founding member once")
+    with transaction.atomic(durable=True):
+        if Consortium.objects.exists():
+            raise GovernanceError("the consortium is already founded", 409)
+        if not Key.objects.filter(kind="log").exists():
+            ledger.ledger_init()
+        log_key = log_signer()
+        founded = ledger.entry_append(
+            signer=log_key,
+            kind="consortium.founded",
+            payload={"name": name, "rules": rules or {}, "members": members},
+        )
+        ledger.key_register(
+            signer=log_key, kind="service", owner=SECRETARIAT_OWNER, name=SECRETARIAT_OWNER
+        )
+        for m in members:
+            ledger.key_register(
+                signer=log_key, kind="member", owner=m["code"], name=f"member-{m['code']}"
+            )
+    return founded
+
+
+def seat_assign(*, actor, user, role: str, member: str | None = None) -> Seat:
+    """Give ``user`` a seat: a role for ``member``, or a consortium-wide role.
+
+    ``actor`` is the user asking; ``None`` is the operator at the server's console
+    (management commands), who signs with the secretariat key.
+    """
+    if role not in Seat.Role.values:
+        raise GovernanceError(f"role must be one of {', '.join(Seat.Role.values)}")
+    if role in Seat.STAFF_ROLES and member is not None:
+        raise GovernanceError(f"{role} is a consortium-wide role: give no member")
+    if role in Seat.MEMBER_ROLES:
+        target = Member.objects.filter(code=member).first() if member else None
+        if target is None:
+            raise GovernanceError(f"no member {member!r}")
+    signer = secretariat_signer() if actor is None else _signer_for_seat_change(actor, member)
+    if SeatHolder.objects.filter(user=user, seat__vacated_in__isnull=True).exists():
+        raise GovernanceError(f"{user} already holds a seat: vacate it first", 409)
+    seat_id = uuid.uuid4()
+    with transaction.atomic(durable=True):
+        ledger.entry_append(
+            signer=signer,
+            kind="seat.assigned",
+            payload={"seat": str(seat_id), "member": member, "role": role},
+        )
+        seat = Seat.objects.get(id=seat_id)
+        SeatHolder.objects.update_or_create(user=user, defaults={"seat": seat})
+    return seat
+
+
+def seat_vacate(*, actor, seat: Seat, reason: str = "") -> None:
+    """End a seat. The secretariat, or a signatory of the seat's member."""
+    if not seat.active:
+        raise GovernanceError("the seat is already vacant", 409)
+    signer = _signer_for_seat_change(actor, seat.member_id)
+    with transaction.atomic(durable=True):
+        ledger.entry_append(
+            signer=signer, kind="seat.vacated", payload={"seat": str(seat.id), "reason": reason}
+        )
+        SeatHolder.objects.filter(seat=seat).delete()

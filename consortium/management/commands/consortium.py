@@ -1,0 +1,69 @@
+"""manage.py consortium init: found the consortium on the ledger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from consortium import governance
+from consortium.models import Member
+from ledger.log import LedgerError
+
+
+class Command(BaseCommand):
+    help = (
+        "Found the consortium: the log key, the genesis entry, the founding members and their keys."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        init = sub.add_parser(
+            "init",
+            help=(
+                "Record the consortium's founding (once): its name, rules and founding members, "
+                "a hosted key for each member and the secretariat key."
+            ),
+        )
+        init.add_argument("--name", required=True, help="The consortium's name.")
+        init.add_argument(
+            "--member",
+            action="append",
+            required=True,
+            metavar="CODE[:POPULATION]",
+            help="A founding member nation by ISO 3166-1 alpha-2 code, e.g. FR:68170000. Repeat.",
+        )
+        init.add_argument("--rules", type=Path, help="A JSON file of governance rules.")
+        init.add_argument(
+            "--secretariat",
+            metavar="USERNAME",
+            help="Give this existing user the secretariat seat.",
+        )
+
+    def handle(self, *args, action, **options):
+        return getattr(self, f"do_{action}")(**options)
+
+    def do_init(self, name, member, rules=None, secretariat=None, **_):
+        try:
+            records = []
+            for spec in member:
+                code, _, population = spec.partition(":")
+                figures = {"population": int(population)} if population else {}
+                records.append(governance.member_record(code=code.strip(), figures=figures))
+            rules_doc = json.loads(rules.read_text()) if rules else {}
+            if not isinstance(rules_doc, dict):
+                raise governance.GovernanceError("the rules file holds a JSON object")
+            user = None
+            if secretariat:
+                user = get_user_model().objects.filter(username=secretariat).first()
+                if user is None:
+                    raise governance.GovernanceError(f"no user {secretariat!r}")
+            governance.consortium_found(name=name, members=records, rules=rules_doc)
+            if user is not None:
+                governance.seat_assign(actor=None, user=user, role="secretariat")
+        except (governance.GovernanceError, LedgerError, ValueError, OSError) as exc:
+            raise CommandError(str(exc)) from exc
+        codes = ", ".join(Member.objects.values_list("code", flat=True))
+        self.stdout.write(self.style.SUCCESS(f"Founded {name}: {codes}."))

@@ -1,0 +1,231 @@
+"""Founding, members and seats, with the permission matrix for every write path.
+
+Personas: the operator at the console (``actor=None``), the secretariat, a signatory
+of France, a recorder of France, an observer of Germany, a signatory of Germany and
+an auditor. Only the secretariat and a member's own signatory assign that member's
+seats; only the secretariat assigns consortium-wide seats.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from consortium import governance
+from consortium.governance import GovernanceError
+from consortium.models import Consortium, Member, Seat, SeatHolder
+from ledger.models import Entry, Key
+from ledger.verify import verify_ledger
+
+User = get_user_model()
+
+
+def _user(name):
+    return User.objects.create_user(name)  # no password: these personas act through services
+
+
+@pytest.fixture
+def founded(db):
+    members = [
+        governance.member_record(code="FR", figures={"population": 68_170_000}),
+        governance.member_record(code="DE", figures={"population": 84_480_000}),
+        governance.member_record(code="IT", figures={"population": 58_990_000}),
+    ]
+    governance.consortium_found(
+        name="Frontier AI Consortium", members=members, rules={"quorum": "0.5"}
+    )
+
+
+@pytest.fixture
+def people(founded):
+    """Every persona, seated by the operator and the secretariat."""
+    p = {
+        name: _user(name)
+        for name in ("secretariat", "sig_fr", "rec_fr", "obs_de", "sig_de", "auditor", "newcomer")
+    }
+    governance.seat_assign(actor=None, user=p["secretariat"], role="secretariat")
+    s = p["secretariat"]
+    governance.seat_assign(actor=s, user=p["sig_fr"], role="signatory", member="FR")
+    governance.seat_assign(actor=s, user=p["rec_fr"], role="recorder", member="FR")
+    governance.seat_assign(actor=s, user=p["obs_de"], role="observer", member="DE")
+    governance.seat_assign(actor=s, user=p["sig_de"], role="signatory", member="DE")
+    governance.seat_assign(actor=s, user=p["auditor"], role="auditor")
+    return p
+
+
+def test_founding_records_the_members_their_keys_and_the_secretariat_key(founded):
+    assert Consortium.objects.get().name == "Frontier AI Consortium"
+    assert list(Member.objects.values_list("code", "status")) == [
+        ("DE", "member"),
+        ("FR", "member"),
+        ("IT", "member"),
+    ]
+    assert Member.objects.get(code="FR").figures == {"population": 68_170_000}
+    assert set(Key.objects.filter(kind="member").values_list("owner", "custody")) == {
+        ("FR", "hosted"), ("DE", "hosted"), ("IT", "hosted")
+    }  # fmt: skip
+    assert Key.objects.filter(kind="service", owner="secretariat").exists()
+    assert Entry.objects.get(index=1).kind == "consortium.founded"
+    assert verify_ledger(workers=1).ok
+
+
+def test_the_consortium_is_founded_once(founded):
+    before = Entry.objects.count()
+    with pytest.raises(GovernanceError, match="already founded"):
+        governance.consortium_found(name="Again", members=[governance.member_record(code="ES")])
+    assert Entry.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"code": "XX"}, "not an ISO 3166-1 alpha-2"),
+        ({"code": "fr"}, "not an ISO 3166-1 alpha-2"),
+        ({"code": "FRA"}, "not an ISO 3166-1 alpha-2"),
+        ({"code": "bsc", "kind": "institution", "country": "ES"}, "needs a name"),
+        ({"code": "BSC", "kind": "institution", "country": "ES", "name": "BSC"}, "lowercase"),
+        ({"code": "bsc", "kind": "institution", "country": "QQ", "name": "BSC"}, "not an ISO"),
+        ({"code": "FR", "kind": "empire"}, "member kind"),
+        ({"code": "FR", "figures": {"population": 1.5}}, "integer or a decimal string"),
+        ({"code": "FR", "figures": {"scale": "lots"}}, "integer or a decimal string"),
+    ],
+)
+def test_a_member_record_is_checked(record, message):
+    with pytest.raises(GovernanceError, match=message):
+        governance.member_record(**record)
+
+
+# (actor, member, role, allowed)
+MATRIX = [
+    ("secretariat", "FR", "observer", True),
+    ("secretariat", "IT", "signatory", True),
+    ("secretariat", None, "auditor", True),
+    ("sig_fr", "FR", "recorder", True),
+    ("sig_fr", "DE", "recorder", False),
+    ("sig_fr", None, "auditor", False),
+    ("rec_fr", "FR", "observer", False),
+    ("obs_de", "DE", "observer", False),
+    ("sig_de", "FR", "signatory", False),
+    ("auditor", "FR", "observer", False),
+    ("newcomer", "FR", "observer", False),
+]
+
+
+@pytest.mark.parametrize(("actor", "member", "role", "allowed"), MATRIX)
+def test_who_may_assign_a_seat(people, actor, member, role, allowed):
+    target = _user("target")
+    before = Entry.objects.count()
+    if allowed:
+        seat = governance.seat_assign(actor=people[actor], user=target, role=role, member=member)
+        assert (seat.member_id, seat.role, seat.holder.user) == (member, role, target)
+        assert Entry.objects.count() == before + 1
+    else:
+        with pytest.raises(GovernanceError) as caught:
+            governance.seat_assign(actor=people[actor], user=target, role=role, member=member)
+        assert caught.value.status == 403
+        assert Entry.objects.count() == before
+        assert not SeatHolder.objects.filter(user=target).exists()
+
+
+def test_a_signatorys_seat_change_is_signed_by_its_members_key(people):
+    governance.seat_assign(
+        actor=people["sig_fr"], user=_user("target"), role="observer", member="FR"
+    )
+    entry = Entry.objects.order_by("-index").first()
+    assert entry.kind == "seat.assigned"
+    assert Key.objects.get(fingerprint=entry.author).owner == "FR"
+    assert "target" not in bytes(entry.leaf).decode()  # the ledger names seats, not people
+
+
+@pytest.mark.parametrize(
+    ("actor", "allowed"),
+    [("secretariat", True), ("sig_fr", True), ("sig_de", False), ("rec_fr", False)],
+)
+def test_who_may_vacate_a_seat_of_france(people, actor, allowed):
+    seat = SeatHolder.objects.get(user=people["rec_fr"]).seat
+    if allowed:
+        governance.seat_vacate(actor=people[actor], seat=seat, reason="rotation")
+        seat.refresh_from_db()
+        assert seat.vacated_in is not None
+        assert governance.seat_of(people["rec_fr"]) is None
+    else:
+        with pytest.raises(GovernanceError) as caught:
+            governance.seat_vacate(actor=people[actor], seat=seat)
+        assert caught.value.status == 403
+        assert governance.seat_of(people["rec_fr"]) == seat
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"role": "emperor", "member": "FR"}, "role must be one of"),
+        ({"role": "auditor", "member": "FR"}, "consortium-wide role"),
+        ({"role": "observer", "member": "ES"}, "no member 'ES'"),
+        ({"role": "observer", "member": None}, "no member None"),
+    ],
+)
+def test_bad_seat_requests_are_refused_and_write_nothing(people, kwargs, message):
+    before = Entry.objects.count()
+    with pytest.raises(GovernanceError, match=message):
+        governance.seat_assign(actor=people["secretariat"], user=_user("target"), **kwargs)
+    assert Entry.objects.count() == before
+
+
+def test_a_user_holds_one_seat_at_a_time(people):
+    with pytest.raises(GovernanceError, match="already holds a seat"):
+        governance.seat_assign(
+            actor=people["secretariat"], user=people["rec_fr"], role="observer", member="FR"
+        )
+
+
+def test_what_each_persona_may_read(people):
+    assert governance.visible_members_of(people["auditor"]) is None
+    assert governance.visible_members_of(people["secretariat"]) is None
+    assert governance.visible_members_of(people["sig_fr"]) == {"FR"}
+    assert governance.visible_members_of(people["obs_de"]) == {"DE"}
+    assert governance.visible_members_of(people["newcomer"]) == set()
+
+
+def test_the_init_command_founds_the_consortium_and_seats_the_secretariat(db, capsys):
+    _user("ops")
+    call_command(
+        "consortium",
+        "init",
+        "--name",
+        "Consortium",
+        "--member",
+        "FR:68170000",
+        "--member",
+        "SE",
+        "--secretariat",
+        "ops",
+    )
+    assert "Founded Consortium: FR, SE." in capsys.readouterr().out
+    assert governance.seat_of(User.objects.get(username="ops")).role == Seat.Role.SECRETARIAT
+    with pytest.raises(CommandError, match="already founded"):
+        call_command("consortium", "init", "--name", "Consortium", "--member", "FR")
+
+
+def test_the_init_command_refuses_a_bad_member_code(db):
+    with pytest.raises(CommandError, match="not an ISO 3166-1 alpha-2"):
+        call_command("consortium", "init", "--name", "C", "--member", "XX")
+    assert not Entry.objects.exists()
+
+
+@pytest.mark.slow
+def test_replay_rebuilds_the_consortium_members_and_seats(committed_db):
+    from ledger.replay import replay_check
+
+    governance.consortium_found(
+        name="C", members=[governance.member_record(code="FR"), governance.member_record(code="PL")]
+    )
+    ops, a, b = _user("ops"), _user("a"), _user("b")
+    governance.seat_assign(actor=None, user=ops, role="secretariat")
+    governance.seat_assign(actor=ops, user=a, role="signatory", member="PL")
+    seat = governance.seat_assign(actor=a, user=b, role="recorder", member="PL")
+    governance.seat_vacate(actor=ops, seat=seat, reason="moved on")
+    report = replay_check()
+    assert report.ok, report.differences
+    assert verify_ledger(workers=2).ok
