@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
-from consortium.models import ApiToken
+from consortium import governance
+from consortium.models import ApiToken, Consortium, Member, Seat
 
 
 @admin.register(ApiToken)
@@ -44,3 +45,63 @@ class ApiTokenAdmin(admin.ModelAdmin):
             token.revoke()
             count += 1
         self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
+
+
+# --- governance (projections: visible, never editable here) ------------------------------
+
+
+class SeatVisible(admin.ModelAdmin):
+    """Read-only for every seat holder (and superusers); writes go through the services."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser or governance.seat_of(request.user) is not None
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Consortium)
+class ConsortiumAdmin(SeatVisible):
+    list_display = ["name", "founded_in"]
+    readonly_fields = ["name", "rules", "founded_in"]
+
+
+@admin.register(Member)
+class MemberAdmin(SeatVisible):
+    list_display = ["code", "name", "kind", "status", "country", "figures", "changed_in"]
+    list_filter = ["kind", "status"]
+    search_fields = ["code", "name"]
+    readonly_fields = [
+        "code",
+        "name",
+        "kind",
+        "status",
+        "country",
+        "figures",
+        "registered_in",
+        "changed_in",
+    ]
+
+
+@admin.register(Seat)
+class SeatAdmin(SeatVisible):
+    """A delegate sees its own member's seats; the secretariat and auditors see all."""
+
+    list_display = ["id", "member", "role", "assigned_in", "vacated_in"]
+    list_filter = ["role"]
+    list_select_related = ["member"]
+    readonly_fields = ["id", "member", "role", "assigned_in", "vacated_in"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        visible = governance.visible_members_of(request.user)
+        return qs if visible is None else qs.filter(member__in=visible)

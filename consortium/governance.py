@@ -132,6 +132,10 @@ def seat_of(user) -> Seat | None:
     return holder.seat
 
 
+def holds_a_seat(user) -> bool:
+    return seat_of(user) is not None
+
+
 def is_staff_role(user, *roles: str) -> bool:
     seat = seat_of(user)
     return seat is not None and seat.member_id is None and seat.role in roles
@@ -244,6 +248,10 @@ def seat_assign(*, actor, user, role: str, member: str | None = None) -> Seat:
         )
         seat = Seat.objects.get(id=seat_id)
         SeatHolder.objects.update_or_create(user=user, defaults={"seat": seat})
+        if not user.is_staff:
+            # Delegates work in the admin; what they may see there follows their seat.
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
     return seat
 
 
@@ -256,4 +264,8 @@ def seat_vacate(*, actor, seat: Seat, reason: str = "") -> None:
         ledger.entry_append(
             signer=signer, kind="seat.vacated", payload={"seat": str(seat.id), "reason": reason}
         )
+        for holder in SeatHolder.objects.filter(seat=seat).select_related("user"):
+            if not holder.user.is_superuser:
+                holder.user.is_staff = False
+                holder.user.save(update_fields=["is_staff"])
         SeatHolder.objects.filter(seat=seat).delete()

@@ -256,6 +256,8 @@ LEDGER_CHECKPOINT_DEBOUNCE = envint("LEDGER_CHECKPOINT_DEBOUNCE", 5)
 # Ask for a checkpoint after every committed append (debounced); off leaves it to the
 # schedule and to `manage.py ledger checkpoint`.
 LEDGER_PUBLISH_ON_APPEND = envbool("LEDGER_PUBLISH_ON_APPEND", True)
+# Who may read the ledger in the admin besides superusers: any seat holder.
+LEDGER_READER_CHECK = "consortium.governance.holds_a_seat"
 
 LOGGING = {
     "version": 1,

@@ -4,12 +4,15 @@ from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from consortium import problems
+from consortium import api, problems
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/ledger/", include("ledger.api.urls")),
+    path("api/v1/members", api.MemberListView.as_view(), name="members"),
+    path("api/v1/members/<str:code>", api.MemberDetailView.as_view(), name="member"),
+    path("api/v1/delegates/self", api.SelfSeatView.as_view(), name="delegate-self"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

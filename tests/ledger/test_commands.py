@@ -45,18 +45,3 @@ def test_verifier_key_is_name_hex8_base64(log_key, capsys):
     verifier = parse_verifier_key(vkey)
     assert verifier.name == "test.ledger.example"
     assert verifier.public_key == log_key.public_key
-
-
-def test_demo_loads_signed_sample_entries_and_can_run_again(db, capsys, settings, tmp_path):
-    settings.VAR_DIR = tmp_path
-    call_command("demo", "--entries", "40")
-    first = capsys.readouterr().out
-    assert "username: admin" in first and "password: " in first and "Bearer clt_" in first
-    size = log.tree_size()
-    assert size == 1 + 1 + 40  # genesis, the sample key, the samples
-    call_command("demo", "--entries", "10")
-    assert log.tree_size() == size + 10
-    assert log.latest_checkpoint().tree_size == size + 10
-    from ledger.verify import verify_ledger
-
-    assert verify_ledger(workers=1).ok

@@ -10,13 +10,30 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from consortium.models import ApiToken
+from consortium import governance
+from consortium.models import ApiToken, Consortium
 from ledger import log, services
 from ledger.keys import hosted_signer, log_signer
 from ledger.models import Key
 from ledger.services import Draft
 
 SAMPLER = "demo-sampler"
+CONSORTIUM = "Frontier AI Consortium (demo)"
+# Six mid-sized economies, with their populations for the voting rules.
+FOUNDERS = [
+    ("NL", 17_900_000),
+    ("SE", 10_550_000),
+    ("PL", 36_750_000),
+    ("PT", 10_470_000),
+    ("FI", 5_600_000),
+    ("CZ", 10_900_000),
+]
+RULES = {
+    "default_rule": "double_majority",
+    "members_threshold": "0.55",
+    "weight_threshold": "0.65",
+    "quorum": "0.5",
+}
 TOPICS = [
     ("compute.sample", {"facility": "LUMI", "accelerator": "mi250x", "gpu_hours": 1200}),
     ("compute.sample", {"facility": "Leonardo", "accelerator": "a100", "gpu_hours": 800}),
@@ -31,8 +48,10 @@ TOPICS = [
 
 class Command(BaseCommand):
     help = (
-        "Load demo data: the log key and genesis entry (first run), a demo administrator, "
-        "a hosted sample key, and a few hundred signed sample entries. Run again to add more."
+        "Load demo data: the consortium founded with six members, their keys and the "
+        "secretariat key (first run), an administrator holding the secretariat seat, a "
+        "signatory for the Netherlands, a hosted sample key and a few hundred signed "
+        "sample entries. Run again to add more."
     )
 
     def add_arguments(self, parser):
@@ -41,9 +60,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, entries, **options):
-        if not Key.objects.filter(kind=Key.Kind.LOG).exists():
-            services.ledger_init()
-            self.stdout.write("Created the log key and the genesis entry.")
+        if not Consortium.objects.exists():
+            members = [
+                governance.member_record(code=c, figures={"population": p}) for c, p in FOUNDERS
+            ]
+            governance.consortium_found(name=CONSORTIUM, members=members, rules=RULES)
+            self.stdout.write(f"Founded {CONSORTIUM}: {', '.join(c for c, _ in FOUNDERS)}.")
         signer = self._sampler()
         members = ["FR", "DE", "IT", "ES", "NL", "SE", "PL", "PT", "FI", "JP"]
         drafts = []
@@ -59,6 +81,7 @@ class Command(BaseCommand):
             services.entries_append(signer=signer, drafts=drafts)
         cp = log.publish_checkpoint() or log.latest_checkpoint()
         username, password = self._admin()
+        self._seats(username)
         token = self._token(username)
         size = log.tree_size()
         self.stdout.write(
@@ -98,6 +121,19 @@ class Command(BaseCommand):
         elif not user.check_password(password):
             password = "(unchanged: the admin user existed before this demo)"  # noqa: S105
         return "admin", password
+
+    def _seats(self, username: str) -> None:
+        """The administrator runs the secretariat; a signatory speaks for the Netherlands."""
+        User = get_user_model()
+        admin = User.objects.get(username=username)
+        if governance.seat_of(admin) is None:
+            governance.seat_assign(actor=None, user=admin, role="secretariat")
+        nl, created = User.objects.get_or_create(username="delegate-nl")
+        if created:
+            nl.set_unusable_password()
+            nl.save()
+        if governance.seat_of(nl) is None:
+            governance.seat_assign(actor=admin, user=nl, role="signatory", member="NL")
 
     def _token(self, username: str) -> str:
         user = get_user_model().objects.get(username=username)

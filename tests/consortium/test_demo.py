@@ -1,0 +1,29 @@
+"""`manage.py demo`: a founded consortium with seats, and signed sample entries."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from consortium import governance
+from consortium.models import Member
+from ledger import log
+from ledger.models import Entry
+from ledger.verify import verify_ledger
+
+
+def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("demo", "--entries", "40")
+    out = capsys.readouterr().out
+    assert "username: admin" in out and "password: " in out and "Bearer clt_" in out
+    assert Member.objects.count() == 6
+    User = get_user_model()
+    assert governance.seat_of(User.objects.get(username="admin")).role == "secretariat"
+    assert governance.seat_of(User.objects.get(username="delegate-nl")).member_id == "NL"
+    assert Entry.objects.filter(kind="compute.sample").exists()
+    size = log.tree_size()
+    call_command("demo", "--entries", "10")
+    assert log.tree_size() == size + 10  # only samples are added the second time
+    assert log.latest_checkpoint().tree_size == size + 10
+    assert verify_ledger(workers=1).ok

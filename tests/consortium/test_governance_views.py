@@ -1,0 +1,97 @@
+"""What each persona sees of governance in the admin and the API."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from consortium import governance
+from consortium.models import ApiToken, SeatHolder
+
+User = get_user_model()
+
+
+@pytest.fixture
+def people(db):
+    governance.consortium_found(
+        name="C", members=[governance.member_record(code=c) for c in ("FR", "DE")]
+    )
+    p = {n: User.objects.create_user(n) for n in ("ops", "sig_fr", "sig_de", "auditor", "nobody")}
+    governance.seat_assign(actor=None, user=p["ops"], role="secretariat")
+    governance.seat_assign(actor=p["ops"], user=p["sig_fr"], role="signatory", member="FR")
+    governance.seat_assign(actor=p["ops"], user=p["sig_de"], role="signatory", member="DE")
+    governance.seat_assign(actor=p["ops"], user=p["auditor"], role="auditor")
+    return p
+
+
+def _seat_rows(client) -> str:
+    r = client.get("/admin/consortium/seat/")
+    assert r.status_code == 200
+    return r.content.decode()
+
+
+def test_a_signatory_of_france_sees_only_frances_seats(client, people):
+    client.force_login(people["sig_fr"])
+    body = _seat_rows(client)
+    fr = str(SeatHolder.objects.get(user=people["sig_fr"]).seat.id)
+    de = str(SeatHolder.objects.get(user=people["sig_de"]).seat.id)
+    assert fr in body and de not in body
+    assert str(SeatHolder.objects.get(user=people["auditor"]).seat.id) not in body
+    assert client.get(f"/admin/consortium/seat/{de}/change/").status_code in (302, 404)
+
+
+@pytest.mark.parametrize("who", ["ops", "auditor"])
+def test_the_secretariat_and_auditors_see_every_seat(client, people, who):
+    client.force_login(people[who])
+    body = _seat_rows(client)
+    for name in ("sig_fr", "sig_de", "auditor"):
+        assert str(SeatHolder.objects.get(user=people[name]).seat.id) in body
+
+
+def test_every_seat_holder_reads_the_members_and_the_shared_ledger(client, people):
+    client.force_login(people["sig_de"])
+    assert client.get("/admin/consortium/member/").status_code == 200
+    assert client.get("/admin/ledger/entry/").status_code == 200
+    assert client.get("/admin/consortium/member/FR/change/").status_code == 200
+
+
+def test_no_one_edits_governance_tables_in_the_admin(client, people):
+    client.force_login(people["ops"])
+    assert client.get("/admin/consortium/member/add/").status_code == 403
+    assert client.post("/admin/consortium/member/FR/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_a_user_without_a_seat_gets_no_admin(client, people):
+    client.force_login(people["nobody"])
+    assert client.get("/admin/consortium/member/").status_code == 302
+
+
+def test_vacating_a_seat_closes_the_admin(client, people):
+    seat = SeatHolder.objects.get(user=people["sig_fr"]).seat
+    governance.seat_vacate(actor=people["ops"], seat=seat)
+    client.force_login(User.objects.get(username="sig_fr"))
+    assert client.get("/admin/consortium/member/").status_code == 302
+
+
+def _api(user) -> APIClient:
+    _, token = ApiToken.issue(user=user, days=1)
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return c
+
+
+def test_the_api_lists_members_and_answers_who_am_i(people):
+    api = _api(people["sig_fr"])
+    assert [m["code"] for m in api.get("/api/v1/members").json()] == ["DE", "FR"]
+    assert api.get("/api/v1/members/DE").json()["status"] == "member"
+    me = api.get("/api/v1/delegates/self").json()
+    assert (me["member"], me["role"]) == ("FR", "signatory")
+
+
+def test_the_api_says_clearly_when_there_is_no_such_member_or_seat(people):
+    api = _api(people["nobody"])
+    r = api.get("/api/v1/delegates/self")
+    assert r.status_code == 404 and r["Content-Type"].startswith("application/problem+json")
+    assert api.get("/api/v1/members/ZZ").status_code == 404
+    assert APIClient().get("/api/v1/members").status_code == 401
