@@ -25,6 +25,7 @@ from django.db import transaction
 
 from consortium.models import Consortium, Member, Seat, SeatHolder
 from ledger import services as ledger
+from ledger import submissions
 from ledger.keys import HostedKeyError, hosted_signer, log_signer
 from ledger.log import Appended, applier
 from ledger.models import Key
@@ -269,3 +270,61 @@ def seat_vacate(*, actor, seat: Seat, reason: str = "") -> None:
                 holder.user.is_staff = False
                 holder.user.save(update_fields=["is_staff"])
         SeatHolder.objects.filter(seat=seat).delete()
+
+
+# --- entries members sign themselves (POST /api/v1/ledger/entries) ------------------------
+
+
+def may_act_for(user, owner: str) -> bool:
+    """A user may submit entries signed by ``owner``'s keys if it is ``owner``'s signatory."""
+    seat = seat_of(user)
+    return seat is not None and seat.role == Seat.Role.SIGNATORY and seat.member_id == owner
+
+
+def _member_acting(key, submitter) -> Member:
+    if key.kind != "member":
+        raise submissions.Refused("seats are assigned with a member's key", 403)
+    if not may_act_for(submitter, key.owner):
+        raise submissions.Refused(f"you may not act for {key.owner}", 403)
+    member = Member.objects.filter(code=key.owner).first()
+    if member is None or member.status != Member.Status.MEMBER:
+        raise submissions.Refused(f"{key.owner} is not a member in good standing", 403)
+    return member
+
+
+def _seat_id(value) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise submissions.Refused("seat must be a UUID") from exc
+
+
+@submissions.accepts("seat.assigned")
+def _submitted_seat_assigned(signed, key, submitter) -> None:
+    payload = signed.envelope["payload"]
+    if set(payload) != {"seat", "member", "role"}:
+        raise submissions.Refused("seat.assigned payload is {seat, member, role}")
+    member = _member_acting(key, submitter)
+    if payload["role"] not in Seat.MEMBER_ROLES:
+        raise submissions.Refused(
+            f"a member assigns only {', '.join(Seat.MEMBER_ROLES)} seats", 403
+        )
+    if payload["member"] != member.code:
+        raise submissions.Refused(
+            f"a key of {member.code} cannot assign seats of {payload['member']}", 403
+        )
+    if Seat.objects.filter(id=_seat_id(payload["seat"])).exists():
+        raise submissions.Refused("that seat already exists", 409)
+
+
+@submissions.accepts("seat.vacated")
+def _submitted_seat_vacated(signed, key, submitter) -> None:
+    payload = signed.envelope["payload"]
+    if set(payload) != {"seat", "reason"} or not isinstance(payload["reason"], str):
+        raise submissions.Refused("seat.vacated payload is {seat, reason}")
+    member = _member_acting(key, submitter)
+    seat = Seat.objects.filter(id=_seat_id(payload["seat"])).first()
+    if seat is None or seat.member_id != member.code:
+        raise submissions.Refused(f"no seat of {member.code} with that id", 404)
+    if not seat.active:
+        raise submissions.Refused("the seat is already vacant", 409)

@@ -7,4 +7,7 @@ class LedgerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from ledger import appliers  # noqa: F401  (registers the key appliers)
+        from ledger import (  # noqa: F401  (key appliers; handlers for submitted key entries)
+            appliers,
+            submissions,
+        )

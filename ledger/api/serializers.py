@@ -18,6 +18,17 @@ class ProblemSerializer(serializers.Serializer):
     errors = serializers.DictField(required=False)
 
 
+class EntrySubmissionSerializer(serializers.Serializer):
+    """An envelope its author signed with its own (external) key."""
+
+    envelope = serializers.JSONField(
+        help_text="The envelope: author, id, kind, payload, time (see docs/ledger-format.md)."
+    )
+    signature = serializers.CharField(
+        help_text="Base64 Ed25519 signature over the context string and the canonical envelope."
+    )
+
+
 class EntriesQuery(serializers.Serializer):
     after = serializers.IntegerField(
         required=False,

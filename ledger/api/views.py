@@ -13,8 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consortium.problems import bad_request, not_found
-from ledger import log
+from consortium.problems import ProblemException, bad_request, not_found
+from ledger import log, submissions
 from ledger.api import serializers as s
 from ledger.models import Entry, Key
 
@@ -74,6 +74,39 @@ class CheckpointView(APIView):
 
 
 class EntryListView(APIView):
+    @extend_schema(
+        operation_id="ledger_entries_submit",
+        summary="Submit an entry signed with your own key",
+        description=(
+            "For members whose keys are external: the envelope is checked, its signature "
+            "verified under the registered author key, the entry checked by the rules of its "
+            "kind (who may make it, for whom), then appended. Retrying with the same envelope "
+            "id returns the entry already appended (200)."
+        ),
+        request=s.EntrySubmissionSerializer,
+        responses={
+            201: s.EntrySerializer,
+            200: OpenApiResponse(s.EntrySerializer, description="Already appended (a retry)."),
+            400: PROBLEMS[400],
+            401: PROBLEMS[401],
+            403: OpenApiResponse(s.ProblemSerializer, description="Not allowed (problem+json)."),
+            409: OpenApiResponse(s.ProblemSerializer, description="Conflict (problem+json)."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = s.EntrySubmissionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            done = submissions.submit(
+                envelope=body.validated_data["envelope"],
+                signature=body.validated_data["signature"],
+                submitter=request.user,
+            )
+        except submissions.Refused as exc:
+            raise ProblemException(exc.status, str(exc)) from exc
+        entry = Entry.objects.get(index=done.entry.index)
+        return Response(s.EntrySerializer(entry).data, status=201 if done.created else 200)
+
     @extend_schema(
         operation_id="ledger_entries_list",
         summary="Entries in index order",

@@ -173,7 +173,8 @@ def test_a_bad_token_gets_401(db, header):
 
 
 def test_writes_are_not_allowed_on_read_endpoints(api, history):
-    _problem(api.post("/api/v1/ledger/entries", {}, format="json"), 405)
+    _problem(api.post("/api/v1/ledger/keys", {}, format="json"), 405)
+    _problem(api.delete("/api/v1/ledger/entries/3"), 405)
 
 
 def test_a_logged_in_admin_session_can_read(admin_client, history):

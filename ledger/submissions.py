@@ -1,0 +1,122 @@
+"""Entries signed by their authors' own keys, submitted through the API.
+
+A member whose key is ``external`` signs envelopes on its own systems and submits them
+(``POST /api/v1/ledger/entries``). The log checks the envelope and the signature under
+the registered key, then asks the handler registered for the entry's kind whether this
+author, submitted by this user, may make this entry, then appends it through the same
+path as every other write. Kinds without a handler cannot be submitted.
+
+The log core knows nothing of the domain: apps register handlers, and the project
+says (``LEDGER_ACTOR_CHECK``) whether a user may act for a key's owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+from ledger import log, services
+from ledger.core.envelope import EnvelopeError, SignedEnvelope, decode_signature
+from ledger.core.keyring import SELF_MANAGED
+from ledger.log import Appended, IdempotencyConflict, LedgerError
+from ledger.models import Entry, Key
+
+
+class Refused(Exception):
+    """A submission refused; ``status`` is the HTTP status that fits (400, 403, 409)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+Handler = Callable[[SignedEnvelope, Key, object], None]
+_handlers: dict[str, Handler] = {}
+
+
+def accepts(kind: str) -> Callable[[Handler], Handler]:
+    """Register the check for submitted entries of ``kind``: raise :class:`Refused`."""
+
+    def register(fn: Handler) -> Handler:
+        _handlers[kind] = fn
+        return fn
+
+    return register
+
+
+def may_act_for(user, owner: str) -> bool:
+    """Whether ``user`` may submit entries signed by keys ``owner`` holds."""
+    hook = getattr(settings, "LEDGER_ACTOR_CHECK", None)
+    return bool(hook) and import_string(hook)(user, owner)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    entry: Appended
+    created: bool
+
+
+def submit(*, envelope, signature: str, submitter) -> Submitted:
+    """Check and append a client-signed envelope. Raises :class:`Refused`."""
+    if not isinstance(envelope, dict):
+        raise Refused("envelope must be a JSON object")
+    try:
+        sig = decode_signature(signature)
+    except EnvelopeError as exc:
+        raise Refused(str(exc)) from exc
+    try:
+        signed = services.signed_envelope_from_client(envelope, sig)
+    except LedgerError as exc:
+        raise Refused(str(exc)) from exc
+    handler = _handlers.get(signed.kind)
+    if handler is None:
+        raise Refused(f"entries of kind {signed.kind} cannot be submitted")
+    if Entry.objects.filter(entry_id=signed.entry_id).exists():
+        # A retry: answered by the log (the entry as appended, or a conflict), before the
+        # kind's rules, which would now see their own effect ("that seat exists").
+        try:
+            (entry,) = log.append_signed([signed])
+        except IdempotencyConflict as exc:
+            raise Refused(str(exc), 409) from exc
+        return Submitted(entry, entry.created)
+    key = Key.objects.get(fingerprint=signed.author)
+    if key.custody != Key.Custody.EXTERNAL:
+        raise Refused("hosted keys sign on the server: act through the services instead", 403)
+    handler(signed, key, submitter)
+    try:
+        with transaction.atomic():
+            (entry,) = log.append_signed([signed])
+    except IdempotencyConflict as exc:
+        raise Refused(str(exc), 409) from exc
+    except LedgerError as exc:
+        # Keyring refusals: a revoked key, a key that may not register that key, ...
+        raise Refused(str(exc), 403) from exc
+    return Submitted(entry, entry.created)
+
+
+# --- the log's own kinds: owners managing their keys --------------------------------------
+
+
+def _owner_checks(key: Key, submitter) -> None:
+    if key.kind not in SELF_MANAGED:
+        raise Refused(f"{key.kind} keys are the operator's", 403)
+    if not may_act_for(submitter, key.owner):
+        raise Refused(f"you may not act for {key.owner}", 403)
+
+
+@accepts("key.registered")
+@accepts("key.rotated")
+def _key_change(signed: SignedEnvelope, key: Key, submitter) -> None:
+    _owner_checks(key, submitter)
+    desc = signed.envelope["payload"].get("key")
+    if isinstance(desc, dict) and desc.get("custody") != Key.Custody.EXTERNAL:
+        raise Refused("a key registered by its owner is external: this server holds no seed for it")
+
+
+@accepts("key.revoked")
+def _key_revoked(signed: SignedEnvelope, key: Key, submitter) -> None:
+    _owner_checks(key, submitter)
