@@ -1,4 +1,9 @@
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from consortium import governance
 from consortium.models import ApiToken, Consortium, Member, Seat
@@ -92,16 +97,99 @@ class MemberAdmin(SeatVisible):
     ]
 
 
+class AssignSeatForm(forms.Form):
+    username = forms.CharField(help_text="The user who will hold the seat.")
+    member = forms.ChoiceField(required=False, help_text="Empty for a consortium-wide role.")
+    role = forms.ChoiceField(choices=Seat.Role.choices)
+
+    def __init__(self, *args, members, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["member"].choices = [("", "(the consortium)"), *members]
+
+    def clean_username(self):
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(username=self.cleaned_data["username"]).first()
+        if user is None:
+            raise forms.ValidationError("no such user")
+        return user
+
+
 @admin.register(Seat)
 class SeatAdmin(SeatVisible):
-    """A delegate sees its own member's seats; the secretariat and auditors see all."""
+    """A delegate sees its own member's seats; the secretariat and auditors see all.
+
+    Assigning and vacating call the governance services, which decide who may.
+    """
 
     list_display = ["id", "member", "role", "assigned_in", "vacated_in"]
     list_filter = ["role"]
     list_select_related = ["member"]
     readonly_fields = ["id", "member", "role", "assigned_in", "vacated_in"]
+    actions = ["vacate"]
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
         visible = governance.visible_members_of(request.user)
         return qs if visible is None else qs.filter(member__in=visible)
+
+    def get_urls(self):
+        urls = super().get_urls()
+        assign = path(
+            "assign/", self.admin_site.admin_view(self.assign_view), name="consortium_seat_assign"
+        )
+        return [assign, *urls]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"can_assign": self._acting_for(request.user) is not False, **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    @staticmethod
+    def _acting_for(user):
+        """None for the secretariat (any member), a member code for a signatory, else False."""
+        seat = governance.seat_of(user)
+        if seat is not None and seat.member_id is None and seat.role == Seat.Role.SECRETARIAT:
+            return None
+        if seat is not None and seat.role == Seat.Role.SIGNATORY:
+            return seat.member_id
+        return False
+
+    def assign_view(self, request):
+        acting_for = self._acting_for(request.user)
+        if acting_for is False:
+            raise PermissionDenied
+        members = Member.objects.order_by("code")
+        if acting_for is not None:
+            members = members.filter(code=acting_for)
+        form = AssignSeatForm(request.POST or None, members=[(m.code, str(m)) for m in members])
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                seat = governance.seat_assign(
+                    actor=request.user,
+                    user=data["username"],
+                    role=data["role"],
+                    member=data["member"] or None,
+                )
+            except governance.GovernanceError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request, f"Assigned {seat} to {data['username']}.", messages.SUCCESS
+                )
+                return redirect("admin:consortium_seat_changelist")
+        context = {**self.admin_site.each_context(request), "form": form, "acting_for": acting_for,
+                   "title": "Assign a seat", "opts": self.model._meta}  # fmt: skip
+        return TemplateResponse(request, "admin/consortium/seat/assign.html", context)
+
+    @admin.action(description="Vacate the selected seats")
+    def vacate(self, request, queryset):
+        done = 0
+        for seat in queryset.filter(vacated_in__isnull=True):
+            try:
+                governance.seat_vacate(actor=request.user, seat=seat, reason="vacated in the admin")
+                done += 1
+            except governance.GovernanceError as exc:
+                self.message_user(request, f"{seat}: {exc}", messages.ERROR)
+        if done:
+            self.message_user(request, f"Vacated {done} seat(s).", messages.SUCCESS)

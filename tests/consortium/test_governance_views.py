@@ -95,3 +95,48 @@ def test_the_api_says_clearly_when_there_is_no_such_member_or_seat(people):
     assert r.status_code == 404 and r["Content-Type"].startswith("application/problem+json")
     assert api.get("/api/v1/members/ZZ").status_code == 404
     assert APIClient().get("/api/v1/members").status_code == 401
+
+
+def test_the_secretariat_assigns_a_seat_in_the_admin(client, people):
+    client.force_login(people["ops"])
+    assert client.get("/admin/consortium/seat/assign/").status_code == 200
+    r = client.post(
+        "/admin/consortium/seat/assign/", {"username": "nobody", "member": "DE", "role": "observer"}
+    )
+    assert r.status_code == 302
+    assert governance.seat_of(User.objects.get(username="nobody")).member_id == "DE"
+
+
+def test_a_signatory_assigns_only_its_own_members_seats_in_the_admin(client, people):
+    client.force_login(people["sig_fr"])
+    page = client.get("/admin/consortium/seat/assign/").content.decode()
+    assert 'value="FR"' in page and 'value="DE"' not in page
+    r = client.post(
+        "/admin/consortium/seat/assign/", {"username": "nobody", "member": "DE", "role": "observer"}
+    )
+    assert r.status_code == 200 and "Select a valid choice" in r.content.decode()
+    assert governance.seat_of(User.objects.get(username="nobody")) is None
+
+
+def test_a_signatory_cannot_give_a_consortium_wide_seat_in_the_admin(client, people):
+    client.force_login(people["sig_fr"])
+    r = client.post(
+        "/admin/consortium/seat/assign/", {"username": "nobody", "member": "", "role": "auditor"}
+    )
+    assert r.status_code == 200 and "cannot act for the consortium" in r.content.decode()
+
+
+def test_an_auditor_gets_no_assign_form(client, people):
+    client.force_login(people["auditor"])
+    assert client.get("/admin/consortium/seat/assign/").status_code == 403
+
+
+def test_the_secretariat_vacates_seats_with_an_admin_action(client, people):
+    client.force_login(people["ops"])
+    seat = SeatHolder.objects.get(user=people["sig_de"]).seat
+    r = client.post(
+        "/admin/consortium/seat/", {"action": "vacate", "_selected_action": [str(seat.id)]}
+    )
+    assert r.status_code == 302
+    seat.refresh_from_db()
+    assert seat.vacated_in is not None
