@@ -9,5 +9,6 @@ class ConsortiumConfig(AppConfig):
     def ready(self) -> None:
         from consortium import (  # noqa: F401  (appliers, projections, OpenAPI extension)
             governance,
+            proposals,
             schema,
         )

@@ -36,6 +36,11 @@ for model in (Consortium, Member, Seat):
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
 SECRETARIAT_OWNER = "secretariat"
+# Until the members adopt others: a simple majority of members, half of them voting.
+DEFAULT_RULES = {
+    "voting": {"default": {"kind": "simple_majority", "quorum": "0.5"}},
+    "default": "default",
+}
 
 
 class GovernanceError(Exception):
@@ -197,8 +202,11 @@ def secretariat_signer():
 def consortium_found(*, name: str, members: list[dict], rules: dict | None = None) -> Appended:
     """Record the consortium's founding (once), with its founding members, their first
     (hosted) keys and a secretariat key. Initialises the log first if needed."""
+    from consortium.proposals import check_rules
+
     if not name or len(name) > 200:
         raise GovernanceError("the consortium needs a name of at most 200 characters")
+    rules = check_rules(rules or DEFAULT_RULES)
     codes = [m["code"] for m in members]
     if not members or len(set(codes)) != len(codes):
         raise GovernanceError("name each founding member once")
@@ -211,7 +219,7 @@ def consortium_found(*, name: str, members: list[dict], rules: dict | None = Non
         founded = ledger.entry_append(
             signer=log_key,
             kind="consortium.founded",
-            payload={"name": name, "rules": rules or {}, "members": members},
+            payload={"name": name, "rules": rules, "members": members},
         )
         ledger.key_register(
             signer=log_key, kind="service", owner=SECRETARIAT_OWNER, name=SECRETARIAT_OWNER

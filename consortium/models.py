@@ -183,3 +183,57 @@ class SeatHolder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} holds {self.seat}"
+
+
+class Proposal(models.Model):
+    """A proposal to the members: typed actions decided under a named voting rule."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "open"
+        ACCEPTED = "accepted", "accepted"
+        REJECTED = "rejected", "rejected"
+        WITHDRAWN = "withdrawn", "withdrawn"
+        DROPPED = "dropped", "dropped (the rules changed underneath it)"
+
+    id = models.UUIDField(primary_key=True)
+    title = models.CharField(max_length=300)
+    actions = models.JSONField()
+    rule_name = models.CharField(max_length=64)
+    rule = models.JSONField(help_text="The rule as it stood when the proposal opened.")
+    eligible = models.JSONField(help_text="Members who may vote, with their figures, at opening.")
+    deadline = models.CharField(max_length=40, help_text="RFC 3339 UTC.")
+    opened_by = models.CharField(max_length=64, help_text="Fingerprint of the opening key.")
+    opened_in = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    tally = models.JSONField(null=True, blank=True)
+    closed_in = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_in"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Vote(models.Model):
+    """A member's counted vote on a proposal: its latest one before the deadline."""
+
+    # "<proposal>:<member>": a natural key, so replay rebuilds the same rows.
+    id = models.CharField(primary_key=True, max_length=80)
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="votes")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="votes")
+    choice = models.CharField(max_length=8)
+    cast_in = models.BigIntegerField()
+    cast_at = models.CharField(
+        max_length=40, help_text="Integration time of the vote, RFC 3339 UTC."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["proposal", "member"], name="consortium_one_vote_per_member"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.choice}"

@@ -33,9 +33,7 @@ def founded(db):
         governance.member_record(code="DE", figures={"population": 84_480_000}),
         governance.member_record(code="IT", figures={"population": 58_990_000}),
     ]
-    governance.consortium_found(
-        name="Frontier AI Consortium", members=members, rules={"quorum": "0.5"}
-    )
+    governance.consortium_found(name="Frontier AI Consortium", members=members)
 
 
 @pytest.fixture

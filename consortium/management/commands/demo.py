@@ -29,10 +29,17 @@ FOUNDERS = [
     ("CZ", 10_900_000),
 ]
 RULES = {
-    "default_rule": "double_majority",
-    "members_threshold": "0.55",
-    "weight_threshold": "0.65",
-    "quorum": "0.5",
+    "voting": {
+        "default": {
+            "kind": "double_majority",
+            "weight": "population",
+            "members_threshold": "0.55",
+            "weight_threshold": "0.65",
+            "quorum": "0.5",
+        },
+        "unanimity": {"kind": "unanimity"},
+    },
+    "default": "default",
 }
 TOPICS = [
     ("compute.sample", {"facility": "LUMI", "accelerator": "mi250x", "gpu_hours": 1200}),

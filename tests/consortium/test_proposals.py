@@ -1,0 +1,191 @@
+"""Proposals and votes: who may, when, and what an accepted proposal changes.
+
+Personas: the secretariat (opens, decides), signatories of France, Germany and Italy
+(open, vote), a recorder of France (may not vote).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from consortium import governance, proposals
+from consortium.governance import GovernanceError
+from consortium.models import Consortium, Member, Proposal
+from ledger.models import Entry
+
+User = get_user_model()
+SOON = timedelta(hours=1)
+LATER = datetime.now(UTC) + timedelta(days=2)
+
+
+@pytest.fixture
+def people(db):
+    governance.consortium_found(
+        name="C",
+        members=[
+            governance.member_record(code=c, figures={"population": p})
+            for c, p in (("FR", 68), ("DE", 84), ("IT", 59))
+        ],
+    )
+    p = {n: User.objects.create_user(n) for n in ("ops", "fr", "de", "it", "rec_fr")}
+    governance.seat_assign(actor=None, user=p["ops"], role="secretariat")
+    for code in ("fr", "de", "it"):
+        governance.seat_assign(actor=p["ops"], user=p[code], role="signatory", member=code.upper())
+    governance.seat_assign(actor=p["ops"], user=p["rec_fr"], role="recorder", member="FR")
+    return p
+
+
+def _open(people, who="fr", actions=None, **kw):
+    actions = actions or [{"type": "member.figures", "code": "FR", "figures": {"population": 69}}]
+    return proposals.proposal_open(
+        actor=people[who],
+        title="Update France's figures",
+        actions=actions,
+        deadline=datetime.now(UTC) + SOON,
+        **kw,
+    )
+
+
+def test_an_accepted_proposal_applies_its_actions(people):
+    p = _open(people)
+    assert p.state == "open" and set(p.eligible) == {"FR", "DE", "IT"}
+    proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
+    proposals.vote_cast(actor=people["de"], proposal=p, choice="yes")
+    decided = proposals.proposal_decide(proposal=p, now=LATER)
+    assert decided.state == "accepted"
+    assert decided.tally["yes"] == 2 and decided.tally["eligible"] == 3
+    assert Member.objects.get(code="FR").figures == {"population": 69}
+
+
+def test_without_a_majority_nothing_changes(people):
+    p = _open(people)
+    proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
+    proposals.vote_cast(actor=people["de"], proposal=p, choice="no")
+    decided = proposals.proposal_decide(proposal=p, now=LATER)
+    assert (decided.state, decided.tally["reason"]) == ("rejected", "the rule was not met")
+    assert Member.objects.get(code="FR").figures == {"population": 68}
+
+
+def test_a_changed_vote_replaces_the_earlier_one(people):
+    p = _open(people)
+    proposals.vote_cast(actor=people["it"], proposal=p, choice="yes")
+    vote = proposals.vote_cast(actor=people["it"], proposal=p, choice="no")
+    assert vote.choice == "no" and p.votes.count() == 1
+    assert Entry.objects.filter(kind="vote.cast").count() == 2  # both are on the record
+
+
+def test_it_cannot_be_decided_before_its_deadline(people):
+    p = _open(people)
+    with pytest.raises(GovernanceError, match="not passed yet"):
+        proposals.proposal_decide(proposal=p)
+
+
+def test_a_vote_after_the_deadline_is_refused(people):
+    p = proposals.proposal_open(
+        actor=people["ops"], title="t", deadline=datetime.now(UTC) + timedelta(seconds=1),
+        actions=[{"type": "member.suspend", "code": "IT"}],
+    )  # fmt: skip
+    time.sleep(1.1)
+    before = Entry.objects.count()
+    with pytest.raises(GovernanceError, match="deadline has passed"):
+        proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
+    assert Entry.objects.count() == before
+
+
+@pytest.mark.parametrize("who", ["rec_fr", "ops"])
+def test_only_members_signatories_vote(people, who):
+    p = _open(people)
+    with pytest.raises(GovernanceError) as caught:
+        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    assert caught.value.status == 403
+
+
+def test_a_suspended_member_neither_votes_nor_counts(people):
+    suspend = _open(people, actions=[{"type": "member.suspend", "code": "DE"}])
+    for who in ("fr", "it"):
+        proposals.vote_cast(actor=people[who], proposal=suspend, choice="yes")
+    assert proposals.proposal_decide(proposal=suspend, now=LATER).state == "accepted"
+    assert Member.objects.get(code="DE").status == "suspended"
+    later = _open(people)
+    assert set(later.eligible) == {"FR", "IT"}
+    with pytest.raises(GovernanceError, match="DE is suspended"):
+        proposals.vote_cast(actor=people["de"], proposal=later, choice="no")
+
+
+def test_a_rules_change_drops_the_other_open_proposals(people):
+    other = _open(people)
+    change = _open(people, who="ops", actions=[{"type": "rules.change", "rules": {
+        "voting": {"default": {"kind": "unanimity"}}, "default": "default"}}])  # fmt: skip
+    for who in ("fr", "de"):
+        proposals.vote_cast(actor=people[who], proposal=change, choice="yes")
+    assert proposals.proposal_decide(proposal=change, now=LATER).state == "accepted"
+    other.refresh_from_db()
+    assert other.state == "dropped"
+    assert Consortium.objects.get().rules["voting"]["default"] == {"kind": "unanimity"}
+    with pytest.raises(GovernanceError, match="dropped"):
+        proposals.vote_cast(actor=people["it"], proposal=other, choice="yes")
+
+
+def test_the_opener_or_the_secretariat_withdraws_a_proposal(people):
+    p = _open(people)
+    with pytest.raises(GovernanceError) as caught:
+        proposals.proposal_withdraw(actor=people["de"], proposal=p)
+    assert caught.value.status == 403
+    proposals.proposal_withdraw(actor=people["fr"], proposal=p)
+    p.refresh_from_db()
+    assert p.state == "withdrawn"
+
+
+@pytest.mark.parametrize(
+    ("actions", "message"),
+    [
+        ([], "at least one action"),
+        ([{"type": "member.annex", "code": "FR"}], "unknown action type"),
+        ([{"type": "member.suspend", "code": "ES"}], "no member 'ES'"),
+        ([{"type": "member.reinstate", "code": "FR"}], "FR is member"),
+        ([{"type": "rules.change", "rules": {"voting": {}}}], "at least one voting rule"),
+        ([{"type": "member.admit", "member": {"code": "XX"}}], "not an ISO"),
+    ],
+)
+def test_bad_proposals_are_refused_and_write_nothing(people, actions, message):
+    before = Entry.objects.count()
+    with pytest.raises(GovernanceError, match=message):
+        proposals.proposal_open(
+            actor=people["fr"], title="t", actions=actions, deadline=datetime.now(UTC) + SOON
+        )
+    assert Entry.objects.count() == before
+
+
+def test_a_new_member_is_admitted_by_proposal(people):
+    record = governance.member_record(code="ES", figures={"population": 48})
+    p = _open(people, actions=[{"type": "member.admit", "member": record}])
+    for who in ("fr", "de"):
+        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    proposals.proposal_decide(proposal=p, now=LATER)
+    assert Member.objects.get(code="ES").status == "member"
+
+
+@pytest.mark.slow
+def test_replay_rebuilds_proposals_and_votes(committed_db):
+    from ledger.replay import replay_check
+
+    governance.consortium_found(
+        name="C", members=[governance.member_record(code=c) for c in ("FR", "DE")]
+    )
+    ops, fr, de = (User.objects.create_user(n) for n in ("ops", "fr", "de"))
+    governance.seat_assign(actor=None, user=ops, role="secretariat")
+    governance.seat_assign(actor=ops, user=fr, role="signatory", member="FR")
+    governance.seat_assign(actor=ops, user=de, role="signatory", member="DE")
+    p = proposals.proposal_open(actor=fr, title="t", actions=[{"type": "member.suspend", "code": "DE"}],
+                                deadline=datetime.now(UTC) + SOON)  # fmt: skip
+    proposals.vote_cast(actor=fr, proposal=p, choice="yes")
+    proposals.vote_cast(actor=de, proposal=p, choice="no")
+    proposals.vote_cast(actor=de, proposal=p, choice="abstain")
+    proposals.proposal_decide(proposal=p, now=LATER)
+    report = replay_check()
+    assert report.ok, report.differences
+    assert Proposal.objects.get().state == "rejected"
