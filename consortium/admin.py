@@ -1,12 +1,13 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import CharField, OuterRef, Subquery, Value
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from consortium import governance
-from consortium.models import ApiToken, Consortium, Member, Seat
+from consortium import governance, proposals
+from consortium.models import ApiToken, Consortium, Member, Proposal, Seat, Vote
 
 
 @admin.register(ApiToken)
@@ -193,3 +194,72 @@ class SeatAdmin(SeatVisible):
                 self.message_user(request, f"{seat}: {exc}", messages.ERROR)
         if done:
             self.message_user(request, f"Vacated {done} seat(s).", messages.SUCCESS)
+
+
+@admin.register(Proposal)
+class ProposalAdmin(SeatVisible):
+    """Every seat holder sees the proposals; signatories vote with the actions."""
+
+    list_display = [
+        "title",
+        "state",
+        "rule_name",
+        "deadline",
+        "your_vote",
+        "opened_in",
+        "closed_in",
+    ]
+    list_filter = ["state"]
+    search_fields = ["title"]
+    readonly_fields = [
+        "id",
+        "title",
+        "actions",
+        "rule_name",
+        "rule",
+        "eligible",
+        "deadline",
+        "state",
+        "tally",
+        "opened_in",
+        "closed_in",
+    ]
+    actions = ["vote_yes", "vote_no", "vote_abstain"]
+
+    def get_queryset(self, request):
+        seat = governance.seat_of(request.user)
+        member = seat.member_id if seat is not None else None
+        votes = Vote.objects.filter(proposal=OuterRef("pk"), member_id=member).values("choice")[:1]
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(my_vote=Subquery(votes), my_member=Value(member, output_field=CharField()))
+        )
+
+    @admin.display(description="your member's vote")
+    def your_vote(self, obj):
+        if not obj.my_member:
+            return "-"
+        if obj.my_vote:
+            return obj.my_vote
+        return "awaiting your vote" if obj.state == "open" else "-"
+
+    def _vote(self, request, queryset, choice):
+        for proposal in queryset:
+            try:
+                proposals.vote_cast(actor=request.user, proposal=proposal, choice=choice)
+                self.message_user(request, f"Voted {choice} on {proposal}.", messages.SUCCESS)
+            except governance.GovernanceError as exc:
+                self.message_user(request, f"{proposal}: {exc}", messages.ERROR)
+
+    @admin.action(description="Vote yes on the selected proposals")
+    def vote_yes(self, request, queryset):
+        self._vote(request, queryset, "yes")
+
+    @admin.action(description="Vote no on the selected proposals")
+    def vote_no(self, request, queryset):
+        self._vote(request, queryset, "no")
+
+    @admin.action(description="Abstain on the selected proposals")
+    def vote_abstain(self, request, queryset):
+        self._vote(request, queryset, "abstain")

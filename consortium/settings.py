@@ -237,6 +237,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ledger.publish_checkpoint",
         "schedule": float(envint("LEDGER_CHECKPOINT_SCHEDULE", 60)),
     },
+    "decide-due-proposals": {
+        "task": "consortium.decide_due_proposals",
+        "schedule": 60.0,
+    },
 }
 
 # --- the ledger ---------------------------------------------------------------------------

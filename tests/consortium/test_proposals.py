@@ -189,3 +189,37 @@ def test_replay_rebuilds_proposals_and_votes(committed_db):
     report = replay_check()
     assert report.ok, report.differences
     assert Proposal.objects.get().state == "rejected"
+
+
+def test_due_proposals_are_decided_by_the_command(people, capsys):
+    from django.core.management import call_command
+
+    p = proposals.proposal_open(
+        actor=people["ops"], title="t", deadline=datetime.now(UTC) + timedelta(seconds=1),
+        actions=[{"type": "member.suspend", "code": "IT"}],
+    )  # fmt: skip
+    proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
+    proposals.vote_cast(actor=people["de"], proposal=p, choice="yes")
+    time.sleep(1.1)
+    call_command("consortium", "decide")
+    assert "Decided 1 proposal(s)" in capsys.readouterr().out
+    p.refresh_from_db()
+    assert p.state == "accepted"
+    assert Member.objects.get(code="IT").status == "suspended"
+
+
+def test_signatories_vote_in_the_admin_and_see_what_awaits_them(client, people):
+    p = _open(people)
+    client.force_login(people["de"])
+    page = client.get("/admin/consortium/proposal/").content.decode()
+    assert "awaiting your vote" in page
+    r = client.post(
+        "/admin/consortium/proposal/", {"action": "vote_no", "_selected_action": [str(p.id)]}
+    )
+    assert r.status_code == 302
+    assert p.votes.get(member_id="DE").choice == "no"
+    client.force_login(people["rec_fr"])
+    client.post(
+        "/admin/consortium/proposal/", {"action": "vote_yes", "_selected_action": [str(p.id)]}
+    )
+    assert not p.votes.filter(member_id="FR").exists()

@@ -41,6 +41,16 @@ class Command(BaseCommand):
             metavar="USERNAME",
             help="Give this existing user the secretariat seat.",
         )
+        sub.add_parser(
+            "decide",
+            help="Decide every open proposal whose deadline has passed (beat does it every minute).",
+        )
+
+    def do_decide(self, **_):
+        from consortium.tasks import decide_due_proposals
+
+        decided = decide_due_proposals()
+        self.stdout.write(f"Decided {len(decided)} proposal(s) whose deadline had passed.")
 
     def handle(self, *args, action, **options):
         return getattr(self, f"do_{action}")(**options)
