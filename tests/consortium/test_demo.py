@@ -22,8 +22,13 @@ def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, sett
     assert governance.seat_of(User.objects.get(username="admin")).role == "secretariat"
     assert governance.seat_of(User.objects.get(username="delegate-nl")).member_id == "NL"
     assert Entry.objects.filter(kind="compute.sample").exists()
+    from consortium.models import Proposal
+
+    assert sorted(Proposal.objects.values_list("state", flat=True)) == ["accepted", "open"]
+    assert Member.objects.get(code="PL").figures == {"population": 36_620_000}
     size = log.tree_size()
     call_command("demo", "--entries", "10")
     assert log.tree_size() == size + 10  # only samples are added the second time
+    assert Proposal.objects.count() == 2
     assert log.latest_checkpoint().tree_size == size + 10
     assert verify_ledger(workers=1).ok

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from consortium import governance
-from consortium.models import ApiToken, Consortium
+from consortium import governance, proposals
+from consortium.models import ApiToken, Consortium, Proposal
 from ledger import log, services
+from ledger.core.envelope import parse_time
 from ledger.keys import hosted_signer, log_signer
 from ledger.models import Key
 from ledger.services import Draft
@@ -57,8 +59,8 @@ class Command(BaseCommand):
     help = (
         "Load demo data: the consortium founded with six members, their keys and the "
         "secretariat key (first run), an administrator holding the secretariat seat, a "
-        "signatory for the Netherlands, a hosted sample key and a few hundred signed "
-        "sample entries. Run again to add more."
+        "signatory for each member, a decided and an open proposal, a hosted sample key "
+        "and a few hundred signed sample entries. Run again to add more samples."
     )
 
     def add_arguments(self, parser):
@@ -88,7 +90,7 @@ class Command(BaseCommand):
             services.entries_append(signer=signer, drafts=drafts)
         cp = log.publish_checkpoint() or log.latest_checkpoint()
         username, password = self._admin()
-        self._seats(username)
+        self._proposals(self._seats(username))
         token = self._token(username)
         size = log.tree_size()
         self.stdout.write(
@@ -129,18 +131,55 @@ class Command(BaseCommand):
             password = "(unchanged: the admin user existed before this demo)"  # noqa: S105
         return "admin", password
 
-    def _seats(self, username: str) -> None:
-        """The administrator runs the secretariat; a signatory speaks for the Netherlands."""
+    def _seats(self, username: str) -> dict:
+        """The administrator runs the secretariat; a signatory speaks for each member."""
         User = get_user_model()
         admin = User.objects.get(username=username)
         if governance.seat_of(admin) is None:
             governance.seat_assign(actor=None, user=admin, role="secretariat")
-        nl, created = User.objects.get_or_create(username="delegate-nl")
-        if created:
-            nl.set_unusable_password()
-            nl.save()
-        if governance.seat_of(nl) is None:
-            governance.seat_assign(actor=admin, user=nl, role="signatory", member="NL")
+        signatories = {}
+        for code, _ in FOUNDERS:
+            user, created = User.objects.get_or_create(username=f"delegate-{code.lower()}")
+            if created:
+                user.set_unusable_password()
+                user.save()
+            if governance.seat_of(user) is None:
+                governance.seat_assign(actor=admin, user=user, role="signatory", member=code)
+            signatories[code] = user
+        return signatories
+
+    def _proposals(self, signatories: dict) -> None:
+        """A decided proposal and an open one, the first time round."""
+        if Proposal.objects.exists():
+            return
+        decided = proposals.proposal_open(
+            actor=signatories["PL"],
+            title="Record Poland's 2026 population",
+            actions=[
+                {"type": "member.figures", "code": "PL", "figures": {"population": 36_620_000}}
+            ],
+            deadline=datetime.now(UTC) + timedelta(seconds=1),
+        )
+        for code, choice in (
+            ("NL", "yes"),
+            ("PL", "yes"),
+            ("SE", "yes"),
+            ("CZ", "yes"),
+            ("FI", "abstain"),
+        ):
+            proposals.vote_cast(actor=signatories[code], proposal=decided, choice=choice)
+        time.sleep(
+            max(0.0, (parse_time(decided.deadline) - datetime.now(UTC)).total_seconds()) + 0.1
+        )
+        proposals.proposal_decide(proposal=decided)
+        austria = governance.member_record(code="AT", figures={"population": 9_160_000})
+        open_ = proposals.proposal_open(
+            actor=signatories["NL"],
+            title="Admit Austria",
+            actions=[{"type": "member.admit", "member": austria}],
+            deadline=datetime.now(UTC) + timedelta(days=14),
+        )
+        proposals.vote_cast(actor=signatories["NL"], proposal=open_, choice="yes")
 
     def _token(self, username: str) -> str:
         user = get_user_model().objects.get(username=username)
