@@ -35,6 +35,7 @@ from consortium.governance import GovernanceError, member_record, seat_of, secre
 from consortium.models import Consortium, Member, Proposal, Seat, Vote
 from consortium.voting import CHOICES, Rule, RuleError, tally
 from ledger import services as ledger
+from ledger import submissions
 from ledger.core.envelope import format_time, parse_time
 from ledger.keys import hosted_signer
 from ledger.log import Appended, applier
@@ -221,8 +222,15 @@ def _signer_for(actor):
 
 
 def proposal_open(
-    *, actor, title: str, actions: list, deadline: datetime, rule: str | None = None
+    *,
+    actor,
+    title: str,
+    actions: list,
+    deadline: datetime,
+    rule: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Proposal:
+    """Open a proposal. With ``idempotency_key``, a retry returns the same proposal."""
     if not title or len(title) > 300:
         raise GovernanceError("a proposal needs a title of at most 300 characters")
     if not isinstance(actions, list) or not actions:
@@ -239,10 +247,17 @@ def proposal_open(
     if not now < deadline <= now + timedelta(days=MAX_OPEN_DAYS):
         raise GovernanceError(f"the deadline is in the future, within {MAX_OPEN_DAYS} days")
     signer, _ = _signer_for(actor)
+    entry_id = None
     proposal_id = uuid.uuid4()
+    if idempotency_key:
+        entry_id = _entry_id(actor, idempotency_key)
+        proposal_id = uuid.uuid5(uuid.NAMESPACE_URL, f"consortium-ledger:{entry_id}")
+        if Proposal.objects.filter(id=proposal_id).exists():
+            return Proposal.objects.get(id=proposal_id)
     with transaction.atomic(durable=True):
         ledger.entry_append(
             signer=signer,
+            entry_id=entry_id,
             kind="proposal.opened",
             payload={"proposal": str(proposal_id), "title": title, "actions": actions,
                      "rule": rule, "deadline": format_time(deadline)},
@@ -250,8 +265,18 @@ def proposal_open(
     return Proposal.objects.get(id=proposal_id)
 
 
-def vote_cast(*, actor, proposal: Proposal, choice: str) -> Vote:
-    """Cast (or change) the actor's member's vote."""
+def _entry_id(actor, key: str) -> str:
+    """An entry id from a client's Idempotency-Key, scoped to the client."""
+    if not key or len(key) > 64 or not all(c.isalnum() or c in "._:-" for c in key):
+        raise GovernanceError("Idempotency-Key is 1-64 letters, digits and . _ : -")
+    return f"idem-{actor.pk}-{key}"
+
+
+def vote_cast(
+    *, actor, proposal: Proposal, choice: str, idempotency_key: str | None = None
+) -> Vote:
+    """Cast (or change) the actor's member's vote. With ``idempotency_key``, a retry
+    returns the same vote."""
     if choice not in CHOICES:
         raise GovernanceError(f"a vote is {', '.join(CHOICES)}")
     signer, member = _signer_for(actor)
@@ -264,9 +289,11 @@ def vote_cast(*, actor, proposal: Proposal, choice: str) -> Vote:
         raise GovernanceError("the deadline has passed", 409)
     if member not in proposal.eligible:
         raise GovernanceError(f"{member} may not vote on this proposal", 403)
+    entry_id = _entry_id(actor, idempotency_key) if idempotency_key else None
     with transaction.atomic(durable=True):
         ledger.entry_append(
             signer=signer,
+            entry_id=entry_id,
             kind="vote.cast",
             payload={"proposal": str(proposal.id), "choice": choice},
         )
@@ -338,3 +365,30 @@ def proposal_withdraw(*, actor, proposal: Proposal) -> None:
         ledger.entry_append(
             signer=signer, kind="proposal.withdrawn", payload={"proposal": str(proposal.id)}
         )
+
+
+# --- votes members sign with their own keys (POST /api/v1/ledger/entries) ------------------
+
+
+@submissions.accepts("vote.cast")
+def _submitted_vote(signed, key, submitter) -> None:
+    payload = signed.envelope["payload"]
+    if set(payload) != {"proposal", "choice"} or payload["choice"] not in CHOICES:
+        raise submissions.Refused("vote.cast payload is {proposal, choice: yes | no | abstain}")
+    if key.kind != "member" or not submissions.may_act_for(submitter, key.owner):
+        raise submissions.Refused(f"you may not vote for {key.owner}", 403)
+    member = Member.objects.filter(code=key.owner).first()
+    if member is None or member.status != Member.Status.MEMBER:
+        raise submissions.Refused(f"{key.owner} is not a member in good standing", 403)
+    try:
+        proposal = Proposal.objects.filter(id=uuid.UUID(str(payload["proposal"]))).first()
+    except ValueError:
+        proposal = None
+    if proposal is None:
+        raise submissions.Refused("no such proposal", 404)
+    if proposal.state != Proposal.State.OPEN:
+        raise submissions.Refused(f"the proposal is {proposal.state}", 409)
+    if datetime.now(UTC) >= parse_time(proposal.deadline):
+        raise submissions.Refused("the deadline has passed", 409)
+    if member.code not in proposal.eligible:
+        raise submissions.Refused(f"{member.code} may not vote on this proposal", 403)

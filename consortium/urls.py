@@ -13,6 +13,9 @@ urlpatterns = [
     path("api/v1/members", api.MemberListView.as_view(), name="members"),
     path("api/v1/members/<str:code>", api.MemberDetailView.as_view(), name="member"),
     path("api/v1/delegates/self", api.SelfSeatView.as_view(), name="delegate-self"),
+    path("api/v1/proposals", api.ProposalListView.as_view(), name="proposals"),
+    path("api/v1/proposals/<uuid:pk>", api.ProposalDetailView.as_view(), name="proposal"),
+    path("api/v1/proposals/<uuid:pk>/votes", api.VoteView.as_view(), name="proposal-votes"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

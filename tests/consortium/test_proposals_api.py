@@ -1,0 +1,139 @@
+"""Proposals and votes through the REST API, hosted keys and external keys alike."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from consortium import governance
+from consortium.models import ApiToken, Proposal
+from ledger import services
+from ledger.core.envelope import new_envelope, sign_envelope
+from ledger.keys import EntrySigner, log_signer
+from ledger.models import Entry
+
+User = get_user_model()
+ACTIONS = [{"type": "member.figures", "code": "FR", "figures": {"population": 69}}]
+
+
+def _client(user) -> APIClient:
+    _, token = ApiToken.issue(user=user, days=1)
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return c
+
+
+@pytest.fixture
+def world(db):
+    governance.consortium_found(
+        name="C", members=[governance.member_record(code=c) for c in ("FR", "DE", "IT")]
+    )
+    p = {n: User.objects.create_user(n) for n in ("ops", "fr", "de", "rec_de")}
+    governance.seat_assign(actor=None, user=p["ops"], role="secretariat")
+    governance.seat_assign(actor=p["ops"], user=p["fr"], role="signatory", member="FR")
+    governance.seat_assign(actor=p["ops"], user=p["de"], role="signatory", member="DE")
+    governance.seat_assign(actor=p["ops"], user=p["rec_de"], role="recorder", member="DE")
+    return {n: _client(u) for n, u in p.items()}
+
+
+def _open(client, key=None):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    deadline = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    return client.post(
+        "/api/v1/proposals",
+        {"title": "Figures", "actions": ACTIONS, "deadline": deadline},
+        format="json",
+        **headers,
+    )
+
+
+def test_a_signatory_opens_a_proposal_and_another_votes(world):
+    r = _open(world["fr"])
+    assert r.status_code == 201, r.content
+    pid = r.json()["id"]
+    v = world["de"].post(f"/api/v1/proposals/{pid}/votes", {"choice": "yes"}, format="json")
+    assert v.status_code == 201 and v.json() == {**v.json(), "member": "DE", "choice": "yes"}
+    listing = world["rec_de"].get("/api/v1/proposals?state=open").json()
+    assert [p["id"] for p in listing] == [pid]
+
+
+def test_a_retry_with_the_same_idempotency_key_does_nothing_new(world):
+    first = _open(world["fr"], key="open-1").json()
+    again = _open(world["fr"], key="open-1").json()
+    assert first["id"] == again["id"] and Proposal.objects.count() == 1
+    url = f"/api/v1/proposals/{first['id']}/votes"
+    world["de"].post(url, {"choice": "yes"}, format="json", HTTP_IDEMPOTENCY_KEY="v1")
+    before = Entry.objects.count()
+    assert (
+        world["de"]
+        .post(url, {"choice": "yes"}, format="json", HTTP_IDEMPOTENCY_KEY="v1")
+        .status_code
+        == 201
+    )
+    assert Entry.objects.count() == before
+    conflict = world["de"].post(url, {"choice": "no"}, format="json", HTTP_IDEMPOTENCY_KEY="v1")
+    assert conflict.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("who", "body", "status"),
+    [
+        ("rec_de", {"choice": "yes"}, 403),
+        ("ops", {"choice": "yes"}, 403),
+        ("de", {"choice": "maybe"}, 400),
+    ],
+)
+def test_bad_or_unauthorised_votes_get_a_problem_and_write_nothing(world, who, body, status):
+    pid = _open(world["fr"]).json()["id"]
+    before = Entry.objects.count()
+    r = world[who].post(f"/api/v1/proposals/{pid}/votes", body, format="json")
+    assert r.status_code == status and r["Content-Type"].startswith("application/problem+json")
+    assert Entry.objects.count() == before
+
+
+def test_a_proposal_with_a_past_deadline_or_a_bad_action_is_refused(world):
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    r = world["fr"].post(
+        "/api/v1/proposals", {"title": "t", "actions": ACTIONS, "deadline": past}, format="json"
+    )
+    assert r.status_code == 400 and "deadline" in r.json()["detail"]
+    bad = [{"type": "member.annex", "code": "DE"}]
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    r = world["fr"].post(
+        "/api/v1/proposals", {"title": "t", "actions": bad, "deadline": future}, format="json"
+    )
+    assert r.status_code == 400 and "unknown action type" in r.json()["detail"]
+    assert not Proposal.objects.exists()
+
+
+def test_a_member_with_an_external_key_votes_with_a_signed_envelope(world):
+    pid = _open(world["fr"]).json()["id"]
+    it_key = EntrySigner.generate("it-ext")
+    services.key_register(
+        signer=log_signer(), kind="member", owner="IT", name="it-ext", public_key=it_key.public_key
+    )
+    it_user = User.objects.create_user("it")
+    governance.seat_assign(
+        actor=User.objects.get(username="ops"), user=it_user, role="signatory", member="IT"
+    )
+    env = new_envelope(
+        kind="vote.cast", payload={"proposal": pid, "choice": "no"}, author=it_key.fingerprint
+    )
+    signed = sign_envelope(env, it_key.signing_key)
+    body = {"envelope": env, "signature": base64.b64encode(signed.signature).decode()}
+    r = _client(it_user).post("/api/v1/ledger/entries", body, format="json")
+    assert r.status_code == 201, r.content
+    assert Proposal.objects.get(id=pid).votes.get(member_id="IT").choice == "no"
+    # Germany's system cannot submit Italy's vote.
+    env2 = new_envelope(
+        kind="vote.cast", payload={"proposal": pid, "choice": "yes"}, author=it_key.fingerprint
+    )
+    body2 = {
+        "envelope": env2,
+        "signature": base64.b64encode(sign_envelope(env2, it_key.signing_key).signature).decode(),
+    }
+    assert world["de"].post("/api/v1/ledger/entries", body2, format="json").status_code == 403
