@@ -8,6 +8,7 @@ from django.urls import path
 
 from consortium import governance, proposals
 from consortium.models import ApiToken, Consortium, Member, Proposal, Seat, Vote
+from ledger.log import LedgerError
 
 
 @admin.register(ApiToken)
@@ -44,7 +45,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request, queryset):
         count = 0
         for token in queryset.filter(revoked_at__isnull=True):
@@ -172,7 +173,7 @@ class SeatAdmin(SeatVisible):
                     role=data["role"],
                     member=data["member"] or None,
                 )
-            except governance.GovernanceError as exc:
+            except (governance.GovernanceError, LedgerError) as exc:
                 form.add_error(None, str(exc))
             else:
                 self.message_user(
@@ -190,7 +191,7 @@ class SeatAdmin(SeatVisible):
             try:
                 governance.seat_vacate(actor=request.user, seat=seat, reason="vacated in the admin")
                 done += 1
-            except governance.GovernanceError as exc:
+            except (governance.GovernanceError, LedgerError) as exc:
                 self.message_user(request, f"{seat}: {exc}", messages.ERROR)
         if done:
             self.message_user(request, f"Vacated {done} seat(s).", messages.SUCCESS)
@@ -249,7 +250,7 @@ class ProposalAdmin(SeatVisible):
             try:
                 proposals.vote_cast(actor=request.user, proposal=proposal, choice=choice)
                 self.message_user(request, f"Voted {choice} on {proposal}.", messages.SUCCESS)
-            except governance.GovernanceError as exc:
+            except (governance.GovernanceError, LedgerError) as exc:
                 self.message_user(request, f"{proposal}: {exc}", messages.ERROR)
 
     @admin.action(description="Vote yes on the selected proposals")

@@ -59,6 +59,13 @@ def member_record(
     figures: dict | None = None,
 ) -> dict:  # fmt: skip
     """A checked member record for a ledger payload."""
+    for field, value in (("code", code), ("kind", kind), ("name", name), ("country", country)):
+        if value is not None and not isinstance(value, str):
+            raise GovernanceError(f"member {field} must be a string")
+    if figures is not None and not isinstance(figures, dict):
+        raise GovernanceError("member figures must be an object")
+    if name is not None and not (0 < len(name) <= 200):
+        raise GovernanceError("a member's name is 1-200 characters")
     if kind not in Member.Kind.values:
         raise GovernanceError(f"member kind must be one of {', '.join(Member.Kind.values)}")
     if kind == Member.Kind.NATION:
@@ -78,15 +85,15 @@ def member_record(
             raise GovernanceError("an institution needs a name")
     figures = dict(figures or {})
     for key, value in figures.items():
+        message = f"figure {key} must be a non-negative integer or decimal string"
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise GovernanceError(f"figure {key} must be an integer or a decimal string")
-        if isinstance(value, str):
-            try:
-                Decimal(value)
-            except InvalidOperation as exc:
-                raise GovernanceError(
-                    f"figure {key} must be an integer or a decimal string"
-                ) from exc
+            raise GovernanceError(message)
+        try:
+            number = Decimal(value)
+        except InvalidOperation as exc:
+            raise GovernanceError(message) from exc
+        if not number.is_finite() or number < 0:
+            raise GovernanceError(message)
     return {"code": code, "kind": kind, "name": name, "country": country, "figures": figures}
 
 
@@ -122,7 +129,9 @@ def apply_seat_assigned(entry: Appended) -> None:
 
 @applier("seat.vacated")
 def apply_seat_vacated(entry: Appended) -> None:
-    Seat.objects.filter(id=uuid.UUID(entry.payload["seat"])).update(vacated_in=entry.index)
+    Seat.objects.filter(id=uuid.UUID(entry.payload["seat"]), vacated_in__isnull=True).update(
+        vacated_in=entry.index
+    )
 
 
 # --- who may act ---------------------------------------------------------------------------
@@ -202,11 +211,12 @@ def secretariat_signer():
 def consortium_found(*, name: str, members: list[dict], rules: dict | None = None) -> Appended:
     """Record the consortium's founding (once), with its founding members, their first
     (hosted) keys and a secretariat key. Initialises the log first if needed."""
-    from consortium.proposals import check_rules
+    from consortium.proposals import check_rules, check_weights
 
     if not name or len(name) > 200:
         raise GovernanceError("the consortium needs a name of at most 200 characters")
     rules = check_rules(rules or DEFAULT_RULES)
+    check_weights(rules, {m["code"]: m["figures"] for m in members})
     codes = [m["code"] for m in members]
     if not members or len(set(codes)) != len(codes):
         raise GovernanceError("name each founding member once")
@@ -286,7 +296,12 @@ def seat_vacate(*, actor, seat: Seat, reason: str = "") -> None:
 def may_act_for(user, owner: str) -> bool:
     """A user may submit entries signed by ``owner``'s keys if it is ``owner``'s signatory."""
     seat = seat_of(user)
-    return seat is not None and seat.role == Seat.Role.SIGNATORY and seat.member_id == owner
+    return (
+        seat is not None
+        and seat.role == Seat.Role.SIGNATORY
+        and seat.member_id == owner
+        and seat.member.status == Member.Status.MEMBER
+    )
 
 
 def _member_acting(key, submitter) -> Member:

@@ -63,9 +63,22 @@ def check_rules(rules) -> dict:
             Rule.parse(spec)
         except RuleError as exc:
             raise GovernanceError(f"voting rule {name}: {exc}") from exc
-    if rules.get("default") not in voting:
+    if not isinstance(rules.get("default"), str) or rules["default"] not in voting:
         raise GovernanceError("rules.default names one of the voting rules")
     return rules
+
+
+def check_weights(rules: dict, figures: dict[str, dict]) -> None:
+    """Every member must carry every figure a voting rule weighs votes by."""
+    for name, spec in rules["voting"].items():
+        weight = spec.get("weight")
+        if not weight:
+            continue
+        missing = sorted(code for code, f in figures.items() if weight not in f)
+        if missing:
+            raise GovernanceError(
+                f"voting rule {name} weighs votes by {weight}, which {', '.join(missing)} lack"
+            )
 
 
 def _rules() -> dict:
@@ -75,47 +88,83 @@ def _rules() -> dict:
     return consortium.rules
 
 
+def check_actions(actions) -> None:
+    """Are ``actions`` well formed, and do they apply, one after the other, to the members
+    and rules as they stand now? (Two admissions of one member, say, do not.)"""
+    if not isinstance(actions, list) or not actions:
+        raise GovernanceError("a proposal carries at least one action")
+    members = {m.code: {"status": m.status, "kind": m.kind, "name": m.name, "country": m.country,
+                        "figures": m.figures} for m in Member.objects.all()}  # fmt: skip
+    rules = _rules()
+    try:
+        for action in actions:
+            rules = _check_action(action, members, rules)
+    except (TypeError, AttributeError) as exc:
+        raise GovernanceError(f"malformed action: {exc}") from exc
+
+
 def check_action(action) -> None:
-    """Is ``action`` well formed, and does it apply to the members as they stand now?"""
-    if not isinstance(action, dict) or "type" not in action:
+    check_actions([action])
+
+
+def _check_action(action, members: dict, rules: dict) -> dict:
+    """Check one action against the simulated state, update it, return the rules."""
+    if not isinstance(action, dict) or not isinstance(action.get("type"), str):
         raise GovernanceError("an action is an object with a type")
     kind = action["type"]
-    members = {m.code: m for m in Member.objects.all()}
+    live = {c: m["figures"] for c, m in members.items() if m["status"] != Member.Status.WITHDRAWN}
     if kind == "member.admit":
         if set(action) != {"type", "member"} or not isinstance(action["member"], dict):
             raise GovernanceError("member.admit is {type, member}")
+        fields = {"code", "kind", "name", "country", "figures"}
+        if set(action["member"]) != fields:
+            raise GovernanceError(
+                f"member.admit takes a complete member record: {', '.join(sorted(fields))}"
+            )
         record = member_record(**action["member"])
         if record != action["member"]:
             raise GovernanceError("member.admit takes a complete member record")
         if record["code"] in members:
             raise GovernanceError(f"{record['code']} is already known")
-        return
+        check_weights(rules, {record["code"]: record["figures"]})
+        members[record["code"]] = {**record, "status": Member.Status.MEMBER}
+        return rules
     if kind in ("member.suspend", "member.reinstate", "member.withdraw", "member.figures"):
         fields = {"type", "code", "figures"} if kind == "member.figures" else {"type", "code"}
         if set(action) != fields:
             raise GovernanceError(f"{kind} is {{{', '.join(sorted(fields))}}}")
-        member = members.get(action["code"])
+        code = action["code"]
+        member = members.get(code) if isinstance(code, str) else None
         if member is None:
-            raise GovernanceError(f"no member {action['code']!r}")
+            raise GovernanceError(f"no member {code!r}")
         needs = {
             "member.suspend": Member.Status.MEMBER,
             "member.reinstate": Member.Status.SUSPENDED,
         }.get(kind)
-        if needs and member.status != needs:
-            raise GovernanceError(f"{member.code} is {member.status}")
-        if kind == "member.withdraw" and member.status == Member.Status.WITHDRAWN:
-            raise GovernanceError(f"{member.code} has already withdrawn")
-        if kind == "member.figures":
-            checked = member_record(code=member.code, kind=member.kind, name=member.name,
-                                    country=member.country, figures=action["figures"])  # fmt: skip
+        if needs and member["status"] != needs:
+            raise GovernanceError(f"{code} is {member['status']}")
+        if kind == "member.withdraw":
+            if member["status"] == Member.Status.WITHDRAWN:
+                raise GovernanceError(f"{code} has already withdrawn")
+            member["status"] = Member.Status.WITHDRAWN
+        elif kind == "member.figures":
+            checked = member_record(code=code, kind=member["kind"], name=member["name"],
+                                    country=member["country"], figures=action["figures"])  # fmt: skip
             if checked["figures"] != action["figures"]:
                 raise GovernanceError("figures are integers or decimal strings")
-        return
+            check_weights(rules, {code: checked["figures"]})
+            member["figures"] = checked["figures"]
+        else:
+            member["status"] = (
+                Member.Status.SUSPENDED if kind == "member.suspend" else Member.Status.MEMBER
+            )
+        return rules
     if kind == "rules.change":
         if set(action) != {"type", "rules"}:
             raise GovernanceError("rules.change is {type, rules}")
-        check_rules(action["rules"])
-        return
+        new = check_rules(action["rules"])
+        check_weights(new, live)
+        return new
     raise GovernanceError(f"unknown action type {kind!r}")
 
 
@@ -161,10 +210,19 @@ def apply_opened(entry: Appended) -> None:
 def apply_vote(entry: Appended) -> None:
     p = entry.payload
     member = Key.objects.get(fingerprint=entry.author).owner
+    proposal = Proposal.objects.get(id=uuid.UUID(p["proposal"]))
+    # A vote that reaches the log after the deadline, on a closed proposal or from a
+    # member not eligible changes nothing (it stays on the record, uncounted).
+    if (
+        proposal.state != Proposal.State.OPEN
+        or parse_time(entry.integrated_time) > parse_time(proposal.deadline)
+        or member not in proposal.eligible
+    ):
+        return
     Vote.objects.update_or_create(
-        id=f"{p['proposal']}:{member}",
+        id=f"{proposal.id}:{member}",
         defaults={
-            "proposal_id": uuid.UUID(p["proposal"]), "member_id": member, "choice": p["choice"],
+            "proposal_id": proposal.id, "member_id": member, "choice": p["choice"],
             "cast_in": entry.index, "cast_at": entry.integrated_time,
         },
     )  # fmt: skip
@@ -174,6 +232,8 @@ def apply_vote(entry: Appended) -> None:
 def apply_decided(entry: Appended) -> None:
     p = entry.payload
     proposal = Proposal.objects.get(id=uuid.UUID(p["proposal"]))
+    if proposal.state != Proposal.State.OPEN:
+        return  # decided, withdrawn or dropped already: this entry changes nothing
     proposal.state = p["outcome"]
     proposal.tally = p["tally"]
     proposal.closed_in = entry.index
@@ -190,9 +250,9 @@ def apply_decided(entry: Appended) -> None:
 
 @applier("proposal.withdrawn")
 def apply_withdrawn(entry: Appended) -> None:
-    Proposal.objects.filter(id=uuid.UUID(entry.payload["proposal"])).update(
-        state=Proposal.State.WITHDRAWN, closed_in=entry.index
-    )
+    Proposal.objects.filter(
+        id=uuid.UUID(entry.payload["proposal"]), state=Proposal.State.OPEN
+    ).update(state=Proposal.State.WITHDRAWN, closed_in=entry.index)
 
 
 # --- services ----------------------------------------------------------------------------------
@@ -231,12 +291,24 @@ def proposal_open(
     idempotency_key: str | None = None,
 ) -> Proposal:
     """Open a proposal. With ``idempotency_key``, a retry returns the same proposal."""
-    if not title or len(title) > 300:
+    proposal_id = uuid.uuid4()
+    entry_id = None
+    if idempotency_key:
+        entry_id = _entry_id(actor, idempotency_key)
+        proposal_id = uuid.uuid5(uuid.NAMESPACE_URL, f"consortium-ledger:{entry_id}")
+        done = Proposal.objects.filter(id=proposal_id).first()
+        if done is not None:
+            same = (done.title, done.actions, done.deadline) == (
+                title,
+                actions,
+                format_time(deadline),
+            ) and rule in (None, done.rule_name)
+            if not same:
+                raise GovernanceError("this Idempotency-Key was used for another proposal", 409)
+            return done
+    if not isinstance(title, str) or not title or len(title) > 300:
         raise GovernanceError("a proposal needs a title of at most 300 characters")
-    if not isinstance(actions, list) or not actions:
-        raise GovernanceError("a proposal carries at least one action")
-    for action in actions:
-        check_action(action)
+    check_actions(actions)
     rules = _rules()
     rule = rule or rules["default"]
     if rule not in rules["voting"]:
@@ -247,21 +319,18 @@ def proposal_open(
     if not now < deadline <= now + timedelta(days=MAX_OPEN_DAYS):
         raise GovernanceError(f"the deadline is in the future, within {MAX_OPEN_DAYS} days")
     signer, _ = _signer_for(actor)
-    entry_id = None
-    proposal_id = uuid.uuid4()
-    if idempotency_key:
-        entry_id = _entry_id(actor, idempotency_key)
-        proposal_id = uuid.uuid5(uuid.NAMESPACE_URL, f"consortium-ledger:{entry_id}")
-        if Proposal.objects.filter(id=proposal_id).exists():
-            return Proposal.objects.get(id=proposal_id)
-    with transaction.atomic(durable=True):
-        ledger.entry_append(
-            signer=signer,
-            entry_id=entry_id,
-            kind="proposal.opened",
-            payload={"proposal": str(proposal_id), "title": title, "actions": actions,
-                     "rule": rule, "deadline": format_time(deadline)},
-        )  # fmt: skip
+    try:
+        with transaction.atomic(durable=True):
+            ledger.entry_append(
+                signer=signer,
+                entry_id=entry_id,
+                kind="proposal.opened",
+                payload={"proposal": str(proposal_id), "title": title, "actions": actions,
+                         "rule": rule, "deadline": format_time(deadline)},
+            )  # fmt: skip
+    except KeyError as exc:
+        # The rules changed between the check and the append: nothing was written.
+        raise GovernanceError(f"the voting rule {rule!r} no longer exists", 409) from exc
     return Proposal.objects.get(id=proposal_id)
 
 
@@ -277,6 +346,19 @@ def vote_cast(
 ) -> Vote:
     """Cast (or change) the actor's member's vote. With ``idempotency_key``, a retry
     returns the same vote."""
+    entry_id = _entry_id(actor, idempotency_key) if idempotency_key else None
+    if entry_id is not None:
+        from ledger.models import Entry
+
+        done = Entry.objects.filter(entry_id=entry_id).first()
+        if done is not None:
+            if done.payload != {"proposal": str(proposal.id), "choice": choice}:
+                raise GovernanceError("this Idempotency-Key was used for another vote", 409)
+            member = Key.objects.get(fingerprint=done.author).owner
+            return Vote.objects.filter(id=f"{proposal.id}:{member}").first() or Vote(
+                id=f"{proposal.id}:{member}", proposal=proposal, member_id=member, choice=choice,
+                cast_in=done.index, cast_at=done.integrated_time,
+            )  # fmt: skip
     if choice not in CHOICES:
         raise GovernanceError(f"a vote is {', '.join(CHOICES)}")
     signer, member = _signer_for(actor)
@@ -289,7 +371,6 @@ def vote_cast(
         raise GovernanceError("the deadline has passed", 409)
     if member not in proposal.eligible:
         raise GovernanceError(f"{member} may not vote on this proposal", 403)
-    entry_id = _entry_id(actor, idempotency_key) if idempotency_key else None
     with transaction.atomic(durable=True):
         ledger.entry_append(
             signer=signer,
@@ -310,44 +391,69 @@ def proposal_tally(proposal: Proposal):
 
 
 def proposal_decide(*, proposal: Proposal, now: datetime | None = None) -> Proposal:
-    """Decide a proposal whose deadline has passed (the secretariat's key signs)."""
+    """Decide a proposal whose deadline has passed (the secretariat's key signs).
+
+    A member admitted by an accepted proposal gets its first (hosted) key in the same
+    transaction, so that its signatory can act.
+    """
     now = now or datetime.now(UTC)
-    proposal.refresh_from_db()
-    if proposal.state != Proposal.State.OPEN:
-        raise GovernanceError(f"the proposal is {proposal.state}", 409)
-    if now < parse_time(proposal.deadline):
-        raise GovernanceError("the deadline has not passed yet", 409)
-    t = proposal_tally(proposal)
-    outcome = Proposal.State.ACCEPTED if t.accepted else Proposal.State.REJECTED
-    reason = "" if t.accepted else ("no quorum" if not t.quorum_met else "the rule was not met")
-    if t.accepted:
-        try:
-            for action in proposal.actions:
-                check_action(action)
-        except GovernanceError as exc:
-            outcome, reason = Proposal.State.REJECTED, f"its actions no longer apply: {exc}"
-    figures = {
-        "eligible": t.eligible, "voted": t.voted, "yes": t.yes, "no": t.no, "abstain": t.abstain,
-        "total_weight": str(t.total_weight), "yes_weight": str(t.yes_weight),
-        "quorum_met": t.quorum_met, "rule_met": t.rule_met, "reason": reason,
-    }  # fmt: skip
     with transaction.atomic(durable=True):
+        # Under the row lock, two deciders (or a decider and a withdrawal) cannot both act.
+        proposal = Proposal.objects.select_for_update().get(id=proposal.id)
+        if proposal.state != Proposal.State.OPEN:
+            raise GovernanceError(f"the proposal is {proposal.state}", 409)
+        if now < parse_time(proposal.deadline):
+            raise GovernanceError("the deadline has not passed yet", 409)
+        try:
+            t = proposal_tally(proposal)
+        except RuleError as exc:
+            t, broken = None, str(exc)
+        if t is None:
+            outcome, reason = Proposal.State.REJECTED, f"the votes could not be counted: {broken}"
+            figures = {"reason": reason}
+        else:
+            outcome = Proposal.State.ACCEPTED if t.accepted else Proposal.State.REJECTED
+            reason = (
+                "" if t.accepted else ("no quorum" if not t.quorum_met else "the rule was not met")
+            )
+            if t.accepted:
+                try:
+                    check_actions(proposal.actions)
+                except GovernanceError as exc:
+                    outcome, reason = Proposal.State.REJECTED, f"its actions no longer apply: {exc}"
+            figures = {
+                "eligible": t.eligible, "voted": t.voted, "yes": t.yes, "no": t.no,
+                "abstain": t.abstain, "total_weight": str(t.total_weight),
+                "yes_weight": str(t.yes_weight), "quorum_met": t.quorum_met,
+                "rule_met": t.rule_met, "reason": reason,
+            }  # fmt: skip
         ledger.entry_append(
             signer=secretariat_signer(),
             kind="proposal.decided",
             payload={"proposal": str(proposal.id), "outcome": outcome, "tally": figures},
         )
+        if outcome == Proposal.State.ACCEPTED:
+            from ledger.keys import log_signer
+
+            for action in proposal.actions:
+                if action["type"] == "member.admit":
+                    code = action["member"]["code"]
+                    ledger.key_register(
+                        signer=log_signer(), kind="member", owner=code, name=f"member-{code}"
+                    )
     proposal.refresh_from_db()
     return proposal
 
 
 def proposals_due(now: datetime | None = None) -> list[Proposal]:
+    """Open proposals past their deadline, in the order their deadlines came."""
     now = now or datetime.now(UTC)
-    return [
+    due = [
         p
         for p in Proposal.objects.filter(state=Proposal.State.OPEN)
         if parse_time(p.deadline) <= now
     ]
+    return sorted(due, key=lambda p: (parse_time(p.deadline), p.opened_in))
 
 
 def proposal_withdraw(*, actor, proposal: Proposal) -> None:
@@ -381,9 +487,14 @@ def _submitted_vote(signed, key, submitter) -> None:
     if member is None or member.status != Member.Status.MEMBER:
         raise submissions.Refused(f"{key.owner} is not a member in good standing", 403)
     try:
-        proposal = Proposal.objects.filter(id=uuid.UUID(str(payload["proposal"]))).first()
+        canonical = str(uuid.UUID(str(payload["proposal"])))
     except ValueError:
-        proposal = None
+        canonical = None
+    if canonical != payload["proposal"]:
+        raise submissions.Refused(
+            "proposal must be a UUID in its canonical form (lowercase, hyphens)"
+        )
+    proposal = Proposal.objects.filter(id=canonical).first()
     if proposal is None:
         raise submissions.Refused("no such proposal", 404)
     if proposal.state != Proposal.State.OPEN:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="consortium.decide_due_proposals", ignore_result=True)
@@ -17,5 +21,9 @@ def decide_due_proposals() -> list[str]:
             proposals.proposal_decide(proposal=proposal)
         except GovernanceError:
             continue  # decided or withdrawn meanwhile by another worker
+        except Exception:
+            # One proposal that cannot be decided must not hold up the others.
+            log.exception("could not decide proposal %s", proposal.id)
+            continue
         decided.append(str(proposal.id))
     return decided

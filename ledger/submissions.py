@@ -21,7 +21,6 @@ from django.utils.module_loading import import_string
 
 from ledger import log, services
 from ledger.core.envelope import EnvelopeError, SignedEnvelope, decode_signature
-from ledger.core.keyring import SELF_MANAGED
 from ledger.log import Appended, IdempotencyConflict, LedgerError
 from ledger.models import Entry, Key
 
@@ -75,6 +74,9 @@ def submit(*, envelope, signature: str, submitter) -> Submitted:
     handler = _handlers.get(signed.kind)
     if handler is None:
         raise Refused(f"entries of kind {signed.kind} cannot be submitted")
+    if signed.entry_id.startswith("idem-"):
+        # Reserved for the server's Idempotency-Key ids, which a client must not pre-empt.
+        raise Refused("entry ids starting with idem- are reserved")
     if Entry.objects.filter(entry_id=signed.entry_id).exists():
         # A retry: answered by the log (the entry as appended, or a conflict), before the
         # kind's rules, which would now see their own effect ("that seat exists").
@@ -102,8 +104,10 @@ def submit(*, envelope, signature: str, submitter) -> Submitted:
 
 
 def _owner_checks(key: Key, submitter) -> None:
-    if key.kind not in SELF_MANAGED:
-        raise Refused(f"{key.kind} keys are the operator's", 403)
+    # Members manage their keys through the API today; facilities and others will when
+    # their owners have seats of their own.
+    if key.kind != "member":
+        raise Refused(f"{key.kind} keys are not managed through the API", 403)
     if not may_act_for(submitter, key.owner):
         raise Refused(f"you may not act for {key.owner}", 403)
 

@@ -86,8 +86,8 @@ def test_the_consortium_is_founded_once(founded):
         ({"code": "BSC", "kind": "institution", "country": "ES", "name": "BSC"}, "lowercase"),
         ({"code": "bsc", "kind": "institution", "country": "QQ", "name": "BSC"}, "not an ISO"),
         ({"code": "FR", "kind": "empire"}, "member kind"),
-        ({"code": "FR", "figures": {"population": 1.5}}, "integer or a decimal string"),
-        ({"code": "FR", "figures": {"scale": "lots"}}, "integer or a decimal string"),
+        ({"code": "FR", "figures": {"population": 1.5}}, "non-negative integer or decimal string"),
+        ({"code": "FR", "figures": {"scale": "lots"}}, "non-negative integer or decimal string"),
     ],
 )
 def test_a_member_record_is_checked(record, message):

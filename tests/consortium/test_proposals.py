@@ -148,7 +148,44 @@ def test_the_opener_or_the_secretariat_withdraws_a_proposal(people):
         ([{"type": "member.suspend", "code": "ES"}], "no member 'ES'"),
         ([{"type": "member.reinstate", "code": "FR"}], "FR is member"),
         ([{"type": "rules.change", "rules": {"voting": {}}}], "at least one voting rule"),
-        ([{"type": "member.admit", "member": {"code": "XX"}}], "not an ISO"),
+        ([{"type": "member.admit", "member": {"code": "XX"}}], "complete member record"),
+        (
+            [
+                {
+                    "type": "member.admit",
+                    "member": {
+                        "code": "XX",
+                        "kind": "nation",
+                        "name": "X",
+                        "country": "XX",
+                        "figures": {},
+                    },
+                }
+            ],
+            "not an ISO",
+        ),
+        ([{"type": "member.suspend", "code": ["FR"]}], "no member"),
+        (
+            [{"type": "member.suspend", "code": "IT"}, {"type": "member.suspend", "code": "IT"}],
+            "IT is suspended",
+        ),
+        (
+            [{"type": "member.figures", "code": "FR", "figures": {"population": "NaN"}}],
+            "non-negative",
+        ),
+        (
+            [{"type": "member.figures", "code": "FR", "figures": {"population": "-5"}}],
+            "non-negative",
+        ),
+        (
+            [
+                {
+                    "type": "rules.change",
+                    "rules": {"voting": {"d": {"kind": "unanimity"}}, "default": ["d"]},
+                }
+            ],
+            "default names",
+        ),
     ],
 )
 def test_bad_proposals_are_refused_and_write_nothing(people, actions, message):
@@ -223,3 +260,94 @@ def test_signatories_vote_in_the_admin_and_see_what_awaits_them(client, people):
         "/admin/consortium/proposal/", {"action": "vote_yes", "_selected_action": [str(p.id)]}
     )
     assert not p.votes.filter(member_id="FR").exists()
+
+
+def test_two_admissions_of_one_member_are_refused_when_opened(people):
+    record = governance.member_record(code="ES", figures={"population": 48})
+    twice = [{"type": "member.admit", "member": record}] * 2
+    with pytest.raises(GovernanceError, match="ES is already known"):
+        _open(people, actions=twice)
+
+
+def test_a_member_lacking_the_figure_the_rules_weigh_by_is_refused(people):
+    weighted = {
+        "voting": {"w": {"kind": "weighted_majority", "weight": "population"}},
+        "default": "w",
+    }
+    change = _open(people, who="ops", actions=[{"type": "rules.change", "rules": weighted}])
+    for who in ("fr", "de"):
+        proposals.vote_cast(actor=people[who], proposal=change, choice="yes")
+    assert proposals.proposal_decide(proposal=change, now=LATER).state == "accepted"
+    record = governance.member_record(code="ES")
+    with pytest.raises(GovernanceError, match="weighs votes by population, which ES lack"):
+        _open(people, actions=[{"type": "member.admit", "member": record}])
+
+
+def test_a_vote_reaching_the_log_after_the_deadline_does_not_erase_the_earlier_vote(people):
+    from ledger import services as ledger
+    from ledger.keys import hosted_signer
+    from ledger.models import Key
+
+    p = proposals.proposal_open(
+        actor=people["ops"], title="t", deadline=datetime.now(UTC) + timedelta(seconds=1),
+        actions=[{"type": "member.suspend", "code": "IT"}],
+    )  # fmt: skip
+    proposals.vote_cast(actor=people["de"], proposal=p, choice="yes")
+    time.sleep(1.1)
+    # As if DE's re-vote had passed the service's check just before the deadline.
+    de_key = hosted_signer(Key.objects.get(kind="member", owner="DE").fingerprint)
+    ledger.entry_append(
+        signer=de_key, kind="vote.cast", payload={"proposal": str(p.id), "choice": "no"}
+    )
+    assert p.votes.get(member_id="DE").choice == "yes"
+
+
+def test_a_second_decision_entry_changes_nothing(people):
+    from ledger import services as ledger
+
+    p = _open(people, actions=[{"type": "member.suspend", "code": "IT"}])
+    for who in ("fr", "de"):
+        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    proposals.proposal_decide(proposal=p, now=LATER)
+    ledger.entry_append(
+        signer=governance.secretariat_signer(), kind="proposal.decided",
+        payload={"proposal": str(p.id), "outcome": "rejected", "tally": {}},
+    )  # fmt: skip
+    p.refresh_from_db()
+    assert p.state == "accepted"
+    with pytest.raises(GovernanceError, match="accepted"):
+        proposals.proposal_decide(proposal=p, now=LATER)
+
+
+def test_due_proposals_are_decided_in_deadline_order(people):
+    older = proposals.proposal_open(
+        actor=people["fr"], title="older", deadline=datetime.now(UTC) + timedelta(seconds=1),
+        actions=[{"type": "member.suspend", "code": "IT"}],
+    )  # fmt: skip
+    rules = {"voting": {"u": {"kind": "unanimity"}}, "default": "u"}
+    newer = proposals.proposal_open(
+        actor=people["ops"], title="rules", deadline=datetime.now(UTC) + timedelta(seconds=2),
+        actions=[{"type": "rules.change", "rules": rules}],
+    )  # fmt: skip
+    for p in (older, newer):
+        for who in ("fr", "de"):
+            proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    time.sleep(2.1)
+    assert [p.title for p in proposals.proposals_due()] == ["older", "rules"]
+    from consortium.tasks import decide_due_proposals
+
+    decide_due_proposals()
+    older.refresh_from_db()
+    assert older.state == "accepted"
+
+
+def test_an_admitted_member_gets_a_key_and_its_signatory_can_vote(people):
+    record = governance.member_record(code="ES", figures={"population": 48})
+    p = _open(people, actions=[{"type": "member.admit", "member": record}])
+    for who in ("fr", "de"):
+        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    proposals.proposal_decide(proposal=p, now=LATER)
+    es = User.objects.create_user("es")
+    governance.seat_assign(actor=people["ops"], user=es, role="signatory", member="ES")
+    later = _open(people)
+    assert proposals.vote_cast(actor=es, proposal=later, choice="yes").member_id == "ES"

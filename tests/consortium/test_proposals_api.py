@@ -40,12 +40,12 @@ def world(db):
     return {n: _client(u) for n, u in p.items()}
 
 
-def _open(client, key=None):
+def _open(client, key=None, deadline=None, title="Figures"):
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
-    deadline = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    deadline = deadline or (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     return client.post(
         "/api/v1/proposals",
-        {"title": "Figures", "actions": ACTIONS, "deadline": deadline},
+        {"title": title, "actions": ACTIONS, "deadline": deadline},
         format="json",
         **headers,
     )
@@ -62,9 +62,12 @@ def test_a_signatory_opens_a_proposal_and_another_votes(world):
 
 
 def test_a_retry_with_the_same_idempotency_key_does_nothing_new(world):
-    first = _open(world["fr"], key="open-1").json()
-    again = _open(world["fr"], key="open-1").json()
+    deadline = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    first = _open(world["fr"], key="open-1", deadline=deadline).json()
+    again = _open(world["fr"], key="open-1", deadline=deadline).json()
     assert first["id"] == again["id"] and Proposal.objects.count() == 1
+    other = _open(world["fr"], key="open-1", deadline=deadline, title="Something else")
+    assert other.status_code == 409 and "another proposal" in other.json()["detail"]
     url = f"/api/v1/proposals/{first['id']}/votes"
     world["de"].post(url, {"choice": "yes"}, format="json", HTTP_IDEMPOTENCY_KEY="v1")
     before = Entry.objects.count()
@@ -137,3 +140,39 @@ def test_a_member_with_an_external_key_votes_with_a_signed_envelope(world):
         "signature": base64.b64encode(sign_envelope(env2, it_key.signing_key).signature).decode(),
     }
     assert world["de"].post("/api/v1/ledger/entries", body2, format="json").status_code == 403
+
+
+def test_an_external_vote_must_name_the_proposal_in_canonical_form(world):
+    pid = _open(world["fr"]).json()["id"]
+    it_key = EntrySigner.generate("it-ext")
+    services.key_register(
+        signer=log_signer(), kind="member", owner="IT", name="it-ext", public_key=it_key.public_key
+    )
+    it_user = User.objects.create_user("it")
+    governance.seat_assign(
+        actor=User.objects.get(username="ops"), user=it_user, role="signatory", member="IT"
+    )
+    env = new_envelope(
+        kind="vote.cast",
+        payload={"proposal": pid.upper(), "choice": "no"},
+        author=it_key.fingerprint,
+    )
+    body = {
+        "envelope": env,
+        "signature": base64.b64encode(sign_envelope(env, it_key.signing_key).signature).decode(),
+    }
+    r = _client(it_user).post("/api/v1/ledger/entries", body, format="json")
+    assert r.status_code == 400 and "canonical form" in r.json()["detail"]
+
+
+def test_a_view_only_user_cannot_revoke_tokens_in_the_admin(db, client):
+    from django.contrib.auth.models import Permission
+
+    viewer = User.objects.create_user("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_apitoken"))
+    victim = User.objects.create_user("victim")
+    token, _ = ApiToken.issue(user=victim, days=1)
+    client.force_login(viewer)
+    client.post("/admin/consortium/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is None
