@@ -158,7 +158,7 @@ class Command(BaseCommand):
             actions=[
                 {"type": "member.figures", "code": "PL", "figures": {"population": 36_620_000}}
             ],
-            deadline=datetime.now(UTC) + timedelta(seconds=1),
+            deadline=datetime.now(UTC) + timedelta(seconds=3),
         )
         for code, choice in (
             ("NL", "yes"),
