@@ -227,3 +227,14 @@ def test_replay_rebuilds_the_consortium_members_and_seats(committed_db):
     report = replay_check()
     assert report.ok, report.differences
     assert verify_ledger(workers=2).ok
+
+
+def test_the_operator_seats_a_new_secretariat_from_the_console(founded, capsys):
+    _user("new-ops")
+    call_command("consortium", "seat", "--user", "new-ops", "--role", "secretariat")
+    assert "new-ops now holds the seat" in capsys.readouterr().out
+    assert governance.seat_of(User.objects.get(username="new-ops")).role == "secretariat"
+    with pytest.raises(CommandError, match="no member 'ES'"):
+        call_command(
+            "consortium", "seat", "--user", "new-ops", "--role", "observer", "--member", "ES"
+        )

@@ -15,7 +15,8 @@ from ledger.log import LedgerError
 
 class Command(BaseCommand):
     help = (
-        "Found the consortium: the log key, the genesis entry, the founding members and their keys."
+        "Found the consortium (init), seat a user as the operator (seat), and decide the "
+        "proposals whose deadline has passed (decide)."
     )
 
     def add_arguments(self, parser):
@@ -41,10 +42,36 @@ class Command(BaseCommand):
             metavar="USERNAME",
             help="Give this existing user the secretariat seat.",
         )
+        seat = sub.add_parser(
+            "seat",
+            help=(
+                "Give a user a seat as the operator at the console (signed with the "
+                "secretariat key): how a new secretariat is seated after init."
+            ),
+        )
+        seat.add_argument("--user", required=True, help="Username of an existing user.")
+        seat.add_argument(
+            "--role",
+            required=True,
+            choices=["secretariat", "auditor", "signatory", "recorder", "observer"],
+        )
+        seat.add_argument(
+            "--member", help="The member, for signatory, recorder and observer seats."
+        )
         sub.add_parser(
             "decide",
             help="Decide every open proposal whose deadline has passed (beat does it every minute).",
         )
+
+    def do_seat(self, user, role, member=None, **_):
+        holder = get_user_model().objects.filter(username=user).first()
+        if holder is None:
+            raise CommandError(f"no user {user!r}")
+        try:
+            seat = governance.seat_assign(actor=None, user=holder, role=role, member=member)
+        except (governance.GovernanceError, LedgerError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(self.style.SUCCESS(f"{user} now holds the seat {seat} ({seat.id})."))
 
     def do_decide(self, **_):
         from consortium.tasks import decide_due_proposals
