@@ -8,6 +8,7 @@ from django.urls import path
 
 from consortium import governance, proposals
 from consortium.models import ApiToken, Consortium, Member, Proposal, Seat, Vote
+from ledger.admin import ReadOnlyAdmin
 from ledger.log import LedgerError
 
 
@@ -57,23 +58,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 # --- governance (projections: visible, never editable here) ------------------------------
 
 
-class SeatVisible(admin.ModelAdmin):
-    """Read-only for every seat holder (and superusers); writes go through the services."""
-
-    def has_module_permission(self, request):
-        return request.user.is_superuser or governance.seat_of(request.user) is not None
-
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class SeatVisible(ReadOnlyAdmin):
+    """Read-only for every seat holder (and superusers), like the ledger itself; writes
+    go through the services (the actions and forms below call them)."""
 
 
 @admin.register(Consortium)
