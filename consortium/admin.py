@@ -130,21 +130,14 @@ class SeatAdmin(SeatVisible):
         return [assign, *urls]
 
     def changelist_view(self, request, extra_context=None):
-        extra = {"can_assign": self._acting_for(request.user) is not False, **(extra_context or {})}
+        extra = {
+            "can_assign": governance.acting_for(request.user) is not False,
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra)
 
-    @staticmethod
-    def _acting_for(user):
-        """None for the secretariat (any member), a member code for a signatory, else False."""
-        seat = governance.seat_of(user)
-        if seat is not None and seat.member_id is None and seat.role == Seat.Role.SECRETARIAT:
-            return None
-        if seat is not None and seat.role == Seat.Role.SIGNATORY:
-            return seat.member_id
-        return False
-
     def assign_view(self, request):
-        acting_for = self._acting_for(request.user)
+        acting_for = governance.acting_for(request.user)
         if acting_for is False:
             raise PermissionDenied
         members = Member.objects.order_by("code")

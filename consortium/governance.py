@@ -164,31 +164,49 @@ def visible_members_of(user) -> set[str] | None:
     return {seat.member_id} if seat is not None and seat.member_id else set()
 
 
-def _signer_for_seat_change(actor, member: str | None):
-    """The key that signs a seat change ``actor`` asks for, or a refusal.
-
-    The secretariat assigns any seat, with the secretariat key. A member's signatory
-    assigns its own member's seats, with the member's hosted key. No one else does.
-    """
-    seat = seat_of(actor)
+def acting_for(user):
+    """Whom ``user`` may act for: ``None`` for the secretariat (the consortium, any
+    member), a member's code for that member's signatory, ``False`` for anyone else."""
+    seat = seat_of(user)
     if seat is not None and seat.member_id is None and seat.role == Seat.Role.SECRETARIAT:
-        return secretariat_signer()
-    if seat is None or seat.role != Seat.Role.SIGNATORY:
-        raise GovernanceError("only the secretariat or a member's signatory assigns seats", 403)
-    if member is None or member != seat.member_id:
-        raise GovernanceError(
-            f"a signatory of {seat.member_id} cannot act for {member or 'the consortium'}", 403
-        )
-    if seat.member.status != Member.Status.MEMBER:
-        raise GovernanceError(f"{seat.member_id} is {seat.member.status}: it cannot act", 403)
+        return None
+    if seat is not None and seat.role == Seat.Role.SIGNATORY:
+        return seat.member_id
+    return False
+
+
+def acting_signer(actor):
+    """The key ``actor`` signs with, and the member it acts for (``None``: the secretariat).
+
+    The secretariat signs with the secretariat key; a member's signatory with its
+    member's hosted key, while the member is in good standing. Anyone else is refused.
+    """
+    scope = acting_for(actor)
+    if scope is None:
+        return secretariat_signer(), None
+    if scope is False:
+        raise GovernanceError("only the secretariat or a member's signatory may do this", 403)
+    member = Member.objects.get(code=scope)
+    if member.status != Member.Status.MEMBER:
+        raise GovernanceError(f"{scope} is {member.status}: it cannot act", 403)
     key = (
-        Key.objects.filter(kind="member", owner=member, custody="hosted", revoked_at__isnull=True)
+        Key.objects.filter(kind="member", owner=scope, custody="hosted", revoked_at__isnull=True)
         .order_by("-registered_in")
         .first()
     )
     if key is None:
-        raise GovernanceError(f"{member} has no hosted key: sign with its own key instead", 403)
-    return hosted_signer(key.fingerprint)
+        raise GovernanceError(f"{scope} has no hosted key: sign with its own key instead", 403)
+    return hosted_signer(key.fingerprint), scope
+
+
+def _signer_for_seat_change(actor, member: str | None):
+    """The secretariat changes any seat; a member's signatory only its own member's."""
+    signer, own = acting_signer(actor)
+    if own is not None and member != own:
+        raise GovernanceError(
+            f"a signatory of {own} cannot act for {member or 'the consortium'}", 403
+        )
+    return signer
 
 
 def secretariat_signer():

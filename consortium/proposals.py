@@ -31,13 +31,17 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 
-from consortium.governance import GovernanceError, member_record, seat_of, secretariat_signer
-from consortium.models import Consortium, Member, Proposal, Seat, Vote
+from consortium.governance import (
+    GovernanceError,
+    acting_signer,
+    member_record,
+    secretariat_signer,
+)
+from consortium.models import Consortium, Member, Proposal, Vote
 from consortium.voting import CHOICES, Rule, RuleError, tally
 from ledger import services as ledger
 from ledger import submissions
 from ledger.core.envelope import format_time, parse_time
-from ledger.keys import hosted_signer
 from ledger.log import Appended, applier
 from ledger.models import Key
 from ledger.replay import projection
@@ -258,29 +262,6 @@ def apply_withdrawn(entry: Appended) -> None:
 # --- services ----------------------------------------------------------------------------------
 
 
-def _signer_for(actor):
-    """The secretariat key for the secretariat; a member's hosted key for its signatory."""
-    seat = seat_of(actor)
-    if seat is not None and seat.member_id is None and seat.role == Seat.Role.SECRETARIAT:
-        return secretariat_signer(), None
-    if seat is None or seat.role != Seat.Role.SIGNATORY:
-        raise GovernanceError("only the secretariat or a member's signatory may do this", 403)
-    if seat.member.status != Member.Status.MEMBER:
-        raise GovernanceError(f"{seat.member_id} is {seat.member.status}: it cannot act", 403)
-    key = (
-        Key.objects.filter(
-            kind="member", owner=seat.member_id, custody="hosted", revoked_at__isnull=True
-        )
-        .order_by("-registered_in")
-        .first()
-    )
-    if key is None:
-        raise GovernanceError(
-            f"{seat.member_id} has no hosted key: sign with its own key instead", 403
-        )
-    return hosted_signer(key.fingerprint), seat.member_id
-
-
 def proposal_open(
     *,
     actor,
@@ -318,7 +299,7 @@ def proposal_open(
     now = datetime.now(UTC)
     if not now < deadline <= now + timedelta(days=MAX_OPEN_DAYS):
         raise GovernanceError(f"the deadline is in the future, within {MAX_OPEN_DAYS} days")
-    signer, _ = _signer_for(actor)
+    signer, _ = acting_signer(actor)
     try:
         with transaction.atomic(durable=True):
             ledger.entry_append(
@@ -361,7 +342,7 @@ def vote_cast(
             )  # fmt: skip
     if choice not in CHOICES:
         raise GovernanceError(f"a vote is {', '.join(CHOICES)}")
-    signer, member = _signer_for(actor)
+    signer, member = acting_signer(actor)
     if member is None:
         raise GovernanceError("the secretariat does not vote; members do", 403)
     proposal.refresh_from_db()
@@ -458,7 +439,7 @@ def proposals_due(now: datetime | None = None) -> list[Proposal]:
 
 def proposal_withdraw(*, actor, proposal: Proposal) -> None:
     """The secretariat, or a signatory of the member that opened it, withdraws it."""
-    signer, member = _signer_for(actor)
+    signer, member = acting_signer(actor)
     proposal.refresh_from_db()
     if proposal.state != Proposal.State.OPEN:
         raise GovernanceError(f"the proposal is {proposal.state}", 409)
