@@ -113,8 +113,8 @@ def test_a_proposal_with_a_past_deadline_or_a_bad_action_is_refused(world):
     assert not Proposal.objects.exists()
 
 
-def test_a_member_with_an_external_key_votes_with_a_signed_envelope(world):
-    pid = _open(world["fr"]).json()["id"]
+def _italy_with_an_external_key():
+    """Italy's own key, and its partner system's user (a signatory of Italy)."""
     it_key = EntrySigner.generate("it-ext")
     services.key_register(
         signer=log_signer(), kind="member", owner="IT", name="it-ext", public_key=it_key.public_key
@@ -123,6 +123,12 @@ def test_a_member_with_an_external_key_votes_with_a_signed_envelope(world):
     governance.seat_assign(
         actor=User.objects.get(username="ops"), user=it_user, role="signatory", member="IT"
     )
+    return it_key, it_user
+
+
+def test_a_member_with_an_external_key_votes_with_a_signed_envelope(world):
+    pid = _open(world["fr"]).json()["id"]
+    it_key, it_user = _italy_with_an_external_key()
     env = new_envelope(
         kind="vote.cast", payload={"proposal": pid, "choice": "no"}, author=it_key.fingerprint
     )
@@ -144,14 +150,7 @@ def test_a_member_with_an_external_key_votes_with_a_signed_envelope(world):
 
 def test_an_external_vote_must_name_the_proposal_in_canonical_form(world):
     pid = _open(world["fr"]).json()["id"]
-    it_key = EntrySigner.generate("it-ext")
-    services.key_register(
-        signer=log_signer(), kind="member", owner="IT", name="it-ext", public_key=it_key.public_key
-    )
-    it_user = User.objects.create_user("it")
-    governance.seat_assign(
-        actor=User.objects.get(username="ops"), user=it_user, role="signatory", member="IT"
-    )
+    it_key, it_user = _italy_with_an_external_key()
     env = new_envelope(
         kind="vote.cast",
         payload={"proposal": pid.upper(), "choice": "no"},
