@@ -107,10 +107,6 @@ def check_actions(actions) -> None:
         raise GovernanceError(f"malformed action: {exc}") from exc
 
 
-def check_action(action) -> None:
-    check_actions([action])
-
-
 def _check_action(action, members: dict, rules: dict) -> dict:
     """Check one action against the simulated state, update it, return the rules."""
     if not isinstance(action, dict) or not isinstance(action.get("type"), str):

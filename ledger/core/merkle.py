@@ -6,7 +6,8 @@ Storage layout. Every hash of a complete subtree is stored once, at a dense
 linear position given by :func:`stored_hash_index` (the layout of Go's
 ``golang.org/x/mod/sumdb/tlog``). Appending leaf ``n`` stores the leaf hash and
 the hashes of the subtrees that leaf completes (on average just under two hashes
-per leaf). The root at any size, an inclusion proof and a consistency proof then
+per leaf), at consecutive positions from ``stored_hash_index(0, n)``: what
+:meth:`TreeBuilder.push` returns, resumed from the hashes at ``root_indexes(n)``. The root at any size, an inclusion proof and a consistency proof then
 each need at most ``O(log n)`` stored hashes, fetched in one batch: the
 ``*_indexes`` functions say which, the matching builders combine them.
 """
@@ -63,30 +64,6 @@ def stored_hash_count(size: int) -> int:
         count += 1
         i >>= 1
     return count
-
-
-def append_indexes(n: int) -> list[int]:
-    """Stored indexes of the earlier hashes that appending leaf ``n`` combines with."""
-    m = _trailing_ones(n)
-    # Each trailing 1 bit of n completes a subtree, whose left sibling is already stored.
-    return [stored_hash_index(i, (n >> i) - 1) for i in range(m)]
-
-
-def hashes_to_store(n: int, leaf: bytes, siblings: Sequence[bytes]) -> list[bytes]:
-    """Hashes to store at ``stored_hash_index(0, n)`` onward when appending leaf ``n``.
-
-    ``siblings`` are the hashes read at :func:`append_indexes` ``(n)``.
-    """
-    out = [leaf]
-    h = leaf
-    for sibling in siblings:
-        h = node_hash(sibling, h)
-        out.append(h)
-    return out
-
-
-def _trailing_ones(n: int) -> int:
-    return ((n + 1) & -(n + 1)).bit_length() - 1
 
 
 def _split(n: int) -> int:

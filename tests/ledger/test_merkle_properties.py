@@ -109,9 +109,11 @@ class Tree:
         self.store: dict[int, bytes] = {}
         self.count_after: list[int] = [0]
         for n, item in enumerate(data):
-            siblings = [self.store[i] for i in merkle.append_indexes(n)]
+            # As ledger.log does: resume from the right edge, push the leaf, store the hashes.
+            frontier = [self.store[i] for i in merkle.root_indexes(n)]
+            builder = merkle.TreeBuilder.resume(n, frontier)
             start = merkle.stored_hash_index(0, n)
-            for off, h in enumerate(merkle.hashes_to_store(n, merkle.leaf_hash(item), siblings)):
+            for off, h in enumerate(builder.push(merkle.leaf_hash(item))):
                 assert start + off not in self.store, "appending never overwrites a stored hash"
                 self.store[start + off] = h
             self.count_after.append(len(self.store))

@@ -53,9 +53,9 @@ def _sample_store() -> dict[int, bytes]:
     """The stored hashes of the sample tree, appended leaf by leaf as the log does."""
     store: dict[int, bytes] = {}
     for n, data in enumerate(LEAF_INPUTS):
-        siblings = [store[i] for i in merkle.append_indexes(n)]
+        builder = merkle.TreeBuilder.resume(n, [store[i] for i in merkle.root_indexes(n)])
         start = merkle.stored_hash_index(0, n)
-        for offset, h in enumerate(merkle.hashes_to_store(n, merkle.leaf_hash(data), siblings)):
+        for offset, h in enumerate(builder.push(merkle.leaf_hash(data))):
             assert start + offset not in store, "a stored hash is never overwritten"
             store[start + offset] = h
         assert len(store) == merkle.stored_hash_count(n + 1)

@@ -131,6 +131,8 @@ class Command(BaseCommand):
                     f"OK: {report.size} entries and {report.checkpoints} checkpoints verify."
                 )
             )
+            if report.problems_skipped:
+                self.stdout.write(f"Note: {report.problems_skipped}; run it again to compare them.")
             return
         first = report.first_failure()
         if first:
