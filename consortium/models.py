@@ -237,3 +237,112 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id}: {self.choice}"
+
+
+# --- agreements: projections of the ledger, and the documents they rest on ---------------
+
+
+class Agreement(models.Model):
+    """One version of an agreement: its terms, its document's hash and where it stands.
+
+    Versions of one agreement share a ``series``; an amendment is a new version that
+    supersedes the one in force when it enters into force itself.
+    """
+
+    class Kind(models.TextChoices):
+        TREATY = "treaty", "consortium treaty"
+        DATA_SHARING = "data_sharing", "data-sharing agreement"
+        COMPUTE_PLEDGE = "compute_pledge", "compute pledge"
+        MODEL_LICENCE = "model_licence", "model licence"
+
+    class State(models.TextChoices):
+        OPEN = "open", "open for signature"
+        SIGNED = "signed", "signed, awaiting its effective date"
+        IN_FORCE = "in_force", "in force"
+        SUPERSEDED = "superseded", "superseded by an amendment"
+        TERMINATED = "terminated", "terminated"
+        EXPIRED = "expired", "expired"
+
+    id = models.UUIDField(primary_key=True)
+    series = models.UUIDField(help_text="Shared by every version of this agreement.")
+    version = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    title = models.CharField(max_length=300)
+    terms = models.JSONField()
+    terms_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the terms' JCS form.")
+    document_sha256 = models.CharField(max_length=64)
+    document_name = models.CharField(max_length=200)
+    document_size = models.BigIntegerField()
+    supersedes = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="amendments"
+    )
+    proposed_by = models.CharField(max_length=64, help_text="Fingerprint of the proposing key.")
+    proposed_in = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    in_force_in = models.BigIntegerField(null=True, blank=True)
+    closed_in = models.BigIntegerField(null=True, blank=True)
+    closed_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-proposed_in"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["series", "version"], name="consortium_agreement_one_version_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} (v{self.version})"
+
+
+class AgreementParty(models.Model):
+    """A party to an agreement version: whether its signature is required, and given."""
+
+    # "<agreement>:<member>": a natural key, so replay rebuilds the same rows.
+    id = models.CharField(primary_key=True, max_length=80)
+    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="parties")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="agreements")
+    required = models.BooleanField(help_text="Must sign before the agreement enters into force.")
+    signed_in = models.BigIntegerField(null=True, blank=True)
+    signed_at = models.CharField(max_length=40, blank=True)
+    signed_by = models.CharField(max_length=64, blank=True, help_text="Fingerprint of the key.")
+    withdrawn_in = models.BigIntegerField(null=True, blank=True)
+    withdrawal_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["agreement", "member"]
+        verbose_name_plural = "agreement parties"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agreement", "member"], name="consortium_one_party_row_per_member"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} to {self.agreement_id}"
+
+
+def _document_path(instance, filename: str) -> str:
+    return f"agreements/{instance.sha256}"
+
+
+class Document(models.Model):
+    """A stored agreement document, known by its SHA-256 (local data, not on the ledger:
+    the ledger carries the hash, which anyone can check the file against)."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    name = models.CharField(max_length=200)
+    media_type = models.CharField(max_length=100)
+    size = models.BigIntegerField()
+    file = models.FileField(upload_to=_document_path, max_length=200)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_for = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The uploader's member (empty: the secretariat).",
+    )  # fmt: skip
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sha256[:12]}…)"

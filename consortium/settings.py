@@ -168,6 +168,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
+# Stored files (agreement documents) go through Django's storage API: the local
+# filesystem under MEDIA_ROOT unless STORAGES is changed. They are never served as
+# static media: each download goes through a view that checks who may read it.
+MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Largest agreement document accepted, in bytes.
+AGREEMENT_DOCUMENT_MAX_BYTES = envint("AGREEMENT_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = AGREEMENT_DOCUMENT_MAX_BYTES * 4 // 3 + 64 * 1024
 
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG

@@ -6,8 +6,10 @@ caller (the Makefile runs the suite against SQLite by default and PostgreSQL in 
 
 import os
 import secrets
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("LEDGER_KEK", secrets.token_bytes(32).hex())
 os.environ.setdefault("LEDGER_ORIGIN", "test.ledger.example")
 os.environ["DEBUG"] = "0"
+os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="consortium-media-"))
