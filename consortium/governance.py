@@ -199,6 +199,13 @@ def acting_signer(actor):
     return hosted_signer(key.fingerprint), scope
 
 
+def idempotent_entry_id(actor, key: str) -> str:
+    """An entry id from a client's Idempotency-Key, scoped to the client."""
+    if not key or len(key) > 64 or not all(c.isalnum() or c in "._:-" for c in key):
+        raise GovernanceError("Idempotency-Key is 1-64 letters, digits and . _ : -")
+    return f"idem-{actor.pk}-{key}"
+
+
 def _signer_for_seat_change(actor, member: str | None):
     """The secretariat changes any seat; a member's signatory only its own member's."""
     signer, own = acting_signer(actor)

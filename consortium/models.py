@@ -26,11 +26,21 @@ class ApiTokenQuerySet(models.QuerySet):
 
 
 class ApiToken(models.Model):
-    """A bearer token for a partner system. Only its hash is stored."""
+    """A bearer token for a partner system. Only its hash is stored.
+
+    A token issued to a delegate belongs to the seat the delegate held then, and so
+    carries its member and role: it stops working once its user no longer holds that
+    seat. A token issued to a user with no seat (an operator) has none.
+    """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
+    seat = models.ForeignKey(
+        "Seat", null=True, blank=True, editable=False, on_delete=models.PROTECT,
+        related_name="api_tokens",
+        help_text="The seat its user held when it was issued; it works only while they hold it.",
+    )  # fmt: skip
     name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
     key_id = models.CharField(max_length=16, unique=True, help_text="Public part, shown in lists.")
     secret_hash = models.CharField(max_length=64)
@@ -52,9 +62,22 @@ class ApiToken(models.Model):
     def is_usable(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now()
 
+    @property
+    def seat_lost(self) -> bool:
+        """Issued for a seat its user no longer holds (vacated, or they moved on)."""
+        if self.seat_id is None:
+            return False
+        from consortium.governance import seat_of  # governance imports this module
+
+        held = seat_of(self.user)
+        return held is None or held.pk != self.seat_id
+
     @classmethod
     def issue(cls, *, user, name: str = "", days: int | None = None) -> tuple[ApiToken, str]:
-        """Create a token; return it and the plaintext, which is never stored."""
+        """Create a token for ``user`` and the seat they hold now, if any; return it and
+        the plaintext, which is never stored."""
+        from consortium.governance import seat_of  # governance imports this module
+
         days = settings.API_TOKEN_DEFAULT_DAYS if days is None else days
         if not 0 < days <= settings.API_TOKEN_MAX_DAYS:
             raise ValueError(f"a token lives between 1 and {settings.API_TOKEN_MAX_DAYS} days")
@@ -62,6 +85,7 @@ class ApiToken(models.Model):
         secret = secrets.token_urlsafe(32)
         token = cls.objects.create(
             user=user,
+            seat=seat_of(user),
             name=name,
             key_id=key_id,
             secret_hash=hash_secret(secret),
@@ -346,3 +370,61 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sha256[:12]}…)"
+
+
+# --- decisions that later stages act on: projections of accepted proposals ---------------
+
+
+class ValuationTable(models.Model):
+    """A versioned valuation table adopted by the members: reference accelerator-hours
+    per hour of each accelerator type."""
+
+    version = models.PositiveIntegerField(primary_key=True)
+    unit = models.CharField(max_length=100)
+    weights = models.JSONField(help_text="{accelerator type: weight as a decimal string}")
+    adopted_in = models.BigIntegerField(help_text="Index of the decision that adopted it.")
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"valuation table v{self.version}"
+
+
+class AccessGrant(models.Model):
+    """An access exception the members decided: a member may download checkpoints
+    (some, or all) in a scope until a date, whatever the agreements' rules say."""
+
+    # "<proposal>:<n>": the n-th action of the accepting proposal.
+    id = models.CharField(primary_key=True, max_length=80)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="access_grants")
+    scope = models.CharField(max_length=16)
+    checkpoints = models.JSONField(
+        null=True, blank=True, help_text="Manifest digests; empty means every checkpoint."
+    )
+    until = models.DateField(null=True, blank=True)
+    reason = models.CharField(max_length=300)
+    granted_in = models.BigIntegerField()
+    revoked_in = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-granted_in"]
+
+    def __str__(self) -> str:
+        return f"{self.scope} access for {self.member_id}"
+
+
+class ReleaseApproval(models.Model):
+    """The members' approval to release a model checkpoint, known by its manifest digest."""
+
+    checkpoint = models.CharField(max_length=64, primary_key=True, help_text="Manifest SHA-256.")
+    note = models.CharField(max_length=300, blank=True)
+    approved_in = models.BigIntegerField()
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-approved_in"]
+
+    def __str__(self) -> str:
+        return f"release of {self.checkpoint[:12]}…"

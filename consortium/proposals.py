@@ -21,23 +21,41 @@ rules they were not opened under.
 
 Actions: ``member.admit`` {member}, ``member.suspend`` / ``member.reinstate`` /
 ``member.withdraw`` {code}, ``member.figures`` {code, figures}, ``rules.change``
-{rules}.
+{rules}, ``valuation.adopt`` {table}, ``access.grant`` {member, scope, checkpoints?,
+until?, reason}, ``access.revoke`` {grant, reason}, ``checkpoint.release``
+{checkpoint, note?}, ``agreement.terminate`` {agreement, reason}, ``key.revoke``
+{fingerprint, reason} (a lost member key: the log key revokes it and registers a fresh
+hosted key for the member, in the decision's transaction).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Max
 
+from consortium.agreements import close_agreement
 from consortium.governance import (
     GovernanceError,
     acting_signer,
+    idempotent_entry_id,
     member_record,
     secretariat_signer,
 )
-from consortium.models import Consortium, Member, Proposal, Vote
+from consortium.models import (
+    AccessGrant,
+    Agreement,
+    Consortium,
+    Member,
+    Proposal,
+    ReleaseApproval,
+    ValuationTable,
+    Vote,
+)
+from consortium.terms import ACCESS_SCOPES, check_valuation, parse_date
 from consortium.voting import CHOICES, Rule, RuleError, tally
 from ledger import services as ledger
 from ledger import submissions
@@ -46,10 +64,11 @@ from ledger.log import Appended, applier
 from ledger.models import Key
 from ledger.replay import projection
 
-for model in (Proposal, Vote):
+for model in (Proposal, Vote, ValuationTable, AccessGrant, ReleaseApproval):
     projection(model)
 
 MAX_OPEN_DAYS = 366
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 # --- rules and actions ---------------------------------------------------------------------
@@ -100,9 +119,18 @@ def check_actions(actions) -> None:
     members = {m.code: {"status": m.status, "kind": m.kind, "name": m.name, "country": m.country,
                         "figures": m.figures} for m in Member.objects.all()}  # fmt: skip
     rules = _rules()
+    seen = set()
     try:
         for action in actions:
             rules = _check_action(action, members, rules)
+            if action["type"] in ONCE_PER_PROPOSAL:
+                field = ONCE_PER_PROPOSAL[action["type"]]
+                mark = (action["type"], action[field] if field else None)
+                if mark in seen:
+                    raise GovernanceError(
+                        f"{action['type']} twice for the same {field or 'proposal'}"
+                    )
+                seen.add(mark)
     except (TypeError, AttributeError) as exc:
         raise GovernanceError(f"malformed action: {exc}") from exc
 
@@ -165,12 +193,149 @@ def _check_action(action, members: dict, rules: dict) -> dict:
         new = check_rules(action["rules"])
         check_weights(new, live)
         return new
+    if kind in OTHER_ACTIONS:
+        OTHER_ACTIONS[kind](action, members)
+        return rules
     raise GovernanceError(f"unknown action type {kind!r}")
 
 
-def _apply_action(action: dict, index: int) -> None:
+def _exact(action: dict, *fields: str, optional: tuple[str, ...] = ()) -> None:
+    allowed = {"type", *fields, *optional}
+    if not {"type", *fields} <= set(action) <= allowed:
+        listed = ", ".join([*fields, *(f"{o}?" for o in optional)])
+        raise GovernanceError(f"{action['type']} is {{type, {listed}}}")
+
+
+def _reason(action: dict) -> None:
+    reason = action["reason"]
+    if not isinstance(reason, str) or not 0 < len(reason) <= 300:
+        raise GovernanceError(f"{action['type']}: give a reason of at most 300 characters")
+
+
+def _check_valuation_adopt(action: dict, members: dict) -> None:
+    _exact(action, "table")
+    table = check_valuation(action["table"], "valuation.adopt: table")
+    latest = ValuationTable.objects.aggregate(v=Max("version"))["v"] or 0
+    if table["version"] <= latest:
+        raise GovernanceError(f"valuation.adopt: version {table['version']} is taken (latest {latest})")
+
+
+def _check_access_grant(action: dict, members: dict) -> None:
+    _exact(action, "member", "scope", "reason", optional=("checkpoints", "until"))
+    member = members.get(action["member"]) if isinstance(action["member"], str) else None
+    if member is None or member["status"] == Member.Status.WITHDRAWN:
+        raise GovernanceError(f"access.grant: no member {action['member']!r}")
+    if action["scope"] not in ACCESS_SCOPES:
+        raise GovernanceError(f"access.grant: scope is one of {', '.join(ACCESS_SCOPES)}")
+    digests = action.get("checkpoints")
+    if digests is not None and (
+        not isinstance(digests, list) or not digests
+        or not all(isinstance(d, str) and SHA256_RE.fullmatch(d) for d in digests)
+    ):  # fmt: skip
+        raise GovernanceError(
+            "access.grant: checkpoints lists manifest SHA-256 digests (or is left out for all)"
+        )
+    if action.get("until") is not None:
+        until = parse_date(action["until"], "access.grant: until")
+        if until < datetime.now(UTC).date():
+            raise GovernanceError("access.grant: until has passed")
+    _reason(action)
+
+
+def _check_access_revoke(action: dict, members: dict) -> None:
+    _exact(action, "grant", "reason")
+    grant = AccessGrant.objects.filter(id=action["grant"]).first() if isinstance(
+        action["grant"], str) else None  # fmt: skip
+    if grant is None or grant.revoked_in is not None:
+        raise GovernanceError(f"access.revoke: no standing grant {action['grant']!r}")
+    _reason(action)
+
+
+def _check_checkpoint_release(action: dict, members: dict) -> None:
+    _exact(action, "checkpoint", optional=("note",))
+    digest = action["checkpoint"]
+    if not isinstance(digest, str) or not SHA256_RE.fullmatch(digest):
+        raise GovernanceError("checkpoint.release: checkpoint is its manifest's SHA-256 (hex)")
+    if ReleaseApproval.objects.filter(checkpoint=digest).exists():
+        raise GovernanceError("checkpoint.release: that checkpoint's release is approved already")
+    note = action.get("note", "")
+    if not isinstance(note, str) or len(note) > 300:
+        raise GovernanceError("checkpoint.release: note is at most 300 characters")
+
+
+def _check_agreement_terminate(action: dict, members: dict) -> None:
+    _exact(action, "agreement", "reason")
+    agreement = None
+    if isinstance(action["agreement"], str):
+        try:
+            agreement = Agreement.objects.filter(id=uuid.UUID(action["agreement"])).first()
+        except ValueError:
+            agreement = None
+    if agreement is None:
+        raise GovernanceError(f"agreement.terminate: no agreement {action['agreement']!r}")
+    if agreement.state != Agreement.State.IN_FORCE:
+        raise GovernanceError(f"agreement.terminate: the agreement is {agreement.state}")
+    _reason(action)
+
+
+def _check_key_revoke(action: dict, members: dict) -> None:
+    _exact(action, "fingerprint", "reason")
+    key = Key.objects.filter(fingerprint=action["fingerprint"], kind="member").first() if (
+        isinstance(action["fingerprint"], str)) else None  # fmt: skip
+    if key is None:
+        raise GovernanceError("key.revoke: no member key with that fingerprint")
+    if key.revoked_at is not None:
+        raise GovernanceError("key.revoke: that key is revoked already")
+    if key.owner not in members:
+        raise GovernanceError(f"key.revoke: {key.owner} is not a member")
+    _reason(action)
+
+
+# Actions a proposal may carry once (per value of the field named).
+ONCE_PER_PROPOSAL = {
+    "valuation.adopt": None, "checkpoint.release": "checkpoint", "agreement.terminate": "agreement",
+    "key.revoke": "fingerprint", "access.revoke": "grant",
+}  # fmt: skip
+# Actions beyond members and rules: {type: check(action, simulated members)}.
+OTHER_ACTIONS = {
+    "valuation.adopt": _check_valuation_adopt,
+    "access.grant": _check_access_grant,
+    "access.revoke": _check_access_revoke,
+    "checkpoint.release": _check_checkpoint_release,
+    "agreement.terminate": _check_agreement_terminate,
+    "key.revoke": _check_key_revoke,
+}
+
+
+def _apply_action(action: dict, index: int, proposal: Proposal, n: int) -> None:
     kind = action["type"]
-    if kind == "member.admit":
+    if kind == "valuation.adopt":
+        t = action["table"]
+        ValuationTable.objects.create(
+            version=t["version"], unit=t["unit"], weights=t["weights"], adopted_in=index,
+            proposal=proposal,
+        )  # fmt: skip
+    elif kind == "access.grant":
+        AccessGrant.objects.create(
+            id=f"{proposal.id}:{n}", member_id=action["member"], scope=action["scope"],
+            checkpoints=action.get("checkpoints"), until=action.get("until"),
+            reason=action["reason"], granted_in=index,
+        )  # fmt: skip
+    elif kind == "access.revoke":
+        AccessGrant.objects.filter(id=action["grant"], revoked_in__isnull=True).update(
+            revoked_in=index
+        )
+    elif kind == "checkpoint.release":
+        ReleaseApproval.objects.create(
+            checkpoint=action["checkpoint"], note=action.get("note", ""), approved_in=index,
+            proposal=proposal,
+        )  # fmt: skip
+    elif kind == "agreement.terminate":
+        close_agreement(uuid.UUID(action["agreement"]), Agreement.State.TERMINATED, index,
+                        action["reason"])  # fmt: skip
+    elif kind == "key.revoke":
+        pass  # the log key's key.revoked entry, in the decision's transaction, does it
+    elif kind == "member.admit":
         m = action["member"]
         Member.objects.create(
             code=m["code"], kind=m["kind"], name=m["name"], country=m["country"],
@@ -240,8 +405,8 @@ def apply_decided(entry: Appended) -> None:
     proposal.save(update_fields=["state", "tally", "closed_in"])
     if p["outcome"] != Proposal.State.ACCEPTED:
         return
-    for action in proposal.actions:
-        _apply_action(action, entry.index)
+    for n, action in enumerate(proposal.actions):
+        _apply_action(action, entry.index, proposal, n)
     if any(a["type"] == "rules.change" for a in proposal.actions):
         Proposal.objects.filter(state=Proposal.State.OPEN).update(
             state=Proposal.State.DROPPED, closed_in=entry.index
@@ -271,7 +436,7 @@ def proposal_open(
     proposal_id = uuid.uuid4()
     entry_id = None
     if idempotency_key:
-        entry_id = _entry_id(actor, idempotency_key)
+        entry_id = idempotent_entry_id(actor, idempotency_key)
         proposal_id = uuid.uuid5(uuid.NAMESPACE_URL, f"consortium-ledger:{entry_id}")
         done = Proposal.objects.filter(id=proposal_id).first()
         if done is not None:
@@ -311,19 +476,12 @@ def proposal_open(
     return Proposal.objects.get(id=proposal_id)
 
 
-def _entry_id(actor, key: str) -> str:
-    """An entry id from a client's Idempotency-Key, scoped to the client."""
-    if not key or len(key) > 64 or not all(c.isalnum() or c in "._:-" for c in key):
-        raise GovernanceError("Idempotency-Key is 1-64 letters, digits and . _ : -")
-    return f"idem-{actor.pk}-{key}"
-
-
 def vote_cast(
     *, actor, proposal: Proposal, choice: str, idempotency_key: str | None = None
 ) -> Vote:
     """Cast (or change) the actor's member's vote. With ``idempotency_key``, a retry
     returns the same vote."""
-    entry_id = _entry_id(actor, idempotency_key) if idempotency_key else None
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
     if entry_id is not None:
         from ledger.models import Entry
 
@@ -418,6 +576,18 @@ def proposal_decide(*, proposal: Proposal, now: datetime | None = None) -> Propo
                     ledger.key_register(
                         signer=log_signer(), kind="member", owner=code, name=f"member-{code}"
                     )
+                elif action["type"] == "key.revoke":
+                    # A lost key: the log key revokes it and gives its member a fresh
+                    # hosted key, which the member may later rotate to one of its own.
+                    key = Key.objects.get(fingerprint=action["fingerprint"])
+                    ledger.key_revoke(
+                        signer=log_signer(), fingerprint=key.fingerprint,
+                        reason=f"proposal {proposal.id}: {action['reason']}",
+                    )  # fmt: skip
+                    ledger.key_register(
+                        signer=log_signer(), kind="member", owner=key.owner,
+                        name=f"member-{key.owner}",
+                    )  # fmt: skip
     proposal.refresh_from_db()
     return proposal
 

@@ -1,0 +1,311 @@
+"""The schema of an agreement's structured terms, checked field by field.
+
+Terms are a JSON object; every error names the field it is about
+(``terms.cost_sharing.shares.NL: ...``). Decimals are strings, so that what was signed
+is exact. The sections:
+
+``parties`` (required)
+    Member codes, each once.
+``required`` (optional; default: every party)
+    The parties whose signatures the agreement needs before it enters into force.
+``effective`` (required)
+    ``{"from": "YYYY-MM-DD", "until": "YYYY-MM-DD" | null}``: the agreement is in force
+    from the start of ``from`` (UTC) until the end of ``until``.
+``accounting_unit``
+    ISO 4217 code the agreement keeps its accounts in.
+``exchange_rates``
+    ``{currency: rate}``: one unit of ``currency`` in the accounting unit, fixed by the terms.
+``cost_sharing``
+    How the fixed cost is shared among the parties:
+    ``{"method": "scale", "shares": {party: fraction}}`` (fractions sum to 1),
+    ``{"method": "figure", "figure": name, "cap": fraction}`` (in proportion to a member
+    figure such as gni, no party above ``cap``), or
+    ``{"method": "pledged", "pledges": {party: amount in the accounting unit}}``.
+``valuation``
+    ``{"version": n, "unit": str, "weights": {accelerator type: weight}}``: reference
+    accelerator-hours per hour of each accelerator type.
+``access``
+    ``[{"scope": "full_weights" | "inference_only" | "evaluation", "tier": str,
+    "min_balance_ratio": decimal (optional), "embargo_days": int (optional)}]``
+``data_use``
+    ``{"permission": DUO permission code, "modifiers": [DUO modifier codes],
+    "residency": ISO 3166-1 alpha-2 (optional),
+    "access_mode": "transferred" | "federated" | "remote"}``
+``release``
+    ``{"requires_proposal": bool, "requires_evaluation": bool}``: what a checkpoint
+    release under this agreement needs.
+
+Which sections a kind of agreement needs is ``REQUIRED_BY_KIND``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+import pycountry
+
+from consortium.governance import GovernanceError
+
+# GA4GH Data Use Ontology (DUO): the data use permissions and the modifiers.
+DUO_PERMISSIONS = {
+    "DUO:0000004": "no restriction",
+    "DUO:0000042": "general research use",
+    "DUO:0000006": "health or medical or biomedical research",
+    "DUO:0000007": "disease specific research",
+    "DUO:0000011": "population origins or ancestry research only",
+}
+DUO_MODIFIERS = {
+    "DUO:0000012": "research specific restrictions",
+    "DUO:0000015": "no general methods research",
+    "DUO:0000016": "genetic studies only",
+    "DUO:0000018": "not for profit, non commercial use only",
+    "DUO:0000019": "publication required",
+    "DUO:0000020": "collaboration required",
+    "DUO:0000021": "ethics approval required",
+    "DUO:0000022": "geographical restriction",
+    "DUO:0000024": "publication moratorium",
+    "DUO:0000025": "time limit on use",
+    "DUO:0000026": "user specific restriction",
+    "DUO:0000027": "project specific restriction",
+    "DUO:0000028": "institution specific restriction",
+    "DUO:0000029": "return to database or resource",
+    "DUO:0000043": "clinical care use",
+    "DUO:0000044": "population origins or ancestry research prohibited",
+    "DUO:0000045": "not for profit organisation use only",
+    "DUO:0000046": "non-commercial use only",
+}
+ACCESS_SCOPES = ("full_weights", "inference_only", "evaluation")
+ACCESS_MODES = ("transferred", "federated", "remote")
+SECTIONS = (
+    "parties", "required", "effective", "accounting_unit", "exchange_rates", "cost_sharing",
+    "valuation", "access", "data_use", "release",
+)  # fmt: skip
+REQUIRED_BY_KIND = {
+    "treaty": ("parties", "effective", "accounting_unit", "cost_sharing"),
+    "data_sharing": ("parties", "effective", "data_use"),
+    "compute_pledge": ("parties", "effective", "accounting_unit", "cost_sharing"),
+    "model_licence": ("parties", "effective", "access"),
+}
+_TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _fail(path: str, message: str):
+    raise GovernanceError(f"{path}: {message}")
+
+
+def _object(value, path: str, keys: set[str], optional: set[str] = frozenset()) -> dict:
+    if not isinstance(value, dict):
+        _fail(path, "must be an object")
+    missing = keys - optional - set(value)
+    unknown = set(value) - keys
+    if missing:
+        _fail(path, f"missing {', '.join(sorted(missing))}")
+    if unknown:
+        _fail(path, f"unknown field {', '.join(sorted(unknown))}")
+    return value
+
+
+def decimal_string(value, path: str, *, positive: bool = False, at_most: Decimal | None = None):
+    """A decimal written as a string ("0.25"), finite and non-negative."""
+    if not isinstance(value, str):
+        _fail(path, 'must be a decimal written as a string, such as "0.25"')
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        _fail(path, f"{value!r} is not a decimal number")
+    if not number.is_finite() or number < 0 or (positive and number == 0):
+        _fail(path, "must be a positive number" if positive else "must not be negative")
+    if at_most is not None and number > at_most:
+        _fail(path, f"must be at most {at_most}")
+    return number
+
+
+def parse_date(value, path: str) -> date:
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+        _fail(path, "must be a date, YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(path, f"{value} is not a calendar date")
+
+
+def _currency(value, path: str) -> str:
+    if not isinstance(value, str) or pycountry.currencies.get(alpha_3=value) is None:
+        _fail(path, f"{value!r} is not an ISO 4217 currency code")
+    return value
+
+
+def _codes(value, path: str, known: set[str]) -> list[str]:
+    if not isinstance(value, list) or not value:
+        _fail(path, "must list at least one member code")
+    if not all(isinstance(c, str) for c in value):
+        _fail(path, "member codes are strings")
+    if len(set(value)) != len(value):
+        _fail(path, "names a member twice")
+    unknown = [c for c in value if c not in known]
+    if unknown:
+        _fail(path, f"not members of the consortium: {', '.join(unknown)}")
+    return value
+
+
+def _party_map(value, path: str, parties: list[str]) -> dict:
+    if not isinstance(value, dict):
+        _fail(path, "must be an object keyed by party")
+    if set(value) != set(parties):
+        missing, extra = set(parties) - set(value), set(value) - set(parties)
+        detail = []
+        if missing:
+            detail.append(f"missing {', '.join(sorted(missing))}")
+        if extra:
+            detail.append(f"not parties: {', '.join(sorted(extra))}")
+        _fail(path, "must name every party, and only parties (" + "; ".join(detail) + ")")
+    return value
+
+
+def check_terms(kind: str, terms, members: set[str]) -> dict:
+    """Check ``terms`` for an agreement of ``kind`` among ``members`` (member codes that
+    may be parties). Returns them unchanged; raises :class:`GovernanceError`."""
+    if kind not in REQUIRED_BY_KIND:
+        raise GovernanceError(f"kind must be one of {', '.join(REQUIRED_BY_KIND)}")
+    terms = _object(terms, "terms", set(SECTIONS), set(SECTIONS) - set(REQUIRED_BY_KIND[kind]))
+    parties = _codes(terms["parties"], "terms.parties", members)
+    if "required" in terms:
+        required = _codes(terms["required"], "terms.required", set(parties))
+        del required
+    effective = _object(terms["effective"], "terms.effective", {"from", "until"})
+    start = parse_date(effective["from"], "terms.effective.from")
+    if effective["until"] is not None:
+        until = parse_date(effective["until"], "terms.effective.until")
+        if until < start:
+            _fail("terms.effective.until", "comes before terms.effective.from")
+    unit = terms.get("accounting_unit")
+    if unit is not None:
+        _currency(unit, "terms.accounting_unit")
+    if "exchange_rates" in terms:
+        if unit is None:
+            _fail("terms.exchange_rates", "needs terms.accounting_unit")
+        rates = terms["exchange_rates"]
+        if not isinstance(rates, dict):
+            _fail("terms.exchange_rates", "must be an object {currency: rate}")
+        for currency, rate in rates.items():
+            _currency(currency, f"terms.exchange_rates.{currency}")
+            if currency == unit:
+                _fail(f"terms.exchange_rates.{currency}", "is the accounting unit itself")
+            decimal_string(rate, f"terms.exchange_rates.{currency}", positive=True)
+    if "cost_sharing" in terms:
+        _check_cost_sharing(terms["cost_sharing"], parties, unit)
+    if "valuation" in terms:
+        check_valuation(terms["valuation"], "terms.valuation")
+    if "access" in terms:
+        _check_access(terms["access"])
+    if "data_use" in terms:
+        _check_data_use(terms["data_use"])
+    if "release" in terms:
+        release = _object(
+            terms["release"], "terms.release", {"requires_proposal", "requires_evaluation"}
+        )
+        for field, value in release.items():
+            if not isinstance(value, bool):
+                _fail(f"terms.release.{field}", "must be true or false")
+    return terms
+
+
+def _check_cost_sharing(value, parties: list[str], unit: str | None) -> None:
+    path = "terms.cost_sharing"
+    if not isinstance(value, dict) or value.get("method") not in ("scale", "figure", "pledged"):
+        _fail(f"{path}.method", "must be scale, figure or pledged")
+    method = value["method"]
+    if method == "scale":
+        _object(value, path, {"method", "shares"})
+        shares = _party_map(value["shares"], f"{path}.shares", parties)
+        total = sum(
+            decimal_string(v, f"{path}.shares.{k}", at_most=Decimal(1)) for k, v in shares.items()
+        )
+        if total != 1:
+            _fail(f"{path}.shares", f"must add up to 1 (they add up to {total})")
+    elif method == "figure":
+        _object(value, path, {"method", "figure", "cap"}, {"cap"})
+        if not isinstance(value["figure"], str) or not _TAG_RE.fullmatch(value["figure"]):
+            _fail(f"{path}.figure", "names a member figure, such as gni")
+        if "cap" in value:
+            cap = decimal_string(value["cap"], f"{path}.cap", positive=True, at_most=Decimal(1))
+            if cap * len(parties) < 1:
+                _fail(f"{path}.cap", f"leaves part of the cost unshared among {len(parties)} parties")
+    else:
+        _object(value, path, {"method", "pledges"})
+        if unit is None:
+            _fail(path, "pledged amounts need terms.accounting_unit")
+        pledges = _party_map(value["pledges"], f"{path}.pledges", parties)
+        for k, v in pledges.items():
+            decimal_string(v, f"{path}.pledges.{k}")
+
+
+def check_valuation(value, path: str) -> dict:
+    """A valuation table: ``{"version", "unit", "weights": {accelerator: weight}}``."""
+    table = _object(value, path, {"version", "unit", "weights"})
+    version = table["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        _fail(f"{path}.version", "must be a positive integer")
+    if not isinstance(table["unit"], str) or not 0 < len(table["unit"]) <= 100:
+        _fail(f"{path}.unit", "must name the reference unit (1-100 characters)")
+    weights = table["weights"]
+    if not isinstance(weights, dict) or not weights:
+        _fail(f"{path}.weights", "must weigh at least one accelerator type")
+    for accelerator, weight in weights.items():
+        if not _TAG_RE.fullmatch(accelerator):
+            _fail(f"{path}.weights", f"{accelerator!r} is not an accelerator type (such as h100)")
+        decimal_string(weight, f"{path}.weights.{accelerator}", positive=True)
+    return table
+
+
+def _check_access(value) -> None:
+    if not isinstance(value, list) or not value:
+        _fail("terms.access", "must list at least one access rule")
+    seen = set()
+    for i, rule in enumerate(value):
+        path = f"terms.access[{i}]"
+        _object(rule, path, {"scope", "tier", "min_balance_ratio", "embargo_days"},
+                {"min_balance_ratio", "embargo_days"})  # fmt: skip
+        if rule["scope"] not in ACCESS_SCOPES:
+            _fail(f"{path}.scope", f"must be one of {', '.join(ACCESS_SCOPES)}")
+        if not isinstance(rule["tier"], str) or not _TAG_RE.fullmatch(rule["tier"]):
+            _fail(f"{path}.tier", "names a tier: lowercase letters, digits, _ . -")
+        if (rule["scope"], rule["tier"]) in seen:
+            _fail(path, f"a second rule for {rule['scope']} / {rule['tier']}")
+        seen.add((rule["scope"], rule["tier"]))
+        if "min_balance_ratio" in rule:
+            decimal_string(rule["min_balance_ratio"], f"{path}.min_balance_ratio")
+        days = rule.get("embargo_days", 0)
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3660:
+            _fail(f"{path}.embargo_days", "must be a whole number of days, 0-3660")
+
+
+def _check_data_use(value) -> None:
+    path = "terms.data_use"
+    use = _object(
+        value, path, {"permission", "modifiers", "residency", "access_mode"}, {"residency"}
+    )
+    if use["permission"] not in DUO_PERMISSIONS:
+        _fail(f"{path}.permission", f"{use['permission']!r} is not a DUO data use permission")
+    modifiers = use["modifiers"]
+    if not isinstance(modifiers, list):
+        _fail(f"{path}.modifiers", "must be a list of DUO modifier codes (it may be empty)")
+    for code in modifiers:
+        if code not in DUO_MODIFIERS:
+            _fail(f"{path}.modifiers", f"{code!r} is not a DUO data use modifier")
+    if len(set(modifiers)) != len(modifiers):
+        _fail(f"{path}.modifiers", "names a modifier twice")
+    residency = use.get("residency")
+    if residency is not None and (
+        not isinstance(residency, str) or pycountry.countries.get(alpha_2=residency) is None
+    ):
+        _fail(f"{path}.residency", f"{residency!r} is not an ISO 3166-1 alpha-2 country code")
+    if use["access_mode"] not in ACCESS_MODES:
+        _fail(f"{path}.access_mode", f"must be one of {', '.join(ACCESS_MODES)}")
+
+
+def required_parties(terms: dict) -> list[str]:
+    return terms.get("required", terms["parties"])
