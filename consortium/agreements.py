@@ -24,7 +24,8 @@ Entry kinds, each with one applier:
     ``{"agreement": uuid, "reason": str}``: an agreement not yet in force is abandoned.
     An agreement in force ends by an accepted proposal (action ``agreement.terminate``).
 ``agreement.expired`` (the secretariat key)
-    ``{"agreement": uuid}``, after the end of its effective period.
+    ``{"agreement": uuid}``, after the end of its effective period (an agreement never
+    completed within its period expires too).
 """
 
 from __future__ import annotations
@@ -101,17 +102,21 @@ def apply_proposed(entry: Appended) -> None:
     required = set(required_parties(p["terms"]))
     AgreementParty.objects.bulk_create(
         AgreementParty(
-            id=_party_id(agreement.id, code), agreement=agreement, member_id=code,
+            id=_party_id(agreement.id, code),
+            agreement=agreement,
+            member_id=code,
             required=code in required,
-        )  # fmt: skip
+        )
         for code in p["terms"]["parties"]
     )
 
 
 def _all_required_signed(agreement: Agreement) -> bool:
-    return not agreement.parties.filter(required=True).filter(
-        Q(signed_in__isnull=True) | Q(withdrawn_in__isnull=False)
-    ).exists()
+    return (
+        not agreement.parties.filter(required=True)
+        .filter(Q(signed_in__isnull=True) | Q(withdrawn_in__isnull=False))
+        .exists()
+    )
 
 
 @applier("agreement.signed")
@@ -144,7 +149,10 @@ def effective_dates(agreement: Agreement) -> tuple[date, date | None]:
 def apply_in_force(entry: Appended) -> None:
     agreement = Agreement.objects.get(id=uuid.UUID(entry.payload["agreement"]))
     start, _ = effective_dates(agreement)
-    if agreement.state != Agreement.State.SIGNED or parse_time(entry.integrated_time).date() < start:
+    if (
+        agreement.state != Agreement.State.SIGNED
+        or parse_time(entry.integrated_time).date() < start
+    ):
         return
     Agreement.objects.filter(id=agreement.id).update(
         state=Agreement.State.IN_FORCE, in_force_in=entry.index
@@ -168,7 +176,11 @@ def apply_withdrawn(entry: Appended) -> None:
     updated = AgreementParty.objects.filter(
         id=_party_id(agreement.id, member), withdrawn_in__isnull=True
     ).update(withdrawn_in=entry.index, withdrawal_reason=p["reason"])
-    if updated and agreement.state == Agreement.State.SIGNED and not _all_required_signed(agreement):
+    if (
+        updated
+        and agreement.state == Agreement.State.SIGNED
+        and not _all_required_signed(agreement)
+    ):
         Agreement.objects.filter(id=agreement.id).update(state=Agreement.State.OPEN)
 
 
@@ -195,7 +207,9 @@ def apply_expired(entry: Appended) -> None:
     agreement = Agreement.objects.get(id=uuid.UUID(entry.payload["agreement"]))
     _, until = effective_dates(agreement)
     if until is not None and parse_time(entry.integrated_time).date() > until:
-        close_agreement(agreement.id, Agreement.State.EXPIRED, entry.index, "effective period ended")
+        close_agreement(
+            agreement.id, Agreement.State.EXPIRED, entry.index, "effective period ended"
+        )
 
 
 # --- who may see what --------------------------------------------------------------------------
@@ -220,7 +234,7 @@ def readable_document(user, sha256: str) -> Document | None:
     members = visible_members_of(user)
     if members is None or doc.uploaded_by_id == user.pk:
         return doc
-    if doc.uploaded_for_id in members:
+    if doc.holders.filter(code__in=members).exists():
         return doc
     if visible_agreements(user).filter(document_sha256=sha256).exists():
         return doc
@@ -261,20 +275,20 @@ def document_store(*, actor, name: str, content: bytes, media_type: str = "") ->
     if len(media_type) > 100 or "/" not in media_type:
         raise GovernanceError("media_type is a MIME type such as application/pdf")
     sha256 = hashlib.sha256(content).hexdigest()
-    existing = Document.objects.filter(sha256=sha256).first()
-    if existing is not None:
-        return existing
-    doc = Document(
-        sha256=sha256, name=name, media_type=media_type, size=len(content), uploaded_by=actor,
-        uploaded_for_id=scope or None,
-    )  # fmt: skip
-    doc.file.save(sha256, ContentFile(content), save=False)
-    try:
-        with transaction.atomic():
-            doc.save()
-    except IntegrityError:
-        # Uploaded concurrently by someone else: same bytes, same name on disk.
-        return Document.objects.get(sha256=sha256)
+    doc = Document.objects.filter(sha256=sha256).first()
+    if doc is None:
+        doc = Document(sha256=sha256, name=name, media_type=media_type, size=len(content),
+                       uploaded_by=actor)  # fmt: skip
+        doc.file.save(sha256, ContentFile(content), save=False)
+        try:
+            with transaction.atomic():
+                doc.save()
+        except IntegrityError:
+            # Uploaded concurrently by someone else: same bytes, same name on disk.
+            doc = Document.objects.get(sha256=sha256)
+    if scope:
+        # Whoever uploads the bytes holds them already: they may read the stored copy.
+        doc.holders.add(scope)
     return doc
 
 
@@ -326,7 +340,9 @@ def check_proposal(payload: dict, proposer: str | None) -> None:
     if proposer is not None and not old.parties.filter(member_id=proposer).exists():
         raise GovernanceError(f"{proposer} is not a party to the agreement it would amend", 403)
     if old.state != Agreement.State.IN_FORCE:
-        raise GovernanceError(f"only an agreement in force is amended; this one is {old.state}", 409)
+        raise GovernanceError(
+            f"only an agreement in force is amended; this one is {old.state}", 409
+        )
     if old.kind != payload["kind"]:
         raise GovernanceError("an amendment keeps its agreement's kind")
     pending = Agreement.objects.filter(series=old.series, state__in=OPEN_STATES).first()
@@ -426,7 +442,7 @@ def agreement_propose(
 
 def agreement_sign(
     *, actor, agreement: Agreement, terms_sha256: str, document_sha256: str,
-    idempotency_key: str | None = None, today: date | None = None,
+    idempotency_key: str | None = None,
 ) -> AgreementParty:  # fmt: skip
     """Sign for the actor's member: the hashes are those the signatory read and approves.
 
@@ -450,14 +466,22 @@ def agreement_sign(
         check_signature(agreement, member, terms_sha256, document_sha256)
         ledger.entry_append(signer=signer, entry_id=entry_id, kind="agreement.signed",
                             payload=payload)  # fmt: skip
-        _enter_into_force_if_due(agreement.id, today or datetime.now(UTC).date())
+        _enter_into_force_if_due(agreement.id)
     return AgreementParty.objects.get(id=_party_id(agreement.id, member))
 
 
-def _enter_into_force_if_due(agreement_id, today: date) -> bool:
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _enter_into_force_if_due(agreement_id) -> bool:
     agreement = Agreement.objects.get(id=agreement_id)
-    if agreement.state != Agreement.State.SIGNED or effective_dates(agreement)[0] > today:
+    start, until = effective_dates(agreement)
+    today = _today()
+    if agreement.state != Agreement.State.SIGNED or start > today:
         return False
+    if until is not None and until < today:
+        return False  # its period ended before it was complete: it expires instead
     ledger.entry_append(
         signer=secretariat_signer(), kind="agreement.in_force",
         payload={"agreement": str(agreement.id)},
@@ -502,30 +526,34 @@ def agreement_terminate(*, actor, agreement: Agreement, reason: str) -> Agreemen
     return agreement
 
 
-def agreements_due(today: date | None = None) -> tuple[list[Agreement], list[Agreement]]:
-    """Agreements due to enter into force, and agreements whose period has ended."""
-    today = today or datetime.now(UTC).date()
-    enter = [a for a in Agreement.objects.filter(state=Agreement.State.SIGNED)
-             if effective_dates(a)[0] <= today]  # fmt: skip
-    expire = [a for a in Agreement.objects.filter(state=Agreement.State.IN_FORCE)
-              if (until := effective_dates(a)[1]) is not None and until < today]  # fmt: skip
+def agreements_due() -> tuple[list[Agreement], list[Agreement]]:
+    """Agreements due to enter into force today, and agreements whose period has ended
+    (in force, or never completed)."""
+    today = _today()
+    enter, expire = [], []
+    for a in Agreement.objects.filter(state__in=SIGNABLE_STATES).order_by("proposed_in"):
+        start, until = effective_dates(a)
+        if until is not None and until < today:
+            expire.append(a)
+        elif a.state == Agreement.State.SIGNED and start <= today:
+            enter.append(a)
     return enter, expire
 
 
-def agreements_advance(today: date | None = None) -> dict[str, list[str]]:
-    """Bring due agreements into force and expire ended ones (the secretariat key signs)."""
-    today = today or datetime.now(UTC).date()
+def agreements_advance() -> dict[str, list[str]]:
+    """Bring due agreements into force and expire ended ones (the secretariat key signs).
+    Run by the beat task every minute, and by ``manage.py consortium advance``."""
     done: dict[str, list[str]] = {"in_force": [], "expired": []}
-    enter, expire = agreements_due(today)
+    enter, expire = agreements_due()
     for agreement in enter:
         with transaction.atomic(durable=True):
             Agreement.objects.select_for_update().get(id=agreement.id)
-            if _enter_into_force_if_due(agreement.id, today):
+            if _enter_into_force_if_due(agreement.id):
                 done["in_force"].append(str(agreement.id))
     for agreement in expire:
         with transaction.atomic(durable=True):
             locked = Agreement.objects.select_for_update().get(id=agreement.id)
-            if locked.state != Agreement.State.IN_FORCE:
+            if locked.state not in SIGNABLE_STATES:
                 continue
             ledger.entry_append(
                 signer=secretariat_signer(), kind="agreement.expired",
@@ -574,9 +602,13 @@ def _submitted_signature(signed, key, submitter) -> None:
     member = _submitting_member(key, submitter)
     payload = signed.envelope["payload"]
     if set(payload) != {"agreement", "terms_sha256", "document_sha256"}:
-        raise submissions.Refused("agreement.signed payload is {agreement, terms_sha256, document_sha256}")
+        raise submissions.Refused(
+            "agreement.signed payload is {agreement, terms_sha256, document_sha256}"
+        )
     agreement = _submitted_agreement(payload)
-    _refusing(check_signature, agreement, member, payload["terms_sha256"], payload["document_sha256"])
+    _refusing(
+        check_signature, agreement, member, payload["terms_sha256"], payload["document_sha256"]
+    )
 
 
 @submissions.accepts("agreement.withdrawn")
@@ -586,4 +618,3 @@ def _submitted_withdrawal(signed, key, submitter) -> None:
     if set(payload) != {"agreement", "reason"}:
         raise submissions.Refused("agreement.withdrawn payload is {agreement, reason}")
     _refusing(check_withdrawal, _submitted_agreement(payload), member, payload["reason"])
-

@@ -362,9 +362,9 @@ class Document(models.Model):
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    uploaded_for = models.ForeignKey(
-        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="The uploader's member (empty: the secretariat).",
+    holders = models.ManyToManyField(
+        Member, blank=True, related_name="+",
+        help_text="Members whose delegates uploaded these bytes (and so may read them).",
     )  # fmt: skip
     uploaded_at = models.DateTimeField(default=timezone.now)
 

@@ -217,7 +217,9 @@ def _check_valuation_adopt(action: dict, members: dict) -> None:
     table = check_valuation(action["table"], "valuation.adopt: table")
     latest = ValuationTable.objects.aggregate(v=Max("version"))["v"] or 0
     if table["version"] <= latest:
-        raise GovernanceError(f"valuation.adopt: version {table['version']} is taken (latest {latest})")
+        raise GovernanceError(
+            f"valuation.adopt: version {table['version']} is taken (latest {latest})"
+        )
 
 
 def _check_access_grant(action: dict, members: dict) -> None:

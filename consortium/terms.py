@@ -233,7 +233,9 @@ def _check_cost_sharing(value, parties: list[str], unit: str | None) -> None:
         if "cap" in value:
             cap = decimal_string(value["cap"], f"{path}.cap", positive=True, at_most=Decimal(1))
             if cap * len(parties) < 1:
-                _fail(f"{path}.cap", f"leaves part of the cost unshared among {len(parties)} parties")
+                _fail(
+                    f"{path}.cap", f"leaves part of the cost unshared among {len(parties)} parties"
+                )
     else:
         _object(value, path, {"method", "pledges"})
         if unit is None:
