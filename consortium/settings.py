@@ -248,6 +248,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consortium.decide_due_proposals",
         "schedule": 60.0,
     },
+    "advance-agreements": {
+        "task": "consortium.advance_agreements",
+        "schedule": 60.0,
+    },
 }
 
 # --- the ledger ---------------------------------------------------------------------------

@@ -27,3 +27,11 @@ def decide_due_proposals() -> list[str]:
             continue
         decided.append(str(proposal.id))
     return decided
+
+
+@shared_task(name="consortium.advance_agreements", ignore_result=True)
+def advance_agreements() -> dict[str, list[str]]:
+    """Bring signed agreements into force on their effective date; expire ended ones."""
+    from consortium import agreements
+
+    return agreements.agreements_advance()

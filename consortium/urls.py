@@ -4,7 +4,7 @@ from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from consortium import api, problems
+from consortium import agreements_api, api, problems
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
@@ -16,6 +16,35 @@ urlpatterns = [
     path("api/v1/proposals", api.ProposalListView.as_view(), name="proposals"),
     path("api/v1/proposals/<uuid:pk>", api.ProposalDetailView.as_view(), name="proposal"),
     path("api/v1/proposals/<uuid:pk>/votes", api.VoteView.as_view(), name="proposal-votes"),
+    path("api/v1/seats", api.SeatListView.as_view(), name="seats"),
+    path("api/v1/seats/<uuid:pk>/vacate", api.SeatVacateView.as_view(), name="seat-vacate"),
+    path("api/v1/documents", agreements_api.DocumentUploadView.as_view(), name="documents"),
+    path(
+        "api/v1/documents/<str:sha256>",
+        agreements_api.DocumentDownloadView.as_view(),
+        name="document",
+    ),
+    path("api/v1/agreements", agreements_api.AgreementListView.as_view(), name="agreements"),
+    path(
+        "api/v1/agreements/<uuid:pk>",
+        agreements_api.AgreementDetailView.as_view(),
+        name="agreement",
+    ),
+    path(
+        "api/v1/agreements/<uuid:pk>/signatures",
+        agreements_api.SignatureView.as_view(),
+        name="agreement-signatures",
+    ),
+    path(
+        "api/v1/agreements/<uuid:pk>/withdrawal",
+        agreements_api.WithdrawalView.as_view(),
+        name="agreement-withdrawal",
+    ),
+    path(
+        "api/v1/agreements/<uuid:pk>/termination",
+        agreements_api.TerminationView.as_view(),
+        name="agreement-termination",
+    ),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

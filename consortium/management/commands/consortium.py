@@ -15,8 +15,9 @@ from ledger.log import LedgerError
 
 class Command(BaseCommand):
     help = (
-        "Found the consortium (init), seat a user as the operator (seat), and decide the "
-        "proposals whose deadline has passed (decide)."
+        "Found the consortium (init), seat a user as the operator (seat), decide the "
+        "proposals whose deadline has passed (decide), and bring signed agreements into "
+        "force or expire them on their dates (advance)."
     )
 
     def add_arguments(self, parser):
@@ -61,6 +62,23 @@ class Command(BaseCommand):
         sub.add_parser(
             "decide",
             help="Decide every open proposal whose deadline has passed (beat does it every minute).",
+        )
+
+        sub.add_parser(
+            "advance",
+            help=(
+                "Bring fully signed agreements into force on their effective date and expire "
+                "those whose period has ended (beat does it every minute)."
+            ),
+        )
+
+    def do_advance(self, **_):
+        from consortium.agreements import agreements_advance
+
+        done = agreements_advance()
+        self.stdout.write(
+            f"{len(done['in_force'])} agreement(s) entered into force; "
+            f"{len(done['expired'])} expired."
         )
 
     def do_seat(self, user, role, member=None, **_):

@@ -1,0 +1,303 @@
+"""REST endpoints for agreements and their documents.
+
+Agreements are visible to their parties' delegates, the secretariat and auditors; to
+anyone else an agreement does not exist (404). Writes call the services in
+``consortium.agreements``; members with external keys submit the same entries signed
+by their own keys to ``POST /api/v1/ledger/entries``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import parsers, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from consortium import agreements
+from consortium.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, _refused
+from consortium.governance import GovernanceError
+from consortium.models import Agreement, AgreementParty, Document
+from consortium.problems import bad_request, not_found
+from ledger.log import LedgerError
+
+
+class RawBodyParser(parsers.BaseParser):
+    """The request body as bytes, whatever its media type (document uploads)."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
+        # Read at most one byte past the limit: the service refuses what is too large
+        # without the server holding an arbitrarily large body.
+        limit = settings.AGREEMENT_DOCUMENT_MAX_BYTES
+        return stream.read(limit + 1) if stream is not None else b""
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Document
+        fields = ["sha256", "name", "media_type", "size", "uploaded_at"]
+
+
+class PartySerializer(serializers.ModelSerializer):
+    member = serializers.CharField(source="member_id")
+    signed = serializers.SerializerMethodField()
+    withdrawn = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AgreementParty
+        fields = ["member", "required", "signed", "signed_in", "signed_at", "signed_by",
+                  "withdrawn", "withdrawn_in", "withdrawal_reason"]  # fmt: skip
+
+    def get_signed(self, party) -> bool:
+        return party.signed_in is not None and party.withdrawn_in is None
+
+    def get_withdrawn(self, party) -> bool:
+        return party.withdrawn_in is not None
+
+
+class AgreementSerializer(serializers.ModelSerializer):
+    supersedes = serializers.UUIDField(source="supersedes_id", allow_null=True)
+    document = serializers.SerializerMethodField()
+    parties = PartySerializer(many=True)
+
+    class Meta:
+        model = Agreement
+        fields = ["id", "series", "version", "kind", "title", "state", "terms", "terms_sha256",
+                  "document", "supersedes", "proposed_in", "in_force_in", "closed_in",
+                  "closed_reason", "parties"]  # fmt: skip
+
+    def get_document(self, a) -> dict:
+        return {"sha256": a.document_sha256, "name": a.document_name, "size": a.document_size,
+                "url": f"/api/v1/documents/{a.document_sha256}"}  # fmt: skip
+
+
+class AgreementCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Agreement.Kind.values)
+    title = serializers.CharField(max_length=300)
+    terms = serializers.JSONField(help_text="Structured terms; see docs/agreements.md.")
+    document_sha256 = serializers.RegexField(
+        r"^[0-9a-f]{64}$", help_text="SHA-256 of a document uploaded to /api/v1/documents."
+    )
+    supersedes = serializers.UUIDField(
+        required=False, help_text="The agreement in force this version amends."
+    )
+
+
+class SignatureSerializer(serializers.Serializer):
+    terms_sha256 = serializers.CharField(help_text="The terms_sha256 you read and approve.")
+    document_sha256 = serializers.CharField(help_text="The document SHA-256 you read and approve.")
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, allow_blank=True, required=False, default="")
+
+
+def _visible(request, pk) -> Agreement:
+    agreement = agreements.visible_agreements(request.user).filter(id=pk).first()
+    if agreement is None:
+        raise not_found(f"no agreement {pk}")
+    return agreement
+
+
+def _full(agreement: Agreement) -> dict:
+    fresh = Agreement.objects.prefetch_related("parties").get(id=agreement.id)
+    return AgreementSerializer(fresh).data
+
+
+class DocumentUploadView(APIView):
+    parser_classes = [RawBodyParser]
+
+    @extend_schema(
+        operation_id="documents_upload",
+        summary="Upload an agreement document (the secretariat, or a member's signatory)",
+        description=(
+            "The body is the document's bytes; its Content-Type is kept. Answers with the "
+            "SHA-256 to name in an agreement. The same bytes twice are stored once (200)."
+        ),
+        parameters=[OpenApiParameter("name", str, required=True, description="File name.")],
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        responses={
+            201: DocumentSerializer,
+            200: DocumentSerializer,
+            **WRITE_PROBLEMS,
+            413: OpenApiResponse(description="Too large (problem+json)."),
+        },  # fmt: skip
+    )
+    def post(self, request: Request) -> Response:
+        name = request.query_params.get("name", "")
+        if not name:
+            raise bad_request("give the document's file name: ?name=treaty.pdf")
+        existed = False
+        try:
+            body = request.data if isinstance(request.data, bytes) else b""
+            existed = Document.objects.filter(sha256=hashlib.sha256(body).hexdigest()).exists()
+            doc = agreements.document_store(
+                actor=request.user, name=name, content=body,
+                media_type=(request.content_type or "").split(";")[0].strip(),
+            )  # fmt: skip
+        except GovernanceError as exc:
+            raise _refused(exc) from exc
+        return Response(DocumentSerializer(doc).data, status=200 if existed else 201)
+
+
+class DocumentDownloadView(APIView):
+    @extend_schema(
+        operation_id="documents_retrieve",
+        summary="Download a document you may read (check its SHA-256 yourself)",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **PROBLEMS},
+    )
+    def get(self, request: Request, sha256: str):
+        doc = agreements.readable_document(request.user, sha256)
+        if doc is None:
+            raise not_found(f"no document {sha256}")
+        response = FileResponse(
+            doc.file.open("rb"), as_attachment=True, filename=doc.name,
+            content_type=doc.media_type,
+        )  # fmt: skip
+        response["ETag"] = f'"{doc.sha256}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+class AgreementListView(APIView):
+    @extend_schema(
+        operation_id="agreements_list",
+        summary="Agreements you may see, newest first",
+        parameters=[
+            OpenApiParameter("state", str, enum=Agreement.State.values),
+            OpenApiParameter("kind", str, enum=Agreement.Kind.values),
+            OpenApiParameter(
+                "awaiting_signature",
+                bool,
+                description="Only those awaiting your member's signature.",
+            ),  # fmt: skip
+        ],
+        responses={200: AgreementSerializer(many=True), 400: WRITE_PROBLEMS[400], **PROBLEMS},
+    )
+    def get(self, request: Request) -> Response:
+        qs = agreements.visible_agreements(request.user)
+        for field, choices in (("state", Agreement.State), ("kind", Agreement.Kind)):
+            value = request.query_params.get(field)
+            if value:
+                if value not in choices.values:
+                    raise bad_request(f"{field} must be one of {', '.join(choices.values)}")
+                qs = qs.filter(**{field: value})
+        awaiting = request.query_params.get("awaiting_signature")
+        if awaiting not in (None, "", "true", "false"):
+            raise bad_request("awaiting_signature is true or false")
+        if awaiting == "true":
+            pending = agreements.awaiting_signature(request.user).values("agreement_id")
+            qs = qs.filter(id__in=pending)
+        qs = qs.prefetch_related("parties").order_by("-proposed_in")
+        return Response(AgreementSerializer(qs, many=True).data)
+
+    @extend_schema(
+        operation_id="agreements_create",
+        summary="Propose an agreement, or an amendment of one in force",
+        description=(
+            "The secretariat, or a signatory of a member that is a party. Upload the "
+            "document first. The terms are checked against the schema; every error names "
+            "its field."
+        ),
+        parameters=[IDEMPOTENCY],
+        request=AgreementCreateSerializer,
+        responses={201: AgreementSerializer, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request) -> Response:
+        body = AgreementCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = body.validated_data
+        supersedes = _visible(request, d["supersedes"]) if d.get("supersedes") else None
+        try:
+            agreement = agreements.agreement_propose(
+                actor=request.user, kind=d["kind"], title=d["title"], terms=d["terms"],
+                document_sha256=d["document_sha256"], supersedes=supersedes,
+                idempotency_key=request.headers.get("Idempotency-Key"),
+            )  # fmt: skip
+        except (GovernanceError, LedgerError) as exc:
+            raise _refused(exc) from exc
+        return Response(_full(agreement), status=201)
+
+
+class AgreementDetailView(APIView):
+    @extend_schema(
+        operation_id="agreements_retrieve",
+        summary="One agreement: terms, hashes, and who has signed and who has not",
+        responses={200: AgreementSerializer, **PROBLEMS},
+    )
+    def get(self, request: Request, pk) -> Response:
+        return Response(_full(_visible(request, pk)))
+
+
+class SignatureView(APIView):
+    @extend_schema(
+        operation_id="agreements_sign",
+        summary="Sign for your member (a signatory; your member's hosted key signs)",
+        description=(
+            "Send the terms_sha256 and document_sha256 you read: if the agreement is not "
+            "what you read, nothing is signed (409). Members with external keys submit a "
+            "signed agreement.signed to POST /api/v1/ledger/entries."
+        ),
+        parameters=[IDEMPOTENCY],
+        request=SignatureSerializer,
+        responses={201: PartySerializer, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request, pk) -> Response:
+        body = SignatureSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            party = agreements.agreement_sign(
+                actor=request.user, agreement=_visible(request, pk),
+                idempotency_key=request.headers.get("Idempotency-Key"), **body.validated_data,
+            )  # fmt: skip
+        except (GovernanceError, LedgerError) as exc:
+            raise _refused(exc) from exc
+        return Response(PartySerializer(party).data, status=201)
+
+
+class WithdrawalView(APIView):
+    @extend_schema(
+        operation_id="agreements_withdraw",
+        summary="Withdraw your member from the agreement (a signatory of a party)",
+        request=ReasonSerializer,
+        responses={201: PartySerializer, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request, pk) -> Response:
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            party = agreements.agreement_withdraw(
+                actor=request.user, agreement=_visible(request, pk),
+                reason=body.validated_data["reason"],
+            )  # fmt: skip
+        except (GovernanceError, LedgerError) as exc:
+            raise _refused(exc) from exc
+        return Response(PartySerializer(party).data, status=201)
+
+
+class TerminationView(APIView):
+    @extend_schema(
+        operation_id="agreements_terminate",
+        summary="Abandon an agreement not yet in force (the secretariat)",
+        description="An agreement in force ends by an accepted proposal (agreement.terminate).",
+        request=ReasonSerializer,
+        responses={200: AgreementSerializer, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request, pk) -> Response:
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            agreement = agreements.agreement_terminate(
+                actor=request.user, agreement=_visible(request, pk),
+                reason=body.validated_data["reason"],
+            )  # fmt: skip
+        except (GovernanceError, LedgerError) as exc:
+            raise _refused(exc) from exc
+        return Response(_full(agreement))

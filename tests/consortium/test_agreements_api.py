@@ -1,0 +1,224 @@
+"""Agreements through the REST API: documents, proposal, signing with hosted keys and
+with an external key, the "who has signed" view, and every refusal as problem+json with
+nothing written."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from consortium import governance
+from consortium.models import Agreement
+from ledger.core.envelope import new_envelope, sign_envelope
+from ledger.models import Entry
+from tests.consortium.test_proposals_api import _client, _italy_with_an_external_key
+
+User = get_user_model()
+TODAY = datetime.now(UTC).date().isoformat()
+PDF = b"%PDF-1.7 The consortium's founding treaty"
+
+
+def terms(parties=("FR", "DE"), **extra):
+    shares = {c: "0.5" for c in parties}  # two parties, even shares
+    return {
+        "parties": list(parties),
+        "effective": {"from": TODAY, "until": None},
+        "accounting_unit": "EUR",
+        "cost_sharing": {"method": "scale", "shares": shares},
+        **extra,
+    }
+
+
+@pytest.fixture
+def world(db):
+    governance.consortium_found(
+        name="C", members=[governance.member_record(code=c) for c in ("FR", "DE", "IT")]
+    )
+    p = {n: User.objects.create_user(n) for n in ("ops", "fr", "de", "rec_de", "aud")}
+    governance.seat_assign(actor=None, user=p["ops"], role="secretariat")
+    governance.seat_assign(actor=None, user=p["aud"], role="auditor")
+    governance.seat_assign(actor=p["ops"], user=p["fr"], role="signatory", member="FR")
+    governance.seat_assign(actor=p["ops"], user=p["de"], role="signatory", member="DE")
+    governance.seat_assign(actor=p["ops"], user=p["rec_de"], role="recorder", member="DE")
+    return {n: _client(u) for n, u in p.items()}
+
+
+def upload(client, content=PDF, name="treaty.pdf"):
+    return client.post(f"/api/v1/documents?name={name}", content, content_type="application/pdf")
+
+
+def propose(client, body_terms=None, key=None, **extra):
+    doc = upload(client).json()["sha256"]
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    body = {"kind": "treaty", "title": "Treaty", "terms": body_terms or terms(),
+            "document_sha256": doc, **extra}  # fmt: skip
+    return client.post("/api/v1/agreements", body, format="json", **headers)
+
+
+def sign_body(agreement: dict) -> dict:
+    return {"terms_sha256": agreement["terms_sha256"],
+            "document_sha256": agreement["document"]["sha256"]}  # fmt: skip
+
+
+def test_propose_sign_and_see_who_has_signed(world):
+    up = upload(world["fr"])
+    assert up.status_code == 201 and up.json()["sha256"] == hashlib.sha256(PDF).hexdigest()
+    assert upload(world["de"]).status_code == 200  # the same bytes: stored once
+    r = propose(world["fr"])
+    assert r.status_code == 201, r.content
+    a = r.json()
+    assert a["state"] == "open" and [p["signed"] for p in a["parties"]] == [False, False]
+    s = world["fr"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
+    assert s.status_code == 201 and s.json()["member"] == "FR" and s.json()["signed"]
+    pending = world["de"].get("/api/v1/agreements?awaiting_signature=true").json()
+    assert [x["id"] for x in pending] == [a["id"]]
+    assert world["fr"].get("/api/v1/agreements?awaiting_signature=true").json() == []
+    world["de"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
+    detail = world["rec_de"].get(f"/api/v1/agreements/{a['id']}").json()
+    assert detail["state"] == "in_force"
+    assert {p["member"]: p["signed"] for p in detail["parties"]} == {"DE": True, "FR": True}
+    doc = world["rec_de"].get(detail["document"]["url"])
+    assert doc.status_code == 200 and b"".join(doc.streaming_content) == PDF
+    assert doc["ETag"] == f'"{hashlib.sha256(PDF).hexdigest()}"'
+
+
+def test_a_non_party_sees_neither_the_agreement_nor_its_document(world):
+    it_key, it_user = _italy_with_an_external_key()
+    a = propose(world["fr"]).json()
+    it = _client(it_user)
+    assert it.get("/api/v1/agreements").json() == []
+    r = it.get(f"/api/v1/agreements/{a['id']}")
+    assert r.status_code == 404 and r["Content-Type"] == "application/problem+json"
+    assert it.get(a["document"]["url"]).status_code == 404
+    before = Entry.objects.count()
+    s = it.post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
+    assert s.status_code == 404 and Entry.objects.count() == before
+    assert world["aud"].get(f"/api/v1/agreements/{a['id']}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("who", "mutate", "status", "detail"),
+    [
+        ("rec_de", None, 403, "secretariat or a member's signatory"),
+        ("aud", None, 403, "secretariat or a member's signatory"),
+        ("ops", None, 403, "secretariat does not sign"),
+        ("de", {"terms_sha256": "0" * 64}, 409, "terms hash you signed"),
+        ("de", {"document_sha256": "abc"}, 400, "64 lowercase hex"),
+    ],
+)
+def test_bad_signatures_get_a_problem_and_write_nothing(world, who, mutate, status, detail):
+    a = propose(world["fr"]).json()
+    before = Entry.objects.count()
+    body = {**sign_body(a), **(mutate or {})}
+    r = world[who].post(f"/api/v1/agreements/{a['id']}/signatures", body, format="json")
+    assert r.status_code == status, r.content
+    assert r["Content-Type"] == "application/problem+json" and detail in r.json()["detail"]
+    assert Entry.objects.count() == before
+
+
+def test_terms_that_fail_the_schema_are_a_400_naming_the_field(world):
+    bad = terms()
+    bad["cost_sharing"]["shares"]["FR"] = "0.9"
+    before = (Entry.objects.count(), Agreement.objects.count())
+    r = propose(world["fr"], body_terms=bad)
+    assert (
+        r.status_code == 400 and "terms.cost_sharing.shares: must add up to 1" in r.json()["detail"]
+    )
+    r = propose(world["fr"], body_terms={**terms(), "effective": {"from": "soon"}})
+    assert r.status_code == 400 and "terms.effective" in r.json()["detail"]
+    assert (Entry.objects.count(), Agreement.objects.count()) == before
+
+
+def test_document_uploads_are_checked(world):
+    assert (
+        world["fr"].post("/api/v1/documents", PDF, content_type="application/pdf").status_code
+        == 400
+    )
+    assert upload(world["rec_de"]).status_code == 403
+    assert upload(world["fr"], content=b"").status_code == 400
+    r = propose(world["fr"], document_sha256="f" * 64)
+    assert r.status_code == 400 and "upload the document first" in r.json()["detail"]
+
+
+def test_document_size_is_limited(world, settings):
+    settings.AGREEMENT_DOCUMENT_MAX_BYTES = 10
+    r = upload(world["fr"], content=b"x" * 11)
+    assert r.status_code == 413 and "larger than 10 bytes" in r.json()["detail"]
+
+
+def test_a_retried_proposal_with_its_idempotency_key_creates_nothing_new(world):
+    first = propose(world["fr"], key="t-1")
+    again = propose(world["fr"], key="t-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"] and Agreement.objects.count() == 1
+
+
+def test_withdrawal_and_termination(world):
+    a = propose(world["fr"]).json()
+    r = world["de"].post(
+        f"/api/v1/agreements/{a['id']}/withdrawal", {"reason": "no"}, format="json"
+    )
+    assert r.status_code == 201 and r.json()["withdrawn"]
+    r = world["fr"].post(
+        f"/api/v1/agreements/{a['id']}/termination", {"reason": "x"}, format="json"
+    )
+    assert r.status_code == 403
+    r = world["ops"].post(
+        f"/api/v1/agreements/{a['id']}/termination", {"reason": "x"}, format="json"
+    )
+    assert r.status_code == 200 and r.json()["state"] == "terminated"
+
+
+def _submit(client, key, kind, payload):
+    env = new_envelope(kind=kind, payload=payload, author=key.fingerprint)
+    sig = base64.b64encode(sign_envelope(env, key.signing_key).signature).decode()
+    return client.post("/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json")
+
+
+def test_a_member_with_an_external_key_signs_with_its_own_key(world):
+    it_key, it_user = _italy_with_an_external_key()
+    a = propose(world["fr"], body_terms=terms(parties=("FR", "IT"))).json()
+    it = _client(it_user)
+    payload = {"agreement": a["id"], **sign_body(a)}
+    # Germany's system may not submit Italy's signature; a signature over other terms
+    # is refused before it reaches the log.
+    assert _submit(world["de"], it_key, "agreement.signed", payload).status_code == 403
+    wrong = {**payload, "terms_sha256": "1" * 64}
+    r = _submit(it, it_key, "agreement.signed", wrong)
+    assert r.status_code == 409 and "terms hash" in r.json()["detail"]
+    r = _submit(it, it_key, "agreement.signed", payload)
+    assert r.status_code == 201, r.content
+    parties = {
+        p["member"]: p["signed"] for p in it.get(f"/api/v1/agreements/{a['id']}").json()["parties"]
+    }
+    assert parties == {"FR": False, "IT": True}
+
+
+def test_an_external_key_proposes_only_for_its_own_member(world):
+    it_key, it_user = _italy_with_an_external_key()
+    it = _client(it_user)
+    doc = upload(world["ops"]).json()
+    from consortium.agreements import terms_hash
+
+    t = terms(parties=("FR", "DE"))
+    payload = {"agreement": "7f1d3e36-62a6-4c3b-9f5e-0c7d3b2a1e10",
+               "series": "7f1d3e36-62a6-4c3b-9f5e-0c7d3b2a1e10", "version": 1, "kind": "treaty",
+               "title": "T", "terms": t, "terms_sha256": terms_hash(t),
+               "document": {"sha256": doc["sha256"], "name": doc["name"], "size": doc["size"]},
+               "supersedes": None}  # fmt: skip
+    r = _submit(it, it_key, "agreement.proposed", payload)
+    assert (
+        r.status_code == 403
+        and "IT proposes only agreements it is a party to" in r.json()["detail"]
+    )
+    t2 = terms(parties=("IT", "DE"))
+    ok = {**payload, "terms": t2, "terms_sha256": terms_hash(t2)}
+    r = _submit(it, it_key, "agreement.proposed", ok)
+    assert r.status_code == 201, r.content
+    assert Agreement.objects.get(id=payload["agreement"]).proposed_by == it_key.fingerprint
+    seen = _client(User.objects.get(username="it")).get("/api/v1/agreements").json()
+    assert [x["id"] for x in seen] == [payload["agreement"]]
