@@ -128,7 +128,7 @@ class DocumentUploadView(APIView):
             200: DocumentSerializer,
             **WRITE_PROBLEMS,
             413: OpenApiResponse(description="Too large (problem+json)."),
-        },  # fmt: skip
+        },
     )
     def post(self, request: Request) -> Response:
         name = request.query_params.get("name", "")
@@ -177,7 +177,7 @@ class AgreementListView(APIView):
                 "awaiting_signature",
                 bool,
                 description="Only those awaiting your member's signature.",
-            ),  # fmt: skip
+            ),
         ],
         responses={200: AgreementSerializer(many=True), 400: WRITE_PROBLEMS[400], **PROBLEMS},
     )

@@ -23,7 +23,7 @@ PDF = b"%PDF-1.7 The consortium's founding treaty"
 
 
 def terms(parties=("FR", "DE"), **extra):
-    shares = {c: "0.5" for c in parties}  # two parties, even shares
+    shares = dict.fromkeys(parties, "0.5")  # two parties, even shares
     return {
         "parties": list(parties),
         "effective": {"from": TODAY, "until": None},
@@ -87,7 +87,7 @@ def test_propose_sign_and_see_who_has_signed(world):
 
 
 def test_a_non_party_sees_neither_the_agreement_nor_its_document(world):
-    it_key, it_user = _italy_with_an_external_key()
+    _it_key, it_user = _italy_with_an_external_key()
     a = propose(world["fr"]).json()
     it = _client(it_user)
     assert it.get("/api/v1/agreements").json() == []
