@@ -28,24 +28,6 @@ def on(day: date):
     return time_machine.travel(datetime(day.year, day.month, day.day, 12, tzinfo=UTC))
 
 
-@pytest.fixture
-def people(db):
-    governance.consortium_found(
-        name="C",
-        members=[
-            governance.member_record(code=c, figures={"population": p, "gni": g})
-            for c, p, g in (("FR", 68, "3000"), ("DE", 84, "4200"), ("IT", 59, "2100"))
-        ],
-    )
-    p = {n: User.objects.create_user(n) for n in ("ops", "fr", "de", "it", "rec_fr", "aud")}
-    governance.seat_assign(actor=None, user=p["ops"], role="secretariat")
-    governance.seat_assign(actor=None, user=p["aud"], role="auditor")
-    for code in ("fr", "de", "it"):
-        governance.seat_assign(actor=p["ops"], user=p[code], role="signatory", member=code.upper())
-    governance.seat_assign(actor=p["ops"], user=p["rec_fr"], role="recorder", member="FR")
-    return p
-
-
 def treaty_terms(parties=("FR", "DE", "IT"), start=None, until=None, **extra):
     shares = {"FR": "0.3", "DE": "0.45", "IT": "0.25"}
     return {
@@ -68,31 +50,31 @@ def upload(actor, content=b"%PDF-1.7 treaty text", name="treaty.pdf"):
     )
 
 
-def propose(people, who="ops", terms=None, kind="treaty", **kw):
-    doc = upload(people[who])
+def propose(delegates, who="ops", terms=None, kind="treaty", **kw):
+    doc = upload(delegates[who])
     return agreements.agreement_propose(
-        actor=people[who], kind=kind, title="Founding treaty", terms=terms or treaty_terms(),
+        actor=delegates[who], kind=kind, title="Founding treaty", terms=terms or treaty_terms(),
         document_sha256=doc.sha256, **kw,
     )  # fmt: skip
 
 
-def sign(people, who, agreement, **kw):
+def sign(delegates, who, agreement, **kw):
     return agreements.agreement_sign(
-        actor=people[who], agreement=agreement, terms_sha256=agreement.terms_sha256,
+        actor=delegates[who], agreement=agreement, terms_sha256=agreement.terms_sha256,
         document_sha256=agreement.document_sha256, **kw,
     )  # fmt: skip
 
 
-def test_a_treaty_enters_into_force_when_every_party_has_signed(people):
-    a = propose(people)
+def test_a_treaty_enters_into_force_when_every_party_has_signed(delegates):
+    a = propose(delegates)
     assert a.state == "open" and a.version == 1 and a.series == a.id
     assert a.terms_sha256 == agreements.terms_hash(a.terms)
     assert set(a.parties.values_list("member", flat=True)) == {"FR", "DE", "IT"}
-    sign(people, "fr", a)
-    sign(people, "de", a)
+    sign(delegates, "fr", a)
+    sign(delegates, "de", a)
     a.refresh_from_db()
     assert a.state == "open"
-    party = sign(people, "it", a)
+    party = sign(delegates, "it", a)
     a.refresh_from_db()
     assert a.state == "in_force" and a.in_force_in is not None
     assert party.signed_in is not None and party.signed_by
@@ -100,10 +82,10 @@ def test_a_treaty_enters_into_force_when_every_party_has_signed(people):
     assert kinds[-2:] == ["agreement.signed", "agreement.in_force"]
 
 
-def test_an_agreement_waits_for_its_effective_date(people):
-    a = propose(people, terms=treaty_terms(start=TODAY + timedelta(days=10)))
+def test_an_agreement_waits_for_its_effective_date(delegates):
+    a = propose(delegates, terms=treaty_terms(start=TODAY + timedelta(days=10)))
     for who in ("fr", "de", "it"):
-        sign(people, who, a)
+        sign(delegates, who, a)
     a.refresh_from_db()
     assert a.state == "signed"
     assert agreements.agreements_advance()["in_force"] == []
@@ -114,29 +96,29 @@ def test_an_agreement_waits_for_its_effective_date(people):
     assert a.state == "in_force"
 
 
-def test_only_required_parties_hold_back_entry_into_force(people):
+def test_only_required_parties_hold_back_entry_into_force(delegates):
     terms = treaty_terms(required=["FR", "DE"])
-    a = propose(people, terms=terms)
-    sign(people, "fr", a)
-    sign(people, "de", a)
+    a = propose(delegates, terms=terms)
+    sign(delegates, "fr", a)
+    sign(delegates, "de", a)
     a.refresh_from_db()
     assert a.state == "in_force"
-    sign(people, "it", a)  # accedes later
+    sign(delegates, "it", a)  # accedes later
     assert AgreementParty.objects.get(agreement=a, member="IT").signed_in is not None
 
 
-def test_a_signature_over_other_hashes_is_refused_and_nothing_is_written(people):
-    a = propose(people)
+def test_a_signature_over_other_hashes_is_refused_and_nothing_is_written(delegates):
+    a = propose(delegates)
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match="terms hash you signed") as exc:
         agreements.agreement_sign(
-            actor=people["fr"], agreement=a, terms_sha256="0" * 64,
+            actor=delegates["fr"], agreement=a, terms_sha256="0" * 64,
             document_sha256=a.document_sha256,
         )  # fmt: skip
     assert exc.value.status == 409
     with pytest.raises(GovernanceError, match="64 lowercase hex"):
         agreements.agreement_sign(
-            actor=people["fr"], agreement=a, terms_sha256="xyz", document_sha256="0" * 64
+            actor=delegates["fr"], agreement=a, terms_sha256="xyz", document_sha256="0" * 64
         )
     assert Entry.objects.count() == before
 
@@ -149,30 +131,30 @@ def test_a_signature_over_other_hashes_is_refused_and_nothing_is_written(people)
         ("ops", 403, "secretariat does not sign"),
     ],
 )
-def test_who_may_not_sign(people, who, status, message):
-    a = propose(people)
+def test_who_may_not_sign(delegates, who, status, message):
+    a = propose(delegates)
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match=message) as exc:
-        sign(people, who, a)
+        sign(delegates, who, a)
     assert exc.value.status == status
     assert Entry.objects.count() == before
 
 
-def test_a_signatory_signs_only_for_its_own_member_and_only_once(people):
-    a = propose(people, terms=treaty_terms(parties=("FR", "DE")))
+def test_a_signatory_signs_only_for_its_own_member_and_only_once(delegates):
+    a = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
     with pytest.raises(GovernanceError, match="IT is not a party") as exc:
-        sign(people, "it", a)
+        sign(delegates, "it", a)
     assert exc.value.status == 403
-    sign(people, "fr", a)
+    sign(delegates, "fr", a)
     with pytest.raises(GovernanceError, match="already signed"):
-        sign(people, "fr", a)
+        sign(delegates, "fr", a)
 
 
-def test_a_member_proposes_only_agreements_it_is_a_party_to(people):
+def test_a_member_proposes_only_agreements_it_is_a_party_to(delegates):
     with pytest.raises(GovernanceError, match="IT proposes only agreements it is a party to"):
-        propose(people, who="it", terms=treaty_terms(parties=("FR", "DE")))
-    a = propose(people, who="fr", terms=treaty_terms(parties=("FR", "DE")))
-    assert a.proposed_by == governance.acting_signer(people["fr"])[0].fingerprint
+        propose(delegates, who="it", terms=treaty_terms(parties=("FR", "DE")))
+    a = propose(delegates, who="fr", terms=treaty_terms(parties=("FR", "DE")))
+    assert a.proposed_by == governance.acting_signer(delegates["fr"])[0].fingerprint
 
 
 BAD_TERMS = [
@@ -207,37 +189,37 @@ BAD_TERMS = [
 
 
 @pytest.mark.parametrize(("mutate", "message"), BAD_TERMS)
-def test_terms_that_fail_the_schema_are_refused_with_the_field_named(people, mutate, message):
+def test_terms_that_fail_the_schema_are_refused_with_the_field_named(delegates, mutate, message):
     terms = copy.deepcopy(treaty_terms())
     mutate(terms)
     before = (Entry.objects.count(), Agreement.objects.count())
     with pytest.raises(GovernanceError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        propose(people, terms=terms)
+        propose(delegates, terms=terms)
     assert (Entry.objects.count(), Agreement.objects.count()) == before
 
 
-def test_each_kind_names_the_sections_it_needs(people):
+def test_each_kind_names_the_sections_it_needs(delegates):
     terms = {"parties": ["FR", "DE"], "effective": {"from": "2026-01-01", "until": None}}
     with pytest.raises(GovernanceError, match="terms: missing data_use"):
-        propose(people, kind="data_sharing", terms=terms)
+        propose(delegates, kind="data_sharing", terms=terms)
     terms["data_use"] = {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"],
                          "residency": "FR", "access_mode": "federated"}  # fmt: skip
-    a = propose(people, kind="data_sharing", terms=terms)
+    a = propose(delegates, kind="data_sharing", terms=terms)
     assert a.kind == "data_sharing"
 
 
-def test_an_amendment_supersedes_the_old_version_from_its_own_entry_into_force(people):
-    a = propose(people)
+def test_an_amendment_supersedes_the_old_version_from_its_own_entry_into_force(delegates):
+    a = propose(delegates)
     for who in ("fr", "de", "it"):
-        sign(people, who, a)
+        sign(delegates, who, a)
     a.refresh_from_db()
     new_terms = treaty_terms(start=TODAY + timedelta(days=30))
-    b = propose(people, terms=new_terms, supersedes=a)
+    b = propose(delegates, terms=new_terms, supersedes=a)
     assert (b.series, b.version, b.supersedes_id) == (a.series, 2, a.id)
     with pytest.raises(GovernanceError, match="version 2 of this agreement is still open"):
-        propose(people, terms=new_terms, supersedes=a)
+        propose(delegates, terms=new_terms, supersedes=a)
     for who in ("fr", "de", "it"):
-        sign(people, who, b)
+        sign(delegates, who, b)
     a.refresh_from_db()
     b.refresh_from_db()
     assert (a.state, b.state) == ("in_force", "signed")  # not before its own date
@@ -249,66 +231,66 @@ def test_an_amendment_supersedes_the_old_version_from_its_own_entry_into_force(p
     assert a.closed_in == b.in_force_in
 
 
-def test_only_an_agreement_in_force_is_amended(people):
-    a = propose(people)
+def test_only_an_agreement_in_force_is_amended(delegates):
+    a = propose(delegates)
     with pytest.raises(GovernanceError, match="only an agreement in force is amended"):
-        propose(people, supersedes=a)
+        propose(delegates, supersedes=a)
 
 
-def test_withdrawal_of_a_required_party_holds_the_agreement_back(people):
-    a = propose(people, terms=treaty_terms(start=TODAY + timedelta(days=5)))
+def test_withdrawal_of_a_required_party_holds_the_agreement_back(delegates):
+    a = propose(delegates, terms=treaty_terms(start=TODAY + timedelta(days=5)))
     for who in ("fr", "de", "it"):
-        sign(people, who, a)
+        sign(delegates, who, a)
     a.refresh_from_db()
     assert a.state == "signed"
-    agreements.agreement_withdraw(actor=people["it"], agreement=a, reason="parliament said no")
+    agreements.agreement_withdraw(actor=delegates["it"], agreement=a, reason="parliament said no")
     a.refresh_from_db()
     assert a.state == "open"
     with on(TODAY + timedelta(days=5)):
         assert agreements.agreements_advance()["in_force"] == []
     with pytest.raises(GovernanceError, match="IT has withdrawn"):
-        sign(people, "it", a)
+        sign(delegates, "it", a)
     with pytest.raises(GovernanceError, match="already withdrawn"):
-        agreements.agreement_withdraw(actor=people["it"], agreement=a, reason="")
+        agreements.agreement_withdraw(actor=delegates["it"], agreement=a, reason="")
 
 
-def test_the_secretariat_abandons_only_what_is_not_in_force(people):
-    a = propose(people)
+def test_the_secretariat_abandons_only_what_is_not_in_force(delegates):
+    a = propose(delegates)
     with pytest.raises(GovernanceError, match="secretariat abandons"):
-        agreements.agreement_terminate(actor=people["fr"], agreement=a, reason="no")
-    agreements.agreement_terminate(actor=people["ops"], agreement=a, reason="superseded draft")
+        agreements.agreement_terminate(actor=delegates["fr"], agreement=a, reason="no")
+    agreements.agreement_terminate(actor=delegates["ops"], agreement=a, reason="superseded draft")
     a.refresh_from_db()
     assert (a.state, a.closed_reason) == ("terminated", "superseded draft")
     with pytest.raises(GovernanceError, match="the agreement is terminated"):
-        sign(people, "fr", a)
-    b = propose(people)
+        sign(delegates, "fr", a)
+    b = propose(delegates)
     for who in ("fr", "de", "it"):
-        sign(people, who, b)
+        sign(delegates, who, b)
     with pytest.raises(GovernanceError, match="ends by an accepted proposal") as exc:
-        agreements.agreement_terminate(actor=people["ops"], agreement=b, reason="no")
+        agreements.agreement_terminate(actor=delegates["ops"], agreement=b, reason="no")
     assert exc.value.status == 409
 
 
-def test_an_accepted_proposal_terminates_an_agreement_in_force(people):
-    a = propose(people)
+def test_an_accepted_proposal_terminates_an_agreement_in_force(delegates):
+    a = propose(delegates)
     for who in ("fr", "de", "it"):
-        sign(people, who, a)
+        sign(delegates, who, a)
     p = proposals.proposal_open(
-        actor=people["de"], title="End the treaty",
+        actor=delegates["de"], title="End the treaty",
         actions=[{"type": "agreement.terminate", "agreement": str(a.id), "reason": "done"}],
         deadline=datetime.now(UTC) + timedelta(hours=1),
     )  # fmt: skip
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+        proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
     proposals.proposal_decide(proposal=p, now=datetime.now(UTC) + timedelta(days=1))
     a.refresh_from_db()
     assert (a.state, a.closed_reason) == ("terminated", "done")
 
 
-def test_an_agreement_expires_after_its_period(people):
-    a = propose(people, terms=treaty_terms(until=TODAY + timedelta(days=1)))
+def test_an_agreement_expires_after_its_period(delegates):
+    a = propose(delegates, terms=treaty_terms(until=TODAY + timedelta(days=1)))
     for who in ("fr", "de", "it"):
-        sign(people, who, a)
+        sign(delegates, who, a)
     with on(TODAY + timedelta(days=1)):
         assert agreements.agreements_advance()["expired"] == []
     with on(TODAY + timedelta(days=2)):
@@ -318,12 +300,12 @@ def test_an_agreement_expires_after_its_period(people):
     assert a.closed_reason == "effective period ended"
 
 
-def test_an_agreement_not_completed_within_its_period_expires_unsigned(people):
-    a = propose(people, terms=treaty_terms(until=TODAY))
-    sign(people, "fr", a)
+def test_an_agreement_not_completed_within_its_period_expires_unsigned(delegates):
+    a = propose(delegates, terms=treaty_terms(until=TODAY))
+    sign(delegates, "fr", a)
     with on(TODAY + timedelta(days=1)):
-        sign(people, "de", a)
-        sign(people, "it", a)  # complete, but its period is over: not in force
+        sign(delegates, "de", a)
+        sign(delegates, "it", a)  # complete, but its period is over: not in force
         a.refresh_from_db()
         assert a.state == "signed"
         assert agreements.agreements_advance() == {"in_force": [], "expired": [str(a.id)]}
@@ -331,14 +313,14 @@ def test_an_agreement_not_completed_within_its_period_expires_unsigned(people):
     assert a.state == "expired"
 
 
-def test_an_expiry_entry_before_the_end_changes_nothing(people):
+def test_an_expiry_entry_before_the_end_changes_nothing(delegates):
     # Appliers hold to the dates whoever signs: an early agreement.expired is inert.
     from consortium.governance import secretariat_signer
     from ledger import services
 
-    a = propose(people, terms=treaty_terms(until=TODAY + timedelta(days=3)))
+    a = propose(delegates, terms=treaty_terms(until=TODAY + timedelta(days=3)))
     for who in ("fr", "de", "it"):
-        sign(people, who, a)
+        sign(delegates, who, a)
     services.entry_append(
         signer=secretariat_signer(), kind="agreement.expired", payload={"agreement": str(a.id)}
     )
@@ -346,32 +328,32 @@ def test_an_expiry_entry_before_the_end_changes_nothing(people):
     assert a.state == "in_force"
 
 
-def test_documents_are_stored_once_by_hash_and_read_only_by_those_concerned(people):
-    doc = upload(people["fr"], b"data sharing text", "dsa.pdf")
-    again = upload(people["de"], b"data sharing text", "other-name.pdf")
+def test_documents_are_stored_once_by_hash_and_read_only_by_those_concerned(delegates):
+    doc = upload(delegates["fr"], b"data sharing text", "dsa.pdf")
+    again = upload(delegates["de"], b"data sharing text", "other-name.pdf")
     assert again.sha256 == doc.sha256 and Document.objects.count() == 1
     assert doc.file.read() == b"data sharing text"
-    assert agreements.readable_document(people["fr"], doc.sha256) is not None
-    assert agreements.readable_document(people["aud"], doc.sha256) is not None
-    assert agreements.readable_document(people["it"], doc.sha256) is None
+    assert agreements.readable_document(delegates["fr"], doc.sha256) is not None
+    assert agreements.readable_document(delegates["aud"], doc.sha256) is not None
+    assert agreements.readable_document(delegates["it"], doc.sha256) is None
     with pytest.raises(GovernanceError, match="secretariat or a member's signatory"):
-        upload(people["rec_fr"], b"x")
+        upload(delegates["rec_fr"], b"x")
     with pytest.raises(GovernanceError, match="no / or"):
-        upload(people["fr"], b"x", "../../etc/passwd")
+        upload(delegates["fr"], b"x", "../../etc/passwd")
 
 
-def test_a_delegate_sees_only_its_members_agreements(people):
-    a = propose(people, terms=treaty_terms(parties=("FR", "DE")))
-    assert list(agreements.visible_agreements(people["it"])) == []
-    assert list(agreements.visible_agreements(people["rec_fr"])) == [a]
-    assert list(agreements.visible_agreements(people["aud"])) == [a]
-    assert [p.agreement for p in agreements.awaiting_signature(people["fr"])] == [a]
-    assert list(agreements.awaiting_signature(people["rec_fr"])) == []
+def test_a_delegate_sees_only_its_members_agreements(delegates):
+    a = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
+    assert list(agreements.visible_agreements(delegates["it"])) == []
+    assert list(agreements.visible_agreements(delegates["rec_fr"])) == [a]
+    assert list(agreements.visible_agreements(delegates["aud"])) == [a]
+    assert [p.agreement for p in agreements.awaiting_signature(delegates["fr"])] == [a]
+    assert list(agreements.awaiting_signature(delegates["rec_fr"])) == []
 
 
-def test_a_proposal_with_the_same_idempotency_key_returns_the_same_agreement(people):
-    a = propose(people, idempotency_key="treaty-1")
-    b = propose(people, idempotency_key="treaty-1")
+def test_a_proposal_with_the_same_idempotency_key_returns_the_same_agreement(delegates):
+    a = propose(delegates, idempotency_key="treaty-1")
+    b = propose(delegates, idempotency_key="treaty-1")
     assert a.id == b.id and Agreement.objects.count() == 1
     with pytest.raises(GovernanceError, match="used for another agreement"):
-        propose(people, idempotency_key="treaty-1", terms=treaty_terms(parties=("FR", "DE")))
+        propose(delegates, idempotency_key="treaty-1", terms=treaty_terms(parties=("FR", "DE")))

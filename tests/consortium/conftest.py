@@ -1,0 +1,30 @@
+"""Personas shared by the governance tests."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from consortium import governance
+
+User = get_user_model()
+
+
+@pytest.fixture
+def delegates(db):
+    """The secretariat, an auditor, signatories of France, Germany and Italy, and a
+    recorder of France, in a consortium of those three (with population and gni)."""
+    governance.consortium_found(
+        name="C",
+        members=[
+            governance.member_record(code=c, figures={"population": p, "gni": g})
+            for c, p, g in (("FR", 68, "3000"), ("DE", 84, "4200"), ("IT", 59, "2100"))
+        ],
+    )
+    p = {n: User.objects.create_user(n) for n in ("ops", "fr", "de", "it", "rec_fr", "aud")}
+    governance.seat_assign(actor=None, user=p["ops"], role="secretariat")
+    governance.seat_assign(actor=None, user=p["aud"], role="auditor")
+    for code in ("fr", "de", "it"):
+        governance.seat_assign(actor=p["ops"], user=p[code], role="signatory", member=code.upper())
+    governance.seat_assign(actor=p["ops"], user=p["rec_fr"], role="recorder", member="FR")
+    return p
