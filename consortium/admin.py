@@ -44,7 +44,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     ]
     list_filter = ["revoked_at"]
     search_fields = ["key_id", "user__username", "name"]
-    list_select_related = ["user"]
+    list_select_related = ["user", "seat", "seat__member"]
     readonly_fields = [
         "user",
         "name",

@@ -1,9 +1,15 @@
-"""Read endpoints for governance: members (public to every seat holder), and the
-caller's own seat."""
+"""Governance endpoints: members (public to every seat holder), the caller's own seat,
+proposals and votes, and seat changes."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,7 +17,7 @@ from rest_framework.views import APIView
 
 from consortium import governance, proposals
 from consortium.governance import GovernanceError
-from consortium.models import Member, Proposal, Seat, Vote
+from consortium.models import ApiToken, Member, Proposal, Seat, Vote
 from consortium.problems import ProblemException, bad_request, not_found
 from ledger.api.serializers import ProblemSerializer
 from ledger.log import IdempotencyConflict, LedgerError
@@ -69,17 +75,37 @@ class MemberDetailView(APIView):
         return Response(MemberSerializer(member).data)
 
 
+class TokenInfoSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["key_id", "expires_at"]
+
+
+class DelegateSelfSerializer(SeatSerializer):
+    token = serializers.SerializerMethodField(
+        help_text="The bearer token this request came with (null for a session)."
+    )
+
+    class Meta(SeatSerializer.Meta):
+        fields = [*SeatSerializer.Meta.fields, "token"]
+
+    @extend_schema_field(TokenInfoSerializer(allow_null=True))
+    def get_token(self, seat) -> dict | None:
+        auth = self.context["request"].auth
+        return TokenInfoSerializer(auth).data if isinstance(auth, ApiToken) else None
+
+
 class SelfSeatView(APIView):
     @extend_schema(
         operation_id="delegates_self",
-        summary="The caller's seat: member and role",
-        responses={200: SeatSerializer, 401: PROBLEMS[401], 404: PROBLEMS[404]},
+        summary="The caller's seat: member and role (and the token used, if any)",
+        responses={200: DelegateSelfSerializer, 401: PROBLEMS[401], 404: PROBLEMS[404]},
     )
     def get(self, request: Request) -> Response:
         seat = governance.seat_of(request.user)
         if seat is None:
             raise not_found("you hold no seat")
-        return Response(SeatSerializer(seat).data)
+        return Response(DelegateSelfSerializer(seat, context={"request": request}).data)
 
 
 # --- proposals and votes -------------------------------------------------------------------
@@ -212,3 +238,126 @@ class VoteView(APIView):
         except (GovernanceError, LedgerError) as exc:
             raise _refused(exc) from exc
         return Response(VoteSerializer(vote).data, status=201)
+
+
+# --- seats ---------------------------------------------------------------------------------
+
+
+class SeatHeldSerializer(SeatSerializer):
+    vacated_in = serializers.IntegerField(allow_null=True, read_only=True)
+    holder = serializers.SerializerMethodField(
+        help_text="The holder's username (local account data, never on the ledger); "
+        "null when no one holds the seat."
+    )
+
+    class Meta(SeatSerializer.Meta):
+        fields = [*SeatSerializer.Meta.fields, "vacated_in", "holder"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_holder(self, seat: Seat) -> str | None:
+        # Only for a seat the caller may see (the views list no other).
+        visible = self.context["visible"]
+        if visible is not None and seat.member_id not in visible:
+            return None
+        holder = getattr(seat, "holder", None)
+        return holder.user.get_username() if holder is not None else None
+
+
+class SeatAssignSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, help_text="The user who will hold the seat.")
+    role = serializers.ChoiceField(choices=Seat.Role.choices)
+    member = serializers.CharField(
+        required=False, allow_null=True, default=None,
+        help_text="The member's code; omit or null for a consortium-wide role.",
+    )  # fmt: skip
+
+
+class SeatVacateSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=300,
+        help_text="Recorded on the ledger with the vacancy.",
+    )  # fmt: skip
+
+
+def _seats_context(request: Request) -> dict:
+    return {"visible": governance.visible_members_of(request.user)}
+
+
+def _seat(request: Request, pk) -> Seat:
+    """A seat the caller may see; any other is not found, whether or not it exists."""
+    seat = Seat.objects.select_related("holder__user").filter(id=pk).first()
+    visible = governance.visible_members_of(request.user)
+    if seat is None or (visible is not None and seat.member_id not in visible):
+        raise not_found(f"no seat {pk}")
+    return seat
+
+
+class SeatListView(APIView):
+    @extend_schema(
+        operation_id="seats_list",
+        summary="Active seats: every seat for the secretariat and auditors, your member's for a delegate",
+        parameters=[OpenApiParameter("member", str, description="Only this member's seats.")],
+        responses={200: SeatHeldSerializer(many=True), 401: PROBLEMS[401]},
+    )
+    def get(self, request: Request) -> Response:
+        context = _seats_context(request)
+        qs = Seat.objects.filter(vacated_in__isnull=True).select_related("holder__user")
+        if context["visible"] is not None:
+            qs = qs.filter(member_id__in=context["visible"])
+        member = request.query_params.get("member")
+        if member:
+            qs = qs.filter(member_id=member)
+        return Response(SeatHeldSerializer(qs, many=True, context=context).data)
+
+    @extend_schema(
+        operation_id="seats_assign",
+        summary="Give a user a seat (the secretariat; a member's signatory for its own member)",
+        description="The seat is recorded on the ledger (seat.assigned) and the user holds it. "
+        "A user holds one seat at a time: vacate the old one first.",
+        request=SeatAssignSerializer,
+        responses={201: SeatHeldSerializer, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request) -> Response:
+        if governance.acting_for(request.user) is False:
+            raise ProblemException(
+                403, "only the secretariat or a member's signatory may assign seats"
+            )
+        body = SeatAssignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = body.validated_data
+        if d["role"] in Seat.MEMBER_ROLES and not d["member"]:
+            raise bad_request(f"a {d['role']} seat is a member's: give its member")
+        user = get_user_model().objects.filter(username=d["username"]).first()
+        if user is None:
+            raise bad_request(f"no user {d['username']!r}")
+        try:
+            seat = governance.seat_assign(
+                actor=request.user, user=user, role=d["role"], member=d["member"] or None
+            )
+        except (GovernanceError, LedgerError) as exc:
+            raise _refused(exc) from exc
+        seat = Seat.objects.select_related("holder__user").get(id=seat.id)
+        return Response(SeatHeldSerializer(seat, context=_seats_context(request)).data, status=201)
+
+
+class SeatVacateView(APIView):
+    @extend_schema(
+        operation_id="seats_vacate",
+        summary="End a seat (the secretariat; a member's signatory for its own member)",
+        description="Records seat.vacated on the ledger; its holder loses the seat, and the "
+        "API tokens issued for it stop working. A seat you cannot see is not found.",
+        request=SeatVacateSerializer,
+        responses={200: SeatHeldSerializer, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request, pk) -> Response:
+        seat = _seat(request, pk)
+        body = SeatVacateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            governance.seat_vacate(
+                actor=request.user, seat=seat, reason=body.validated_data["reason"]
+            )
+        except (GovernanceError, LedgerError) as exc:
+            raise _refused(exc) from exc
+        seat = Seat.objects.select_related("holder__user").get(id=seat.id)
+        return Response(SeatHeldSerializer(seat, context=_seats_context(request)).data)

@@ -28,7 +28,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not match:
             raise exceptions.AuthenticationFailed("malformed bearer token")
         key_id, secret = match.groups()
-        token = ApiToken.objects.select_related("user").filter(key_id=key_id).first()
+        token = ApiToken.objects.select_related("user", "seat").filter(key_id=key_id).first()
         # Compare in constant time even when the id is unknown.
         expected = token.secret_hash if token else "0" * 64
         if not hmac.compare_digest(expected, hash_secret(secret)) or token is None:
@@ -40,6 +40,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("this token has expired")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("the token's user is inactive")
+        if token.seat_lost:
+            raise exceptions.AuthenticationFailed(
+                f"this token was issued for a seat ({token.seat}) its user no longer holds"
+            )
         # Record use at most once a minute, to keep reads from becoming writes.
         if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from consortium import governance
 from consortium.models import ApiToken
 
 
@@ -90,3 +91,74 @@ def test_the_command_refuses_lifetimes_out_of_range(db, days):
 def test_the_command_refuses_an_unknown_user(db):
     with pytest.raises(CommandError, match="no user"):
         call_command("apitoken", "create", "--user", "ghost")
+
+
+# --- tokens of delegates: they carry the seat they were issued for --------------------------
+
+
+@pytest.fixture
+def delegate(db):
+    """France's signatory, seated by the secretariat, and a token issued to them."""
+    governance.consortium_found(name="C", members=[governance.member_record(code="FR")])
+    ops, user = (get_user_model().objects.create_user(n) for n in ("ops", "sig-fr"))
+    governance.seat_assign(actor=None, user=ops, role="secretariat")
+    governance.seat_assign(actor=ops, user=user, role="signatory", member="FR")
+    token, plaintext = ApiToken.issue(user=user, name="France's system", days=30)
+    return user, token, plaintext
+
+
+def _vacate(token) -> None:
+    ops = get_user_model().objects.get(username="ops")
+    governance.seat_vacate(actor=ops, seat=token.seat, reason="left the delegation")
+
+
+def test_a_delegates_token_carries_its_member_and_role(delegate):
+    user, token, plaintext = delegate
+    assert (token.seat.member_id, token.seat.role) == ("FR", "signatory")
+    assert token.seat == user.seat_holder.seat
+    assert _get(plaintext).status_code == 200
+
+
+def test_a_token_stops_working_once_its_seat_is_vacated(delegate):
+    user, token, plaintext = delegate
+    _vacate(token)
+    r = _get(plaintext)
+    assert r.status_code == 401 and "no longer holds" in r.json()["detail"]
+    # Seated again, the user needs a new token: the old one stays refused.
+    governance.seat_assign(actor=None, user=user, role="observer", member="FR")
+    assert _get(plaintext).status_code == 401
+    _, fresh = ApiToken.issue(user=user, days=1)
+    assert _get(fresh).status_code == 200
+
+
+def test_an_expired_delegates_token_is_refused(delegate):
+    _, token, plaintext = delegate
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    r = _get(plaintext)
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+
+
+def test_a_token_of_a_user_without_a_seat_has_none_and_keeps_working(partner):
+    _, token, plaintext = partner
+    assert token.seat is None
+    assert _get(plaintext).status_code == 200
+
+
+def test_the_command_lists_each_tokens_member_and_role(delegate, partner, capsys):
+    _, token, _ = delegate
+    call_command("apitoken", "list")
+    rows = {line.split()[0]: line.split()[1:5] for line in capsys.readouterr().out.splitlines()}
+    assert rows[token.key_id] == ["sig-fr", "FR", "signatory", "active"]
+    assert rows[partner[1].key_id] == ["partner-jp", "-", "-", "active"]
+    _vacate(token)
+    call_command("apitoken", "list", "--user", "sig-fr")
+    assert capsys.readouterr().out.split()[1:5] == ["sig-fr", "FR", "signatory", "unseated"]
+
+
+def test_the_admin_lists_each_tokens_seat(delegate, admin_client):
+    body = admin_client.get("/admin/consortium/apitoken/").content.decode()
+    assert "signatory of FR" in body
+    # Which seat a token was issued for is not something to edit.
+    _, token, _ = delegate
+    page = admin_client.get(f"/admin/consortium/apitoken/{token.pk}/change/")
+    assert page.status_code == 200 and 'name="seat"' not in page.content.decode()

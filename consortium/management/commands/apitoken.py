@@ -39,20 +39,33 @@ class Command(BaseCommand):
             token, plaintext = ApiToken.issue(user=owner, name=name, days=days)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        seat = f" as {token.seat}" if token.seat_id else " (no seat)"
         self.stderr.write(
-            f"Token {token.key_id} for {owner.username}, expires {token.expires_at:%Y-%m-%d %H:%M} UTC."
+            f"Token {token.key_id} for {owner.username}{seat}, "
+            f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC."
         )
+        if token.seat_id:
+            self.stderr.write("It works while they hold that seat.")
         self.stderr.write("It is shown once; store it now.")
         self.stdout.write(plaintext)
 
     def do_list(self, user=None, **_):
-        qs = ApiToken.objects.select_related("user")
+        qs = ApiToken.objects.select_related("user", "seat")
         if user:
             qs = qs.filter(user__username=user)
         for t in qs:
-            state = "revoked" if t.revoked_at else ("expired" if not t.is_usable else "active")
+            if t.revoked_at:
+                state = "revoked"
+            elif not t.is_usable:
+                state = "expired"
+            else:
+                state = "unseated" if t.seat_lost else "active"
+            # The seat the token carries: member (- for consortium-wide) and role.
+            member = (t.seat.member_id or "-") if t.seat else "-"
+            role = t.seat.role if t.seat else "-"
             self.stdout.write(
-                f"{t.key_id}  {t.user.username:<20} {state:<8} expires {t.expires_at:%Y-%m-%d}  {t.name}"
+                f"{t.key_id}  {t.user.username:<20} {member:<8} {role:<11} {state:<8} "
+                f"expires {t.expires_at:%Y-%m-%d}  {t.name}"
             )
 
     def do_revoke(self, key_id, **_):

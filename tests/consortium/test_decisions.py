@@ -1,0 +1,117 @@
+"""Proposal actions beyond membership and rules: valuation tables, access exceptions,
+checkpoint releases and lost keys; each checked when opened and applied on acceptance."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from consortium import governance, proposals
+from consortium.governance import GovernanceError
+from consortium.models import AccessGrant, ReleaseApproval, ValuationTable
+from ledger import services
+from ledger.keys import EntrySigner, log_signer
+from ledger.models import Entry, Key
+
+DIGEST = "ab" * 32
+TABLE = {"version": 1, "unit": "H100-hour", "weights": {"h100": "1", "a100": "0.45"}}
+
+
+def decide(delegates, actions, title="A decision"):
+    """Open, carry (France and Germany vote yes) and decide a proposal."""
+    p = proposals.proposal_open(actor=delegates["ops"], title=title, actions=actions,
+                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    for who in ("fr", "de"):
+        proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
+    return proposals.proposal_decide(proposal=p, now=datetime.now(UTC) + timedelta(days=1))
+
+
+def test_a_valuation_table_is_adopted_by_vote(delegates):
+    p = decide(delegates, [{"type": "valuation.adopt", "table": TABLE}])
+    assert p.state == "accepted"
+    table = ValuationTable.objects.get()
+    assert (table.version, table.weights, table.adopted_in) == (1, TABLE["weights"], p.closed_in)
+    with pytest.raises(GovernanceError, match="version 1 is taken"):
+        decide(delegates, [{"type": "valuation.adopt", "table": TABLE}])
+
+
+def test_access_exceptions_are_granted_and_revoked_by_vote(delegates):
+    grant = {"type": "access.grant", "member": "IT", "scope": "evaluation",
+             "checkpoints": [DIGEST], "until": "2099-12-31", "reason": "safety evaluation"}  # fmt: skip
+    p = decide(delegates, [grant])
+    g = AccessGrant.objects.get()
+    assert (g.id, g.member_id, g.scope, g.checkpoints) == (
+        f"{p.id}:0",
+        "IT",
+        "evaluation",
+        [DIGEST],
+    )
+    decide(delegates, [{"type": "access.revoke", "grant": g.id, "reason": "done"}])
+    g.refresh_from_db()
+    assert g.revoked_in is not None
+    with pytest.raises(GovernanceError, match="no standing grant"):
+        decide(delegates, [{"type": "access.revoke", "grant": g.id, "reason": "again"}])
+
+
+def test_a_checkpoint_release_is_approved_once(delegates):
+    decide(delegates, [{"type": "checkpoint.release", "checkpoint": DIGEST, "note": "v1"}])
+    assert ReleaseApproval.objects.get().checkpoint == DIGEST
+    with pytest.raises(GovernanceError, match="approved already"):
+        decide(delegates, [{"type": "checkpoint.release", "checkpoint": DIGEST}])
+
+
+def test_a_lost_key_is_revoked_by_vote_and_the_member_gets_a_fresh_one(delegates):
+    lost = Key.objects.get(kind="member", owner="IT", revoked_at__isnull=True)
+    decide(delegates, [{"type": "key.revoke", "fingerprint": lost.fingerprint,
+                        "reason": "the HSM was destroyed"}])  # fmt: skip
+    lost.refresh_from_db()
+    assert lost.revoked_at is not None
+    fresh = Key.objects.get(kind="member", owner="IT", revoked_at__isnull=True)
+    assert fresh.custody == "hosted" and fresh.fingerprint != lost.fingerprint
+    assert governance.acting_signer(delegates["it"])[0].fingerprint == fresh.fingerprint
+    last = list(Entry.objects.order_by("-index").values_list("kind", flat=True)[:3])
+    assert last == ["key.registered", "key.revoked", "proposal.decided"]
+
+
+def test_a_lost_external_key_is_revoked_too(delegates):
+    ext = EntrySigner.generate("it-hsm")
+    services.key_register(signer=log_signer(), kind="member", owner="IT", name="it-hsm",
+                          public_key=ext.public_key)  # fmt: skip
+    decide(delegates, [{"type": "key.revoke", "fingerprint": ext.fingerprint, "reason": "lost"}])
+    assert Key.objects.get(fingerprint=ext.fingerprint).revoked_at is not None
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ({"type": "valuation.adopt", "table": {**TABLE, "weights": {}}}, "at least one accelerator"),
+        ({"type": "valuation.adopt", "table": {**TABLE, "weights": {"H100!": "1"}}}, "not an accelerator type"),
+        ({"type": "access.grant", "member": "XX", "scope": "evaluation", "reason": "r"}, "no member 'XX'"),
+        ({"type": "access.grant", "member": "IT", "scope": "everything", "reason": "r"}, "scope is one of"),
+        ({"type": "access.grant", "member": "IT", "scope": "evaluation", "reason": ""}, "give a reason"),
+        ({"type": "access.grant", "member": "IT", "scope": "evaluation", "reason": "r",
+          "until": "2001-01-01"}, "until has passed"),
+        ({"type": "access.grant", "member": "IT", "scope": "evaluation", "reason": "r",
+          "checkpoints": ["nothex"]}, "manifest SHA-256 digests"),
+        ({"type": "access.grant", "member": "IT", "scope": "evaluation", "reason": "r",
+          "extra": 1}, "access.grant is {type, member, scope, reason, checkpoints?, until?}"),
+        ({"type": "checkpoint.release", "checkpoint": "AB" * 32}, "manifest's SHA-256"),
+        ({"type": "agreement.terminate", "agreement": "nope", "reason": "r"}, "no agreement"),
+        ({"type": "key.revoke", "fingerprint": "0" * 64, "reason": "r"}, "no member key"),
+    ],
+)  # fmt: skip
+def test_bad_actions_are_refused_when_the_proposal_opens(delegates, action, message):
+    before = Entry.objects.count()
+    with pytest.raises(GovernanceError, match=re.escape(message)):
+        proposals.proposal_open(actor=delegates["ops"], title="t", actions=[action],
+                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    assert Entry.objects.count() == before
+
+
+def test_the_same_key_is_not_revoked_twice_in_one_proposal(delegates):
+    fp = Key.objects.get(kind="member", owner="IT").fingerprint
+    action = {"type": "key.revoke", "fingerprint": fp, "reason": "lost"}
+    with pytest.raises(GovernanceError, match=r"key\.revoke twice for the same fingerprint"):
+        decide(delegates, [action, action])
