@@ -3,6 +3,9 @@ proposals and votes, and seat changes."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -19,7 +22,7 @@ from consortium import governance, proposals
 from consortium.governance import GovernanceError
 from consortium.models import ApiToken, Member, Proposal, Seat, Vote
 from consortium.problems import ProblemException, bad_request, not_found
-from ledger.api.serializers import ProblemSerializer
+from ledger.api.serializers import KeySerializer, ProblemSerializer
 from ledger.log import IdempotencyConflict, LedgerError
 
 PROBLEMS = {
@@ -361,3 +364,68 @@ class SeatVacateView(APIView):
             raise _refused(exc) from exc
         seat = Seat.objects.select_related("holder__user").get(id=seat.id)
         return Response(SeatHeldSerializer(seat, context=_seats_context(request)).data)
+
+
+# --- a member's keys ---------------------------------------------------------------------------
+
+
+class KeyRotationSerializer(serializers.Serializer):
+    public_key = serializers.CharField(
+        required=False,
+        help_text="Base64 Ed25519 public key the member holds itself; leave out for a new hosted key.",
+    )
+    name = serializers.CharField(required=False, max_length=100, default="")
+
+
+class KeyRevocationSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300)
+
+
+class MemberKeyRotationView(APIView):
+    @extend_schema(
+        operation_id="members_keys_rotate",
+        summary="Rotate your member's hosted key (a signatory; signed by the key it replaces)",
+        description=(
+            "With public_key, the new key is external: the member signs its own entries "
+            "from then on and submits them to POST /api/v1/ledger/entries."
+        ),
+        request=KeyRotationSerializer,
+        responses={201: KeySerializer, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request, code: str) -> Response:
+        body = KeyRotationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        raw = None
+        if body.validated_data.get("public_key"):
+            try:
+                raw = base64.b64decode(body.validated_data["public_key"], validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise bad_request("public_key must be base64") from exc
+        try:
+            key = governance.member_key_rotate(
+                actor=request.user, code=code, public_key=raw, name=body.validated_data["name"]
+            )
+        except (GovernanceError, LedgerError) as exc:
+            raise _refused(exc) from exc
+        return Response(KeySerializer(key).data, status=201)
+
+
+class MemberKeyRevocationView(APIView):
+    @extend_schema(
+        operation_id="members_keys_revoke",
+        summary="Revoke one of your member's keys (a signatory; signed by its hosted key)",
+        description="A lost last key is replaced by an accepted proposal (action key.revoke).",
+        request=KeyRevocationSerializer,
+        responses={200: KeySerializer, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request, code: str, fingerprint: str) -> Response:
+        body = KeyRevocationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            key = governance.member_key_revoke(
+                actor=request.user, code=code, fingerprint=fingerprint,
+                reason=body.validated_data["reason"],
+            )  # fmt: skip
+        except (GovernanceError, LedgerError) as exc:
+            raise _refused(exc) from exc
+        return Response(KeySerializer(key).data)

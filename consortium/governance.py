@@ -376,3 +376,49 @@ def _submitted_seat_vacated(signed, key, submitter) -> None:
         raise submissions.Refused(f"no seat of {member.code} with that id", 404)
     if not seat.active:
         raise submissions.Refused("the seat is already vacant", 409)
+
+
+# --- a member's keys, through its signatory ---------------------------------------------------
+
+
+def _own_member(actor, code: str) -> tuple:
+    signer, member = acting_signer(actor)
+    if member != code:
+        raise GovernanceError(f"only a signatory of {code} manages its keys", 403)
+    return signer, member
+
+
+def member_key_rotate(*, actor, code: str, public_key: bytes | None = None, name: str = "") -> Key:
+    """Replace the member's hosted key, signed by it: by a key the member holds itself
+    (``public_key``: the new key is external, this server never sees its seed), or by a
+    fresh hosted key. The old key signs nothing after the rotation entry."""
+    signer, member = _own_member(actor, code)
+    with transaction.atomic(durable=True):
+        entry, _ = ledger.key_rotate(
+            signer=signer, public_key=public_key, name=name or f"member-{member}"
+        )
+    return Key.objects.get(fingerprint=entry.payload["key"]["fingerprint"])
+
+
+def member_key_revoke(*, actor, code: str, fingerprint: str, reason: str) -> Key:
+    """Revoke one of the member's keys (a compromised external key, say), signed by its
+    hosted key. A member keeps at least one valid key: a lost last key is replaced by an
+    accepted proposal (action ``key.revoke``)."""
+    signer, member = _own_member(actor, code)
+    if not isinstance(reason, str) or not 0 < len(reason) <= 300:
+        raise GovernanceError("give a reason of at most 300 characters")
+    with transaction.atomic(durable=True):
+        valid = Key.objects.select_for_update().filter(
+            kind="member", owner=member, revoked_at__isnull=True
+        )
+        key = valid.filter(fingerprint=fingerprint).first()
+        if key is None:
+            raise GovernanceError(f"{member} has no valid key {fingerprint}", 404)
+        if valid.count() == 1:
+            raise GovernanceError(
+                "that is the member's last valid key: rotate it, or propose key.revoke if lost",
+                409,
+            )
+        ledger.key_revoke(signer=signer, fingerprint=fingerprint, reason=reason)
+    key.refresh_from_db()
+    return key

@@ -12,6 +12,16 @@ urlpatterns = [
     path("api/v1/ledger/", include("ledger.api.urls")),
     path("api/v1/members", api.MemberListView.as_view(), name="members"),
     path("api/v1/members/<str:code>", api.MemberDetailView.as_view(), name="member"),
+    path(
+        "api/v1/members/<str:code>/keys/rotation",
+        api.MemberKeyRotationView.as_view(),
+        name="member-key-rotation",
+    ),
+    path(
+        "api/v1/members/<str:code>/keys/<str:fingerprint>/revocation",
+        api.MemberKeyRevocationView.as_view(),
+        name="member-key-revocation",
+    ),
     path("api/v1/delegates/self", api.SelfSeatView.as_view(), name="delegate-self"),
     path("api/v1/proposals", api.ProposalListView.as_view(), name="proposals"),
     path("api/v1/proposals/<uuid:pk>", api.ProposalDetailView.as_view(), name="proposal"),
