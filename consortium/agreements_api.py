@@ -79,7 +79,7 @@ class AgreementSerializer(serializers.ModelSerializer):
 
 
 class AgreementCreateSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=Agreement.Kind.values)
+    kind = serializers.ChoiceField(choices=Agreement.Kind.choices)
     title = serializers.CharField(max_length=300)
     terms = serializers.JSONField(help_text="Structured terms; see docs/agreements.md.")
     document_sha256 = serializers.RegexField(

@@ -55,6 +55,33 @@ class SeatSerializer(serializers.ModelSerializer):
         fields = ["seat", "member", "role", "assigned_in"]
 
 
+IDEMPOTENCY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Makes a retry safe: the same key returns what the first request did.",
+)  # fmt: skip
+WRITE_PROBLEMS = {
+    400: OpenApiResponse(ProblemSerializer, description="Bad request (problem+json)."),
+    401: PROBLEMS[401],
+    403: OpenApiResponse(ProblemSerializer, description="Not allowed (problem+json)."),
+    404: PROBLEMS[404],
+    409: OpenApiResponse(ProblemSerializer, description="Conflict (problem+json)."),
+}
+
+
+def _refused(exc) -> ProblemException:
+    if isinstance(exc, IdempotencyConflict):
+        return ProblemException(409, str(exc))
+    return ProblemException(getattr(exc, "status", 400), str(exc))
+
+
+class ApplicationSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=32)
+    kind = serializers.ChoiceField(choices=Member.Kind.choices, default="nation")
+    name = serializers.CharField(max_length=200, required=False)
+    country = serializers.CharField(max_length=2, required=False)
+    figures = serializers.DictField(required=False, help_text="Voting figures, e.g. population.")
+
+
 class MemberListView(APIView):
     @extend_schema(
         operation_id="members_list",
@@ -63,6 +90,23 @@ class MemberListView(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response(MemberSerializer(Member.objects.order_by("code"), many=True).data)
+
+    @extend_schema(
+        operation_id="members_apply",
+        summary="Record an application to join (the secretariat)",
+        description="The applicant becomes a member when a proposal with member.admit is accepted.",
+        request=ApplicationSerializer,
+        responses={201: MemberSerializer, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request) -> Response:
+        body = ApplicationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        record = {k: v for k, v in body.validated_data.items() if v is not None}
+        try:
+            member = governance.member_apply(actor=request.user, record=record)
+        except (GovernanceError, LedgerError) as exc:
+            raise _refused(exc) from exc
+        return Response(MemberSerializer(member).data, status=201)
 
 
 class MemberDetailView(APIView):
@@ -142,25 +186,6 @@ class VoteSerializer(serializers.ModelSerializer):
     class Meta:
         model = Vote
         fields = ["member", "choice", "cast_in", "cast_at"]
-
-
-IDEMPOTENCY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description="Makes a retry safe: the same key returns what the first request did.",
-)  # fmt: skip
-WRITE_PROBLEMS = {
-    400: OpenApiResponse(ProblemSerializer, description="Bad request (problem+json)."),
-    401: PROBLEMS[401],
-    403: OpenApiResponse(ProblemSerializer, description="Not allowed (problem+json)."),
-    404: PROBLEMS[404],
-    409: OpenApiResponse(ProblemSerializer, description="Conflict (problem+json)."),
-}
-
-
-def _refused(exc) -> ProblemException:
-    if isinstance(exc, IdempotencyConflict):
-        return ProblemException(409, str(exc))
-    return ProblemException(getattr(exc, "status", 400), str(exc))
 
 
 class ProposalListView(APIView):

@@ -9,6 +9,9 @@ Entry kinds and their one applier each:
     ``{"seat": uuid, "member": code or null, "role": role}``
 ``seat.vacated`` (same signers)
     ``{"seat": uuid, "reason": str}``
+``member.applied`` (the secretariat key)
+    ``{"member": member}``: an applicant, admitted later by an accepted proposal
+    (``member.admit``); applicants neither vote nor act.
 
 A member is ``{"code", "kind", "name", "country", "figures"}``. Services check who may
 do what (``authorise``); appliers only apply, so replay rebuilds the same tables.
@@ -117,6 +120,16 @@ def apply_founded(entry: Appended) -> None:
         )
         for m in p["members"]
     )
+
+
+@applier("member.applied")
+def apply_member_applied(entry: Appended) -> None:
+    m = entry.payload["member"]
+    Member.objects.create(
+        code=m["code"], kind=m["kind"], name=m["name"], country=m["country"],
+        figures=m["figures"], status=Member.Status.APPLICANT, registered_in=entry.index,
+        changed_in=entry.index,
+    )  # fmt: skip
 
 
 @applier("seat.assigned")
@@ -264,6 +277,27 @@ def consortium_found(*, name: str, members: list[dict], rules: dict | None = Non
                 signer=log_key, kind="member", owner=m["code"], name=f"member-{m['code']}"
             )
     return founded
+
+
+def member_apply(*, actor, record: dict) -> Member:
+    """Record an application to join (the secretariat): the applicant is known, with its
+    figures, until a proposal admits it. ``actor`` ``None`` is the operator's console."""
+    if actor is not None and acting_for(actor) is not None:
+        raise GovernanceError("the secretariat records applications", 403)
+    fields = {"code", "kind", "name", "country", "figures"}
+    if not isinstance(record, dict) or not isinstance(record.get("code"), str):
+        raise GovernanceError("the applicant is a member record with a code")
+    if set(record) - fields:
+        raise GovernanceError(f"unknown field {', '.join(sorted(set(record) - fields))}")
+    checked = member_record(**{k: record.get(k) for k in ("code", "name", "country", "figures")},
+                            kind=record.get("kind") or "nation")  # fmt: skip
+    with transaction.atomic(durable=True):
+        if Member.objects.filter(code=checked["code"]).exists():
+            raise GovernanceError(f"{checked['code']} is already known", 409)
+        ledger.entry_append(
+            signer=secretariat_signer(), kind="member.applied", payload={"member": checked}
+        )
+    return Member.objects.get(code=checked["code"])
 
 
 def seat_assign(*, actor, user, role: str, member: str | None = None) -> Seat:

@@ -152,8 +152,9 @@ def _check_action(action, members: dict, rules: dict) -> dict:
         record = member_record(**action["member"])
         if record != action["member"]:
             raise GovernanceError("member.admit takes a complete member record")
-        if record["code"] in members:
-            raise GovernanceError(f"{record['code']} is already known")
+        known = members.get(record["code"])
+        if known is not None and known["status"] != Member.Status.APPLICANT:
+            raise GovernanceError(f"{record['code']} is already {known['status']}")
         check_weights(rules, {record["code"]: record["figures"]})
         members[record["code"]] = {**record, "status": Member.Status.MEMBER}
         return rules
@@ -339,10 +340,11 @@ def _apply_action(action: dict, index: int, proposal: Proposal, n: int) -> None:
         pass  # the log key's key.revoked entry, in the decision's transaction, does it
     elif kind == "member.admit":
         m = action["member"]
-        Member.objects.create(
-            code=m["code"], kind=m["kind"], name=m["name"], country=m["country"],
-            figures=m["figures"], status=Member.Status.MEMBER, registered_in=index, changed_in=index,
-        )  # fmt: skip
+        fields = {"kind": m["kind"], "name": m["name"], "country": m["country"],
+                  "figures": m["figures"], "status": Member.Status.MEMBER, "changed_in": index}  # fmt: skip
+        # An applicant becomes a member; a member admitted directly is registered here.
+        if not Member.objects.filter(code=m["code"]).update(**fields):
+            Member.objects.create(code=m["code"], registered_in=index, **fields)
     elif kind == "rules.change":
         Consortium.objects.filter(id=1).update(rules=action["rules"])
     else:

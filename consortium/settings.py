@@ -223,6 +223,12 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "SECURITY": [{"bearerAuth": []}, {"cookieAuth": []}],
+    # Several models have a "kind": name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "MemberKindEnum": "consortium.models.Member.Kind",
+        "AgreementKindEnum": "consortium.models.Agreement.Kind",
+        "AgreementStateEnum": "consortium.models.Agreement.State",
+    },
 }
 
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)

@@ -265,7 +265,7 @@ def test_signatories_vote_in_the_admin_and_see_what_awaits_them(client, people):
 def test_two_admissions_of_one_member_are_refused_when_opened(people):
     record = governance.member_record(code="ES", figures={"population": 48})
     twice = [{"type": "member.admit", "member": record}] * 2
-    with pytest.raises(GovernanceError, match="ES is already known"):
+    with pytest.raises(GovernanceError, match="ES is already member"):
         _open(people, actions=twice)
 
 
