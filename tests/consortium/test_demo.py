@@ -17,7 +17,8 @@ def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, sett
     call_command("demo", "--entries", "40")
     out = capsys.readouterr().out
     assert "username: admin" in out and "password: " in out and "Bearer clt_" in out
-    assert Member.objects.count() == 6
+    assert Member.objects.filter(status="member").count() == 6
+    assert Member.objects.get(code="AT").status == "applicant"
     User = get_user_model()
     assert governance.seat_of(User.objects.get(username="admin")).role == "secretariat"
     assert governance.seat_of(User.objects.get(username="delegate-nl")).member_id == "NL"
@@ -26,9 +27,19 @@ def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, sett
 
     assert sorted(Proposal.objects.values_list("state", flat=True)) == ["accepted", "open"]
     assert Member.objects.get(code="PL").figures == {"population": 36_620_000}
+    from consortium.models import Agreement
+
+    treaty = Agreement.objects.get(kind="treaty")
+    assert (
+        treaty.state == "in_force" and treaty.parties.filter(signed_in__isnull=False).count() == 6
+    )
+    dsa = Agreement.objects.get(kind="data_sharing")
+    unsigned = dsa.parties.filter(signed_in__isnull=True).values_list("member", flat=True)
+    assert dsa.state == "open" and list(unsigned) == ["PL"]
+    assert User.objects.get(username="delegate-pl").has_usable_password()
     size = log.tree_size()
     call_command("demo", "--entries", "10")
     assert log.tree_size() == size + 10  # only samples are added the second time
-    assert Proposal.objects.count() == 2
+    assert Proposal.objects.count() == 2 and Agreement.objects.count() == 2
     assert log.latest_checkpoint().tree_size == size + 10
     assert verify_ledger(workers=1).ok

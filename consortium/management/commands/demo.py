@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from consortium import governance, proposals
-from consortium.models import ApiToken, Consortium, Proposal
+from consortium import agreements, governance, proposals
+from consortium.models import Agreement, ApiToken, Consortium, Member, Proposal
 from ledger import log, services
 from ledger.core.envelope import parse_time
 from ledger.keys import hosted_signer, log_signer
@@ -30,6 +30,25 @@ FOUNDERS = [
     ("FI", 5_600_000),
     ("CZ", 10_900_000),
 ]
+# The treaty's cost-sharing scale (shares of the fixed cost of training).
+SCALE = {"NL": "0.26", "SE": "0.16", "PL": "0.22", "PT": "0.07", "FI": "0.09", "CZ": "0.20"}
+TREATY_TEXT = """Treaty establishing the {name}
+
+Article 1. The parties pool supercomputer time, national datasets and funds to train
+frontier models together, and share the fixed cost of training by the scale in the
+structured terms of this treaty, which are part of it.
+
+Article 2. Each party may run the resulting weights on its own, sovereign inference
+infrastructure, under the access rules in the structured terms.
+
+Article 3. Every contribution, decision and authorisation is recorded on the
+consortium's signed, append-only ledger, which any party may verify.
+"""
+DSA_TEXT = """Data-sharing agreement: Nordic and Central European public-sector text corpora
+
+The corpora stay in the country named as residency; training runs reach them by
+federated access only. Use is limited to not-for-profit, non-commercial research.
+"""
 RULES = {
     "voting": {
         "default": {
@@ -59,7 +78,8 @@ class Command(BaseCommand):
     help = (
         "Load demo data: the consortium founded with six members, their keys and the "
         "secretariat key (first run), an administrator holding the secretariat seat, a "
-        "signatory for each member, a decided and an open proposal, a hosted sample key "
+        "signatory for each member, a decided and an open proposal (admitting an applicant), "
+        "a treaty in force and a data-sharing agreement awaiting a signature, a hosted sample key "
         "and a few hundred signed sample entries. Run again to add more samples."
     )
 
@@ -88,10 +108,13 @@ class Command(BaseCommand):
             )
         with transaction.atomic(durable=True):
             services.entries_append(signer=signer, drafts=drafts)
-        cp = log.publish_checkpoint() or log.latest_checkpoint()
         username, password = self._admin()
-        self._proposals(self._seats(username))
+        User = get_user_model()
+        signatories = self._seats(username, password)
+        self._proposals(signatories)
+        self._agreements(User.objects.get(username=username), signatories)
         token = self._token(username)
+        cp = log.publish_checkpoint() or log.latest_checkpoint()
         size = log.tree_size()
         self.stdout.write(
             self.style.SUCCESS(f"Ledger: {size} entries; checkpoint at size {cp.tree_size}.")
@@ -100,6 +123,8 @@ class Command(BaseCommand):
         self.stdout.write("Log in at http://127.0.0.1:8000/admin/")
         self.stdout.write(f"  username: {username}")
         self.stdout.write(f"  password: {password}")
+        delegates = ", ".join(f"delegate-{c.lower()}" for c, _ in FOUNDERS)
+        self.stdout.write(f"  or as a member's signatory, same password: {delegates}")
         self.stdout.write("API docs at http://127.0.0.1:8000/api/v1/docs/ ; try:")
         self.stdout.write(
             f"  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8000/api/v1/ledger/checkpoint"
@@ -131,7 +156,7 @@ class Command(BaseCommand):
             password = "(unchanged: the admin user existed before this demo)"  # noqa: S105
         return "admin", password
 
-    def _seats(self, username: str) -> dict:
+    def _seats(self, username: str, password: str) -> dict:
         """The administrator runs the secretariat; a signatory speaks for each member."""
         User = get_user_model()
         admin = User.objects.get(username=username)
@@ -141,7 +166,10 @@ class Command(BaseCommand):
         for code, _ in FOUNDERS:
             user, created = User.objects.get_or_create(username=f"delegate-{code.lower()}")
             if created:
-                user.set_unusable_password()
+                if password.startswith("("):
+                    user.set_unusable_password()
+                else:
+                    user.set_password(password)
                 user.save()
             if governance.seat_of(user) is None:
                 governance.seat_assign(actor=admin, user=user, role="signatory", member=code)
@@ -173,6 +201,8 @@ class Command(BaseCommand):
         )
         proposals.proposal_decide(proposal=decided)
         austria = governance.member_record(code="AT", figures={"population": 9_160_000})
+        if not Member.objects.filter(code="AT").exists():
+            governance.member_apply(actor=None, record=austria)
         open_ = proposals.proposal_open(
             actor=signatories["NL"],
             title="Admit Austria",
@@ -180,6 +210,62 @@ class Command(BaseCommand):
             deadline=datetime.now(UTC) + timedelta(days=14),
         )
         proposals.vote_cast(actor=signatories["NL"], proposal=open_, choice="yes")
+
+    def _agreements(self, admin, signatories: dict) -> None:
+        """A treaty in force, signed by all six; a data-sharing agreement still
+        collecting signatures (Poland's is awaited)."""
+        if Agreement.objects.exists():
+            return
+        today = datetime.now(UTC).date()
+        treaty_doc = agreements.document_store(
+            actor=admin, name="treaty.txt", media_type="text/plain",
+            content=TREATY_TEXT.format(name=CONSORTIUM).encode(),
+        )  # fmt: skip
+        treaty = agreements.agreement_propose(
+            actor=admin, kind="treaty", title=f"Treaty establishing the {CONSORTIUM}",
+            document_sha256=treaty_doc.sha256,
+            terms={
+                "parties": [c for c, _ in FOUNDERS],
+                "effective": {"from": today.isoformat(), "until": None},
+                "accounting_unit": "EUR",
+                "exchange_rates": {"SEK": "0.087", "PLN": "0.23", "CZK": "0.04"},
+                "cost_sharing": {"method": "scale", "shares": SCALE},
+                "valuation": {"version": 1, "unit": "H100-hour",
+                              "weights": {"h100": "1", "a100": "0.45", "mi250x": "0.4"}},
+                "access": [
+                    {"scope": "full_weights", "tier": "member", "min_balance_ratio": "0.8"},
+                    {"scope": "inference_only", "tier": "member", "embargo_days": 90},
+                    {"scope": "evaluation", "tier": "evaluator"},
+                ],
+                "release": {"requires_proposal": True, "requires_evaluation": True},
+            },
+        )  # fmt: skip
+        for code, _ in FOUNDERS:
+            self._sign(signatories[code], treaty)
+        dsa_doc = agreements.document_store(
+            actor=signatories["FI"], name="data-sharing.txt", media_type="text/plain",
+            content=DSA_TEXT.encode(),
+        )  # fmt: skip
+        dsa = agreements.agreement_propose(
+            actor=signatories["FI"], kind="data_sharing",
+            title="Public-sector text corpora (FI, NL, PL)", document_sha256=dsa_doc.sha256,
+            terms={
+                "parties": ["FI", "NL", "PL"],
+                "effective": {"from": today.isoformat(), "until": None},
+                "data_use": {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"],
+                             "residency": "FI", "access_mode": "federated"},
+            },
+        )  # fmt: skip
+        for code in ("FI", "NL"):
+            self._sign(signatories[code], dsa)
+
+    @staticmethod
+    def _sign(user, agreement) -> None:
+        agreement.refresh_from_db()
+        agreements.agreement_sign(
+            actor=user, agreement=agreement, terms_sha256=agreement.terms_sha256,
+            document_sha256=agreement.document_sha256,
+        )  # fmt: skip
 
     def _token(self, username: str) -> str:
         user = get_user_model().objects.get(username=username)
