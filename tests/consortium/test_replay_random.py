@@ -26,6 +26,7 @@ from ledger.verify import verify_ledger
 pytestmark = pytest.mark.slow
 User = get_user_model()
 CODES = ("FR", "DE", "IT", "ES")
+APPLICANTS = ("PT", "SE")
 
 
 def _world():
@@ -111,7 +112,16 @@ class Run:
             agreements.agreement_terminate(actor=self.ops, agreement=a, reason="abandoned")
 
     def open_proposal(self):
-        kinds = ["figures", "grant", "release", "valuation", "terminate", "suspend", "revoke"]
+        kinds = [
+            "figures",
+            "grant",
+            "release",
+            "valuation",
+            "terminate",
+            "suspend",
+            "revoke",
+            "admit",
+        ]
         kind = self.rng.choice(kinds)
         code = self.rng.choice(CODES)
         in_force = list(Agreement.objects.filter(state="in_force"))
@@ -131,6 +141,8 @@ class Run:
                           "agreement": str(self.rng.choice(in_force).id) if in_force else "-",
                           "reason": "ended"},
             "suspend": {"type": "member.suspend", "code": code},
+            "admit": {"type": "member.admit", "member": governance.member_record(
+                code=self.rng.choice(APPLICANTS), figures={"population": 5})},
             "revoke": {"type": "key.revoke", "reason": "lost", "fingerprint": getattr(
                 Key.objects.filter(kind="member", owner=code, revoked_at__isnull=True).first(),
                 "fingerprint", "-")},
@@ -156,6 +168,10 @@ class Run:
             proposals.proposal_decide(proposal=ranked[0],
                                       now=datetime.now(UTC) + timedelta(days=1))  # fmt: skip
 
+    def apply(self):
+        code = self.rng.choice(APPLICANTS)
+        governance.member_apply(actor=self.ops, record={"code": code, "figures": {"population": 5}})
+
     def seat(self):
         code, user = self.any_signatory()
         seats = list(Seat.objects.filter(member=code, role="recorder", vacated_in__isnull=True))
@@ -173,7 +189,7 @@ def test_replay_equals_live_state_after_random_operations(committed_db, seed):
     run = Run(random.Random(seed), ops, sig)
     operations = [run.propose, run.propose, run.sign, run.sign, run.sign, run.sign, run.sign,
                   run.withdraw, run.terminate, run.open_proposal, run.open_proposal, run.vote,
-                  run.vote, run.vote, run.vote, run.decide, run.seat]  # fmt: skip
+                  run.vote, run.vote, run.vote, run.decide, run.seat, run.apply]  # fmt: skip
     done = refused = 0
     for _ in range(120):
         try:
