@@ -280,6 +280,8 @@ LEDGER_CHECKPOINT_DEBOUNCE = envint("LEDGER_CHECKPOINT_DEBOUNCE", 5)
 LEDGER_PUBLISH_ON_APPEND = envbool("LEDGER_PUBLISH_ON_APPEND", True)
 # Who may read the ledger in the admin besides superusers: any seat holder.
 LEDGER_READER_CHECK = "consortium.governance.holds_a_seat"
+# Client-signed entries must carry a time within this many seconds of the server's clock.
+LEDGER_SUBMISSION_MAX_SKEW = envint("LEDGER_SUBMISSION_MAX_SKEW", 300)
 # Who may submit entries signed by an owner's external keys (POST /api/v1/ledger/entries).
 LEDGER_ACTOR_CHECK = "consortium.governance.may_act_for"
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
 from ledger import log, services
-from ledger.core.envelope import EnvelopeError, SignedEnvelope, decode_signature
+from ledger.core.envelope import EnvelopeError, SignedEnvelope, decode_signature, parse_time
 from ledger.log import Appended, IdempotencyConflict, LedgerError
 from ledger.models import Entry, Key
 
@@ -85,6 +86,7 @@ def submit(*, envelope, signature: str, submitter) -> Submitted:
         except IdempotencyConflict as exc:
             raise Refused(str(exc), 409) from exc
         return Submitted(entry, entry.created)
+    _check_fresh(signed.envelope["time"])
     key = Key.objects.get(fingerprint=signed.author)
     if key.custody != Key.Custody.EXTERNAL:
         raise Refused("hosted keys sign on the server: act through the services instead", 403)
@@ -98,6 +100,20 @@ def submit(*, envelope, signature: str, submitter) -> Submitted:
         # Keyring refusals: a revoked key, a key that may not register that key, ...
         raise Refused(str(exc), 403) from exc
     return Submitted(entry, entry.created)
+
+
+def _check_fresh(signed_at: str) -> None:
+    """A new entry must have been signed within ``LEDGER_SUBMISSION_MAX_SKEW`` seconds of
+    now: an envelope captured and held back cannot be submitted later (a retry of an
+    entry the log holds is answered above, whatever its age)."""
+    skew = settings.LEDGER_SUBMISSION_MAX_SKEW
+    delta = (datetime.now(UTC) - parse_time(signed_at)).total_seconds()
+    if abs(delta) > skew:
+        when = "ago" if delta > 0 else "ahead"
+        raise Refused(
+            f"the envelope's time is {abs(int(delta))} s {when}; new entries are accepted "
+            f"within {skew} s of the server's clock: sign it again with the current time"
+        )
 
 
 # --- the log's own kinds: owners managing their keys --------------------------------------

@@ -193,3 +193,24 @@ def test_an_owner_cannot_claim_the_server_holds_a_key_it_registers(world):
 
 def test_an_outsider_gets_401(world):
     assert APIClient().post("/api/v1/ledger/entries", {}, format="json").status_code == 401
+
+
+def test_an_envelope_held_back_and_submitted_late_is_refused(world):
+    from datetime import UTC, datetime, timedelta
+
+    env = new_envelope(kind="seat.assigned", payload=_seat(), author=world["fr_key"].fingerprint,
+                       time=datetime.now(UTC) - timedelta(hours=1))  # fmt: skip
+    sig = base64.b64encode(sign_envelope(env, world["fr_key"].signing_key).signature).decode()
+    before = Entry.objects.count()
+    _problem(_post(world["fr"], {"envelope": env, "signature": sig}), 400, "s ago; new entries")
+    assert Entry.objects.count() == before
+
+
+def test_a_replayed_envelope_changes_nothing(world):
+    body = _signed(world["fr_key"], "seat.assigned", _seat())
+    first = _post(world["fr"], body)
+    assert first.status_code == 201
+    before = Entry.objects.count()
+    again = _post(world["fr"], body)
+    assert again.status_code == 200 and again.json()["index"] == first.json()["index"]
+    assert Entry.objects.count() == before
