@@ -217,6 +217,7 @@ class Proposal(models.Model):
         ACCEPTED = "accepted", "accepted"
         REJECTED = "rejected", "rejected"
         WITHDRAWN = "withdrawn", "withdrawn"
+        EXPIRED = "expired", "expired (no quorum by the deadline)"
         DROPPED = "dropped", "dropped (the rules changed underneath it)"
 
     id = models.UUIDField(primary_key=True)

@@ -11,8 +11,9 @@ Entry kinds, each with one applier:
     same member replaces its earlier one. Votes integrated after the deadline are not
     counted.
 ``proposal.decided`` (the secretariat key, after the deadline)
-    ``{"proposal": uuid, "outcome": "accepted" | "rejected", "tally": {...}}``; an
-    accepted proposal's actions are applied by this entry's applier, all at once.
+    ``{"proposal": uuid, "outcome": "accepted" | "rejected" | "expired", "tally": {...}}``;
+    an accepted proposal's actions are applied by this entry's applier, all at once; a
+    proposal without a quorum by its deadline expires.
 ``proposal.withdrawn`` (the opener's side)
     ``{"proposal": uuid}``
 
@@ -551,10 +552,13 @@ def proposal_decide(*, proposal: Proposal, now: datetime | None = None) -> Propo
             outcome, reason = Proposal.State.REJECTED, f"the votes could not be counted: {broken}"
             figures = {"reason": reason}
         else:
-            outcome = Proposal.State.ACCEPTED if t.accepted else Proposal.State.REJECTED
-            reason = (
-                "" if t.accepted else ("no quorum" if not t.quorum_met else "the rule was not met")
-            )
+            if t.accepted:
+                outcome, reason = Proposal.State.ACCEPTED, ""
+            elif not t.quorum_met:
+                # Too few members took part: the proposal lapses rather than being rejected.
+                outcome, reason = Proposal.State.EXPIRED, "no quorum by the deadline"
+            else:
+                outcome, reason = Proposal.State.REJECTED, "the rule was not met"
             if t.accepted:
                 try:
                     check_actions(proposal.actions)

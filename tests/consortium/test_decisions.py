@@ -115,3 +115,12 @@ def test_the_same_key_is_not_revoked_twice_in_one_proposal(delegates):
     action = {"type": "key.revoke", "fingerprint": fp, "reason": "lost"}
     with pytest.raises(GovernanceError, match=r"key\.revoke twice for the same fingerprint"):
         decide(delegates, [action, action])
+
+
+def test_a_proposal_without_a_quorum_expires(delegates):
+    p = proposals.proposal_open(actor=delegates["ops"], title="Quiet", deadline=datetime.now(UTC) + timedelta(hours=1),
+                                actions=[{"type": "member.suspend", "code": "IT"}])  # fmt: skip
+    proposals.vote_cast(actor=delegates["fr"], proposal=p, choice="yes")  # 1 of 3: no quorum
+    p = proposals.proposal_decide(proposal=p, now=datetime.now(UTC) + timedelta(days=1))
+    assert (p.state, p.tally["reason"]) == ("expired", "no quorum by the deadline")
+    assert governance.Member.objects.get(code="IT").status == "member"
