@@ -45,6 +45,7 @@ from consortium.governance import (
     acting_for,
     acting_signer,
     idempotent_entry_id,
+    replay_of,
     secretariat_signer,
     visible_members_of,
 )
@@ -489,27 +490,39 @@ def _enter_into_force_if_due(agreement_id) -> bool:
     return True
 
 
-def agreement_withdraw(*, actor, agreement: Agreement, reason: str = "") -> AgreementParty:
+def agreement_withdraw(
+    *, actor, agreement: Agreement, reason: str = "", idempotency_key: str | None = None
+) -> AgreementParty:
     """The actor's member leaves the agreement (a signatory of a party)."""
     signer, member = acting_signer(actor)
     if member is None:
         raise GovernanceError("parties withdraw; the secretariat terminates", 403)
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    payload = {"agreement": str(agreement.id), "reason": reason}
+    if replay_of(entry_id, "agreement.withdrawn", payload):
+        return AgreementParty.objects.get(id=_party_id(agreement.id, member))
     with transaction.atomic(durable=True):
         agreement = Agreement.objects.select_for_update().get(id=agreement.id)
         check_withdrawal(agreement, member, reason)
         ledger.entry_append(
-            signer=signer, kind="agreement.withdrawn",
-            payload={"agreement": str(agreement.id), "reason": reason},
-        )  # fmt: skip
+            signer=signer, kind="agreement.withdrawn", entry_id=entry_id, payload=payload
+        )
     return AgreementParty.objects.get(id=_party_id(agreement.id, member))
 
 
-def agreement_terminate(*, actor, agreement: Agreement, reason: str) -> Agreement:
+def agreement_terminate(
+    *, actor, agreement: Agreement, reason: str, idempotency_key: str | None = None
+) -> Agreement:
     """Abandon an agreement that has not entered into force (the secretariat)."""
     if acting_for(actor) is not None:
         raise GovernanceError("the secretariat abandons agreements not yet in force", 403)
     if not isinstance(reason, str) or not 0 < len(reason) <= 300:
         raise GovernanceError("give a reason of at most 300 characters")
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    payload = {"agreement": str(agreement.id), "reason": reason}
+    if replay_of(entry_id, "agreement.terminated", payload):
+        agreement.refresh_from_db()
+        return agreement
     with transaction.atomic(durable=True):
         agreement = Agreement.objects.select_for_update().get(id=agreement.id)
         if agreement.state == Agreement.State.IN_FORCE:
@@ -519,8 +532,8 @@ def agreement_terminate(*, actor, agreement: Agreement, reason: str) -> Agreemen
         if agreement.state not in OPEN_STATES:
             raise GovernanceError(f"the agreement is {agreement.state}", 409)
         ledger.entry_append(
-            signer=secretariat_signer(), kind="agreement.terminated",
-            payload={"agreement": str(agreement.id), "reason": reason},
+            signer=secretariat_signer(), kind="agreement.terminated", entry_id=entry_id,
+            payload=payload,
         )  # fmt: skip
     agreement.refresh_from_db()
     return agreement

@@ -266,6 +266,7 @@ class WithdrawalView(APIView):
     @extend_schema(
         operation_id="agreements_withdraw",
         summary="Withdraw your member from the agreement (a signatory of a party)",
+        parameters=[IDEMPOTENCY],
         request=ReasonSerializer,
         responses={201: PartySerializer, **WRITE_PROBLEMS},
     )
@@ -276,6 +277,7 @@ class WithdrawalView(APIView):
             party = agreements.agreement_withdraw(
                 actor=request.user, agreement=_visible(request, pk),
                 reason=body.validated_data["reason"],
+                idempotency_key=request.headers.get("Idempotency-Key"),
             )  # fmt: skip
         except (GovernanceError, LedgerError) as exc:
             raise _refused(exc) from exc
@@ -287,6 +289,7 @@ class TerminationView(APIView):
         operation_id="agreements_terminate",
         summary="Abandon an agreement not yet in force (the secretariat)",
         description="An agreement in force ends by an accepted proposal (agreement.terminate).",
+        parameters=[IDEMPOTENCY],
         request=ReasonSerializer,
         responses={200: AgreementSerializer, **WRITE_PROBLEMS},
     )
@@ -297,6 +300,7 @@ class TerminationView(APIView):
             agreement = agreements.agreement_terminate(
                 actor=request.user, agreement=_visible(request, pk),
                 reason=body.validated_data["reason"],
+                idempotency_key=request.headers.get("Idempotency-Key"),
             )  # fmt: skip
         except (GovernanceError, LedgerError) as exc:
             raise _refused(exc) from exc

@@ -95,6 +95,7 @@ class MemberListView(APIView):
         operation_id="members_apply",
         summary="Record an application to join (the secretariat)",
         description="The applicant becomes a member when a proposal with member.admit is accepted.",
+        parameters=[IDEMPOTENCY],
         request=ApplicationSerializer,
         responses={201: MemberSerializer, **WRITE_PROBLEMS},
     )
@@ -103,7 +104,10 @@ class MemberListView(APIView):
         body.is_valid(raise_exception=True)
         record = {k: v for k, v in body.validated_data.items() if v is not None}
         try:
-            member = governance.member_apply(actor=request.user, record=record)
+            member = governance.member_apply(
+                actor=request.user, record=record,
+                idempotency_key=request.headers.get("Idempotency-Key"),
+            )  # fmt: skip
         except (GovernanceError, LedgerError) as exc:
             raise _refused(exc) from exc
         return Response(MemberSerializer(member).data, status=201)
@@ -342,6 +346,7 @@ class SeatListView(APIView):
         summary="Give a user a seat (the secretariat; a member's signatory for its own member)",
         description="The seat is recorded on the ledger (seat.assigned) and the user holds it. "
         "A user holds one seat at a time: vacate the old one first.",
+        parameters=[IDEMPOTENCY],
         request=SeatAssignSerializer,
         responses={201: SeatHeldSerializer, **WRITE_PROBLEMS},
     )
@@ -360,8 +365,9 @@ class SeatListView(APIView):
             raise bad_request(f"no user {d['username']!r}")
         try:
             seat = governance.seat_assign(
-                actor=request.user, user=user, role=d["role"], member=d["member"] or None
-            )
+                actor=request.user, user=user, role=d["role"], member=d["member"] or None,
+                idempotency_key=request.headers.get("Idempotency-Key"),
+            )  # fmt: skip
         except (GovernanceError, LedgerError) as exc:
             raise _refused(exc) from exc
         seat = Seat.objects.select_related("holder__user").get(id=seat.id)
@@ -374,6 +380,7 @@ class SeatVacateView(APIView):
         summary="End a seat (the secretariat; a member's signatory for its own member)",
         description="Records seat.vacated on the ledger; its holder loses the seat, and the "
         "API tokens issued for it stop working. A seat you cannot see is not found.",
+        parameters=[IDEMPOTENCY],
         request=SeatVacateSerializer,
         responses={200: SeatHeldSerializer, **WRITE_PROBLEMS},
     )
@@ -383,8 +390,9 @@ class SeatVacateView(APIView):
         body.is_valid(raise_exception=True)
         try:
             governance.seat_vacate(
-                actor=request.user, seat=seat, reason=body.validated_data["reason"]
-            )
+                actor=request.user, seat=seat, reason=body.validated_data["reason"],
+                idempotency_key=request.headers.get("Idempotency-Key"),
+            )  # fmt: skip
         except (GovernanceError, LedgerError) as exc:
             raise _refused(exc) from exc
         seat = Seat.objects.select_related("holder__user").get(id=seat.id)

@@ -38,6 +38,7 @@ for model in (Consortium, Member, Seat):
     projection(model)
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
+_IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SECRETARIAT_OWNER = "secretariat"
 # Until the members adopt others: a simple majority of members, half of them voting.
 DEFAULT_RULES = {
@@ -214,9 +215,32 @@ def acting_signer(actor):
 
 def idempotent_entry_id(actor, key: str) -> str:
     """An entry id from a client's Idempotency-Key, scoped to the client."""
-    if not key or len(key) > 64 or not all(c.isalnum() or c in "._:-" for c in key):
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY_RE.fullmatch(key):
         raise GovernanceError("Idempotency-Key is 1-64 letters, digits and . _ : -")
     return f"idem-{actor.pk}-{key}"
+
+
+def replay_of(entry_id: str | None, kind: str, payload: dict):
+    """The entry an earlier request with this Idempotency-Key made (``None`` if none):
+    a retry then answers with what the first request did. The key used for a different
+    request is a conflict."""
+    if entry_id is None:
+        return None
+    from ledger.models import Entry
+
+    done = Entry.objects.filter(entry_id=entry_id).first()
+    if done is None:
+        return None
+    if done.kind != kind or done.payload != payload:
+        raise GovernanceError("this Idempotency-Key was used for another request", 409)
+    return done
+
+
+def keyed_uuid(entry_id: str | None) -> uuid.UUID:
+    """A new object's id: derived from the Idempotency-Key's entry id, else random."""
+    if entry_id is None:
+        return uuid.uuid4()
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"consortium-ledger:{entry_id}")
 
 
 def _signer_for_seat_change(actor, member: str | None):
@@ -279,7 +303,7 @@ def consortium_found(*, name: str, members: list[dict], rules: dict | None = Non
     return founded
 
 
-def member_apply(*, actor, record: dict) -> Member:
+def member_apply(*, actor, record: dict, idempotency_key: str | None = None) -> Member:
     """Record an application to join (the secretariat): the applicant is known, with its
     figures, until a proposal admits it. ``actor`` ``None`` is the operator's console."""
     if actor is not None and acting_for(actor) is not None:
@@ -291,16 +315,22 @@ def member_apply(*, actor, record: dict) -> Member:
         raise GovernanceError(f"unknown field {', '.join(sorted(set(record) - fields))}")
     checked = member_record(**{k: record.get(k) for k in ("code", "name", "country", "figures")},
                             kind=record.get("kind") or "nation")  # fmt: skip
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    if replay_of(entry_id, "member.applied", {"member": checked}):
+        return Member.objects.get(code=checked["code"])
     with transaction.atomic(durable=True):
         if Member.objects.filter(code=checked["code"]).exists():
             raise GovernanceError(f"{checked['code']} is already known", 409)
         ledger.entry_append(
-            signer=secretariat_signer(), kind="member.applied", payload={"member": checked}
-        )
+            signer=secretariat_signer(), kind="member.applied", entry_id=entry_id,
+            payload={"member": checked},
+        )  # fmt: skip
     return Member.objects.get(code=checked["code"])
 
 
-def seat_assign(*, actor, user, role: str, member: str | None = None) -> Seat:
+def seat_assign(
+    *, actor, user, role: str, member: str | None = None, idempotency_key: str | None = None
+) -> Seat:
     """Give ``user`` a seat: a role for ``member``, or a consortium-wide role.
 
     ``actor`` is the user asking; ``None`` is the operator at the server's console
@@ -315,15 +345,18 @@ def seat_assign(*, actor, user, role: str, member: str | None = None) -> Seat:
         if target is None:
             raise GovernanceError(f"no member {member!r}")
     signer = secretariat_signer() if actor is None else _signer_for_seat_change(actor, member)
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    seat_id = keyed_uuid(entry_id)
+    payload = {"seat": str(seat_id), "member": member, "role": role}
+    if replay_of(entry_id, "seat.assigned", payload):
+        seat = Seat.objects.get(id=seat_id)
+        if not SeatHolder.objects.filter(seat=seat, user=user).exists() and seat.active:
+            raise GovernanceError("this Idempotency-Key was used for another request", 409)
+        return seat
     if SeatHolder.objects.filter(user=user, seat__vacated_in__isnull=True).exists():
         raise GovernanceError(f"{user} already holds a seat: vacate it first", 409)
-    seat_id = uuid.uuid4()
     with transaction.atomic(durable=True):
-        ledger.entry_append(
-            signer=signer,
-            kind="seat.assigned",
-            payload={"seat": str(seat_id), "member": member, "role": role},
-        )
+        ledger.entry_append(signer=signer, kind="seat.assigned", entry_id=entry_id, payload=payload)
         seat = Seat.objects.get(id=seat_id)
         SeatHolder.objects.update_or_create(user=user, defaults={"seat": seat})
         if not user.is_staff:
@@ -333,15 +366,17 @@ def seat_assign(*, actor, user, role: str, member: str | None = None) -> Seat:
     return seat
 
 
-def seat_vacate(*, actor, seat: Seat, reason: str = "") -> None:
+def seat_vacate(*, actor, seat: Seat, reason: str = "", idempotency_key: str | None = None) -> None:
     """End a seat. The secretariat, or a signatory of the seat's member."""
+    signer = _signer_for_seat_change(actor, seat.member_id)
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    payload = {"seat": str(seat.id), "reason": reason}
+    if replay_of(entry_id, "seat.vacated", payload):
+        return
     if not seat.active:
         raise GovernanceError("the seat is already vacant", 409)
-    signer = _signer_for_seat_change(actor, seat.member_id)
     with transaction.atomic(durable=True):
-        ledger.entry_append(
-            signer=signer, kind="seat.vacated", payload={"seat": str(seat.id), "reason": reason}
-        )
+        ledger.entry_append(signer=signer, kind="seat.vacated", entry_id=entry_id, payload=payload)
         for holder in SeatHolder.objects.filter(seat=seat).select_related("user"):
             if not holder.user.is_superuser:
                 holder.user.is_staff = False

@@ -1,0 +1,64 @@
+"""Retries with an Idempotency-Key: the same request answers as the first did and writes
+nothing new; the same key for another request is a 409."""
+
+from __future__ import annotations
+
+import pytest
+
+from consortium.models import SeatHolder
+from ledger.models import Entry
+from tests.consortium.test_agreements import propose, treaty_terms
+from tests.consortium.test_proposals_api import _client
+
+
+def _twice(client, url, body, other):
+    first = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code in (200, 201), first.content
+    after_first = Entry.objects.count()
+    again = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert again.status_code in (200, 201) and again.json() == first.json()
+    assert Entry.objects.count() == after_first
+    clash = client.post(url, other, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert clash.status_code == 409 and "Idempotency-Key" in clash.json()["detail"]
+    assert Entry.objects.count() == after_first
+
+
+def test_seat_assignment(delegates):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("newcomer")
+    _twice(_client(delegates["fr"]), "/api/v1/seats",
+           {"username": "newcomer", "role": "recorder", "member": "FR"},
+           {"username": "newcomer", "role": "observer", "member": "FR"})  # fmt: skip
+
+
+def test_seat_vacation(delegates):
+    seat = SeatHolder.objects.get(user=delegates["rec_fr"]).seat_id
+    _twice(_client(delegates["fr"]), f"/api/v1/seats/{seat}/vacate", {"reason": "moved"},
+           {"reason": "another reason"})  # fmt: skip
+
+
+def test_application(delegates):
+    _twice(_client(delegates["ops"]), "/api/v1/members",
+           {"code": "ES", "figures": {"population": 48, "gni": "1"}},
+           {"code": "PT", "figures": {"population": 10, "gni": "1"}})  # fmt: skip
+
+
+def test_withdrawal_and_termination(delegates):
+    a = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
+    _twice(_client(delegates["fr"]), f"/api/v1/agreements/{a.id}/withdrawal", {"reason": "no"},
+           {"reason": "other"})  # fmt: skip
+    b = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
+    _twice(_client(delegates["ops"]), f"/api/v1/agreements/{b.id}/termination", {"reason": "x"},
+           {"reason": "y"})  # fmt: skip
+
+
+@pytest.mark.parametrize("key", ["", "x" * 65, "white space", "ünïcode"])
+def test_malformed_keys_are_refused(delegates, key):
+    a = propose(delegates)
+    r = _client(delegates["fr"]).post(f"/api/v1/agreements/{a.id}/withdrawal", {"reason": "r"},
+                                      format="json", HTTP_IDEMPOTENCY_KEY=key)  # fmt: skip
+    if key == "":
+        assert r.status_code == 201  # an empty header is no key at all
+    else:
+        assert r.status_code == 400 and "Idempotency-Key is 1-64" in r.json()["detail"]
