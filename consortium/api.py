@@ -422,6 +422,7 @@ class MemberKeyRotationView(APIView):
             "With public_key, the new key is external: the member signs its own entries "
             "from then on and submits them to POST /api/v1/ledger/entries."
         ),
+        parameters=[IDEMPOTENCY],
         request=KeyRotationSerializer,
         responses={201: KeySerializer, **WRITE_PROBLEMS},
     )
@@ -436,8 +437,9 @@ class MemberKeyRotationView(APIView):
                 raise bad_request("public_key must be base64") from exc
         try:
             key = governance.member_key_rotate(
-                actor=request.user, code=code, public_key=raw, name=body.validated_data["name"]
-            )
+                actor=request.user, code=code, public_key=raw, name=body.validated_data["name"],
+                idempotency_key=request.headers.get("Idempotency-Key"),
+            )  # fmt: skip
         except (GovernanceError, LedgerError) as exc:
             raise _refused(exc) from exc
         return Response(KeySerializer(key).data, status=201)
@@ -448,6 +450,7 @@ class MemberKeyRevocationView(APIView):
         operation_id="members_keys_revoke",
         summary="Revoke one of your member's keys (a signatory; signed by its hosted key)",
         description="A lost last key is replaced by an accepted proposal (action key.revoke).",
+        parameters=[IDEMPOTENCY],
         request=KeyRevocationSerializer,
         responses={200: KeySerializer, **WRITE_PROBLEMS},
     )
@@ -458,6 +461,7 @@ class MemberKeyRevocationView(APIView):
             key = governance.member_key_revoke(
                 actor=request.user, code=code, fingerprint=fingerprint,
                 reason=body.validated_data["reason"],
+                idempotency_key=request.headers.get("Idempotency-Key"),
             )  # fmt: skip
         except (GovernanceError, LedgerError) as exc:
             raise _refused(exc) from exc

@@ -19,6 +19,7 @@ do what (``authorise``); appliers only apply, so replay rebuilds the same tables
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
@@ -457,25 +458,49 @@ def _own_member(actor, code: str) -> tuple:
     return signer, member
 
 
-def member_key_rotate(*, actor, code: str, public_key: bytes | None = None, name: str = "") -> Key:
+def member_key_rotate(
+    *, actor, code: str, public_key: bytes | None = None, name: str = "",
+    idempotency_key: str | None = None,
+) -> Key:  # fmt: skip
     """Replace the member's hosted key, signed by it: by a key the member holds itself
     (``public_key``: the new key is external, this server never sees its seed), or by a
     fresh hosted key. The old key signs nothing after the rotation entry."""
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    if entry_id is not None:
+        from ledger.models import Entry
+
+        done = Entry.objects.filter(entry_id=entry_id).first()
+        if done is not None:
+            # A fresh hosted key differs on every attempt, so a retry is known by its
+            # key alone (and, for a key the member holds, by that key).
+            new = done.payload.get("key", {})
+            same = done.kind == "key.rotated" and new.get("owner") == code and (
+                public_key is None or new.get("public_key") == base64.b64encode(public_key).decode()
+            )  # fmt: skip
+            if not same:
+                raise GovernanceError("this Idempotency-Key was used for another request", 409)
+            return Key.objects.get(fingerprint=new["fingerprint"])
     signer, member = _own_member(actor, code)
     with transaction.atomic(durable=True):
         entry, _ = ledger.key_rotate(
-            signer=signer, public_key=public_key, name=name or f"member-{member}"
-        )
+            signer=signer, public_key=public_key, name=name or f"member-{member}",
+            entry_id=entry_id,
+        )  # fmt: skip
     return Key.objects.get(fingerprint=entry.payload["key"]["fingerprint"])
 
 
-def member_key_revoke(*, actor, code: str, fingerprint: str, reason: str) -> Key:
+def member_key_revoke(
+    *, actor, code: str, fingerprint: str, reason: str, idempotency_key: str | None = None
+) -> Key:
     """Revoke one of the member's keys (a compromised external key, say), signed by its
     hosted key. A member keeps at least one valid key: a lost last key is replaced by an
     accepted proposal (action ``key.revoke``)."""
     signer, member = _own_member(actor, code)
     if not isinstance(reason, str) or not 0 < len(reason) <= 300:
         raise GovernanceError("give a reason of at most 300 characters")
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    if replay_of(entry_id, "key.revoked", {"fingerprint": fingerprint, "reason": reason}):
+        return Key.objects.get(fingerprint=fingerprint)
     with transaction.atomic(durable=True):
         valid = Key.objects.select_for_update().filter(
             kind="member", owner=member, revoked_at__isnull=True
@@ -488,6 +513,6 @@ def member_key_revoke(*, actor, code: str, fingerprint: str, reason: str) -> Key
                 "that is the member's last valid key: rotate it, or propose key.revoke if lost",
                 409,
             )
-        ledger.key_revoke(signer=signer, fingerprint=fingerprint, reason=reason)
+        ledger.key_revoke(signer=signer, fingerprint=fingerprint, reason=reason, entry_id=entry_id)
     key.refresh_from_db()
     return key

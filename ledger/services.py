@@ -186,7 +186,11 @@ def key_register(
 
 
 def key_rotate(
-    *, signer: EntrySigner, name: str | None = None, public_key: bytes | None = None
+    *,
+    signer: EntrySigner,
+    name: str | None = None,
+    public_key: bytes | None = None,
+    entry_id: str | None = None,
 ) -> tuple[Appended, EntrySigner | None]:
     """Replace ``signer``'s key by a new one, signed by the key being replaced.
 
@@ -204,13 +208,16 @@ def key_rotate(
             signer=signer,
             kind="key.rotated",
             payload={"fingerprint": old.fingerprint, "key": desc},
+            entry_id=entry_id,
         )
         if hosted:
             _seal(hosted)
     return entry, hosted
 
 
-def key_revoke(*, signer: EntrySigner, fingerprint: str, reason: str) -> Appended:
+def key_revoke(
+    *, signer: EntrySigner, fingerprint: str, reason: str, entry_id: str | None = None
+) -> Appended:
     """Revoke a key, signed by the log key, the key itself, or another valid key of the
     same owner and kind."""
     with transaction.atomic():
@@ -218,4 +225,5 @@ def key_revoke(*, signer: EntrySigner, fingerprint: str, reason: str) -> Appende
             signer=signer,
             kind="key.revoked",
             payload={"fingerprint": fingerprint, "reason": reason},
+            entry_id=entry_id,
         )

@@ -62,3 +62,25 @@ def test_malformed_keys_are_refused(delegates, key):
         assert r.status_code == 201  # an empty header is no key at all
     else:
         assert r.status_code == 400 and "Idempotency-Key is 1-64" in r.json()["detail"]
+
+
+def test_key_rotation_and_revocation(delegates):
+    import base64
+
+    from ledger.keys import EntrySigner
+
+    own = base64.b64encode(EntrySigner.generate("de-hsm").public_key).decode()
+    other = base64.b64encode(EntrySigner.generate("de-other").public_key).decode()
+    c = _client(delegates["de"])
+    _twice(c, "/api/v1/members/DE/keys/rotation", {"public_key": own}, {"public_key": other})
+    first = c.post("/api/v1/members/FR/keys/rotation", {}, format="json")
+    assert first.status_code == 403  # not DE's signatory for France, key or no key
+
+
+def test_a_hosted_rotation_retried_returns_the_same_new_key(delegates):
+    c = _client(delegates["it"])
+    first = c.post("/api/v1/members/IT/keys/rotation", {}, format="json", HTTP_IDEMPOTENCY_KEY="r")
+    again = c.post("/api/v1/members/IT/keys/rotation", {}, format="json", HTTP_IDEMPOTENCY_KEY="r")
+    assert first.status_code == again.status_code == 201
+    assert first.json()["fingerprint"] == again.json()["fingerprint"]
+    assert Entry.objects.filter(kind="key.rotated").count() == 1
