@@ -12,14 +12,20 @@ Entry kinds, each with one applier:
     signs what it read. A signature over other hashes, by a non-party, a party that has
     withdrawn or signed already, or on a closed agreement counts for nothing.
 ``agreement.in_force`` (the secretariat key)
-    ``{"agreement": uuid}``, once every required party has signed and the effective date
-    has come (a signature that completes an agreement already effective brings it into
-    force in the same transaction; otherwise the beat task does, on the day). An
-    amendment's entry into force supersedes the version it amends.
+    ``{"agreement": uuid}``, once every required party has signed and the day is within
+    the effective period (a signature made through the services that completes an
+    agreement already effective brings it into force in the same transaction; otherwise
+    the beat task does, within a minute or on the day). An amendment enters into force
+    only while the version it amends is in force and once every party bound by that
+    version has signed it; it then supersedes that version.
+
+Every applier checks the author's key (a member key of the member concerned, or the
+secretariat key) and the dates, so the tables follow from the entries whoever signed
+them: an entry that breaks these rules stays on the record and changes nothing.
 ``agreement.withdrawn`` (a party's member key)
     ``{"agreement": uuid, "reason": str}``: the party leaves. Before entry into force
-    the withdrawal of a required party holds the agreement back until it is terminated
-    or amended.
+    the withdrawal of a required party holds the agreement back until it is abandoned
+    (and proposed again without that party).
 ``agreement.terminated`` (the secretariat key)
     ``{"agreement": uuid, "reason": str}``: an agreement not yet in force is abandoned.
     An agreement in force ends by an accepted proposal (action ``agreement.terminate``).
@@ -31,6 +37,7 @@ Entry kinds, each with one applier:
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
 from datetime import UTC, date, datetime
@@ -41,9 +48,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, QuerySet
 
 from consortium.governance import (
+    SECRETARIAT_OWNER,
     GovernanceError,
     acting_for,
     acting_signer,
+    holds_a_seat,
     idempotent_entry_id,
     replay_of,
     secretariat_signer,
@@ -61,6 +70,7 @@ from ledger.replay import projection
 for model in (Agreement, AgreementParty):
     projection(model)
 
+log = logging.getLogger(__name__)
 OPEN_STATES = (Agreement.State.OPEN, Agreement.State.SIGNED)
 SIGNABLE_STATES = (*OPEN_STATES, Agreement.State.IN_FORCE)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -89,9 +99,31 @@ def _party_id(agreement_id, member: str) -> str:
 # --- appliers --------------------------------------------------------------------------------
 
 
+def _member_of(author: str) -> str | None:
+    """The member whose member key ``author`` is, if it is one."""
+    key = Key.objects.filter(fingerprint=author, kind="member").first()
+    return key.owner if key is not None else None
+
+
+def _by_secretariat(author: str) -> bool:
+    return Key.objects.filter(fingerprint=author, kind="service", owner=SECRETARIAT_OWNER).exists()
+
+
+def _bound_parties(agreement: Agreement) -> set[str]:
+    """The parties bound by an agreement: those that signed and have not withdrawn."""
+    return set(
+        agreement.parties.filter(signed_in__isnull=False, withdrawn_in__isnull=True).values_list(
+            "member_id", flat=True
+        )
+    )
+
+
 @applier("agreement.proposed")
 def apply_proposed(entry: Appended) -> None:
     p = entry.payload
+    proposer = _member_of(entry.author)
+    if not (_by_secretariat(entry.author) or proposer in p["terms"]["parties"]):
+        return  # not the secretariat, nor a party: on the record, without effect
     agreement = Agreement.objects.create(
         id=uuid.UUID(p["agreement"]), series=uuid.UUID(p["series"]), version=p["version"],
         kind=p["kind"], title=p["title"], terms=p["terms"], terms_sha256=p["terms_sha256"],
@@ -120,12 +152,16 @@ def _all_required_signed(agreement: Agreement) -> bool:
     )
 
 
+def _agreement(entry: Appended) -> Agreement | None:
+    return Agreement.objects.filter(id=uuid.UUID(entry.payload["agreement"])).first()
+
+
 @applier("agreement.signed")
 def apply_signed(entry: Appended) -> None:
     p = entry.payload
-    member = Key.objects.get(fingerprint=entry.author).owner
-    agreement = Agreement.objects.filter(id=uuid.UUID(p["agreement"])).first()
-    if agreement is None or agreement.state not in SIGNABLE_STATES:
+    member = _member_of(entry.author)
+    agreement = _agreement(entry)
+    if member is None or agreement is None or agreement.state not in SIGNABLE_STATES:
         return
     if (p["terms_sha256"], p["document_sha256"]) != (
         agreement.terms_sha256,
@@ -146,13 +182,31 @@ def effective_dates(agreement: Agreement) -> tuple[date, date | None]:
     return date.fromisoformat(eff["from"]), until
 
 
+def may_enter_into_force(agreement: Agreement, day: date) -> bool:
+    """Whether ``agreement`` may enter into force on ``day``: every required party has
+    signed, ``day`` is within its effective period, and an amendment is signed by every
+    party bound by the version it amends, which is still in force."""
+    start, until = effective_dates(agreement)
+    if agreement.state != Agreement.State.SIGNED or day < start:
+        return False
+    if until is not None and day > until:
+        return False
+    if agreement.supersedes_id is not None:
+        old = agreement.supersedes
+        if old.state != Agreement.State.IN_FORCE or not _bound_parties(old) <= _bound_parties(
+            agreement
+        ):
+            return False
+    return True
+
+
 @applier("agreement.in_force")
 def apply_in_force(entry: Appended) -> None:
-    agreement = Agreement.objects.get(id=uuid.UUID(entry.payload["agreement"]))
-    start, _ = effective_dates(agreement)
+    agreement = _agreement(entry)
     if (
-        agreement.state != Agreement.State.SIGNED
-        or parse_time(entry.integrated_time).date() < start
+        agreement is None
+        or not _by_secretariat(entry.author)
+        or not may_enter_into_force(agreement, parse_time(entry.integrated_time).date())
     ):
         return
     Agreement.objects.filter(id=agreement.id).update(
@@ -170,9 +224,9 @@ def apply_in_force(entry: Appended) -> None:
 @applier("agreement.withdrawn")
 def apply_withdrawn(entry: Appended) -> None:
     p = entry.payload
-    member = Key.objects.get(fingerprint=entry.author).owner
-    agreement = Agreement.objects.get(id=uuid.UUID(p["agreement"]))
-    if agreement.state not in SIGNABLE_STATES:
+    member = _member_of(entry.author)
+    agreement = _agreement(entry)
+    if member is None or agreement is None or agreement.state not in SIGNABLE_STATES:
         return
     updated = AgreementParty.objects.filter(
         id=_party_id(agreement.id, member), withdrawn_in__isnull=True
@@ -186,14 +240,22 @@ def apply_withdrawn(entry: Appended) -> None:
 
 
 def close_agreement(agreement_id, state: str, index: int, reason: str) -> None:
-    """End an agreement (terminated or expired), if it has not ended already."""
+    """End an agreement (terminated or expired), if it has not ended already. Ending a
+    version in force also ends the amendments of it still open: they would amend
+    nothing."""
     Agreement.objects.filter(id=agreement_id, state__in=SIGNABLE_STATES).update(
         state=state, closed_in=index, closed_reason=reason[:300]
     )
+    Agreement.objects.filter(supersedes_id=agreement_id, state__in=OPEN_STATES).update(
+        state=Agreement.State.TERMINATED, closed_in=index,
+        closed_reason="the version it amends has ended",
+    )  # fmt: skip
 
 
 @applier("agreement.terminated")
 def apply_terminated(entry: Appended) -> None:
+    if not _by_secretariat(entry.author):
+        return
     agreement_id = uuid.UUID(entry.payload["agreement"])
     # The secretariat abandons only what has not entered into force; an agreement in
     # force ends by an accepted proposal, applied by its decision.
@@ -205,7 +267,9 @@ def apply_terminated(entry: Appended) -> None:
 
 @applier("agreement.expired")
 def apply_expired(entry: Appended) -> None:
-    agreement = Agreement.objects.get(id=uuid.UUID(entry.payload["agreement"]))
+    agreement = _agreement(entry)
+    if agreement is None or not _by_secretariat(entry.author):
+        return
     _, until = effective_dates(agreement)
     if until is not None and parse_time(entry.integrated_time).date() > until:
         close_agreement(
@@ -217,18 +281,18 @@ def apply_expired(entry: Appended) -> None:
 
 
 def visible_agreements(user) -> QuerySet[Agreement]:
-    """Agreements ``user`` may read: all of them for the secretariat, auditors and
-    superusers; a member's delegates see the agreements their member is a party to."""
-    members = visible_members_of(user)
-    qs = Agreement.objects.all()
-    if members is None:
-        return qs
-    return qs.filter(parties__member__in=members).distinct()
+    """Agreements ``user`` may read. Agreements are the consortium's shared record (their
+    terms are on the ledger, which every member verifies): every seat holder reads them
+    all, anyone else none."""
+    if user.is_superuser or holds_a_seat(user):
+        return Agreement.objects.all()
+    return Agreement.objects.none()
 
 
 def readable_document(user, sha256: str) -> Document | None:
-    """The document, if ``user`` may read it: it is the document of an agreement they
-    may see, or they (or their member) uploaded it."""
+    """The document, if ``user`` may read it: the document of an agreement they may see,
+    or one not yet named by an agreement that they (or their member's delegates)
+    uploaded; the secretariat and auditors read every document."""
     doc = Document.objects.filter(sha256=sha256).first()
     if doc is None:
         return None
@@ -240,6 +304,15 @@ def readable_document(user, sha256: str) -> Document | None:
     if visible_agreements(user).filter(document_sha256=sha256).exists():
         return doc
     return None
+
+
+def _member_may_use(doc: Document, member: str) -> bool:
+    """May ``member`` name ``doc`` in an agreement it proposes? If its delegates uploaded
+    the bytes, or an agreement names them already."""
+    return (
+        doc.holders.filter(code=member).exists()
+        or Agreement.objects.filter(document_sha256=doc.sha256).exists()
+    )
 
 
 def awaiting_signature(user) -> QuerySet[AgreementParty]:
@@ -326,11 +399,15 @@ def check_proposal(payload: dict, proposer: str | None) -> None:
         stored = Document.objects.filter(sha256=doc["sha256"]).first()
     if stored is None:
         raise GovernanceError("upload the document first: no stored document has that SHA-256")
+    if proposer is not None and not _member_may_use(stored, proposer):
+        raise GovernanceError("upload the document first: no stored document has that SHA-256")
     if (doc["name"], doc["size"]) != (stored.name, stored.size):
         raise GovernanceError("document name and size must be those of the stored document")
     if Agreement.objects.filter(id=payload["agreement"]).exists():
         raise GovernanceError("that agreement already exists", 409)
     version = payload["version"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise GovernanceError("version is a whole number")
     if payload["supersedes"] is None:
         if version != 1 or payload["series"] != payload["agreement"]:
             raise GovernanceError("a new agreement is version 1, its series its own id")
@@ -354,6 +431,15 @@ def check_proposal(payload: dict, proposer: str | None) -> None:
     latest = Agreement.objects.filter(series=old.series).aggregate(v=Max("version"))["v"]
     if payload["series"] != str(old.series) or version != latest + 1:
         raise GovernanceError(f"an amendment is version {latest + 1} of series {old.series}")
+    # No party can be bound by an amendment it did not sign, nor released from the
+    # version it signed by one: every party bound now is a required party of the next.
+    bound = _bound_parties(old)
+    missing = bound - set(required_parties(terms))
+    if missing:
+        raise GovernanceError(
+            "an amendment needs the signatures of every party bound by the version it "
+            f"amends: make {', '.join(sorted(missing))} required parties"
+        )
 
 
 def check_signature(agreement: Agreement, member: str, terms_sha256, document_sha256) -> None:
@@ -477,12 +563,8 @@ def _today() -> date:
 
 def _enter_into_force_if_due(agreement_id) -> bool:
     agreement = Agreement.objects.get(id=agreement_id)
-    start, until = effective_dates(agreement)
-    today = _today()
-    if agreement.state != Agreement.State.SIGNED or start > today:
+    if not may_enter_into_force(agreement, _today()):
         return False
-    if until is not None and until < today:
-        return False  # its period ended before it was complete: it expires instead
     ledger.entry_append(
         signer=secretariat_signer(), kind="agreement.in_force",
         payload={"agreement": str(agreement.id)},
@@ -555,24 +637,31 @@ def agreements_due() -> tuple[list[Agreement], list[Agreement]]:
 
 def agreements_advance() -> dict[str, list[str]]:
     """Bring due agreements into force and expire ended ones (the secretariat key signs).
-    Run by the beat task every minute, and by ``manage.py consortium advance``."""
+    Run by the beat task every minute, and by ``manage.py consortium advance``. One
+    agreement that cannot be advanced does not hold up the others."""
     done: dict[str, list[str]] = {"in_force": [], "expired": []}
     enter, expire = agreements_due()
     for agreement in enter:
-        with transaction.atomic(durable=True):
-            Agreement.objects.select_for_update().get(id=agreement.id)
-            if _enter_into_force_if_due(agreement.id):
-                done["in_force"].append(str(agreement.id))
+        try:
+            with transaction.atomic(durable=True):
+                Agreement.objects.select_for_update().get(id=agreement.id)
+                if _enter_into_force_if_due(agreement.id):
+                    done["in_force"].append(str(agreement.id))
+        except Exception:
+            log.exception("could not bring agreement %s into force", agreement.id)
     for agreement in expire:
-        with transaction.atomic(durable=True):
-            locked = Agreement.objects.select_for_update().get(id=agreement.id)
-            if locked.state not in SIGNABLE_STATES:
-                continue
-            ledger.entry_append(
-                signer=secretariat_signer(), kind="agreement.expired",
-                payload={"agreement": str(agreement.id)},
-            )  # fmt: skip
-            done["expired"].append(str(agreement.id))
+        try:
+            with transaction.atomic(durable=True):
+                locked = Agreement.objects.select_for_update().get(id=agreement.id)
+                if locked.state not in SIGNABLE_STATES:
+                    continue
+                ledger.entry_append(
+                    signer=secretariat_signer(), kind="agreement.expired",
+                    payload={"agreement": str(agreement.id)},
+                )  # fmt: skip
+                done["expired"].append(str(agreement.id))
+        except Exception:
+            log.exception("could not expire agreement %s", agreement.id)
     return done
 
 

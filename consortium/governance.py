@@ -39,6 +39,7 @@ for model in (Consortium, Member, Seat):
     projection(model)
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
+FIGURE_RE = re.compile(r"\d{1,18}(\.\d{1,18})?")
 _IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SECRETARIAT_OWNER = "secretariat"
 # Until the members adopt others: a simple majority of members, half of them voting.
@@ -84,14 +85,25 @@ def member_record(
     else:
         if not SLUG_RE.fullmatch(code):
             raise GovernanceError("an institution's code is 2-32 lowercase letters, digits and -")
-        if not country or pycountry.countries.get(alpha_2=country) is None:
+        if (
+            not country
+            or not re.fullmatch(r"[A-Z]{2}", country)
+            or pycountry.countries.get(alpha_2=country) is None
+        ):
             raise GovernanceError(f"{country!r} is not an ISO 3166-1 alpha-2 country code")
         if not name:
             raise GovernanceError("an institution needs a name")
     figures = dict(figures or {})
     for key, value in figures.items():
-        message = f"figure {key} must be a non-negative integer or decimal string"
+        message = (
+            f"figure {key} must be a non-negative integer, or a decimal string of digits "
+            "(at most 18 before the point and 18 after)"
+        )
         if isinstance(value, bool) or not isinstance(value, int | str):
+            raise GovernanceError(message)
+        if isinstance(value, str) and not FIGURE_RE.fullmatch(value):
+            raise GovernanceError(message)
+        if isinstance(value, int) and not 0 <= value < 10**18:
             raise GovernanceError(message)
         try:
             number = Decimal(value)

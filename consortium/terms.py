@@ -90,6 +90,9 @@ REQUIRED_BY_KIND = {
 }
 _TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DECIMAL_RE = re.compile(r"\d{1,18}(\.\d{1,18})?")
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
+_COUNTRY_RE = re.compile(r"[A-Z]{2}")
 
 
 def _fail(path: str, message: str):
@@ -109,9 +112,12 @@ def _object(value, path: str, keys: set[str], optional: set[str] = frozenset()) 
 
 
 def decimal_string(value, path: str, *, positive: bool = False, at_most: Decimal | None = None):
-    """A decimal written as a string ("0.25"), finite and non-negative."""
+    """A decimal written as a string of digits ("0.25", "1200"): no sign, exponent or
+    spaces, at most 18 digits before the point and 18 after, so sums are exact."""
     if not isinstance(value, str):
         _fail(path, 'must be a decimal written as a string, such as "0.25"')
+    if not _DECIMAL_RE.fullmatch(value):
+        _fail(path, f"{value!r} is not a decimal number written as digits, such as 0.25")
     try:
         number = Decimal(value)
     except InvalidOperation:
@@ -133,7 +139,11 @@ def parse_date(value, path: str) -> date:
 
 
 def _currency(value, path: str) -> str:
-    if not isinstance(value, str) or pycountry.currencies.get(alpha_3=value) is None:
+    if (
+        not isinstance(value, str)
+        or not _CURRENCY_RE.fullmatch(value)
+        or pycountry.currencies.get(alpha_3=value) is None
+    ):
         _fail(path, f"{value!r} is not an ISO 4217 currency code")
     return value
 
@@ -168,7 +178,15 @@ def _party_map(value, path: str, parties: list[str]) -> dict:
 def check_terms(kind: str, terms, members: set[str]) -> dict:
     """Check ``terms`` for an agreement of ``kind`` among ``members`` (member codes that
     may be parties). Returns them unchanged; raises :class:`GovernanceError`."""
-    if kind not in REQUIRED_BY_KIND:
+    try:
+        return _check_terms(kind, terms, members)
+    except (TypeError, AttributeError, ValueError) as exc:
+        # A value of a type no check expected: still the caller's error, never ours.
+        raise GovernanceError(f"terms: malformed ({exc})") from exc
+
+
+def _check_terms(kind: str, terms, members: set[str]) -> dict:
+    if not isinstance(kind, str) or kind not in REQUIRED_BY_KIND:
         raise GovernanceError(f"kind must be one of {', '.join(REQUIRED_BY_KIND)}")
     terms = _object(terms, "terms", set(SECTIONS), set(SECTIONS) - set(REQUIRED_BY_KIND[kind]))
     parties = _codes(terms["parties"], "terms.parties", members)
@@ -215,7 +233,11 @@ def check_terms(kind: str, terms, members: set[str]) -> dict:
 
 def _check_cost_sharing(value, parties: list[str], unit: str | None) -> None:
     path = "terms.cost_sharing"
-    if not isinstance(value, dict) or value.get("method") not in ("scale", "figure", "pledged"):
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("method"), str)
+        or value["method"] not in ("scale", "figure", "pledged")
+    ):
         _fail(f"{path}.method", "must be scale, figure or pledged")
     method = value["method"]
     if method == "scale":
@@ -271,7 +293,7 @@ def _check_access(value) -> None:
         path = f"terms.access[{i}]"
         _object(rule, path, {"scope", "tier", "min_balance_ratio", "embargo_days"},
                 {"min_balance_ratio", "embargo_days"})  # fmt: skip
-        if rule["scope"] not in ACCESS_SCOPES:
+        if not isinstance(rule["scope"], str) or rule["scope"] not in ACCESS_SCOPES:
             _fail(f"{path}.scope", f"must be one of {', '.join(ACCESS_SCOPES)}")
         if not isinstance(rule["tier"], str) or not _TAG_RE.fullmatch(rule["tier"]):
             _fail(f"{path}.tier", "names a tier: lowercase letters, digits, _ . -")
@@ -290,22 +312,24 @@ def _check_data_use(value) -> None:
     use = _object(
         value, path, {"permission", "modifiers", "residency", "access_mode"}, {"residency"}
     )
-    if use["permission"] not in DUO_PERMISSIONS:
+    if not isinstance(use["permission"], str) or use["permission"] not in DUO_PERMISSIONS:
         _fail(f"{path}.permission", f"{use['permission']!r} is not a DUO data use permission")
     modifiers = use["modifiers"]
     if not isinstance(modifiers, list):
         _fail(f"{path}.modifiers", "must be a list of DUO modifier codes (it may be empty)")
     for code in modifiers:
-        if code not in DUO_MODIFIERS:
+        if not isinstance(code, str) or code not in DUO_MODIFIERS:
             _fail(f"{path}.modifiers", f"{code!r} is not a DUO data use modifier")
     if len(set(modifiers)) != len(modifiers):
         _fail(f"{path}.modifiers", "names a modifier twice")
     residency = use.get("residency")
     if residency is not None and (
-        not isinstance(residency, str) or pycountry.countries.get(alpha_2=residency) is None
+        not isinstance(residency, str)
+        or not _COUNTRY_RE.fullmatch(residency)
+        or pycountry.countries.get(alpha_2=residency) is None
     ):
         _fail(f"{path}.residency", f"{residency!r} is not an ISO 3166-1 alpha-2 country code")
-    if use["access_mode"] not in ACCESS_MODES:
+    if not isinstance(use["access_mode"], str) or use["access_mode"] not in ACCESS_MODES:
         _fail(f"{path}.access_mode", f"must be one of {', '.join(ACCESS_MODES)}")
 
 

@@ -168,7 +168,8 @@ BAD_TERMS = [
     (lambda t: t["cost_sharing"]["shares"].update(FR="0.31"), "must add up to 1"),
     (lambda t: t["cost_sharing"]["shares"].update(FR=0.3), "decimal written as a string"),
     (lambda t: t["cost_sharing"]["shares"].pop("IT"), "missing IT"),
-    (lambda t: t.update(exchange_rates={"SEK": "-1"}), "positive number"),
+    (lambda t: t.update(exchange_rates={"SEK": "-1"}), "written as digits"),
+    (lambda t: t.update(exchange_rates={"SEK": "0"}), "positive number"),
     (lambda t: t.update(required=["ES"]), "terms.required: not members"),
     (
         lambda t: t.update(valuation={"version": 0, "unit": "h", "weights": {"h100": "1"}}),
@@ -342,13 +343,18 @@ def test_documents_are_stored_once_by_hash_and_read_only_by_those_concerned(dele
         upload(delegates["fr"], b"x", "../../etc/passwd")
 
 
-def test_a_delegate_sees_only_its_members_agreements(delegates):
+def test_every_seat_holder_reads_every_agreement_and_signs_only_its_own(delegates):
+    # Agreements are the consortium's shared record: their terms are on the ledger.
     a = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
-    assert list(agreements.visible_agreements(delegates["it"])) == []
-    assert list(agreements.visible_agreements(delegates["rec_fr"])) == [a]
-    assert list(agreements.visible_agreements(delegates["aud"])) == [a]
+    for who in ("it", "rec_fr", "aud", "ops"):
+        assert list(agreements.visible_agreements(delegates[who])) == [a]
+    nobody = User.objects.create_user("nobody")
+    assert list(agreements.visible_agreements(nobody)) == []
     assert [p.agreement for p in agreements.awaiting_signature(delegates["fr"])] == [a]
+    assert list(agreements.awaiting_signature(delegates["it"])) == []
     assert list(agreements.awaiting_signature(delegates["rec_fr"])) == []
+    assert agreements.readable_document(delegates["it"], a.document_sha256) is not None
+    assert agreements.readable_document(nobody, a.document_sha256) is None
 
 
 def test_a_proposal_with_the_same_idempotency_key_returns_the_same_agreement(delegates):
@@ -357,3 +363,65 @@ def test_a_proposal_with_the_same_idempotency_key_returns_the_same_agreement(del
     assert a.id == b.id and Agreement.objects.count() == 1
     with pytest.raises(GovernanceError, match="used for another agreement"):
         propose(delegates, idempotency_key="treaty-1", terms=treaty_terms(parties=("FR", "DE")))
+
+
+def test_one_party_cannot_replace_a_treaty_the_others_signed(delegates):
+    a = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
+    for who in ("fr", "de"):
+        sign(delegates, who, a)
+    alone = treaty_terms(parties=("FR", "DE"), required=["FR"])
+    with pytest.raises(GovernanceError, match="make DE required parties"):
+        propose(delegates, who="fr", terms=alone, supersedes=a)
+    solo = {**treaty_terms(parties=("FR", "DE")), "parties": ["FR"],
+            "cost_sharing": {"method": "scale", "shares": {"FR": "1"}}}  # fmt: skip
+    with pytest.raises(GovernanceError, match="make DE required parties"):
+        propose(delegates, who="fr", terms=solo, supersedes=a)
+
+
+def test_an_amendment_needs_every_bound_party_even_one_that_acceded(delegates):
+    a = propose(delegates, terms=treaty_terms(required=["FR", "DE"]))
+    for who in ("fr", "de"):
+        sign(delegates, who, a)
+    b = propose(delegates, terms=treaty_terms(required=["FR", "DE"]), supersedes=a)
+    sign(delegates, "it", a)  # Italy accedes to version 1 while version 2 is open
+    for who in ("fr", "de"):
+        sign(delegates, who, b)
+    b.refresh_from_db()
+    assert b.state == "signed"  # Italy is bound by version 1: version 2 waits for it
+    sign(delegates, "it", b)
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.state, b.state) == ("superseded", "in_force")
+
+
+def test_terminating_a_treaty_ends_its_pending_amendment(delegates):
+    a = propose(delegates)
+    for who in ("fr", "de", "it"):
+        sign(delegates, who, a)
+    b = propose(delegates, terms=treaty_terms(start=TODAY + timedelta(days=3)), supersedes=a)
+    p = proposals.proposal_open(
+        actor=delegates["ops"], title="End it",
+        actions=[{"type": "agreement.terminate", "agreement": str(a.id), "reason": "done"}],
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+    )  # fmt: skip
+    for who in ("fr", "de"):
+        proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
+    proposals.proposal_decide(proposal=p, now=datetime.now(UTC) + timedelta(days=1))
+    b.refresh_from_db()
+    assert (b.state, b.closed_reason) == ("terminated", "the version it amends has ended")
+
+
+def test_entries_by_the_wrong_keys_change_nothing(delegates):
+    from consortium.governance import acting_signer
+    from ledger import services
+
+    a = propose(delegates, terms=treaty_terms(start=TODAY + timedelta(days=3)))
+    for who in ("fr", "de", "it"):
+        sign(delegates, who, a)
+    fr_key, _ = acting_signer(delegates["fr"])
+    # France's key says the treaty is in force, and expired: only the secretariat's may.
+    with on(TODAY + timedelta(days=3)):
+        services.entry_append(signer=fr_key, kind="agreement.in_force",
+                              payload={"agreement": str(a.id)})  # fmt: skip
+    a.refresh_from_db()
+    assert a.state == "signed"

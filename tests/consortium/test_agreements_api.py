@@ -86,18 +86,24 @@ def test_propose_sign_and_see_who_has_signed(world):
     assert doc["ETag"] == f'"{hashlib.sha256(PDF).hexdigest()}"'
 
 
-def test_a_non_party_sees_neither_the_agreement_nor_its_document(world):
+def test_a_non_party_reads_the_agreement_but_cannot_sign_it(world):
     _it_key, it_user = _italy_with_an_external_key()
     a = propose(world["fr"]).json()
     it = _client(it_user)
-    assert it.get("/api/v1/agreements").json() == []
-    r = it.get(f"/api/v1/agreements/{a['id']}")
-    assert r.status_code == 404 and r["Content-Type"] == "application/problem+json"
-    assert it.get(a["document"]["url"]).status_code == 404
+    assert [x["id"] for x in it.get("/api/v1/agreements").json()] == [a["id"]]
+    assert it.get(a["document"]["url"]).status_code == 200
     before = Entry.objects.count()
     s = it.post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
-    assert s.status_code == 404 and Entry.objects.count() == before
-    assert world["aud"].get(f"/api/v1/agreements/{a['id']}").status_code == 200
+    assert s.status_code == 403 and Entry.objects.count() == before
+
+
+def test_a_user_without_a_seat_sees_no_agreement(world):
+    a = propose(world["fr"]).json()
+    outsider = _client(User.objects.create_user("outsider"))
+    assert outsider.get("/api/v1/agreements").json() == []
+    r = outsider.get(f"/api/v1/agreements/{a['id']}")
+    assert r.status_code == 404 and r["Content-Type"] == "application/problem+json"
+    assert outsider.get(a["document"]["url"]).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -201,7 +207,8 @@ def test_a_member_with_an_external_key_signs_with_its_own_key(world):
 def test_an_external_key_proposes_only_for_its_own_member(world):
     it_key, it_user = _italy_with_an_external_key()
     it = _client(it_user)
-    doc = upload(world["ops"]).json()
+    annex = upload(world["fr"], content=b"France's confidential annex", name="annex.pdf").json()
+    doc = upload(it).json()
     from consortium.agreements import terms_hash
 
     t = terms(parties=("FR", "DE"))
@@ -217,6 +224,11 @@ def test_an_external_key_proposes_only_for_its_own_member(world):
     )
     t2 = terms(parties=("IT", "DE"))
     ok = {**payload, "terms": t2, "terms_sha256": terms_hash(t2)}
+    # A document Italy never held cannot be named to get at its bytes.
+    stolen = {**ok, "document": {k: annex[k] for k in ("sha256", "name", "size")}}
+    r = _submit(it, it_key, "agreement.proposed", stolen)
+    assert r.status_code == 400 and "upload the document first" in r.json()["detail"]
+    assert it.get(f"/api/v1/documents/{annex['sha256']}").status_code == 404
     r = _submit(it, it_key, "agreement.proposed", ok)
     assert r.status_code == 201, r.content
     assert Agreement.objects.get(id=payload["agreement"]).proposed_by == it_key.fingerprint

@@ -86,8 +86,20 @@ def test_the_consortium_is_founded_once(founded):
         ({"code": "BSC", "kind": "institution", "country": "ES", "name": "BSC"}, "lowercase"),
         ({"code": "bsc", "kind": "institution", "country": "QQ", "name": "BSC"}, "not an ISO"),
         ({"code": "FR", "kind": "empire"}, "member kind"),
-        ({"code": "FR", "figures": {"population": 1.5}}, "non-negative integer or decimal string"),
-        ({"code": "FR", "figures": {"scale": "lots"}}, "non-negative integer or decimal string"),
+        (
+            {"code": "FR", "figures": {"population": 1.5}},
+            "non-negative integer, or a decimal string",
+        ),
+        ({"code": "FR", "figures": {"scale": "lots"}}, "non-negative integer, or a decimal string"),
+        (
+            {"code": "FR", "figures": {"scale": "1e999999"}},
+            "non-negative integer, or a decimal string",
+        ),
+        (
+            {"code": "FR", "figures": {"population": 10**30}},
+            "non-negative integer, or a decimal string",
+        ),
+        ({"code": "fr-inst", "kind": "institution", "name": "I", "country": "fr"}, "ISO 3166-1"),
     ],
 )
 def test_a_member_record_is_checked(record, message):

@@ -108,15 +108,15 @@ WRITES = {
         lambda w: (f"/api/v1/agreements/{w['agreement'].id}/signatures",
                    {"terms_sha256": w["agreement"].terms_sha256,
                     "document_sha256": w["agreement"].document_sha256}),
-        {"sig_fr"}, {"it_system": 404},
+        {"sig_fr"}, {},
     ),
     "agreement.withdraw": (
         lambda w: (f"/api/v1/agreements/{w['agreement'].id}/withdrawal", {"reason": "r"}),
-        {"sig_fr"}, {"it_system": 404},
+        {"sig_fr"}, {},
     ),
     "agreement.terminate": (
         lambda w: (f"/api/v1/agreements/{w['agreement'].id}/termination", {"reason": "r"}),
-        {"secretariat"}, {"it_system": 404},
+        {"secretariat"}, {},
     ),
     "key.rotate": (
         lambda w: ("/api/v1/members/FR/keys/rotation", {}),
