@@ -40,6 +40,7 @@ from django.db.models import Max
 
 from consortium.agreements import close_agreement
 from consortium.governance import (
+    SECRETARIAT_OWNER,
     GovernanceError,
     acting_signer,
     idempotent_entry_id,
@@ -361,10 +362,34 @@ def _apply_action(action: dict, index: int, proposal: Proposal, n: int) -> None:
 # --- appliers --------------------------------------------------------------------------------
 
 
+def _by_secretariat(author: str) -> bool:
+    return Key.objects.filter(fingerprint=author, kind="service", owner=SECRETARIAT_OWNER).exists()
+
+
+def _opener_side(author: str) -> tuple[str, str] | None:
+    """(kind, owner) of a key that may open and withdraw proposals: the secretariat's, or
+    a member key of a member in good standing."""
+    key = Key.objects.filter(fingerprint=author).first()
+    if key is None:
+        return None
+    if key.kind == "service" and key.owner == SECRETARIAT_OWNER:
+        return ("service", key.owner)
+    if (
+        key.kind == "member"
+        and Member.objects.filter(code=key.owner, status=Member.Status.MEMBER).exists()
+    ):
+        return ("member", key.owner)
+    return None
+
+
 @applier("proposal.opened")
 def apply_opened(entry: Appended) -> None:
     p = entry.payload
+    if _opener_side(entry.author) is None:
+        return
     rules = _rules()
+    if p["rule"] not in rules["voting"]:
+        return
     eligible = {
         m.code: m.figures
         for m in Member.objects.filter(status=Member.Status.MEMBER).order_by("code")
@@ -379,12 +404,16 @@ def apply_opened(entry: Appended) -> None:
 @applier("vote.cast")
 def apply_vote(entry: Appended) -> None:
     p = entry.payload
-    member = Key.objects.get(fingerprint=entry.author).owner
-    proposal = Proposal.objects.get(id=uuid.UUID(p["proposal"]))
-    # A vote that reaches the log after the deadline, on a closed proposal or from a
-    # member not eligible changes nothing (it stays on the record, uncounted).
+    key = Key.objects.get(fingerprint=entry.author)
+    member = key.owner
+    proposal = Proposal.objects.filter(id=uuid.UUID(p["proposal"])).first()
+    # A vote that reaches the log after the deadline, on a closed proposal, by a key
+    # other than a member's, or from a member not eligible changes nothing (it stays
+    # on the record, uncounted).
     if (
-        proposal.state != Proposal.State.OPEN
+        proposal is None
+        or key.kind != "member"
+        or proposal.state != Proposal.State.OPEN
         or parse_time(entry.integrated_time) > parse_time(proposal.deadline)
         or member not in proposal.eligible
     ):
@@ -401,9 +430,17 @@ def apply_vote(entry: Appended) -> None:
 @applier("proposal.decided")
 def apply_decided(entry: Appended) -> None:
     p = entry.payload
-    proposal = Proposal.objects.get(id=uuid.UUID(p["proposal"]))
-    if proposal.state != Proposal.State.OPEN:
+    proposal = Proposal.objects.filter(id=uuid.UUID(p["proposal"])).first()
+    if proposal is None or proposal.state != Proposal.State.OPEN:
         return  # decided, withdrawn or dropped already: this entry changes nothing
+    # Only the secretariat decides, only after the deadline, and only what the votes
+    # give: an entry that says otherwise stays on the record and changes nothing.
+    if not _by_secretariat(entry.author):
+        return
+    if parse_time(entry.integrated_time) < parse_time(proposal.deadline):
+        return
+    if (p["outcome"], p["tally"]) != decision(proposal):
+        return
     proposal.state = p["outcome"]
     proposal.tally = p["tally"]
     proposal.closed_in = entry.index
@@ -420,9 +457,17 @@ def apply_decided(entry: Appended) -> None:
 
 @applier("proposal.withdrawn")
 def apply_withdrawn(entry: Appended) -> None:
-    Proposal.objects.filter(
+    proposal = Proposal.objects.filter(
         id=uuid.UUID(entry.payload["proposal"]), state=Proposal.State.OPEN
-    ).update(state=Proposal.State.WITHDRAWN, closed_in=entry.index)
+    ).first()
+    side = _opener_side(entry.author)
+    if proposal is None or side is None:
+        return
+    if side[0] == "member" and _opener_side(proposal.opened_by) != side:
+        return  # a member withdraws only what its own side opened
+    Proposal.objects.filter(id=proposal.id).update(
+        state=Proposal.State.WITHDRAWN, closed_in=entry.index
+    )
 
 
 # --- services ----------------------------------------------------------------------------------
@@ -466,18 +511,17 @@ def proposal_open(
     if not now < deadline <= now + timedelta(days=MAX_OPEN_DAYS):
         raise GovernanceError(f"the deadline is in the future, within {MAX_OPEN_DAYS} days")
     signer, _ = acting_signer(actor)
-    try:
-        with transaction.atomic(durable=True):
-            ledger.entry_append(
-                signer=signer,
-                entry_id=entry_id,
-                kind="proposal.opened",
-                payload={"proposal": str(proposal_id), "title": title, "actions": actions,
-                         "rule": rule, "deadline": format_time(deadline)},
-            )  # fmt: skip
-    except KeyError as exc:
-        # The rules changed between the check and the append: nothing was written.
-        raise GovernanceError(f"the voting rule {rule!r} no longer exists", 409) from exc
+    with transaction.atomic(durable=True):
+        ledger.entry_append(
+            signer=signer,
+            entry_id=entry_id,
+            kind="proposal.opened",
+            payload={"proposal": str(proposal_id), "title": title, "actions": actions,
+                     "rule": rule, "deadline": format_time(deadline)},
+        )  # fmt: skip
+        if not Proposal.objects.filter(id=proposal_id).exists():
+            # The rules changed between the check and the append: write nothing.
+            raise GovernanceError(f"the voting rule {rule!r} no longer exists", 409)
     return Proposal.objects.get(id=proposal_id)
 
 
@@ -530,51 +574,59 @@ def proposal_tally(proposal: Proposal):
     return tally(Rule.parse(proposal.rule), proposal.eligible, votes)
 
 
-def proposal_decide(*, proposal: Proposal, now: datetime | None = None) -> Proposal:
+def decision(proposal: Proposal) -> tuple[str, dict]:
+    """The outcome and tally figures a proposal's votes give, as the state stands: what
+    ``proposal.decided`` must record. The service computes it to write the entry; the
+    applier computes it again and ignores an entry that records anything else."""
+    try:
+        t = proposal_tally(proposal)
+    except RuleError as exc:
+        reason = f"the votes could not be counted: {exc}"
+        return Proposal.State.REJECTED, {"reason": reason}
+    if t.accepted:
+        outcome, reason = Proposal.State.ACCEPTED, ""
+        try:
+            check_actions(proposal.actions)
+        except GovernanceError as exc:
+            outcome, reason = Proposal.State.REJECTED, f"its actions no longer apply: {exc}"
+    elif not t.quorum_met:
+        # Too few members took part: the proposal lapses rather than being rejected.
+        outcome, reason = Proposal.State.EXPIRED, "no quorum by the deadline"
+    else:
+        outcome, reason = Proposal.State.REJECTED, "the rule was not met"
+    figures = {
+        "eligible": t.eligible, "voted": t.voted, "yes": t.yes, "no": t.no,
+        "abstain": t.abstain, "total_weight": str(t.total_weight),
+        "yes_weight": str(t.yes_weight), "quorum_met": t.quorum_met,
+        "rule_met": t.rule_met, "reason": reason,
+    }  # fmt: skip
+    return outcome, figures
+
+
+def proposal_decide(*, proposal: Proposal) -> Proposal:
     """Decide a proposal whose deadline has passed (the secretariat's key signs).
 
     A member admitted by an accepted proposal gets its first (hosted) key in the same
     transaction, so that its signatory can act.
     """
-    now = now or datetime.now(UTC)
     with transaction.atomic(durable=True):
         # Under the row lock, two deciders (or a decider and a withdrawal) cannot both act.
         proposal = Proposal.objects.select_for_update().get(id=proposal.id)
         if proposal.state != Proposal.State.OPEN:
             raise GovernanceError(f"the proposal is {proposal.state}", 409)
-        if now < parse_time(proposal.deadline):
+        if datetime.now(UTC) < parse_time(proposal.deadline):
             raise GovernanceError("the deadline has not passed yet", 409)
-        try:
-            t = proposal_tally(proposal)
-        except RuleError as exc:
-            t, broken = None, str(exc)
-        if t is None:
-            outcome, reason = Proposal.State.REJECTED, f"the votes could not be counted: {broken}"
-            figures = {"reason": reason}
-        else:
-            if t.accepted:
-                outcome, reason = Proposal.State.ACCEPTED, ""
-            elif not t.quorum_met:
-                # Too few members took part: the proposal lapses rather than being rejected.
-                outcome, reason = Proposal.State.EXPIRED, "no quorum by the deadline"
-            else:
-                outcome, reason = Proposal.State.REJECTED, "the rule was not met"
-            if t.accepted:
-                try:
-                    check_actions(proposal.actions)
-                except GovernanceError as exc:
-                    outcome, reason = Proposal.State.REJECTED, f"its actions no longer apply: {exc}"
-            figures = {
-                "eligible": t.eligible, "voted": t.voted, "yes": t.yes, "no": t.no,
-                "abstain": t.abstain, "total_weight": str(t.total_weight),
-                "yes_weight": str(t.yes_weight), "quorum_met": t.quorum_met,
-                "rule_met": t.rule_met, "reason": reason,
-            }  # fmt: skip
+        outcome, figures = decision(proposal)
         ledger.entry_append(
             signer=secretariat_signer(),
             kind="proposal.decided",
             payload={"proposal": str(proposal.id), "outcome": outcome, "tally": figures},
         )
+        proposal.refresh_from_db()
+        if proposal.state != outcome:
+            # The state moved between the count and the append: write nothing; the next
+            # attempt counts again.
+            raise GovernanceError("the proposal changed while it was decided: try again", 409)
         if outcome == Proposal.State.ACCEPTED:
             from ledger.keys import log_signer
 

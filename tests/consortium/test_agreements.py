@@ -18,6 +18,7 @@ from consortium import agreements, governance, proposals
 from consortium.governance import GovernanceError
 from consortium.models import Agreement, AgreementParty, Document
 from ledger.models import Entry
+from tests.consortium.helpers import decide_after_deadline
 
 User = get_user_model()
 TODAY = datetime.now(UTC).date()
@@ -283,7 +284,7 @@ def test_an_accepted_proposal_terminates_an_agreement_in_force(delegates):
     )  # fmt: skip
     for who in ("fr", "de"):
         proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
-    proposals.proposal_decide(proposal=p, now=datetime.now(UTC) + timedelta(days=1))
+    decide_after_deadline(p)
     a.refresh_from_db()
     assert (a.state, a.closed_reason) == ("terminated", "done")
 
@@ -406,7 +407,7 @@ def test_terminating_a_treaty_ends_its_pending_amendment(delegates):
     )  # fmt: skip
     for who in ("fr", "de"):
         proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
-    proposals.proposal_decide(proposal=p, now=datetime.now(UTC) + timedelta(days=1))
+    decide_after_deadline(p)
     b.refresh_from_db()
     assert (b.state, b.closed_reason) == ("terminated", "the version it amends has ended")
 

@@ -9,6 +9,7 @@ import pytest
 from consortium import governance, proposals
 from consortium.models import Member
 from ledger.models import Entry, Key
+from tests.consortium.helpers import decide_after_deadline
 from tests.consortium.test_proposals_api import _client
 
 SPAIN = {"code": "ES", "figures": {"population": 48, "gni": "1500"}}
@@ -25,7 +26,7 @@ def test_an_applicant_is_admitted_by_an_accepted_proposal(delegates):
     assert "ES" not in p.eligible  # applicants do not vote
     for who in ("fr", "de"):
         proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
-    proposals.proposal_decide(proposal=p, now=datetime.now(UTC) + timedelta(days=1))
+    decide_after_deadline(p)
     spain = Member.objects.get(code="ES")
     assert spain.status == "member" and spain.registered_in < spain.changed_in
     assert Key.objects.filter(kind="member", owner="ES", revoked_at__isnull=True).exists()

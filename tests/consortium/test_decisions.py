@@ -7,13 +7,16 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 
 from consortium import governance, proposals
-from consortium.governance import GovernanceError
+from consortium.governance import GovernanceError, acting_signer, secretariat_signer
 from consortium.models import AccessGrant, ReleaseApproval, ValuationTable
 from ledger import services
+from ledger.core.envelope import parse_time
 from ledger.keys import EntrySigner, log_signer
 from ledger.models import Entry, Key
+from tests.consortium.helpers import decide_after_deadline
 
 DIGEST = "ab" * 32
 TABLE = {"version": 1, "unit": "H100-hour", "weights": {"h100": "1", "a100": "0.45"}}
@@ -25,7 +28,7 @@ def decide(delegates, actions, title="A decision"):
                                 deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
     for who in ("fr", "de"):
         proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
-    return proposals.proposal_decide(proposal=p, now=datetime.now(UTC) + timedelta(days=1))
+    return decide_after_deadline(p)
 
 
 def test_a_valuation_table_is_adopted_by_vote(delegates):
@@ -121,6 +124,25 @@ def test_a_proposal_without_a_quorum_expires(delegates):
     p = proposals.proposal_open(actor=delegates["ops"], title="Quiet", deadline=datetime.now(UTC) + timedelta(hours=1),
                                 actions=[{"type": "member.suspend", "code": "IT"}])  # fmt: skip
     proposals.vote_cast(actor=delegates["fr"], proposal=p, choice="yes")  # 1 of 3: no quorum
-    p = proposals.proposal_decide(proposal=p, now=datetime.now(UTC) + timedelta(days=1))
+    p = decide_after_deadline(p)
     assert (p.state, p.tally["reason"]) == ("expired", "no quorum by the deadline")
     assert governance.Member.objects.get(code="IT").status == "member"
+
+
+def test_decision_entries_that_break_the_rules_change_nothing(delegates):
+    p = proposals.proposal_open(actor=delegates["ops"], title="Suspend Italy", deadline=datetime.now(UTC) + timedelta(hours=1),
+                                actions=[{"type": "member.suspend", "code": "IT"}])  # fmt: skip
+    proposals.vote_cast(actor=delegates["fr"], proposal=p, choice="no")
+    proposals.vote_cast(actor=delegates["de"], proposal=p, choice="no")
+    accepted = {"proposal": str(p.id), "outcome": "accepted", "tally": {"reason": ""}}
+    # Before the deadline, after it against the votes, or by a member's key: inert.
+    services.entry_append(signer=secretariat_signer(), kind="proposal.decided", payload=accepted)
+    with time_machine.travel(parse_time(p.deadline) + timedelta(minutes=1)):
+        services.entry_append(signer=secretariat_signer(), kind="proposal.decided",
+                              payload=accepted)  # fmt: skip
+        services.entry_append(signer=acting_signer(delegates["fr"])[0], kind="proposal.decided",
+                              payload={**accepted, "outcome": "rejected"})  # fmt: skip
+    p.refresh_from_db()
+    assert p.state == "open"
+    assert governance.Member.objects.get(code="IT").status == "member"
+    assert decide_after_deadline(p).state == "rejected"

@@ -16,10 +16,10 @@ from consortium import governance, proposals
 from consortium.governance import GovernanceError
 from consortium.models import Consortium, Member, Proposal
 from ledger.models import Entry
+from tests.consortium.helpers import decide_after_deadline
 
 User = get_user_model()
 SOON = timedelta(hours=1)
-LATER = datetime.now(UTC) + timedelta(days=2)
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_an_accepted_proposal_applies_its_actions(people):
     assert p.state == "open" and set(p.eligible) == {"FR", "DE", "IT"}
     proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
     proposals.vote_cast(actor=people["de"], proposal=p, choice="yes")
-    decided = proposals.proposal_decide(proposal=p, now=LATER)
+    decided = decide_after_deadline(p)
     assert decided.state == "accepted"
     assert decided.tally["yes"] == 2 and decided.tally["eligible"] == 3
     assert Member.objects.get(code="FR").figures == {"population": 69}
@@ -65,7 +65,7 @@ def test_without_a_majority_nothing_changes(people):
     p = _open(people)
     proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
     proposals.vote_cast(actor=people["de"], proposal=p, choice="no")
-    decided = proposals.proposal_decide(proposal=p, now=LATER)
+    decided = decide_after_deadline(p)
     assert (decided.state, decided.tally["reason"]) == ("rejected", "the rule was not met")
     assert Member.objects.get(code="FR").figures == {"population": 68}
 
@@ -108,7 +108,7 @@ def test_a_suspended_member_neither_votes_nor_counts(people):
     suspend = _open(people, actions=[{"type": "member.suspend", "code": "DE"}])
     for who in ("fr", "it"):
         proposals.vote_cast(actor=people[who], proposal=suspend, choice="yes")
-    assert proposals.proposal_decide(proposal=suspend, now=LATER).state == "accepted"
+    assert decide_after_deadline(suspend).state == "accepted"
     assert Member.objects.get(code="DE").status == "suspended"
     later = _open(people)
     assert set(later.eligible) == {"FR", "IT"}
@@ -122,7 +122,7 @@ def test_a_rules_change_drops_the_other_open_proposals(people):
         "voting": {"default": {"kind": "unanimity"}}, "default": "default"}}])  # fmt: skip
     for who in ("fr", "de"):
         proposals.vote_cast(actor=people[who], proposal=change, choice="yes")
-    assert proposals.proposal_decide(proposal=change, now=LATER).state == "accepted"
+    assert decide_after_deadline(change).state == "accepted"
     other.refresh_from_db()
     assert other.state == "dropped"
     assert Consortium.objects.get().rules["voting"]["default"] == {"kind": "unanimity"}
@@ -202,7 +202,7 @@ def test_a_new_member_is_admitted_by_proposal(people):
     p = _open(people, actions=[{"type": "member.admit", "member": record}])
     for who in ("fr", "de"):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
-    proposals.proposal_decide(proposal=p, now=LATER)
+    decide_after_deadline(p)
     assert Member.objects.get(code="ES").status == "member"
 
 
@@ -222,7 +222,7 @@ def test_replay_rebuilds_proposals_and_votes(committed_db):
     proposals.vote_cast(actor=fr, proposal=p, choice="yes")
     proposals.vote_cast(actor=de, proposal=p, choice="no")
     proposals.vote_cast(actor=de, proposal=p, choice="abstain")
-    proposals.proposal_decide(proposal=p, now=LATER)
+    decide_after_deadline(p)
     report = replay_check()
     assert report.ok, report.differences
     assert Proposal.objects.get().state == "rejected"
@@ -277,7 +277,7 @@ def test_a_member_lacking_the_figure_the_rules_weigh_by_is_refused(people):
     change = _open(people, who="ops", actions=[{"type": "rules.change", "rules": weighted}])
     for who in ("fr", "de"):
         proposals.vote_cast(actor=people[who], proposal=change, choice="yes")
-    assert proposals.proposal_decide(proposal=change, now=LATER).state == "accepted"
+    assert decide_after_deadline(change).state == "accepted"
     record = governance.member_record(code="ES")
     with pytest.raises(GovernanceError, match="weighs votes by population, which ES lack"):
         _open(people, actions=[{"type": "member.admit", "member": record}])
@@ -308,7 +308,7 @@ def test_a_second_decision_entry_changes_nothing(people):
     p = _open(people, actions=[{"type": "member.suspend", "code": "IT"}])
     for who in ("fr", "de"):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
-    proposals.proposal_decide(proposal=p, now=LATER)
+    decide_after_deadline(p)
     ledger.entry_append(
         signer=governance.secretariat_signer(), kind="proposal.decided",
         payload={"proposal": str(p.id), "outcome": "rejected", "tally": {}},
@@ -316,7 +316,7 @@ def test_a_second_decision_entry_changes_nothing(people):
     p.refresh_from_db()
     assert p.state == "accepted"
     with pytest.raises(GovernanceError, match="accepted"):
-        proposals.proposal_decide(proposal=p, now=LATER)
+        decide_after_deadline(p)
 
 
 def test_due_proposals_are_decided_in_deadline_order(people):
@@ -346,7 +346,7 @@ def test_an_admitted_member_gets_a_key_and_its_signatory_can_vote(people):
     p = _open(people, actions=[{"type": "member.admit", "member": record}])
     for who in ("fr", "de"):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
-    proposals.proposal_decide(proposal=p, now=LATER)
+    decide_after_deadline(p)
     es = User.objects.create_user("es")
     governance.seat_assign(actor=people["ops"], user=es, role="signatory", member="ES")
     later = _open(people)

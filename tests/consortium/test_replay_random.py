@@ -22,6 +22,7 @@ from ledger.log import LedgerError
 from ledger.models import Key
 from ledger.replay import replay_check
 from ledger.verify import verify_ledger
+from tests.consortium.helpers import decide_after_deadline
 
 pytestmark = pytest.mark.slow
 User = get_user_model()
@@ -165,8 +166,7 @@ class Run:
         # The open proposal with the most votes: most decisions then carry.
         ranked = sorted(Proposal.objects.filter(state="open"), key=lambda p: -p.votes.count())
         if ranked:
-            proposals.proposal_decide(proposal=ranked[0],
-                                      now=datetime.now(UTC) + timedelta(days=1))  # fmt: skip
+            decide_after_deadline(ranked[0])  # fmt: skip
 
     def apply(self):
         code = self.rng.choice(APPLICANTS)
