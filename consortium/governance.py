@@ -139,6 +139,8 @@ def apply_founded(entry: Appended) -> None:
 @applier("member.applied")
 def apply_member_applied(entry: Appended) -> None:
     m = entry.payload["member"]
+    if not _signed_for(entry.author, None) or Member.objects.filter(code=m["code"]).exists():
+        return  # only the secretariat records applications, of newcomers
     Member.objects.create(
         code=m["code"], kind=m["kind"], name=m["name"], country=m["country"],
         figures=m["figures"], status=Member.Status.APPLICANT, registered_in=entry.index,
@@ -146,9 +148,23 @@ def apply_member_applied(entry: Appended) -> None:
     )  # fmt: skip
 
 
+def _signed_for(author: str, member: str | None) -> bool:
+    """Whether ``author`` is the secretariat's key, or a member key of ``member``: the
+    keys that change ``member``'s seats (the secretariat's alone for consortium-wide
+    seats and applications)."""
+    key = Key.objects.filter(fingerprint=author).first()
+    if key is None:
+        return False
+    if key.kind == "service" and key.owner == SECRETARIAT_OWNER:
+        return True
+    return key.kind == "member" and member is not None and key.owner == member
+
+
 @applier("seat.assigned")
 def apply_seat_assigned(entry: Appended) -> None:
     p = entry.payload
+    if not _signed_for(entry.author, p["member"]):
+        return  # on the record, without effect
     Seat.objects.create(
         id=uuid.UUID(p["seat"]), member_id=p["member"], role=p["role"], assigned_in=entry.index
     )
@@ -156,9 +172,10 @@ def apply_seat_assigned(entry: Appended) -> None:
 
 @applier("seat.vacated")
 def apply_seat_vacated(entry: Appended) -> None:
-    Seat.objects.filter(id=uuid.UUID(entry.payload["seat"]), vacated_in__isnull=True).update(
-        vacated_in=entry.index
-    )
+    seat = Seat.objects.filter(id=uuid.UUID(entry.payload["seat"]), vacated_in__isnull=True).first()
+    if seat is None or not _signed_for(entry.author, seat.member_id):
+        return
+    Seat.objects.filter(id=seat.id).update(vacated_in=entry.index)
 
 
 # --- who may act ---------------------------------------------------------------------------
