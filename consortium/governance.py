@@ -531,13 +531,16 @@ def member_key_revoke(
     if replay_of(entry_id, "key.revoked", {"fingerprint": fingerprint, "reason": reason}):
         return Key.objects.get(fingerprint=fingerprint)
     with transaction.atomic(durable=True):
-        valid = Key.objects.select_for_update().filter(
-            kind="member", owner=member, revoked_at__isnull=True
+        # Lock every valid key of the member: two revocations cannot both leave one.
+        valid = list(
+            Key.objects.select_for_update().filter(
+                kind="member", owner=member, revoked_at__isnull=True
+            )
         )
-        key = valid.filter(fingerprint=fingerprint).first()
+        key = next((k for k in valid if k.fingerprint == fingerprint), None)
         if key is None:
             raise GovernanceError(f"{member} has no valid key {fingerprint}", 404)
-        if valid.count() == 1:
+        if len(valid) == 1:
             raise GovernanceError(
                 "that is the member's last valid key: rotate it, or propose key.revoke if lost",
                 409,

@@ -140,3 +140,11 @@ def _key_change(signed: SignedEnvelope, key: Key, submitter) -> None:
 @accepts("key.revoked")
 def _key_revoked(signed: SignedEnvelope, key: Key, submitter) -> None:
     _owner_checks(key, submitter)
+    # An owner never revokes its last valid key: it would lock itself out (a lost key is
+    # replaced by other means; a key to retire is rotated instead).
+    revoked = signed.envelope["payload"].get("fingerprint")
+    others = Key.objects.filter(kind=key.kind, owner=key.owner, revoked_at__isnull=True).exclude(
+        fingerprint=revoked
+    )
+    if not others.exists():
+        raise Refused("that is the owner's last valid key: rotate it instead", 409)

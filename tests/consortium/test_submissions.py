@@ -214,3 +214,21 @@ def test_a_replayed_envelope_changes_nothing(world):
     again = _post(world["fr"], body)
     assert again.status_code == 200 and again.json()["index"] == first.json()["index"]
     assert Entry.objects.count() == before
+
+
+def test_an_owner_never_revokes_its_last_valid_key(world):
+    from ledger.models import Key
+
+    valid = Key.objects.filter(kind="member", owner="FR", revoked_at__isnull=True)
+    others = [k.fingerprint for k in valid if k.fingerprint != world["fr_key"].fingerprint]
+    for fp in others:  # France's other keys go first, signed by its external key
+        payload = {"fingerprint": fp, "reason": "retired"}
+        assert (
+            _post(world["fr"], _signed(world["fr_key"], "key.revoked", payload)).status_code == 201
+        )
+    last = {"fingerprint": world["fr_key"].fingerprint, "reason": "oops"}
+    before = Entry.objects.count()
+    _problem(
+        _post(world["fr"], _signed(world["fr_key"], "key.revoked", last)), 409, "last valid key"
+    )
+    assert Entry.objects.count() == before
