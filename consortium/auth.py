@@ -6,8 +6,10 @@ import hmac
 import re
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
-from rest_framework import authentication, exceptions
+from django.utils.module_loading import import_string
+from rest_framework import authentication, exceptions, permissions
 
 from consortium.models import TOKEN_PREFIX, ApiToken, hash_secret
 
@@ -41,6 +43,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("the token's user is inactive")
         if token.seat_lost:
+            if token.seat_id is None:
+                raise exceptions.AuthenticationFailed(
+                    "this token was issued before its user held a seat: issue a new one"
+                )
             raise exceptions.AuthenticationFailed(
                 f"this token was issued for a seat ({token.seat}) its user no longer holds"
             )
@@ -51,3 +57,20 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
+
+
+class HoldsASeat(permissions.BasePermission):
+    """The API's default: a signed-in user who holds a seat (or a superuser). Who may
+    read the ledger is the same question (``LEDGER_READER_CHECK``), so a user whose seat
+    is vacated reads nothing more, through the API or the admin."""
+
+    message = "you hold no seat in the consortium"
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if user.is_superuser:
+            return True
+        hook = getattr(settings, "LEDGER_READER_CHECK", None)
+        return bool(hook) and import_string(hook)(user)

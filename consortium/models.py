@@ -64,13 +64,13 @@ class ApiToken(models.Model):
 
     @property
     def seat_lost(self) -> bool:
-        """Issued for a seat its user no longer holds (vacated, or they moved on)."""
-        if self.seat_id is None:
-            return False
+        """The token's user no longer holds the seat it was issued for (vacated, or they
+        moved on), or, for a token issued without a seat, now holds one: a token acts
+        with exactly the seat it was issued for, never one given later."""
         from consortium.governance import seat_of  # governance imports this module
 
         held = seat_of(self.user)
-        return held is None or held.pk != self.seat_id
+        return (held.pk if held is not None else None) != self.seat_id
 
     @classmethod
     def issue(cls, *, user, name: str = "", days: int | None = None) -> tuple[ApiToken, str]:

@@ -92,8 +92,9 @@ def test_the_api_lists_members_and_answers_who_am_i(people):
 def test_the_api_says_clearly_when_there_is_no_such_member_or_seat(people):
     api = _api(people["nobody"])
     r = api.get("/api/v1/delegates/self")
-    assert r.status_code == 404 and r["Content-Type"].startswith("application/problem+json")
-    assert api.get("/api/v1/members/ZZ").status_code == 404
+    assert r.status_code == 403 and r["Content-Type"].startswith("application/problem+json")
+    assert r.json()["detail"] == "you hold no seat in the consortium"
+    assert _api(people["sig_fr"]).get("/api/v1/members/ZZ").status_code == 404
     assert APIClient().get("/api/v1/members").status_code == 401
 
 

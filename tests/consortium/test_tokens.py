@@ -15,16 +15,24 @@ from consortium import governance
 from consortium.models import ApiToken
 
 
+@pytest.fixture
+def operator(db):
+    """An operator: a superuser with no seat, and a token."""
+    user = get_user_model().objects.create_superuser("operator", password="unused-pass-123")
+    token, plaintext = ApiToken.issue(user=user, name="operations", days=30)
+    return user, token, plaintext
+
+
 def _get(plaintext: str):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     return client.get("/api/v1/ledger/keys")
 
 
-def test_only_the_hash_of_a_token_is_stored(partner):
+def test_only_the_hash_of_a_token_is_stored(operator):
     import hashlib
 
-    _, token, plaintext = partner
+    _, token, plaintext = operator
     # clt_<12 hex key id>_<secret>; the secret itself may contain "_".
     prefix, key_id, secret = plaintext.split("_", 2)
     assert (prefix, key_id) == ("clt", token.key_id)
@@ -66,7 +74,7 @@ def test_a_token_with_the_right_id_but_wrong_secret_is_refused(partner):
 
 
 def test_the_command_prints_a_token_once_and_revokes_it(db, capsys):
-    get_user_model().objects.create_user("partner-fr")
+    get_user_model().objects.create_superuser("partner-fr")
     call_command("apitoken", "create", "--user", "partner-fr", "--name", "scheduler", "--days", "7")
     out = capsys.readouterr()
     plaintext = out.out.strip()
@@ -138,10 +146,16 @@ def test_an_expired_delegates_token_is_refused(delegate):
     assert r.status_code == 401 and "expired" in r.json()["detail"]
 
 
-def test_a_token_of_a_user_without_a_seat_has_none_and_keeps_working(partner):
-    _, token, plaintext = partner
+def test_an_operators_token_has_no_seat_and_keeps_working(operator):
+    _, token, plaintext = operator
     assert token.seat is None
     assert _get(plaintext).status_code == 200
+
+
+def test_a_token_of_a_user_without_a_seat_authenticates_but_reads_nothing(partner):
+    _, _, plaintext = partner
+    r = _get(plaintext)
+    assert r.status_code == 403 and r.json()["detail"] == "you hold no seat in the consortium"
 
 
 def test_the_command_lists_each_tokens_member_and_role(delegate, partner, capsys):
@@ -162,3 +176,17 @@ def test_the_admin_lists_each_tokens_seat(delegate, admin_client):
     _, token, _ = delegate
     page = admin_client.get(f"/admin/consortium/apitoken/{token.pk}/change/")
     assert page.status_code == 200 and 'name="seat"' not in page.content.decode()
+
+
+def test_a_token_issued_without_a_seat_does_not_pick_up_a_later_one(db):
+    User = get_user_model()
+    governance.consortium_found(name="C", members=[governance.member_record(code="FR")])
+    ops, user = User.objects.create_user("ops-x"), User.objects.create_user("late")
+    governance.seat_assign(actor=None, user=ops, role="secretariat")
+    _, plaintext = ApiToken.issue(user=user, days=1)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert client.get("/api/v1/members").status_code == 403
+    governance.seat_assign(actor=ops, user=user, role="signatory", member="FR")
+    r = client.get("/api/v1/delegates/self")
+    assert r.status_code == 401 and "before its user held a seat" in r.json()["detail"]
