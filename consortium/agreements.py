@@ -54,6 +54,7 @@ from consortium.governance import (
     acting_signer,
     holds_a_seat,
     idempotent_entry_id,
+    keyed_uuid,
     replay_of,
     secretariat_signer,
     visible_members_of,
@@ -494,7 +495,7 @@ def agreement_propose(
     entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
     agreement_id = uuid.uuid4()
     if entry_id is not None:
-        agreement_id = uuid.uuid5(uuid.NAMESPACE_URL, f"consortium-ledger:{entry_id}")
+        agreement_id = keyed_uuid(entry_id)
         done = Agreement.objects.filter(id=agreement_id).first()
         if done is not None:
             same = (done.kind, done.title, done.terms, done.document_sha256) == (

@@ -20,11 +20,14 @@ do what (``authorise``); appliers only apply, so replay rebuilds the same tables
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
 
 import pycountry
+from django.conf import settings
 from django.db import transaction
 
 from consortium.models import Consortium, Member, Seat, SeatHolder
@@ -267,10 +270,14 @@ def replay_of(entry_id: str | None, kind: str, payload: dict):
 
 
 def keyed_uuid(entry_id: str | None) -> uuid.UUID:
-    """A new object's id: derived from the Idempotency-Key's entry id, else random."""
+    """A new object's id: derived from the Idempotency-Key's entry id (keyed with the
+    server's secret, so that no one can predict it and claim it first), else random."""
     if entry_id is None:
         return uuid.uuid4()
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"consortium-ledger:{entry_id}")
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"consortium-ledger:{entry_id}".encode(), hashlib.sha256
+    ).digest()
+    return uuid.UUID(bytes=digest[:16], version=4)
 
 
 def _signer_for_seat_change(actor, member: str | None):

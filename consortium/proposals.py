@@ -44,6 +44,7 @@ from consortium.governance import (
     GovernanceError,
     acting_signer,
     idempotent_entry_id,
+    keyed_uuid,
     member_record,
     secretariat_signer,
 )
@@ -487,7 +488,7 @@ def proposal_open(
     entry_id = None
     if idempotency_key:
         entry_id = idempotent_entry_id(actor, idempotency_key)
-        proposal_id = uuid.uuid5(uuid.NAMESPACE_URL, f"consortium-ledger:{entry_id}")
+        proposal_id = keyed_uuid(entry_id)
         done = Proposal.objects.filter(id=proposal_id).first()
         if done is not None:
             same = (done.title, done.actions, done.deadline) == (
