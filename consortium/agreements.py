@@ -13,9 +13,9 @@ Entry kinds, each with one applier:
     withdrawn or signed already, or on a closed agreement counts for nothing.
 ``agreement.in_force`` (the secretariat key)
     ``{"agreement": uuid}``, once every required party has signed and the day is within
-    the effective period (a signature made through the services that completes an
-    agreement already effective brings it into force in the same transaction; otherwise
-    the beat task does, within a minute or on the day). An amendment enters into force
+    the effective period (a signature that completes an agreement already effective
+    brings it into force in the same transaction; otherwise the beat task does, on the
+    day). An amendment enters into force
     only while the version it amends is in force and once every party bound by that
     version has signed it; it then supersedes that version.
 
@@ -521,6 +521,9 @@ def agreement_propose(
         "supersedes": str(supersedes.id) if supersedes else None,
     }  # fmt: skip
     with transaction.atomic(durable=True):
+        if supersedes is not None:
+            # Two amendments of one version, or an amendment and a termination, in turn.
+            Agreement.objects.select_for_update().get(id=supersedes.id)
         check_proposal(payload, member)
         ledger.entry_append(
             signer=signer, entry_id=entry_id, kind="agreement.proposed", payload=payload
@@ -712,6 +715,13 @@ def _submitted_signature(signed, key, submitter) -> None:
     _refusing(
         check_signature, agreement, member, payload["terms_sha256"], payload["document_sha256"]
     )
+
+
+@submissions.then("agreement.signed")
+def _after_submitted_signature(entry: Appended) -> None:
+    # As for a signature through the services: one that completes an agreement already
+    # effective brings it into force at once.
+    _enter_into_force_if_due(uuid.UUID(entry.payload["agreement"]))
 
 
 @submissions.accepts("agreement.withdrawn")

@@ -390,9 +390,11 @@ def seat_assign(
         if not SeatHolder.objects.filter(seat=seat, user=user).exists() and seat.active:
             raise GovernanceError("this Idempotency-Key was used for another request", 409)
         return seat
-    if SeatHolder.objects.filter(user=user, seat__vacated_in__isnull=True).exists():
-        raise GovernanceError(f"{user} already holds a seat: vacate it first", 409)
     with transaction.atomic(durable=True):
+        # Under the user's row lock, two assignments to one user cannot both pass.
+        type(user).objects.select_for_update().filter(pk=user.pk).first()
+        if SeatHolder.objects.filter(user=user, seat__vacated_in__isnull=True).exists():
+            raise GovernanceError(f"{user} already holds a seat: vacate it first", 409)
         ledger.entry_append(signer=signer, kind="seat.assigned", entry_id=entry_id, payload=payload)
         seat = Seat.objects.get(id=seat_id)
         SeatHolder.objects.update_or_create(user=user, defaults={"seat": seat})

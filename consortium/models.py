@@ -282,7 +282,7 @@ class Agreement(models.Model):
 
     class State(models.TextChoices):
         OPEN = "open", "open for signature"
-        SIGNED = "signed", "signed, awaiting its effective date"
+        SIGNED = "signed", "signed by the required parties, not yet in force"
         IN_FORCE = "in_force", "in force"
         SUPERSEDED = "superseded", "superseded by an amendment"
         TERMINATED = "terminated", "terminated"

@@ -48,6 +48,20 @@ def accepts(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
+_followers: dict[str, Callable[[Appended], None]] = {}
+
+
+def then(kind: str) -> Callable:
+    """Register what follows a submitted entry of ``kind``, in its transaction (more
+    entries the server signs, say): called with the entry as appended."""
+
+    def register(fn):
+        _followers[kind] = fn
+        return fn
+
+    return register
+
+
 def may_act_for(user, owner: str) -> bool:
     """Whether ``user`` may submit entries signed by keys ``owner`` holds."""
     hook = getattr(settings, "LEDGER_ACTOR_CHECK", None)
@@ -90,10 +104,15 @@ def submit(*, envelope, signature: str, submitter) -> Submitted:
     key = Key.objects.get(fingerprint=signed.author)
     if key.custody != Key.Custody.EXTERNAL:
         raise Refused("hosted keys sign on the server: act through the services instead", 403)
-    handler(signed, key, submitter)
     try:
         with transaction.atomic():
+            # The kind's rules are checked under the sequence lock, in the transaction
+            # that appends: nothing can change between the check and the entry.
+            log._lock()
+            handler(signed, key, submitter)
             (entry,) = log.append_signed([signed])
+            if signed.kind in _followers:
+                _followers[signed.kind](entry)
     except IdempotencyConflict as exc:
         raise Refused(str(exc), 409) from exc
     except LedgerError as exc:

@@ -235,3 +235,17 @@ def test_an_external_key_proposes_only_for_its_own_member(world):
     assert Agreement.objects.get(id=payload["agreement"]).proposed_by == it_key.fingerprint
     seen = _client(User.objects.get(username="it")).get("/api/v1/agreements").json()
     assert [x["id"] for x in seen] == [payload["agreement"]]
+
+
+def test_an_external_signature_that_completes_an_agreement_brings_it_into_force(world):
+    it_key, it_user = _italy_with_an_external_key()
+    a = propose(world["fr"], body_terms=terms(parties=("FR", "IT"))).json()
+    world["fr"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
+    r = _submit(
+        _client(it_user), it_key, "agreement.signed", {"agreement": a["id"], **sign_body(a)}
+    )
+    assert r.status_code == 201, r.content
+    assert Agreement.objects.get(id=a["id"]).state == "in_force"
+    assert (
+        Entry.objects.order_by("-index").values_list("kind", flat=True)[0] == "agreement.in_force"
+    )
