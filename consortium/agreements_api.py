@@ -20,11 +20,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consortium import agreements
-from consortium.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, _refused
+from consortium.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, _refused, act
 from consortium.governance import GovernanceError
 from consortium.models import Agreement, AgreementParty, Document
 from consortium.problems import bad_request, not_found
-from ledger.log import LedgerError
 
 
 class RawBodyParser(parsers.BaseParser):
@@ -215,14 +214,15 @@ class AgreementListView(APIView):
         body.is_valid(raise_exception=True)
         d = body.validated_data
         supersedes = _visible(request, d["supersedes"]) if d.get("supersedes") else None
-        try:
-            agreement = agreements.agreement_propose(
-                actor=request.user, kind=d["kind"], title=d["title"], terms=d["terms"],
-                document_sha256=d["document_sha256"], supersedes=supersedes,
-                idempotency_key=request.headers.get("Idempotency-Key"),
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        agreement = act(
+            request,
+            agreements.agreement_propose,
+            kind=d["kind"],
+            title=d["title"],
+            terms=d["terms"],
+            document_sha256=d["document_sha256"],
+            supersedes=supersedes,
+        )
         return Response(_full(agreement), status=201)
 
 
@@ -252,13 +252,12 @@ class SignatureView(APIView):
     def post(self, request: Request, pk) -> Response:
         body = SignatureSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            party = agreements.agreement_sign(
-                actor=request.user, agreement=_visible(request, pk),
-                idempotency_key=request.headers.get("Idempotency-Key"), **body.validated_data,
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        party = act(
+            request,
+            agreements.agreement_sign,
+            agreement=_visible(request, pk),
+            **body.validated_data,
+        )
         return Response(PartySerializer(party).data, status=201)
 
 
@@ -273,14 +272,12 @@ class WithdrawalView(APIView):
     def post(self, request: Request, pk) -> Response:
         body = ReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            party = agreements.agreement_withdraw(
-                actor=request.user, agreement=_visible(request, pk),
-                reason=body.validated_data["reason"],
-                idempotency_key=request.headers.get("Idempotency-Key"),
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        party = act(
+            request,
+            agreements.agreement_withdraw,
+            agreement=_visible(request, pk),
+            reason=body.validated_data["reason"],
+        )
         return Response(PartySerializer(party).data, status=201)
 
 
@@ -296,12 +293,10 @@ class TerminationView(APIView):
     def post(self, request: Request, pk) -> Response:
         body = ReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            agreement = agreements.agreement_terminate(
-                actor=request.user, agreement=_visible(request, pk),
-                reason=body.validated_data["reason"],
-                idempotency_key=request.headers.get("Idempotency-Key"),
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        agreement = act(
+            request,
+            agreements.agreement_terminate,
+            agreement=_visible(request, pk),
+            reason=body.validated_data["reason"],
+        )
         return Response(_full(agreement))

@@ -74,6 +74,17 @@ def _refused(exc) -> ProblemException:
     return ProblemException(getattr(exc, "status", 400), str(exc))
 
 
+def act(request: Request, service, **kwargs):
+    """Call a governance service as the request's user, with the request's
+    Idempotency-Key; its refusals become problems (400, 403, 404, 409)."""
+    try:
+        return service(
+            actor=request.user, idempotency_key=request.headers.get("Idempotency-Key"), **kwargs
+        )
+    except (GovernanceError, LedgerError) as exc:
+        raise _refused(exc) from exc
+
+
 class ApplicationSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=32)
     kind = serializers.ChoiceField(choices=Member.Kind.choices, default="nation")
@@ -103,13 +114,7 @@ class MemberListView(APIView):
         body = ApplicationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         record = {k: v for k, v in body.validated_data.items() if v is not None}
-        try:
-            member = governance.member_apply(
-                actor=request.user, record=record,
-                idempotency_key=request.headers.get("Idempotency-Key"),
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        member = act(request, governance.member_apply, record=record)
         return Response(MemberSerializer(member).data, status=201)
 
 
@@ -223,13 +228,14 @@ class ProposalListView(APIView):
         body = ProposalCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         d = body.validated_data
-        try:
-            proposal = proposals.proposal_open(
-                actor=request.user, title=d["title"], actions=d["actions"], deadline=d["deadline"],
-                rule=d.get("rule"), idempotency_key=request.headers.get("Idempotency-Key"),
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        proposal = act(
+            request,
+            proposals.proposal_open,
+            title=d["title"],
+            actions=d["actions"],
+            deadline=d["deadline"],
+            rule=d.get("rule"),
+        )
         return Response(ProposalSerializer(proposal).data, status=201)
 
 
@@ -262,13 +268,12 @@ class VoteView(APIView):
     def post(self, request: Request, pk) -> Response:
         body = VoteCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            vote = proposals.vote_cast(
-                actor=request.user, proposal=_proposal(pk), choice=body.validated_data["choice"],
-                idempotency_key=request.headers.get("Idempotency-Key"),
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        vote = act(
+            request,
+            proposals.vote_cast,
+            proposal=_proposal(pk),
+            choice=body.validated_data["choice"],
+        )
         return Response(VoteSerializer(vote).data, status=201)
 
 
@@ -363,13 +368,9 @@ class SeatListView(APIView):
         user = get_user_model().objects.filter(username=d["username"]).first()
         if user is None:
             raise bad_request(f"no user {d['username']!r}")
-        try:
-            seat = governance.seat_assign(
-                actor=request.user, user=user, role=d["role"], member=d["member"] or None,
-                idempotency_key=request.headers.get("Idempotency-Key"),
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        seat = act(
+            request, governance.seat_assign, user=user, role=d["role"], member=d["member"] or None
+        )
         seat = Seat.objects.select_related("holder__user").get(id=seat.id)
         return Response(SeatHeldSerializer(seat, context=_seats_context(request)).data, status=201)
 
@@ -388,13 +389,7 @@ class SeatVacateView(APIView):
         seat = _seat(request, pk)
         body = SeatVacateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            governance.seat_vacate(
-                actor=request.user, seat=seat, reason=body.validated_data["reason"],
-                idempotency_key=request.headers.get("Idempotency-Key"),
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        act(request, governance.seat_vacate, seat=seat, reason=body.validated_data["reason"])
         seat = Seat.objects.select_related("holder__user").get(id=seat.id)
         return Response(SeatHeldSerializer(seat, context=_seats_context(request)).data)
 
@@ -435,13 +430,13 @@ class MemberKeyRotationView(APIView):
                 raw = base64.b64decode(body.validated_data["public_key"], validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise bad_request("public_key must be base64") from exc
-        try:
-            key = governance.member_key_rotate(
-                actor=request.user, code=code, public_key=raw, name=body.validated_data["name"],
-                idempotency_key=request.headers.get("Idempotency-Key"),
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        key = act(
+            request,
+            governance.member_key_rotate,
+            code=code,
+            public_key=raw,
+            name=body.validated_data["name"],
+        )
         return Response(KeySerializer(key).data, status=201)
 
 
@@ -457,12 +452,11 @@ class MemberKeyRevocationView(APIView):
     def post(self, request: Request, code: str, fingerprint: str) -> Response:
         body = KeyRevocationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            key = governance.member_key_revoke(
-                actor=request.user, code=code, fingerprint=fingerprint,
-                reason=body.validated_data["reason"],
-                idempotency_key=request.headers.get("Idempotency-Key"),
-            )  # fmt: skip
-        except (GovernanceError, LedgerError) as exc:
-            raise _refused(exc) from exc
+        key = act(
+            request,
+            governance.member_key_revoke,
+            code=code,
+            fingerprint=fingerprint,
+            reason=body.validated_data["reason"],
+        )
         return Response(KeySerializer(key).data)
