@@ -178,7 +178,9 @@ class SeatAdmin(SeatVisible):
                 )
                 return redirect("admin:consortium_seat_changelist")
         context = {**self.admin_site.each_context(request), "form": form, "acting_for": acting_for,
-                   "title": "Assign a seat", "opts": self.model._meta}  # fmt: skip
+                   "title": "Assign a seat", "opts": self.model._meta, "submit_label": "Assign",
+                   "changelist_url": reverse("admin:consortium_seat_changelist"),
+                   "changelist_name": "Seats"}  # fmt: skip
         return TemplateResponse(request, "admin/consortium/seat/assign.html", context)
 
     @admin.action(description="Vacate the selected seats")
@@ -435,7 +437,10 @@ class AgreementAdmin(SeatVisible):
                 self.message_user(request, f"Proposed {agreement} for signature.", messages.SUCCESS)
                 return redirect("admin:consortium_agreement_change", agreement.id)
         context = {**self.admin_site.each_context(request), "form": form, "acting_for": scope,
-                   "title": "Propose an agreement", "opts": self.model._meta}  # fmt: skip
+                   "title": "Propose an agreement", "opts": self.model._meta,
+                   "submit_label": "Propose for signature",
+                   "changelist_url": reverse("admin:consortium_agreement_changelist"),
+                   "changelist_name": "Agreements"}  # fmt: skip
         return TemplateResponse(request, "admin/consortium/agreement/propose.html", context)
 
     @admin.action(description="Sign the selected agreements for your member")

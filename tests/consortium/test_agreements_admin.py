@@ -100,3 +100,12 @@ def test_the_index_lists_open_proposals_awaiting_the_members_vote(client, delega
     assert "Figures for Italy" not in client.get("/admin/").content.decode()
     client.force_login(delegates["aud"])
     assert "pending-work" not in client.get("/admin/").content.decode()
+
+
+def test_the_service_forms_render_for_those_who_may_use_them(client, delegates):
+    client.force_login(delegates["fr"])
+    body = client.get(f"{CHANGELIST}propose/").content.decode()
+    assert 'enctype="multipart/form-data"' in body and 'value="Propose for signature"' in body
+    client.force_login(delegates["ops"])
+    body = client.get("/admin/consortium/seat/assign/").content.decode()
+    assert "enctype" not in body and 'value="Assign"' in body
