@@ -426,3 +426,16 @@ def test_entries_by_the_wrong_keys_change_nothing(delegates):
                               payload={"agreement": str(a.id)})  # fmt: skip
     a.refresh_from_db()
     assert a.state == "signed"
+
+
+def test_the_command_brings_due_agreements_into_force(delegates, capsys):
+    from django.core.management import call_command
+
+    a = propose(delegates, terms=treaty_terms(start=TODAY + timedelta(days=2)))
+    for who in ("fr", "de", "it"):
+        sign(delegates, who, a)
+    with on(TODAY + timedelta(days=2)):
+        call_command("consortium", "advance")
+    assert "1 agreement(s) entered into force; 0 expired." in capsys.readouterr().out
+    a.refresh_from_db()
+    assert a.state == "in_force"
