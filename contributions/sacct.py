@@ -1,0 +1,345 @@
+"""Reading SLURM accounting exports (``sacct --parsable2`` or ``--parsable``) into
+GPU-hours per account and accelerator type. Pure Python: no Django.
+
+What real exports contain, and what this reader does with it:
+
+- A header line names the fields, unless the caller gives them (``sacct --noheader
+  --format ...``). ``--parsable`` ends every line with ``|``.
+- Job steps (``123.batch``, ``123.extern``, ``123.0``, ``123_4.0``) repeat their job's
+  AllocTRES: they are skipped. Array tasks (``123_4``; ``123_[1-3,7]`` stands for four
+  tasks) and heterogeneous components (``123+0``, ``123+1``) are allocations of their own.
+  An allocation is known by cluster, raw job id and submit time (job ids repeat after a
+  controller reset), and is counted once however often it appears.
+- GPUs come from AllocTRES: ``gres/gpu=N`` is the job's total over all its nodes; typed
+  entries (``gres/gpu:h100=2``, MIG slices such as ``gres/gpu:a100_3g.20gb=1``) stand
+  beside that total and say which types it is made of, they are not added to it (typed
+  entries are summed only when no untyped total is present). ``gres/gpumem`` and
+  ``gres/gpuutil`` are not GPUs. GPUs the typed entries do not account for take the
+  accelerator type the facility declares for the job's partition, or its default.
+- Elapsed is ``[D-]HH:MM:SS`` (ElapsedRaw, in seconds, is preferred when present).
+  States may carry a suffix (``CANCELLED by 1234``); jobs not finished by State
+  (PENDING, RUNNING, ...) are left out and reported.
+- Times carry no zone: they are read in the facility's zone and kept in UTC.
+
+GPU-hours = GPUs x elapsed hours, kept as whole GPU-seconds so that sums are exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from zoneinfo import ZoneInfo
+
+REQUIRED_ONE_OF = (("JobID", "JobIDRaw"), ("Account",), ("State",), ("Start",), ("End",),
+                   ("Elapsed", "ElapsedRaw"), ("AllocTRES",))  # fmt: skip
+# Jobs in these states have ended: their allocation is counted.
+FINISHED = frozenset({
+    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
+    "BOOT_FAIL", "DEADLINE",
+})  # fmt: skip
+# Left out in a report, at most this many rows for each reason (the counts are complete).
+EXAMPLES_PER_REASON = 20
+
+_JOB_RE = re.compile(
+    r"(?P<job>\d+)"
+    r"(?:_(?P<task>\d+|\[(?P<tasks>[0-9,\-%]+)\])|\+(?P<het>\d+))?"
+    r"(?P<step>\..+)?"
+)
+_ELAPSED_RE = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)(?:\.\d+)?")
+HOURS = Decimal(3600)
+UNKNOWN = ("Unknown", "None", "")
+
+
+class SacctError(ValueError):
+    """A malformed export: the whole import is refused. ``line`` is 1-based."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+
+
+@dataclass
+class Aggregate:
+    """What one account delivered on one accelerator type."""
+
+    account: str
+    accelerator: str
+    allocations: int = 0
+    gpu_seconds: int = 0
+    first_start: datetime | None = None
+    last_end: datetime | None = None
+
+    @property
+    def gpu_hours(self) -> Decimal:
+        return gpu_hours(self.gpu_seconds)
+
+    def add(self, count: int, gpu_seconds: int, start: datetime, end: datetime) -> None:
+        self.allocations += count
+        self.gpu_seconds += gpu_seconds
+        if self.first_start is None or start < self.first_start:
+            self.first_start = start
+        if self.last_end is None or end > self.last_end:
+            self.last_end = end
+
+
+@dataclass
+class LeftOut:
+    line: int
+    job: str
+    reason: str
+
+
+@dataclass
+class Reading:
+    """An export read: aggregates, what was left out and why, and the export's hash."""
+
+    sha256: str
+    lines: int = 0
+    steps: int = 0
+    duplicates: int = 0
+    allocations: int = 0
+    aggregates: dict[tuple[str, str], Aggregate] = field(default_factory=dict)
+    left_out: list[LeftOut] = field(default_factory=list)
+    left_out_counts: Counter = field(default_factory=Counter)
+
+    @property
+    def gpu_seconds(self) -> int:
+        return sum(a.gpu_seconds for a in self.aggregates.values())
+
+    def leave_out(self, line: int, job: str, reason: str) -> None:
+        self.left_out_counts[reason] += 1
+        if self.left_out_counts[reason] <= EXAMPLES_PER_REASON:
+            self.left_out.append(LeftOut(line, job, reason))
+
+
+def gpu_hours(gpu_seconds: int) -> Decimal:
+    """GPU-seconds as GPU-hours, to the millionth (exact sums are kept in seconds)."""
+    return (Decimal(gpu_seconds) / HOURS).quantize(Decimal("0.000001"), ROUND_HALF_EVEN)
+
+
+def parse_elapsed(text: str) -> int:
+    """``[D-]HH:MM:SS`` (or ``MM:SS``) as seconds."""
+    m = _ELAPSED_RE.fullmatch(text.strip())
+    if not m:
+        raise ValueError(f"Elapsed {text!r} is not [D-]HH:MM:SS")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
+    if minutes >= 60 or seconds >= 60:
+        raise ValueError(f"Elapsed {text!r} is not [D-]HH:MM:SS")
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def count_tasks(spec: str) -> int:
+    """How many array tasks ``1-3,7`` (or ``0-15%4``: a throttle, not a count) names."""
+    total = 0
+    for part in spec.split("%", 1)[0].split(","):
+        if not part:
+            raise ValueError(f"array task list {spec!r} has an empty element")
+        lo, _, hi = part.partition("-")
+        first, last = int(lo), int(hi) if hi else int(lo)
+        if last < first:
+            raise ValueError(f"array task range {part!r} runs backwards")
+        total += last - first + 1
+    return total
+
+
+def gpus_by_type(tres: str) -> tuple[int | None, dict[str, int]]:
+    """The untyped GPU total of an AllocTRES string (``None`` if absent), and the typed
+    counts. ``gres/gpumem`` and ``gres/gpuutil`` are not GPUs."""
+    total = None
+    typed: dict[str, int] = {}
+    for item in tres.split(","):
+        if not item.startswith("gres/gpu"):
+            continue
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"AllocTRES item {item!r} has no value")
+        if name == "gres/gpu":
+            total = _count(value, item)
+        elif name.startswith("gres/gpu:"):
+            kind = name[len("gres/gpu:") :]
+            if not kind:
+                raise ValueError(f"AllocTRES item {item!r} names no GPU type")
+            typed[kind] = typed.get(kind, 0) + _count(value, item)
+        # gres/gpumem, gres/gpuutil and the like: not GPUs
+    return total, typed
+
+
+def _count(value: str, item: str) -> int:
+    if not value.isdigit():
+        raise ValueError(f"AllocTRES item {item!r} is not a whole count")
+    return int(value)
+
+
+class Reader:
+    """Reads one export for one facility."""
+
+    def __init__(
+        self,
+        *,
+        fields: list[str] | None = None,
+        tz: str = "UTC",
+        partitions: dict[str, str] | None = None,
+        default_accelerator: str = "gpu",
+        cluster: str = "",
+    ):
+        self.fields = fields
+        self.zone = ZoneInfo(tz)
+        self.partitions = partitions or {}
+        self.default_accelerator = default_accelerator
+        self.cluster = cluster
+
+    def read(self, data: bytes) -> Reading:
+        """Read a whole export. Raises :class:`SacctError` on the first malformed line."""
+        reading = Reading(sha256=hashlib.sha256(data).hexdigest())
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise SacctError(line, "not UTF-8 text") from exc
+        self._read_lines(text.splitlines(), reading)
+        return reading
+
+    def _columns(self, first: str | None) -> tuple[dict[str, int], bool]:
+        """Field positions, and whether the first line is a header to skip."""
+        names = self.fields
+        header = False
+        if first is not None:
+            cells = _cells(first)
+            if names is None or cells == list(names):
+                names, header = cells, True
+        if names is None:
+            raise SacctError(1, "no header line: give the field list (--fields)")
+        positions = {name: i for i, name in enumerate(names)}
+        for choices in REQUIRED_ONE_OF:
+            if not any(c in positions for c in choices):
+                raise SacctError(1, f"the export lacks {' or '.join(choices)}")
+        return positions, header
+
+    def _read_lines(self, lines: list[str], reading: Reading) -> None:
+        first = next((ln for ln in lines if ln.strip()), None)
+        pos, header = self._columns(first)
+        width = len(pos)
+        col = pos.get
+        i_job, i_raw = col("JobID"), col("JobIDRaw")
+        i_account, i_state, i_start, i_end = pos["Account"], pos["State"], pos["Start"], pos["End"]
+        i_elapsed, i_elapsed_raw = col("Elapsed"), col("ElapsedRaw")
+        i_tres, i_cluster, i_submit, i_partition = (
+            pos["AllocTRES"], col("Cluster"), col("Submit"), col("Partition"),
+        )  # fmt: skip
+        seen: set[tuple[str, str, str]] = set()
+        aggregates = reading.aggregates
+        skipped_header = not header
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            if not skipped_header:
+                skipped_header = True
+                continue
+            reading.lines += 1
+            cells = line.split("|")
+            if len(cells) == width + 1 and cells[-1] == "":
+                cells.pop()  # --parsable: a trailing "|"
+            if len(cells) != width:
+                raise SacctError(number, f"expected {width} fields, found {len(cells)}")
+            job_text = cells[i_job] if i_job is not None else cells[i_raw]
+            m = _JOB_RE.fullmatch(job_text)
+            if m is None:
+                raise SacctError(number, f"JobID {job_text!r} is not a SLURM job id")
+            if m["step"]:
+                reading.steps += 1
+                continue
+            try:
+                tasks = count_tasks(m["tasks"]) if m["tasks"] else 1
+            except ValueError as exc:
+                raise SacctError(number, str(exc)) from exc
+            raw = cells[i_raw] if i_raw is not None else job_text
+            cluster = cells[i_cluster] if i_cluster is not None else self.cluster
+            submit = cells[i_submit] if i_submit is not None else ""
+            identity = (cluster, raw, submit)
+            if identity in seen:
+                reading.duplicates += 1
+                continue
+            seen.add(identity)
+            state = cells[i_state].split(" ", 1)[0]
+            if not state:
+                raise SacctError(number, "State is empty")
+            if state not in FINISHED:
+                reading.leave_out(number, job_text, f"not finished ({state})")
+                continue
+            try:
+                if i_elapsed_raw is not None and cells[i_elapsed_raw] != "":
+                    if not cells[i_elapsed_raw].isdigit():
+                        raise ValueError(f"ElapsedRaw {cells[i_elapsed_raw]!r} is not seconds")
+                    elapsed = int(cells[i_elapsed_raw])
+                else:
+                    elapsed = parse_elapsed(cells[i_elapsed]) if i_elapsed is not None else 0
+                total, typed = gpus_by_type(cells[i_tres])
+                if cells[i_start] in UNKNOWN:
+                    # Cancelled before it started: no allocation was ever made.
+                    reading.leave_out(number, job_text, "never started")
+                    continue
+                start = self._time(cells[i_start], "Start")
+            except ValueError as exc:
+                raise SacctError(number, str(exc)) from exc
+            if cells[i_end] in UNKNOWN:
+                end = start
+            else:
+                try:
+                    end = self._time(cells[i_end], "End")
+                except ValueError as exc:
+                    raise SacctError(number, str(exc)) from exc
+            if total is None:
+                total = sum(typed.values())
+            if total == 0:
+                reading.leave_out(number, job_text, "no GPUs allocated")
+                continue
+            account = cells[i_account]
+            if not account:
+                reading.leave_out(number, job_text, "no account")
+                continue
+            reading.allocations += tasks
+            partition = cells[i_partition] if i_partition is not None else ""
+            untyped_kind = self.partitions.get(partition, self.default_accelerator)
+            counted = 0
+            for kind, count in typed.items():
+                count = min(count, total - counted)
+                if count <= 0:
+                    break
+                _add(aggregates, account, kind, tasks, tasks * count * elapsed, start, end)
+                counted += count
+            if counted < total:
+                rest = total - counted
+                _add(aggregates, account, untyped_kind, tasks, tasks * rest * elapsed, start, end)
+
+    def _time(self, text: str, what: str) -> datetime:
+        try:
+            local = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{what} {text!r} is not a time (YYYY-MM-DDTHH:MM:SS)") from None
+        if local.tzinfo is not None:
+            return local.astimezone(UTC)
+        return local.replace(tzinfo=self.zone).astimezone(UTC)
+
+
+def _cells(line: str) -> list[str]:
+    cells = line.rstrip("\n").split("|")
+    if cells and cells[-1] == "":
+        cells.pop()
+    return cells
+
+
+def _add(aggregates, account, kind, tasks, gpu_seconds, start, end) -> None:
+    key = (account, kind)
+    agg = aggregates.get(key)
+    if agg is None:
+        agg = aggregates[key] = Aggregate(account, kind)
+    agg.add(tasks, gpu_seconds, start, end)
+
+
+def read_export(data: bytes, **options) -> Reading:
+    """Read ``data`` (the bytes of an export) with :class:`Reader` options."""
+    return Reader(**options).read(data)
