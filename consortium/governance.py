@@ -233,17 +233,31 @@ def acting_signer(actor):
         return secretariat_signer(), None
     if scope is False:
         raise GovernanceError("only the secretariat or a member's signatory may do this", 403)
-    member = Member.objects.get(code=scope)
+    return member_signer(scope), scope
+
+
+def member_signer(code: str):
+    """The hosted key of a member in good standing (services sign with it when one of its
+    delegates acts)."""
+    member = Member.objects.get(code=code)
     if member.status != Member.Status.MEMBER:
-        raise GovernanceError(f"{scope} is {member.status}: it cannot act", 403)
+        raise GovernanceError(f"{code} is {member.status}: it cannot act", 403)
     key = (
-        Key.objects.filter(kind="member", owner=scope, custody="hosted", revoked_at__isnull=True)
+        Key.objects.filter(kind="member", owner=code, custody="hosted", revoked_at__isnull=True)
         .order_by("-registered_in")
         .first()
     )
     if key is None:
-        raise GovernanceError(f"{scope} has no hosted key: sign with its own key instead", 403)
-    return hosted_signer(key.fingerprint), scope
+        raise GovernanceError(f"{code} has no hosted key: sign with its own key instead", 403)
+    return hosted_signer(key.fingerprint)
+
+
+def recording_for(user) -> str | None:
+    """The member ``user`` records contributions for: its recorder's or signatory's."""
+    seat = seat_of(user)
+    if seat is not None and seat.role in (Seat.Role.RECORDER, Seat.Role.SIGNATORY):
+        return seat.member_id
+    return None
 
 
 def idempotent_entry_id(actor, key: str) -> str:

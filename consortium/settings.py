@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "ledger",
     "consortium",
+    "contributions",
 ]
 
 MIDDLEWARE = [

@@ -138,7 +138,7 @@ def parse_date(value, path: str) -> date:
         _fail(path, f"{value} is not a calendar date")
 
 
-def _currency(value, path: str) -> str:
+def currency_code(value, path: str) -> str:
     if (
         not isinstance(value, str)
         or not _CURRENCY_RE.fullmatch(value)
@@ -201,7 +201,7 @@ def _check_terms(kind: str, terms, members: set[str]) -> dict:
             _fail("terms.effective.until", "comes before terms.effective.from")
     unit = terms.get("accounting_unit")
     if unit is not None:
-        _currency(unit, "terms.accounting_unit")
+        currency_code(unit, "terms.accounting_unit")
     if "exchange_rates" in terms:
         if unit is None:
             _fail("terms.exchange_rates", "needs terms.accounting_unit")
@@ -209,7 +209,7 @@ def _check_terms(kind: str, terms, members: set[str]) -> dict:
         if not isinstance(rates, dict):
             _fail("terms.exchange_rates", "must be an object {currency: rate}")
         for currency, rate in rates.items():
-            _currency(currency, f"terms.exchange_rates.{currency}")
+            currency_code(currency, f"terms.exchange_rates.{currency}")
             if currency == unit:
                 _fail(f"terms.exchange_rates.{currency}", "is the accounting unit itself")
             decimal_string(rate, f"terms.exchange_rates.{currency}", positive=True)
@@ -308,7 +308,11 @@ def _check_access(value) -> None:
 
 
 def _check_data_use(value) -> None:
-    path = "terms.data_use"
+    check_data_use(value, "terms.data_use")
+
+
+def check_data_use(value, path: str) -> dict:
+    """GA4GH DUO data use: one permission and its modifiers, residency and access mode."""
     use = _object(
         value, path, {"permission", "modifiers", "residency", "access_mode"}, {"residency"}
     )
@@ -331,6 +335,7 @@ def _check_data_use(value) -> None:
         _fail(f"{path}.residency", f"{residency!r} is not an ISO 3166-1 alpha-2 country code")
     if not isinstance(use["access_mode"], str) or use["access_mode"] not in ACCESS_MODES:
         _fail(f"{path}.access_mode", f"must be one of {', '.join(ACCESS_MODES)}")
+    return use
 
 
 def required_parties(terms: dict) -> list[str]:

@@ -1,0 +1,128 @@
+"""Contributions: projections of the ledger (facilities, compute, data, funds, disputes)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from consortium.models import Member
+
+
+class Facility(models.Model):
+    """A computing facility (a national supercomputer), run by a member, with a key of
+    its own that attests the compute it delivered."""
+
+    code = models.CharField(max_length=32, primary_key=True, help_text="A lowercase slug.")
+    name = models.CharField(max_length=200)
+    operator = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="facilities")
+    country = models.CharField(max_length=2)
+    timezone = models.CharField(max_length=64, help_text="IANA zone its accounting uses.")
+    default_accelerator = models.CharField(max_length=64)
+    partitions = models.JSONField(default=dict, help_text="{partition: accelerator type}")
+    accounts = models.JSONField(default=dict, help_text="{account: member code}")
+    registered_in = models.BigIntegerField()
+    changed_in = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "facilities"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class Contribution(models.Model):
+    """What a member delivered: compute, data or funds. Values are exact decimals."""
+
+    class Kind(models.TextChoices):
+        COMPUTE = "compute", "compute"
+        DATA = "data", "data"
+        FUNDS = "funds", "funds"
+
+    class State(models.TextChoices):
+        REPORTED = "reported", "reported, awaiting the facility's attestation"
+        COUNTED = "counted", "counted"
+        DISPUTED = "disputed", "disputed (held until resolved)"
+        VOID = "void", "void (a dispute was upheld)"
+
+    id = models.UUIDField(primary_key=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="contributions")
+    state = models.CharField(max_length=16, choices=State.choices)
+    recorded_in = models.BigIntegerField()
+    recorded_at = models.CharField(max_length=40, help_text="Integration time, RFC 3339 UTC.")
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    # compute
+    facility = models.ForeignKey(
+        Facility, null=True, blank=True, on_delete=models.PROTECT, related_name="contributions"
+    )
+    import_id = models.UUIDField(null=True, blank=True, help_text="The import it came from.")
+    accelerator = models.CharField(max_length=64, blank=True)
+    allocations = models.BigIntegerField(null=True, blank=True)
+    gpu_seconds = models.BigIntegerField(null=True, blank=True)
+    gpu_hours = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
+    evidence_sha256 = models.CharField(max_length=64, blank=True)
+    attested_in = models.BigIntegerField(null=True, blank=True)
+    # data
+    dataset = models.JSONField(null=True, blank=True, help_text="Name, manifest, licence, DUO...")
+    tokens = models.BigIntegerField(null=True, blank=True)
+    # funds
+    amount = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-recorded_in"]
+        indexes = [models.Index(fields=["member", "kind", "state"])]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.COMPUTE:
+            return f"{self.gpu_hours} {self.accelerator} GPU-hours by {self.member_id}"
+        if self.kind == self.Kind.FUNDS:
+            return f"{self.amount} {self.currency} by {self.member_id}"
+        return f"dataset {self.dataset.get('name') if self.dataset else ''} by {self.member_id}"
+
+
+class SacctImport(models.Model):
+    """One accounting export imported for a facility: its hash, and what it held."""
+
+    id = models.UUIDField(primary_key=True)
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="imports")
+    export_sha256 = models.CharField(max_length=64)
+    lines = models.BigIntegerField()
+    allocations = models.BigIntegerField()
+    left_out = models.JSONField(default=dict, help_text="{reason: rows}")
+    recorded_in = models.BigIntegerField()
+    attested_in = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-recorded_in"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["facility", "export_sha256"], name="contributions_one_import_per_export"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.export_sha256[:12]}… of {self.facility_id}"
+
+
+class Dispute(models.Model):
+    """A member's dispute of a contribution, and its resolution."""
+
+    id = models.UUIDField(primary_key=True)
+    contribution = models.ForeignKey(
+        Contribution, on_delete=models.PROTECT, related_name="disputes"
+    )
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="disputes")
+    reason = models.CharField(max_length=500)
+    opened_in = models.BigIntegerField()
+    outcome = models.CharField(max_length=16, blank=True, help_text="upheld or dismissed")
+    resolution = models.CharField(max_length=500, blank=True)
+    resolved_in = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_in"]
+
+    def __str__(self) -> str:
+        return f"dispute by {self.member_id} of {self.contribution_id}"

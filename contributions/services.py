@@ -1,0 +1,652 @@
+"""Contributions on the ledger: facilities, compute (imported from SLURM accounting and
+attested by the facility's key), data, funds, and disputes.
+
+Entry kinds, each with one applier:
+
+``facility.registered`` (the secretariat key)
+    ``{"facility": {code, name, operator, country, timezone, default_accelerator,
+    partitions, accounts}}``; the log key registers the facility's key beside it.
+``facility.updated`` (the facility's key, or the secretariat's)
+    ``{"facility": code, "changes": {timezone?, default_accelerator?, partitions?,
+    accounts?}}``: the tables the facility keeps (accounts to members, partitions to
+    accelerator types).
+``compute.imported`` (the facility's key: attested; or its operator's key: reported)
+    ``{"import": uuid, "facility", "export_sha256", "lines", "allocations",
+    "left_out": {reason: rows}, "contributions": [{contribution, member, accelerator,
+    allocations, gpu_seconds, gpu_hours, start, end}]}``: the aggregates of one export,
+    not one entry per job.
+``compute.attested`` (the facility's key)
+    ``{"import": uuid, "export_sha256"}``: the facility attests a reported import.
+``data.contributed`` (the member's key)
+    ``{"contribution": uuid, "dataset": {name, description, manifest_sha256, size_bytes,
+    files, tokens, records, licence, duo: {permission, modifiers}, residency,
+    access_mode}}``
+``funds.contributed`` (the member's key)
+    ``{"contribution": uuid, "amount": decimal, "currency": ISO 4217, "date", "reference"}``
+``contribution.disputed`` (a member's key)
+    ``{"dispute": uuid, "contribution": uuid, "reason"}``: held until resolved.
+``contribution.resolved`` (the secretariat key)
+    ``{"dispute": uuid, "outcome": "upheld" | "dismissed", "resolution"}``: an upheld
+    dispute voids the contribution; a dismissed one lets it count again.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db import transaction
+from license_expression import get_spdx_licensing
+
+from consortium.governance import (
+    SECRETARIAT_OWNER,
+    GovernanceError,
+    acting_for,
+    acting_signer,
+    idempotent_entry_id,
+    keyed_uuid,
+    member_signer,
+    recording_for,
+    replay_of,
+    secretariat_signer,
+)
+from consortium.models import Member
+from consortium.terms import check_data_use, currency_code, decimal_string
+from contributions.models import Contribution, Dispute, Facility, SacctImport
+from contributions.sacct import Reader, SacctError, gpu_hours
+from ledger import services as ledger
+from ledger.core.envelope import format_time, parse_time
+from ledger.keys import HostedKeyError, hosted_signer, log_signer
+from ledger.log import Appended, applier
+from ledger.models import Key
+from ledger.replay import projection
+
+for model in (Facility, SacctImport, Contribution, Dispute):
+    projection(model)
+
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
+TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+MAX_TEXT = 2000
+_licensing = get_spdx_licensing()
+
+
+# --- who signs ----------------------------------------------------------------------------------
+
+
+def _key_of(author: str) -> Key | None:
+    return Key.objects.filter(fingerprint=author).first()
+
+
+def _is_secretariat(key: Key | None) -> bool:
+    return key is not None and key.kind == "service" and key.owner == SECRETARIAT_OWNER
+
+
+def facility_key(facility: Facility) -> Key | None:
+    """The facility's valid key (the newest, if it has several)."""
+    return (
+        Key.objects.filter(kind="facility", owner=facility.code, revoked_at__isnull=True)
+        .order_by("-registered_in")
+        .first()
+    )
+
+
+def _recorder(actor) -> str:
+    member = recording_for(actor)
+    if member is None:
+        raise GovernanceError("only a member's recorder or signatory records contributions", 403)
+    return member
+
+
+# --- facilities ---------------------------------------------------------------------------------
+
+
+def _zone(value, path: str) -> str:
+    if not isinstance(value, str):
+        raise GovernanceError(f"{path}: an IANA time zone such as Europe/Helsinki")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise GovernanceError(f"{path}: {value!r} is not an IANA time zone") from exc
+    return value
+
+
+def _tag(value, path: str) -> str:
+    if not isinstance(value, str) or not TAG_RE.fullmatch(value):
+        raise GovernanceError(f"{path}: an accelerator type such as h100 or a100_3g.20gb")
+    return value
+
+
+def _partitions(value) -> dict:
+    if not isinstance(value, dict):
+        raise GovernanceError("partitions: an object {partition: accelerator type}")
+    for name, kind in value.items():
+        if not name or len(name) > 64:
+            raise GovernanceError("partitions: partition names are 1-64 characters")
+        _tag(kind, f"partitions.{name}")
+    return value
+
+
+def _accounts(value) -> dict:
+    if not isinstance(value, dict):
+        raise GovernanceError("accounts: an object {account: member code}")
+    known = set(Member.objects.values_list("code", flat=True))
+    for account, member in value.items():
+        if not account or len(account) > 64 or "|" in account:
+            raise GovernanceError("accounts: account names are 1-64 characters, without |")
+        if member not in known:
+            raise GovernanceError(f"accounts.{account}: {member!r} is not a member")
+    return value
+
+
+def facility_record(
+    *, code, name, operator, country, timezone="UTC", default_accelerator, partitions=None,
+    accounts=None,
+) -> dict:  # fmt: skip
+    """A checked facility record for a ledger payload."""
+    if not isinstance(code, str) or not SLUG_RE.fullmatch(code):
+        raise GovernanceError("code: 2-32 lowercase letters, digits and -")
+    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        raise GovernanceError("name: 1-200 characters")
+    if not Member.objects.filter(code=operator).exists():
+        raise GovernanceError(f"operator: {operator!r} is not a member")
+    if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{2}", country):
+        raise GovernanceError("country: an ISO 3166-1 alpha-2 code such as FI")
+    return {
+        "code": code, "name": name, "operator": operator, "country": country,
+        "timezone": _zone(timezone, "timezone"),
+        "default_accelerator": _tag(default_accelerator, "default_accelerator"),
+        "partitions": _partitions(partitions or {}), "accounts": _accounts(accounts or {}),
+    }  # fmt: skip
+
+
+@applier("facility.registered")
+def apply_facility_registered(entry: Appended) -> None:
+    f = entry.payload["facility"]
+    if (
+        not _is_secretariat(_key_of(entry.author))
+        or Facility.objects.filter(code=f["code"]).exists()
+    ):
+        return
+    Facility.objects.create(
+        code=f["code"], name=f["name"], operator_id=f["operator"], country=f["country"],
+        timezone=f["timezone"], default_accelerator=f["default_accelerator"],
+        partitions=f["partitions"], accounts=f["accounts"], registered_in=entry.index,
+        changed_in=entry.index,
+    )  # fmt: skip
+
+
+@applier("facility.updated")
+def apply_facility_updated(entry: Appended) -> None:
+    p = entry.payload
+    key = _key_of(entry.author)
+    facility = Facility.objects.filter(code=p["facility"]).first()
+    if facility is None:
+        return
+    if not (_is_secretariat(key) or (key.kind == "facility" and key.owner == facility.code)):
+        return
+    Facility.objects.filter(code=facility.code).update(changed_in=entry.index, **p["changes"])
+
+
+def facility_register(*, actor, record: dict, public_key: bytes | None = None) -> Facility:
+    """Register a facility and its key (the secretariat; ``actor`` ``None`` is the
+    operator's console). Without ``public_key`` the facility's key is hosted here."""
+    if actor is not None and acting_for(actor) is not None:
+        raise GovernanceError("the secretariat registers facilities", 403)
+    fields = {"code", "name", "operator", "country", "timezone", "default_accelerator",
+              "partitions", "accounts"}  # fmt: skip
+    if not isinstance(record, dict) or set(record) - fields:
+        raise GovernanceError(f"a facility is {{{', '.join(sorted(fields))}}}")
+    try:
+        record = facility_record(**record)
+    except TypeError as exc:
+        raise GovernanceError(
+            f"a facility needs {', '.join(sorted(fields - {'timezone', 'partitions', 'accounts'}))}"
+        ) from exc
+    with transaction.atomic(durable=True):
+        if Facility.objects.filter(code=record["code"]).exists():
+            raise GovernanceError(f"facility {record['code']} exists already", 409)
+        ledger.entry_append(
+            signer=secretariat_signer(), kind="facility.registered", payload={"facility": record}
+        )
+        ledger.key_register(
+            signer=log_signer(), kind="facility", owner=record["code"],
+            name=f"facility-{record['code']}", public_key=public_key,
+        )  # fmt: skip
+    return Facility.objects.get(code=record["code"])
+
+
+def _facility_signer(actor, facility: Facility):
+    """Who acts for a facility, with which key, and whether that key attests: the
+    facility's operator's recorders and signatories sign with the facility's hosted key
+    (attesting), or with the operator's key when the facility holds its key itself
+    (reporting, for the facility to attest); the secretariat signs with its own key
+    (reporting)."""
+    if acting_for(actor) is None:
+        return secretariat_signer(), False
+    if recording_for(actor) != facility.operator_id:
+        raise GovernanceError(
+            f"only the delegates of {facility.operator_id} act for {facility.code}", 403
+        )
+    key = facility_key(facility)
+    if key is None or key.custody != Key.Custody.HOSTED:
+        return member_signer(facility.operator_id), False
+    try:
+        return hosted_signer(key.fingerprint), True
+    except HostedKeyError as exc:
+        raise GovernanceError(str(exc), 409) from exc
+
+
+def facility_update(*, actor, facility: Facility, changes: dict) -> Facility:
+    """Change the tables the facility keeps (accounts, partitions, zone, default type)."""
+    allowed = {"timezone", "default_accelerator", "partitions", "accounts"}
+    if not isinstance(changes, dict) or not changes or set(changes) - allowed:
+        raise GovernanceError(f"changes: some of {', '.join(sorted(allowed))}")
+    checks = {"timezone": lambda v: _zone(v, "timezone"), "partitions": _partitions,
+              "accounts": _accounts,
+              "default_accelerator": lambda v: _tag(v, "default_accelerator")}  # fmt: skip
+    changes = {k: checks[k](v) for k, v in changes.items()}
+    signer, attests = _facility_signer(actor, facility)
+    if not attests and acting_for(actor) is not None:
+        raise GovernanceError("the facility's key is external: its own systems sign changes", 403)
+    with transaction.atomic(durable=True):
+        ledger.entry_append(
+            signer=signer, kind="facility.updated",
+            payload={"facility": facility.code, "changes": changes},
+        )  # fmt: skip
+    return Facility.objects.get(code=facility.code)
+
+
+# --- compute: SLURM accounting imports ----------------------------------------------------------
+
+
+def read_export(facility: Facility, data: bytes, *, fields=None, tz: str | None = None):
+    """Read an export for ``facility``: the aggregates per member and accelerator type,
+    with unmapped accounts left out. Raises GovernanceError (400) naming the bad line."""
+    reader = Reader(
+        fields=fields, tz=_zone(tz or facility.timezone, "tz"), partitions=facility.partitions,
+        default_accelerator=facility.default_accelerator, cluster=facility.code,
+    )  # fmt: skip
+    try:
+        reading = reader.read(data)
+    except SacctError as exc:
+        raise GovernanceError(f"the export is malformed, nothing was recorded: {exc}") from exc
+    members = set(Member.objects.values_list("code", flat=True))
+    for (account, _kind), agg in list(reading.aggregates.items()):
+        member = facility.accounts.get(account)
+        if member not in members:
+            reason = f"account {account} is not mapped to a member"
+            reading.left_out_counts[reason] += agg.allocations
+            del reading.aggregates[(account, _kind)]
+    return reading
+
+
+def contributions_of(reading, accounts: dict[str, str]) -> list[dict]:
+    """The reading's aggregates per member and accelerator type (accounts of one member
+    summed), in a stable order."""
+    by_member: dict[tuple[str, str], dict] = {}
+    for (account, kind), agg in sorted(reading.aggregates.items()):
+        member = accounts[account]
+        row = by_member.setdefault((member, kind), {
+            "member": member, "accelerator": kind, "allocations": 0, "gpu_seconds": 0,
+            "start": agg.first_start, "end": agg.last_end,
+        })  # fmt: skip
+        row["allocations"] += agg.allocations
+        row["gpu_seconds"] += agg.gpu_seconds
+        row["start"] = min(row["start"], agg.first_start)
+        row["end"] = max(row["end"], agg.last_end)
+    return [by_member[k] for k in sorted(by_member)]
+
+
+def sacct_import(
+    *, actor, facility: Facility, data: bytes, fields=None, tz: str | None = None,
+    dry_run: bool = False, idempotency_key: str | None = None,
+):  # fmt: skip
+    """Import an accounting export: one ``compute.imported`` entry holding the aggregates
+    and the export's hash. Signed by the facility's hosted key it is attested at once;
+    otherwise it is reported, and counts once the facility attests it with its own key.
+    The same export twice is refused; a malformed one records nothing. Returns
+    ``(reading, rows, sacct_import or None)``."""
+    signer, _ = _facility_signer(actor, facility)
+    reading = read_export(facility, data, fields=fields, tz=tz)
+    rows = contributions_of(reading, facility.accounts)
+    if dry_run:
+        return reading, rows, None
+    done = SacctImport.objects.filter(facility=facility, export_sha256=reading.sha256).first()
+    if done is not None:
+        raise GovernanceError(
+            f"this export was imported already (entry {done.recorded_in}): nothing was recorded",
+            409,
+        )
+    if not rows:
+        raise GovernanceError("the export holds no GPU allocation of a mapped account", 400)
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    import_id = keyed_uuid(entry_id)
+    payload = {
+        "import": str(import_id), "facility": facility.code, "export_sha256": reading.sha256,
+        "lines": reading.lines, "allocations": sum(r["allocations"] for r in rows),
+        "left_out": dict(sorted(reading.left_out_counts.items())),
+        "contributions": [
+            {"contribution": str(uuid.uuid5(import_id, f"{r['member']}:{r['accelerator']}")),
+             "member": r["member"], "accelerator": r["accelerator"],
+             "allocations": r["allocations"], "gpu_seconds": r["gpu_seconds"],
+             "gpu_hours": str(gpu_hours(r["gpu_seconds"])),
+             "start": format_time(r["start"]), "end": format_time(r["end"])}
+            for r in rows
+        ],
+    }  # fmt: skip
+    with transaction.atomic(durable=True):
+        if SacctImport.objects.filter(facility=facility, export_sha256=reading.sha256).exists():
+            raise GovernanceError("this export was imported already: nothing was recorded", 409)
+        ledger.entry_append(
+            signer=signer, entry_id=entry_id, kind="compute.imported", payload=payload
+        )
+    return reading, rows, SacctImport.objects.get(id=import_id)
+
+
+@applier("compute.imported")
+def apply_imported(entry: Appended) -> None:
+    p = entry.payload
+    facility = Facility.objects.filter(code=p["facility"]).first()
+    key = _key_of(entry.author)
+    if facility is None or key is None:
+        return
+    by_facility = key.kind == "facility" and key.owner == facility.code
+    by_operator = key.kind == "member" and key.owner == facility.operator_id
+    if not (by_facility or by_operator or _is_secretariat(key)):
+        return
+    if SacctImport.objects.filter(facility=facility, export_sha256=p["export_sha256"]).exists():
+        return  # the same export twice counts once
+    attested = entry.index if by_facility else None
+    SacctImport.objects.create(
+        id=uuid.UUID(p["import"]), facility=facility, export_sha256=p["export_sha256"],
+        lines=p["lines"], allocations=p["allocations"], left_out=p["left_out"],
+        recorded_in=entry.index, attested_in=attested,
+    )  # fmt: skip
+    Contribution.objects.bulk_create(
+        Contribution(
+            id=uuid.UUID(c["contribution"]),
+            kind=Contribution.Kind.COMPUTE,
+            member_id=c["member"],
+            facility=facility,
+            import_id=uuid.UUID(p["import"]),
+            state=Contribution.State.COUNTED if attested else Contribution.State.REPORTED,
+            recorded_in=entry.index,
+            recorded_at=entry.integrated_time,
+            period_start=parse_time(c["start"]),
+            period_end=parse_time(c["end"]),
+            accelerator=c["accelerator"],
+            allocations=c["allocations"],
+            gpu_seconds=c["gpu_seconds"],
+            gpu_hours=Decimal(c["gpu_hours"]),
+            evidence_sha256=p["export_sha256"],
+            attested_in=attested,
+        )
+        for c in p["contributions"]
+    )
+
+
+@applier("compute.attested")
+def apply_attested(entry: Appended) -> None:
+    p = entry.payload
+    imported = SacctImport.objects.filter(id=uuid.UUID(p["import"])).first()
+    key = _key_of(entry.author)
+    if imported is None or imported.attested_in is not None or key is None:
+        return
+    if (key.kind, key.owner) != ("facility", imported.facility_id):
+        return
+    if p["export_sha256"] != imported.export_sha256:
+        return
+    SacctImport.objects.filter(id=imported.id).update(attested_in=entry.index)
+    Contribution.objects.filter(import_id=imported.id, state=Contribution.State.REPORTED).update(
+        state=Contribution.State.COUNTED, attested_in=entry.index
+    )
+
+
+def import_attest(*, actor, sacct_import: SacctImport) -> SacctImport:
+    """The facility attests a reported import with its hosted key (its operator's
+    recorder or signatory acts). A facility holding its own key submits compute.attested
+    signed by it instead."""
+    facility = sacct_import.facility
+    signer, attests = _facility_signer(actor, facility)
+    if not attests:
+        raise GovernanceError(
+            "only the facility attests, with its own key: its operator's delegates act for a "
+            "hosted key; a facility holding its key submits compute.attested signed by it",
+            403,
+        )
+    with transaction.atomic(durable=True):
+        locked = SacctImport.objects.select_for_update().get(id=sacct_import.id)
+        if locked.attested_in is not None:
+            raise GovernanceError("this import is attested already", 409)
+        ledger.entry_append(
+            signer=signer, kind="compute.attested",
+            payload={"import": str(sacct_import.id), "export_sha256": sacct_import.export_sha256},
+        )  # fmt: skip
+    sacct_import.refresh_from_db()
+    return sacct_import
+
+
+# --- data and funds ----------------------------------------------------------------------------
+
+
+def _text(value, path: str, limit: int = MAX_TEXT, *, required: bool = True) -> str:
+    if not isinstance(value, str) or (required and not value) or len(value) > limit:
+        raise GovernanceError(f"{path}: text of {'1' if required else '0'}-{limit} characters")
+    return value
+
+
+def _count(value, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+        raise GovernanceError(f"{path}: a whole number, 0 or more")
+    return value
+
+
+def licence(value, path: str = "licence") -> str:
+    """An SPDX licence id or expression, in its canonical form (MIT, CC-BY-4.0, ...)."""
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise GovernanceError(f"{path}: an SPDX licence id such as CC-BY-4.0")
+    result = _licensing.validate(value)
+    if result.errors:
+        raise GovernanceError(
+            f"{path}: {value!r} is not an SPDX licence id ({'; '.join(result.errors)})"
+        )
+    if result.normalized_expression != value:
+        raise GovernanceError(f"{path}: write it as SPDX does: {result.normalized_expression}")
+    return value
+
+
+def dataset_record(dataset) -> dict:
+    """A checked dataset description for ``data.contributed``."""
+    fields = {"name", "description", "manifest_sha256", "size_bytes", "files", "tokens",
+              "records", "licence", "duo", "residency", "access_mode"}  # fmt: skip
+    if not isinstance(dataset, dict):
+        raise GovernanceError("dataset: an object")
+    missing, unknown = fields - {"records", "tokens"} - set(dataset), set(dataset) - fields
+    if missing:
+        raise GovernanceError(f"dataset: missing {', '.join(sorted(missing))}")
+    if unknown:
+        raise GovernanceError(f"dataset: unknown field {', '.join(sorted(unknown))}")
+    _text(dataset["name"], "dataset.name", 200)
+    _text(dataset["description"], "dataset.description", required=False)
+    digest = dataset["manifest_sha256"]
+    if not isinstance(digest, str) or not SHA256_RE.fullmatch(digest):
+        raise GovernanceError("dataset.manifest_sha256: 64 lowercase hex digits")
+    for field in ("size_bytes", "files"):
+        _count(dataset[field], f"dataset.{field}")
+    if "tokens" not in dataset and "records" not in dataset:
+        raise GovernanceError("dataset: give its tokens or its records (or both)")
+    for field in ("tokens", "records"):
+        if field in dataset:
+            _count(dataset[field], f"dataset.{field}")
+    licence(dataset["licence"], "dataset.licence")
+    duo = dataset["duo"]
+    if not isinstance(duo, dict) or set(duo) != {"permission", "modifiers"}:
+        raise GovernanceError("dataset.duo: {permission, modifiers}")
+    check_data_use(
+        {**duo, "residency": dataset["residency"], "access_mode": dataset["access_mode"]},
+        "dataset",
+    )
+    return dataset
+
+
+def _new_contribution(actor, idempotency_key, kind: str, payload: dict):
+    """Append a member's contribution entry, idempotently; return the contribution."""
+    member = _recorder(actor)
+    signer = member_signer(member)
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    payload = {"contribution": str(keyed_uuid(entry_id)), **payload}
+    if replay_of(entry_id, kind, {**payload}):
+        return Contribution.objects.get(id=payload["contribution"])
+    with transaction.atomic(durable=True):
+        ledger.entry_append(signer=signer, entry_id=entry_id, kind=kind, payload=payload)
+    return Contribution.objects.get(id=payload["contribution"])
+
+
+def data_contribute(*, actor, dataset: dict, idempotency_key: str | None = None) -> Contribution:
+    """Record a dataset the actor's member contributes (its recorder or signatory): known
+    by its manifest hash; its bytes need never leave the member."""
+    return _new_contribution(actor, idempotency_key, "data.contributed",
+                             {"dataset": dataset_record(dataset)})  # fmt: skip
+
+
+def funds_contribute(
+    *, actor, amount: str, currency: str, date_paid: str, reference: str = "",
+    idempotency_key: str | None = None,
+) -> Contribution:  # fmt: skip
+    """Record funds the actor's member paid (exact decimal, ISO 4217, the day paid)."""
+    decimal_string(amount, "amount", positive=True)
+    currency_code(currency, "currency")
+    try:
+        day = date.fromisoformat(date_paid) if isinstance(date_paid, str) else None
+    except ValueError:
+        day = None
+    if day is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date_paid):
+        raise GovernanceError("date: the day paid, YYYY-MM-DD")
+    if day > datetime.now(UTC).date():
+        raise GovernanceError("date: the day paid is not in the future")
+    _text(reference, "reference", 200, required=False)
+    return _new_contribution(actor, idempotency_key, "funds.contributed",
+                             {"amount": amount, "currency": currency, "date": date_paid,
+                              "reference": reference})  # fmt: skip
+
+
+def _by_member_key(entry: Appended) -> str | None:
+    key = _key_of(entry.author)
+    return key.owner if key is not None and key.kind == "member" else None
+
+
+@applier("data.contributed")
+def apply_data(entry: Appended) -> None:
+    member = _by_member_key(entry)
+    if member is None:
+        return
+    d = entry.payload["dataset"]
+    Contribution.objects.create(
+        id=uuid.UUID(entry.payload["contribution"]), kind=Contribution.Kind.DATA,
+        member_id=member, state=Contribution.State.COUNTED, recorded_in=entry.index,
+        recorded_at=entry.integrated_time, dataset=d, tokens=d.get("tokens"),
+    )  # fmt: skip
+
+
+@applier("funds.contributed")
+def apply_funds(entry: Appended) -> None:
+    member = _by_member_key(entry)
+    if member is None:
+        return
+    p = entry.payload
+    Contribution.objects.create(
+        id=uuid.UUID(p["contribution"]), kind=Contribution.Kind.FUNDS, member_id=member,
+        state=Contribution.State.COUNTED, recorded_in=entry.index,
+        recorded_at=entry.integrated_time, amount=Decimal(p["amount"]),
+        currency=p["currency"], date=date.fromisoformat(p["date"]),
+    )  # fmt: skip
+
+
+# --- disputes --------------------------------------------------------------------------------
+
+
+def contribution_dispute(
+    *, actor, contribution: Contribution, reason: str, idempotency_key: str | None = None
+) -> Dispute:
+    """A member disputes a contribution (its signatory): held until the secretariat
+    resolves the dispute."""
+    signer, member = acting_signer(actor)
+    if member is None:
+        raise GovernanceError("members dispute contributions; the secretariat resolves", 403)
+    _text(reason, "reason", 500)
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    payload = {"dispute": str(keyed_uuid(entry_id)), "contribution": str(contribution.id),
+               "reason": reason}  # fmt: skip
+    if replay_of(entry_id, "contribution.disputed", payload):
+        return Dispute.objects.get(id=payload["dispute"])
+    with transaction.atomic(durable=True):
+        locked = Contribution.objects.select_for_update().get(id=contribution.id)
+        if locked.state not in (Contribution.State.COUNTED, Contribution.State.REPORTED):
+            raise GovernanceError(f"the contribution is {locked.state}", 409)
+        ledger.entry_append(signer=signer, entry_id=entry_id, kind="contribution.disputed",
+                            payload=payload)  # fmt: skip
+    return Dispute.objects.get(id=payload["dispute"])
+
+
+def dispute_resolve(*, actor, dispute: Dispute, outcome: str, resolution: str) -> Dispute:
+    """The secretariat resolves a dispute: upheld voids the contribution; dismissed
+    lets it count again."""
+    if acting_for(actor) is not None:
+        raise GovernanceError("the secretariat resolves disputes", 403)
+    if outcome not in ("upheld", "dismissed"):
+        raise GovernanceError("outcome: upheld or dismissed")
+    _text(resolution, "resolution", 500)
+    with transaction.atomic(durable=True):
+        locked = Dispute.objects.select_for_update().get(id=dispute.id)
+        if locked.resolved_in is not None:
+            raise GovernanceError("the dispute is resolved already", 409)
+        ledger.entry_append(
+            signer=secretariat_signer(), kind="contribution.resolved",
+            payload={"dispute": str(dispute.id), "outcome": outcome, "resolution": resolution},
+        )  # fmt: skip
+    dispute.refresh_from_db()
+    return dispute
+
+
+@applier("contribution.disputed")
+def apply_disputed(entry: Appended) -> None:
+    p = entry.payload
+    member = _by_member_key(entry)
+    contribution = Contribution.objects.filter(id=uuid.UUID(p["contribution"])).first()
+    if member is None or contribution is None:
+        return
+    if contribution.state not in (Contribution.State.COUNTED, Contribution.State.REPORTED):
+        return
+    Dispute.objects.create(
+        id=uuid.UUID(p["dispute"]), contribution=contribution, member_id=member,
+        reason=p["reason"], opened_in=entry.index,
+    )  # fmt: skip
+    Contribution.objects.filter(id=contribution.id).update(state=Contribution.State.DISPUTED)
+
+
+@applier("contribution.resolved")
+def apply_resolved(entry: Appended) -> None:
+    p = entry.payload
+    dispute = Dispute.objects.filter(id=uuid.UUID(p["dispute"]), resolved_in__isnull=True).first()
+    if dispute is None or not _is_secretariat(_key_of(entry.author)):
+        return
+    Dispute.objects.filter(id=dispute.id).update(
+        outcome=p["outcome"], resolution=p["resolution"], resolved_in=entry.index
+    )
+    if Dispute.objects.filter(
+        contribution=dispute.contribution_id, resolved_in__isnull=True
+    ).exists():
+        return  # another dispute of it is still open: it stays held
+    contribution = dispute.contribution
+    if p["outcome"] == "upheld":
+        state = Contribution.State.VOID
+    elif contribution.kind == Contribution.Kind.COMPUTE and contribution.attested_in is None:
+        state = Contribution.State.REPORTED
+    else:
+        state = Contribution.State.COUNTED
+    if contribution.state == Contribution.State.DISPUTED:
+        Contribution.objects.filter(id=contribution.id).update(state=state)

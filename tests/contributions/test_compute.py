@@ -1,0 +1,114 @@
+"""Compute contributions: facilities, SLURM imports attested by the facility's key, and
+who may do what."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from consortium.governance import GovernanceError
+from contributions import services
+from contributions.models import Contribution, Facility, SacctImport
+from ledger import services as ledger_services
+from ledger.keys import hosted_signer
+from ledger.models import Entry, Key
+from tests.contributions.conftest import export
+
+JOBS = export(
+    "1|1|lumi|standard-g|project_fi|COMPLETED|2026-03-01T10:00:00|2026-03-01T10:00:00|2026-03-01T12:00:00|02:00:00|cpu=8,gres/gpu=8,node=1",
+    "1.batch|1.batch|lumi||project_fi|COMPLETED|2026-03-01T10:00:00|2026-03-01T10:00:00|2026-03-01T12:00:00|02:00:00|cpu=8,gres/gpu=8,node=1",
+    "2_1|3|lumi|h100-g|project_se|CANCELLED by 42|2026-03-02T09:00:00|2026-03-02T09:00:00|2026-03-02T09:30:00|00:30:00|gres/gpu=4,gres/gpu:h100=4",
+    "4|4|lumi|standard-g|project_se|RUNNING|2026-03-03T09:00:00|2026-03-03T09:00:00|Unknown|01:00:00|gres/gpu=2",
+    "5|5|lumi|standard-g|project_xx|COMPLETED|2026-03-03T09:00:00|2026-03-03T09:00:00|2026-03-03T10:00:00|01:00:00|gres/gpu=2",
+)
+
+
+def test_a_facility_is_registered_with_its_own_key(lumi):
+    f = lumi["facility"]
+    assert (f.operator_id, f.timezone, f.accounts["project_se"]) == ("FI", "Europe/Helsinki", "SE")
+    key = services.facility_key(f)
+    assert (key.kind, key.owner, key.custody) == ("facility", "lumi", "hosted")
+
+
+def test_an_import_records_the_attested_aggregates_and_the_exports_hash(lumi):
+    reading, _, imported = services.sacct_import(
+        actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=JOBS
+    )
+    assert imported.attested_in == imported.recorded_in  # signed by the facility's key
+    by = {(c.member_id, c.accelerator): c for c in Contribution.objects.all()}
+    assert by[("FI", "mi250x")].gpu_hours == Decimal("16")
+    assert by[("SE", "h100")].gpu_hours == Decimal("2")
+    assert {c.state for c in by.values()} == {"counted"}
+    assert imported.left_out == {"account project_xx is not mapped to a member": 1,
+                                 "not finished (RUNNING)": 1}  # fmt: skip
+    entry = Entry.objects.get(kind="compute.imported")
+    assert (
+        entry.payload["export_sha256"] == reading.sha256
+        and len(entry.payload["contributions"]) == 2
+    )
+    assert Key.objects.get(fingerprint=entry.author).kind == "facility"
+
+
+def test_a_dry_run_records_nothing(lumi):
+    before = Entry.objects.count()
+    _, rows, imported = services.sacct_import(
+        actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=JOBS, dry_run=True
+    )
+    assert imported is None and len(rows) == 2 and Entry.objects.count() == before
+
+
+def test_the_same_export_twice_is_refused(lumi):
+    services.sacct_import(actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=JOBS)
+    before = Entry.objects.count()
+    with pytest.raises(GovernanceError, match="imported already") as exc:
+        services.sacct_import(actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=JOBS)
+    assert exc.value.status == 409 and Entry.objects.count() == before
+
+
+def test_a_malformed_line_is_named_and_nothing_is_recorded(lumi):
+    bad = JOBS + b"6|6|lumi|standard-g|project_fi|COMPLETED|x\n"
+    before = Entry.objects.count()
+    with pytest.raises(GovernanceError, match="line 7: expected 11 fields, found 7"):
+        services.sacct_import(actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=bad)
+    assert Entry.objects.count() == before and not SacctImport.objects.exists()
+
+
+@pytest.mark.parametrize("who", ["rec_se", "sig_se", "obs_nl", "aud"])
+def test_only_the_facilitys_operator_imports_for_it(lumi, who):
+    with pytest.raises(GovernanceError, match="only the delegates of FI act for lumi") as exc:
+        services.sacct_import(actor=lumi["people"][who], facility=lumi["facility"], data=JOBS)
+    assert exc.value.status == 403
+
+
+def test_an_import_by_the_secretariat_is_reported_until_the_facility_attests(lumi):
+    _, _, imported = services.sacct_import(
+        actor=lumi["people"]["ops"], facility=lumi["facility"], data=JOBS
+    )
+    assert imported.attested_in is None
+    assert set(Contribution.objects.values_list("state", flat=True)) == {"reported"}
+    with pytest.raises(GovernanceError, match="only the facility attests"):
+        services.import_attest(actor=lumi["people"]["ops"], sacct_import=imported)
+    services.import_attest(actor=lumi["people"]["sig_fi"], sacct_import=imported)
+    assert set(Contribution.objects.values_list("state", flat=True)) == {"counted"}
+    with pytest.raises(GovernanceError, match="attested already"):
+        services.import_attest(actor=lumi["people"]["sig_fi"], sacct_import=imported)
+
+
+def test_an_attestation_by_a_key_that_is_not_the_facilitys_changes_nothing(lumi):
+    _, _, imported = services.sacct_import(
+        actor=lumi["people"]["ops"], facility=lumi["facility"], data=JOBS
+    )
+    services.facility_register(
+        actor=lumi["people"]["ops"],
+        record={"code": "other", "name": "O", "operator": "SE", "country": "SE",
+                "default_accelerator": "a100"},
+    )  # fmt: skip
+    other_key = hosted_signer(services.facility_key(Facility.objects.get(code="other")).fingerprint)
+    ledger_services.entry_append(
+        signer=other_key, kind="compute.attested",
+        payload={"import": str(imported.id), "export_sha256": imported.export_sha256},
+    )  # fmt: skip
+    imported.refresh_from_db()
+    assert imported.attested_in is None
+    assert set(Contribution.objects.values_list("state", flat=True)) == {"reported"}
