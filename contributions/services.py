@@ -224,8 +224,8 @@ def _facility_signer(actor, facility: Facility):
     facility's operator's recorders and signatories sign with the facility's hosted key
     (attesting), or with the operator's key when the facility holds its key itself
     (reporting, for the facility to attest); the secretariat signs with its own key
-    (reporting)."""
-    if acting_for(actor) is None:
+    (reporting), as does the operator at the console (``actor`` ``None``)."""
+    if actor is None or acting_for(actor) is None:
         return secretariat_signer(), False
     if recording_for(actor) != facility.operator_id:
         raise GovernanceError(
