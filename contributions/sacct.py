@@ -30,12 +30,13 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
 REQUIRED_ONE_OF = (("JobID", "JobIDRaw"), ("Account",), ("State",), ("Start",), ("End",),
                    ("Elapsed", "ElapsedRaw"), ("AllocTRES",))  # fmt: skip
+_REQUIRED_NAMES = frozenset(name for choices in REQUIRED_ONE_OF for name in choices)
 # Jobs in these states have ended: their allocation is counted.
 FINISHED = frozenset({
     "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
@@ -200,7 +201,9 @@ class Reader:
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
             raise SacctError(line, "not UTF-8 text") from exc
-        self._read_lines(text.splitlines(), reading)
+        # Lines end at "\n" (or "\r\n") only: str.splitlines() would also break a row at
+        # characters a free-text field (JobName, Comment) may hold, such as U+2028 or \x0c.
+        self._read_lines(text.replace("\r\n", "\n").split("\n"), reading)
         return reading
 
     def _columns(self, first: str | None) -> tuple[dict[str, int], bool]:
@@ -209,9 +212,11 @@ class Reader:
         header = False
         if first is not None:
             cells = _cells(first)
-            if names is None or cells == list(names):
+            # A header line is used as it is (its order wins over the fields given).
+            if names is None or sorted(cells) == sorted(names):
                 names, header = cells, True
-        if names is None:
+        if names is None or (self.fields is None and not _REQUIRED_NAMES.intersection(names)):
+            # The first line names no field at all: it is a job, not a header.
             raise SacctError(1, "no header line: give the field list (--fields)")
         positions = {name: i for i, name in enumerate(names)}
         for choices in REQUIRED_ONE_OF:
@@ -246,16 +251,32 @@ class Reader:
             if len(cells) != width:
                 raise SacctError(number, f"expected {width} fields, found {len(cells)}")
             job_text = cells[i_job] if i_job is not None else cells[i_raw]
-            m = _JOB_RE.fullmatch(job_text)
-            if m is None:
-                raise SacctError(number, f"JobID {job_text!r} is not a SLURM job id")
+            # Every row is checked whole, whatever becomes of it (a step, a repeat, a job
+            # still running): a malformed export is refused, not partly read.
+            try:
+                m = _JOB_RE.fullmatch(job_text)
+                if m is None:
+                    raise ValueError(f"JobID {job_text!r} is not a SLURM job id")
+                tasks = count_tasks(m["tasks"]) if m["tasks"] else 1
+                state = cells[i_state].split(" ", 1)[0]
+                if not state:
+                    raise ValueError("State is empty")
+                if i_elapsed_raw is not None and cells[i_elapsed_raw] != "":
+                    if not cells[i_elapsed_raw].isdigit():
+                        raise ValueError(f"ElapsedRaw {cells[i_elapsed_raw]!r} is not seconds")
+                    elapsed = int(cells[i_elapsed_raw])
+                elif i_elapsed is not None:
+                    elapsed = parse_elapsed(cells[i_elapsed])
+                else:
+                    raise ValueError("ElapsedRaw is empty and there is no Elapsed")
+                total, typed = gpus_by_type(cells[i_tres])
+                start = None if cells[i_start] in UNKNOWN else self._time(cells[i_start], "Start")
+                end = None if cells[i_end] in UNKNOWN else self._time(cells[i_end], "End")
+            except ValueError as exc:
+                raise SacctError(number, str(exc)) from exc
             if m["step"]:
                 reading.steps += 1
                 continue
-            try:
-                tasks = count_tasks(m["tasks"]) if m["tasks"] else 1
-            except ValueError as exc:
-                raise SacctError(number, str(exc)) from exc
             raw = cells[i_raw] if i_raw is not None else job_text
             cluster = cells[i_cluster] if i_cluster is not None else self.cluster
             submit = cells[i_submit] if i_submit is not None else ""
@@ -264,34 +285,15 @@ class Reader:
                 reading.duplicates += 1
                 continue
             seen.add(identity)
-            state = cells[i_state].split(" ", 1)[0]
-            if not state:
-                raise SacctError(number, "State is empty")
             if state not in FINISHED:
                 reading.leave_out(number, job_text, f"not finished ({state})")
                 continue
-            try:
-                if i_elapsed_raw is not None and cells[i_elapsed_raw] != "":
-                    if not cells[i_elapsed_raw].isdigit():
-                        raise ValueError(f"ElapsedRaw {cells[i_elapsed_raw]!r} is not seconds")
-                    elapsed = int(cells[i_elapsed_raw])
-                else:
-                    elapsed = parse_elapsed(cells[i_elapsed]) if i_elapsed is not None else 0
-                total, typed = gpus_by_type(cells[i_tres])
-                if cells[i_start] in UNKNOWN:
-                    # Cancelled before it started: no allocation was ever made.
-                    reading.leave_out(number, job_text, "never started")
-                    continue
-                start = self._time(cells[i_start], "Start")
-            except ValueError as exc:
-                raise SacctError(number, str(exc)) from exc
-            if cells[i_end] in UNKNOWN:
-                end = start
-            else:
-                try:
-                    end = self._time(cells[i_end], "End")
-                except ValueError as exc:
-                    raise SacctError(number, str(exc)) from exc
+            if start is None:
+                # Cancelled before it started: no allocation was ever made.
+                reading.leave_out(number, job_text, "never started")
+                continue
+            if end is None:
+                end = start + timedelta(seconds=elapsed)  # finished by State, End not recorded
             if total is None:
                 total = sum(typed.values())
             if total == 0:
