@@ -63,7 +63,7 @@ from consortium.models import Agreement, AgreementParty, Document, Member
 from consortium.terms import check_terms, required_parties
 from ledger import services as ledger
 from ledger import submissions
-from ledger.core.envelope import canonical, parse_time
+from ledger.core.envelope import EnvelopeError, canonical, check_value, parse_time
 from ledger.log import Appended, applier
 from ledger.models import Entry, Key
 from ledger.replay import projection
@@ -81,6 +81,18 @@ _NAME_RE = re.compile(r"[^/\\\x00-\x1f]{1,200}")
 def terms_hash(terms: dict) -> str:
     """SHA-256 of the terms' JCS form: what each party signs, with the document hash."""
     return hashlib.sha256(canonical(terms)).hexdigest()
+
+
+def _hash_or_empty(terms) -> str:
+    """The terms' hash, or "" for terms that cannot be canonicalised (the schema check
+    that follows then names what is wrong with them)."""
+    if not isinstance(terms, dict):
+        return ""
+    try:
+        check_value(terms, "terms")
+        return terms_hash(terms)
+    except (EnvelopeError, RecursionError, ValueError):
+        return ""
 
 
 def _uuid(value, what: str) -> str:
@@ -339,6 +351,8 @@ def document_store(*, actor, name: str, content: bytes, media_type: str = "") ->
     scope = acting_for(actor)
     if scope is False:
         raise GovernanceError("only the secretariat or a member's signatory uploads documents", 403)
+    if scope and not Member.objects.filter(code=scope, status=Member.Status.MEMBER).exists():
+        raise GovernanceError(f"{scope} is not a member in good standing: it cannot act", 403)
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise GovernanceError("a document's name is 1-200 characters, with no / or \\")
     limit = settings.AGREEMENT_DOCUMENT_MAX_BYTES
@@ -516,7 +530,7 @@ def agreement_propose(
     payload = {
         "agreement": str(agreement_id), "series": str(series), "version": version,
         "kind": kind, "title": title, "terms": terms,
-        "terms_sha256": terms_hash(terms) if isinstance(terms, dict) else "",
+        "terms_sha256": _hash_or_empty(terms),
         "document": {"sha256": doc.sha256, "name": doc.name, "size": doc.size},
         "supersedes": str(supersedes.id) if supersedes else None,
     }  # fmt: skip

@@ -1,7 +1,8 @@
 """REST endpoints for agreements and their documents.
 
-Agreements are visible to their parties' delegates, the secretariat and auditors; to
-anyone else an agreement does not exist (404). Writes call the services in
+Agreements are the consortium's shared record: every seat holder reads them (their
+terms are on the ledger). Documents not yet named by an agreement are read by the
+members that uploaded them, the secretariat and auditors. Writes call the services in
 ``consortium.agreements``; members with external keys submit the same entries signed
 by their own keys to ``POST /api/v1/ledger/entries``.
 """

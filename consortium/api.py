@@ -246,6 +246,19 @@ def _proposal(pk) -> Proposal:
     return proposal
 
 
+class ProposalWithdrawalView(APIView):
+    @extend_schema(
+        operation_id="proposals_withdraw",
+        summary="Withdraw an open proposal (the secretariat, or a signatory of the member that opened it)",
+        parameters=[IDEMPOTENCY],
+        request=None,
+        responses={200: ProposalSerializer, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request, pk) -> Response:
+        proposal = act(request, proposals.proposal_withdraw, proposal=_proposal(pk))
+        return Response(ProposalSerializer(proposal).data)
+
+
 class ProposalDetailView(APIView):
     @extend_schema(
         operation_id="proposals_retrieve",

@@ -372,10 +372,12 @@ def member_apply(*, actor, record: dict, idempotency_key: str | None = None) -> 
     with transaction.atomic(durable=True):
         if Member.objects.filter(code=checked["code"]).exists():
             raise GovernanceError(f"{checked['code']} is already known", 409)
-        ledger.entry_append(
+        entry = ledger.entry_append(
             signer=secretariat_signer(), kind="member.applied", entry_id=entry_id,
             payload={"member": checked},
         )  # fmt: skip
+        if not Member.objects.filter(code=checked["code"], registered_in=entry.index).exists():
+            raise GovernanceError(f"{checked['code']} is already known", 409)
     return Member.objects.get(code=checked["code"])
 
 
@@ -464,9 +466,12 @@ def _member_acting(key, submitter) -> Member:
 
 def _seat_id(value) -> uuid.UUID:
     try:
-        return uuid.UUID(value)
+        seat = uuid.UUID(value)
     except (TypeError, ValueError, AttributeError) as exc:
         raise submissions.Refused("seat must be a UUID") from exc
+    if str(seat) != value:
+        raise submissions.Refused("seat must be a UUID in its canonical form (lowercase, hyphens)")
+    return seat
 
 
 @submissions.accepts("seat.assigned")

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Max
@@ -46,6 +46,7 @@ from consortium.governance import (
     idempotent_entry_id,
     keyed_uuid,
     member_record,
+    replay_of,
     secretariat_signer,
 )
 from consortium.models import (
@@ -55,6 +56,7 @@ from consortium.models import (
     Member,
     Proposal,
     ReleaseApproval,
+    Seat,
     ValuationTable,
     Vote,
 )
@@ -72,6 +74,7 @@ for model in (Proposal, Vote, ValuationTable, AccessGrant, ReleaseApproval):
 
 MAX_OPEN_DAYS = 366
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+RULE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 # --- rules and actions ---------------------------------------------------------------------
@@ -85,6 +88,10 @@ def check_rules(rules) -> dict:
     if not isinstance(voting, dict) or not voting:
         raise GovernanceError("rules.voting names at least one voting rule")
     for name, spec in voting.items():
+        if not RULE_NAME_RE.fullmatch(name):
+            raise GovernanceError(
+                f"voting rule name {name[:70]!r}: 1-64 lowercase letters, digits, _ and -"
+            )
         try:
             Rule.parse(spec)
         except RuleError as exc:
@@ -114,7 +121,7 @@ def _rules() -> dict:
     return consortium.rules
 
 
-def check_actions(actions) -> None:
+def check_actions(actions, today: date | None = None) -> None:
     """Are ``actions`` well formed, and do they apply, one after the other, to the members
     and rules as they stand now? (Two admissions of one member, say, do not.)"""
     if not isinstance(actions, list) or not actions:
@@ -125,7 +132,7 @@ def check_actions(actions) -> None:
     seen = set()
     try:
         for action in actions:
-            rules = _check_action(action, members, rules)
+            rules = _check_action(action, members, rules, today or datetime.now(UTC).date())
             if action["type"] in ONCE_PER_PROPOSAL:
                 field = ONCE_PER_PROPOSAL[action["type"]]
                 mark = (action["type"], action[field] if field else None)
@@ -138,7 +145,7 @@ def check_actions(actions) -> None:
         raise GovernanceError(f"malformed action: {exc}") from exc
 
 
-def _check_action(action, members: dict, rules: dict) -> dict:
+def _check_action(action, members: dict, rules: dict, today: date) -> dict:
     """Check one action against the simulated state, update it, return the rules."""
     if not isinstance(action, dict) or not isinstance(action.get("type"), str):
         raise GovernanceError("an action is an object with a type")
@@ -198,7 +205,7 @@ def _check_action(action, members: dict, rules: dict) -> dict:
         check_weights(new, live)
         return new
     if kind in OTHER_ACTIONS:
-        OTHER_ACTIONS[kind](action, members)
+        OTHER_ACTIONS[kind](action, members, today)
         return rules
     raise GovernanceError(f"unknown action type {kind!r}")
 
@@ -216,7 +223,7 @@ def _reason(action: dict) -> None:
         raise GovernanceError(f"{action['type']}: give a reason of at most 300 characters")
 
 
-def _check_valuation_adopt(action: dict, members: dict) -> None:
+def _check_valuation_adopt(action: dict, members: dict, today: date) -> None:
     _exact(action, "table")
     table = check_valuation(action["table"], "valuation.adopt: table")
     latest = ValuationTable.objects.aggregate(v=Max("version"))["v"] or 0
@@ -226,7 +233,7 @@ def _check_valuation_adopt(action: dict, members: dict) -> None:
         )
 
 
-def _check_access_grant(action: dict, members: dict) -> None:
+def _check_access_grant(action: dict, members: dict, today: date) -> None:
     _exact(action, "member", "scope", "reason", optional=("checkpoints", "until"))
     member = members.get(action["member"]) if isinstance(action["member"], str) else None
     if member is None or member["status"] == Member.Status.WITHDRAWN:
@@ -243,12 +250,12 @@ def _check_access_grant(action: dict, members: dict) -> None:
         )
     if action.get("until") is not None:
         until = parse_date(action["until"], "access.grant: until")
-        if until < datetime.now(UTC).date():
+        if until < today:
             raise GovernanceError("access.grant: until has passed")
     _reason(action)
 
 
-def _check_access_revoke(action: dict, members: dict) -> None:
+def _check_access_revoke(action: dict, members: dict, today: date) -> None:
     _exact(action, "grant", "reason")
     grant = AccessGrant.objects.filter(id=action["grant"]).first() if isinstance(
         action["grant"], str) else None  # fmt: skip
@@ -257,7 +264,7 @@ def _check_access_revoke(action: dict, members: dict) -> None:
     _reason(action)
 
 
-def _check_checkpoint_release(action: dict, members: dict) -> None:
+def _check_checkpoint_release(action: dict, members: dict, today: date) -> None:
     _exact(action, "checkpoint", optional=("note",))
     digest = action["checkpoint"]
     if not isinstance(digest, str) or not SHA256_RE.fullmatch(digest):
@@ -269,7 +276,7 @@ def _check_checkpoint_release(action: dict, members: dict) -> None:
         raise GovernanceError("checkpoint.release: note is at most 300 characters")
 
 
-def _check_agreement_terminate(action: dict, members: dict) -> None:
+def _check_agreement_terminate(action: dict, members: dict, today: date) -> None:
     _exact(action, "agreement", "reason")
     agreement = None
     if isinstance(action["agreement"], str):
@@ -284,7 +291,7 @@ def _check_agreement_terminate(action: dict, members: dict) -> None:
     _reason(action)
 
 
-def _check_key_revoke(action: dict, members: dict) -> None:
+def _check_key_revoke(action: dict, members: dict, today: date) -> None:
     _exact(action, "fingerprint", "reason")
     key = Key.objects.filter(fingerprint=action["fingerprint"], kind="member").first() if (
         isinstance(action["fingerprint"], str)) else None  # fmt: skip
@@ -358,6 +365,12 @@ def _apply_action(action: dict, index: int, proposal: Proposal, n: int) -> None:
             "member.figures": {"figures": action.get("figures")},
         }[kind]
         Member.objects.filter(code=action["code"]).update(changed_in=index, **changes)
+        if kind == "member.withdraw":
+            # A member that has left holds no seats: its delegates (and their tokens)
+            # read and act no more.
+            Seat.objects.filter(member_id=action["code"], vacated_in__isnull=True).update(
+                vacated_in=index
+            )
 
 
 # --- appliers --------------------------------------------------------------------------------
@@ -440,7 +453,8 @@ def apply_decided(entry: Appended) -> None:
         return
     if parse_time(entry.integrated_time) < parse_time(proposal.deadline):
         return
-    if (p["outcome"], p["tally"]) != decision(proposal):
+    # Counted as of the decision's own day, never the clock of whoever replays it.
+    if (p["outcome"], p["tally"]) != decision(proposal, parse_time(entry.integrated_time).date()):
         return
     proposal.state = p["outcome"]
     proposal.tally = p["tally"]
@@ -557,13 +571,18 @@ def vote_cast(
     if member not in proposal.eligible:
         raise GovernanceError(f"{member} may not vote on this proposal", 403)
     with transaction.atomic(durable=True):
-        ledger.entry_append(
+        entry = ledger.entry_append(
             signer=signer,
             entry_id=entry_id,
             kind="vote.cast",
             payload={"proposal": str(proposal.id), "choice": choice},
         )
-    return Vote.objects.get(id=f"{proposal.id}:{member}")
+        vote = Vote.objects.filter(id=f"{proposal.id}:{member}").first()
+        if vote is None or vote.cast_in != entry.index:
+            # Integrated after the deadline (or after the proposal closed): the vote
+            # would not count, so it is not written at all.
+            raise GovernanceError("the deadline has passed", 409)
+    return vote
 
 
 def proposal_tally(proposal: Proposal):
@@ -575,7 +594,7 @@ def proposal_tally(proposal: Proposal):
     return tally(Rule.parse(proposal.rule), proposal.eligible, votes)
 
 
-def decision(proposal: Proposal) -> tuple[str, dict]:
+def decision(proposal: Proposal, today: date) -> tuple[str, dict]:
     """The outcome and tally figures a proposal's votes give, as the state stands: what
     ``proposal.decided`` must record. The service computes it to write the entry; the
     applier computes it again and ignores an entry that records anything else."""
@@ -587,7 +606,7 @@ def decision(proposal: Proposal) -> tuple[str, dict]:
     if t.accepted:
         outcome, reason = Proposal.State.ACCEPTED, ""
         try:
-            check_actions(proposal.actions)
+            check_actions(proposal.actions, today)
         except GovernanceError as exc:
             outcome, reason = Proposal.State.REJECTED, f"its actions no longer apply: {exc}"
     elif not t.quorum_met:
@@ -617,7 +636,7 @@ def proposal_decide(*, proposal: Proposal) -> Proposal:
             raise GovernanceError(f"the proposal is {proposal.state}", 409)
         if datetime.now(UTC) < parse_time(proposal.deadline):
             raise GovernanceError("the deadline has not passed yet", 409)
-        outcome, figures = decision(proposal)
+        outcome, figures = decision(proposal, datetime.now(UTC).date())
         ledger.entry_append(
             signer=secretariat_signer(),
             kind="proposal.decided",
@@ -664,21 +683,29 @@ def proposals_due(now: datetime | None = None) -> list[Proposal]:
     return sorted(due, key=lambda p: (parse_time(p.deadline), p.opened_in))
 
 
-def proposal_withdraw(*, actor, proposal: Proposal) -> None:
+def proposal_withdraw(*, actor, proposal: Proposal, idempotency_key: str | None = None) -> Proposal:
     """The secretariat, or a signatory of the member that opened it, withdraws it."""
     signer, member = acting_signer(actor)
-    proposal.refresh_from_db()
-    if proposal.state != Proposal.State.OPEN:
-        raise GovernanceError(f"the proposal is {proposal.state}", 409)
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    if replay_of(entry_id, "proposal.withdrawn", {"proposal": str(proposal.id)}):
+        proposal.refresh_from_db()
+        return proposal
     opener = Key.objects.get(fingerprint=proposal.opened_by)
     if member is not None and (opener.kind, opener.owner) != ("member", member):
         raise GovernanceError(
             "only the secretariat or the opening member withdraws a proposal", 403
         )
     with transaction.atomic(durable=True):
+        # Under the row lock: a withdrawal and a decision cannot both act.
+        locked = Proposal.objects.select_for_update().get(id=proposal.id)
+        if locked.state != Proposal.State.OPEN:
+            raise GovernanceError(f"the proposal is {locked.state}", 409)
         ledger.entry_append(
-            signer=signer, kind="proposal.withdrawn", payload={"proposal": str(proposal.id)}
-        )
+            signer=signer, kind="proposal.withdrawn", entry_id=entry_id,
+            payload={"proposal": str(proposal.id)},
+        )  # fmt: skip
+    proposal.refresh_from_db()
+    return proposal
 
 
 # --- votes members sign with their own keys (POST /api/v1/ledger/entries) ------------------

@@ -22,8 +22,10 @@ is exact. The sections:
     figure such as gni, no party above ``cap``), or
     ``{"method": "pledged", "pledges": {party: amount in the accounting unit}}``.
 ``valuation``
-    ``{"version": n, "unit": str, "weights": {accelerator type: weight}}``: reference
-    accelerator-hours per hour of each accelerator type.
+    ``{"version": n, "unit": str, "weights": {accelerator type: weight}, "unit_price":
+    {amount, currency}, "data_price": {amount, currency, per_tokens}}``: reference
+    accelerator-hours per hour of each accelerator type, and (optionally) what a
+    reference unit and a dataset's tokens are worth.
 ``access``
     ``[{"scope": "full_weights" | "inference_only" | "evaluation", "tier": str,
     "min_balance_ratio": decimal (optional), "embargo_days": int (optional)}]``
@@ -34,6 +36,9 @@ is exact. The sections:
 ``release``
     ``{"requires_proposal": bool, "requires_evaluation": bool}``: what a checkpoint
     release under this agreement needs.
+``balance_thresholds``
+    ``{"behind": "1.0", "critical": "0.4"}``: a member whose delivered/obligation ratio is
+    under ``behind`` is behind its share, under ``critical`` critically behind.
 
 Which sections a kind of agreement needs is ``REQUIRED_BY_KIND``.
 """
@@ -80,7 +85,7 @@ ACCESS_SCOPES = ("full_weights", "inference_only", "evaluation")
 ACCESS_MODES = ("transferred", "federated", "remote")
 SECTIONS = (
     "parties", "required", "effective", "accounting_unit", "exchange_rates", "cost_sharing",
-    "valuation", "access", "data_use", "release",
+    "valuation", "access", "data_use", "release", "balance_thresholds",
 )  # fmt: skip
 REQUIRED_BY_KIND = {
     "treaty": ("parties", "effective", "accounting_unit", "cost_sharing"),
@@ -221,6 +226,12 @@ def _check_terms(kind: str, terms, members: set[str]) -> dict:
         _check_access(terms["access"])
     if "data_use" in terms:
         _check_data_use(terms["data_use"])
+    if "balance_thresholds" in terms:
+        t = _object(terms["balance_thresholds"], "terms.balance_thresholds", {"behind", "critical"})
+        behind = decimal_string(t["behind"], "terms.balance_thresholds.behind", positive=True)
+        critical = decimal_string(t["critical"], "terms.balance_thresholds.critical")
+        if critical >= behind:
+            _fail("terms.balance_thresholds.critical", "must be below behind")
     if "release" in terms:
         release = _object(
             terms["release"], "terms.release", {"requires_proposal", "requires_evaluation"}
@@ -267,12 +278,33 @@ def _check_cost_sharing(value, parties: list[str], unit: str | None) -> None:
             decimal_string(v, f"{path}.pledges.{k}")
 
 
+def _price(value, path: str, *, per_tokens: bool = False) -> dict:
+    fields = {"amount", "currency", "per_tokens"} if per_tokens else {"amount", "currency"}
+    price = _object(value, path, fields)
+    decimal_string(price["amount"], f"{path}.amount")
+    currency_code(price["currency"], f"{path}.currency")
+    if per_tokens:
+        n = price["per_tokens"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= 10**12:
+            _fail(f"{path}.per_tokens", "a whole number of tokens, such as 1000000")
+    return price
+
+
 def check_valuation(value, path: str) -> dict:
-    """A valuation table: ``{"version", "unit", "weights": {accelerator: weight}}``."""
-    table = _object(value, path, {"version", "unit", "weights"})
+    """A valuation table: ``{"version", "unit", "weights": {accelerator: weight}}``, and
+    optionally what a unit and a dataset's tokens are worth: ``"unit_price": {amount,
+    currency}``, ``"data_price": {amount, currency, per_tokens}``."""
+    table = _object(
+        value, path, {"version", "unit", "weights", "unit_price", "data_price"},
+        {"unit_price", "data_price"},
+    )  # fmt: skip
+    if "unit_price" in table:
+        _price(table["unit_price"], f"{path}.unit_price")
+    if "data_price" in table:
+        _price(table["data_price"], f"{path}.data_price", per_tokens=True)
     version = table["version"]
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        _fail(f"{path}.version", "must be a positive integer")
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 < version < 2**31:
+        _fail(f"{path}.version", "must be a positive integer (under 2^31)")
     if not isinstance(table["unit"], str) or not 0 < len(table["unit"]) <= 100:
         _fail(f"{path}.unit", "must name the reference unit (1-100 characters)")
     weights = table["weights"]

@@ -26,6 +26,11 @@ urlpatterns = [
     path("api/v1/proposals", api.ProposalListView.as_view(), name="proposals"),
     path("api/v1/proposals/<uuid:pk>", api.ProposalDetailView.as_view(), name="proposal"),
     path("api/v1/proposals/<uuid:pk>/votes", api.VoteView.as_view(), name="proposal-votes"),
+    path(
+        "api/v1/proposals/<uuid:pk>/withdrawal",
+        api.ProposalWithdrawalView.as_view(),
+        name="proposal-withdrawal",
+    ),
     path("api/v1/seats", api.SeatListView.as_view(), name="seats"),
     path("api/v1/seats/<uuid:pk>/vacate", api.SeatVacateView.as_view(), name="seat-vacate"),
     path("api/v1/documents", agreements_api.DocumentUploadView.as_view(), name="documents"),

@@ -50,6 +50,9 @@ class Contribution(models.Model):
     state = models.CharField(max_length=16, choices=State.choices)
     recorded_in = models.BigIntegerField()
     recorded_at = models.CharField(max_length=40, help_text="Integration time, RFC 3339 UTC.")
+    delivered_on = models.DateField(
+        help_text="The day it counts for: compute's last day, funds' payment, data's record."
+    )
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
     # compute
@@ -68,12 +71,15 @@ class Contribution(models.Model):
     tokens = models.BigIntegerField(null=True, blank=True)
     # funds
     amount = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
+    amount_micros = models.BigIntegerField(
+        null=True, blank=True, help_text="The amount in millionths: sums stay exact."
+    )
     currency = models.CharField(max_length=3, blank=True)
     date = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["-recorded_in"]
-        indexes = [models.Index(fields=["member", "kind", "state"])]
+        indexes = [models.Index(fields=["delivered_on", "kind", "state"])]
 
     def __str__(self) -> str:
         if self.kind == self.Kind.COMPUTE:

@@ -378,6 +378,7 @@ def apply_imported(entry: Appended) -> None:
             recorded_at=entry.integrated_time,
             period_start=parse_time(c["start"]),
             period_end=parse_time(c["end"]),
+            delivered_on=parse_time(c["end"]).date(),
             accelerator=c["accelerator"],
             allocations=c["allocations"],
             gpu_seconds=c["gpu_seconds"],
@@ -518,7 +519,9 @@ def funds_contribute(
     idempotency_key: str | None = None,
 ) -> Contribution:  # fmt: skip
     """Record funds the actor's member paid (exact decimal, ISO 4217, the day paid)."""
-    decimal_string(amount, "amount", positive=True)
+    value = decimal_string(amount, "amount", positive=True)
+    if value.as_tuple().exponent < -6 or value >= 10**12:
+        raise GovernanceError("amount: at most 6 decimal places, under 10^12")
     currency_code(currency, "currency")
     try:
         day = date.fromisoformat(date_paid) if isinstance(date_paid, str) else None
@@ -549,6 +552,7 @@ def apply_data(entry: Appended) -> None:
         id=uuid.UUID(entry.payload["contribution"]), kind=Contribution.Kind.DATA,
         member_id=member, state=Contribution.State.COUNTED, recorded_in=entry.index,
         recorded_at=entry.integrated_time, dataset=d, tokens=d.get("tokens"),
+        delivered_on=parse_time(entry.integrated_time).date(),
     )  # fmt: skip
 
 
@@ -562,7 +566,8 @@ def apply_funds(entry: Appended) -> None:
         id=uuid.UUID(p["contribution"]), kind=Contribution.Kind.FUNDS, member_id=member,
         state=Contribution.State.COUNTED, recorded_in=entry.index,
         recorded_at=entry.integrated_time, amount=Decimal(p["amount"]),
-        currency=p["currency"], date=date.fromisoformat(p["date"]),
+        amount_micros=int(Decimal(p["amount"]) * 1_000_000), currency=p["currency"],
+        date=date.fromisoformat(p["date"]), delivered_on=date.fromisoformat(p["date"]),
     )  # fmt: skip
 
 

@@ -159,6 +159,9 @@ def _key_change(signed: SignedEnvelope, key: Key, submitter) -> None:
 @accepts("key.revoked")
 def _key_revoked(signed: SignedEnvelope, key: Key, submitter) -> None:
     _owner_checks(key, submitter)
+    reason = signed.envelope["payload"].get("reason")
+    if not isinstance(reason, str) or not 0 < len(reason) <= 300:
+        raise Refused("key.revoked: give a reason of at most 300 characters")
     # An owner never revokes its last valid key: it would lock itself out (a lost key is
     # replaced by other means; a key to retire is rotated instead).
     revoked = signed.envelope["payload"].get("fingerprint")

@@ -79,7 +79,12 @@ def check_value(value, path: str = "payload", depth: int = 0) -> None:
     """Allow only what canonicalises the same everywhere: no floats, safe integers."""
     if depth > MAX_DEPTH:
         raise EnvelopeError(f"{path} is nested deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        # U+0000 ends strings in C and cannot be stored by PostgreSQL: refused everywhere.
+        if "\x00" in value:
+            raise EnvelopeError(f"{path} contains U+0000")
         return
     if isinstance(value, int):
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
@@ -95,6 +100,8 @@ def check_value(value, path: str = "payload", depth: int = 0) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise EnvelopeError(f"{path} has a key that is not a string")
+            if "\x00" in key:
+                raise EnvelopeError(f"{path} has a key that contains U+0000")
             check_value(item, f"{path}.{key}", depth + 1)
         return
     raise EnvelopeError(f"{path} has a value of type {type(value).__name__}, not JSON")
