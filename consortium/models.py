@@ -383,6 +383,12 @@ class ValuationTable(models.Model):
     version = models.PositiveIntegerField(primary_key=True)
     unit = models.CharField(max_length=100)
     weights = models.JSONField(help_text="{accelerator type: weight as a decimal string}")
+    unit_price = models.JSONField(
+        null=True, blank=True, help_text="{amount, currency}: what one reference unit is worth."
+    )
+    data_price = models.JSONField(
+        null=True, blank=True, help_text="{amount, currency, per_tokens}: what data is worth."
+    )
     adopted_in = models.BigIntegerField(help_text="Index of the decision that adopted it.")
     proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="+")
 

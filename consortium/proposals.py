@@ -325,7 +325,8 @@ def _apply_action(action: dict, index: int, proposal: Proposal, n: int) -> None:
     if kind == "valuation.adopt":
         t = action["table"]
         ValuationTable.objects.create(
-            version=t["version"], unit=t["unit"], weights=t["weights"], adopted_in=index,
+            version=t["version"], unit=t["unit"], weights=t["weights"],
+            unit_price=t.get("unit_price"), data_price=t.get("data_price"), adopted_in=index,
             proposal=proposal,
         )  # fmt: skip
     elif kind == "access.grant":

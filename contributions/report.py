@@ -76,7 +76,7 @@ class Report:
     unit: str
     method: str
     lines: list[Line]
-    tables: list[int]
+    tables: list[dict]
     notes: list[str]
 
     @property
@@ -161,8 +161,9 @@ def _tables(agreement: Agreement) -> list[tuple[int, int | None, dict | None]]:
     in force when it was recorded. Before any adopted table, the agreement's own."""
     adopted = list(ValuationTable.objects.order_by("adopted_in"))
     own = agreement.terms.get("valuation")
-    bounds = [(0, own, None)] + [
+    bounds = [(0, {**own, "adopted_in": None} if own else None, None)] + [
         (t.adopted_in, {"version": t.version, "unit": t.unit, "weights": t.weights,
+                        "adopted_in": t.adopted_in,
                         **({"unit_price": t.unit_price} if t.unit_price else {}),
                         **({"data_price": t.data_price} if t.data_price else {})}, t.version)
         for t in adopted
@@ -236,8 +237,12 @@ def cost_share_report(agreement: Agreement, start: date | None = None,
         ln.ratio = ln.delivered / ln.obligation
         ln.status = ("critically behind" if ln.ratio < critical
                      else "behind" if ln.ratio < behind else "on track")  # fmt: skip
-    return Report(agreement, start, end, unit, method, list(lines.values()),
-                  sorted(v for v in used_tables if v is not None), sorted(set(notes)))  # fmt: skip
+    tables = [
+        {"version": v, "adopted_in": i}
+        for v, i in sorted(used_tables, key=lambda t: (t[1] or -1, t[0]))
+    ]
+    return Report(agreement, start, end, unit, method, list(lines.values()), tables,
+                  sorted(set(notes)))  # fmt: skip
 
 
 def _price(table: dict | None, name: str, terms: dict, notes: list, what: str) -> Decimal | None:
@@ -265,7 +270,7 @@ def _value_compute(window, counted, held, table, terms, lines, notes, used) -> N
     price = _price(table, "unit_price", terms, notes, "compute")
     weights = (table or {}).get("weights", {})
     if table is not None:
-        used.add(table.get("version"))
+        used.add((table["version"], table["adopted_in"]))
     for r in rows:
         hours = Decimal(r["seconds"]) / 3600
         weight = weights.get(r["accelerator"])
@@ -295,7 +300,7 @@ def _value_data(window, counted, held, table, terms, lines, notes, used) -> None
         return
     price = _price(table, "data_price", terms, notes, "data")
     if table is not None:
-        used.add(table.get("version"))
+        used.add((table["version"], table["adopted_in"]))
     per = Decimal((table or {}).get("data_price", {}).get("per_tokens", 1))
     for r in rows:
         tokens = r["tokens"] or 0

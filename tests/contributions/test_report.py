@@ -1,0 +1,168 @@
+"""The cost-share report: value delivered by type against each party's share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from consortium import agreements, proposals
+from contributions import services
+from contributions.report import ReportError, _capped, cost_share_report
+from tests.consortium.helpers import decide_after_deadline
+from tests.contributions.test_compute import JOBS
+
+TODAY = datetime.now(UTC).date()
+VALUATION = {
+    "version": 1, "unit": "H100-hour", "weights": {"mi250x": "0.4", "h100": "1"},
+    "unit_price": {"amount": "2.00", "currency": "EUR"},
+    "data_price": {"amount": "0.10", "currency": "EUR", "per_tokens": 1_000_000},
+}  # fmt: skip
+
+
+def treaty(lumi, sharing=None, **extra):
+    people = lumi["people"]
+    terms = {
+        "parties": ["FI", "SE", "NL"], "effective": {"from": TODAY.isoformat(), "until": None},
+        "accounting_unit": "EUR", "exchange_rates": {"SEK": "0.087"},
+        "cost_sharing": sharing or {"method": "scale", "shares": {"FI": "0.2", "SE": "0.3", "NL": "0.5"}},
+        "valuation": VALUATION, **extra,
+    }  # fmt: skip
+    doc = agreements.document_store(actor=people["ops"], name="t.txt", content=b"treaty")
+    a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title="Treaty",
+                                     terms=terms, document_sha256=doc.sha256)  # fmt: skip
+    from django.contrib.auth import get_user_model
+
+    from consortium import governance
+
+    nl = get_user_model().objects.create_user("sig_nl")
+    governance.seat_assign(actor=people["ops"], user=nl, role="signatory", member="NL")
+    people["sig_nl"] = nl
+    for who in ("sig_fi", "sig_se", "sig_nl"):
+        a.refresh_from_db()
+        agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,
+                                  document_sha256=a.document_sha256)  # fmt: skip
+    a.refresh_from_db()
+    assert a.state == "in_force"
+    return a
+
+
+def deliver(lumi):
+    p = lumi["people"]
+    services.sacct_import(
+        actor=p["rec_fi"], facility=lumi["facility"], data=JOBS
+    )  # FI 16 mi250x, SE 2 h100
+    services.funds_contribute(
+        actor=p["rec_se"], amount="1000", currency="SEK", date_paid=TODAY.isoformat()
+    )
+    services.data_contribute(actor=p["sig_nl"], dataset={
+        "name": "Dutch web", "description": "", "manifest_sha256": "cd" * 32, "size_bytes": 1,
+        "files": 1, "tokens": 100_000_000, "licence": "CC0-1.0",
+        "duo": {"permission": "DUO:0000042", "modifiers": []}, "access_mode": "remote",
+        "residency": "NL"})  # fmt: skip
+    return services.funds_contribute(actor=p["sig_nl"], amount="20", currency="EUR",
+                                     date_paid=TODAY.isoformat())  # fmt: skip
+
+
+def figures(r):
+    return {m["member"]: (m["delivered"]["total"], m["obligation"], m["ratio"], m["status"])
+            for m in r.as_dict()["members"]}  # fmt: skip
+
+
+def test_value_delivered_against_each_share(lumi):
+    a = treaty(lumi)
+    deliver(lumi)
+    r = cost_share_report(a)
+    d = r.as_dict()
+    # Valued by the agreement's own table (no table adopted by vote yet).
+    assert d["total_delivered"] == "133.80"
+    assert d["valuation_tables"] == [{"version": 1, "adopted_in": None}]
+    assert figures(r) == {
+        "FI": ("12.80", "26.76", "0.478", "behind"),
+        "SE": ("91.00", "40.14", "2.267", "on track"),
+        "NL": ("30.00", "66.90", "0.448", "behind"),
+    }
+    se = next(m for m in d["members"] if m["member"] == "SE")
+    assert se["delivered"] == {
+        "compute": "4.00",
+        "data": "0.00",
+        "funds": "87.00",
+        "total": "91.00",
+    }
+    assert se["gpu_hours"] == {"h100": "2.000000"} and se["funds_paid"] == {"SEK": "1000"}
+    assert r.csv_rows()[0][:4] == ["member", "name", "share", "obligation"]
+
+
+def test_a_disputed_contribution_is_held_not_counted(lumi):
+    a = treaty(lumi)
+    paid = deliver(lumi)
+    services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
+    nl = next(m for m in cost_share_report(a).as_dict()["members"] if m["member"] == "NL")
+    assert (nl["delivered"]["total"], nl["held"]) == ("10.00", "20.00")
+
+
+def test_thresholds_come_from_the_terms(lumi):
+    a = treaty(lumi, balance_thresholds={"behind": "0.9", "critical": "0.46"})
+    deliver(lumi)
+    statuses = {m: f[3] for m, f in figures(cost_share_report(a)).items()}
+    assert statuses == {"FI": "behind", "SE": "on track", "NL": "critically behind"}
+
+
+def test_a_table_adopted_by_vote_values_what_is_recorded_after_it(lumi):
+    a = treaty(lumi)
+    deliver(lumi)
+    people = lumi["people"]
+    table = {**VALUATION, "version": 2, "weights": {"mi250x": "0.5", "h100": "1"}}
+    p = proposals.proposal_open(actor=people["ops"], title="Table 2",
+                                actions=[{"type": "valuation.adopt", "table": table}],
+                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    for who in ("sig_fi", "sig_se", "sig_nl"):
+        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    decide_after_deadline(p)
+    before = figures(cost_share_report(a))["FI"][0]
+    services.sacct_import(actor=people["rec_fi"], facility=lumi["facility"],
+                          data=JOBS.replace(b"|1|lumi|", b"|91|lumi|"))  # fmt: skip
+    after = cost_share_report(a)
+    assert before == "12.80"
+    # The new 16 GPU-hours are valued at 0.5: 8 reference hours, 16.00 EUR.
+    assert figures(after)["FI"][0] == "28.80"
+    assert [t["version"] for t in after.as_dict()["valuation_tables"]] == [1, 2]
+
+
+def test_a_period_counts_only_what_was_delivered_in_it(lumi):
+    a = treaty(lumi)
+    deliver(lumi)
+    from datetime import date
+
+    march = cost_share_report(a, start=date(2026, 3, 1), end=date(2026, 3, 31))
+    assert march.as_dict()["total_delivered"] == "16.80"  # the compute of March only
+    today = cost_share_report(a, start=TODAY, end=TODAY)
+    assert today.as_dict()["total_delivered"] == "117.00"  # the funds and data of today
+
+
+def test_capped_shares_pass_the_excess_to_the_others():
+    shares = _capped({"A": Decimal(60), "B": Decimal(30), "C": Decimal(10)}, Decimal("0.5"))
+    assert shares["A"] == Decimal("0.5")
+    assert shares["B"] == Decimal("0.375") and shares["C"] == Decimal("0.125")
+    assert sum(shares.values()) == 1
+
+
+def test_pledges_are_the_obligation(lumi):
+    a = treaty(lumi, sharing={"method": "pledged",
+                              "pledges": {"FI": "10", "SE": "50", "NL": "100"}})  # fmt: skip
+    deliver(lumi)
+    assert {m: f[1] for m, f in figures(cost_share_report(a)).items()} == {
+        "FI": "10.00", "SE": "50.00", "NL": "100.00"}  # fmt: skip
+
+
+def test_an_agreement_without_cost_sharing_has_no_report(lumi):
+    people = lumi["people"]
+    doc = agreements.document_store(actor=people["ops"], name="d.txt", content=b"dsa")
+    a = agreements.agreement_propose(
+        actor=people["ops"], kind="data_sharing", title="DSA", document_sha256=doc.sha256,
+        terms={"parties": ["FI", "SE"], "effective": {"from": TODAY.isoformat(), "until": None},
+               "data_use": {"permission": "DUO:0000042", "modifiers": [], "access_mode": "federated"}},
+    )  # fmt: skip
+    with pytest.raises(ReportError, match="no cost_sharing"):
+        cost_share_report(a)
