@@ -191,7 +191,9 @@ def apply_facility_updated(entry: Appended) -> None:
     Facility.objects.filter(code=facility.code).update(changed_in=entry.index, **p["changes"])
 
 
-def facility_register(*, actor, record: dict, public_key: bytes | None = None) -> Facility:
+def facility_register(
+    *, actor, record: dict, public_key: bytes | None = None, idempotency_key: str | None = None
+) -> Facility:
     """Register a facility and its key (the secretariat; ``actor`` ``None`` is the
     operator's console). Without ``public_key`` the facility's key is hosted here."""
     if actor is not None and acting_for(actor) is not None:
@@ -206,12 +208,16 @@ def facility_register(*, actor, record: dict, public_key: bytes | None = None) -
         raise GovernanceError(
             f"a facility needs {', '.join(sorted(fields - {'timezone', 'partitions', 'accounts'}))}"
         ) from exc
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    if replay_of(entry_id, "facility.registered", {"facility": record}):
+        return Facility.objects.get(code=record["code"])
     with transaction.atomic(durable=True):
         if Facility.objects.filter(code=record["code"]).exists():
             raise GovernanceError(f"facility {record['code']} exists already", 409)
         ledger.entry_append(
-            signer=secretariat_signer(), kind="facility.registered", payload={"facility": record}
-        )
+            signer=secretariat_signer(), kind="facility.registered", entry_id=entry_id,
+            payload={"facility": record},
+        )  # fmt: skip
         ledger.key_register(
             signer=log_signer(), kind="facility", owner=record["code"],
             name=f"facility-{record['code']}", public_key=public_key,
@@ -240,7 +246,9 @@ def _facility_signer(actor, facility: Facility):
         raise GovernanceError(str(exc), 409) from exc
 
 
-def facility_update(*, actor, facility: Facility, changes: dict) -> Facility:
+def facility_update(
+    *, actor, facility: Facility, changes: dict, idempotency_key: str | None = None
+) -> Facility:
     """Change the tables the facility keeps (accounts, partitions, zone, default type)."""
     allowed = {"timezone", "default_accelerator", "partitions", "accounts"}
     if not isinstance(changes, dict) or not changes or set(changes) - allowed:
@@ -252,11 +260,13 @@ def facility_update(*, actor, facility: Facility, changes: dict) -> Facility:
     signer, attests = _facility_signer(actor, facility)
     if not attests and acting_for(actor) is not None:
         raise GovernanceError("the facility's key is external: its own systems sign changes", 403)
-    with transaction.atomic(durable=True):
-        ledger.entry_append(
-            signer=signer, kind="facility.updated",
-            payload={"facility": facility.code, "changes": changes},
-        )  # fmt: skip
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    payload = {"facility": facility.code, "changes": changes}
+    if not replay_of(entry_id, "facility.updated", payload):
+        with transaction.atomic(durable=True):
+            ledger.entry_append(
+                signer=signer, kind="facility.updated", entry_id=entry_id, payload=payload
+            )
     return Facility.objects.get(code=facility.code)
 
 
@@ -407,7 +417,9 @@ def apply_attested(entry: Appended) -> None:
     )
 
 
-def import_attest(*, actor, sacct_import: SacctImport) -> SacctImport:
+def import_attest(
+    *, actor, sacct_import: SacctImport, idempotency_key: str | None = None
+) -> SacctImport:
     """The facility attests a reported import with its hosted key (its operator's
     recorder or signatory acts). A facility holding its own key submits compute.attested
     signed by it instead."""
@@ -419,14 +431,18 @@ def import_attest(*, actor, sacct_import: SacctImport) -> SacctImport:
             "hosted key; a facility holding its key submits compute.attested signed by it",
             403,
         )
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    payload = {"import": str(sacct_import.id), "export_sha256": sacct_import.export_sha256}
+    if replay_of(entry_id, "compute.attested", payload):
+        sacct_import.refresh_from_db()
+        return sacct_import
     with transaction.atomic(durable=True):
         locked = SacctImport.objects.select_for_update().get(id=sacct_import.id)
         if locked.attested_in is not None:
             raise GovernanceError("this import is attested already", 409)
         ledger.entry_append(
-            signer=signer, kind="compute.attested",
-            payload={"import": str(sacct_import.id), "export_sha256": sacct_import.export_sha256},
-        )  # fmt: skip
+            signer=signer, kind="compute.attested", entry_id=entry_id, payload=payload
+        )
     sacct_import.refresh_from_db()
     return sacct_import
 
@@ -597,7 +613,9 @@ def contribution_dispute(
     return Dispute.objects.get(id=payload["dispute"])
 
 
-def dispute_resolve(*, actor, dispute: Dispute, outcome: str, resolution: str) -> Dispute:
+def dispute_resolve(
+    *, actor, dispute: Dispute, outcome: str, resolution: str, idempotency_key: str | None = None
+) -> Dispute:
     """The secretariat resolves a dispute: upheld voids the contribution; dismissed
     lets it count again."""
     if acting_for(actor) is not None:
@@ -605,13 +623,18 @@ def dispute_resolve(*, actor, dispute: Dispute, outcome: str, resolution: str) -
     if outcome not in ("upheld", "dismissed"):
         raise GovernanceError("outcome: upheld or dismissed")
     _text(resolution, "resolution", 500)
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    payload = {"dispute": str(dispute.id), "outcome": outcome, "resolution": resolution}
+    if replay_of(entry_id, "contribution.resolved", payload):
+        dispute.refresh_from_db()
+        return dispute
     with transaction.atomic(durable=True):
         locked = Dispute.objects.select_for_update().get(id=dispute.id)
         if locked.resolved_in is not None:
             raise GovernanceError("the dispute is resolved already", 409)
         ledger.entry_append(
-            signer=secretariat_signer(), kind="contribution.resolved",
-            payload={"dispute": str(dispute.id), "outcome": outcome, "resolution": resolution},
+            signer=secretariat_signer(), kind="contribution.resolved", entry_id=entry_id,
+            payload=payload,
         )  # fmt: skip
     dispute.refresh_from_db()
     return dispute
