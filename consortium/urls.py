@@ -60,6 +60,7 @@ urlpatterns = [
         agreements_api.TerminationView.as_view(),
         name="agreement-termination",
     ),
+    path("api/v1/", include("contributions.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -1,0 +1,124 @@
+"""Contributions through the REST API: who may do what, bad input as problems with
+nothing written, and the cost-share report as JSON and CSV."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from contributions.models import Contribution
+from ledger.models import Entry
+from tests.consortium.test_proposals_api import _client
+from tests.contributions.test_compute import JOBS
+from tests.contributions.test_data_funds import DATASET
+from tests.contributions.test_report import deliver, treaty
+
+PROBLEM = "application/problem+json"
+
+
+def test_a_recorder_imports_an_export_and_a_retry_is_refused(lumi):
+    api = _client(lumi["people"]["rec_fi"])
+    dry = api.post("/api/v1/facilities/lumi/imports?dry_run=true", JOBS, content_type="text/plain")
+    assert dry.status_code == 200 and dry.json()["import"] is None
+    assert dry.json()["export_sha256"] == hashlib.sha256(JOBS).hexdigest()
+    r = api.post("/api/v1/facilities/lumi/imports", JOBS, content_type="text/plain")
+    assert r.status_code == 201 and r.json()["import"]["attested_in"] is not None
+    again = api.post("/api/v1/facilities/lumi/imports", JOBS, content_type="text/plain")
+    assert again.status_code == 409 and "imported already" in again.json()["detail"]
+
+
+def test_a_malformed_export_is_a_400_naming_the_line(lumi):
+    before = Entry.objects.count()
+    r = _client(lumi["people"]["rec_fi"]).post(
+        "/api/v1/facilities/lumi/imports", JOBS + b"9|9|lumi|x\n", content_type="text/plain"
+    )
+    assert r.status_code == 400 and "line 7" in r.json()["detail"]
+    assert r["Content-Type"] == PROBLEM and Entry.objects.count() == before
+
+
+@pytest.mark.parametrize("who", ["rec_se", "sig_se", "obs_nl", "aud"])
+def test_only_the_operators_delegates_import(lumi, who):
+    before = Entry.objects.count()
+    r = _client(lumi["people"][who]).post("/api/v1/facilities/lumi/imports", JOBS,
+                                          content_type="text/plain")  # fmt: skip
+    assert r.status_code == 403 and Entry.objects.count() == before
+
+
+def test_funds_data_and_the_scoped_list(lumi):
+    se, fi = _client(lumi["people"]["rec_se"]), _client(lumi["people"]["rec_fi"])
+    r = se.post("/api/v1/contributions/funds",
+                {"amount": "100.50", "currency": "SEK", "date": "2026-01-02"}, format="json")  # fmt: skip
+    assert r.status_code == 201 and r.json()["amount"] == "100.500000"
+    assert (
+        fi.post("/api/v1/contributions/data", {"dataset": DATASET}, format="json").status_code
+        == 201
+    )
+    assert [c["member"] for c in se.get("/api/v1/contributions").json()] == ["SE"]
+    assert [c["member"] for c in fi.get("/api/v1/contributions").json()] == ["FI"]
+    everyone = _client(lumi["people"]["aud"]).get("/api/v1/contributions").json()
+    assert sorted(c["member"] for c in everyone) == ["FI", "SE"]
+    assert se.get("/api/v1/contributions?kind=gold").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"amount": "NaN", "currency": "EUR", "date": "2026-01-01"}, "amount"),
+        ({"amount": "-1", "currency": "EUR", "date": "2026-01-01"}, "amount"),
+        ({"amount": "1", "currency": "ECU", "date": "2026-01-01"}, "ISO 4217"),
+        ({"amount": "1.0000001", "currency": "EUR", "date": "2026-01-01"}, "6 decimal places"),
+    ],
+)
+def test_bad_funds_are_problems_and_write_nothing(lumi, body, detail):
+    before = Entry.objects.count()
+    r = _client(lumi["people"]["rec_se"]).post("/api/v1/contributions/funds", body, format="json")
+    assert r.status_code == 400 and detail in r.json()["detail"] and Entry.objects.count() == before
+
+
+def test_a_dispute_and_its_resolution(lumi):
+    c = _client(lumi["people"]["rec_se"]).post(
+        "/api/v1/contributions/funds", {"amount": "5", "currency": "EUR", "date": "2026-01-02"},
+        format="json",
+    ).json()  # fmt: skip
+    d = _client(lumi["people"]["sig_fi"]).post(f"/api/v1/contributions/{c['id']}/disputes",
+                                               {"reason": "not received"}, format="json")  # fmt: skip
+    assert d.status_code == 201 and Contribution.objects.get(id=c["id"]).state == "disputed"
+    url = f"/api/v1/disputes/{d.json()['id']}/resolution"
+    body = {"outcome": "upheld", "resolution": "reversed"}
+    assert _client(lumi["people"]["sig_se"]).post(url, body, format="json").status_code == 403
+    assert _client(lumi["people"]["ops"]).post(url, body, format="json").status_code == 200
+    assert Contribution.objects.get(id=c["id"]).state == "void"
+
+
+def test_the_cost_share_report_as_json_and_csv(lumi):
+    a = treaty(lumi)
+    deliver(lumi)
+    api = _client(lumi["people"]["obs_nl"])
+    r = api.get(f"/api/v1/agreements/{a.id}/cost-shares")
+    assert r.status_code == 200 and r.json()["total_delivered"] == "133.80"
+    csv = api.get(f"/api/v1/agreements/{a.id}/cost-shares?output=csv&from=2026-01-01")
+    assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")
+    lines = csv.content.decode().splitlines()
+    assert lines[0].startswith("member,name,share,obligation") and len(lines) == 4
+    assert api.get(f"/api/v1/agreements/{a.id}/cost-shares?from=soon").status_code == 400
+
+
+def test_facilities_are_registered_by_the_secretariat(lumi):
+    body = {"code": "leonardo", "name": "Leonardo", "operator": "SE", "country": "IT",
+            "default_accelerator": "a100", "accounts": {"se_ai": "SE"}}  # fmt: skip
+    assert (
+        _client(lumi["people"]["sig_se"])
+        .post("/api/v1/facilities", body, format="json")
+        .status_code
+        == 403
+    )
+    r = _client(lumi["people"]["ops"]).post("/api/v1/facilities", body, format="json")
+    assert r.status_code == 201 and r.json()["accounts"] == {"se_ai": "SE"}
+    bad = {**body, "code": "x2", "accounts": {"a": "ZZ"}}
+    r = _client(lumi["people"]["ops"]).post("/api/v1/facilities", bad, format="json")
+    assert r.status_code == 400 and "'ZZ' is not a member" in r.json()["detail"]
+    change = _client(lumi["people"]["rec_fi"]).post(
+        "/api/v1/facilities/lumi/changes", {"changes": {"accounts": {"p": "NL"}}}, format="json"
+    )
+    assert change.status_code == 200 and change.json()["accounts"] == {"p": "NL"}
