@@ -7,7 +7,7 @@ from django.db.models import CharField, OuterRef, Subquery, Value
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
 from consortium import agreements, governance, proposals
@@ -343,7 +343,7 @@ class AgreementAdmin(SeatVisible):
     readonly_fields = ["id", "series", "version", "kind", "title", "state", "terms_pretty",
                        "terms_sha256", "document_link", "document_sha256", "document_size",
                        "supersedes", "proposed_by", "proposed_in", "in_force_in", "closed_in",
-                       "closed_reason"]  # fmt: skip
+                       "closed_reason", "cost_shares_link"]  # fmt: skip
     exclude = ["terms", "document_name"]
     inlines = [AgreementPartyInline]
     actions = ["sign", "withdraw"]
@@ -394,6 +394,16 @@ class AgreementAdmin(SeatVisible):
     @admin.display(description="terms")
     def terms_pretty(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.terms, indent=2, ensure_ascii=False))
+
+    @admin.display(description="cost shares")
+    def cost_shares_link(self, obj):
+        if "cost_sharing" not in obj.terms:
+            return "-"
+        try:
+            url = reverse("contributions_cost_shares", args=[obj.id])
+        except NoReverseMatch:
+            return "-"
+        return format_html('<a href="{}">value delivered against each share</a>', url)
 
     @admin.display(description="document")
     def document_link(self, obj):

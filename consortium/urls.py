@@ -5,9 +5,15 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from consortium import agreements_api, api, problems
+from contributions import admin as contributions_admin
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path(
+        "admin/consortium/agreement/<uuid:pk>/cost-shares/",
+        admin.site.admin_view(contributions_admin.cost_share_view),
+        name="contributions_cost_shares",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/ledger/", include("ledger.api.urls")),
     path("api/v1/members", api.MemberListView.as_view(), name="members"),

@@ -22,12 +22,12 @@ def lumi(db):
                  for c, p in (("FI", 5), ("SE", 10), ("NL", 18))],
     )  # fmt: skip
     people = {n: User.objects.create_user(n) for n in
-              ("ops", "aud", "rec_fi", "sig_fi", "rec_se", "sig_se", "obs_nl")}  # fmt: skip
+              ("ops", "aud", "rec_fi", "sig_fi", "rec_se", "sig_se", "obs_nl", "sig_nl")}  # fmt: skip
     governance.seat_assign(actor=None, user=people["ops"], role="secretariat")
     governance.seat_assign(actor=None, user=people["aud"], role="auditor")
     for name, role, member in (("rec_fi", "recorder", "FI"), ("sig_fi", "signatory", "FI"),
                                ("rec_se", "recorder", "SE"), ("sig_se", "signatory", "SE"),
-                               ("obs_nl", "observer", "NL")):  # fmt: skip
+                               ("obs_nl", "observer", "NL"), ("sig_nl", "signatory", "NL")):  # fmt: skip
         governance.seat_assign(actor=people["ops"], user=people[name], role=role, member=member)
     facility = services.facility_register(
         actor=people["ops"],

@@ -32,13 +32,6 @@ def treaty(lumi, sharing=None, **extra):
     doc = agreements.document_store(actor=people["ops"], name="t.txt", content=b"treaty")
     a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title="Treaty",
                                      terms=terms, document_sha256=doc.sha256)  # fmt: skip
-    from django.contrib.auth import get_user_model
-
-    from consortium import governance
-
-    nl = get_user_model().objects.create_user("sig_nl")
-    governance.seat_assign(actor=people["ops"], user=nl, role="signatory", member="NL")
-    people["sig_nl"] = nl
     for who in ("sig_fi", "sig_se", "sig_nl"):
         a.refresh_from_db()
         agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,

@@ -1,0 +1,53 @@
+"""A server-rendered SVG bar chart of a cost-share report (no script, no CDN)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils.html import escape
+
+COLOURS = {"compute": "#2b6cb0", "data": "#2f855a", "funds": "#b7791f", "obligation": "#1a202c"}
+
+
+def cost_share_svg(report: dict, width: int = 720) -> str:
+    """Per member: stacked bars of value delivered (compute, data, funds) and a marker
+    at its obligation, on one scale; labels give the figures and the status."""
+    members = report["members"]
+    row, top, left = 34, 28, 120
+    height = top + row * max(1, len(members)) + 30
+    peak = max([Decimal("0.01")] + [
+        max(Decimal(m["delivered"]["total"]), Decimal(m["obligation"])) for m in members
+    ])  # fmt: skip
+    scale = Decimal(width - left - 170) / peak
+    unit = escape(report["accounting_unit"])
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="Value delivered against each obligation, in {unit}">',
+        "<style>text{font:12px sans-serif;fill:#1a202c}</style>",
+    ]
+    x = left
+    for name in ("compute", "data", "funds"):
+        parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{COLOURS[name]}"/>'
+                     f'<text x="{x + 14}" y="15">{name}</text>')  # fmt: skip
+        x += 80
+    parts.append(f'<rect x="{x}" y="4" width="2" height="14" fill="{COLOURS["obligation"]}"/>'
+                 f'<text x="{x + 6}" y="15">obligation ({unit})</text>')  # fmt: skip
+    for i, m in enumerate(members):
+        y = top + i * row
+        parts.append(f'<text x="4" y="{y + 15}">{escape(m["member"])}</text>')
+        x = Decimal(left)
+        for name in ("compute", "data", "funds"):
+            w = Decimal(m["delivered"][name]) * scale
+            if w > 0:
+                parts.append(f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="16" '
+                             f'fill="{COLOURS[name]}"><title>{name}: {escape(m["delivered"][name])} '
+                             f"{unit}</title></rect>")  # fmt: skip
+            x += w
+        ob = left + Decimal(m["obligation"]) * scale
+        parts.append(f'<rect x="{ob:.1f}" y="{y}" width="2" height="24" '
+                     f'fill="{COLOURS["obligation"]}"/>')  # fmt: skip
+        ratio = m["ratio"] or "-"
+        label = f"{m['delivered']['total']} / {m['obligation']} ({ratio}, {m['status']})"
+        parts.append(f'<text x="{max(x, ob) + 6:.1f}" y="{y + 16}">{escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
