@@ -58,6 +58,7 @@ from consortium.terms import check_data_use, currency_code, decimal_string
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.sacct import Reader, SacctError, gpu_hours
 from ledger import services as ledger
+from ledger import submissions
 from ledger.core.envelope import format_time, parse_time
 from ledger.keys import HostedKeyError, hosted_signer, log_signer
 from ledger.log import Appended, applier
@@ -530,11 +531,8 @@ def data_contribute(*, actor, dataset: dict, idempotency_key: str | None = None)
                              {"dataset": dataset_record(dataset)})  # fmt: skip
 
 
-def funds_contribute(
-    *, actor, amount: str, currency: str, date_paid: str, reference: str = "",
-    idempotency_key: str | None = None,
-) -> Contribution:  # fmt: skip
-    """Record funds the actor's member paid (exact decimal, ISO 4217, the day paid)."""
+def check_funds(amount, currency, date_paid, reference) -> None:
+    """An amount paid: an exact decimal (at most 6 places), ISO 4217, a past day."""
     value = decimal_string(amount, "amount", positive=True)
     if value.as_tuple().exponent < -6 or value >= 10**12:
         raise GovernanceError("amount: at most 6 decimal places, under 10^12")
@@ -548,6 +546,14 @@ def funds_contribute(
     if day > datetime.now(UTC).date():
         raise GovernanceError("date: the day paid is not in the future")
     _text(reference, "reference", 200, required=False)
+
+
+def funds_contribute(
+    *, actor, amount: str, currency: str, date_paid: str, reference: str = "",
+    idempotency_key: str | None = None,
+) -> Contribution:  # fmt: skip
+    """Record funds the actor's member paid (exact decimal, ISO 4217, the day paid)."""
+    check_funds(amount, currency, date_paid, reference)
     return _new_contribution(actor, idempotency_key, "funds.contributed",
                              {"amount": amount, "currency": currency, "date": date_paid,
                               "reference": reference})  # fmt: skip
@@ -678,3 +684,79 @@ def apply_resolved(entry: Appended) -> None:
         state = Contribution.State.COUNTED
     if contribution.state == Contribution.State.DISPUTED:
         Contribution.objects.filter(id=contribution.id).update(state=state)
+
+
+# --- entries signed by their authors' own keys (POST /api/v1/ledger/entries) -------------------
+
+
+def _refuse(fn, *args):
+    try:
+        return fn(*args)
+    except GovernanceError as exc:
+        raise submissions.Refused(str(exc), exc.status) from exc
+
+
+def _contribution_id(payload) -> str:
+    value = payload.get("contribution") if isinstance(payload, dict) else None
+    try:
+        canonical_id = str(uuid.UUID(str(value)))
+    except ValueError:
+        canonical_id = None
+    if canonical_id != value:
+        raise submissions.Refused("contribution must be a UUID in its canonical form")
+    if Contribution.objects.filter(id=value).exists():
+        raise submissions.Refused("that contribution exists already", 409)
+    return value
+
+
+def _recorder_of(key, submitter) -> str:
+    """A member's key, submitted by its recorder or signatory, for a member in standing."""
+    if key.kind != "member" or recording_for(submitter) != key.owner:
+        raise submissions.Refused(f"you may not record for {key.owner}", 403)
+    if not Member.objects.filter(code=key.owner, status=Member.Status.MEMBER).exists():
+        raise submissions.Refused(f"{key.owner} is not a member in good standing", 403)
+    return key.owner
+
+
+@submissions.accepts("compute.attested")
+def _submitted_attestation(signed, key, submitter) -> None:
+    payload = signed.envelope["payload"]
+    if set(payload) != {"import", "export_sha256"}:
+        raise submissions.Refused("compute.attested payload is {import, export_sha256}")
+    try:
+        imported = SacctImport.objects.filter(id=uuid.UUID(str(payload["import"]))).first()
+    except ValueError:
+        imported = None
+    if imported is None:
+        raise submissions.Refused("no such import", 404)
+    facility = imported.facility
+    if (key.kind, key.owner) != ("facility", facility.code):
+        raise submissions.Refused(f"only {facility.code}'s key attests its imports", 403)
+    if recording_for(submitter) != facility.operator_id:
+        raise submissions.Refused(f"you may not act for {facility.code}", 403)
+    if imported.attested_in is not None:
+        raise submissions.Refused("this import is attested already", 409)
+    if payload["export_sha256"] != imported.export_sha256:
+        raise submissions.Refused("export_sha256 is not the imported export's", 409)
+
+
+@submissions.accepts("data.contributed")
+def _submitted_data(signed, key, submitter) -> None:
+    payload = signed.envelope["payload"]
+    _recorder_of(key, submitter)
+    if set(payload) != {"contribution", "dataset"}:
+        raise submissions.Refused("data.contributed payload is {contribution, dataset}")
+    _contribution_id(payload)
+    _refuse(dataset_record, payload["dataset"])
+
+
+@submissions.accepts("funds.contributed")
+def _submitted_funds(signed, key, submitter) -> None:
+    payload = signed.envelope["payload"]
+    _recorder_of(key, submitter)
+    fields = {"contribution", "amount", "currency", "date", "reference"}
+    if set(payload) != fields:
+        raise submissions.Refused(f"funds.contributed payload is {{{', '.join(sorted(fields))}}}")
+    _contribution_id(payload)
+    _refuse(check_funds, payload["amount"], payload["currency"], payload["date"],
+            payload["reference"])  # fmt: skip
