@@ -37,6 +37,13 @@ def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, sett
     unsigned = dsa.parties.filter(signed_in__isnull=True).values_list("member", flat=True)
     assert dsa.state == "open" and list(unsigned) == ["PL"]
     assert User.objects.get(username="delegate-pl").has_usable_password()
+    from contributions.models import Contribution, Facility
+    from contributions.report import cost_share_report
+
+    assert Facility.objects.count() == 2
+    assert set(Contribution.objects.values_list("kind", flat=True)) == {"compute", "data", "funds"}
+    statuses = {m["status"] for m in cost_share_report(treaty).as_dict()["members"]}
+    assert "on track" in statuses and statuses & {"behind", "critically behind"}
     size = log.tree_size()
     call_command("demo", "--entries", "10")
     assert log.tree_size() == size + 10  # only samples are added the second time

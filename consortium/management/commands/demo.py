@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -74,12 +76,36 @@ TOPICS = [
 ]
 
 
+def demo_export(accounts: list[str], cluster: str) -> bytes:
+    """A SLURM accounting export (sacct --parsable2) of finished GPU jobs, with their
+    steps, an array and a job still running, for the given accounts (one job each)."""
+    rng = random.Random(cluster)
+    lines = ["JobID|JobIDRaw|Cluster|Partition|Account|State|Submit|Start|End|ElapsedRaw|AllocTRES"]
+    start = datetime(2026, 9, 1, 8, 0)
+    for n, account in enumerate(accounts, start=1000):
+        gpus, hours = rng.choice([8, 16, 32, 64]), rng.randint(6, 72)
+        begin = start + timedelta(hours=n % 200)
+        end = begin + timedelta(hours=hours)
+        tres = (
+            f"billing={gpus},cpu={gpus * 7},gres/gpu={gpus},mem={gpus * 60}G,node={gpus // 8 or 1}"
+        )
+        row = (f"{n}|{n}|{cluster}|standard-g|{account}|COMPLETED|{begin:%Y-%m-%dT%H:%M:%S}|"
+               f"{begin:%Y-%m-%dT%H:%M:%S}|{end:%Y-%m-%dT%H:%M:%S}|{hours * 3600}|{tres}")  # fmt: skip
+        lines.append(row)
+        for step in ("batch", "extern", "0"):
+            lines.append(row.replace(f"{n}|{n}|", f"{n}.{step}|{n}.{step}|", 1))
+    lines.append(f"999|999|{cluster}|standard-g|{accounts[0]}|RUNNING|2026-09-30T10:00:00|"
+                 f"2026-09-30T10:00:00|Unknown|3600|gres/gpu=8")  # fmt: skip
+    return ("\n".join(lines) + "\n").encode()
+
+
 class Command(BaseCommand):
     help = (
         "Load demo data: the consortium founded with six members, their keys and the "
         "secretariat key (first run), an administrator holding the secretariat seat, a "
         "signatory for each member, a decided and an open proposal (admitting an applicant), "
-        "a treaty in force and a data-sharing agreement awaiting a signature, a hosted sample key "
+        "a treaty in force and a data-sharing agreement awaiting a signature, two facilities with "
+        "a SLURM import each, datasets and funds in four currencies, a hosted sample key "
         "and a few hundred signed sample entries. Run again to add more samples."
     )
 
@@ -113,6 +139,7 @@ class Command(BaseCommand):
         signatories = self._seats(username, password)
         self._proposals(signatories)
         self._agreements(User.objects.get(username=username), signatories)
+        self._contributions(User.objects.get(username=username), signatories)
         token = self._token(username)
         cp = log.publish_checkpoint() or log.latest_checkpoint()
         size = log.tree_size()
@@ -231,7 +258,10 @@ class Command(BaseCommand):
                 "exchange_rates": {"SEK": "0.087", "PLN": "0.23", "CZK": "0.04"},
                 "cost_sharing": {"method": "scale", "shares": SCALE},
                 "valuation": {"version": 1, "unit": "H100-hour",
-                              "weights": {"h100": "1", "a100": "0.45", "mi250x": "0.4"}},
+                              "weights": {"h100": "1", "a100": "0.45", "mi250x": "0.4"},
+                              "unit_price": {"amount": "2.50", "currency": "EUR"},
+                              "data_price": {"amount": "0.02", "currency": "EUR",
+                                             "per_tokens": 1_000_000}},
                 "access": [
                     {"scope": "full_weights", "tier": "member", "min_balance_ratio": "0.8"},
                     {"scope": "inference_only", "tier": "member", "embargo_days": 90},
@@ -258,6 +288,48 @@ class Command(BaseCommand):
         )  # fmt: skip
         for code in ("FI", "NL"):
             self._sign(signatories[code], dsa)
+
+    def _contributions(self, admin, signatories: dict) -> None:
+        """Two facilities, a SLURM import at LUMI, datasets and funds in four currencies:
+        some members ahead of their share, some behind (the first time round)."""
+        from contributions import services as contributions
+        from contributions.models import Facility
+
+        if Facility.objects.exists():
+            return
+        contributions.facility_register(actor=admin, record={
+            "code": "lumi", "name": "LUMI", "operator": "FI", "country": "FI",
+            "timezone": "Europe/Helsinki", "default_accelerator": "mi250x",
+            "partitions": {"standard-g": "mi250x", "small-g": "mi250x"},
+            "accounts": {"project_465000001": "FI", "project_465000002": "SE",
+                         "project_465000003": "NL", "project_465000004": "PL"},
+        })  # fmt: skip
+        contributions.facility_register(actor=admin, record={
+            "code": "karolina", "name": "Karolina", "operator": "CZ", "country": "CZ",
+            "timezone": "Europe/Prague", "default_accelerator": "a100",
+            "partitions": {"qgpu": "a100"}, "accounts": {"open-29-1": "CZ", "open-29-2": "PT"},
+        })  # fmt: skip
+        contributions.sacct_import(actor=signatories["FI"], facility=Facility.objects.get(code="lumi"),
+                                   data=demo_export(["project_465000001"] * 5 + ["project_465000002"] * 3
+                                                    + ["project_465000003", "project_465000004"], "lumi"))  # fmt: skip
+        contributions.sacct_import(actor=signatories["CZ"], facility=Facility.objects.get(code="karolina"),
+                                   data=demo_export(["open-29-1"] * 3 + ["open-29-2"], "karolina"))  # fmt: skip
+        today = datetime.now(UTC).date().isoformat()
+        for code, amount, currency in (("SE", "180000", "SEK"), ("PL", "60000", "PLN"),
+                                       ("PT", "4000", "EUR"), ("NL", "5000", "EUR")):  # fmt: skip
+            contributions.funds_contribute(actor=signatories[code], amount=amount,
+                                           currency=currency, date_paid=today)  # fmt: skip
+        for code, name, tokens, licence, residency in (
+            ("NL", "Dutch government publications", 40_000_000_000, "CC0-1.0", "NL"),
+            ("FI", "Finnish public-sector corpus", 25_000_000_000, "CC-BY-4.0", "FI"),
+        ):
+            contributions.data_contribute(actor=signatories[code], dataset={
+                "name": name, "description": "demo dataset", "size_bytes": tokens * 4,
+                "manifest_sha256": hashlib.sha256(name.encode()).hexdigest(), "files": 1200,
+                "tokens": tokens, "licence": licence, "residency": residency,
+                "duo": {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"]},
+                "access_mode": "federated",
+            })  # fmt: skip
 
     @staticmethod
     def _sign(user, agreement) -> None:
