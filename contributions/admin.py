@@ -5,19 +5,24 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
 from consortium import agreements
 from consortium.admin import SeatVisible
-from consortium.governance import holds_a_seat, visible_members_of
+from consortium.governance import GovernanceError, holds_a_seat, recording_for, visible_members_of
 from consortium.models import Agreement
+from contributions import services
 from contributions.chart import cost_share_svg
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report
+from ledger.log import LedgerError
 
 
 class MemberScoped(SeatVisible):
@@ -38,13 +43,120 @@ class FacilityAdmin(SeatVisible):
                        "partitions", "accounts", "registered_in", "changed_in"]  # fmt: skip
 
 
+class FundsForm(forms.Form):
+    amount = forms.CharField(help_text="An exact decimal, such as 250000.00.")
+    currency = forms.CharField(max_length=3, help_text="ISO 4217, such as EUR or SEK.")
+    date = forms.DateField(
+        help_text="The day paid.", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    reference = forms.CharField(required=False, max_length=200)
+
+
+class ImportForm(forms.Form):
+    facility = forms.ModelChoiceField(queryset=Facility.objects.none())
+    export = forms.FileField(help_text="sacct --parsable2 (or --parsable) output, with its header.")
+    dry_run = forms.BooleanField(required=False, initial=True,
+                                 help_text="Show what would be recorded; record nothing.")  # fmt: skip
+
+    def __init__(self, *args, facilities, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["facility"].queryset = facilities
+
+
 @admin.register(Contribution)
 class ContributionAdmin(MemberScoped):
+    """A member's recorders and signatories see its contributions, record funds and
+    import their facility's accounting; signatories dispute others' contributions."""
+
     list_display = ["__str__", "kind", "member", "state", "delivered_on", "recorded_in"]
     list_filter = ["kind", "state", "member"]
     list_select_related = ["member"]
     date_hierarchy = "delivered_on"
     readonly_fields = [f.name for f in Contribution._meta.fields]
+    actions = ["dispute"]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("funds/", view(self.funds_view), name="contributions_contribution_funds"),
+            path("import/", view(self.import_view), name="contributions_contribution_import"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"can_record": recording_for(request.user) is not None,
+                 "can_import": Facility.objects.filter(
+                     operator_id=recording_for(request.user)).exists(),
+                 **(extra_context or {})}  # fmt: skip
+        return super().changelist_view(request, extra)
+
+    def _form_page(self, request, form, title, submit, intro, result=None):
+        context = {**self.admin_site.each_context(request), "form": form, "title": title,
+                   "opts": self.model._meta, "submit_label": submit, "intro": intro,
+                   "result": result,
+                   "changelist_url": reverse("admin:contributions_contribution_changelist"),
+                   "changelist_name": "Contributions"}  # fmt: skip
+        return TemplateResponse(request, "admin/contributions/contribution/form.html", context)
+
+    def funds_view(self, request):
+        member = recording_for(request.user)
+        if member is None:
+            raise PermissionDenied
+        form = FundsForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            d = form.cleaned_data
+            try:
+                c = services.funds_contribute(
+                    actor=request.user, amount=d["amount"].strip(), currency=d["currency"].strip(),
+                    date_paid=d["date"].isoformat(), reference=d["reference"],
+                )  # fmt: skip
+            except (GovernanceError, LedgerError) as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, f"Recorded {c}.", messages.SUCCESS)
+                return redirect("admin:contributions_contribution_changelist")
+        return self._form_page(request, form, "Record funds", "Record",
+                               f"Funds paid by {member}, recorded on the ledger with its key.")  # fmt: skip
+
+    def import_view(self, request):
+        member = recording_for(request.user)
+        facilities = (
+            Facility.objects.filter(operator_id=member) if member else Facility.objects.none()
+        )
+        if not facilities.exists():
+            raise PermissionDenied
+        form = ImportForm(request.POST or None, request.FILES or None, facilities=facilities)
+        result = None
+        if request.method == "POST" and form.is_valid():
+            d = form.cleaned_data
+            try:
+                reading, rows, imported = services.sacct_import(
+                    actor=request.user, facility=d["facility"], data=d["export"].read(),
+                    dry_run=d["dry_run"],
+                )  # fmt: skip
+            except (GovernanceError, LedgerError) as exc:
+                form.add_error(None, str(exc))
+            else:
+                result = {"reading": reading, "rows": [
+                    {**r, "gpu_hours": services.gpu_hours(r["gpu_seconds"])} for r in rows],
+                    "imported": imported,
+                    "left_out": sorted(reading.left_out_counts.items())}  # fmt: skip
+                if imported is not None:
+                    self.message_user(request, f"Recorded at entry {imported.recorded_in}.",
+                                      messages.SUCCESS)  # fmt: skip
+        return self._form_page(request, form, "Import accounting", "Read the export",
+                               "A SLURM export of a facility your member runs: one entry "
+                               "of aggregates and the export's SHA-256.", result)  # fmt: skip
+
+    @admin.action(description="Dispute the selected contributions")
+    def dispute(self, request, queryset):
+        for c in queryset:
+            try:
+                services.contribution_dispute(actor=request.user, contribution=c,
+                                              reason="disputed in the admin")  # fmt: skip
+                self.message_user(request, f"Disputed {c}.", messages.SUCCESS)
+            except (GovernanceError, LedgerError) as exc:
+                self.message_user(request, f"{c}: {exc}", messages.ERROR)
 
 
 @admin.register(SacctImport)

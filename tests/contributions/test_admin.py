@@ -41,3 +41,36 @@ def test_the_cost_share_page_shows_the_table_and_the_chart(client, lumi):
     )
     assert "16.80" in march.content.decode()
     assert client.get(f"/admin/consortium/agreement/{a.id}/cost-shares/?from=x").status_code == 404
+
+
+def test_a_recorder_records_funds_in_the_admin(client, lumi):
+    client.force_login(lumi["people"]["rec_se"])
+    assert "Record funds" in client.get("/admin/contributions/contribution/").content.decode()
+    bad = client.post("/admin/contributions/contribution/funds/",
+                      {"amount": "1e3", "currency": "SEK", "date": "2026-01-05"})  # fmt: skip
+    assert bad.status_code == 200 and "written as digits" in bad.content.decode()
+    ok = client.post("/admin/contributions/contribution/funds/",
+                     {"amount": "1000", "currency": "SEK", "date": "2026-01-05"})  # fmt: skip
+    assert ok.status_code == 302
+    assert Contribution.objects.get().amount == 1000
+    client.force_login(lumi["people"]["obs_nl"])
+    assert client.get("/admin/contributions/contribution/funds/").status_code == 403
+
+
+def test_the_operators_recorder_imports_accounting_in_the_admin(client, lumi):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.contributions.test_compute import JOBS
+
+    client.force_login(lumi["people"]["rec_fi"])
+    page = client.post("/admin/contributions/contribution/import/", {
+        "facility": "lumi", "dry_run": "on",
+        "export": SimpleUploadedFile("sacct.txt", JOBS, content_type="text/plain")})  # fmt: skip
+    body = page.content.decode()
+    assert "Would be recorded (dry run)" in body and "16.000000" in body
+    assert not Contribution.objects.exists()
+    page = client.post("/admin/contributions/contribution/import/", {
+        "facility": "lumi", "export": SimpleUploadedFile("sacct.txt", JOBS)})  # fmt: skip
+    assert "Recorded" in page.content.decode() and Contribution.objects.count() == 2
+    client.force_login(lumi["people"]["rec_se"])  # Sweden runs no facility
+    assert client.get("/admin/contributions/contribution/import/").status_code == 403
