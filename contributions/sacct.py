@@ -103,6 +103,7 @@ class Reading:
     steps: int = 0
     duplicates: int = 0
     allocations: int = 0
+    by_account: Counter = field(default_factory=Counter)  # distinct allocations per account
     aggregates: dict[tuple[str, str], Aggregate] = field(default_factory=dict)
     left_out: list[LeftOut] = field(default_factory=list)
     left_out_counts: Counter = field(default_factory=Counter)
@@ -304,6 +305,7 @@ class Reader:
                 reading.leave_out(number, job_text, "no account")
                 continue
             reading.allocations += tasks
+            reading.by_account[account] += tasks
             partition = cells[i_partition] if i_partition is not None else ""
             untyped_kind = self.partitions.get(partition, self.default_accelerator)
             counted = 0

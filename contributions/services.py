@@ -286,12 +286,14 @@ def read_export(facility: Facility, data: bytes, *, fields=None, tz: str | None 
     except SacctError as exc:
         raise GovernanceError(f"the export is malformed, nothing was recorded: {exc}") from exc
     members = set(Member.objects.values_list("code", flat=True))
-    for (account, _kind), agg in list(reading.aggregates.items()):
-        member = facility.accounts.get(account)
-        if member not in members:
-            reason = f"account {account} is not mapped to a member"
-            reading.left_out_counts[reason] += agg.allocations
-            del reading.aggregates[(account, _kind)]
+    for account, allocations in list(reading.by_account.items()):
+        if facility.accounts.get(account) not in members:
+            # Counted once per allocation, however many accelerator types it used.
+            reading.left_out_counts[f"account {account} is not mapped to a member"] += allocations
+            del reading.by_account[account]
+    for account, kind in list(reading.aggregates):
+        if account not in reading.by_account:
+            del reading.aggregates[(account, kind)]
     return reading
 
 
@@ -338,7 +340,7 @@ def sacct_import(
     import_id = keyed_uuid(entry_id)
     payload = {
         "import": str(import_id), "facility": facility.code, "export_sha256": reading.sha256,
-        "lines": reading.lines, "allocations": sum(r["allocations"] for r in rows),
+        "lines": reading.lines, "allocations": sum(reading.by_account.values()),
         "left_out": dict(sorted(reading.left_out_counts.items())),
         "contributions": [
             {"contribution": str(uuid.uuid5(import_id, f"{r['member']}:{r['accelerator']}")),

@@ -112,3 +112,16 @@ def test_an_attestation_by_a_key_that_is_not_the_facilitys_changes_nothing(lumi)
     imported.refresh_from_db()
     assert imported.attested_in is None
     assert set(Contribution.objects.values_list("state", flat=True)) == {"reported"}
+
+
+def test_a_job_using_two_accelerator_types_is_one_allocation_of_the_import(lumi):
+    two = export(
+        "7|7|lumi|standard-g|project_fi|COMPLETED|2026-03-01T10:00:00|2026-03-01T10:00:00|"
+        "2026-03-01T11:00:00|01:00:00|gres/gpu=2,gres/gpu:a100_3g.20gb=1,gres/gpu:a100_1g.5gb=1",
+        "8|8|lumi|standard-g|project_xx|COMPLETED|2026-03-01T10:00:00|2026-03-01T10:00:00|"
+        "2026-03-01T11:00:00|01:00:00|gres/gpu=2,gres/gpu:a100_3g.20gb=1,gres/gpu:a100_1g.5gb=1",
+    )
+    _, rows, imported = services.sacct_import(actor=lumi["people"]["rec_fi"],
+                                              facility=lumi["facility"], data=two)  # fmt: skip
+    assert imported.allocations == 1 and len(rows) == 2  # one job, on two slice types
+    assert imported.left_out == {"account project_xx is not mapped to a member": 1}
