@@ -33,6 +33,7 @@ schema: install
 ## Benchmarks on PostgreSQL (see docs/performance.md)
 bench: install
 	$(PY) bench/ledger_bench.py
+	$(PY) bench/contributions_bench.py
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache
