@@ -18,6 +18,7 @@ from consortium import agreements
 from consortium.admin import SeatVisible
 from consortium.governance import GovernanceError, holds_a_seat, recording_for, visible_members_of
 from consortium.models import Agreement
+from consortium.terms import ACCESS_MODES, DUO_MODIFIERS, DUO_PERMISSIONS
 from contributions import services
 from contributions.chart import cost_share_svg
 from contributions.models import Contribution, Dispute, Facility, SacctImport
@@ -52,6 +53,37 @@ class FundsForm(forms.Form):
     reference = forms.CharField(required=False, max_length=200)
 
 
+class DatasetForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    manifest_sha256 = forms.RegexField(
+        r"^[0-9a-f]{64}$", help_text="From `manage.py contributions manifest DIR`."
+    )
+    size_bytes = forms.IntegerField(min_value=0)
+    files = forms.IntegerField(min_value=0)
+    tokens = forms.IntegerField(min_value=0, required=False)
+    records = forms.IntegerField(min_value=0, required=False)
+    licence = forms.CharField(help_text="SPDX licence id, such as CC-BY-4.0.")
+    permission = forms.ChoiceField(choices=sorted(DUO_PERMISSIONS.items()),
+                                   help_text="GA4GH DUO data use permission.")  # fmt: skip
+    modifiers = forms.MultipleChoiceField(choices=sorted(DUO_MODIFIERS.items()), required=False)
+    residency = forms.CharField(max_length=2, required=False,
+                                help_text="The country the data must stay in (ISO 3166-1).")  # fmt: skip
+    access_mode = forms.ChoiceField(choices=[(m, m) for m in ACCESS_MODES])
+
+    def dataset(self) -> dict:
+        d = self.cleaned_data
+        out = {k: d[k] for k in ("name", "description", "manifest_sha256", "size_bytes", "files",
+                                 "licence", "access_mode")}  # fmt: skip
+        out["duo"] = {"permission": d["permission"], "modifiers": list(d["modifiers"])}
+        for k in ("tokens", "records"):
+            if d[k] is not None:
+                out[k] = d[k]
+        if d["residency"]:
+            out["residency"] = d["residency"]
+        return out
+
+
 class ImportForm(forms.Form):
     facility = forms.ModelChoiceField(queryset=Facility.objects.none())
     export = forms.FileField(help_text="sacct --parsable2 (or --parsable) output, with its header.")
@@ -79,6 +111,7 @@ class ContributionAdmin(MemberScoped):
         view = self.admin_site.admin_view
         return [
             path("funds/", view(self.funds_view), name="contributions_contribution_funds"),
+            path("data/", view(self.data_view), name="contributions_contribution_data"),
             path("import/", view(self.import_view), name="contributions_contribution_import"),
             *super().get_urls(),
         ]
@@ -117,6 +150,23 @@ class ContributionAdmin(MemberScoped):
                 return redirect("admin:contributions_contribution_changelist")
         return self._form_page(request, form, "Record funds", "Record",
                                f"Funds paid by {member}, recorded on the ledger with its key.")  # fmt: skip
+
+    def data_view(self, request):
+        member = recording_for(request.user)
+        if member is None:
+            raise PermissionDenied
+        form = DatasetForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                c = services.data_contribute(actor=request.user, dataset=form.dataset())
+            except (GovernanceError, LedgerError) as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, f"Recorded {c}.", messages.SUCCESS)
+                return redirect("admin:contributions_contribution_changelist")
+        return self._form_page(request, form, "Record a dataset", "Record",
+                               f"A dataset {member} contributes, known by its manifest hash: "
+                               "its bytes never leave.")  # fmt: skip
 
     def import_view(self, request):
         member = recording_for(request.user)

@@ -74,3 +74,17 @@ def test_the_operators_recorder_imports_accounting_in_the_admin(client, lumi):
     assert "Recorded" in page.content.decode() and Contribution.objects.count() == 2
     client.force_login(lumi["people"]["rec_se"])  # Sweden runs no facility
     assert client.get("/admin/contributions/contribution/import/").status_code == 403
+
+
+def test_a_recorder_records_a_dataset_in_the_admin(client, lumi):
+    client.force_login(lumi["people"]["rec_fi"])
+    form = {"name": "Corpus", "description": "", "manifest_sha256": "ab" * 32,
+            "size_bytes": 10, "files": 1, "tokens": 1000, "licence": "CC-BY-5.0",
+            "permission": "DUO:0000042", "modifiers": ["DUO:0000018"], "residency": "FI",
+            "access_mode": "federated"}  # fmt: skip
+    bad = client.post("/admin/contributions/contribution/data/", form)
+    assert bad.status_code == 200 and "not an SPDX licence id" in bad.content.decode()
+    ok = client.post("/admin/contributions/contribution/data/", {**form, "licence": "CC-BY-4.0"})
+    assert ok.status_code == 302
+    c = Contribution.objects.get()
+    assert c.dataset["duo"] == {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"]}
