@@ -245,6 +245,7 @@ class ImportView(APIView):
         body = {
             "export_sha256": reading.sha256, "lines": reading.lines, "steps": reading.steps,
             "duplicates": reading.duplicates,
+            "accounts": services.by_account(reading),
             "contributions": [
                 {"member": r["member"], "accelerator": r["accelerator"],
                  "allocations": r["allocations"],

@@ -104,6 +104,7 @@ class Reading:
     duplicates: int = 0
     allocations: int = 0
     by_account: Counter = field(default_factory=Counter)  # distinct allocations per account
+    accounts: dict[str, str] = field(default_factory=dict)  # the member each is credited to
     aggregates: dict[tuple[str, str], Aggregate] = field(default_factory=dict)
     left_out: list[LeftOut] = field(default_factory=list)
     left_out_counts: Counter = field(default_factory=Counter)

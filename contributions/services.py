@@ -294,7 +294,17 @@ def read_export(facility: Facility, data: bytes, *, fields=None, tz: str | None 
     for account, kind in list(reading.aggregates):
         if account not in reading.by_account:
             del reading.aggregates[(account, kind)]
+    reading.accounts = {a: facility.accounts[a] for a in reading.by_account}
     return reading
+
+
+def by_account(reading) -> list[dict]:
+    """The reading's rows per account and accelerator type, with the member credited."""
+    return [
+        {"account": account, "member": reading.accounts[account], "accelerator": kind,
+         "allocations": agg.allocations, "gpu_hours": str(agg.gpu_hours)}
+        for (account, kind), agg in sorted(reading.aggregates.items())
+    ]  # fmt: skip
 
 
 def contributions_of(reading, accounts: dict[str, str]) -> list[dict]:

@@ -97,10 +97,16 @@ class Command(BaseCommand):
         out = self.stdout.write
         out(f"Export {reading.sha256}: {reading.lines} lines, {reading.steps} steps skipped, "
             f"{reading.duplicates} repeated allocations counted once.")  # fmt: skip
-        out(f"{'member':<8} {'accelerator':<20} {'allocations':>12} {'GPU-hours':>16}")
+        out(
+            f"{'account':<24} {'member':<8} {'accelerator':<20} {'allocations':>12} {'GPU-hours':>16}"
+        )
+        for r in services.by_account(reading):
+            out(f"{r['account']:<24} {r['member']:<8} {r['accelerator']:<20} "
+                f"{r['allocations']:>12} {r['gpu_hours']:>16}")  # fmt: skip
+        out("Recorded per member:" if not dry_run else "Would be recorded per member:")
         for r in rows:
             hours = services.gpu_hours(r["gpu_seconds"])
-            out(f"{r['member']:<8} {r['accelerator']:<20} {r['allocations']:>12} {hours:>16}")
+            out(f"  {r['member']:<8} {r['accelerator']:<20} {r['allocations']:>12} {hours:>16}")
         if reading.left_out_counts:
             out("Left out:")
             for reason, count in sorted(reading.left_out_counts.items()):
@@ -157,6 +163,7 @@ def _json_report(reading, rows, imported) -> str:
     return _dumps({
         "export_sha256": reading.sha256, "lines": reading.lines, "steps": reading.steps,
         "duplicates": reading.duplicates,
+        "accounts": services.by_account(reading),
         "contributions": [
             {"member": r["member"], "accelerator": r["accelerator"],
              "allocations": r["allocations"],
