@@ -291,8 +291,8 @@ class ExportMaker:
             self.left_out["no GPUs allocated"] += 1
         elif member is None:
             self.allocations += 1
-            # Counted per accelerator type, as the aggregates are.
-            self.left_out[f"account {account} is not mapped to a member"] += len(gpus)
+            # Counted once per allocation, whatever types it used.
+            self.left_out[f"account {account} is not mapped to a member"] += 1
         else:
             self.allocations += 1
             for kind, count in gpus.items():

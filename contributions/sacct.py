@@ -239,6 +239,17 @@ class Reader:
         )  # fmt: skip
         seen: set[tuple[str, str, str]] = set()
         aggregates = reading.aggregates
+        # Steps repeat their job's times, durations and TRES: each text is parsed once.
+        times: dict[str, datetime] = {}
+        durations: dict[str, int] = {}
+        tres_seen: dict[str, tuple[int | None, dict[str, int]]] = {}
+
+        def when(text: str, what: str) -> datetime:
+            value = times.get(text)
+            if value is None:
+                value = times[text] = self._time(text, what)
+            return value
+
         skipped_header = not header
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -268,12 +279,19 @@ class Reader:
                         raise ValueError(f"ElapsedRaw {cells[i_elapsed_raw]!r} is not seconds")
                     elapsed = int(cells[i_elapsed_raw])
                 elif i_elapsed is not None:
-                    elapsed = parse_elapsed(cells[i_elapsed])
+                    text = cells[i_elapsed]
+                    elapsed = durations.get(text)
+                    if elapsed is None:
+                        elapsed = durations[text] = parse_elapsed(text)
                 else:
                     raise ValueError("ElapsedRaw is empty and there is no Elapsed")
-                total, typed = gpus_by_type(cells[i_tres])
-                start = None if cells[i_start] in UNKNOWN else self._time(cells[i_start], "Start")
-                end = None if cells[i_end] in UNKNOWN else self._time(cells[i_end], "End")
+                tres = cells[i_tres]
+                parsed = tres_seen.get(tres)
+                if parsed is None:
+                    parsed = tres_seen[tres] = gpus_by_type(tres)
+                total, typed = parsed
+                start = None if cells[i_start] in UNKNOWN else when(cells[i_start], "Start")
+                end = None if cells[i_end] in UNKNOWN else when(cells[i_end], "End")
             except ValueError as exc:
                 raise SacctError(number, str(exc)) from exc
             if m["step"]:
