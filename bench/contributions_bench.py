@@ -292,7 +292,7 @@ class ExportMaker:
         elif member is None:
             self.allocations += 1
             # Counted once per allocation, whatever types it used.
-            self.left_out[f"account {account} is not mapped to a member"] += 1
+            self.left_out["accounts not mapped to a member in good standing"] += 1
         else:
             self.allocations += 1
             for kind, count in gpus.items():

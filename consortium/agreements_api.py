@@ -24,7 +24,7 @@ from consortium import agreements
 from consortium.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, _refused, act
 from consortium.governance import GovernanceError
 from consortium.models import Agreement, AgreementParty, Document
-from consortium.problems import bad_request, not_found
+from consortium.problems import ProblemException, bad_request, not_found
 
 
 class RawBodyParser(parsers.BaseParser):
@@ -33,10 +33,14 @@ class RawBodyParser(parsers.BaseParser):
     media_type = "*/*"
 
     def parse(self, stream, media_type=None, parser_context=None) -> bytes:
-        # Read at most one byte past the limit: the service refuses what is too large
-        # without the server holding an arbitrarily large body.
-        limit = settings.AGREEMENT_DOCUMENT_MAX_BYTES
-        return stream.read(limit + 1) if stream is not None else b""
+        # Read at most one byte past the view's limit: a larger body is refused whole
+        # (413), never cut short and used, and never held in memory beyond the limit.
+        view = (parser_context or {}).get("view")
+        limit = getattr(settings, getattr(view, "max_body_setting", "AGREEMENT_DOCUMENT_MAX_BYTES"))
+        data = stream.read(limit + 1) if stream is not None else b""
+        if len(data) > limit:
+            raise ProblemException(413, f"the body is larger than {limit} bytes")
+        return data
 
 
 class DocumentSerializer(serializers.ModelSerializer):

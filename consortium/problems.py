@@ -17,6 +17,7 @@ TITLES = {
     405: "Method not allowed",
     406: "Not acceptable",
     409: "Conflict",
+    413: "Content too large",
     415: "Unsupported media type",
     416: "Range not satisfiable",
     422: "Unprocessable content",

@@ -177,6 +177,9 @@ STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Largest agreement document accepted, in bytes.
 AGREEMENT_DOCUMENT_MAX_BYTES = envint("AGREEMENT_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024)
+# Largest SLURM accounting export accepted through the API, in bytes (the command reads
+# files of any size).
+SACCT_IMPORT_MAX_BYTES = envint("SACCT_IMPORT_MAX_BYTES", 512 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = AGREEMENT_DOCUMENT_MAX_BYTES * 4 // 3 + 64 * 1024
 
 SESSION_COOKIE_SECURE = not DEBUG

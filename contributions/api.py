@@ -212,6 +212,7 @@ class FacilityChangesView(APIView):
 
 class ImportView(APIView):
     parser_classes = [RawBodyParser]
+    max_body_setting = "SACCT_IMPORT_MAX_BYTES"
 
     @extend_schema(
         operation_id="facilities_import_sacct",
@@ -228,7 +229,8 @@ class ImportView(APIView):
             OpenApiParameter("dry_run", bool),
         ],
         request={"text/plain": OpenApiTypes.BINARY},
-        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, **WRITE_PROBLEMS},
+        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, **WRITE_PROBLEMS,
+                   413: OpenApiResponse(description="Larger than SACCT_IMPORT_MAX_BYTES.")},
     )  # fmt: skip
     def post(self, request: Request, code: str) -> Response:
         facility = _facility(code)
@@ -252,6 +254,7 @@ class ImportView(APIView):
                  "gpu_hours": str(services.gpu_hours(r["gpu_seconds"]))} for r in rows
             ],
             "left_out": dict(sorted(reading.left_out_counts.items())),
+            "unmapped_accounts": dict(sorted(reading.unmapped.items())),
             "left_out_examples": [{"line": x.line, "job": x.job, "reason": x.reason}
                                   for x in reading.left_out],
             "import": None if imported is None else ImportSerializer(imported).data,

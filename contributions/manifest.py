@@ -10,7 +10,7 @@ The manifest is a text, one line per file, sorted by the path's UTF-8 bytes::
 with paths relative to the dataset's directory, ``/``-separated. The root hash is the
 SHA-256 of that text, so anyone can recompute it with standard tools::
 
-    find . -type f -printf '%P\\t%s\\n' | sort | while IFS=$'\\t' read p s; do
+    find . -type f -printf '%P\\t%s\\n' | sort | while IFS=$'\\t' read -r p s; do
         printf '%s\\t%s\\t%s\\n' "$p" "$s" "$(sha256sum < "$p" | cut -d' ' -f1)"; done |
         LC_ALL=C sort | sha256sum
 

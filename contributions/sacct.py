@@ -40,7 +40,9 @@ _REQUIRED_NAMES = frozenset(name for choices in REQUIRED_ONE_OF for name in choi
 # Jobs in these states have ended: their allocation is counted.
 FINISHED = frozenset({
     "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
-    "BOOT_FAIL", "DEADLINE",
+    "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT",
+    # With --duplicates each requeued run is listed, with its own Submit: it ran.
+    "REQUEUED",
 })  # fmt: skip
 # Left out in a report, at most this many rows for each reason (the counts are complete).
 EXAMPLES_PER_REASON = 20
@@ -50,6 +52,7 @@ _JOB_RE = re.compile(
     r"(?:_(?P<task>\d+|\[(?P<tasks>[0-9,\-%]+)\])|\+(?P<het>\d+))?"
     r"(?P<step>\..+)?"
 )
+_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ELAPSED_RE = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)(?:\.\d+)?")
 HOURS = Decimal(3600)
 UNKNOWN = ("Unknown", "None", "")
@@ -104,6 +107,7 @@ class Reading:
     duplicates: int = 0
     allocations: int = 0
     by_account: Counter = field(default_factory=Counter)  # distinct allocations per account
+    unmapped: Counter = field(default_factory=Counter)  # allocations of accounts left out
     accounts: dict[str, str] = field(default_factory=dict)  # the member each is credited to
     aggregates: dict[tuple[str, str], Aggregate] = field(default_factory=dict)
     left_out: list[LeftOut] = field(default_factory=list)
@@ -164,8 +168,10 @@ def gpus_by_type(tres: str) -> tuple[int | None, dict[str, int]]:
             total = _count(value, item)
         elif name.startswith("gres/gpu:"):
             kind = name[len("gres/gpu:") :]
-            if not kind:
-                raise ValueError(f"AllocTRES item {item!r} names no GPU type")
+            if not _TYPE_RE.fullmatch(kind):
+                raise ValueError(
+                    f"AllocTRES item {item!r} names no GPU type (up to 64 of a-z 0-9 _ . -)"
+                )
             typed[kind] = typed.get(kind, 0) + _count(value, item)
         # gres/gpumem, gres/gpuutil and the like: not GPUs
     return total, typed
@@ -210,10 +216,10 @@ class Reader:
 
     def _columns(self, first: str | None) -> tuple[dict[str, int], bool]:
         """Field positions, and whether the first line is a header to skip."""
-        names = self.fields
+        names = [_canonical_field(n) for n in self.fields] if self.fields else None
         header = False
         if first is not None:
-            cells = _cells(first)
+            cells = [_canonical_field(c) for c in _cells(first)]
             # A header line is used as it is (its order wins over the fields given).
             if names is None or sorted(cells) == sorted(names):
                 names, header = cells, True
@@ -313,7 +319,10 @@ class Reader:
                 reading.leave_out(number, job_text, "never started")
                 continue
             if end is None:
-                end = start + timedelta(seconds=elapsed)  # finished by State, End not recorded
+                try:
+                    end = start + timedelta(seconds=elapsed)  # finished, End not recorded
+                except OverflowError:
+                    raise SacctError(number, f"Elapsed {elapsed} s runs past year 9999") from None
             if total is None:
                 total = sum(typed.values())
             if total == 0:
@@ -343,9 +352,23 @@ class Reader:
             local = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"{what} {text!r} is not a time (YYYY-MM-DDTHH:MM:SS)") from None
-        if local.tzinfo is not None:
-            return local.astimezone(UTC)
-        return local.replace(tzinfo=self.zone).astimezone(UTC)
+        try:
+            if local.tzinfo is not None:
+                return local.astimezone(UTC)
+            return local.replace(tzinfo=self.zone).astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"{what} {text!r} is out of range") from None
+
+
+_KNOWN_FIELDS = {name.lower(): name for name in (
+    "JobID", "JobIDRaw", "Account", "State", "Start", "End", "Elapsed", "ElapsedRaw",
+    "AllocTRES", "Cluster", "Submit", "Partition",
+)}  # fmt: skip
+
+
+def _canonical_field(name: str) -> str:
+    """Field names as sacct spells them (``--format`` takes them in any case)."""
+    return _KNOWN_FIELDS.get(name.strip().lower(), name)
 
 
 def _cells(line: str) -> list[str]:

@@ -72,6 +72,7 @@ SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
 TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_TEXT = 2000
+UNMAPPED = "accounts not mapped to a member in good standing"
 _licensing = get_spdx_licensing()
 
 
@@ -125,7 +126,7 @@ def _partitions(value) -> dict:
     if not isinstance(value, dict):
         raise GovernanceError("partitions: an object {partition: accelerator type}")
     for name, kind in value.items():
-        if not name or len(name) > 64:
+        if not name or len(name) > 64 or "|" in name:
             raise GovernanceError("partitions: partition names are 1-64 characters")
         _tag(kind, f"partitions.{name}")
     return value
@@ -134,12 +135,14 @@ def _partitions(value) -> dict:
 def _accounts(value) -> dict:
     if not isinstance(value, dict):
         raise GovernanceError("accounts: an object {account: member code}")
-    known = set(Member.objects.values_list("code", flat=True))
+    known = set(Member.objects.filter(status=Member.Status.MEMBER).values_list("code", flat=True))
     for account, member in value.items():
         if not account or len(account) > 64 or "|" in account:
             raise GovernanceError("accounts: account names are 1-64 characters, without |")
-        if member not in known:
-            raise GovernanceError(f"accounts.{account}: {member!r} is not a member")
+        if not isinstance(member, str) or member not in known:
+            raise GovernanceError(
+                f"accounts.{account}: {member!r} is not a member in good standing"
+            )
     return value
 
 
@@ -185,7 +188,7 @@ def apply_facility_updated(entry: Appended) -> None:
     p = entry.payload
     key = _key_of(entry.author)
     facility = Facility.objects.filter(code=p["facility"]).first()
-    if facility is None:
+    if facility is None or key is None:
         return
     if not (_is_secretariat(key) or (key.kind == "facility" and key.owner == facility.code)):
         return
@@ -258,6 +261,12 @@ def facility_update(
               "accounts": _accounts,
               "default_accelerator": lambda v: _tag(v, "default_accelerator")}  # fmt: skip
     changes = {k: checks[k](v) for k, v in changes.items()}
+    if acting_for(actor) not in (None, facility.operator_id):
+        # Which member an account credits decides what imports attest: a signatory's
+        # decision, not a recorder's.
+        raise GovernanceError(
+            f"only the secretariat or a signatory of {facility.operator_id} changes its tables", 403
+        )
     signer, attests = _facility_signer(actor, facility)
     if not attests and acting_for(actor) is not None:
         raise GovernanceError("the facility's key is external: its own systems sign changes", 403)
@@ -285,11 +294,13 @@ def read_export(facility: Facility, data: bytes, *, fields=None, tz: str | None 
         reading = reader.read(data)
     except SacctError as exc:
         raise GovernanceError(f"the export is malformed, nothing was recorded: {exc}") from exc
-    members = set(Member.objects.values_list("code", flat=True))
+    members = set(Member.objects.filter(status=Member.Status.MEMBER).values_list("code", flat=True))
     for account, allocations in list(reading.by_account.items()):
         if facility.accounts.get(account) not in members:
-            # Counted once per allocation, however many accelerator types it used.
-            reading.left_out_counts[f"account {account} is not mapped to a member"] += allocations
+            # Counted once per allocation, however many accelerator types it used. The
+            # names stay in this report: the ledger records only how many were left out.
+            reading.unmapped[account] += allocations
+            reading.left_out_counts[UNMAPPED] += allocations
             del reading.by_account[account]
     for account, kind in list(reading.aggregates):
         if account not in reading.by_account:
@@ -338,6 +349,18 @@ def sacct_import(
     rows = contributions_of(reading, facility.accounts)
     if dry_run:
         return reading, rows, None
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    if entry_id is not None:
+        from ledger.models import Entry
+
+        done_entry = Entry.objects.filter(entry_id=entry_id).first()
+        if done_entry is not None:
+            if (
+                done_entry.kind != "compute.imported"
+                or done_entry.payload["export_sha256"] != reading.sha256
+            ):
+                raise GovernanceError("this Idempotency-Key was used for another request", 409)
+            return reading, rows, SacctImport.objects.get(id=done_entry.payload["import"])
     done = SacctImport.objects.filter(facility=facility, export_sha256=reading.sha256).first()
     if done is not None:
         raise GovernanceError(
@@ -346,7 +369,6 @@ def sacct_import(
         )
     if not rows:
         raise GovernanceError("the export holds no GPU allocation of a mapped account", 400)
-    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
     import_id = keyed_uuid(entry_id)
     payload = {
         "import": str(import_id), "facility": facility.code, "export_sha256": reading.sha256,
@@ -383,6 +405,14 @@ def apply_imported(entry: Appended) -> None:
         return
     if SacctImport.objects.filter(facility=facility, export_sha256=p["export_sha256"]).exists():
         return  # the same export twice counts once
+    if SacctImport.objects.filter(id=uuid.UUID(p["import"])).exists():
+        return
+    named = {c["member"] for c in p["contributions"]}
+    ids = [uuid.UUID(c["contribution"]) for c in p["contributions"]]
+    if named - set(Member.objects.filter(code__in=named).values_list("code", flat=True)):
+        return  # credits a member the consortium does not know: without effect
+    if len(set(ids)) != len(ids) or Contribution.objects.filter(id__in=ids).exists():
+        return
     attested = entry.index if by_facility else None
     SacctImport.objects.create(
         id=uuid.UUID(p["import"]), facility=facility, export_sha256=p["export_sha256"],
@@ -425,8 +455,11 @@ def apply_attested(entry: Appended) -> None:
     if p["export_sha256"] != imported.export_sha256:
         return
     SacctImport.objects.filter(id=imported.id).update(attested_in=entry.index)
+    # Every contribution of the import is attested; those held by a dispute stay held,
+    # and count once it is dismissed.
+    Contribution.objects.filter(import_id=imported.id).update(attested_in=entry.index)
     Contribution.objects.filter(import_id=imported.id, state=Contribution.State.REPORTED).update(
-        state=Contribution.State.COUNTED, attested_in=entry.index
+        state=Contribution.State.COUNTED
     )
 
 
@@ -479,7 +512,10 @@ def licence(value, path: str = "licence") -> str:
     """An SPDX licence id or expression, in its canonical form (MIT, CC-BY-4.0, ...)."""
     if not isinstance(value, str) or not value or len(value) > 200:
         raise GovernanceError(f"{path}: an SPDX licence id such as CC-BY-4.0")
-    result = _licensing.validate(value)
+    try:
+        result = _licensing.validate(value)
+    except Exception as exc:  # the parser fails on some malformed expressions ("MIT OR")
+        raise GovernanceError(f"{path}: {value!r} is not an SPDX licence expression") from exc
     if result.errors:
         raise GovernanceError(
             f"{path}: {value!r} is not an SPDX licence id ({'; '.join(result.errors)})"
@@ -495,7 +531,8 @@ def dataset_record(dataset) -> dict:
               "records", "licence", "duo", "residency", "access_mode"}  # fmt: skip
     if not isinstance(dataset, dict):
         raise GovernanceError("dataset: an object")
-    missing, unknown = fields - {"records", "tokens"} - set(dataset), set(dataset) - fields
+    optional = {"records", "tokens", "residency"}
+    missing, unknown = fields - optional - set(dataset), set(dataset) - fields
     if missing:
         raise GovernanceError(f"dataset: missing {', '.join(sorted(missing))}")
     if unknown:
@@ -516,10 +553,10 @@ def dataset_record(dataset) -> dict:
     duo = dataset["duo"]
     if not isinstance(duo, dict) or set(duo) != {"permission", "modifiers"}:
         raise GovernanceError("dataset.duo: {permission, modifiers}")
-    check_data_use(
-        {**duo, "residency": dataset["residency"], "access_mode": dataset["access_mode"]},
-        "dataset",
-    )
+    use = {**duo, "access_mode": dataset["access_mode"]}
+    if "residency" in dataset:
+        use["residency"] = dataset["residency"]
+    check_data_use(use, "dataset")
     return dataset
 
 
@@ -579,7 +616,7 @@ def _by_member_key(entry: Appended) -> str | None:
 @applier("data.contributed")
 def apply_data(entry: Appended) -> None:
     member = _by_member_key(entry)
-    if member is None:
+    if member is None or Contribution.objects.filter(id=entry.payload["contribution"]).exists():
         return
     d = entry.payload["dataset"]
     Contribution.objects.create(
@@ -593,7 +630,7 @@ def apply_data(entry: Appended) -> None:
 @applier("funds.contributed")
 def apply_funds(entry: Appended) -> None:
     member = _by_member_key(entry)
-    if member is None:
+    if member is None or Contribution.objects.filter(id=entry.payload["contribution"]).exists():
         return
     p = entry.payload
     Contribution.objects.create(
@@ -666,6 +703,8 @@ def apply_disputed(entry: Appended) -> None:
     if member is None or contribution is None:
         return
     if contribution.state not in (Contribution.State.COUNTED, Contribution.State.REPORTED):
+        return
+    if Dispute.objects.filter(id=uuid.UUID(p["dispute"])).exists():
         return
     Dispute.objects.create(
         id=uuid.UUID(p["dispute"]), contribution=contribution, member_id=member,

@@ -118,7 +118,16 @@ def test_facilities_are_registered_by_the_secretariat(lumi):
     bad = {**body, "code": "x2", "accounts": {"a": "ZZ"}}
     r = _client(lumi["people"]["ops"]).post("/api/v1/facilities", bad, format="json")
     assert r.status_code == 400 and "'ZZ' is not a member" in r.json()["detail"]
-    change = _client(lumi["people"]["rec_fi"]).post(
+    change = _client(lumi["people"]["sig_fi"]).post(
         "/api/v1/facilities/lumi/changes", {"changes": {"accounts": {"p": "NL"}}}, format="json"
     )
     assert change.status_code == 200 and change.json()["accounts"] == {"p": "NL"}
+
+
+def test_an_export_larger_than_the_limit_is_refused_whole(lumi, settings):
+    settings.SACCT_IMPORT_MAX_BYTES = len(JOBS) - 3
+    before = Entry.objects.count()
+    r = _client(lumi["people"]["rec_fi"]).post("/api/v1/facilities/lumi/imports", JOBS,
+                                               content_type="text/plain")  # fmt: skip
+    assert r.status_code == 413 and f"larger than {len(JOBS) - 3} bytes" in r.json()["detail"]
+    assert Entry.objects.count() == before

@@ -40,7 +40,7 @@ def test_an_import_records_the_attested_aggregates_and_the_exports_hash(lumi):
     assert by[("FI", "mi250x")].gpu_hours == Decimal("16")
     assert by[("SE", "h100")].gpu_hours == Decimal("2")
     assert {c.state for c in by.values()} == {"counted"}
-    assert imported.left_out == {"account project_xx is not mapped to a member": 1,
+    assert imported.left_out == {"accounts not mapped to a member in good standing": 1,
                                  "not finished (RUNNING)": 1}  # fmt: skip
     entry = Entry.objects.get(kind="compute.imported")
     assert (
@@ -124,4 +124,4 @@ def test_a_job_using_two_accelerator_types_is_one_allocation_of_the_import(lumi)
     _, rows, imported = services.sacct_import(actor=lumi["people"]["rec_fi"],
                                               facility=lumi["facility"], data=two)  # fmt: skip
     assert imported.allocations == 1 and len(rows) == 2  # one job, on two slice types
-    assert imported.left_out == {"account project_xx is not mapped to a member": 1}
+    assert imported.left_out == {"accounts not mapped to a member in good standing": 1}

@@ -35,7 +35,7 @@ WRITES = {
         "code": "snellius", "name": "Snellius", "operator": "NL", "country": "NL",
         "default_accelerator": "a100"}), {"ops"}),
     "change facility": (lambda lumi: ("/api/v1/facilities/lumi/changes",
-                                      {"changes": {"timezone": "UTC"}}), {"ops", "rec_fi", "sig_fi"}),
+                                      {"changes": {"timezone": "UTC"}}), {"ops", "sig_fi"}),
     "import": (lambda lumi: ("/api/v1/facilities/lumi/imports", JOBS), {"ops", "rec_fi", "sig_fi"}),
     "attest": (lambda lumi: (f"/api/v1/imports/{_import(lumi).id}/attestation", None),
                {"rec_fi", "sig_fi"}),

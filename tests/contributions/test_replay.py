@@ -29,7 +29,7 @@ def test_replay_rebuilds_facilities_imports_contributions_and_disputes(committed
         "code": "lumi", "name": "LUMI", "operator": "FI", "country": "FI",
         "timezone": "Europe/Helsinki", "default_accelerator": "mi250x",
         "partitions": {"h100-g": "h100"}, "accounts": {"project_fi": "FI", "project_se": "SE"}})  # fmt: skip
-    services.facility_update(actor=people["rec_fi"], facility=lumi,
+    services.facility_update(actor=people["sig_fi"], facility=lumi,
                              changes={"accounts": {"project_fi": "FI", "project_se": "SE", "x": "NL"}})  # fmt: skip
     _, _, reported = services.sacct_import(actor=people["ops"], facility=lumi, data=JOBS)
     services.import_attest(actor=people["sig_fi"], sacct_import=reported)

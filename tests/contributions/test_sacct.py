@@ -601,7 +601,7 @@ def test_a_finished_job_is_counted(state):
     assert reading.left_out == []
 
 
-@pytest.mark.parametrize("state", ["PENDING", "RUNNING", "SUSPENDED", "REQUEUED", "RESIZING"])
+@pytest.mark.parametrize("state", ["PENDING", "RUNNING", "SUSPENDED", "RESIZING"])
 def test_a_job_not_finished_is_left_out_and_reported_with_its_line(state):
     rows = [job(), job(JobID="4712", JobIDRaw="4712", State=state, End="Unknown")]
     reading = read_export(export(rows))
@@ -968,3 +968,25 @@ def test_total_gpu_seconds_is_the_sum_over_distinct_allocations_in_any_order(job
         got[account] = got.get(account, 0) + agg.gpu_seconds
     # Allocations of zero GPU-seconds (no time, or no GPU) may or may not leave an aggregate.
     assert {a: s for a, s in got.items() if s} == {a: s for a, s in by_account.items() if s}
+
+
+def test_a_requeued_run_listed_with_duplicates_is_an_allocation_of_its_own():
+    # sacct --duplicates lists each run of a requeued job, with its own Submit time.
+    data = export([job(State="REQUEUED", Submit="2026-03-01T00:00:00"),
+                   job(State="COMPLETED", Submit="2026-03-01T05:00:00")])  # fmt: skip
+    assert read_export(data).allocations == 2
+
+
+def test_field_names_are_read_in_any_case_as_sacct_format_takes_them():
+    lower = [f.lower() for f in FIELDS]
+    data = export([job()])
+    body = data.split(b"\n", 1)[1]
+    assert totals(read_export(body, fields=lower)) == totals(read_export(data))
+
+
+def test_times_out_of_range_name_their_line():
+    raises_at(2, "out of range", export([job(Start="0001-01-01T00:00:00")]), tz="Europe/Helsinki")
+
+
+def test_an_overlong_gpu_type_is_refused():
+    raises_at(2, "names no GPU type", export([job(AllocTRES="gres/gpu:" + "x" * 80 + "=1")]))

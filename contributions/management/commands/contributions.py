@@ -111,6 +111,8 @@ class Command(BaseCommand):
             out("Left out:")
             for reason, count in sorted(reading.left_out_counts.items()):
                 out(f"  {count:>8}  {reason}")
+            for account, count in sorted(reading.unmapped.items()):
+                out(f"    account {account}: {count} allocation(s), not mapped to a member")
             for row in reading.left_out:
                 out(f"    line {row.line}: job {row.job}: {row.reason}")
         if dry_run:
@@ -170,6 +172,7 @@ def _json_report(reading, rows, imported) -> str:
              "gpu_hours": str(services.gpu_hours(r["gpu_seconds"]))} for r in rows
         ],
         "left_out": dict(sorted(reading.left_out_counts.items())),
+        "unmapped_accounts": dict(sorted(reading.unmapped.items())),
         "left_out_examples": [{"line": r.line, "job": r.job, "reason": r.reason}
                               for r in reading.left_out],
         "recorded": None if imported is None else {
