@@ -132,3 +132,25 @@ class Dispute(models.Model):
 
     def __str__(self) -> str:
         return f"dispute by {self.member_id} of {self.contribution_id}"
+
+
+class CountedAllocation(models.Model):
+    """An allocation an import of a facility counted, known by a hash of its cluster, raw
+    job id and submit time: a later export that lists it again (a job across the end of
+    a month, say) does not count it twice.
+
+    Local bookkeeping beside the ledger, like stored documents: the imports' entries
+    record what was counted; this table remembers which jobs that was.
+    """
+
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=32)
+    import_id = models.UUIDField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["facility", "key"], name="contributions_count_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"allocation {self.key} of {self.facility_id}"

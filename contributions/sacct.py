@@ -109,6 +109,28 @@ class Reading:
     by_account: Counter = field(default_factory=Counter)  # distinct allocations per account
     unmapped: Counter = field(default_factory=Counter)  # allocations of accounts left out
     accounts: dict[str, str] = field(default_factory=dict)  # the member each is credited to
+    # Each allocation counted: (cluster, raw job id, submit) -> (account, tasks,
+    # [(accelerator type, GPU-seconds)], start, end), so that an import can leave out
+    # what an earlier export of the same facility counted already.
+    allocs: dict = field(default_factory=dict)
+
+    def drop(self, identities) -> int:
+        """Leave out these allocations (counted by an earlier import): rebuild the
+        aggregates without them; return how many tasks were dropped."""
+        dropped = 0
+        for identity in identities:
+            account, tasks, _, _, _ = self.allocs.pop(identity)
+            self.by_account[account] -= tasks
+            if not self.by_account[account]:
+                del self.by_account[account]
+            self.allocations -= tasks
+            dropped += tasks
+        self.aggregates = {}
+        for account, tasks, parts, start, end in self.allocs.values():
+            for kind, gpu_seconds in parts:
+                _add(self.aggregates, account, kind, tasks, gpu_seconds, start, end)
+        return dropped
+
     aggregates: dict[tuple[str, str], Aggregate] = field(default_factory=dict)
     left_out: list[LeftOut] = field(default_factory=list)
     left_out_counts: Counter = field(default_factory=Counter)
@@ -337,15 +359,18 @@ class Reader:
             partition = cells[i_partition] if i_partition is not None else ""
             untyped_kind = self.partitions.get(partition, self.default_accelerator)
             counted = 0
+            parts = []
             for kind, count in typed.items():
                 count = min(count, total - counted)
                 if count <= 0:
                     break
-                _add(aggregates, account, kind, tasks, tasks * count * elapsed, start, end)
+                parts.append((kind, tasks * count * elapsed))
                 counted += count
             if counted < total:
-                rest = total - counted
-                _add(aggregates, account, untyped_kind, tasks, tasks * rest * elapsed, start, end)
+                parts.append((untyped_kind, tasks * (total - counted) * elapsed))
+            for kind, gpu_seconds in parts:
+                _add(aggregates, account, kind, tasks, gpu_seconds, start, end)
+            reading.allocs[identity] = (account, tasks, parts, start, end)
 
     def _time(self, text: str, what: str) -> datetime:
         try:

@@ -32,13 +32,14 @@ Entry kinds, each with one applier:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from license_expression import get_spdx_licensing
 
 from consortium.governance import (
@@ -55,7 +56,13 @@ from consortium.governance import (
 )
 from consortium.models import Member
 from consortium.terms import check_data_use, currency_code, decimal_string
-from contributions.models import Contribution, Dispute, Facility, SacctImport
+from contributions.models import (
+    Contribution,
+    CountedAllocation,
+    Dispute,
+    Facility,
+    SacctImport,
+)
 from contributions.sacct import Reader, SacctError, gpu_hours
 from ledger import services as ledger
 from ledger import submissions
@@ -73,6 +80,7 @@ TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_TEXT = 2000
 UNMAPPED = "accounts not mapped to a member in good standing"
+COUNTED_BEFORE = "counted by an earlier import of this facility"
 _licensing = get_spdx_licensing()
 
 
@@ -295,18 +303,63 @@ def read_export(facility: Facility, data: bytes, *, fields=None, tz: str | None 
     except SacctError as exc:
         raise GovernanceError(f"the export is malformed, nothing was recorded: {exc}") from exc
     members = set(Member.objects.filter(status=Member.Status.MEMBER).values_list("code", flat=True))
-    for account, allocations in list(reading.by_account.items()):
-        if facility.accounts.get(account) not in members:
-            # Counted once per allocation, however many accelerator types it used. The
-            # names stay in this report: the ledger records only how many were left out.
-            reading.unmapped[account] += allocations
-            reading.left_out_counts[UNMAPPED] += allocations
-            del reading.by_account[account]
-    for account, kind in list(reading.aggregates):
-        if account not in reading.by_account:
-            del reading.aggregates[(account, kind)]
+    unmapped = {a for a in reading.by_account if facility.accounts.get(a) not in members}
+    for account in unmapped:
+        # Counted once per allocation, however many accelerator types it used. The
+        # names stay in this report: the ledger records only how many were left out.
+        reading.unmapped[account] += reading.by_account[account]
+        reading.left_out_counts[UNMAPPED] += reading.by_account[account]
+    reading.drop([i for i, a in reading.allocs.items() if a[0] in unmapped])
+    counted = _counted_before(facility, reading.allocs)
+    if counted:
+        reading.left_out_counts[COUNTED_BEFORE] += reading.drop(counted)
     reading.accounts = {a: facility.accounts[a] for a in reading.by_account}
     return reading
+
+
+def allocation_key(identity: tuple[str, str, str]) -> str:
+    """An allocation's (cluster, raw job id, submit) as a short hash."""
+    return hashlib.sha256("|".join(identity).encode()).hexdigest()[:32]
+
+
+def _remember(facility: Facility, import_id, keys: list[str]) -> None:
+    """Record the allocations an import counted (one statement on PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        table = CountedAllocation._meta.db_table
+        with connection.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {table} (facility_id, key, import_id) "
+                "SELECT %s, k, %s FROM unnest(%s::text[]) AS k",
+                [facility.code, import_id, keys],
+            )
+    else:
+        CountedAllocation.objects.bulk_create(
+            (CountedAllocation(facility=facility, key=k, import_id=import_id) for k in keys),
+            batch_size=5000,
+        )
+
+
+def _counted_before(facility: Facility, allocs: dict) -> list:
+    """The allocations among ``allocs`` that an earlier import of ``facility`` counted."""
+    keys = {allocation_key(i): i for i in allocs}
+    if not CountedAllocation.objects.filter(facility=facility).exists():
+        return []
+    found: list[str] = []
+    items = list(keys)
+    if connection.vendor == "postgresql":
+        table = CountedAllocation._meta.db_table
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT key FROM {table} WHERE facility_id = %s AND key = ANY(%s::text[])",
+                [facility.code, items],
+            )
+            found = [row[0] for row in cur.fetchall()]
+    else:
+        for start in range(0, len(items), 500):
+            found += CountedAllocation.objects.filter(
+                facility=facility, key__in=items[start : start + 500]
+            ).values_list("key", flat=True)
+    return [keys[k] for k in found]
 
 
 def by_account(reading) -> list[dict]:
@@ -368,6 +421,10 @@ def sacct_import(
             409,
         )
     if not rows:
+        if reading.left_out_counts.get(COUNTED_BEFORE):
+            raise GovernanceError(
+                "every allocation in this export was counted by an earlier import", 409
+            )
         raise GovernanceError("the export holds no GPU allocation of a mapped account", 400)
     import_id = keyed_uuid(entry_id)
     payload = {
@@ -389,6 +446,15 @@ def sacct_import(
         ledger.entry_append(
             signer=signer, entry_id=entry_id, kind="compute.imported", payload=payload
         )
+        try:
+            with transaction.atomic():
+                _remember(facility, import_id, [allocation_key(i) for i in reading.allocs])
+        except IntegrityError as exc:
+            # An overlapping export was imported at the same moment: write nothing.
+            raise GovernanceError(
+                "an import listing some of these jobs was recorded meanwhile: read the export "
+                "again", 409,
+            ) from exc  # fmt: skip
     return reading, rows, SacctImport.objects.get(id=import_id)
 
 

@@ -125,3 +125,17 @@ def test_a_job_using_two_accelerator_types_is_one_allocation_of_the_import(lumi)
                                               facility=lumi["facility"], data=two)  # fmt: skip
     assert imported.allocations == 1 and len(rows) == 2  # one job, on two slice types
     assert imported.left_out == {"accounts not mapped to a member in good standing": 1}
+
+
+def test_an_allocation_listed_again_by_a_later_export_is_not_counted_twice(lumi):
+    # September's export, then October's: job 1 ran across the end of the month, so
+    # both list it; and a copy of September's with other line endings.
+    services.sacct_import(actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=JOBS)
+    october = JOBS.replace(b"|5|lumi|", b"|55|lumi|").replace(b"project_xx", b"project_fi")
+    _, rows, imported = services.sacct_import(actor=lumi["people"]["rec_fi"],
+                                              facility=lumi["facility"], data=october)  # fmt: skip
+    assert imported.left_out["counted by an earlier import of this facility"] == 2
+    assert [(r["member"], r["gpu_seconds"]) for r in rows] == [("FI", 2 * 3600)]  # job 55 only
+    with pytest.raises(GovernanceError, match="every allocation in this export was counted"):
+        services.sacct_import(actor=lumi["people"]["rec_fi"], facility=lumi["facility"],
+                              data=JOBS.replace(b"\n", b"\r\n"))  # fmt: skip

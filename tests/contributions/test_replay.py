@@ -33,7 +33,8 @@ def test_replay_rebuilds_facilities_imports_contributions_and_disputes(committed
                              changes={"accounts": {"project_fi": "FI", "project_se": "SE", "x": "NL"}})  # fmt: skip
     _, _, reported = services.sacct_import(actor=people["ops"], facility=lumi, data=JOBS)
     services.import_attest(actor=people["sig_fi"], sacct_import=reported)
-    services.sacct_import(actor=people["rec_fi"], facility=lumi, data=JOBS + b"\n")
+    services.sacct_import(actor=people["rec_fi"], facility=lumi,
+                          data=JOBS.replace(b"|1|lumi|", b"|11|lumi|"))  # fmt: skip
     funds = services.funds_contribute(actor=people["rec_se"], amount="12.5", currency="SEK",
                                       date_paid="2026-01-01")  # fmt: skip
     services.data_contribute(actor=people["rec_fi"], dataset=DATASET)
