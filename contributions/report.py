@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db import connection
+from django.db.models import Count, Q, Sum
 
 from consortium.models import Agreement, Member, ValuationTable
 from contributions.models import Contribution
@@ -126,18 +127,19 @@ class Report:
 
 def _capped(weights: dict[str, Decimal], cap: Decimal | None) -> dict[str, Decimal]:
     """Shares in proportion to ``weights``, none above ``cap``: what a capped party does
-    not carry is shared by the others, in proportion, until no share is over the cap."""
-    shares: dict[str, Decimal] = {}
-    free = dict(weights)
+    not carry is shared by the others in proportion to their weights, until no share is
+    over the cap. A party of weight 0 carries nothing; if the cap cannot hold (too few
+    parties with weight), the shares are left uncapped: the caller notes it."""
+    shares = dict.fromkeys(weights, ZERO)
+    weighted = {c: w for c, w in weights.items() if w > 0}
+    if cap is not None and cap * len(weighted) < 1:
+        cap = None
+    free = dict(weighted)
     left = Decimal(1)
     while free:
         total = sum(free.values(), ZERO)
-        if total == 0:
-            for code in free:
-                shares[code] = left / len(free)
-            break
         proposed = {c: left * w / total for c, w in free.items()}
-        over = {c for c, s in proposed.items() if cap is not None and s > cap}
+        over = {c for c, v in proposed.items() if cap is not None and v > cap}
         if not over:
             shares.update(proposed)
             break
@@ -183,6 +185,10 @@ def cost_share_report(agreement: Agreement, start: date | None = None,
     if sharing is None:
         raise ReportError("this agreement shares no cost: its terms have no cost_sharing")
     unit = terms.get("accounting_unit", "")
+    notes_state = []
+    if agreement.state != Agreement.State.IN_FORCE:
+        notes_state.append(f"the agreement is {agreement.get_state_display()}: "
+                           "its parties may not be bound by it")  # fmt: skip
     bound = list(
         agreement.parties.filter(signed_in__isnull=False, withdrawn_in__isnull=True)
         .select_related("member").order_by("member_id")
@@ -190,7 +196,7 @@ def cost_share_report(agreement: Agreement, start: date | None = None,
     codes = [p.member_id for p in bound]
     names = {p.member_id: p.member.name for p in bound}
     method = sharing["method"]
-    notes: list[str] = []
+    notes: list[str] = list(notes_state)
     if method == "scale":
         raw = {c: Decimal(sharing["shares"][c]) for c in codes}
         shares = _capped(raw, None)
@@ -203,6 +209,10 @@ def cost_share_report(agreement: Agreement, start: date | None = None,
                 notes.append(f"{c} has no figure {sharing['figure']}: its share is 0")
             weights[c] = Decimal(value) if value is not None else ZERO
         cap = Decimal(sharing["cap"]) if "cap" in sharing else None
+        weighted = sum(1 for w in weights.values() if w > 0)
+        if cap is not None and cap * weighted < 1:
+            notes.append(f"the cap of {cap} cannot hold over {weighted} bound parties with "
+                         f"{sharing['figure']}: the shares are not capped")  # fmt: skip
         shares = _capped(weights, cap)
     else:
         pledges = {c: Decimal(sharing["pledges"][c]) for c in codes}
@@ -294,7 +304,7 @@ def _value_data(window, counted, held, table, terms, lines, notes, used) -> None
         Contribution.objects.filter(window, kind=Contribution.Kind.DATA)
         .filter(counted | held)
         .values("member", "state")
-        .annotate(tokens=Sum("tokens"))
+        .annotate(token_sum=Sum("tokens"), untokened=Count("id", filter=Q(tokens__isnull=True)))
     )
     if not rows:
         return
@@ -303,7 +313,9 @@ def _value_data(window, counted, held, table, terms, lines, notes, used) -> None
         used.add((table["version"], table["adopted_in"]))
     per = Decimal((table or {}).get("data_price", {}).get("per_tokens", 1))
     for r in rows:
-        tokens = r["tokens"] or 0
+        if r["untokened"]:
+            notes.append("datasets known by their records, not their tokens, are not valued")
+        tokens = r["token_sum"] or 0
         value = Decimal(tokens) / per * price if price is not None else ZERO
         ln = lines[r["member"]]
         if r["state"] == Contribution.State.COUNTED:
@@ -314,12 +326,19 @@ def _value_data(window, counted, held, table, terms, lines, notes, used) -> None
 
 
 def _value_funds(period, counted, held, terms, lines, notes) -> None:
-    rows = (
-        Contribution.objects.filter(period, kind=Contribution.Kind.FUNDS)
-        .filter(counted | held)
-        .values("member", "currency", "state")
-        .annotate(micros=Sum("amount_micros"))
-    )
+    qs = Contribution.objects.filter(period, kind=Contribution.Kind.FUNDS).filter(counted | held)
+    if connection.vendor == "sqlite":
+        # SQLite sums integers in 64 bits and fails past 9.2e18 millionths; Python's are
+        # exact (the report's speed target is PostgreSQL's, whose sums are numeric).
+        sums: dict[tuple, int] = {}
+        for member, currency, state, micros in qs.values_list("member", "currency", "state",
+                                                               "amount_micros"):  # fmt: skip
+            key = (member, currency, state)
+            sums[key] = sums.get(key, 0) + micros
+        rows = [{"member": m, "currency": c, "state": st, "micros": v}
+                for (m, c, st), v in sums.items()]  # fmt: skip
+    else:
+        rows = qs.values("member", "currency", "state").annotate(micros=Sum("amount_micros"))
     for r in rows:
         amount = Decimal(r["micros"]) / 1_000_000
         rate = _rate(terms, r["currency"])

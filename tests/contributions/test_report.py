@@ -159,3 +159,40 @@ def test_an_agreement_without_cost_sharing_has_no_report(lumi):
     )  # fmt: skip
     with pytest.raises(ReportError, match="no cost_sharing"):
         cost_share_report(a)
+
+
+def test_a_cap_that_cannot_hold_over_the_bound_parties_is_noted(lumi):
+    # Three parties, a cap of 0.4; only Finland and Sweden are bound: 0.4 x 2 < 1.
+    from consortium.models import Member
+
+    Member.objects.filter(code__in=["FI", "SE", "NL"]).update(figures={"gni": "100"})
+    people = lumi["people"]
+    terms = {"parties": ["FI", "SE", "NL"], "required": ["FI", "SE"],
+             "effective": {"from": TODAY.isoformat(), "until": None}, "accounting_unit": "EUR",
+             "cost_sharing": {"method": "figure", "figure": "gni", "cap": "0.4"}}  # fmt: skip
+    doc = agreements.document_store(actor=people["ops"], name="c.txt", content=b"capped")
+    a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title="Capped",
+                                     terms=terms, document_sha256=doc.sha256)  # fmt: skip
+    for who in ("sig_fi", "sig_se"):
+        a.refresh_from_db()
+        agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,
+                                  document_sha256=a.document_sha256)  # fmt: skip
+    r = cost_share_report(a).as_dict()
+    assert [m["share"] for m in r["members"]] == ["0.5", "0.5"]
+    assert any("cannot hold" in n for n in r["notes"])
+
+
+def test_zero_weights_carry_nothing_and_the_rest_share_the_cost():
+    shares = _capped({"A": Decimal(100), "B": Decimal(0), "C": Decimal(50)}, Decimal("0.6"))
+    assert shares == {"A": Decimal("0.6"), "B": Decimal(0), "C": Decimal("0.4")}
+
+
+def test_a_report_of_an_agreement_not_in_force_says_so(lumi):
+    people = lumi["people"]
+    terms = {"parties": ["FI", "SE"], "effective": {"from": TODAY.isoformat(), "until": None},
+             "accounting_unit": "EUR",
+             "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}}}  # fmt: skip
+    doc = agreements.document_store(actor=people["ops"], name="o.txt", content=b"open")
+    a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title="Open",
+                                     terms=terms, document_sha256=doc.sha256)  # fmt: skip
+    assert any("open for signature" in n for n in cost_share_report(a).as_dict()["notes"])
