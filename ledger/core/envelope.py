@@ -1,6 +1,7 @@
 """Entry envelopes, their signatures and the leaf bytes that enter the Merkle tree.
 
-Pure Python (PyNaCl, and ``rfc8785`` to produce canonical bytes), no Django. The
+Pure Python (PyNaCl, and ``rfc8785`` to produce canonical bytes, imported only when
+needed: a verifier of ordinary entries runs with PyNaCl alone), no Django. The
 byte format is specified in ``docs/ledger-format.md``; this module is its reference.
 
 An *envelope* is what the author signs::
@@ -25,8 +26,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import rfc8785
 
 # Domain separation: a signature over an envelope can never be replayed as a
 # signature over a checkpoint, a download token or any other message.
@@ -109,6 +108,8 @@ def check_value(value, path: str = "payload", depth: int = 0) -> None:
 
 def canonical(value) -> bytes:
     """RFC 8785 canonical JSON bytes."""
+    import rfc8785  # only to produce canonical bytes: verifiers need it only for floats
+
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
@@ -257,6 +258,8 @@ def is_canonical(data: bytes, value, *, has_floats: bool = False) -> bool:
             return _fast_canonical(value) == data
         except (ValueError, RecursionError):
             return False
+    import rfc8785
+
     try:
         return rfc8785.dumps(value) == data
     except (rfc8785.CanonicalizationError, ValueError, TypeError, RecursionError):
