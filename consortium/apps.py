@@ -9,6 +9,7 @@ class ConsortiumConfig(AppConfig):
     def ready(self) -> None:
         from consortium import (  # noqa: F401  (appliers, projections, OpenAPI extension)
             agreements,
+            checkpoints,
             governance,
             proposals,
             schema,

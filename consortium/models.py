@@ -435,3 +435,67 @@ class ReleaseApproval(models.Model):
 
     def __str__(self) -> str:
         return f"release of {self.checkpoint[:12]}…"
+
+
+# --- models and their checkpoints: projections of the ledger ----------------------------
+
+
+class TrainedModel(models.Model):
+    """A model the consortium trains, under the agreement its weights are licensed by."""
+
+    code = models.CharField(max_length=64, primary_key=True, help_text="A lowercase slug.")
+    name = models.CharField(max_length=200)
+    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="models")
+    registered_in = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = "model"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TrainingRun(models.Model):
+    """What a training run used: datasets by manifest hash, compute by contribution."""
+
+    id = models.UUIDField(primary_key=True)
+    model = models.ForeignKey(TrainedModel, on_delete=models.PROTECT, related_name="runs")
+    name = models.CharField(max_length=200)
+    datasets = models.JSONField(help_text="Manifest SHA-256 of each dataset used.")
+    compute = models.JSONField(help_text="Ids of the compute contributions used.")
+    recorded_in = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["-recorded_in"]
+
+    def __str__(self) -> str:
+        return f"{self.model_id}: {self.name}"
+
+
+class ModelCheckpoint(models.Model):
+    """A checkpoint: its files (path, size, SHA-256) and the digest of their manifest."""
+
+    class State(models.TextChoices):
+        PUBLISHED = "published", "published"
+        BLOCKED = "blocked", "blocked (a stored file no longer matches its hash)"
+
+    digest = models.CharField(max_length=64, primary_key=True, help_text="Manifest SHA-256.")
+    model = models.ForeignKey(TrainedModel, on_delete=models.PROTECT, related_name="checkpoints")
+    name = models.CharField(max_length=200)
+    run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="checkpoints"
+    )
+    files = models.JSONField(help_text="[{path, size, sha256}] in manifest order.")
+    size = models.BigIntegerField()
+    published_in = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PUBLISHED)
+    blocked_in = models.BigIntegerField(null=True, blank=True)
+    blocked_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-published_in"]
+        verbose_name = "checkpoint"
+
+    def __str__(self) -> str:
+        return f"{self.model_id} {self.name}"

@@ -1,0 +1,290 @@
+"""Models, training runs and checkpoints on the ledger, and their provenance bundles.
+
+Entry kinds, each with one applier (all signed by the secretariat key):
+
+``model.registered``
+    ``{"model": {"code", "name", "agreement"}}``: a model, under the agreement its weights
+    are licensed by.
+``training.recorded``
+    ``{"run": uuid, "model", "name", "datasets": [manifest sha256], "compute":
+    [contribution id]}``: the provenance of the weights.
+``checkpoint.published``
+    ``{"checkpoint": digest, "model", "name", "run": uuid | null, "files": [{path, size,
+    sha256}]}``: ``digest`` is the SHA-256 of the files' manifest (the text format of
+    ``contributions.manifest``), which the applier recomputes.
+
+A provenance bundle (``provenance_bundle``) lets anyone check a directory of downloaded
+files offline against the log's verifier key: see ``ledger.provenance``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import uuid
+from pathlib import Path
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from consortium.governance import (
+    SECRETARIAT_OWNER,
+    GovernanceError,
+    acting_for,
+    idempotent_entry_id,
+    keyed_uuid,
+    replay_of,
+    secretariat_signer,
+)
+from consortium.models import Agreement, ModelCheckpoint, TrainedModel, TrainingRun
+from ledger import log
+from ledger import services as ledger
+from ledger.log import Appended, applier
+from ledger.models import Entry, Key
+from ledger.replay import projection
+
+for _model in (TrainedModel, TrainingRun, ModelCheckpoint):
+    projection(_model)
+
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+MAX_FILES = 2000  # a checkpoint's file list travels in one entry (at most 256 KiB)
+BUNDLE_VERSION = 1
+
+
+def manifest_text(files: list[dict]) -> bytes:
+    """The manifest of ``files`` ([{path, size, sha256}]), as ``contributions.manifest``
+    writes it: one ``path\\tsize\\tsha256`` line per file, sorted by the path's bytes."""
+    ordered = sorted(files, key=lambda f: f["path"].encode())
+    return b"".join(f"{f['path']}\t{f['size']}\t{f['sha256']}\n".encode() for f in ordered)
+
+
+def manifest_digest(files: list[dict]) -> str:
+    return hashlib.sha256(manifest_text(files)).hexdigest()
+
+
+def _by_secretariat(author: str) -> bool:
+    return Key.objects.filter(fingerprint=author, kind="service", owner=SECRETARIAT_OWNER).exists()
+
+
+def _secretariat_only(actor) -> None:
+    if actor is not None and acting_for(actor) is not None:
+        raise GovernanceError("the secretariat registers models and publishes checkpoints", 403)
+
+
+# --- appliers ------------------------------------------------------------------------------------
+
+
+@applier("model.registered")
+def apply_model_registered(entry: Appended) -> None:
+    m = entry.payload["model"]
+    if not _by_secretariat(entry.author) or TrainedModel.objects.filter(code=m["code"]).exists():
+        return
+    if not Agreement.objects.filter(id=uuid.UUID(m["agreement"])).exists():
+        return
+    TrainedModel.objects.create(code=m["code"], name=m["name"], registered_in=entry.index,
+                                agreement_id=uuid.UUID(m["agreement"]))  # fmt: skip
+
+
+@applier("training.recorded")
+def apply_training(entry: Appended) -> None:
+    p = entry.payload
+    if (
+        not _by_secretariat(entry.author)
+        or not TrainedModel.objects.filter(code=p["model"]).exists()
+    ):
+        return
+    if TrainingRun.objects.filter(id=uuid.UUID(p["run"])).exists():
+        return
+    TrainingRun.objects.create(id=uuid.UUID(p["run"]), model_id=p["model"], name=p["name"],
+                               datasets=p["datasets"], compute=p["compute"],
+                               recorded_in=entry.index)  # fmt: skip
+
+
+@applier("checkpoint.published")
+def apply_published(entry: Appended) -> None:
+    p = entry.payload
+    if (
+        not _by_secretariat(entry.author)
+        or not TrainedModel.objects.filter(code=p["model"]).exists()
+    ):
+        return
+    if manifest_digest(p["files"]) != p["checkpoint"]:
+        return  # the digest must be the files' manifest's: anyone can recompute it
+    if ModelCheckpoint.objects.filter(digest=p["checkpoint"]).exists():
+        return
+    run = uuid.UUID(p["run"]) if p["run"] else None
+    if run is not None and not TrainingRun.objects.filter(id=run, model_id=p["model"]).exists():
+        return
+    ModelCheckpoint.objects.create(
+        digest=p["checkpoint"], model_id=p["model"], name=p["name"], run_id=run,
+        files=sorted(p["files"], key=lambda f: f["path"].encode()),
+        size=sum(f["size"] for f in p["files"]), published_in=entry.index,
+    )  # fmt: skip
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+def model_register(*, actor, code: str, name: str, agreement: Agreement,
+                   idempotency_key: str | None = None) -> TrainedModel:  # fmt: skip
+    """Register a model under an agreement (the secretariat; ``actor`` ``None``: console)."""
+    _secretariat_only(actor)
+    if not isinstance(code, str) or not SLUG_RE.fullmatch(code):
+        raise GovernanceError("code: 2-64 lowercase letters, digits and -")
+    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        raise GovernanceError("name: 1-200 characters")
+    if agreement.state not in (Agreement.State.IN_FORCE, Agreement.State.SIGNED,
+                               Agreement.State.OPEN):  # fmt: skip
+        raise GovernanceError(f"the agreement is {agreement.state}", 409)
+    payload = {"model": {"code": code, "name": name, "agreement": str(agreement.id)}}
+    entry_id = idempotent_entry_id(actor, idempotency_key) if (actor and idempotency_key) else None
+    if replay_of(entry_id, "model.registered", payload):
+        return TrainedModel.objects.get(code=code)
+    with transaction.atomic(durable=True):
+        if TrainedModel.objects.filter(code=code).exists():
+            raise GovernanceError(f"model {code} exists already", 409)
+        ledger.entry_append(signer=secretariat_signer(), entry_id=entry_id,
+                            kind="model.registered", payload=payload)  # fmt: skip
+    return TrainedModel.objects.get(code=code)
+
+
+def training_record(*, actor, model: TrainedModel, name: str, datasets: list, compute: list,
+                    idempotency_key: str | None = None) -> TrainingRun:  # fmt: skip
+    """Record what a training run used: datasets (manifest hashes of recorded data
+    contributions) and compute (ids of counted compute contributions)."""
+    from contributions.models import Contribution  # contributions builds on governance
+
+    _secretariat_only(actor)
+    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        raise GovernanceError("name: 1-200 characters")
+    if not isinstance(datasets, list) or not all(isinstance(d, str) and SHA256_RE.fullmatch(d)
+                                                 for d in datasets):  # fmt: skip
+        raise GovernanceError("datasets: a list of manifest SHA-256 digests")
+    recorded = set(
+        Contribution.objects.filter(kind="data", state="counted")
+        .values_list("dataset__manifest_sha256", flat=True)
+    )  # fmt: skip
+    unknown = [d for d in datasets if d not in recorded]
+    if unknown:
+        raise GovernanceError(f"datasets: no counted data contribution has manifest {unknown[0]}")
+    if not isinstance(compute, list) or not all(isinstance(c, str) for c in compute):
+        raise GovernanceError("compute: a list of compute contribution ids")
+    known = {str(c) for c in Contribution.objects.filter(
+        kind="compute", state="counted", id__in=[c for c in compute if _is_uuid(c)]
+    ).values_list("id", flat=True)}  # fmt: skip
+    missing = [c for c in compute if c not in known]
+    if missing:
+        raise GovernanceError(f"compute: {missing[0]!r} is no counted compute contribution")
+    entry_id = idempotent_entry_id(actor, idempotency_key) if (actor and idempotency_key) else None
+    payload = {"run": str(keyed_uuid(entry_id)), "model": model.code, "name": name,
+               "datasets": sorted(set(datasets)), "compute": sorted(set(compute))}  # fmt: skip
+    if replay_of(entry_id, "training.recorded", payload):
+        return TrainingRun.objects.get(id=payload["run"])
+    with transaction.atomic(durable=True):
+        ledger.entry_append(signer=secretariat_signer(), entry_id=entry_id,
+                            kind="training.recorded", payload=payload)  # fmt: skip
+    return TrainingRun.objects.get(id=payload["run"])
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def stored_path(digest: str, path: str) -> str:
+    return f"checkpoints/{digest}/{path}"
+
+
+def checkpoint_publish(*, actor, model: TrainedModel, name: str, directory: Path,
+                       run: TrainingRun | None = None, workers: int | None = None,
+                       progress=None) -> ModelCheckpoint:  # fmt: skip
+    """Hash every file of ``directory`` (streaming, on every core), store the files
+    behind Django's storage API, and publish the checkpoint's manifest digest."""
+    from contributions import manifest as manifests  # pure: no Django
+
+    _secretariat_only(actor)
+    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        raise GovernanceError("name: 1-200 characters")
+    if run is not None and run.model_id != model.code:
+        raise GovernanceError(f"run {run.id} trained {run.model_id}, not {model.code}")
+    try:
+        built = manifests.build(Path(directory), workers=workers, progress=progress)
+    except (manifests.ManifestError, OSError) as exc:
+        raise GovernanceError(str(exc)) from exc
+    if not built.files:
+        raise GovernanceError("the directory holds no file")
+    if len(built.files) > MAX_FILES:
+        raise GovernanceError(f"a checkpoint has at most {MAX_FILES} files")
+    digest = built.root
+    if ModelCheckpoint.objects.filter(digest=digest).exists():
+        raise GovernanceError(f"checkpoint {digest} is published already", 409)
+    files = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in built.files]
+    for f in built.files:
+        target = stored_path(digest, f.path)
+        if default_storage.exists(target):
+            default_storage.delete(target)  # a copy from an attempt that did not publish
+        with open(Path(directory) / f.path, "rb") as handle:
+            default_storage.save(target, File(handle, name=f.path))
+    payload = {"checkpoint": digest, "model": model.code, "name": name,
+               "run": str(run.id) if run else None, "files": files}  # fmt: skip
+    with transaction.atomic(durable=True):
+        ledger.entry_append(signer=secretariat_signer(), kind="checkpoint.published",
+                            payload=payload)  # fmt: skip
+    return ModelCheckpoint.objects.get(digest=digest)
+
+
+# --- provenance bundles ---------------------------------------------------------------------------
+
+
+def _proven(index: int, size: int) -> dict:
+    leaf = bytes(Entry.objects.get(index=index).leaf)
+    proof = log.inclusion_proof(index, size)
+    return {"index": index, "leaf": base64.b64encode(leaf).decode(),
+            "proof": [base64.b64encode(h).decode() for h in proof]}  # fmt: skip
+
+
+def provenance_bundle(checkpoint: ModelCheckpoint) -> dict:
+    """What an offline verifier needs: the manifest, the ``checkpoint.published`` entry
+    and the registration of the key that signed it (signed by the log key), each with an
+    inclusion proof, and the signed checkpoint of the log they are proven against."""
+    latest = log.latest_checkpoint()
+    if latest is None or latest.tree_size <= checkpoint.published_in:
+        latest = log.publish_checkpoint() or log.latest_checkpoint()
+    if latest is None or latest.tree_size <= checkpoint.published_in:
+        raise GovernanceError("no signed checkpoint covers this publication yet: try again", 409)
+    size = latest.tree_size
+    published = Entry.objects.get(index=checkpoint.published_in)
+    author = Key.objects.get(fingerprint=published.author)
+    return {
+        "version": BUNDLE_VERSION,
+        "checkpoint": {"digest": checkpoint.digest, "model": checkpoint.model_id,
+                       "name": checkpoint.name},
+        "manifest": manifest_text(checkpoint.files).decode(),
+        "note": latest.note,
+        "entries": {"published": _proven(checkpoint.published_in, size),
+                    "author_key": _proven(author.registered_in, size)},
+    }  # fmt: skip
+
+
+def verify_stored(checkpoint: ModelCheckpoint) -> list[str]:
+    """The stored files that no longer match their manifest (streamed, re-hashed)."""
+    bad = []
+    for f in checkpoint.files:
+        target = stored_path(checkpoint.digest, f["path"])
+        if not default_storage.exists(target):
+            bad.append(f"{f['path']}: missing")
+            continue
+        digest = hashlib.sha256()
+        size = 0
+        with default_storage.open(target, "rb") as handle:
+            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(chunk)
+                size += len(chunk)
+        if (size, digest.hexdigest()) != (f["size"], f["sha256"]):
+            bad.append(f"{f['path']}: stored bytes do not match")
+    return bad
