@@ -18,9 +18,12 @@ from consortium.models import (
     ApiToken,
     Consortium,
     Member,
+    ModelCheckpoint,
     Proposal,
     ReleaseApproval,
     Seat,
+    TrainedModel,
+    TrainingRun,
     ValuationTable,
     Vote,
 )
@@ -510,3 +513,26 @@ class AccessGrantAdmin(SeatVisible):
 class ReleaseApprovalAdmin(SeatVisible):
     list_display = ["checkpoint", "note", "approved_in"]
     readonly_fields = ["checkpoint", "note", "approved_in", "proposal"]
+
+
+# --- models and checkpoints ---------------------------------------------------------------------
+
+
+@admin.register(TrainedModel)
+class TrainedModelAdmin(SeatVisible):
+    list_display = ["code", "name", "agreement", "registered_in"]
+    readonly_fields = ["code", "name", "agreement", "registered_in"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(SeatVisible):
+    list_display = ["name", "model", "recorded_in"]
+    readonly_fields = ["id", "model", "name", "datasets", "compute", "recorded_in"]
+
+
+@admin.register(ModelCheckpoint)
+class ModelCheckpointAdmin(SeatVisible):
+    list_display = ["name", "model", "state", "size", "published_in", "digest"]
+    list_filter = ["state", "model"]
+    readonly_fields = ["digest", "model", "name", "run", "files", "size", "state",
+                       "published_in", "blocked_in", "blocked_reason"]  # fmt: skip

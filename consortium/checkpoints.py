@@ -12,6 +12,9 @@ Entry kinds, each with one applier (all signed by the secretariat key):
     ``{"checkpoint": digest, "model", "name", "run": uuid | null, "files": [{path, size,
     sha256}]}``: ``digest`` is the SHA-256 of the files' manifest (the text format of
     ``contributions.manifest``), which the applier recomputes.
+``checkpoint.blocked``
+    ``{"checkpoint": digest, "reason"}``: a stored file no longer matches its hash (found
+    by the re-verification task); downloads of the checkpoint stop.
 
 A provenance bundle (``provenance_bundle``) lets anyone check a directory of downloaded
 files offline against the log's verifier key: see ``ledger.provenance``.
@@ -125,6 +128,20 @@ def apply_published(entry: Appended) -> None:
     )  # fmt: skip
 
 
+@applier("checkpoint.blocked")
+def apply_blocked(entry: Appended) -> None:
+    p = entry.payload
+    if not _by_secretariat(entry.author):
+        return
+    ModelCheckpoint.objects.filter(
+        digest=p["checkpoint"], state=ModelCheckpoint.State.PUBLISHED
+    ).update(
+        state=ModelCheckpoint.State.BLOCKED,
+        blocked_in=entry.index,
+        blocked_reason=p["reason"][:300],
+    )
+
+
 # --- services -----------------------------------------------------------------------------------
 
 
@@ -235,7 +252,38 @@ def checkpoint_publish(*, actor, model: TrainedModel, name: str, directory: Path
     with transaction.atomic(durable=True):
         ledger.entry_append(signer=secretariat_signer(), kind="checkpoint.published",
                             payload=payload)  # fmt: skip
+        # Re-read what storage holds once the publication is committed.
+        transaction.on_commit(lambda: _verify_later(digest))
     return ModelCheckpoint.objects.get(digest=digest)
+
+
+def _verify_later(digest: str) -> None:
+    from consortium.tasks import verify_checkpoints
+
+    verify_checkpoints.delay(digest)
+
+
+def checkpoints_verify(digest: str | None = None) -> dict[str, list[str]]:
+    """Re-hash the stored files of published checkpoints (one, or all); block each one
+    whose files no longer match, with a ``checkpoint.blocked`` entry naming them."""
+    qs = ModelCheckpoint.objects.filter(state=ModelCheckpoint.State.PUBLISHED)
+    if digest:
+        qs = qs.filter(digest=digest)
+    blocked: dict[str, list[str]] = {}
+    for cp in qs:
+        bad = verify_stored(cp)
+        if not bad:
+            continue
+        with transaction.atomic(durable=True):
+            locked = ModelCheckpoint.objects.select_for_update().get(digest=cp.digest)
+            if locked.state != ModelCheckpoint.State.PUBLISHED:
+                continue
+            ledger.entry_append(
+                signer=secretariat_signer(), kind="checkpoint.blocked",
+                payload={"checkpoint": cp.digest, "reason": "; ".join(bad)[:300]},
+            )  # fmt: skip
+        blocked[cp.digest] = bad
+    return blocked
 
 
 # --- provenance bundles ---------------------------------------------------------------------------

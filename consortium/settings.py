@@ -264,6 +264,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consortium.advance_agreements",
         "schedule": 60.0,
     },
+    "verify-checkpoints": {
+        "task": "consortium.verify_checkpoints",
+        "schedule": float(envint("CHECKPOINT_VERIFY_SCHEDULE", 24 * 3600)),
+    },
 }
 
 # --- the ledger ---------------------------------------------------------------------------

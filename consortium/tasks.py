@@ -35,3 +35,12 @@ def advance_agreements() -> dict[str, list[str]]:
     from consortium import agreements
 
     return agreements.agreements_advance()
+
+
+@shared_task(name="consortium.verify_checkpoints", ignore_result=True)
+def verify_checkpoints(digest: str | None = None) -> dict[str, list[str]]:
+    """Re-hash stored checkpoint files (one checkpoint, or every published one); block
+    any whose files no longer match their manifest."""
+    from consortium import checkpoints
+
+    return checkpoints.checkpoints_verify(digest)

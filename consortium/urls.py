@@ -4,7 +4,7 @@ from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from consortium import agreements_api, api, problems
+from consortium import agreements_api, api, checkpoints_api, problems
 from contributions import admin as contributions_admin
 
 urlpatterns = [
@@ -65,6 +65,21 @@ urlpatterns = [
         "api/v1/agreements/<uuid:pk>/termination",
         agreements_api.TerminationView.as_view(),
         name="agreement-termination",
+    ),
+    path("api/v1/models", checkpoints_api.ModelListView.as_view(), name="models"),
+    path(
+        "api/v1/training-runs", checkpoints_api.TrainingRunListView.as_view(), name="training-runs"
+    ),
+    path("api/v1/checkpoints", checkpoints_api.CheckpointListView.as_view(), name="checkpoints"),
+    path(
+        "api/v1/checkpoints/<str:digest>",
+        checkpoints_api.CheckpointDetailView.as_view(),
+        name="checkpoint",
+    ),
+    path(
+        "api/v1/checkpoints/<str:digest>/bundle",
+        checkpoints_api.BundleView.as_view(),
+        name="checkpoint-bundle",
     ),
     path("api/v1/", include("contributions.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -164,3 +164,51 @@ def test_a_training_run_names_only_recorded_datasets_and_compute(delegates, publ
     with pytest.raises(GovernanceError, match="is no counted compute contribution"):
         checkpoints.training_record(actor=delegates["ops"], model=published.model, name="r",
                                     datasets=[], compute=["not-a-uuid"])  # fmt: skip
+
+
+def test_the_verification_task_blocks_a_checkpoint_whose_stored_file_changed(published):
+    from django.core.files.storage import default_storage
+
+    from consortium.tasks import verify_checkpoints
+
+    assert verify_checkpoints() == {}  # runs in-process without a broker
+    with default_storage.open(checkpoints.stored_path(published.digest, "config.json"), "wb") as f:
+        f.write(b"{}")
+    blocked = verify_checkpoints()
+    published.refresh_from_db()
+    assert blocked == {published.digest: ["config.json: stored bytes do not match"]}
+    assert published.state == "blocked" and published.blocked_in is not None
+    assert Entry.objects.filter(kind="checkpoint.blocked").count() == 1
+    assert verify_checkpoints() == {}  # blocked once, recorded once
+
+
+def test_the_api_lists_checkpoints_and_serves_their_bundle(delegates, published, weights):
+    from tests.consortium.test_proposals_api import _client
+
+    api = _client(delegates["rec_fr"])
+    listed = api.get("/api/v1/checkpoints?model=aurora").json()
+    assert [c["digest"] for c in listed] == [published.digest]
+    assert api.get("/api/v1/checkpoints?state=lost").status_code == 400
+    bundle = api.get(f"/api/v1/checkpoints/{published.digest}/bundle")
+    assert bundle.status_code == 200 and verify(weights, bundle.json(), _vkey()).ok
+    assert api.get(f"/api/v1/checkpoints/{'0' * 64}").status_code == 404
+    assert [m["code"] for m in api.get("/api/v1/models").json()] == ["aurora"]
+
+
+def test_the_command_publishes_and_writes_a_bundle(delegates, weights, tmp_path, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    treaty = propose(delegates)
+    checkpoints.model_register(actor=None, code="borealis", name="Borealis", agreement=treaty)
+    call_command("checkpoint", "publish", str(weights), "--model", "borealis", "--name", "s1",
+                 "--workers", "1", "--no-progress")  # fmt: skip
+    assert "Published borealis s1: 4 files" in capsys.readouterr().out
+    cp = ModelCheckpoint.objects.get(model="borealis")
+    out = tmp_path / "b.json"
+    call_command("checkpoint", "bundle", cp.digest, "--output", str(out))
+    assert verify(weights, json.loads(out.read_text()), _vkey()).ok
+    call_command("checkpoint", "verify-stored", cp.digest)
+    assert "every stored file" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no model 'nope'"):
+        call_command("checkpoint", "publish", str(weights), "--model", "nope", "--name", "x")
