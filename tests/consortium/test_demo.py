@@ -44,6 +44,11 @@ def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, sett
     assert set(Contribution.objects.values_list("kind", flat=True)) == {"compute", "data", "funds"}
     statuses = {m["status"] for m in cost_share_report(treaty).as_dict()["members"]}
     assert "on track" in statuses and statuses & {"behind", "critically behind"}
+    from consortium import checkpoints
+    from consortium.models import ModelCheckpoint
+
+    cp = ModelCheckpoint.objects.get()
+    assert cp.run is not None and cp.run.datasets and checkpoints.verify_stored(cp) == []
     size = log.tree_size()
     call_command("demo", "--entries", "10")
     assert log.tree_size() == size + 10  # only samples are added the second time

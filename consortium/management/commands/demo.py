@@ -7,6 +7,7 @@ import random
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -140,6 +141,7 @@ class Command(BaseCommand):
         self._proposals(signatories)
         self._agreements(User.objects.get(username=username), signatories)
         self._contributions(User.objects.get(username=username), signatories)
+        self._checkpoint()
         token = self._token(username)
         cp = log.publish_checkpoint() or log.latest_checkpoint()
         size = log.tree_size()
@@ -330,6 +332,36 @@ class Command(BaseCommand):
                 "duo": {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"]},
                 "access_mode": "federated",
             })  # fmt: skip
+
+    def _checkpoint(self) -> None:
+        """A model under the treaty, its training run and a small published checkpoint
+        (the first time round)."""
+        import tempfile
+
+        from consortium import checkpoints
+        from consortium.models import TrainedModel
+        from contributions.models import Contribution
+
+        if TrainedModel.objects.exists():
+            return
+        treaty = Agreement.objects.get(kind="treaty")
+        model = checkpoints.model_register(actor=None, code="aurora", name="Aurora 7B",
+                                           agreement=treaty)  # fmt: skip
+        run = checkpoints.training_record(
+            actor=None, model=model, name="pretraining, September",
+            datasets=[c.dataset["manifest_sha256"] for c in Contribution.objects.filter(kind="data")],
+            compute=[str(c.id) for c in Contribution.objects.filter(kind="compute", state="counted")],
+        )  # fmt: skip
+        rng = random.Random("aurora")
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "config.json").write_text('{"layers": 32, "hidden": 4096}')
+            for i in range(2):
+                (root / f"model-{i + 1:05}-of-00002.safetensors").write_bytes(
+                    rng.randbytes(256 * 1024)
+                )
+            checkpoints.checkpoint_publish(actor=None, model=model, name="step-120000",
+                                           directory=root, run=run, workers=1)  # fmt: skip
 
     @staticmethod
     def _sign(user, agreement) -> None:
