@@ -13,10 +13,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consortium import checkpoints
+from consortium.access import entitlement
 from consortium.api import PROBLEMS, WRITE_PROBLEMS, _refused
-from consortium.governance import GovernanceError
+from consortium.governance import GovernanceError, visible_members_of
 from consortium.models import ModelCheckpoint, TrainedModel, TrainingRun
 from consortium.problems import bad_request, not_found
+from consortium.terms import ACCESS_SCOPES
 
 
 class TrainedModelSerializer(serializers.ModelSerializer):
@@ -109,3 +111,39 @@ class BundleView(APIView):
             return Response(checkpoints.provenance_bundle(_checkpoint(digest)))
         except GovernanceError as exc:
             raise _refused(exc) from exc
+
+
+class AccessCheckView(APIView):
+    @extend_schema(
+        operation_id="access_check",
+        summary="May your member download this checkpoint, in this scope? Allow or deny, "
+        "with the rule and the figures behind it",
+        parameters=[
+            OpenApiParameter("checkpoint", str, required=True, description="Manifest digest."),
+            OpenApiParameter("scope", str, enum=list(ACCESS_SCOPES)),
+            OpenApiParameter("member", str, description="The secretariat and auditors: any member."),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 400: WRITE_PROBLEMS[400], **PROBLEMS},
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        digest = request.query_params.get("checkpoint")
+        if not digest:
+            raise bad_request("checkpoint: give the checkpoint's manifest digest")
+        checkpoint = _checkpoint(digest)
+        scope = request.query_params.get("scope", "full_weights")
+        if scope not in ACCESS_SCOPES:
+            raise bad_request(f"scope must be one of {', '.join(ACCESS_SCOPES)}")
+        visible = visible_members_of(request.user)
+        member = request.query_params.get("member")
+        if visible is None:
+            if not member:
+                raise bad_request("member: give the member to check for")
+        else:
+            own = next(iter(visible), None)
+            if own is None:
+                raise bad_request("you act for no member")
+            if member and member != own:
+                raise not_found(f"no member {member} you may check for")
+            member = own
+        decision = entitlement(member, checkpoint, scope)
+        return Response({"member": member, "checkpoint": digest, **decision.as_dict()})

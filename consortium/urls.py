@@ -81,6 +81,7 @@ urlpatterns = [
         checkpoints_api.BundleView.as_view(),
         name="checkpoint-bundle",
     ),
+    path("api/v1/access/check", checkpoints_api.AccessCheckView.as_view(), name="access-check"),
     path("api/v1/", include("contributions.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -1,0 +1,117 @@
+"""Entitlements: who may download a checkpoint, in which scope, and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from consortium import checkpoints, proposals
+from consortium.access import entitlement
+from tests.consortium.helpers import decide_after_deadline
+from tests.consortium.test_proposals_api import _client
+from tests.contributions.test_report import deliver, treaty
+
+TODAY = datetime.now(UTC).date()
+ACCESS = [
+    {"scope": "full_weights", "tier": "member", "min_balance_ratio": "0.8", "embargo_days": 90},
+    {"scope": "inference_only", "tier": "member"},
+]
+
+
+@pytest.fixture
+def checkpoint(lumi, tmp_path, request):
+    release = getattr(request, "param", None)
+    extra = {"access": ACCESS, **({"release": release} if release else {})}
+    a = treaty(lumi, **extra)
+    deliver(lumi)  # ratios: FI 0.478, SE 2.267, NL 0.448
+    model = checkpoints.model_register(actor=None, code="aurora", name="Aurora", agreement=a)
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "model.safetensors").write_bytes(b"weights" * 1000)
+    return checkpoints.checkpoint_publish(actor=None, model=model, name="s1",
+                                          directory=tmp_path / "w", workers=1)  # fmt: skip
+
+
+def test_a_member_at_its_share_gets_full_weights_at_once(checkpoint):
+    d = entitlement("SE", checkpoint)
+    assert d.allow and "balance ratio at or above 0.8" in d.rule
+    assert d.figures["balance_ratio"] == "2.267"
+
+
+def test_a_member_behind_waits_for_the_embargo(checkpoint):
+    d = entitlement("FI", checkpoint)
+    until = (TODAY + timedelta(days=90)).isoformat()
+    assert not d.allow and d.figures["embargo_until"] == until and "under 0.8" in d.rule
+    later = entitlement("FI", checkpoint, today=TODAY + timedelta(days=90))
+    assert later.allow and "embargo of 90 days over" in later.rule
+
+
+def test_scopes_follow_their_own_rules(checkpoint):
+    assert entitlement("NL", checkpoint, "inference_only").allow
+    d = entitlement("NL", checkpoint, "evaluation")
+    assert not d.allow and "grants no evaluation access" in d.rule
+
+
+def test_a_grant_decided_by_the_members_allows_its_scope(lumi, checkpoint):
+    people = lumi["people"]
+    p = proposals.proposal_open(actor=people["ops"], title="Evaluation for NL",
+                                actions=[{"type": "access.grant", "member": "NL",
+                                          "scope": "evaluation", "checkpoints": [checkpoint.digest],
+                                          "reason": "red-teaming"}],
+                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    for who in ("sig_fi", "sig_se"):
+        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    decide_after_deadline(p)
+    d = entitlement("NL", checkpoint, "evaluation")
+    assert d.allow and "access grant" in d.rule
+
+
+def test_a_suspended_member_is_refused(lumi, checkpoint):
+    people = lumi["people"]
+    p = proposals.proposal_open(actor=people["ops"], title="Suspend Sweden",
+                                actions=[{"type": "member.suspend", "code": "SE"}],
+                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    for who in ("sig_fi", "sig_nl"):
+        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    decide_after_deadline(p)
+    d = entitlement("SE", checkpoint)
+    assert not d.allow and "not a member in good standing" in d.rule
+
+
+def test_a_blocked_checkpoint_is_refused_to_everyone(checkpoint):
+    from django.core.files.storage import default_storage
+
+    assert entitlement("NL", checkpoint, "inference_only").allow
+    target = checkpoints.stored_path(checkpoint.digest, "model.safetensors")
+    with default_storage.open(target, "wb") as f:
+        f.write(b"tampered")
+    checkpoints.checkpoints_verify()
+    checkpoint.refresh_from_db()
+    d = entitlement("NL", checkpoint, "inference_only")
+    assert not d.allow and "blocked" in d.rule
+
+
+@pytest.mark.parametrize("checkpoint", [{"requires_proposal": True, "requires_evaluation": False}],
+                         indirect=True)  # fmt: skip
+def test_a_release_that_needs_a_proposal_waits_for_it(lumi, checkpoint):
+    d = entitlement("SE", checkpoint)
+    assert not d.allow and "awaits an accepted proposal" in d.rule
+    people = lumi["people"]
+    p = proposals.proposal_open(actor=people["ops"], title="Release s1",
+                                actions=[{"type": "checkpoint.release", "checkpoint": checkpoint.digest}],
+                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    for who in ("sig_fi", "sig_se"):
+        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    decide_after_deadline(p)
+    assert entitlement("SE", checkpoint).allow
+
+
+def test_the_api_answers_for_the_callers_own_member(lumi, checkpoint):
+    url = f"/api/v1/access/check?checkpoint={checkpoint.digest}"
+    r = _client(lumi["people"]["rec_fi"]).get(url)
+    assert r.status_code == 200 and r.json()["member"] == "FI" and r.json()["allow"] is False
+    assert _client(lumi["people"]["rec_fi"]).get(url + "&member=SE").status_code == 404
+    assert _client(lumi["people"]["aud"]).get(url).status_code == 400
+    r = _client(lumi["people"]["aud"]).get(url + "&member=SE&scope=full_weights")
+    assert r.json()["allow"] is True
+    assert _client(lumi["people"]["rec_fi"]).get(url + "&scope=all").status_code == 400
