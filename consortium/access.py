@@ -93,8 +93,13 @@ def entitlement(member: str, checkpoint: ModelCheckpoint, scope: str = "full_wei
         return _deny(scope, "its release awaits an accepted proposal (checkpoint.release)",
                      agreement=str(agreement.id))  # fmt: skip
     if release.get("requires_evaluation"):
-        return _deny(scope, "its release awaits an evaluation attestation",
-                     agreement=str(agreement.id))  # fmt: skip
+        latest = checkpoint.evaluations.order_by("-id").first()
+        if latest is None:
+            return _deny(scope, "its release awaits an accredited evaluator's attestation",
+                         agreement=str(agreement.id))  # fmt: skip
+        if latest.verdict != "pass":
+            return _deny(scope, f"the latest evaluation ({latest.evaluator}) did not pass",
+                         evaluation=latest.id, report_sha256=latest.report_sha256)  # fmt: skip
     standing = Member.objects.filter(code=member).values_list("status", flat=True).first()
     if standing != Member.Status.MEMBER:
         return _deny(scope, f"{member} is not a member in good standing", status=standing)

@@ -15,6 +15,12 @@ Entry kinds, each with one applier (all signed by the secretariat key):
 ``checkpoint.blocked``
     ``{"checkpoint": digest, "reason"}``: a stored file no longer matches its hash (found
     by the re-verification task); downloads of the checkpoint stop.
+``evaluator.accredited`` (with the log key registering the evaluator's external key)
+    ``{"evaluator": {"code", "name"}}``
+``evaluation.attested`` (an accredited evaluator's own key, submitted to
+``POST /api/v1/ledger/entries``)
+    ``{"checkpoint": digest, "report_sha256", "verdict": "pass" | "fail"}``: the latest
+    attestation of a checkpoint is what its release gate reads.
 
 A provenance bundle (``provenance_bundle``) lets anyone check a directory of downloaded
 files offline against the log's verifier key: see ``ledger.provenance``.
@@ -41,14 +47,20 @@ from consortium.governance import (
     replay_of,
     secretariat_signer,
 )
-from consortium.models import Agreement, ModelCheckpoint, TrainedModel, TrainingRun
-from ledger import log
+from consortium.models import (
+    Agreement,
+    Evaluation,
+    ModelCheckpoint,
+    TrainedModel,
+    TrainingRun,
+)
+from ledger import log, submissions
 from ledger import services as ledger
 from ledger.log import Appended, applier
 from ledger.models import Entry, Key
 from ledger.replay import projection
 
-for _model in (TrainedModel, TrainingRun, ModelCheckpoint):
+for _model in (TrainedModel, TrainingRun, ModelCheckpoint, Evaluation):
     projection(_model)
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
@@ -140,6 +152,22 @@ def apply_blocked(entry: Appended) -> None:
         blocked_in=entry.index,
         blocked_reason=p["reason"][:300],
     )
+
+
+@applier("evaluator.accredited")
+def apply_accredited(entry: Appended) -> None:
+    return  # the record is the entry itself; the key registration that follows is the role
+
+
+@applier("evaluation.attested")
+def apply_attested(entry: Appended) -> None:
+    p = entry.payload
+    key = Key.objects.filter(fingerprint=entry.author, kind="evaluator").first()
+    if key is None or not ModelCheckpoint.objects.filter(digest=p["checkpoint"]).exists():
+        return
+    Evaluation.objects.create(id=entry.index, checkpoint_id=p["checkpoint"], evaluator=key.owner,
+                              report_sha256=p["report_sha256"], verdict=p["verdict"],
+                              attested_at=entry.integrated_time)  # fmt: skip
 
 
 # --- services -----------------------------------------------------------------------------------
@@ -255,6 +283,45 @@ def checkpoint_publish(*, actor, model: TrainedModel, name: str, directory: Path
         # Re-read what storage holds once the publication is committed.
         transaction.on_commit(lambda: _verify_later(digest))
     return ModelCheckpoint.objects.get(digest=digest)
+
+
+def evaluator_accredit(*, actor, code: str, name: str, public_key: bytes) -> Key:
+    """Accredit an evaluator (the secretariat): its external key, registered by the log
+    key, is what makes its attestations count."""
+    from ledger.keys import log_signer
+
+    _secretariat_only(actor)
+    if not isinstance(code, str) or not SLUG_RE.fullmatch(code):
+        raise GovernanceError("code: 2-64 lowercase letters, digits and -")
+    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        raise GovernanceError("name: 1-200 characters")
+    with transaction.atomic(durable=True):
+        if Key.objects.filter(kind="evaluator", owner=code, revoked_at__isnull=True).exists():
+            raise GovernanceError(f"evaluator {code} is accredited already", 409)
+        ledger.entry_append(signer=secretariat_signer(), kind="evaluator.accredited",
+                            payload={"evaluator": {"code": code, "name": name}})  # fmt: skip
+        entry, _ = ledger.key_register(signer=log_signer(), kind="evaluator", owner=code,
+                                       name=f"evaluator-{code}", public_key=public_key)  # fmt: skip
+    return Key.objects.get(fingerprint=entry.payload["key"]["fingerprint"])
+
+
+@submissions.accepts("evaluation.attested")
+def _submitted_evaluation(signed, key, submitter) -> None:
+    # The evaluator's signature is what counts: any seat holder may carry it here.
+    payload = signed.envelope["payload"]
+    if set(payload) != {"checkpoint", "report_sha256", "verdict"}:
+        raise submissions.Refused(
+            "evaluation.attested payload is {checkpoint, report_sha256, verdict}"
+        )
+    if key.kind != "evaluator":
+        raise submissions.Refused("only an accredited evaluator's key attests evaluations", 403)
+    if payload["verdict"] not in ("pass", "fail"):
+        raise submissions.Refused("verdict is pass or fail")
+    for field in ("checkpoint", "report_sha256"):
+        if not isinstance(payload[field], str) or not SHA256_RE.fullmatch(payload[field]):
+            raise submissions.Refused(f"{field} is a SHA-256 (64 lowercase hex digits)")
+    if not ModelCheckpoint.objects.filter(digest=payload["checkpoint"]).exists():
+        raise submissions.Refused("no such checkpoint", 404)
 
 
 def _verify_later(digest: str) -> None:

@@ -499,3 +499,23 @@ class ModelCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} {self.name}"
+
+
+class Evaluation(models.Model):
+    """An accredited evaluator's attestation of a checkpoint: the hash of its safety and
+    ethics evaluation report, and its verdict."""
+
+    id = models.BigIntegerField(primary_key=True, help_text="Index of the attestation entry.")
+    checkpoint = models.ForeignKey(
+        ModelCheckpoint, on_delete=models.PROTECT, related_name="evaluations"
+    )
+    evaluator = models.CharField(max_length=64, help_text="The evaluator's code (key owner).")
+    report_sha256 = models.CharField(max_length=64)
+    verdict = models.CharField(max_length=8)
+    attested_at = models.CharField(max_length=40)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.evaluator}: {self.verdict} for {self.checkpoint_id[:12]}…"

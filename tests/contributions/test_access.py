@@ -115,3 +115,32 @@ def test_the_api_answers_for_the_callers_own_member(lumi, checkpoint):
     r = _client(lumi["people"]["aud"]).get(url + "&member=SE&scope=full_weights")
     assert r.json()["allow"] is True
     assert _client(lumi["people"]["rec_fi"]).get(url + "&scope=all").status_code == 400
+
+
+@pytest.mark.parametrize("checkpoint", [{"requires_proposal": False, "requires_evaluation": True}],
+                         indirect=True)  # fmt: skip
+def test_a_release_that_needs_an_evaluation_follows_the_latest_verdict(lumi, checkpoint):
+    import base64
+
+    from ledger.core.envelope import new_envelope, sign_envelope
+    from ledger.keys import EntrySigner
+
+    def attest(key, verdict):
+        env = new_envelope(kind="evaluation.attested", author=key.fingerprint,
+                           payload={"checkpoint": checkpoint.digest, "report_sha256": "ef" * 32,
+                                    "verdict": verdict})  # fmt: skip
+        sig = base64.b64encode(sign_envelope(env, key.signing_key).signature).decode()
+        return _client(lumi["people"]["ops"]).post(
+            "/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json"
+        )
+
+    assert "awaits an accredited evaluator" in entitlement("SE", checkpoint).rule
+    evaluator = EntrySigner.generate("aisi")
+    checkpoints.evaluator_accredit(actor=None, code="aisi", name="AI Safety Institute",
+                                   public_key=evaluator.public_key)  # fmt: skip
+    stranger = EntrySigner.generate("stranger")
+    assert attest(stranger, "pass").status_code == 400  # not a registered key
+    assert attest(evaluator, "fail").status_code == 201
+    assert "did not pass" in entitlement("SE", checkpoint).rule
+    assert attest(evaluator, "pass").status_code == 201
+    assert entitlement("SE", checkpoint).allow
