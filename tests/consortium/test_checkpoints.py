@@ -150,8 +150,21 @@ def test_replay_rebuilds_models_runs_and_checkpoints(committed_db, weights):
     model = checkpoints.model_register(actor=ops, code="aurora", name="Aurora", agreement=licence)
     run = checkpoints.training_record(actor=ops, model=model, name="pretraining", datasets=[],
                                       compute=[])  # fmt: skip
-    checkpoints.checkpoint_publish(actor=ops, model=model, name="step-1000", directory=weights,
-                                   run=run, workers=1)  # fmt: skip
+    cp = checkpoints.checkpoint_publish(actor=ops, model=model, name="step-1000",
+                                        directory=weights, run=run, workers=1)  # fmt: skip
+    from ledger import submissions
+    from ledger.core.envelope import new_envelope, sign_envelope
+    from ledger.keys import EntrySigner
+
+    evaluator = EntrySigner.generate("aisi")
+    checkpoints.evaluator_accredit(actor=ops, code="aisi", name="AISI",
+                                   public_key=evaluator.public_key)  # fmt: skip
+    env = new_envelope(kind="evaluation.attested", author=evaluator.fingerprint,
+                       payload={"checkpoint": cp.digest, "report_sha256": "ab" * 32,
+                                "verdict": "pass"})  # fmt: skip
+    signed = sign_envelope(env, evaluator.signing_key)
+    submissions.submit(envelope=env, signature=base64.b64encode(signed.signature).decode(),
+                       submitter=ops)  # fmt: skip
     report = replay_check()
     assert report.ok, report.differences
     assert ModelCheckpoint.objects.get().run_id == run.id
