@@ -10,6 +10,7 @@ class ConsortiumConfig(AppConfig):
         from consortium import (  # noqa: F401  (appliers, projections, OpenAPI extension)
             agreements,
             checkpoints,
+            downloads,
             governance,
             proposals,
             schema,

@@ -5,19 +5,24 @@ Every seat holder reads them: what was published, and the means to verify it off
 
 from __future__ import annotations
 
+import re
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consortium import checkpoints
+from consortium import checkpoints, downloads
 from consortium.access import entitlement
 from consortium.api import PROBLEMS, WRITE_PROBLEMS, _refused
-from consortium.governance import GovernanceError, visible_members_of
+from consortium.governance import GovernanceError, seat_of, visible_members_of
 from consortium.models import ModelCheckpoint, TrainedModel, TrainingRun
-from consortium.problems import bad_request, not_found
+from consortium.problems import ProblemException, bad_request, not_found
 from consortium.terms import ACCESS_SCOPES
 
 
@@ -147,3 +152,146 @@ class AccessCheckView(APIView):
             member = own
         decision = entitlement(member, checkpoint, scope)
         return Response({"member": member, "checkpoint": digest, **decision.as_dict()})
+
+
+# --- downloads --------------------------------------------------------------------------------
+
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+CHUNK = 1 << 20
+
+
+class DownloadRequestSerializer(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=list(ACCESS_SCOPES), default="full_weights")
+    files = serializers.ListField(child=serializers.CharField(), required=False,
+                                  help_text="Paths of the checkpoint (default: all).")  # fmt: skip
+
+
+class DownloadRequestView(APIView):
+    @extend_schema(
+        operation_id="checkpoints_download",
+        summary="Ask to download a checkpoint (a member's recorder or signatory)",
+        description="The gate decides; an allow is recorded on the ledger (download.authorized) "
+        "and answered with a short-lived token signed by the log key, and a URL per file.",
+        request=DownloadRequestSerializer,
+        responses={201: OpenApiTypes.OBJECT, **WRITE_PROBLEMS},
+    )
+    def post(self, request: Request, digest: str) -> Response:
+        checkpoint = _checkpoint(digest)
+        body = DownloadRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            auth, token = downloads.download_authorize(
+                actor=request.user, checkpoint=checkpoint, request=request,
+                scope=body.validated_data["scope"], files=body.validated_data.get("files"),
+            )  # fmt: skip
+        except GovernanceError as exc:
+            raise _refused(exc) from exc
+        return Response({
+            "token": token, "expires": auth.expires, "rule": auth.rule, "figures": auth.figures,
+            "authorized_in": auth.authorized_in,
+            "files": {p: f"/api/v1/downloads/{token}/{p}" for p in auth.files},
+        }, status=201)  # fmt: skip
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The (first, last) bytes of a single ``bytes=`` range, or ``None`` for the whole
+    file; anything else is a 416."""
+    if not header:
+        return None
+    m = _RANGE_RE.fullmatch(header.strip())
+    if m is None or (not m[1] and not m[2]):
+        raise ProblemException(416, "Range must be a single bytes=first-last, first- or -suffix")
+    if m[1]:
+        first = int(m[1])
+        last = min(int(m[2]), size - 1) if m[2] else size - 1
+        if m[2] and int(m[2]) < first:
+            raise ProblemException(416, "Range ends before it starts")
+    else:
+        suffix = int(m[2])
+        if suffix == 0:
+            raise ProblemException(416, "Range asks for no bytes")
+        first, last = max(0, size - suffix), size - 1
+    if first >= size:
+        raise ProblemException(416, f"Range starts at {first}, past the file's {size} bytes")
+    return first, last
+
+
+def _stream(handle, first: int, length: int):
+    """The bytes first..first+length of an open file, a fixed buffer at a time."""
+    try:
+        handle.seek(first)
+        left = length
+        while left > 0:
+            chunk = handle.read(min(CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
+
+
+class DownloadView(APIView):
+    @extend_schema(
+        operation_id="downloads_file",
+        summary="The bytes of one file of an authorised download (Range, ETag)",
+        description="The token must be unexpired, signed by the log key, for your member; the "
+        "entitlement is checked again before any byte is served.",
+        parameters=[OpenApiParameter("Range", str, OpenApiParameter.HEADER)],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                   (206, "application/octet-stream"): OpenApiTypes.BINARY,
+                   416: OpenApiResponse(description="Range not satisfiable (problem+json)."),
+                   **WRITE_PROBLEMS},
+    )  # fmt: skip
+    def get(self, request: Request, token: str, path: str):
+        member = seat_member = None
+        try:
+            tok = downloads.verify_token(token, downloads.log_public_key())
+            member = tok.member
+            seat = seat_of(request.user)
+            seat_member = seat.member_id if seat else None
+            if seat_member != tok.member:
+                raise downloads.TokenError("this download token is for another member", 403)
+            if path not in tok.files:
+                raise downloads.TokenError(f"{path} is not a file this token covers", 404)
+            checkpoint = ModelCheckpoint.objects.filter(digest=tok.checkpoint).first()
+            if checkpoint is None:
+                raise downloads.TokenError("no such checkpoint", 404)
+            decision = entitlement(tok.member, checkpoint, tok.scope)
+            if not decision.allow:
+                raise downloads.TokenError(f"denied now: {decision.rule}", 403)
+        except downloads.TokenError as exc:
+            downloads.record(request=request, member=member or seat_member or "", path=path,
+                             outcome="denied", reason=str(exc))  # fmt: skip
+            raise ProblemException(exc.status, str(exc)) from exc
+        entry = next(f for f in checkpoint.files if f["path"] == path)
+        size, etag = entry["size"], f'"{entry["sha256"]}"'
+        try:
+            span = _byte_range(request.headers.get("Range", ""), size)
+        except ProblemException as exc:
+            downloads.record(request=request, member=member, checkpoint=checkpoint.digest,
+                             path=path, outcome="denied", reason=str(exc.detail))  # fmt: skip
+            exc.headers = {"Content-Range": f"bytes */{size}"}
+            raise
+        first, last = span if span else (0, size - 1)
+        length = max(0, last - first + 1)
+        stored = checkpoints.stored_path(checkpoint.digest, path)
+        downloads.record(request=request, member=member, checkpoint=checkpoint.digest, path=path,
+                         outcome="served", token=tok.tid, size=length,
+                         reason=f"{tok.scope}; bytes {first}-{last}" if span else tok.scope)  # fmt: skip
+        if settings.DOWNLOAD_ACCEL_REDIRECT:
+            response = HttpResponse(status=200)
+            response["X-Accel-Redirect"] = settings.DOWNLOAD_ACCEL_REDIRECT + stored
+        else:
+            response = StreamingHttpResponse(
+                _stream(default_storage.open(stored, "rb"), first, length),
+                status=206 if span else 200, content_type="application/octet-stream",
+            )  # fmt: skip
+            response["Content-Length"] = str(length)
+            if span:
+                response["Content-Range"] = f"bytes {first}-{last}/{size}"
+        response["Accept-Ranges"] = "bytes"
+        response["ETag"] = etag
+        response["Content-Disposition"] = f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        return response

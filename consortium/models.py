@@ -519,3 +519,45 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.evaluator}: {self.verdict} for {self.checkpoint_id[:12]}…"
+
+
+class DownloadAuthorization(models.Model):
+    """A download the gate allowed, as recorded on the ledger."""
+
+    token_id = models.CharField(max_length=32, primary_key=True)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="downloads")
+    seat = models.CharField(max_length=36, help_text="The delegate's seat (pseudonymous).")
+    checkpoint = models.ForeignKey(ModelCheckpoint, on_delete=models.PROTECT, related_name="+")
+    scope = models.CharField(max_length=16)
+    files = models.JSONField()
+    rule = models.CharField(max_length=300)
+    figures = models.JSONField(default=dict)
+    expires = models.CharField(max_length=40)
+    authorized_in = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["-authorized_in"]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.checkpoint_id[:12]}… ({self.scope})"
+
+
+class DownloadEvent(models.Model):
+    """The access log: every file served and every request refused (local data)."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    member = models.CharField(max_length=32, blank=True, db_index=True)
+    username = models.CharField(max_length=150, blank=True)
+    checkpoint = models.CharField(max_length=64, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    outcome = models.CharField(max_length=8, help_text="served or denied")
+    reason = models.CharField(max_length=300, blank=True)
+    token_id = models.CharField(max_length=32, blank=True)
+    remote_addr = models.CharField(max_length=64, blank=True)
+    bytes_served = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.member} {self.outcome} {self.path}"

@@ -59,6 +59,7 @@ def exception_handler(exc, context):
         return None
     detail, errors = _detail(response.data)
     headers = dict(response.items())
+    headers.update(getattr(exc, "headers", None) or {})  # e.g. Content-Range on a 416
     out = Response(
         problem(response.status_code, detail, errors=errors),
         status=response.status_code,

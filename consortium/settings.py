@@ -177,6 +177,11 @@ STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Largest agreement document accepted, in bytes.
 AGREEMENT_DOCUMENT_MAX_BYTES = envint("AGREEMENT_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024)
+# Download tokens live this many seconds.
+DOWNLOAD_TOKEN_SECONDS = envint("DOWNLOAD_TOKEN_SECONDS", 900)
+# Set to a location nginx serves internally (e.g. /protected/) to hand files to it with
+# X-Accel-Redirect after the checks, instead of streaming them through the app server.
+DOWNLOAD_ACCEL_REDIRECT = envstr("DOWNLOAD_ACCEL_REDIRECT", "")
 # Largest SLURM accounting export accepted through the API, in bytes (the command reads
 # files of any size).
 SACCT_IMPORT_MAX_BYTES = envint("SACCT_IMPORT_MAX_BYTES", 512 * 1024 * 1024)

@@ -82,6 +82,16 @@ urlpatterns = [
         name="checkpoint-bundle",
     ),
     path("api/v1/access/check", checkpoints_api.AccessCheckView.as_view(), name="access-check"),
+    path(
+        "api/v1/checkpoints/<str:digest>/downloads",
+        checkpoints_api.DownloadRequestView.as_view(),
+        name="checkpoint-downloads",
+    ),
+    path(
+        "api/v1/downloads/<str:token>/<path:path>",
+        checkpoints_api.DownloadView.as_view(),
+        name="download",
+    ),
     path("api/v1/", include("contributions.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -1,0 +1,127 @@
+"""The download flow: authorisation on the ledger, tokens signed by the log key, bytes
+served with Range and ETag, the entitlement checked again at serving time, and every
+served file and refused request in the access log."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from consortium import downloads, proposals
+from consortium.models import DownloadEvent
+from ledger.models import Entry, Key
+from tests.consortium.helpers import decide_after_deadline
+from tests.consortium.test_proposals_api import _client
+from tests.contributions.test_access import checkpoint  # noqa: F401  (fixture)
+
+WEIGHTS = b"weights" * 1000
+
+
+def _authorize(lumi, digest, who="rec_se", **body):
+    return _client(lumi["people"][who]).post(f"/api/v1/checkpoints/{digest}/downloads", body,
+                                             format="json")  # fmt: skip
+
+
+def _bytes(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def test_an_allowed_download_is_on_the_ledger_and_served(lumi, checkpoint):  # noqa: F811
+    r = _authorize(lumi, checkpoint.digest)
+    assert r.status_code == 201, r.content
+    body = r.json()
+    entry = Entry.objects.get(kind="download.authorized")
+    assert entry.payload["member"] == "SE" and entry.payload["files"] == ["model.safetensors"]
+    assert entry.payload["rule"] == body["rule"] and "balance ratio" in body["rule"]
+    # Anyone with the verifier key checks the token offline.
+    log_key = bytes(Key.objects.get(kind="log").public_key)
+    token = downloads.verify_token(body["token"], log_key)
+    assert (token.member, token.checkpoint, token.tid) == (
+        "SE",
+        checkpoint.digest,
+        entry.payload["token"],
+    )
+    got = _client(lumi["people"]["rec_se"]).get(body["files"]["model.safetensors"])
+    assert got.status_code == 200 and _bytes(got) == WEIGHTS
+    assert got["ETag"] == f'"{hashlib.sha256(WEIGHTS).hexdigest()}"'
+    assert DownloadEvent.objects.filter(outcome="served", member="SE").count() == 1
+
+
+def test_ranges_are_served_and_bad_ranges_are_416(lumi, checkpoint):  # noqa: F811
+    url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
+    api = _client(lumi["people"]["rec_se"])
+    part = api.get(url, HTTP_RANGE="bytes=10-19")
+    assert part.status_code == 206 and _bytes(part) == WEIGHTS[10:20]
+    assert part["Content-Range"] == f"bytes 10-19/{len(WEIGHTS)}"
+    assert _bytes(api.get(url, HTTP_RANGE="bytes=-5")) == WEIGHTS[-5:]
+    assert _bytes(api.get(url, HTTP_RANGE=f"bytes={len(WEIGHTS) - 3}-")) == WEIGHTS[-3:]
+    for bad in ("bytes=abc", "bytes=5-2", f"bytes={len(WEIGHTS)}-", "bytes=0-1,5-6", "items=0-1",
+                "bytes=-0"):  # fmt: skip
+        r = api.get(url, HTTP_RANGE=bad)
+        assert r.status_code == 416, bad
+        assert r["Content-Range"] == f"bytes */{len(WEIGHTS)}"
+    assert DownloadEvent.objects.filter(outcome="denied").count() == 6
+
+
+def test_a_denied_request_is_refused_with_its_rule_and_logged(lumi, checkpoint):  # noqa: F811
+    r = _authorize(lumi, checkpoint.digest, who="rec_fi")
+    assert r.status_code == 403 and "balance ratio under 0.8" in r.json()["detail"]
+    assert not Entry.objects.filter(kind="download.authorized").exists()
+    assert DownloadEvent.objects.get().outcome == "denied"
+    assert _authorize(lumi, checkpoint.digest, who="obs_nl").status_code == 403
+    assert _authorize(lumi, checkpoint.digest, files=["../etc/passwd"]).status_code == 404
+
+
+def test_a_token_is_good_only_for_its_member_its_files_and_its_time(lumi, checkpoint):  # noqa: F811
+    body = _authorize(lumi, checkpoint.digest).json()
+    url = body["files"]["model.safetensors"]
+    # Another member's delegate cannot use it.
+    r = _client(lumi["people"]["rec_fi"]).get(url)
+    assert r.status_code == 403 and "another member" in r.json()["detail"]
+    api = _client(lumi["people"]["rec_se"])
+    assert api.get(url.replace("model.safetensors", "../../settings.py")).status_code == 404
+    tampered = body["token"][:-4] + ("AAAA" if body["token"][-4:] != "AAAA" else "BBBB")
+    assert api.get(f"/api/v1/downloads/{tampered}/model.safetensors").status_code == 403
+    assert api.get("/api/v1/downloads/not-a-token/model.safetensors").status_code == 400
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=1)):
+        r = api.get(url)
+    assert r.status_code == 403 and "expired" in r.json()["detail"]
+
+
+def test_a_suspension_takes_effect_at_once(lumi, checkpoint):  # noqa: F811
+    url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
+    people = lumi["people"]
+    p = proposals.proposal_open(actor=people["ops"], title="Suspend Sweden",
+                                actions=[{"type": "member.suspend", "code": "SE"}],
+                                deadline=datetime.now(UTC) + timedelta(minutes=5))  # fmt: skip
+    for who in ("sig_fi", "sig_nl"):
+        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    decide_after_deadline(p)
+    r = _client(people["rec_se"]).get(url)
+    assert r.status_code == 403 and "not a member in good standing" in r.json()["detail"]
+
+
+def test_an_altered_stored_file_blocks_the_download(lumi, checkpoint):  # noqa: F811
+    from django.core.files.storage import default_storage
+
+    from consortium import checkpoints
+
+    url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
+    with default_storage.open(
+        checkpoints.stored_path(checkpoint.digest, "model.safetensors"), "wb"
+    ) as f:
+        f.write(b"altered")
+    checkpoints.checkpoints_verify()
+    r = _client(lumi["people"]["rec_se"]).get(url)
+    assert r.status_code == 403 and "blocked" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("prefix", ["/protected/"])
+def test_nginx_serves_the_bytes_when_configured(lumi, checkpoint, settings, prefix):  # noqa: F811
+    settings.DOWNLOAD_ACCEL_REDIRECT = prefix
+    url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
+    r = _client(lumi["people"]["rec_se"]).get(url)
+    assert r.status_code == 200 and r["X-Accel-Redirect"].startswith(f"{prefix}checkpoints/")
