@@ -17,6 +17,8 @@ from consortium.models import (
     AgreementParty,
     ApiToken,
     Consortium,
+    DownloadAuthorization,
+    DownloadEvent,
     Member,
     ModelCheckpoint,
     Proposal,
@@ -532,7 +534,81 @@ class TrainingRunAdmin(SeatVisible):
 
 @admin.register(ModelCheckpoint)
 class ModelCheckpointAdmin(SeatVisible):
-    list_display = ["name", "model", "state", "size", "published_in", "digest"]
+    """Checkpoints; each one's access page answers, per scope, whether the delegate's
+    member may download it and why, and lets a recorder or signatory ask for it."""
+
+    list_display = ["name", "model", "state", "size", "published_in", "access_link"]
     list_filter = ["state", "model"]
     readonly_fields = ["digest", "model", "name", "run", "files", "size", "state",
-                       "published_in", "blocked_in", "blocked_reason"]  # fmt: skip
+                       "published_in", "blocked_in", "blocked_reason", "access_link"]  # fmt: skip
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.access_view)
+        return [path("<str:digest>/access/", view, name="consortium_modelcheckpoint_access"),
+                *super().get_urls()]  # fmt: skip
+
+    @admin.display(description="access")
+    def access_link(self, obj):
+        url = reverse("admin:consortium_modelcheckpoint_access", args=[obj.digest])
+        return format_html('<a href="{}">who may download it, and why</a>', url)
+
+    def access_view(self, request, digest):
+        from consortium import downloads
+        from consortium.access import entitlement
+        from consortium.terms import ACCESS_SCOPES
+
+        checkpoint = ModelCheckpoint.objects.filter(digest=digest).first()
+        if checkpoint is None or not self.has_view_permission(request):
+            raise Http404("no such checkpoint")
+        visible = governance.visible_members_of(request.user)
+        members = ([m.code for m in Member.objects.filter(status=Member.Status.MEMBER)]
+                   if visible is None else sorted(visible))  # fmt: skip
+        rows = [(code, scope, entitlement(code, checkpoint, scope))
+                for code in members for scope in ACCESS_SCOPES]  # fmt: skip
+        issued = None
+        if request.method == "POST":
+            try:
+                auth, token = downloads.download_authorize(
+                    actor=request.user, checkpoint=checkpoint, request=request,
+                    scope=request.POST.get("scope", "full_weights"),
+                )  # fmt: skip
+            except (governance.GovernanceError, LedgerError) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                issued = {"token": token, "auth": auth,
+                          "urls": [(p, f"/api/v1/downloads/{token}/{p}") for p in auth.files]}  # fmt: skip
+        context = {**self.admin_site.each_context(request), "checkpoint": checkpoint,
+                   "rows": rows, "issued": issued, "opts": self.model._meta,
+                   "can_ask": governance.recording_for(request.user) is not None,
+                   "title": f"Access to {checkpoint}"}  # fmt: skip
+        return TemplateResponse(request, "admin/consortium/modelcheckpoint/access.html", context)
+
+
+@admin.register(DownloadAuthorization)
+class DownloadAuthorizationAdmin(SeatVisible):
+    list_display = ["authorized_in", "member", "checkpoint", "scope", "rule", "expires"]
+    list_filter = ["scope", "member"]
+    readonly_fields = ["token_id", "member", "seat", "checkpoint", "scope", "files", "rule",
+                       "figures", "expires", "authorized_in"]  # fmt: skip
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        visible = governance.visible_members_of(request.user)
+        return qs if visible is None else qs.filter(member__in=visible)
+
+
+@admin.register(DownloadEvent)
+class DownloadEventAdmin(SeatVisible):
+    """The access log: a delegate sees its own member's lines; auditors see all."""
+
+    list_display = ["at", "member", "username", "outcome", "path", "reason", "bytes_served",
+                    "remote_addr"]  # fmt: skip
+    list_filter = ["outcome", "member"]
+    date_hierarchy = "at"
+    readonly_fields = ["at", "member", "username", "checkpoint", "path", "outcome", "reason",
+                       "token_id", "remote_addr", "bytes_served"]  # fmt: skip
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        visible = governance.visible_members_of(request.user)
+        return qs if visible is None else qs.filter(member__in=visible)

@@ -5,7 +5,10 @@ Every seat holder reads them: what was published, and the means to verify it off
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from datetime import date
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -21,7 +24,7 @@ from consortium import checkpoints, downloads
 from consortium.access import entitlement
 from consortium.api import PROBLEMS, WRITE_PROBLEMS, _refused
 from consortium.governance import GovernanceError, seat_of, visible_members_of
-from consortium.models import ModelCheckpoint, TrainedModel, TrainingRun
+from consortium.models import DownloadEvent, ModelCheckpoint, TrainedModel, TrainingRun
 from consortium.problems import ProblemException, bad_request, not_found
 from consortium.terms import ACCESS_SCOPES
 
@@ -295,3 +298,50 @@ class DownloadView(APIView):
         response["Content-Disposition"] = f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
         response["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+class AccessLogView(APIView):
+    @extend_schema(
+        operation_id="access_log",
+        summary="The access log: files served and requests refused (your member's; all for "
+        "the secretariat and auditors)",
+        parameters=[OpenApiParameter("member", str), OpenApiParameter("outcome", str,
+                    enum=["served", "denied"]), OpenApiParameter("from", OpenApiTypes.DATE),
+                    OpenApiParameter("to", OpenApiTypes.DATE),
+                    OpenApiParameter("output", str, enum=["json", "csv"])],
+        responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR,
+                   400: WRITE_PROBLEMS[400], **PROBLEMS},
+    )  # fmt: skip
+    def get(self, request: Request):
+        qs = DownloadEvent.objects.all()
+        visible = visible_members_of(request.user)
+        if visible is not None:
+            qs = qs.filter(member__in=visible)
+        params = request.query_params
+        if params.get("member"):
+            qs = qs.filter(member=params["member"])
+        if params.get("outcome"):
+            if params["outcome"] not in ("served", "denied"):
+                raise bad_request("outcome is served or denied")
+            qs = qs.filter(outcome=params["outcome"])
+        for name, lookup in (("from", "at__date__gte"), ("to", "at__date__lte")):
+            if params.get(name):
+                try:
+                    qs = qs.filter(**{lookup: date.fromisoformat(params[name])})
+                except ValueError as exc:
+                    raise bad_request(f"{name} is a date, YYYY-MM-DD") from exc
+        fields = ["at", "member", "username", "checkpoint", "path", "outcome", "reason",
+                  "token_id", "remote_addr", "bytes_served"]  # fmt: skip
+        rows = list(qs.values_list(*fields)[:100_000])
+        if params.get("output", "json") == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(fields)
+            writer.writerows([[v.isoformat() if hasattr(v, "isoformat") else v for v in r]
+                              for r in rows])  # fmt: skip
+            response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = 'attachment; filename="access-log.csv"'
+            return response
+        if params.get("output", "json") != "json":
+            raise bad_request("output is json or csv")
+        return Response([dict(zip(fields, r, strict=True)) for r in rows])

@@ -82,6 +82,7 @@ urlpatterns = [
         name="checkpoint-bundle",
     ),
     path("api/v1/access/check", checkpoints_api.AccessCheckView.as_view(), name="access-check"),
+    path("api/v1/access/log", checkpoints_api.AccessLogView.as_view(), name="access-log"),
     path(
         "api/v1/checkpoints/<str:digest>/downloads",
         checkpoints_api.DownloadRequestView.as_view(),

@@ -125,3 +125,38 @@ def test_nginx_serves_the_bytes_when_configured(lumi, checkpoint, settings, pref
     url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
     r = _client(lumi["people"]["rec_se"]).get(url)
     assert r.status_code == 200 and r["X-Accel-Redirect"].startswith(f"{prefix}checkpoints/")
+
+
+def test_the_access_log_is_read_by_member_and_exported_for_auditors(lumi, checkpoint):  # noqa: F811
+    url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
+    _client(lumi["people"]["rec_se"]).get(url)
+    _authorize(lumi, checkpoint.digest, who="rec_fi")  # denied
+    se = _client(lumi["people"]["rec_se"]).get("/api/v1/access/log").json()
+    assert [(e["member"], e["outcome"]) for e in se] == [("SE", "served")]
+    fi = _client(lumi["people"]["sig_fi"]).get("/api/v1/access/log").json()
+    assert [(e["member"], e["outcome"]) for e in fi] == [("FI", "denied")]
+    csv = _client(lumi["people"]["aud"]).get("/api/v1/access/log?output=csv")
+    lines = csv.content.decode().splitlines()
+    assert lines[0].startswith("at,member,username") and len(lines) == 3
+    assert _client(lumi["people"]["aud"]).get("/api/v1/access/log?from=x").status_code == 400
+
+
+def test_the_access_log_in_the_admin_is_scoped(client, lumi, checkpoint):  # noqa: F811
+    _authorize(lumi, checkpoint.digest, who="rec_fi")  # denied, logged for FI
+    client.force_login(lumi["people"]["rec_se"])
+    assert (
+        "balance ratio under" not in client.get("/admin/consortium/downloadevent/").content.decode()
+    )
+    client.force_login(lumi["people"]["aud"])
+    assert "balance ratio under" in client.get("/admin/consortium/downloadevent/").content.decode()
+
+
+def test_the_checkpoints_access_page_explains_and_asks(client, lumi, checkpoint):  # noqa: F811
+    page = f"/admin/consortium/modelcheckpoint/{checkpoint.digest}/access/"
+    client.force_login(lumi["people"]["rec_fi"])
+    body = client.get(page).content.decode()
+    assert "balance ratio under 0.8" in body and "<td>SE</td>" not in body
+    client.force_login(lumi["people"]["rec_se"])
+    issued = client.post(page, {"scope": "full_weights"}).content.decode()
+    assert "Authorised at entry" in issued and "/api/v1/downloads/" in issued
+    assert Entry.objects.filter(kind="download.authorized").count() == 1
