@@ -34,6 +34,7 @@ schema: install
 bench: install
 	$(PY) bench/ledger_bench.py
 	$(PY) bench/contributions_bench.py
+	$(PY) bench/downloads_bench.py
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache
