@@ -304,6 +304,10 @@ def _check_key_revoke(action: dict, members: dict, today: date) -> None:
     _reason(action)
 
 
+# Actions whose effect is a key registry change: the key.revoked (and key.registered)
+# entries the decision's service appends in the same transaction make it, through the
+# key registry's own projection; the decision's applier has nothing to write for them.
+APPLIED_BY_KEY_ENTRIES = frozenset({"key.revoke"})
 # Actions a proposal may carry once (per value of the field named).
 ONCE_PER_PROPOSAL = {
     "valuation.adopt": None, "checkpoint.release": "checkpoint", "agreement.terminate": "agreement",
@@ -347,8 +351,6 @@ def _apply_action(action: dict, index: int, proposal: Proposal, n: int) -> None:
     elif kind == "agreement.terminate":
         close_agreement(uuid.UUID(action["agreement"]), Agreement.State.TERMINATED, index,
                         action["reason"])  # fmt: skip
-    elif kind == "key.revoke":
-        pass  # the log key's key.revoked entry, in the decision's transaction, does it
     elif kind == "member.admit":
         m = action["member"]
         fields = {"kind": m["kind"], "name": m["name"], "country": m["country"],
@@ -464,7 +466,8 @@ def apply_decided(entry: Appended) -> None:
     if p["outcome"] != Proposal.State.ACCEPTED:
         return
     for n, action in enumerate(proposal.actions):
-        _apply_action(action, entry.index, proposal, n)
+        if action["type"] not in APPLIED_BY_KEY_ENTRIES:
+            _apply_action(action, entry.index, proposal, n)
     if any(a["type"] == "rules.change" for a in proposal.actions):
         Proposal.objects.filter(state=Proposal.State.OPEN).update(
             state=Proposal.State.DROPPED, closed_in=entry.index
