@@ -3,7 +3,7 @@
 authorisation (entitlement + ledger entry + token) at a million ledger entries.
 
     python bench/downloads_bench.py [--file-mb 2048] [--entries 1000000] [--quick]
-                                    [--only serve|authorize]
+                                    [--only serve|publish|authorize]
 
 Creates (and afterwards drops) a scratch database and a temporary media directory.
 
@@ -12,6 +12,10 @@ Creates (and afterwards drops) a scratch database and a temporary media director
   same stored file from disk in 1 MiB chunks, evicted likewise, same run. Both are also
   measured from the page cache, for information. Memory: the serving workers' resident
   set before and after.
+- publish: a checkpoint directory of four files (``--file-mb`` MB in all, random bytes,
+  page cache warm) hashed as ``checkpoint publish`` hashes it (``contributions.manifest``:
+  streaming, one worker per core), against ``sha256sum`` over the same files in the same
+  run, best of 3 each, alternated; then the whole publication timed (hash, store, entry).
 - authorize: the ledger filled to ``--entries`` signed entries, then ``download_authorize``
   timed 300 times (after 20 warm-ups): p50 and p99 against the 20 ms target.
 """
@@ -237,6 +241,46 @@ def bare_sendfile(path: Path, evict) -> float:
     return min(runs)
 
 
+def bench_publish(w, megabytes: int, tmp: Path) -> dict:
+    from consortium import checkpoints
+    from contributions import manifest
+
+    if shutil.which("sha256sum") is None:
+        raise SystemExit("sha256sum is not on the PATH")
+    src = tmp / "publish"
+    src.mkdir()
+    files = [src / f"model-{i:05d}-of-00004.safetensors" for i in range(4)]
+    for path in files:
+        with open(path, "wb") as f:
+            for _ in range(megabytes // 4):
+                f.write(os.urandom(1 << 20))
+    size = sum(p.stat().st_size for p in files)
+    for path in files:  # warm the page cache
+        with open(path, "rb") as f:
+            while f.read(8 << 20):
+                pass
+    sums, hashes = [], []
+    for _ in range(3):
+        t = time.perf_counter()
+        out = subprocess.run(["sha256sum", *map(str, files)], check=True,
+                             capture_output=True).stdout  # fmt: skip
+        sums.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        built = manifest.build(src)
+        hashes.append(time.perf_counter() - t)
+    expected = {
+        line.split()[1].rsplit("/", 1)[-1]: line.split()[0] for line in out.decode().splitlines()
+    }
+    assert {f.path: f.sha256 for f in built.files} == expected, "hashes differ from sha256sum"
+    t = time.perf_counter()
+    cp = checkpoints.checkpoint_publish(actor=None, model=w["model"], name="sharded", directory=src)
+    publish = time.perf_counter() - t
+    assert cp.digest == built.root
+    return {"megabytes": size / 1e6, "sha256sum_mb_per_s": size / min(sums) / 1e6,
+            "hash_mb_per_s": size / min(hashes) / 1e6, "ratio": min(sums) / min(hashes),
+            "publish_seconds": publish, "publish_mb_per_s": size / publish / 1e6}  # fmt: skip
+
+
 def bench_authorize(w, entries: int, tmp: Path) -> dict:
     from django.db import transaction
 
@@ -275,11 +319,11 @@ def main() -> None:
     parser.add_argument("--file-mb", type=int, default=2048)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="64 MB, 20,000 entries.")
-    parser.add_argument("--only", action="append", choices=["serve", "authorize"])
+    parser.add_argument("--only", action="append", choices=["serve", "publish", "authorize"])
     args = parser.parse_args()
     if args.quick:
         args.file_mb, args.entries = 64, 20_000
-    only = set(args.only or ["serve", "authorize"])
+    only = set(args.only or ["serve", "publish", "authorize"])
     url = args.database_url.rsplit("/", 1)[0] + "/" + SCRATCH
     tmp = Path(tempfile.mkdtemp(prefix="bench-downloads-"))
     os.environ.update({"DATABASE_URL": url, "MEDIA_ROOT": str(tmp / "media"),
@@ -315,6 +359,13 @@ def main() -> None:
             say(f"  from the page cache: served {r['warm_serve_mb_per_s']:,.0f} MB/s, read "
                 f"{r['warm_disk_mb_per_s']:,.0f} MB/s; serving worker memory grew "
                 f"{r['worker_rss_growth_kb']:,} kB to {r['worker_rss_after_kb']:,} kB")  # fmt: skip
+        if "publish" in only:
+            r = results["publish"] = bench_publish(w, args.file_mb, tmp)
+            say(f"publish: hashing {r['megabytes']:,.0f} MB in 4 files (page cache warm) "
+                f"{r['hash_mb_per_s']:,.0f} MB/s; baseline sha256sum {r['sha256sum_mb_per_s']:,.0f} "
+                f"MB/s; ratio {r['ratio']:.2f} (target >= 0.9: "
+                f"{'met' if r['ratio'] >= 0.9 else 'MISSED'}); whole publication (hash, store, "
+                f"entry) {r['publish_seconds']:.2f} s, {r['publish_mb_per_s']:,.0f} MB/s")  # fmt: skip
         if "authorize" in only:
             r = results["authorize"] = bench_authorize(w, args.entries, tmp)
             say(f"authorise at {r['entries']:,} entries (filled in {r['fill_seconds']:.0f} s): "

@@ -38,6 +38,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from consortium import storage
 from consortium.governance import (
     SECRETARIAT_OWNER,
     GovernanceError,
@@ -396,10 +397,9 @@ def verify_stored(checkpoint: ModelCheckpoint) -> list[str]:
             continue
         digest = hashlib.sha256()
         size = 0
-        with default_storage.open(target, "rb") as handle:
-            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
-                digest.update(chunk)
-                size += len(chunk)
+        for chunk in storage.read_range(target):
+            digest.update(chunk)
+            size += len(chunk)
         if (size, digest.hexdigest()) != (f["size"], f["sha256"]):
             bad.append(f"{f['path']}: stored bytes do not match")
     return bad

@@ -12,7 +12,7 @@ from datetime import date
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consortium import checkpoints, downloads
+from consortium import checkpoints, downloads, storage
 from consortium.access import entitlement
 from consortium.api import PROBLEMS, WRITE_PROBLEMS, _refused
 from consortium.governance import GovernanceError, seat_of, visible_members_of
@@ -160,7 +160,6 @@ class AccessCheckView(APIView):
 # --- downloads --------------------------------------------------------------------------------
 
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
-CHUNK = 1 << 20
 
 
 class DownloadRequestSerializer(serializers.Serializer):
@@ -219,21 +218,6 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     return first, last
 
 
-def _stream(handle, first: int, length: int):
-    """The bytes first..first+length of an open file, a fixed buffer at a time."""
-    try:
-        handle.seek(first)
-        left = length
-        while left > 0:
-            chunk = handle.read(min(CHUNK, left))
-            if not chunk:
-                break
-            left -= len(chunk)
-            yield chunk
-    finally:
-        handle.close()
-
-
 class DownloadView(APIView):
     @extend_schema(
         operation_id="downloads_file",
@@ -243,6 +227,8 @@ class DownloadView(APIView):
         parameters=[OpenApiParameter("Range", str, OpenApiParameter.HEADER)],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
                    (206, "application/octet-stream"): OpenApiTypes.BINARY,
+                   302: OpenApiResponse(description="With DOWNLOAD_PRESIGNED_REDIRECT: to a "
+                                        "short-lived presigned object-store URL."),
                    416: OpenApiResponse(description="Range not satisfiable (problem+json)."),
                    **WRITE_PROBLEMS},
     )  # fmt: skip
@@ -282,11 +268,21 @@ class DownloadView(APIView):
         downloads.record(request=request, member=member, checkpoint=checkpoint.digest, path=path,
                          outcome="served", token=tok.tid, size=length,
                          reason=f"{tok.scope}; bytes {first}-{last}" if span else tok.scope)  # fmt: skip
+        filename = path.rsplit("/", 1)[-1]
+        if settings.DOWNLOAD_PRESIGNED_REDIRECT:
+            # The object store serves the bytes (and any Range) for a minute or so.
+            response = HttpResponseRedirect(
+                storage.presigned_url(
+                    stored, seconds=settings.DOWNLOAD_PRESIGNED_SECONDS, filename=filename
+                )
+            )
+            response["Cache-Control"] = "no-store"
+            return response
         if settings.DOWNLOAD_ACCEL_REDIRECT:
             response = HttpResponse(status=200)
             response["X-Accel-Redirect"] = settings.DOWNLOAD_ACCEL_REDIRECT + stored
-        elif last == size - 1:
-            # To the end of the file: the server's file wrapper can send it with
+        elif last == size - 1 and not storage.is_object_store():
+            # To the end of a local file: the server's file wrapper can send it with
             # sendfile(2) (gunicorn does), no byte passing through Python.
             handle = default_storage.open(stored, "rb")
             handle.seek(first)
@@ -295,15 +291,15 @@ class DownloadView(APIView):
             response["Content-Length"] = str(length)
         else:
             response = StreamingHttpResponse(
-                _stream(default_storage.open(stored, "rb"), first, length),
-                status=206, content_type="application/octet-stream",
+                storage.read_range(stored, first, length),
+                status=206 if span else 200, content_type="application/octet-stream",
             )  # fmt: skip
             response["Content-Length"] = str(length)
         if span:
             response["Content-Range"] = f"bytes {first}-{last}/{size}"
         response["Accept-Ranges"] = "bytes"
         response["ETag"] = etag
-        response["Content-Disposition"] = f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
         response["X-Content-Type-Options"] = "nosniff"
         return response
 

@@ -177,11 +177,47 @@ STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Largest agreement document accepted, in bytes.
 AGREEMENT_DOCUMENT_MAX_BYTES = envint("AGREEMENT_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024)
+# Set S3_BUCKET to keep stored files in an S3-compatible object store (django-storages)
+# instead: S3_ENDPOINT_URL for anything but AWS itself, S3_REGION, S3_PREFIX (a folder in
+# the bucket), S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY (else boto3's own lookup:
+# environment, instance role), S3_ADDRESSING_STYLE (path or virtual).
+S3_BUCKET = envstr("S3_BUCKET", "")
+if S3_BUCKET:
+    STORAGES = {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": S3_BUCKET,
+                "endpoint_url": envstr("S3_ENDPOINT_URL", "") or None,
+                "region_name": envstr("S3_REGION", "") or None,
+                "location": envstr("S3_PREFIX", ""),
+                "access_key": envstr("S3_ACCESS_KEY_ID", "") or None,
+                "secret_key": envstr("S3_SECRET_ACCESS_KEY", "") or None,
+                "addressing_style": envstr("S3_ADDRESSING_STYLE", "") or None,
+                "default_acl": None,
+                "querystring_auth": True,
+                "file_overwrite": True,
+                # Spool what is opened as a file to disk past 64 MiB, not to memory.
+                "max_memory_size": 64 * 1024 * 1024,
+            },
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 # Download tokens live this many seconds.
 DOWNLOAD_TOKEN_SECONDS = envint("DOWNLOAD_TOKEN_SECONDS", 900)
-# Set to a location nginx serves internally (e.g. /protected/) to hand files to it with
-# X-Accel-Redirect after the checks, instead of streaming them through the app server.
+# How a checked download is handed over. By default the app server sends the bytes
+# (sendfile for local files, a ranged read streamed from an object store). With
+# DOWNLOAD_ACCEL_REDIRECT set to a location nginx serves internally (e.g. /protected/),
+# an X-Accel-Redirect to it + the stored name, for nginx to send. With
+# DOWNLOAD_PRESIGNED_REDIRECT=1, a 302 to a presigned object-store URL that lives
+# DOWNLOAD_PRESIGNED_SECONDS (needs S3_BUCKET, and an endpoint members can reach).
 DOWNLOAD_ACCEL_REDIRECT = envstr("DOWNLOAD_ACCEL_REDIRECT", "")
+DOWNLOAD_PRESIGNED_REDIRECT = envbool("DOWNLOAD_PRESIGNED_REDIRECT", False)
+DOWNLOAD_PRESIGNED_SECONDS = envint("DOWNLOAD_PRESIGNED_SECONDS", 60)
+if DOWNLOAD_PRESIGNED_REDIRECT and not S3_BUCKET:
+    raise ImproperlyConfigured("DOWNLOAD_PRESIGNED_REDIRECT needs S3_BUCKET")
+if DOWNLOAD_PRESIGNED_REDIRECT and DOWNLOAD_ACCEL_REDIRECT:
+    raise ImproperlyConfigured("choose DOWNLOAD_PRESIGNED_REDIRECT or DOWNLOAD_ACCEL_REDIRECT")
 # Largest SLURM accounting export accepted through the API, in bytes (the command reads
 # files of any size).
 SACCT_IMPORT_MAX_BYTES = envint("SACCT_IMPORT_MAX_BYTES", 512 * 1024 * 1024)

@@ -160,3 +160,71 @@ def test_the_checkpoints_access_page_explains_and_asks(client, lumi, checkpoint)
     issued = client.post(page, {"scope": "full_weights"}).content.decode()
     assert "Authorised at entry" in issued and "/api/v1/downloads/" in issued
     assert Entry.objects.filter(kind="download.authorized").count() == 1
+
+
+def test_a_revoked_grant_stops_a_download_between_two_ranges(lumi, checkpoint):  # noqa: F811
+    """NL is behind its share; a grant lets it evaluate. The grant is revoked while NL is
+    fetching the file range by range: the next range is refused, and logged."""
+    people = lumi["people"]
+
+    def decide(actions, voters):
+        p = proposals.proposal_open(actor=people["ops"], title="Access", actions=actions,
+                                    deadline=datetime.now(UTC) + timedelta(minutes=5))  # fmt: skip
+        for who in voters:
+            proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+        decide_after_deadline(p)
+        return p
+
+    granted = decide([{"type": "access.grant", "member": "NL", "scope": "evaluation",
+                       "checkpoints": [checkpoint.digest], "reason": "red-teaming"}],
+                     ("sig_fi", "sig_se"))  # fmt: skip
+    grant = f"{granted.id}:0"
+    r = _authorize(lumi, checkpoint.digest, who="sig_nl", scope="evaluation")
+    assert r.status_code == 201 and "access grant" in r.json()["rule"]
+    url = r.json()["files"]["model.safetensors"]
+    api = _client(people["sig_nl"])
+    first = api.get(url, HTTP_RANGE="bytes=0-999")
+    assert first.status_code == 206 and _bytes(first) == WEIGHTS[:1000]
+    decide([{"type": "access.revoke", "grant": grant, "reason": "evaluation finished"}],
+           ("sig_fi", "sig_se"))  # fmt: skip
+    rest = api.get(url, HTTP_RANGE="bytes=1000-")
+    assert rest.status_code == 403 and "denied now" in rest.json()["detail"]
+    refused = DownloadEvent.objects.filter(member="NL", outcome="denied").get()
+    assert refused.reason.startswith("denied now") and refused.path == "model.safetensors"
+
+
+def test_tokens_from_another_key_or_with_spliced_claims_are_refused_and_logged(lumi, checkpoint):  # noqa: F811
+    import base64
+    import json
+
+    from nacl.signing import SigningKey
+
+    from ledger.core.envelope import canonical
+
+    se = _authorize(lumi, checkpoint.digest).json()["token"]
+    api = _client(lumi["people"]["rec_se"])
+    payload, signature = se.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    # The same claims signed by a key that is not this log's (another ledger, a forger).
+    forged_payload = canonical({**claims, "exp": claims["exp"] + 86400})
+    other = SigningKey.generate().sign(downloads.TOKEN_CONTEXT + forged_payload).signature
+    # Claims changed to last a day longer, with the genuine signature of the originals.
+    spliced = f"{b64(forged_payload)}.{signature}"
+    for token in (f"{b64(forged_payload)}.{b64(other)}", spliced):
+        r = api.get(f"/api/v1/downloads/{token}/model.safetensors")
+        assert r.status_code == 403 and "not signed by this log" in r.json()["detail"]
+    assert DownloadEvent.objects.filter(outcome="denied",
+                                        reason__contains="not signed by this log").count() == 2  # fmt: skip
+    # Replaying the genuine token is allowed to its own member (a resumed download) and
+    # to nobody else.
+    assert api.get(f"/api/v1/downloads/{se}/model.safetensors").status_code == 200
+    assert api.get(f"/api/v1/downloads/{se}/model.safetensors").status_code == 200
+    other_member = _client(lumi["people"]["sig_fi"]).get(
+        f"/api/v1/downloads/{se}/model.safetensors"
+    )
+    assert other_member.status_code == 403
+    assert DownloadEvent.objects.filter(outcome="served").count() == 2

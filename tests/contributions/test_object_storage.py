@@ -1,0 +1,147 @@
+"""Checkpoint files in an S3-compatible object store (django-storages), against a real S3
+API over HTTP: moto's standalone server on a local port. Publishing puts the files in the
+bucket, re-verification reads them back by streaming, downloads are streamed from ranged
+reads or handed to the store with a presigned URL."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from moto import server as moto_server
+
+from consortium import checkpoints, storage
+from consortium.models import DownloadEvent
+from tests.consortium.test_proposals_api import _client
+from tests.contributions.test_access import checkpoint  # noqa: F401  (fixture)
+from tests.contributions.test_downloads import WEIGHTS, _authorize, _bytes
+
+CREDENTIALS = {"access_key": "consortium-test", "secret_key": "consortium-test-secret"}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint, settings):
+    """A fresh bucket, made the default storage for the test."""
+    name = f"checkpoints-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="eu-north-1",
+                          aws_access_key_id=CREDENTIALS["access_key"],
+                          aws_secret_access_key=CREDENTIALS["secret_key"])  # fmt: skip
+    client.create_bucket(Bucket=name,
+                         CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})  # fmt: skip
+    settings.STORAGES = {
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+            "bucket_name": name, "endpoint_url": s3_endpoint, "region_name": "eu-north-1",
+            "location": "ledger", "default_acl": None, "file_overwrite": True,
+            "addressing_style": "path", **CREDENTIALS}},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }  # fmt: skip
+    return {"client": client, "name": name}
+
+
+def _key(checkpoint):  # noqa: F811
+    return f"ledger/{checkpoints.stored_path(checkpoint.digest, 'model.safetensors')}"
+
+
+def test_publishing_puts_the_files_in_the_bucket(bucket, checkpoint):  # noqa: F811
+    assert storage.is_object_store()
+    stored = bucket["client"].get_object(Bucket=bucket["name"], Key=_key(checkpoint))
+    assert stored["Body"].read() == WEIGHTS
+    keys = {o["Key"] for o in bucket["client"].list_objects_v2(Bucket=bucket["name"])["Contents"]}
+    assert any(k.startswith("ledger/agreements/") for k in keys)  # the treaty's document
+    assert checkpoints.verify_stored(checkpoint) == []
+
+
+def test_ranged_reads_stream_from_the_store(bucket, checkpoint):  # noqa: F811
+    name = checkpoints.stored_path(checkpoint.digest, "model.safetensors")
+    assert b"".join(storage.read_range(name)) == WEIGHTS
+    assert b"".join(storage.read_range(name, 10, 10)) == WEIGHTS[10:20]
+    assert b"".join(storage.read_range(name, len(WEIGHTS) - 3)) == WEIGHTS[-3:]
+    assert b"".join(storage.read_range(name, 5, 0)) == b""
+
+
+def test_downloads_are_streamed_from_the_store(lumi, bucket, checkpoint):  # noqa: F811
+    url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
+    api = _client(lumi["people"]["rec_se"])
+    whole = api.get(url)
+    assert whole.status_code == 200 and _bytes(whole) == WEIGHTS
+    assert whole["Content-Length"] == str(len(WEIGHTS))
+    part = api.get(url, HTTP_RANGE="bytes=100-199")
+    assert part.status_code == 206 and _bytes(part) == WEIGHTS[100:200]
+    assert part["Content-Range"] == f"bytes 100-199/{len(WEIGHTS)}"
+    tail = api.get(url, HTTP_RANGE="bytes=-7")
+    assert _bytes(tail) == WEIGHTS[-7:]
+    assert api.get(url, HTTP_RANGE=f"bytes={len(WEIGHTS)}-").status_code == 416
+
+
+def test_an_object_altered_in_the_store_blocks_the_checkpoint(lumi, bucket, checkpoint):  # noqa: F811
+    url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
+    bucket["client"].put_object(Bucket=bucket["name"], Key=_key(checkpoint), Body=b"altered")
+    assert checkpoints.verify_stored(checkpoint) == ["model.safetensors: stored bytes do not match"]
+    checkpoints.checkpoints_verify()
+    r = _client(lumi["people"]["rec_se"]).get(url)
+    assert r.status_code == 403 and "blocked" in r.json()["detail"]
+
+
+def test_a_removed_object_is_named(bucket, checkpoint):  # noqa: F811
+    bucket["client"].delete_object(Bucket=bucket["name"], Key=_key(checkpoint))
+    assert checkpoints.verify_stored(checkpoint) == ["model.safetensors: missing"]
+
+
+def test_a_presigned_redirect_hands_the_bytes_to_the_store(lumi, bucket, checkpoint, settings):  # noqa: F811
+    settings.DOWNLOAD_PRESIGNED_REDIRECT = True
+    settings.DOWNLOAD_PRESIGNED_SECONDS = 30
+    url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
+    r = _client(lumi["people"]["rec_se"]).get(url)
+    assert r.status_code == 302 and r["Cache-Control"] == "no-store"
+    location = r["Location"]
+    assert "X-Amz-Expires=30" in location and "X-Amz-Signature=" in location
+    with urllib.request.urlopen(location) as got:  # noqa: S310 (the local test server)
+        assert got.read() == WEIGHTS
+        assert 'filename="model.safetensors"' in got.headers["Content-Disposition"]
+    ranged = urllib.request.Request(location, headers={"Range": "bytes=0-6"})  # noqa: S310
+    with urllib.request.urlopen(ranged) as got:  # noqa: S310
+        assert got.status == 206 and got.read() == WEIGHTS[:7]
+    assert DownloadEvent.objects.filter(outcome="served", member="SE").count() == 1
+    # The gate still stands in front of the redirect: another member's delegate is refused.
+    other = _client(lumi["people"]["rec_fi"]).get(url)
+    assert other.status_code == 403 and "Location" not in other
+
+
+def test_the_checksum_of_the_bucket_copy_is_the_manifests(bucket, checkpoint):  # noqa: F811
+    body = bucket["client"].get_object(Bucket=bucket["name"], Key=_key(checkpoint))["Body"]
+    assert hashlib.sha256(body.read()).hexdigest() == checkpoint.files[0]["sha256"]
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"DOWNLOAD_PRESIGNED_REDIRECT": "1"}, "DOWNLOAD_PRESIGNED_REDIRECT needs S3_BUCKET"),
+    ({"DOWNLOAD_PRESIGNED_REDIRECT": "1", "S3_BUCKET": "b", "DOWNLOAD_ACCEL_REDIRECT": "/p/"},
+     "choose DOWNLOAD_PRESIGNED_REDIRECT or DOWNLOAD_ACCEL_REDIRECT"),
+])  # fmt: skip
+def test_contradictory_download_settings_are_refused_at_start(env, message):
+    code = "import django; django.setup()"
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("S3_", "DOWNLOAD_"))}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], env={**clean, **env, "DEBUG": "1",
+                          "DJANGO_SETTINGS_MODULE": "consortium.settings"},
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode != 0
+    assert ImproperlyConfigured.__name__ in done.stderr and message in done.stderr
