@@ -71,7 +71,7 @@ Item = tuple[int, bytes, bytes | None, str, str, bytes, str]
 
 
 def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[int, str]], bytes]:
-    """Check a batch of leaves.
+    """Check a batch of stored leaves against their stored columns.
 
     Returns (index, reason) for every leaf that fails a check, and the leaf hashes
     recomputed from the leaf bytes, concatenated, for the caller to rebuild the tree.
@@ -84,48 +84,68 @@ def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[in
         hashes.append(lh)
         if lh != stored_hash:
             failures.append((index, "stored leaf hash is not the hash of the leaf bytes"))
-        head = HEAD.match(leaf)
-        cut = max(0, len(leaf) - _TAIL_MAX)
-        tail = TAIL.search(leaf, cut)
-        if head is None or tail is None or tail.start() < head.end():
-            failures.append((index, "leaf is malformed: it does not have the leaf layout"))
-            continue
-        if strict:
-            try:
-                parse_leaf(leaf)
-            except EnvelopeError as exc:
-                failures.append((index, f"leaf is malformed: {exc}"))
-                continue
-        else:
-            try:
-                spans = payload_spans(leaf, head.end() - 1, tail.start() + 1)
-            except UnicodeDecodeError:
-                spans = False
-            if not spans:
-                failures.append(
-                    (index, "leaf is malformed: the payload is not one object filling its place")
-                )
-                continue
-        if int(tail.group(2)) != index:
-            failures.append((index, f"leaf says it is at index {int(tail.group(2))}"))
-            continue
-        if (
-            head.group(3).decode() != kind
-            or head.group(1).decode() != author
-            or head.group(2).decode() != entry_id
-        ):
-            failures.append((index, "a stored column (kind, author or id) differs from the leaf"))
-            continue
-        if public_key is None:
-            continue  # the key problem is reported by the caller
-        vk = keys.get(public_key)
-        if vk is None:
-            vk = keys[public_key] = VerifyKey(public_key)
-        # The envelope runs from after '{"entry":' to the '}' closing it before ',"index":'.
-        envelope = leaf[9 : tail.start(2) - len(b',"index":')]
-        signature = base64.b64decode(tail.group(4))
-        try:
-            vk.verify(ENTRY_CONTEXT + envelope, signature)
-        except BadSignatureError:
-            failures.append((index, "the author's signature does not verify"))
+        reason = check_leaf(index, leaf, public_key, keys, strict, (kind, author, entry_id))
+        if reason:
+            failures.append((index, reason))
     return failures, b"".join(hashes)
+
+
+def check_exported(
+    batch: list[tuple[int, bytes, bytes | None]],
+) -> tuple[list[tuple[int, str]], bytes]:
+    """Check a batch of leaves read from an export: (index, leaf bytes, author public
+    key or ``None`` when the caller has reported the key problem). Same result shape as
+    ``check_leaves``."""
+    failures = []
+    hashes = []
+    keys: dict[bytes, VerifyKey] = {}
+    for index, leaf, public_key in batch:
+        hashes.append(sha256(b"\x00" + leaf).digest())
+        reason = check_leaf(index, leaf, public_key, keys)
+        if reason:
+            failures.append((index, reason))
+    return failures, b"".join(hashes)
+
+
+def check_leaf(index: int, leaf: bytes, public_key: bytes | None, keys: dict[bytes, VerifyKey],
+               strict: bool = False, stored: tuple[str, str, str] | None = None) -> str | None:  # fmt: skip
+    """Why the leaf at ``index`` fails (its layout, index, stored columns, signature), or
+    ``None``. ``keys`` caches verify keys between calls."""
+    head = HEAD.match(leaf)
+    cut = max(0, len(leaf) - _TAIL_MAX)
+    tail = TAIL.search(leaf, cut)
+    if head is None or tail is None or tail.start() < head.end():
+        return "leaf is malformed: it does not have the leaf layout"
+    if strict:
+        try:
+            parse_leaf(leaf)
+        except EnvelopeError as exc:
+            return f"leaf is malformed: {exc}"
+    else:
+        try:
+            spans = payload_spans(leaf, head.end() - 1, tail.start() + 1)
+        except UnicodeDecodeError:
+            spans = False
+        if not spans:
+            return "leaf is malformed: the payload is not one object filling its place"
+    if int(tail.group(2)) != index:
+        return f"leaf says it is at index {int(tail.group(2))}"
+    if stored is not None and stored != (
+        head.group(3).decode(),
+        head.group(1).decode(),
+        head.group(2).decode(),
+    ):
+        return "a stored column (kind, author or id) differs from the leaf"
+    if public_key is None:
+        return None  # the key problem is reported by the caller
+    vk = keys.get(public_key)
+    if vk is None:
+        vk = keys[public_key] = VerifyKey(public_key)
+    # The envelope runs from after '{"entry":' to the '}' closing it before ',"index":'.
+    envelope = leaf[9 : tail.start(2) - len(b',"index":')]
+    signature = base64.b64decode(tail.group(4))
+    try:
+        vk.verify(ENTRY_CONTEXT + envelope, signature)
+    except BadSignatureError:
+        return "the author's signature does not verify"
+    return None

@@ -1,0 +1,818 @@
+"""Verify an audit export, or a single standard artefact, offline.
+
+Needs Python and PyNaCl only: no Django, no database, no network::
+
+    python -m ledger.audit verify <bundle.zip or directory> --vkey '<verifier key>'
+    python -m ledger.audit checkpoint <note file> --vkey '<verifier key>' [--origin O]
+    python -m ledger.audit inclusion --index I --size N (--leaf FILE | --leaf-hash H)
+                                     --proof FILE (--root R | --checkpoint NOTE --vkey K)
+    python -m ledger.audit consistency --old M --new N --proof FILE
+                                     (--old-root R --new-root R | --old-checkpoint NOTE
+                                      --new-checkpoint NOTE --vkey K)
+
+The export format is described in ``docs/audit-export.md``. ``verify`` checks, and names
+what fails (file, entry index, checkpoint size):
+
+1. ``MANIFEST`` is a signed note by the log key, every file it lists has its size and
+   SHA-256, and the bundle holds no file it does not list;
+2. every checkpoint is a C2SP signed note by the log key, for the log's origin, and
+   consecutive checkpoints are consistent (RFC 9162 consistency proofs);
+3. every key entry (``keys.jsonl``) is included in the anchor checkpoint, and replaying
+   them gives each entry's author key at its index (registrations, rotations,
+   revocations); the genesis registers the verifier's key;
+4. every entry's leaf has the leaf layout, its index, and a signature by the key valid at
+   that index;
+5. a contiguous export: the tree rebuilt from the entries (starting from the hashes of
+   the subtrees before it) has the signed root at every checkpoint size in range, and is
+   a prefix of the anchor checkpoint; a selection: every entry is included in the anchor;
+6. what the callers add (``contributions.audit`` recomputes the report's figures from the
+   entries and compares them with the CSV files and the report).
+
+Exit status 0 only when everything holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import hashlib
+import io
+import itertools
+import json
+import os
+import sys
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ledger.core import merkle
+from ledger.core.envelope import EnvelopeError, parse_leaf, verify_leaf_signature
+from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError
+from ledger.core.leafcheck import HEAD, TAIL, check_exported
+from ledger.core.note import NoteError, open_checkpoint, open_note, parse_verifier_key
+
+FORMAT = "consortium-ledger/audit-export/v1"
+MANIFEST = "MANIFEST"
+ENTRIES = "entries.jsonl"
+BATCH = 2000
+# Past this many failures of one kind, the rest are counted, not listed.
+LISTED = 20
+
+
+class BundleError(ValueError):
+    """The bundle cannot be read far enough to check the rest; the message says why."""
+
+
+@dataclass
+class Result:
+    checks: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def fail(self, message: str, group: str | None = None) -> None:
+        """Record a failure; failures of one ``group`` are listed up to ``LISTED``."""
+        if group is not None:
+            n = self._counts[group] = self._counts.get(group, 0) + 1
+            if n > LISTED:
+                return
+        self.failures.append(message)
+
+    def close(self) -> None:
+        for group, n in sorted(self._counts.items()):
+            if n > LISTED:
+                self.failures.append(f"... and {n - LISTED} more: {group}")
+        self._counts.clear()
+
+
+class Extension(Protocol):
+    """A check that needs the payloads of some entries (the domain's figures)."""
+
+    kinds: tuple[str, ...]  # kinds, or prefixes ending with "."
+
+    def take(self, index: int, envelope: dict) -> None: ...
+
+    def finish(self, bundle: Bundle, result: Result) -> None: ...
+
+
+# --- reading a bundle ------------------------------------------------------------------------
+
+
+class Bundle:
+    """A bundle as a zip file or as the directory it was unpacked into."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._zip = None
+        if self.path.is_dir():
+            self._names = sorted(
+                p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
+            )
+        else:
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+            except (OSError, zipfile.BadZipFile) as exc:
+                raise BundleError(f"{self.path}: not a zip file or a directory ({exc})") from exc
+            self._names = sorted(i.filename for i in self._zip.infolist() if not i.is_dir())
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def has(self, name: str) -> bool:
+        return name in self._names
+
+    def open(self, name: str) -> io.BufferedIOBase:
+        if self._zip is not None:
+            return self._zip.open(name)
+        target = (self.path / name).resolve()
+        if self.path.resolve() not in target.parents:
+            raise BundleError(f"{name}: outside the bundle")
+        return open(target, "rb")
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as f:
+            return f.read()
+
+    def lines(self, name: str) -> Iterator[bytes]:
+        with self.open(name) as f:
+            for line in f:
+                yield line.rstrip(b"\n")
+
+    def json_lines(self, name: str) -> Iterator[tuple[int, dict]]:
+        for number, line in enumerate(self.lines(name), start=1):
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                raise BundleError(f"{name} line {number} is not JSON: {exc}") from exc
+            if not isinstance(value, dict):
+                raise BundleError(f"{name} line {number} is not a JSON object")
+            yield number, value
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+
+def _b64(value, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise BundleError(f"{what} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BundleError(f"{what} is not base64") from exc
+
+
+def _hashes(values, what: str) -> list[bytes]:
+    if not isinstance(values, list):
+        raise BundleError(f"{what} is not a list of hashes")
+    out = [_b64(v, f"{what}[{i}]") for i, v in enumerate(values)]
+    if any(len(h) != 32 for h in out):
+        raise BundleError(f"{what} holds a hash that is not 32 bytes")
+    return out
+
+
+def _int(value, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BundleError(f"{what} is not a non-negative integer")
+    return value
+
+
+def read_manifest(text: str) -> tuple[str, str, dict[str, tuple[int, str]]]:
+    """The origin, export id and files (path -> size, SHA-256) of a manifest's text."""
+    lines = text.split("\n")[:-1]
+    if len(lines) < 3 or lines[0] != FORMAT:
+        raise BundleError(f"MANIFEST does not start with {FORMAT}")
+    if not lines[1].startswith("origin ") or not lines[2].startswith("export "):
+        raise BundleError("MANIFEST names its origin and export on its second and third lines")
+    files: dict[str, tuple[int, str]] = {}
+    for number, line in enumerate(lines[3:], start=4):
+        parts = line.split(" ")
+        if len(parts) != 3 or len(parts[0]) != 64 or not parts[1].isdigit():
+            raise BundleError(f"MANIFEST line {number} is not <sha256> <size> <path>")
+        if parts[2] in files or parts[2] == MANIFEST:
+            raise BundleError(f"MANIFEST line {number} lists {parts[2]} again")
+        files[parts[2]] = (int(parts[1]), parts[0])
+    return lines[1][len("origin ") :], lines[2][len("export ") :], files
+
+
+def _digest(stream) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(1 << 20):
+        h.update(chunk)
+        size += len(chunk)
+    return size, h.hexdigest()
+
+
+# --- verifying a bundle ----------------------------------------------------------------------
+
+
+@dataclass
+class _KeyEntry:
+    index: int
+    leaf_bytes: bytes
+    kind: str
+    author: str
+    payload: dict
+    leaf: object
+
+
+def verify(path: Path, vkey: str, *, extensions: Sequence[Extension] = (),
+           workers: int | None = None,
+           progress: Callable[[int, int], None] | None = None) -> Result:  # fmt: skip
+    """Check the bundle at ``path`` under the log's verifier key ``vkey``."""
+    result = Result()
+    try:
+        bundle = Bundle(path)
+    except BundleError as exc:
+        result.fail(str(exc))
+        return result
+    try:
+        _verify(bundle, vkey, result, extensions, workers, progress)
+    except BundleError as exc:
+        result.fail(str(exc))
+    finally:
+        bundle.close()
+    result.close()
+    return result
+
+
+def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, progress) -> None:
+    try:
+        verifier = parse_verifier_key(vkey)
+    except NoteError as exc:
+        raise BundleError(f"the verifier key: {exc}") from exc
+    if not bundle.has(MANIFEST):
+        raise BundleError("MANIFEST: missing")
+    try:
+        manifest_text = open_note(bundle.read(MANIFEST).decode("utf-8"), [verifier]).text
+    except (NoteError, UnicodeDecodeError) as exc:
+        raise BundleError(f"MANIFEST is not signed by {verifier.name}: {exc}") from exc
+    origin, export_id, listed = read_manifest(manifest_text)
+    if origin != verifier.name:
+        raise BundleError(f"MANIFEST is for the log {origin!r}, the verifier key for "
+                          f"{verifier.name!r}")  # fmt: skip
+    result.checks.append(f"MANIFEST: export {export_id} of {origin}, signed by the log key, "
+                         f"{len(listed)} files")  # fmt: skip
+    present = set(bundle.names()) - {MANIFEST}
+    for name in sorted(present - set(listed)):
+        result.fail(f"{name}: in the bundle but not in the MANIFEST")
+    for name in sorted(set(listed) - present):
+        result.fail(f"{name}: in the MANIFEST but missing from the bundle")
+    bad_files = set()
+    for name in sorted(present & set(listed)):
+        if name == ENTRIES:
+            continue  # hashed while its entries are read
+        with bundle.open(name) as f:
+            got = _digest(f)
+        if got != listed[name]:
+            bad_files.add(name)
+            result.fail(f"{name}: its size or SHA-256 is not the MANIFEST's")
+    if present & set(listed) and not bad_files - {ENTRIES}:
+        result.checks.append("every file but the entries: size and SHA-256 as listed")
+
+    try:
+        meta = json.loads(bundle.read("export.json"))
+    except (KeyError, FileNotFoundError, ValueError) as exc:
+        raise BundleError(f"export.json: missing or not JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BundleError(f"export.json is not a {FORMAT} description")
+    if (meta.get("origin"), meta.get("export")) != (origin, export_id):
+        raise BundleError("export.json names another origin or export than the MANIFEST")
+    mode = meta.get("mode")
+    if mode not in ("range", "selection"):
+        raise BundleError("export.json: mode is range or selection")
+    first, end = _int(meta.get("first"), "export.json first"), _int(meta.get("end"), "end")
+    anchor = _int(meta.get("anchor"), "export.json anchor")
+    if not first <= end <= anchor or anchor == 0:
+        raise BundleError(f"export.json: first {first} <= end {end} <= anchor {anchor} (> 0)")
+
+    roots = _checkpoints(bundle, verifier, origin, result)
+    if anchor not in roots:
+        raise BundleError(f"checkpoints/{anchor}.note (the anchor): missing or not valid")
+    end_proof = _consistency(bundle, roots, end, result)
+    keys = _key_entries(bundle, anchor, roots[anchor], end, result)
+    keyring = Keyring()
+    pending = iter(sorted(keys))
+    state = {"next": next(pending, None)}
+
+    def advance(to: int) -> None:
+        """Admit the key entries before index ``to``."""
+        while state["next"] is not None and state["next"] < to:
+            _admit(keyring, keys[state["next"]], verifier, result)
+            state["next"] = next(pending, None)
+
+    total = (end - first) if mode == "range" else _int(meta.get("entries"), "export.json entries")
+    if mode == "range":
+        builder = _frontier(bundle, first)
+        checker = _RangeTree(builder, roots, first, end, result)
+    else:
+        checker = _Selection(bundle, anchor, roots[anchor], first, end, result)
+    digest = hashlib.sha256()
+    size = 0
+    count = 0
+    seen_keys: set[int] = set()
+    batch: list[tuple[int, bytes, bytes | None]] = []
+    wanted = [(e, tuple(e.kinds)) for e in extensions]
+    with _Checker(workers, total) as run:
+        if not bundle.has(ENTRIES):
+            raise BundleError(f"{ENTRIES}: missing")
+        with bundle.open(ENTRIES) as f:
+            for number, raw in enumerate(f, start=1):
+                digest.update(raw)
+                size += len(raw)
+                line = raw[:-1] if raw.endswith(b"\n") else raw
+                index = checker.expect(number)
+                head = HEAD.match(line)
+                tail = TAIL.search(line, max(0, len(line) - 256))
+                said = int(tail.group(2)) if tail else None
+                if said is not None and said != index and mode == "range":
+                    result.fail(f"{ENTRIES} line {number}: the entry at index {said} stands "
+                                f"where index {index} belongs (an entry dropped, added or "
+                                f"moved)", "entries out of place")  # fmt: skip
+                if mode == "selection":
+                    index = said if said is not None else -1
+                    checker.place(number, index)
+                advance(index if index else 1)  # the genesis registers its own signer
+                public_key = None
+                if head is not None:
+                    author, kind = head.group(1).decode(), head.group(3).decode()
+                    try:
+                        public_key = keyring.public_key_for(author, index)
+                    except KeyringError as exc:
+                        result.fail(f"{ENTRIES} line {number} (index {index}): {exc}", "authors")
+                    if kind in CORE_KEY_KINDS:
+                        seen_keys.add(index)
+                        k = keys.get(index)
+                        if k is None or k.leaf_bytes != line:
+                            result.fail(f"{ENTRIES} line {number} (index {index}): a {kind} "
+                                        f"entry that keys.jsonl does not hold")  # fmt: skip
+                    for ext, kinds in wanted:
+                        if kind in kinds or any(k.endswith(".") and kind.startswith(k)
+                                                for k in kinds):  # fmt: skip
+                            # A malformed leaf is reported by the leaf check.
+                            with contextlib.suppress(ValueError, KeyError, TypeError):
+                                ext.take(index, json.loads(line)["entry"])
+                batch.append((index, line, public_key))
+                count += 1
+                if len(batch) >= BATCH:
+                    run.submit(batch, checker)
+                    batch = []
+                    if progress:
+                        progress(count, total)
+            if batch:
+                run.submit(batch, checker)
+        run.drain(checker)
+    if progress:
+        progress(count, total)
+    advance(end)
+    if ENTRIES in listed and (size, digest.hexdigest()) != listed[ENTRIES]:
+        result.fail(f"{ENTRIES}: its size or SHA-256 is not the MANIFEST's")
+    for index in sorted(k for k in keys if first <= k < end and k not in seen_keys):
+        if mode == "range":
+            result.fail(f"keys.jsonl holds the key entry at index {index}, which {ENTRIES} "
+                        f"lacks")  # fmt: skip
+    checker.finish(count, total, end_proof, anchor, roots)
+    for failure in run.failures:
+        index, reason = failure
+        result.fail(f"{ENTRIES}: entry {index}: {reason}", "entries")
+    if not run.failures:
+        result.checks.append(f"{count:,} entries: layout, index and signature by the key valid "
+                             f"at their index")  # fmt: skip
+    for ext in extensions:
+        ext.finish(bundle, result)
+
+
+def _checkpoints(bundle: Bundle, verifier, origin: str, result: Result) -> dict[int, bytes]:
+    roots: dict[int, bytes] = {}
+    for name in bundle.names():
+        if not name.startswith("checkpoints/"):
+            continue
+        stem = name[len("checkpoints/") :].removesuffix(".note")
+        if not stem.isdigit() or not name.endswith(".note"):
+            result.fail(f"{name}: not a checkpoints/<size>.note file")
+            continue
+        try:
+            cp = open_checkpoint(bundle.read(name).decode("utf-8"), verifier, origin=origin)
+        except (NoteError, UnicodeDecodeError) as exc:
+            result.fail(f"{name}: not a checkpoint signed by the log key ({exc})")
+            continue
+        if cp.size != int(stem):
+            result.fail(f"{name}: the checkpoint is for tree size {cp.size}")
+            continue
+        roots[cp.size] = cp.root
+    if roots:
+        result.checks.append(f"{len(roots)} checkpoints signed by the log key, sizes "
+                             f"{min(roots):,} to {max(roots):,}")  # fmt: skip
+    return roots
+
+
+def _consistency(bundle: Bundle, roots: dict[int, bytes], end: int, result: Result):
+    """Check consistency.jsonl; return the proof from ``end`` to the anchor, if any."""
+    proven: set[tuple[int, int]] = set()
+    end_proofs: dict[int, list[bytes]] = {}
+    if not bundle.has("consistency.jsonl"):
+        raise BundleError("consistency.jsonl: missing")
+    for number, item in bundle.json_lines("consistency.jsonl"):
+        old, new = _int(item.get("old"), "old"), _int(item.get("new"), "new")
+        proof = _hashes(item.get("proof"), f"consistency.jsonl line {number} proof")
+        if old == end and old not in roots:
+            end_proofs[new] = proof
+            continue
+        if old not in roots or new not in roots:
+            result.fail(f"consistency.jsonl line {number}: no checkpoint of size {old} or {new}")
+            continue
+        try:
+            merkle.verify_consistency(old, new, roots[old], roots[new], proof)
+        except merkle.ProofError as exc:
+            result.fail(f"consistency.jsonl line {number}: the checkpoint of size {new:,} does "
+                        f"not extend the one of size {old:,} ({exc})")  # fmt: skip
+            continue
+        proven.add((old, new))
+    sizes = sorted(roots)
+    missing = [(a, b) for a, b in itertools.pairwise(sizes) if (a, b) not in proven]
+    for a, b in missing:
+        result.fail(f"no valid consistency proof from checkpoint {a:,} to {b:,}")
+    if len(sizes) > 1 and not missing:
+        result.checks.append(f"{len(sizes) - 1} consistency proofs between consecutive "
+                             f"checkpoints")  # fmt: skip
+    return end_proofs
+
+
+def _key_entries(bundle: Bundle, anchor: int, root: bytes, end: int,
+                 result: Result) -> dict[int, _KeyEntry]:  # fmt: skip
+    keys: dict[int, _KeyEntry] = {}
+    if not bundle.has("keys.jsonl"):
+        raise BundleError("keys.jsonl: missing")
+    last = -1
+    for number, item in bundle.json_lines("keys.jsonl"):
+        index = _int(item.get("index"), f"keys.jsonl line {number} index")
+        leaf_bytes = _b64(item.get("leaf"), f"keys.jsonl line {number} leaf")
+        proof = _hashes(item.get("proof"), f"keys.jsonl line {number} proof")
+        if index <= last:
+            raise BundleError(f"keys.jsonl line {number}: indexes must increase")
+        last = index
+        try:
+            leaf = parse_leaf(leaf_bytes)
+        except EnvelopeError as exc:
+            result.fail(f"keys.jsonl line {number} (index {index}): {exc}")
+            continue
+        kind = leaf.envelope["kind"]
+        if leaf.index != index or kind not in CORE_KEY_KINDS:
+            result.fail(f"keys.jsonl line {number}: not the key entry at index {index}")
+            continue
+        try:
+            merkle.verify_inclusion(index, anchor, merkle.leaf_hash(leaf_bytes), proof, root)
+        except merkle.ProofError as exc:
+            result.fail(f"keys.jsonl line {number} (index {index}): not in the anchor "
+                        f"checkpoint ({exc})")  # fmt: skip
+            continue
+        keys[index] = _KeyEntry(index, leaf_bytes, kind, leaf.envelope["author"],
+                                leaf.envelope["payload"], leaf)  # fmt: skip
+    if 0 not in keys:
+        raise BundleError("keys.jsonl: the log's genesis (index 0) is missing")
+    result.checks.append(f"{len(keys)} key entries, each included in the anchor checkpoint")
+    return keys
+
+
+def _admit(keyring: Keyring, k: _KeyEntry, verifier, result: Result) -> None:
+    try:
+        if k.index == 0:
+            keyring.admit(0, k.kind, k.payload, k.author)
+            if keyring.keys[keyring.log_key].public_key != verifier.public_key:
+                raise KeyringError("the genesis registers another log key than the verifier key")
+            public_key = verifier.public_key
+        else:
+            public_key = keyring.public_key_for(k.author, k.index)
+            if not verify_leaf_signature(k.leaf, public_key):
+                raise KeyringError("its signature does not verify")
+            keyring.admit(k.index, k.kind, k.payload, k.author)
+            return
+        if not verify_leaf_signature(k.leaf, public_key):
+            raise KeyringError("its signature does not verify")
+    except KeyringError as exc:
+        result.fail(f"key entry at index {k.index} ({k.kind}): {exc}")
+
+
+def _frontier(bundle: Bundle, first: int) -> merkle.TreeBuilder:
+    if first == 0:
+        return merkle.TreeBuilder()
+    try:
+        data = json.loads(bundle.read("frontier.json"))
+    except (KeyError, FileNotFoundError, ValueError) as exc:
+        raise BundleError(f"frontier.json: missing or not JSON ({exc})") from exc
+    if not isinstance(data, dict) or data.get("size") != first:
+        raise BundleError(f"frontier.json is not the frontier at size {first}")
+    hashes = _hashes(data.get("hashes"), "frontier.json hashes")
+    if len(hashes) != len(merkle.root_indexes(first)):
+        raise BundleError(f"frontier.json holds {len(hashes)} hashes; size {first} has "
+                          f"{len(merkle.root_indexes(first))}")  # fmt: skip
+    return merkle.TreeBuilder.resume(first, hashes)
+
+
+class _RangeTree:
+    """A contiguous export: rebuild the tree and compare it with every checkpoint."""
+
+    def __init__(self, builder, roots, first, end, result):
+        self.builder, self.roots, self.first, self.end, self.result = (
+            builder, roots, first, end, result)  # fmt: skip
+        self.matched = 0
+
+    def expect(self, number: int) -> int:
+        return self.first + number - 1
+
+    def hashes(self, batch, hashes: bytes) -> None:
+        for i in range(len(batch)):
+            self.builder.push(hashes[32 * i : 32 * i + 32])
+            size = self.builder.size
+            if size in self.roots:
+                if self.builder.root() != self.roots[size]:
+                    self.result.fail(f"checkpoint at size {size:,}: the tree rebuilt from the "
+                                     f"entries does not have its root")  # fmt: skip
+                else:
+                    self.matched += 1
+
+    def finish(self, count, total, end_proofs, anchor, roots) -> None:
+        if count != total:
+            self.result.fail(f"{ENTRIES} holds {count:,} entries; indexes {self.first:,} to "
+                             f"{self.end:,} are {total:,}")  # fmt: skip
+            return
+        if self.end in roots:
+            if self.matched:
+                self.result.checks.append(f"the tree rebuilt from the entries has the signed "
+                                          f"root at {self.matched} checkpoint sizes")  # fmt: skip
+            return
+        proof = end_proofs.get(anchor)
+        if proof is None:
+            self.result.fail(f"consistency.jsonl: no proof from the export's end {self.end:,} "
+                             f"to the anchor {anchor:,}")  # fmt: skip
+            return
+        try:
+            merkle.verify_consistency(self.end, anchor, self.builder.root(), roots[anchor], proof)
+        except merkle.ProofError as exc:
+            self.result.fail(f"the entries up to {self.end:,} are not a prefix of the signed "
+                             f"tree of size {anchor:,} ({exc})")  # fmt: skip
+            return
+        self.result.checks.append(f"the tree rebuilt from the entries has the signed root at "
+                                  f"{self.matched} checkpoint sizes and is a prefix of the "
+                                  f"anchor ({anchor:,})")  # fmt: skip
+
+
+class _Selection:
+    """Selected entries: each proven included in the anchor checkpoint."""
+
+    def __init__(self, bundle, anchor, root, first, end, result):
+        self.anchor, self.root, self.first, self.end, self.result = anchor, root, first, end, result
+        self.proofs = (
+            bundle.json_lines("inclusion.jsonl") if bundle.has("inclusion.jsonl") else None
+        )
+        if self.proofs is None:
+            raise BundleError("inclusion.jsonl: missing")
+        self.last = -1
+        self.indexes: list[int] = []
+        self.bad = 0
+
+    def expect(self, number: int) -> int:
+        return -1
+
+    def place(self, number: int, index: int) -> None:
+        if index <= self.last or not self.first <= index < self.end:
+            self.result.fail(f"{ENTRIES} line {number}: index {index} is out of order or out of "
+                             f"the export's range", "entries out of place")  # fmt: skip
+        self.last = max(self.last, index)
+        self.indexes.append(index)
+
+    def hashes(self, batch, hashes: bytes) -> None:
+        for i, (index, _, _) in enumerate(batch):
+            try:
+                number, item = next(self.proofs)
+            except StopIteration:
+                raise BundleError("inclusion.jsonl holds fewer proofs than entries") from None
+            if item.get("index") != index:
+                raise BundleError(f"inclusion.jsonl line {number} is not the proof for {index}")
+            proof = _hashes(item.get("proof"), f"inclusion.jsonl line {number} proof")
+            try:
+                merkle.verify_inclusion(index, self.anchor, hashes[32 * i : 32 * i + 32], proof,
+                                        self.root)  # fmt: skip
+            except merkle.ProofError as exc:
+                self.bad += 1
+                self.result.fail(f"entry {index}: not included in the anchor checkpoint ({exc})",
+                                 "inclusion")  # fmt: skip
+
+    def finish(self, count, total, end_proofs, anchor, roots) -> None:
+        if count != total:
+            self.result.fail(f"{ENTRIES} holds {count:,} entries; export.json says {total:,}")
+        if next(self.proofs, None) is not None:
+            self.result.fail("inclusion.jsonl holds more proofs than entries")
+        if not self.bad:
+            self.result.checks.append(f"{count:,} selected entries, each included in the anchor "
+                                      f"checkpoint ({anchor:,})")  # fmt: skip
+
+
+class _Checker:
+    """Leaf checks (layout, signature, leaf hash) on a process pool, results in order."""
+
+    def __init__(self, workers: int | None, total: int):
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        if total < 4 * BATCH:
+            self.workers = 0
+        self.pool = None
+        self.waiting: list = []
+        self.failures: list[tuple[int, str]] = []
+
+    def __enter__(self):
+        if self.workers > 0:
+            import multiprocessing
+
+            self.pool = multiprocessing.get_context("spawn").Pool(self.workers)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def submit(self, batch, checker) -> None:
+        if self.pool is None:
+            self._take(batch, check_exported(batch), checker)
+            return
+        self.waiting.append((batch, self.pool.apply_async(check_exported, (batch,))))
+        while len(self.waiting) > 2 * self.workers + 2:
+            self._take_first(checker)
+
+    def _take_first(self, checker) -> None:
+        batch, pending = self.waiting.pop(0)
+        self._take(batch, pending.get(), checker)
+
+    def _take(self, batch, done, checker) -> None:
+        failures, hashes = done
+        self.failures.extend(failures)
+        checker.hashes(batch, hashes)
+
+    def drain(self, checker) -> None:
+        while self.waiting:
+            self._take_first(checker)
+
+
+# --- single artefacts ------------------------------------------------------------------------
+
+
+def _read_hash(text: str, what: str) -> bytes:
+    text = text.strip()
+    try:
+        raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise BundleError(f"{what}: not hex or base64") from exc
+    if len(raw) != 32:
+        raise BundleError(f"{what}: not 32 bytes")
+    return raw
+
+
+def read_proof(path: Path) -> list[bytes]:
+    """A proof file: JSON (a list of hashes, or an object with ``proof`` or ``hashes``, as
+    the API returns it), or one base64 or hex hash per line."""
+    text = Path(path).read_text()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [_read_hash(line, f"{path} line {n}")
+                for n, line in enumerate(text.splitlines(), start=1) if line.strip()]  # fmt: skip
+    if isinstance(value, dict):
+        value = value.get("proof", value.get("hashes"))
+    if not isinstance(value, list):
+        raise BundleError(f"{path}: not a list of hashes")
+    return [_read_hash(str(h), f"{path}[{i}]") for i, h in enumerate(value)]
+
+
+def _root(args, which: str = "") -> tuple[int | None, bytes]:
+    note = getattr(args, f"{which}checkpoint")
+    if note is not None:
+        if not args.vkey:
+            raise BundleError("--vkey is needed to read a checkpoint")
+        cp = open_checkpoint(Path(note).read_text(), parse_verifier_key(args.vkey))
+        return cp.size, cp.root
+    root = getattr(args, f"{which}root")
+    if root is None:
+        raise BundleError(f"give --{which.replace('_', '-')}root or "
+                          f"--{which.replace('_', '-')}checkpoint")  # fmt: skip
+    return None, _read_hash(root, f"--{which.replace('_', '-')}root")
+
+
+def _artefact(args) -> list[str]:
+    """Check one standard artefact; returns what was checked (raises on failure)."""
+    if args.action == "checkpoint":
+        cp = open_checkpoint(Path(args.note).read_text(), parse_verifier_key(args.vkey),
+                             origin=args.origin)  # fmt: skip
+        return [f"checkpoint of {cp.origin!r}: tree size {cp.size:,}, root "
+                f"{base64.b64encode(cp.root).decode()}, signed by the key"]  # fmt: skip
+    if args.action == "inclusion":
+        size, root = _root(args)
+        if size is not None and size != args.size:
+            raise BundleError(f"the checkpoint is for size {size}, not --size {args.size}")
+        if args.leaf is not None:
+            leaf_hash = merkle.leaf_hash(Path(args.leaf).read_bytes())
+        elif args.leaf_hash is not None:
+            leaf_hash = _read_hash(args.leaf_hash, "--leaf-hash")
+        else:
+            raise BundleError("give --leaf or --leaf-hash")
+        merkle.verify_inclusion(args.index, args.size, leaf_hash, read_proof(args.proof), root)
+        return [f"leaf {leaf_hash.hex()} is at index {args.index:,} of the tree of size "
+                f"{args.size:,}"]  # fmt: skip
+    old_size, old_root = _root(args, "old_")
+    new_size, new_root = _root(args, "new_")
+    old = args.old if args.old is not None else old_size
+    new = args.new if args.new is not None else new_size
+    if old is None or new is None:
+        raise BundleError("give --old and --new (or checkpoints)")
+    if (old_size not in (None, old)) or (new_size not in (None, new)):
+        raise BundleError("a checkpoint's size differs from --old/--new")
+    merkle.verify_consistency(old, new, old_root, new_root, read_proof(args.proof))
+    return [f"the tree of size {old:,} is a prefix of the tree of size {new:,}"]
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _progress_bar() -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        bar = "#" * int(share * 30)
+        end = "\n" if done >= total else ""
+        print(f"\rentries {done:>12,}/{total:,} [{bar:<30}] {share:4.0%}", end=end,
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    return show
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ledger.audit",
+        description="Verify an audit export, a signed checkpoint, or an RFC 9162 inclusion or "
+        "consistency proof, offline (Python and PyNaCl only).",
+    )
+    sub = p.add_subparsers(dest="action", required=True)
+    v = sub.add_parser("verify", help="Check a whole audit export (zip file or directory).")
+    v.add_argument("bundle", type=Path)
+    v.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
+    v.add_argument("--workers", type=int, default=None,
+                   help="Processes checking signatures (default: one per core).")  # fmt: skip
+    c = sub.add_parser("checkpoint", help="Check a C2SP signed checkpoint.")
+    c.add_argument("note", type=Path)
+    c.add_argument("--vkey", required=True)
+    c.add_argument("--origin", default=None, help="Require this origin line.")
+    i = sub.add_parser("inclusion", help="Check an RFC 9162 inclusion proof.")
+    i.add_argument("--index", type=int, required=True)
+    i.add_argument("--size", type=int, required=True)
+    i.add_argument("--leaf", type=Path, help="The leaf bytes (hashed as RFC 9162 leaves are).")
+    i.add_argument("--leaf-hash", help="The leaf hash, hex or base64.")
+    i.add_argument("--proof", type=Path, required=True, help="JSON or one hash per line.")
+    i.add_argument("--root", help="The root hash, hex or base64.")
+    i.add_argument("--checkpoint", type=Path, help="A signed checkpoint (with --vkey).")
+    i.add_argument("--vkey")
+    k = sub.add_parser("consistency", help="Check an RFC 9162 consistency proof.")
+    k.add_argument("--old", type=int)
+    k.add_argument("--new", type=int)
+    k.add_argument("--proof", type=Path, required=True, help="JSON or one hash per line.")
+    k.add_argument("--old-root")
+    k.add_argument("--new-root")
+    k.add_argument("--old-checkpoint", type=Path)
+    k.add_argument("--new-checkpoint", type=Path)
+    k.add_argument("--vkey")
+    return p
+
+
+def run(argv: list[str] | None = None, extensions: Sequence[Extension] = (),
+        prog: str | None = None) -> int:  # fmt: skip
+    p = parser()
+    if prog:
+        p.prog = prog
+    args = p.parse_args(argv)
+    if args.action == "verify":
+        result = verify(args.bundle, args.vkey, extensions=extensions, workers=args.workers,
+                        progress=_progress_bar())  # fmt: skip
+    else:
+        result = Result()
+        try:
+            result.checks.extend(_artefact(args))
+        except (BundleError, NoteError, merkle.ProofError, OSError, ValueError) as exc:
+            result.fail(str(exc))
+    for line in result.checks:
+        print(f"ok   {line}")
+    for line in result.failures:
+        print(f"FAIL {line}")
+    print("VERIFIED" if result.ok else f"NOT VERIFIED: {len(result.failures)} failures")
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,189 @@
+"""Writing audit exports: the entries of an index range (or a selection of them) with
+everything needed to check them offline, in one zip file.
+
+The format is ``docs/audit-export.md``; ``ledger.audit`` verifies it. This module knows
+nothing of the domain: what to select and which report files to add are the caller's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ledger import log
+from ledger.audit import ENTRIES, FORMAT, MANIFEST
+from ledger.core import merkle
+from ledger.core.envelope import format_time
+from ledger.core.keyring import CORE_KEY_KINDS
+from ledger.core.note import sign_note
+from ledger.models import Checkpoint, Entry
+
+PAGE = 5000
+
+
+class ExportError(ValueError):
+    """The export cannot be made as asked; the message says why."""
+
+
+@dataclass
+class Built:
+    export_id: str
+    first: int
+    end: int
+    anchor: int
+    entries: int
+    manifest_sha256: str
+    files: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+def _b64(h: bytes) -> str:
+    return base64.b64encode(h).decode()
+
+
+def _line(value: dict) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+
+
+def index_at(when: datetime) -> int:
+    """The first index integrated at or after ``when`` (the tree size if none): the log
+    integrates entries in time order, so this is a binary search over the leaves."""
+    lo, hi = 0, log.tree_size()
+    target = format_time(when.astimezone(UTC))
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if Entry.objects.get(index=mid).integrated_time < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+class _Writer:
+    """Zip members written once each, their sizes and SHA-256 kept for the MANIFEST."""
+
+    def __init__(self, target):
+        self.zip = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED,
+                                   compresslevel=1, allowZip64=True)  # fmt: skip
+        self.files: dict[str, tuple[int, str]] = {}
+
+    def add(self, name: str, data: bytes) -> None:
+        self.zip.writestr(name, data)
+        self.files[name] = (len(data), hashlib.sha256(data).hexdigest())
+
+    def stream(self, name: str, lines: Iterable[bytes]) -> None:
+        h = hashlib.sha256()
+        size = 0
+        with self.zip.open(name, "w", force_zip64=True) as out:
+            for chunk in lines:
+                out.write(chunk)
+                h.update(chunk)
+                size += len(chunk)
+        self.files[name] = (size, h.hexdigest())
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def _pages(first: int, end: int) -> Iterable[tuple[int, bytes]]:
+    at = first
+    while at < end:
+        rows = list(Entry.objects.filter(index__gte=at, index__lt=end).order_by("index")
+                    .values_list("index", "leaf")[:PAGE])  # fmt: skip
+        if not rows:
+            return
+        for index, leaf in rows:
+            yield index, bytes(leaf)
+        at = rows[-1][0] + 1
+
+
+def build(target, *, export_id: str, first: int = 0, end: int | None = None,
+          select: Callable[[int, bytes], bool] | None = None,
+          extra_files: Iterable[tuple[str, bytes]] = (), description: dict | None = None,
+          progress: Callable[[int, int], None] | None = None) -> Built:  # fmt: skip
+    """Write the export of entries ``first .. end-1`` (all of them, or those ``select``
+    keeps) to ``target`` (a path or a binary file), with the report files given.
+
+    A checkpoint covering ``end`` is published first if there is none: it is the anchor
+    every proof leads to.
+    """
+    from ledger.keys import log_signer
+
+    size = log.tree_size()
+    end = size if end is None else end
+    if not 0 <= first < end <= size:
+        raise ExportError(f"the range {first}-{end} is empty or outside the log (size {size})")
+    latest = log.latest_checkpoint()
+    if latest is None or latest.tree_size < end:
+        latest = log.publish_checkpoint() or log.latest_checkpoint()
+    if latest is None or latest.tree_size < end:
+        raise ExportError("no checkpoint covers the export; publish one and try again")
+    anchor = latest.tree_size
+    signer = log_signer()
+    mode = "range" if select is None else "selection"
+    w = _Writer(target)
+    try:
+        checkpoints = list(Checkpoint.objects.filter(tree_size__gt=first, tree_size__lte=end)
+                           .order_by("tree_size"))  # fmt: skip
+        if not checkpoints or checkpoints[-1].tree_size != anchor:
+            checkpoints.append(latest)
+        for cp in checkpoints:
+            w.add(f"checkpoints/{cp.tree_size}.note", cp.note.encode())
+        sizes = [cp.tree_size for cp in checkpoints]
+        proofs = [{"old": a, "new": b, "proof": [_b64(h) for h in log.consistency_proof(a, b)]}
+                  for a, b in itertools.pairwise(sizes)]  # fmt: skip
+        if mode == "range" and end not in sizes:
+            proofs.append({"old": end, "new": anchor,
+                           "proof": [_b64(h) for h in log.consistency_proof(end, anchor)]})  # fmt: skip
+        w.add("consistency.jsonl", b"".join(_line(p) for p in proofs))
+        keys = Entry.objects.filter(kind__in=CORE_KEY_KINDS, index__lt=end).order_by("index")
+        w.add("keys.jsonl", b"".join(
+            _line({"index": k.index, "leaf": _b64(bytes(k.leaf)),
+                   "proof": [_b64(h) for h in log.inclusion_proof(k.index, anchor)]})
+            for k in keys))  # fmt: skip
+        if mode == "range" and first > 0:
+            frontier = log.read_hashes(merkle.root_indexes(first))
+            w.add("frontier.json", _line({"size": first, "hashes": [_b64(h) for h in frontier]}))
+        total = end - first
+        chosen: list[int] = []
+
+        def lines() -> Iterable[bytes]:
+            done = 0
+            for index, leaf in _pages(first, end):
+                if b"\n" in leaf:
+                    raise ExportError(f"the leaf at {index} holds a newline")
+                done += 1
+                if select is None or select(index, leaf):
+                    chosen.append(index)
+                    yield leaf + b"\n"
+                if progress and done % PAGE == 0:
+                    progress(done, total)
+            if progress:
+                progress(done, total)
+
+        w.stream(ENTRIES, lines())
+        if mode == "selection":
+            w.stream("inclusion.jsonl", (
+                _line({"index": i, "proof": [_b64(h) for h in log.inclusion_proof(i, anchor)]})
+                for i in chosen))  # fmt: skip
+        for name, data in extra_files:
+            if name in w.files or name == MANIFEST or name.startswith(("checkpoints/", "/")):
+                raise ExportError(f"{name}: a report file may not take that name")
+            w.add(name, data)
+        meta = {"format": FORMAT, "origin": signer.name, "export": export_id, "mode": mode,
+                "first": first, "end": end, "anchor": anchor, "entries": len(chosen),
+                "created": format_time(datetime.now(UTC)), **(description or {})}  # fmt: skip
+        w.add("export.json", json.dumps(meta, indent=2, sort_keys=True).encode() + b"\n")
+        text = "".join([f"{FORMAT}\n", f"origin {signer.name}\n", f"export {export_id}\n"] + [
+            f"{sha} {n} {name}\n" for name, (n, sha) in sorted(w.files.items())])  # fmt: skip
+        manifest = sign_note(text, signer.note_signer())
+        w.zip.writestr(MANIFEST, manifest.encode())
+    finally:
+        w.close()
+    return Built(export_id, first, end, anchor, len(chosen),
+                 hashlib.sha256(manifest.encode()).hexdigest(), dict(w.files))  # fmt: skip
