@@ -341,5 +341,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # In-process (eager) tasks would otherwise log every run.
-    "loggers": {"celery": {"level": "WARNING"}, "kombu": {"level": "ERROR"}},
+    "loggers": {
+        "celery": {"level": "WARNING"},
+        "kombu": {"level": "ERROR"},
+        # PDF rendering logs every font it subsets.
+        "fontTools": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING"},
+    },
 }

@@ -44,3 +44,16 @@ def verify_checkpoints(digest: str | None = None) -> dict[str, list[str]]:
     from consortium import checkpoints
 
     return checkpoints.checkpoints_verify(digest)
+
+
+@shared_task(name="consortium.audit_export", ignore_result=True, acks_late=True)
+def audit_export(export_id: str) -> str:
+    """Build an audit export; its progress is kept on the export's row."""
+    from consortium import audit
+
+    try:
+        return audit.audit_export_build(export_id).status
+    except Exception:
+        # The export's row holds the error, for the admin and the API to show.
+        log.exception("audit export %s failed", export_id)
+        return "failed"

@@ -4,7 +4,7 @@ from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from consortium import agreements_api, api, checkpoints_api, problems
+from consortium import agreements_api, api, audit_api, checkpoints_api, problems
 from contributions import admin as contributions_admin
 
 urlpatterns = [
@@ -92,6 +92,15 @@ urlpatterns = [
         "api/v1/downloads/<str:token>/<path:path>",
         checkpoints_api.DownloadView.as_view(),
         name="download",
+    ),
+    path("api/v1/audit/exports", audit_api.AuditExportListView.as_view(), name="audit-exports"),
+    path(
+        "api/v1/audit/exports/<uuid:pk>", audit_api.AuditExportView.as_view(), name="audit-export"
+    ),
+    path(
+        "api/v1/audit/exports/<uuid:pk>/file",
+        audit_api.AuditExportFileView.as_view(),
+        name="audit-export-file",
     ),
     path("api/v1/", include("contributions.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -51,7 +51,7 @@ from typing import Protocol
 
 from ledger.core import merkle
 from ledger.core.envelope import EnvelopeError, parse_leaf, verify_leaf_signature
-from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError
+from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError, KeyState
 from ledger.core.leafcheck import HEAD, TAIL, check_exported
 from ledger.core.note import NoteError, open_checkpoint, open_note, parse_verifier_key
 
@@ -97,7 +97,9 @@ class Extension(Protocol):
 
     kinds: tuple[str, ...]  # kinds, or prefixes ending with "."
 
-    def take(self, index: int, envelope: dict) -> None: ...
+    def take(self, index: int, envelope: dict, author: KeyState | None) -> None:
+        """An entry of one of ``kinds``, with its author's key state (``None`` if the
+        author could not sign it)."""
 
     def finish(self, bundle: Bundle, result: Result) -> None: ...
 
@@ -359,7 +361,11 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
                                                 for k in kinds):  # fmt: skip
                             # A malformed leaf is reported by the leaf check.
                             with contextlib.suppress(ValueError, KeyError, TypeError):
-                                ext.take(index, json.loads(line)["entry"])
+                                ext.take(
+                                    index,
+                                    json.loads(line)["entry"],
+                                    keyring.keys.get(author) if public_key else None,
+                                )
                 batch.append((index, line, public_key))
                 count += 1
                 if len(batch) >= BATCH:

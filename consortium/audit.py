@@ -1,0 +1,428 @@
+"""Treaty audit exports: asked for by auditors, the secretariat or a member's delegate,
+built in the background, recorded on the ledger.
+
+An export is a ``ledger.export`` bundle (the entries and their proofs) with a report
+inside: HTML and PDF for people, CSV files of the same tables for spreadsheets, and
+``report/figures.json``. ``python -m contributions.audit verify`` checks all of it offline.
+
+Scope: auditors, the secretariat and superusers may export everything or what concerns
+one member; a member's delegate exports what concerns its own member. A member's export
+is a *selection*: the entries that concern the member (its keys' entries, entries that
+name it, the agreements it is party to, and every governance decision), each with its
+inclusion proof.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import tempfile
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.db import connection, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from consortium.governance import (
+    GovernanceError,
+    is_staff_role,
+    seat_of,
+    secretariat_signer,
+)
+from consortium.models import (
+    AccessGrant,
+    Agreement,
+    AgreementParty,
+    AuditExport,
+    Consortium,
+    DownloadAuthorization,
+    DownloadEvent,
+    Member,
+    Proposal,
+    Seat,
+)
+from ledger import export as bundles
+from ledger import log
+from ledger import services as ledger
+from ledger.core.note import verifier_key
+from ledger.models import Key
+
+EXPORTED = "audit.exported"
+# Entries about the whole consortium: every member's export holds them.
+GOVERNANCE_KINDS = ("consortium.founded", "member.applied", "proposal.opened",
+                    "proposal.decided", "proposal.withdrawn")  # fmt: skip
+MEMBER_FIELDS = ("member", "code", "party")
+MEMBERS_FIELDS = ("members", "parties")
+VERIFY_COMMAND = "python -m contributions.audit verify"
+
+
+def _exporter_scope(actor) -> str | None:
+    """``None`` if ``actor`` may export everything, else the one member it may export."""
+    if actor is None or actor.is_superuser:
+        return None
+    if is_staff_role(actor, Seat.Role.SECRETARIAT, Seat.Role.AUDITOR):
+        return None
+    seat = seat_of(actor)
+    if seat is None or not seat.member_id:
+        raise GovernanceError("audit exports are for auditors, the secretariat and members' "
+                              "delegates", 403)  # fmt: skip
+    return seat.member_id
+
+
+def may_read(actor, export: AuditExport) -> bool:
+    """Whether ``actor`` may see ``export`` and fetch its file."""
+    try:
+        scope = _exporter_scope(actor)
+    except GovernanceError:
+        return False
+    return scope is None or export.member_id == scope
+
+
+def visible_exports(actor):
+    try:
+        scope = _exporter_scope(actor)
+    except GovernanceError:
+        return AuditExport.objects.none()
+    qs = AuditExport.objects.select_related("member")
+    return qs if scope is None else qs.filter(member_id=scope)
+
+
+def audit_export_request(*, actor, member: str | None = None, date_from: date | None = None,
+                         date_to: date | None = None, first: int | None = None,
+                         end: int | None = None) -> AuditExport:  # fmt: skip
+    """Ask for an export; it is built in the background (``consortium.audit_export``)."""
+    scope = _exporter_scope(actor)
+    if scope is not None:
+        if member not in (None, "", scope):
+            raise GovernanceError(f"a delegate of {scope} exports what concerns {scope} only", 403)
+        member = scope
+    if member and not Member.objects.filter(code=member).exists():
+        raise GovernanceError(f"no member {member}", 404)
+    if (date_from or date_to) and (first is not None or end is not None):
+        raise GovernanceError("give a period (from, to) or an index range (first, end), not both")
+    if date_from and date_to and date_to < date_from:
+        raise GovernanceError("the period ends before it starts")
+    for name, value in (("first", first), ("end", end)):
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise GovernanceError(f"{name}: a non-negative index")
+    size = log.tree_size()
+    if first is not None and first >= size:
+        raise GovernanceError(f"first: the log has {size} entries")
+    if end is not None and (end <= (first or 0) or end > size):
+        raise GovernanceError(f"end: after first and at most the log's size ({size})")
+    seat = seat_of(actor) if actor is not None else None
+    with transaction.atomic():
+        export = AuditExport.objects.create(
+            id=uuid.uuid4(), requested_by=actor if actor is not None and actor.pk else None,
+            requester=getattr(actor, "username", "") or "system", seat=seat,
+            member_id=member or None, date_from=date_from, date_to=date_to, first=first, end=end,
+            step="queued",
+        )  # fmt: skip
+        transaction.on_commit(lambda: _queue(export.id))
+    return export
+
+
+def _queue(export_id: uuid.UUID) -> None:
+    from consortium.tasks import audit_export
+
+    audit_export.delay(str(export_id))
+
+
+# --- selecting what concerns a member --------------------------------------------------------
+
+
+def _names(value, code: str) -> bool:
+    """Does a payload name ``code`` as a member, a party, or in a list of them?"""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in MEMBER_FIELDS and v == code:
+                return True
+            if k in MEMBERS_FIELDS and isinstance(v, list) and any(
+                x == code or (isinstance(x, dict) and x.get("code") == code) for x in v
+            ):  # fmt: skip
+                return True
+            if isinstance(v, dict | list) and _names(v, code):
+                return True
+    elif isinstance(value, list):
+        return any(_names(v, code) for v in value)
+    return False
+
+
+def concerns(code: str):
+    """A predicate over (index, leaf bytes): does the entry concern member ``code``?"""
+    keys = set(Key.objects.filter(kind="member", owner=code).values_list("fingerprint", flat=True))
+    agreements = {str(a) for a in AgreementParty.objects.filter(member_id=code)
+                  .values_list("agreement_id", flat=True)}  # fmt: skip
+    needle = json.dumps(code).encode()
+
+    def select(index: int, leaf: bytes) -> bool:
+        envelope = json.loads(leaf)["entry"]
+        if envelope["kind"] in GOVERNANCE_KINDS or envelope["author"] in keys:
+            return True
+        payload = envelope["payload"]
+        if payload.get("agreement") in agreements:
+            return True
+        return needle in leaf and _names(payload, code)
+
+    return select
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _money(value: Decimal | None) -> str:
+    return "" if value is None else str(value.quantize(Decimal("0.01")))
+
+
+def report_tables(*, member: str | None, first: int, end: int, period: tuple | None) -> dict:
+    """The report's tables as {name: {"title", "columns", "rows"}}, read from the
+    projections (the caller holds a snapshot whose tree size is ``end``)."""
+    from contributions.models import Contribution
+    from contributions.report import ReportError, cost_share_report
+
+    tables: dict[str, dict] = {}
+
+    def table(name, title, columns, rows):
+        tables[name] = {"title": title, "columns": list(columns), "rows": [
+            ["" if v is None else str(v) for v in row] for row in rows]}  # fmt: skip
+
+    table("members", "Members and their status",
+          ("member", "name", "kind", "status", "registered_in", "changed_in"),
+          [(m.code, m.name, m.kind, m.status, m.registered_in, m.changed_in)
+           for m in Member.objects.order_by("code")])  # fmt: skip
+    agreements = Agreement.objects.order_by("proposed_in")
+    if member:
+        agreements = agreements.filter(parties__member_id=member).distinct()
+    table("agreements", "Agreements",
+          ("agreement", "version", "kind", "title", "state", "proposed_in", "in_force_in",
+           "closed_in", "closed_reason"),
+          [(a.id, a.version, a.kind, a.title, a.state, a.proposed_in, a.in_force_in, a.closed_in,
+            a.closed_reason) for a in agreements])  # fmt: skip
+    parties = AgreementParty.objects.select_related("agreement").order_by(
+        "agreement__proposed_in", "member_id"
+    )
+    if member:
+        parties = parties.filter(agreement__in=agreements)
+    table("signatures", "Who signed which agreement",
+          ("agreement", "title", "member", "required", "signed_in", "signed_at", "withdrawn_in"),
+          [(p.agreement_id, p.agreement.title, p.member_id, "yes" if p.required else "no",
+            p.signed_in, p.signed_at, p.withdrawn_in) for p in parties])  # fmt: skip
+    table("decisions", "Governance decisions",
+          ("proposal", "title", "state", "opened_in", "closed_in", "tally"),
+          [(p.id, p.title, p.state, p.opened_in, p.closed_in,
+            json.dumps(p.tally, sort_keys=True, separators=(",", ":")) if p.tally else "")
+           for p in Proposal.objects.exclude(state="open").order_by("closed_in")])  # fmt: skip
+
+    contributions = Contribution.objects.filter(recorded_in__gte=first, recorded_in__lt=end)
+    if member:
+        contributions = contributions.filter(member_id=member)
+    sums: dict[tuple, dict] = defaultdict(lambda: {"count": 0, "counted": 0, "held": 0,
+                                                   "gpu_hours": Decimal(0), "tokens": 0,
+                                                   "funds": Counter()})  # fmt: skip
+    for c in contributions.order_by("recorded_in"):
+        s = sums[(c.member_id, c.kind)]
+        s["count"] += 1
+        s["counted" if c.state == "counted" else "held"] += 1
+        s["gpu_hours"] += c.gpu_hours or 0
+        s["tokens"] += c.tokens or 0
+        if c.amount is not None:
+            s["funds"][c.currency] += c.amount
+    table("contributions", "Contributions recorded in the export's range",
+          ("member", "kind", "count", "counted", "held", "gpu_hours", "tokens", "funds"),
+          [(m, k, s["count"], s["counted"], s["held"], s["gpu_hours"].normalize(), s["tokens"],
+            "; ".join(f"{cur} {amt.normalize()}" for cur, amt in sorted(s["funds"].items())))
+           for (m, k), s in sorted(sums.items())])  # fmt: skip
+
+    rows = []
+    for a in Agreement.objects.filter(state=Agreement.State.IN_FORCE).order_by("proposed_in"):
+        if "cost_sharing" not in a.terms:
+            continue
+        try:
+            report = cost_share_report(a)
+        except ReportError:
+            continue
+        for line in report.as_dict()["members"]:
+            if member and line["member"] != member:
+                continue
+            d = line["delivered"]
+            rows.append((a.id, line["member"], line["share"], line["obligation"], d["compute"],
+                         d["data"], d["funds"], d["total"], line["balance"], line["ratio"] or "",
+                         line["status"], line["held"]))  # fmt: skip
+    table("cost_shares", "Cost shares and balances (agreements in force, as of the export's end)",
+          ("agreement", "member", "share", "obligation", "compute", "data", "funds", "delivered",
+           "balance", "ratio", "status", "held"), rows)  # fmt: skip
+
+    grants = AccessGrant.objects.order_by("granted_in")
+    if member:
+        grants = grants.filter(member_id=member)
+    table("access_grants", "Access grants and revocations",
+          ("grant", "member", "scope", "checkpoints", "until", "reason", "granted_in",
+           "revoked_in"),
+          [(g.id, g.member_id, g.scope, " ".join(g.checkpoints or []) or "all", g.until, g.reason,
+            g.granted_in, g.revoked_in) for g in grants])  # fmt: skip
+
+    authorized = Counter(DownloadAuthorization.objects.filter(
+        authorized_in__gte=first, authorized_in__lt=end).values_list("member_id", flat=True))  # fmt: skip
+    events = DownloadEvent.objects.all()
+    if period is not None:
+        events = events.filter(at__gte=period[0], at__lt=period[1])
+    served = Counter(events.filter(outcome="served").values_list("member", flat=True))
+    denied = Counter(events.filter(outcome="denied").values_list("member", flat=True))
+    codes = sorted(set(authorized) | set(served) | set(denied) - {""})
+    if member:
+        codes = [c for c in codes if c == member]
+    table("downloads", "Downloads per member: authorised (ledger), files served and requests "
+          "denied (access log)", ("member", "authorized", "served", "denied"),
+          [(c, authorized[c], served[c], denied[c]) for c in codes])  # fmt: skip
+    return tables
+
+
+def _csv(t: dict) -> bytes:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(t["columns"])
+    w.writerows(t["rows"])
+    return out.getvalue().encode()
+
+
+def _period(export: AuditExport) -> tuple[datetime, datetime] | None:
+    if not (export.date_from or export.date_to):
+        return None
+    lo = datetime.combine(export.date_from or date(1970, 1, 1), time(), tzinfo=UTC)
+    hi = datetime.combine(export.date_to or date(9999, 12, 30), time(), tzinfo=UTC)
+    return lo, hi + timedelta(days=1)
+
+
+def report_files(
+    export: AuditExport, *, first: int, end: int, meta: dict
+) -> list[tuple[str, bytes]]:
+    tables = report_tables(member=export.member_id, first=first, end=end,
+                           period=_period(export))  # fmt: skip
+    figures = {"first": first, "end": end, "member": export.member_id,
+               "downloads": {row[0]: {"authorized": int(row[1])}
+                             for row in tables["downloads"]["rows"]}}  # fmt: skip
+    context = {"meta": meta, "tables": tables, "verify": VERIFY_COMMAND}
+    html = render_to_string("audit/report.html", context).encode()
+    files = [(f"report/{name}.csv", _csv(t)) for name, t in tables.items()]
+    files.append(("report/report.html", html))
+    files.append(("report/report.pdf", _pdf(html)))
+    files.append(("report/figures.json",
+                  json.dumps(figures, indent=2, sort_keys=True).encode() + b"\n"))  # fmt: skip
+    return files
+
+
+def _pdf(html: bytes) -> bytes:
+    import weasyprint
+
+    # The report is self-contained: no stylesheet, image or font is fetched.
+    def refuse(url, *args, **kwargs):
+        raise ValueError(f"the report fetches nothing ({url})")
+
+    return weasyprint.HTML(string=html.decode(), url_fetcher=refuse).write_pdf()
+
+
+# --- building --------------------------------------------------------------------------------
+
+
+def _set(export: AuditExport, **fields) -> None:
+    for k, v in fields.items():
+        setattr(export, k, v)
+    AuditExport.objects.filter(id=export.id).update(**fields)
+
+
+def audit_export_build(export_id) -> AuditExport:
+    """Build an export (the Celery task's body): the range, the report as of its end, the
+    bundle, the file in storage, and the ``audit.exported`` entry."""
+    export = AuditExport.objects.select_related("member").get(id=export_id)
+    if export.status == AuditExport.Status.DONE:
+        return export
+    _set(export, status=AuditExport.Status.RUNNING, started_at=timezone.now(), error="",
+         step="reading the report's tables", done=0, total=0)  # fmt: skip
+    try:
+        snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
+        with transaction.atomic():
+            if snapshot:
+                # One snapshot: the tree's size and the tables it implies.
+                with connection.cursor() as cur:
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            size = log.tree_size()
+            first, end = _range(export, size)
+            signer = secretariat_signer()
+            from ledger.keys import log_signer
+
+            ls = log_signer()
+            meta = {
+                "export": str(export.id), "origin": ls.name,
+                "verifier_key": verifier_key(ls.name, ls.public_key),
+                "consortium": getattr(Consortium.objects.first(), "name", ""),
+                "member": export.member_id, "first": first, "end": end,
+                "period": {"from": export.date_from.isoformat() if export.date_from else None,
+                           "to": export.date_to.isoformat() if export.date_to else None},
+                "requested_by": export.requester, "created": timezone.now().isoformat(),
+            }  # fmt: skip
+            files = report_files(export, first=first, end=end, meta=meta)
+        _set(export, step="writing the entries", range_first=first, range_end=end,
+             total=end - first)  # fmt: skip
+        select = concerns(export.member_id) if export.member_id else None
+
+        def progress(done: int, total: int) -> None:
+            _set(export, done=done, total=total)
+
+        with tempfile.NamedTemporaryFile(suffix=".zip", dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
+            built = bundles.build(
+                tmp, export_id=str(export.id), first=first, end=end, select=select,
+                extra_files=files, progress=progress,
+                description={"scope": {"member": export.member_id,
+                                       "from": meta["period"]["from"],
+                                       "to": meta["period"]["to"]},
+                             "requested_by": export.requester},
+            )  # fmt: skip
+            tmp.flush()
+            _set(export, step="storing the bundle")
+            tmp.seek(0)
+            digest = hashlib.sha256()
+            while chunk := tmp.read(1 << 20):
+                digest.update(chunk)
+            tmp.seek(0)
+            name = f"audit-{export.id}.zip"
+            export.file.save(name, File(tmp, name=name), save=False)
+            size = Path(tmp.name).stat().st_size
+        with transaction.atomic(durable=True):
+            appended = ledger.entry_append(signer=signer, kind=EXPORTED, payload={
+                "export": str(export.id), "member": export.member_id,
+                "seat": str(export.seat_id) if export.seat_id else None,
+                "first": built.first, "end": built.end, "anchor": built.anchor,
+                "entries": built.entries, "manifest_sha256": built.manifest_sha256,
+                "bundle_sha256": digest.hexdigest(),
+            })  # fmt: skip
+            _set(export, status=AuditExport.Status.DONE, step="done", file=export.file.name,
+                 size=size, bundle_sha256=digest.hexdigest(),
+                 manifest_sha256=built.manifest_sha256, anchor=built.anchor,
+                 entries=built.entries, recorded_in=appended.index,
+                 finished_at=timezone.now(), done=end - first)  # fmt: skip
+    except Exception as exc:
+        _set(export, status=AuditExport.Status.FAILED, error=str(exc)[:2000],
+             finished_at=timezone.now(), step="failed")  # fmt: skip
+        raise
+    return export
+
+
+def _range(export: AuditExport, size: int) -> tuple[int, int]:
+    first = export.first or 0
+    end = min(export.end or size, size)
+    if export.date_from:
+        first = bundles.index_at(datetime.combine(export.date_from, time(), tzinfo=UTC))
+    if export.date_to:
+        end = min(size, bundles.index_at(
+            datetime.combine(export.date_to + timedelta(days=1), time(), tzinfo=UTC)))  # fmt: skip
+    if not first < end:
+        raise GovernanceError("the export's range holds no entry")
+    return first, end

@@ -1,0 +1,225 @@
+"""Treaty audit exports: asked for through the API, built by the task, recorded on the
+ledger, and verified offline with the report's figures recomputed from the entries."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+
+import pytest
+
+from consortium import audit
+from consortium.models import AuditExport
+from contributions import audit as verifier
+from ledger.core.note import sign_note, verifier_key
+from ledger.keys import log_signer
+from ledger.models import Entry
+from tests.consortium.test_proposals_api import _client
+from tests.contributions.test_access import checkpoint  # noqa: F401  (fixture)
+from tests.contributions.test_downloads import _authorize
+
+
+def _vkey() -> str:
+    s = log_signer()
+    return verifier_key(s.name, s.public_key)
+
+
+@pytest.fixture
+def downloads(lumi, checkpoint):  # noqa: F811
+    """Sweden is authorised twice; Finland is refused (behind its share)."""
+    for _ in range(2):
+        assert _authorize(lumi, checkpoint.digest).status_code == 201
+    assert _authorize(lumi, checkpoint.digest, who="rec_fi").status_code == 403
+    return checkpoint
+
+
+def _ask(lumi, who, django_capture_on_commit_callbacks, **body):
+    with django_capture_on_commit_callbacks(execute=True):
+        r = _client(lumi["people"][who]).post("/api/v1/audit/exports", body, format="json")
+    return r
+
+
+def _bundle(lumi, who, export_id, tmp_path):
+    r = _client(lumi["people"][who]).get(f"/api/v1/audit/exports/{export_id}/file")
+    assert r.status_code == 200, r.content
+    path = tmp_path / f"{export_id}.zip"
+    path.write_bytes(b"".join(r.streaming_content))
+    return path
+
+
+def _verify(path):
+    return audit_result(path)
+
+
+def audit_result(path):
+    from ledger.audit import verify
+
+    return verify(path, _vkey(), extensions=verifier.extensions(), workers=0)
+
+
+def test_an_auditor_exports_everything_and_verifies_it(lumi, downloads, tmp_path,
+                                                       django_capture_on_commit_callbacks):  # fmt: skip
+    r = _ask(lumi, "aud", django_capture_on_commit_callbacks)
+    assert r.status_code == 202, r.content
+    assert r["Location"] == f"/api/v1/audit/exports/{r.json()['id']}"
+    status = _client(lumi["people"]["aud"]).get(r["Location"]).json()
+    assert status["status"] == "done" and status["progress"] == 100, status
+    assert status["file_url"].endswith("/file")
+    path = _bundle(lumi, "aud", status["id"], tmp_path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == status["bundle_sha256"]
+    result = audit_result(path)
+    assert result.ok, result.failures
+    checks = "\n".join(result.checks)
+    assert "downloads authorised per member recomputed from the entries (2 in all)" in checks
+    assert "tables of the report, HTML and CSV alike" in checks
+    # The export itself is on the ledger, after the range it covers.
+    recorded = Entry.objects.get(kind="audit.exported")
+    assert recorded.payload["export"] == status["id"] and recorded.index == status["recorded_in"]
+    assert recorded.payload["end"] <= recorded.index
+    assert recorded.payload["bundle_sha256"] == status["bundle_sha256"]
+    with zipfile.ZipFile(path) as z:
+        assert z.read("report/report.pdf").startswith(b"%PDF-")
+        rows = z.read("report/downloads.csv").decode().splitlines()
+        assert rows[0] == "member,authorized,served,denied" and "SE,2,0,0" in rows
+        assert "FI,0,0,1" in rows
+        names = set(z.namelist())
+    for table in ("members", "agreements", "signatures", "decisions", "contributions",
+                  "cost_shares", "access_grants", "downloads"):  # fmt: skip
+        assert f"report/{table}.csv" in names
+    # The command line says the same.
+    assert verifier.main(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 0
+
+
+def test_a_delegate_exports_what_concerns_its_member(lumi, downloads, tmp_path,
+                                                     django_capture_on_commit_callbacks):  # fmt: skip
+    r = _ask(lumi, "rec_se", django_capture_on_commit_callbacks, member="FI")
+    assert r.status_code == 403 and "exports what concerns SE only" in r.json()["detail"]
+    r = _ask(lumi, "rec_se", django_capture_on_commit_callbacks)
+    assert r.status_code == 202 and r.json()["member"] == "SE"
+    export_id = r.json()["id"]
+    # Finland's delegates do not see it; Sweden's and the auditors do.
+    assert _client(lumi["people"]["rec_fi"]).get(f"/api/v1/audit/exports/{export_id}"
+                                                 ).status_code == 404  # fmt: skip
+    assert _client(lumi["people"]["rec_fi"]).get(f"/api/v1/audit/exports/{export_id}/file"
+                                                 ).status_code == 404  # fmt: skip
+    assert export_id not in {e["id"] for e in
+                             _client(lumi["people"]["rec_fi"]).get("/api/v1/audit/exports").json()}  # fmt: skip
+    assert (
+        _client(lumi["people"]["aud"]).get(f"/api/v1/audit/exports/{export_id}").status_code == 200
+    )
+    path = _bundle(lumi, "sig_se", export_id, tmp_path)
+    result = audit_result(path)
+    assert result.ok, result.failures
+    with zipfile.ZipFile(path) as z:
+        meta = json.loads(z.read("export.json"))
+        lines = z.read("entries.jsonl").splitlines()
+        assert meta["mode"] == "selection" and meta["entries"] == len(lines) > 0
+        kinds = {json.loads(line)["entry"]["kind"] for line in lines}
+        assert "download.authorized" in kinds
+        for line in lines:
+            entry = json.loads(line)["entry"]
+            if entry["kind"] == "download.authorized":
+                assert entry["payload"]["member"] == "SE"
+        downloads_csv = z.read("report/downloads.csv").decode()
+        assert "FI" not in downloads_csv and "SE,2,0,0" in downloads_csv
+
+
+def test_a_figure_changed_in_the_report_is_caught(lumi, downloads, tmp_path):
+    """The operator holds the log key: it can re-sign a manifest over a report that lies.
+    The figures recomputed from the signed entries still give it away."""
+    export = audit.audit_export_request(actor=lumi["people"]["ops"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    original = export.file.open("rb").read()
+
+    def tampered(change) -> zipfile.Path:
+        with zipfile.ZipFile(io.BytesIO(original)) as z:
+            files = {n: z.read(n) for n in z.namelist()}
+        files = change(files)
+        text = files["MANIFEST"].decode().split("\n\n")[0] + "\n"
+        head = text.split("\n")[:3]
+        body = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
+                for n, d in sorted(files.items()) if n != "MANIFEST"]  # fmt: skip
+        files["MANIFEST"] = sign_note("\n".join(head + body) + "\n",
+                                      log_signer().note_signer()).encode()  # fmt: skip
+        path = tmp_path / f"t{len(list(tmp_path.iterdir()))}.zip"
+        with zipfile.ZipFile(path, "w") as z:
+            for n, d in files.items():
+                z.writestr(n, d)
+        return path
+
+    def csv_says_three(files):
+        files["report/downloads.csv"] = files["report/downloads.csv"].replace(b"SE,2,", b"SE,3,")
+        return files
+
+    failures = "\n".join(audit_result(tampered(csv_says_three)).failures)
+    assert "report/downloads.csv: SE authorised 3, the entries say 2" in failures
+    assert "report/downloads.csv line" in failures and "differs from the report" in failures
+
+    def everything_says_three(files):
+        for name in ("report/downloads.csv", "report/report.html"):
+            files[name] = files[name].replace(b"SE,2,", b"SE,3,").replace(
+                b"<td>SE</td><td>2</td>", b"<td>SE</td><td>3</td>")  # fmt: skip
+        files["report/figures.json"] = files["report/figures.json"].replace(
+            b'"authorized": 2', b'"authorized": 3')  # fmt: skip
+        return files
+
+    failures = "\n".join(audit_result(tampered(everything_says_three)).failures)
+    assert "report/downloads.csv: SE authorised 3, the entries say 2" in failures
+    assert "report/figures.json: SE authorised 3, the entries say 2" in failures
+
+    def entry_dropped(files):
+        lines = files["entries.jsonl"].split(b"\n")
+        files["entries.jsonl"] = b"\n".join(line for line in lines
+                                            if b'"download.authorized"' not in line or
+                                            b'"member":"SE"' not in line)  # fmt: skip
+        return files
+
+    failures = "\n".join(audit_result(tampered(entry_dropped)).failures)
+    # The two authorisations were the last entries of the range: the count gives it away.
+    assert "entries.jsonl holds" in failures and "authorised 2, the entries say 0" in failures
+
+
+def test_bad_requests_change_nothing(lumi, downloads, django_capture_on_commit_callbacks):
+    before = AuditExport.objects.count()
+    api = _client(lumi["people"]["aud"])
+    for body, status, words in (
+        ({"first": 5, "end": 3}, 400, "end: after first"),
+        ({"first": 10**9}, 400, "first: the log has"),
+        ({"date_from": "2026-02-01", "date_to": "2026-01-01"}, 400, "ends before it starts"),
+        ({"date_from": "2026-02-01", "first": 2}, 400, "not both"),
+        ({"member": "XX"}, 404, "no member XX"),
+        ({"first": -1}, 400, ""),
+        ({"date_from": "yesterday"}, 400, ""),
+    ):  # fmt: skip
+        r = api.post("/api/v1/audit/exports", body, format="json")
+        assert r.status_code == status, (body, r.content)
+        assert words in r.content.decode()
+    assert _client(lumi["people"]["obs_nl"]).post("/api/v1/audit/exports", {},
+                                                  format="json").status_code == 202  # fmt: skip
+    assert AuditExport.objects.count() == before + 1
+
+
+def test_a_period_selects_the_entries_integrated_in_it(lumi, downloads, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    export = audit.audit_export_request(actor=lumi["people"]["aud"], date_from=today,
+                                        date_to=today)  # fmt: skip
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    assert export.status == "done" and export.range_first == 0
+    later = audit.audit_export_request(actor=lumi["people"]["aud"],
+                                       date_from=today + timedelta(days=1))  # fmt: skip
+    with pytest.raises(Exception, match="holds no entry"):
+        audit.audit_export_build(later.id)
+    later.refresh_from_db()
+    assert later.status == "failed" and "holds no entry" in later.error
+
+
+def test_an_unfinished_export_has_no_file(lumi, downloads):
+    export = audit.audit_export_request(actor=lumi["people"]["aud"])
+    r = _client(lumi["people"]["aud"]).get(f"/api/v1/audit/exports/{export.id}/file")
+    assert r.status_code == 409 and "queued" in r.json()["detail"]
