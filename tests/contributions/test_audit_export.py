@@ -223,3 +223,39 @@ def test_an_unfinished_export_has_no_file(lumi, downloads):
     export = audit.audit_export_request(actor=lumi["people"]["aud"])
     r = _client(lumi["people"]["aud"]).get(f"/api/v1/audit/exports/{export.id}/file")
     assert r.status_code == 409 and "queued" in r.json()["detail"]
+
+
+def test_the_admin_asks_follows_and_serves_exports(client, lumi, downloads,
+                                                    django_capture_on_commit_callbacks):  # fmt: skip
+    client.force_login(lumi["people"]["rec_se"])
+    listing = client.get("/admin/consortium/auditexport/")
+    assert listing.status_code == 200 and "Ask for an export" in listing.content.decode()
+    page = client.get("/admin/consortium/auditexport/ask/")
+    assert '<option value="SE"' in page.content.decode()
+    assert '<option value="FI"' not in page.content.decode()  # its own member only
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post("/admin/consortium/auditexport/ask/", {"member": "SE"})
+    assert done.status_code == 302
+    export = AuditExport.objects.get()
+    assert done["Location"].endswith(f"/admin/consortium/auditexport/{export.pk}/change/")
+    shown = client.get(done["Location"]).content.decode()
+    assert 'value="100"' in shown and "python -m contributions.audit verify" in shown
+    got = client.get(f"/admin/consortium/auditexport/{export.pk}/file/")
+    assert got.status_code == 200 and b"".join(got.streaming_content).startswith(b"PK")
+    # A posted member the delegate may not export is refused, and nothing is queued.
+    assert client.post("/admin/consortium/auditexport/ask/", {"member": "FI"}).status_code == 200
+    assert AuditExport.objects.count() == 1
+    # Finland's delegate sees neither the export nor its file.
+    client.force_login(lumi["people"]["rec_fi"])
+    assert str(export.pk) not in client.get("/admin/consortium/auditexport/").content.decode()
+    assert client.get(f"/admin/consortium/auditexport/{export.pk}/file/").status_code == 404
+    assert client.get(f"/admin/consortium/auditexport/{export.pk}/change/").status_code in (
+        302,
+        403,
+        404,
+    )
+    # A queued export's page refreshes itself.
+    queued = audit.audit_export_request(actor=lumi["people"]["aud"])
+    client.force_login(lumi["people"]["aud"])
+    assert 'http-equiv="refresh"' in client.get(
+        f"/admin/consortium/auditexport/{queued.pk}/change/").content.decode()  # fmt: skip

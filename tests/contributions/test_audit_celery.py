@@ -1,0 +1,58 @@
+"""An audit export built by a real Celery worker on the real Redis broker.
+
+A separate process asks for the export with the broker configured (its commit queues
+``consortium.audit_export``); a worker process builds it; the test follows the progress on
+the export's row, as the admin and the API do, and verifies the finished bundle offline.
+Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from consortium import governance
+from consortium.models import AuditExport
+from contributions import audit as verifier
+from ledger.audit import verify
+from ledger.core.note import verifier_key
+from ledger.keys import log_signer
+from ledger.models import Entry
+from tests.ledger.helpers import ROOT
+from tests.ledger.test_celery import broker, worker  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.slow
+
+ASK = """
+import django
+django.setup()
+from consortium import audit
+print(audit.audit_export_request(actor=None).id)
+"""
+
+
+def test_a_real_worker_builds_an_export(worker, tmp_path):  # noqa: F811
+    governance.consortium_found(
+        name="C", members=[governance.member_record(code=c) for c in ("FI", "SE", "NL")]
+    )
+    asked = subprocess.run([sys.executable, "-c", ASK], cwd=ROOT, env=worker, text=True,
+                           capture_output=True, timeout=120, check=False)  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    export_id = asked.stdout.strip().splitlines()[-1]
+    deadline = time.monotonic() + 120
+    export = AuditExport.objects.get(id=export_id)
+    while export.status not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        export.refresh_from_db()
+    assert export.status == "done", (export.status, export.error)
+    assert export.recorded_in == Entry.objects.get(kind="audit.exported").index
+    path = tmp_path / "export.zip"
+    with export.file.open("rb") as f:
+        path.write_bytes(f.read())
+    s = log_signer()
+    result = verify(path, verifier_key(s.name, s.public_key), extensions=verifier.extensions(),
+                    workers=0)  # fmt: skip
+    assert result.ok, result.failures
