@@ -35,6 +35,7 @@ bench: install
 	$(PY) bench/ledger_bench.py
 	$(PY) bench/contributions_bench.py
 	$(PY) bench/downloads_bench.py
+	$(PY) bench/audit_bench.py
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache

@@ -18,6 +18,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import tempfile
 import uuid
 from collections import Counter, defaultdict
@@ -49,6 +50,7 @@ from consortium.models import (
     Proposal,
     Seat,
 )
+from contributions.audit import plain
 from ledger import export as bundles
 from ledger import log
 from ledger import services as ledger
@@ -224,21 +226,21 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
     contributions = Contribution.objects.filter(recorded_in__gte=first, recorded_in__lt=end)
     if member:
         contributions = contributions.filter(member_id=member)
-    sums: dict[tuple, dict] = defaultdict(lambda: {"count": 0, "counted": 0, "held": 0,
+    sums: dict[tuple, dict] = defaultdict(lambda: {"count": 0, "counted": 0, "held": 0, "void": 0,
                                                    "gpu_hours": Decimal(0), "tokens": 0,
-                                                   "funds": Counter()})  # fmt: skip
+                                                   "funds": defaultdict(Decimal)})  # fmt: skip
     for c in contributions.order_by("recorded_in"):
         s = sums[(c.member_id, c.kind)]
         s["count"] += 1
-        s["counted" if c.state == "counted" else "held"] += 1
+        s["counted" if c.state == "counted" else "void" if c.state == "void" else "held"] += 1
         s["gpu_hours"] += c.gpu_hours or 0
         s["tokens"] += c.tokens or 0
         if c.amount is not None:
             s["funds"][c.currency] += c.amount
-    table("contributions", "Contributions recorded in the export's range",
-          ("member", "kind", "count", "counted", "held", "gpu_hours", "tokens", "funds"),
-          [(m, k, s["count"], s["counted"], s["held"], s["gpu_hours"].normalize(), s["tokens"],
-            "; ".join(f"{cur} {amt.normalize()}" for cur, amt in sorted(s["funds"].items())))
+    table("contributions", "Contributions recorded in the export's range, by state at its end",
+          ("member", "kind", "count", "counted", "held", "void", "gpu_hours", "tokens", "funds"),
+          [(m, k, s["count"], s["counted"], s["held"], s["void"], plain(s["gpu_hours"]),
+            s["tokens"], "; ".join(f"{cur} {plain(amt)}" for cur, amt in sorted(s["funds"].items())))
            for (m, k), s in sorted(sums.items())])  # fmt: skip
 
     rows = []
@@ -301,12 +303,11 @@ def _period(export: AuditExport) -> tuple[datetime, datetime] | None:
     return lo, hi + timedelta(days=1)
 
 
-def report_files(
-    export: AuditExport, *, first: int, end: int, meta: dict
-) -> list[tuple[str, bytes]]:
+def report_files(export: AuditExport, *, first: int, end: int, as_of: int,
+                 meta: dict) -> list[tuple[str, bytes]]:  # fmt: skip
     tables = report_tables(member=export.member_id, first=first, end=end,
                            period=_period(export))  # fmt: skip
-    figures = {"first": first, "end": end, "member": export.member_id,
+    figures = {"first": first, "end": end, "as_of": as_of, "member": export.member_id,
                "downloads": {row[0]: {"authorized": int(row[1])}
                              for row in tables["downloads"]["rows"]}}  # fmt: skip
     context = {"meta": meta, "tables": tables, "verify": VERIFY_COMMAND}
@@ -321,6 +322,10 @@ def report_files(
 
 def _pdf(html: bytes) -> bytes:
     import weasyprint
+
+    # WeasyPrint sets its own logger's level when imported; its warnings about font
+    # subsetting without HarfBuzz are noise here.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
 
     # The report is self-contained: no stylesheet, image or font is fetched.
     def refuse(url, *args, **kwargs):
@@ -363,12 +368,12 @@ def audit_export_build(export_id) -> AuditExport:
                 "export": str(export.id), "origin": ls.name,
                 "verifier_key": verifier_key(ls.name, ls.public_key),
                 "consortium": getattr(Consortium.objects.first(), "name", ""),
-                "member": export.member_id, "first": first, "end": end,
+                "member": export.member_id, "first": first, "end": end, "as_of": size,
                 "period": {"from": export.date_from.isoformat() if export.date_from else None,
                            "to": export.date_to.isoformat() if export.date_to else None},
                 "requested_by": export.requester, "created": timezone.now().isoformat(),
             }  # fmt: skip
-            files = report_files(export, first=first, end=end, meta=meta)
+            files = report_files(export, first=first, end=end, as_of=size, meta=meta)
         _set(export, step="writing the entries", range_first=first, range_end=end,
              total=end - first)  # fmt: skip
         select = concerns(export.member_id) if export.member_id else None

@@ -18,11 +18,13 @@ are available here too.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
+from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 
 from ledger.audit import Bundle, BundleError, Result, run
@@ -166,8 +168,207 @@ class ReportTables:
             result.checks.append(f"{len(names)} tables of the report, HTML and CSV alike")
 
 
+def plain(value: Decimal) -> str:
+    """A decimal as the report writes it: no exponent, no trailing zeros."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+class Contributions:
+    """Every contribution's state at the export's end, recomputed from the entries by the
+    rules the appliers follow (``contributions/services.py``): who may record, attest,
+    dispute and resolve, and what an entry that breaks a rule leaves unchanged. Compared
+    with ``report/contributions.csv`` when the export holds every entry up to its end."""
+
+    kinds = ("consortium.founded", "member.applied", "facility.registered",
+             "facility.updated", "compute.imported", "compute.attested", "data.contributed",
+             "funds.contributed", "contribution.disputed", "contribution.resolved")  # fmt: skip
+
+    def __init__(self):
+        self.members: set[str] = set()
+        self.founded = False
+        self.facilities: dict[str, str] = {}  # code -> operator
+        self.exports: set[tuple[str, str]] = set()
+        self.imports: dict[str, dict] = {}
+        self.items: dict[str, dict] = {}
+        self.disputes: dict[str, dict] = {}
+
+    @staticmethod
+    def _secretariat(author: KeyState | None) -> bool:
+        return author is not None and (author.kind, author.owner) == ("service", SECRETARIAT)
+
+    @staticmethod
+    def _member(author: KeyState | None) -> str | None:
+        return author.owner if author is not None and author.kind == "member" else None
+
+    def take(self, index: int, envelope: dict, author: KeyState | None) -> None:
+        handler = getattr(self, "_" + envelope["kind"].replace(".", "_"))
+        # A malformed payload could not have been appended: it changes nothing.
+        with contextlib.suppress(KeyError, TypeError, ValueError, InvalidOperation,
+                                 AttributeError):  # fmt: skip
+            handler(index, envelope["payload"], author)
+
+    def _consortium_founded(self, index, p, author) -> None:
+        if not self.founded:
+            self.founded = True
+            self.members |= {m["code"] for m in p["members"]}
+
+    def _member_applied(self, index, p, author) -> None:
+        if self._secretariat(author) and p["member"]["code"] not in self.members:
+            self.members.add(p["member"]["code"])
+
+    def _facility_registered(self, index, p, author) -> None:
+        f = p["facility"]
+        if self._secretariat(author) and f["code"] not in self.facilities:
+            self.facilities[f["code"]] = f["operator"]
+
+    def _facility_updated(self, index, p, author) -> None:
+        code = p["facility"]
+        if code not in self.facilities or author is None:
+            return
+        allowed = self._secretariat(author) or (author.kind, author.owner) == ("facility", code)
+        if allowed and "operator_id" in p["changes"]:
+            self.facilities[code] = p["changes"]["operator_id"]
+
+    def _compute_imported(self, index, p, author) -> None:
+        code = p["facility"]
+        if code not in self.facilities or author is None:
+            return
+        by_facility = (author.kind, author.owner) == ("facility", code)
+        by_operator = (author.kind, author.owner) == ("member", self.facilities[code])
+        if not (by_facility or by_operator or self._secretariat(author)):
+            return
+        if (code, p["export_sha256"]) in self.exports or p["import"] in self.imports:
+            return
+        rows = p["contributions"]
+        if {c["member"] for c in rows} - self.members:
+            return
+        ids = [c["contribution"] for c in rows]
+        if len(set(ids)) != len(ids) or any(i in self.items for i in ids):
+            return
+        hours = [Decimal(c["gpu_hours"]) for c in rows]
+        attested = index if by_facility else None
+        self.exports.add((code, p["export_sha256"]))
+        self.imports[p["import"]] = {"facility": code, "export": p["export_sha256"],
+                                     "attested": attested, "ids": ids}  # fmt: skip
+        for c, h in zip(rows, hours, strict=True):
+            self.items[c["contribution"]] = {
+                "member": c["member"], "kind": "compute", "recorded_in": index,
+                "state": "counted" if attested else "reported", "attested": attested,
+                "gpu_hours": h, "tokens": 0, "amount": None, "currency": None,
+            }  # fmt: skip
+
+    def _compute_attested(self, index, p, author) -> None:
+        imported = self.imports.get(p["import"])
+        if imported is None or imported["attested"] is not None or author is None:
+            return
+        if (author.kind, author.owner) != ("facility", imported["facility"]):
+            return
+        if p["export_sha256"] != imported["export"]:
+            return
+        imported["attested"] = index
+        for i in imported["ids"]:
+            self.items[i]["attested"] = index
+            if self.items[i]["state"] == "reported":
+                self.items[i]["state"] = "counted"
+
+    def _new(self, index, p, author, kind: str, **fields) -> None:
+        member = self._member(author)
+        if member is None or p["contribution"] in self.items:
+            return
+        self.items[p["contribution"]] = {
+            "member": member, "kind": kind, "recorded_in": index, "state": "counted",
+            "attested": None, "gpu_hours": None, "tokens": 0, "amount": None, "currency": None,
+            **fields,
+        }  # fmt: skip
+
+    def _data_contributed(self, index, p, author) -> None:
+        self._new(index, p, author, "data", tokens=p["dataset"].get("tokens") or 0)
+
+    def _funds_contributed(self, index, p, author) -> None:
+        self._new(index, p, author, "funds", amount=Decimal(p["amount"]), currency=p["currency"])
+
+    def _contribution_disputed(self, index, p, author) -> None:
+        item = self.items.get(p["contribution"])
+        if self._member(author) is None or item is None:
+            return
+        if item["state"] not in ("counted", "reported") or p["dispute"] in self.disputes:
+            return
+        self.disputes[p["dispute"]] = {"contribution": p["contribution"], "open": True}
+        item["state"] = "disputed"
+
+    def _contribution_resolved(self, index, p, author) -> None:
+        dispute = self.disputes.get(p["dispute"])
+        if dispute is None or not dispute["open"] or not self._secretariat(author):
+            return
+        dispute["open"] = False
+        cid = dispute["contribution"]
+        if any(d["open"] and d["contribution"] == cid for d in self.disputes.values()):
+            return
+        item = self.items[cid]
+        if p["outcome"] == "upheld":
+            state = "void"
+        elif item["kind"] == "compute" and item["attested"] is None:
+            state = "reported"
+        else:
+            state = "counted"
+        if item["state"] == "disputed":
+            item["state"] = state
+
+    def table(self, first: int, end: int, member: str | None) -> list[list[str]]:
+        """The rows of report/contributions.csv (without its header)."""
+        sums: dict[tuple, dict] = defaultdict(lambda: {"count": 0, "counted": 0, "held": 0,
+                                                       "void": 0, "gpu_hours": Decimal(0),
+                                                       "tokens": 0, "funds": defaultdict(Decimal)})  # fmt: skip
+        for item in self.items.values():
+            if not first <= item["recorded_in"] < end or (member and item["member"] != member):
+                continue
+            s = sums[(item["member"], item["kind"])]
+            s["count"] += 1
+            state = item["state"]
+            s["counted" if state == "counted" else "void" if state == "void" else "held"] += 1
+            s["gpu_hours"] += item["gpu_hours"] or 0
+            s["tokens"] += item["tokens"] or 0
+            if item["amount"] is not None:
+                s["funds"][item["currency"]] += item["amount"]
+        return [[m, k, str(s["count"]), str(s["counted"]), str(s["held"]), str(s["void"]),
+                 plain(s["gpu_hours"]), str(s["tokens"]),
+                 "; ".join(f"{c} {plain(a)}" for c, a in sorted(s["funds"].items()))]
+                for (m, k), s in sorted(sums.items())]  # fmt: skip
+
+    def finish(self, bundle: Bundle, result: Result) -> None:
+        try:
+            meta = json.loads(bundle.read("export.json"))
+            figures = json.loads(bundle.read("report/figures.json"))
+        except (KeyError, FileNotFoundError, ValueError):
+            result.fail("export.json or report/figures.json: missing or not JSON")
+            return
+        first, end = meta.get("first"), meta.get("end")
+        if meta.get("mode") != "range" or first != 0 or figures.get("as_of") != end:
+            result.checks.append("contributions: not recomputed (only an export of every entry "
+                                 "from index 0 to the report's state holds all they rest on)")  # fmt: skip
+            return
+        name = "report/contributions.csv"
+        if not bundle.has(name):
+            result.fail(f"{name}: missing")
+            return
+        rows = _csv(bundle, name)
+        mine = self.table(first, end, figures.get("member"))
+        reported = {tuple(r[:2]): r for r in rows[1:] if len(r) >= 2}
+        recomputed = {tuple(r[:2]): r for r in mine}
+        bad = 0
+        for key in sorted(set(reported) | set(recomputed)):
+            if reported.get(key) != recomputed.get(key):
+                bad += 1
+                result.fail(f"{name}: {' '.join(key)} reads {reported.get(key)}, the entries "
+                            f"give {recomputed.get(key)}")  # fmt: skip
+        if not bad:
+            result.checks.append(f"contributions per member and kind recomputed from the "
+                                 f"entries ({len(self.items)} contributions): as reported")  # fmt: skip
+
+
 def extensions() -> list:
-    return [DownloadCounts(), ReportTables()]
+    return [DownloadCounts(), Contributions(), ReportTables()]
 
 
 def main(argv: list[str] | None = None) -> int:

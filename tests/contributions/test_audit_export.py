@@ -74,6 +74,7 @@ def test_an_auditor_exports_everything_and_verifies_it(lumi, downloads, tmp_path
     checks = "\n".join(result.checks)
     assert "downloads authorised per member recomputed from the entries (2 in all)" in checks
     assert "tables of the report, HTML and CSV alike" in checks
+    assert "contributions per member and kind recomputed from the entries" in checks
     # The export itself is on the ledger, after the range it covers.
     recorded = Entry.objects.get(kind="audit.exported")
     assert recorded.payload["export"] == status["id"] and recorded.index == status["recorded_in"]
@@ -259,3 +260,49 @@ def test_the_admin_asks_follows_and_serves_exports(client, lumi, downloads,
     client.force_login(lumi["people"]["aud"])
     assert 'http-equiv="refresh"' in client.get(
         f"/admin/consortium/auditexport/{queued.pk}/change/").content.decode()  # fmt: skip
+
+
+def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tmp_path):
+    """A dispute upheld voids a contribution, one still open holds another: the verifier
+    follows the same rules as the appliers and reaches the report's figures."""
+    from contributions import services
+    from contributions.models import Contribution, Dispute
+
+    people = lumi["people"]
+    funds = Contribution.objects.get(member="SE", kind="funds")
+    services.contribution_dispute(actor=people["sig_fi"], contribution=funds, reason="unpaid")
+    services.dispute_resolve(actor=people["ops"], dispute=Dispute.objects.get(), outcome="upheld",
+                             resolution="never arrived")  # fmt: skip
+    data = Contribution.objects.get(member="NL", kind="data")
+    services.contribution_dispute(actor=people["sig_se"], contribution=data, reason="licence")
+    export = audit.audit_export_request(actor=people["aud"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    path = tmp_path / "e.zip"
+    path.write_bytes(export.file.open("rb").read())
+    with zipfile.ZipFile(path) as z:
+        rows = z.read("report/contributions.csv").decode().splitlines()
+    assert "SE,funds,1,0,0,1,0,0,SEK 1000" in rows
+    assert "NL,data,1,0,1,0,0,100000000," in rows
+    result = audit_result(path)
+    assert result.ok, result.failures
+    assert any("contributions per member and kind recomputed" in c for c in result.checks)
+
+    # An operator that re-signs a report counting the void funds is caught.
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    for name in ("report/contributions.csv", "report/report.html"):
+        files[name] = files[name].replace(b"SE,funds,1,0,0,1,", b"SE,funds,1,1,0,0,").replace(
+            b"<td>funds</td><td>1</td><td>0</td><td>0</td><td>1</td>",
+            b"<td>funds</td><td>1</td><td>1</td><td>0</td><td>0</td>")  # fmt: skip
+    text = files["MANIFEST"].decode().split("\n\n")[0] + "\n"
+    body = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
+            for n, d in sorted(files.items()) if n != "MANIFEST"]  # fmt: skip
+    files["MANIFEST"] = sign_note("\n".join(text.split("\n")[:3] + body) + "\n",
+                                  log_signer().note_signer()).encode()  # fmt: skip
+    with zipfile.ZipFile(path, "w") as z:
+        for n, d in files.items():
+            z.writestr(n, d)
+    failures = "\n".join(audit_result(path).failures)
+    assert "report/contributions.csv: SE funds reads" in failures
+    assert "differs from the report" not in failures  # HTML and CSV agree: a consistent lie
