@@ -24,10 +24,13 @@ import io
 import json
 import sys
 from collections import Counter, defaultdict
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 
+from contributions import costshare
 from ledger.audit import Bundle, BundleError, Result, run
+from ledger.core.envelope import parse_time
 from ledger.core.keyring import KeyState
 
 SECRETARIAT = "secretariat"
@@ -80,10 +83,10 @@ class DownloadCounts:
     def __init__(self):
         self.counts: Counter[str] = Counter()
 
-    def take(self, index: int, envelope: dict, author: KeyState | None) -> None:
+    def take(self, index: int, leaf: dict, author: KeyState | None) -> None:
         if author is None or (author.kind, author.owner) != ("service", SECRETARIAT):
             return  # the applier gives such an entry no effect
-        member = envelope.get("payload", {}).get("member")
+        member = leaf["entry"].get("payload", {}).get("member")
         if isinstance(member, str):
             self.counts[member] += 1
 
@@ -129,7 +132,7 @@ class ReportTables:
 
     kinds = ()
 
-    def take(self, index: int, envelope: dict, author: KeyState | None) -> None:
+    def take(self, index: int, leaf: dict, author: KeyState | None) -> None:
         return None
 
     def finish(self, bundle: Bundle, result: Result) -> None:
@@ -180,13 +183,12 @@ class Contributions:
     dispute and resolve, and what an entry that breaks a rule leaves unchanged. Compared
     with ``report/contributions.csv`` when the export holds every entry up to its end."""
 
-    kinds = ("consortium.founded", "member.applied", "facility.registered",
-             "facility.updated", "compute.imported", "compute.attested", "data.contributed",
-             "funds.contributed", "contribution.disputed", "contribution.resolved")  # fmt: skip
+    kinds = ("facility.registered", "facility.updated", "compute.imported", "compute.attested",
+             "data.contributed", "funds.contributed", "contribution.disputed",
+             "contribution.resolved")  # fmt: skip
 
-    def __init__(self):
-        self.members: set[str] = set()
-        self.founded = False
+    def __init__(self, governance: Governance):
+        self.governance = governance  # who is a member, whatever made it one
         self.facilities: dict[str, str] = {}  # code -> operator
         self.exports: set[tuple[str, str]] = set()
         self.imports: dict[str, dict] = {}
@@ -201,21 +203,13 @@ class Contributions:
     def _member(author: KeyState | None) -> str | None:
         return author.owner if author is not None and author.kind == "member" else None
 
-    def take(self, index: int, envelope: dict, author: KeyState | None) -> None:
+    def take(self, index: int, leaf: dict, author: KeyState | None) -> None:
+        envelope = leaf["entry"]
         handler = getattr(self, "_" + envelope["kind"].replace(".", "_"))
         # A malformed payload could not have been appended: it changes nothing.
         with contextlib.suppress(KeyError, TypeError, ValueError, InvalidOperation,
                                  AttributeError):  # fmt: skip
             handler(index, envelope["payload"], author)
-
-    def _consortium_founded(self, index, p, author) -> None:
-        if not self.founded:
-            self.founded = True
-            self.members |= {m["code"] for m in p["members"]}
-
-    def _member_applied(self, index, p, author) -> None:
-        if self._secretariat(author) and p["member"]["code"] not in self.members:
-            self.members.add(p["member"]["code"])
 
     def _facility_registered(self, index, p, author) -> None:
         f = p["facility"]
@@ -241,7 +235,7 @@ class Contributions:
         if (code, p["export_sha256"]) in self.exports or p["import"] in self.imports:
             return
         rows = p["contributions"]
-        if {c["member"] for c in rows} - self.members:
+        if {c["member"] for c in rows} - set(self.governance.members):
             return
         ids = [c["contribution"] for c in rows]
         if len(set(ids)) != len(ids) or any(i in self.items for i in ids):
@@ -255,7 +249,8 @@ class Contributions:
             self.items[c["contribution"]] = {
                 "member": c["member"], "kind": "compute", "recorded_in": index,
                 "state": "counted" if attested else "reported", "attested": attested,
-                "gpu_hours": h, "tokens": 0, "amount": None, "currency": None,
+                "gpu_hours": h, "seconds": int(c["gpu_seconds"]), "accelerator": c["accelerator"],
+                "tokens": None, "amount": None, "currency": None,
             }  # fmt: skip
 
     def _compute_attested(self, index, p, author) -> None:
@@ -278,15 +273,17 @@ class Contributions:
             return
         self.items[p["contribution"]] = {
             "member": member, "kind": kind, "recorded_in": index, "state": "counted",
-            "attested": None, "gpu_hours": None, "tokens": 0, "amount": None, "currency": None,
+            "attested": None, "gpu_hours": None, "tokens": None, "amount": None, "currency": None,
             **fields,
         }  # fmt: skip
 
     def _data_contributed(self, index, p, author) -> None:
-        self._new(index, p, author, "data", tokens=p["dataset"].get("tokens") or 0)
+        self._new(index, p, author, "data", tokens=p["dataset"].get("tokens"))
 
     def _funds_contributed(self, index, p, author) -> None:
-        self._new(index, p, author, "funds", amount=Decimal(p["amount"]), currency=p["currency"])
+        amount = Decimal(p["amount"])
+        self._new(index, p, author, "funds", amount=amount, currency=p["currency"],
+                  micros=int(amount * 1_000_000))  # fmt: skip
 
     def _contribution_disputed(self, index, p, author) -> None:
         item = self.items.get(p["contribution"])
@@ -367,8 +364,334 @@ class Contributions:
                                  f"entries ({len(self.items)} contributions): as reported")  # fmt: skip
 
 
+# --- governance, as far as cost shares rest on it ----------------------------------------------
+
+OPEN_STATES = ("open", "signed")
+SIGNABLE_STATES = (*OPEN_STATES, "in_force")
+APPLIED_BY_KEY_ENTRIES = ("key.revoke",)
+
+
+def _day(leaf: dict) -> date:
+    return date.fromisoformat(leaf["integrated_time"][:10])
+
+
+class Governance:
+    """Members, rules, proposals and agreements recomputed from the entries by the rules
+    the appliers follow (``consortium/governance.py``, ``proposals.py``,
+    ``agreements.py``). One difference, stated in every result: a decision signed by the
+    secretariat after the deadline is taken as recorded; its votes are not recounted."""
+
+    kinds = ("consortium.founded", "member.applied", "proposal.", "agreement.")
+
+    def __init__(self):
+        self.rules: dict | None = None
+        self.members: dict[str, dict] = {}
+        self.proposals: dict[str, dict] = {}
+        self.agreements: dict[str, dict] = {}
+        self.tables: list[dict] = []
+
+    @staticmethod
+    def _secretariat(author: KeyState | None) -> bool:
+        return author is not None and (author.kind, author.owner) == ("service", SECRETARIAT)
+
+    def _opener_side(self, author: KeyState | None) -> tuple[str, str] | None:
+        if self._secretariat(author):
+            return ("service", SECRETARIAT)
+        if author is not None and author.kind == "member" and (
+            self.members.get(author.owner, {}).get("status") == "member"
+        ):  # fmt: skip
+            return ("member", author.owner)
+        return None
+
+    def take(self, index: int, leaf: dict, author: KeyState | None) -> None:
+        envelope = leaf["entry"]
+        handler = getattr(self, "_" + envelope["kind"].replace(".", "_"), None)
+        if handler is None:
+            return
+        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+            handler(index, leaf, envelope["payload"], author)
+
+    # members and rules
+
+    def _consortium_founded(self, index, leaf, p, author) -> None:
+        if self.rules is None:
+            self.rules = p["rules"]
+            for m in p["members"]:
+                self.members[m["code"]] = {"name": m["name"], "figures": m["figures"],
+                                           "status": "member"}  # fmt: skip
+
+    def _member_applied(self, index, leaf, p, author) -> None:
+        m = p["member"]
+        if self._secretariat(author) and m["code"] not in self.members:
+            self.members[m["code"]] = {"name": m["name"], "figures": m["figures"],
+                                       "status": "applicant"}  # fmt: skip
+
+    # proposals
+
+    def _proposal_opened(self, index, leaf, p, author) -> None:
+        if self._opener_side(author) is None or self.rules is None:
+            return
+        if p["rule"] not in self.rules["voting"] or p["proposal"] in self.proposals:
+            return
+        self.proposals[p["proposal"]] = {"actions": p["actions"], "deadline": p["deadline"],
+                                         "state": "open", "opener": self._opener_side(author)}  # fmt: skip
+
+    def _proposal_withdrawn(self, index, leaf, p, author) -> None:
+        proposal = self.proposals.get(p["proposal"])
+        side = self._opener_side(author)
+        if proposal is None or proposal["state"] != "open" or side is None:
+            return
+        if side[0] == "member" and proposal["opener"] != side:
+            return
+        proposal["state"] = "withdrawn"
+
+    def _proposal_decided(self, index, leaf, p, author) -> None:
+        proposal = self.proposals.get(p["proposal"])
+        if proposal is None or proposal["state"] != "open" or not self._secretariat(author):
+            return
+        if parse_time(leaf["integrated_time"]) < parse_time(proposal["deadline"]):
+            return
+        proposal["state"] = p["outcome"]
+        if p["outcome"] != "accepted":
+            return
+        for action in proposal["actions"]:
+            if action["type"] not in APPLIED_BY_KEY_ENTRIES:
+                self._action(action, index)
+        if any(a["type"] == "rules.change" for a in proposal["actions"]):
+            for other in self.proposals.values():
+                if other["state"] == "open":
+                    other["state"] = "dropped"
+
+    def _action(self, action: dict, index: int) -> None:
+        kind = action["type"]
+        if kind == "valuation.adopt":
+            t = action["table"]
+            self.tables.append({"version": t["version"], "unit": t["unit"],
+                                "weights": t["weights"], "unit_price": t.get("unit_price"),
+                                "data_price": t.get("data_price"), "adopted_in": index})  # fmt: skip
+        elif kind == "agreement.terminate":
+            self._close(action["agreement"], "terminated")
+        elif kind == "member.admit":
+            m = action["member"]
+            self.members[m["code"]] = {"name": m["name"], "figures": m["figures"],
+                                       "status": "member"}  # fmt: skip
+        elif kind == "rules.change":
+            self.rules = action["rules"]
+        elif kind in ("member.suspend", "member.reinstate", "member.withdraw", "member.figures"):
+            member = self.members.get(action["code"])
+            if member is None:
+                return
+            if kind == "member.figures":
+                member["figures"] = action.get("figures")
+            else:
+                member["status"] = {"member.suspend": "suspended", "member.reinstate": "member",
+                                    "member.withdraw": "withdrawn"}[kind]  # fmt: skip
+
+    # agreements
+
+    def _member_of(self, author: KeyState | None) -> str | None:
+        return author.owner if author is not None and author.kind == "member" else None
+
+    def _agreement_proposed(self, index, leaf, p, author) -> None:
+        terms = p["terms"]
+        if not (self._secretariat(author) or self._member_of(author) in terms["parties"]):
+            return
+        required = set(terms.get("required", terms["parties"]))
+        self.agreements[p["agreement"]] = {
+            "terms": terms, "terms_sha256": p["terms_sha256"],
+            "document_sha256": p["document"]["sha256"], "supersedes": p["supersedes"],
+            "state": "open", "proposed_in": index,
+            "parties": {c: {"required": c in required, "signed": None, "withdrawn": None}
+                        for c in terms["parties"]},
+        }  # fmt: skip
+
+    def _all_required_signed(self, a: dict) -> bool:
+        return all(not party["required"] or (party["signed"] is not None
+                                             and party["withdrawn"] is None)
+                   for party in a["parties"].values())  # fmt: skip
+
+    @staticmethod
+    def bound(a: dict) -> set[str]:
+        return {c for c, party in a["parties"].items()
+                if party["signed"] is not None and party["withdrawn"] is None}  # fmt: skip
+
+    def _agreement_signed(self, index, leaf, p, author) -> None:
+        member = self._member_of(author)
+        a = self.agreements.get(p["agreement"])
+        if member is None or a is None or a["state"] not in SIGNABLE_STATES:
+            return
+        if (p["terms_sha256"], p["document_sha256"]) != (a["terms_sha256"], a["document_sha256"]):
+            return
+        party = a["parties"].get(member)
+        if party is None or party["signed"] is not None or party["withdrawn"] is not None:
+            return
+        party["signed"] = index
+        if a["state"] == "open" and self._all_required_signed(a):
+            a["state"] = "signed"
+
+    def _agreement_in_force(self, index, leaf, p, author) -> None:
+        a = self.agreements.get(p["agreement"])
+        if a is None or not self._secretariat(author) or a["state"] != "signed":
+            return
+        day = _day(leaf)
+        effective = a["terms"]["effective"]
+        if day < date.fromisoformat(effective["from"]):
+            return
+        if effective["until"] and day > date.fromisoformat(effective["until"]):
+            return
+        old = self.agreements.get(a["supersedes"]) if a["supersedes"] else None
+        if a["supersedes"] and (old is None or old["state"] != "in_force"
+                                or not self.bound(old) <= self.bound(a)):  # fmt: skip
+            return
+        a["state"] = "in_force"
+        if old is not None and old["state"] == "in_force":
+            old["state"] = "superseded"
+
+    def _agreement_withdrawn(self, index, leaf, p, author) -> None:
+        member = self._member_of(author)
+        a = self.agreements.get(p["agreement"])
+        if member is None or a is None or a["state"] not in SIGNABLE_STATES:
+            return
+        party = a["parties"].get(member)
+        if party is None or party["withdrawn"] is not None:
+            return
+        party["withdrawn"] = index
+        if a["state"] == "signed" and not self._all_required_signed(a):
+            a["state"] = "open"
+
+    def _close(self, agreement: str, state: str) -> None:
+        a = self.agreements.get(agreement)
+        if a is not None and a["state"] in SIGNABLE_STATES:
+            a["state"] = state
+        for other in self.agreements.values():
+            if other["supersedes"] == agreement and other["state"] in OPEN_STATES:
+                other["state"] = "terminated"
+
+    def _agreement_terminated(self, index, leaf, p, author) -> None:
+        a = self.agreements.get(p["agreement"])
+        if self._secretariat(author) and a is not None and a["state"] in OPEN_STATES:
+            a["state"] = "terminated"
+
+    def _agreement_expired(self, index, leaf, p, author) -> None:
+        a = self.agreements.get(p["agreement"])
+        if a is None or not self._secretariat(author):
+            return
+        until = a["terms"]["effective"]["until"]
+        if until and _day(leaf) > date.fromisoformat(until):
+            self._close(p["agreement"], "expired")
+
+    def finish(self, bundle: Bundle, result: Result) -> None:
+        return None
+
+
+class CostShares:
+    """Each bound party's cost share and balance, for every agreement in force with
+    cost sharing, recomputed with ``contributions.costshare`` from the state
+    ``Governance`` and ``Contributions`` recomputed; compared with
+    ``report/cost_shares.csv``."""
+
+    kinds = ()
+
+    def __init__(self, governance: Governance, contributions: Contributions):
+        self.governance, self.contributions = governance, contributions
+
+    def take(self, index: int, leaf: dict, author: KeyState | None) -> None:
+        return None
+
+    def rows(self) -> list[list[str]]:
+        g = self.governance
+        out = []
+        for agreement_id, a in sorted(g.agreements.items(), key=lambda kv: kv[1]["proposed_in"]):
+            terms = a["terms"]
+            if a["state"] != "in_force" or "cost_sharing" not in terms:
+                continue
+            codes = sorted(g.bound(a))
+            notes: list[str] = []
+            figures = {c: g.members.get(c, {}).get("figures") or {} for c in codes}
+            shares = costshare.shares_of(terms, codes, figures, notes)
+            lines = {c: costshare.Line(c, g.members.get(c, {}).get("name", ""),
+                                       shares.get(c, costshare.ZERO)) for c in codes}  # fmt: skip
+            items = [i for i in self.contributions.items.values()
+                     if i["member"] in lines and i["state"] in ("counted", "reported", "disputed")]  # fmt: skip
+            used: set = set()
+            for lo, hi, table in costshare.windows(terms.get("valuation"), g.tables):
+                window = [i for i in items if i["recorded_in"] >= lo and (hi is None or
+                                                                          i["recorded_in"] < hi)]  # fmt: skip
+                costshare.value_compute(_group(window, "compute", ("member", "accelerator", "state"),
+                                               seconds=lambda i: i["seconds"]),
+                                        table, terms, lines, notes, used)  # fmt: skip
+                data = _group(window, "data", ("member", "state"),
+                              token_sum=lambda i: i["tokens"] or 0,
+                              untokened=lambda i: 1 if i["tokens"] is None else 0)  # fmt: skip
+                costshare.value_data(data, table, terms, lines, notes, used)
+            funds = _group(items, "funds", ("member", "currency", "state"),
+                           micros=lambda i: i["micros"])  # fmt: skip
+            costshare.value_funds(funds, terms, lines, notes)
+            costshare.settle(terms, lines)
+            for ln in lines.values():
+                out.append([agreement_id, *costshare.csv_row(ln.as_dict())])
+        return out
+
+    def finish(self, bundle: Bundle, result: Result) -> None:
+        try:
+            meta = json.loads(bundle.read("export.json"))
+            figures = json.loads(bundle.read("report/figures.json"))
+        except (KeyError, FileNotFoundError, ValueError):
+            return  # reported by Contributions
+        if (
+            meta.get("mode") != "range"
+            or meta.get("first") != 0
+            or figures.get("as_of") != meta.get("end")
+        ):
+            result.checks.append("cost shares: not recomputed (only an export of every entry "
+                                 "from index 0 to the report's state holds all they rest on)")  # fmt: skip
+            return
+        name = "report/cost_shares.csv"
+        if not bundle.has(name):
+            result.fail(f"{name}: missing")
+            return
+        reported = _csv(bundle, name)
+        header = ["agreement", "member", *costshare.CSV_COLUMNS[2:]]
+        if not reported or reported[0] != header:
+            result.fail(f"{name}: not the cost-share table")
+            return
+        mine = {(r[0], r[1]): [r[0], r[1], *r[3:]] for r in self.rows()}
+        theirs = {(r[0], r[1]): r for r in reported[1:] if len(r) >= 2}
+        bad = 0
+        for key in sorted(set(mine) | set(theirs)):
+            if mine.get(key) != theirs.get(key):
+                bad += 1
+                result.fail(f"{name}: {key[1]} under agreement {key[0]} reads {theirs.get(key)}, "
+                            f"the entries give {mine.get(key)}")  # fmt: skip
+        if not bad:
+            result.checks.append(f"cost shares and balances of {len(mine)} parties recomputed from "
+                                 f"the entries: as reported (decisions taken as recorded, votes "
+                                 f"not recounted)")  # fmt: skip
+
+
+def _group(items: list[dict], kind: str, by: tuple[str, ...], **sums) -> list[dict]:
+    """Rows as the database's GROUP BY gives them: ``by`` fields and the ``sums``."""
+    out: dict[tuple, dict] = {}
+    for i in items:
+        if i["kind"] != kind:
+            continue
+        key = tuple(i[f] for f in by)
+        row = out.setdefault(key, {**dict(zip(by, key, strict=True)), **dict.fromkeys(sums, 0)})
+        for name, fn in sums.items():
+            row[name] += fn(i)
+    return list(out.values())
+
+
 def extensions() -> list:
-    return [DownloadCounts(), Contributions(), ReportTables()]
+    governance = Governance()
+    contributions = Contributions(governance)
+    return [
+        DownloadCounts(),
+        contributions,
+        governance,
+        CostShares(governance, contributions),
+        ReportTables(),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,8 +97,9 @@ class Extension(Protocol):
 
     kinds: tuple[str, ...]  # kinds, or prefixes ending with "."
 
-    def take(self, index: int, envelope: dict, author: KeyState | None) -> None:
-        """An entry of one of ``kinds``, with its author's key state (``None`` if the
+    def take(self, index: int, leaf: dict, author: KeyState | None) -> None:
+        """An entry of one of ``kinds``: its leaf as JSON (``entry``, ``index``,
+        ``integrated_time``, ``signature``), and its author's key state (``None`` if the
         author could not sign it)."""
 
     def finish(self, bundle: Bundle, result: Result) -> None: ...
@@ -363,7 +364,7 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
                             with contextlib.suppress(ValueError, KeyError, TypeError):
                                 ext.take(
                                     index,
-                                    json.loads(line)["entry"],
+                                    json.loads(line),
                                     keyring.keys.get(author) if public_key else None,
                                 )
                 batch.append((index, line, public_key))

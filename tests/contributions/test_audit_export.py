@@ -306,3 +306,95 @@ def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tm
     failures = "\n".join(audit_result(path).failures)
     assert "report/contributions.csv: SE funds reads" in failures
     assert "differs from the report" not in failures  # HTML and CSV agree: a consistent lie
+
+
+def _vote(lumi, actions):
+    from datetime import UTC, datetime, timedelta
+
+    from consortium import proposals
+    from tests.consortium.helpers import decide_after_deadline
+
+    people = lumi["people"]
+    p = proposals.proposal_open(actor=people["ops"], title="Decision", actions=actions,
+                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    for who in ("sig_fi", "sig_se", "sig_nl"):
+        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+    decide_after_deadline(p)
+
+
+def _scenario(name, lumi):
+    from consortium import agreements
+    from contributions import services
+    from tests.contributions.test_compute import JOBS
+    from tests.contributions.test_report import VALUATION, deliver, treaty
+
+    people = lumi["people"]
+    if name == "table adopted by vote":
+        treaty(lumi)
+        deliver(lumi)
+        table = {**VALUATION, "version": 2, "weights": {"mi250x": "0.5", "h100": "1"}}
+        _vote(lumi, [{"type": "valuation.adopt", "table": table}])
+        services.sacct_import(actor=people["rec_fi"], facility=lumi["facility"],
+                              data=JOBS.replace(b"|1|lumi|", b"|91|lumi|"))  # fmt: skip
+    elif name == "pledges":
+        treaty(
+            lumi, sharing={"method": "pledged", "pledges": {"FI": "10", "SE": "50", "NL": "100"}}
+        )
+        deliver(lumi)
+    elif name == "capped figures changed by vote":
+        treaty(lumi, sharing={"method": "figure", "figure": "population", "cap": "0.45"})
+        deliver(lumi)
+        _vote(lumi, [{"type": "member.figures", "code": "SE", "figures": {"population": "30"}}])
+    elif name == "a party withdraws":
+        a = treaty(lumi)
+        deliver(lumi)
+        agreements.agreement_withdraw(actor=people["sig_nl"], agreement=a, reason="budget")
+
+
+SCENARIOS = ["table adopted by vote", "pledges", "capped figures changed by vote",
+             "a party withdraws"]  # fmt: skip
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_cost_shares_are_recomputed_from_the_entries(lumi, tmp_path, scenario):
+    _scenario(scenario, lumi)
+    export = audit.audit_export_request(actor=lumi["people"]["aud"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    path = tmp_path / "e.zip"
+    path.write_bytes(export.file.open("rb").read())
+    with zipfile.ZipFile(path) as z:
+        rows = z.read("report/cost_shares.csv").decode().splitlines()
+    assert len(rows) > 2, rows
+    result = audit_result(path)
+    assert result.ok, result.failures
+    parties = len(rows) - 1
+    assert any(f"cost shares and balances of {parties} parties recomputed" in c
+               for c in result.checks), result.checks  # fmt: skip
+
+
+def test_a_balance_changed_in_the_report_is_caught(lumi, tmp_path):
+    _scenario("pledges", lumi)
+    export = audit.audit_export_request(actor=lumi["people"]["aud"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    with zipfile.ZipFile(io.BytesIO(export.file.open("rb").read())) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    rows = files["report/cost_shares.csv"].decode().splitlines()
+    fi = next(r for r in rows if ",FI," in r).split(",")
+    # Finland owes its pledge of 10.00; the report is made to say it owes nothing.
+    forged = [*fi[:3], "0.00", *fi[4:]]
+    files["report/cost_shares.csv"] = files["report/cost_shares.csv"].replace(
+        ",".join(fi).encode(), ",".join(forged).encode())  # fmt: skip
+    text = files["MANIFEST"].decode().split("\n\n")[0] + "\n"
+    body = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
+            for n, d in sorted(files.items()) if n != "MANIFEST"]  # fmt: skip
+    files["MANIFEST"] = sign_note("\n".join(text.split("\n")[:3] + body) + "\n",
+                                  log_signer().note_signer()).encode()  # fmt: skip
+    path = tmp_path / "forged.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for n, d in files.items():
+            z.writestr(n, d)
+    failures = "\n".join(audit_result(path).failures)
+    assert f"report/cost_shares.csv: FI under agreement {fi[0]} reads" in failures
+    assert "'0.00'" in failures and "'10.00'" in failures
