@@ -28,6 +28,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 
+from consortium.voting import Rule, RuleError, tally
 from contributions import costshare
 from ledger.audit import Bundle, BundleError, Result, run
 from ledger.core.envelope import parse_time
@@ -378,10 +379,11 @@ def _day(leaf: dict) -> date:
 class Governance:
     """Members, rules, proposals and agreements recomputed from the entries by the rules
     the appliers follow (``consortium/governance.py``, ``proposals.py``,
-    ``agreements.py``). One difference, stated in every result: a decision signed by the
-    secretariat after the deadline is taken as recorded; its votes are not recounted."""
+    ``agreements.py``). Decisions are recounted from the votes with the consortium's own
+    tally (``consortium.voting``, pure); one part is taken as recorded: a rejection whose
+    reason is that the proposal's actions no longer apply."""
 
-    kinds = ("consortium.founded", "member.applied", "proposal.", "agreement.")
+    kinds = ("consortium.founded", "member.applied", "proposal.", "vote.cast", "agreement.")
 
     def __init__(self):
         self.rules: dict | None = None
@@ -389,6 +391,8 @@ class Governance:
         self.proposals: dict[str, dict] = {}
         self.agreements: dict[str, dict] = {}
         self.tables: list[dict] = []
+        self.recounted = 0
+        self.ignored: list[str] = []
 
     @staticmethod
     def _secretariat(author: KeyState | None) -> bool:
@@ -433,8 +437,44 @@ class Governance:
             return
         if p["rule"] not in self.rules["voting"] or p["proposal"] in self.proposals:
             return
-        self.proposals[p["proposal"]] = {"actions": p["actions"], "deadline": p["deadline"],
-                                         "state": "open", "opener": self._opener_side(author)}  # fmt: skip
+        eligible = {c: m["figures"] for c, m in sorted(self.members.items())
+                    if m["status"] == "member"}  # fmt: skip
+        self.proposals[p["proposal"]] = {
+            "actions": p["actions"], "deadline": p["deadline"], "state": "open",
+            "opener": self._opener_side(author), "rule": self.rules["voting"][p["rule"]],
+            "eligible": eligible, "votes": {},
+        }  # fmt: skip
+
+    def _vote_cast(self, index, leaf, p, author) -> None:
+        proposal = self.proposals.get(p["proposal"])
+        if proposal is None or author is None or author.kind != "member":
+            return
+        if proposal["state"] != "open" or author.owner not in proposal["eligible"]:
+            return
+        if parse_time(leaf["integrated_time"]) > parse_time(proposal["deadline"]):
+            return
+        proposal["votes"][author.owner] = p["choice"]
+
+    def _counts(self, proposal: dict, outcome: str, recorded: dict) -> bool:
+        """Do the votes give the recorded outcome and figures? An accepted decision must
+        have the votes; a rejection whose reason is that its actions no longer apply is
+        taken as recorded (that check rests on the whole state, which is not recomputed)."""
+        try:
+            t = tally(Rule.parse(proposal["rule"]), proposal["eligible"], proposal["votes"])
+        except RuleError:
+            return outcome == "rejected"
+        figures = {"eligible": t.eligible, "voted": t.voted, "yes": t.yes, "no": t.no,
+                   "abstain": t.abstain, "total_weight": str(t.total_weight),
+                   "yes_weight": str(t.yes_weight), "quorum_met": t.quorum_met,
+                   "rule_met": t.rule_met}  # fmt: skip
+        if any(recorded.get(k) != v for k, v in figures.items()):
+            return False
+        if t.accepted:
+            return outcome == "accepted" or (
+                outcome == "rejected"
+                and str(recorded.get("reason", "")).startswith("its actions no longer apply")
+            )
+        return outcome == ("expired" if not t.quorum_met else "rejected")
 
     def _proposal_withdrawn(self, index, leaf, p, author) -> None:
         proposal = self.proposals.get(p["proposal"])
@@ -451,6 +491,10 @@ class Governance:
             return
         if parse_time(leaf["integrated_time"]) < parse_time(proposal["deadline"]):
             return
+        if not self._counts(proposal, p["outcome"], p["tally"]):
+            self.ignored.append(f"proposal.decided at index {index}")
+            return  # the applier ignores it too: on the record, without effect
+        self.recounted += 1
         proposal["state"] = p["outcome"]
         if p["outcome"] != "accepted":
             return
@@ -581,7 +625,10 @@ class Governance:
             self._close(p["agreement"], "expired")
 
     def finish(self, bundle: Bundle, result: Result) -> None:
-        return None
+        if self.recounted or self.ignored:
+            result.checks.append(f"{self.recounted} decisions recounted from the votes"
+                                 + (f"; without effect, as their votes do not give them: "
+                                    f"{', '.join(self.ignored)}" if self.ignored else ""))  # fmt: skip
 
 
 class CostShares:
@@ -665,8 +712,7 @@ class CostShares:
                             f"the entries give {mine.get(key)}")  # fmt: skip
         if not bad:
             result.checks.append(f"cost shares and balances of {len(mine)} parties recomputed from "
-                                 f"the entries: as reported (decisions taken as recorded, votes "
-                                 f"not recounted)")  # fmt: skip
+                                 f"the entries: as reported")  # fmt: skip
 
 
 def _group(items: list[dict], kind: str, by: tuple[str, ...], **sums) -> list[dict]:

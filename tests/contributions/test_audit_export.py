@@ -398,3 +398,68 @@ def test_a_balance_changed_in_the_report_is_caught(lumi, tmp_path):
     failures = "\n".join(audit_result(path).failures)
     assert f"report/cost_shares.csv: FI under agreement {fi[0]} reads" in failures
     assert "'0.00'" in failures and "'10.00'" in failures
+
+
+def test_a_decision_its_votes_do_not_give_is_without_effect_offline_too(lumi, tmp_path):
+    """The secretariat's key signs an acceptance nobody voted for: the applier ignores it,
+    and so does the verifier, which recounts the votes."""
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    from consortium import proposals
+    from consortium.governance import secretariat_signer
+    from consortium.models import ValuationTable
+    from ledger import services as ledger
+    from tests.contributions.test_report import VALUATION, deliver, treaty
+
+    people = lumi["people"]
+    treaty(lumi)
+    deliver(lumi)
+    table = {**VALUATION, "version": 2, "weights": {"mi250x": "9", "h100": "9"}}
+    p = proposals.proposal_open(actor=people["ops"], title="Table 2",
+                                actions=[{"type": "valuation.adopt", "table": table}],
+                                deadline=datetime.now(UTC) + timedelta(minutes=5))  # fmt: skip
+    forged = {"eligible": 3, "voted": 3, "yes": 3, "no": 0, "abstain": 0, "total_weight": "3",
+              "yes_weight": "3", "quorum_met": True, "rule_met": True, "reason": ""}  # fmt: skip
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=10)):
+        ledger.entry_append(signer=secretariat_signer(), kind="proposal.decided",
+                            payload={"proposal": str(p.id), "outcome": "accepted",
+                                     "tally": forged})  # fmt: skip
+    assert not ValuationTable.objects.exists()  # the applier gave it no effect
+    _vote(lumi, [{"type": "member.figures", "code": "SE", "figures": {"population": "11"}}])
+    export = audit.audit_export_request(actor=people["aud"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    path = tmp_path / "e.zip"
+    path.write_bytes(export.file.open("rb").read())
+    result = audit_result(path)
+    assert result.ok, result.failures
+    recounted = next(c for c in result.checks if "decisions recounted" in c)
+    forged_at = Entry.objects.filter(kind="proposal.decided").order_by("index").first().index
+    assert recounted.startswith("1 decisions recounted from the votes")
+    assert (
+        f"without effect, as their votes do not give them: proposal.decided at index {forged_at}"
+        in recounted
+    )
+
+
+def test_the_verifier_needs_neither_django_nor_celery(lumi, downloads, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.ledger.helpers import ROOT
+
+    export = audit.audit_export_request(actor=lumi["people"]["aud"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    path = tmp_path / "e.zip"
+    path.write_bytes(export.file.open("rb").read())
+    code = ("import sys; sys.modules['django'] = None; sys.modules['celery'] = None; "
+            "from contributions.audit import main; "
+            f"sys.exit(main(['verify', {str(path)!r}, '--vkey', {_vkey()!r}]))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin"}, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cost shares and balances of 3 parties recomputed" in done.stdout
+    assert "VERIFIED" in done.stdout
