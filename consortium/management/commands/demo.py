@@ -106,8 +106,9 @@ class Command(BaseCommand):
         "secretariat key (first run), an administrator holding the secretariat seat, a "
         "signatory for each member, a decided and an open proposal (admitting an applicant), "
         "a treaty in force and a data-sharing agreement awaiting a signature, two facilities with "
-        "a SLURM import each, datasets and funds in four currencies, a hosted sample key "
-        "and a few hundred signed sample entries. Run again to add more samples."
+        "a SLURM import each, datasets and funds in four currencies, a model with a published "
+        "checkpoint, an audit export of everything, a hosted sample key and a few hundred "
+        "signed sample entries. Run again to add more samples."
     )
 
     def add_arguments(self, parser):
@@ -142,6 +143,7 @@ class Command(BaseCommand):
         self._agreements(User.objects.get(username=username), signatories)
         self._contributions(User.objects.get(username=username), signatories)
         self._checkpoint()
+        export = self._audit_export(User.objects.get(username=username))
         token = self._token(username)
         cp = log.publish_checkpoint() or log.latest_checkpoint()
         size = log.tree_size()
@@ -158,7 +160,15 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8000/api/v1/ledger/checkpoint"
         )
-        self.stdout.write(f"Verifier key: {Key.objects.get(kind=Key.Kind.LOG).verifier_key}")
+        vkey = Key.objects.get(kind=Key.Kind.LOG).verifier_key
+        self.stdout.write(f"Verifier key: {vkey}")
+        if export is not None and export.status == "done":
+            try:
+                where = export.file.path
+            except NotImplementedError:  # an object store: fetch it from the admin
+                where = f"audit-{export.id}.zip"
+            self.stdout.write("An audit export of everything; verify it offline with:")
+            self.stdout.write(f"  python -m contributions.audit verify {where} --vkey '{vkey}'")
 
     def _sampler(self):
         key = Key.objects.filter(owner=SAMPLER, revoked_at__isnull=True).first()
@@ -332,6 +342,19 @@ class Command(BaseCommand):
                 "duo": {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"]},
                 "access_mode": "federated",
             })  # fmt: skip
+
+    def _audit_export(self, admin):
+        """An audit export of everything, built in-process when no broker is configured
+        (the first time round)."""
+        from consortium import audit
+        from consortium.models import AuditExport
+
+        done = AuditExport.objects.filter(status="done").first()
+        if done is not None:
+            return done
+        export = audit.audit_export_request(actor=admin)
+        export.refresh_from_db()
+        return export
 
     def _checkpoint(self) -> None:
         """A model under the treaty, its training run and a small published checkpoint
