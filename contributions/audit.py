@@ -343,7 +343,7 @@ class Contributions:
             return
         first, end = meta.get("first"), meta.get("end")
         if meta.get("mode") != "range" or first != 0 or figures.get("as_of") != end:
-            result.checks.append("contributions: not recomputed (only an export of every entry "
+            result.skipped.append("contributions: not recomputed (only an export of every entry "
                                  "from index 0 to the report's state holds all they rest on)")  # fmt: skip
             return
         name = "report/contributions.csv"
@@ -690,7 +690,7 @@ class CostShares:
             or meta.get("first") != 0
             or figures.get("as_of") != meta.get("end")
         ):
-            result.checks.append("cost shares: not recomputed (only an export of every entry "
+            result.skipped.append("cost shares: not recomputed (only an export of every entry "
                                  "from index 0 to the report's state holds all they rest on)")  # fmt: skip
             return
         name = "report/cost_shares.csv"

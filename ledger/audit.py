@@ -28,7 +28,9 @@ what fails (file, entry index, checkpoint size):
 6. what the callers add (``contributions.audit`` recomputes the report's figures from the
    entries and compares them with the CSV files and the report).
 
-Exit status 0 only when everything holds.
+Exit status: 0 when everything holds and everything could be checked; 1 when anything
+fails; 3 when nothing fails but some checks could not be made on this bundle (each is
+listed as SKIP, with the reason); 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ FORMAT = "consortium-ledger/audit-export/v1"
 MANIFEST = "MANIFEST"
 ENTRIES = "entries.jsonl"
 BATCH = 2000
+# Exit status when nothing failed but some checks could not be made (a selection, a
+# range that does not start at index 0): not 0, which means everything was verified.
+PARTIAL = 3
 # Past this many failures of one kind, the rest are counted, not listed.
 LISTED = 20
 
@@ -71,11 +76,19 @@ class BundleError(ValueError):
 class Result:
     checks: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # Checks that could not be made on this bundle (and why): nothing failed, but not
+    # everything was verified.
+    skipped: list[str] = field(default_factory=list)
     _counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def complete(self) -> bool:
+        """Everything held, and everything could be checked."""
+        return self.ok and not self.skipped
 
     def fail(self, message: str, group: str | None = None) -> None:
         """Record a failure; failures of one ``group`` are listed up to ``LISTED``."""
@@ -312,6 +325,13 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
             _admit(keyring, keys[state["next"]], verifier, result)
             state["next"] = next(pending, None)
 
+    if first > 0:
+        result.skipped.append(f"the key history before index {first:,}: an export that does not "
+                              f"start at index 0 cannot show that no key entry before it is "
+                              f"missing")  # fmt: skip
+    if mode == "selection":
+        result.skipped.append("the selection's completeness: each entry is proven in the log, "
+                              "not that every entry concerning the scope was selected")  # fmt: skip
     total = (end - first) if mode == "range" else _int(meta.get("entries"), "export.json entries")
     if mode == "range":
         builder = _frontier(bundle, first)
@@ -815,10 +835,18 @@ def run(argv: list[str] | None = None, extensions: Sequence[Extension] = (),
             result.fail(str(exc))
     for line in result.checks:
         print(f"ok   {line}")
+    for line in result.skipped:
+        print(f"SKIP {line}")
     for line in result.failures:
         print(f"FAIL {line}")
-    print("VERIFIED" if result.ok else f"NOT VERIFIED: {len(result.failures)} failures")
-    return 0 if result.ok else 1
+    if not result.ok:
+        print(f"NOT VERIFIED: {len(result.failures)} failures")
+        return 1
+    if result.skipped:
+        print(f"VERIFIED IN PART: {len(result.skipped)} checks could not be made on this bundle")
+        return PARTIAL
+    print("VERIFIED")
+    return 0
 
 
 if __name__ == "__main__":

@@ -125,6 +125,8 @@ def test_a_delegate_exports_what_concerns_its_member(lumi, downloads, tmp_path,
                 assert entry["payload"]["member"] == "SE"
         downloads_csv = z.read("report/downloads.csv").decode()
         assert "FI" not in downloads_csv and "SE,2,0,0" in downloads_csv
+    assert any(s.startswith("cost shares: not recomputed") for s in result.skipped)
+    assert verifier.main(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 3
 
 
 def test_a_figure_changed_in_the_report_is_caught(lumi, downloads, tmp_path):

@@ -119,6 +119,11 @@ def test_a_range_and_a_selection_verify(history, tmp_path):
     result = _check(chosen)
     assert result.ok, result.failures
     assert any("5 selected entries, each included" in c for c in result.checks)
+    # Nothing failed, but not everything could be checked: said, and not exit 0.
+    assert any("the selection's completeness" in s for s in result.skipped)
+    assert any("the key history before index 10" in s for s in _check(ranged).skipped)
+    assert not result.complete
+    assert audit.run(["verify", str(ranged), "--vkey", _vkey(), "--workers", "0"]) == audit.PARTIAL
 
 
 def test_the_verifier_uses_every_core(history, tmp_path, monkeypatch):
