@@ -29,7 +29,6 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.db import connection, transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from consortium.governance import (
@@ -50,7 +49,8 @@ from consortium.models import (
     Proposal,
     Seat,
 )
-from contributions.audit import plain
+from consortium import report_html
+from contributions.audit import VERIFY_COMMAND, plain
 from ledger import export as bundles
 from ledger import log
 from ledger import services as ledger
@@ -63,7 +63,6 @@ GOVERNANCE_KINDS = ("consortium.founded", "member.applied", "proposal.opened",
                     "proposal.decided", "proposal.withdrawn")  # fmt: skip
 MEMBER_FIELDS = ("member", "code", "party")
 MEMBERS_FIELDS = ("members", "parties")
-VERIFY_COMMAND = "python -m contributions.audit verify"
 
 
 def _exporter_scope(actor) -> str | None:
@@ -221,7 +220,7 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
           ("proposal", "title", "state", "opened_in", "closed_in", "tally"),
           [(p.id, p.title, p.state, p.opened_in, p.closed_in,
             json.dumps(p.tally, sort_keys=True, separators=(",", ":")) if p.tally else "")
-           for p in Proposal.objects.exclude(state="open").order_by("closed_in")])  # fmt: skip
+           for p in Proposal.objects.exclude(state="open").order_by("closed_in", "opened_in")])  # fmt: skip
 
     contributions = Contribution.objects.filter(recorded_in__gte=first, recorded_in__lt=end)
     if member:
@@ -262,7 +261,7 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
           ("agreement", "member", "share", "obligation", "compute", "data", "funds", "delivered",
            "balance", "ratio", "status", "held"), rows)  # fmt: skip
 
-    grants = AccessGrant.objects.order_by("granted_in")
+    grants = AccessGrant.objects.order_by("granted_in", "id")
     if member:
         grants = grants.filter(member_id=member)
     table("access_grants", "Access grants and revocations",
@@ -307,11 +306,17 @@ def report_files(export: AuditExport, *, first: int, end: int, as_of: int,
                  meta: dict) -> list[tuple[str, bytes]]:  # fmt: skip
     tables = report_tables(member=export.member_id, first=first, end=end,
                            period=_period(export))  # fmt: skip
-    figures = {"first": first, "end": end, "as_of": as_of, "member": export.member_id,
-               "downloads": {row[0]: {"authorized": int(row[1])}
-                             for row in tables["downloads"]["rows"]}}  # fmt: skip
-    context = {"meta": meta, "tables": tables, "verify": VERIFY_COMMAND}
-    html = render_to_string("audit/report.html", context).encode()
+    figures = {
+        "first": first, "end": end, "as_of": as_of, "member": export.member_id,
+        "downloads": {row[0]: {"authorized": int(row[1])} for row in tables["downloads"]["rows"]},
+        # What the report page is rendered from, besides the CSV files: the verifier
+        # renders it again and compares.
+        "report": {"meta": meta, "tables": [[name, t["title"]] for name, t in tables.items()]},
+    }  # fmt: skip
+    html = report_html.render(
+        meta, [(name, t["title"], t["columns"], t["rows"]) for name, t in tables.items()],
+        VERIFY_COMMAND,
+    ).encode()  # fmt: skip
     files = [(f"report/{name}.csv", _csv(t)) for name, t in tables.items()]
     files.append(("report/report.html", html))
     files.append(("report/report.pdf", _pdf(html)))

@@ -5,12 +5,20 @@ Needs Python and PyNaCl only: no Django, no database, no network::
     python -m contributions.audit verify <bundle.zip or directory> --vkey '<verifier key>'
 
 Besides everything ``python -m ledger.audit verify`` checks, this recomputes from the
-signed entries in the bundle, and compares with ``report/downloads.csv`` and
-``report/figures.json``, the number of downloads authorised per member (each
-``download.authorized`` entry signed by the secretariat's key counts once), and checks
-that every table of ``report/report.html`` is the CSV file of the same name, cell for cell.
+signed entries in the bundle, by the rules the appliers follow, the state the report
+rests on, and compares it with the report's CSV files:
+
+- downloads authorised per member (``download.authorized`` entries signed by the
+  secretariat's key), with ``report/downloads.csv`` and ``report/figures.json``;
+- for an export of everything up to the report's state: every contribution's state
+  (``contributions.csv``); members, agreements and their signatures, decisions (every
+  one recounted from the votes) and access grants; and each party's cost share and
+  balance (``cost_shares.csv``, with ``contributions.costshare``);
+- ``report/report.html`` is rendered again from the CSV files and compared byte for byte.
+
 Served files and denied requests come from the access log, which is not on the ledger:
-they are compared between the HTML and the CSV, and cannot be recomputed.
+they cannot be recomputed. Checks a bundle does not allow (a selection, a later range)
+are listed as SKIP, and the exit status is then 3, not 0.
 
 The other checks of ``ledger.audit`` (``checkpoint``, ``inclusion``, ``consistency``)
 are available here too.
@@ -23,10 +31,10 @@ import csv
 import io
 import json
 import sys
+import uuid
 from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from html.parser import HTMLParser
 
 from consortium.voting import Rule, RuleError, tally
 from contributions import costshare
@@ -35,45 +43,12 @@ from ledger.core.envelope import parse_time
 from ledger.core.keyring import KeyState
 
 SECRETARIAT = "secretariat"
+VERIFY_COMMAND = "python -m contributions.audit verify"
 
 
-class _Tables(HTMLParser):
-    """The tables of the report: {section id: [[cell, ...], ...]} (header row first)."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.tables: dict[str, list[list[str]]] = {}
-        self._section = None
-        self._row: list[str] | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "h2":
-            self._section = dict(attrs).get("id")
-        elif tag == "table" and self._section:
-            self.tables[self._section] = []
-        elif tag == "tr" and self._section in self.tables:
-            self._row = []
-        elif tag in ("td", "th") and self._row is not None:
-            self._cell = []
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None and self._row is not None:
-            self._row.append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self.tables[self._section].append(self._row)
-            self._row = None
-        elif tag == "table":
-            self._section = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def _csv(bundle: Bundle, name: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(bundle.read(name).decode("utf-8"))))
+def _uid(value) -> str:
+    """An id as the appliers store it (``uuid.UUID``): canonical, lower case."""
+    return str(uuid.UUID(value))
 
 
 class DownloadCounts:
@@ -93,31 +68,25 @@ class DownloadCounts:
 
     def finish(self, bundle: Bundle, result: Result) -> None:
         name = "report/downloads.csv"
-        if not bundle.has(name):
-            result.fail(f"{name}: missing")
+        rows = _rows(bundle, result, name, 1)
+        if rows is None:
             return
-        rows = _csv(bundle, name)
-        if not rows or rows[0][:2] != ["member", "authorized"]:
+        if rows.pop(())[:2] != ["member", "authorized"]:
             result.fail(f"{name}: not the downloads table")
             return
-        reported: dict[str, int] = {}
-        for number, row in enumerate(rows[1:], start=2):
-            try:
-                reported[row[0]] = int(row[1])
-            except (IndexError, ValueError):
-                result.fail(f"{name} line {number}: not a member and a count")
         bad = 0
+        try:
+            reported = {m[0]: int(r[1]) for m, r in rows.items()}
+        except ValueError:
+            result.fail(f"{name}: a count that is not a number")
+            return
         for member in sorted(set(reported) | set(self.counts)):
             if reported.get(member, 0) != self.counts.get(member, 0):
                 bad += 1
                 result.fail(f"{name}: {member} authorised {reported.get(member, 0)}, the entries "
                             f"say {self.counts.get(member, 0)}")  # fmt: skip
-        try:
-            figures = json.loads(bundle.read("report/figures.json"))
-            stated = {m: v["authorized"] for m, v in figures["downloads"].items()}
-        except (KeyError, FileNotFoundError, ValueError, TypeError, AttributeError):
-            result.fail("report/figures.json: missing or not the report's figures")
-            return
+        figures = json.loads(bundle.read("report/figures.json"))
+        stated = {m: v["authorized"] for m, v in figures["downloads"].items()}
         for member in sorted(set(stated) | set(self.counts)):
             if stated.get(member, 0) != self.counts.get(member, 0):
                 bad += 1
@@ -129,7 +98,9 @@ class DownloadCounts:
 
 
 class ReportTables:
-    """Every table of the HTML report is the CSV file of the same name."""
+    """``report/report.html`` is exactly the page rendered from the CSV files and the
+    description in ``report/figures.json`` (``consortium.report_html``, pure): byte for
+    byte, so nothing can be shown that was not checked, nor hidden that was."""
 
     kinds = ()
 
@@ -137,39 +108,40 @@ class ReportTables:
         return None
 
     def finish(self, bundle: Bundle, result: Result) -> None:
-        if not bundle.has("report/report.html"):
-            result.fail("report/report.html: missing")
+        from consortium import report_html
+
+        name = "report/report.html"
+        if not bundle.has(name):
+            result.fail(f"{name}: missing")
             return
-        parser = _Tables()
-        parser.feed(bundle.read("report/report.html").decode("utf-8"))
-        names = {n[len("report/") : -len(".csv")] for n in bundle.names()
-                 if n.startswith("report/") and n.endswith(".csv")}  # fmt: skip
-        bad = 0
-        for name in sorted(names | set(parser.tables)):
-            if name not in names:
-                bad += 1
-                result.fail(f"report/report.html: table {name} has no CSV file")
-                continue
-            rows = _csv(bundle, f"report/{name}.csv")
-            html = parser.tables.get(name)
-            if html is None and len(rows) > 1:
-                bad += 1
-                result.fail(f"report/{name}.csv: not in report/report.html")
-                continue
-            html = html or rows[:1]
-            if len(html) != len(rows):
-                bad += 1
-                result.fail(f"report/{name}.csv: {len(rows) - 1} rows, the report shows "
-                            f"{len(html) - 1}")  # fmt: skip
-                continue
-            for number, (a, b) in enumerate(zip(rows, html, strict=True), start=1):
-                if a != b:
-                    bad += 1
-                    result.fail(f"report/{name}.csv line {number} differs from the report: "
-                                f"{a} against {b}")  # fmt: skip
-                    break
-        if not bad:
-            result.checks.append(f"{len(names)} tables of the report, HTML and CSV alike")
+        meta = json.loads(bundle.read("export.json"))
+        report = json.loads(bundle.read("report/figures.json"))["report"]
+        described = report["meta"]
+        if (described.get("export"), described.get("origin"), described.get("first"),
+                described.get("end")) != (meta.get("export"), meta.get("origin"),
+                                          meta.get("first"), meta.get("end")):  # fmt: skip
+            result.fail(f"{name}: describes another export or range than export.json")
+        listed = [t[0] for t in report["tables"]]
+        present = sorted(n[len("report/") : -len(".csv")] for n in bundle.names()
+                         if n.startswith("report/") and n.endswith(".csv"))  # fmt: skip
+        if sorted(listed) != present or len(set(listed)) != len(listed):
+            result.fail(f"{name}: its tables {listed} are not the CSV files {present}")
+            return
+        tables = []
+        for table, title in report["tables"]:
+            text = bundle.read(f"report/{table}.csv").decode("utf-8")
+            rows = list(csv.reader(io.StringIO(text)))
+            if not rows:
+                result.fail(f"report/{table}.csv: empty, not even a header")
+                return
+            tables.append((table, title, rows[0], rows[1:]))
+        page = report_html.render(described, tables, VERIFY_COMMAND).encode()
+        if page != bundle.read(name):
+            result.fail(f"{name} is not the page the CSV files and report/figures.json give: "
+                        f"it shows something they do not say")  # fmt: skip
+            return
+        result.checks.append(f"{name}: exactly the rendering of the {len(tables)} CSV tables "
+                             f"(report/report.pdf is printed from it and not compared)")  # fmt: skip
 
 
 def plain(value: Decimal) -> str:
@@ -233,21 +205,22 @@ class Contributions:
         by_operator = (author.kind, author.owner) == ("member", self.facilities[code])
         if not (by_facility or by_operator or self._secretariat(author)):
             return
-        if (code, p["export_sha256"]) in self.exports or p["import"] in self.imports:
+        imported = _uid(p["import"])
+        if (code, p["export_sha256"]) in self.exports or imported in self.imports:
             return
         rows = p["contributions"]
         if {c["member"] for c in rows} - set(self.governance.members):
             return
-        ids = [c["contribution"] for c in rows]
+        ids = [_uid(c["contribution"]) for c in rows]
         if len(set(ids)) != len(ids) or any(i in self.items for i in ids):
             return
         hours = [Decimal(c["gpu_hours"]) for c in rows]
         attested = index if by_facility else None
         self.exports.add((code, p["export_sha256"]))
-        self.imports[p["import"]] = {"facility": code, "export": p["export_sha256"],
-                                     "attested": attested, "ids": ids}  # fmt: skip
-        for c, h in zip(rows, hours, strict=True):
-            self.items[c["contribution"]] = {
+        self.imports[imported] = {"facility": code, "export": p["export_sha256"],
+                                  "attested": attested, "ids": ids}  # fmt: skip
+        for cid, c, h in zip(ids, rows, hours, strict=True):
+            self.items[cid] = {
                 "member": c["member"], "kind": "compute", "recorded_in": index,
                 "state": "counted" if attested else "reported", "attested": attested,
                 "gpu_hours": h, "seconds": int(c["gpu_seconds"]), "accelerator": c["accelerator"],
@@ -255,7 +228,7 @@ class Contributions:
             }  # fmt: skip
 
     def _compute_attested(self, index, p, author) -> None:
-        imported = self.imports.get(p["import"])
+        imported = self.imports.get(_uid(p["import"]))
         if imported is None or imported["attested"] is not None or author is None:
             return
         if (author.kind, author.owner) != ("facility", imported["facility"]):
@@ -270,9 +243,10 @@ class Contributions:
 
     def _new(self, index, p, author, kind: str, **fields) -> None:
         member = self._member(author)
-        if member is None or p["contribution"] in self.items:
+        cid = _uid(p["contribution"])
+        if member is None or cid in self.items:
             return
-        self.items[p["contribution"]] = {
+        self.items[cid] = {
             "member": member, "kind": kind, "recorded_in": index, "state": "counted",
             "attested": None, "gpu_hours": None, "tokens": None, "amount": None, "currency": None,
             **fields,
@@ -287,16 +261,17 @@ class Contributions:
                   micros=int(amount * 1_000_000))  # fmt: skip
 
     def _contribution_disputed(self, index, p, author) -> None:
-        item = self.items.get(p["contribution"])
+        cid, did = _uid(p["contribution"]), _uid(p["dispute"])
+        item = self.items.get(cid)
         if self._member(author) is None or item is None:
             return
-        if item["state"] not in ("counted", "reported") or p["dispute"] in self.disputes:
+        if item["state"] not in ("counted", "reported") or did in self.disputes:
             return
-        self.disputes[p["dispute"]] = {"contribution": p["contribution"], "open": True}
+        self.disputes[did] = {"contribution": cid, "open": True}
         item["state"] = "disputed"
 
     def _contribution_resolved(self, index, p, author) -> None:
-        dispute = self.disputes.get(p["dispute"])
+        dispute = self.disputes.get(_uid(p["dispute"]))
         if dispute is None or not dispute["open"] or not self._secretariat(author):
             return
         dispute["open"] = False
@@ -335,32 +310,11 @@ class Contributions:
                 for (m, k), s in sorted(sums.items())]  # fmt: skip
 
     def finish(self, bundle: Bundle, result: Result) -> None:
-        try:
-            meta = json.loads(bundle.read("export.json"))
-            figures = json.loads(bundle.read("report/figures.json"))
-        except (KeyError, FileNotFoundError, ValueError):
-            result.fail("export.json or report/figures.json: missing or not JSON")
+        figures = _whole(bundle, result, "contributions")
+        if figures is None:
             return
-        first, end = meta.get("first"), meta.get("end")
-        if meta.get("mode") != "range" or first != 0 or figures.get("as_of") != end:
-            result.skipped.append("contributions: not recomputed (only an export of every entry "
-                                 "from index 0 to the report's state holds all they rest on)")  # fmt: skip
-            return
-        name = "report/contributions.csv"
-        if not bundle.has(name):
-            result.fail(f"{name}: missing")
-            return
-        rows = _csv(bundle, name)
-        mine = self.table(first, end, figures.get("member"))
-        reported = {tuple(r[:2]): r for r in rows[1:] if len(r) >= 2}
-        recomputed = {tuple(r[:2]): r for r in mine}
-        bad = 0
-        for key in sorted(set(reported) | set(recomputed)):
-            if reported.get(key) != recomputed.get(key):
-                bad += 1
-                result.fail(f"{name}: {' '.join(key)} reads {reported.get(key)}, the entries "
-                            f"give {recomputed.get(key)}")  # fmt: skip
-        if not bad:
+        mine = self.table(0, figures["end"], figures.get("member"))
+        if _compare(bundle, result, "report/contributions.csv", mine, 2):
             result.checks.append(f"contributions per member and kind recomputed from the "
                                  f"entries ({len(self.items)} contributions): as reported")  # fmt: skip
 
@@ -377,11 +331,11 @@ def _day(leaf: dict) -> date:
 
 
 class Governance:
-    """Members, rules, proposals and agreements recomputed from the entries by the rules
-    the appliers follow (``consortium/governance.py``, ``proposals.py``,
-    ``agreements.py``). Decisions are recounted from the votes with the consortium's own
-    tally (``consortium.voting``, pure); one part is taken as recorded: a rejection whose
-    reason is that the proposal's actions no longer apply."""
+    """Members, rules, proposals, access grants and agreements recomputed from the
+    entries by the rules the appliers follow (``consortium/governance.py``,
+    ``proposals.py``, ``agreements.py``). Decisions are recounted from the votes with the
+    consortium's own tally (``consortium.voting``, pure); one part is taken as recorded: a
+    rejection whose reason is that the proposal's actions no longer apply."""
 
     kinds = ("consortium.founded", "member.applied", "proposal.", "vote.cast", "agreement.")
 
@@ -391,6 +345,7 @@ class Governance:
         self.proposals: dict[str, dict] = {}
         self.agreements: dict[str, dict] = {}
         self.tables: list[dict] = []
+        self.grants: dict[str, dict] = {}
         self.recounted = 0
         self.ignored: list[str] = []
 
@@ -412,41 +367,46 @@ class Governance:
         handler = getattr(self, "_" + envelope["kind"].replace(".", "_"), None)
         if handler is None:
             return
+        # A malformed payload could not have been appended: it changes nothing.
         with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
             handler(index, leaf, envelope["payload"], author)
 
     # members and rules
 
+    def _member(self, m: dict, status: str, index: int) -> dict:
+        return {"name": m["name"], "kind": m["kind"], "figures": m["figures"], "status": status,
+                "registered_in": index, "changed_in": index}  # fmt: skip
+
     def _consortium_founded(self, index, leaf, p, author) -> None:
         if self.rules is None:
+            members = {m["code"]: self._member(m, "member", index) for m in p["members"]}
             self.rules = p["rules"]
-            for m in p["members"]:
-                self.members[m["code"]] = {"name": m["name"], "figures": m["figures"],
-                                           "status": "member"}  # fmt: skip
+            self.members.update(members)
 
     def _member_applied(self, index, leaf, p, author) -> None:
         m = p["member"]
         if self._secretariat(author) and m["code"] not in self.members:
-            self.members[m["code"]] = {"name": m["name"], "figures": m["figures"],
-                                       "status": "applicant"}  # fmt: skip
+            self.members[m["code"]] = self._member(m, "applicant", index)
 
     # proposals
 
     def _proposal_opened(self, index, leaf, p, author) -> None:
+        pid = _uid(p["proposal"])
         if self._opener_side(author) is None or self.rules is None:
             return
-        if p["rule"] not in self.rules["voting"] or p["proposal"] in self.proposals:
+        if p["rule"] not in self.rules["voting"] or pid in self.proposals:
             return
         eligible = {c: m["figures"] for c, m in sorted(self.members.items())
                     if m["status"] == "member"}  # fmt: skip
-        self.proposals[p["proposal"]] = {
-            "actions": p["actions"], "deadline": p["deadline"], "state": "open",
-            "opener": self._opener_side(author), "rule": self.rules["voting"][p["rule"]],
-            "eligible": eligible, "votes": {},
+        self.proposals[pid] = {
+            "title": p["title"], "actions": p["actions"], "deadline": p["deadline"],
+            "state": "open", "opener": self._opener_side(author),
+            "rule": self.rules["voting"][p["rule"]], "eligible": eligible, "votes": {},
+            "opened_in": index, "closed_in": None, "tally": None,
         }  # fmt: skip
 
     def _vote_cast(self, index, leaf, p, author) -> None:
-        proposal = self.proposals.get(p["proposal"])
+        proposal = self.proposals.get(_uid(p["proposal"]))
         if proposal is None or author is None or author.kind != "member":
             return
         if proposal["state"] != "open" or author.owner not in proposal["eligible"]:
@@ -477,16 +437,17 @@ class Governance:
         return outcome == ("expired" if not t.quorum_met else "rejected")
 
     def _proposal_withdrawn(self, index, leaf, p, author) -> None:
-        proposal = self.proposals.get(p["proposal"])
+        proposal = self.proposals.get(_uid(p["proposal"]))
         side = self._opener_side(author)
         if proposal is None or proposal["state"] != "open" or side is None:
             return
         if side[0] == "member" and proposal["opener"] != side:
             return
-        proposal["state"] = "withdrawn"
+        proposal["state"], proposal["closed_in"] = "withdrawn", index
 
     def _proposal_decided(self, index, leaf, p, author) -> None:
-        proposal = self.proposals.get(p["proposal"])
+        pid = _uid(p["proposal"])
+        proposal = self.proposals.get(pid)
         if proposal is None or proposal["state"] != "open" or not self._secretariat(author):
             return
         if parse_time(leaf["integrated_time"]) < parse_time(proposal["deadline"]):
@@ -495,36 +456,50 @@ class Governance:
             self.ignored.append(f"proposal.decided at index {index}")
             return  # the applier ignores it too: on the record, without effect
         self.recounted += 1
-        proposal["state"] = p["outcome"]
+        proposal.update(state=p["outcome"], tally=p["tally"], closed_in=index)
         if p["outcome"] != "accepted":
             return
-        for action in proposal["actions"]:
+        for n, action in enumerate(proposal["actions"]):
             if action["type"] not in APPLIED_BY_KEY_ENTRIES:
-                self._action(action, index)
+                self._action(action, index, pid, n)
         if any(a["type"] == "rules.change" for a in proposal["actions"]):
             for other in self.proposals.values():
                 if other["state"] == "open":
-                    other["state"] = "dropped"
+                    other["state"], other["closed_in"] = "dropped", index
 
-    def _action(self, action: dict, index: int) -> None:
+    def _action(self, action: dict, index: int, pid: str, n: int) -> None:
         kind = action["type"]
         if kind == "valuation.adopt":
             t = action["table"]
             self.tables.append({"version": t["version"], "unit": t["unit"],
                                 "weights": t["weights"], "unit_price": t.get("unit_price"),
                                 "data_price": t.get("data_price"), "adopted_in": index})  # fmt: skip
+        elif kind == "access.grant":
+            self.grants[f"{pid}:{n}"] = {
+                "member": action["member"], "scope": action["scope"],
+                "checkpoints": action.get("checkpoints"), "until": action.get("until"),
+                "reason": action["reason"], "granted_in": index, "revoked_in": None,
+            }  # fmt: skip
+        elif kind == "access.revoke":
+            grant = self.grants.get(action["grant"])
+            if grant is not None and grant["revoked_in"] is None:
+                grant["revoked_in"] = index
         elif kind == "agreement.terminate":
-            self._close(action["agreement"], "terminated")
+            self._close(_uid(action["agreement"]), "terminated", index, action["reason"])
         elif kind == "member.admit":
             m = action["member"]
-            self.members[m["code"]] = {"name": m["name"], "figures": m["figures"],
-                                       "status": "member"}  # fmt: skip
+            known = self.members.get(m["code"])
+            self.members[m["code"]] = {
+                **self._member(m, "member", index),
+                "registered_in": known["registered_in"] if known else index,
+            }  # fmt: skip
         elif kind == "rules.change":
             self.rules = action["rules"]
         elif kind in ("member.suspend", "member.reinstate", "member.withdraw", "member.figures"):
             member = self.members.get(action["code"])
             if member is None:
                 return
+            member["changed_in"] = index
             if kind == "member.figures":
                 member["figures"] = action.get("figures")
             else:
@@ -541,12 +516,15 @@ class Governance:
         if not (self._secretariat(author) or self._member_of(author) in terms["parties"]):
             return
         required = set(terms.get("required", terms["parties"]))
-        self.agreements[p["agreement"]] = {
+        self.agreements[_uid(p["agreement"])] = {
+            "version": p["version"], "kind": p["kind"], "title": p["title"],
             "terms": terms, "terms_sha256": p["terms_sha256"],
-            "document_sha256": p["document"]["sha256"], "supersedes": p["supersedes"],
-            "state": "open", "proposed_in": index,
-            "parties": {c: {"required": c in required, "signed": None, "withdrawn": None}
-                        for c in terms["parties"]},
+            "document_sha256": p["document"]["sha256"],
+            "supersedes": _uid(p["supersedes"]) if p["supersedes"] else None,
+            "state": "open", "proposed_in": index, "in_force_in": None, "closed_in": None,
+            "closed_reason": "",
+            "parties": {c: {"required": c in required, "signed": None, "signed_at": "",
+                            "withdrawn": None} for c in terms["parties"]},
         }  # fmt: skip
 
     def _all_required_signed(self, a: dict) -> bool:
@@ -561,7 +539,7 @@ class Governance:
 
     def _agreement_signed(self, index, leaf, p, author) -> None:
         member = self._member_of(author)
-        a = self.agreements.get(p["agreement"])
+        a = self.agreements.get(_uid(p["agreement"]))
         if member is None or a is None or a["state"] not in SIGNABLE_STATES:
             return
         if (p["terms_sha256"], p["document_sha256"]) != (a["terms_sha256"], a["document_sha256"]):
@@ -569,12 +547,12 @@ class Governance:
         party = a["parties"].get(member)
         if party is None or party["signed"] is not None or party["withdrawn"] is not None:
             return
-        party["signed"] = index
+        party["signed"], party["signed_at"] = index, leaf["integrated_time"]
         if a["state"] == "open" and self._all_required_signed(a):
             a["state"] = "signed"
 
     def _agreement_in_force(self, index, leaf, p, author) -> None:
-        a = self.agreements.get(p["agreement"])
+        a = self.agreements.get(_uid(p["agreement"]))
         if a is None or not self._secretariat(author) or a["state"] != "signed":
             return
         day = _day(leaf)
@@ -587,13 +565,14 @@ class Governance:
         if a["supersedes"] and (old is None or old["state"] != "in_force"
                                 or not self.bound(old) <= self.bound(a)):  # fmt: skip
             return
-        a["state"] = "in_force"
+        a["state"], a["in_force_in"] = "in_force", index
         if old is not None and old["state"] == "in_force":
-            old["state"] = "superseded"
+            old.update(state="superseded", closed_in=index,
+                       closed_reason=f"superseded by version {a['version']}")  # fmt: skip
 
     def _agreement_withdrawn(self, index, leaf, p, author) -> None:
         member = self._member_of(author)
-        a = self.agreements.get(p["agreement"])
+        a = self.agreements.get(_uid(p["agreement"]))
         if member is None or a is None or a["state"] not in SIGNABLE_STATES:
             return
         party = a["parties"].get(member)
@@ -603,32 +582,140 @@ class Governance:
         if a["state"] == "signed" and not self._all_required_signed(a):
             a["state"] = "open"
 
-    def _close(self, agreement: str, state: str) -> None:
+    def _close(self, agreement: str, state: str, index: int, reason: str) -> None:
         a = self.agreements.get(agreement)
         if a is not None and a["state"] in SIGNABLE_STATES:
-            a["state"] = state
+            a.update(state=state, closed_in=index, closed_reason=reason[:300])
         for other in self.agreements.values():
             if other["supersedes"] == agreement and other["state"] in OPEN_STATES:
-                other["state"] = "terminated"
+                other.update(state="terminated", closed_in=index,
+                             closed_reason="the version it amends has ended")  # fmt: skip
 
     def _agreement_terminated(self, index, leaf, p, author) -> None:
-        a = self.agreements.get(p["agreement"])
+        a = self.agreements.get(_uid(p["agreement"]))
         if self._secretariat(author) and a is not None and a["state"] in OPEN_STATES:
-            a["state"] = "terminated"
+            a.update(state="terminated", closed_in=index, closed_reason=p["reason"][:300])
 
     def _agreement_expired(self, index, leaf, p, author) -> None:
-        a = self.agreements.get(p["agreement"])
+        agreement = _uid(p["agreement"])
+        a = self.agreements.get(agreement)
         if a is None or not self._secretariat(author):
             return
         until = a["terms"]["effective"]["until"]
         if until and _day(leaf) > date.fromisoformat(until):
-            self._close(p["agreement"], "expired")
+            self._close(agreement, "expired", index, "effective period ended")
+
+    # the report's tables, as the entries give them
+
+    def report_tables(self) -> dict[str, list[list[str]]]:
+        def row(*values) -> list[str]:
+            return ["" if v is None else str(v) for v in values]
+
+        agreements = sorted(self.agreements.items(), key=lambda kv: kv[1]["proposed_in"])
+        decided = sorted(((pid, p) for pid, p in self.proposals.items() if p["state"] != "open"),
+                         key=lambda kv: (kv[1]["closed_in"], kv[1]["opened_in"]))  # fmt: skip
+        return {
+            "members": [row(code, m["name"], m["kind"], m["status"], m["registered_in"],
+                            m["changed_in"]) for code, m in sorted(self.members.items())],
+            "agreements": [row(aid, a["version"], a["kind"], a["title"], a["state"],
+                               a["proposed_in"], a["in_force_in"], a["closed_in"],
+                               a["closed_reason"]) for aid, a in agreements],
+            "signatures": [row(aid, a["title"], code, "yes" if party["required"] else "no",
+                               party["signed"], party["signed_at"], party["withdrawn"])
+                           for aid, a in agreements
+                           for code, party in sorted(a["parties"].items())],
+            "decisions": [row(pid, p["title"], p["state"], p["opened_in"], p["closed_in"],
+                              json.dumps(p["tally"], sort_keys=True, separators=(",", ":"))
+                              if p["tally"] else "") for pid, p in decided],
+            "access_grants": [row(gid, g["member"], g["scope"],
+                                  " ".join(g["checkpoints"] or []) or "all", g["until"],
+                                  g["reason"], g["granted_in"], g["revoked_in"])
+                              for gid, g in sorted(self.grants.items(),
+                                                   key=lambda kv: (kv[1]["granted_in"], kv[0]))],
+        }  # fmt: skip
 
     def finish(self, bundle: Bundle, result: Result) -> None:
         if self.recounted or self.ignored:
             result.checks.append(f"{self.recounted} decisions recounted from the votes"
                                  + (f"; without effect, as their votes do not give them: "
                                     f"{', '.join(self.ignored)}" if self.ignored else ""))  # fmt: skip
+        if _whole(bundle, result, "members, agreements, signatures, decisions and grants") is None:
+            return
+        mine = self.report_tables()
+        keys = {"members": 1, "agreements": 1, "signatures": 3, "decisions": 1,
+                "access_grants": 1}  # fmt: skip
+        if all(_compare(bundle, result, f"report/{name}.csv", rows, keys[name])
+               for name, rows in mine.items()):  # fmt: skip
+            result.checks.append("members, agreements and who signed them, decisions and access "
+                                 "grants recomputed from the entries: as reported")  # fmt: skip
+
+
+def _whole(bundle: Bundle, result: Result, what: str) -> dict | None:
+    """``report/figures.json`` if the export holds every entry the report's state rests
+    on (from index 0 to that state); otherwise the check of ``what`` is skipped, saying
+    why. Figures that contradict ``export.json`` fail."""
+    meta = json.loads(bundle.read("export.json"))
+    figures = json.loads(bundle.read("report/figures.json"))
+    if not isinstance(figures, dict):
+        raise ValueError("report/figures.json is not an object")
+    scope = meta.get("scope") or {}
+    stated = (figures.get("first"), figures.get("end"), figures.get("member"))
+    if stated != (meta.get("first"), meta.get("end"), scope.get("member")):
+        result.fail(f"report/figures.json: first, end and member {stated} are not the "
+                    f"export's {(meta.get('first'), meta.get('end'), scope.get('member'))}")  # fmt: skip
+        return None
+    if meta.get("mode") != "range" or meta.get("first") != 0:
+        result.skipped.append(f"{what}: not recomputed (the export does not hold every entry "
+                              f"from index 0)")  # fmt: skip
+        return None
+    if figures.get("as_of") != meta.get("end"):
+        result.skipped.append(f"{what}: not recomputed (the report's state is as of tree size "
+                              f"{figures.get('as_of')}, the entries end at {meta.get('end')})")  # fmt: skip
+        return None
+    return figures
+
+
+def _rows(bundle: Bundle, result: Result, name: str, key: int) -> dict[tuple, list[str]] | None:
+    """A CSV file's rows by their first ``key`` cells; its header under ``()``. A repeated
+    key or a short row fails (a second row must not hide the first)."""
+    if not bundle.has(name):
+        result.fail(f"{name}: missing")
+        return None
+    rows = list(csv.reader(io.StringIO(bundle.read(name).decode("utf-8"))))
+    if not rows:
+        result.fail(f"{name}: empty, not even a header")
+        return None
+    width = len(rows[0])
+    out: dict[tuple, list[str]] = {(): rows[0]}
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != width:
+            result.fail(f"{name} line {number}: {len(row)} cells, the header has {width}")
+            return None
+        k = tuple(row[:key])
+        if k in out:
+            result.fail(f"{name} line {number}: {' '.join(k)} appears twice")
+            return None
+        out[k] = row
+    return out
+
+
+def _compare(bundle: Bundle, result: Result, name: str, mine: list[list[str]], key: int) -> bool:
+    """Compare a CSV file with the rows recomputed from the entries, row by row."""
+    reported = _rows(bundle, result, name, key)
+    if reported is None:
+        return False
+    header = reported.pop(())
+    recomputed = {tuple(r[:key]): r for r in mine}
+    bad = 0
+    for k in sorted(set(reported) | set(recomputed)):
+        if reported.get(k) != recomputed.get(k):
+            bad += 1
+            result.fail(f"{name}: {' '.join(k)} reads {reported.get(k)}, the entries give "
+                        f"{recomputed.get(k)}", name)  # fmt: skip
+    if mine and len(mine[0]) != len(header):
+        result.fail(f"{name}: the header has {len(header)} columns, not {len(mine[0])}")
+        return False
+    return not bad
 
 
 class CostShares:
@@ -680,39 +767,19 @@ class CostShares:
         return out
 
     def finish(self, bundle: Bundle, result: Result) -> None:
-        try:
-            meta = json.loads(bundle.read("export.json"))
-            figures = json.loads(bundle.read("report/figures.json"))
-        except (KeyError, FileNotFoundError, ValueError):
-            return  # reported by Contributions
-        if (
-            meta.get("mode") != "range"
-            or meta.get("first") != 0
-            or figures.get("as_of") != meta.get("end")
-        ):
-            result.skipped.append("cost shares: not recomputed (only an export of every entry "
-                                 "from index 0 to the report's state holds all they rest on)")  # fmt: skip
+        if _whole(bundle, result, "cost shares") is None:
             return
+        mine = [[r[0], r[1], *r[3:]] for r in self.rows()]
         name = "report/cost_shares.csv"
-        if not bundle.has(name):
-            result.fail(f"{name}: missing")
+        header = _rows(bundle, result, name, 2)
+        if header is None:
             return
-        reported = _csv(bundle, name)
-        header = ["agreement", "member", *costshare.CSV_COLUMNS[2:]]
-        if not reported or reported[0] != header:
+        if header[()] != ["agreement", "member", *costshare.CSV_COLUMNS[2:]]:
             result.fail(f"{name}: not the cost-share table")
             return
-        mine = {(r[0], r[1]): [r[0], r[1], *r[3:]] for r in self.rows()}
-        theirs = {(r[0], r[1]): r for r in reported[1:] if len(r) >= 2}
-        bad = 0
-        for key in sorted(set(mine) | set(theirs)):
-            if mine.get(key) != theirs.get(key):
-                bad += 1
-                result.fail(f"{name}: {key[1]} under agreement {key[0]} reads {theirs.get(key)}, "
-                            f"the entries give {mine.get(key)}")  # fmt: skip
-        if not bad:
-            result.checks.append(f"cost shares and balances of {len(mine)} parties recomputed from "
-                                 f"the entries: as reported")  # fmt: skip
+        if _compare(bundle, result, name, mine, 2):
+            result.checks.append(f"cost shares and balances of {len(mine)} parties recomputed "
+                                 f"from the entries: as reported")  # fmt: skip
 
 
 def _group(items: list[dict], kind: str, by: tuple[str, ...], **sums) -> list[dict]:

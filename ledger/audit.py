@@ -44,8 +44,10 @@ import io
 import itertools
 import json
 import os
+import re
 import sys
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,12 @@ LISTED = 20
 
 class BundleError(ValueError):
     """The bundle cannot be read far enough to check the rest; the message says why."""
+
+
+# What reading a damaged or hostile bundle may raise: each becomes a named failure.
+UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError,
+              UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError)  # fmt: skip
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
 @dataclass
@@ -136,7 +144,13 @@ class Bundle:
                 self._zip = zipfile.ZipFile(self.path)
             except (OSError, zipfile.BadZipFile) as exc:
                 raise BundleError(f"{self.path}: not a zip file or a directory ({exc})") from exc
-            self._names = sorted(i.filename for i in self._zip.infolist() if not i.is_dir())
+            names = [i.filename for i in self._zip.infolist() if not i.is_dir()]
+            twice = sorted(n for n, k in Counter(names).items() if k > 1)
+            if twice:
+                # Zip tools differ on which copy they show: what is checked must be what
+                # the auditor opens.
+                raise BundleError(f"{self.path}: holds {twice[0]} more than once")
+            self._names = sorted(names)
 
     def names(self) -> list[str]:
         return list(self._names)
@@ -165,7 +179,7 @@ class Bundle:
         for number, line in enumerate(self.lines(name), start=1):
             try:
                 value = json.loads(line)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise BundleError(f"{name} line {number} is not JSON: {exc}") from exc
             if not isinstance(value, dict):
                 raise BundleError(f"{name} line {number} is not a JSON object")
@@ -210,7 +224,7 @@ def read_manifest(text: str) -> tuple[str, str, dict[str, tuple[int, str]]]:
     files: dict[str, tuple[int, str]] = {}
     for number, line in enumerate(lines[3:], start=4):
         parts = line.split(" ")
-        if len(parts) != 3 or len(parts[0]) != 64 or not parts[1].isdigit():
+        if len(parts) != 3 or len(parts[0]) != 64 or not _DECIMAL.fullmatch(parts[1]):
             raise BundleError(f"MANIFEST line {number} is not <sha256> <size> <path>")
         if parts[2] in files or parts[2] == MANIFEST:
             raise BundleError(f"MANIFEST line {number} lists {parts[2]} again")
@@ -254,6 +268,8 @@ def verify(path: Path, vkey: str, *, extensions: Sequence[Extension] = (),
         _verify(bundle, vkey, result, extensions, workers, progress)
     except BundleError as exc:
         result.fail(str(exc))
+    except UNREADABLE as exc:
+        result.fail(f"the bundle cannot be read: {type(exc).__name__}: {exc}")
     finally:
         bundle.close()
     result.close()
@@ -381,7 +397,8 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
                         if kind in kinds or any(k.endswith(".") and kind.startswith(k)
                                                 for k in kinds):  # fmt: skip
                             # A malformed leaf is reported by the leaf check.
-                            with contextlib.suppress(ValueError, KeyError, TypeError):
+                            with contextlib.suppress(ValueError, KeyError, TypeError,
+                                                     RecursionError):  # fmt: skip
                                 ext.take(
                                     index,
                                     json.loads(line),
@@ -400,6 +417,11 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
     if progress:
         progress(count, total)
     advance(end)
+    kinds = Counter((k.kind, k.custody) for k in keyring.keys.values())
+    if kinds:
+        # Which signatures the operator could have made: those of hosted keys.
+        result.checks.append("keys registered: " + ", ".join(
+            f"{n} {kind} ({custody})" for (kind, custody), n in sorted(kinds.items())))  # fmt: skip
     if ENTRIES in listed and (size, digest.hexdigest()) != listed[ENTRIES]:
         result.fail(f"{ENTRIES}: its size or SHA-256 is not the MANIFEST's")
     for index in sorted(k for k in keys if first <= k < end and k not in seen_keys):
@@ -414,7 +436,11 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
         result.checks.append(f"{count:,} entries: layout, index and signature by the key valid "
                              f"at their index")  # fmt: skip
     for ext in extensions:
-        ext.finish(bundle, result)
+        try:
+            ext.finish(bundle, result)
+        except UNREADABLE as exc:
+            result.fail(f"the report cannot be read ({type(ext).__name__}): "
+                        f"{type(exc).__name__}: {exc}")  # fmt: skip
 
 
 def _checkpoints(bundle: Bundle, verifier, origin: str, result: Result) -> dict[int, bytes]:
@@ -423,7 +449,7 @@ def _checkpoints(bundle: Bundle, verifier, origin: str, result: Result) -> dict[
         if not name.startswith("checkpoints/"):
             continue
         stem = name[len("checkpoints/") :].removesuffix(".note")
-        if not stem.isdigit() or not name.endswith(".note"):
+        if not _DECIMAL.fullmatch(stem) or not name.endswith(".note"):
             result.fail(f"{name}: not a checkpoints/<size>.note file")
             continue
         try:

@@ -73,7 +73,7 @@ def test_an_auditor_exports_everything_and_verifies_it(lumi, downloads, tmp_path
     assert result.ok, result.failures
     checks = "\n".join(result.checks)
     assert "downloads authorised per member recomputed from the entries (2 in all)" in checks
-    assert "tables of the report, HTML and CSV alike" in checks
+    assert "report/report.html: exactly the rendering of the 8 CSV tables" in checks
     assert "contributions per member and kind recomputed from the entries" in checks
     # The export itself is on the ledger, after the range it covers.
     recorded = Entry.objects.get(kind="audit.exported")
@@ -159,7 +159,8 @@ def test_a_figure_changed_in_the_report_is_caught(lumi, downloads, tmp_path):
 
     failures = "\n".join(audit_result(tampered(csv_says_three)).failures)
     assert "report/downloads.csv: SE authorised 3, the entries say 2" in failures
-    assert "report/downloads.csv line" in failures and "differs from the report" in failures
+    # The page still shows 2: it is not the rendering of the forged CSV.
+    assert "report/report.html is not the page the CSV files" in failures
 
     def everything_says_three(files):
         for name in ("report/downloads.csv", "report/report.html"):
@@ -307,7 +308,7 @@ def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tm
             z.writestr(n, d)
     failures = "\n".join(audit_result(path).failures)
     assert "report/contributions.csv: SE funds reads" in failures
-    assert "differs from the report" not in failures  # HTML and CSV agree: a consistent lie
+    assert "report/report.html" not in failures  # the page says the same: a consistent lie
 
 
 def _vote(lumi, actions):
@@ -398,7 +399,7 @@ def test_a_balance_changed_in_the_report_is_caught(lumi, tmp_path):
         for n, d in files.items():
             z.writestr(n, d)
     failures = "\n".join(audit_result(path).failures)
-    assert f"report/cost_shares.csv: FI under agreement {fi[0]} reads" in failures
+    assert f"report/cost_shares.csv: {fi[0]} FI reads" in failures
     assert "'0.00'" in failures and "'10.00'" in failures
 
 
@@ -465,3 +466,145 @@ def test_the_verifier_needs_neither_django_nor_celery(lumi, downloads, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "cost shares and balances of 3 parties recomputed" in done.stdout
     assert "VERIFIED" in done.stdout
+
+
+# --- what a dishonest operator (who holds the log key) tries -------------------------------
+
+
+@pytest.fixture
+def whole(lumi, downloads):
+    export = audit.audit_export_request(actor=lumi["people"]["aud"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    return export.file.open("rb").read()
+
+
+def _forge(original: bytes, change, path, extra_manifest_lines=()):
+    """Change the bundle's files and sign a fresh MANIFEST over them with the log key."""
+    with zipfile.ZipFile(io.BytesIO(original)) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    files = change(files)
+    head = files["MANIFEST"].decode().split("\n")[:3]
+    body = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
+            for n, d in sorted(files.items()) if n != "MANIFEST"]  # fmt: skip
+    files["MANIFEST"] = sign_note("\n".join(head + body + list(extra_manifest_lines)) + "\n",
+                                  log_signer().note_signer()).encode()  # fmt: skip
+    with zipfile.ZipFile(path, "w") as z:
+        for n, d in files.items():
+            z.writestr(n, d)
+    return path
+
+
+def _json_edit(name, fn):
+    def change(files):
+        value = json.loads(files[name])
+        fn(value)
+        files[name] = json.dumps(value).encode()
+        return files
+
+    return change
+
+
+def test_a_report_state_said_to_be_later_skips_the_figures_and_is_not_exit_0(whole, tmp_path):
+    path = _forge(whole, _json_edit("report/figures.json",
+                                    lambda f: f.update(as_of=f["end"] + 1)), tmp_path / "a.zip")  # fmt: skip
+    result = audit_result(path)
+    assert result.ok and not result.complete
+    assert any("cost shares: not recomputed (the report's state is as of tree size" in s
+               for s in result.skipped)  # fmt: skip
+    assert verifier.main(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 3
+    moved = _forge(whole, _json_edit("report/figures.json", lambda f: f.update(first=1)),
+                   tmp_path / "b.zip")  # fmt: skip
+    assert "report/figures.json: first, end and member" in "\n".join(audit_result(moved).failures)
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda f: {**f, "report/downloads.csv": f["report/downloads.csv"].replace(
+        b"SE,2,0,0\n", b"SE,99,0,0\nSE,2,0,0\n")}, "report/downloads.csv line 4: SE appears twice"),
+    (lambda f: {**f, "report/contributions.csv": f["report/contributions.csv"]
+                + b"TOTAL GPU HOURS 123456\n"}, "cells, the header has 9"),
+])  # fmt: skip
+def test_a_second_row_or_a_short_row_is_refused(whole, tmp_path, change, expected):
+    failures = "\n".join(audit_result(_forge(whole, change, tmp_path / "r.zip")).failures)
+    assert expected in failures
+
+
+def test_a_member_status_or_a_hidden_table_is_caught(whole, tmp_path):
+    def withdrawn(files):
+        for name in ("report/members.csv", "report/report.html"):
+            files[name] = files[name].replace(b"SE,Sweden,nation,member", b"SE,Sweden,nation,withdrawn"
+                                              ).replace(b"<td>SE</td><td>Sweden</td><td>nation</td><td>member</td>",
+                                                        b"<td>SE</td><td>Sweden</td><td>nation</td><td>withdrawn</td>")  # fmt: skip
+        return files
+
+    with zipfile.ZipFile(io.BytesIO(whole)) as z:
+        assert b"SE,Sweden,nation,member" in z.read("report/members.csv")
+    failures = "\n".join(audit_result(_forge(whole, withdrawn, tmp_path / "m.zip")).failures)
+    assert "report/members.csv: SE reads" in failures and "'member'" in failures
+    assert "report/report.html" not in failures
+
+    def hidden(files):
+        page = files["report/report.html"].decode()
+        page = page.replace("</body>", '<div style="display:none"><table><tr><td>SE</td>'
+                                       "<td>99</td></tr></table></div>\n</body>")  # fmt: skip
+        files["report/report.html"] = page.encode()
+        return files
+
+    failures = "\n".join(audit_result(_forge(whole, hidden, tmp_path / "h.zip")).failures)
+    assert "report/report.html is not the page the CSV files" in failures
+
+
+@pytest.mark.parametrize("how", ["figures_list", "csv_latin1", "html_latin1", "manifest_size",
+                                 "deep_json", "crc", "twice"])  # fmt: skip
+def test_damaged_bundles_fail_with_a_name_never_a_traceback(whole, tmp_path, how):
+    def change(files):
+        if how == "figures_list":
+            files["report/figures.json"] = b"[]"
+        elif how == "csv_latin1":
+            files["report/contributions.csv"] += b"\xff\n"
+        elif how == "html_latin1":
+            files["report/report.html"] += b"\xff"
+        elif how == "deep_json":
+            files["consistency.jsonl"] = b"[" * 100_000 + b"\n"
+        return files
+
+    extra = ["0" * 64 + " \u00b2 extra"] if how == "manifest_size" else ()
+    path = _forge(whole, change, tmp_path / "d.zip", extra)
+    if how == "crc":
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo("keys.jsonl")
+        data = bytearray(path.read_bytes())
+        data[info.header_offset + 30 + len(info.filename) + len(info.extra) + 10] ^= 1
+        path.write_bytes(bytes(data))
+    if how == "twice":
+        with zipfile.ZipFile(path, "a") as z, pytest.warns(UserWarning, match="Duplicate name"):
+            z.writestr("report/downloads.csv", b"member,authorized,served,denied\nSE,99,0,0\n")
+    result = audit_result(path)
+    assert not result.ok and result.failures
+    if how == "twice":
+        assert "holds report/downloads.csv more than once" in result.failures[0]
+    assert verifier.main(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 1
+
+
+def test_an_attestation_naming_its_import_in_capitals_verifies(lumi, tmp_path):
+    """The appliers read ids as UUIDs, whatever their spelling; so does the verifier."""
+    from contributions import services
+    from contributions.models import Contribution
+    from ledger import services as ledger_services
+    from ledger.keys import hosted_signer
+    from tests.contributions.test_compute import JOBS
+
+    _, _, imported = services.sacct_import(actor=lumi["people"]["ops"], facility=lumi["facility"],
+                                           data=JOBS)  # fmt: skip
+    assert set(Contribution.objects.values_list("state", flat=True)) == {"reported"}
+    key = hosted_signer(services.facility_key(lumi["facility"]).fingerprint)
+    ledger_services.entry_append(signer=key, kind="compute.attested", payload={
+        "import": str(imported.id).upper(), "export_sha256": imported.export_sha256})  # fmt: skip
+    assert set(Contribution.objects.values_list("state", flat=True)) == {"counted"}
+    export = audit.audit_export_request(actor=lumi["people"]["aud"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    path = tmp_path / "h.zip"
+    path.write_bytes(export.file.open("rb").read())
+    result = audit_result(path)
+    assert result.ok and result.complete, result.failures
