@@ -31,6 +31,7 @@ from django.core.files import File
 from django.db import connection, transaction
 from django.utils import timezone
 
+from consortium import report_html
 from consortium.governance import (
     GovernanceError,
     is_staff_role,
@@ -49,7 +50,6 @@ from consortium.models import (
     Proposal,
     Seat,
 )
-from consortium import report_html
 from contributions.audit import VERIFY_COMMAND, plain
 from ledger import export as bundles
 from ledger import log
@@ -58,6 +58,9 @@ from ledger.core.note import verifier_key
 from ledger.models import Key
 
 EXPORTED = "audit.exported"
+# An export queued or running for longer than this no longer holds up the next request
+# (its worker is presumed gone; the task is acknowledged late, so it is redelivered).
+BUSY_FOR = timedelta(hours=6)
 # Entries about the whole consortium: every member's export holds them.
 GOVERNANCE_KINDS = ("consortium.founded", "member.applied", "proposal.opened",
                     "proposal.decided", "proposal.withdrawn")  # fmt: skip
@@ -121,6 +124,14 @@ def audit_export_request(*, actor, member: str | None = None, date_from: date | 
         raise GovernanceError(f"end: after first and at most the log's size ({size})")
     seat = seat_of(actor) if actor is not None else None
     with transaction.atomic():
+        if actor is not None and actor.pk:
+            # One export at a time per person: each reads and signs the whole range.
+            busy = (AuditExport.objects.select_for_update()
+                    .filter(requested_by=actor, status__in=["queued", "running"],
+                            created_at__gte=timezone.now() - BUSY_FOR).first())  # fmt: skip
+            if busy is not None:
+                raise GovernanceError(f"the export {busy.id} you asked for is still being "
+                                      f"built: follow it, then ask again", 409)  # fmt: skip
         export = AuditExport.objects.create(
             id=uuid.uuid4(), requested_by=actor if actor is not None and actor.pk else None,
             requester=getattr(actor, "username", "") or "system", seat=seat,

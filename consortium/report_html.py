@@ -38,7 +38,9 @@ def render(meta: dict, tables: list[tuple[str, str, list[str], list[list[str]]]]
     scope = f"what concerns member {_e(meta['member'])}" if meta.get("member") else "everything"
     span = f"indexes {_e(meta['first'])} to {_e(meta['end'])} (exclusive)"
     if period.get("from") or period.get("to"):
-        span += f", the period {_e(period.get('from') or 'start')} to {_e(period.get('to') or 'now')}"
+        span += (
+            f", the period {_e(period.get('from') or 'start')} to {_e(period.get('to') or 'now')}"
+        )
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',

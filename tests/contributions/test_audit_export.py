@@ -608,3 +608,22 @@ def test_an_attestation_naming_its_import_in_capitals_verifies(lumi, tmp_path):
     path.write_bytes(export.file.open("rb").read())
     result = audit_result(path)
     assert result.ok and result.complete, result.failures
+
+
+def test_one_export_at_a_time_per_person(lumi, downloads):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    api = _client(lumi["people"]["aud"])
+    first = api.post("/api/v1/audit/exports", {}, format="json")  # queued: no commit hook here
+    assert first.status_code == 202
+    again = api.post("/api/v1/audit/exports", {}, format="json")
+    assert again.status_code == 409 and first.json()["id"] in again.json()["detail"]
+    # Somebody else may ask meanwhile.
+    assert _client(lumi["people"]["ops"]).post("/api/v1/audit/exports", {},
+                                               format="json").status_code == 202  # fmt: skip
+    # An export stuck for hours no longer holds the next one up.
+    AuditExport.objects.filter(id=first.json()["id"]).update(
+        created_at=timezone.now() - timedelta(hours=7))  # fmt: skip
+    assert api.post("/api/v1/audit/exports", {}, format="json").status_code == 202
