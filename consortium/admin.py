@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
-from consortium import agreements, audit, governance, proposals
+from consortium import agreements, audit, governance, proposals, storage
 from consortium.models import (
     AccessGrant,
     Agreement,
@@ -752,5 +752,5 @@ class AuditExportAdmin(SeatVisible):
             raise Http404("no such audit export")
         if export.status != AuditExport.Status.DONE or not export.file:
             raise Http404("the export is not finished")
-        return FileResponse(export.file.open("rb"), as_attachment=True,
-                            filename=f"audit-{export.pk}.zip", content_type="application/zip")  # fmt: skip
+        return storage.attachment(export.file.name, filename=f"audit-{export.pk}.zip",
+                                  content_type="application/zip", size=export.size)  # fmt: skip

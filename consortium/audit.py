@@ -27,8 +27,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from consortium import report_html
@@ -58,13 +61,18 @@ from ledger.core.note import verifier_key
 from ledger.models import Key
 
 EXPORTED = "audit.exported"
-# An export queued or running for longer than this no longer holds up the next request
-# (its worker is presumed gone; the task is acknowledged late, so it is redelivered).
+# A queued export older than this no longer holds up its requester's next one.
 BUSY_FOR = timedelta(hours=6)
+# A running export whose progress has not moved for this long is presumed abandoned (its
+# worker gone): the next delivery of its task may take it over, and it no longer holds
+# up its requester's next one.
+STALE_AFTER = timedelta(minutes=10)
 # Entries about the whole consortium: every member's export holds them.
 GOVERNANCE_KINDS = ("consortium.founded", "member.applied", "proposal.opened",
                     "proposal.decided", "proposal.withdrawn")  # fmt: skip
-MEMBER_FIELDS = ("member", "code", "party")
+MEMBER_FIELDS = ("member", "code", "party", "operator")
+# Payload fields naming a record of a member by its id.
+RECORD_FIELDS = ("contribution", "dispute", "import")
 MEMBERS_FIELDS = ("members", "parties")
 
 
@@ -117,18 +125,28 @@ def audit_export_request(*, actor, member: str | None = None, date_from: date | 
     for name, value in (("first", first), ("end", end)):
         if value is not None and (not isinstance(value, int) or value < 0):
             raise GovernanceError(f"{name}: a non-negative index")
+    today = timezone.now().astimezone(UTC).date()
+    for name, day in (("date_from", date_from), ("date_to", date_to)):
+        if day is not None and day > today:
+            raise GovernanceError(f"{name}: {day} is after today ({today}, UTC)")
     size = log.tree_size()
     if first is not None and first >= size:
         raise GovernanceError(f"first: the log has {size} entries")
     if end is not None and (end <= (first or 0) or end > size):
         raise GovernanceError(f"end: after first and at most the log's size ({size})")
+    # What the range holds is checked now: a period without entries is refused here, not
+    # found empty by the task.
+    _range(date_from, date_to, first, end, size)
     seat = seat_of(actor) if actor is not None else None
     with transaction.atomic():
         if actor is not None and actor.pk:
-            # One export at a time per person: each reads and signs the whole range.
-            busy = (AuditExport.objects.select_for_update()
-                    .filter(requested_by=actor, status__in=["queued", "running"],
-                            created_at__gte=timezone.now() - BUSY_FOR).first())  # fmt: skip
+            # One export at a time per person: each reads and signs the whole range. The
+            # person's row is locked so that two requests at once cannot both pass.
+            get_user_model().objects.select_for_update().filter(pk=actor.pk).first()
+            now = timezone.now()
+            busy = AuditExport.objects.filter(requested_by=actor).filter(
+                Q(status="queued", created_at__gte=now - BUSY_FOR)
+                | Q(status="running", heartbeat_at__gte=now - STALE_AFTER)).first()  # fmt: skip
             if busy is not None:
                 raise GovernanceError(f"the export {busy.id} you asked for is still being "
                                       f"built: follow it, then ask again", 409)  # fmt: skip
@@ -168,11 +186,29 @@ def _names(value, code: str) -> bool:
     return False
 
 
+def _uid(value) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 def concerns(code: str):
-    """A predicate over (index, leaf bytes): does the entry concern member ``code``?"""
+    """A predicate over (index, leaf bytes): does the entry concern member ``code``? Its
+    keys' entries, governance decisions, entries that name it, its agreements, and
+    entries about its records by their ids (disputes, resolutions, attestations)."""
+    from contributions.models import Contribution, Dispute
+
     keys = set(Key.objects.filter(kind="member", owner=code).values_list("fingerprint", flat=True))
     agreements = {str(a) for a in AgreementParty.objects.filter(member_id=code)
                   .values_list("agreement_id", flat=True)}  # fmt: skip
+    mine = Contribution.objects.filter(member_id=code)
+    records = (
+        {str(i) for i in mine.values_list("id", flat=True)}
+        | {str(i) for i in mine.exclude(import_id=None).values_list("import_id", flat=True)}
+        | {str(i) for i in Dispute.objects.filter(Q(contribution__member_id=code) | Q(member_id=code))
+           .values_list("id", flat=True)}
+    )  # fmt: skip
     needle = json.dumps(code).encode()
 
     def select(index: int, leaf: bytes) -> bool:
@@ -180,7 +216,9 @@ def concerns(code: str):
         if envelope["kind"] in GOVERNANCE_KINDS or envelope["author"] in keys:
             return True
         payload = envelope["payload"]
-        if payload.get("agreement") in agreements:
+        if _uid(payload.get("agreement")) in agreements:
+            return True
+        if any(_uid(payload.get(f)) in records for f in RECORD_FIELDS if f in payload):
             return True
         return needle in leaf and _names(payload, code)
 
@@ -204,7 +242,7 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
 
     def table(name, title, columns, rows):
         tables[name] = {"title": title, "columns": list(columns), "rows": [
-            ["" if v is None else str(v) for v in row] for row in rows]}  # fmt: skip
+            [report_html.cell("" if v is None else str(v)) for v in row] for row in rows]}  # fmt: skip
 
     table("members", "Members and their status",
           ("member", "name", "kind", "status", "registered_in", "changed_in"),
@@ -247,7 +285,8 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
         s["tokens"] += c.tokens or 0
         if c.amount is not None:
             s["funds"][c.currency] += c.amount
-    table("contributions", "Contributions recorded in the export's range, by state at its end",
+    table("contributions", "Contributions recorded in the export's range, by their state as of "
+          "the report's state",
           ("member", "kind", "count", "counted", "held", "void", "gpu_hours", "tokens", "funds"),
           [(m, k, s["count"], s["counted"], s["held"], s["void"], plain(s["gpu_hours"]),
             s["tokens"], "; ".join(f"{cur} {plain(amt)}" for cur, amt in sorted(s["funds"].items())))
@@ -268,7 +307,7 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
             rows.append((a.id, line["member"], line["share"], line["obligation"], d["compute"],
                          d["data"], d["funds"], d["total"], line["balance"], line["ratio"] or "",
                          line["status"], line["held"]))  # fmt: skip
-    table("cost_shares", "Cost shares and balances (agreements in force, as of the export's end)",
+    table("cost_shares", "Cost shares and balances (agreements in force, as of the report's state)",
           ("agreement", "member", "share", "obligation", "compute", "data", "funds", "delivered",
            "balance", "ratio", "status", "held"), rows)  # fmt: skip
 
@@ -284,8 +323,10 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
     authorized = Counter(DownloadAuthorization.objects.filter(
         authorized_in__gte=first, authorized_in__lt=end).values_list("member_id", flat=True))  # fmt: skip
     events = DownloadEvent.objects.all()
-    if period is not None:
-        events = events.filter(at__gte=period[0], at__lt=period[1])
+    if period[0] is not None:
+        events = events.filter(at__gte=period[0])
+    if period[1] is not None:
+        events = events.filter(at__lt=period[1])
     served = Counter(events.filter(outcome="served").values_list("member", flat=True))
     denied = Counter(events.filter(outcome="denied").values_list("member", flat=True))
     codes = sorted(set(authorized) | set(served) | set(denied) - {""})
@@ -305,18 +346,20 @@ def _csv(t: dict) -> bytes:
     return out.getvalue().encode()
 
 
-def _period(export: AuditExport) -> tuple[datetime, datetime] | None:
-    if not (export.date_from or export.date_to):
-        return None
-    lo = datetime.combine(export.date_from or date(1970, 1, 1), time(), tzinfo=UTC)
-    hi = datetime.combine(export.date_to or date(9999, 12, 30), time(), tzinfo=UTC)
-    return lo, hi + timedelta(days=1)
+def _window(first: int, end: int, size: int) -> tuple[datetime | None, datetime | None]:
+    """The times the range covers, for the access log (which is not on the ledger): from
+    the integration of its first entry to that of the first entry after it."""
+    from ledger.core.envelope import parse_time
+    from ledger.models import Entry
+
+    lo = parse_time(Entry.objects.get(index=first).integrated_time) if first > 0 else None
+    hi = parse_time(Entry.objects.get(index=end).integrated_time) if end < size else None
+    return lo, hi
 
 
-def report_files(export: AuditExport, *, first: int, end: int, as_of: int,
+def report_files(export: AuditExport, tables: dict, *, first: int, end: int, as_of: int,
                  meta: dict) -> list[tuple[str, bytes]]:  # fmt: skip
-    tables = report_tables(member=export.member_id, first=first, end=end,
-                           period=_period(export))  # fmt: skip
+    """The report's files, rendered from its tables (outside the snapshot)."""
     figures = {
         "first": first, "end": end, "as_of": as_of, "member": export.member_id,
         "downloads": {row[0]: {"authorized": int(row[1])} for row in tables["downloads"]["rows"]},
@@ -354,45 +397,60 @@ def _pdf(html: bytes) -> bytes:
 
 
 def _set(export: AuditExport, **fields) -> None:
+    fields.setdefault("heartbeat_at", timezone.now())  # progress is the sign of life
     for k, v in fields.items():
         setattr(export, k, v)
     AuditExport.objects.filter(id=export.id).update(**fields)
 
 
+def _claim(export_id) -> bool:
+    """Take the export for this build: a queued one, or a running one abandoned by its
+    worker. A second delivery of the task while the first is at work takes nothing."""
+    now = timezone.now()
+    return bool(AuditExport.objects.filter(id=export_id).filter(
+        Q(status=AuditExport.Status.QUEUED)
+        | Q(status=AuditExport.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+    ).update(status=AuditExport.Status.RUNNING, started_at=now, heartbeat_at=now, error="",
+             step="reading the report's tables", done=0, total=0))  # fmt: skip
+
+
 def audit_export_build(export_id) -> AuditExport:
     """Build an export (the Celery task's body): the range, the report as of its end, the
     bundle, the file in storage, and the ``audit.exported`` entry."""
+    if not _claim(export_id):
+        return AuditExport.objects.get(id=export_id)  # done, failed, or being built
     export = AuditExport.objects.select_related("member").get(id=export_id)
-    if export.status == AuditExport.Status.DONE:
-        return export
-    _set(export, status=AuditExport.Status.RUNNING, started_at=timezone.now(), error="",
-         step="reading the report's tables", done=0, total=0)  # fmt: skip
+    stored = None
     try:
         snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
         with transaction.atomic():
             if snapshot:
-                # One snapshot: the tree's size and the tables it implies.
+                # One snapshot: the tree's size, the tables it implies, what concerns the
+                # member. (Called inside a transaction, as in tests, it reads that one.)
                 with connection.cursor() as cur:
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             size = log.tree_size()
-            first, end = _range(export, size)
-            signer = secretariat_signer()
-            from ledger.keys import log_signer
+            first, end = _range(export.date_from, export.date_to, export.first, export.end, size)
+            tables = report_tables(member=export.member_id, first=first, end=end,
+                                   period=_window(first, end, size))  # fmt: skip
+            select = concerns(export.member_id) if export.member_id else None
+            consortium_name = getattr(Consortium.objects.first(), "name", "")
+        signer = secretariat_signer()
+        from ledger.keys import log_signer
 
-            ls = log_signer()
-            meta = {
-                "export": str(export.id), "origin": ls.name,
-                "verifier_key": verifier_key(ls.name, ls.public_key),
-                "consortium": getattr(Consortium.objects.first(), "name", ""),
-                "member": export.member_id, "first": first, "end": end, "as_of": size,
-                "period": {"from": export.date_from.isoformat() if export.date_from else None,
-                           "to": export.date_to.isoformat() if export.date_to else None},
-                "requested_by": export.requester, "created": timezone.now().isoformat(),
-            }  # fmt: skip
-            files = report_files(export, first=first, end=end, as_of=size, meta=meta)
+        ls = log_signer()
+        meta = {
+            "export": str(export.id), "origin": ls.name,
+            "verifier_key": verifier_key(ls.name, ls.public_key), "consortium": consortium_name,
+            "member": export.member_id, "first": first, "end": end, "as_of": size,
+            "period": {"from": export.date_from.isoformat() if export.date_from else None,
+                       "to": export.date_to.isoformat() if export.date_to else None},
+            "requested_by": export.requester, "created": timezone.now().isoformat(),
+        }  # fmt: skip
+        _set(export, step="rendering the report")
+        files = report_files(export, tables, first=first, end=end, as_of=size, meta=meta)
         _set(export, step="writing the entries", range_first=first, range_end=end,
              total=end - first)  # fmt: skip
-        select = concerns(export.member_id) if export.member_id else None
 
         def progress(done: int, total: int) -> None:
             _set(export, done=done, total=total)
@@ -414,7 +472,7 @@ def audit_export_build(export_id) -> AuditExport:
                 digest.update(chunk)
             tmp.seek(0)
             name = f"audit-{export.id}.zip"
-            export.file.save(name, File(tmp, name=name), save=False)
+            stored = default_storage.save(f"exports/{name}", File(tmp, name=name))
             size = Path(tmp.name).stat().st_size
         with transaction.atomic(durable=True):
             appended = ledger.entry_append(signer=signer, kind=EXPORTED, payload={
@@ -424,26 +482,31 @@ def audit_export_build(export_id) -> AuditExport:
                 "entries": built.entries, "manifest_sha256": built.manifest_sha256,
                 "bundle_sha256": digest.hexdigest(),
             })  # fmt: skip
-            _set(export, status=AuditExport.Status.DONE, step="done", file=export.file.name,
+            _set(export, status=AuditExport.Status.DONE, step="done", file=stored,
                  size=size, bundle_sha256=digest.hexdigest(),
                  manifest_sha256=built.manifest_sha256, anchor=built.anchor,
                  entries=built.entries, recorded_in=appended.index,
                  finished_at=timezone.now(), done=end - first)  # fmt: skip
     except Exception as exc:
-        _set(export, status=AuditExport.Status.FAILED, error=str(exc)[:2000],
+        if stored is not None:
+            default_storage.delete(stored)  # a bundle that was not recorded is not kept
+        _set(export, status=AuditExport.Status.FAILED, error=str(exc)[:2000], file="",
              finished_at=timezone.now(), step="failed")  # fmt: skip
         raise
     return export
 
 
-def _range(export: AuditExport, size: int) -> tuple[int, int]:
-    first = export.first or 0
-    end = min(export.end or size, size)
-    if export.date_from:
-        first = bundles.index_at(datetime.combine(export.date_from, time(), tzinfo=UTC))
-    if export.date_to:
-        end = min(size, bundles.index_at(
-            datetime.combine(export.date_to + timedelta(days=1), time(), tzinfo=UTC)))  # fmt: skip
-    if not first < end:
+def _range(date_from: date | None, date_to: date | None, first: int | None, end: int | None,
+           size: int) -> tuple[int, int]:  # fmt: skip
+    """The indexes ``first .. end-1`` a period or an index range holds (a period runs from
+    the first entry integrated on ``date_from`` to the last integrated on ``date_to``)."""
+    lo = first or 0
+    hi = min(end or size, size)
+    if date_from:
+        lo = bundles.index_at(datetime.combine(date_from, time(), tzinfo=UTC))
+    if date_to:
+        hi = min(size, bundles.index_at(
+            datetime.combine(date_to + timedelta(days=1), time(), tzinfo=UTC)))  # fmt: skip
+    if not lo < hi:
         raise GovernanceError("the export's range holds no entry")
-    return first, end
+    return lo, hi

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -10,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consortium import audit
+from consortium import audit, storage
 from consortium.api import PROBLEMS, WRITE_PROBLEMS, _refused
 from consortium.governance import GovernanceError
 from consortium.models import AuditExport
@@ -26,6 +25,13 @@ class AuditExportRequestSerializer(serializers.Serializer):
     first = serializers.IntegerField(required=False, min_value=0, help_text="First index.")
     end = serializers.IntegerField(required=False, min_value=1,
                                    help_text="The index after the last one.")  # fmt: skip
+
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            # A misspelt field must not widen the export to everything.
+            raise serializers.ValidationError(f"unknown fields: {', '.join(unknown)}")
+        return attrs
 
 
 class AuditExportSerializer(serializers.ModelSerializer):
@@ -106,8 +112,7 @@ class AuditExportFileView(APIView):
         export = _visible(request, pk)
         if export.status != AuditExport.Status.DONE or not export.file:
             raise ProblemException(409, f"the export is {export.status}, not done")
-        response = FileResponse(export.file.open("rb"), as_attachment=True,
-                                filename=f"audit-{export.id}.zip",
-                                content_type="application/zip")  # fmt: skip
+        response = storage.attachment(export.file.name, filename=f"audit-{export.id}.zip",
+                                      content_type="application/zip", size=export.size)  # fmt: skip
         response["ETag"] = f'"{export.bundle_sha256}"'
         return response

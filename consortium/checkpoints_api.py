@@ -9,10 +9,12 @@ import csv
 import io
 import re
 from datetime import date
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -191,7 +193,7 @@ class DownloadRequestView(APIView):
         return Response({
             "token": token, "expires": auth.expires, "rule": auth.rule, "figures": auth.figures,
             "authorized_in": auth.authorized_in,
-            "files": {p: f"/api/v1/downloads/{token}/{p}" for p in auth.files},
+            "files": {p: f"/api/v1/downloads/{token}/{quote(p, safe='/')}" for p in auth.files},
         }, status=201)  # fmt: skip
 
 
@@ -280,7 +282,10 @@ class DownloadView(APIView):
             return response
         if settings.DOWNLOAD_ACCEL_REDIRECT:
             response = HttpResponse(status=200)
-            response["X-Accel-Redirect"] = settings.DOWNLOAD_ACCEL_REDIRECT + stored
+            # A URI: nginx decodes it, so a name holding "?" or "%" stays one file.
+            response["X-Accel-Redirect"] = settings.DOWNLOAD_ACCEL_REDIRECT + quote(
+                stored, safe="/"
+            )
         elif last == size - 1 and not storage.is_object_store():
             # To the end of a local file: the server's file wrapper can send it with
             # sendfile(2) (gunicorn does), no byte passing through Python.
@@ -299,7 +304,7 @@ class DownloadView(APIView):
             response["Content-Range"] = f"bytes {first}-{last}/{size}"
         response["Accept-Ranges"] = "bytes"
         response["ETag"] = etag
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Content-Disposition"] = content_disposition_header(True, filename)
         response["X-Content-Type-Options"] = "nosniff"
         return response
 

@@ -605,6 +605,9 @@ class AuditExport(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the build last made progress."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

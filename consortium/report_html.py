@@ -8,7 +8,20 @@ for a hidden table, a style that hides a row, or a figure that is not in the CSV
 
 from __future__ import annotations
 
+import re
 from html import escape
+
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def cell(value: str) -> str:
+    """A table cell as the CSV files hold it: text a spreadsheet would run as a formula
+    (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, other than a
+    number) gets a leading apostrophe, which spreadsheets show as text."""
+    if value and value[0] in "=+-@\t\r" and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
 
 STYLE = """\
 @page { size: A4 landscape; margin: 14mm; @bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 8pt; } }

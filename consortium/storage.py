@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.core.files.storage import Storage, default_storage
+from django.http import FileResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 CHUNK = 1 << 20
 
@@ -75,7 +77,20 @@ def presigned_url(name: str, *, seconds: int, filename: str,
     return storage.connection.meta.client.generate_presigned_url(
         "get_object",
         Params={"Bucket": storage.bucket_name, "Key": _object_key(storage, name),
-                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                "ResponseContentDisposition": content_disposition_header(True, filename),
                 "ResponseContentType": "application/octet-stream"},
         ExpiresIn=seconds,
     )  # fmt: skip
+
+
+def attachment(name: str, *, filename: str, content_type: str, size: int):
+    """A response that sends a whole stored file as an attachment, in constant memory:
+    the server's file wrapper for a local file, a streamed read from an object store
+    (opening it as a Django ``File`` would download all of it first)."""
+    if is_object_store():
+        response = StreamingHttpResponse(read_range(name), content_type=content_type)
+        response["Content-Length"] = str(size)
+    else:
+        response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response

@@ -46,7 +46,10 @@ def verify_checkpoints(digest: str | None = None) -> dict[str, list[str]]:
     return checkpoints.checkpoints_verify(digest)
 
 
-@shared_task(name="consortium.audit_export", ignore_result=True, acks_late=True)
+# Acknowledged late and requeued if its worker dies: the build claims the export, so a
+# second delivery while the first is at work does nothing.
+@shared_task(name="consortium.audit_export", ignore_result=True, acks_late=True,
+             reject_on_worker_lost=True)  # fmt: skip
 def audit_export(export_id: str) -> str:
     """Build an audit export; its progress is kept on the export's row."""
     from consortium import audit

@@ -36,6 +36,7 @@ from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from consortium.report_html import cell
 from consortium.voting import Rule, RuleError, tally
 from contributions import costshare
 from ledger.audit import Bundle, BundleError, Result, run
@@ -705,6 +706,7 @@ def _compare(bundle: Bundle, result: Result, name: str, mine: list[list[str]], k
     if reported is None:
         return False
     header = reported.pop(())
+    mine = [[cell(v) for v in r] for r in mine]  # as the server writes the cells
     recomputed = {tuple(r[:key]): r for r in mine}
     bad = 0
     for k in sorted(set(reported) | set(recomputed)):

@@ -11,6 +11,7 @@ import zipfile
 import pytest
 
 from consortium import audit
+from consortium.governance import GovernanceError
 from consortium.models import AuditExport
 from contributions import audit as verifier
 from ledger.core.note import sign_note, verifier_key
@@ -215,12 +216,9 @@ def test_a_period_selects_the_entries_integrated_in_it(lumi, downloads, tmp_path
     audit.audit_export_build(export.id)
     export.refresh_from_db()
     assert export.status == "done" and export.range_first == 0
-    later = audit.audit_export_request(actor=lumi["people"]["aud"],
-                                       date_from=today + timedelta(days=1))  # fmt: skip
-    with pytest.raises(Exception, match="holds no entry"):
-        audit.audit_export_build(later.id)
-    later.refresh_from_db()
-    assert later.status == "failed" and "holds no entry" in later.error
+    # A period after today is refused at once, not found empty by the task.
+    with pytest.raises(GovernanceError, match="is after today"):
+        audit.audit_export_request(actor=lumi["people"]["aud"], date_from=today + timedelta(days=1))
 
 
 def test_an_unfinished_export_has_no_file(lumi, downloads):
@@ -627,3 +625,107 @@ def test_one_export_at_a_time_per_person(lumi, downloads):
     AuditExport.objects.filter(id=first.json()["id"]).update(
         created_at=timezone.now() - timedelta(hours=7))  # fmt: skip
     assert api.post("/api/v1/audit/exports", {}, format="json").status_code == 202
+
+
+# --- the server side under review ------------------------------------------------------------
+
+
+def test_requests_the_task_would_only_fail_are_refused_at_once(lumi, downloads):
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    api = _client(lumi["people"]["aud"])
+    for body, words in (
+        ({"date_from": (today + timedelta(days=1)).isoformat()}, "is after today"),
+        ({"date_to": "9999-12-31"}, "is after today"),
+        ({"date_to": "2001-01-01"}, "holds no entry"),
+        ({"memebr": "SE"}, "unknown fields: memebr"),
+    ):  # fmt: skip
+        r = api.post("/api/v1/audit/exports", body, format="json")
+        assert r.status_code == 400 and words in r.content.decode(), (body, r.content)
+    assert not AuditExport.objects.exists()
+
+
+def test_a_build_runs_once_and_a_failed_one_leaves_no_file(lumi, downloads, monkeypatch):
+    from datetime import timedelta
+
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    people = lumi["people"]
+    export = audit.audit_export_request(actor=people["aud"])
+    # Another worker holds it and is making progress: this delivery does nothing.
+    AuditExport.objects.filter(id=export.id).update(status="running",
+                                                    heartbeat_at=timezone.now())  # fmt: skip
+    assert audit.audit_export_build(export.id).status == "running"
+    assert not Entry.objects.filter(kind="audit.exported").exists()
+    # That worker is gone (no progress for a while): the next delivery takes it over.
+    AuditExport.objects.filter(id=export.id).update(
+        heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    assert audit.audit_export_build(export.id).status == "done"
+    assert audit.audit_export_build(export.id).status == "done"  # and never builds it again
+    assert Entry.objects.filter(kind="audit.exported").count() == 1
+
+    # A build that fails after storing its bundle removes it.
+    def refuse(**kwargs):
+        raise RuntimeError("the ledger is unavailable")
+
+    monkeypatch.setattr(audit.ledger, "entry_append", refuse)
+    failing = audit.audit_export_request(actor=people["ops"])
+    with pytest.raises(RuntimeError):
+        audit.audit_export_build(failing.id)
+    failing.refresh_from_db()
+    assert failing.status == "failed" and not failing.file and "unavailable" in failing.error
+    assert not default_storage.exists(f"exports/audit-{failing.id}.zip")
+    assert _client(people["ops"]).get(f"/api/v1/audit/exports/{failing.id}/file").status_code == 409
+
+
+def test_a_members_selection_holds_the_disputes_of_its_records(lumi, downloads, tmp_path):
+    from contributions import services
+    from contributions.models import Contribution, Dispute
+
+    people = lumi["people"]
+    funds = Contribution.objects.get(member="SE", kind="funds")
+    services.contribution_dispute(actor=people["sig_fi"], contribution=funds, reason="unpaid")
+    services.dispute_resolve(actor=people["ops"], dispute=Dispute.objects.get(), outcome="upheld",
+                             resolution="never arrived")  # fmt: skip
+    export = audit.audit_export_request(actor=people["rec_se"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    with zipfile.ZipFile(io.BytesIO(export.file.open("rb").read())) as z:
+        kinds = [json.loads(line)["entry"]["kind"] for line in z.read("entries.jsonl").splitlines()]
+    assert "contribution.disputed" in kinds and "contribution.resolved" in kinds
+
+
+def test_the_access_log_counts_follow_the_exported_range(lumi, downloads):
+    # Finland was refused after every entry of the first ten was integrated.
+    export = audit.audit_export_request(actor=lumi["people"]["aud"], first=0, end=10)
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    with zipfile.ZipFile(io.BytesIO(export.file.open("rb").read())) as z:
+        rows = z.read("report/downloads.csv").decode().splitlines()
+    assert not any(r.startswith("FI,") for r in rows), rows
+
+
+def test_text_a_spreadsheet_would_run_is_kept_as_text(lumi, tmp_path):
+    from consortium import agreements
+
+    people = lumi["people"]
+    doc = agreements.document_store(actor=people["ops"], name="x.txt", content=b"x")
+    agreements.agreement_propose(
+        actor=people["ops"], kind="model_licence", title='=HYPERLINK("http://x.example","open me")',
+        document_sha256=doc.sha256,
+        terms={"parties": ["FI", "SE"], "effective": {"from": "2026-01-01", "until": None},
+               "access": [{"scope": "inference_only", "tier": "member"}]},
+    )  # fmt: skip
+    export = audit.audit_export_request(actor=people["aud"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    path = tmp_path / "f.zip"
+    path.write_bytes(export.file.open("rb").read())
+    with zipfile.ZipFile(path) as z:
+        text = z.read("report/agreements.csv").decode()
+    assert "'=HYPERLINK(" in text and ",=HYPERLINK(" not in text
+    result = audit_result(path)
+    assert result.ok and result.complete, result.failures

@@ -228,3 +228,37 @@ def test_tokens_from_another_key_or_with_spliced_claims_are_refused_and_logged(l
     )
     assert other_member.status_code == 403
     assert DownloadEvent.objects.filter(outcome="served").count() == 2
+
+
+def test_odd_file_names_are_quoted_in_urls_and_headers(lumi, tmp_path, settings):
+    """A stored name with a quote, a question mark or an accent is one file: its URL is
+    percent-encoded, its Content-Disposition escaped, its nginx hand-over a URI."""
+    from consortium import checkpoints
+    from tests.contributions.test_report import deliver, treaty
+
+    treaty(lumi, access=[{"scope": "full_weights", "tier": "member"}])
+    deliver(lumi)
+    from consortium.models import Agreement
+
+    model = checkpoints.model_register(actor=None, code="odd", name="Odd",
+                                       agreement=Agreement.objects.get())  # fmt: skip
+    (tmp_path / "w").mkdir()
+    names = {'a"b?c.bin': b"first", "modèle.bin": b"second"}
+    for name, data in names.items():
+        (tmp_path / "w" / name).write_bytes(data)
+    cp = checkpoints.checkpoint_publish(actor=None, model=model, name="odd", directory=tmp_path / "w",
+                                        workers=1)  # fmt: skip
+    urls = _authorize(lumi, cp.digest).json()["files"]
+    assert urls['a"b?c.bin'].endswith("/a%22b%3Fc.bin") and urls["modèle.bin"].endswith(
+        "/mod%C3%A8le.bin"
+    )
+    api = _client(lumi["people"]["rec_se"])
+    got = api.get(urls['a"b?c.bin'])
+    assert got.status_code == 200 and _bytes(got) == b"first"
+    assert got["Content-Disposition"] == 'attachment; filename="a\\"b?c.bin"'
+    accented = api.get(urls["modèle.bin"])
+    assert _bytes(accented) == b"second"
+    assert accented["Content-Disposition"] == "attachment; filename*=utf-8''mod%C3%A8le.bin"
+    settings.DOWNLOAD_ACCEL_REDIRECT = "/protected/"
+    handed = api.get(urls['a"b?c.bin'])
+    assert handed["X-Accel-Redirect"].endswith("/a%22b%3Fc.bin")

@@ -145,3 +145,21 @@ def test_contradictory_download_settings_are_refused_at_start(env, message):
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode != 0
     assert ImproperlyConfigured.__name__ in done.stderr and message in done.stderr
+
+
+def test_an_audit_export_is_stored_in_the_bucket_and_streamed_from_it(lumi, bucket, checkpoint):  # noqa: F811
+    from django.http import FileResponse, StreamingHttpResponse
+
+    from consortium import audit
+
+    export = audit.audit_export_request(actor=lumi["people"]["aud"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    key = f"ledger/{export.file.name}"
+    head = bucket["client"].head_object(Bucket=bucket["name"], Key=key)
+    assert head["ContentLength"] == export.size
+    got = _client(lumi["people"]["aud"]).get(f"/api/v1/audit/exports/{export.id}/file")
+    # Streamed a buffer at a time, not downloaded whole before the first byte.
+    assert isinstance(got, StreamingHttpResponse) and not isinstance(got, FileResponse)
+    assert got["Content-Length"] == str(export.size)
+    assert hashlib.sha256(_bytes(got)).hexdigest() == export.bundle_sha256

@@ -349,9 +349,9 @@ class Command(BaseCommand):
         from consortium import audit
         from consortium.models import AuditExport
 
-        done = AuditExport.objects.filter(status="done").first()
-        if done is not None:
-            return done
+        earlier = AuditExport.objects.order_by("-created_at").first()
+        if earlier is not None:
+            return earlier
         export = audit.audit_export_request(actor=admin)
         export.refresh_from_db()
         return export
