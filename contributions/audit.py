@@ -811,7 +811,8 @@ def extensions() -> list:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return run(argv, extensions=extensions(), prog="python -m contributions.audit")
+        return run(argv, extensions=extensions(), prog="python -m contributions.audit",
+                   what=" with its report's figures recomputed from the entries")  # fmt: skip
     except BundleError as exc:
         print(f"FAIL {exc}")
         return 1

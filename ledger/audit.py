@@ -807,25 +807,29 @@ def _progress_bar() -> Callable[[int, int], None] | None:
     return show
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "python -m ledger.audit", what: str = "") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m ledger.audit",
-        description="Verify an audit export, a signed checkpoint, or an RFC 9162 inclusion or "
-        "consistency proof, offline (Python and PyNaCl only).",
+        prog=prog,
+        description="Verify an audit export" + what + ", a signed checkpoint, or an RFC 9162 "
+        "inclusion or consistency proof, offline (Python and PyNaCl only).",
+        epilog="Exit status: 0 everything held and could be checked; 1 something failed; "
+        "3 nothing failed but some checks could not be made on this bundle (listed as SKIP); "
+        "2 usage error.",
     )
     sub = p.add_subparsers(dest="action", required=True)
     v = sub.add_parser("verify", help="Check a whole audit export (zip file or directory).")
-    v.add_argument("bundle", type=Path)
+    v.add_argument("bundle", type=Path, help="The export: its zip file, or the directory it "
+                   "was unpacked into.")  # fmt: skip
     v.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
     v.add_argument("--workers", type=int, default=None,
                    help="Processes checking signatures (default: one per core).")  # fmt: skip
     c = sub.add_parser("checkpoint", help="Check a C2SP signed checkpoint.")
-    c.add_argument("note", type=Path)
-    c.add_argument("--vkey", required=True)
+    c.add_argument("note", type=Path, help="The signed note, as a file.")
+    c.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
     c.add_argument("--origin", default=None, help="Require this origin line.")
     i = sub.add_parser("inclusion", help="Check an RFC 9162 inclusion proof.")
-    i.add_argument("--index", type=int, required=True)
-    i.add_argument("--size", type=int, required=True)
+    i.add_argument("--index", type=int, required=True, help="The leaf's index.")
+    i.add_argument("--size", type=int, required=True, help="The size of the tree it is in.")
     i.add_argument("--leaf", type=Path, help="The leaf bytes (hashed as RFC 9162 leaves are).")
     i.add_argument("--leaf-hash", help="The leaf hash, hex or base64.")
     i.add_argument("--proof", type=Path, required=True, help="JSON or one hash per line.")
@@ -833,8 +837,8 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--checkpoint", type=Path, help="A signed checkpoint (with --vkey).")
     i.add_argument("--vkey")
     k = sub.add_parser("consistency", help="Check an RFC 9162 consistency proof.")
-    k.add_argument("--old", type=int)
-    k.add_argument("--new", type=int)
+    k.add_argument("--old", type=int, help="The older tree's size.")
+    k.add_argument("--new", type=int, help="The newer tree's size.")
     k.add_argument("--proof", type=Path, required=True, help="JSON or one hash per line.")
     k.add_argument("--old-root")
     k.add_argument("--new-root")
@@ -845,11 +849,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str] | None = None, extensions: Sequence[Extension] = (),
-        prog: str | None = None) -> int:  # fmt: skip
-    p = parser()
-    if prog:
-        p.prog = prog
-    args = p.parse_args(argv)
+        prog: str | None = None, what: str = "") -> int:  # fmt: skip
+    args = parser(prog or "python -m ledger.audit", what).parse_args(argv)
     if args.action == "verify":
         result = verify(args.bundle, args.vkey, extensions=extensions, workers=args.workers,
                         progress=_progress_bar())  # fmt: skip
