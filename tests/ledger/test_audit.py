@@ -308,3 +308,18 @@ def test_bad_ranges_are_refused(history, tmp_path):
     for first, end in ((5, 5), (10, 3), (0, size + 1)):
         with pytest.raises(export.ExportError):
             export.build(tmp_path / "x.zip", export_id="x", first=first, end=end)
+
+
+def test_a_terminal_gets_a_progress_bar(history, tmp_path, monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    path = _export(tmp_path)
+    assert audit.run(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 0
+    size = log.tree_size()
+    assert f"entries {size:>12,}/{size:,} [" in screen.getvalue() and "100%" in screen.getvalue()
