@@ -323,3 +323,27 @@ def test_a_terminal_gets_a_progress_bar(history, tmp_path, monkeypatch):
     assert audit.run(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 0
     size = log.tree_size()
     assert f"entries {size:>12,}/{size:,} [" in screen.getvalue() and "100%" in screen.getvalue()
+
+
+# A checkpoint of the Go checksum database (sum.golang.org), as published with a witness's
+# cosignature: an artefact from another log, which the single-artefact check must read
+# unchanged. Its verifier key is the one the Go toolchain trusts.
+SUMDB_NOTE = (
+    "go.sum database tree\n10410865\n96zppUbUpnnePBAkSR9khr32mV/siDoiIEvC2oUsX+E=\n\n"
+    "\u2014 sum.golang.org Az3grh2ZyI1i5YV8OZEIpvtvYJoO+9rHSlSFpnK+BXU5WBZE2iZwFS0V5SUiNm9AFcAq9cy"
+    "yPfikeWvsuozHOC73JgM=\n"
+    "\u2014 mhutchinson.witness OEs9vHQyfmpMYeVqf4ADUwTnrtAmFMcAElfgE7jzH61wqz4/fUjYywzzpe0WszAV2e"
+    "qUKDoRqlRzPBYjDURkEEbYmwQ=\n"
+)
+SUMDB_VKEY = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8"
+
+
+def test_a_checkpoint_of_another_ecosystem_is_checked_as_published(tmp_path, capsys):
+    note = tmp_path / "sumdb.note"
+    note.write_text(SUMDB_NOTE)
+    assert audit.run(["checkpoint", str(note), "--vkey", SUMDB_VKEY,
+                      "--origin", "go.sum database tree"]) == 0  # fmt: skip
+    assert "tree size 10,410,865" in capsys.readouterr().out
+    note.write_text(SUMDB_NOTE.replace("10410865", "10410866"))
+    assert audit.run(["checkpoint", str(note), "--vkey", SUMDB_VKEY]) == 1
+    assert "invalid signature by sum.golang.org" in capsys.readouterr().out
