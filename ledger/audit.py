@@ -719,6 +719,8 @@ class _Checker:
 
 def _read_hash(text: str, what: str) -> bytes:
     text = text.strip()
+    if not text:
+        raise BundleError(f"{what}: empty, not a hash")
     try:
         raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
     except (ValueError, binascii.Error) as exc:
@@ -735,8 +737,9 @@ def read_proof(path: Path) -> list[bytes]:
     try:
         value = json.loads(text)
     except ValueError:
+        # Every line is a hash: a blank one is garbage in a proof, not padding.
         return [_read_hash(line, f"{path} line {n}")
-                for n, line in enumerate(text.splitlines(), start=1) if line.strip()]  # fmt: skip
+                for n, line in enumerate(text.splitlines(), start=1)]  # fmt: skip
     if isinstance(value, dict):
         value = value.get("proof", value.get("hashes"))
     if not isinstance(value, list):
