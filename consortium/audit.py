@@ -163,7 +163,14 @@ def audit_export_request(*, actor, member: str | None = None, date_from: date | 
 def _queue(export_id: uuid.UUID) -> None:
     from consortium.tasks import audit_export
 
-    audit_export.delay(str(export_id))
+    try:
+        audit_export.delay(str(export_id))
+    except Exception as exc:  # an unreachable broker: say so on the export, not with a 500
+        if getattr(audit_export.app.conf, "task_always_eager", False):
+            raise  # in-process, the task records its own failure
+        AuditExport.objects.filter(id=export_id, status=AuditExport.Status.QUEUED).update(
+            status=AuditExport.Status.FAILED, step="failed", finished_at=timezone.now(),
+            error=f"the task queue could not be reached: {exc}"[:2000])  # fmt: skip
 
 
 # --- selecting what concerns a member --------------------------------------------------------

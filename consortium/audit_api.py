@@ -76,7 +76,11 @@ class AuditExportListView(APIView):
         operation_id="audit_exports_create",
         summary="Ask for an audit export: built in the background; follow its status URL",
         request=AuditExportRequestSerializer,
-        responses={202: AuditExportSerializer, **WRITE_PROBLEMS},
+        responses={
+            202: AuditExportSerializer,
+            503: OpenApiResponse(description="The task queue could not be reached (problem+json)."),
+            **WRITE_PROBLEMS,
+        },
     )
     def post(self, request: Request) -> Response:
         body = AuditExportRequestSerializer(data=request.data)
@@ -86,6 +90,8 @@ class AuditExportListView(APIView):
         except GovernanceError as exc:
             raise _refused(exc) from exc
         export.refresh_from_db()
+        if export.status == AuditExport.Status.FAILED and not export.started_at:
+            raise ProblemException(503, f"the export could not be queued: {export.error}")
         url = f"/api/v1/audit/exports/{export.id}"
         return Response(AuditExportSerializer(export).data, status=202, headers={"Location": url})
 

@@ -56,3 +56,27 @@ def test_a_real_worker_builds_an_export(worker, tmp_path):  # noqa: F811
     result = verify(path, verifier_key(s.name, s.public_key), extensions=verifier.extensions(),
                     workers=0)  # fmt: skip
     assert result.ok, result.failures
+
+
+ASK_AND_SHOW = """
+import django
+django.setup()
+from consortium import audit
+from consortium.models import AuditExport
+export = audit.audit_export_request(actor=None)
+export.refresh_from_db()
+print(export.status, "|", export.error)
+"""
+
+
+def test_an_unreachable_broker_fails_the_export_with_a_reason(committed_db):
+    from tests.ledger.helpers import child_env
+
+    governance.consortium_found(name="C", members=[governance.member_record(code="FI")])
+    env = {**child_env(), "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}  # nothing listens
+    done = subprocess.run([sys.executable, "-c", ASK_AND_SHOW], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    status, error = done.stdout.strip().splitlines()[-1].split(" | ", 1)
+    assert status == "failed" and "task queue could not be reached" in error
+    assert AuditExport.objects.get().status == "failed"
