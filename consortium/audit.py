@@ -235,10 +235,6 @@ def concerns(code: str):
 # --- the report ------------------------------------------------------------------------------
 
 
-def _money(value: Decimal | None) -> str:
-    return "" if value is None else str(value.quantize(Decimal("0.01")))
-
-
 def report_tables(*, member: str | None, first: int, end: int, period: tuple | None) -> dict:
     """The report's tables as {name: {"title", "columns", "rows"}}, read from the
     projections (the caller holds a snapshot whose tree size is ``end``)."""

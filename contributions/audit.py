@@ -47,6 +47,16 @@ SECRETARIAT = "secretariat"
 VERIFY_COMMAND = "python -m contributions.audit verify"
 
 
+def _secretariat(author: KeyState | None) -> bool:
+    """Is ``author`` the secretariat's key (what the appliers call ``_by_secretariat``)?"""
+    return author is not None and (author.kind, author.owner) == ("service", SECRETARIAT)
+
+
+def _member_of(author: KeyState | None) -> str | None:
+    """The member whose member key ``author`` is, if it is one."""
+    return author.owner if author is not None and author.kind == "member" else None
+
+
 def _uid(value) -> str:
     """An id as the appliers store it (``uuid.UUID``): canonical, lower case."""
     return str(uuid.UUID(value))
@@ -61,7 +71,7 @@ class DownloadCounts:
         self.counts: Counter[str] = Counter()
 
     def take(self, index: int, leaf: dict, author: KeyState | None) -> None:
-        if author is None or (author.kind, author.owner) != ("service", SECRETARIAT):
+        if not _secretariat(author):
             return  # the applier gives such an entry no effect
         member = leaf["entry"].get("payload", {}).get("member")
         if isinstance(member, str):
@@ -169,14 +179,6 @@ class Contributions:
         self.items: dict[str, dict] = {}
         self.disputes: dict[str, dict] = {}
 
-    @staticmethod
-    def _secretariat(author: KeyState | None) -> bool:
-        return author is not None and (author.kind, author.owner) == ("service", SECRETARIAT)
-
-    @staticmethod
-    def _member(author: KeyState | None) -> str | None:
-        return author.owner if author is not None and author.kind == "member" else None
-
     def take(self, index: int, leaf: dict, author: KeyState | None) -> None:
         envelope = leaf["entry"]
         handler = getattr(self, "_" + envelope["kind"].replace(".", "_"))
@@ -187,14 +189,14 @@ class Contributions:
 
     def _facility_registered(self, index, p, author) -> None:
         f = p["facility"]
-        if self._secretariat(author) and f["code"] not in self.facilities:
+        if _secretariat(author) and f["code"] not in self.facilities:
             self.facilities[f["code"]] = f["operator"]
 
     def _facility_updated(self, index, p, author) -> None:
         code = p["facility"]
         if code not in self.facilities or author is None:
             return
-        allowed = self._secretariat(author) or (author.kind, author.owner) == ("facility", code)
+        allowed = _secretariat(author) or (author.kind, author.owner) == ("facility", code)
         if allowed and "operator_id" in p["changes"]:
             self.facilities[code] = p["changes"]["operator_id"]
 
@@ -204,7 +206,7 @@ class Contributions:
             return
         by_facility = (author.kind, author.owner) == ("facility", code)
         by_operator = (author.kind, author.owner) == ("member", self.facilities[code])
-        if not (by_facility or by_operator or self._secretariat(author)):
+        if not (by_facility or by_operator or _secretariat(author)):
             return
         imported = _uid(p["import"])
         if (code, p["export_sha256"]) in self.exports or imported in self.imports:
@@ -243,7 +245,7 @@ class Contributions:
                 self.items[i]["state"] = "counted"
 
     def _new(self, index, p, author, kind: str, **fields) -> None:
-        member = self._member(author)
+        member = _member_of(author)
         cid = _uid(p["contribution"])
         if member is None or cid in self.items:
             return
@@ -264,7 +266,7 @@ class Contributions:
     def _contribution_disputed(self, index, p, author) -> None:
         cid, did = _uid(p["contribution"]), _uid(p["dispute"])
         item = self.items.get(cid)
-        if self._member(author) is None or item is None:
+        if _member_of(author) is None or item is None:
             return
         if item["state"] not in ("counted", "reported") or did in self.disputes:
             return
@@ -273,7 +275,7 @@ class Contributions:
 
     def _contribution_resolved(self, index, p, author) -> None:
         dispute = self.disputes.get(_uid(p["dispute"]))
-        if dispute is None or not dispute["open"] or not self._secretariat(author):
+        if dispute is None or not dispute["open"] or not _secretariat(author):
             return
         dispute["open"] = False
         cid = dispute["contribution"]
@@ -350,12 +352,8 @@ class Governance:
         self.recounted = 0
         self.ignored: list[str] = []
 
-    @staticmethod
-    def _secretariat(author: KeyState | None) -> bool:
-        return author is not None and (author.kind, author.owner) == ("service", SECRETARIAT)
-
     def _opener_side(self, author: KeyState | None) -> tuple[str, str] | None:
-        if self._secretariat(author):
+        if _secretariat(author):
             return ("service", SECRETARIAT)
         if author is not None and author.kind == "member" and (
             self.members.get(author.owner, {}).get("status") == "member"
@@ -386,7 +384,7 @@ class Governance:
 
     def _member_applied(self, index, leaf, p, author) -> None:
         m = p["member"]
-        if self._secretariat(author) and m["code"] not in self.members:
+        if _secretariat(author) and m["code"] not in self.members:
             self.members[m["code"]] = self._member(m, "applicant", index)
 
     # proposals
@@ -449,7 +447,7 @@ class Governance:
     def _proposal_decided(self, index, leaf, p, author) -> None:
         pid = _uid(p["proposal"])
         proposal = self.proposals.get(pid)
-        if proposal is None or proposal["state"] != "open" or not self._secretariat(author):
+        if proposal is None or proposal["state"] != "open" or not _secretariat(author):
             return
         if parse_time(leaf["integrated_time"]) < parse_time(proposal["deadline"]):
             return
@@ -509,12 +507,9 @@ class Governance:
 
     # agreements
 
-    def _member_of(self, author: KeyState | None) -> str | None:
-        return author.owner if author is not None and author.kind == "member" else None
-
     def _agreement_proposed(self, index, leaf, p, author) -> None:
         terms = p["terms"]
-        if not (self._secretariat(author) or self._member_of(author) in terms["parties"]):
+        if not (_secretariat(author) or _member_of(author) in terms["parties"]):
             return
         required = set(terms.get("required", terms["parties"]))
         self.agreements[_uid(p["agreement"])] = {
@@ -539,7 +534,7 @@ class Governance:
                 if party["signed"] is not None and party["withdrawn"] is None}  # fmt: skip
 
     def _agreement_signed(self, index, leaf, p, author) -> None:
-        member = self._member_of(author)
+        member = _member_of(author)
         a = self.agreements.get(_uid(p["agreement"]))
         if member is None or a is None or a["state"] not in SIGNABLE_STATES:
             return
@@ -554,7 +549,7 @@ class Governance:
 
     def _agreement_in_force(self, index, leaf, p, author) -> None:
         a = self.agreements.get(_uid(p["agreement"]))
-        if a is None or not self._secretariat(author) or a["state"] != "signed":
+        if a is None or not _secretariat(author) or a["state"] != "signed":
             return
         day = _day(leaf)
         effective = a["terms"]["effective"]
@@ -572,7 +567,7 @@ class Governance:
                        closed_reason=f"superseded by version {a['version']}")  # fmt: skip
 
     def _agreement_withdrawn(self, index, leaf, p, author) -> None:
-        member = self._member_of(author)
+        member = _member_of(author)
         a = self.agreements.get(_uid(p["agreement"]))
         if member is None or a is None or a["state"] not in SIGNABLE_STATES:
             return
@@ -594,13 +589,13 @@ class Governance:
 
     def _agreement_terminated(self, index, leaf, p, author) -> None:
         a = self.agreements.get(_uid(p["agreement"]))
-        if self._secretariat(author) and a is not None and a["state"] in OPEN_STATES:
+        if _secretariat(author) and a is not None and a["state"] in OPEN_STATES:
             a.update(state="terminated", closed_in=index, closed_reason=p["reason"][:300])
 
     def _agreement_expired(self, index, leaf, p, author) -> None:
         agreement = _uid(p["agreement"])
         a = self.agreements.get(agreement)
-        if a is None or not self._secretariat(author):
+        if a is None or not _secretariat(author):
             return
         until = a["terms"]["effective"]["until"]
         if until and _day(leaf) > date.fromisoformat(until):
