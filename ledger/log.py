@@ -128,6 +128,35 @@ def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
     return merkle.prove_consistency(old_size, new_size, read_hashes)
 
 
+# Proofs made together read their hashes together, this many proofs to a query.
+PROOFS_PER_QUERY = 200
+
+
+def _batched(needs: list[list[int]]) -> list[list[bytes]]:
+    """The stored hashes at each list of indexes, reading them a batch at a time."""
+    out: list[list[bytes]] = []
+    for at in range(0, len(needs), PROOFS_PER_QUERY):
+        batch = needs[at : at + PROOFS_PER_QUERY]
+        wanted = sorted({i for need in batch for i in need})
+        found = dict(zip(wanted, read_hashes(wanted), strict=True))
+        out += [[found[i] for i in need] for need in batch]
+    return out
+
+
+def inclusion_proofs(indexes: Sequence[int], size: int) -> list[list[bytes]]:
+    """Inclusion proofs of many leaves in the tree of ``size``, in order."""
+    needs = [merkle.inclusion_indexes(i, size) for i in indexes]
+    return [merkle.inclusion_from(i, size, hashes)
+            for i, hashes in zip(indexes, _batched(needs), strict=True)]  # fmt: skip
+
+
+def consistency_proofs(pairs: Sequence[tuple[int, int]]) -> list[list[bytes]]:
+    """Consistency proofs between many (old size, new size) pairs, in order."""
+    needs = [merkle.consistency_indexes(old, new) for old, new in pairs]
+    return [merkle.consistency_from(old, new, hashes)
+            for (old, new), hashes in zip(pairs, _batched(needs), strict=True)]  # fmt: skip
+
+
 def _q(name: str) -> str:
     return connection.ops.quote_name(name)
 

@@ -381,3 +381,18 @@ def test_the_consistency_command_agrees_with_the_public_vectors(case, tmp_path, 
         assert code == 1 and "--old-root: not 32 bytes" in capsys.readouterr().out
         return
     assert code == (1 if case["wantErr"] else 0)
+
+
+def test_proofs_made_together_are_the_proofs_made_one_by_one(history, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(log, "PROOFS_PER_QUERY", 7)
+    size = log.tree_size()
+    indexes = list(range(0, size, 2))
+    with CaptureQueriesContext(connection) as queries:
+        together = log.inclusion_proofs(indexes, size)
+    assert together == [log.inclusion_proof(i, size) for i in indexes]
+    assert len(queries) == -(-len(indexes) // 7)  # one query a batch
+    pairs = [(a, b) for a in (1, 5, 16, 31) for b in (31, 40, size) if a <= b]
+    assert log.consistency_proofs(pairs) == [log.consistency_proof(a, b) for a, b in pairs]
