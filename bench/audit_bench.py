@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 SCRATCH = "bench_audit"
 
-from downloads_bench import drop_database, recreate_database, say, world  # noqa: E402
+from downloads_bench import say, scratch_project, world  # noqa: E402
 
 SAMPLE = 20_000  # signatures timed for the baseline
 
@@ -125,21 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.entries = 50_000
-    url = args.database_url.rsplit("/", 1)[0] + "/" + SCRATCH
-    tmp = Path(tempfile.mkdtemp(prefix="bench-audit-"))
-    os.environ.update({"DATABASE_URL": url, "MEDIA_ROOT": str(tmp / "media"),
-                       "LEDGER_PUBLISH_ON_APPEND": "0", "ALLOWED_HOSTS": "127.0.0.1,testserver",
-                       "DJANGO_SETTINGS_MODULE": "consortium.settings", "LOG_LEVEL": "WARNING"})  # fmt: skip
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.setdefault("LEDGER_KEK", secrets.token_bytes(32).hex())
-    os.environ.pop("CELERY_BROKER_URL", None)
-    recreate_database(url)
-    try:
-        import django
-        from django.core.management import call_command
-
-        django.setup()
-        call_command("migrate", verbosity=0)
+    with scratch_project(args.database_url, SCRATCH, "bench-audit-") as tmp:
         from consortium import audit
         from contributions import audit as figures
         from ledger import log
@@ -182,12 +167,6 @@ def main() -> None:
             f"{single:,.0f} x {cores} = {target:,.0f}/s: {'met' if rate >= target else 'MISSED'} "
             f"(ratio to raw x cores {rate / (single * cores):.2f}; to the measured pool "
             f"{rate / pooled:.2f})")  # fmt: skip
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(url)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

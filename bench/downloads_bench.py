@@ -23,6 +23,7 @@ Creates (and afterwards drops) a scratch database and a temporary media director
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -71,6 +72,35 @@ def drop_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def scratch_project(database_url: str, scratch: str, prefix: str):
+    """A scratch PostgreSQL database and media directory, Django set up and migrated on
+    them (no broker, checkpoints not published after each commit); dropped afterwards.
+    Yields the temporary directory."""
+    url = database_url.rsplit("/", 1)[0] + "/" + scratch
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ.update({"DATABASE_URL": url, "MEDIA_ROOT": str(tmp / "media"),
+                       "LEDGER_PUBLISH_ON_APPEND": "0", "ALLOWED_HOSTS": "127.0.0.1,testserver",
+                       "DJANGO_SETTINGS_MODULE": "consortium.settings", "LOG_LEVEL": "WARNING"})  # fmt: skip
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("LEDGER_KEK", secrets.token_bytes(32).hex())
+    os.environ.pop("CELERY_BROKER_URL", None)
+    recreate_database(url)
+    try:
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0)
+        yield tmp
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        drop_database(url)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def world():
@@ -324,21 +354,7 @@ def main() -> None:
     if args.quick:
         args.file_mb, args.entries = 64, 20_000
     only = set(args.only or ["serve", "publish", "authorize"])
-    url = args.database_url.rsplit("/", 1)[0] + "/" + SCRATCH
-    tmp = Path(tempfile.mkdtemp(prefix="bench-downloads-"))
-    os.environ.update({"DATABASE_URL": url, "MEDIA_ROOT": str(tmp / "media"),
-                       "LEDGER_PUBLISH_ON_APPEND": "0", "ALLOWED_HOSTS": "127.0.0.1,testserver",
-                       "DJANGO_SETTINGS_MODULE": "consortium.settings", "LOG_LEVEL": "WARNING"})  # fmt: skip
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.setdefault("LEDGER_KEK", secrets.token_bytes(32).hex())
-    os.environ.pop("CELERY_BROKER_URL", None)
-    recreate_database(url)
-    try:
-        import django
-        from django.core.management import call_command
-
-        django.setup()
-        call_command("migrate", verbosity=0)
+    with scratch_project(args.database_url, SCRATCH, "bench-downloads-") as tmp:
         w = world()
         say(f"download benchmark, {os.cpu_count()} cores")
         results = {}
@@ -371,12 +387,6 @@ def main() -> None:
             say(f"authorise at {r['entries']:,} entries (filled in {r['fill_seconds']:.0f} s): "
                 f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.2f} ms "
                 f"(target p99 <= 20 ms: {'met' if r['p99_ms'] <= 20 else 'MISSED'})")  # fmt: skip
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(url)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
