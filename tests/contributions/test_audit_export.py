@@ -60,6 +60,22 @@ def audit_result(path):
     return verify(path, _vkey(), extensions=verifier.extensions(), workers=0)
 
 
+def _forge(original: bytes, change, path, extra_manifest_lines=()):
+    """Change the bundle's files and sign a fresh MANIFEST over them with the log key."""
+    with zipfile.ZipFile(io.BytesIO(original)) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    files = change(files)
+    head = files["MANIFEST"].decode().split("\n")[:3]
+    body = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
+            for n, d in sorted(files.items()) if n != "MANIFEST"]  # fmt: skip
+    files["MANIFEST"] = sign_note("\n".join(head + body + list(extra_manifest_lines)) + "\n",
+                                  log_signer().note_signer()).encode()  # fmt: skip
+    with zipfile.ZipFile(path, "w") as z:
+        for n, d in files.items():
+            z.writestr(n, d)
+    return path
+
+
 def test_an_auditor_exports_everything_and_verifies_it(lumi, downloads, tmp_path,
                                                        django_capture_on_commit_callbacks):  # fmt: skip
     r = _ask(lumi, "aud", django_capture_on_commit_callbacks)
@@ -138,21 +154,8 @@ def test_a_figure_changed_in_the_report_is_caught(lumi, downloads, tmp_path):
     export.refresh_from_db()
     original = export.file.open("rb").read()
 
-    def tampered(change) -> zipfile.Path:
-        with zipfile.ZipFile(io.BytesIO(original)) as z:
-            files = {n: z.read(n) for n in z.namelist()}
-        files = change(files)
-        text = files["MANIFEST"].decode().split("\n\n")[0] + "\n"
-        head = text.split("\n")[:3]
-        body = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
-                for n, d in sorted(files.items()) if n != "MANIFEST"]  # fmt: skip
-        files["MANIFEST"] = sign_note("\n".join(head + body) + "\n",
-                                      log_signer().note_signer()).encode()  # fmt: skip
-        path = tmp_path / f"t{len(list(tmp_path.iterdir()))}.zip"
-        with zipfile.ZipFile(path, "w") as z:
-            for n, d in files.items():
-                z.writestr(n, d)
-        return path
+    def tampered(change):
+        return _forge(original, change, tmp_path / f"t{len(list(tmp_path.iterdir()))}.zip")
 
     def csv_says_three(files):
         files["report/downloads.csv"] = files["report/downloads.csv"].replace(b"SE,2,", b"SE,3,")
@@ -290,20 +293,14 @@ def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tm
     assert any("contributions per member and kind recomputed" in c for c in result.checks)
 
     # An operator that re-signs a report counting the void funds is caught.
-    with zipfile.ZipFile(path) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    for name in ("report/contributions.csv", "report/report.html"):
-        files[name] = files[name].replace(b"SE,funds,1,0,0,1,", b"SE,funds,1,1,0,0,").replace(
-            b"<td>funds</td><td>1</td><td>0</td><td>0</td><td>1</td>",
-            b"<td>funds</td><td>1</td><td>1</td><td>0</td><td>0</td>")  # fmt: skip
-    text = files["MANIFEST"].decode().split("\n\n")[0] + "\n"
-    body = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
-            for n, d in sorted(files.items()) if n != "MANIFEST"]  # fmt: skip
-    files["MANIFEST"] = sign_note("\n".join(text.split("\n")[:3] + body) + "\n",
-                                  log_signer().note_signer()).encode()  # fmt: skip
-    with zipfile.ZipFile(path, "w") as z:
-        for n, d in files.items():
-            z.writestr(n, d)
+    def count_the_void_funds(files):
+        for name in ("report/contributions.csv", "report/report.html"):
+            files[name] = files[name].replace(b"SE,funds,1,0,0,1,", b"SE,funds,1,1,0,0,").replace(
+                b"<td>funds</td><td>1</td><td>0</td><td>0</td><td>1</td>",
+                b"<td>funds</td><td>1</td><td>1</td><td>0</td><td>0</td>")  # fmt: skip
+        return files
+
+    path = _forge(path.read_bytes(), count_the_void_funds, tmp_path / "forged.zip")
     failures = "\n".join(audit_result(path).failures)
     assert "report/contributions.csv: SE funds reads" in failures
     assert "report/report.html" not in failures  # the page says the same: a consistent lie
@@ -379,23 +376,19 @@ def test_a_balance_changed_in_the_report_is_caught(lumi, tmp_path):
     export = audit.audit_export_request(actor=lumi["people"]["aud"])
     audit.audit_export_build(export.id)
     export.refresh_from_db()
-    with zipfile.ZipFile(io.BytesIO(export.file.open("rb").read())) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    rows = files["report/cost_shares.csv"].decode().splitlines()
+    original = export.file.open("rb").read()
+    with zipfile.ZipFile(io.BytesIO(original)) as z:
+        rows = z.read("report/cost_shares.csv").decode().splitlines()
     fi = next(r for r in rows if ",FI," in r).split(",")
     # Finland owes its pledge of 10.00; the report is made to say it owes nothing.
     forged = [*fi[:3], "0.00", *fi[4:]]
-    files["report/cost_shares.csv"] = files["report/cost_shares.csv"].replace(
-        ",".join(fi).encode(), ",".join(forged).encode())  # fmt: skip
-    text = files["MANIFEST"].decode().split("\n\n")[0] + "\n"
-    body = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
-            for n, d in sorted(files.items()) if n != "MANIFEST"]  # fmt: skip
-    files["MANIFEST"] = sign_note("\n".join(text.split("\n")[:3] + body) + "\n",
-                                  log_signer().note_signer()).encode()  # fmt: skip
-    path = tmp_path / "forged.zip"
-    with zipfile.ZipFile(path, "w") as z:
-        for n, d in files.items():
-            z.writestr(n, d)
+
+    def owes_nothing(files):
+        files["report/cost_shares.csv"] = files["report/cost_shares.csv"].replace(
+            ",".join(fi).encode(), ",".join(forged).encode())  # fmt: skip
+        return files
+
+    path = _forge(original, owes_nothing, tmp_path / "forged.zip")
     failures = "\n".join(audit_result(path).failures)
     assert f"report/cost_shares.csv: {fi[0]} FI reads" in failures
     assert "'0.00'" in failures and "'10.00'" in failures
@@ -475,22 +468,6 @@ def whole(lumi, downloads):
     audit.audit_export_build(export.id)
     export.refresh_from_db()
     return export.file.open("rb").read()
-
-
-def _forge(original: bytes, change, path, extra_manifest_lines=()):
-    """Change the bundle's files and sign a fresh MANIFEST over them with the log key."""
-    with zipfile.ZipFile(io.BytesIO(original)) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    files = change(files)
-    head = files["MANIFEST"].decode().split("\n")[:3]
-    body = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
-            for n, d in sorted(files.items()) if n != "MANIFEST"]  # fmt: skip
-    files["MANIFEST"] = sign_note("\n".join(head + body + list(extra_manifest_lines)) + "\n",
-                                  log_signer().note_signer()).encode()  # fmt: skip
-    with zipfile.ZipFile(path, "w") as z:
-        for n, d in files.items():
-            z.writestr(n, d)
-    return path
 
 
 def _json_edit(name, fn):
