@@ -33,7 +33,14 @@ def broker():
     try:
         client.ping()
     except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is needed at {BROKER} (set CELERY_TEST_BROKER_URL): {exc}")
+        reason = (
+            f"needs Redis at {BROKER} for a real Celery worker ({exc}); start one, or run "
+            f"with CELERY_TEST_BROKER_URL=redis://host:6379/15"
+        )
+        # CI starts Redis itself: there a missing broker is a failure, never a skip.
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     client.flushdb()
     yield BROKER
     client.flushdb()

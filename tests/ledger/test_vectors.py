@@ -1,6 +1,6 @@
 """The pure primitives in ``ledger/core`` against public test vectors.
 
-The vectors (``shared/vectors/public.json``, next to the repository) come from
+The vectors (``tests/vectors/public.json``; ``tests/vectors/SOURCES.md`` names each source) come from
 transparency-dev/merkle (RFC 6962/9162 sample tree, inclusion and consistency
 proofs), golang.org/x/mod sumdb/note and transparency-dev/formats (C2SP signed notes
 and checkpoints), RFC 8032 (Ed25519) and cyberphone's RFC 8785 (JCS) test data.
@@ -18,7 +18,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from ledger.core import envelope, merkle, note
 
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "public.json"
+VECTORS_PATH = Path(__file__).resolve().parents[1] / "vectors" / "public.json"
 VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 
 SAMPLE = VECTORS["rfc6962_sample_tree"]
