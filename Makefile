@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test lint schema bench clean
+.PHONY: install demo test lint schema bench bench-quick verifier clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: install
 
 ## Run the whole test suite (SQLite unless DATABASE_URL names PostgreSQL)
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -30,12 +30,22 @@ lint: install
 schema: install
 	DEBUG=1 $(PY) manage.py spectacular --validate --fail-on-warn --file $(or $(OUT),var/openapi.yaml)
 
-## Benchmarks on PostgreSQL (see docs/performance.md)
+## The offline verifier as one file, for any Python 3.11+ with PyNaCl: dist/consortium-verify.pyz
+verifier:
+	$(PYTHON) scripts/build_verifier.py
+
+## Benchmarks on PostgreSQL (see docs/performance.md); bench-quick: small sizes, a smoke test
 bench: install
 	$(PY) bench/ledger_bench.py
 	$(PY) bench/contributions_bench.py
 	$(PY) bench/downloads_bench.py
 	$(PY) bench/audit_bench.py
 
+bench-quick: install
+	$(PY) bench/ledger_bench.py --quick
+	$(PY) bench/contributions_bench.py --quick
+	$(PY) bench/downloads_bench.py --quick
+	$(PY) bench/audit_bench.py --quick
+
 clean:
-	rm -rf $(VENV) var/*.sqlite3* .pytest_cache
+	rm -rf $(VENV) var/*.sqlite3* .pytest_cache dist

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Ledger benchmark on PostgreSQL: appends, proofs at scale, full verification.
 
-    python bench/ledger_bench.py [--entries 1000000] [--database-url postgres://...]
+    python bench/ledger_bench.py [--entries 1000000] [--database-url postgres://...] [--quick]
 
 Creates (and afterwards drops) a scratch database, and prints each figure beside the
 baseline measured in the same run on the same machine:
@@ -260,7 +260,15 @@ def proofs(size: int, count: int) -> dict:
         merkle.verify_consistency(m, size, log.root_at(m), root, log.consistency_proof(m, size))
     del proof, cproof
 
-    user = get_user_model().objects.create_user("bench")
+    # The API answers only users who hold a seat: read as a treaty auditor's system would.
+    from consortium import governance
+
+    if not governance.Consortium.objects.exists():
+        governance.consortium_found(
+            name="Bench", members=[governance.member_record(code=c) for c in ("FR", "DE")]
+        )
+    user = get_user_model().objects.create_user("bench-auditor")
+    governance.seat_assign(actor=None, user=user, role="auditor")
     _, token = ApiToken.issue(user=user, days=1)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -315,9 +323,17 @@ def main() -> None:
     parser.add_argument("--per-writer", type=int, default=500)
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--proofs", type=int, default=2000)
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="Small sizes for a smoke test: 20,000 entries, 200 single appends, 4 writers x 50,"
+             " a bulk of 5,000, 200 proofs.",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench-ledger.json")
     args = parser.parse_args()
+    if args.quick:
+        args.entries, args.single, args.writers = 20_000, 200, 4
+        args.per_writer, args.bulk, args.proofs = 50, 5_000, 200
 
     setup_env(args.database_url)
     recreate_database(args.database_url)

@@ -804,9 +804,9 @@ def extensions() -> list:
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m contributions.audit") -> int:
     try:
-        return run(argv, extensions=extensions(), prog="python -m contributions.audit",
+        return run(argv, extensions=extensions(), prog=prog,
                    what=" with its report's figures recomputed from the entries")  # fmt: skip
     except BundleError as exc:
         print(f"FAIL {exc}")

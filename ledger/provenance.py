@@ -159,9 +159,9 @@ def _check_files(root: Path, listed: dict[str, tuple[int, str]]) -> list[str]:
     return failures
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m ledger.provenance") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ledger.provenance",
+        prog=prog,
         description="Verify downloaded checkpoint files against a provenance bundle, offline.",
     )
     sub = parser.add_subparsers(dest="action", required=True)
