@@ -2,8 +2,9 @@
 
 ``Entry``, ``TreeHash`` and ``Checkpoint`` are append-only: triggers installed by
 migration 0002 make the database refuse UPDATE, DELETE and TRUNCATE on them.
+``LogHead`` is updated by every append but never removed (migration 0007).
 ``Key`` is the key registry, a projection of the key entries; ``SealedKey`` holds
-hosted private keys sealed under the key-encryption key.
+hosted private keys sealed under the key-encryption key, append-only (migration 0008).
 """
 
 from __future__ import annotations
@@ -204,8 +205,11 @@ class Key(models.Model):
         return verifier_key(self.name, bytes(self.public_key))
 
 
-class SealedKey(models.Model):
-    """A hosted private key, sealed (XSalsa20-Poly1305) under the key-encryption key."""
+class SealedKey(AppendOnly):
+    """A hosted private key, sealed (XSalsa20-Poly1305) under the key-encryption key.
+
+    Added, never changed or removed (migration 0008): a rotation seals a new key.
+    """
 
     key = models.OneToOneField(
         Key, on_delete=models.PROTECT, primary_key=True, related_name="sealed"
