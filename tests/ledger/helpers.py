@@ -18,6 +18,7 @@ APPEND_ONLY = [
     "ledger_treehash",
     "ledger_checkpoint",
     "ledger_sealedkey",
+    "ledger_verificationrun",
     "consortium_downloadevent",
 ]
 NEVER_REMOVED = ["ledger_loghead"]
