@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from ledger.models import AppendOnly
+
 TOKEN_PREFIX = "clt"  # noqa: S105  (a prefix, not a secret)
 
 
@@ -542,8 +544,10 @@ class DownloadAuthorization(models.Model):
         return f"{self.member_id}: {self.checkpoint_id[:12]}… ({self.scope})"
 
 
-class DownloadEvent(models.Model):
-    """The access log: every file served and every request refused (local data)."""
+class DownloadEvent(AppendOnly):
+    """The access log: every file served and every request refused (local data, kept as
+    evidence: the ORM and the database refuse to change or remove a line, migration
+    0009)."""
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     member = models.CharField(max_length=32, blank=True, db_index=True)

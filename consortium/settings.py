@@ -125,6 +125,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "consortium.context.pending_work",
+                "ledger.context.verification_alarm",
             ],
         },
     },
@@ -309,6 +310,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consortium.verify_checkpoints",
         "schedule": float(envint("CHECKPOINT_VERIFY_SCHEDULE", 24 * 3600)),
     },
+    "verify-ledger": {
+        "task": "ledger.verify_recent",
+        "schedule": float(envint("LEDGER_VERIFY_SCHEDULE", 600)),
+    },
 }
 
 # --- the ledger ---------------------------------------------------------------------------
@@ -328,6 +333,9 @@ LEDGER_CHECKPOINT_DEBOUNCE = envint("LEDGER_CHECKPOINT_DEBOUNCE", 5)
 # Ask for a checkpoint after every committed append (debounced); off leaves it to the
 # schedule and to `manage.py ledger checkpoint`.
 LEDGER_PUBLISH_ON_APPEND = envbool("LEDGER_PUBLISH_ON_APPEND", True)
+# The scheduled verification checks at most this many new entries a run (the first run
+# on a large log catches up over several).
+LEDGER_VERIFY_BATCH = envint("LEDGER_VERIFY_BATCH", 100_000)
 # Who may read the ledger in the admin besides superusers: any seat holder.
 LEDGER_READER_CHECK = "consortium.governance.holds_a_seat"
 # Client-signed entries must carry a time within this many seconds of the server's clock.

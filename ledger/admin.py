@@ -1,4 +1,5 @@
-"""The log in the admin: visible and searchable, never addable, changeable or deletable."""
+"""The log in the admin: visible and searchable, never addable, changeable or deletable;
+and the scheduled verification's runs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.contrib import admin
 from django.db.models import Q
 from django.utils.html import format_html
 
-from ledger.models import Checkpoint, Entry, Key
+from ledger.models import Checkpoint, Entry, Key, VerificationRun
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -28,6 +29,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def may_read_ledger(user) -> bool:
+    """Superusers, and whoever the project's reader check admits (a seat holder)."""
+    return user.is_active and (user.is_superuser or _holds_a_seat(user))
 
 
 def _holds_a_seat(user) -> bool:
@@ -136,3 +142,15 @@ class KeyAdmin(ReadOnlyAdmin):
     @admin.display(description="fingerprint")
     def fingerprint_short(self, obj):
         return format_html("<code>{}…</code>", obj.fingerprint[:16])
+
+
+@admin.register(VerificationRun)
+class VerificationRunAdmin(ReadOnlyAdmin):
+    """The scheduled verification's runs: where each got to, and what failed."""
+
+    list_display = ["finished_at", "ok", "first", "size", "checkpoints", "failed_index",
+                    "reason"]  # fmt: skip
+    list_filter = ["ok"]
+    fields = ["started_at", "finished_at", "ok", "first", "size", "checkpoints",
+              "failed_index", "reason", "failures"]  # fmt: skip
+    readonly_fields = fields

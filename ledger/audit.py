@@ -284,8 +284,9 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
     if not bundle.has(MANIFEST):
         raise BundleError("MANIFEST: missing")
     try:
-        manifest_text = open_note(bundle.read(MANIFEST).decode("utf-8"), [verifier]).text
-    except (NoteError, UnicodeDecodeError) as exc:
+        # The note's exact bytes: a signed note never has CR or CRLF line ends.
+        manifest_text = open_note(bundle.read(MANIFEST), [verifier]).text
+    except NoteError as exc:
         raise BundleError(f"MANIFEST is not signed by {verifier.name}: {exc}") from exc
     origin, export_id, listed = read_manifest(manifest_text)
     if origin != verifier.name:
@@ -453,8 +454,8 @@ def _checkpoints(bundle: Bundle, verifier, origin: str, result: Result) -> dict[
             result.fail(f"{name}: not a checkpoints/<size>.note file")
             continue
         try:
-            cp = open_checkpoint(bundle.read(name).decode("utf-8"), verifier, origin=origin)
-        except (NoteError, UnicodeDecodeError) as exc:
+            cp = open_checkpoint(bundle.read(name), verifier, origin=origin)
+        except NoteError as exc:
             result.fail(f"{name}: not a checkpoint signed by the log key ({exc})")
             continue
         if cp.size != int(stem):
@@ -732,8 +733,12 @@ def _read_hash(text: str, what: str) -> bytes:
 
 def read_proof(path: Path) -> list[bytes]:
     """A proof file: JSON (a list of hashes, or an object with ``proof`` or ``hashes``, as
-    the API returns it), or one base64 or hex hash per line."""
-    text = Path(path).read_text()
+    the API returns it), or one base64 or hex hash per line (any line end: each hash is
+    checked against the root, so spacing cannot change what is proven)."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{path}: not UTF-8") from exc
     try:
         value = json.loads(text)
     except ValueError:
@@ -747,12 +752,22 @@ def read_proof(path: Path) -> list[bytes]:
     return [_read_hash(str(h), f"{path}[{i}]") for i, h in enumerate(value)]
 
 
+def read_checkpoint(path: Path, vkey: str, origin: str | None = None):
+    """A signed checkpoint from a file, read as bytes: a text read would fold CRLF line
+    ends into newlines and accept a note no other reader does."""
+    verifier = parse_verifier_key(vkey)
+    try:
+        return open_checkpoint(Path(path).read_bytes(), verifier, origin=origin)
+    except NoteError as exc:
+        raise BundleError(f"{path}: {exc}") from exc
+
+
 def _root(args, which: str = "") -> tuple[int | None, bytes]:
     note = getattr(args, f"{which}checkpoint")
     if note is not None:
         if not args.vkey:
             raise BundleError("--vkey is needed to read a checkpoint")
-        cp = open_checkpoint(Path(note).read_text(), parse_verifier_key(args.vkey))
+        cp = read_checkpoint(note, args.vkey)
         return cp.size, cp.root
     root = getattr(args, f"{which}root")
     if root is None:
@@ -764,8 +779,7 @@ def _root(args, which: str = "") -> tuple[int | None, bytes]:
 def _artefact(args) -> list[str]:
     """Check one standard artefact; returns what was checked (raises on failure)."""
     if args.action == "checkpoint":
-        cp = open_checkpoint(Path(args.note).read_text(), parse_verifier_key(args.vkey),
-                             origin=args.origin)  # fmt: skip
+        cp = read_checkpoint(args.note, args.vkey, origin=args.origin)
         return [f"checkpoint of {cp.origin!r}: tree size {cp.size:,}, root "
                 f"{base64.b64encode(cp.root).decode()}, signed by the key"]  # fmt: skip
     if args.action == "inclusion":

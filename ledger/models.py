@@ -2,8 +2,9 @@
 
 ``Entry``, ``TreeHash`` and ``Checkpoint`` are append-only: triggers installed by
 migration 0002 make the database refuse UPDATE, DELETE and TRUNCATE on them.
+``LogHead`` is updated by every append but never removed (migration 0007).
 ``Key`` is the key registry, a projection of the key entries; ``SealedKey`` holds
-hosted private keys sealed under the key-encryption key.
+hosted private keys sealed under the key-encryption key, append-only (migration 0008).
 """
 
 from __future__ import annotations
@@ -204,8 +205,11 @@ class Key(models.Model):
         return verifier_key(self.name, bytes(self.public_key))
 
 
-class SealedKey(models.Model):
-    """A hosted private key, sealed (XSalsa20-Poly1305) under the key-encryption key."""
+class SealedKey(AppendOnly):
+    """A hosted private key, sealed (XSalsa20-Poly1305) under the key-encryption key.
+
+    Added, never changed or removed (migration 0008): a rotation seals a new key.
+    """
 
     key = models.OneToOneField(
         Key, on_delete=models.PROTECT, primary_key=True, related_name="sealed"
@@ -216,3 +220,41 @@ class SealedKey(models.Model):
 
     def __str__(self) -> str:
         return f"sealed key {self.key_id[:12]}"
+
+
+class VerificationRun(AppendOnly):
+    """One run of the scheduled verification (``ledger.verify_recent``): the entries it
+    checked (``first`` to ``size - 1``), when, and the outcome. The next run starts
+    after the last run that passed, from the tree it rebuilt (``frontier``)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(db_index=True)
+    first = models.BigIntegerField(help_text="First entry index checked.")
+    size = models.BigIntegerField(help_text="Tree size reached: entries first..size-1.")
+    checkpoints = models.IntegerField(default=0, help_text="Checkpoints checked.")
+    ok = models.BooleanField()
+    failed_index = models.BigIntegerField(
+        null=True, blank=True, help_text="The first bad entry index, if one is named."
+    )
+    reason = models.TextField(blank=True, help_text="What failed first.")
+    failures = models.IntegerField(default=0, help_text="Bad entries and other problems.")
+    frontier = models.BinaryField(
+        default=b"", help_text="Hashes at root_indexes(size) of the rebuilt tree, concatenated."
+    )
+    root = models.BinaryField(max_length=32, default=b"")
+
+    class Meta:
+        ordering = ["-id"]
+        get_latest_by = "id"
+
+    def __str__(self) -> str:
+        outcome = "ok" if self.ok else "FAILED"
+        return f"verification {outcome}: entries {self.first} to {self.size - 1}"
+
+    @property
+    def what_failed(self) -> str:
+        if self.ok:
+            return ""
+        if self.failed_index is not None:
+            return f"index {self.failed_index}: {self.reason}"
+        return self.reason

@@ -82,7 +82,10 @@ def verify(directory: Path, bundle: dict, vkey: str) -> Result:
     checks: list[str] = []
     try:
         verifier = parse_verifier_key(vkey)
-        cp = open_checkpoint(bundle["note"], verifier)
+        try:
+            cp = open_checkpoint(bundle["note"], verifier)
+        except NoteError as exc:
+            raise BundleError(f"note: not a checkpoint signed by {verifier.name}: {exc}") from exc
         checks.append(f"checkpoint: signed by {verifier.name}, tree size {cp.size}")
         key_leaf = _entry(bundle["entries"].get("author_key"), "author_key", cp.size, cp.root)
         if key_leaf.envelope["kind"] != "key.registered":
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m ledger.provenance
     v.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
     args = parser.parse_args(argv)
     try:
-        bundle = json.loads(args.bundle.read_text())
+        # Bytes, as written: a text read would fold line ends before anything is checked.
+        bundle = json.loads(args.bundle.read_bytes())
     except (OSError, ValueError) as exc:
         print(f"FAIL cannot read the bundle: {exc}", file=sys.stderr)
         return 2

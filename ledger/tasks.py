@@ -18,3 +18,19 @@ def publish_checkpoint() -> int | None:
         return None
     cp = log.publish_checkpoint()
     return cp.tree_size if cp else None
+
+
+@shared_task(name="ledger.verify_recent", ignore_result=True)
+def verify_recent() -> bool:
+    """Verify what was appended since the last good run (Celery beat runs it on
+    ``LEDGER_VERIFY_SCHEDULE``); a failure is logged at CRITICAL and shown in the admin."""
+    from django.conf import settings
+
+    from ledger.models import Key
+    from ledger.verify import verify_recent
+
+    if not Key.objects.filter(kind=Key.Kind.LOG).exists():
+        return True
+    # In this process: Celery's worker processes cannot start a process pool of their own.
+    run = verify_recent(workers=1, limit=getattr(settings, "LEDGER_VERIFY_BATCH", None))
+    return run.ok

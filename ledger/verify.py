@@ -17,25 +17,29 @@ path: verification runs at close to the signature-checking speed of all cores.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
 from multiprocessing import get_context
 
 from django.db import connection
+from django.utils import timezone
 
 from ledger import verify_worker as leafcheck_worker
 from ledger.core import merkle
 from ledger.core.envelope import EnvelopeError, parse_leaf
 from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError
 from ledger.core.note import NoteError, Verifier, key_id, open_checkpoint
-from ledger.models import Checkpoint, Entry, Key, LogHead, TreeHash
+from ledger.models import Checkpoint, Entry, Key, LogHead, TreeHash, VerificationRun
 
 RANGE = 4000  # entries a worker checks at a time
 ROWS = 10000
+
+alarm = logging.getLogger("ledger.verify")
 
 
 @dataclass
@@ -45,6 +49,9 @@ class Report:
     failures: list[tuple[int, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     problems_skipped: str = ""
+    start: int = 0  # the entries checked are start..size-1
+    frontier: list[bytes] = field(default_factory=list)  # of the tree rebuilt, at size
+    root: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -116,28 +123,55 @@ def verify_ledger(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     strict: bool = False,
+    start: int = 0,
+    frontier: Sequence[bytes] = (),
+    limit: int | None = None,
 ) -> Report:
     """Verify everything; never raises for a bad log, reports it instead.
 
     ``strict`` also parses every leaf as JSON and checks its canonical form (see
     ``ledger.core.leafcheck``).
+
+    With ``start`` and ``frontier`` (the right-edge hashes of the tree of ``start``
+    entries that an earlier verification rebuilt), only the entries from ``start`` on
+    are checked, and the tree is rebuilt on from that frontier; the key history is
+    still replayed from the genesis, and the stored hashes at that frontier must still
+    be those. ``limit`` checks at most that many entries.
     """
-    report = Report()
+    report = Report(start=start)
     # What is verified is the log as it stood when verification began; entries and
     # checkpoints added meanwhile are left for the next run.
     top = _top_index()
-    total = Entry.objects.filter(index__lte=top).count()
+    last = top if limit is None else min(top, start + limit - 1)
+    total = Entry.objects.filter(index__gte=start, index__lte=last).count()
     checkpoints = {
         c.tree_size: c
-        for c in Checkpoint.objects.filter(tree_size__lte=top + 1).order_by("tree_size")
+        for c in Checkpoint.objects.filter(tree_size__gt=start, tree_size__lte=last + 1).order_by(
+            "tree_size"
+        )
     }
+    # The last checkpoint an earlier verification saw, to prove the new ones extend it.
+    anchor = (
+        Checkpoint.objects.filter(tree_size__lte=start).order_by("-tree_size").first()
+        if start
+        else None
+    )
     report.checkpoints = len(checkpoints)
     keyring = Keyring()
-    builder = merkle.TreeBuilder()
+    builder = merkle.TreeBuilder.resume(start, frontier) if start else merkle.TreeBuilder()
     stored = _StoredHashes()
     workers = workers or os.cpu_count() or 1
     failures = report.failures
-    next_idx = 0
+    next_idx = merkle.stored_hash_count(start)
+    if start > top + 1:
+        report.problems.append(
+            f"the log has {top + 1} entries, fewer than the {start} an earlier verification saw"
+        )
+    elif start and _stored_frontier(start) != list(frontier):
+        report.problems.append(
+            f"the stored tree hashes of the first {start} entries differ from those an "
+            "earlier verification rebuilt"
+        )
 
     def fail(index: int, reason: str) -> None:
         if len(failures) < 1000:
@@ -145,7 +179,7 @@ def verify_ledger(
 
     # 1. The key timeline, from the key entries alone.
     key_entries = set()
-    for index, kind, author, leaf in _key_entries(top):
+    for index, kind, author, leaf in _key_entries(last):
         key_entries.add(index)
         try:
             env = parse_leaf(bytes(leaf)).envelope
@@ -182,7 +216,7 @@ def verify_ledger(
             progress(len(hashes) // 32)
 
     # 2 and 3. Workers check ranges; the tree is rebuilt from what they return.
-    ranges = [(lo, min(lo + RANGE, top + 1)) for lo in range(0, top + 1, RANGE)]
+    ranges = [(lo, min(lo + RANGE, last + 1)) for lo in range(start, last + 1, RANGE)]
     pending: deque = deque()
     if connection.in_atomic_block or workers <= 1:
         # Inside a transaction other connections would not see uncommitted entries:
@@ -224,22 +258,29 @@ def verify_ledger(
                 collect(pending)
 
     report.size = builder.size
-    if total != builder.size:
+    report.frontier = builder.frontier()
+    report.root = builder.root()
+    if total != builder.size - start:
         report.problems.append(
             f"{total} entries stored but only {builder.size} form a gapless sequence"
+            if not start
+            else f"{total} entries stored from index {start} but only {builder.size - start} "
+            "form a gapless sequence"
         )
     # A checkpoint beyond the tree is either being published right now (the tree has
     # grown meanwhile) or is not the log's: its signature is checked either way.
     still = _top_index()
-    for cp in Checkpoint.objects.filter(tree_size__gt=top + 1).order_by("tree_size"):
+    for cp in Checkpoint.objects.filter(tree_size__gt=last + 1).order_by("tree_size"):
         _check_checkpoint_signature(cp, keyring, report)
         if cp.tree_size > still + 1:
             report.problems.append(
                 f"checkpoint at size {cp.tree_size} is beyond the tree ({still + 1} entries)"
             )
-    _check_consistency(sorted(checkpoints.values(), key=lambda c: c.tree_size), report)
-    # The derived tables can only be compared while nothing is appended.
-    if still == top:
+    signed = sorted(checkpoints.values(), key=lambda c: c.tree_size)
+    _check_consistency([anchor, *signed] if anchor else signed, report)
+    # The derived tables can only be compared while nothing is appended, and only
+    # when the whole log was reached.
+    if still == top == last:
         extra = stored.first_beyond(next_idx)
         if extra is not None:
             report.problems.append(
@@ -255,9 +296,72 @@ def verify_ledger(
                 "the log head (size and right-edge hashes) differs from the rebuilt tree"
             )
         _check_registry(keyring, report)
+    elif last < top:
+        report.problems_skipped = (
+            f"{top - last} entries are left for the next run; derived tables not compared"
+        )
     else:
         report.problems_skipped = "the log grew during verification; derived tables not compared"
     return report
+
+
+def verify_recent(*, workers: int | None = 1, limit: int | None = None) -> VerificationRun:
+    """Verify what was appended since the last run that passed, and record the run.
+
+    Checks every new entry (layout, stored leaf hash, author valid at its index under
+    the keyring rules replayed from the genesis, signature), rebuilds the tree on from
+    the frontier the last good run rebuilt and compares every stored hash, checks each
+    new checkpoint's signature and root and its consistency with the last one checked
+    before, and (when it reaches the end of the log) the log head and the key registry.
+    A failed run leaves the mark where it was, so every later run fails too until the
+    log is repaired. A failure is logged at CRITICAL, naming the first bad index.
+    """
+    last_good = VerificationRun.objects.filter(ok=True).order_by("-id").first()
+    start, frontier = 0, []
+    if last_good is not None:
+        start = last_good.size
+        raw = bytes(last_good.frontier)
+        frontier = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+    started = timezone.now()
+    report = verify_ledger(workers=workers, start=start, frontier=frontier, limit=limit)
+    index, reason = None, ""
+    if not report.ok:
+        first = report.first_failure()
+        index, reason = first if first else (None, report.problems[0])
+    run = VerificationRun.objects.create(
+        started_at=started,
+        finished_at=timezone.now(),
+        first=start,
+        size=report.size,
+        checkpoints=report.checkpoints,
+        ok=report.ok,
+        failed_index=index,
+        reason=reason,
+        failures=len(report.failures) + len(report.problems),
+        frontier=b"".join(report.frontier) if report.ok else b"",
+        root=report.root if report.ok else b"",
+    )
+    if report.ok:
+        alarm.info("ledger verified: entries %d to %d, %d checkpoints", start, report.size - 1,
+                   report.checkpoints)  # fmt: skip
+    elif index is not None:
+        alarm.critical(
+            "LEDGER VERIFICATION FAILED at index %d: %s (entries from %d checked; %d problems)",
+            index, reason, start, run.failures,
+        )  # fmt: skip
+    else:
+        alarm.critical("LEDGER VERIFICATION FAILED: %s (entries from %d checked; %d problems)",
+                       reason, start, run.failures)  # fmt: skip
+    return run
+
+
+def _stored_frontier(size: int) -> list[bytes] | None:
+    from ledger import log
+
+    try:
+        return log.read_hashes(merkle.root_indexes(size))
+    except log.LedgerError:
+        return None
 
 
 def _check_checkpoint_signature(cp: Checkpoint, keyring: Keyring, report: Report):

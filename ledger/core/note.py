@@ -124,6 +124,43 @@ def parse_signer_key(skey: str) -> Signer:
     return signer
 
 
+def _refuse_carriage_returns(note: str | bytes) -> None:
+    # C2SP signed-note v1.0.0 (https://c2sp.org/signed-note@v1.0.0): a note's lines end
+    # in a newline (U+000A) alone, and a note holds no ASCII control character other
+    # than newline; Go's note.Open refuses a carriage return too. A note read as text
+    # in Python has its CRLF line ends folded into "\n" (universal newlines), so the
+    # verifiers read notes as bytes, and a CR anywhere is refused, with where it is.
+    cr = "\r" if isinstance(note, str) else b"\r"
+    newline = "\n" if isinstance(note, str) else b"\n"
+    at = note.find(cr)
+    if at >= 0:
+        line = note.count(newline, 0, at) + 1
+        what = "a CRLF line end" if note[at + 1 : at + 2] == newline else "a carriage return"
+        raise NoteError(
+            f"line {line} of the note has {what}: a signed note ends every line with a "
+            "newline (\\n) alone, never CR or CRLF (C2SP signed-note v1.0.0)"
+        )
+
+
+def note_text(note: str | bytes) -> str:
+    """A signed note as text, from the exact bytes (or text) it was given.
+
+    Refuses a carriage return anywhere (before any decoding could hide it) and bytes
+    that are not UTF-8 (C2SP signed-note v1.0.0: notes are valid UTF-8).
+    """
+    if not isinstance(note, str | bytes | bytearray | memoryview):
+        raise NoteError("a signed note is text or bytes")
+    if not isinstance(note, str):
+        note = bytes(note)
+    _refuse_carriage_returns(note)
+    if isinstance(note, str):
+        return note
+    try:
+        return note.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NoteError(f"a signed note is UTF-8: byte {exc.start} is not") from exc
+
+
 def _check_text(text: str) -> None:
     if not text.endswith("\n"):
         raise NoteError("note text must end with a newline")
@@ -156,8 +193,10 @@ class OpenedNote:
     unverified: tuple[NoteSignature, ...]
 
 
-def split_note(note: str) -> tuple[str, list[NoteSignature]]:
-    """Split a signed note into its text and its (not yet verified) signatures."""
+def split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
+    """Split a signed note (its bytes, or text) into its text and its (not yet verified)
+    signatures."""
+    note = note_text(note)
     if not note.endswith("\n"):
         raise NoteError("a signed note ends with a newline")
     cut = note.rfind("\n\n")
@@ -185,8 +224,9 @@ def split_note(note: str) -> tuple[str, list[NoteSignature]]:
     return text, sigs
 
 
-def open_note(note: str, verifiers: list[Verifier]) -> OpenedNote:
-    """Verify a signed note. At least one signature must come from a known verifier.
+def open_note(note: str | bytes, verifiers: list[Verifier]) -> OpenedNote:
+    """Verify a signed note (its bytes, as read from a file in binary mode, or text).
+    At least one signature must come from a known verifier.
 
     A signature from a known key that does not verify is an error; signatures from
     unknown keys are returned as unverified, as the signed-note spec requires.
@@ -243,8 +283,8 @@ def parse_checkpoint(text: str) -> Checkpoint:
     return Checkpoint(origin, int(size_s), root, extensions)
 
 
-def open_checkpoint(note: str, verifier: Verifier, origin: str | None = None) -> Checkpoint:
-    """Verify a signed checkpoint against a verifier key and read it.
+def open_checkpoint(note: str | bytes, verifier: Verifier, origin: str | None = None) -> Checkpoint:
+    """Verify a signed checkpoint (its bytes, or text) against a verifier key and read it.
 
     The origin line need not equal the key name (sum.golang.org's does not); pass
     ``origin`` to require the log you expect.

@@ -1,8 +1,10 @@
-"""Append-only triggers, shared by migration 0002 and the tests that must get under them.
+"""The database's guards on evidence, shared by the migrations that install them.
 
 Entries, stored tree hashes and checkpoints are append-only: BEFORE UPDATE and
 BEFORE DELETE triggers on both engines, and a BEFORE TRUNCATE trigger on PostgreSQL
-(SQLite has no TRUNCATE).
+(SQLite has no TRUNCATE). ``append_only_sql`` puts the same guard on other tables
+(sealed hosted keys, the access log); ``kept_sql`` refuses only the removal of rows
+(the log head, which every append updates). The key registry has a guard of its own.
 """
 
 TABLES = ["ledger_entry", "ledger_treehash", "ledger_checkpoint"]
@@ -19,8 +21,23 @@ $$;
 
 def install_sql(vendor: str) -> list[str]:
     if vendor == "postgresql":
-        out = [PG_FUNCTION]
-        for t in TABLES:
+        return [PG_FUNCTION, *append_only_sql(vendor, TABLES)]
+    return append_only_sql(vendor, TABLES)
+
+
+def remove_sql(vendor: str) -> list[str]:
+    out = append_only_remove_sql(vendor, TABLES)
+    if vendor == "postgresql":
+        out.append("DROP FUNCTION IF EXISTS ledger_refuse_change()")
+    return out
+
+
+def append_only_sql(vendor: str, tables: list[str]) -> list[str]:
+    """Refuse UPDATE, DELETE and TRUNCATE on ``tables`` (PostgreSQL: needs the function
+    ``ledger_refuse_change``, which migration 0002 creates)."""
+    if vendor == "postgresql":
+        out = []
+        for t in tables:
             out.append(
                 f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} "
                 f"FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
@@ -34,20 +51,64 @@ def install_sql(vendor: str) -> list[str]:
         return [
             f"CREATE TRIGGER {t}_no_{op.lower()} BEFORE {op} ON {t} BEGIN "
             f"SELECT RAISE(ABORT, 'ledger: {op} on {t} is refused: the table is append-only'); END"
-            for t in TABLES
+            for t in tables
             for op in ("UPDATE", "DELETE")
         ]
     raise RuntimeError(f"no append-only triggers for {vendor}")
 
 
-def remove_sql(vendor: str) -> list[str]:
+def append_only_remove_sql(vendor: str, tables: list[str]) -> list[str]:
     if vendor == "postgresql":
         out = []
-        for t in TABLES:
+        for t in tables:
             out.append(f"DROP TRIGGER IF EXISTS {t}_append_only ON {t}")
             out.append(f"DROP TRIGGER IF EXISTS {t}_no_truncate ON {t}")
-        return [*out, "DROP FUNCTION IF EXISTS ledger_refuse_change()"]
-    return [f"DROP TRIGGER IF EXISTS {t}_no_{op}" for t in TABLES for op in ("update", "delete")]
+        return out
+    return [f"DROP TRIGGER IF EXISTS {t}_no_{op}" for t in tables for op in ("update", "delete")]
+
+
+# Rows that change but are never removed (the log head: every append updates it).
+PG_KEPT_FUNCTION = """
+CREATE OR REPLACE FUNCTION ledger_refuse_removal() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger: % on % is refused: its rows are never removed', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+"""
+
+
+def kept_sql(vendor: str, tables: list[str]) -> list[str]:
+    """Refuse DELETE and TRUNCATE on ``tables``; UPDATE still works."""
+    if vendor == "postgresql":
+        out = [PG_KEPT_FUNCTION]
+        for t in tables:
+            out.append(
+                f"CREATE TRIGGER {t}_no_delete BEFORE DELETE ON {t} "
+                f"FOR EACH ROW EXECUTE FUNCTION ledger_refuse_removal()"
+            )
+            out.append(
+                f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_removal()"
+            )
+        return out
+    if vendor == "sqlite":
+        return [
+            f"CREATE TRIGGER {t}_no_delete BEFORE DELETE ON {t} BEGIN "
+            f"SELECT RAISE(ABORT, 'ledger: DELETE on {t} is refused: its rows are never removed'); END"
+            for t in tables
+        ]
+    raise RuntimeError(f"no removal triggers for {vendor}")
+
+
+def kept_remove_sql(vendor: str, tables: list[str]) -> list[str]:
+    if vendor == "postgresql":
+        out = []
+        for t in tables:
+            out.append(f"DROP TRIGGER IF EXISTS {t}_no_delete ON {t}")
+            out.append(f"DROP TRIGGER IF EXISTS {t}_no_truncate ON {t}")
+        return [*out, "DROP FUNCTION IF EXISTS ledger_refuse_removal()"]
+    return [f"DROP TRIGGER IF EXISTS {t}_no_delete" for t in tables]
 
 
 # The key registry is a projection, but a narrow one: a key's row never changes

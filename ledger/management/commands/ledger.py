@@ -1,4 +1,4 @@
-"""manage.py ledger {init,checkpoint,verifier-key,verify}"""
+"""manage.py ledger {init,checkpoint,verifier-key,verify,verify-recent,replay}"""
 
 from __future__ import annotations
 
@@ -53,6 +53,24 @@ class Command(BaseCommand):
             "--strict",
             action="store_true",
             help="Also parse every leaf as JSON and check its canonical form (slower).",
+        )
+
+        recent = sub.add_parser(
+            "verify-recent",
+            help=(
+                "Verify the entries appended since the last verification run that passed "
+                "(what Celery beat runs on LEDGER_VERIFY_SCHEDULE) and record the run. "
+                "Exits 1 on any failure."
+            ),
+        )
+        recent.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Processes for signature checks (default: every core).",
+        )
+        recent.add_argument(
+            "--limit", type=int, default=None, help="Check at most this many entries."
         )
 
     def handle(self, *args, action, **options):
@@ -143,6 +161,35 @@ class Command(BaseCommand):
             self.stderr.write(f"FAIL: {problem}")
         raise CommandError(
             f"verification failed ({len(report.failures)} bad entries, {len(report.problems)} other problems)",
+            returncode=1,
+        )
+
+    def do_verify_recent(self, workers=None, limit=None, **_):
+        from ledger.verify import verify_recent
+
+        if limit is not None and limit < 1:
+            raise CommandError("--limit must be at least 1")
+        if not Key.objects.filter(kind=Key.Kind.LOG).exists():
+            raise CommandError("the ledger has no log key yet: run `manage.py ledger init`")
+        run = verify_recent(workers=workers, limit=limit)
+        if run.ok:
+            left = log.tree_size() - run.size
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"OK: entries {run.first} to {run.size - 1} and {run.checkpoints} "
+                    "checkpoints verify."
+                )
+            )
+            if left > 0:
+                self.stdout.write(f"{left} entries are left for the next run.")
+            return
+        if run.failed_index is not None:
+            self.stderr.write(f"FAIL at index {run.failed_index}: {run.reason}")
+        else:
+            self.stderr.write(f"FAIL: {run.reason}")
+        raise CommandError(
+            f"verification of entries from {run.first} failed ({run.failures} problems); "
+            "`manage.py ledger verify` lists them all",
             returncode=1,
         )
 
