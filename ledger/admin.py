@@ -59,7 +59,7 @@ class KindFilter(admin.SimpleListFilter):
 
 @admin.register(Entry)
 class EntryAdmin(ReadOnlyAdmin):
-    list_display = ["index", "kind", "entry_id", "author_short", "time", "integrated_time"]
+    list_display = ["index", "kind", "entry_id", "author_short", "signed_at", "integrated_at"]
     list_filter = [KindFilter]
     search_fields = ["kind"]  # see get_search_results
     search_help_text = "An index, a kind, an entry id or the start of an author fingerprint."
@@ -71,8 +71,8 @@ class EntryAdmin(ReadOnlyAdmin):
         "entry_id",
         "kind",
         "author",
-        "time",
-        "integrated_time",
+        "signed_at",
+        "integrated_at",
         "payload_pretty",
         "leaf_hash_hex",
     ]
@@ -93,9 +93,23 @@ class EntryAdmin(ReadOnlyAdmin):
     def author_short(self, obj):
         return format_html("<code>{}…</code>", obj.author[:16])
 
+    # A damaged leaf (what an operator looks at after a verification alarm) is shown as
+    # such, never a server error.
+    @admin.display(description="time")
+    def signed_at(self, obj):
+        return _from_leaf(lambda: obj.time)
+
+    @admin.display(description="integrated time")
+    def integrated_at(self, obj):
+        return _from_leaf(lambda: obj.integrated_time)
+
     @admin.display(description="payload")
     def payload_pretty(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False))
+        return _from_leaf(
+            lambda: format_html(
+                "<pre>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False)
+            )
+        )
 
     @admin.display(description="leaf hash")
     def leaf_hash_hex(self, obj):
@@ -154,3 +168,10 @@ class VerificationRunAdmin(ReadOnlyAdmin):
     fields = ["started_at", "finished_at", "ok", "first", "size", "checkpoints",
               "failed_index", "reason", "failures"]  # fmt: skip
     readonly_fields = fields
+
+
+def _from_leaf(read):
+    try:
+        return read()
+    except (ValueError, KeyError, TypeError) as exc:
+        return format_html("<strong>unreadable leaf</strong> ({})", type(exc).__name__)

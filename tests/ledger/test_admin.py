@@ -68,3 +68,16 @@ def test_an_ordinary_user_cannot_reach_the_admin(client, django_user_model, hist
 def test_odd_search_terms_do_not_break_the_lists(admin_client, history, term):
     assert admin_client.get("/admin/ledger/entry/", {"q": term}).status_code == 200
     assert admin_client.get("/admin/ledger/checkpoint/", {"q": term}).status_code == 200
+
+
+@pytest.mark.parametrize("leaf", [b"{}", b"not json", b'{"entry": 1}'])
+def test_a_damaged_leaf_is_shown_as_such_not_as_a_server_error(admin_client, history, leaf):
+    """What an operator opens after a verification alarm must load."""
+    from tests.ledger.helpers import triggers_disabled
+
+    with triggers_disabled() as cur:
+        cur.execute('UPDATE ledger_entry SET leaf = %s WHERE "index" = 3', [leaf])
+    listing = admin_client.get("/admin/ledger/entry/")
+    assert listing.status_code == 200 and b"unreadable leaf" in listing.content
+    page = admin_client.get("/admin/ledger/entry/3/change/")
+    assert page.status_code == 200 and b"unreadable leaf" in page.content
