@@ -117,7 +117,7 @@ def check_holder(token: Token, user) -> None:
             "ask for your own"
         )
     if recording_for(user) is None:
-        raise TokenError(f"a {seat.role} may not download: a recorder or signatory asks")
+        raise TokenError(f"the {seat.role} seat may not download: a recorder or signatory asks")
 
 
 def log_public_key() -> bytes:
