@@ -777,7 +777,7 @@ def _settle(actor, contribution: Contribution, kind: str, payload: dict, idempot
         with transaction.atomic(durable=True):
             locked = Contribution.objects.select_for_update().get(id=contribution.id)
             if locked.state != Contribution.State.PENDING:
-                done = "confirmed" if locked.confirmed_in is not None else locked.state
+                done = "confirmed" if locked.state == Contribution.State.COUNTED else locked.state
                 raise GovernanceError(
                     f"the payment is {done}: only a pending payment is confirmed or rejected",
                     409,
