@@ -53,7 +53,7 @@ from consortium.models import (
     Proposal,
     Seat,
 )
-from contributions.audit import VERIFY_COMMAND, plain
+from contributions.audit import VERIFY_COMMAND, contribution_bucket, plain
 from ledger import export as bundles
 from ledger import log
 from ledger import services as ledger
@@ -278,20 +278,22 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
     if member:
         contributions = contributions.filter(member_id=member)
     sums: dict[tuple, dict] = defaultdict(lambda: {"count": 0, "counted": 0, "held": 0, "void": 0,
-                                                   "gpu_hours": Decimal(0), "tokens": 0,
-                                                   "funds": defaultdict(Decimal)})  # fmt: skip
+                                                   "disputed": 0, "gpu_hours": Decimal(0),
+                                                   "tokens": 0, "funds": defaultdict(Decimal)})  # fmt: skip
     for c in contributions.order_by("recorded_in"):
         s = sums[(c.member_id, c.kind)]
         s["count"] += 1
-        s["counted" if c.state == "counted" else "void" if c.state == "void" else "held"] += 1
+        s[contribution_bucket(c.state)] += 1
+        s["disputed"] += 1 if c.disputed else 0
         s["gpu_hours"] += c.gpu_hours or 0
         s["tokens"] += c.tokens or 0
         if c.amount is not None:
             s["funds"][c.currency] += c.amount
     table("contributions", "Contributions recorded in the export's range, by their state as of "
           "the report's state",
-          ("member", "kind", "count", "counted", "held", "void", "gpu_hours", "tokens", "funds"),
-          [(m, k, s["count"], s["counted"], s["held"], s["void"], plain(s["gpu_hours"]),
+          ("member", "kind", "count", "counted", "held", "void", "disputed", "gpu_hours", "tokens",
+           "funds"),
+          [(m, k, s["count"], s["counted"], s["held"], s["void"], s["disputed"], plain(s["gpu_hours"]),
             s["tokens"], "; ".join(f"{cur} {plain(amt)}" for cur, amt in sorted(s["funds"].items())))
            for (m, k), s in sorted(sums.items())])  # fmt: skip
 
@@ -309,10 +311,10 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
             d = line["delivered"]
             rows.append((a.id, line["member"], line["share"], line["obligation"], d["compute"],
                          d["data"], d["funds"], d["total"], line["balance"], line["ratio"] or "",
-                         line["status"], line["held"]))  # fmt: skip
+                         line["status"], line["held"], line["disputed"]))  # fmt: skip
     table("cost_shares", "Cost shares and balances (agreements in force, as of the report's state)",
           ("agreement", "member", "share", "obligation", "compute", "data", "funds", "delivered",
-           "balance", "ratio", "status", "held"), rows)  # fmt: skip
+           "balance", "ratio", "status", "held", "disputed"), rows)  # fmt: skip
 
     grants = AccessGrant.objects.order_by("granted_in", "id")
     if member:

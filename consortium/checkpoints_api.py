@@ -18,6 +18,7 @@ from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -224,8 +225,10 @@ class DownloadView(APIView):
     @extend_schema(
         operation_id="downloads_file",
         summary="The bytes of one file of an authorised download (Range, ETag)",
-        description="The token must be unexpired, signed by the log key, for your member; the "
-        "entitlement is checked again before any byte is served.",
+        description="The token must be unexpired, signed by the log key, and the request "
+        "authenticated as the holder of the seat it was issued to (still held, a recorder or "
+        "signatory): `curl -H 'Authorization: Bearer <api token>' <url>`. The entitlement is "
+        "checked again before any byte is served.",
         parameters=[OpenApiParameter("Range", str, OpenApiParameter.HEADER)],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
                    (206, "application/octet-stream"): OpenApiTypes.BINARY,
@@ -234,6 +237,19 @@ class DownloadView(APIView):
                    416: OpenApiResponse(description="Range not satisfiable (problem+json)."),
                    **WRITE_PROBLEMS},
     )  # fmt: skip
+    def handle_exception(self, exc):
+        # A request refused before the view runs (no credentials, a token whose seat is
+        # gone) is kept in the access log like every other refusal.
+        if isinstance(exc, (NotAuthenticated, AuthenticationFailed, PermissionDenied)):
+            token, path = self.kwargs.get("token", ""), self.kwargs.get("path", "")
+            try:
+                member = downloads.verify_token(token, downloads.log_public_key()).member
+            except downloads.TokenError:
+                member = ""
+            downloads.record(request=self.request._request, member=member, path=path,
+                             outcome="denied", reason=str(exc.detail))  # fmt: skip
+        return super().handle_exception(exc)
+
     def get(self, request: Request, token: str, path: str):
         member = seat_member = None
         try:
@@ -241,8 +257,7 @@ class DownloadView(APIView):
             member = tok.member
             seat = seat_of(request.user)
             seat_member = seat.member_id if seat else None
-            if seat_member != tok.member:
-                raise downloads.TokenError("this download token is for another member", 403)
+            downloads.check_holder(tok, request.user)
             if path not in tok.files:
                 raise downloads.TokenError(f"{path} is not a file this token covers", 404)
             checkpoint = ModelCheckpoint.objects.filter(digest=tok.checkpoint).first()

@@ -10,6 +10,11 @@ JCS object ``{"checkpoint", "exp" (Unix seconds), "files", "member", "scope", "s
 "tid", "v": 1}``; the signature is Ed25519 by the log key over
 ``consortium-ledger/download-token/v1\\n`` followed by the payload's bytes, so anyone with
 the log's verifier key can check a token offline (``verify_token``).
+
+A token is not a bearer capability: it names the seat that asked, and serving it needs
+the request to be authenticated as the user holding that seat, still held, in a role that
+may download (``check_holder``). Someone else holding the URL, an observer of the same
+member or a delegate of another, gets a 403 (and a line in the access log).
 """
 
 from __future__ import annotations
@@ -96,6 +101,23 @@ def verify_token(token: str, public_key: bytes, now: datetime | None = None) -> 
     if (now or datetime.now(UTC)) >= token.expires:
         raise TokenError("the download token has expired: ask for a new one", 403)
     return token
+
+
+def check_holder(token: Token, user) -> None:
+    """Is ``user`` the one the token was issued to: the holder of its seat, still held,
+    in a role that may download (a recorder or signatory)? Raises :class:`TokenError`."""
+    seat = seat_of(user)
+    if seat is None:
+        raise TokenError("you hold no seat: a download token is served to its seat's holder")
+    if seat.member_id != token.member:
+        raise TokenError("this download token is for another member")
+    if str(seat.id) != token.seat:
+        raise TokenError(
+            "this download token was issued to another seat: only its holder may use it; "
+            "ask for your own"
+        )
+    if recording_for(user) is None:
+        raise TokenError(f"the {seat.role} seat may not download: a recorder or signatory asks")
 
 
 def log_public_key() -> bytes:

@@ -39,6 +39,10 @@ is exact. The sections:
 ``balance_thresholds``
     ``{"behind": "1.0", "critical": "0.4"}``: a member whose delivered/obligation ratio is
     under ``behind`` is behind its share, under ``critical`` critically behind.
+``treasurer``
+    ``"secretariat"`` (the default) or a party's member code: who confirms the parties'
+    payments against its books before they count (a treaty's; the secretariat confirms
+    the treasurer's own).
 
 Which sections a kind of agreement needs is ``REQUIRED_BY_KIND``.
 """
@@ -85,7 +89,7 @@ ACCESS_SCOPES = ("full_weights", "inference_only", "evaluation")
 ACCESS_MODES = ("transferred", "federated", "remote")
 SECTIONS = (
     "parties", "required", "effective", "accounting_unit", "exchange_rates", "cost_sharing",
-    "valuation", "access", "data_use", "release", "balance_thresholds",
+    "valuation", "access", "data_use", "release", "balance_thresholds", "treasurer",
 )  # fmt: skip
 REQUIRED_BY_KIND = {
     "treaty": ("parties", "effective", "accounting_unit", "cost_sharing"),
@@ -232,6 +236,12 @@ def _check_terms(kind: str, terms, members: set[str]) -> dict:
         critical = decimal_string(t["critical"], "terms.balance_thresholds.critical")
         if critical >= behind:
             _fail("terms.balance_thresholds.critical", "must be below behind")
+    if "treasurer" in terms:
+        treasurer = terms["treasurer"]
+        if not isinstance(treasurer, str) or (
+            treasurer != "secretariat" and treasurer not in parties
+        ):
+            _fail("terms.treasurer", 'must be "secretariat" or a party\'s member code')
     if "release" in terms:
         release = _object(
             terms["release"], "terms.release", {"requires_proposal", "requires_evaluation"}

@@ -98,14 +98,17 @@ class ImportForm(forms.Form):
 @admin.register(Contribution)
 class ContributionAdmin(MemberScoped):
     """A member's recorders and signatories see its contributions, record funds and
-    import their facility's accounting; signatories dispute others' contributions."""
+    import their facility's accounting; signatories dispute others' contributions; the
+    treasurer (the secretariat, or the member the treaty names) confirms or rejects
+    pending payments."""
 
-    list_display = ["__str__", "kind", "member", "state", "delivered_on", "recorded_in"]
-    list_filter = ["kind", "state", "member"]
+    list_display = ["__str__", "kind", "member", "state", "disputed", "delivered_on",
+                    "recorded_in"]  # fmt: skip
+    list_filter = ["kind", "state", "disputed", "member"]
     list_select_related = ["member"]
     date_hierarchy = "delivered_on"
     readonly_fields = [f.name for f in Contribution._meta.fields]
-    actions = ["dispute"]
+    actions = ["dispute", "confirm_funds", "reject_funds"]
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -197,6 +200,42 @@ class ContributionAdmin(MemberScoped):
         return self._form_page(request, form, "Import accounting", "Read the export",
                                "A SLURM export of a facility your member runs: one entry "
                                "of aggregates and the export's SHA-256.", result)  # fmt: skip
+
+    def get_queryset(self, request):
+        # The treasurer sees the payments awaiting its confirmation, whoever paid them.
+        qs = super().get_queryset(request)
+        member = recording_for(request.user)
+        if member is None or visible_members_of(request.user) is None:
+            return qs
+        owed = [
+            m for m in Contribution.objects.filter(
+                kind=Contribution.Kind.FUNDS, state=Contribution.State.PENDING
+            ).exclude(member_id=member).values_list("member_id", flat=True).distinct()
+            if services.treasurer_of(m) == member
+        ]  # fmt: skip
+        if not owed:
+            return qs
+        pending = Contribution.objects.filter(
+            kind=Contribution.Kind.FUNDS, state=Contribution.State.PENDING, member__in=owed
+        )
+        return (qs | pending).distinct()
+
+    def _settle(self, request, queryset, service, done: str, **kwargs):
+        for c in queryset:
+            try:
+                service(actor=request.user, contribution=c, **kwargs)
+                self.message_user(request, f"{done} {c}.", messages.SUCCESS)
+            except (GovernanceError, LedgerError) as exc:
+                self.message_user(request, f"{c}: {exc}", messages.ERROR)
+
+    @admin.action(description="Confirm the selected payments: they are in the treasurer's books")
+    def confirm_funds(self, request, queryset):
+        self._settle(request, queryset, services.funds_confirm, "Confirmed")
+
+    @admin.action(description="Reject the selected payments: they are not in the treasurer's books")
+    def reject_funds(self, request, queryset):
+        self._settle(request, queryset, services.funds_reject, "Rejected",
+                     reason="not in the treasurer's books (rejected in the admin)")  # fmt: skip
 
     @admin.action(description="Dispute the selected contributions")
     def dispute(self, request, queryset):

@@ -71,10 +71,10 @@ class ContributionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Contribution
-        fields = ["id", "kind", "member", "state", "delivered_on", "recorded_in", "recorded_at",
-                  "facility", "import_id", "accelerator", "allocations", "gpu_hours",
-                  "period_start", "period_end", "evidence_sha256", "attested_in", "dataset",
-                  "tokens", "amount", "currency", "date"]  # fmt: skip
+        fields = ["id", "kind", "member", "state", "disputed", "delivered_on", "recorded_in",
+                  "recorded_at", "facility", "import_id", "accelerator", "allocations",
+                  "gpu_hours", "period_start", "period_end", "evidence_sha256", "attested_in",
+                  "dataset", "tokens", "amount", "currency", "date", "confirmed_in", "claimed"]  # fmt: skip
 
 
 class ImportSerializer(serializers.ModelSerializer):
@@ -113,6 +113,22 @@ class FundsSerializer(serializers.Serializer):
     reference = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class ConfirmationSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(
+        choices=["confirmed", "rejected"],
+        help_text="confirmed: the payment is in the treasurer's books; rejected: it is not.",
+    )
+    amount = serializers.CharField(required=False, help_text="As received (default: as recorded).")
+    currency = serializers.CharField(
+        required=False, help_text="As received (default: as recorded)."
+    )
+    date = serializers.CharField(
+        required=False, help_text="The day received (default: as recorded)."
+    )
+    reason = serializers.CharField(required=False, max_length=500,
+                                   help_text="Why it is rejected (required to reject).")  # fmt: skip
+
+
 class DisputeCreateSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
 
@@ -141,8 +157,9 @@ def _visible_contributions(request):
 def _contribution(request, pk) -> Contribution:
     c = _visible_contributions(request).filter(id=pk).first()
     if c is None:
-        # Disputing needs only the contribution's id: a member may dispute another's,
-        # which it reads on the ledger, without reading the others' private list.
+        # Disputing or confirming needs only the contribution's id: a member may dispute
+        # another's, or confirm it as treasurer, which it reads on the ledger, without
+        # reading the others' private list.
         c = Contribution.objects.filter(id=pk).first()
     if c is None:
         raise not_found(f"no contribution {pk}")
@@ -300,19 +317,21 @@ class ContributionListView(APIView):
         summary="Contributions: your member's (all of them for the secretariat and auditors)",
         parameters=[
             OpenApiParameter("member", str), OpenApiParameter("kind", str, enum=Contribution.Kind.values),
-            OpenApiParameter("state", str, enum=Contribution.State.values),
+            OpenApiParameter("state", str, enum=[*Contribution.State.values, "disputed"]),
             OpenApiParameter("from", OpenApiTypes.DATE), OpenApiParameter("to", OpenApiTypes.DATE),
         ],
         responses={200: ContributionSerializer(many=True), 400: WRITE_PROBLEMS[400], **PROBLEMS},
     )  # fmt: skip
     def get(self, request: Request) -> Response:
         qs = _visible_contributions(request)
-        for name, choices in (("kind", Contribution.Kind), ("state", Contribution.State)):
+        states = [*Contribution.State.values, "disputed"]
+        for name, values in (("kind", Contribution.Kind.values), ("state", states)):
             value = request.query_params.get(name)
             if value:
-                if value not in choices.values:
-                    raise bad_request(f"{name} must be one of {', '.join(choices.values)}")
-                qs = qs.filter(**{name: value})
+                if value not in values:
+                    raise bad_request(f"{name} must be one of {', '.join(values)}")
+                # disputed: under an open dispute, whatever its state
+                qs = qs.filter(disputed=True) if value == "disputed" else qs.filter(**{name: value})
         if request.query_params.get("member"):
             qs = qs.filter(member_id=request.query_params["member"])
         start, end = _day(request, "from"), _day(request, "to")
@@ -353,10 +372,40 @@ class FundsContributionView(APIView):
         return Response(ContributionSerializer(c).data, status=201)
 
 
+class ConfirmationView(APIView):
+    @extend_schema(
+        operation_id="contributions_confirm",
+        summary="Confirm or reject a pending payment against the treasurer's books",
+        description="The secretariat, or the member the treaty names as `treasurer` (its "
+        "recorders and signatories; never for its own payments, which the secretariat "
+        "confirms). Confirmed funds count with the amount, currency and day confirmed.",
+        parameters=[IDEMPOTENCY], request=ConfirmationSerializer,
+        responses={200: ContributionSerializer, **WRITE_PROBLEMS},
+    )  # fmt: skip
+    def post(self, request: Request, pk) -> Response:
+        body = ConfirmationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = body.validated_data
+        contribution = _contribution(request, pk)
+        if d["outcome"] == "rejected":
+            if set(d) & {"amount", "currency", "date"}:
+                raise bad_request("a rejection gives a reason, not an amount, currency or date")
+            if not d.get("reason"):
+                raise bad_request("reason: say why the payment is rejected")
+            c = act(request, services.funds_reject, contribution=contribution, reason=d["reason"])
+        else:
+            if "reason" in d:
+                raise bad_request("a confirmation gives the amount, currency and date, no reason")
+            c = act(request, services.funds_confirm, contribution=contribution,
+                    amount=d.get("amount"), currency=d.get("currency"), date_paid=d.get("date"))  # fmt: skip
+        return Response(ContributionSerializer(c).data)
+
+
 class DisputeView(APIView):
     @extend_schema(
         operation_id="contributions_dispute",
-        summary="Dispute a contribution (a member's signatory): held until resolved",
+        summary="Dispute a contribution (a signatory of a member bound with it by an agreement "
+        "in force that shares cost): it counts until the dispute is upheld",
         parameters=[IDEMPOTENCY], request=DisputeCreateSerializer,
         responses={201: DisputeSerializer, **WRITE_PROBLEMS},
     )  # fmt: skip

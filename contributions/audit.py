@@ -155,6 +155,15 @@ class ReportTables:
                              f"(report/report.pdf is printed from it and not compared)")  # fmt: skip
 
 
+DISPUTABLE = ("counted", "reported", "pending")
+
+
+def contribution_bucket(state: str) -> str:
+    """The column of ``report/contributions.csv`` a contribution in ``state`` is counted
+    in: counted; held (compute reported, funds pending); void (upheld, or rejected)."""
+    return {"counted": "counted", "void": "void", "rejected": "void"}.get(state, "held")
+
+
 def plain(value: Decimal) -> str:
     """A decimal as the report writes it: no exponent, no trailing zeros."""
     text = format(value.normalize(), "f")
@@ -164,12 +173,13 @@ def plain(value: Decimal) -> str:
 class Contributions:
     """Every contribution's state at the export's end, recomputed from the entries by the
     rules the appliers follow (``contributions/services.py``): who may record, attest,
-    dispute and resolve, and what an entry that breaks a rule leaves unchanged. Compared
-    with ``report/contributions.csv`` when the export holds every entry up to its end."""
+    confirm funds, dispute and resolve, and what an entry that breaks a rule leaves
+    unchanged. Compared with ``report/contributions.csv`` when the export holds every
+    entry up to its end."""
 
     kinds = ("facility.registered", "facility.updated", "compute.imported", "compute.attested",
-             "data.contributed", "funds.contributed", "contribution.disputed",
-             "contribution.resolved")  # fmt: skip
+             "data.contributed", "funds.contributed", "funds.confirmed", "funds.rejected",
+             "contribution.disputed", "contribution.resolved")  # fmt: skip
 
     def __init__(self, governance: Governance):
         self.governance = governance  # who is a member, whatever made it one
@@ -226,6 +236,7 @@ class Contributions:
             self.items[cid] = {
                 "member": c["member"], "kind": "compute", "recorded_in": index,
                 "state": "counted" if attested else "reported", "attested": attested,
+                "disputed": False,
                 "gpu_hours": h, "seconds": int(c["gpu_seconds"]), "accelerator": c["accelerator"],
                 "tokens": None, "amount": None, "currency": None,
             }  # fmt: skip
@@ -244,14 +255,14 @@ class Contributions:
             if self.items[i]["state"] == "reported":
                 self.items[i]["state"] = "counted"
 
-    def _new(self, index, p, author, kind: str, **fields) -> None:
+    def _new(self, index, p, author, kind: str, state: str = "counted", **fields) -> None:
         member = _member_of(author)
         cid = _uid(p["contribution"])
         if member is None or cid in self.items:
             return
         self.items[cid] = {
-            "member": member, "kind": kind, "recorded_in": index, "state": "counted",
-            "attested": None, "gpu_hours": None, "tokens": None, "amount": None, "currency": None,
+            "member": member, "kind": kind, "recorded_in": index, "state": state,
+            "attested": None, "disputed": False, "gpu_hours": None, "tokens": None, "amount": None, "currency": None,
             **fields,
         }  # fmt: skip
 
@@ -260,55 +271,75 @@ class Contributions:
 
     def _funds_contributed(self, index, p, author) -> None:
         amount = Decimal(p["amount"])
-        self._new(index, p, author, "funds", amount=amount, currency=p["currency"],
+        self._new(index, p, author, "funds", "pending", amount=amount, currency=p["currency"],
                   micros=int(amount * 1_000_000))  # fmt: skip
+
+    def _by_treasurer(self, author: KeyState | None, member: str) -> bool:
+        treasurer = self.governance.treasurer(member)
+        if treasurer == SECRETARIAT:
+            return _secretariat(author)
+        return author is not None and (author.kind, author.owner) == ("member", treasurer)
+
+    def _settled(self, p, author) -> dict | None:
+        item = self.items.get(_uid(p["contribution"]))
+        if item is None or item["kind"] != "funds" or item["state"] != "pending":
+            return None
+        return item if self._by_treasurer(author, item["member"]) else None
+
+    def _funds_confirmed(self, index, p, author) -> None:
+        item = self._settled(p, author)
+        if item is not None:
+            amount = Decimal(p["amount"])
+            date.fromisoformat(p["date"])  # as the applier reads it
+            item.update(state="counted", amount=amount, currency=p["currency"],
+                        micros=int(amount * 1_000_000))  # fmt: skip
+
+    def _funds_rejected(self, index, p, author) -> None:
+        item = self._settled(p, author)
+        if item is not None:
+            item["state"] = "rejected"
 
     def _contribution_disputed(self, index, p, author) -> None:
         cid, did = _uid(p["contribution"]), _uid(p["dispute"])
-        item = self.items.get(cid)
-        if _member_of(author) is None or item is None:
+        item, member = self.items.get(cid), _member_of(author)
+        if member is None or item is None:
             return
-        if item["state"] not in ("counted", "reported") or did in self.disputes:
+        if item["state"] not in DISPUTABLE or did in self.disputes or item["disputed"]:
+            return
+        if not self.governance.bound_together(member, item["member"]):
             return
         self.disputes[did] = {"contribution": cid, "open": True}
-        item["state"] = "disputed"
+        item["disputed"] = True
 
     def _contribution_resolved(self, index, p, author) -> None:
         dispute = self.disputes.get(_uid(p["dispute"]))
         if dispute is None or not dispute["open"] or not _secretariat(author):
             return
         dispute["open"] = False
-        cid = dispute["contribution"]
-        if any(d["open"] and d["contribution"] == cid for d in self.disputes.values()):
-            return
-        item = self.items[cid]
+        item = self.items[dispute["contribution"]]
+        item["disputed"] = False
         if p["outcome"] == "upheld":
-            state = "void"
-        elif item["kind"] == "compute" and item["attested"] is None:
-            state = "reported"
-        else:
-            state = "counted"
-        if item["state"] == "disputed":
-            item["state"] = state
+            item["state"] = "void"
 
     def table(self, first: int, end: int, member: str | None) -> list[list[str]]:
         """The rows of report/contributions.csv (without its header)."""
         sums: dict[tuple, dict] = defaultdict(lambda: {"count": 0, "counted": 0, "held": 0,
-                                                       "void": 0, "gpu_hours": Decimal(0),
-                                                       "tokens": 0, "funds": defaultdict(Decimal)})  # fmt: skip
+                                                       "void": 0, "disputed": 0,
+                                                       "gpu_hours": Decimal(0), "tokens": 0,
+                                                       "funds": defaultdict(Decimal)})  # fmt: skip
         for item in self.items.values():
             if not first <= item["recorded_in"] < end or (member and item["member"] != member):
                 continue
             s = sums[(item["member"], item["kind"])]
             s["count"] += 1
-            state = item["state"]
-            s["counted" if state == "counted" else "void" if state == "void" else "held"] += 1
+            s[contribution_bucket(item["state"])] += 1
+            s["disputed"] += 1 if item["disputed"] else 0
             s["gpu_hours"] += item["gpu_hours"] or 0
             s["tokens"] += item["tokens"] or 0
             if item["amount"] is not None:
                 s["funds"][item["currency"]] += item["amount"]
         return [[m, k, str(s["count"]), str(s["counted"]), str(s["held"]), str(s["void"]),
-                 plain(s["gpu_hours"]), str(s["tokens"]),
+                 str(s["disputed"]), plain(s["gpu_hours"]), str(s["tokens"]),
                  "; ".join(f"{c} {plain(a)}" for c, a in sorted(s["funds"].items()))]
                 for (m, k), s in sorted(sums.items())]  # fmt: skip
 
@@ -533,6 +564,20 @@ class Governance:
         return {c for c, party in a["parties"].items()
                 if party["signed"] is not None and party["withdrawn"] is None}  # fmt: skip
 
+    def bound_together(self, member: str, other: str) -> bool:
+        """Both bound by one agreement in force that shares cost (who may dispute whose
+        contributions: ``contributions.services.bound_together``)."""
+        return any(a["state"] == "in_force" and "cost_sharing" in a["terms"]
+                   and {member, other} <= self.bound(a) for a in self.agreements.values())  # fmt: skip
+
+    def treasurer(self, member: str) -> str:
+        """Who confirms ``member``'s payments (``contributions.services.treasurer_of``)."""
+        treaties = [a for a in self.agreements.values() if a["kind"] == "treaty"
+                    and a["state"] == "in_force" and member in self.bound(a)]  # fmt: skip
+        latest = max(treaties, key=lambda a: a["in_force_in"], default=None)
+        named = (latest["terms"].get("treasurer") if latest else None) or SECRETARIAT
+        return SECRETARIAT if named == member else named
+
     def _agreement_signed(self, index, leaf, p, author) -> None:
         member = _member_of(author)
         a = self.agreements.get(_uid(p["agreement"]))
@@ -743,19 +788,20 @@ class CostShares:
             lines = {c: costshare.Line(c, g.members.get(c, {}).get("name", ""),
                                        shares.get(c, costshare.ZERO)) for c in codes}  # fmt: skip
             items = [i for i in self.contributions.items.values()
-                     if i["member"] in lines and i["state"] in ("counted", "reported", "disputed")]  # fmt: skip
+                     if i["member"] in lines and i["state"] in DISPUTABLE]  # fmt: skip
             used: set = set()
             for lo, hi, table in costshare.windows(terms.get("valuation"), g.tables):
                 window = [i for i in items if i["recorded_in"] >= lo and (hi is None or
                                                                           i["recorded_in"] < hi)]  # fmt: skip
-                costshare.value_compute(_group(window, "compute", ("member", "accelerator", "state"),
+                costshare.value_compute(_group(window, "compute",
+                                               ("member", "accelerator", "state", "disputed"),
                                                seconds=lambda i: i["seconds"]),
                                         table, terms, lines, notes, used)  # fmt: skip
-                data = _group(window, "data", ("member", "state"),
+                data = _group(window, "data", ("member", "state", "disputed"),
                               token_sum=lambda i: i["tokens"] or 0,
                               untokened=lambda i: 1 if i["tokens"] is None else 0)  # fmt: skip
                 costshare.value_data(data, table, terms, lines, notes, used)
-            funds = _group(items, "funds", ("member", "currency", "state"),
+            funds = _group(items, "funds", ("member", "currency", "state", "disputed"),
                            micros=lambda i: i["micros"])  # fmt: skip
             costshare.value_funds(funds, terms, lines, notes)
             costshare.settle(terms, lines)

@@ -6,12 +6,17 @@ it the same aggregated rows, so the figures they reach can be compared to the ce
 
 Rows, per valuation window (the table in force when the contributions were recorded):
 
-- compute: ``{"member", "accelerator", "state", "seconds"}`` (GPU-seconds summed);
-- data: ``{"member", "state", "token_sum", "untokened"}`` (tokens summed, and how many
-  datasets have no token count);
-- funds (whatever the window): ``{"member", "currency", "state", "micros"}`` (millionths).
+- compute: ``{"member", "accelerator", "state", "disputed", "seconds"}`` (GPU-seconds
+  summed);
+- data: ``{"member", "state", "disputed", "token_sum", "untokened"}`` (tokens summed, and
+  how many datasets have no token count);
+- funds (whatever the window): ``{"member", "currency", "state", "disputed", "micros"}``
+  (millionths).
 
-``state`` is ``counted``, or anything else for what is held (reported, disputed).
+``state`` is ``counted``, or anything else for what is held (compute reported and
+awaiting its facility's attestation, funds pending their treasurer's confirmation).
+``disputed`` is true under an open dispute: what is counted still counts (one member
+cannot stop another's contributions from counting), and is shown as disputed.
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ class Line:
     data: Decimal = ZERO
     funds: Decimal = ZERO
     held: Decimal = ZERO
+    disputed: Decimal = ZERO
     gpu_hours: dict[str, Decimal] = field(default_factory=dict)
     reference_hours: Decimal = ZERO
     tokens: int = 0
     paid: dict[str, Decimal] = field(default_factory=dict)
+    pending: dict[str, Decimal] = field(default_factory=dict)
     ratio: Decimal | None = None
     status: str = ""
 
@@ -66,18 +73,21 @@ class Line:
             "reference_hours": str(self.reference_hours.quantize(Decimal("0.000001"))),
             "tokens": self.tokens,
             "funds_paid": {k: str(v) for k, v in sorted(self.paid.items())},
+            "funds_pending": {k: str(v) for k, v in sorted(self.pending.items())},
+            "disputed": money(self.disputed),
         }  # fmt: skip
 
 
 CSV_COLUMNS = ("member", "name", "share", "obligation", "compute", "data", "funds",
-               "delivered", "balance", "ratio", "status", "held")  # fmt: skip
+               "delivered", "balance", "ratio", "status", "held", "disputed")  # fmt: skip
 
 
 def csv_row(m: dict) -> list[str]:
     """A line's ``as_dict()`` as a row of ``CSV_COLUMNS``."""
     d = m["delivered"]
     return [m["member"], m["name"], m["share"], m["obligation"], d["compute"], d["data"],
-            d["funds"], d["total"], m["balance"], m["ratio"] or "", m["status"], m["held"]]  # fmt: skip
+            d["funds"], d["total"], m["balance"], m["ratio"] or "", m["status"], m["held"],
+            m["disputed"]]  # fmt: skip
 
 
 def capped(weights: dict[str, Decimal], cap: Decimal | None) -> dict[str, Decimal]:
@@ -171,6 +181,7 @@ def value_compute(rows: list[dict], table, terms, lines, notes, used) -> None:
             ) + hours.quantize(Decimal("0.000001"))
             ln.reference_hours += ref
             ln.compute += value
+            ln.disputed += value if r.get("disputed") else ZERO
         else:
             ln.held += value
 
@@ -191,6 +202,7 @@ def value_data(rows: list[dict], table, terms, lines, notes, used) -> None:
         if r["state"] == COUNTED:
             ln.tokens += tokens
             ln.data += value
+            ln.disputed += value if r.get("disputed") else ZERO
         else:
             ln.held += value
 
@@ -206,7 +218,9 @@ def value_funds(rows: list[dict], terms, lines, notes) -> None:
         if r["state"] == COUNTED:
             ln.paid[r["currency"]] = ln.paid.get(r["currency"], ZERO) + amount
             ln.funds += value
+            ln.disputed += value if r.get("disputed") else ZERO
         else:
+            ln.pending[r["currency"]] = ln.pending.get(r["currency"], ZERO) + amount
             ln.held += value
 
 

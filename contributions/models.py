@@ -40,14 +40,20 @@ class Contribution(models.Model):
 
     class State(models.TextChoices):
         REPORTED = "reported", "reported, awaiting the facility's attestation"
+        PENDING = "pending", "pending, awaiting the treasurer's confirmation"
         COUNTED = "counted", "counted"
-        DISPUTED = "disputed", "disputed (held until resolved)"
+        REJECTED = "rejected", "rejected by the treasurer"
         VOID = "void", "void (a dispute was upheld)"
 
     id = models.UUIDField(primary_key=True)
     kind = models.CharField(max_length=8, choices=Kind.choices)
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="contributions")
     state = models.CharField(max_length=16, choices=State.choices)
+    disputed = models.BooleanField(
+        default=False,
+        help_text="Under an open dispute: it keeps its state (and counts if counted) until "
+        "the dispute is upheld.",
+    )
     recorded_in = models.BigIntegerField()
     recorded_at = models.CharField(max_length=40, help_text="Integration time, RFC 3339 UTC.")
     delivered_on = models.DateField(
@@ -76,6 +82,14 @@ class Contribution(models.Model):
     )
     currency = models.CharField(max_length=3, blank=True)
     date = models.DateField(null=True, blank=True)
+    confirmed_in = models.BigIntegerField(
+        null=True, blank=True, help_text="The treasurer's confirmation (or rejection)."
+    )
+    claimed = models.JSONField(
+        null=True, blank=True,
+        help_text="The amount, currency and day as the member recorded them, when the "
+        "treasurer confirmed other figures (which are the ones that count).",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-recorded_in"]
@@ -129,6 +143,12 @@ class Dispute(models.Model):
 
     class Meta:
         ordering = ["-opened_in"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contribution"], condition=models.Q(resolved_in__isnull=True),
+                name="contributions_one_open_dispute",
+            )
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"dispute by {self.member_id} of {self.contribution_id}"

@@ -15,8 +15,9 @@ For an agreement and a period (days, inclusive):
   pledges, the amount pledged.
 - **Balance** = delivered - obligation; **ratio** = delivered / obligation, judged against
   the terms' thresholds (default: under 1.0 behind, under 0.4 critically behind).
-- Contributions under dispute, and compute awaiting its facility's attestation, are held:
-  shown, not counted.
+- Compute awaiting its facility's attestation, and funds awaiting the treasurer's
+  confirmation, are held: shown, not counted. A contribution under an open dispute keeps
+  counting (shown as disputed) until the dispute is upheld.
 
 Everything is summed by the database (integers: GPU-seconds, tokens, amounts in
 millionths), a handful of queries whatever the number of contributions; the arithmetic
@@ -112,8 +113,8 @@ def cost_share_report(agreement: Agreement, start: date | None = None,
         period &= Q(delivered_on__gte=start)
     if end:
         period &= Q(delivered_on__lte=end)
-    valued = Q(state__in=[Contribution.State.COUNTED, Contribution.State.DISPUTED,
-                          Contribution.State.REPORTED])  # fmt: skip
+    valued = Q(state__in=[Contribution.State.COUNTED, Contribution.State.REPORTED,
+                          Contribution.State.PENDING])  # fmt: skip
     used: set = set()
     for lo, hi, table in _tables(agreement):
         window = period & valued & Q(recorded_in__gte=lo)
@@ -121,12 +122,12 @@ def cost_share_report(agreement: Agreement, start: date | None = None,
             window &= Q(recorded_in__lt=hi)
         compute = list(
             Contribution.objects.filter(window, kind=Contribution.Kind.COMPUTE)
-            .values("member", "accelerator", "state").annotate(seconds=Sum("gpu_seconds"))
+            .values("member", "accelerator", "state", "disputed").annotate(seconds=Sum("gpu_seconds"))
         )  # fmt: skip
         costshare.value_compute(compute, table, terms, lines, notes, used)
         data = list(
             Contribution.objects.filter(window, kind=Contribution.Kind.DATA)
-            .values("member", "state")
+            .values("member", "state", "disputed")
             .annotate(token_sum=Sum("tokens"), untokened=Count("id", filter=Q(tokens__isnull=True)))
         )  # fmt: skip
         costshare.value_data(data, table, terms, lines, notes, used)
@@ -144,10 +145,11 @@ def _funds(where) -> list[dict]:
         # SQLite sums integers in 64 bits and fails past 9.2e18 millionths; Python's are
         # exact (the report's speed target is PostgreSQL's, whose sums are numeric).
         sums: dict[tuple, int] = {}
-        for member, currency, state, micros in qs.values_list("member", "currency", "state",
-                                                               "amount_micros"):  # fmt: skip
-            key = (member, currency, state)
-            sums[key] = sums.get(key, 0) + micros
-        return [{"member": m, "currency": c, "state": st, "micros": v}
-                for (m, c, st), v in sums.items()]  # fmt: skip
-    return list(qs.values("member", "currency", "state").annotate(micros=Sum("amount_micros")))
+        for *key, micros in qs.values_list("member", "currency", "state", "disputed",
+                                           "amount_micros"):  # fmt: skip
+            sums[tuple(key)] = sums.get(tuple(key), 0) + micros
+        return [{"member": m, "currency": c, "state": st, "disputed": d, "micros": v}
+                for (m, c, st, d), v in sums.items()]  # fmt: skip
+    return list(
+        qs.values("member", "currency", "state", "disputed").annotate(micros=Sum("amount_micros"))
+    )

@@ -22,12 +22,21 @@ Entry kinds, each with one applier:
     files, tokens, records, licence, duo: {permission, modifiers}, residency,
     access_mode}}``
 ``funds.contributed`` (the member's key)
-    ``{"contribution": uuid, "amount": decimal, "currency": ISO 4217, "date", "reference"}``
-``contribution.disputed`` (a member's key)
-    ``{"dispute": uuid, "contribution": uuid, "reason"}``: held until resolved.
+    ``{"contribution": uuid, "amount": decimal, "currency": ISO 4217, "date", "reference"}``:
+    pending until the treasurer confirms it.
+``funds.confirmed`` (the treasurer's key: the secretariat's, or the member the treaty
+names as ``treasurer``; the secretariat's for the treasurer's own payments)
+    ``{"contribution": uuid, "amount", "currency", "date"}``: the payment as the
+    receiving side's books show it; those figures count.
+``funds.rejected`` (the same key)
+    ``{"contribution": uuid, "reason"}``: the payment is not in the books; it never counts.
+``contribution.disputed`` (the key of a member bound with the contribution's member by an
+agreement in force that shares cost)
+    ``{"dispute": uuid, "contribution": uuid, "reason"}``: one open dispute per
+    contribution; the contribution keeps its state (and counts, if counted) meanwhile.
 ``contribution.resolved`` (the secretariat key)
     ``{"dispute": uuid, "outcome": "upheld" | "dismissed", "resolution"}``: an upheld
-    dispute voids the contribution; a dismissed one lets it count again.
+    dispute voids the contribution; a dismissed one leaves it as it was.
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ from consortium.governance import (
     replay_of,
     secretariat_signer,
 )
-from consortium.models import Member
+from consortium.models import Agreement, AgreementParty, Member
 from consortium.terms import check_data_use, currency_code, decimal_string
 from contributions.models import (
     Contribution,
@@ -701,25 +710,200 @@ def apply_funds(entry: Appended) -> None:
     p = entry.payload
     Contribution.objects.create(
         id=uuid.UUID(p["contribution"]), kind=Contribution.Kind.FUNDS, member_id=member,
-        state=Contribution.State.COUNTED, recorded_in=entry.index,
+        state=Contribution.State.PENDING, recorded_in=entry.index,
         recorded_at=entry.integrated_time, amount=Decimal(p["amount"]),
         amount_micros=int(Decimal(p["amount"]) * 1_000_000), currency=p["currency"],
         date=date.fromisoformat(p["date"]), delivered_on=date.fromisoformat(p["date"]),
     )  # fmt: skip
 
 
+# --- funds: the treasurer's confirmation ------------------------------------------------------
+
+
+def treasurer_of(member: str) -> str:
+    """Who confirms ``member``'s payments against its books: the ``treasurer`` named by
+    the latest treaty in force that binds ``member`` (a member code, or the secretariat,
+    the default), and the secretariat for the treasurer's own payments."""
+    treaty = (
+        Agreement.objects.filter(
+            kind=Agreement.Kind.TREATY, state=Agreement.State.IN_FORCE,
+            parties__member_id=member, parties__signed_in__isnull=False,
+            parties__withdrawn_in__isnull=True,
+        )
+        .order_by("-in_force_in")
+        .first()
+    )  # fmt: skip
+    named = (treaty.terms.get("treasurer") if treaty is not None else None) or SECRETARIAT_OWNER
+    return SECRETARIAT_OWNER if named == member else named
+
+
+def _by_treasurer(author: str, member: str) -> bool:
+    """Is ``author`` the key of ``member``'s treasurer (see ``treasurer_of``)?"""
+    key = _key_of(author)
+    treasurer = treasurer_of(member)
+    if treasurer == SECRETARIAT_OWNER:
+        return _is_secretariat(key)
+    return key is not None and (key.kind, key.owner) == ("member", treasurer)
+
+
+def _treasurer_signer(actor, contribution: Contribution):
+    """The key the actor confirms ``contribution`` with, if it acts for its treasurer."""
+    if contribution.kind != Contribution.Kind.FUNDS:
+        raise GovernanceError(
+            "only funds await a treasurer's confirmation (compute is attested by its facility)",
+            409,
+        )
+    treasurer = treasurer_of(contribution.member_id)
+    if treasurer == SECRETARIAT_OWNER:
+        if acting_for(actor) is not None:
+            raise GovernanceError(
+                f"the secretariat confirms {contribution.member_id}'s payments against its books",
+                403,
+            )
+        return secretariat_signer()
+    if recording_for(actor) != treasurer:
+        raise GovernanceError(
+            f"{treasurer}, the treasurer the treaty names, confirms {contribution.member_id}'s "
+            "payments against its books: its recorders or signatories",
+            403,
+        )
+    return member_signer(treasurer)
+
+
+def _settle(actor, contribution: Contribution, kind: str, payload: dict, idempotency_key):
+    signer = _treasurer_signer(actor, contribution)
+    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    if not replay_of(entry_id, kind, payload):
+        with transaction.atomic(durable=True):
+            locked = Contribution.objects.select_for_update().get(id=contribution.id)
+            if locked.state != Contribution.State.PENDING:
+                done = "confirmed" if locked.state == Contribution.State.COUNTED else locked.state
+                raise GovernanceError(
+                    f"the payment is {done}: only a pending payment is confirmed or rejected",
+                    409,
+                )
+            ledger.entry_append(signer=signer, entry_id=entry_id, kind=kind, payload=payload)
+    contribution.refresh_from_db()
+    return contribution
+
+
+def funds_confirm(
+    *, actor, contribution: Contribution, amount: str | None = None,
+    currency: str | None = None, date_paid: str | None = None,
+    idempotency_key: str | None = None,
+) -> Contribution:  # fmt: skip
+    """The treasurer confirms a pending payment against its own books (the secretariat,
+    or the member the treaty names as treasurer): the amount, currency and day as
+    received (by default, as recorded) count from then on."""
+    _treasurer_signer(actor, contribution)  # refused before anything else is read
+    recorded = _recorded_funds(contribution)
+    amount = recorded["amount"] if amount is None else amount
+    currency = recorded["currency"] if currency is None else currency
+    date_paid = recorded["date"] if date_paid is None else date_paid
+    check_funds(amount, currency, date_paid, "")
+    payload = {"contribution": str(contribution.id), "amount": amount, "currency": currency,
+               "date": date_paid}  # fmt: skip
+    return _settle(actor, contribution, "funds.confirmed", payload, idempotency_key)
+
+
+def funds_reject(
+    *, actor, contribution: Contribution, reason: str, idempotency_key: str | None = None
+) -> Contribution:
+    """The treasurer finds no such payment in its books: it never counts."""
+    _treasurer_signer(actor, contribution)
+    _text(reason, "reason", 500)
+    payload = {"contribution": str(contribution.id), "reason": reason}
+    return _settle(actor, contribution, "funds.rejected", payload, idempotency_key)
+
+
+def _recorded_funds(contribution: Contribution) -> dict:
+    """The amount, currency and day the member recorded, as written in its entry."""
+    from ledger.models import Entry
+
+    entry = Entry.objects.filter(index=contribution.recorded_in).first()
+    p = entry.payload if entry is not None else {}
+    if p.get("contribution") != str(contribution.id):
+        raise GovernanceError("the contribution's entry is not funds.contributed", 409)
+    return {"amount": p["amount"], "currency": p["currency"], "date": p["date"]}
+
+
+@applier("funds.confirmed")
+def apply_funds_confirmed(entry: Appended) -> None:
+    p = entry.payload
+    c = Contribution.objects.filter(
+        id=uuid.UUID(p["contribution"]), kind=Contribution.Kind.FUNDS
+    ).first()
+    if c is None or c.state != Contribution.State.PENDING:
+        return
+    if not _by_treasurer(entry.author, c.member_id):
+        return  # on the record, without effect
+    recorded = {"amount": format(c.amount.normalize(), "f"), "currency": c.currency,
+                "date": c.date.isoformat()}  # fmt: skip
+    amount, day = Decimal(p["amount"]), date.fromisoformat(p["date"])
+    same = (Decimal(recorded["amount"]), recorded["currency"], recorded["date"]) == (
+        amount, p["currency"], p["date"])  # fmt: skip
+    Contribution.objects.filter(id=c.id).update(
+        state=Contribution.State.COUNTED, confirmed_in=entry.index, amount=amount,
+        amount_micros=int(amount * 1_000_000), currency=p["currency"], date=day,
+        delivered_on=day, claimed=None if same else recorded,
+    )  # fmt: skip
+
+
+@applier("funds.rejected")
+def apply_funds_rejected(entry: Appended) -> None:
+    p = entry.payload
+    c = Contribution.objects.filter(
+        id=uuid.UUID(p["contribution"]), kind=Contribution.Kind.FUNDS
+    ).first()
+    if c is None or c.state != Contribution.State.PENDING:
+        return
+    if not _by_treasurer(entry.author, c.member_id):
+        return
+    Contribution.objects.filter(id=c.id).update(
+        state=Contribution.State.REJECTED, confirmed_in=entry.index
+    )
+
+
 # --- disputes --------------------------------------------------------------------------------
+
+DISPUTABLE = (Contribution.State.COUNTED, Contribution.State.REPORTED, Contribution.State.PENDING)
+
+
+def bound_together(member: str, other: str) -> bool:
+    """Are ``member`` and ``other`` both bound (signed, not withdrawn) by one agreement in
+    force that shares cost? Only then may one dispute the other's contributions."""
+    bound = AgreementParty.objects.filter(
+        agreement__state=Agreement.State.IN_FORCE, signed_in__isnull=False,
+        withdrawn_in__isnull=True,
+    )  # fmt: skip
+    mine = set(bound.filter(member_id=member).values_list("agreement_id", flat=True))
+    shared = bound.filter(member_id=other, agreement_id__in=mine).values_list(
+        "agreement__terms", flat=True
+    )
+    return any("cost_sharing" in terms for terms in shared)
+
+
+def open_dispute_of(contribution) -> Dispute | None:
+    return Dispute.objects.filter(contribution=contribution, resolved_in__isnull=True).first()
 
 
 def contribution_dispute(
     *, actor, contribution: Contribution, reason: str, idempotency_key: str | None = None
 ) -> Dispute:
-    """A member disputes a contribution (its signatory): held until the secretariat
-    resolves the dispute."""
+    """A member disputes a contribution (its signatory, for a member bound with the
+    contribution's member by an agreement in force that shares cost): signed with the
+    disputing member's key, reason included. The contribution keeps counting until the
+    secretariat upholds the dispute; one open dispute per contribution."""
     signer, member = acting_signer(actor)
     if member is None:
         raise GovernanceError("members dispute contributions; the secretariat resolves", 403)
     _text(reason, "reason", 500)
+    if not bound_together(member, contribution.member_id):
+        raise GovernanceError(
+            f"only a signatory of a member bound with {contribution.member_id} by an agreement "
+            "in force that shares cost disputes its contributions",
+            403,
+        )
     entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
     payload = {"dispute": str(keyed_uuid(entry_id)), "contribution": str(contribution.id),
                "reason": reason}  # fmt: skip
@@ -727,8 +911,15 @@ def contribution_dispute(
         return Dispute.objects.get(id=payload["dispute"])
     with transaction.atomic(durable=True):
         locked = Contribution.objects.select_for_update().get(id=contribution.id)
-        if locked.state not in (Contribution.State.COUNTED, Contribution.State.REPORTED):
+        if locked.state not in DISPUTABLE:
             raise GovernanceError(f"the contribution is {locked.state}", 409)
+        current = open_dispute_of(locked)
+        if current is not None:
+            raise GovernanceError(
+                f"the contribution is under dispute {current.id} already (opened by "
+                f"{current.member_id} at entry {current.opened_in}): one open dispute at a time",
+                409,
+            )
         ledger.entry_append(signer=signer, entry_id=entry_id, kind="contribution.disputed",
                             payload=payload)  # fmt: skip
     return Dispute.objects.get(id=payload["dispute"])
@@ -738,7 +929,7 @@ def dispute_resolve(
     *, actor, dispute: Dispute, outcome: str, resolution: str, idempotency_key: str | None = None
 ) -> Dispute:
     """The secretariat resolves a dispute: upheld voids the contribution; dismissed
-    lets it count again."""
+    leaves it as it was."""
     if acting_for(actor) is not None:
         raise GovernanceError("the secretariat resolves disputes", 403)
     if outcome not in ("upheld", "dismissed"):
@@ -766,17 +957,19 @@ def apply_disputed(entry: Appended) -> None:
     p = entry.payload
     member = _by_member_key(entry)
     contribution = Contribution.objects.filter(id=uuid.UUID(p["contribution"])).first()
-    if member is None or contribution is None:
-        return
-    if contribution.state not in (Contribution.State.COUNTED, Contribution.State.REPORTED):
+    if member is None or contribution is None or contribution.state not in DISPUTABLE:
         return
     if Dispute.objects.filter(id=uuid.UUID(p["dispute"])).exists():
+        return
+    if open_dispute_of(contribution) is not None:
+        return  # one open dispute at a time: on the record, without effect
+    if not bound_together(member, contribution.member_id):
         return
     Dispute.objects.create(
         id=uuid.UUID(p["dispute"]), contribution=contribution, member_id=member,
         reason=p["reason"], opened_in=entry.index,
     )  # fmt: skip
-    Contribution.objects.filter(id=contribution.id).update(state=Contribution.State.DISPUTED)
+    Contribution.objects.filter(id=contribution.id).update(disputed=True)
 
 
 @applier("contribution.resolved")
@@ -788,19 +981,10 @@ def apply_resolved(entry: Appended) -> None:
     Dispute.objects.filter(id=dispute.id).update(
         outcome=p["outcome"], resolution=p["resolution"], resolved_in=entry.index
     )
-    if Dispute.objects.filter(
-        contribution=dispute.contribution_id, resolved_in__isnull=True
-    ).exists():
-        return  # another dispute of it is still open: it stays held
-    contribution = dispute.contribution
+    changes = {"disputed": False}
     if p["outcome"] == "upheld":
-        state = Contribution.State.VOID
-    elif contribution.kind == Contribution.Kind.COMPUTE and contribution.attested_in is None:
-        state = Contribution.State.REPORTED
-    else:
-        state = Contribution.State.COUNTED
-    if contribution.state == Contribution.State.DISPUTED:
-        Contribution.objects.filter(id=contribution.id).update(state=state)
+        changes["state"] = Contribution.State.VOID
+    Contribution.objects.filter(id=dispute.contribution_id).update(**changes)
 
 
 # --- entries signed by their authors' own keys (POST /api/v1/ledger/entries) -------------------
@@ -877,3 +1061,36 @@ def _submitted_funds(signed, key, submitter) -> None:
     _contribution_id(payload)
     _refuse(check_funds, payload["amount"], payload["currency"], payload["date"],
             payload["reference"])  # fmt: skip
+
+
+def _submitted_settlement(signed, key, submitter, fields: set[str]) -> Contribution:
+    """A treasurer holding its own key confirms or rejects a pending payment."""
+    payload = signed.envelope["payload"]
+    kind = signed.envelope["kind"]
+    if set(payload) != fields:
+        raise submissions.Refused(f"{kind} payload is {{{', '.join(sorted(fields))}}}")
+    try:
+        c = Contribution.objects.filter(id=uuid.UUID(str(payload["contribution"]))).first()
+    except ValueError:
+        c = None
+    if c is None or c.kind != Contribution.Kind.FUNDS:
+        raise submissions.Refused("no such payment", 404)
+    treasurer = treasurer_of(c.member_id)
+    if (key.kind, key.owner) != ("member", treasurer) or recording_for(submitter) != key.owner:
+        raise submissions.Refused(f"only {treasurer}, the treasurer, confirms this payment", 403)
+    if c.state != Contribution.State.PENDING:
+        raise submissions.Refused(f"the payment is {c.state}: it is not pending", 409)
+    return c
+
+
+@submissions.accepts("funds.confirmed")
+def _submitted_confirmation(signed, key, submitter) -> None:
+    _submitted_settlement(signed, key, submitter, {"contribution", "amount", "currency", "date"})
+    p = signed.envelope["payload"]
+    _refuse(check_funds, p["amount"], p["currency"], p["date"], "")
+
+
+@submissions.accepts("funds.rejected")
+def _submitted_rejection(signed, key, submitter) -> None:
+    _submitted_settlement(signed, key, submitter, {"contribution", "reason"})
+    _refuse(_text, signed.envelope["payload"]["reason"], "reason", 500)

@@ -17,6 +17,11 @@ urlpatterns = [
     path(
         "contributions/<uuid:pk>/disputes", api.DisputeView.as_view(), name="contribution-disputes"
     ),
+    path(
+        "contributions/<uuid:pk>/confirmation",
+        api.ConfirmationView.as_view(),
+        name="contribution-confirmation",
+    ),
     path("disputes/<uuid:pk>/resolution", api.ResolutionView.as_view(), name="dispute-resolution"),
     path("valuation-tables", api.ValuationTableListView.as_view(), name="valuation-tables"),
     path("agreements/<uuid:pk>/cost-shares", api.CostShareView.as_view(), name="cost-shares"),

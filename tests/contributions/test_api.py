@@ -77,13 +77,15 @@ def test_bad_funds_are_problems_and_write_nothing(lumi, body, detail):
 
 
 def test_a_dispute_and_its_resolution(lumi):
+    treaty(lumi)
     c = _client(lumi["people"]["rec_se"]).post(
         "/api/v1/contributions/funds", {"amount": "5", "currency": "EUR", "date": "2026-01-02"},
         format="json",
     ).json()  # fmt: skip
     d = _client(lumi["people"]["sig_fi"]).post(f"/api/v1/contributions/{c['id']}/disputes",
                                                {"reason": "not received"}, format="json")  # fmt: skip
-    assert d.status_code == 201 and Contribution.objects.get(id=c["id"]).state == "disputed"
+    disputed = Contribution.objects.get(id=c["id"])
+    assert d.status_code == 201 and (disputed.state, disputed.disputed) == ("pending", True)
     url = f"/api/v1/disputes/{d.json()['id']}/resolution"
     body = {"outcome": "upheld", "resolution": "reversed"}
     assert _client(lumi["people"]["sig_se"]).post(url, body, format="json").status_code == 403

@@ -267,8 +267,9 @@ def test_the_admin_asks_follows_and_serves_exports(client, lumi, downloads,
 
 
 def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tmp_path):
-    """A dispute upheld voids a contribution, one still open holds another: the verifier
-    follows the same rules as the appliers and reaches the report's figures."""
+    """A dispute upheld voids a contribution, one still open leaves another counting
+    (shown as disputed): the verifier follows the same rules as the appliers and reaches
+    the report's figures."""
     from contributions import services
     from contributions.models import Contribution, Dispute
 
@@ -286,8 +287,8 @@ def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tm
     path.write_bytes(export.file.open("rb").read())
     with zipfile.ZipFile(path) as z:
         rows = z.read("report/contributions.csv").decode().splitlines()
-    assert "SE,funds,1,0,0,1,0,0,SEK 1000" in rows
-    assert "NL,data,1,0,1,0,0,100000000," in rows
+    assert "SE,funds,1,0,0,1,0,0,0,SEK 1000" in rows
+    assert "NL,data,1,1,0,0,1,0,100000000," in rows
     result = audit_result(path)
     assert result.ok, result.failures
     assert any("contributions per member and kind recomputed" in c for c in result.checks)
@@ -497,7 +498,7 @@ def test_a_report_state_said_to_be_later_skips_the_figures_and_is_not_exit_0(who
     (lambda f: {**f, "report/downloads.csv": f["report/downloads.csv"].replace(
         b"SE,2,0,0\n", b"SE,99,0,0\nSE,2,0,0\n")}, "report/downloads.csv line 4: SE appears twice"),
     (lambda f: {**f, "report/contributions.csv": f["report/contributions.csv"]
-                + b"TOTAL GPU HOURS 123456\n"}, "cells, the header has 9"),
+                + b"TOTAL GPU HOURS 123456\n"}, "cells, the header has 10"),
 ])  # fmt: skip
 def test_a_second_row_or_a_short_row_is_refused(whole, tmp_path, change, expected):
     failures = "\n".join(audit_result(_forge(whole, change, tmp_path / "r.zip")).failures)

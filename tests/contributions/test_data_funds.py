@@ -1,5 +1,6 @@
 """Data and funds contributions, and disputes: recorded by a member's recorder or
-signatory with its key, checked field by field, held while disputed."""
+signatory with its key, checked field by field; a dispute leaves them as they were until
+it is upheld."""
 
 from __future__ import annotations
 
@@ -108,27 +109,31 @@ def test_a_retry_with_the_same_idempotency_key_records_once(lumi):
                                   date_paid="2026-01-01", idempotency_key="pay-1")  # fmt: skip
 
 
-def test_a_disputed_contribution_is_held_until_resolved(lumi):
+def test_a_disputed_contribution_keeps_its_state_until_resolved(lumi):
+    from tests.contributions.test_report import treaty
+
+    treaty(lumi)
     c = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
                                   date_paid="2026-01-01")  # fmt: skip
+    services.funds_confirm(actor=lumi["people"]["ops"], contribution=c)
     d = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=c,
                                       reason="never received")  # fmt: skip
     c.refresh_from_db()
-    assert (c.state, d.member_id) == ("disputed", "FI")
+    assert (c.state, c.disputed, d.member_id) == ("counted", True, "FI")
     with pytest.raises(GovernanceError, match="the secretariat resolves"):
         services.dispute_resolve(actor=lumi["people"]["sig_se"], dispute=d, outcome="dismissed",
                                  resolution="x")  # fmt: skip
     services.dispute_resolve(actor=lumi["people"]["ops"], dispute=d, outcome="dismissed",
                              resolution="bank statement shows it")  # fmt: skip
     c.refresh_from_db()
-    assert c.state == "counted"
+    assert (c.state, c.disputed) == ("counted", False)
     d2 = services.contribution_dispute(
         actor=lumi["people"]["sig_fi"], contribution=c, reason="again"
     )
     services.dispute_resolve(actor=lumi["people"]["ops"], dispute=d2, outcome="upheld",
                              resolution="the payment was reversed")  # fmt: skip
     c.refresh_from_db()
-    assert c.state == "void"
+    assert (c.state, c.disputed) == ("void", False)
     with pytest.raises(GovernanceError, match="the contribution is void"):
         services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=c, reason="x")
 

@@ -10,6 +10,7 @@ from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_compute import JOBS
 from tests.contributions.test_data_funds import DATASET
+from tests.contributions.test_report import treaty
 
 PERSONAS = ("ops", "aud", "rec_fi", "sig_fi", "rec_se", "sig_se", "obs_nl")
 
@@ -25,7 +26,14 @@ def _funds(lumi):
                                      date_paid="2026-01-01")  # fmt: skip
 
 
+def _bound_funds(lumi):
+    # Disputes are between parties bound by an agreement in force that shares cost.
+    treaty(lumi)
+    return _funds(lumi)
+
+
 def _dispute(lumi):
+    treaty(lumi)
     return services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=_funds(lumi),
                                          reason="?")  # fmt: skip
 
@@ -44,8 +52,10 @@ WRITES = {
               {"rec_fi", "sig_fi", "rec_se", "sig_se"}),
     "data": (lambda lumi: ("/api/v1/contributions/data", {"dataset": DATASET}),
              {"rec_fi", "sig_fi", "rec_se", "sig_se"}),
-    "dispute": (lambda lumi: (f"/api/v1/contributions/{_funds(lumi).id}/disputes", {"reason": "?"}),
-                {"sig_fi", "sig_se"}),
+    "dispute": (lambda lumi: (f"/api/v1/contributions/{_bound_funds(lumi).id}/disputes",
+                              {"reason": "?"}), {"sig_fi", "sig_se"}),
+    "confirm": (lambda lumi: (f"/api/v1/contributions/{_funds(lumi).id}/confirmation",
+                              {"outcome": "confirmed"}), {"ops"}),
     "resolve": (lambda lumi: (f"/api/v1/disputes/{_dispute(lumi).id}/resolution",
                               {"outcome": "dismissed", "resolution": "ok"}), {"ops"}),
 }  # fmt: skip

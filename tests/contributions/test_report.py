@@ -46,16 +46,19 @@ def deliver(lumi):
     services.sacct_import(
         actor=p["rec_fi"], facility=lumi["facility"], data=JOBS
     )  # FI 16 mi250x, SE 2 h100
-    services.funds_contribute(
+    sek = services.funds_contribute(
         actor=p["rec_se"], amount="1000", currency="SEK", date_paid=TODAY.isoformat()
     )
+    # Funds count once the treasurer (the secretariat, by default) confirms them.
+    services.funds_confirm(actor=p["ops"], contribution=sek)
     services.data_contribute(actor=p["sig_nl"], dataset={
         "name": "Dutch web", "description": "", "manifest_sha256": "cd" * 32, "size_bytes": 1,
         "files": 1, "tokens": 100_000_000, "licence": "CC0-1.0",
         "duo": {"permission": "DUO:0000042", "modifiers": []}, "access_mode": "remote",
         "residency": "NL"})  # fmt: skip
-    return services.funds_contribute(actor=p["sig_nl"], amount="20", currency="EUR",
-                                     date_paid=TODAY.isoformat())  # fmt: skip
+    eur = services.funds_contribute(actor=p["sig_nl"], amount="20", currency="EUR",
+                                    date_paid=TODAY.isoformat())  # fmt: skip
+    return services.funds_confirm(actor=p["ops"], contribution=eur)
 
 
 def figures(r):
@@ -87,12 +90,17 @@ def test_value_delivered_against_each_share(lumi):
     assert r.csv_rows()[0][:4] == ["member", "name", "share", "obligation"]
 
 
-def test_a_disputed_contribution_is_held_not_counted(lumi):
+def test_a_disputed_contribution_counts_shown_as_disputed_until_upheld(lumi):
     a = treaty(lumi)
     paid = deliver(lumi)
-    services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
+    d = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid,
+                                      reason="?")  # fmt: skip
     nl = next(m for m in cost_share_report(a).as_dict()["members"] if m["member"] == "NL")
-    assert (nl["delivered"]["total"], nl["held"]) == ("10.00", "20.00")
+    assert (nl["delivered"]["total"], nl["held"], nl["disputed"]) == ("30.00", "0.00", "20.00")
+    services.dispute_resolve(actor=lumi["people"]["ops"], dispute=d, outcome="upheld",
+                             resolution="reversed")  # fmt: skip
+    nl = next(m for m in cost_share_report(a).as_dict()["members"] if m["member"] == "NL")
+    assert (nl["delivered"]["total"], nl["held"], nl["disputed"]) == ("10.00", "0.00", "0.00")
 
 
 def test_thresholds_come_from_the_terms(lumi):

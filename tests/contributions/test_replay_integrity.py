@@ -1,0 +1,92 @@
+"""Replay rebuilds the treasurer's confirmations and the bounded disputes from the
+entries alone, entries without effect included."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from consortium import agreements, governance
+from contributions import services
+from contributions.models import Contribution, Dispute
+from ledger import services as ledger
+from ledger.replay import replay_check
+from tests.contributions.test_compute import JOBS
+
+pytestmark = pytest.mark.slow
+User = get_user_model()
+TODAY = datetime.now(UTC).date().isoformat()
+
+
+def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed_db):
+    governance.consortium_found(
+        name="C", members=[governance.member_record(code=c) for c in ("FI", "SE", "NL")]
+    )
+    people = {n: User.objects.create_user(n) for n in ("ops", "rec_fi", "sig_fi", "rec_se",
+                                                       "sig_se", "sig_nl")}  # fmt: skip
+    governance.seat_assign(actor=None, user=people["ops"], role="secretariat")
+    for name, role, member in (("rec_fi", "recorder", "FI"), ("sig_fi", "signatory", "FI"),
+                               ("rec_se", "recorder", "SE"), ("sig_se", "signatory", "SE"),
+                               ("sig_nl", "signatory", "NL")):  # fmt: skip
+        governance.seat_assign(actor=people["ops"], user=people[name], role=role, member=member)
+    lumi = services.facility_register(actor=people["ops"], record={
+        "code": "lumi", "name": "LUMI", "operator": "FI", "country": "FI",
+        "timezone": "Europe/Helsinki", "default_accelerator": "mi250x",
+        "partitions": {"h100-g": "h100"}, "accounts": {"project_fi": "FI", "project_se": "SE"}})  # fmt: skip
+    # Before any treaty: the secretariat confirms.
+    early = services.funds_contribute(actor=people["rec_se"], amount="3", currency="EUR",
+                                      date_paid=TODAY)  # fmt: skip
+    services.funds_confirm(actor=people["ops"], contribution=early)
+    # A treaty between Finland and Sweden names Finland its treasurer.
+    terms = {"parties": ["FI", "SE"], "effective": {"from": TODAY, "until": None},
+             "accounting_unit": "EUR", "treasurer": "FI",
+             "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}}}  # fmt: skip
+    doc = agreements.document_store(actor=people["ops"], name="t.txt", content=b"treaty")
+    a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title="T", terms=terms,
+                                     document_sha256=doc.sha256)  # fmt: skip
+    for who in ("sig_fi", "sig_se"):
+        a.refresh_from_db()
+        agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,
+                                  document_sha256=a.document_sha256)  # fmt: skip
+    paid = services.funds_contribute(actor=people["rec_se"], amount="100", currency="EUR",
+                                     date_paid=TODAY)  # fmt: skip
+    services.funds_confirm(actor=people["rec_fi"], contribution=paid, amount="99.5")
+    bounced = services.funds_contribute(actor=people["rec_se"], amount="7", currency="EUR",
+                                        date_paid=TODAY)  # fmt: skip
+    services.funds_reject(actor=people["sig_fi"], contribution=bounced, reason="not received")
+    own = services.funds_contribute(actor=people["rec_fi"], amount="5", currency="EUR",
+                                    date_paid=TODAY)  # fmt: skip
+    services.funds_confirm(actor=people["ops"], contribution=own)
+    waiting = services.funds_contribute(actor=people["rec_se"], amount="8", currency="EUR",
+                                        date_paid=TODAY)  # fmt: skip
+    # A confirmation by a key that is not the treasurer's: without effect.
+    ledger.entry_append(signer=governance.secretariat_signer(), kind="funds.confirmed",
+                        payload={"contribution": str(waiting.id), "amount": "8",
+                                 "currency": "EUR", "date": TODAY})  # fmt: skip
+    services.sacct_import(actor=people["rec_fi"], facility=lumi, data=JOBS)
+    compute = Contribution.objects.get(member="SE", kind="compute")
+    open_one = services.contribution_dispute(actor=people["sig_fi"], contribution=compute,
+                                             reason="wrong partition")  # fmt: skip
+    # A second dispute of it, and one by a member bound by nothing: without effect.
+    ledger.entry_append(signer=governance.member_signer("SE"), kind="contribution.disputed",
+                        payload={"dispute": "00000000-0000-4000-8000-00000000000a",
+                                 "contribution": str(compute.id), "reason": "again"})  # fmt: skip
+    ledger.entry_append(signer=governance.member_signer("NL"), kind="contribution.disputed",
+                        payload={"dispute": "00000000-0000-4000-8000-00000000000b",
+                                 "contribution": str(paid.id), "reason": "?"})  # fmt: skip
+    upheld = services.contribution_dispute(actor=people["sig_se"], contribution=own, reason="?")
+    services.dispute_resolve(actor=people["ops"], dispute=upheld, outcome="upheld",
+                             resolution="reversed")  # fmt: skip
+
+    states = {c.id: (c.state, c.disputed) for c in Contribution.objects.all()}
+    assert states[early.id] == ("counted", False)
+    assert states[paid.id] == ("counted", False)
+    assert states[bounced.id] == ("rejected", False)
+    assert states[own.id] == ("void", False)
+    assert states[waiting.id] == ("pending", False)
+    assert states[compute.id] == ("counted", True)
+    assert set(Dispute.objects.values_list("id", flat=True)) == {open_one.id, upheld.id}
+    report = replay_check()
+    assert report.ok, report.differences
