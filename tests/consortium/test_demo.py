@@ -43,6 +43,9 @@ def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, sett
 
     assert Facility.objects.count() == 2
     assert set(Contribution.objects.values_list("kind", flat=True)) == {"compute", "data", "funds"}
+    funds = Contribution.objects.filter(kind="funds")
+    assert sorted(funds.values_list("state", flat=True)) == ["counted"] * 4 + ["pending"]
+    assert funds.get(state="pending").member_id == "CZ"
     statuses = {m["status"] for m in cost_share_report(treaty).as_dict()["members"]}
     assert "on track" in statuses and statuses & {"behind", "critically behind"}
     from consortium import checkpoints
