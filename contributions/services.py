@@ -40,7 +40,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import IntegrityError, connection, transaction
-from license_expression import get_spdx_licensing
 
 from consortium.governance import (
     SECRETARIAT_OWNER,
@@ -56,6 +55,7 @@ from consortium.governance import (
 )
 from consortium.models import Member
 from consortium.terms import check_data_use, currency_code, decimal_string
+from contributions.licences import LicenceError, canonical
 from contributions.models import (
     Contribution,
     CountedAllocation,
@@ -81,7 +81,6 @@ SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_TEXT = 2000
 UNMAPPED = "accounts not mapped to a member in good standing"
 COUNTED_BEFORE = "counted by an earlier import of this facility"
-_licensing = get_spdx_licensing()
 
 
 # --- who signs ----------------------------------------------------------------------------------
@@ -575,19 +574,16 @@ def _count(value, path: str) -> int:
 
 
 def licence(value, path: str = "licence") -> str:
-    """An SPDX licence id or expression, in its canonical form (MIT, CC-BY-4.0, ...)."""
+    """An SPDX licence id or expression, in its canonical form (MIT, CC-BY-4.0,
+    LicenseRef-NLOD-2.0, GPL-2.0-only WITH Classpath-exception-2.0, ...)."""
     if not isinstance(value, str) or not value or len(value) > 200:
         raise GovernanceError(f"{path}: an SPDX licence id such as CC-BY-4.0")
     try:
-        result = _licensing.validate(value)
-    except Exception as exc:  # the parser fails on some malformed expressions ("MIT OR")
-        raise GovernanceError(f"{path}: {value!r} is not an SPDX licence expression") from exc
-    if result.errors:
-        raise GovernanceError(
-            f"{path}: {value!r} is not an SPDX licence id ({'; '.join(result.errors)})"
-        )
-    if result.normalized_expression != value:
-        raise GovernanceError(f"{path}: write it as SPDX does: {result.normalized_expression}")
+        written = canonical(value)
+    except LicenceError as exc:
+        raise GovernanceError(f"{path}: {exc}") from exc
+    if written != value:
+        raise GovernanceError(f"{path}: write it as SPDX does: {written}")
     return value
 
 
