@@ -67,6 +67,12 @@ class DatasetForm(forms.Form):
     permission = forms.ChoiceField(choices=sorted(DUO_PERMISSIONS.items()),
                                    help_text="GA4GH DUO data use permission.")  # fmt: skip
     modifiers = forms.MultipleChoiceField(choices=sorted(DUO_MODIFIERS.items()), required=False)
+    duo_values = forms.JSONField(
+        required=False, label="DUO values",
+        help_text='The value each term that takes one needs, by code: {"DUO:0000007": '
+        '{"disease": "MONDO:0005015"}, "DUO:0000022": {"region": "EU"}, "DUO:0000025": '
+        '{"months": 24}}.',
+    )  # fmt: skip
     residency = forms.CharField(max_length=2, required=False,
                                 help_text="The country the data must stay in (ISO 3166-1).")  # fmt: skip
     access_mode = forms.ChoiceField(choices=[(m, m) for m in ACCESS_MODES])
@@ -75,7 +81,14 @@ class DatasetForm(forms.Form):
         d = self.cleaned_data
         out = {k: d[k] for k in ("name", "description", "manifest_sha256", "size_bytes", "files",
                                  "licence", "access_mode")}  # fmt: skip
-        out["duo"] = {"permission": d["permission"], "modifiers": list(d["modifiers"])}
+        values = d.get("duo_values") or {}
+
+        def term(code):
+            given = values.get(code) if isinstance(values, dict) else None
+            return {"code": code, **given} if isinstance(given, dict) else code
+
+        out["duo"] = {"permission": term(d["permission"]),
+                      "modifiers": [term(m) for m in d["modifiers"]]}  # fmt: skip
         for k in ("tokens", "records"):
             if d[k] is not None:
                 out[k] = d[k]

@@ -618,7 +618,7 @@ def dataset_record(dataset) -> dict:
     use = {**duo, "access_mode": dataset["access_mode"]}
     if "residency" in dataset:
         use["residency"] = dataset["residency"]
-    check_data_use(use, "dataset")
+    check_data_use(use, "dataset", "dataset.duo")
     return dataset
 
 
