@@ -96,8 +96,8 @@ REQUIRED_BY_KIND = {
     "model_licence": ("parties", "effective", "access"),
 }
 _TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DECIMAL_RE = re.compile(r"\d{1,18}(\.\d{1,18})?")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DECIMAL_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _COUNTRY_RE = re.compile(r"[A-Z]{2}")
 

@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 
 from consortium import agreements
 from consortium.admin import SeatVisible
+from consortium.formfields import AsciiDateField, AsciiIntegerField
 from consortium.governance import GovernanceError, holds_a_seat, recording_for, visible_members_of
 from consortium.models import Agreement
 from consortium.terms import ACCESS_MODES, DUO_MODIFIERS, DUO_PERMISSIONS
@@ -47,9 +48,7 @@ class FacilityAdmin(SeatVisible):
 class FundsForm(forms.Form):
     amount = forms.CharField(help_text="An exact decimal, such as 250000.00.")
     currency = forms.CharField(max_length=3, help_text="ISO 4217, such as EUR or SEK.")
-    date = forms.DateField(
-        help_text="The day paid.", widget=forms.DateInput(attrs={"type": "date"})
-    )
+    date = AsciiDateField(help_text="The day paid.", widget=forms.DateInput(attrs={"type": "date"}))
     reference = forms.CharField(required=False, max_length=200)
 
 
@@ -59,10 +58,10 @@ class DatasetForm(forms.Form):
     manifest_sha256 = forms.RegexField(
         r"^[0-9a-f]{64}$", help_text="From `manage.py contributions manifest DIR`."
     )
-    size_bytes = forms.IntegerField(min_value=0)
-    files = forms.IntegerField(min_value=0)
-    tokens = forms.IntegerField(min_value=0, required=False)
-    records = forms.IntegerField(min_value=0, required=False)
+    size_bytes = AsciiIntegerField(min_value=0)
+    files = AsciiIntegerField(min_value=0)
+    tokens = AsciiIntegerField(min_value=0, required=False)
+    records = AsciiIntegerField(min_value=0, required=False)
     licence = forms.CharField(help_text="SPDX licence id, such as CC-BY-4.0.")
     permission = forms.ChoiceField(choices=sorted(DUO_PERMISSIONS.items()),
                                    help_text="GA4GH DUO data use permission.")  # fmt: skip

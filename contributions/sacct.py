@@ -48,12 +48,12 @@ FINISHED = frozenset({
 EXAMPLES_PER_REASON = 20
 
 _JOB_RE = re.compile(
-    r"(?P<job>\d+)"
-    r"(?:_(?P<task>\d+|\[(?P<tasks>[0-9,\-%]+)\])|\+(?P<het>\d+))?"
+    r"(?P<job>[0-9]+)"
+    r"(?:_(?P<task>[0-9]+|\[(?P<tasks>[0-9,\-%]+)\])|\+(?P<het>[0-9]+))?"
     r"(?P<step>\..+)?"
 )
 _TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_ELAPSED_RE = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)(?:\.\d+)?")
+_ELAPSED_RE = re.compile(r"(?:([0-9]+)-)?(?:([0-9]+):)?([0-9]+):([0-9]+)(?:\.[0-9]+)?")
 HOURS = Decimal(3600)
 UNKNOWN = ("Unknown", "None", "")
 
@@ -200,7 +200,7 @@ def gpus_by_type(tres: str) -> tuple[int | None, dict[str, int]]:
 
 
 def _count(value: str, item: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ValueError(f"AllocTRES item {item!r} is not a whole count")
     return int(value)
 
@@ -303,7 +303,7 @@ class Reader:
                 if not state:
                     raise ValueError("State is empty")
                 if i_elapsed_raw is not None and cells[i_elapsed_raw] != "":
-                    if not cells[i_elapsed_raw].isdigit():
+                    if not (cells[i_elapsed_raw].isascii() and cells[i_elapsed_raw].isdigit()):
                         raise ValueError(f"ElapsedRaw {cells[i_elapsed_raw]!r} is not seconds")
                     elapsed = int(cells[i_elapsed_raw])
                 elif i_elapsed is not None:

@@ -652,7 +652,7 @@ def check_funds(amount, currency, date_paid, reference) -> None:
         day = date.fromisoformat(date_paid) if isinstance(date_paid, str) else None
     except ValueError:
         day = None
-    if day is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date_paid):
+    if day is None or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", date_paid):
         raise GovernanceError("date: the day paid, YYYY-MM-DD")
     if day > datetime.now(UTC).date():
         raise GovernanceError("date: the day paid is not in the future")
