@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import IntegrityError, connection, transaction
 
+from consortium.agreements import effective_dates
 from consortium.governance import (
     SECRETARIAT_OWNER,
     GovernanceError,
@@ -53,7 +54,7 @@ from consortium.governance import (
     replay_of,
     secretariat_signer,
 )
-from consortium.models import Member
+from consortium.models import Agreement, AgreementParty, Member
 from consortium.terms import check_data_use, currency_code, decimal_string
 from contributions.licences import LicenceError, canonical
 from contributions.models import (
@@ -648,6 +649,11 @@ def check_funds(amount, currency, date_paid, reference) -> None:
     if value.as_tuple().exponent < -6 or value >= 10**12:
         raise GovernanceError("amount: at most 6 decimal places, under 10^12")
     currency_code(currency, "currency")
+    if currency in NOT_PAID_IN:
+        raise GovernanceError(
+            f"currency: {currency} ({NOT_PAID_IN[currency]}) is not a currency funds are paid "
+            "in: give the currency paid"
+        )
     try:
         day = date.fromisoformat(date_paid) if isinstance(date_paid, str) else None
     except ValueError:
@@ -659,12 +665,56 @@ def check_funds(amount, currency, date_paid, reference) -> None:
     _text(reference, "reference", 200, required=False)
 
 
+# ISO 4217 codes that name no currency anyone pays in: the X-codes for precious metals,
+# bond-market units, special drawing rights, testing and "no currency", and the fund codes
+# (units of account and indexing) that stand beside a country's currency.
+NOT_PAID_IN = {
+    "XXX": "no currency", "XTS": "a code for testing", "XAU": "gold", "XAG": "silver",
+    "XPT": "platinum", "XPD": "palladium", "XBA": "a bond-market unit",
+    "XBB": "a bond-market unit", "XBC": "a bond-market unit", "XBD": "a bond-market unit",
+    "XDR": "special drawing rights", "XSU": "the Sucre, a unit of account",
+    "XUA": "the ADB unit of account", "BOV": "a fund code", "CHE": "a fund code",
+    "CHW": "a fund code", "CLF": "a fund code", "COU": "a fund code", "MXV": "a fund code",
+    "USN": "a fund code", "UYI": "a fund code", "UYW": "a fund code",
+}  # fmt: skip
+
+
+def check_paid_under_agreement(member: str, day: str) -> None:
+    """Funds count under the agreements that share the cost (treaties, compute pledges):
+    the day paid must fall within the effective period of one that binds ``member`` and
+    has entered into force (from its first day to its last, or today)."""
+    paid = date.fromisoformat(day)
+    today = datetime.now(UTC).date()
+    periods = []
+    bound = AgreementParty.objects.filter(
+        member_id=member, signed_in__isnull=False,
+        agreement__kind__in=(Agreement.Kind.TREATY, Agreement.Kind.COMPUTE_PLEDGE),
+        agreement__in_force_in__isnull=False,
+    ).select_related("agreement")  # fmt: skip
+    for party in bound:
+        start, until = effective_dates(party.agreement)
+        periods.append((start, min(until, today) if until else today))
+        if start <= paid <= periods[-1][1]:
+            return
+    if not periods:
+        raise GovernanceError(
+            f"date: {member} is bound by no treaty or compute pledge in force, and funds are "
+            "paid under one"
+        )
+    lives = ", ".join(f"{a} to {b}" for a, b in sorted(periods))
+    raise GovernanceError(
+        f"date: {day} is outside the life of the agreements {member} pays under ({lives})"
+    )
+
+
 def funds_contribute(
     *, actor, amount: str, currency: str, date_paid: str, reference: str = "",
     idempotency_key: str | None = None,
 ) -> Contribution:  # fmt: skip
-    """Record funds the actor's member paid (exact decimal, ISO 4217, the day paid)."""
+    """Record funds the actor's member paid (exact decimal, ISO 4217, the day paid within
+    the life of an agreement it pays under)."""
     check_funds(amount, currency, date_paid, reference)
+    check_paid_under_agreement(_recorder(actor), date_paid)
     return _new_contribution(actor, idempotency_key, "funds.contributed",
                              {"amount": amount, "currency": currency, "date": date_paid,
                               "reference": reference})  # fmt: skip
@@ -873,3 +923,4 @@ def _submitted_funds(signed, key, submitter) -> None:
     _contribution_id(payload)
     _refuse(check_funds, payload["amount"], payload["currency"], payload["date"],
             payload["reference"])  # fmt: skip
+    _refuse(check_paid_under_agreement, key.owner, payload["date"])

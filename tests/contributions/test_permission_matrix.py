@@ -9,7 +9,7 @@ from contributions import services
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_compute import JOBS
-from tests.contributions.test_data_funds import DATASET
+from tests.contributions.test_data_funds import DATASET, paid_under_a_treaty
 
 PERSONAS = ("ops", "aud", "rec_fi", "sig_fi", "rec_se", "sig_se", "obs_nl")
 
@@ -21,6 +21,7 @@ def _import(lumi):
 
 
 def _funds(lumi):
+    paid_under_a_treaty(lumi)
     return services.funds_contribute(actor=lumi["people"]["rec_se"], amount="1", currency="EUR",
                                      date_paid="2026-01-01")  # fmt: skip
 
@@ -39,7 +40,7 @@ WRITES = {
     "import": (lambda lumi: ("/api/v1/facilities/lumi/imports", JOBS), {"ops", "rec_fi", "sig_fi"}),
     "attest": (lambda lumi: (f"/api/v1/imports/{_import(lumi).id}/attestation", None),
                {"rec_fi", "sig_fi"}),
-    "funds": (lambda lumi: ("/api/v1/contributions/funds",
+    "funds": (lambda lumi: paid_under_a_treaty(lumi) or ("/api/v1/contributions/funds",
                             {"amount": "5", "currency": "EUR", "date": "2026-01-01"}),
               {"rec_fi", "sig_fi", "rec_se", "sig_se"}),
     "data": (lambda lumi: ("/api/v1/contributions/data", {"dataset": DATASET}),
