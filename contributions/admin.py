@@ -62,7 +62,10 @@ class DatasetForm(forms.Form):
     files = AsciiIntegerField(min_value=0)
     tokens = AsciiIntegerField(min_value=0, required=False)
     records = AsciiIntegerField(min_value=0, required=False)
-    licence = forms.CharField(help_text="SPDX licence id, such as CC-BY-4.0.")
+    licence = forms.CharField(
+        help_text="SPDX licence id or expression, such as CC-BY-4.0; LicenseRef-<name> for a "
+        "licence not on the SPDX list."
+    )
     permission = forms.ChoiceField(choices=sorted(DUO_PERMISSIONS.items()),
                                    help_text="GA4GH DUO data use permission.")  # fmt: skip
     modifiers = forms.MultipleChoiceField(choices=sorted(DUO_MODIFIERS.items()), required=False)
