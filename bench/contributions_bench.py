@@ -453,9 +453,10 @@ def bench_import(world: dict, jobs: int, workdir: Path) -> dict:
 def treaty(world: dict):
     from consortium import agreements
 
-    today = datetime.now(UTC).date()
+    # In force for the past year and more: funds count from the day it took effect.
+    since = datetime.now(UTC).date() - timedelta(days=400)
     terms = {
-        "parties": list(MEMBERS), "effective": {"from": today.isoformat(), "until": None},
+        "parties": list(MEMBERS), "effective": {"from": since.isoformat(), "until": None},
         "accounting_unit": "EUR",
         "exchange_rates": {"SEK": "0.087", "PLN": "0.23", "CZK": "0.04"},
         "cost_sharing": {"method": "scale", "shares": SCALE}, "valuation": VALUATION,

@@ -11,6 +11,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
 from consortium import agreements, audit, governance, proposals, storage
+from consortium.formfields import AsciiDateField
 from consortium.models import (
     AccessGrant,
     Agreement,
@@ -620,9 +621,9 @@ class DownloadEventAdmin(SeatVisible):
 
 class AuditExportForm(forms.Form):
     member = forms.ChoiceField(required=False, help_text="Only what concerns this member.")
-    date_from = forms.DateField(required=False, label="From (UTC day)",
+    date_from = AsciiDateField(required=False, label="From (UTC day)",
                                 widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
-    date_to = forms.DateField(required=False, label="To (UTC day)",
+    date_to = AsciiDateField(required=False, label="To (UTC day)",
                               widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
 
     def __init__(self, *args, members, **kwargs):

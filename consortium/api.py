@@ -22,6 +22,7 @@ from consortium import governance, proposals
 from consortium.governance import GovernanceError
 from consortium.models import ApiToken, Member, Proposal, Seat, Vote
 from consortium.problems import ProblemException, bad_request, not_found
+from ledger.api.fields import AsciiDateTimeField
 from ledger.api.serializers import KeySerializer, ProblemSerializer
 from ledger.log import IdempotencyConflict, LedgerError
 
@@ -179,7 +180,7 @@ class ProposalSerializer(serializers.ModelSerializer):
 class ProposalCreateSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=300)
     actions = serializers.ListField(child=serializers.DictField(), min_length=1)
-    deadline = serializers.DateTimeField(help_text="RFC 3339; in the future.")
+    deadline = AsciiDateTimeField(help_text="RFC 3339; in the future.")
     rule = serializers.CharField(
         required=False, help_text="A voting rule's name (default: the rules' default)."
     )

@@ -14,16 +14,17 @@ from consortium.api import PROBLEMS, WRITE_PROBLEMS, _refused
 from consortium.governance import GovernanceError
 from consortium.models import AuditExport
 from consortium.problems import ProblemException, not_found
+from ledger.api.fields import AsciiDateField, AsciiIntegerField
 
 
 class AuditExportRequestSerializer(serializers.Serializer):
     member = serializers.CharField(max_length=32, required=False, allow_blank=True,
                                    help_text="Only what concerns this member (a member's "
                                    "delegate: always its own).")  # fmt: skip
-    date_from = serializers.DateField(required=False, help_text="First day (UTC) of a period.")
-    date_to = serializers.DateField(required=False, help_text="Last day (UTC) of a period.")
-    first = serializers.IntegerField(required=False, min_value=0, help_text="First index.")
-    end = serializers.IntegerField(required=False, min_value=1,
+    date_from = AsciiDateField(required=False, help_text="First day (UTC) of a period.")
+    date_to = AsciiDateField(required=False, help_text="Last day (UTC) of a period.")
+    first = AsciiIntegerField(required=False, min_value=0, help_text="First index.")
+    end = AsciiIntegerField(required=False, min_value=1,
                                    help_text="The index after the last one.")  # fmt: skip
 
     def validate(self, attrs):

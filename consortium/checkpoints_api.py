@@ -162,7 +162,7 @@ class AccessCheckView(APIView):
 
 # --- downloads --------------------------------------------------------------------------------
 
-_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 
 
 class DownloadRequestSerializer(serializers.Serializer):

@@ -42,7 +42,7 @@ for model in (Consortium, Member, Seat):
     projection(model)
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
-FIGURE_RE = re.compile(r"\d{1,18}(\.\d{1,18})?")
+FIGURE_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 _IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SECRETARIAT_OWNER = "secretariat"
 # Until the members adopt others: a simple majority of members, half of them voting.

@@ -30,9 +30,11 @@ is exact. The sections:
     ``[{"scope": "full_weights" | "inference_only" | "evaluation", "tier": str,
     "min_balance_ratio": decimal (optional), "embargo_days": int (optional)}]``
 ``data_use``
-    ``{"permission": DUO permission code, "modifiers": [DUO modifier codes],
+    ``{"permission": DUO permission, "modifiers": [DUO modifiers],
     "residency": ISO 3166-1 alpha-2 (optional),
-    "access_mode": "transferred" | "federated" | "remote"}``
+    "access_mode": "transferred" | "federated" | "remote"}``: each term its plain code,
+    or, for a term DUO couples with a value, an object holding it
+    (``{"code": "DUO:0000007", "disease": "MONDO:0005015"}``; ``DUO_PARAMETERS``).
 ``release``
     ``{"requires_proposal": bool, "requires_evaluation": bool}``: what a checkpoint
     release under this agreement needs.
@@ -98,8 +100,8 @@ REQUIRED_BY_KIND = {
     "model_licence": ("parties", "effective", "access"),
 }
 _TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DECIMAL_RE = re.compile(r"\d{1,18}(\.\d{1,18})?")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DECIMAL_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _COUNTRY_RE = re.compile(r"[A-Z]{2}")
 
@@ -353,21 +355,25 @@ def _check_data_use(value) -> None:
     check_data_use(value, "terms.data_use")
 
 
-def check_data_use(value, path: str) -> dict:
-    """GA4GH DUO data use: one permission and its modifiers, residency and access mode."""
+def check_data_use(value, path: str, duo_path: str | None = None) -> dict:
+    """GA4GH DUO data use: one permission and its modifiers, residency and access mode.
+    A term that DUO couples with a value (``DUO_PARAMETERS``) is an object holding it,
+    ``{"code": "DUO:0000022", "region": "EU"}``; every other term is its plain code.
+    Errors about the terms name ``duo_path`` (default ``path``)."""
+    duo_path = duo_path or path
     use = _object(
         value, path, {"permission", "modifiers", "residency", "access_mode"}, {"residency"}
     )
-    if not isinstance(use["permission"], str) or use["permission"] not in DUO_PERMISSIONS:
-        _fail(f"{path}.permission", f"{use['permission']!r} is not a DUO data use permission")
+    _duo_term(use["permission"], f"{duo_path}.permission", DUO_PERMISSIONS, "permission")
     modifiers = use["modifiers"]
     if not isinstance(modifiers, list):
-        _fail(f"{path}.modifiers", "must be a list of DUO modifier codes (it may be empty)")
-    for code in modifiers:
-        if not isinstance(code, str) or code not in DUO_MODIFIERS:
-            _fail(f"{path}.modifiers", f"{code!r} is not a DUO data use modifier")
-    if len(set(modifiers)) != len(modifiers):
-        _fail(f"{path}.modifiers", "names a modifier twice")
+        _fail(f"{duo_path}.modifiers", "must be a list of DUO modifiers (it may be empty)")
+    codes = [
+        _duo_term(term, f"{duo_path}.modifiers[{i}]", DUO_MODIFIERS, "modifier")
+        for i, term in enumerate(modifiers)
+    ]
+    if len(set(codes)) != len(codes):
+        _fail(f"{duo_path}.modifiers", "names a modifier twice")
     residency = use.get("residency")
     if residency is not None and (
         not isinstance(residency, str)
@@ -378,6 +384,95 @@ def check_data_use(value, path: str) -> dict:
     if not isinstance(use["access_mode"], str) or use["access_mode"] not in ACCESS_MODES:
         _fail(f"{path}.access_mode", f"must be one of {', '.join(ACCESS_MODES)}")
     return use
+
+
+def _duo_term(term, path: str, known: dict[str, str], what: str) -> str:
+    """One DUO term: its plain code, or for a term DUO couples with a value, an object
+    ``{"code", <parameter>}``. Returns the code."""
+    code = term.get("code") if isinstance(term, dict) else term
+    if not isinstance(code, str) or code not in known:
+        _fail(path, f"{code!r} is not a DUO data use {what}")
+    parameter = DUO_PARAMETERS.get(code)
+    if parameter is None:
+        if isinstance(term, dict):
+            _fail(path, f"{code} ({known[code]}) takes no parameter: write the plain code {code!r}")
+        return code
+    name, check, example = parameter
+    if not isinstance(term, dict) or name not in term:
+        _fail(
+            path,
+            f"{code} ({known[code]}) needs its {name}: write "
+            f'{{"code": "{code}", "{name}": {example}}}',
+        )
+    unknown = set(term) - {"code", name}
+    if unknown:
+        _fail(path, f"{code} takes only {name}, not {', '.join(sorted(unknown))}")
+    check(term[name], f"{path}.{name}")
+    return code
+
+
+def _duo_text(value, path: str) -> None:
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= 200:
+        _fail(path, "must be text of 1-200 characters")
+
+
+def _duo_disease(value, path: str) -> None:
+    if not isinstance(value, str) or not _MONDO_RE.fullmatch(value):
+        _fail(path, f"{value!r} is not a MONDO disease id such as MONDO:0005015")
+
+
+def _duo_region(value, path: str) -> None:
+    regions = value if isinstance(value, list) else [value]
+    if not regions or not all(
+        isinstance(r, str)
+        and (
+            r in REGIONS
+            or (_COUNTRY_RE.fullmatch(r) and pycountry.countries.get(alpha_2=r) is not None)
+        )
+        for r in regions
+    ):
+        _fail(
+            path,
+            f"{value!r} is not a region: an ISO 3166-1 alpha-2 country code, "
+            f"{' or '.join(sorted(REGIONS))}, or a list of those",
+        )
+    if len(set(regions)) != len(regions):
+        _fail(path, "names a region twice")
+
+
+def _duo_date(value, path: str) -> None:
+    parse_date(value, path)
+
+
+def _duo_months(value, path: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 1200:
+        _fail(path, "must be a whole number of months, 1-1200")
+
+
+def _duo_users(value, path: str) -> None:
+    if not isinstance(value, list) or not value:
+        _fail(path, "must list the approved users' identifiers")
+    for i, user in enumerate(value):
+        _duo_text(user, f"{path}[{i}]")
+    if len(set(value)) != len(value):
+        _fail(path, "names a user twice")
+
+
+# Groupings a geographical restriction may name besides countries.
+REGIONS = {"EU": "the European Union", "EEA": "the European Economic Area"}
+_MONDO_RE = re.compile(r"MONDO:[0-9]{7}")
+# The DUO terms whose definition couples them with a value: the value's name in the
+# term's object, its check, and an example for messages.
+DUO_PARAMETERS = {
+    "DUO:0000007": ("disease", _duo_disease, '"MONDO:0005015"'),
+    "DUO:0000012": ("research_type", _duo_text, '"cancer genomics"'),
+    "DUO:0000022": ("region", _duo_region, '"EU"'),
+    "DUO:0000024": ("date", _duo_date, '"2027-06-30"'),
+    "DUO:0000025": ("months", _duo_months, "24"),
+    "DUO:0000026": ("users", _duo_users, '["orcid:0000-0002-1825-0097"]'),
+    "DUO:0000027": ("project", _duo_text, '"NordicLM-2"'),
+    "DUO:0000028": ("institution", _duo_text, '"https://ror.org/040af2s02"'),
+}
 
 
 def required_parties(terms: dict) -> list[str]:

@@ -43,8 +43,8 @@ class RuleError(ValueError):
 
 def _share(spec: Mapping, name: str, default: str | None = None) -> Decimal:
     raw = spec.get(name, default)
-    if not isinstance(raw, str):
-        raise RuleError(f'{name} must be a decimal string, like "0.5"')
+    if not isinstance(raw, str) or not raw.isascii():
+        raise RuleError(f'{name} must be a decimal string of the digits 0-9, like "0.5"')
     try:
         value = Decimal(raw)
     except InvalidOperation as exc:

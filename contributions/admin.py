@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 
 from consortium import agreements
 from consortium.admin import SeatVisible
+from consortium.formfields import AsciiDateField, AsciiIntegerField
 from consortium.governance import GovernanceError, holds_a_seat, recording_for, visible_members_of
 from consortium.models import Agreement
 from consortium.terms import ACCESS_MODES, DUO_MODIFIERS, DUO_PERMISSIONS
@@ -47,9 +48,7 @@ class FacilityAdmin(SeatVisible):
 class FundsForm(forms.Form):
     amount = forms.CharField(help_text="An exact decimal, such as 250000.00.")
     currency = forms.CharField(max_length=3, help_text="ISO 4217, such as EUR or SEK.")
-    date = forms.DateField(
-        help_text="The day paid.", widget=forms.DateInput(attrs={"type": "date"})
-    )
+    date = AsciiDateField(help_text="The day paid.", widget=forms.DateInput(attrs={"type": "date"}))
     reference = forms.CharField(required=False, max_length=200)
 
 
@@ -59,14 +58,23 @@ class DatasetForm(forms.Form):
     manifest_sha256 = forms.RegexField(
         r"^[0-9a-f]{64}$", help_text="From `manage.py contributions manifest DIR`."
     )
-    size_bytes = forms.IntegerField(min_value=0)
-    files = forms.IntegerField(min_value=0)
-    tokens = forms.IntegerField(min_value=0, required=False)
-    records = forms.IntegerField(min_value=0, required=False)
-    licence = forms.CharField(help_text="SPDX licence id, such as CC-BY-4.0.")
+    size_bytes = AsciiIntegerField(min_value=0)
+    files = AsciiIntegerField(min_value=0)
+    tokens = AsciiIntegerField(min_value=0, required=False)
+    records = AsciiIntegerField(min_value=0, required=False)
+    licence = forms.CharField(
+        help_text="SPDX licence id or expression, such as CC-BY-4.0; LicenseRef-<name> for a "
+        "licence not on the SPDX list."
+    )
     permission = forms.ChoiceField(choices=sorted(DUO_PERMISSIONS.items()),
                                    help_text="GA4GH DUO data use permission.")  # fmt: skip
     modifiers = forms.MultipleChoiceField(choices=sorted(DUO_MODIFIERS.items()), required=False)
+    duo_values = forms.JSONField(
+        required=False, label="DUO values",
+        help_text='The value each term that takes one needs, by code: {"DUO:0000007": '
+        '{"disease": "MONDO:0005015"}, "DUO:0000022": {"region": "EU"}, "DUO:0000025": '
+        '{"months": 24}}.',
+    )  # fmt: skip
     residency = forms.CharField(max_length=2, required=False,
                                 help_text="The country the data must stay in (ISO 3166-1).")  # fmt: skip
     access_mode = forms.ChoiceField(choices=[(m, m) for m in ACCESS_MODES])
@@ -75,7 +83,14 @@ class DatasetForm(forms.Form):
         d = self.cleaned_data
         out = {k: d[k] for k in ("name", "description", "manifest_sha256", "size_bytes", "files",
                                  "licence", "access_mode")}  # fmt: skip
-        out["duo"] = {"permission": d["permission"], "modifiers": list(d["modifiers"])}
+        values = d.get("duo_values") or {}
+
+        def term(code):
+            given = values.get(code) if isinstance(values, dict) else None
+            return {"code": code, **given} if isinstance(given, dict) else code
+
+        out["duo"] = {"permission": term(d["permission"]),
+                      "modifiers": [term(m) for m in d["modifiers"]]}  # fmt: skip
         for k in ("tokens", "records"):
             if d[k] is not None:
                 out[k] = d[k]

@@ -128,7 +128,11 @@ def parse(text: bytes) -> Manifest:
     entries = []
     for number, line in enumerate(text.decode("utf-8").splitlines(), start=1):
         parts = line.split("\t")
-        if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 64:
+        if (
+            len(parts) != 3
+            or not (parts[1].isascii() and parts[1].isdigit())
+            or len(parts[2]) != 64
+        ):
             raise ManifestError(f"line {number}: expected <path>\\t<size>\\t<sha256>")
         entries.append(FileEntry(parts[0], int(parts[1]), parts[2]))
     keys = [e.path.encode() for e in entries]

@@ -20,6 +20,13 @@ What real exports contain, and what this reader does with it:
   States may carry a suffix (``CANCELLED by 1234``); jobs not finished by State
   (PENDING, RUNNING, ...) are left out and reported.
 - Times carry no zone: they are read in the facility's zone and kept in UTC.
+- Free-text fields (JobName, Comment, WorkDir, SubmitLine, ...: ``FREE_TEXT``) may hold
+  the delimiter, which sacct does not escape. A line with more fields than the header
+  names is read when the header shows exactly one free-text field: the extra delimiters
+  can only be that field's, so the line is read from both ends. With two or more
+  free-text fields it cannot be read unambiguously and the export is refused, naming the
+  line and how to export safely. The delimiter is read from the header
+  (``sacct --parsable2 --delimiter=...``); without a header it is ``|``.
 
 GPU-hours = GPUs x elapsed hours, kept as whole GPU-seconds so that sums are exact.
 """
@@ -37,6 +44,11 @@ from zoneinfo import ZoneInfo
 REQUIRED_ONE_OF = (("JobID", "JobIDRaw"), ("Account",), ("State",), ("Start",), ("End",),
                    ("Elapsed", "ElapsedRaw"), ("AllocTRES",))  # fmt: skip
 _REQUIRED_NAMES = frozenset(name for choices in REQUIRED_ONE_OF for name in choices)
+# Fields whose text users or administrators write, which may hold the delimiter.
+FREE_TEXT = ("JobName", "Comment", "AdminComment", "SystemComment", "Reason", "WorkDir",
+             "SubmitLine", "Constraints", "Container", "Extra", "StdIn", "StdOut", "StdErr",
+             "WCKey")  # fmt: skip
+_HEADER_DELIMITER_RE = re.compile(r"\s*[A-Za-z][A-Za-z0-9_]*([^A-Za-z0-9_\s]+)[A-Za-z]")
 # Jobs in these states have ended: their allocation is counted.
 FINISHED = frozenset({
     "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
@@ -48,12 +60,12 @@ FINISHED = frozenset({
 EXAMPLES_PER_REASON = 20
 
 _JOB_RE = re.compile(
-    r"(?P<job>\d+)"
-    r"(?:_(?P<task>\d+|\[(?P<tasks>[0-9,\-%]+)\])|\+(?P<het>\d+))?"
+    r"(?P<job>[0-9]+)"
+    r"(?:_(?P<task>[0-9]+|\[(?P<tasks>[0-9,\-%]+)\])|\+(?P<het>[0-9]+))?"
     r"(?P<step>\..+)?"
 )
 _TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_ELAPSED_RE = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)(?:\.\d+)?")
+_ELAPSED_RE = re.compile(r"(?:([0-9]+)-)?(?:([0-9]+):)?([0-9]+):([0-9]+)(?:\.[0-9]+)?")
 HOURS = Decimal(3600)
 UNKNOWN = ("Unknown", "None", "")
 
@@ -200,7 +212,7 @@ def gpus_by_type(tres: str) -> tuple[int | None, dict[str, int]]:
 
 
 def _count(value: str, item: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ValueError(f"AllocTRES item {item!r} is not a whole count")
     return int(value)
 
@@ -240,11 +252,15 @@ class Reader:
         """Field positions, and whether the first line is a header to skip."""
         names = [_canonical_field(n) for n in self.fields] if self.fields else None
         header = False
+        self.delimiter, self.trailing = "|", None
         if first is not None:
-            cells = [_canonical_field(c) for c in _cells(first)]
+            delimiter = _delimiter(first)
+            cells = [_canonical_field(c) for c in _cells(first, delimiter)]
             # A header line is used as it is (its order wins over the fields given).
             if names is None or sorted(cells) == sorted(names):
                 names, header = cells, True
+                # --parsable ends every line with the delimiter; --parsable2 does not.
+                self.delimiter, self.trailing = delimiter, first.rstrip().endswith(delimiter)
         if names is None or (self.fields is None and not _REQUIRED_NAMES.intersection(names)):
             # The first line names no field at all: it is a job, not a header.
             raise SacctError(1, "no header line: give the field list (--fields)")
@@ -279,6 +295,8 @@ class Reader:
             return value
 
         skipped_header = not header
+        delimiter, trailing = self.delimiter, self.trailing
+        free = [i for name, i in sorted(pos.items(), key=lambda p: p[1]) if name in FREE_TEXT]
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -286,9 +304,23 @@ class Reader:
                 skipped_header = True
                 continue
             reading.lines += 1
-            cells = line.split("|")
-            if len(cells) == width + 1 and cells[-1] == "":
-                cells.pop()  # --parsable: a trailing "|"
+            cells = line.split(delimiter)
+            if len(cells) > width and cells[-1] == "" and trailing is not False:
+                cells.pop()  # --parsable: a trailing delimiter
+            if len(cells) > width and len(free) == 1:
+                # The extra delimiters belong to the one free-text field: read the line
+                # from both ends.
+                i, extra = free[0], len(cells) - width
+                cells[i : i + extra + 1] = [delimiter.join(cells[i : i + extra + 1])]
+            elif len(cells) > width and free:
+                names = " and ".join(n for n, j in pos.items() if j in free)
+                raise SacctError(
+                    number,
+                    f"expected {width} fields, found {len(cells)}: {delimiter!r} stands inside "
+                    f"one of {names}, and which one cannot be told. Export again with "
+                    "sacct --parsable2 --delimiter=<a character no field holds> (keeping the "
+                    "header line), or leave the free-text fields out of --format",
+                )
             if len(cells) != width:
                 raise SacctError(number, f"expected {width} fields, found {len(cells)}")
             job_text = cells[i_job] if i_job is not None else cells[i_raw]
@@ -303,7 +335,7 @@ class Reader:
                 if not state:
                     raise ValueError("State is empty")
                 if i_elapsed_raw is not None and cells[i_elapsed_raw] != "":
-                    if not cells[i_elapsed_raw].isdigit():
+                    if not (cells[i_elapsed_raw].isascii() and cells[i_elapsed_raw].isdigit()):
                         raise ValueError(f"ElapsedRaw {cells[i_elapsed_raw]!r} is not seconds")
                     elapsed = int(cells[i_elapsed_raw])
                 elif i_elapsed is not None:
@@ -387,7 +419,7 @@ class Reader:
 
 _KNOWN_FIELDS = {name.lower(): name for name in (
     "JobID", "JobIDRaw", "Account", "State", "Start", "End", "Elapsed", "ElapsedRaw",
-    "AllocTRES", "Cluster", "Submit", "Partition",
+    "AllocTRES", "Cluster", "Submit", "Partition", *FREE_TEXT,
 )}  # fmt: skip
 
 
@@ -396,8 +428,16 @@ def _canonical_field(name: str) -> str:
     return _KNOWN_FIELDS.get(name.strip().lower(), name)
 
 
-def _cells(line: str) -> list[str]:
-    cells = line.rstrip("\n").split("|")
+def _delimiter(first: str | None) -> str:
+    """The delimiter a header line uses (``|`` unless it shows another)."""
+    if first is None or "|" in first:
+        return "|"
+    m = _HEADER_DELIMITER_RE.match(first)
+    return m[1] if m else "|"
+
+
+def _cells(line: str, delimiter: str = "|") -> list[str]:
+    cells = line.rstrip("\n").split(delimiter)
     if cells and cells[-1] == "":
         cells.pop()
     return cells

@@ -49,8 +49,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import IntegrityError, connection, transaction
-from license_expression import get_spdx_licensing
 
+from consortium.agreements import effective_dates
 from consortium.governance import (
     SECRETARIAT_OWNER,
     GovernanceError,
@@ -65,6 +65,7 @@ from consortium.governance import (
 )
 from consortium.models import Agreement, AgreementParty, Member
 from consortium.terms import check_data_use, currency_code, decimal_string
+from contributions.licences import LicenceError, canonical
 from contributions.models import (
     Contribution,
     CountedAllocation,
@@ -90,7 +91,6 @@ SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_TEXT = 2000
 UNMAPPED = "accounts not mapped to a member in good standing"
 COUNTED_BEFORE = "counted by an earlier import of this facility"
-_licensing = get_spdx_licensing()
 
 
 # --- who signs ----------------------------------------------------------------------------------
@@ -584,19 +584,16 @@ def _count(value, path: str) -> int:
 
 
 def licence(value, path: str = "licence") -> str:
-    """An SPDX licence id or expression, in its canonical form (MIT, CC-BY-4.0, ...)."""
+    """An SPDX licence id or expression, in its canonical form (MIT, CC-BY-4.0,
+    LicenseRef-NLOD-2.0, GPL-2.0-only WITH Classpath-exception-2.0, ...)."""
     if not isinstance(value, str) or not value or len(value) > 200:
         raise GovernanceError(f"{path}: an SPDX licence id such as CC-BY-4.0")
     try:
-        result = _licensing.validate(value)
-    except Exception as exc:  # the parser fails on some malformed expressions ("MIT OR")
-        raise GovernanceError(f"{path}: {value!r} is not an SPDX licence expression") from exc
-    if result.errors:
-        raise GovernanceError(
-            f"{path}: {value!r} is not an SPDX licence id ({'; '.join(result.errors)})"
-        )
-    if result.normalized_expression != value:
-        raise GovernanceError(f"{path}: write it as SPDX does: {result.normalized_expression}")
+        written = canonical(value)
+    except LicenceError as exc:
+        raise GovernanceError(f"{path}: {exc}") from exc
+    if written != value:
+        raise GovernanceError(f"{path}: write it as SPDX does: {written}")
     return value
 
 
@@ -631,7 +628,7 @@ def dataset_record(dataset) -> dict:
     use = {**duo, "access_mode": dataset["access_mode"]}
     if "residency" in dataset:
         use["residency"] = dataset["residency"]
-    check_data_use(use, "dataset")
+    check_data_use(use, "dataset", "dataset.duo")
     return dataset
 
 
@@ -661,23 +658,72 @@ def check_funds(amount, currency, date_paid, reference) -> None:
     if value.as_tuple().exponent < -6 or value >= 10**12:
         raise GovernanceError("amount: at most 6 decimal places, under 10^12")
     currency_code(currency, "currency")
+    if currency in NOT_PAID_IN:
+        raise GovernanceError(
+            f"currency: {currency} ({NOT_PAID_IN[currency]}) is not a currency funds are paid "
+            "in: give the currency paid"
+        )
     try:
         day = date.fromisoformat(date_paid) if isinstance(date_paid, str) else None
     except ValueError:
         day = None
-    if day is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date_paid):
+    if day is None or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", date_paid):
         raise GovernanceError("date: the day paid, YYYY-MM-DD")
     if day > datetime.now(UTC).date():
         raise GovernanceError("date: the day paid is not in the future")
     _text(reference, "reference", 200, required=False)
 
 
+# ISO 4217 codes that name no currency anyone pays in: the X-codes for precious metals,
+# bond-market units, special drawing rights, testing and "no currency", and the fund codes
+# (units of account and indexing) that stand beside a country's currency.
+NOT_PAID_IN = {
+    "XXX": "no currency", "XTS": "a code for testing", "XAU": "gold", "XAG": "silver",
+    "XPT": "platinum", "XPD": "palladium", "XBA": "a bond-market unit",
+    "XBB": "a bond-market unit", "XBC": "a bond-market unit", "XBD": "a bond-market unit",
+    "XDR": "special drawing rights", "XSU": "the Sucre, a unit of account",
+    "XUA": "the ADB unit of account", "BOV": "a fund code", "CHE": "a fund code",
+    "CHW": "a fund code", "CLF": "a fund code", "COU": "a fund code", "MXV": "a fund code",
+    "USN": "a fund code", "UYI": "a fund code", "UYW": "a fund code",
+}  # fmt: skip
+
+
+def check_paid_under_agreement(member: str, day: str) -> None:
+    """Funds count under the agreements that share the cost (treaties, compute pledges):
+    the day paid must fall within the effective period of one that binds ``member`` and
+    has entered into force (from its first day to its last, or today)."""
+    paid = date.fromisoformat(day)
+    today = datetime.now(UTC).date()
+    periods = []
+    bound = AgreementParty.objects.filter(
+        member_id=member, signed_in__isnull=False,
+        agreement__kind__in=(Agreement.Kind.TREATY, Agreement.Kind.COMPUTE_PLEDGE),
+        agreement__in_force_in__isnull=False,
+    ).select_related("agreement")  # fmt: skip
+    for party in bound:
+        start, until = effective_dates(party.agreement)
+        periods.append((start, min(until, today) if until else today))
+        if start <= paid <= periods[-1][1]:
+            return
+    if not periods:
+        raise GovernanceError(
+            f"date: {member} is bound by no treaty or compute pledge in force, and funds are "
+            "paid under one"
+        )
+    lives = ", ".join(f"{a} to {b}" for a, b in sorted(periods))
+    raise GovernanceError(
+        f"date: {day} is outside the life of the agreements {member} pays under ({lives})"
+    )
+
+
 def funds_contribute(
     *, actor, amount: str, currency: str, date_paid: str, reference: str = "",
     idempotency_key: str | None = None,
 ) -> Contribution:  # fmt: skip
-    """Record funds the actor's member paid (exact decimal, ISO 4217, the day paid)."""
+    """Record funds the actor's member paid (exact decimal, ISO 4217, the day paid within
+    the life of an agreement it pays under)."""
     check_funds(amount, currency, date_paid, reference)
+    check_paid_under_agreement(_recorder(actor), date_paid)
     return _new_contribution(actor, idempotency_key, "funds.contributed",
                              {"amount": amount, "currency": currency, "date": date_paid,
                               "reference": reference})  # fmt: skip
@@ -1061,6 +1107,7 @@ def _submitted_funds(signed, key, submitter) -> None:
     _contribution_id(payload)
     _refuse(check_funds, payload["amount"], payload["currency"], payload["date"],
             payload["reference"])  # fmt: skip
+    _refuse(check_paid_under_agreement, key.owner, payload["date"])
 
 
 def _submitted_settlement(signed, key, submitter, fields: set[str]) -> Contribution:

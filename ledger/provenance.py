@@ -133,7 +133,7 @@ def _manifest_files(text: bytes) -> dict[str, tuple[int, str]]:
     files: dict[str, tuple[int, str]] = {}
     for number, line in enumerate(text.decode("utf-8").splitlines(), start=1):
         parts = line.split("\t")
-        if len(parts) != 3 or not parts[1].isdigit():
+        if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):
             raise BundleError(f"manifest line {number} is not <path>\\t<size>\\t<sha256>")
         files[parts[0]] = (int(parts[1]), parts[2])
     return files

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from ledger.api.fields import AsciiIntegerField
 from ledger.core.envelope import MAX_SAFE_INTEGER
 from ledger.models import Entry, Key
 
@@ -30,14 +31,14 @@ class EntrySubmissionSerializer(serializers.Serializer):
 
 
 class EntriesQuery(serializers.Serializer):
-    after = serializers.IntegerField(
+    after = AsciiIntegerField(
         required=False,
         default=-1,
         min_value=-1,
         max_value=MAX_SAFE_INTEGER,
         help_text="Return entries with an index greater than this (default: from the start).",
     )
-    limit = serializers.IntegerField(
+    limit = AsciiIntegerField(
         required=False,
         default=100,
         min_value=1,
@@ -50,8 +51,8 @@ class EntriesQuery(serializers.Serializer):
 
 
 class InclusionQuery(serializers.Serializer):
-    index = serializers.IntegerField(min_value=0, max_value=MAX_SAFE_INTEGER)
-    tree_size = serializers.IntegerField(min_value=1, max_value=MAX_SAFE_INTEGER)
+    index = AsciiIntegerField(min_value=0, max_value=MAX_SAFE_INTEGER)
+    tree_size = AsciiIntegerField(min_value=1, max_value=MAX_SAFE_INTEGER)
 
     def validate(self, attrs):
         if attrs["index"] >= attrs["tree_size"]:
@@ -61,8 +62,8 @@ class InclusionQuery(serializers.Serializer):
 
 class ConsistencyQuery(serializers.Serializer):
     # "from" is a Python keyword, so the field is renamed in to_internal_value.
-    old = serializers.IntegerField(min_value=1, max_value=MAX_SAFE_INTEGER)
-    new = serializers.IntegerField(min_value=1, max_value=MAX_SAFE_INTEGER)
+    old = AsciiIntegerField(min_value=1, max_value=MAX_SAFE_INTEGER)
+    new = AsciiIntegerField(min_value=1, max_value=MAX_SAFE_INTEGER)
 
     def to_internal_value(self, data):
         renamed = {"old": data.get("from"), "new": data.get("to")}

@@ -41,7 +41,7 @@ LEAF_FIELDS = ("entry", "index", "integrated_time", "signature")
 KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
-TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 # Non-ASCII bytes whose characters JCS (UTF-16 order) and Python (code point order)
 # may sort differently; leaves holding them take the slow canonical check.
 _ORDER_SENSITIVE = re.compile(rb"[\xee-\xff]")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from contributions.models import Contribution
+from tests.contributions.test_data_funds import paid_under_a_treaty
 from tests.contributions.test_report import deliver, treaty
 
 
 def test_a_delegate_sees_its_own_members_contributions(client, lumi):
+    treaty(lumi)  # funds are paid under a treaty in force
     deliver(lumi)
     client.force_login(lumi["people"]["rec_se"])
     body = client.get("/admin/contributions/contribution/").content.decode()
@@ -19,6 +21,7 @@ def test_a_delegate_sees_its_own_members_contributions(client, lumi):
 
 
 def test_contributions_cannot_be_added_or_changed_in_the_admin(client, lumi):
+    treaty(lumi)  # funds are paid under a treaty in force
     deliver(lumi)
     client.force_login(lumi["people"]["ops"])
     assert client.get("/admin/contributions/contribution/add/").status_code == 403
@@ -44,6 +47,7 @@ def test_the_cost_share_page_shows_the_table_and_the_chart(client, lumi):
 
 
 def test_a_recorder_records_funds_in_the_admin(client, lumi):
+    paid_under_a_treaty(lumi)
     client.force_login(lumi["people"]["rec_se"])
     assert "Record funds" in client.get("/admin/contributions/contribution/").content.decode()
     bad = client.post("/admin/contributions/contribution/funds/",

@@ -11,7 +11,7 @@ from contributions.models import Contribution
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_compute import JOBS
-from tests.contributions.test_data_funds import DATASET
+from tests.contributions.test_data_funds import DATASET, paid_under_a_treaty
 from tests.contributions.test_report import deliver, treaty
 
 PROBLEM = "application/problem+json"
@@ -46,6 +46,7 @@ def test_only_the_operators_delegates_import(lumi, who):
 
 
 def test_funds_data_and_the_scoped_list(lumi):
+    paid_under_a_treaty(lumi)
     se, fi = _client(lumi["people"]["rec_se"]), _client(lumi["people"]["rec_fi"])
     r = se.post("/api/v1/contributions/funds",
                 {"amount": "100.50", "currency": "SEK", "date": "2026-01-02"}, format="json")  # fmt: skip
@@ -77,7 +78,7 @@ def test_bad_funds_are_problems_and_write_nothing(lumi, body, detail):
 
 
 def test_a_dispute_and_its_resolution(lumi):
-    treaty(lumi)
+    paid_under_a_treaty(lumi)
     c = _client(lumi["people"]["rec_se"]).post(
         "/api/v1/contributions/funds", {"amount": "5", "currency": "EUR", "date": "2026-01-02"},
         format="json",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -30,6 +30,13 @@ def test_a_recorder_records_a_dataset_known_by_its_manifest(lumi):
     assert (c.kind, c.member_id, c.state, c.tokens) == ("data", "FI", "counted", 96_000_000_000)
     assert c.dataset["manifest_sha256"] == "ab" * 32
     assert Entry.objects.get(kind="data.contributed").payload["dataset"] == DATASET
+
+
+def paid_under_a_treaty(lumi):
+    """Funds are paid under a treaty in force: one since 2026-01-01."""
+    from tests.contributions.test_funds_validation import treaty_from
+
+    treaty_from(lumi, date(2026, 1, 1))
 
 
 BAD_DATASETS = [
@@ -59,6 +66,7 @@ def test_bad_datasets_are_refused_and_nothing_is_written(lumi, mutate, message):
 
 
 def test_funds_are_recorded_as_exact_decimals(lumi):
+    paid_under_a_treaty(lumi)
     c = services.funds_contribute(actor=lumi["people"]["sig_se"], amount="1250000.50",
                                   currency="SEK", date_paid="2026-03-31", reference="INV-7")  # fmt: skip
     assert (c.member_id, c.amount, c.currency) == ("SE", Decimal("1250000.50"), "SEK")
@@ -99,6 +107,7 @@ def test_only_a_members_recorder_or_signatory_records(lumi, who):
 
 
 def test_a_retry_with_the_same_idempotency_key_records_once(lumi):
+    paid_under_a_treaty(lumi)
     a = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
                                   date_paid="2026-01-01", idempotency_key="pay-1")  # fmt: skip
     b = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
@@ -110,9 +119,7 @@ def test_a_retry_with_the_same_idempotency_key_records_once(lumi):
 
 
 def test_a_disputed_contribution_keeps_its_state_until_resolved(lumi):
-    from tests.contributions.test_report import treaty
-
-    treaty(lumi)
+    paid_under_a_treaty(lumi)
     c = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
                                   date_paid="2026-01-01")  # fmt: skip
     services.funds_confirm(actor=lumi["people"]["ops"], contribution=c)
@@ -140,6 +147,7 @@ def test_a_disputed_contribution_keeps_its_state_until_resolved(lumi):
 
 @pytest.mark.parametrize("who", ["rec_fi", "obs_nl", "aud", "ops"])
 def test_only_a_members_signatory_disputes(lumi, who):
+    paid_under_a_treaty(lumi)
     c = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
                                   date_paid="2026-01-01")  # fmt: skip
     with pytest.raises(GovernanceError) as exc:

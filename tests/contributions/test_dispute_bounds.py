@@ -125,10 +125,12 @@ def test_only_a_signatory_of_a_bound_party_disputes(lumi):
 
 
 def test_without_an_agreement_in_force_no_one_disputes(lumi):
-    paid = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="5", currency="EUR",
-                                     date_paid=TODAY.isoformat())  # fmt: skip
+    # Funds need a treaty in force to be recorded at all; a dataset needs none.
+    from tests.contributions.test_data_funds import DATASET
+
+    offered = services.data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
     with pytest.raises(GovernanceError) as exc:
-        services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid,
+        services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=offered,
                                       reason="?")  # fmt: skip
     assert exc.value.status == 403
 

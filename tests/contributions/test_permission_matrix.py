@@ -9,8 +9,7 @@ from contributions import services
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_compute import JOBS
-from tests.contributions.test_data_funds import DATASET
-from tests.contributions.test_report import treaty
+from tests.contributions.test_data_funds import DATASET, paid_under_a_treaty
 
 PERSONAS = ("ops", "aud", "rec_fi", "sig_fi", "rec_se", "sig_se", "obs_nl")
 
@@ -22,18 +21,13 @@ def _import(lumi):
 
 
 def _funds(lumi):
+    # Paid under a treaty in force that shares the cost: disputes are between its parties.
+    paid_under_a_treaty(lumi)
     return services.funds_contribute(actor=lumi["people"]["rec_se"], amount="1", currency="EUR",
                                      date_paid="2026-01-01")  # fmt: skip
 
 
-def _bound_funds(lumi):
-    # Disputes are between parties bound by an agreement in force that shares cost.
-    treaty(lumi)
-    return _funds(lumi)
-
-
 def _dispute(lumi):
-    treaty(lumi)
     return services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=_funds(lumi),
                                          reason="?")  # fmt: skip
 
@@ -47,12 +41,12 @@ WRITES = {
     "import": (lambda lumi: ("/api/v1/facilities/lumi/imports", JOBS), {"ops", "rec_fi", "sig_fi"}),
     "attest": (lambda lumi: (f"/api/v1/imports/{_import(lumi).id}/attestation", None),
                {"rec_fi", "sig_fi"}),
-    "funds": (lambda lumi: ("/api/v1/contributions/funds",
+    "funds": (lambda lumi: paid_under_a_treaty(lumi) or ("/api/v1/contributions/funds",
                             {"amount": "5", "currency": "EUR", "date": "2026-01-01"}),
               {"rec_fi", "sig_fi", "rec_se", "sig_se"}),
     "data": (lambda lumi: ("/api/v1/contributions/data", {"dataset": DATASET}),
              {"rec_fi", "sig_fi", "rec_se", "sig_se"}),
-    "dispute": (lambda lumi: (f"/api/v1/contributions/{_bound_funds(lumi).id}/disputes",
+    "dispute": (lambda lumi: (f"/api/v1/contributions/{_funds(lumi).id}/disputes",
                               {"reason": "?"}), {"sig_fi", "sig_se"}),
     "confirm": (lambda lumi: (f"/api/v1/contributions/{_funds(lumi).id}/confirmation",
                               {"outcome": "confirmed"}), {"ops"}),

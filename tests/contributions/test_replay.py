@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -11,6 +13,7 @@ from ledger.replay import replay_check
 from ledger.verify import verify_ledger
 from tests.contributions.test_compute import JOBS
 from tests.contributions.test_data_funds import DATASET
+from tests.contributions.test_funds_validation import treaty_from
 
 pytestmark = pytest.mark.slow
 User = get_user_model()
@@ -20,10 +23,11 @@ def test_replay_rebuilds_facilities_imports_and_contributions(committed_db):
     governance.consortium_found(
         name="C", members=[governance.member_record(code=c) for c in ("FI", "SE", "NL")]
     )
-    people = {n: User.objects.create_user(n) for n in ("ops", "rec_fi", "sig_fi", "rec_se")}
+    people = {n: User.objects.create_user(n)
+              for n in ("ops", "rec_fi", "sig_fi", "rec_se", "sig_se")}  # fmt: skip
     governance.seat_assign(actor=None, user=people["ops"], role="secretariat")
     for name, role, member in (("rec_fi", "recorder", "FI"), ("sig_fi", "signatory", "FI"),
-                               ("rec_se", "recorder", "SE")):  # fmt: skip
+                               ("rec_se", "recorder", "SE"), ("sig_se", "signatory", "SE")):  # fmt: skip
         governance.seat_assign(actor=people["ops"], user=people[name], role=role, member=member)
     lumi = services.facility_register(actor=people["ops"], record={
         "code": "lumi", "name": "LUMI", "operator": "FI", "country": "FI",
@@ -35,6 +39,9 @@ def test_replay_rebuilds_facilities_imports_and_contributions(committed_db):
     services.import_attest(actor=people["sig_fi"], sacct_import=reported)
     services.sacct_import(actor=people["rec_fi"], facility=lumi,
                           data=JOBS.replace(b"|1|lumi|", b"|11|lumi|"))  # fmt: skip
+    # Funds are paid under an agreement in force (a compute pledge of FI and SE).
+    treaty_from({"people": people}, date(2026, 1, 1), kind="compute_pledge",
+                parties=("FI", "SE"), signers=("sig_fi", "sig_se"))  # fmt: skip
     funds = services.funds_contribute(actor=people["rec_se"], amount="12.5", currency="SEK",
                                       date_paid="2026-01-01")  # fmt: skip
     services.data_contribute(actor=people["rec_fi"], dataset=DATASET)

@@ -35,21 +35,27 @@ def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed
         "code": "lumi", "name": "LUMI", "operator": "FI", "country": "FI",
         "timezone": "Europe/Helsinki", "default_accelerator": "mi250x",
         "partitions": {"h100-g": "h100"}, "accounts": {"project_fi": "FI", "project_se": "SE"}})  # fmt: skip
-    # Before any treaty: the secretariat confirms.
+
+    def treaty(title, **extra):
+        terms = {"parties": ["FI", "SE"], "effective": {"from": TODAY, "until": None},
+                 "accounting_unit": "EUR", **extra,
+                 "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}}}  # fmt: skip
+        doc = agreements.document_store(actor=people["ops"], name=f"{title}.txt",
+                                        content=title.encode())  # fmt: skip
+        a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title=title,
+                                         terms=terms, document_sha256=doc.sha256)  # fmt: skip
+        for who in ("sig_fi", "sig_se"):
+            a.refresh_from_db()
+            agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,
+                                      document_sha256=a.document_sha256)  # fmt: skip
+
+    # Under a treaty that names no treasurer: the secretariat confirms.
+    treaty("T0")
     early = services.funds_contribute(actor=people["rec_se"], amount="3", currency="EUR",
                                       date_paid=TODAY)  # fmt: skip
     services.funds_confirm(actor=people["ops"], contribution=early)
-    # A treaty between Finland and Sweden names Finland its treasurer.
-    terms = {"parties": ["FI", "SE"], "effective": {"from": TODAY, "until": None},
-             "accounting_unit": "EUR", "treasurer": "FI",
-             "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}}}  # fmt: skip
-    doc = agreements.document_store(actor=people["ops"], name="t.txt", content=b"treaty")
-    a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title="T", terms=terms,
-                                     document_sha256=doc.sha256)  # fmt: skip
-    for who in ("sig_fi", "sig_se"):
-        a.refresh_from_db()
-        agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,
-                                  document_sha256=a.document_sha256)  # fmt: skip
+    # A later treaty between Finland and Sweden names Finland its treasurer.
+    treaty("T", treasurer="FI")
     paid = services.funds_contribute(actor=people["rec_se"], amount="100", currency="EUR",
                                      date_paid=TODAY)  # fmt: skip
     services.funds_confirm(actor=people["rec_fi"], contribution=paid, amount="99.5")

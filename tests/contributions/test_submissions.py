@@ -15,7 +15,7 @@ from ledger.keys import EntrySigner
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_compute import JOBS
-from tests.contributions.test_data_funds import DATASET
+from tests.contributions.test_data_funds import DATASET, paid_under_a_treaty
 
 
 def _post(user, key, kind, payload):
@@ -64,6 +64,7 @@ def test_another_facilitys_key_cannot_attest(lumi, puhti):
 
 
 def test_a_member_holding_its_key_records_funds_and_data(lumi):
+    paid_under_a_treaty(lumi)
     from ledger import services as ledger_services
     from ledger.keys import log_signer
 

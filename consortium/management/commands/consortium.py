@@ -105,6 +105,10 @@ class Command(BaseCommand):
             records = []
             for spec in member:
                 code, _, population = spec.partition(":")
+                if population and not (population.isascii() and population.isdigit()):
+                    raise governance.GovernanceError(
+                        f"--member {spec}: the population is a whole number in the digits 0-9"
+                    )
                 figures = {"population": int(population)} if population else {}
                 records.append(governance.member_record(code=code.strip(), figures=figures))
             rules_doc = json.loads(rules.read_text()) if rules else {}
