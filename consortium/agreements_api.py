@@ -18,13 +18,14 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import parsers, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from consortium import agreements
 from consortium.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, _refused, act
 from consortium.governance import GovernanceError
+from consortium.idempotency import ApiView
 from consortium.models import Agreement, AgreementParty, Document
 from consortium.problems import ProblemException, bad_request, not_found
+from ledger.api.serializers import StrictSerializer
 
 
 class RawBodyParser(parsers.BaseParser):
@@ -82,7 +83,7 @@ class AgreementSerializer(serializers.ModelSerializer):
                 "url": f"/api/v1/documents/{a.document_sha256}"}  # fmt: skip
 
 
-class AgreementCreateSerializer(serializers.Serializer):
+class AgreementCreateSerializer(StrictSerializer):
     kind = serializers.ChoiceField(choices=Agreement.Kind.choices)
     title = serializers.CharField(max_length=300)
     terms = serializers.JSONField(help_text="Structured terms; see docs/agreements.md.")
@@ -94,12 +95,21 @@ class AgreementCreateSerializer(serializers.Serializer):
     )
 
 
-class SignatureSerializer(serializers.Serializer):
+class SignatureSerializer(StrictSerializer):
     terms_sha256 = serializers.CharField(help_text="The terms_sha256 you read and approve.")
     document_sha256 = serializers.CharField(help_text="The document SHA-256 you read and approve.")
 
 
-class ReasonSerializer(serializers.Serializer):
+class DocumentQuery(StrictSerializer):
+    """The query of a document upload (its body is the document's bytes)."""
+
+    name = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=255,
+        error_messages={"max_length": "a file name of at most 255 characters"},
+    )  # fmt: skip
+
+
+class ReasonSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=300, allow_blank=True, required=False, default="")
 
 
@@ -115,7 +125,7 @@ def _full(agreement: Agreement) -> dict:
     return AgreementSerializer(fresh).data
 
 
-class DocumentUploadView(APIView):
+class DocumentUploadView(ApiView):
     parser_classes = [RawBodyParser]
 
     @extend_schema(
@@ -135,7 +145,9 @@ class DocumentUploadView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        name = request.query_params.get("name", "")
+        query = DocumentQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        name = query.validated_data["name"]
         if not name:
             raise bad_request("give the document's file name: ?name=treaty.pdf")
         existed = False
@@ -151,7 +163,7 @@ class DocumentUploadView(APIView):
         return Response(DocumentSerializer(doc).data, status=200 if existed else 201)
 
 
-class DocumentDownloadView(APIView):
+class DocumentDownloadView(ApiView):
     @extend_schema(
         operation_id="documents_retrieve",
         summary="Download a document you may read (check its SHA-256 yourself)",
@@ -170,7 +182,7 @@ class DocumentDownloadView(APIView):
         return response
 
 
-class AgreementListView(APIView):
+class AgreementListView(ApiView):
     @extend_schema(
         operation_id="agreements_list",
         summary="Agreements you may see, newest first",
@@ -231,7 +243,7 @@ class AgreementListView(APIView):
         return Response(_full(agreement), status=201)
 
 
-class AgreementDetailView(APIView):
+class AgreementDetailView(ApiView):
     @extend_schema(
         operation_id="agreements_retrieve",
         summary="One agreement: terms, hashes, and who has signed and who has not",
@@ -241,7 +253,7 @@ class AgreementDetailView(APIView):
         return Response(_full(_visible(request, pk)))
 
 
-class SignatureView(APIView):
+class SignatureView(ApiView):
     @extend_schema(
         operation_id="agreements_sign",
         summary="Sign for your member (a signatory; your member's hosted key signs)",
@@ -266,7 +278,7 @@ class SignatureView(APIView):
         return Response(PartySerializer(party).data, status=201)
 
 
-class WithdrawalView(APIView):
+class WithdrawalView(ApiView):
     @extend_schema(
         operation_id="agreements_withdraw",
         summary="Withdraw your member from the agreement (a signatory of a party)",
@@ -286,7 +298,7 @@ class WithdrawalView(APIView):
         return Response(PartySerializer(party).data, status=201)
 
 
-class TerminationView(APIView):
+class TerminationView(ApiView):
     @extend_schema(
         operation_id="agreements_terminate",
         summary="Abandon an agreement not yet in force (the secretariat)",

@@ -16,14 +16,14 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from consortium import governance, proposals
 from consortium.governance import GovernanceError
+from consortium.idempotency import ApiView
 from consortium.models import ApiToken, Member, Proposal, Seat, Vote
 from consortium.problems import ProblemException, bad_request, not_found
 from ledger.api.fields import AsciiDateTimeField
-from ledger.api.serializers import KeySerializer, ProblemSerializer
+from ledger.api.serializers import EmptyBody, KeySerializer, ProblemSerializer, StrictSerializer
 from ledger.log import IdempotencyConflict, LedgerError
 
 PROBLEMS = {
@@ -66,6 +66,7 @@ WRITE_PROBLEMS = {
     403: OpenApiResponse(ProblemSerializer, description="Not allowed (problem+json)."),
     404: PROBLEMS[404],
     409: OpenApiResponse(ProblemSerializer, description="Conflict (problem+json)."),
+    413: OpenApiResponse(ProblemSerializer, description="Body too large (problem+json)."),
 }
 
 
@@ -86,7 +87,7 @@ def act(request: Request, service, **kwargs):
         raise _refused(exc) from exc
 
 
-class ApplicationSerializer(serializers.Serializer):
+class ApplicationSerializer(StrictSerializer):
     code = serializers.CharField(max_length=32)
     kind = serializers.ChoiceField(choices=Member.Kind.choices, default="nation")
     name = serializers.CharField(max_length=200, required=False)
@@ -94,7 +95,7 @@ class ApplicationSerializer(serializers.Serializer):
     figures = serializers.DictField(required=False, help_text="Voting figures, e.g. population.")
 
 
-class MemberListView(APIView):
+class MemberListView(ApiView):
     @extend_schema(
         operation_id="members_list",
         summary="The consortium's members",
@@ -119,7 +120,7 @@ class MemberListView(APIView):
         return Response(MemberSerializer(member).data, status=201)
 
 
-class MemberDetailView(APIView):
+class MemberDetailView(ApiView):
     @extend_schema(
         operation_id="members_retrieve",
         summary="One member",
@@ -152,7 +153,7 @@ class DelegateSelfSerializer(SeatSerializer):
         return TokenInfoSerializer(auth).data if isinstance(auth, ApiToken) else None
 
 
-class SelfSeatView(APIView):
+class SelfSeatView(ApiView):
     @extend_schema(
         operation_id="delegates_self",
         summary="The caller's seat: member and role (and the token used, if any)",
@@ -177,7 +178,7 @@ class ProposalSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class ProposalCreateSerializer(serializers.Serializer):
+class ProposalCreateSerializer(StrictSerializer):
     title = serializers.CharField(max_length=300)
     actions = serializers.ListField(child=serializers.DictField(), min_length=1)
     deadline = AsciiDateTimeField(help_text="RFC 3339; in the future.")
@@ -186,7 +187,7 @@ class ProposalCreateSerializer(serializers.Serializer):
     )
 
 
-class VoteCreateSerializer(serializers.Serializer):
+class VoteCreateSerializer(StrictSerializer):
     choice = serializers.ChoiceField(choices=["yes", "no", "abstain"])
 
 
@@ -198,7 +199,7 @@ class VoteSerializer(serializers.ModelSerializer):
         fields = ["member", "choice", "cast_in", "cast_at"]
 
 
-class ProposalListView(APIView):
+class ProposalListView(ApiView):
     @extend_schema(
         operation_id="proposals_list",
         summary="Proposals, newest first",
@@ -247,7 +248,7 @@ def _proposal(pk) -> Proposal:
     return proposal
 
 
-class ProposalWithdrawalView(APIView):
+class ProposalWithdrawalView(ApiView):
     @extend_schema(
         operation_id="proposals_withdraw",
         summary="Withdraw an open proposal (the secretariat, or a signatory of the member that opened it)",
@@ -256,11 +257,12 @@ class ProposalWithdrawalView(APIView):
         responses={200: ProposalSerializer, **WRITE_PROBLEMS},
     )
     def post(self, request: Request, pk) -> Response:
+        EmptyBody(data=request.data).is_valid(raise_exception=True)
         proposal = act(request, proposals.proposal_withdraw, proposal=_proposal(pk))
         return Response(ProposalSerializer(proposal).data)
 
 
-class ProposalDetailView(APIView):
+class ProposalDetailView(ApiView):
     @extend_schema(
         operation_id="proposals_retrieve",
         summary="One proposal, with its tally once decided",
@@ -270,7 +272,7 @@ class ProposalDetailView(APIView):
         return Response(ProposalSerializer(_proposal(pk)).data)
 
 
-class VoteView(APIView):
+class VoteView(ApiView):
     @extend_schema(
         operation_id="proposals_vote",
         summary="Cast or change your member's vote (a signatory; the member's hosted key signs)",
@@ -314,7 +316,7 @@ class SeatHeldSerializer(SeatSerializer):
         return holder.user.get_username() if holder is not None else None
 
 
-class SeatAssignSerializer(serializers.Serializer):
+class SeatAssignSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150, help_text="The user who will hold the seat.")
     role = serializers.ChoiceField(choices=Seat.Role.choices)
     member = serializers.CharField(
@@ -323,7 +325,7 @@ class SeatAssignSerializer(serializers.Serializer):
     )  # fmt: skip
 
 
-class SeatVacateSerializer(serializers.Serializer):
+class SeatVacateSerializer(StrictSerializer):
     reason = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=300,
         help_text="Recorded on the ledger with the vacancy.",
@@ -343,7 +345,7 @@ def _seat(request: Request, pk) -> Seat:
     return seat
 
 
-class SeatListView(APIView):
+class SeatListView(ApiView):
     @extend_schema(
         operation_id="seats_list",
         summary="Active seats: every seat for the secretariat and auditors, your member's for a delegate",
@@ -370,12 +372,12 @@ class SeatListView(APIView):
         responses={201: SeatHeldSerializer, **WRITE_PROBLEMS},
     )
     def post(self, request: Request) -> Response:
+        body = SeatAssignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         if governance.acting_for(request.user) is False:
             raise ProblemException(
                 403, "only the secretariat or a member's signatory may assign seats"
             )
-        body = SeatAssignSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
         d = body.validated_data
         if d["role"] in Seat.MEMBER_ROLES and not d["member"]:
             raise bad_request(f"a {d['role']} seat is a member's: give its member")
@@ -389,7 +391,7 @@ class SeatListView(APIView):
         return Response(SeatHeldSerializer(seat, context=_seats_context(request)).data, status=201)
 
 
-class SeatVacateView(APIView):
+class SeatVacateView(ApiView):
     @extend_schema(
         operation_id="seats_vacate",
         summary="End a seat (the secretariat; a member's signatory for its own member)",
@@ -400,9 +402,9 @@ class SeatVacateView(APIView):
         responses={200: SeatHeldSerializer, **WRITE_PROBLEMS},
     )
     def post(self, request: Request, pk) -> Response:
-        seat = _seat(request, pk)
         body = SeatVacateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        seat = _seat(request, pk)
         act(request, governance.seat_vacate, seat=seat, reason=body.validated_data["reason"])
         seat = Seat.objects.select_related("holder__user").get(id=seat.id)
         return Response(SeatHeldSerializer(seat, context=_seats_context(request)).data)
@@ -411,7 +413,7 @@ class SeatVacateView(APIView):
 # --- a member's keys ---------------------------------------------------------------------------
 
 
-class KeyRotationSerializer(serializers.Serializer):
+class KeyRotationSerializer(StrictSerializer):
     public_key = serializers.CharField(
         required=False,
         help_text="Base64 Ed25519 public key the member holds itself; leave out for a new hosted key.",
@@ -419,11 +421,11 @@ class KeyRotationSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=100, default="")
 
 
-class KeyRevocationSerializer(serializers.Serializer):
+class KeyRevocationSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=300)
 
 
-class MemberKeyRotationView(APIView):
+class MemberKeyRotationView(ApiView):
     @extend_schema(
         operation_id="members_keys_rotate",
         summary="Rotate your member's hosted key (a signatory; signed by the key it replaces)",
@@ -454,7 +456,7 @@ class MemberKeyRotationView(APIView):
         return Response(KeySerializer(key).data, status=201)
 
 
-class MemberKeyRevocationView(APIView):
+class MemberKeyRevocationView(ApiView):
     @extend_schema(
         operation_id="members_keys_revoke",
         summary="Revoke one of your member's keys (a signatory; signed by its hosted key)",

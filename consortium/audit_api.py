@@ -7,17 +7,18 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from consortium import audit, storage
 from consortium.api import PROBLEMS, WRITE_PROBLEMS, _refused
 from consortium.governance import GovernanceError
+from consortium.idempotency import ApiView
 from consortium.models import AuditExport
 from consortium.problems import ProblemException, not_found
 from ledger.api.fields import AsciiDateField, AsciiIntegerField
+from ledger.api.serializers import StrictSerializer
 
 
-class AuditExportRequestSerializer(serializers.Serializer):
+class AuditExportRequestSerializer(StrictSerializer):
     member = serializers.CharField(max_length=32, required=False, allow_blank=True,
                                    help_text="Only what concerns this member (a member's "
                                    "delegate: always its own).")  # fmt: skip
@@ -26,13 +27,6 @@ class AuditExportRequestSerializer(serializers.Serializer):
     first = AsciiIntegerField(required=False, min_value=0, help_text="First index.")
     end = AsciiIntegerField(required=False, min_value=1,
                                    help_text="The index after the last one.")  # fmt: skip
-
-    def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            # A misspelt field must not widen the export to everything.
-            raise serializers.ValidationError(f"unknown fields: {', '.join(unknown)}")
-        return attrs
 
 
 class AuditExportSerializer(serializers.ModelSerializer):
@@ -63,7 +57,7 @@ def _visible(request: Request, pk) -> AuditExport:
     return export
 
 
-class AuditExportListView(APIView):
+class AuditExportListView(ApiView):
     @extend_schema(
         operation_id="audit_exports_list",
         summary="Audit exports you may read (all for auditors and the secretariat)",
@@ -97,7 +91,7 @@ class AuditExportListView(APIView):
         return Response(AuditExportSerializer(export).data, status=202, headers={"Location": url})
 
 
-class AuditExportView(APIView):
+class AuditExportView(ApiView):
     @extend_schema(
         operation_id="audit_exports_read",
         summary="An audit export's status and progress",
@@ -107,7 +101,7 @@ class AuditExportView(APIView):
         return Response(AuditExportSerializer(_visible(request, pk)).data)
 
 
-class AuditExportFileView(APIView):
+class AuditExportFileView(ApiView):
     @extend_schema(
         operation_id="audit_exports_file",
         summary="The finished export (a zip file to verify with python -m contributions.audit)",

@@ -21,15 +21,16 @@ from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from consortium import checkpoints, downloads, storage
 from consortium.access import entitlement
 from consortium.api import PROBLEMS, WRITE_PROBLEMS, _refused
 from consortium.governance import GovernanceError, seat_of, visible_members_of
+from consortium.idempotency import ApiView
 from consortium.models import DownloadEvent, ModelCheckpoint, TrainedModel, TrainingRun
 from consortium.problems import ProblemException, bad_request, not_found
 from consortium.terms import ACCESS_SCOPES
+from ledger.api.serializers import StrictSerializer
 
 
 class TrainedModelSerializer(serializers.ModelSerializer):
@@ -58,14 +59,14 @@ class CheckpointSerializer(serializers.ModelSerializer):
                   "blocked_in", "blocked_reason"]  # fmt: skip
 
 
-class ModelListView(APIView):
+class ModelListView(ApiView):
     @extend_schema(operation_id="models_list", summary="Models and the agreements they are under",
                    responses={200: TrainedModelSerializer(many=True), **PROBLEMS})  # fmt: skip
     def get(self, request: Request) -> Response:
         return Response(TrainedModelSerializer(TrainedModel.objects.all(), many=True).data)
 
 
-class TrainingRunListView(APIView):
+class TrainingRunListView(ApiView):
     @extend_schema(operation_id="training_runs_list",
                    summary="Training runs: the datasets and compute each used",
                    parameters=[OpenApiParameter("model", str)],
@@ -77,7 +78,7 @@ class TrainingRunListView(APIView):
         return Response(TrainingRunSerializer(qs, many=True).data)
 
 
-class CheckpointListView(APIView):
+class CheckpointListView(ApiView):
     @extend_schema(operation_id="checkpoints_list", summary="Published checkpoints",
                    parameters=[OpenApiParameter("model", str),
                                OpenApiParameter("state", str, enum=ModelCheckpoint.State.values)],
@@ -102,14 +103,14 @@ def _checkpoint(digest) -> ModelCheckpoint:
     return cp
 
 
-class CheckpointDetailView(APIView):
+class CheckpointDetailView(ApiView):
     @extend_schema(operation_id="checkpoints_retrieve", summary="One checkpoint and its files",
                    responses={200: CheckpointSerializer, **PROBLEMS})  # fmt: skip
     def get(self, request: Request, digest: str) -> Response:
         return Response(CheckpointSerializer(_checkpoint(digest)).data)
 
 
-class BundleView(APIView):
+class BundleView(ApiView):
     @extend_schema(
         operation_id="checkpoints_bundle",
         summary="The provenance bundle of a checkpoint, for offline verification",
@@ -124,7 +125,7 @@ class BundleView(APIView):
             raise _refused(exc) from exc
 
 
-class AccessCheckView(APIView):
+class AccessCheckView(ApiView):
     @extend_schema(
         operation_id="access_check",
         summary="May your member download this checkpoint, in this scope? Allow or deny, "
@@ -165,13 +166,13 @@ class AccessCheckView(APIView):
 _RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 
 
-class DownloadRequestSerializer(serializers.Serializer):
+class DownloadRequestSerializer(StrictSerializer):
     scope = serializers.ChoiceField(choices=list(ACCESS_SCOPES), default="full_weights")
     files = serializers.ListField(child=serializers.CharField(), required=False,
                                   help_text="Paths of the checkpoint (default: all).")  # fmt: skip
 
 
-class DownloadRequestView(APIView):
+class DownloadRequestView(ApiView):
     @extend_schema(
         operation_id="checkpoints_download",
         summary="Ask to download a checkpoint (a member's recorder or signatory)",
@@ -181,9 +182,9 @@ class DownloadRequestView(APIView):
         responses={201: OpenApiTypes.OBJECT, **WRITE_PROBLEMS},
     )
     def post(self, request: Request, digest: str) -> Response:
-        checkpoint = _checkpoint(digest)
         body = DownloadRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        checkpoint = _checkpoint(digest)
         try:
             auth, token = downloads.download_authorize(
                 actor=request.user, checkpoint=checkpoint, request=request,
@@ -198,6 +199,18 @@ class DownloadRequestView(APIView):
         }, status=201)  # fmt: skip
 
 
+# A byte position with more digits than this is past any file (and past the digits
+# Python's int() accepts: it is never parsed as a number).
+_POSITION_DIGITS = 18
+_PAST_ANY_FILE = 10**_POSITION_DIGITS
+
+
+def _position(digits: str) -> int:
+    """A Range position; one too long to be a real position reads as past any file."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _POSITION_DIGITS else _PAST_ANY_FILE
+
+
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     """The (first, last) bytes of a single ``bytes=`` range, or ``None`` for the whole
     file; anything else is a 416."""
@@ -207,21 +220,35 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     if m is None or (not m[1] and not m[2]):
         raise ProblemException(416, "Range must be a single bytes=first-last, first- or -suffix")
     if m[1]:
-        first = int(m[1])
-        last = min(int(m[2]), size - 1) if m[2] else size - 1
-        if m[2] and int(m[2]) < first:
+        first = _position(m[1])
+        last = min(_position(m[2]), size - 1) if m[2] else size - 1
+        if m[2] and _position(m[2]) < first:
             raise ProblemException(416, "Range ends before it starts")
     else:
-        suffix = int(m[2])
+        suffix = _position(m[2])
         if suffix == 0:
             raise ProblemException(416, "Range asks for no bytes")
         first, last = max(0, size - suffix), size - 1
     if first >= size:
-        raise ProblemException(416, f"Range starts at {first}, past the file's {size} bytes")
+        where = f"at {first}" if first < _PAST_ANY_FILE else "at a position"
+        raise ProblemException(416, f"Range starts {where}, past the file's {size} bytes")
     return first, last
 
 
-class DownloadView(APIView):
+class DownloadView(ApiView):
+    def handle_exception(self, exc):
+        # A request refused before the view runs (no credentials, a token whose seat is
+        # gone) is kept in the access log like every other refusal.
+        if isinstance(exc, (NotAuthenticated, AuthenticationFailed, PermissionDenied)):
+            token, path = self.kwargs.get("token", ""), self.kwargs.get("path", "")
+            try:
+                member = downloads.verify_token(token, downloads.log_public_key()).member
+            except downloads.TokenError:
+                member = ""
+            downloads.record(request=self.request._request, member=member, path=path,
+                             outcome="denied", reason=str(exc.detail))  # fmt: skip
+        return super().handle_exception(exc)
+
     @extend_schema(
         operation_id="downloads_file",
         summary="The bytes of one file of an authorised download (Range, ETag)",
@@ -237,19 +264,6 @@ class DownloadView(APIView):
                    416: OpenApiResponse(description="Range not satisfiable (problem+json)."),
                    **WRITE_PROBLEMS},
     )  # fmt: skip
-    def handle_exception(self, exc):
-        # A request refused before the view runs (no credentials, a token whose seat is
-        # gone) is kept in the access log like every other refusal.
-        if isinstance(exc, (NotAuthenticated, AuthenticationFailed, PermissionDenied)):
-            token, path = self.kwargs.get("token", ""), self.kwargs.get("path", "")
-            try:
-                member = downloads.verify_token(token, downloads.log_public_key()).member
-            except downloads.TokenError:
-                member = ""
-            downloads.record(request=self.request._request, member=member, path=path,
-                             outcome="denied", reason=str(exc.detail))  # fmt: skip
-        return super().handle_exception(exc)
-
     def get(self, request: Request, token: str, path: str):
         member = seat_member = None
         try:
@@ -324,7 +338,19 @@ class DownloadView(APIView):
         return response
 
 
-class AccessLogView(APIView):
+ACCESS_LOG_FIELDS = ["at", "member", "username", "checkpoint", "path", "outcome", "reason",
+                     "token_id", "remote_addr", "bytes_served"]  # fmt: skip
+
+
+class DownloadEventSerializer(serializers.ModelSerializer):
+    outcome = serializers.ChoiceField(choices=["served", "denied"])
+
+    class Meta:
+        model = DownloadEvent
+        fields = ACCESS_LOG_FIELDS
+
+
+class AccessLogView(ApiView):
     @extend_schema(
         operation_id="access_log",
         summary="The access log: files served and requests refused (your member's; all for "
@@ -333,7 +359,7 @@ class AccessLogView(APIView):
                     enum=["served", "denied"]), OpenApiParameter("from", OpenApiTypes.DATE),
                     OpenApiParameter("to", OpenApiTypes.DATE),
                     OpenApiParameter("output", str, enum=["json", "csv"])],
-        responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR,
+        responses={200: DownloadEventSerializer(many=True), (200, "text/csv"): OpenApiTypes.STR,
                    400: WRITE_PROBLEMS[400], **PROBLEMS},
     )  # fmt: skip
     def get(self, request: Request):
@@ -354,18 +380,16 @@ class AccessLogView(APIView):
                     qs = qs.filter(**{lookup: date.fromisoformat(params[name])})
                 except ValueError as exc:
                     raise bad_request(f"{name} is a date, YYYY-MM-DD") from exc
-        fields = ["at", "member", "username", "checkpoint", "path", "outcome", "reason",
-                  "token_id", "remote_addr", "bytes_served"]  # fmt: skip
-        rows = list(qs.values_list(*fields)[:100_000])
-        if params.get("output", "json") == "csv":
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(fields)
-            writer.writerows([[v.isoformat() if hasattr(v, "isoformat") else v for v in r]
-                              for r in rows])  # fmt: skip
-            response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-            response["Content-Disposition"] = 'attachment; filename="access-log.csv"'
-            return response
-        if params.get("output", "json") != "json":
+        output = params.get("output", "json")
+        if output not in ("json", "csv"):
             raise bad_request("output is json or csv")
-        return Response([dict(zip(fields, r, strict=True)) for r in rows])
+        if output == "json":
+            return Response(DownloadEventSerializer(qs[:100_000], many=True).data)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(ACCESS_LOG_FIELDS)
+        writer.writerows([[v.isoformat() if hasattr(v, "isoformat") else v for v in r]
+                          for r in qs.values_list(*ACCESS_LOG_FIELDS)[:100_000]])  # fmt: skip
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="access-log.csv"'
+        return response

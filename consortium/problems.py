@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from ledger.keys import HostedKeyError
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -53,7 +57,35 @@ def _detail(data) -> tuple[str, object]:
     return str(data), None
 
 
+def too_large_detail() -> str:
+    return (
+        f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes, "
+        "the most a JSON body may hold"
+    )
+
+
+def translate(exc: Exception) -> Exception:
+    """Exceptions from below the API that are the client's or the operator's to act on,
+    as the problem they are (the one place each is translated):
+
+    - a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django's ``RequestDataTooBig``) is a
+      413, like a body over the project's own limits;
+    - a hosted key that cannot be unsealed (``LEDGER_KEK`` is not the key-encryption key
+      it was sealed under) is a 409 naming both keys' ids, whoever's key it is (a
+      member's, a facility's, the secretariat's, the log's): the request was fine, the
+      server cannot sign until its operator restores the KEK. The services that turn it
+      into a ``GovernanceError`` for the admin and the commands keep its message and
+      status, so the API answers the same problem either way.
+    """
+    if isinstance(exc, RequestDataTooBig):
+        return ProblemException(413, too_large_detail())
+    if isinstance(exc, HostedKeyError):
+        return ProblemException(409, str(exc))
+    return exc
+
+
 def exception_handler(exc, context):
+    exc = translate(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -92,7 +124,10 @@ def api_not_found(request, exception=None):
 
 
 def api_bad_request(request, exception=None):
-    """Django's 400 (a bad Host header, say) as problem+json under /api/."""
+    """Django's 400 (a bad Host header, say) as problem+json under /api/; a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE read outside a view is a 413."""
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(problem(413, too_large_detail()), status=413, content_type=PROBLEM_JSON)
     return JsonResponse(problem(400, "bad request"), status=400, content_type=PROBLEM_JSON)
 
 

@@ -548,7 +548,8 @@ def vote_cast(
     *, actor, proposal: Proposal, choice: str, idempotency_key: str | None = None
 ) -> Vote:
     """Cast (or change) the actor's member's vote. With ``idempotency_key``, a retry
-    returns the same vote."""
+    returns the vote the first request cast (from its entry: a later vote may have
+    replaced it since)."""
     entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
     if entry_id is not None:
         from ledger.models import Entry
@@ -558,10 +559,8 @@ def vote_cast(
             if done.payload != {"proposal": str(proposal.id), "choice": choice}:
                 raise GovernanceError("this Idempotency-Key was used for another vote", 409)
             member = Key.objects.get(fingerprint=done.author).owner
-            return Vote.objects.filter(id=f"{proposal.id}:{member}").first() or Vote(
-                id=f"{proposal.id}:{member}", proposal=proposal, member_id=member, choice=choice,
-                cast_in=done.index, cast_at=done.integrated_time,
-            )  # fmt: skip
+            return Vote(id=f"{proposal.id}:{member}", proposal=proposal, member_id=member,
+                        choice=choice, cast_in=done.index, cast_at=done.integrated_time)  # fmt: skip
     if choice not in CHOICES:
         raise GovernanceError(f"a vote is {', '.join(CHOICES)}")
     signer, member = acting_signer(actor)

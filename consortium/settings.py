@@ -270,6 +270,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "SECURITY": [{"bearerAuth": []}, {"cookieAuth": []}],
+    # Errors as problem+json, strict request bodies, empty filters: see consortium/schema.py.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "consortium.schema.problem_details",
+    ],
     # Several models have a "kind": name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "MemberKindEnum": "consortium.models.Member.Kind",

@@ -20,17 +20,18 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from consortium import agreements
 from consortium.agreements_api import RawBodyParser
 from consortium.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, act
 from consortium.governance import visible_members_of
+from consortium.idempotency import ApiView
 from consortium.models import ValuationTable
 from consortium.problems import ProblemException, bad_request, not_found
 from contributions import services
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report
+from ledger.api.serializers import EmptyBody, StrictSerializer
 
 # --- serializers ------------------------------------------------------------------------------
 
@@ -44,7 +45,7 @@ class FacilitySerializer(serializers.ModelSerializer):
                   "partitions", "accounts", "registered_in", "changed_in"]  # fmt: skip
 
 
-class FacilityCreateSerializer(serializers.Serializer):
+class FacilityCreateSerializer(StrictSerializer):
     code = serializers.CharField()
     name = serializers.CharField()
     operator = serializers.CharField(help_text="The member that runs it.")
@@ -59,7 +60,7 @@ class FacilityCreateSerializer(serializers.Serializer):
     )
 
 
-class FacilityChangesSerializer(serializers.Serializer):
+class FacilityChangesSerializer(StrictSerializer):
     changes = serializers.DictField(
         help_text="Some of timezone, default_accelerator, partitions, accounts."
     )
@@ -102,18 +103,18 @@ class ValuationTableSerializer(serializers.ModelSerializer):
         fields = ["version", "unit", "weights", "unit_price", "data_price", "adopted_in"]
 
 
-class DataSerializer(serializers.Serializer):
+class DataSerializer(StrictSerializer):
     dataset = serializers.DictField(help_text="See docs/contributions.md.")
 
 
-class FundsSerializer(serializers.Serializer):
+class FundsSerializer(StrictSerializer):
     amount = serializers.CharField(help_text='Exact decimal as a string, e.g. "250000.00".')
     currency = serializers.CharField(help_text="ISO 4217.")
     date = serializers.CharField(help_text="The day paid, YYYY-MM-DD.")
     reference = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ConfirmationSerializer(serializers.Serializer):
+class ConfirmationSerializer(StrictSerializer):
     outcome = serializers.ChoiceField(
         choices=["confirmed", "rejected"],
         help_text="confirmed: the payment is in the treasurer's books; rejected: it is not.",
@@ -129,11 +130,20 @@ class ConfirmationSerializer(serializers.Serializer):
                                    help_text="Why it is rejected (required to reject).")  # fmt: skip
 
 
-class DisputeCreateSerializer(serializers.Serializer):
+class ImportQuery(StrictSerializer):
+    """The query of a SLURM import (its body is the export)."""
+
+    fields = serializers.CharField(required=False, allow_blank=True)
+    tz = serializers.CharField(required=False, allow_blank=True)
+    dry_run = serializers.ChoiceField(choices=["true", "false"], required=False, default="false",
+                                      error_messages={"invalid_choice": "dry_run is true or false"})  # fmt: skip
+
+
+class DisputeCreateSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=500)
 
 
-class ResolutionSerializer(serializers.Serializer):
+class ResolutionSerializer(StrictSerializer):
     outcome = serializers.ChoiceField(choices=["upheld", "dismissed"])
     resolution = serializers.CharField(max_length=500)
 
@@ -179,7 +189,7 @@ def _day(request, name) -> date | None:
 # --- facilities ---------------------------------------------------------------------------------
 
 
-class FacilityListView(APIView):
+class FacilityListView(ApiView):
     @extend_schema(operation_id="facilities_list", summary="Facilities",
                    responses={200: FacilitySerializer(many=True), **PROBLEMS})  # fmt: skip
     def get(self, request: Request) -> Response:
@@ -205,14 +215,14 @@ class FacilityListView(APIView):
         return Response(FacilitySerializer(facility).data, status=201)
 
 
-class FacilityDetailView(APIView):
+class FacilityDetailView(ApiView):
     @extend_schema(operation_id="facilities_retrieve", summary="One facility",
                    responses={200: FacilitySerializer, **PROBLEMS})  # fmt: skip
     def get(self, request: Request, code: str) -> Response:
         return Response(FacilitySerializer(_facility(code)).data)
 
 
-class FacilityChangesView(APIView):
+class FacilityChangesView(ApiView):
     @extend_schema(
         operation_id="facilities_change",
         summary="Change the tables a facility keeps (its operator's delegates, or the secretariat)",
@@ -227,7 +237,7 @@ class FacilityChangesView(APIView):
         return Response(FacilitySerializer(facility).data)
 
 
-class ImportView(APIView):
+class ImportView(ApiView):
     parser_classes = [RawBodyParser]
     max_body_setting = "SACCT_IMPORT_MAX_BYTES"
 
@@ -250,16 +260,16 @@ class ImportView(APIView):
                    413: OpenApiResponse(description="Larger than SACCT_IMPORT_MAX_BYTES.")},
     )  # fmt: skip
     def post(self, request: Request, code: str) -> Response:
+        query = ImportQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
         facility = _facility(code)
         data = request.data if isinstance(request.data, bytes) else b""
-        fields = request.query_params.get("fields")
-        dry = request.query_params.get("dry_run", "false")
-        if dry not in ("true", "false"):
-            raise bad_request("dry_run is true or false")
+        fields = q.get("fields")
         reading, rows, imported = act(
             request, services.sacct_import, facility=facility, data=data,
             fields=[f.strip() for f in fields.replace("|", ",").split(",")] if fields else None,
-            tz=request.query_params.get("tz"), dry_run=dry == "true",
+            tz=q.get("tz") or None, dry_run=q["dry_run"] == "true",
         )  # fmt: skip
         body = {
             "export_sha256": reading.sha256, "lines": reading.lines, "steps": reading.steps,
@@ -279,7 +289,7 @@ class ImportView(APIView):
         return Response(body, status=200 if imported is None else 201)
 
 
-class ImportListView(APIView):
+class ImportListView(ApiView):
     @extend_schema(
         operation_id="imports_list", summary="Accounting exports imported",
         parameters=[OpenApiParameter("facility", str)],
@@ -292,7 +302,7 @@ class ImportListView(APIView):
         return Response(ImportSerializer(qs, many=True).data)
 
 
-class AttestationView(APIView):
+class AttestationView(ApiView):
     @extend_schema(
         operation_id="imports_attest",
         summary="The facility attests a reported import (its operator's delegates, hosted key)",
@@ -301,6 +311,7 @@ class AttestationView(APIView):
         responses={200: ImportSerializer, **WRITE_PROBLEMS},
     )  # fmt: skip
     def post(self, request: Request, pk) -> Response:
+        EmptyBody(data=request.data).is_valid(raise_exception=True)
         imported = SacctImport.objects.filter(id=pk).first()
         if imported is None:
             raise not_found(f"no import {pk}")
@@ -311,7 +322,7 @@ class AttestationView(APIView):
 # --- contributions --------------------------------------------------------------------------------
 
 
-class ContributionListView(APIView):
+class ContributionListView(ApiView):
     @extend_schema(
         operation_id="contributions_list",
         summary="Contributions: your member's (all of them for the secretariat and auditors)",
@@ -342,7 +353,7 @@ class ContributionListView(APIView):
         return Response(ContributionSerializer(qs[:1000], many=True).data)
 
 
-class DataContributionView(APIView):
+class DataContributionView(ApiView):
     @extend_schema(
         operation_id="contributions_data",
         summary="Record a dataset your member contributes (a recorder or signatory)",
@@ -356,7 +367,7 @@ class DataContributionView(APIView):
         return Response(ContributionSerializer(c).data, status=201)
 
 
-class FundsContributionView(APIView):
+class FundsContributionView(ApiView):
     @extend_schema(
         operation_id="contributions_funds",
         summary="Record funds your member paid (a recorder or signatory)",
@@ -372,7 +383,7 @@ class FundsContributionView(APIView):
         return Response(ContributionSerializer(c).data, status=201)
 
 
-class ConfirmationView(APIView):
+class ConfirmationView(ApiView):
     @extend_schema(
         operation_id="contributions_confirm",
         summary="Confirm or reject a pending payment against the treasurer's books",
@@ -401,7 +412,7 @@ class ConfirmationView(APIView):
         return Response(ContributionSerializer(c).data)
 
 
-class DisputeView(APIView):
+class DisputeView(ApiView):
     @extend_schema(
         operation_id="contributions_dispute",
         summary="Dispute a contribution (a signatory of a member bound with it by an agreement "
@@ -417,7 +428,7 @@ class DisputeView(APIView):
         return Response(DisputeSerializer(d).data, status=201)
 
 
-class ResolutionView(APIView):
+class ResolutionView(ApiView):
     @extend_schema(
         operation_id="disputes_resolve",
         summary="Resolve a dispute (the secretariat): upheld voids the contribution",
@@ -425,23 +436,23 @@ class ResolutionView(APIView):
         responses={200: DisputeSerializer, **WRITE_PROBLEMS},
     )  # fmt: skip
     def post(self, request: Request, pk) -> Response:
+        body = ResolutionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         dispute = Dispute.objects.filter(id=pk).first()
         if dispute is None:
             raise not_found(f"no dispute {pk}")
-        body = ResolutionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
         d = act(request, services.dispute_resolve, dispute=dispute, **body.validated_data)
         return Response(DisputeSerializer(d).data)
 
 
-class ValuationTableListView(APIView):
+class ValuationTableListView(ApiView):
     @extend_schema(operation_id="valuation_tables_list", summary="Valuation tables adopted by vote",
                    responses={200: ValuationTableSerializer(many=True), **PROBLEMS})  # fmt: skip
     def get(self, request: Request) -> Response:
         return Response(ValuationTableSerializer(ValuationTable.objects.all(), many=True).data)
 
 
-class CostShareView(APIView):
+class CostShareView(ApiView):
     @extend_schema(
         operation_id="agreements_cost_shares",
         summary="The cost-share report of an agreement: value delivered against each share",

@@ -35,6 +35,10 @@ from ledger.log import Appended, LedgerError
 from ledger.models import Key, SealedKey
 
 
+class EnvelopeTooLarge(LedgerError):
+    """A client's envelope over ``MAX_ENVELOPE_BYTES`` (an API answers 413)."""
+
+
 @dataclass(frozen=True)
 class Draft:
     """An entry to be signed by a hosted key: kind, payload, optional id and time."""
@@ -93,7 +97,7 @@ def signed_envelope_from_client(envelope: dict, signature: bytes) -> SignedEnvel
     except EnvelopeError as exc:
         raise LedgerError(str(exc)) from exc
     if len(data) > MAX_ENVELOPE_BYTES:
-        raise LedgerError(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
+        raise EnvelopeTooLarge(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
     key = Key.objects.filter(fingerprint=envelope["author"]).first()
     if key is None:
         raise LedgerError(f"author {envelope['author'][:16]}… is not a registered key")

@@ -27,7 +27,7 @@ from ledger.models import Entry, Key
 
 
 class Refused(Exception):
-    """A submission refused; ``status`` is the HTTP status that fits (400, 403, 409)."""
+    """A submission refused; ``status`` is the HTTP status that fits (400, 403, 409, 413)."""
 
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
@@ -84,6 +84,8 @@ def submit(*, envelope, signature: str, submitter) -> Submitted:
         raise Refused(str(exc)) from exc
     try:
         signed = services.signed_envelope_from_client(envelope, sig)
+    except services.EnvelopeTooLarge as exc:
+        raise Refused(str(exc), 413) from exc
     except LedgerError as exc:
         raise Refused(str(exc)) from exc
     handler = _handlers.get(signed.kind)

@@ -2,11 +2,62 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rest_framework import serializers
 
 from ledger.api.fields import AsciiIntegerField
 from ledger.core.envelope import MAX_SAFE_INTEGER
 from ledger.models import Entry, Key
+
+
+class StrictSerializer(serializers.Serializer):
+    """A request body that names only the fields it declares: any other field is a 400
+    naming it, never silently dropped (a vote sent with ``"member": "NL"`` must not be
+    recorded as the caller's own member's vote as if the field had not been there).
+
+    Every write endpoint's body is one of these; a body-less write takes
+    :class:`EmptyBody`, which refuses any field. A text field takes a JSON string, not a
+    number that DRF would turn into one (``{"reason": 0}`` is a 400, as the schema says).
+    """
+
+    def to_internal_value(self, data):
+        unknown, errors = [], {}
+        if isinstance(data, Mapping):
+            known = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(str(k)[:100] for k in data if k not in known)
+            for name, field in self.fields.items():
+                value = data.get(name)
+                if _is_text(field) and value is not None and not isinstance(value, str):
+                    errors[name] = ["must be a string"]
+        if errors:
+            raise serializers.ValidationError({**self._unknown_errors(unknown), **errors})
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not unknown or not isinstance(exc.detail, dict):
+                raise
+            raise serializers.ValidationError(
+                {**self._unknown_errors(unknown), **exc.detail}
+            ) from exc
+        if unknown:
+            raise serializers.ValidationError(self._unknown_errors(unknown))
+        return value
+
+    def _unknown_errors(self, unknown: list[str]) -> dict:
+        known = [n for n, f in self.fields.items() if not f.read_only]
+        takes = f"this request takes {', '.join(known)}" if known else "this request takes no body"
+        return {name: [f"unknown field ({takes})"] for name in unknown}
+
+
+def _is_text(field) -> bool:
+    return isinstance(field, serializers.CharField | serializers.ChoiceField) and not isinstance(
+        field, serializers.JSONField
+    )
+
+
+class EmptyBody(StrictSerializer):
+    """The body of a write that takes none: absent, or ``{}``."""
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -19,7 +70,7 @@ class ProblemSerializer(serializers.Serializer):
     errors = serializers.DictField(required=False)
 
 
-class EntrySubmissionSerializer(serializers.Serializer):
+class EntrySubmissionSerializer(StrictSerializer):
     """An envelope its author signed with its own (external) key."""
 
     envelope = serializers.JSONField(

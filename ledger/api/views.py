@@ -91,6 +91,9 @@ class EntryListView(APIView):
             401: PROBLEMS[401],
             403: OpenApiResponse(s.ProblemSerializer, description="Not allowed (problem+json)."),
             409: OpenApiResponse(s.ProblemSerializer, description="Conflict (problem+json)."),
+            413: OpenApiResponse(
+                s.ProblemSerializer, description="Envelope or body too large (problem+json)."
+            ),
         },
     )
     def post(self, request: Request) -> Response:

@@ -67,7 +67,10 @@ def test_a_retry_with_the_same_idempotency_key_does_nothing_new(world):
     again = _open(world["fr"], key="open-1", deadline=deadline).json()
     assert first["id"] == again["id"] and Proposal.objects.count() == 1
     other = _open(world["fr"], key="open-1", deadline=deadline, title="Something else")
-    assert other.status_code == 409 and "another proposal" in other.json()["detail"]
+    assert (
+        other.status_code == 409
+        and "Idempotency-Key was used for another request" in other.json()["detail"]
+    )
     url = f"/api/v1/proposals/{first['id']}/votes"
     world["de"].post(url, {"choice": "yes"}, format="json", HTTP_IDEMPOTENCY_KEY="v1")
     before = Entry.objects.count()

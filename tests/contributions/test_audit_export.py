@@ -617,7 +617,7 @@ def test_requests_the_task_would_only_fail_are_refused_at_once(lumi, downloads):
         ({"date_from": (today + timedelta(days=1)).isoformat()}, "is after today"),
         ({"date_to": "9999-12-31"}, "is after today"),
         ({"date_to": "2001-01-01"}, "holds no entry"),
-        ({"memebr": "SE"}, "unknown fields: memebr"),
+        ({"memebr": "SE"}, "memebr: unknown field"),
     ):  # fmt: skip
         r = api.post("/api/v1/audit/exports", body, format="json")
         assert r.status_code == 400 and words in r.content.decode(), (body, r.content)

@@ -1,0 +1,47 @@
+"""Range headers from outside: a position longer than Python's int() will read (4,300
+digits) is a 416 problem, or the rest of the file, never a 500."""
+
+from __future__ import annotations
+
+from rest_framework.test import APIClient
+
+from consortium.models import ApiToken, DownloadEvent
+from tests.contributions.test_access import checkpoint  # noqa: F401  (fixture)
+
+WEIGHTS = b"weights" * 1000
+
+
+def _client(user) -> APIClient:
+    _, token = ApiToken.issue(user=user, days=1)
+    c = APIClient(raise_request_exception=False)
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return c
+
+
+def _url(lumi, digest) -> tuple[APIClient, str]:
+    api = _client(lumi["people"]["rec_se"])
+    body = api.post(f"/api/v1/checkpoints/{digest}/downloads", {}, format="json").json()
+    return api, body["files"]["model.safetensors"]
+
+
+def test_a_range_starting_past_any_file_is_a_416(lumi, checkpoint):  # noqa: F811
+    api, url = _url(lumi, checkpoint.digest)
+    huge = "9" * 5000
+    for header in (f"bytes={huge}-", f"bytes={huge}-{huge}", f"bytes=1{'0' * 18}-"):
+        r = api.get(url, HTTP_RANGE=header)
+        assert r.status_code == 416 and r["Content-Type"] == "application/problem+json"
+        assert r["Content-Range"] == f"bytes */{len(WEIGHTS)}"
+        assert "past the file's" in r.json()["detail"]
+    assert DownloadEvent.objects.filter(outcome="denied").count() == 3
+
+
+def test_a_range_ending_past_any_file_is_the_rest_of_it(lumi, checkpoint):  # noqa: F811
+    api, url = _url(lumi, checkpoint.digest)
+    huge = "9" * 5000
+    tail = api.get(url, HTTP_RANGE=f"bytes=10-{huge}")
+    assert tail.status_code == 206
+    assert b"".join(tail.streaming_content) == WEIGHTS[10:]
+    whole = api.get(url, HTTP_RANGE=f"bytes=-{huge}")
+    assert whole.status_code == 206 and b"".join(whole.streaming_content) == WEIGHTS
+    padded = api.get(url, HTTP_RANGE=f"bytes={'0' * 5000}5-{'0' * 5000}9")
+    assert padded.status_code == 206 and b"".join(padded.streaming_content) == WEIGHTS[5:10]
