@@ -98,3 +98,17 @@ class ApiView(APIView):
             except IntegrityError:
                 pass  # a concurrent retry stored its answer first: the same entries
         return response
+
+
+def prune(*, keep_days: int | None = None, now=None) -> int:
+    """Forget answers kept longer than ``IDEMPOTENCY_KEEP_DAYS`` (a retry comes within
+    minutes or hours, not weeks); the number forgotten."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    days = settings.IDEMPOTENCY_KEEP_DAYS if keep_days is None else keep_days
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted, _ = IdempotentResponse.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -50,6 +50,8 @@ def envint(name: str, default: int) -> int:
     if value is None or value == "":
         return default
     try:
+        if not value.strip().isascii():
+            raise ValueError("ASCII digits only")
         return int(value)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from exc
@@ -319,7 +321,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ledger.verify_recent",
         "schedule": float(envint("LEDGER_VERIFY_SCHEDULE", 600)),
     },
+    "prune-idempotent-responses": {
+        "task": "consortium.prune_idempotent_responses",
+        "schedule": 3600.0,
+    },
 }
+# How long the answer to a write sent with an Idempotency-Key is kept for its retries.
+IDEMPOTENCY_KEEP_DAYS = envint("IDEMPOTENCY_KEEP_DAYS", 7)
 
 # --- the ledger ---------------------------------------------------------------------------
 

@@ -60,3 +60,11 @@ def audit_export(export_id: str) -> str:
         # The export's row holds the error, for the admin and the API to show.
         log.exception("audit export %s failed", export_id)
         return "failed"
+
+
+@shared_task(name="consortium.prune_idempotent_responses", ignore_result=True)
+def prune_idempotent_responses() -> int:
+    """Forget the kept answers of writes older than IDEMPOTENCY_KEEP_DAYS."""
+    from consortium import idempotency
+
+    return idempotency.prune()

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from consortium.models import ApiToken
 from ledger import services
 from ledger.keys import log_signer
+from tests import worlds
 from tests.ledger.helpers import wipe_database
 
 
@@ -62,6 +63,8 @@ def sample_signer(log_key):
 @pytest.fixture
 def committed_db(django_db_setup, django_db_blocker):
     """Real commits, visible to other processes; wiped afterwards despite the triggers."""
+    if worlds.is_open():
+        pytest.fail("a test that commits cannot run in a module sharing a world (tests/worlds.py)")
     with django_db_blocker.unblock():
         wipe_database()
         yield

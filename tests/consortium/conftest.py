@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from consortium import governance
+from tests import worlds
 
 User = get_user_model()
 
@@ -14,6 +15,18 @@ User = get_user_model()
 def delegates(db):
     """The secretariat, an auditor, signatories of France, Germany and Italy, and a
     recorder of France, in a consortium of those three (with population and gni)."""
+    return found_delegates()
+
+
+@pytest.fixture(scope="module")
+def delegates_world(django_db_setup, django_db_blocker):
+    """``delegates``, built once for a module that shares it
+    (``delegates = worlds.shared("delegates")``)."""
+    with worlds.kept_for_the_module(django_db_blocker):
+        yield found_delegates()
+
+
+def found_delegates() -> dict:
     governance.consortium_found(
         name="C",
         members=[

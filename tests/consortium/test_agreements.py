@@ -18,7 +18,11 @@ from consortium import agreements, governance, proposals
 from consortium.governance import GovernanceError
 from consortium.models import Agreement, AgreementParty, Document
 from ledger.models import Entry
+from tests import worlds
 from tests.consortium.helpers import decide_after_deadline
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+delegates = worlds.shared("delegates")
 
 User = get_user_model()
 TODAY = datetime.now(UTC).date()

@@ -11,7 +11,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from consortium import proposals
 from consortium.models import Agreement, AgreementParty
 from ledger.models import Entry
+from tests import worlds
 from tests.consortium.test_agreements import propose, treaty_terms
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+delegates = worlds.shared("delegates")
 
 CHANGELIST = "/admin/consortium/agreement/"
 

@@ -9,8 +9,12 @@ import pytest
 from consortium import governance, proposals
 from consortium.models import Member
 from ledger.models import Entry, Key
+from tests import worlds
 from tests.consortium.helpers import decide_after_deadline
 from tests.consortium.test_proposals_api import _client
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+delegates = worlds.shared("delegates")
 
 SPAIN = {"code": "ES", "figures": {"population": 48, "gni": "1500"}}
 

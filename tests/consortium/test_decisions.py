@@ -16,7 +16,11 @@ from ledger import services
 from ledger.core.envelope import parse_time
 from ledger.keys import EntrySigner, log_signer
 from ledger.models import Entry, Key
+from tests import worlds
 from tests.consortium.helpers import decide_after_deadline
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+delegates = worlds.shared("delegates")
 
 DIGEST = "ab" * 32
 TABLE = {"version": 1, "unit": "H100-hour", "weights": {"h100": "1", "a100": "0.45"}}

@@ -7,8 +7,12 @@ import pytest
 
 from consortium.models import SeatHolder
 from ledger.models import Entry
+from tests import worlds
 from tests.consortium.test_agreements import propose, treaty_terms
 from tests.consortium.test_proposals_api import _client
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+delegates = worlds.shared("delegates")
 
 
 def _twice(client, url, body, other):

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 
 from consortium import governance
 from contributions import services
+from tests import worlds
 
 User = get_user_model()
 EXPORT_FIELDS = "JobID|JobIDRaw|Cluster|Partition|Account|State|Submit|Start|End|Elapsed|AllocTRES"
@@ -16,6 +17,17 @@ EXPORT_FIELDS = "JobID|JobIDRaw|Cluster|Partition|Account|State|Submit|Start|End
 @pytest.fixture
 def lumi(db):
     """The consortium (FI, SE, NL), its people, and LUMI (run by Finland, hosted key)."""
+    return found_lumi()
+
+
+@pytest.fixture(scope="module")
+def lumi_world(django_db_setup, django_db_blocker):
+    """``lumi``, built once for a module that shares it (``lumi = worlds.shared("lumi")``)."""
+    with worlds.kept_for_the_module(django_db_blocker):
+        yield found_lumi()
+
+
+def found_lumi() -> dict:
     governance.consortium_found(
         name="C",
         members=[governance.member_record(code=c, figures={"population": p})
@@ -41,3 +53,14 @@ def lumi(db):
 
 def export(*rows: str, header: str = EXPORT_FIELDS) -> bytes:
     return ("\n".join([header, *rows]) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def published_world(django_db_setup, django_db_blocker, tmp_path_factory):
+    """``lumi`` and its ``checkpoint`` (tests/contributions/test_access.py), built once for a
+    module that shares them."""
+    from tests.contributions.test_access import publish
+
+    with worlds.kept_for_the_module(django_db_blocker):
+        lumi = found_lumi()
+        yield {"lumi": lumi, "checkpoint": publish(lumi, tmp_path_factory.mktemp("weights"))}

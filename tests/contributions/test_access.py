@@ -21,15 +21,20 @@ ACCESS = [
 
 @pytest.fixture
 def checkpoint(lumi, tmp_path, request):
-    release = getattr(request, "param", None)
+    return publish(lumi, tmp_path, getattr(request, "param", None))
+
+
+def publish(lumi, directory, release=None):
+    """A treaty with access rules (and ``release``, if given), contributions delivered, and
+    a model's checkpoint published from ``directory``."""
     extra = {"access": ACCESS, **({"release": release} if release else {})}
     a = treaty(lumi, **extra)
     deliver(lumi)  # ratios: FI 0.478, SE 2.267, NL 0.448
     model = checkpoints.model_register(actor=None, code="aurora", name="Aurora", agreement=a)
-    (tmp_path / "w").mkdir()
-    (tmp_path / "w" / "model.safetensors").write_bytes(b"weights" * 1000)
+    (directory / "w").mkdir()
+    (directory / "w" / "model.safetensors").write_bytes(b"weights" * 1000)
     return checkpoints.checkpoint_publish(actor=None, model=model, name="s1",
-                                          directory=tmp_path / "w", workers=1)  # fmt: skip
+                                          directory=directory / "w", workers=1)  # fmt: skip
 
 
 def test_a_member_at_its_share_gets_full_weights_at_once(checkpoint):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from contributions.models import Contribution
+from tests import worlds
 from tests.contributions.test_data_funds import paid_under_a_treaty
 from tests.contributions.test_report import deliver, treaty
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi")
 
 
 def test_a_delegate_sees_its_own_members_contributions(client, lumi):

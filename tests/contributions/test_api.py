@@ -9,10 +9,14 @@ import pytest
 
 from contributions.models import Contribution
 from ledger.models import Entry
+from tests import worlds
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_compute import JOBS
 from tests.contributions.test_data_funds import DATASET, paid_under_a_treaty
 from tests.contributions.test_report import deliver, treaty
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi")
 
 PROBLEM = "application/problem+json"
 

@@ -16,9 +16,13 @@ from consortium.governance import member_signer, secretariat_signer
 from contributions import services
 from contributions.models import Contribution
 from ledger import services as ledger
+from tests import worlds
 from tests.contributions.test_audit_export import _forge, audit_result
 from tests.contributions.test_compute import JOBS
 from tests.contributions.test_report import treaty
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi")
 
 TODAY = datetime.now(UTC).date().isoformat()
 

@@ -13,7 +13,11 @@ from contributions.models import Contribution, Facility, SacctImport
 from ledger import services as ledger_services
 from ledger.keys import hosted_signer
 from ledger.models import Entry, Key
+from tests import worlds
 from tests.contributions.conftest import export
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi")
 
 JOBS = export(
     "1|1|lumi|standard-g|project_fi|COMPLETED|2026-03-01T10:00:00|2026-03-01T10:00:00|2026-03-01T12:00:00|02:00:00|cpu=8,gres/gpu=8,node=1",

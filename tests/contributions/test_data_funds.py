@@ -15,6 +15,10 @@ from consortium.governance import GovernanceError
 from contributions import services
 from contributions.models import Contribution
 from ledger.models import Entry
+from tests import worlds
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi")
 
 DATASET = {
     "name": "Finnish public-sector corpus", "description": "Parliament and ministries, 1990-2025",

@@ -6,7 +6,11 @@ from __future__ import annotations
 from rest_framework.test import APIClient
 
 from consortium.models import ApiToken, DownloadEvent
-from tests.contributions.test_access import checkpoint  # noqa: F401  (fixture)
+from tests import worlds
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi", world="published")
+checkpoint = worlds.shared("checkpoint", world="published")
 
 WEIGHTS = b"weights" * 1000
 
@@ -24,7 +28,7 @@ def _url(lumi, digest) -> tuple[APIClient, str]:
     return api, body["files"]["model.safetensors"]
 
 
-def test_a_range_starting_past_any_file_is_a_416(lumi, checkpoint):  # noqa: F811
+def test_a_range_starting_past_any_file_is_a_416(lumi, checkpoint):
     api, url = _url(lumi, checkpoint.digest)
     huge = "9" * 5000
     for header in (f"bytes={huge}-", f"bytes={huge}-{huge}", f"bytes=1{'0' * 18}-"):
@@ -35,7 +39,7 @@ def test_a_range_starting_past_any_file_is_a_416(lumi, checkpoint):  # noqa: F81
     assert DownloadEvent.objects.filter(outcome="denied").count() == 3
 
 
-def test_a_range_ending_past_any_file_is_the_rest_of_it(lumi, checkpoint):  # noqa: F811
+def test_a_range_ending_past_any_file_is_the_rest_of_it(lumi, checkpoint):
     api, url = _url(lumi, checkpoint.digest)
     huge = "9" * 5000
     tail = api.get(url, HTTP_RANGE=f"bytes=10-{huge}")

@@ -10,15 +10,19 @@ from django.contrib.auth import get_user_model
 from consortium import downloads, governance
 from consortium.models import ApiToken, DownloadEvent, Seat
 from ledger.models import Key
+from tests import worlds
 from tests.consortium.test_proposals_api import _client
-from tests.contributions.test_access import checkpoint  # noqa: F401  (fixture)
 from tests.contributions.test_downloads import WEIGHTS, _authorize, _bytes
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi", world="published")
+checkpoint = worlds.shared("checkpoint", world="published")
 
 User = get_user_model()
 
 
 @pytest.fixture
-def url(lumi, checkpoint):  # noqa: F811
+def url(lumi, checkpoint):
     """A URL of Sweden's signatory's download (Sweden is ahead of its share)."""
     r = _authorize(lumi, checkpoint.digest, who="sig_se")
     assert r.status_code == 201, r.content
@@ -65,7 +69,7 @@ def test_another_members_delegate_with_the_token_is_refused_and_logged(lumi, url
     assert DownloadEvent.objects.get(username="sig_fi").outcome == "denied"
 
 
-def test_an_observer_is_refused_even_with_a_token_naming_its_own_seat(lumi, checkpoint):  # noqa: F811
+def test_an_observer_is_refused_even_with_a_token_naming_its_own_seat(lumi, checkpoint):
     observer = _observer_of_sweden(lumi)
     seat = governance.seat_of(observer)
     token = downloads.sign_token({"v": 1, "tid": "f" * 32, "member": "SE", "seat": str(seat.id),

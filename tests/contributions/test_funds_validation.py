@@ -14,7 +14,11 @@ from consortium.governance import GovernanceError
 from contributions import services
 from contributions.models import Contribution
 from ledger.models import Entry
+from tests import worlds
 from tests.consortium.test_proposals_api import _client
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi")
 
 TODAY = datetime.now(UTC).date()
 

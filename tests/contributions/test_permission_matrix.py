@@ -7,9 +7,13 @@ import pytest
 
 from contributions import services
 from ledger.models import Entry
+from tests import worlds
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_compute import JOBS
 from tests.contributions.test_data_funds import DATASET, paid_under_a_treaty
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi")
 
 PERSONAS = ("ops", "aud", "rec_fi", "sig_fi", "rec_se", "sig_se", "obs_nl")
 

@@ -13,9 +13,13 @@ from contributions.models import Contribution, Facility
 from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.keys import EntrySigner
 from ledger.models import Entry
+from tests import worlds
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_compute import JOBS
 from tests.contributions.test_data_funds import DATASET, paid_under_a_treaty
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi")
 
 
 def _post(user, key, kind, payload):

@@ -11,8 +11,12 @@ from contributions import services
 from ledger import services as ledger_services
 from ledger.keys import EntrySigner, log_signer
 from ledger.models import Entry
+from tests import worlds
 from tests.contributions.test_report import treaty
 from tests.contributions.test_submissions import _post
+
+# Every test here starts from the same world: built once for the module (tests/worlds.py).
+lumi = worlds.shared("lumi")
 
 TODAY = datetime.now(UTC).date().isoformat()
 
