@@ -167,7 +167,8 @@ class DocumentDownloadView(ApiView):
     @extend_schema(
         operation_id="documents_retrieve",
         summary="Download a document you may read (check its SHA-256 yourself)",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **PROBLEMS},
+        description="Served with the media type it was uploaded with (PDF, text, ...).",
+        responses={(200, "*/*"): OpenApiTypes.BINARY, **PROBLEMS},
     )
     def get(self, request: Request, sha256: str):
         doc = agreements.readable_document(request.user, sha256)
