@@ -873,16 +873,24 @@ def _recorded_funds(contribution: Contribution) -> dict:
     return {"amount": p["amount"], "currency": p["currency"], "date": p["date"]}
 
 
+def _pending_settled_by_its_treasurer(entry: Appended) -> Contribution | None:
+    """The pending payment a funds.confirmed or funds.rejected entry settles, if it is
+    signed by that payment's treasurer; otherwise the entry is on the record, without
+    effect."""
+    c = Contribution.objects.filter(
+        id=uuid.UUID(entry.payload["contribution"]), kind=Contribution.Kind.FUNDS
+    ).first()
+    if c is None or c.state != Contribution.State.PENDING:
+        return None
+    return c if _by_treasurer(entry.author, c.member_id) else None
+
+
 @applier("funds.confirmed")
 def apply_funds_confirmed(entry: Appended) -> None:
     p = entry.payload
-    c = Contribution.objects.filter(
-        id=uuid.UUID(p["contribution"]), kind=Contribution.Kind.FUNDS
-    ).first()
-    if c is None or c.state != Contribution.State.PENDING:
+    c = _pending_settled_by_its_treasurer(entry)
+    if c is None:
         return
-    if not _by_treasurer(entry.author, c.member_id):
-        return  # on the record, without effect
     recorded = {"amount": format(c.amount.normalize(), "f"), "currency": c.currency,
                 "date": c.date.isoformat()}  # fmt: skip
     amount, day = Decimal(p["amount"]), date.fromisoformat(p["date"])
@@ -897,13 +905,8 @@ def apply_funds_confirmed(entry: Appended) -> None:
 
 @applier("funds.rejected")
 def apply_funds_rejected(entry: Appended) -> None:
-    p = entry.payload
-    c = Contribution.objects.filter(
-        id=uuid.UUID(p["contribution"]), kind=Contribution.Kind.FUNDS
-    ).first()
-    if c is None or c.state != Contribution.State.PENDING:
-        return
-    if not _by_treasurer(entry.author, c.member_id):
+    c = _pending_settled_by_its_treasurer(entry)
+    if c is None:
         return
     Contribution.objects.filter(id=c.id).update(
         state=Contribution.State.REJECTED, confirmed_in=entry.index
