@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json as _json
+import os
 import random
 import secrets
 import shlex
@@ -648,10 +649,12 @@ class Command(BaseCommand):
 
 def _shown(path: Path) -> str:
     """A path as a newcomer types it: relative to where the command runs, if inside it."""
+    # Not resolved: a virtual environment's python is a link that must be kept as named.
+    absolute = Path(os.path.abspath(path))
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(absolute.relative_to(os.path.abspath(Path.cwd())))
     except ValueError:
-        return str(path)
+        return str(absolute)
 
 
 def _signing_key(path: Path):
