@@ -10,16 +10,6 @@ from ledger.migrations import _triggers
 TABLES = ["ledger_sealedkey"]
 
 
-def install(apps, schema_editor):
-    for sql in _triggers.append_only_sql(schema_editor.connection.vendor, TABLES):
-        schema_editor.execute(sql, None)
-
-
-def remove(apps, schema_editor):
-    for sql in _triggers.append_only_remove_sql(schema_editor.connection.vendor, TABLES):
-        schema_editor.execute(sql, None)
-
-
 class Migration(migrations.Migration):
     dependencies = [("ledger", "0007_log_head_never_removed")]
-    operations = [migrations.RunPython(install, remove, elidable=False)]
+    operations = [_triggers.append_only(TABLES)]

@@ -10,16 +10,6 @@ from ledger.migrations import _triggers
 TABLES = ["ledger_verificationrun"]
 
 
-def install(apps, schema_editor):
-    for sql in _triggers.append_only_sql(schema_editor.connection.vendor, TABLES):
-        schema_editor.execute(sql, None)
-
-
-def remove(apps, schema_editor):
-    for sql in _triggers.append_only_remove_sql(schema_editor.connection.vendor, TABLES):
-        schema_editor.execute(sql, None)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0008_sealed_keys_append_only"),
@@ -71,5 +61,5 @@ class Migration(migrations.Migration):
                 "get_latest_by": "id",
             },
         ),
-        migrations.RunPython(install, remove, elidable=False),
+        _triggers.append_only(TABLES),
     ]

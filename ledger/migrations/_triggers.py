@@ -181,3 +181,18 @@ def key_remove_sql(vendor: str) -> list[str]:
         "DROP TRIGGER IF EXISTS ledger_key_guard_update",
         "DROP TRIGGER IF EXISTS ledger_key_guard_delete",
     ]
+
+
+def append_only(tables: list[str]):
+    """A migration operation that makes ``tables`` append-only (and undoes it backwards)."""
+    from django.db import migrations
+
+    def install(apps, schema_editor):
+        for sql in append_only_sql(schema_editor.connection.vendor, tables):
+            schema_editor.execute(sql, None)
+
+    def remove(apps, schema_editor):
+        for sql in append_only_remove_sql(schema_editor.connection.vendor, tables):
+            schema_editor.execute(sql, None)
+
+    return migrations.RunPython(install, remove, elidable=False)
