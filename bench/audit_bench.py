@@ -50,16 +50,21 @@ def fill(w, entries: int) -> float:
     (src / "config.json").write_text("{}")
     cp = checkpoints.checkpoint_publish(actor=None, model=w["model"], name="s", directory=src)
     shutil.rmtree(src)
-    _, filler = services.key_register(signer=log_signer(), kind="service", owner="filler",
-                                      name="filler")  # fmt: skip
+    _, filler = services.key_register(
+        signer=log_signer(), kind="service", owner="filler", name="filler"
+    )
     t0 = time.perf_counter()
     batch = 20_000
     while (size := log.tree_size()) < entries:
         n = min(batch, entries - size)
         with transaction.atomic(durable=True):
-            services.entries_append(signer=filler, drafts=[
-                Draft("bench.sample", {"n": size + i, "note": "a sample entry"})
-                for i in range(n)])  # fmt: skip
+            services.entries_append(
+                signer=filler,
+                drafts=[
+                    Draft("bench.sample", {"n": size + i, "note": "a sample entry"})
+                    for i in range(n)
+                ],
+            )
         downloads.download_authorize(actor=w["rec"], checkpoint=cp, scope="inference_only")
         if log.tree_size() // 100_000 != size // 100_000:
             log.publish_checkpoint()
@@ -149,12 +154,16 @@ def main() -> None:
             shutil.copyfileobj(f, out, 1 << 20)
         with zipfile.ZipFile(path) as z:
             raw = sum(i.file_size for i in z.infolist())
-        say(f"export of {export.entries:,} entries (everything): {took:.1f} s, "
+        say(
+            f"export of {export.entries:,} entries (everything): {took:.1f} s, "
             f"{export.entries / took:,.0f} entries/s; {path.stat().st_size / 1e6:,.1f} MB "
-            f"({raw / 1e6:,.1f} MB unpacked)")  # fmt: skip
+            f"({raw / 1e6:,.1f} MB unpacked)"
+        )
         single, pooled = raw_rates(path, cores)
-        say(f"baseline: PyNaCl Ed25519 verify {single:,.0f}/s in one process; "
-            f"{pooled:,.0f}/s on {cores} processes")  # fmt: skip
+        say(
+            f"baseline: PyNaCl Ed25519 verify {single:,.0f}/s in one process; "
+            f"{pooled:,.0f}/s on {cores} processes"
+        )
         s = log_signer()
         t = time.perf_counter()
         result = verify(path, verifier_key(s.name, s.public_key), extensions=figures.extensions())
@@ -163,10 +172,12 @@ def main() -> None:
             raise SystemExit(f"the export does not verify: {result.failures[:5]}")
         rate = export.entries / took
         target = 0.5 * single * cores
-        say(f"offline verification: {took:.1f} s, {rate:,.0f} entries/s; target >= 0.5 x "
+        say(
+            f"offline verification: {took:.1f} s, {rate:,.0f} entries/s; target >= 0.5 x "
             f"{single:,.0f} x {cores} = {target:,.0f}/s: {'met' if rate >= target else 'MISSED'} "
             f"(ratio to raw x cores {rate / (single * cores):.2f}; to the measured pool "
-            f"{rate / pooled:.2f})")  # fmt: skip
+            f"{rate / pooled:.2f})"
+        )
 
 
 if __name__ == "__main__":

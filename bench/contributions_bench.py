@@ -55,41 +55,94 @@ MB = 1 << 20  # sizes and throughputs: 1 MB = 2^20 bytes
 KB = 1 << 10
 
 # The consortium: six members, the treaty's cost-sharing scale, national currencies.
-MEMBERS = {"NL": 17_900_000, "SE": 10_550_000, "PL": 36_750_000, "PT": 10_470_000,
-           "FI": 5_600_000, "CZ": 10_900_000}  # fmt: skip
+MEMBERS = {
+    "NL": 17_900_000,
+    "SE": 10_550_000,
+    "PL": 36_750_000,
+    "PT": 10_470_000,
+    "FI": 5_600_000,
+    "CZ": 10_900_000,
+}
 SCALE = {"NL": "0.26", "SE": "0.16", "PL": "0.22", "PT": "0.07", "FI": "0.09", "CZ": "0.20"}
 CURRENCY = {"NL": "EUR", "SE": "SEK", "PL": "PLN", "PT": "EUR", "FI": "EUR", "CZ": "CZK"}
 # How the filler contributions are spread over the members (some ahead, some behind).
 SPREAD = {"NL": 0.16, "SE": 0.22, "PL": 0.12, "PT": 0.10, "FI": 0.28, "CZ": 0.12}
 VALUATION = {
-    "version": 1, "unit": "H100-hour",
+    "version": 1,
+    "unit": "H100-hour",
     "weights": {"h100": "1", "a100": "0.45", "a100_3g.20gb": "0.2", "a100_1g.5gb": "0.07"},
     "unit_price": {"amount": "2.10", "currency": "EUR"},
     "data_price": {"amount": "0.12", "currency": "EUR", "per_tokens": 1_000_000},
-}  # fmt: skip
+}
 
 # The facility: run by Finland, two GPU partitions, accounts mapped to members.
 FACILITY = {
-    "code": "aifactory", "name": "EuroHPC AI Factory", "operator": "FI", "country": "FI",
-    "timezone": "Europe/Helsinki", "default_accelerator": "a100",
+    "code": "aifactory",
+    "name": "EuroHPC AI Factory",
+    "operator": "FI",
+    "country": "FI",
+    "timezone": "Europe/Helsinki",
+    "default_accelerator": "a100",
     "partitions": {"gpu-h100": "h100", "gpu-a100": "a100"},
-    "accounts": {"project_465000101": "NL", "project_465000102": "SE",
-                 "project_465000103": "PL", "project_465000104": "PT",
-                 "project_465000105": "FI", "project_465000106": "CZ",
-                 "project_465000107": "FI", "project_465000108": "NL"},
-}  # fmt: skip
+    "accounts": {
+        "project_465000101": "NL",
+        "project_465000102": "SE",
+        "project_465000103": "PL",
+        "project_465000104": "PT",
+        "project_465000105": "FI",
+        "project_465000106": "CZ",
+        "project_465000107": "FI",
+        "project_465000108": "NL",
+    },
+}
 UNMAPPED = "project_465000199"
 ACCOUNTS = [*FACILITY["accounts"], UNMAPPED]
 ACCOUNT_WEIGHTS = [14, 12, 12, 8, 16, 10, 8, 8, 2]
 # The XDMoD-style field list (sacct --parsable2 --format ...): Elapsed, no ElapsedRaw.
-FIELDS = ("JobID", "JobIDRaw", "JobName", "Cluster", "Partition", "QOS", "Account", "User",
-          "Submit", "Eligible", "Start", "End", "Elapsed", "ExitCode", "State", "NNodes",
-          "NCPUS", "ReqTRES", "AllocTRES", "Timelimit", "NodeList")  # fmt: skip
+FIELDS = (
+    "JobID",
+    "JobIDRaw",
+    "JobName",
+    "Cluster",
+    "Partition",
+    "QOS",
+    "Account",
+    "User",
+    "Submit",
+    "Eligible",
+    "Start",
+    "End",
+    "Elapsed",
+    "ExitCode",
+    "State",
+    "NNodes",
+    "NCPUS",
+    "ReqTRES",
+    "AllocTRES",
+    "Timelimit",
+    "NodeList",
+)
 HEADER = "|".join(FIELDS)
-FINISHED_STATES = (("COMPLETED", 80), ("FAILED", 7), ("CANCELLED", 5), ("TIMEOUT", 5),
-                   ("OUT_OF_MEMORY", 2), ("NODE_FAIL", 1))  # fmt: skip
-JOB_NAMES = ("pretrain", "sft-run", "eval-harness", "tokenize", "dpo", "ckpt-convert",
-             "bash", "interactive", "llm-7b", "llm-70b-shard")  # fmt: skip
+FINISHED_STATES = (
+    ("COMPLETED", 80),
+    ("FAILED", 7),
+    ("CANCELLED", 5),
+    ("TIMEOUT", 5),
+    ("OUT_OF_MEMORY", 2),
+    ("NODE_FAIL", 1),
+)
+JOB_NAMES = (
+    "pretrain",
+    "sft-run",
+    "eval-harness",
+    "tokenize",
+    "dpo",
+    "ckpt-convert",
+    "bash",
+    "interactive",
+    "llm-7b",
+    "llm-70b-shard",
+)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -153,9 +206,10 @@ def found() -> dict:
     User = get_user_model()
     governance.consortium_found(
         name="Bench consortium",
-        members=[governance.member_record(code=c, figures={"population": p})
-                 for c, p in MEMBERS.items()],
-    )  # fmt: skip
+        members=[
+            governance.member_record(code=c, figures={"population": p}) for c, p in MEMBERS.items()
+        ],
+    )
     ops = User.objects.create_user("ops")
     governance.seat_assign(actor=None, user=ops, role="secretariat")
     signatories = {}
@@ -199,12 +253,55 @@ class ExportMaker:
         self.left_out: Counter = Counter()
 
     # One line: fields in FIELDS order.
-    def _line(self, jobid, raw, name, partition, qos, account, user, submit, start, end,
-              elapsed, exitcode, state, nnodes, ncpus, req, alloc, limit, nodes) -> None:  # fmt: skip
-        self.rows.append("|".join((
-            jobid, raw, name, "aifactory", partition, qos, account, user, submit, submit,
-            start, end, elapsed, exitcode, state, nnodes, ncpus, req, alloc, limit, nodes,
-        )))  # fmt: skip
+    def _line(
+        self,
+        jobid,
+        raw,
+        name,
+        partition,
+        qos,
+        account,
+        user,
+        submit,
+        start,
+        end,
+        elapsed,
+        exitcode,
+        state,
+        nnodes,
+        ncpus,
+        req,
+        alloc,
+        limit,
+        nodes,
+    ) -> None:
+        self.rows.append(
+            "|".join(
+                (
+                    jobid,
+                    raw,
+                    name,
+                    "aifactory",
+                    partition,
+                    qos,
+                    account,
+                    user,
+                    submit,
+                    submit,
+                    start,
+                    end,
+                    elapsed,
+                    exitcode,
+                    state,
+                    nnodes,
+                    ncpus,
+                    req,
+                    alloc,
+                    limit,
+                    nodes,
+                )
+            )
+        )
 
     def _id(self) -> int:
         self.next_id += 1
@@ -263,8 +360,17 @@ class ExportMaker:
         self.clock += timedelta(seconds=self.rng.expovariate(jobs / self.span.total_seconds()))
         return self.clock
 
-    def _job(self, jobid: str, raw: int, *, partition: str, account: str, submit: datetime,
-             state: str | None = None, steps: bool = True) -> None:  # fmt: skip
+    def _job(
+        self,
+        jobid: str,
+        raw: int,
+        *,
+        partition: str,
+        account: str,
+        submit: datetime,
+        state: str | None = None,
+        steps: bool = True,
+    ) -> None:
         """A job that started (finished, or RUNNING if ``state`` says so), and its steps."""
         rng = self.rng
         nodes, cpus, req, alloc, gpus = self._allocation(partition)
@@ -275,13 +381,34 @@ class ExportMaker:
         end = "Unknown" if running else fmt_time(start + timedelta(seconds=elapsed))
         exitcode = "0:0" if state in ("COMPLETED", "RUNNING") else f"{rng.randint(1, 255)}:0"
         user = f"u{rng.randint(1000, 1100)}"
-        nodelist = (f"nid{rng.randint(5000, 7000):06d}" if nodes == 1
-                    else f"nid[{(n := rng.randint(5000, 7000)):06d}-{n + nodes - 1:06d}]")  # fmt: skip
+        nodelist = (
+            f"nid{rng.randint(5000, 7000):06d}"
+            if nodes == 1
+            else f"nid[{(n := rng.randint(5000, 7000)):06d}-{n + nodes - 1:06d}]"
+        )
         name = rng.choice(JOB_NAMES)
         limit = rng.choice(("1-00:00:00", "2-00:00:00", "12:00:00", "04:00:00"))
-        self._line(jobid, str(raw), name, partition, "normal", account, user, fmt_time(submit),
-                   fmt_time(start), end, fmt_elapsed(elapsed), exitcode, state, str(nodes),
-                   str(cpus), req, alloc, limit, nodelist)  # fmt: skip
+        self._line(
+            jobid,
+            str(raw),
+            name,
+            partition,
+            "normal",
+            account,
+            user,
+            fmt_time(submit),
+            fmt_time(start),
+            end,
+            fmt_elapsed(elapsed),
+            exitcode,
+            state,
+            str(nodes),
+            str(cpus),
+            req,
+            alloc,
+            limit,
+            nodelist,
+        )
         self.job_lines += 1
         # What a correct reader makes of it.
         member = FACILITY["accounts"].get(account)
@@ -303,19 +430,36 @@ class ExportMaker:
         # Steps repeat parts of the allocation; they are not allocations.
         step_state = "RUNNING" if running else state.split(" ", 1)[0]
         node_cpus = cpus // nodes
-        node_tres = alloc.replace(f"node={nodes}", "node=1").replace(f"cpu={cpus}",
-                                                                    f"cpu={node_cpus}")  # fmt: skip
+        node_tres = alloc.replace(f"node={nodes}", "node=1").replace(
+            f"cpu={cpus}", f"cpu={node_cpus}"
+        )
         srun = [f".{i}" for i in range(rng.choice((0, 1, 1, 2, 3)))]
         for suffix, tres, sname, snodes in (
             (".batch", node_tres, "batch", "1"),
             (".extern", alloc, "extern", str(nodes)),
             *((s, alloc, "python", str(nodes)) for s in srun),
         ):
-            self._line(jobid + suffix, f"{raw}{suffix}", sname, "", "", account, "",
-                       fmt_time(submit), fmt_time(start), end, fmt_elapsed(elapsed),
-                       exitcode if suffix == ".batch" else "0:0", step_state, snodes,
-                       str(node_cpus if suffix == ".batch" else cpus), "", tres, "",
-                       nodelist)  # fmt: skip
+            self._line(
+                jobid + suffix,
+                f"{raw}{suffix}",
+                sname,
+                "",
+                "",
+                account,
+                "",
+                fmt_time(submit),
+                fmt_time(start),
+                end,
+                fmt_elapsed(elapsed),
+                exitcode if suffix == ".batch" else "0:0",
+                step_state,
+                snodes,
+                str(node_cpus if suffix == ".batch" else cpus),
+                "",
+                tres,
+                "",
+                nodelist,
+            )
             self.step_lines += 1
 
     def make(self, jobs: int) -> bytes:
@@ -335,36 +479,75 @@ class ExportMaker:
             elif r < 0.025:  # a pending job
                 self._pending(str(raw), raw, partition, account, submit)
             elif r < 0.035:  # a running job, with its running steps
-                self._job(str(raw), raw, partition=partition, account=account, submit=submit,
-                          state="RUNNING")  # fmt: skip
+                self._job(
+                    str(raw),
+                    raw,
+                    partition=partition,
+                    account=account,
+                    submit=submit,
+                    state="RUNNING",
+                )
             elif r < 0.04:  # cancelled before it started
-                self._line(str(raw), str(raw), rng.choice(JOB_NAMES), partition, "normal",
-                           account, f"u{rng.randint(1000, 1100)}", fmt_time(submit), "Unknown",
-                           fmt_time(submit + timedelta(minutes=5)), "00:00:00", "0:0",
-                           f"CANCELLED by {rng.randint(10000, 99999)}", "1", "8",
-                           "billing=8,cpu=8,gres/gpu=1,node=1", "", "04:00:00",
-                           "None assigned")  # fmt: skip
+                self._line(
+                    str(raw),
+                    str(raw),
+                    rng.choice(JOB_NAMES),
+                    partition,
+                    "normal",
+                    account,
+                    f"u{rng.randint(1000, 1100)}",
+                    fmt_time(submit),
+                    "Unknown",
+                    fmt_time(submit + timedelta(minutes=5)),
+                    "00:00:00",
+                    "0:0",
+                    f"CANCELLED by {rng.randint(10000, 99999)}",
+                    "1",
+                    "8",
+                    "billing=8,cpu=8,gres/gpu=1,node=1",
+                    "",
+                    "04:00:00",
+                    "None assigned",
+                )
                 self.job_lines += 1
                 self.left_out["never started"] += 1
             elif r < 0.22:  # array tasks: allocations of their own, raw ids of their own
                 for task in range(min(left, rng.randint(2, 12))):
                     tid = raw if task == 0 else self._id()
-                    self._job(f"{raw}_{task}", tid, partition=partition, account=account,
-                              submit=submit)  # fmt: skip
+                    self._job(
+                        f"{raw}_{task}", tid, partition=partition, account=account, submit=submit
+                    )
             elif r < 0.27 and left >= 2:  # a heterogeneous job: two components
                 self._job(f"{raw}+0", raw, partition="gpu-a100", account=account, submit=submit)
-                self._job(f"{raw}+1", self._id(), partition="gpu-h100", account=account,
-                          submit=submit)  # fmt: skip
+                self._job(
+                    f"{raw}+1", self._id(), partition="gpu-h100", account=account, submit=submit
+                )
             else:
                 self._job(str(raw), raw, partition=partition, account=account, submit=submit)
         return ("\n".join(self.rows) + "\n").encode()
 
     def _pending(self, jobid: str, raw: int, partition: str, account: str, submit) -> None:
-        self._line(jobid, str(raw), self.rng.choice(JOB_NAMES), partition, "normal", account,
-                   f"u{self.rng.randint(1000, 1100)}", fmt_time(submit), "Unknown", "Unknown",
-                   "00:00:00", "0:0", "PENDING", "2", "64",
-                   "billing=64,cpu=64,gres/gpu=8,node=2", "", "2-00:00:00",
-                   "None assigned")  # fmt: skip
+        self._line(
+            jobid,
+            str(raw),
+            self.rng.choice(JOB_NAMES),
+            partition,
+            "normal",
+            account,
+            f"u{self.rng.randint(1000, 1100)}",
+            fmt_time(submit),
+            "Unknown",
+            "Unknown",
+            "00:00:00",
+            "0:0",
+            "PENDING",
+            "2",
+            "64",
+            "billing=64,cpu=64,gres/gpu=8,node=2",
+            "",
+            "2-00:00:00",
+            "None assigned",
+        )
         self.job_lines += 1
         self.left_out["not finished (PENDING)"] += 1
 
@@ -395,14 +578,17 @@ def bench_import(world: dict, jobs: int, workdir: Path) -> dict:
 
     now = datetime.now(UTC).replace(tzinfo=None)
     t0 = time.perf_counter()
-    data, maker = export(jobs, seed=1, first_id=1_000_000, since=now - timedelta(days=100),
-                         span=timedelta(days=90))  # fmt: skip
+    data, maker = export(
+        jobs, seed=1, first_id=1_000_000, since=now - timedelta(days=100), span=timedelta(days=90)
+    )
     path = workdir / "sacct-export.txt"
     path.write_bytes(data)
     made = time.perf_counter() - t0
     lines = maker.job_lines + maker.step_lines
-    say(f"SLURM import: export of {maker.job_lines:,} job lines + {maker.step_lines:,} step"
-        f" lines = {lines:,} lines, {len(data) / MB:.1f} MB (generated in {made:.1f} s)")  # fmt: skip
+    say(
+        f"SLURM import: export of {maker.job_lines:,} job lines + {maker.step_lines:,} step"
+        f" lines = {lines:,} lines, {len(data) / MB:.1f} MB (generated in {made:.1f} s)"
+    )
 
     base = min(baseline_split(path) for _ in range(3))
     base_rate = base[1] / base[0]
@@ -431,20 +617,37 @@ def bench_import(world: dict, jobs: int, workdir: Path) -> dict:
     assert imported.attested_in == imported.recorded_in  # signed by the facility's key
 
     rate, job_rate = lines / took, maker.job_lines / took
-    say(f"  sacct_import end to end: {took:6.2f} s  {rate:9,.0f} lines/s  {job_rate:8,.0f} job lines/s"
-        f"   (target >= 20,000 lines/s: {'met' if rate >= 20_000 else 'MISSED'})")  # fmt: skip
-    say(f"  of which parse + aggregate (the same export, dry run, after): {dry:.2f} s"
-        f" ({lines / dry:,.0f} lines/s); recording {took - dry:.2f} s")  # fmt: skip
-    say(f"  baseline read + split('|'): {base[0]:6.3f} s  {base_rate:9,.0f} lines/s (best of 3);"
-        f" import/baseline rate ratio {rate / base_rate:.3f} ({took / base[0]:.0f}x the floor)")  # fmt: skip
-    say(f"  recorded {len(rows)} contributions from {imported.allocations:,} allocations;"
-        f" left out: {', '.join(f'{k}: {v:,}' for k, v in sorted(imported.left_out.items()))}")  # fmt: skip
+    say(
+        f"  sacct_import end to end: {took:6.2f} s  {rate:9,.0f} lines/s  {job_rate:8,.0f} job lines/s"
+        f"   (target >= 20,000 lines/s: {'met' if rate >= 20_000 else 'MISSED'})"
+    )
+    say(
+        f"  of which parse + aggregate (the same export, dry run, after): {dry:.2f} s"
+        f" ({lines / dry:,.0f} lines/s); recording {took - dry:.2f} s"
+    )
+    say(
+        f"  baseline read + split('|'): {base[0]:6.3f} s  {base_rate:9,.0f} lines/s (best of 3);"
+        f" import/baseline rate ratio {rate / base_rate:.3f} ({took / base[0]:.0f}x the floor)"
+    )
+    say(
+        f"  recorded {len(rows)} contributions from {imported.allocations:,} allocations;"
+        f" left out: {', '.join(f'{k}: {v:,}' for k, v in sorted(imported.left_out.items()))}"
+    )
     return {
-        "job_lines": maker.job_lines, "step_lines": maker.step_lines, "lines": lines,
-        "bytes": len(data), "seconds": took, "lines_per_s": rate, "job_lines_per_s": job_rate,
-        "dry_run_seconds": dry, "baseline_seconds": base[0], "baseline_lines_per_s": base_rate,
-        "ratio": rate / base_rate, "target_lines_per_s": 20_000, "met": rate >= 20_000,
-    }  # fmt: skip
+        "job_lines": maker.job_lines,
+        "step_lines": maker.step_lines,
+        "lines": lines,
+        "bytes": len(data),
+        "seconds": took,
+        "lines_per_s": rate,
+        "job_lines_per_s": job_rate,
+        "dry_run_seconds": dry,
+        "baseline_seconds": base[0],
+        "baseline_lines_per_s": base_rate,
+        "ratio": rate / base_rate,
+        "target_lines_per_s": 20_000,
+        "met": rate >= 20_000,
+    }
 
 
 # --- 2. cost-share report ------------------------------------------------------------------
@@ -456,19 +659,24 @@ def treaty(world: dict):
     # In force for the past year and more: funds count from the day it took effect.
     since = datetime.now(UTC).date() - timedelta(days=400)
     terms = {
-        "parties": list(MEMBERS), "effective": {"from": since.isoformat(), "until": None},
+        "parties": list(MEMBERS),
+        "effective": {"from": since.isoformat(), "until": None},
         "accounting_unit": "EUR",
         "exchange_rates": {"SEK": "0.087", "PLN": "0.23", "CZK": "0.04"},
-        "cost_sharing": {"method": "scale", "shares": SCALE}, "valuation": VALUATION,
-    }  # fmt: skip
-    doc = agreements.document_store(actor=world["ops"], name="treaty.txt",
-                                    content=b"Treaty (benchmark)\n")  # fmt: skip
-    a = agreements.agreement_propose(actor=world["ops"], kind="treaty", title="Treaty",
-                                     terms=terms, document_sha256=doc.sha256)  # fmt: skip
+        "cost_sharing": {"method": "scale", "shares": SCALE},
+        "valuation": VALUATION,
+    }
+    doc = agreements.document_store(
+        actor=world["ops"], name="treaty.txt", content=b"Treaty (benchmark)\n"
+    )
+    a = agreements.agreement_propose(
+        actor=world["ops"], kind="treaty", title="Treaty", terms=terms, document_sha256=doc.sha256
+    )
     for user in world["signatories"].values():
         a.refresh_from_db()
-        agreements.agreement_sign(actor=user, agreement=a, terms_sha256=a.terms_sha256,
-                                  document_sha256=a.document_sha256)  # fmt: skip
+        agreements.agreement_sign(
+            actor=user, agreement=a, terms_sha256=a.terms_sha256, document_sha256=a.document_sha256
+        )
     a.refresh_from_db()
     assert a.state == "in_force", a.state
     return a
@@ -477,20 +685,26 @@ def treaty(world: dict):
 def dataset(rng: random.Random, member: str, n: int) -> dict:
     size = rng.randint(10**9, 10**12)
     return {
-        "name": f"{member.lower()}-corpus-{n}", "description": "Public-sector text, deduplicated",
-        "manifest_sha256": f"{rng.getrandbits(256):064x}", "size_bytes": size,
-        "files": rng.randint(1, 100_000), "tokens": size // 4, "licence": "CC-BY-4.0",
+        "name": f"{member.lower()}-corpus-{n}",
+        "description": "Public-sector text, deduplicated",
+        "manifest_sha256": f"{rng.getrandbits(256):064x}",
+        "size_bytes": size,
+        "files": rng.randint(1, 100_000),
+        "tokens": size // 4,
+        "licence": "CC-BY-4.0",
         "duo": {"permission": "DUO:0000042", "modifiers": ["DUO:0000046"]},
-        "residency": member, "access_mode": rng.choice(("federated", "remote", "transferred")),
-    }  # fmt: skip
+        "residency": member,
+        "access_mode": rng.choice(("federated", "remote", "transferred")),
+    }
 
 
 def funds(rng: random.Random, member: str, today) -> dict:
     return {
         "amount": f"{rng.randint(100, 5_000_000)}.{rng.randint(0, 99):02d}",
         "currency": CURRENCY[member] if rng.random() < 0.6 else "EUR",
-        "date": (today - timedelta(days=rng.randint(1, 365))).isoformat(), "reference": "",
-    }  # fmt: skip
+        "date": (today - timedelta(days=rng.randint(1, 365))).isoformat(),
+        "reference": "",
+    }
 
 
 def check_payload_shapes(world: dict, rng: random.Random) -> None:
@@ -502,8 +716,13 @@ def check_payload_shapes(world: dict, rng: random.Random) -> None:
     today = datetime.now(UTC).date()
     user = world["signatories"]["SE"]
     f = funds(rng, "SE", today)
-    services.funds_contribute(actor=user, amount=f["amount"], currency=f["currency"],
-                              date_paid=f["date"], reference=f["reference"])  # fmt: skip
+    services.funds_contribute(
+        actor=user,
+        amount=f["amount"],
+        currency=f["currency"],
+        date_paid=f["date"],
+        reference=f["reference"],
+    )
     services.data_contribute(actor=user, dataset=dataset(rng, "SE", 0))
     made = {e.kind: e.payload for e in Entry.objects.filter(kind__endswith=".contributed")}
     # (jsonb keeps its own key order: compared as sets)
@@ -535,8 +754,7 @@ def fill(world: dict, count: int, chunk: int = 2000) -> tuple[float, Counter]:
             drafts = []
             for i in range(start, min(total, start + chunk)):
                 if rng.random() < 0.15:
-                    payload = {"contribution": str(uuid.uuid4()),
-                               "dataset": dataset(rng, code, i)}  # fmt: skip
+                    payload = {"contribution": str(uuid.uuid4()), "dataset": dataset(rng, code, i)}
                     drafts.append(Draft("data.contributed", payload))
                 else:
                     payload = {"contribution": str(uuid.uuid4()), **funds(rng, code, today)}
@@ -561,20 +779,28 @@ def bench_report(world: dict, contributions: int, compute_jobs: int) -> dict:
     now = datetime.now(UTC).replace(tzinfo=None)
     t0 = time.perf_counter()
     for k in range(6):  # six monthly exports
-        data, _ = export(compute_jobs, seed=100 + k, first_id=50_000_000 + k * 1_000_000,
-                         since=now - timedelta(days=30 * (k + 1) + 10),
-                         span=timedelta(days=28))  # fmt: skip
+        data, _ = export(
+            compute_jobs,
+            seed=100 + k,
+            first_id=50_000_000 + k * 1_000_000,
+            since=now - timedelta(days=30 * (k + 1) + 10),
+            span=timedelta(days=28),
+        )
         services.sacct_import(actor=world["recorder"], facility=world["facility"], data=data)
     compute = Contribution.objects.filter(kind="compute").count()
-    say(f"cost-share report: 6 imports of {compute_jobs:,} job lines -> {compute} compute"
-        f" contributions in {time.perf_counter() - t0:.1f} s; filling to {contributions:,}:")  # fmt: skip
+    say(
+        f"cost-share report: 6 imports of {compute_jobs:,} job lines -> {compute} compute"
+        f" contributions in {time.perf_counter() - t0:.1f} s; filling to {contributions:,}:"
+    )
     took, made = fill(world, contributions)
     entries = sum(made.values())
     total = Contribution.objects.count()
     kinds = {r["kind"]: r["n"] for r in Contribution.objects.values("kind").annotate(n=Count("id"))}
-    say(f"  {entries:,} entries signed by the members' hosted keys and appended in {took:.0f} s"
+    say(
+        f"  {entries:,} entries signed by the members' hosted keys and appended in {took:.0f} s"
         f" ({entries / took:,.0f} entries/s); table: {total:,} contributions"
-        f" ({', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))})")  # fmt: skip
+        f" ({', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))})"
+    )
     with connection.cursor() as cur:
         cur.execute("ANALYZE contributions_contribution")  # as autovacuum would have by now
 
@@ -586,8 +812,10 @@ def bench_report(world: dict, contributions: int, compute_jobs: int) -> dict:
         times.append(time.perf_counter() - t0)
     p50 = pct(times, 0.5)
 
-    sql = ("SELECT member_id, kind, SUM(gpu_seconds), SUM(tokens), SUM(amount_micros)"
-           " FROM contributions_contribution GROUP BY member_id, kind")  # fmt: skip
+    sql = (
+        "SELECT member_id, kind, SUM(gpu_seconds), SUM(tokens), SUM(amount_micros)"
+        " FROM contributions_contribution GROUP BY member_id, kind"
+    )
     base_times, base_rows = [], []
     with connection.cursor() as cur:
         cur.execute(sql)
@@ -604,16 +832,26 @@ def bench_report(world: dict, contributions: int, compute_jobs: int) -> dict:
     tokens = sum(r[3] or 0 for r in base_rows if r[1] == "data")
     assert sum(m["tokens"] for m in d["members"]) == tokens
     assert len(d["members"]) == len(MEMBERS) and not d["notes"], d["notes"]
-    say(f"  cost_share_report p50 {ms(p50)} (min {ms(min(times))}, max {ms(max(times))}, 5 runs"
-        f" after a warm-up)   (target <= 1 s: {'met' if p50 <= 1 else 'MISSED'})")  # fmt: skip
-    say(f"  baseline bare SELECT ... SUM ... GROUP BY member, kind: p50 {ms(base)};"
-        f" report/baseline {p50 / base:.1f}x")  # fmt: skip
+    say(
+        f"  cost_share_report p50 {ms(p50)} (min {ms(min(times))}, max {ms(max(times))}, 5 runs"
+        f" after a warm-up)   (target <= 1 s: {'met' if p50 <= 1 else 'MISSED'})"
+    )
+    say(
+        f"  baseline bare SELECT ... SUM ... GROUP BY member, kind: p50 {ms(base)};"
+        f" report/baseline {p50 / base:.1f}x"
+    )
     say("  " + ", ".join(f"{m['member']} {m['ratio']} {m['status']}" for m in d["members"]))
     return {
-        "contributions": total, "by_kind": kinds, "fill_seconds": took, "p50": p50,
-        "runs": times, "baseline_p50": base, "ratio": p50 / base, "target_seconds": 1.0,
+        "contributions": total,
+        "by_kind": kinds,
+        "fill_seconds": took,
+        "p50": p50,
+        "runs": times,
+        "baseline_p50": base,
+        "ratio": p50 / base,
+        "target_seconds": 1.0,
         "met": p50 <= 1,
-    }  # fmt: skip
+    }
 
 
 # --- 3. manifest ---------------------------------------------------------------------------
@@ -659,8 +897,10 @@ def bench_manifest(total_mb: int) -> dict:
         t0 = time.perf_counter()
         files = make_tree(root, total_mb)
         size = sum(f.stat().st_size for f in files)
-        say(f"manifest: {len(files):,} files, {size / MB:,.0f} MB of random bytes"
-            f" (written in {time.perf_counter() - t0:.1f} s)")  # fmt: skip
+        say(
+            f"manifest: {len(files):,} files, {size / MB:,.0f} MB of random bytes"
+            f" (written in {time.perf_counter() - t0:.1f} s)"
+        )
         for path in files:  # warm the page cache
             with open(path, "rb") as f:
                 while f.read(8 * MB):
@@ -669,8 +909,9 @@ def bench_manifest(total_mb: int) -> dict:
         sums, builds, out, manifest = [], [], b"", None
         for _ in range(3):  # alternated, best of 3 each
             t0 = time.perf_counter()
-            out = subprocess.run(["sha256sum", *map(str, files)], check=True,
-                                 stdout=subprocess.PIPE).stdout  # fmt: skip
+            out = subprocess.run(
+                ["sha256sum", *map(str, files)], check=True, stdout=subprocess.PIPE
+            ).stdout
             sums.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             manifest = build(root)
@@ -690,18 +931,32 @@ def bench_manifest(total_mb: int) -> dict:
         base_rate, rate, rate1 = size / MB / min(sums), size / MB / min(builds), size / MB / one
         ratio = rate / base_rate
         runs = ", ".join(f"{s:.2f}" for s in sums)
-        say(f"  sha256sum, 1 process:        {base_rate:7,.0f} MB/s  best {min(sums):.2f} s (runs {runs})")  # fmt: skip
+        say(
+            f"  sha256sum, 1 process:        {base_rate:7,.0f} MB/s  best {min(sums):.2f} s (runs {runs})"
+        )
         runs = ", ".join(f"{s:.2f}" for s in builds)
-        say(f"  manifest.build, {cores} workers:   {rate:7,.0f} MB/s  best {min(builds):.2f} s (runs {runs})"
-            f"   ratio {ratio:.2f} (target >= 0.9: {'met' if ratio >= 0.9 else 'MISSED'})")  # fmt: skip
-        say(f"  manifest.build, 1 worker:    {rate1:7,.0f} MB/s  {one:.2f} s  (ratio {rate1 / base_rate:.2f},"
-            f" for information)")  # fmt: skip
+        say(
+            f"  manifest.build, {cores} workers:   {rate:7,.0f} MB/s  best {min(builds):.2f} s (runs {runs})"
+            f"   ratio {ratio:.2f} (target >= 0.9: {'met' if ratio >= 0.9 else 'MISSED'})"
+        )
+        say(
+            f"  manifest.build, 1 worker:    {rate1:7,.0f} MB/s  {one:.2f} s  (ratio {rate1 / base_rate:.2f},"
+            f" for information)"
+        )
         return {
-            "files": len(files), "megabytes": size / MB, "cores": cores,
-            "sha256sum_mb_per_s": base_rate, "build_mb_per_s": rate, "build_1_mb_per_s": rate1,
-            "sha256sum_runs": sums, "build_runs": builds, "build_1_seconds": one,
-            "ratio": ratio, "target_ratio": 0.9, "met": ratio >= 0.9,
-        }  # fmt: skip
+            "files": len(files),
+            "megabytes": size / MB,
+            "cores": cores,
+            "sha256sum_mb_per_s": base_rate,
+            "build_mb_per_s": rate,
+            "build_1_mb_per_s": rate1,
+            "sha256sum_runs": sums,
+            "build_runs": builds,
+            "build_1_seconds": one,
+            "ratio": ratio,
+            "target_ratio": 0.9,
+            "met": ratio >= 0.9,
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -713,21 +968,27 @@ def summary(results: dict) -> None:
     say("\nsummary")
     if "import" in results:
         r = results["import"]
-        say(f"  SLURM import, {r['job_lines']:,} job lines ({r['lines']:,} lines): "
+        say(
+            f"  SLURM import, {r['job_lines']:,} job lines ({r['lines']:,} lines): "
             f"{r['lines_per_s']:,.0f} lines/s, {r['job_lines_per_s']:,.0f} job lines/s;"
             f" target >= 20,000 lines/s: {'met' if r['met'] else 'MISSED'};"
-            f" baseline read + split {r['baseline_lines_per_s']:,.0f} lines/s, ratio {r['ratio']:.3f}")  # fmt: skip
+            f" baseline read + split {r['baseline_lines_per_s']:,.0f} lines/s, ratio {r['ratio']:.3f}"
+        )
     if "report" in results:
         r = results["report"]
-        say(f"  cost-share report, {r['contributions']:,} contributions: p50 {ms(r['p50'])};"
+        say(
+            f"  cost-share report, {r['contributions']:,} contributions: p50 {ms(r['p50'])};"
             f" target <= 1 s: {'met' if r['met'] else 'MISSED'};"
-            f" baseline bare GROUP BY {ms(r['baseline_p50'])}, ratio {r['ratio']:.1f}x")  # fmt: skip
+            f" baseline bare GROUP BY {ms(r['baseline_p50'])}, ratio {r['ratio']:.1f}x"
+        )
     if "manifest" in results:
         r = results["manifest"]
-        say(f"  manifest, {r['megabytes']:,.0f} MB in {r['files']:,} files: build {r['build_mb_per_s']:,.0f} MB/s"
+        say(
+            f"  manifest, {r['megabytes']:,.0f} MB in {r['files']:,} files: build {r['build_mb_per_s']:,.0f} MB/s"
             f" ({r['cores']} workers), 1 worker {r['build_1_mb_per_s']:,.0f} MB/s;"
             f" baseline sha256sum {r['sha256sum_mb_per_s']:,.0f} MB/s; ratio {r['ratio']:.2f};"
-            f" target >= 0.9: {'met' if r['met'] else 'MISSED'}")  # fmt: skip
+            f" target >= 0.9: {'met' if r['met'] else 'MISSED'}"
+        )
 
 
 def main() -> None:
@@ -735,22 +996,26 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--database-url", default="postgres://postgres@127.0.0.1:5432/postgres",
+        "--database-url",
+        default="postgres://postgres@127.0.0.1:5432/postgres",
         help=f"A PostgreSQL server; the scratch database {SCRATCH} is made on it.",
-    )  # fmt: skip
+    )
     parser.add_argument("--jobs", type=int, help="Job lines in the export (default 100000).")
     parser.add_argument(
         "--contributions", type=int, help="Contributions in the report (default 100000)."
     )
     parser.add_argument("--manifest-mb", type=int, help="Manifest data in MB (default 2048).")
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="Small sizes for a smoke test: 5,000 jobs, 5,000 contributions, 64 MB.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--only", action="append", choices=SECTIONS,
+        "--only",
+        action="append",
+        choices=SECTIONS,
         help="Run this section only (repeat for several).",
-    )  # fmt: skip
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench-contributions.json")
     args = parser.parse_args()

@@ -81,9 +81,16 @@ def scratch_project(database_url: str, scratch: str, prefix: str):
     Yields the temporary directory."""
     url = database_url.rsplit("/", 1)[0] + "/" + scratch
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    os.environ.update({"DATABASE_URL": url, "MEDIA_ROOT": str(tmp / "media"),
-                       "LEDGER_PUBLISH_ON_APPEND": "0", "ALLOWED_HOSTS": "127.0.0.1,testserver",
-                       "DJANGO_SETTINGS_MODULE": "consortium.settings", "LOG_LEVEL": "WARNING"})  # fmt: skip
+    os.environ.update(
+        {
+            "DATABASE_URL": url,
+            "MEDIA_ROOT": str(tmp / "media"),
+            "LEDGER_PUBLISH_ON_APPEND": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,testserver",
+            "DJANGO_SETTINGS_MODULE": "consortium.settings",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.setdefault("LEDGER_KEK", secrets.token_bytes(32).hex())
     os.environ.pop("CELERY_BROKER_URL", None)
@@ -111,9 +118,13 @@ def world():
     from consortium import agreements, checkpoints, governance
     from consortium.models import ApiToken
 
-    governance.consortium_found(name="Bench", members=[
-        governance.member_record(code=c, figures={"population": p})
-        for c, p in (("FI", 5), ("SE", 10), ("NL", 18))])  # fmt: skip
+    governance.consortium_found(
+        name="Bench",
+        members=[
+            governance.member_record(code=c, figures={"population": p})
+            for c, p in (("FI", 5), ("SE", 10), ("NL", 18))
+        ],
+    )
     User = get_user_model()
     ops, sig, rec = (User.objects.create_user(n) for n in ("ops", "sig_se", "rec_se"))
     governance.seat_assign(actor=None, user=ops, role="secretariat")
@@ -121,15 +132,24 @@ def world():
     governance.seat_assign(actor=ops, user=rec, role="recorder", member="SE")
     doc = agreements.document_store(actor=ops, name="t.txt", content=b"licence")
     licence = agreements.agreement_propose(
-        actor=ops, kind="model_licence", title="Licence", document_sha256=doc.sha256,
-        terms={"parties": ["SE"], "effective": {"from": "2026-01-01", "until": None},
-               "access": [{"scope": "inference_only", "tier": "member"}]},
-    )  # fmt: skip
+        actor=ops,
+        kind="model_licence",
+        title="Licence",
+        document_sha256=doc.sha256,
+        terms={
+            "parties": ["SE"],
+            "effective": {"from": "2026-01-01", "until": None},
+            "access": [{"scope": "inference_only", "tier": "member"}],
+        },
+    )
     licence.refresh_from_db()
-    agreements.agreement_sign(actor=sig, agreement=licence, terms_sha256=licence.terms_sha256,
-                              document_sha256=licence.document_sha256)  # fmt: skip
-    model = checkpoints.model_register(actor=None, code="bench", name="Bench",
-                                       agreement=licence)  # fmt: skip
+    agreements.agreement_sign(
+        actor=sig,
+        agreement=licence,
+        terms_sha256=licence.terms_sha256,
+        document_sha256=licence.document_sha256,
+    )
+    model = checkpoints.model_register(actor=None, code="bench", name="Bench", agreement=licence)
     _, bearer = ApiToken.issue(user=rec, days=1)
     return {"rec": rec, "model": model, "bearer": bearer}
 
@@ -179,10 +199,23 @@ def bench_serve(w, megabytes: int, tmp: Path) -> dict:
     port = free_port()
     env = dict(os.environ)
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "consortium.wsgi", "--workers", "2",
-         "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--timeout", "300"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "consortium.wsgi",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--timeout",
+            "300",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     try:
         url = f"http://127.0.0.1:{port}/api/v1/downloads/{token}/model.safetensors"
         for _ in range(100):
@@ -191,8 +224,12 @@ def bench_serve(w, megabytes: int, tmp: Path) -> dict:
                 break
             except OSError:
                 time.sleep(0.2)
-        workers = [int(p) for p in subprocess.run(
-            ["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()]  # fmt: skip
+        workers = [
+            int(p)
+            for p in subprocess.run(
+                ["pgrep", "-P", str(server.pid)], capture_output=True, text=True
+            ).stdout.split()
+        ]
         before = {p: rss_kb(p) for p in workers}
 
         def fetch() -> tuple[float, int]:
@@ -200,10 +237,22 @@ def bench_serve(w, megabytes: int, tmp: Path) -> dict:
             # the socket would measure itself as much as the server).
             t = time.perf_counter()
             out = subprocess.run(
-                ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download} %{http_code}",
-                 "-H", f"Authorization: Bearer {w['bearer']}", url],
-                capture_output=True, text=True, check=True, timeout=600,
-            ).stdout.split()  # fmt: skip
+                [
+                    "curl",
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{size_download} %{http_code}",
+                    "-H",
+                    f"Authorization: Bearer {w['bearer']}",
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=600,
+            ).stdout.split()
             took = time.perf_counter() - t
             assert out[1] == "200", out
             return took, int(out[0])
@@ -226,13 +275,22 @@ def bench_serve(w, megabytes: int, tmp: Path) -> dict:
     bare = bare_sendfile(stored, evict)
     best, base = min(runs), min(disk)
     grown = max(after[p] - before[p] for p in workers) if workers else 0
-    return {"megabytes": megabytes, "bytes": size, "publish_seconds": publish,
-            "serve_runs": runs, "disk_runs": disk, "serve_mb_per_s": size / best / 1e6,
-            "disk_mb_per_s": size / base / 1e6, "ratio": base / best,
-            "warm_serve_mb_per_s": size / min(warm_runs) / 1e6,
-            "bare_sendfile_mb_per_s": size / bare / 1e6, "ratio_to_bare": bare / best,
-            "warm_disk_mb_per_s": size / min(warm_disk) / 1e6,
-            "worker_rss_growth_kb": grown, "worker_rss_after_kb": max(after.values(), default=0)}  # fmt: skip
+    return {
+        "megabytes": megabytes,
+        "bytes": size,
+        "publish_seconds": publish,
+        "serve_runs": runs,
+        "disk_runs": disk,
+        "serve_mb_per_s": size / best / 1e6,
+        "disk_mb_per_s": size / base / 1e6,
+        "ratio": base / best,
+        "warm_serve_mb_per_s": size / min(warm_runs) / 1e6,
+        "bare_sendfile_mb_per_s": size / bare / 1e6,
+        "ratio_to_bare": bare / best,
+        "warm_disk_mb_per_s": size / min(warm_disk) / 1e6,
+        "worker_rss_growth_kb": grown,
+        "worker_rss_after_kb": max(after.values(), default=0),
+    }
 
 
 def bare_sendfile(path: Path, evict) -> float:
@@ -263,8 +321,9 @@ def bare_sendfile(path: Path, evict) -> float:
     for _ in range(3):
         evict()
         t = time.perf_counter()
-        subprocess.run(["curl", "-sS", "-o", "/dev/null", f"http://127.0.0.1:{port}/"], check=True,
-                       timeout=600)  # fmt: skip
+        subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", f"http://127.0.0.1:{port}/"], check=True, timeout=600
+        )
         runs.append(time.perf_counter() - t)
     thread.join(timeout=10)
     listener.close()
@@ -292,8 +351,9 @@ def bench_publish(w, megabytes: int, tmp: Path) -> dict:
     sums, hashes = [], []
     for _ in range(3):
         t = time.perf_counter()
-        out = subprocess.run(["sha256sum", *map(str, files)], check=True,
-                             capture_output=True).stdout  # fmt: skip
+        out = subprocess.run(
+            ["sha256sum", *map(str, files)], check=True, capture_output=True
+        ).stdout
         sums.append(time.perf_counter() - t)
         t = time.perf_counter()
         built = manifest.build(src)
@@ -306,9 +366,14 @@ def bench_publish(w, megabytes: int, tmp: Path) -> dict:
     cp = checkpoints.checkpoint_publish(actor=None, model=w["model"], name="sharded", directory=src)
     publish = time.perf_counter() - t
     assert cp.digest == built.root
-    return {"megabytes": size / 1e6, "sha256sum_mb_per_s": size / min(sums) / 1e6,
-            "hash_mb_per_s": size / min(hashes) / 1e6, "ratio": min(sums) / min(hashes),
-            "publish_seconds": publish, "publish_mb_per_s": size / publish / 1e6}  # fmt: skip
+    return {
+        "megabytes": size / 1e6,
+        "sha256sum_mb_per_s": size / min(sums) / 1e6,
+        "hash_mb_per_s": size / min(hashes) / 1e6,
+        "ratio": min(sums) / min(hashes),
+        "publish_seconds": publish,
+        "publish_mb_per_s": size / publish / 1e6,
+    }
 
 
 def bench_authorize(w, entries: int, tmp: Path) -> dict:
@@ -323,15 +388,17 @@ def bench_authorize(w, entries: int, tmp: Path) -> dict:
     src.mkdir()
     (src / "config.json").write_text("{}")
     cp = checkpoints.checkpoint_publish(actor=None, model=w["model"], name="small", directory=src)
-    _, filler = services.key_register(signer=log_signer(), kind="service", owner="filler",
-                                      name="filler")  # fmt: skip
+    _, filler = services.key_register(
+        signer=log_signer(), kind="service", owner="filler", name="filler"
+    )
     t0 = time.perf_counter()
     batch = 20_000
     while log.tree_size() < entries:
         n = min(batch, entries - log.tree_size())
         with transaction.atomic(durable=True):
-            services.entries_append(signer=filler, drafts=[
-                Draft("bench.sample", {"n": i}) for i in range(n)])  # fmt: skip
+            services.entries_append(
+                signer=filler, drafts=[Draft("bench.sample", {"n": i}) for i in range(n)]
+            )
     fill = time.perf_counter() - t0
     times = []
     for i in range(320):
@@ -339,8 +406,13 @@ def bench_authorize(w, entries: int, tmp: Path) -> dict:
         downloads.download_authorize(actor=w["rec"], checkpoint=cp, scope="inference_only")
         if i >= 20:
             times.append(time.perf_counter() - t)
-    return {"entries": log.tree_size(), "fill_seconds": fill, "p50_ms": pct(times, 0.5) * 1000,
-            "p99_ms": pct(times, 0.99) * 1000, "max_ms": max(times) * 1000}  # fmt: skip
+    return {
+        "entries": log.tree_size(),
+        "fill_seconds": fill,
+        "p50_ms": pct(times, 0.5) * 1000,
+        "p99_ms": pct(times, 0.99) * 1000,
+        "max_ms": max(times) * 1000,
+    }
 
 
 def main() -> None:
@@ -372,21 +444,27 @@ def main() -> None:
                 f"over loopback: {r['bare_sendfile_mb_per_s']:,.0f} MB/s; the app serves "
                 f"{r['ratio_to_bare']:.2f} x that"
             )
-            say(f"  from the page cache: served {r['warm_serve_mb_per_s']:,.0f} MB/s, read "
+            say(
+                f"  from the page cache: served {r['warm_serve_mb_per_s']:,.0f} MB/s, read "
                 f"{r['warm_disk_mb_per_s']:,.0f} MB/s; serving worker memory grew "
-                f"{r['worker_rss_growth_kb']:,} kB to {r['worker_rss_after_kb']:,} kB")  # fmt: skip
+                f"{r['worker_rss_growth_kb']:,} kB to {r['worker_rss_after_kb']:,} kB"
+            )
         if "publish" in only:
             r = results["publish"] = bench_publish(w, args.file_mb, tmp)
-            say(f"publish: hashing {r['megabytes']:,.0f} MB in 4 files (page cache warm) "
+            say(
+                f"publish: hashing {r['megabytes']:,.0f} MB in 4 files (page cache warm) "
                 f"{r['hash_mb_per_s']:,.0f} MB/s; baseline sha256sum {r['sha256sum_mb_per_s']:,.0f} "
                 f"MB/s; ratio {r['ratio']:.2f} (target >= 0.9: "
                 f"{'met' if r['ratio'] >= 0.9 else 'MISSED'}); whole publication (hash, store, "
-                f"entry) {r['publish_seconds']:.2f} s, {r['publish_mb_per_s']:,.0f} MB/s")  # fmt: skip
+                f"entry) {r['publish_seconds']:.2f} s, {r['publish_mb_per_s']:,.0f} MB/s"
+            )
         if "authorize" in only:
             r = results["authorize"] = bench_authorize(w, args.entries, tmp)
-            say(f"authorise at {r['entries']:,} entries (filled in {r['fill_seconds']:.0f} s): "
+            say(
+                f"authorise at {r['entries']:,} entries (filled in {r['fill_seconds']:.0f} s): "
                 f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.2f} ms "
-                f"(target p99 <= 20 ms: {'met' if r['p99_ms'] <= 20 else 'MISSED'})")  # fmt: skip
+                f"(target p99 <= 20 ms: {'met' if r['p99_ms'] <= 20 else 'MISSED'})"
+            )
 
 
 if __name__ == "__main__":

@@ -324,10 +324,11 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--proofs", type=int, default=2000)
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="Small sizes for a smoke test: 20,000 entries, 200 single appends, 4 writers x 50,"
-             " a bulk of 5,000, 200 proofs.",
-    )  # fmt: skip
+        " a bulk of 5,000, 200 proofs.",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench-ledger.json")
     args = parser.parse_args()
@@ -365,8 +366,10 @@ def main() -> None:
         "p99": pct(lat, 0.99),
         "baseline_insert_rate": base_single,
     }
-    print(f"append, 1 writer:      {rate:8.0f} entries/s  p50 {ms(pct(lat, .5))}  p99 {ms(pct(lat, .99))}"
-          f"   (bare INSERT+COMMIT: {base_single:.0f}/s, ratio {rate / base_single:.2f})")  # fmt: skip
+    print(
+        f"append, 1 writer:      {rate:8.0f} entries/s  p50 {ms(pct(lat, 0.5))}  p99 {ms(pct(lat, 0.99))}"
+        f"   (bare INSERT+COMMIT: {base_single:.0f}/s, ratio {rate / base_single:.2f})"
+    )
 
     rate8, lat8 = concurrent_writers(signer.fingerprint, args.writers, args.per_writer)
     results["concurrent"] = {
@@ -375,8 +378,10 @@ def main() -> None:
         "p50": pct(lat8, 0.5),
         "p99": pct(lat8, 0.99),
     }
-    print(f"append, {args.writers} processes:   {rate8:8.0f} entries/s  p50 {ms(pct(lat8, .5))}  p99 {ms(pct(lat8, .99))}"
-          f"   (vs 1 writer: {rate8 / rate:.2f}x)")  # fmt: skip
+    print(
+        f"append, {args.writers} processes:   {rate8:8.0f} entries/s  p50 {ms(pct(lat8, 0.5))}  p99 {ms(pct(lat8, 0.99))}"
+        f"   (vs 1 writer: {rate8 / rate:.2f}x)"
+    )
 
     rate_t, lat_t = concurrent_threads(signer, args.writers, args.per_writer)
     results["concurrent_threads"] = {
@@ -385,8 +390,10 @@ def main() -> None:
         "p50": pct(lat_t, 0.5),
         "p99": pct(lat_t, 0.99),
     }
-    print(f"append, {args.writers} threads:     {rate_t:8.0f} entries/s  p50 {ms(pct(lat_t, .5))}  p99 {ms(pct(lat_t, .99))}"
-          f"   (group commit; vs 1 writer: {rate_t / rate:.2f}x)")  # fmt: skip
+    print(
+        f"append, {args.writers} threads:     {rate_t:8.0f} entries/s  p50 {ms(pct(lat_t, 0.5))}  p99 {ms(pct(lat_t, 0.99))}"
+        f"   (group commit; vs 1 writer: {rate_t / rate:.2f}x)"
+    )
 
     base_copy = baseline_copy(args.bulk, leaf_size)
     start = log.tree_size()
@@ -397,8 +404,10 @@ def main() -> None:
         "append_only_rate": append_rate,
         "baseline_copy_rate": base_copy,
     }
-    print(f"append, bulk {args.bulk:,}: {total_rate:8.0f} entries/s (signing included; append alone {append_rate:.0f}/s,"
-          f" bare COPY {base_copy:.0f}/s)")  # fmt: skip
+    print(
+        f"append, bulk {args.bulk:,}: {total_rate:8.0f} entries/s (signing included; append alone {append_rate:.0f}/s,"
+        f" bare COPY {base_copy:.0f}/s)"
+    )
 
     t0 = time.perf_counter()
     while log.tree_size() < args.entries:
@@ -418,7 +427,9 @@ def main() -> None:
         k: {"p50": pct(v, 0.5), "p99": pct(v, 0.99), "n": len(v)} for k, v in p.items()
     }
     for k, v in p.items():
-        print(f"{k.replace('_', ' ') + ' proof':24} p50 {ms(pct(v, .5))}  p99 {ms(pct(v, .99))}  ({len(v)} proofs at size {size:,})")  # fmt: skip
+        print(
+            f"{k.replace('_', ' ') + ' proof':24} p50 {ms(pct(v, 0.5))}  p99 {ms(pct(v, 0.99))}  ({len(v)} proofs at size {size:,})"
+        )
 
     raw = raw_verify_rate(20000)
     t0 = time.perf_counter()
@@ -434,8 +445,10 @@ def main() -> None:
         "ratio": ratio,
     }
     print(f"\nverify {report.size:,} entries: {vt:.1f} s, {vrate:.0f} entries/s, ok={report.ok}")
-    print(f"raw PyNaCl verify: {raw:.0f}/s per core x {cores} cores = {raw * cores:.0f}/s;"
-          f" verify ratio {ratio:.2f}")  # fmt: skip
+    print(
+        f"raw PyNaCl verify: {raw:.0f}/s per core x {cores} cores = {raw * cores:.0f}/s;"
+        f" verify ratio {ratio:.2f}"
+    )
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))

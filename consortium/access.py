@@ -44,8 +44,12 @@ class Decision:
     figures: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"allow": self.allow, "scope": self.scope, "rule": self.rule,
-                "figures": self.figures}  # fmt: skip
+        return {
+            "allow": self.allow,
+            "scope": self.scope,
+            "rule": self.rule,
+            "figures": self.figures,
+        }
 
 
 def _deny(scope: str, rule: str, **figures) -> Decision:
@@ -59,11 +63,16 @@ def balance_ratio(agreement: Agreement, member: str) -> Decimal | None:
 
     candidates = [agreement]
     candidates += list(
-        Agreement.objects.filter(kind=Agreement.Kind.TREATY, state=Agreement.State.IN_FORCE,
-                                 parties__member_id=member, parties__signed_in__isnull=False,
-                                 parties__withdrawn_in__isnull=True)
-        .exclude(id=agreement.id).order_by("proposed_in")
-    )  # fmt: skip
+        Agreement.objects.filter(
+            kind=Agreement.Kind.TREATY,
+            state=Agreement.State.IN_FORCE,
+            parties__member_id=member,
+            parties__signed_in__isnull=False,
+            parties__withdrawn_in__isnull=True,
+        )
+        .exclude(id=agreement.id)
+        .order_by("proposed_in")
+    )
     for candidate in candidates:
         try:
             report = cost_share_report(candidate)
@@ -75,31 +84,45 @@ def balance_ratio(agreement: Agreement, member: str) -> Decimal | None:
     return None
 
 
-def entitlement(member: str, checkpoint: ModelCheckpoint, scope: str = "full_weights",
-                today: date | None = None) -> Decision:  # fmt: skip
+def entitlement(
+    member: str, checkpoint: ModelCheckpoint, scope: str = "full_weights", today: date | None = None
+) -> Decision:
     """Whether ``member`` may download ``checkpoint`` in ``scope`` (see the module)."""
     today = today or datetime.now(UTC).date()
     if scope not in ACCESS_SCOPES:
         raise ValueError(f"scope is one of {', '.join(ACCESS_SCOPES)}")
     if checkpoint.state != ModelCheckpoint.State.PUBLISHED:
-        return _deny(scope, "the checkpoint is blocked: a stored file no longer matches",
-                     blocked_in=checkpoint.blocked_in)  # fmt: skip
+        return _deny(
+            scope,
+            "the checkpoint is blocked: a stored file no longer matches",
+            blocked_in=checkpoint.blocked_in,
+        )
     agreement = checkpoint.model.agreement
     release = agreement.terms.get("release", {})
     if (
         release.get("requires_proposal")
         and not ReleaseApproval.objects.filter(checkpoint=checkpoint.digest).exists()
     ):
-        return _deny(scope, "its release awaits an accepted proposal (checkpoint.release)",
-                     agreement=str(agreement.id))  # fmt: skip
+        return _deny(
+            scope,
+            "its release awaits an accepted proposal (checkpoint.release)",
+            agreement=str(agreement.id),
+        )
     if release.get("requires_evaluation"):
         latest = checkpoint.evaluations.order_by("-id").first()
         if latest is None:
-            return _deny(scope, "its release awaits an accredited evaluator's attestation",
-                         agreement=str(agreement.id))  # fmt: skip
+            return _deny(
+                scope,
+                "its release awaits an accredited evaluator's attestation",
+                agreement=str(agreement.id),
+            )
         if latest.verdict != "pass":
-            return _deny(scope, f"the latest evaluation ({latest.evaluator}) did not pass",
-                         evaluation=latest.id, report_sha256=latest.report_sha256)  # fmt: skip
+            return _deny(
+                scope,
+                f"the latest evaluation ({latest.evaluator}) did not pass",
+                evaluation=latest.id,
+                report_sha256=latest.report_sha256,
+            )
     standing = Member.objects.filter(code=member).values_list("status", flat=True).first()
     if standing != Member.Status.MEMBER:
         return _deny(scope, f"{member} is not a member in good standing", status=standing)
@@ -110,49 +133,72 @@ def entitlement(member: str, checkpoint: ModelCheckpoint, scope: str = "full_wei
     )
     for g in grant:
         if g.checkpoints is None or checkpoint.digest in g.checkpoints:
-            return Decision(True, scope, f"access grant {g.id} decided by the members",
-                            {"granted_in": g.granted_in,
-                             "until": g.until.isoformat() if g.until else None})  # fmt: skip
+            return Decision(
+                True,
+                scope,
+                f"access grant {g.id} decided by the members",
+                {"granted_in": g.granted_in, "until": g.until.isoformat() if g.until else None},
+            )
     if agreement.state != Agreement.State.IN_FORCE:
-        return _deny(scope, f"the model's agreement is {agreement.get_state_display()}",
-                     agreement=str(agreement.id))  # fmt: skip
+        return _deny(
+            scope,
+            f"the model's agreement is {agreement.get_state_display()}",
+            agreement=str(agreement.id),
+        )
     party = agreement.parties.filter(member_id=member).first()
     if party is None or party.signed_in is None or party.withdrawn_in is not None:
-        return _deny(scope, f"{member} is not bound by the model's agreement",
-                     agreement=str(agreement.id))  # fmt: skip
+        return _deny(
+            scope, f"{member} is not bound by the model's agreement", agreement=str(agreement.id)
+        )
     rules = [r for r in agreement.terms.get("access", []) if r["scope"] == scope]
     if not rules:
-        return _deny(scope, f"the model's agreement grants no {scope} access",
-                     agreement=str(agreement.id))  # fmt: skip
+        return _deny(
+            scope, f"the model's agreement grants no {scope} access", agreement=str(agreement.id)
+        )
     published = parse_time(Entry.objects.get(index=checkpoint.published_in).integrated_time).date()
     best = None
     for r in rules:
-        figures = {"agreement": str(agreement.id), "tier": r["tier"],
-                   "published_on": published.isoformat()}  # fmt: skip
+        figures = {
+            "agreement": str(agreement.id),
+            "tier": r["tier"],
+            "published_on": published.isoformat(),
+        }
         embargo = r.get("embargo_days", 0)
         open_on = published + timedelta(days=embargo)
         if "min_balance_ratio" in r:
             minimum = Decimal(r["min_balance_ratio"])
             ratio = balance_ratio(agreement, member)
-            figures.update(min_balance_ratio=str(minimum),
-                           balance_ratio=None if ratio is None else str(ratio.quantize(Decimal("0.001"))))  # fmt: skip
+            figures.update(
+                min_balance_ratio=str(minimum),
+                balance_ratio=None if ratio is None else str(ratio.quantize(Decimal("0.001"))),
+            )
             if ratio is not None and ratio >= minimum:
-                return Decision(True, scope, f"{r['tier']}: balance ratio at or above "
-                                f"{minimum}", figures)  # fmt: skip
+                return Decision(
+                    True, scope, f"{r['tier']}: balance ratio at or above {minimum}", figures
+                )
             if embargo and today >= open_on:
                 figures["embargo_until"] = open_on.isoformat()
-                return Decision(True, scope, f"{r['tier']}: balance ratio under {minimum}, "
-                                f"embargo of {embargo} days over", figures)  # fmt: skip
-            reason = (f"{r['tier']}: balance ratio under {minimum}"
-                      + (f"; embargoed until {open_on.isoformat()}" if embargo else ""))  # fmt: skip
+                return Decision(
+                    True,
+                    scope,
+                    f"{r['tier']}: balance ratio under {minimum}, embargo of {embargo} days over",
+                    figures,
+                )
+            reason = f"{r['tier']}: balance ratio under {minimum}" + (
+                f"; embargoed until {open_on.isoformat()}" if embargo else ""
+            )
             if embargo:
                 figures["embargo_until"] = open_on.isoformat()
             best = best or _deny(scope, reason, **figures)
             continue
         if today >= open_on:
-            return Decision(True, scope, f"{r['tier']}: "
-                            + (f"embargo of {embargo} days over" if embargo else "open to parties"),
-                            figures)  # fmt: skip
+            return Decision(
+                True,
+                scope,
+                f"{r['tier']}: "
+                + (f"embargo of {embargo} days over" if embargo else "open to parties"),
+                figures,
+            )
         figures["embargo_until"] = open_on.isoformat()
         best = best or _deny(
             scope, f"{r['tier']}: embargoed until {open_on.isoformat()}", **figures

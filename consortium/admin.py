@@ -184,10 +184,16 @@ class SeatAdmin(SeatVisible):
                     request, f"Assigned {seat} to {data['username']}.", messages.SUCCESS
                 )
                 return redirect("admin:consortium_seat_changelist")
-        context = {**self.admin_site.each_context(request), "form": form, "acting_for": acting_for,
-                   "title": "Assign a seat", "opts": self.model._meta, "submit_label": "Assign",
-                   "changelist_url": reverse("admin:consortium_seat_changelist"),
-                   "changelist_name": "Seats"}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "acting_for": acting_for,
+            "title": "Assign a seat",
+            "opts": self.model._meta,
+            "submit_label": "Assign",
+            "changelist_url": reverse("admin:consortium_seat_changelist"),
+            "changelist_name": "Seats",
+        }
         return TemplateResponse(request, "admin/consortium/seat/assign.html", context)
 
     @admin.action(description="Vacate the selected seats")
@@ -329,9 +335,10 @@ class ProposeAgreementForm(forms.Form):
         help_text="Structured terms as JSON (see docs/agreements.md).",
     )
     supersedes = forms.ModelChoiceField(
-        queryset=Agreement.objects.none(), required=False,
+        queryset=Agreement.objects.none(),
+        required=False,
         help_text="The agreement in force this version amends (empty: a new agreement).",
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, amendable, **kwargs):
         super().__init__(*args, **kwargs)
@@ -343,14 +350,38 @@ class AgreementAdmin(SeatVisible):
     """A delegate sees its member's agreements, those awaiting its signature first;
     signing and withdrawing are actions that call the services."""
 
-    list_display = ["title", "kind", "version", "state", "signatures", "your_signature",
-                    "proposed_in", "in_force_in"]  # fmt: skip
+    list_display = [
+        "title",
+        "kind",
+        "version",
+        "state",
+        "signatures",
+        "your_signature",
+        "proposed_in",
+        "in_force_in",
+    ]
     list_filter = [AwaitingSignatureFilter, "state", "kind"]
     search_fields = ["title"]
-    readonly_fields = ["id", "series", "version", "kind", "title", "state", "terms_pretty",
-                       "terms_sha256", "document_link", "document_sha256", "document_size",
-                       "supersedes", "proposed_by", "proposed_in", "in_force_in", "closed_in",
-                       "closed_reason", "cost_shares_link"]  # fmt: skip
+    readonly_fields = [
+        "id",
+        "series",
+        "version",
+        "kind",
+        "title",
+        "state",
+        "terms_pretty",
+        "terms_sha256",
+        "document_link",
+        "document_sha256",
+        "document_size",
+        "supersedes",
+        "proposed_by",
+        "proposed_in",
+        "in_force_in",
+        "closed_in",
+        "closed_reason",
+        "cost_shares_link",
+    ]
     exclude = ["terms", "document_name"]
     inlines = [AgreementPartyInline]
     actions = ["sign", "withdraw"]
@@ -377,8 +408,10 @@ class AgreementAdmin(SeatVisible):
         ]
 
     def changelist_view(self, request, extra_context=None):
-        extra = {"can_propose": governance.acting_for(request.user) is not False,
-                 **(extra_context or {})}  # fmt: skip
+        extra = {
+            "can_propose": governance.acting_for(request.user) is not False,
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra)
 
     @admin.display(description="signed")
@@ -422,8 +455,9 @@ class AgreementAdmin(SeatVisible):
         doc = agreement and agreements.readable_document(request.user, agreement.document_sha256)
         if not doc:
             raise Http404("no such document")
-        response = FileResponse(doc.file.open("rb"), as_attachment=True, filename=doc.name,
-                                content_type=doc.media_type)  # fmt: skip
+        response = FileResponse(
+            doc.file.open("rb"), as_attachment=True, filename=doc.name, content_type=doc.media_type
+        )
         response["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -434,30 +468,42 @@ class AgreementAdmin(SeatVisible):
         amendable = agreements.visible_agreements(request.user).filter(
             state=Agreement.State.IN_FORCE
         )
-        form = ProposeAgreementForm(request.POST or None, request.FILES or None,
-                                    amendable=amendable)  # fmt: skip
+        form = ProposeAgreementForm(
+            request.POST or None, request.FILES or None, amendable=amendable
+        )
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
             upload = d["document"]
             try:
                 doc = agreements.document_store(
-                    actor=request.user, name=upload.name, content=upload.read(),
+                    actor=request.user,
+                    name=upload.name,
+                    content=upload.read(),
                     media_type=upload.content_type or "",
-                )  # fmt: skip
+                )
                 agreement = agreements.agreement_propose(
-                    actor=request.user, kind=d["kind"], title=d["title"], terms=d["terms"],
-                    document_sha256=doc.sha256, supersedes=d["supersedes"],
-                )  # fmt: skip
+                    actor=request.user,
+                    kind=d["kind"],
+                    title=d["title"],
+                    terms=d["terms"],
+                    document_sha256=doc.sha256,
+                    supersedes=d["supersedes"],
+                )
             except (governance.GovernanceError, LedgerError) as exc:
                 form.add_error(None, str(exc))
             else:
                 self.message_user(request, f"Proposed {agreement} for signature.", messages.SUCCESS)
                 return redirect("admin:consortium_agreement_change", agreement.id)
-        context = {**self.admin_site.each_context(request), "form": form, "acting_for": scope,
-                   "title": "Propose an agreement", "opts": self.model._meta,
-                   "submit_label": "Propose for signature",
-                   "changelist_url": reverse("admin:consortium_agreement_changelist"),
-                   "changelist_name": "Agreements"}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "acting_for": scope,
+            "title": "Propose an agreement",
+            "opts": self.model._meta,
+            "submit_label": "Propose for signature",
+            "changelist_url": reverse("admin:consortium_agreement_changelist"),
+            "changelist_name": "Agreements",
+        }
         return TemplateResponse(request, "admin/consortium/agreement/propose.html", context)
 
     @admin.action(description="Sign the selected agreements for your member")
@@ -468,18 +514,23 @@ class AgreementAdmin(SeatVisible):
             for agreement in queryset:
                 try:
                     agreements.agreement_sign(
-                        actor=request.user, agreement=agreement,
+                        actor=request.user,
+                        agreement=agreement,
                         terms_sha256=request.POST.get(f"terms_{agreement.id}", ""),
                         document_sha256=request.POST.get(f"document_{agreement.id}", ""),
-                    )  # fmt: skip
+                    )
                     self.message_user(request, f"Signed {agreement}.", messages.SUCCESS)
                 except (governance.GovernanceError, LedgerError) as exc:
                     self.message_user(request, f"{agreement}: {exc}", messages.ERROR)
             return None
-        context = {**self.admin_site.each_context(request), "title": "Sign agreements",
-                   "agreements": queryset, "opts": self.model._meta,
-                   "acting_for": governance.acting_for(request.user),
-                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Sign agreements",
+            "agreements": queryset,
+            "opts": self.model._meta,
+            "acting_for": governance.acting_for(request.user),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
         return TemplateResponse(request, "admin/consortium/agreement/sign.html", context)
 
     @admin.action(description="Withdraw your member from the selected agreements")
@@ -504,8 +555,16 @@ class ValuationTableAdmin(SeatVisible):
 class AccessGrantAdmin(SeatVisible):
     list_display = ["member", "scope", "checkpoints", "until", "granted_in", "revoked_in"]
     list_filter = ["scope"]
-    readonly_fields = ["id", "member", "scope", "checkpoints", "until", "reason", "granted_in",
-                       "revoked_in"]  # fmt: skip
+    readonly_fields = [
+        "id",
+        "member",
+        "scope",
+        "checkpoints",
+        "until",
+        "reason",
+        "granted_in",
+        "revoked_in",
+    ]
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -541,13 +600,26 @@ class ModelCheckpointAdmin(SeatVisible):
 
     list_display = ["name", "model", "state", "size", "published_in", "access_link"]
     list_filter = ["state", "model"]
-    readonly_fields = ["digest", "model", "name", "run", "files", "size", "state",
-                       "published_in", "blocked_in", "blocked_reason", "access_link"]  # fmt: skip
+    readonly_fields = [
+        "digest",
+        "model",
+        "name",
+        "run",
+        "files",
+        "size",
+        "state",
+        "published_in",
+        "blocked_in",
+        "blocked_reason",
+        "access_link",
+    ]
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.access_view)
-        return [path("<str:digest>/access/", view, name="consortium_modelcheckpoint_access"),
-                *super().get_urls()]  # fmt: skip
+        return [
+            path("<str:digest>/access/", view, name="consortium_modelcheckpoint_access"),
+            *super().get_urls(),
+        ]
 
     @admin.display(description="access")
     def access_link(self, obj):
@@ -563,26 +635,42 @@ class ModelCheckpointAdmin(SeatVisible):
         if checkpoint is None or not self.has_view_permission(request):
             raise Http404("no such checkpoint")
         visible = governance.visible_members_of(request.user)
-        members = ([m.code for m in Member.objects.filter(status=Member.Status.MEMBER)]
-                   if visible is None else sorted(visible))  # fmt: skip
-        rows = [(code, scope, entitlement(code, checkpoint, scope))
-                for code in members for scope in ACCESS_SCOPES]  # fmt: skip
+        members = (
+            [m.code for m in Member.objects.filter(status=Member.Status.MEMBER)]
+            if visible is None
+            else sorted(visible)
+        )
+        rows = [
+            (code, scope, entitlement(code, checkpoint, scope))
+            for code in members
+            for scope in ACCESS_SCOPES
+        ]
         issued = None
         if request.method == "POST":
             try:
                 auth, token = downloads.download_authorize(
-                    actor=request.user, checkpoint=checkpoint, request=request,
+                    actor=request.user,
+                    checkpoint=checkpoint,
+                    request=request,
                     scope=request.POST.get("scope", "full_weights"),
-                )  # fmt: skip
+                )
             except (governance.GovernanceError, LedgerError) as exc:
                 self.message_user(request, str(exc), messages.ERROR)
             else:
-                issued = {"token": token, "auth": auth,
-                          "urls": [(p, f"/api/v1/downloads/{token}/{p}") for p in auth.files]}  # fmt: skip
-        context = {**self.admin_site.each_context(request), "checkpoint": checkpoint,
-                   "rows": rows, "issued": issued, "opts": self.model._meta,
-                   "can_ask": governance.recording_for(request.user) is not None,
-                   "title": f"Access to {checkpoint}"}  # fmt: skip
+                issued = {
+                    "token": token,
+                    "auth": auth,
+                    "urls": [(p, f"/api/v1/downloads/{token}/{p}") for p in auth.files],
+                }
+        context = {
+            **self.admin_site.each_context(request),
+            "checkpoint": checkpoint,
+            "rows": rows,
+            "issued": issued,
+            "opts": self.model._meta,
+            "can_ask": governance.recording_for(request.user) is not None,
+            "title": f"Access to {checkpoint}",
+        }
         return TemplateResponse(request, "admin/consortium/modelcheckpoint/access.html", context)
 
 
@@ -590,8 +678,18 @@ class ModelCheckpointAdmin(SeatVisible):
 class DownloadAuthorizationAdmin(SeatVisible):
     list_display = ["authorized_in", "member", "checkpoint", "scope", "rule", "expires"]
     list_filter = ["scope", "member"]
-    readonly_fields = ["token_id", "member", "seat", "checkpoint", "scope", "files", "rule",
-                       "figures", "expires", "authorized_in"]  # fmt: skip
+    readonly_fields = [
+        "token_id",
+        "member",
+        "seat",
+        "checkpoint",
+        "scope",
+        "files",
+        "rule",
+        "figures",
+        "expires",
+        "authorized_in",
+    ]
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -603,12 +701,30 @@ class DownloadAuthorizationAdmin(SeatVisible):
 class DownloadEventAdmin(SeatVisible):
     """The access log: a delegate sees its own member's lines; auditors see all."""
 
-    list_display = ["at", "member", "username", "outcome", "path", "reason", "bytes_served",
-                    "remote_addr"]  # fmt: skip
+    list_display = [
+        "at",
+        "member",
+        "username",
+        "outcome",
+        "path",
+        "reason",
+        "bytes_served",
+        "remote_addr",
+    ]
     list_filter = ["outcome", "member"]
     date_hierarchy = "at"
-    readonly_fields = ["at", "member", "username", "checkpoint", "path", "outcome", "reason",
-                       "token_id", "remote_addr", "bytes_served"]  # fmt: skip
+    readonly_fields = [
+        "at",
+        "member",
+        "username",
+        "checkpoint",
+        "path",
+        "outcome",
+        "reason",
+        "token_id",
+        "remote_addr",
+        "bytes_served",
+    ]
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -621,10 +737,12 @@ class DownloadEventAdmin(SeatVisible):
 
 class AuditExportForm(forms.Form):
     member = forms.ChoiceField(required=False, help_text="Only what concerns this member.")
-    date_from = AsciiDateField(required=False, label="From (UTC day)",
-                                widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
-    date_to = AsciiDateField(required=False, label="To (UTC day)",
-                              widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
+    date_from = AsciiDateField(
+        required=False, label="From (UTC day)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = AsciiDateField(
+        required=False, label="To (UTC day)", widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def __init__(self, *args, members, **kwargs):
         super().__init__(*args, **kwargs)
@@ -636,13 +754,44 @@ class AuditExportAdmin(SeatVisible):
     """Exports the user may read: its member's for a delegate, all for auditors and the
     secretariat. Asking for one goes through ``audit.audit_export_request``."""
 
-    list_display = ["created_at", "scope", "period", "status", "progress_bar", "entries",
-                    "size", "download", "requester"]  # fmt: skip
+    list_display = [
+        "created_at",
+        "scope",
+        "period",
+        "status",
+        "progress_bar",
+        "entries",
+        "size",
+        "download",
+        "requester",
+    ]
     list_filter = ["status", "member"]
-    readonly_fields = ["id", "status", "step", "progress_bar", "member", "date_from", "date_to",
-                       "first", "end", "range_first", "range_end", "anchor", "entries", "size",
-                       "bundle_sha256", "manifest_sha256", "recorded_in", "download", "error",
-                       "requester", "created_at", "started_at", "finished_at", "verify_with"]  # fmt: skip
+    readonly_fields = [
+        "id",
+        "status",
+        "step",
+        "progress_bar",
+        "member",
+        "date_from",
+        "date_to",
+        "first",
+        "end",
+        "range_first",
+        "range_end",
+        "anchor",
+        "entries",
+        "size",
+        "bundle_sha256",
+        "manifest_sha256",
+        "recorded_in",
+        "download",
+        "error",
+        "requester",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "verify_with",
+    ]
     fields = readonly_fields
 
     def get_queryset(self, request):
@@ -668,9 +817,11 @@ class AuditExportAdmin(SeatVisible):
     @admin.display(description="progress")
     def progress_bar(self, obj):
         return format_html(
-            '<progress max="100" value="{}"></progress> {}% {}', obj.percent, obj.percent,
+            '<progress max="100" value="{}"></progress> {}% {}',
+            obj.percent,
+            obj.percent,
             obj.step if obj.status != "done" else "",
-        )  # fmt: skip
+        )
 
     @admin.display(description="file")
     def download(self, obj):
@@ -685,30 +836,42 @@ class AuditExportAdmin(SeatVisible):
         from ledger.keys import log_signer
 
         s = log_signer()
-        return format_html("<code>{} audit-{}.zip --vkey '{}'</code>", audit.VERIFY_COMMAND,
-                           obj.pk, verifier_key(s.name, s.public_key))  # fmt: skip
+        return format_html(
+            "<code>{} audit-{}.zip --vkey '{}'</code>",
+            audit.VERIFY_COMMAND,
+            obj.pk,
+            verifier_key(s.name, s.public_key),
+        )
 
     def get_urls(self):
         urls = super().get_urls()
         own = [
-            path("ask/", self.admin_site.admin_view(self.ask_view),
-                 name="consortium_auditexport_ask"),
-            path("<uuid:pk>/file/", self.admin_site.admin_view(self.file_view),
-                 name="consortium_auditexport_file"),
-        ]  # fmt: skip
+            path(
+                "ask/", self.admin_site.admin_view(self.ask_view), name="consortium_auditexport_ask"
+            ),
+            path(
+                "<uuid:pk>/file/",
+                self.admin_site.admin_view(self.file_view),
+                name="consortium_auditexport_file",
+            ),
+        ]
         return own + urls
 
     def changelist_view(self, request, extra_context=None):
         running = self.get_queryset(request).filter(status__in=["queued", "running"]).exists()
-        extra = {"can_ask": self._may_ask(request.user), "refresh": running,
-                 **(extra_context or {})}  # fmt: skip
+        extra = {
+            "can_ask": self._may_ask(request.user),
+            "refresh": running,
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
         refresh = obj is not None and obj.status in ("queued", "running")
-        return super().change_view(request, object_id, form_url,
-                                   {"refresh": refresh, **(extra_context or {})})  # fmt: skip
+        return super().change_view(
+            request, object_id, form_url, {"refresh": refresh, **(extra_context or {})}
+        )
 
     @staticmethod
     def _may_ask(user) -> bool:
@@ -731,20 +894,27 @@ class AuditExportAdmin(SeatVisible):
             data = form.cleaned_data
             try:
                 export = audit.audit_export_request(
-                    actor=request.user, member=data["member"] or None,
-                    date_from=data["date_from"], date_to=data["date_to"],
-                )  # fmt: skip
+                    actor=request.user,
+                    member=data["member"] or None,
+                    date_from=data["date_from"],
+                    date_to=data["date_to"],
+                )
             except (governance.GovernanceError, LedgerError) as exc:
                 form.add_error(None, str(exc))
             else:
-                self.message_user(request, "The export is being built; this page follows it.",
-                                  messages.SUCCESS)  # fmt: skip
+                self.message_user(
+                    request, "The export is being built; this page follows it.", messages.SUCCESS
+                )
                 return redirect("admin:consortium_auditexport_change", export.pk)
-        context = {**self.admin_site.each_context(request), "form": form,
-                   "title": "Ask for an audit export", "opts": self.model._meta,
-                   "submit_label": "Build the export",
-                   "changelist_url": reverse("admin:consortium_auditexport_changelist"),
-                   "changelist_name": "Audit exports"}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Ask for an audit export",
+            "opts": self.model._meta,
+            "submit_label": "Build the export",
+            "changelist_url": reverse("admin:consortium_auditexport_changelist"),
+            "changelist_name": "Audit exports",
+        }
         return TemplateResponse(request, "admin/consortium/auditexport/ask.html", context)
 
     def file_view(self, request, pk):
@@ -753,5 +923,9 @@ class AuditExportAdmin(SeatVisible):
             raise Http404("no such audit export")
         if export.status != AuditExport.Status.DONE or not export.file:
             raise Http404("the export is not finished")
-        return storage.attachment(export.file.name, filename=f"audit-{export.pk}.zip",
-                                  content_type="application/zip", size=export.size)  # fmt: skip
+        return storage.attachment(
+            export.file.name,
+            filename=f"audit-{export.pk}.zip",
+            content_type="application/zip",
+            size=export.size,
+        )

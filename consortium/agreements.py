@@ -138,13 +138,20 @@ def apply_proposed(entry: Appended) -> None:
     if not (_by_secretariat(entry.author) or proposer in p["terms"]["parties"]):
         return  # not the secretariat, nor a party: on the record, without effect
     agreement = Agreement.objects.create(
-        id=uuid.UUID(p["agreement"]), series=uuid.UUID(p["series"]), version=p["version"],
-        kind=p["kind"], title=p["title"], terms=p["terms"], terms_sha256=p["terms_sha256"],
-        document_sha256=p["document"]["sha256"], document_name=p["document"]["name"],
+        id=uuid.UUID(p["agreement"]),
+        series=uuid.UUID(p["series"]),
+        version=p["version"],
+        kind=p["kind"],
+        title=p["title"],
+        terms=p["terms"],
+        terms_sha256=p["terms_sha256"],
+        document_sha256=p["document"]["sha256"],
+        document_name=p["document"]["name"],
         document_size=p["document"]["size"],
         supersedes_id=uuid.UUID(p["supersedes"]) if p["supersedes"] else None,
-        proposed_by=entry.author, proposed_in=entry.index,
-    )  # fmt: skip
+        proposed_by=entry.author,
+        proposed_in=entry.index,
+    )
     required = set(required_parties(p["terms"]))
     AgreementParty.objects.bulk_create(
         AgreementParty(
@@ -226,12 +233,11 @@ def apply_in_force(entry: Appended) -> None:
         state=Agreement.State.IN_FORCE, in_force_in=entry.index
     )
     if agreement.supersedes_id:
-        Agreement.objects.filter(
-            id=agreement.supersedes_id, state=Agreement.State.IN_FORCE
-        ).update(
-            state=Agreement.State.SUPERSEDED, closed_in=entry.index,
+        Agreement.objects.filter(id=agreement.supersedes_id, state=Agreement.State.IN_FORCE).update(
+            state=Agreement.State.SUPERSEDED,
+            closed_in=entry.index,
             closed_reason=f"superseded by version {agreement.version}",
-        )  # fmt: skip
+        )
 
 
 @applier("agreement.withdrawn")
@@ -260,9 +266,10 @@ def close_agreement(agreement_id, state: str, index: int, reason: str) -> None:
         state=state, closed_in=index, closed_reason=reason[:300]
     )
     Agreement.objects.filter(supersedes_id=agreement_id, state__in=OPEN_STATES).update(
-        state=Agreement.State.TERMINATED, closed_in=index,
+        state=Agreement.State.TERMINATED,
+        closed_in=index,
         closed_reason="the version it amends has ended",
-    )  # fmt: skip
+    )
 
 
 @applier("agreement.terminated")
@@ -273,9 +280,10 @@ def apply_terminated(entry: Appended) -> None:
     # The secretariat abandons only what has not entered into force; an agreement in
     # force ends by an accepted proposal, applied by its decision.
     Agreement.objects.filter(id=agreement_id, state__in=OPEN_STATES).update(
-        state=Agreement.State.TERMINATED, closed_in=entry.index,
+        state=Agreement.State.TERMINATED,
+        closed_in=entry.index,
         closed_reason=entry.payload["reason"][:300],
-    )  # fmt: skip
+    )
 
 
 @applier("agreement.expired")
@@ -334,9 +342,11 @@ def awaiting_signature(user) -> QuerySet[AgreementParty]:
     if not scope:
         return AgreementParty.objects.none()
     return AgreementParty.objects.filter(
-        member_id=scope, signed_in__isnull=True, withdrawn_in__isnull=True,
+        member_id=scope,
+        signed_in__isnull=True,
+        withdrawn_in__isnull=True,
         agreement__state__in=SIGNABLE_STATES,
-    ).select_related("agreement")  # fmt: skip
+    ).select_related("agreement")
 
 
 # --- documents ---------------------------------------------------------------------------------
@@ -366,8 +376,9 @@ def document_store(*, actor, name: str, content: bytes, media_type: str = "") ->
     sha256 = hashlib.sha256(content).hexdigest()
     doc = Document.objects.filter(sha256=sha256).first()
     if doc is None:
-        doc = Document(sha256=sha256, name=name, media_type=media_type, size=len(content),
-                       uploaded_by=actor)  # fmt: skip
+        doc = Document(
+            sha256=sha256, name=name, media_type=media_type, size=len(content), uploaded_by=actor
+        )
         doc.file.save(sha256, ContentFile(content), save=False)
         try:
             with transaction.atomic():
@@ -391,8 +402,17 @@ def _members_in_standing() -> set[str]:
 def check_proposal(payload: dict, proposer: str | None) -> None:
     """Is ``payload`` a valid ``agreement.proposed`` for ``proposer`` (a member code, or
     ``None`` for the secretariat) against the agreements as they stand now?"""
-    fields = {"agreement", "series", "version", "kind", "title", "terms", "terms_sha256",
-              "document", "supersedes"}  # fmt: skip
+    fields = {
+        "agreement",
+        "series",
+        "version",
+        "kind",
+        "title",
+        "terms",
+        "terms_sha256",
+        "document",
+        "supersedes",
+    }
     if not isinstance(payload, dict) or set(payload) != fields:
         raise GovernanceError(f"agreement.proposed payload is {{{', '.join(sorted(fields))}}}")
     _uuid(payload["agreement"], "agreement")
@@ -502,9 +522,15 @@ def _get(agreement_id) -> Agreement:
 
 
 def agreement_propose(
-    *, actor, kind: str, title: str, terms: dict, document_sha256: str,
-    supersedes: Agreement | None = None, idempotency_key: str | None = None,
-) -> Agreement:  # fmt: skip
+    *,
+    actor,
+    kind: str,
+    title: str,
+    terms: dict,
+    document_sha256: str,
+    supersedes: Agreement | None = None,
+    idempotency_key: str | None = None,
+) -> Agreement:
     """Propose an agreement (or an amendment of one in force) for signature."""
     entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
     agreement_id = uuid.uuid4()
@@ -513,8 +539,11 @@ def agreement_propose(
         done = Agreement.objects.filter(id=agreement_id).first()
         if done is not None:
             same = (done.kind, done.title, done.terms, done.document_sha256) == (
-                kind, title, terms, document_sha256,
-            ) and done.supersedes_id == (supersedes.id if supersedes else None)  # fmt: skip
+                kind,
+                title,
+                terms,
+                document_sha256,
+            ) and done.supersedes_id == (supersedes.id if supersedes else None)
             if not same:
                 raise GovernanceError("this Idempotency-Key was used for another agreement", 409)
             return done
@@ -528,12 +557,16 @@ def agreement_propose(
     else:
         series, version = agreement_id, 1
     payload = {
-        "agreement": str(agreement_id), "series": str(series), "version": version,
-        "kind": kind, "title": title, "terms": terms,
+        "agreement": str(agreement_id),
+        "series": str(series),
+        "version": version,
+        "kind": kind,
+        "title": title,
+        "terms": terms,
         "terms_sha256": _hash_or_empty(terms),
         "document": {"sha256": doc.sha256, "name": doc.name, "size": doc.size},
         "supersedes": str(supersedes.id) if supersedes else None,
-    }  # fmt: skip
+    }
     with transaction.atomic(durable=True):
         if supersedes is not None:
             # Two amendments of one version, or an amendment and a termination, in turn.
@@ -546,9 +579,13 @@ def agreement_propose(
 
 
 def agreement_sign(
-    *, actor, agreement: Agreement, terms_sha256: str, document_sha256: str,
+    *,
+    actor,
+    agreement: Agreement,
+    terms_sha256: str,
+    document_sha256: str,
     idempotency_key: str | None = None,
-) -> AgreementParty:  # fmt: skip
+) -> AgreementParty:
     """Sign for the actor's member: the hashes are those the signatory read and approves.
 
     When this signature completes the required ones and the effective date has come,
@@ -558,8 +595,11 @@ def agreement_sign(
     signer, member = acting_signer(actor)
     if member is None:
         raise GovernanceError("the secretariat does not sign agreements; parties do", 403)
-    payload = {"agreement": str(agreement.id), "terms_sha256": terms_sha256,
-               "document_sha256": document_sha256}  # fmt: skip
+    payload = {
+        "agreement": str(agreement.id),
+        "terms_sha256": terms_sha256,
+        "document_sha256": document_sha256,
+    }
     if entry_id is not None:
         done = Entry.objects.filter(entry_id=entry_id).first()
         if done is not None:
@@ -569,8 +609,9 @@ def agreement_sign(
     with transaction.atomic(durable=True):
         agreement = Agreement.objects.select_for_update().get(id=agreement.id)
         check_signature(agreement, member, terms_sha256, document_sha256)
-        ledger.entry_append(signer=signer, entry_id=entry_id, kind="agreement.signed",
-                            payload=payload)  # fmt: skip
+        ledger.entry_append(
+            signer=signer, entry_id=entry_id, kind="agreement.signed", payload=payload
+        )
         _enter_into_force_if_due(agreement.id)
     return AgreementParty.objects.get(id=_party_id(agreement.id, member))
 
@@ -584,9 +625,10 @@ def _enter_into_force_if_due(agreement_id) -> bool:
     if not may_enter_into_force(agreement, _today()):
         return False
     ledger.entry_append(
-        signer=secretariat_signer(), kind="agreement.in_force",
+        signer=secretariat_signer(),
+        kind="agreement.in_force",
         payload={"agreement": str(agreement.id)},
-    )  # fmt: skip
+    )
     return True
 
 
@@ -632,9 +674,11 @@ def agreement_terminate(
         if agreement.state not in OPEN_STATES:
             raise GovernanceError(f"the agreement is {agreement.state}", 409)
         ledger.entry_append(
-            signer=secretariat_signer(), kind="agreement.terminated", entry_id=entry_id,
+            signer=secretariat_signer(),
+            kind="agreement.terminated",
+            entry_id=entry_id,
             payload=payload,
-        )  # fmt: skip
+        )
     agreement.refresh_from_db()
     return agreement
 
@@ -674,9 +718,10 @@ def agreements_advance() -> dict[str, list[str]]:
                 if locked.state not in SIGNABLE_STATES:
                     continue
                 ledger.entry_append(
-                    signer=secretariat_signer(), kind="agreement.expired",
+                    signer=secretariat_signer(),
+                    kind="agreement.expired",
                     payload={"agreement": str(agreement.id)},
-                )  # fmt: skip
+                )
                 done["expired"].append(str(agreement.id))
         except Exception:
             log.exception("could not expire agreement %s", agreement.id)

@@ -57,8 +57,17 @@ class PartySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AgreementParty
-        fields = ["member", "required", "signed", "signed_in", "signed_at", "signed_by",
-                  "withdrawn", "withdrawn_in", "withdrawal_reason"]  # fmt: skip
+        fields = [
+            "member",
+            "required",
+            "signed",
+            "signed_in",
+            "signed_at",
+            "signed_by",
+            "withdrawn",
+            "withdrawn_in",
+            "withdrawal_reason",
+        ]
 
     def get_signed(self, party) -> bool:
         return party.signed_in is not None and party.withdrawn_in is None
@@ -74,13 +83,31 @@ class AgreementSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Agreement
-        fields = ["id", "series", "version", "kind", "title", "state", "terms", "terms_sha256",
-                  "document", "supersedes", "proposed_in", "in_force_in", "closed_in",
-                  "closed_reason", "parties"]  # fmt: skip
+        fields = [
+            "id",
+            "series",
+            "version",
+            "kind",
+            "title",
+            "state",
+            "terms",
+            "terms_sha256",
+            "document",
+            "supersedes",
+            "proposed_in",
+            "in_force_in",
+            "closed_in",
+            "closed_reason",
+            "parties",
+        ]
 
     def get_document(self, a) -> dict:
-        return {"sha256": a.document_sha256, "name": a.document_name, "size": a.document_size,
-                "url": f"/api/v1/documents/{a.document_sha256}"}  # fmt: skip
+        return {
+            "sha256": a.document_sha256,
+            "name": a.document_name,
+            "size": a.document_size,
+            "url": f"/api/v1/documents/{a.document_sha256}",
+        }
 
 
 class AgreementCreateSerializer(StrictSerializer):
@@ -104,9 +131,12 @@ class DocumentQuery(StrictSerializer):
     """The query of a document upload (its body is the document's bytes)."""
 
     name = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=255,
         error_messages={"max_length": "a file name of at most 255 characters"},
-    )  # fmt: skip
+    )
 
 
 class ReasonSerializer(StrictSerializer):
@@ -155,9 +185,11 @@ class DocumentUploadView(ApiView):
             body = request.data if isinstance(request.data, bytes) else b""
             existed = Document.objects.filter(sha256=hashlib.sha256(body).hexdigest()).exists()
             doc = agreements.document_store(
-                actor=request.user, name=name, content=body,
+                actor=request.user,
+                name=name,
+                content=body,
                 media_type=(request.content_type or "").split(";")[0].strip(),
-            )  # fmt: skip
+            )
         except GovernanceError as exc:
             raise _refused(exc) from exc
         return Response(DocumentSerializer(doc).data, status=200 if existed else 201)
@@ -175,9 +207,11 @@ class DocumentDownloadView(ApiView):
         if doc is None:
             raise not_found(f"no document {sha256}")
         response = FileResponse(
-            doc.file.open("rb"), as_attachment=True, filename=doc.name,
+            doc.file.open("rb"),
+            as_attachment=True,
+            filename=doc.name,
             content_type=doc.media_type,
-        )  # fmt: skip
+        )
         response["ETag"] = f'"{doc.sha256}"'
         response["X-Content-Type-Options"] = "nosniff"
         return response

@@ -57,9 +57,12 @@ class SeatSerializer(serializers.ModelSerializer):
 
 
 IDEMPOTENCY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
     description="Makes a retry safe: the same key returns what the first request did.",
-)  # fmt: skip
+)
 WRITE_PROBLEMS = {
     400: OpenApiResponse(ProblemSerializer, description="Bad request (problem+json)."),
     401: PROBLEMS[401],
@@ -173,9 +176,18 @@ class ProposalSerializer(serializers.ModelSerializer):
     class Meta:
         model = Proposal
         fields = [
-            "id", "title", "actions", "rule_name", "rule", "eligible", "deadline", "state",
-            "tally", "opened_in", "closed_in",
-        ]  # fmt: skip
+            "id",
+            "title",
+            "actions",
+            "rule_name",
+            "rule",
+            "eligible",
+            "deadline",
+            "state",
+            "tally",
+            "opened_in",
+            "closed_in",
+        ]
 
 
 class ProposalCreateSerializer(StrictSerializer):
@@ -320,16 +332,21 @@ class SeatAssignSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150, help_text="The user who will hold the seat.")
     role = serializers.ChoiceField(choices=Seat.Role.choices)
     member = serializers.CharField(
-        required=False, allow_null=True, default=None,
+        required=False,
+        allow_null=True,
+        default=None,
         help_text="The member's code; omit or null for a consortium-wide role.",
-    )  # fmt: skip
+    )
 
 
 class SeatVacateSerializer(StrictSerializer):
     reason = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=300,
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=300,
         help_text="Recorded on the ledger with the vacancy.",
-    )  # fmt: skip
+    )
 
 
 def _seats_context(request: Request) -> dict:

@@ -68,8 +68,13 @@ BUSY_FOR = timedelta(hours=6)
 # up its requester's next one.
 STALE_AFTER = timedelta(minutes=10)
 # Entries about the whole consortium: every member's export holds them.
-GOVERNANCE_KINDS = ("consortium.founded", "member.applied", "proposal.opened",
-                    "proposal.decided", "proposal.withdrawn")  # fmt: skip
+GOVERNANCE_KINDS = (
+    "consortium.founded",
+    "member.applied",
+    "proposal.opened",
+    "proposal.decided",
+    "proposal.withdrawn",
+)
 MEMBER_FIELDS = ("member", "code", "party", "operator")
 # Payload fields naming a record of a member by its id.
 RECORD_FIELDS = ("contribution", "dispute", "import")
@@ -84,8 +89,9 @@ def _exporter_scope(actor) -> str | None:
         return None
     seat = seat_of(actor)
     if seat is None or not seat.member_id:
-        raise GovernanceError("audit exports are for auditors, the secretariat and members' "
-                              "delegates", 403)  # fmt: skip
+        raise GovernanceError(
+            "audit exports are for auditors, the secretariat and members' delegates", 403
+        )
     return seat.member_id
 
 
@@ -107,9 +113,15 @@ def visible_exports(actor):
     return qs if scope is None else qs.filter(member_id=scope)
 
 
-def audit_export_request(*, actor, member: str | None = None, date_from: date | None = None,
-                         date_to: date | None = None, first: int | None = None,
-                         end: int | None = None) -> AuditExport:  # fmt: skip
+def audit_export_request(
+    *,
+    actor,
+    member: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    first: int | None = None,
+    end: int | None = None,
+) -> AuditExport:
     """Ask for an export; it is built in the background (``consortium.audit_export``)."""
     scope = _exporter_scope(actor)
     if scope is not None:
@@ -144,18 +156,32 @@ def audit_export_request(*, actor, member: str | None = None, date_from: date | 
             # person's row is locked so that two requests at once cannot both pass.
             get_user_model().objects.select_for_update().filter(pk=actor.pk).first()
             now = timezone.now()
-            busy = AuditExport.objects.filter(requested_by=actor).filter(
-                Q(status="queued", created_at__gte=now - BUSY_FOR)
-                | Q(status="running", heartbeat_at__gte=now - STALE_AFTER)).first()  # fmt: skip
+            busy = (
+                AuditExport.objects.filter(requested_by=actor)
+                .filter(
+                    Q(status="queued", created_at__gte=now - BUSY_FOR)
+                    | Q(status="running", heartbeat_at__gte=now - STALE_AFTER)
+                )
+                .first()
+            )
             if busy is not None:
-                raise GovernanceError(f"the export {busy.id} you asked for is still being "
-                                      f"built: follow it, then ask again", 409)  # fmt: skip
+                raise GovernanceError(
+                    f"the export {busy.id} you asked for is still being "
+                    f"built: follow it, then ask again",
+                    409,
+                )
         export = AuditExport.objects.create(
-            id=uuid.uuid4(), requested_by=actor if actor is not None and actor.pk else None,
-            requester=getattr(actor, "username", "") or "system", seat=seat,
-            member_id=member or None, date_from=date_from, date_to=date_to, first=first, end=end,
+            id=uuid.uuid4(),
+            requested_by=actor if actor is not None and actor.pk else None,
+            requester=getattr(actor, "username", "") or "system",
+            seat=seat,
+            member_id=member or None,
+            date_from=date_from,
+            date_to=date_to,
+            first=first,
+            end=end,
             step="queued",
-        )  # fmt: skip
+        )
         transaction.on_commit(lambda: _queue(export.id))
     return export
 
@@ -169,8 +195,11 @@ def _queue(export_id: uuid.UUID) -> None:
         if getattr(audit_export.app.conf, "task_always_eager", False):
             raise  # in-process, the task records its own failure
         AuditExport.objects.filter(id=export_id, status=AuditExport.Status.QUEUED).update(
-            status=AuditExport.Status.FAILED, step="failed", finished_at=timezone.now(),
-            error=f"the task queue could not be reached: {exc}"[:2000])  # fmt: skip
+            status=AuditExport.Status.FAILED,
+            step="failed",
+            finished_at=timezone.now(),
+            error=f"the task queue could not be reached: {exc}"[:2000],
+        )
 
 
 # --- selecting what concerns a member --------------------------------------------------------
@@ -182,9 +211,11 @@ def _names(value, code: str) -> bool:
         for k, v in value.items():
             if k in MEMBER_FIELDS and v == code:
                 return True
-            if k in MEMBERS_FIELDS and isinstance(v, list) and any(
-                x == code or (isinstance(x, dict) and x.get("code") == code) for x in v
-            ):  # fmt: skip
+            if (
+                k in MEMBERS_FIELDS
+                and isinstance(v, list)
+                and any(x == code or (isinstance(x, dict) and x.get("code") == code) for x in v)
+            ):
                 return True
             if isinstance(v, dict | list) and _names(v, code):
                 return True
@@ -207,15 +238,23 @@ def concerns(code: str):
     from contributions.models import Contribution, Dispute
 
     keys = set(Key.objects.filter(kind="member", owner=code).values_list("fingerprint", flat=True))
-    agreements = {str(a) for a in AgreementParty.objects.filter(member_id=code)
-                  .values_list("agreement_id", flat=True)}  # fmt: skip
+    agreements = {
+        str(a)
+        for a in AgreementParty.objects.filter(member_id=code).values_list(
+            "agreement_id", flat=True
+        )
+    }
     mine = Contribution.objects.filter(member_id=code)
     records = (
         {str(i) for i in mine.values_list("id", flat=True)}
         | {str(i) for i in mine.exclude(import_id=None).values_list("import_id", flat=True)}
-        | {str(i) for i in Dispute.objects.filter(Q(contribution__member_id=code) | Q(member_id=code))
-           .values_list("id", flat=True)}
-    )  # fmt: skip
+        | {
+            str(i)
+            for i in Dispute.objects.filter(
+                Q(contribution__member_id=code) | Q(member_id=code)
+            ).values_list("id", flat=True)
+        }
+    )
     needle = json.dumps(code).encode()
 
     def select(index: int, leaf: bytes) -> bool:
@@ -244,42 +283,107 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
     tables: dict[str, dict] = {}
 
     def table(name, title, columns, rows):
-        tables[name] = {"title": title, "columns": list(columns), "rows": [
-            [report_html.cell("" if v is None else str(v)) for v in row] for row in rows]}  # fmt: skip
+        tables[name] = {
+            "title": title,
+            "columns": list(columns),
+            "rows": [[report_html.cell("" if v is None else str(v)) for v in row] for row in rows],
+        }
 
-    table("members", "Members and their status",
-          ("member", "name", "kind", "status", "registered_in", "changed_in"),
-          [(m.code, m.name, m.kind, m.status, m.registered_in, m.changed_in)
-           for m in Member.objects.order_by("code")])  # fmt: skip
+    table(
+        "members",
+        "Members and their status",
+        ("member", "name", "kind", "status", "registered_in", "changed_in"),
+        [
+            (m.code, m.name, m.kind, m.status, m.registered_in, m.changed_in)
+            for m in Member.objects.order_by("code")
+        ],
+    )
     agreements = Agreement.objects.order_by("proposed_in")
     if member:
         agreements = agreements.filter(parties__member_id=member).distinct()
-    table("agreements", "Agreements",
-          ("agreement", "version", "kind", "title", "state", "proposed_in", "in_force_in",
-           "closed_in", "closed_reason"),
-          [(a.id, a.version, a.kind, a.title, a.state, a.proposed_in, a.in_force_in, a.closed_in,
-            a.closed_reason) for a in agreements])  # fmt: skip
+    table(
+        "agreements",
+        "Agreements",
+        (
+            "agreement",
+            "version",
+            "kind",
+            "title",
+            "state",
+            "proposed_in",
+            "in_force_in",
+            "closed_in",
+            "closed_reason",
+        ),
+        [
+            (
+                a.id,
+                a.version,
+                a.kind,
+                a.title,
+                a.state,
+                a.proposed_in,
+                a.in_force_in,
+                a.closed_in,
+                a.closed_reason,
+            )
+            for a in agreements
+        ],
+    )
     parties = AgreementParty.objects.select_related("agreement").order_by(
         "agreement__proposed_in", "member_id"
     )
     if member:
         parties = parties.filter(agreement__in=agreements)
-    table("signatures", "Who signed which agreement",
-          ("agreement", "title", "member", "required", "signed_in", "signed_at", "withdrawn_in"),
-          [(p.agreement_id, p.agreement.title, p.member_id, "yes" if p.required else "no",
-            p.signed_in, p.signed_at, p.withdrawn_in) for p in parties])  # fmt: skip
-    table("decisions", "Governance decisions",
-          ("proposal", "title", "state", "opened_in", "closed_in", "tally"),
-          [(p.id, p.title, p.state, p.opened_in, p.closed_in,
-            json.dumps(p.tally, sort_keys=True, separators=(",", ":")) if p.tally else "")
-           for p in Proposal.objects.exclude(state="open").order_by("closed_in", "opened_in")])  # fmt: skip
+    table(
+        "signatures",
+        "Who signed which agreement",
+        ("agreement", "title", "member", "required", "signed_in", "signed_at", "withdrawn_in"),
+        [
+            (
+                p.agreement_id,
+                p.agreement.title,
+                p.member_id,
+                "yes" if p.required else "no",
+                p.signed_in,
+                p.signed_at,
+                p.withdrawn_in,
+            )
+            for p in parties
+        ],
+    )
+    table(
+        "decisions",
+        "Governance decisions",
+        ("proposal", "title", "state", "opened_in", "closed_in", "tally"),
+        [
+            (
+                p.id,
+                p.title,
+                p.state,
+                p.opened_in,
+                p.closed_in,
+                json.dumps(p.tally, sort_keys=True, separators=(",", ":")) if p.tally else "",
+            )
+            for p in Proposal.objects.exclude(state="open").order_by("closed_in", "opened_in")
+        ],
+    )
 
     contributions = Contribution.objects.filter(recorded_in__gte=first, recorded_in__lt=end)
     if member:
         contributions = contributions.filter(member_id=member)
-    sums: dict[tuple, dict] = defaultdict(lambda: {"count": 0, "counted": 0, "held": 0, "void": 0,
-                                                   "disputed": 0, "gpu_hours": Decimal(0),
-                                                   "tokens": 0, "funds": defaultdict(Decimal)})  # fmt: skip
+    sums: dict[tuple, dict] = defaultdict(
+        lambda: {
+            "count": 0,
+            "counted": 0,
+            "held": 0,
+            "void": 0,
+            "disputed": 0,
+            "gpu_hours": Decimal(0),
+            "tokens": 0,
+            "funds": defaultdict(Decimal),
+        }
+    )
     for c in contributions.order_by("recorded_in"):
         s = sums[(c.member_id, c.kind)]
         s["count"] += 1
@@ -289,13 +393,37 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
         s["tokens"] += c.tokens or 0
         if c.amount is not None:
             s["funds"][c.currency] += c.amount
-    table("contributions", "Contributions recorded in the export's range, by their state as of "
-          "the report's state",
-          ("member", "kind", "count", "counted", "held", "void", "disputed", "gpu_hours", "tokens",
-           "funds"),
-          [(m, k, s["count"], s["counted"], s["held"], s["void"], s["disputed"], plain(s["gpu_hours"]),
-            s["tokens"], "; ".join(f"{cur} {plain(amt)}" for cur, amt in sorted(s["funds"].items())))
-           for (m, k), s in sorted(sums.items())])  # fmt: skip
+    table(
+        "contributions",
+        "Contributions recorded in the export's range, by their state as of the report's state",
+        (
+            "member",
+            "kind",
+            "count",
+            "counted",
+            "held",
+            "void",
+            "disputed",
+            "gpu_hours",
+            "tokens",
+            "funds",
+        ),
+        [
+            (
+                m,
+                k,
+                s["count"],
+                s["counted"],
+                s["held"],
+                s["void"],
+                s["disputed"],
+                plain(s["gpu_hours"]),
+                s["tokens"],
+                "; ".join(f"{cur} {plain(amt)}" for cur, amt in sorted(s["funds"].items())),
+            )
+            for (m, k), s in sorted(sums.items())
+        ],
+    )
 
     rows = []
     for a in Agreement.objects.filter(state=Agreement.State.IN_FORCE).order_by("proposed_in"):
@@ -309,24 +437,71 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
             if member and line["member"] != member:
                 continue
             d = line["delivered"]
-            rows.append((a.id, line["member"], line["share"], line["obligation"], d["compute"],
-                         d["data"], d["funds"], d["total"], line["balance"], line["ratio"] or "",
-                         line["status"], line["held"], line["disputed"]))  # fmt: skip
-    table("cost_shares", "Cost shares and balances (agreements in force, as of the report's state)",
-          ("agreement", "member", "share", "obligation", "compute", "data", "funds", "delivered",
-           "balance", "ratio", "status", "held", "disputed"), rows)  # fmt: skip
+            rows.append(
+                (
+                    a.id,
+                    line["member"],
+                    line["share"],
+                    line["obligation"],
+                    d["compute"],
+                    d["data"],
+                    d["funds"],
+                    d["total"],
+                    line["balance"],
+                    line["ratio"] or "",
+                    line["status"],
+                    line["held"],
+                    line["disputed"],
+                )
+            )
+    table(
+        "cost_shares",
+        "Cost shares and balances (agreements in force, as of the report's state)",
+        (
+            "agreement",
+            "member",
+            "share",
+            "obligation",
+            "compute",
+            "data",
+            "funds",
+            "delivered",
+            "balance",
+            "ratio",
+            "status",
+            "held",
+            "disputed",
+        ),
+        rows,
+    )
 
     grants = AccessGrant.objects.order_by("granted_in", "id")
     if member:
         grants = grants.filter(member_id=member)
-    table("access_grants", "Access grants and revocations",
-          ("grant", "member", "scope", "checkpoints", "until", "reason", "granted_in",
-           "revoked_in"),
-          [(g.id, g.member_id, g.scope, " ".join(g.checkpoints or []) or "all", g.until, g.reason,
-            g.granted_in, g.revoked_in) for g in grants])  # fmt: skip
+    table(
+        "access_grants",
+        "Access grants and revocations",
+        ("grant", "member", "scope", "checkpoints", "until", "reason", "granted_in", "revoked_in"),
+        [
+            (
+                g.id,
+                g.member_id,
+                g.scope,
+                " ".join(g.checkpoints or []) or "all",
+                g.until,
+                g.reason,
+                g.granted_in,
+                g.revoked_in,
+            )
+            for g in grants
+        ],
+    )
 
-    authorized = Counter(DownloadAuthorization.objects.filter(
-        authorized_in__gte=first, authorized_in__lt=end).values_list("member_id", flat=True))  # fmt: skip
+    authorized = Counter(
+        DownloadAuthorization.objects.filter(
+            authorized_in__gte=first, authorized_in__lt=end
+        ).values_list("member_id", flat=True)
+    )
     events = DownloadEvent.objects.all()
     if period[0] is not None:
         events = events.filter(at__gte=period[0])
@@ -337,9 +512,12 @@ def report_tables(*, member: str | None, first: int, end: int, period: tuple | N
     codes = sorted(set(authorized) | set(served) | set(denied) - {""})
     if member:
         codes = [c for c in codes if c == member]
-    table("downloads", "Downloads per member: authorised (ledger), files served and requests "
-          "denied (access log)", ("member", "authorized", "served", "denied"),
-          [(c, authorized[c], served[c], denied[c]) for c in codes])  # fmt: skip
+    table(
+        "downloads",
+        "Downloads per member: authorised (ledger), files served and requests denied (access log)",
+        ("member", "authorized", "served", "denied"),
+        [(c, authorized[c], served[c], denied[c]) for c in codes],
+    )
     return tables
 
 
@@ -362,25 +540,31 @@ def _window(first: int, end: int, size: int) -> tuple[datetime | None, datetime 
     return lo, hi
 
 
-def report_files(export: AuditExport, tables: dict, *, first: int, end: int, as_of: int,
-                 meta: dict) -> list[tuple[str, bytes]]:  # fmt: skip
+def report_files(
+    export: AuditExport, tables: dict, *, first: int, end: int, as_of: int, meta: dict
+) -> list[tuple[str, bytes]]:
     """The report's files, rendered from its tables (outside the snapshot)."""
     figures = {
-        "first": first, "end": end, "as_of": as_of, "member": export.member_id,
+        "first": first,
+        "end": end,
+        "as_of": as_of,
+        "member": export.member_id,
         "downloads": {row[0]: {"authorized": int(row[1])} for row in tables["downloads"]["rows"]},
         # What the report page is rendered from, besides the CSV files: the verifier
         # renders it again and compares.
         "report": {"meta": meta, "tables": [[name, t["title"]] for name, t in tables.items()]},
-    }  # fmt: skip
+    }
     html = report_html.render(
-        meta, [(name, t["title"], t["columns"], t["rows"]) for name, t in tables.items()],
+        meta,
+        [(name, t["title"], t["columns"], t["rows"]) for name, t in tables.items()],
         VERIFY_COMMAND,
-    ).encode()  # fmt: skip
+    ).encode()
     files = [(f"report/{name}.csv", _csv(t)) for name, t in tables.items()]
     files.append(("report/report.html", html))
     files.append(("report/report.pdf", _pdf(html)))
-    files.append(("report/figures.json",
-                  json.dumps(figures, indent=2, sort_keys=True).encode() + b"\n"))  # fmt: skip
+    files.append(
+        ("report/figures.json", json.dumps(figures, indent=2, sort_keys=True).encode() + b"\n")
+    )
     return files
 
 
@@ -412,11 +596,22 @@ def _claim(export_id) -> bool:
     """Take the export for this build: a queued one, or a running one abandoned by its
     worker. A second delivery of the task while the first is at work takes nothing."""
     now = timezone.now()
-    return bool(AuditExport.objects.filter(id=export_id).filter(
-        Q(status=AuditExport.Status.QUEUED)
-        | Q(status=AuditExport.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
-    ).update(status=AuditExport.Status.RUNNING, started_at=now, heartbeat_at=now, error="",
-             step="reading the report's tables", done=0, total=0))  # fmt: skip
+    return bool(
+        AuditExport.objects.filter(id=export_id)
+        .filter(
+            Q(status=AuditExport.Status.QUEUED)
+            | Q(status=AuditExport.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+        )
+        .update(
+            status=AuditExport.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            error="",
+            step="reading the report's tables",
+            done=0,
+            total=0,
+        )
+    )
 
 
 def audit_export_build(export_id) -> AuditExport:
@@ -436,8 +631,9 @@ def audit_export_build(export_id) -> AuditExport:
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             size = log.tree_size()
             first, end = _range(export.date_from, export.date_to, export.first, export.end, size)
-            tables = report_tables(member=export.member_id, first=first, end=end,
-                                   period=_window(first, end, size))  # fmt: skip
+            tables = report_tables(
+                member=export.member_id, first=first, end=end, period=_window(first, end, size)
+            )
             select = concerns(export.member_id) if export.member_id else None
             consortium_name = getattr(Consortium.objects.first(), "name", "")
         signer = secretariat_signer()
@@ -445,30 +641,48 @@ def audit_export_build(export_id) -> AuditExport:
 
         ls = log_signer()
         meta = {
-            "export": str(export.id), "origin": ls.name,
-            "verifier_key": verifier_key(ls.name, ls.public_key), "consortium": consortium_name,
-            "member": export.member_id, "first": first, "end": end, "as_of": size,
-            "period": {"from": export.date_from.isoformat() if export.date_from else None,
-                       "to": export.date_to.isoformat() if export.date_to else None},
-            "requested_by": export.requester, "created": timezone.now().isoformat(),
-        }  # fmt: skip
+            "export": str(export.id),
+            "origin": ls.name,
+            "verifier_key": verifier_key(ls.name, ls.public_key),
+            "consortium": consortium_name,
+            "member": export.member_id,
+            "first": first,
+            "end": end,
+            "as_of": size,
+            "period": {
+                "from": export.date_from.isoformat() if export.date_from else None,
+                "to": export.date_to.isoformat() if export.date_to else None,
+            },
+            "requested_by": export.requester,
+            "created": timezone.now().isoformat(),
+        }
         _set(export, step="rendering the report")
         files = report_files(export, tables, first=first, end=end, as_of=size, meta=meta)
-        _set(export, step="writing the entries", range_first=first, range_end=end,
-             total=end - first)  # fmt: skip
+        _set(
+            export, step="writing the entries", range_first=first, range_end=end, total=end - first
+        )
 
         def progress(done: int, total: int) -> None:
             _set(export, done=done, total=total)
 
         with tempfile.NamedTemporaryFile(suffix=".zip", dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
             built = bundles.build(
-                tmp, export_id=str(export.id), first=first, end=end, select=select,
-                extra_files=files, progress=progress,
-                description={"scope": {"member": export.member_id,
-                                       "from": meta["period"]["from"],
-                                       "to": meta["period"]["to"]},
-                             "requested_by": export.requester},
-            )  # fmt: skip
+                tmp,
+                export_id=str(export.id),
+                first=first,
+                end=end,
+                select=select,
+                extra_files=files,
+                progress=progress,
+                description={
+                    "scope": {
+                        "member": export.member_id,
+                        "from": meta["period"]["from"],
+                        "to": meta["period"]["to"],
+                    },
+                    "requested_by": export.requester,
+                },
+            )
             tmp.flush()
             _set(export, step="storing the bundle")
             tmp.seek(0)
@@ -480,29 +694,53 @@ def audit_export_build(export_id) -> AuditExport:
             stored = default_storage.save(f"exports/{name}", File(tmp, name=name))
             size = Path(tmp.name).stat().st_size
         with transaction.atomic(durable=True):
-            appended = ledger.entry_append(signer=signer, kind=EXPORTED, payload={
-                "export": str(export.id), "member": export.member_id,
-                "seat": str(export.seat_id) if export.seat_id else None,
-                "first": built.first, "end": built.end, "anchor": built.anchor,
-                "entries": built.entries, "manifest_sha256": built.manifest_sha256,
-                "bundle_sha256": digest.hexdigest(),
-            })  # fmt: skip
-            _set(export, status=AuditExport.Status.DONE, step="done", file=stored,
-                 size=size, bundle_sha256=digest.hexdigest(),
-                 manifest_sha256=built.manifest_sha256, anchor=built.anchor,
-                 entries=built.entries, recorded_in=appended.index,
-                 finished_at=timezone.now(), done=end - first)  # fmt: skip
+            appended = ledger.entry_append(
+                signer=signer,
+                kind=EXPORTED,
+                payload={
+                    "export": str(export.id),
+                    "member": export.member_id,
+                    "seat": str(export.seat_id) if export.seat_id else None,
+                    "first": built.first,
+                    "end": built.end,
+                    "anchor": built.anchor,
+                    "entries": built.entries,
+                    "manifest_sha256": built.manifest_sha256,
+                    "bundle_sha256": digest.hexdigest(),
+                },
+            )
+            _set(
+                export,
+                status=AuditExport.Status.DONE,
+                step="done",
+                file=stored,
+                size=size,
+                bundle_sha256=digest.hexdigest(),
+                manifest_sha256=built.manifest_sha256,
+                anchor=built.anchor,
+                entries=built.entries,
+                recorded_in=appended.index,
+                finished_at=timezone.now(),
+                done=end - first,
+            )
     except Exception as exc:
         if stored is not None:
             default_storage.delete(stored)  # a bundle that was not recorded is not kept
-        _set(export, status=AuditExport.Status.FAILED, error=str(exc)[:2000], file="",
-             finished_at=timezone.now(), step="failed")  # fmt: skip
+        _set(
+            export,
+            status=AuditExport.Status.FAILED,
+            error=str(exc)[:2000],
+            file="",
+            finished_at=timezone.now(),
+            step="failed",
+        )
         raise
     return export
 
 
-def _range(date_from: date | None, date_to: date | None, first: int | None, end: int | None,
-           size: int) -> tuple[int, int]:  # fmt: skip
+def _range(
+    date_from: date | None, date_to: date | None, first: int | None, end: int | None, size: int
+) -> tuple[int, int]:
     """The indexes ``first .. end-1`` a period or an index range holds (a period runs from
     the first entry integrated on ``date_from`` to the last integrated on ``date_to``)."""
     lo = first or 0
@@ -510,8 +748,10 @@ def _range(date_from: date | None, date_to: date | None, first: int | None, end:
     if date_from:
         lo = bundles.index_at(datetime.combine(date_from, time(), tzinfo=UTC))
     if date_to:
-        hi = min(size, bundles.index_at(
-            datetime.combine(date_to + timedelta(days=1), time(), tzinfo=UTC)))  # fmt: skip
+        hi = min(
+            size,
+            bundles.index_at(datetime.combine(date_to + timedelta(days=1), time(), tzinfo=UTC)),
+        )
     if not lo < hi:
         raise GovernanceError("the export's range holds no entry")
     return lo, hi

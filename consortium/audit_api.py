@@ -19,14 +19,16 @@ from ledger.api.serializers import StrictSerializer
 
 
 class AuditExportRequestSerializer(StrictSerializer):
-    member = serializers.CharField(max_length=32, required=False, allow_blank=True,
-                                   help_text="Only what concerns this member (a member's "
-                                   "delegate: always its own).")  # fmt: skip
+    member = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_blank=True,
+        help_text="Only what concerns this member (a member's delegate: always its own).",
+    )
     date_from = AsciiDateField(required=False, help_text="First day (UTC) of a period.")
     date_to = AsciiDateField(required=False, help_text="Last day (UTC) of a period.")
     first = AsciiIntegerField(required=False, min_value=0, help_text="First index.")
-    end = AsciiIntegerField(required=False, min_value=1,
-                                   help_text="The index after the last one.")  # fmt: skip
+    end = AsciiIntegerField(required=False, min_value=1, help_text="The index after the last one.")
 
 
 class AuditExportSerializer(serializers.ModelSerializer):
@@ -37,11 +39,34 @@ class AuditExportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditExport
-        fields = ["id", "status", "step", "progress", "done", "total", "member", "date_from",
-                  "date_to", "first", "end", "range_first", "range_end", "anchor", "entries",
-                  "size", "bundle_sha256", "manifest_sha256", "recorded_in", "error",
-                  "requester", "created_at", "started_at", "finished_at", "status_url",
-                  "file_url"]  # fmt: skip
+        fields = [
+            "id",
+            "status",
+            "step",
+            "progress",
+            "done",
+            "total",
+            "member",
+            "date_from",
+            "date_to",
+            "first",
+            "end",
+            "range_first",
+            "range_end",
+            "anchor",
+            "entries",
+            "size",
+            "bundle_sha256",
+            "manifest_sha256",
+            "recorded_in",
+            "error",
+            "requester",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "status_url",
+            "file_url",
+        ]
 
     def get_status_url(self, obj) -> str:
         return f"/api/v1/audit/exports/{obj.id}"
@@ -105,15 +130,21 @@ class AuditExportFileView(ApiView):
     @extend_schema(
         operation_id="audit_exports_file",
         summary="The finished export (a zip file to verify with python -m contributions.audit)",
-        responses={(200, "application/zip"): OpenApiTypes.BINARY,
-                   409: OpenApiResponse(description="Not finished (problem+json)."),
-                   **PROBLEMS},
-    )  # fmt: skip
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            409: OpenApiResponse(description="Not finished (problem+json)."),
+            **PROBLEMS,
+        },
+    )
     def get(self, request: Request, pk):
         export = _visible(request, pk)
         if export.status != AuditExport.Status.DONE or not export.file:
             raise ProblemException(409, f"the export is {export.status}, not done")
-        response = storage.attachment(export.file.name, filename=f"audit-{export.id}.zip",
-                                      content_type="application/zip", size=export.size)  # fmt: skip
+        response = storage.attachment(
+            export.file.name,
+            filename=f"audit-{export.id}.zip",
+            content_type="application/zip",
+            size=export.size,
+        )
         response["ETag"] = f'"{export.bundle_sha256}"'
         return response

@@ -100,8 +100,12 @@ def apply_model_registered(entry: Appended) -> None:
         return
     if not Agreement.objects.filter(id=uuid.UUID(m["agreement"])).exists():
         return
-    TrainedModel.objects.create(code=m["code"], name=m["name"], registered_in=entry.index,
-                                agreement_id=uuid.UUID(m["agreement"]))  # fmt: skip
+    TrainedModel.objects.create(
+        code=m["code"],
+        name=m["name"],
+        registered_in=entry.index,
+        agreement_id=uuid.UUID(m["agreement"]),
+    )
 
 
 @applier("training.recorded")
@@ -114,9 +118,14 @@ def apply_training(entry: Appended) -> None:
         return
     if TrainingRun.objects.filter(id=uuid.UUID(p["run"])).exists():
         return
-    TrainingRun.objects.create(id=uuid.UUID(p["run"]), model_id=p["model"], name=p["name"],
-                               datasets=p["datasets"], compute=p["compute"],
-                               recorded_in=entry.index)  # fmt: skip
+    TrainingRun.objects.create(
+        id=uuid.UUID(p["run"]),
+        model_id=p["model"],
+        name=p["name"],
+        datasets=p["datasets"],
+        compute=p["compute"],
+        recorded_in=entry.index,
+    )
 
 
 @applier("checkpoint.published")
@@ -135,10 +144,14 @@ def apply_published(entry: Appended) -> None:
     if run is not None and not TrainingRun.objects.filter(id=run, model_id=p["model"]).exists():
         return
     ModelCheckpoint.objects.create(
-        digest=p["checkpoint"], model_id=p["model"], name=p["name"], run_id=run,
+        digest=p["checkpoint"],
+        model_id=p["model"],
+        name=p["name"],
+        run_id=run,
         files=sorted(p["files"], key=lambda f: f["path"].encode()),
-        size=sum(f["size"] for f in p["files"]), published_in=entry.index,
-    )  # fmt: skip
+        size=sum(f["size"] for f in p["files"]),
+        published_in=entry.index,
+    )
 
 
 @applier("checkpoint.blocked")
@@ -166,24 +179,33 @@ def apply_attested(entry: Appended) -> None:
     key = Key.objects.filter(fingerprint=entry.author, kind="evaluator").first()
     if key is None or not ModelCheckpoint.objects.filter(digest=p["checkpoint"]).exists():
         return
-    Evaluation.objects.create(id=entry.index, checkpoint_id=p["checkpoint"], evaluator=key.owner,
-                              report_sha256=p["report_sha256"], verdict=p["verdict"],
-                              attested_at=entry.integrated_time)  # fmt: skip
+    Evaluation.objects.create(
+        id=entry.index,
+        checkpoint_id=p["checkpoint"],
+        evaluator=key.owner,
+        report_sha256=p["report_sha256"],
+        verdict=p["verdict"],
+        attested_at=entry.integrated_time,
+    )
 
 
 # --- services -----------------------------------------------------------------------------------
 
 
-def model_register(*, actor, code: str, name: str, agreement: Agreement,
-                   idempotency_key: str | None = None) -> TrainedModel:  # fmt: skip
+def model_register(
+    *, actor, code: str, name: str, agreement: Agreement, idempotency_key: str | None = None
+) -> TrainedModel:
     """Register a model under an agreement (the secretariat; ``actor`` ``None``: console)."""
     _secretariat_only(actor)
     if not isinstance(code, str) or not SLUG_RE.fullmatch(code):
         raise GovernanceError("code: 2-64 lowercase letters, digits and -")
     if not isinstance(name, str) or not 0 < len(name) <= 200:
         raise GovernanceError("name: 1-200 characters")
-    if agreement.state not in (Agreement.State.IN_FORCE, Agreement.State.SIGNED,
-                               Agreement.State.OPEN):  # fmt: skip
+    if agreement.state not in (
+        Agreement.State.IN_FORCE,
+        Agreement.State.SIGNED,
+        Agreement.State.OPEN,
+    ):
         raise GovernanceError(f"the agreement is {agreement.state}", 409)
     payload = {"model": {"code": code, "name": name, "agreement": str(agreement.id)}}
     entry_id = idempotent_entry_id(actor, idempotency_key) if (actor and idempotency_key) else None
@@ -192,13 +214,21 @@ def model_register(*, actor, code: str, name: str, agreement: Agreement,
     with transaction.atomic(durable=True):
         if TrainedModel.objects.filter(code=code).exists():
             raise GovernanceError(f"model {code} exists already", 409)
-        ledger.entry_append(signer=secretariat_signer(), entry_id=entry_id,
-                            kind="model.registered", payload=payload)  # fmt: skip
+        ledger.entry_append(
+            signer=secretariat_signer(), entry_id=entry_id, kind="model.registered", payload=payload
+        )
     return TrainedModel.objects.get(code=code)
 
 
-def training_record(*, actor, model: TrainedModel, name: str, datasets: list, compute: list,
-                    idempotency_key: str | None = None) -> TrainingRun:  # fmt: skip
+def training_record(
+    *,
+    actor,
+    model: TrainedModel,
+    name: str,
+    datasets: list,
+    compute: list,
+    idempotency_key: str | None = None,
+) -> TrainingRun:
     """Record what a training run used: datasets (manifest hashes of recorded data
     contributions) and compute (ids of counted compute contributions)."""
     from contributions.models import Contribution  # contributions builds on governance
@@ -206,32 +236,46 @@ def training_record(*, actor, model: TrainedModel, name: str, datasets: list, co
     _secretariat_only(actor)
     if not isinstance(name, str) or not 0 < len(name) <= 200:
         raise GovernanceError("name: 1-200 characters")
-    if not isinstance(datasets, list) or not all(isinstance(d, str) and SHA256_RE.fullmatch(d)
-                                                 for d in datasets):  # fmt: skip
+    if not isinstance(datasets, list) or not all(
+        isinstance(d, str) and SHA256_RE.fullmatch(d) for d in datasets
+    ):
         raise GovernanceError("datasets: a list of manifest SHA-256 digests")
     recorded = set(
-        Contribution.objects.filter(kind="data", state="counted")
-        .values_list("dataset__manifest_sha256", flat=True)
-    )  # fmt: skip
+        Contribution.objects.filter(kind="data", state="counted").values_list(
+            "dataset__manifest_sha256", flat=True
+        )
+    )
     unknown = [d for d in datasets if d not in recorded]
     if unknown:
         raise GovernanceError(f"datasets: no counted data contribution has manifest {unknown[0]}")
     if not isinstance(compute, list) or not all(isinstance(c, str) for c in compute):
         raise GovernanceError("compute: a list of compute contribution ids")
-    known = {str(c) for c in Contribution.objects.filter(
-        kind="compute", state="counted", id__in=[c for c in compute if _is_uuid(c)]
-    ).values_list("id", flat=True)}  # fmt: skip
+    known = {
+        str(c)
+        for c in Contribution.objects.filter(
+            kind="compute", state="counted", id__in=[c for c in compute if _is_uuid(c)]
+        ).values_list("id", flat=True)
+    }
     missing = [c for c in compute if c not in known]
     if missing:
         raise GovernanceError(f"compute: {missing[0]!r} is no counted compute contribution")
     entry_id = idempotent_entry_id(actor, idempotency_key) if (actor and idempotency_key) else None
-    payload = {"run": str(keyed_uuid(entry_id)), "model": model.code, "name": name,
-               "datasets": sorted(set(datasets)), "compute": sorted(set(compute))}  # fmt: skip
+    payload = {
+        "run": str(keyed_uuid(entry_id)),
+        "model": model.code,
+        "name": name,
+        "datasets": sorted(set(datasets)),
+        "compute": sorted(set(compute)),
+    }
     if replay_of(entry_id, "training.recorded", payload):
         return TrainingRun.objects.get(id=payload["run"])
     with transaction.atomic(durable=True):
-        ledger.entry_append(signer=secretariat_signer(), entry_id=entry_id,
-                            kind="training.recorded", payload=payload)  # fmt: skip
+        ledger.entry_append(
+            signer=secretariat_signer(),
+            entry_id=entry_id,
+            kind="training.recorded",
+            payload=payload,
+        )
     return TrainingRun.objects.get(id=payload["run"])
 
 
@@ -246,9 +290,16 @@ def stored_path(digest: str, path: str) -> str:
     return f"checkpoints/{digest}/{path}"
 
 
-def checkpoint_publish(*, actor, model: TrainedModel, name: str, directory: Path,
-                       run: TrainingRun | None = None, workers: int | None = None,
-                       progress=None) -> ModelCheckpoint:  # fmt: skip
+def checkpoint_publish(
+    *,
+    actor,
+    model: TrainedModel,
+    name: str,
+    directory: Path,
+    run: TrainingRun | None = None,
+    workers: int | None = None,
+    progress=None,
+) -> ModelCheckpoint:
     """Hash every file of ``directory`` (streaming, on every core), store the files
     behind Django's storage API, and publish the checkpoint's manifest digest."""
     from contributions import manifest as manifests  # pure: no Django
@@ -276,11 +327,17 @@ def checkpoint_publish(*, actor, model: TrainedModel, name: str, directory: Path
             default_storage.delete(target)  # a copy from an attempt that did not publish
         with open(Path(directory) / f.path, "rb") as handle:
             default_storage.save(target, File(handle, name=f.path))
-    payload = {"checkpoint": digest, "model": model.code, "name": name,
-               "run": str(run.id) if run else None, "files": files}  # fmt: skip
+    payload = {
+        "checkpoint": digest,
+        "model": model.code,
+        "name": name,
+        "run": str(run.id) if run else None,
+        "files": files,
+    }
     with transaction.atomic(durable=True):
-        ledger.entry_append(signer=secretariat_signer(), kind="checkpoint.published",
-                            payload=payload)  # fmt: skip
+        ledger.entry_append(
+            signer=secretariat_signer(), kind="checkpoint.published", payload=payload
+        )
         # Re-read what storage holds once the publication is committed.
         transaction.on_commit(lambda: _verify_later(digest))
     return ModelCheckpoint.objects.get(digest=digest)
@@ -299,10 +356,18 @@ def evaluator_accredit(*, actor, code: str, name: str, public_key: bytes) -> Key
     with transaction.atomic(durable=True):
         if Key.objects.filter(kind="evaluator", owner=code, revoked_at__isnull=True).exists():
             raise GovernanceError(f"evaluator {code} is accredited already", 409)
-        ledger.entry_append(signer=secretariat_signer(), kind="evaluator.accredited",
-                            payload={"evaluator": {"code": code, "name": name}})  # fmt: skip
-        entry, _ = ledger.key_register(signer=log_signer(), kind="evaluator", owner=code,
-                                       name=f"evaluator-{code}", public_key=public_key)  # fmt: skip
+        ledger.entry_append(
+            signer=secretariat_signer(),
+            kind="evaluator.accredited",
+            payload={"evaluator": {"code": code, "name": name}},
+        )
+        entry, _ = ledger.key_register(
+            signer=log_signer(),
+            kind="evaluator",
+            owner=code,
+            name=f"evaluator-{code}",
+            public_key=public_key,
+        )
     return Key.objects.get(fingerprint=entry.payload["key"]["fingerprint"])
 
 
@@ -347,9 +412,10 @@ def checkpoints_verify(digest: str | None = None) -> dict[str, list[str]]:
             if locked.state != ModelCheckpoint.State.PUBLISHED:
                 continue
             ledger.entry_append(
-                signer=secretariat_signer(), kind="checkpoint.blocked",
+                signer=secretariat_signer(),
+                kind="checkpoint.blocked",
                 payload={"checkpoint": cp.digest, "reason": "; ".join(bad)[:300]},
-            )  # fmt: skip
+            )
         blocked[cp.digest] = bad
     return blocked
 
@@ -360,8 +426,11 @@ def checkpoints_verify(digest: str | None = None) -> dict[str, list[str]]:
 def _proven(index: int, size: int) -> dict:
     leaf = bytes(Entry.objects.get(index=index).leaf)
     proof = log.inclusion_proof(index, size)
-    return {"index": index, "leaf": base64.b64encode(leaf).decode(),
-            "proof": [base64.b64encode(h).decode() for h in proof]}  # fmt: skip
+    return {
+        "index": index,
+        "leaf": base64.b64encode(leaf).decode(),
+        "proof": [base64.b64encode(h).decode() for h in proof],
+    }
 
 
 def provenance_bundle(checkpoint: ModelCheckpoint) -> dict:
@@ -378,13 +447,18 @@ def provenance_bundle(checkpoint: ModelCheckpoint) -> dict:
     author = Key.objects.get(fingerprint=published.author)
     return {
         "version": BUNDLE_VERSION,
-        "checkpoint": {"digest": checkpoint.digest, "model": checkpoint.model_id,
-                       "name": checkpoint.name},
+        "checkpoint": {
+            "digest": checkpoint.digest,
+            "model": checkpoint.model_id,
+            "name": checkpoint.name,
+        },
         "manifest": manifest_text(checkpoint.files).decode(),
         "note": latest.note,
-        "entries": {"published": _proven(checkpoint.published_in, size),
-                    "author_key": _proven(author.registered_in, size)},
-    }  # fmt: skip
+        "entries": {
+            "published": _proven(checkpoint.published_in, size),
+            "author_key": _proven(author.registered_in, size),
+        },
+    }
 
 
 def verify_stored(checkpoint: ModelCheckpoint) -> list[str]:

@@ -55,22 +55,37 @@ class CheckpointSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelCheckpoint
-        fields = ["digest", "model", "name", "run", "files", "size", "state", "published_in",
-                  "blocked_in", "blocked_reason"]  # fmt: skip
+        fields = [
+            "digest",
+            "model",
+            "name",
+            "run",
+            "files",
+            "size",
+            "state",
+            "published_in",
+            "blocked_in",
+            "blocked_reason",
+        ]
 
 
 class ModelListView(ApiView):
-    @extend_schema(operation_id="models_list", summary="Models and the agreements they are under",
-                   responses={200: TrainedModelSerializer(many=True), **PROBLEMS})  # fmt: skip
+    @extend_schema(
+        operation_id="models_list",
+        summary="Models and the agreements they are under",
+        responses={200: TrainedModelSerializer(many=True), **PROBLEMS},
+    )
     def get(self, request: Request) -> Response:
         return Response(TrainedModelSerializer(TrainedModel.objects.all(), many=True).data)
 
 
 class TrainingRunListView(ApiView):
-    @extend_schema(operation_id="training_runs_list",
-                   summary="Training runs: the datasets and compute each used",
-                   parameters=[OpenApiParameter("model", str)],
-                   responses={200: TrainingRunSerializer(many=True), **PROBLEMS})  # fmt: skip
+    @extend_schema(
+        operation_id="training_runs_list",
+        summary="Training runs: the datasets and compute each used",
+        parameters=[OpenApiParameter("model", str)],
+        responses={200: TrainingRunSerializer(many=True), **PROBLEMS},
+    )
     def get(self, request: Request) -> Response:
         qs = TrainingRun.objects.all()
         if request.query_params.get("model"):
@@ -79,11 +94,15 @@ class TrainingRunListView(ApiView):
 
 
 class CheckpointListView(ApiView):
-    @extend_schema(operation_id="checkpoints_list", summary="Published checkpoints",
-                   parameters=[OpenApiParameter("model", str),
-                               OpenApiParameter("state", str, enum=ModelCheckpoint.State.values)],
-                   responses={200: CheckpointSerializer(many=True), 400: WRITE_PROBLEMS[400],
-                              **PROBLEMS})  # fmt: skip
+    @extend_schema(
+        operation_id="checkpoints_list",
+        summary="Published checkpoints",
+        parameters=[
+            OpenApiParameter("model", str),
+            OpenApiParameter("state", str, enum=ModelCheckpoint.State.values),
+        ],
+        responses={200: CheckpointSerializer(many=True), 400: WRITE_PROBLEMS[400], **PROBLEMS},
+    )
     def get(self, request: Request) -> Response:
         qs = ModelCheckpoint.objects.all()
         if request.query_params.get("model"):
@@ -104,8 +123,11 @@ def _checkpoint(digest) -> ModelCheckpoint:
 
 
 class CheckpointDetailView(ApiView):
-    @extend_schema(operation_id="checkpoints_retrieve", summary="One checkpoint and its files",
-                   responses={200: CheckpointSerializer, **PROBLEMS})  # fmt: skip
+    @extend_schema(
+        operation_id="checkpoints_retrieve",
+        summary="One checkpoint and its files",
+        responses={200: CheckpointSerializer, **PROBLEMS},
+    )
     def get(self, request: Request, digest: str) -> Response:
         return Response(CheckpointSerializer(_checkpoint(digest)).data)
 
@@ -133,10 +155,12 @@ class AccessCheckView(ApiView):
         parameters=[
             OpenApiParameter("checkpoint", str, required=True, description="Manifest digest."),
             OpenApiParameter("scope", str, enum=list(ACCESS_SCOPES)),
-            OpenApiParameter("member", str, description="The secretariat and auditors: any member."),
+            OpenApiParameter(
+                "member", str, description="The secretariat and auditors: any member."
+            ),
         ],
         responses={200: OpenApiTypes.OBJECT, 400: WRITE_PROBLEMS[400], **PROBLEMS},
-    )  # fmt: skip
+    )
     def get(self, request: Request) -> Response:
         digest = request.query_params.get("checkpoint")
         if not digest:
@@ -168,8 +192,11 @@ _RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 
 class DownloadRequestSerializer(StrictSerializer):
     scope = serializers.ChoiceField(choices=list(ACCESS_SCOPES), default="full_weights")
-    files = serializers.ListField(child=serializers.CharField(), required=False,
-                                  help_text="Paths of the checkpoint (default: all).")  # fmt: skip
+    files = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Paths of the checkpoint (default: all).",
+    )
 
 
 class DownloadRequestView(ApiView):
@@ -187,16 +214,25 @@ class DownloadRequestView(ApiView):
         checkpoint = _checkpoint(digest)
         try:
             auth, token = downloads.download_authorize(
-                actor=request.user, checkpoint=checkpoint, request=request,
-                scope=body.validated_data["scope"], files=body.validated_data.get("files"),
-            )  # fmt: skip
+                actor=request.user,
+                checkpoint=checkpoint,
+                request=request,
+                scope=body.validated_data["scope"],
+                files=body.validated_data.get("files"),
+            )
         except GovernanceError as exc:
             raise _refused(exc) from exc
-        return Response({
-            "token": token, "expires": auth.expires, "rule": auth.rule, "figures": auth.figures,
-            "authorized_in": auth.authorized_in,
-            "files": {p: f"/api/v1/downloads/{token}/{quote(p, safe='/')}" for p in auth.files},
-        }, status=201)  # fmt: skip
+        return Response(
+            {
+                "token": token,
+                "expires": auth.expires,
+                "rule": auth.rule,
+                "figures": auth.figures,
+                "authorized_in": auth.authorized_in,
+                "files": {p: f"/api/v1/downloads/{token}/{quote(p, safe='/')}" for p in auth.files},
+            },
+            status=201,
+        )
 
 
 # A byte position with more digits than this is past any file (and past the digits
@@ -245,8 +281,13 @@ class DownloadView(ApiView):
                 member = downloads.verify_token(token, downloads.log_public_key()).member
             except downloads.TokenError:
                 member = ""
-            downloads.record(request=self.request._request, member=member, path=path,
-                             outcome="denied", reason=str(exc.detail))  # fmt: skip
+            downloads.record(
+                request=self.request._request,
+                member=member,
+                path=path,
+                outcome="denied",
+                reason=str(exc.detail),
+            )
         return super().handle_exception(exc)
 
     @extend_schema(
@@ -257,13 +298,17 @@ class DownloadView(ApiView):
         "signatory): `curl -H 'Authorization: Bearer <api token>' <url>`. The entitlement is "
         "checked again before any byte is served.",
         parameters=[OpenApiParameter("Range", str, OpenApiParameter.HEADER)],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
-                   (206, "application/octet-stream"): OpenApiTypes.BINARY,
-                   302: OpenApiResponse(description="With DOWNLOAD_PRESIGNED_REDIRECT: to a "
-                                        "short-lived presigned object-store URL."),
-                   416: OpenApiResponse(description="Range not satisfiable (problem+json)."),
-                   **WRITE_PROBLEMS},
-    )  # fmt: skip
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            (206, "application/octet-stream"): OpenApiTypes.BINARY,
+            302: OpenApiResponse(
+                description="With DOWNLOAD_PRESIGNED_REDIRECT: to a "
+                "short-lived presigned object-store URL."
+            ),
+            416: OpenApiResponse(description="Range not satisfiable (problem+json)."),
+            **WRITE_PROBLEMS,
+        },
+    )
     def get(self, request: Request, token: str, path: str):
         member = seat_member = None
         try:
@@ -281,24 +326,42 @@ class DownloadView(ApiView):
             if not decision.allow:
                 raise downloads.TokenError(f"denied now: {decision.rule}", 403)
         except downloads.TokenError as exc:
-            downloads.record(request=request, member=member or seat_member or "", path=path,
-                             outcome="denied", reason=str(exc))  # fmt: skip
+            downloads.record(
+                request=request,
+                member=member or seat_member or "",
+                path=path,
+                outcome="denied",
+                reason=str(exc),
+            )
             raise ProblemException(exc.status, str(exc)) from exc
         entry = next(f for f in checkpoint.files if f["path"] == path)
         size, etag = entry["size"], f'"{entry["sha256"]}"'
         try:
             span = _byte_range(request.headers.get("Range", ""), size)
         except ProblemException as exc:
-            downloads.record(request=request, member=member, checkpoint=checkpoint.digest,
-                             path=path, outcome="denied", reason=str(exc.detail))  # fmt: skip
+            downloads.record(
+                request=request,
+                member=member,
+                checkpoint=checkpoint.digest,
+                path=path,
+                outcome="denied",
+                reason=str(exc.detail),
+            )
             exc.headers = {"Content-Range": f"bytes */{size}"}
             raise
         first, last = span if span else (0, size - 1)
         length = max(0, last - first + 1)
         stored = checkpoints.stored_path(checkpoint.digest, path)
-        downloads.record(request=request, member=member, checkpoint=checkpoint.digest, path=path,
-                         outcome="served", token=tok.tid, size=length,
-                         reason=f"{tok.scope}; bytes {first}-{last}" if span else tok.scope)  # fmt: skip
+        downloads.record(
+            request=request,
+            member=member,
+            checkpoint=checkpoint.digest,
+            path=path,
+            outcome="served",
+            token=tok.tid,
+            size=length,
+            reason=f"{tok.scope}; bytes {first}-{last}" if span else tok.scope,
+        )
         filename = path.rsplit("/", 1)[-1]
         if settings.DOWNLOAD_PRESIGNED_REDIRECT:
             # The object store serves the bytes (and any Range) for a minute or so.
@@ -320,14 +383,16 @@ class DownloadView(ApiView):
             # sendfile(2) (gunicorn does), no byte passing through Python.
             handle = default_storage.open(stored, "rb")
             handle.seek(first)
-            response = FileResponse(handle, status=206 if span else 200,
-                                    content_type="application/octet-stream")  # fmt: skip
+            response = FileResponse(
+                handle, status=206 if span else 200, content_type="application/octet-stream"
+            )
             response["Content-Length"] = str(length)
         else:
             response = StreamingHttpResponse(
                 storage.read_range(stored, first, length),
-                status=206 if span else 200, content_type="application/octet-stream",
-            )  # fmt: skip
+                status=206 if span else 200,
+                content_type="application/octet-stream",
+            )
             response["Content-Length"] = str(length)
         if span:
             response["Content-Range"] = f"bytes {first}-{last}/{size}"
@@ -338,8 +403,18 @@ class DownloadView(ApiView):
         return response
 
 
-ACCESS_LOG_FIELDS = ["at", "member", "username", "checkpoint", "path", "outcome", "reason",
-                     "token_id", "remote_addr", "bytes_served"]  # fmt: skip
+ACCESS_LOG_FIELDS = [
+    "at",
+    "member",
+    "username",
+    "checkpoint",
+    "path",
+    "outcome",
+    "reason",
+    "token_id",
+    "remote_addr",
+    "bytes_served",
+]
 
 
 class DownloadEventSerializer(serializers.ModelSerializer):
@@ -355,13 +430,20 @@ class AccessLogView(ApiView):
         operation_id="access_log",
         summary="The access log: files served and requests refused (your member's; all for "
         "the secretariat and auditors)",
-        parameters=[OpenApiParameter("member", str), OpenApiParameter("outcome", str,
-                    enum=["served", "denied"]), OpenApiParameter("from", OpenApiTypes.DATE),
-                    OpenApiParameter("to", OpenApiTypes.DATE),
-                    OpenApiParameter("output", str, enum=["json", "csv"])],
-        responses={200: DownloadEventSerializer(many=True), (200, "text/csv"): OpenApiTypes.STR,
-                   400: WRITE_PROBLEMS[400], **PROBLEMS},
-    )  # fmt: skip
+        parameters=[
+            OpenApiParameter("member", str),
+            OpenApiParameter("outcome", str, enum=["served", "denied"]),
+            OpenApiParameter("from", OpenApiTypes.DATE),
+            OpenApiParameter("to", OpenApiTypes.DATE),
+            OpenApiParameter("output", str, enum=["json", "csv"]),
+        ],
+        responses={
+            200: DownloadEventSerializer(many=True),
+            (200, "text/csv"): OpenApiTypes.STR,
+            400: WRITE_PROBLEMS[400],
+            **PROBLEMS,
+        },
+    )
     def get(self, request: Request):
         qs = DownloadEvent.objects.all()
         visible = visible_members_of(request.user)
@@ -388,8 +470,12 @@ class AccessLogView(ApiView):
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(ACCESS_LOG_FIELDS)
-        writer.writerows([[v.isoformat() if hasattr(v, "isoformat") else v for v in r]
-                          for r in qs.values_list(*ACCESS_LOG_FIELDS)[:100_000]])  # fmt: skip
+        writer.writerows(
+            [
+                [v.isoformat() if hasattr(v, "isoformat") else v for v in r]
+                for r in qs.values_list(*ACCESS_LOG_FIELDS)[:100_000]
+            ]
+        )
         response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="access-log.csv"'
         return response

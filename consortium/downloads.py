@@ -93,9 +93,15 @@ def verify_token(token: str, public_key: bytes, now: datetime | None = None) -> 
         raise TokenError("the download token is not signed by this log", 403) from exc
     try:
         claims = json.loads(payload)
-        token = Token(claims["tid"], claims["member"], claims["seat"], claims["checkpoint"],
-                      claims["scope"], tuple(claims["files"]),
-                      datetime.fromtimestamp(claims["exp"], UTC))  # fmt: skip
+        token = Token(
+            claims["tid"],
+            claims["member"],
+            claims["seat"],
+            claims["checkpoint"],
+            claims["scope"],
+            tuple(claims["files"]),
+            datetime.fromtimestamp(claims["exp"], UTC),
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise TokenError("the download token's claims are malformed", 400) from exc
     if (now or datetime.now(UTC)) >= token.expires:
@@ -124,16 +130,30 @@ def log_public_key() -> bytes:
     return bytes(Key.objects.get(kind=Key.Kind.LOG, revoked_at__isnull=True).public_key)
 
 
-def record(*, request=None, member: str = "", checkpoint: str = "", path: str = "",
-           outcome: str, reason: str = "", token: str = "", size: int = 0) -> None:  # fmt: skip
+def record(
+    *,
+    request=None,
+    member: str = "",
+    checkpoint: str = "",
+    path: str = "",
+    outcome: str,
+    reason: str = "",
+    token: str = "",
+    size: int = 0,
+) -> None:
     """Keep one line of the access log (served, or refused and why)."""
     user = getattr(request, "user", None)
     DownloadEvent.objects.create(
-        member=member, username=getattr(user, "username", "") or "", checkpoint=checkpoint,
-        path=path[:500], outcome=outcome, reason=reason[:300], token_id=token,
+        member=member,
+        username=getattr(user, "username", "") or "",
+        checkpoint=checkpoint,
+        path=path[:500],
+        outcome=outcome,
+        reason=reason[:300],
+        token_id=token,
         remote_addr=(request.META.get("REMOTE_ADDR", "") if request is not None else "")[:64],
         bytes_served=size,
-    )  # fmt: skip
+    )
 
 
 # --- applier and service --------------------------------------------------------------------------
@@ -147,15 +167,28 @@ def apply_authorized(entry: Appended) -> None:
     ).exists():
         return
     DownloadAuthorization.objects.create(
-        token_id=p["token"], member_id=p["member"], seat=p["seat"], checkpoint_id=p["checkpoint"],
-        scope=p["scope"], files=p["files"], rule=p["rule"], figures=p["figures"],
-        expires=p["expires"], authorized_in=entry.index,
-    )  # fmt: skip
+        token_id=p["token"],
+        member_id=p["member"],
+        seat=p["seat"],
+        checkpoint_id=p["checkpoint"],
+        scope=p["scope"],
+        files=p["files"],
+        rule=p["rule"],
+        figures=p["figures"],
+        expires=p["expires"],
+        authorized_in=entry.index,
+    )
 
 
-def download_authorize(*, actor, checkpoint: ModelCheckpoint, scope: str = "full_weights",
-                       files: list[str] | None = None, request=None,
-                       idempotency_key: str | None = None) -> tuple[DownloadAuthorization, str]:  # fmt: skip
+def download_authorize(
+    *,
+    actor,
+    checkpoint: ModelCheckpoint,
+    scope: str = "full_weights",
+    files: list[str] | None = None,
+    request=None,
+    idempotency_key: str | None = None,
+) -> tuple[DownloadAuthorization, str]:
     """Ask to download a checkpoint (a member's recorder or signatory). The gate decides;
     an allow is recorded on the ledger and answered with a short-lived token signed by
     the log key. A refusal is kept in the access log and raised (403) with its rule."""
@@ -172,21 +205,44 @@ def download_authorize(*, actor, checkpoint: ModelCheckpoint, scope: str = "full
     except ValueError as exc:
         raise GovernanceError(str(exc)) from exc
     if not decision.allow:
-        record(request=request, member=member, checkpoint=checkpoint.digest, outcome="denied",
-               reason=decision.rule)  # fmt: skip
+        record(
+            request=request,
+            member=member,
+            checkpoint=checkpoint.digest,
+            outcome="denied",
+            reason=decision.rule,
+        )
         raise GovernanceError(f"denied: {decision.rule}", 403)
     tid = secrets.token_hex(16)
     seat = str(seat_of(actor).id)
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(
         seconds=settings.DOWNLOAD_TOKEN_SECONDS
     )
-    payload = {"token": tid, "member": member, "seat": seat, "checkpoint": checkpoint.digest,
-               "scope": scope, "files": sorted(wanted), "rule": decision.rule,
-               "figures": decision.figures, "expires": format_time(expires)}  # fmt: skip
+    payload = {
+        "token": tid,
+        "member": member,
+        "seat": seat,
+        "checkpoint": checkpoint.digest,
+        "scope": scope,
+        "files": sorted(wanted),
+        "rule": decision.rule,
+        "figures": decision.figures,
+        "expires": format_time(expires),
+    }
     with transaction.atomic(durable=True):
-        ledger.entry_append(signer=secretariat_signer(), kind="download.authorized",
-                            payload=payload)  # fmt: skip
-    token = sign_token({"v": 1, "tid": tid, "member": member, "seat": seat,
-                        "checkpoint": checkpoint.digest, "scope": scope,
-                        "files": sorted(wanted), "exp": int(expires.timestamp())})  # fmt: skip
+        ledger.entry_append(
+            signer=secretariat_signer(), kind="download.authorized", payload=payload
+        )
+    token = sign_token(
+        {
+            "v": 1,
+            "tid": tid,
+            "member": member,
+            "seat": seat,
+            "checkpoint": checkpoint.digest,
+            "scope": scope,
+            "files": sorted(wanted),
+            "exp": int(expires.timestamp()),
+        }
+    )
     return DownloadAuthorization.objects.get(token_id=tid), token

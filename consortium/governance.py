@@ -64,9 +64,13 @@ class GovernanceError(Exception):
 
 
 def member_record(
-    *, code: str, kind: str = "nation", name: str | None = None, country: str | None = None,
+    *,
+    code: str,
+    kind: str = "nation",
+    name: str | None = None,
+    country: str | None = None,
     figures: dict | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """A checked member record for a ledger payload."""
     for field, value in (("code", code), ("kind", kind), ("name", name), ("country", country)):
         if value is not None and not isinstance(value, str):
@@ -145,10 +149,15 @@ def apply_member_applied(entry: Appended) -> None:
     if not _signed_for(entry.author, None) or Member.objects.filter(code=m["code"]).exists():
         return  # only the secretariat records applications, of newcomers
     Member.objects.create(
-        code=m["code"], kind=m["kind"], name=m["name"], country=m["country"],
-        figures=m["figures"], status=Member.Status.APPLICANT, registered_in=entry.index,
+        code=m["code"],
+        kind=m["kind"],
+        name=m["name"],
+        country=m["country"],
+        figures=m["figures"],
+        status=Member.Status.APPLICANT,
+        registered_in=entry.index,
         changed_in=entry.index,
-    )  # fmt: skip
+    )
 
 
 def _signed_for(author: str, member: str | None) -> bool:
@@ -364,8 +373,10 @@ def member_apply(*, actor, record: dict, idempotency_key: str | None = None) -> 
         raise GovernanceError("the applicant is a member record with a code")
     if set(record) - fields:
         raise GovernanceError(f"unknown field {', '.join(sorted(set(record) - fields))}")
-    checked = member_record(**{k: record.get(k) for k in ("code", "name", "country", "figures")},
-                            kind=record.get("kind") or "nation")  # fmt: skip
+    checked = member_record(
+        **{k: record.get(k) for k in ("code", "name", "country", "figures")},
+        kind=record.get("kind") or "nation",
+    )
     entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
     if replay_of(entry_id, "member.applied", {"member": checked}):
         return Member.objects.get(code=checked["code"])
@@ -373,9 +384,11 @@ def member_apply(*, actor, record: dict, idempotency_key: str | None = None) -> 
         if Member.objects.filter(code=checked["code"]).exists():
             raise GovernanceError(f"{checked['code']} is already known", 409)
         entry = ledger.entry_append(
-            signer=secretariat_signer(), kind="member.applied", entry_id=entry_id,
+            signer=secretariat_signer(),
+            kind="member.applied",
+            entry_id=entry_id,
             payload={"member": checked},
-        )  # fmt: skip
+        )
         if not Member.objects.filter(code=checked["code"], registered_in=entry.index).exists():
             raise GovernanceError(f"{checked['code']} is already known", 409)
     return Member.objects.get(code=checked["code"])
@@ -516,9 +529,13 @@ def _own_member(actor, code: str) -> tuple:
 
 
 def member_key_rotate(
-    *, actor, code: str, public_key: bytes | None = None, name: str = "",
+    *,
+    actor,
+    code: str,
+    public_key: bytes | None = None,
+    name: str = "",
     idempotency_key: str | None = None,
-) -> Key:  # fmt: skip
+) -> Key:
     """Replace the member's hosted key, signed by it: by a key the member holds itself
     (``public_key``: the new key is external, this server never sees its seed), or by a
     fresh hosted key. The old key signs nothing after the rotation entry."""
@@ -531,18 +548,25 @@ def member_key_rotate(
             # A fresh hosted key differs on every attempt, so a retry is known by its
             # key alone (and, for a key the member holds, by that key).
             new = done.payload.get("key", {})
-            same = done.kind == "key.rotated" and new.get("owner") == code and (
-                public_key is None or new.get("public_key") == base64.b64encode(public_key).decode()
-            )  # fmt: skip
+            same = (
+                done.kind == "key.rotated"
+                and new.get("owner") == code
+                and (
+                    public_key is None
+                    or new.get("public_key") == base64.b64encode(public_key).decode()
+                )
+            )
             if not same:
                 raise GovernanceError("this Idempotency-Key was used for another request", 409)
             return Key.objects.get(fingerprint=new["fingerprint"])
     signer, member = _own_member(actor, code)
     with transaction.atomic(durable=True):
         entry, _ = ledger.key_rotate(
-            signer=signer, public_key=public_key, name=name or f"member-{member}",
+            signer=signer,
+            public_key=public_key,
+            name=name or f"member-{member}",
             entry_id=entry_id,
-        )  # fmt: skip
+        )
     return Key.objects.get(fingerprint=entry.payload["key"]["fingerprint"])
 
 

@@ -91,10 +91,13 @@ class ApiView(APIView):
             try:
                 with transaction.atomic():
                     IdempotentResponse.objects.create(
-                        user=request.user, key=key, request_sha256=fingerprint,
-                        status=response.status_code, body=body,
+                        user=request.user,
+                        key=key,
+                        request_sha256=fingerprint,
+                        status=response.status_code,
+                        body=body,
                         location=response.get("Location", "")[:500],
-                    )  # fmt: skip
+                    )
             except IntegrityError:
                 pass  # a concurrent retry stored its answer first: the same entries
         return response

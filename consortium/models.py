@@ -39,10 +39,14 @@ class ApiToken(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
     seat = models.ForeignKey(
-        "Seat", null=True, blank=True, editable=False, on_delete=models.PROTECT,
+        "Seat",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.PROTECT,
         related_name="api_tokens",
         help_text="The seat its user held when it was issued; it works only while they hold it.",
-    )  # fmt: skip
+    )
     name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
     key_id = models.CharField(max_length=16, unique=True, help_text="Public part, shown in lists.")
     secret_hash = models.CharField(max_length=64)
@@ -366,9 +370,11 @@ class Document(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     holders = models.ManyToManyField(
-        Member, blank=True, related_name="+",
+        Member,
+        blank=True,
+        related_name="+",
         help_text="Members whose delegates uploaded these bytes (and so may read them).",
-    )  # fmt: skip
+    )
     uploaded_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -579,16 +585,24 @@ class AuditExport(models.Model):
 
     id = models.UUIDField(primary_key=True)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
     requester = models.CharField(max_length=150, help_text="Who asked, as they were known.")
-    seat = models.ForeignKey(Seat, null=True, blank=True, on_delete=models.PROTECT,
-                             related_name="+")  # fmt: skip
+    seat = models.ForeignKey(
+        Seat, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     member = models.ForeignKey(
-        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        Member,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="Only what concerns this member; empty for everything.",
-    )  # fmt: skip
+    )
     date_from = models.DateField(null=True, blank=True)
     date_to = models.DateField(null=True, blank=True)
     first = models.BigIntegerField(null=True, blank=True, help_text="First index asked for.")

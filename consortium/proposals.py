@@ -126,8 +126,16 @@ def check_actions(actions, today: date | None = None) -> None:
     and rules as they stand now? (Two admissions of one member, say, do not.)"""
     if not isinstance(actions, list) or not actions:
         raise GovernanceError("a proposal carries at least one action")
-    members = {m.code: {"status": m.status, "kind": m.kind, "name": m.name, "country": m.country,
-                        "figures": m.figures} for m in Member.objects.all()}  # fmt: skip
+    members = {
+        m.code: {
+            "status": m.status,
+            "kind": m.kind,
+            "name": m.name,
+            "country": m.country,
+            "figures": m.figures,
+        }
+        for m in Member.objects.all()
+    }
     rules = _rules()
     seen = set()
     try:
@@ -187,8 +195,13 @@ def _check_action(action, members: dict, rules: dict, today: date) -> dict:
                 raise GovernanceError(f"{code} has already withdrawn")
             member["status"] = Member.Status.WITHDRAWN
         elif kind == "member.figures":
-            checked = member_record(code=code, kind=member["kind"], name=member["name"],
-                                    country=member["country"], figures=action["figures"])  # fmt: skip
+            checked = member_record(
+                code=code,
+                kind=member["kind"],
+                name=member["name"],
+                country=member["country"],
+                figures=action["figures"],
+            )
             if checked["figures"] != action["figures"]:
                 raise GovernanceError("figures are integers or decimal strings")
             check_weights(rules, {code: checked["figures"]})
@@ -242,9 +255,10 @@ def _check_access_grant(action: dict, members: dict, today: date) -> None:
         raise GovernanceError(f"access.grant: scope is one of {', '.join(ACCESS_SCOPES)}")
     digests = action.get("checkpoints")
     if digests is not None and (
-        not isinstance(digests, list) or not digests
+        not isinstance(digests, list)
+        or not digests
         or not all(isinstance(d, str) and SHA256_RE.fullmatch(d) for d in digests)
-    ):  # fmt: skip
+    ):
         raise GovernanceError(
             "access.grant: checkpoints lists manifest SHA-256 digests (or is left out for all)"
         )
@@ -257,8 +271,11 @@ def _check_access_grant(action: dict, members: dict, today: date) -> None:
 
 def _check_access_revoke(action: dict, members: dict, today: date) -> None:
     _exact(action, "grant", "reason")
-    grant = AccessGrant.objects.filter(id=action["grant"]).first() if isinstance(
-        action["grant"], str) else None  # fmt: skip
+    grant = (
+        AccessGrant.objects.filter(id=action["grant"]).first()
+        if isinstance(action["grant"], str)
+        else None
+    )
     if grant is None or grant.revoked_in is not None:
         raise GovernanceError(f"access.revoke: no standing grant {action['grant']!r}")
     _reason(action)
@@ -293,8 +310,11 @@ def _check_agreement_terminate(action: dict, members: dict, today: date) -> None
 
 def _check_key_revoke(action: dict, members: dict, today: date) -> None:
     _exact(action, "fingerprint", "reason")
-    key = Key.objects.filter(fingerprint=action["fingerprint"], kind="member").first() if (
-        isinstance(action["fingerprint"], str)) else None  # fmt: skip
+    key = (
+        Key.objects.filter(fingerprint=action["fingerprint"], kind="member").first()
+        if (isinstance(action["fingerprint"], str))
+        else None
+    )
     if key is None:
         raise GovernanceError("key.revoke: no member key with that fingerprint")
     if key.revoked_at is not None:
@@ -310,9 +330,12 @@ def _check_key_revoke(action: dict, members: dict, today: date) -> None:
 APPLIED_BY_KEY_ENTRIES = frozenset({"key.revoke"})
 # Actions a proposal may carry once (per value of the field named).
 ONCE_PER_PROPOSAL = {
-    "valuation.adopt": None, "checkpoint.release": "checkpoint", "agreement.terminate": "agreement",
-    "key.revoke": "fingerprint", "access.revoke": "grant",
-}  # fmt: skip
+    "valuation.adopt": None,
+    "checkpoint.release": "checkpoint",
+    "agreement.terminate": "agreement",
+    "key.revoke": "fingerprint",
+    "access.revoke": "grant",
+}
 # Actions beyond members and rules: {type: check(action, simulated members)}.
 OTHER_ACTIONS = {
     "valuation.adopt": _check_valuation_adopt,
@@ -329,32 +352,49 @@ def _apply_action(action: dict, index: int, proposal: Proposal, n: int) -> None:
     if kind == "valuation.adopt":
         t = action["table"]
         ValuationTable.objects.create(
-            version=t["version"], unit=t["unit"], weights=t["weights"],
-            unit_price=t.get("unit_price"), data_price=t.get("data_price"), adopted_in=index,
+            version=t["version"],
+            unit=t["unit"],
+            weights=t["weights"],
+            unit_price=t.get("unit_price"),
+            data_price=t.get("data_price"),
+            adopted_in=index,
             proposal=proposal,
-        )  # fmt: skip
+        )
     elif kind == "access.grant":
         AccessGrant.objects.create(
-            id=f"{proposal.id}:{n}", member_id=action["member"], scope=action["scope"],
-            checkpoints=action.get("checkpoints"), until=action.get("until"),
-            reason=action["reason"], granted_in=index,
-        )  # fmt: skip
+            id=f"{proposal.id}:{n}",
+            member_id=action["member"],
+            scope=action["scope"],
+            checkpoints=action.get("checkpoints"),
+            until=action.get("until"),
+            reason=action["reason"],
+            granted_in=index,
+        )
     elif kind == "access.revoke":
         AccessGrant.objects.filter(id=action["grant"], revoked_in__isnull=True).update(
             revoked_in=index
         )
     elif kind == "checkpoint.release":
         ReleaseApproval.objects.create(
-            checkpoint=action["checkpoint"], note=action.get("note", ""), approved_in=index,
+            checkpoint=action["checkpoint"],
+            note=action.get("note", ""),
+            approved_in=index,
             proposal=proposal,
-        )  # fmt: skip
+        )
     elif kind == "agreement.terminate":
-        close_agreement(uuid.UUID(action["agreement"]), Agreement.State.TERMINATED, index,
-                        action["reason"])  # fmt: skip
+        close_agreement(
+            uuid.UUID(action["agreement"]), Agreement.State.TERMINATED, index, action["reason"]
+        )
     elif kind == "member.admit":
         m = action["member"]
-        fields = {"kind": m["kind"], "name": m["name"], "country": m["country"],
-                  "figures": m["figures"], "status": Member.Status.MEMBER, "changed_in": index}  # fmt: skip
+        fields = {
+            "kind": m["kind"],
+            "name": m["name"],
+            "country": m["country"],
+            "figures": m["figures"],
+            "status": Member.Status.MEMBER,
+            "changed_in": index,
+        }
         # An applicant becomes a member; a member admitted directly is registered here.
         if not Member.objects.filter(code=m["code"]).update(**fields):
             Member.objects.create(code=m["code"], registered_in=index, **fields)
@@ -412,10 +452,16 @@ def apply_opened(entry: Appended) -> None:
         for m in Member.objects.filter(status=Member.Status.MEMBER).order_by("code")
     }
     Proposal.objects.create(
-        id=uuid.UUID(p["proposal"]), title=p["title"], actions=p["actions"], rule_name=p["rule"],
-        rule=rules["voting"][p["rule"]], eligible=eligible, deadline=p["deadline"],
-        opened_by=entry.author, opened_in=entry.index,
-    )  # fmt: skip
+        id=uuid.UUID(p["proposal"]),
+        title=p["title"],
+        actions=p["actions"],
+        rule_name=p["rule"],
+        rule=rules["voting"][p["rule"]],
+        eligible=eligible,
+        deadline=p["deadline"],
+        opened_by=entry.author,
+        opened_in=entry.index,
+    )
 
 
 @applier("vote.cast")
@@ -438,10 +484,13 @@ def apply_vote(entry: Appended) -> None:
     Vote.objects.update_or_create(
         id=f"{proposal.id}:{member}",
         defaults={
-            "proposal_id": proposal.id, "member_id": member, "choice": p["choice"],
-            "cast_in": entry.index, "cast_at": entry.integrated_time,
+            "proposal_id": proposal.id,
+            "member_id": member,
+            "choice": p["choice"],
+            "cast_in": entry.index,
+            "cast_at": entry.integrated_time,
         },
-    )  # fmt: skip
+    )
 
 
 @applier("proposal.decided")
@@ -535,9 +584,14 @@ def proposal_open(
             signer=signer,
             entry_id=entry_id,
             kind="proposal.opened",
-            payload={"proposal": str(proposal_id), "title": title, "actions": actions,
-                     "rule": rule, "deadline": format_time(deadline)},
-        )  # fmt: skip
+            payload={
+                "proposal": str(proposal_id),
+                "title": title,
+                "actions": actions,
+                "rule": rule,
+                "deadline": format_time(deadline),
+            },
+        )
         if not Proposal.objects.filter(id=proposal_id).exists():
             # The rules changed between the check and the append: write nothing.
             raise GovernanceError(f"the voting rule {rule!r} no longer exists", 409)
@@ -559,8 +613,14 @@ def vote_cast(
             if done.payload != {"proposal": str(proposal.id), "choice": choice}:
                 raise GovernanceError("this Idempotency-Key was used for another vote", 409)
             member = Key.objects.get(fingerprint=done.author).owner
-            return Vote(id=f"{proposal.id}:{member}", proposal=proposal, member_id=member,
-                        choice=choice, cast_in=done.index, cast_at=done.integrated_time)  # fmt: skip
+            return Vote(
+                id=f"{proposal.id}:{member}",
+                proposal=proposal,
+                member_id=member,
+                choice=choice,
+                cast_in=done.index,
+                cast_at=done.integrated_time,
+            )
     if choice not in CHOICES:
         raise GovernanceError(f"a vote is {', '.join(CHOICES)}")
     signer, member = acting_signer(actor)
@@ -618,11 +678,17 @@ def decision(proposal: Proposal, today: date) -> tuple[str, dict]:
     else:
         outcome, reason = Proposal.State.REJECTED, "the rule was not met"
     figures = {
-        "eligible": t.eligible, "voted": t.voted, "yes": t.yes, "no": t.no,
-        "abstain": t.abstain, "total_weight": str(t.total_weight),
-        "yes_weight": str(t.yes_weight), "quorum_met": t.quorum_met,
-        "rule_met": t.rule_met, "reason": reason,
-    }  # fmt: skip
+        "eligible": t.eligible,
+        "voted": t.voted,
+        "yes": t.yes,
+        "no": t.no,
+        "abstain": t.abstain,
+        "total_weight": str(t.total_weight),
+        "yes_weight": str(t.yes_weight),
+        "quorum_met": t.quorum_met,
+        "rule_met": t.rule_met,
+        "reason": reason,
+    }
     return outcome, figures
 
 
@@ -664,13 +730,16 @@ def proposal_decide(*, proposal: Proposal) -> Proposal:
                     # hosted key, which the member may later rotate to one of its own.
                     key = Key.objects.get(fingerprint=action["fingerprint"])
                     ledger.key_revoke(
-                        signer=log_signer(), fingerprint=key.fingerprint,
+                        signer=log_signer(),
+                        fingerprint=key.fingerprint,
                         reason=f"proposal {proposal.id}: {action['reason']}",
-                    )  # fmt: skip
+                    )
                     ledger.key_register(
-                        signer=log_signer(), kind="member", owner=key.owner,
+                        signer=log_signer(),
+                        kind="member",
+                        owner=key.owner,
                         name=f"member-{key.owner}",
-                    )  # fmt: skip
+                    )
     proposal.refresh_from_db()
     return proposal
 
@@ -704,9 +773,11 @@ def proposal_withdraw(*, actor, proposal: Proposal, idempotency_key: str | None 
         if locked.state != Proposal.State.OPEN:
             raise GovernanceError(f"the proposal is {locked.state}", 409)
         ledger.entry_append(
-            signer=signer, kind="proposal.withdrawn", entry_id=entry_id,
+            signer=signer,
+            kind="proposal.withdrawn",
+            entry_id=entry_id,
             payload={"proposal": str(proposal.id)},
-        )  # fmt: skip
+        )
     proposal.refresh_from_db()
     return proposal
 

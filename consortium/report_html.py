@@ -43,8 +43,9 @@ def _e(value) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def render(meta: dict, tables: list[tuple[str, str, list[str], list[list[str]]]],
-           verify: str) -> str:  # fmt: skip
+def render(
+    meta: dict, tables: list[tuple[str, str, list[str], list[list[str]]]], verify: str
+) -> str:
     """The report: ``meta`` describes the export; ``tables`` are (name, title, columns,
     rows) in order; ``verify`` is the command that checks the bundle."""
     period = meta.get("period") or {}
@@ -85,8 +86,9 @@ def render(meta: dict, tables: list[tuple[str, str, list[str], list[list[str]]]]
         out.append(f'<h2 id="{_e(name)}">{_e(title)}</h2>')
         if rows:
             out.append("<table>")
-            out.append("<thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in columns)
-                       + "</tr></thead>")  # fmt: skip
+            out.append(
+                "<thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in columns) + "</tr></thead>"
+            )
             out.append("<tbody>")
             for row in rows:
                 out.append("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>")

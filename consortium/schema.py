@@ -32,13 +32,20 @@ def problem_details(result, generator, request, public):
       filter), as HTML forms send them.
     """
     components = result.setdefault("components", {}).setdefault("schemas", {})
-    components.setdefault("Problem", {
-        "type": "object",
-        "properties": {"type": {"type": "string"}, "title": {"type": "string"},
-                       "status": {"type": "integer"}, "detail": {"type": "string"},
-                       "errors": {"type": "object", "additionalProperties": {}}},
-        "required": ["type", "title", "status", "detail"],
-    })  # fmt: skip
+    components.setdefault(
+        "Problem",
+        {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "errors": {"type": "object", "additionalProperties": {}},
+            },
+            "required": ["type", "title", "status", "detail"],
+        },
+    )
     bodies = set()
     for item in result.get("paths", {}).values():
         for method in METHODS:

@@ -31,8 +31,9 @@ def _object_key(storage: Storage, name: str) -> str:
     return storage._normalize_name(clean_name(name))
 
 
-def read_range(name: str, first: int = 0, length: int | None = None,
-               storage: Storage | None = None) -> Iterator[bytes]:  # fmt: skip
+def read_range(
+    name: str, first: int = 0, length: int | None = None, storage: Storage | None = None
+) -> Iterator[bytes]:
     """The bytes ``first .. first+length`` (to the end when ``length`` is ``None``) of a
     stored file, a buffer at a time. The file is opened when iteration starts and closed
     when it ends or is abandoned."""
@@ -67,8 +68,7 @@ def read_range(name: str, first: int = 0, length: int | None = None,
         handle.close()
 
 
-def presigned_url(name: str, *, seconds: int, filename: str,
-                  storage: Storage | None = None) -> str:  # fmt: skip
+def presigned_url(name: str, *, seconds: int, filename: str, storage: Storage | None = None) -> str:
     """A URL of the object store that serves ``name`` (Range included) to whoever holds
     it for ``seconds``, as an attachment called ``filename``."""
     storage = storage or default_storage
@@ -76,11 +76,14 @@ def presigned_url(name: str, *, seconds: int, filename: str,
         raise ValueError("presigned URLs need an S3-compatible object store (S3_BUCKET)")
     return storage.connection.meta.client.generate_presigned_url(
         "get_object",
-        Params={"Bucket": storage.bucket_name, "Key": _object_key(storage, name),
-                "ResponseContentDisposition": content_disposition_header(True, filename),
-                "ResponseContentType": "application/octet-stream"},
+        Params={
+            "Bucket": storage.bucket_name,
+            "Key": _object_key(storage, name),
+            "ResponseContentDisposition": content_disposition_header(True, filename),
+            "ResponseContentType": "application/octet-stream",
+        },
         ExpiresIn=seconds,
-    )  # fmt: skip
+    )
 
 
 def attachment(name: str, *, filename: str, content_type: str, size: int):

@@ -48,8 +48,9 @@ def verify_checkpoints(digest: str | None = None) -> dict[str, list[str]]:
 
 # Acknowledged late and requeued if its worker dies: the build claims the export, so a
 # second delivery while the first is at work does nothing.
-@shared_task(name="consortium.audit_export", ignore_result=True, acks_late=True,
-             reject_on_worker_lost=True)  # fmt: skip
+@shared_task(
+    name="consortium.audit_export", ignore_result=True, acks_late=True, reject_on_worker_lost=True
+)
 def audit_export(export_id: str) -> str:
     """Build an audit export; its progress is kept on the export's row."""
     from consortium import audit

@@ -90,9 +90,19 @@ DUO_MODIFIERS = {
 ACCESS_SCOPES = ("full_weights", "inference_only", "evaluation")
 ACCESS_MODES = ("transferred", "federated", "remote")
 SECTIONS = (
-    "parties", "required", "effective", "accounting_unit", "exchange_rates", "cost_sharing",
-    "valuation", "access", "data_use", "release", "balance_thresholds", "treasurer",
-)  # fmt: skip
+    "parties",
+    "required",
+    "effective",
+    "accounting_unit",
+    "exchange_rates",
+    "cost_sharing",
+    "valuation",
+    "access",
+    "data_use",
+    "release",
+    "balance_thresholds",
+    "treasurer",
+)
 REQUIRED_BY_KIND = {
     "treaty": ("parties", "effective", "accounting_unit", "cost_sharing"),
     "data_sharing": ("parties", "effective", "data_use"),
@@ -307,9 +317,11 @@ def check_valuation(value, path: str) -> dict:
     optionally what a unit and a dataset's tokens are worth: ``"unit_price": {amount,
     currency}``, ``"data_price": {amount, currency, per_tokens}``."""
     table = _object(
-        value, path, {"version", "unit", "weights", "unit_price", "data_price"},
+        value,
+        path,
+        {"version", "unit", "weights", "unit_price", "data_price"},
         {"unit_price", "data_price"},
-    )  # fmt: skip
+    )
     if "unit_price" in table:
         _price(table["unit_price"], f"{path}.unit_price")
     if "data_price" in table:
@@ -335,8 +347,12 @@ def _check_access(value) -> None:
     seen = set()
     for i, rule in enumerate(value):
         path = f"terms.access[{i}]"
-        _object(rule, path, {"scope", "tier", "min_balance_ratio", "embargo_days"},
-                {"min_balance_ratio", "embargo_days"})  # fmt: skip
+        _object(
+            rule,
+            path,
+            {"scope", "tier", "min_balance_ratio", "embargo_days"},
+            {"min_balance_ratio", "embargo_days"},
+        )
         if not isinstance(rule["scope"], str) or rule["scope"] not in ACCESS_SCOPES:
             _fail(f"{path}.scope", f"must be one of {', '.join(ACCESS_SCOPES)}")
         if not isinstance(rule["tier"], str) or not _TAG_RE.fullmatch(rule["tier"]):

@@ -41,8 +41,18 @@ class MemberScoped(SeatVisible):
 @admin.register(Facility)
 class FacilityAdmin(SeatVisible):
     list_display = ["code", "name", "operator", "country", "timezone", "default_accelerator"]
-    readonly_fields = ["code", "name", "operator", "country", "timezone", "default_accelerator",
-                       "partitions", "accounts", "registered_in", "changed_in"]  # fmt: skip
+    readonly_fields = [
+        "code",
+        "name",
+        "operator",
+        "country",
+        "timezone",
+        "default_accelerator",
+        "partitions",
+        "accounts",
+        "registered_in",
+        "changed_in",
+    ]
 
 
 class FundsForm(forms.Form):
@@ -66,31 +76,46 @@ class DatasetForm(forms.Form):
         help_text="SPDX licence id or expression, such as CC-BY-4.0; LicenseRef-<name> for a "
         "licence not on the SPDX list."
     )
-    permission = forms.ChoiceField(choices=sorted(DUO_PERMISSIONS.items()),
-                                   help_text="GA4GH DUO data use permission.")  # fmt: skip
+    permission = forms.ChoiceField(
+        choices=sorted(DUO_PERMISSIONS.items()), help_text="GA4GH DUO data use permission."
+    )
     modifiers = forms.MultipleChoiceField(choices=sorted(DUO_MODIFIERS.items()), required=False)
     duo_values = forms.JSONField(
-        required=False, label="DUO values",
+        required=False,
+        label="DUO values",
         help_text='The value each term that takes one needs, by code: {"DUO:0000007": '
         '{"disease": "MONDO:0005015"}, "DUO:0000022": {"region": "EU"}, "DUO:0000025": '
         '{"months": 24}}.',
-    )  # fmt: skip
-    residency = forms.CharField(max_length=2, required=False,
-                                help_text="The country the data must stay in (ISO 3166-1).")  # fmt: skip
+    )
+    residency = forms.CharField(
+        max_length=2, required=False, help_text="The country the data must stay in (ISO 3166-1)."
+    )
     access_mode = forms.ChoiceField(choices=[(m, m) for m in ACCESS_MODES])
 
     def dataset(self) -> dict:
         d = self.cleaned_data
-        out = {k: d[k] for k in ("name", "description", "manifest_sha256", "size_bytes", "files",
-                                 "licence", "access_mode")}  # fmt: skip
+        out = {
+            k: d[k]
+            for k in (
+                "name",
+                "description",
+                "manifest_sha256",
+                "size_bytes",
+                "files",
+                "licence",
+                "access_mode",
+            )
+        }
         values = d.get("duo_values") or {}
 
         def term(code):
             given = values.get(code) if isinstance(values, dict) else None
             return {"code": code, **given} if isinstance(given, dict) else code
 
-        out["duo"] = {"permission": term(d["permission"]),
-                      "modifiers": [term(m) for m in d["modifiers"]]}  # fmt: skip
+        out["duo"] = {
+            "permission": term(d["permission"]),
+            "modifiers": [term(m) for m in d["modifiers"]],
+        }
         for k in ("tokens", "records"):
             if d[k] is not None:
                 out[k] = d[k]
@@ -102,8 +127,9 @@ class DatasetForm(forms.Form):
 class ImportForm(forms.Form):
     facility = forms.ModelChoiceField(queryset=Facility.objects.none())
     export = forms.FileField(help_text="sacct --parsable2 (or --parsable) output, with its header.")
-    dry_run = forms.BooleanField(required=False, initial=True,
-                                 help_text="Show what would be recorded; record nothing.")  # fmt: skip
+    dry_run = forms.BooleanField(
+        required=False, initial=True, help_text="Show what would be recorded; record nothing."
+    )
 
     def __init__(self, *args, facilities, **kwargs):
         super().__init__(*args, **kwargs)
@@ -117,8 +143,7 @@ class ContributionAdmin(MemberScoped):
     treasurer (the secretariat, or the member the treaty names) confirms or rejects
     pending payments."""
 
-    list_display = ["__str__", "kind", "member", "state", "disputed", "delivered_on",
-                    "recorded_in"]  # fmt: skip
+    list_display = ["__str__", "kind", "member", "state", "disputed", "delivered_on", "recorded_in"]
     list_filter = ["kind", "state", "disputed", "member"]
     list_select_related = ["member"]
     date_hierarchy = "delivered_on"
@@ -135,18 +160,25 @@ class ContributionAdmin(MemberScoped):
         ]
 
     def changelist_view(self, request, extra_context=None):
-        extra = {"can_record": recording_for(request.user) is not None,
-                 "can_import": Facility.objects.filter(
-                     operator_id=recording_for(request.user)).exists(),
-                 **(extra_context or {})}  # fmt: skip
+        extra = {
+            "can_record": recording_for(request.user) is not None,
+            "can_import": Facility.objects.filter(operator_id=recording_for(request.user)).exists(),
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra)
 
     def _form_page(self, request, form, title, submit, intro, result=None):
-        context = {**self.admin_site.each_context(request), "form": form, "title": title,
-                   "opts": self.model._meta, "submit_label": submit, "intro": intro,
-                   "result": result,
-                   "changelist_url": reverse("admin:contributions_contribution_changelist"),
-                   "changelist_name": "Contributions"}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": title,
+            "opts": self.model._meta,
+            "submit_label": submit,
+            "intro": intro,
+            "result": result,
+            "changelist_url": reverse("admin:contributions_contribution_changelist"),
+            "changelist_name": "Contributions",
+        }
         return TemplateResponse(request, "admin/contributions/contribution/form.html", context)
 
     def funds_view(self, request):
@@ -158,16 +190,24 @@ class ContributionAdmin(MemberScoped):
             d = form.cleaned_data
             try:
                 c = services.funds_contribute(
-                    actor=request.user, amount=d["amount"].strip(), currency=d["currency"].strip(),
-                    date_paid=d["date"].isoformat(), reference=d["reference"],
-                )  # fmt: skip
+                    actor=request.user,
+                    amount=d["amount"].strip(),
+                    currency=d["currency"].strip(),
+                    date_paid=d["date"].isoformat(),
+                    reference=d["reference"],
+                )
             except (GovernanceError, LedgerError) as exc:
                 form.add_error(None, str(exc))
             else:
                 self.message_user(request, f"Recorded {c}.", messages.SUCCESS)
                 return redirect("admin:contributions_contribution_changelist")
-        return self._form_page(request, form, "Record funds", "Record",
-                               f"Funds paid by {member}, recorded on the ledger with its key.")  # fmt: skip
+        return self._form_page(
+            request,
+            form,
+            "Record funds",
+            "Record",
+            f"Funds paid by {member}, recorded on the ledger with its key.",
+        )
 
     def data_view(self, request):
         member = recording_for(request.user)
@@ -182,9 +222,13 @@ class ContributionAdmin(MemberScoped):
             else:
                 self.message_user(request, f"Recorded {c}.", messages.SUCCESS)
                 return redirect("admin:contributions_contribution_changelist")
-        return self._form_page(request, form, "Record a dataset", "Record",
-                               f"A dataset {member} contributes, known by its manifest hash: "
-                               "its bytes never leave.")  # fmt: skip
+        return self._form_page(
+            request,
+            form,
+            "Record a dataset",
+            "Record",
+            f"A dataset {member} contributes, known by its manifest hash: its bytes never leave.",
+        )
 
     def import_view(self, request):
         member = recording_for(request.user)
@@ -199,22 +243,35 @@ class ContributionAdmin(MemberScoped):
             d = form.cleaned_data
             try:
                 reading, rows, imported = services.sacct_import(
-                    actor=request.user, facility=d["facility"], data=d["export"].read(),
+                    actor=request.user,
+                    facility=d["facility"],
+                    data=d["export"].read(),
                     dry_run=d["dry_run"],
-                )  # fmt: skip
+                )
             except (GovernanceError, LedgerError) as exc:
                 form.add_error(None, str(exc))
             else:
-                result = {"reading": reading, "rows": [
-                    {**r, "gpu_hours": services.gpu_hours(r["gpu_seconds"])} for r in rows],
+                result = {
+                    "reading": reading,
+                    "rows": [
+                        {**r, "gpu_hours": services.gpu_hours(r["gpu_seconds"])} for r in rows
+                    ],
                     "imported": imported,
-                    "left_out": sorted(reading.left_out_counts.items())}  # fmt: skip
+                    "left_out": sorted(reading.left_out_counts.items()),
+                }
                 if imported is not None:
-                    self.message_user(request, f"Recorded at entry {imported.recorded_in}.",
-                                      messages.SUCCESS)  # fmt: skip
-        return self._form_page(request, form, "Import accounting", "Read the export",
-                               "A SLURM export of a facility your member runs: one entry "
-                               "of aggregates and the export's SHA-256.", result)  # fmt: skip
+                    self.message_user(
+                        request, f"Recorded at entry {imported.recorded_in}.", messages.SUCCESS
+                    )
+        return self._form_page(
+            request,
+            form,
+            "Import accounting",
+            "Read the export",
+            "A SLURM export of a facility your member runs: one entry "
+            "of aggregates and the export's SHA-256.",
+            result,
+        )
 
     def get_queryset(self, request):
         # The treasurer sees the payments awaiting its confirmation, whoever paid them.
@@ -223,11 +280,15 @@ class ContributionAdmin(MemberScoped):
         if member is None or visible_members_of(request.user) is None:
             return qs
         owed = [
-            m for m in Contribution.objects.filter(
+            m
+            for m in Contribution.objects.filter(
                 kind=Contribution.Kind.FUNDS, state=Contribution.State.PENDING
-            ).exclude(member_id=member).values_list("member_id", flat=True).distinct()
+            )
+            .exclude(member_id=member)
+            .values_list("member_id", flat=True)
+            .distinct()
             if services.treasurer_of(m) == member
-        ]  # fmt: skip
+        ]
         if not owed:
             return qs
         pending = Contribution.objects.filter(
@@ -249,15 +310,21 @@ class ContributionAdmin(MemberScoped):
 
     @admin.action(description="Reject the selected payments: they are not in the treasurer's books")
     def reject_funds(self, request, queryset):
-        self._settle(request, queryset, services.funds_reject, "Rejected",
-                     reason="not in the treasurer's books (rejected in the admin)")  # fmt: skip
+        self._settle(
+            request,
+            queryset,
+            services.funds_reject,
+            "Rejected",
+            reason="not in the treasurer's books (rejected in the admin)",
+        )
 
     @admin.action(description="Dispute the selected contributions")
     def dispute(self, request, queryset):
         for c in queryset:
             try:
-                services.contribution_dispute(actor=request.user, contribution=c,
-                                              reason="disputed in the admin")  # fmt: skip
+                services.contribution_dispute(
+                    actor=request.user, contribution=c, reason="disputed in the admin"
+                )
                 self.message_user(request, f"Disputed {c}.", messages.SUCCESS)
             except (GovernanceError, LedgerError) as exc:
                 self.message_user(request, f"{c}: {exc}", messages.ERROR)
@@ -273,15 +340,31 @@ class SacctImportAdmin(SeatVisible):
         "recorded_in",
         "attested_in",
     ]
-    readonly_fields = ["id", "facility", "export_sha256", "lines", "allocations", "left_out",
-                       "recorded_in", "attested_in"]  # fmt: skip
+    readonly_fields = [
+        "id",
+        "facility",
+        "export_sha256",
+        "lines",
+        "allocations",
+        "left_out",
+        "recorded_in",
+        "attested_in",
+    ]
 
 
 @admin.register(Dispute)
 class DisputeAdmin(SeatVisible):
     list_display = ["contribution", "member", "reason", "outcome", "opened_in", "resolved_in"]
-    readonly_fields = ["id", "contribution", "member", "reason", "opened_in", "outcome",
-                       "resolution", "resolved_in"]  # fmt: skip
+    readonly_fields = [
+        "id",
+        "contribution",
+        "member",
+        "reason",
+        "opened_in",
+        "outcome",
+        "resolution",
+        "resolved_in",
+    ]
 
 
 def cost_share_view(request, pk):
@@ -296,8 +379,12 @@ def cost_share_view(request, pk):
         end = date.fromisoformat(request.GET["to"]) if request.GET.get("to") else None
     except ValueError as exc:
         raise Http404("from and to are dates, YYYY-MM-DD") from exc
-    context = {**admin.site.each_context(request), "agreement": agreement,
-               "title": f"Cost shares: {agreement}", "opts": Agreement._meta}  # fmt: skip
+    context = {
+        **admin.site.each_context(request),
+        "agreement": agreement,
+        "title": f"Cost shares: {agreement}",
+        "opts": Agreement._meta,
+    }
     try:
         data = cost_share_report(agreement, start, end).as_dict()
     except ReportError as exc:

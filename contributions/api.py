@@ -41,8 +41,18 @@ class FacilitySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Facility
-        fields = ["code", "name", "operator", "country", "timezone", "default_accelerator",
-                  "partitions", "accounts", "registered_in", "changed_in"]  # fmt: skip
+        fields = [
+            "code",
+            "name",
+            "operator",
+            "country",
+            "timezone",
+            "default_accelerator",
+            "partitions",
+            "accounts",
+            "registered_in",
+            "changed_in",
+        ]
 
 
 class FacilityCreateSerializer(StrictSerializer):
@@ -72,10 +82,32 @@ class ContributionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Contribution
-        fields = ["id", "kind", "member", "state", "disputed", "delivered_on", "recorded_in",
-                  "recorded_at", "facility", "import_id", "accelerator", "allocations",
-                  "gpu_hours", "period_start", "period_end", "evidence_sha256", "attested_in",
-                  "dataset", "tokens", "amount", "currency", "date", "confirmed_in", "claimed"]  # fmt: skip
+        fields = [
+            "id",
+            "kind",
+            "member",
+            "state",
+            "disputed",
+            "delivered_on",
+            "recorded_in",
+            "recorded_at",
+            "facility",
+            "import_id",
+            "accelerator",
+            "allocations",
+            "gpu_hours",
+            "period_start",
+            "period_end",
+            "evidence_sha256",
+            "attested_in",
+            "dataset",
+            "tokens",
+            "amount",
+            "currency",
+            "date",
+            "confirmed_in",
+            "claimed",
+        ]
 
 
 class ImportSerializer(serializers.ModelSerializer):
@@ -83,8 +115,16 @@ class ImportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SacctImport
-        fields = ["id", "facility", "export_sha256", "lines", "allocations", "left_out",
-                  "recorded_in", "attested_in"]  # fmt: skip
+        fields = [
+            "id",
+            "facility",
+            "export_sha256",
+            "lines",
+            "allocations",
+            "left_out",
+            "recorded_in",
+            "attested_in",
+        ]
 
 
 class DisputeSerializer(serializers.ModelSerializer):
@@ -93,8 +133,16 @@ class DisputeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dispute
-        fields = ["id", "contribution", "member", "reason", "opened_in", "outcome", "resolution",
-                  "resolved_in"]  # fmt: skip
+        fields = [
+            "id",
+            "contribution",
+            "member",
+            "reason",
+            "opened_in",
+            "outcome",
+            "resolution",
+            "resolved_in",
+        ]
 
 
 class ValuationTableSerializer(serializers.ModelSerializer):
@@ -126,8 +174,9 @@ class ConfirmationSerializer(StrictSerializer):
     date = serializers.CharField(
         required=False, help_text="The day received (default: as recorded)."
     )
-    reason = serializers.CharField(required=False, max_length=500,
-                                   help_text="Why it is rejected (required to reject).")  # fmt: skip
+    reason = serializers.CharField(
+        required=False, max_length=500, help_text="Why it is rejected (required to reject)."
+    )
 
 
 class ImportQuery(StrictSerializer):
@@ -135,8 +184,12 @@ class ImportQuery(StrictSerializer):
 
     fields = serializers.CharField(required=False, allow_blank=True)
     tz = serializers.CharField(required=False, allow_blank=True)
-    dry_run = serializers.ChoiceField(choices=["true", "false"], required=False, default="false",
-                                      error_messages={"invalid_choice": "dry_run is true or false"})  # fmt: skip
+    dry_run = serializers.ChoiceField(
+        choices=["true", "false"],
+        required=False,
+        default="false",
+        error_messages={"invalid_choice": "dry_run is true or false"},
+    )
 
 
 class DisputeCreateSerializer(StrictSerializer):
@@ -190,17 +243,21 @@ def _day(request, name) -> date | None:
 
 
 class FacilityListView(ApiView):
-    @extend_schema(operation_id="facilities_list", summary="Facilities",
-                   responses={200: FacilitySerializer(many=True), **PROBLEMS})  # fmt: skip
+    @extend_schema(
+        operation_id="facilities_list",
+        summary="Facilities",
+        responses={200: FacilitySerializer(many=True), **PROBLEMS},
+    )
     def get(self, request: Request) -> Response:
         return Response(FacilitySerializer(Facility.objects.order_by("code"), many=True).data)
 
     @extend_schema(
         operation_id="facilities_register",
         summary="Register a facility and its key (the secretariat)",
-        parameters=[IDEMPOTENCY], request=FacilityCreateSerializer,
+        parameters=[IDEMPOTENCY],
+        request=FacilityCreateSerializer,
         responses={201: FacilitySerializer, **WRITE_PROBLEMS},
-    )  # fmt: skip
+    )
     def post(self, request: Request) -> Response:
         body = FacilityCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -216,8 +273,11 @@ class FacilityListView(ApiView):
 
 
 class FacilityDetailView(ApiView):
-    @extend_schema(operation_id="facilities_retrieve", summary="One facility",
-                   responses={200: FacilitySerializer, **PROBLEMS})  # fmt: skip
+    @extend_schema(
+        operation_id="facilities_retrieve",
+        summary="One facility",
+        responses={200: FacilitySerializer, **PROBLEMS},
+    )
     def get(self, request: Request, code: str) -> Response:
         return Response(FacilitySerializer(_facility(code)).data)
 
@@ -226,14 +286,19 @@ class FacilityChangesView(ApiView):
     @extend_schema(
         operation_id="facilities_change",
         summary="Change the tables a facility keeps (its operator's delegates, or the secretariat)",
-        parameters=[IDEMPOTENCY], request=FacilityChangesSerializer,
+        parameters=[IDEMPOTENCY],
+        request=FacilityChangesSerializer,
         responses={200: FacilitySerializer, **WRITE_PROBLEMS},
-    )  # fmt: skip
+    )
     def post(self, request: Request, code: str) -> Response:
         body = FacilityChangesSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        facility = act(request, services.facility_update, facility=_facility(code),
-                       changes=body.validated_data["changes"])  # fmt: skip
+        facility = act(
+            request,
+            services.facility_update,
+            facility=_facility(code),
+            changes=body.validated_data["changes"],
+        )
         return Response(FacilitySerializer(facility).data)
 
 
@@ -252,13 +317,19 @@ class ImportView(ApiView):
         parameters=[
             IDEMPOTENCY,
             OpenApiParameter("fields", str, description="Field list for an export without header."),
-            OpenApiParameter("tz", str, description="Zone of the export's times (default: the facility's)."),
+            OpenApiParameter(
+                "tz", str, description="Zone of the export's times (default: the facility's)."
+            ),
             OpenApiParameter("dry_run", bool),
         ],
         request={"text/plain": OpenApiTypes.BINARY},
-        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, **WRITE_PROBLEMS,
-                   413: OpenApiResponse(description="Larger than SACCT_IMPORT_MAX_BYTES.")},
-    )  # fmt: skip
+        responses={
+            201: OpenApiTypes.OBJECT,
+            200: OpenApiTypes.OBJECT,
+            **WRITE_PROBLEMS,
+            413: OpenApiResponse(description="Larger than SACCT_IMPORT_MAX_BYTES."),
+        },
+    )
     def post(self, request: Request, code: str) -> Response:
         query = ImportQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
@@ -267,34 +338,46 @@ class ImportView(ApiView):
         data = request.data if isinstance(request.data, bytes) else b""
         fields = q.get("fields")
         reading, rows, imported = act(
-            request, services.sacct_import, facility=facility, data=data,
+            request,
+            services.sacct_import,
+            facility=facility,
+            data=data,
             fields=[f.strip() for f in fields.replace("|", ",").split(",")] if fields else None,
-            tz=q.get("tz") or None, dry_run=q["dry_run"] == "true",
-        )  # fmt: skip
+            tz=q.get("tz") or None,
+            dry_run=q["dry_run"] == "true",
+        )
         body = {
-            "export_sha256": reading.sha256, "lines": reading.lines, "steps": reading.steps,
+            "export_sha256": reading.sha256,
+            "lines": reading.lines,
+            "steps": reading.steps,
             "duplicates": reading.duplicates,
             "accounts": services.by_account(reading),
             "contributions": [
-                {"member": r["member"], "accelerator": r["accelerator"],
-                 "allocations": r["allocations"],
-                 "gpu_hours": str(services.gpu_hours(r["gpu_seconds"]))} for r in rows
+                {
+                    "member": r["member"],
+                    "accelerator": r["accelerator"],
+                    "allocations": r["allocations"],
+                    "gpu_hours": str(services.gpu_hours(r["gpu_seconds"])),
+                }
+                for r in rows
             ],
             "left_out": dict(sorted(reading.left_out_counts.items())),
             "unmapped_accounts": dict(sorted(reading.unmapped.items())),
-            "left_out_examples": [{"line": x.line, "job": x.job, "reason": x.reason}
-                                  for x in reading.left_out],
+            "left_out_examples": [
+                {"line": x.line, "job": x.job, "reason": x.reason} for x in reading.left_out
+            ],
             "import": None if imported is None else ImportSerializer(imported).data,
-        }  # fmt: skip
+        }
         return Response(body, status=200 if imported is None else 201)
 
 
 class ImportListView(ApiView):
     @extend_schema(
-        operation_id="imports_list", summary="Accounting exports imported",
+        operation_id="imports_list",
+        summary="Accounting exports imported",
         parameters=[OpenApiParameter("facility", str)],
         responses={200: ImportSerializer(many=True), **PROBLEMS},
-    )  # fmt: skip
+    )
     def get(self, request: Request) -> Response:
         qs = SacctImport.objects.all()
         if request.query_params.get("facility"):
@@ -307,9 +390,10 @@ class AttestationView(ApiView):
         operation_id="imports_attest",
         summary="The facility attests a reported import (its operator's delegates, hosted key)",
         description="A facility holding its own key submits compute.attested to POST /api/v1/ledger/entries.",
-        parameters=[IDEMPOTENCY], request=None,
+        parameters=[IDEMPOTENCY],
+        request=None,
         responses={200: ImportSerializer, **WRITE_PROBLEMS},
-    )  # fmt: skip
+    )
     def post(self, request: Request, pk) -> Response:
         EmptyBody(data=request.data).is_valid(raise_exception=True)
         imported = SacctImport.objects.filter(id=pk).first()
@@ -327,12 +411,14 @@ class ContributionListView(ApiView):
         operation_id="contributions_list",
         summary="Contributions: your member's (all of them for the secretariat and auditors)",
         parameters=[
-            OpenApiParameter("member", str), OpenApiParameter("kind", str, enum=Contribution.Kind.values),
+            OpenApiParameter("member", str),
+            OpenApiParameter("kind", str, enum=Contribution.Kind.values),
             OpenApiParameter("state", str, enum=[*Contribution.State.values, "disputed"]),
-            OpenApiParameter("from", OpenApiTypes.DATE), OpenApiParameter("to", OpenApiTypes.DATE),
+            OpenApiParameter("from", OpenApiTypes.DATE),
+            OpenApiParameter("to", OpenApiTypes.DATE),
         ],
         responses={200: ContributionSerializer(many=True), 400: WRITE_PROBLEMS[400], **PROBLEMS},
-    )  # fmt: skip
+    )
     def get(self, request: Request) -> Response:
         qs = _visible_contributions(request)
         states = [*Contribution.State.values, "disputed"]
@@ -357,9 +443,10 @@ class DataContributionView(ApiView):
     @extend_schema(
         operation_id="contributions_data",
         summary="Record a dataset your member contributes (a recorder or signatory)",
-        parameters=[IDEMPOTENCY], request=DataSerializer,
+        parameters=[IDEMPOTENCY],
+        request=DataSerializer,
         responses={201: ContributionSerializer, **WRITE_PROBLEMS},
-    )  # fmt: skip
+    )
     def post(self, request: Request) -> Response:
         body = DataSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -371,15 +458,22 @@ class FundsContributionView(ApiView):
     @extend_schema(
         operation_id="contributions_funds",
         summary="Record funds your member paid (a recorder or signatory)",
-        parameters=[IDEMPOTENCY], request=FundsSerializer,
+        parameters=[IDEMPOTENCY],
+        request=FundsSerializer,
         responses={201: ContributionSerializer, **WRITE_PROBLEMS},
-    )  # fmt: skip
+    )
     def post(self, request: Request) -> Response:
         body = FundsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         d = body.validated_data
-        c = act(request, services.funds_contribute, amount=d["amount"], currency=d["currency"],
-                date_paid=d["date"], reference=d["reference"])  # fmt: skip
+        c = act(
+            request,
+            services.funds_contribute,
+            amount=d["amount"],
+            currency=d["currency"],
+            date_paid=d["date"],
+            reference=d["reference"],
+        )
         return Response(ContributionSerializer(c).data, status=201)
 
 
@@ -390,9 +484,10 @@ class ConfirmationView(ApiView):
         description="The secretariat, or the member the treaty names as `treasurer` (its "
         "recorders and signatories; never for its own payments, which the secretariat "
         "confirms). Confirmed funds count with the amount, currency and day confirmed.",
-        parameters=[IDEMPOTENCY], request=ConfirmationSerializer,
+        parameters=[IDEMPOTENCY],
+        request=ConfirmationSerializer,
         responses={200: ContributionSerializer, **WRITE_PROBLEMS},
-    )  # fmt: skip
+    )
     def post(self, request: Request, pk) -> Response:
         body = ConfirmationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -407,8 +502,14 @@ class ConfirmationView(ApiView):
         else:
             if "reason" in d:
                 raise bad_request("a confirmation gives the amount, currency and date, no reason")
-            c = act(request, services.funds_confirm, contribution=contribution,
-                    amount=d.get("amount"), currency=d.get("currency"), date_paid=d.get("date"))  # fmt: skip
+            c = act(
+                request,
+                services.funds_confirm,
+                contribution=contribution,
+                amount=d.get("amount"),
+                currency=d.get("currency"),
+                date_paid=d.get("date"),
+            )
         return Response(ContributionSerializer(c).data)
 
 
@@ -417,14 +518,19 @@ class DisputeView(ApiView):
         operation_id="contributions_dispute",
         summary="Dispute a contribution (a signatory of a member bound with it by an agreement "
         "in force that shares cost): it counts until the dispute is upheld",
-        parameters=[IDEMPOTENCY], request=DisputeCreateSerializer,
+        parameters=[IDEMPOTENCY],
+        request=DisputeCreateSerializer,
         responses={201: DisputeSerializer, **WRITE_PROBLEMS},
-    )  # fmt: skip
+    )
     def post(self, request: Request, pk) -> Response:
         body = DisputeCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        d = act(request, services.contribution_dispute, contribution=_contribution(request, pk),
-                reason=body.validated_data["reason"])  # fmt: skip
+        d = act(
+            request,
+            services.contribution_dispute,
+            contribution=_contribution(request, pk),
+            reason=body.validated_data["reason"],
+        )
         return Response(DisputeSerializer(d).data, status=201)
 
 
@@ -432,9 +538,10 @@ class ResolutionView(ApiView):
     @extend_schema(
         operation_id="disputes_resolve",
         summary="Resolve a dispute (the secretariat): upheld voids the contribution",
-        parameters=[IDEMPOTENCY], request=ResolutionSerializer,
+        parameters=[IDEMPOTENCY],
+        request=ResolutionSerializer,
         responses={200: DisputeSerializer, **WRITE_PROBLEMS},
-    )  # fmt: skip
+    )
     def post(self, request: Request, pk) -> Response:
         body = ResolutionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -446,8 +553,11 @@ class ResolutionView(ApiView):
 
 
 class ValuationTableListView(ApiView):
-    @extend_schema(operation_id="valuation_tables_list", summary="Valuation tables adopted by vote",
-                   responses={200: ValuationTableSerializer(many=True), **PROBLEMS})  # fmt: skip
+    @extend_schema(
+        operation_id="valuation_tables_list",
+        summary="Valuation tables adopted by vote",
+        responses={200: ValuationTableSerializer(many=True), **PROBLEMS},
+    )
     def get(self, request: Request) -> Response:
         return Response(ValuationTableSerializer(ValuationTable.objects.all(), many=True).data)
 
@@ -457,13 +567,18 @@ class CostShareView(ApiView):
         operation_id="agreements_cost_shares",
         summary="The cost-share report of an agreement: value delivered against each share",
         parameters=[
-            OpenApiParameter("from", OpenApiTypes.DATE), OpenApiParameter("to", OpenApiTypes.DATE),
+            OpenApiParameter("from", OpenApiTypes.DATE),
+            OpenApiParameter("to", OpenApiTypes.DATE),
             OpenApiParameter("output", str, enum=["json", "csv"]),
         ],
-        responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR,
-                   400: WRITE_PROBLEMS[400], 409: OpenApiResponse(description="No cost sharing."),
-                   **PROBLEMS},
-    )  # fmt: skip
+        responses={
+            200: OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.STR,
+            400: WRITE_PROBLEMS[400],
+            409: OpenApiResponse(description="No cost sharing."),
+            **PROBLEMS,
+        },
+    )
     def get(self, request: Request, pk):
         agreement = agreements.visible_agreements(request.user).filter(id=pk).first()
         if agreement is None:

@@ -94,18 +94,24 @@ class DownloadCounts:
         for member in sorted(set(reported) | set(self.counts)):
             if reported.get(member, 0) != self.counts.get(member, 0):
                 bad += 1
-                result.fail(f"{name}: {member} authorised {reported.get(member, 0)}, the entries "
-                            f"say {self.counts.get(member, 0)}")  # fmt: skip
+                result.fail(
+                    f"{name}: {member} authorised {reported.get(member, 0)}, the entries "
+                    f"say {self.counts.get(member, 0)}"
+                )
         figures = json.loads(bundle.read("report/figures.json"))
         stated = {m: v["authorized"] for m, v in figures["downloads"].items()}
         for member in sorted(set(stated) | set(self.counts)):
             if stated.get(member, 0) != self.counts.get(member, 0):
                 bad += 1
-                result.fail(f"report/figures.json: {member} authorised {stated.get(member, 0)}, "
-                            f"the entries say {self.counts.get(member, 0)}")  # fmt: skip
+                result.fail(
+                    f"report/figures.json: {member} authorised {stated.get(member, 0)}, "
+                    f"the entries say {self.counts.get(member, 0)}"
+                )
         if not bad:
-            result.checks.append(f"downloads authorised per member recomputed from the entries "
-                                 f"({sum(self.counts.values())} in all): as reported")  # fmt: skip
+            result.checks.append(
+                f"downloads authorised per member recomputed from the entries "
+                f"({sum(self.counts.values())} in all): as reported"
+            )
 
 
 class ReportTables:
@@ -128,13 +134,19 @@ class ReportTables:
         meta = json.loads(bundle.read("export.json"))
         report = json.loads(bundle.read("report/figures.json"))["report"]
         described = report["meta"]
-        if (described.get("export"), described.get("origin"), described.get("first"),
-                described.get("end")) != (meta.get("export"), meta.get("origin"),
-                                          meta.get("first"), meta.get("end")):  # fmt: skip
+        if (
+            described.get("export"),
+            described.get("origin"),
+            described.get("first"),
+            described.get("end"),
+        ) != (meta.get("export"), meta.get("origin"), meta.get("first"), meta.get("end")):
             result.fail(f"{name}: describes another export or range than export.json")
         listed = [t[0] for t in report["tables"]]
-        present = sorted(n[len("report/") : -len(".csv")] for n in bundle.names()
-                         if n.startswith("report/") and n.endswith(".csv"))  # fmt: skip
+        present = sorted(
+            n[len("report/") : -len(".csv")]
+            for n in bundle.names()
+            if n.startswith("report/") and n.endswith(".csv")
+        )
         if sorted(listed) != present or len(set(listed)) != len(listed):
             result.fail(f"{name}: its tables {listed} are not the CSV files {present}")
             return
@@ -148,11 +160,15 @@ class ReportTables:
             tables.append((table, title, rows[0], rows[1:]))
         page = report_html.render(described, tables, VERIFY_COMMAND).encode()
         if page != bundle.read(name):
-            result.fail(f"{name} is not the page the CSV files and report/figures.json give: "
-                        f"it shows something they do not say")  # fmt: skip
+            result.fail(
+                f"{name} is not the page the CSV files and report/figures.json give: "
+                f"it shows something they do not say"
+            )
             return
-        result.checks.append(f"{name}: exactly the rendering of the {len(tables)} CSV tables "
-                             f"(report/report.pdf is printed from it and not compared)")  # fmt: skip
+        result.checks.append(
+            f"{name}: exactly the rendering of the {len(tables)} CSV tables "
+            f"(report/report.pdf is printed from it and not compared)"
+        )
 
 
 DISPUTABLE = ("counted", "reported", "pending")
@@ -177,9 +193,18 @@ class Contributions:
     unchanged. Compared with ``report/contributions.csv`` when the export holds every
     entry up to its end."""
 
-    kinds = ("facility.registered", "facility.updated", "compute.imported", "compute.attested",
-             "data.contributed", "funds.contributed", "funds.confirmed", "funds.rejected",
-             "contribution.disputed", "contribution.resolved")  # fmt: skip
+    kinds = (
+        "facility.registered",
+        "facility.updated",
+        "compute.imported",
+        "compute.attested",
+        "data.contributed",
+        "funds.contributed",
+        "funds.confirmed",
+        "funds.rejected",
+        "contribution.disputed",
+        "contribution.resolved",
+    )
 
     def __init__(self, governance: Governance):
         self.governance = governance  # who is a member, whatever made it one
@@ -193,8 +218,7 @@ class Contributions:
         envelope = leaf["entry"]
         handler = getattr(self, "_" + envelope["kind"].replace(".", "_"))
         # A malformed payload could not have been appended: it changes nothing.
-        with contextlib.suppress(KeyError, TypeError, ValueError, InvalidOperation,
-                                 AttributeError):  # fmt: skip
+        with contextlib.suppress(KeyError, TypeError, ValueError, InvalidOperation, AttributeError):
             handler(index, envelope["payload"], author)
 
     def _facility_registered(self, index, p, author) -> None:
@@ -230,16 +254,27 @@ class Contributions:
         hours = [Decimal(c["gpu_hours"]) for c in rows]
         attested = index if by_facility else None
         self.exports.add((code, p["export_sha256"]))
-        self.imports[imported] = {"facility": code, "export": p["export_sha256"],
-                                  "attested": attested, "ids": ids}  # fmt: skip
+        self.imports[imported] = {
+            "facility": code,
+            "export": p["export_sha256"],
+            "attested": attested,
+            "ids": ids,
+        }
         for cid, c, h in zip(ids, rows, hours, strict=True):
             self.items[cid] = {
-                "member": c["member"], "kind": "compute", "recorded_in": index,
-                "state": "counted" if attested else "reported", "attested": attested,
+                "member": c["member"],
+                "kind": "compute",
+                "recorded_in": index,
+                "state": "counted" if attested else "reported",
+                "attested": attested,
                 "disputed": False,
-                "gpu_hours": h, "seconds": int(c["gpu_seconds"]), "accelerator": c["accelerator"],
-                "tokens": None, "amount": None, "currency": None,
-            }  # fmt: skip
+                "gpu_hours": h,
+                "seconds": int(c["gpu_seconds"]),
+                "accelerator": c["accelerator"],
+                "tokens": None,
+                "amount": None,
+                "currency": None,
+            }
 
     def _compute_attested(self, index, p, author) -> None:
         imported = self.imports.get(_uid(p["import"]))
@@ -261,18 +296,34 @@ class Contributions:
         if member is None or cid in self.items:
             return
         self.items[cid] = {
-            "member": member, "kind": kind, "recorded_in": index, "state": state,
-            "attested": None, "disputed": False, "gpu_hours": None, "tokens": None, "amount": None, "currency": None,
+            "member": member,
+            "kind": kind,
+            "recorded_in": index,
+            "state": state,
+            "attested": None,
+            "disputed": False,
+            "gpu_hours": None,
+            "tokens": None,
+            "amount": None,
+            "currency": None,
             **fields,
-        }  # fmt: skip
+        }
 
     def _data_contributed(self, index, p, author) -> None:
         self._new(index, p, author, "data", tokens=p["dataset"].get("tokens"))
 
     def _funds_contributed(self, index, p, author) -> None:
         amount = Decimal(p["amount"])
-        self._new(index, p, author, "funds", "pending", amount=amount, currency=p["currency"],
-                  micros=int(amount * 1_000_000))  # fmt: skip
+        self._new(
+            index,
+            p,
+            author,
+            "funds",
+            "pending",
+            amount=amount,
+            currency=p["currency"],
+            micros=int(amount * 1_000_000),
+        )
 
     def _by_treasurer(self, author: KeyState | None, member: str) -> bool:
         treasurer = self.governance.treasurer(member)
@@ -291,8 +342,12 @@ class Contributions:
         if item is not None:
             amount = Decimal(p["amount"])
             date.fromisoformat(p["date"])  # as the applier reads it
-            item.update(state="counted", amount=amount, currency=p["currency"],
-                        micros=int(amount * 1_000_000))  # fmt: skip
+            item.update(
+                state="counted",
+                amount=amount,
+                currency=p["currency"],
+                micros=int(amount * 1_000_000),
+            )
 
     def _funds_rejected(self, index, p, author) -> None:
         item = self._settled(p, author)
@@ -323,10 +378,18 @@ class Contributions:
 
     def table(self, first: int, end: int, member: str | None) -> list[list[str]]:
         """The rows of report/contributions.csv (without its header)."""
-        sums: dict[tuple, dict] = defaultdict(lambda: {"count": 0, "counted": 0, "held": 0,
-                                                       "void": 0, "disputed": 0,
-                                                       "gpu_hours": Decimal(0), "tokens": 0,
-                                                       "funds": defaultdict(Decimal)})  # fmt: skip
+        sums: dict[tuple, dict] = defaultdict(
+            lambda: {
+                "count": 0,
+                "counted": 0,
+                "held": 0,
+                "void": 0,
+                "disputed": 0,
+                "gpu_hours": Decimal(0),
+                "tokens": 0,
+                "funds": defaultdict(Decimal),
+            }
+        )
         for item in self.items.values():
             if not first <= item["recorded_in"] < end or (member and item["member"] != member):
                 continue
@@ -338,10 +401,21 @@ class Contributions:
             s["tokens"] += item["tokens"] or 0
             if item["amount"] is not None:
                 s["funds"][item["currency"]] += item["amount"]
-        return [[m, k, str(s["count"]), str(s["counted"]), str(s["held"]), str(s["void"]),
-                 str(s["disputed"]), plain(s["gpu_hours"]), str(s["tokens"]),
-                 "; ".join(f"{c} {plain(a)}" for c, a in sorted(s["funds"].items()))]
-                for (m, k), s in sorted(sums.items())]  # fmt: skip
+        return [
+            [
+                m,
+                k,
+                str(s["count"]),
+                str(s["counted"]),
+                str(s["held"]),
+                str(s["void"]),
+                str(s["disputed"]),
+                plain(s["gpu_hours"]),
+                str(s["tokens"]),
+                "; ".join(f"{c} {plain(a)}" for c, a in sorted(s["funds"].items())),
+            ]
+            for (m, k), s in sorted(sums.items())
+        ]
 
     def finish(self, bundle: Bundle, result: Result) -> None:
         figures = _whole(bundle, result, "contributions")
@@ -349,8 +423,10 @@ class Contributions:
             return
         mine = self.table(0, figures["end"], figures.get("member"))
         if _compare(bundle, result, "report/contributions.csv", mine, 2):
-            result.checks.append(f"contributions per member and kind recomputed from the "
-                                 f"entries ({len(self.items)} contributions): as reported")  # fmt: skip
+            result.checks.append(
+                f"contributions per member and kind recomputed from the "
+                f"entries ({len(self.items)} contributions): as reported"
+            )
 
 
 # --- governance, as far as cost shares rest on it ----------------------------------------------
@@ -386,9 +462,11 @@ class Governance:
     def _opener_side(self, author: KeyState | None) -> tuple[str, str] | None:
         if _secretariat(author):
             return ("service", SECRETARIAT)
-        if author is not None and author.kind == "member" and (
-            self.members.get(author.owner, {}).get("status") == "member"
-        ):  # fmt: skip
+        if (
+            author is not None
+            and author.kind == "member"
+            and (self.members.get(author.owner, {}).get("status") == "member")
+        ):
             return ("member", author.owner)
         return None
 
@@ -404,8 +482,14 @@ class Governance:
     # members and rules
 
     def _member(self, m: dict, status: str, index: int) -> dict:
-        return {"name": m["name"], "kind": m["kind"], "figures": m["figures"], "status": status,
-                "registered_in": index, "changed_in": index}  # fmt: skip
+        return {
+            "name": m["name"],
+            "kind": m["kind"],
+            "figures": m["figures"],
+            "status": status,
+            "registered_in": index,
+            "changed_in": index,
+        }
 
     def _consortium_founded(self, index, leaf, p, author) -> None:
         if self.rules is None:
@@ -426,14 +510,22 @@ class Governance:
             return
         if p["rule"] not in self.rules["voting"] or pid in self.proposals:
             return
-        eligible = {c: m["figures"] for c, m in sorted(self.members.items())
-                    if m["status"] == "member"}  # fmt: skip
+        eligible = {
+            c: m["figures"] for c, m in sorted(self.members.items()) if m["status"] == "member"
+        }
         self.proposals[pid] = {
-            "title": p["title"], "actions": p["actions"], "deadline": p["deadline"],
-            "state": "open", "opener": self._opener_side(author),
-            "rule": self.rules["voting"][p["rule"]], "eligible": eligible, "votes": {},
-            "opened_in": index, "closed_in": None, "tally": None,
-        }  # fmt: skip
+            "title": p["title"],
+            "actions": p["actions"],
+            "deadline": p["deadline"],
+            "state": "open",
+            "opener": self._opener_side(author),
+            "rule": self.rules["voting"][p["rule"]],
+            "eligible": eligible,
+            "votes": {},
+            "opened_in": index,
+            "closed_in": None,
+            "tally": None,
+        }
 
     def _vote_cast(self, index, leaf, p, author) -> None:
         proposal = self.proposals.get(_uid(p["proposal"]))
@@ -453,10 +545,17 @@ class Governance:
             t = tally(Rule.parse(proposal["rule"]), proposal["eligible"], proposal["votes"])
         except RuleError:
             return outcome == "rejected"
-        figures = {"eligible": t.eligible, "voted": t.voted, "yes": t.yes, "no": t.no,
-                   "abstain": t.abstain, "total_weight": str(t.total_weight),
-                   "yes_weight": str(t.yes_weight), "quorum_met": t.quorum_met,
-                   "rule_met": t.rule_met}  # fmt: skip
+        figures = {
+            "eligible": t.eligible,
+            "voted": t.voted,
+            "yes": t.yes,
+            "no": t.no,
+            "abstain": t.abstain,
+            "total_weight": str(t.total_weight),
+            "yes_weight": str(t.yes_weight),
+            "quorum_met": t.quorum_met,
+            "rule_met": t.rule_met,
+        }
         if any(recorded.get(k) != v for k, v in figures.items()):
             return False
         if t.accepted:
@@ -501,15 +600,26 @@ class Governance:
         kind = action["type"]
         if kind == "valuation.adopt":
             t = action["table"]
-            self.tables.append({"version": t["version"], "unit": t["unit"],
-                                "weights": t["weights"], "unit_price": t.get("unit_price"),
-                                "data_price": t.get("data_price"), "adopted_in": index})  # fmt: skip
+            self.tables.append(
+                {
+                    "version": t["version"],
+                    "unit": t["unit"],
+                    "weights": t["weights"],
+                    "unit_price": t.get("unit_price"),
+                    "data_price": t.get("data_price"),
+                    "adopted_in": index,
+                }
+            )
         elif kind == "access.grant":
             self.grants[f"{pid}:{n}"] = {
-                "member": action["member"], "scope": action["scope"],
-                "checkpoints": action.get("checkpoints"), "until": action.get("until"),
-                "reason": action["reason"], "granted_in": index, "revoked_in": None,
-            }  # fmt: skip
+                "member": action["member"],
+                "scope": action["scope"],
+                "checkpoints": action.get("checkpoints"),
+                "until": action.get("until"),
+                "reason": action["reason"],
+                "granted_in": index,
+                "revoked_in": None,
+            }
         elif kind == "access.revoke":
             grant = self.grants.get(action["grant"])
             if grant is not None and grant["revoked_in"] is None:
@@ -522,7 +632,7 @@ class Governance:
             self.members[m["code"]] = {
                 **self._member(m, "member", index),
                 "registered_in": known["registered_in"] if known else index,
-            }  # fmt: skip
+            }
         elif kind == "rules.change":
             self.rules = action["rules"]
         elif kind in ("member.suspend", "member.reinstate", "member.withdraw", "member.figures"):
@@ -533,8 +643,11 @@ class Governance:
             if kind == "member.figures":
                 member["figures"] = action.get("figures")
             else:
-                member["status"] = {"member.suspend": "suspended", "member.reinstate": "member",
-                                    "member.withdraw": "withdrawn"}[kind]  # fmt: skip
+                member["status"] = {
+                    "member.suspend": "suspended",
+                    "member.reinstate": "member",
+                    "member.withdraw": "withdrawn",
+                }[kind]
 
     # agreements
 
@@ -544,36 +657,55 @@ class Governance:
             return
         required = set(terms.get("required", terms["parties"]))
         self.agreements[_uid(p["agreement"])] = {
-            "version": p["version"], "kind": p["kind"], "title": p["title"],
-            "terms": terms, "terms_sha256": p["terms_sha256"],
+            "version": p["version"],
+            "kind": p["kind"],
+            "title": p["title"],
+            "terms": terms,
+            "terms_sha256": p["terms_sha256"],
             "document_sha256": p["document"]["sha256"],
             "supersedes": _uid(p["supersedes"]) if p["supersedes"] else None,
-            "state": "open", "proposed_in": index, "in_force_in": None, "closed_in": None,
+            "state": "open",
+            "proposed_in": index,
+            "in_force_in": None,
+            "closed_in": None,
             "closed_reason": "",
-            "parties": {c: {"required": c in required, "signed": None, "signed_at": "",
-                            "withdrawn": None} for c in terms["parties"]},
-        }  # fmt: skip
+            "parties": {
+                c: {"required": c in required, "signed": None, "signed_at": "", "withdrawn": None}
+                for c in terms["parties"]
+            },
+        }
 
     def _all_required_signed(self, a: dict) -> bool:
-        return all(not party["required"] or (party["signed"] is not None
-                                             and party["withdrawn"] is None)
-                   for party in a["parties"].values())  # fmt: skip
+        return all(
+            not party["required"] or (party["signed"] is not None and party["withdrawn"] is None)
+            for party in a["parties"].values()
+        )
 
     @staticmethod
     def bound(a: dict) -> set[str]:
-        return {c for c, party in a["parties"].items()
-                if party["signed"] is not None and party["withdrawn"] is None}  # fmt: skip
+        return {
+            c
+            for c, party in a["parties"].items()
+            if party["signed"] is not None and party["withdrawn"] is None
+        }
 
     def bound_together(self, member: str, other: str) -> bool:
         """Both bound by one agreement in force that shares cost (who may dispute whose
         contributions: ``contributions.services.bound_together``)."""
-        return any(a["state"] == "in_force" and "cost_sharing" in a["terms"]
-                   and {member, other} <= self.bound(a) for a in self.agreements.values())  # fmt: skip
+        return any(
+            a["state"] == "in_force"
+            and "cost_sharing" in a["terms"]
+            and {member, other} <= self.bound(a)
+            for a in self.agreements.values()
+        )
 
     def treasurer(self, member: str) -> str:
         """Who confirms ``member``'s payments (``contributions.services.treasurer_of``)."""
-        treaties = [a for a in self.agreements.values() if a["kind"] == "treaty"
-                    and a["state"] == "in_force" and member in self.bound(a)]  # fmt: skip
+        treaties = [
+            a
+            for a in self.agreements.values()
+            if a["kind"] == "treaty" and a["state"] == "in_force" and member in self.bound(a)
+        ]
         latest = max(treaties, key=lambda a: a["in_force_in"], default=None)
         named = (latest["terms"].get("treasurer") if latest else None) or SECRETARIAT
         return SECRETARIAT if named == member else named
@@ -603,13 +735,17 @@ class Governance:
         if effective["until"] and day > date.fromisoformat(effective["until"]):
             return
         old = self.agreements.get(a["supersedes"]) if a["supersedes"] else None
-        if a["supersedes"] and (old is None or old["state"] != "in_force"
-                                or not self.bound(old) <= self.bound(a)):  # fmt: skip
+        if a["supersedes"] and (
+            old is None or old["state"] != "in_force" or not self.bound(old) <= self.bound(a)
+        ):
             return
         a["state"], a["in_force_in"] = "in_force", index
         if old is not None and old["state"] == "in_force":
-            old.update(state="superseded", closed_in=index,
-                       closed_reason=f"superseded by version {a['version']}")  # fmt: skip
+            old.update(
+                state="superseded",
+                closed_in=index,
+                closed_reason=f"superseded by version {a['version']}",
+            )
 
     def _agreement_withdrawn(self, index, leaf, p, author) -> None:
         member = _member_of(author)
@@ -629,8 +765,11 @@ class Governance:
             a.update(state=state, closed_in=index, closed_reason=reason[:300])
         for other in self.agreements.values():
             if other["supersedes"] == agreement and other["state"] in OPEN_STATES:
-                other.update(state="terminated", closed_in=index,
-                             closed_reason="the version it amends has ended")  # fmt: skip
+                other.update(
+                    state="terminated",
+                    closed_in=index,
+                    closed_reason="the version it amends has ended",
+                )
 
     def _agreement_terminated(self, index, leaf, p, author) -> None:
         a = self.agreements.get(_uid(p["agreement"]))
@@ -653,42 +792,94 @@ class Governance:
             return ["" if v is None else str(v) for v in values]
 
         agreements = sorted(self.agreements.items(), key=lambda kv: kv[1]["proposed_in"])
-        decided = sorted(((pid, p) for pid, p in self.proposals.items() if p["state"] != "open"),
-                         key=lambda kv: (kv[1]["closed_in"], kv[1]["opened_in"]))  # fmt: skip
+        decided = sorted(
+            ((pid, p) for pid, p in self.proposals.items() if p["state"] != "open"),
+            key=lambda kv: (kv[1]["closed_in"], kv[1]["opened_in"]),
+        )
         return {
-            "members": [row(code, m["name"], m["kind"], m["status"], m["registered_in"],
-                            m["changed_in"]) for code, m in sorted(self.members.items())],
-            "agreements": [row(aid, a["version"], a["kind"], a["title"], a["state"],
-                               a["proposed_in"], a["in_force_in"], a["closed_in"],
-                               a["closed_reason"]) for aid, a in agreements],
-            "signatures": [row(aid, a["title"], code, "yes" if party["required"] else "no",
-                               party["signed"], party["signed_at"], party["withdrawn"])
-                           for aid, a in agreements
-                           for code, party in sorted(a["parties"].items())],
-            "decisions": [row(pid, p["title"], p["state"], p["opened_in"], p["closed_in"],
-                              json.dumps(p["tally"], sort_keys=True, separators=(",", ":"))
-                              if p["tally"] else "") for pid, p in decided],
-            "access_grants": [row(gid, g["member"], g["scope"],
-                                  " ".join(g["checkpoints"] or []) or "all", g["until"],
-                                  g["reason"], g["granted_in"], g["revoked_in"])
-                              for gid, g in sorted(self.grants.items(),
-                                                   key=lambda kv: (kv[1]["granted_in"], kv[0]))],
-        }  # fmt: skip
+            "members": [
+                row(code, m["name"], m["kind"], m["status"], m["registered_in"], m["changed_in"])
+                for code, m in sorted(self.members.items())
+            ],
+            "agreements": [
+                row(
+                    aid,
+                    a["version"],
+                    a["kind"],
+                    a["title"],
+                    a["state"],
+                    a["proposed_in"],
+                    a["in_force_in"],
+                    a["closed_in"],
+                    a["closed_reason"],
+                )
+                for aid, a in agreements
+            ],
+            "signatures": [
+                row(
+                    aid,
+                    a["title"],
+                    code,
+                    "yes" if party["required"] else "no",
+                    party["signed"],
+                    party["signed_at"],
+                    party["withdrawn"],
+                )
+                for aid, a in agreements
+                for code, party in sorted(a["parties"].items())
+            ],
+            "decisions": [
+                row(
+                    pid,
+                    p["title"],
+                    p["state"],
+                    p["opened_in"],
+                    p["closed_in"],
+                    json.dumps(p["tally"], sort_keys=True, separators=(",", ":"))
+                    if p["tally"]
+                    else "",
+                )
+                for pid, p in decided
+            ],
+            "access_grants": [
+                row(
+                    gid,
+                    g["member"],
+                    g["scope"],
+                    " ".join(g["checkpoints"] or []) or "all",
+                    g["until"],
+                    g["reason"],
+                    g["granted_in"],
+                    g["revoked_in"],
+                )
+                for gid, g in sorted(
+                    self.grants.items(), key=lambda kv: (kv[1]["granted_in"], kv[0])
+                )
+            ],
+        }
 
     def finish(self, bundle: Bundle, result: Result) -> None:
         if self.recounted or self.ignored:
-            result.checks.append(f"{self.recounted} decisions recounted from the votes"
-                                 + (f"; without effect, as their votes do not give them: "
-                                    f"{', '.join(self.ignored)}" if self.ignored else ""))  # fmt: skip
+            result.checks.append(
+                f"{self.recounted} decisions recounted from the votes"
+                + (
+                    f"; without effect, as their votes do not give them: {', '.join(self.ignored)}"
+                    if self.ignored
+                    else ""
+                )
+            )
         if _whole(bundle, result, "members, agreements, signatures, decisions and grants") is None:
             return
         mine = self.report_tables()
-        keys = {"members": 1, "agreements": 1, "signatures": 3, "decisions": 1,
-                "access_grants": 1}  # fmt: skip
-        if all(_compare(bundle, result, f"report/{name}.csv", rows, keys[name])
-               for name, rows in mine.items()):  # fmt: skip
-            result.checks.append("members, agreements and who signed them, decisions and access "
-                                 "grants recomputed from the entries: as reported")  # fmt: skip
+        keys = {"members": 1, "agreements": 1, "signatures": 3, "decisions": 1, "access_grants": 1}
+        if all(
+            _compare(bundle, result, f"report/{name}.csv", rows, keys[name])
+            for name, rows in mine.items()
+        ):
+            result.checks.append(
+                "members, agreements and who signed them, decisions and access "
+                "grants recomputed from the entries: as reported"
+            )
 
 
 def _whole(bundle: Bundle, result: Result, what: str) -> dict | None:
@@ -702,16 +893,21 @@ def _whole(bundle: Bundle, result: Result, what: str) -> dict | None:
     scope = meta.get("scope") or {}
     stated = (figures.get("first"), figures.get("end"), figures.get("member"))
     if stated != (meta.get("first"), meta.get("end"), scope.get("member")):
-        result.fail(f"report/figures.json: first, end and member {stated} are not the "
-                    f"export's {(meta.get('first'), meta.get('end'), scope.get('member'))}")  # fmt: skip
+        result.fail(
+            f"report/figures.json: first, end and member {stated} are not the "
+            f"export's {(meta.get('first'), meta.get('end'), scope.get('member'))}"
+        )
         return None
     if meta.get("mode") != "range" or meta.get("first") != 0:
-        result.skipped.append(f"{what}: not recomputed (the export does not hold every entry "
-                              f"from index 0)")  # fmt: skip
+        result.skipped.append(
+            f"{what}: not recomputed (the export does not hold every entry from index 0)"
+        )
         return None
     if figures.get("as_of") != meta.get("end"):
-        result.skipped.append(f"{what}: not recomputed (the report's state is as of tree size "
-                              f"{figures.get('as_of')}, the entries end at {meta.get('end')})")  # fmt: skip
+        result.skipped.append(
+            f"{what}: not recomputed (the report's state is as of tree size "
+            f"{figures.get('as_of')}, the entries end at {meta.get('end')})"
+        )
         return None
     return figures
 
@@ -752,8 +948,11 @@ def _compare(bundle: Bundle, result: Result, name: str, mine: list[list[str]], k
     for k in sorted(set(reported) | set(recomputed)):
         if reported.get(k) != recomputed.get(k):
             bad += 1
-            result.fail(f"{name}: {' '.join(k)} reads {reported.get(k)}, the entries give "
-                        f"{recomputed.get(k)}", name)  # fmt: skip
+            result.fail(
+                f"{name}: {' '.join(k)} reads {reported.get(k)}, the entries give "
+                f"{recomputed.get(k)}",
+                name,
+            )
     if mine and len(mine[0]) != len(header):
         result.fail(f"{name}: the header has {len(header)} columns, not {len(mine[0])}")
         return False
@@ -785,24 +984,51 @@ class CostShares:
             notes: list[str] = []
             figures = {c: g.members.get(c, {}).get("figures") or {} for c in codes}
             shares = costshare.shares_of(terms, codes, figures, notes)
-            lines = {c: costshare.Line(c, g.members.get(c, {}).get("name", ""),
-                                       shares.get(c, costshare.ZERO)) for c in codes}  # fmt: skip
-            items = [i for i in self.contributions.items.values()
-                     if i["member"] in lines and i["state"] in DISPUTABLE]  # fmt: skip
+            lines = {
+                c: costshare.Line(
+                    c, g.members.get(c, {}).get("name", ""), shares.get(c, costshare.ZERO)
+                )
+                for c in codes
+            }
+            items = [
+                i
+                for i in self.contributions.items.values()
+                if i["member"] in lines and i["state"] in DISPUTABLE
+            ]
             used: set = set()
             for lo, hi, table in costshare.windows(terms.get("valuation"), g.tables):
-                window = [i for i in items if i["recorded_in"] >= lo and (hi is None or
-                                                                          i["recorded_in"] < hi)]  # fmt: skip
-                costshare.value_compute(_group(window, "compute",
-                                               ("member", "accelerator", "state", "disputed"),
-                                               seconds=lambda i: i["seconds"]),
-                                        table, terms, lines, notes, used)  # fmt: skip
-                data = _group(window, "data", ("member", "state", "disputed"),
-                              token_sum=lambda i: i["tokens"] or 0,
-                              untokened=lambda i: 1 if i["tokens"] is None else 0)  # fmt: skip
+                window = [
+                    i
+                    for i in items
+                    if i["recorded_in"] >= lo and (hi is None or i["recorded_in"] < hi)
+                ]
+                costshare.value_compute(
+                    _group(
+                        window,
+                        "compute",
+                        ("member", "accelerator", "state", "disputed"),
+                        seconds=lambda i: i["seconds"],
+                    ),
+                    table,
+                    terms,
+                    lines,
+                    notes,
+                    used,
+                )
+                data = _group(
+                    window,
+                    "data",
+                    ("member", "state", "disputed"),
+                    token_sum=lambda i: i["tokens"] or 0,
+                    untokened=lambda i: 1 if i["tokens"] is None else 0,
+                )
                 costshare.value_data(data, table, terms, lines, notes, used)
-            funds = _group(items, "funds", ("member", "currency", "state", "disputed"),
-                           micros=lambda i: i["micros"])  # fmt: skip
+            funds = _group(
+                items,
+                "funds",
+                ("member", "currency", "state", "disputed"),
+                micros=lambda i: i["micros"],
+            )
             costshare.value_funds(funds, terms, lines, notes)
             costshare.settle(terms, lines)
             for ln in lines.values():
@@ -821,8 +1047,10 @@ class CostShares:
             result.fail(f"{name}: not the cost-share table")
             return
         if _compare(bundle, result, name, mine, 2):
-            result.checks.append(f"cost shares and balances of {len(mine)} parties recomputed "
-                                 f"from the entries: as reported")  # fmt: skip
+            result.checks.append(
+                f"cost shares and balances of {len(mine)} parties recomputed "
+                f"from the entries: as reported"
+            )
 
 
 def _group(items: list[dict], kind: str, by: tuple[str, ...], **sums) -> list[dict]:
@@ -852,8 +1080,12 @@ def extensions() -> list:
 
 def main(argv: list[str] | None = None, prog: str = "python -m contributions.audit") -> int:
     try:
-        return run(argv, extensions=extensions(), prog=prog,
-                   what=" with its report's figures recomputed from the entries")  # fmt: skip
+        return run(
+            argv,
+            extensions=extensions(),
+            prog=prog,
+            what=" with its report's figures recomputed from the entries",
+        )
     except BundleError as exc:
         print(f"FAIL {exc}")
         return 1

@@ -15,9 +15,10 @@ def cost_share_svg(report: dict, width: int = 720) -> str:
     members = report["members"]
     row, top, left = 34, 28, 120
     height = top + row * max(1, len(members)) + 30
-    peak = max([Decimal("0.01")] + [
-        max(Decimal(m["delivered"]["total"]), Decimal(m["obligation"])) for m in members
-    ])  # fmt: skip
+    peak = max(
+        [Decimal("0.01")]
+        + [max(Decimal(m["delivered"]["total"]), Decimal(m["obligation"])) for m in members]
+    )
     scale = Decimal(width - left - 170) / peak
     unit = escape(report["accounting_unit"])
     parts = [
@@ -27,11 +28,15 @@ def cost_share_svg(report: dict, width: int = 720) -> str:
     ]
     x = left
     for name in ("compute", "data", "funds"):
-        parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{COLOURS[name]}"/>'
-                     f'<text x="{x + 14}" y="15">{name}</text>')  # fmt: skip
+        parts.append(
+            f'<rect x="{x}" y="6" width="10" height="10" fill="{COLOURS[name]}"/>'
+            f'<text x="{x + 14}" y="15">{name}</text>'
+        )
         x += 80
-    parts.append(f'<rect x="{x}" y="4" width="2" height="14" fill="{COLOURS["obligation"]}"/>'
-                 f'<text x="{x + 6}" y="15">obligation ({unit})</text>')  # fmt: skip
+    parts.append(
+        f'<rect x="{x}" y="4" width="2" height="14" fill="{COLOURS["obligation"]}"/>'
+        f'<text x="{x + 6}" y="15">obligation ({unit})</text>'
+    )
     for i, m in enumerate(members):
         y = top + i * row
         parts.append(f'<text x="4" y="{y + 15}">{escape(m["member"])}</text>')
@@ -39,13 +44,16 @@ def cost_share_svg(report: dict, width: int = 720) -> str:
         for name in ("compute", "data", "funds"):
             w = Decimal(m["delivered"][name]) * scale
             if w > 0:
-                parts.append(f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="16" '
-                             f'fill="{COLOURS[name]}"><title>{name}: {escape(m["delivered"][name])} '
-                             f"{unit}</title></rect>")  # fmt: skip
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="16" '
+                    f'fill="{COLOURS[name]}"><title>{name}: {escape(m["delivered"][name])} '
+                    f"{unit}</title></rect>"
+                )
             x += w
         ob = left + Decimal(m["obligation"]) * scale
-        parts.append(f'<rect x="{ob:.1f}" y="{y}" width="2" height="24" '
-                     f'fill="{COLOURS["obligation"]}"/>')  # fmt: skip
+        parts.append(
+            f'<rect x="{ob:.1f}" y="{y}" width="2" height="24" fill="{COLOURS["obligation"]}"/>'
+        )
         ratio = m["ratio"] or "-"
         label = f"{m['delivered']['total']} / {m['obligation']} ({ratio}, {m['status']})"
         parts.append(f'<text x="{max(x, ob) + 6:.1f}" y="{y + 16}">{escape(label)}</text>')

@@ -62,32 +62,64 @@ class Line:
             return str(v.quantize(CENT))
 
         return {
-            "member": self.member, "name": self.name, "share": str(self.share),
+            "member": self.member,
+            "name": self.name,
+            "share": str(self.share),
             "obligation": money(self.obligation),
-            "delivered": {"compute": money(self.compute), "data": money(self.data),
-                          "funds": money(self.funds), "total": money(self.delivered)},
+            "delivered": {
+                "compute": money(self.compute),
+                "data": money(self.data),
+                "funds": money(self.funds),
+                "total": money(self.delivered),
+            },
             "balance": money(self.balance),
             "ratio": None if self.ratio is None else str(self.ratio.quantize(Decimal("0.001"))),
-            "status": self.status, "held": money(self.held),
+            "status": self.status,
+            "held": money(self.held),
             "gpu_hours": {k: str(v) for k, v in sorted(self.gpu_hours.items())},
             "reference_hours": str(self.reference_hours.quantize(Decimal("0.000001"))),
             "tokens": self.tokens,
             "funds_paid": {k: str(v) for k, v in sorted(self.paid.items())},
             "funds_pending": {k: str(v) for k, v in sorted(self.pending.items())},
             "disputed": money(self.disputed),
-        }  # fmt: skip
+        }
 
 
-CSV_COLUMNS = ("member", "name", "share", "obligation", "compute", "data", "funds",
-               "delivered", "balance", "ratio", "status", "held", "disputed")  # fmt: skip
+CSV_COLUMNS = (
+    "member",
+    "name",
+    "share",
+    "obligation",
+    "compute",
+    "data",
+    "funds",
+    "delivered",
+    "balance",
+    "ratio",
+    "status",
+    "held",
+    "disputed",
+)
 
 
 def csv_row(m: dict) -> list[str]:
     """A line's ``as_dict()`` as a row of ``CSV_COLUMNS``."""
     d = m["delivered"]
-    return [m["member"], m["name"], m["share"], m["obligation"], d["compute"], d["data"],
-            d["funds"], d["total"], m["balance"], m["ratio"] or "", m["status"], m["held"],
-            m["disputed"]]  # fmt: skip
+    return [
+        m["member"],
+        m["name"],
+        m["share"],
+        m["obligation"],
+        d["compute"],
+        d["data"],
+        d["funds"],
+        d["total"],
+        m["balance"],
+        m["ratio"] or "",
+        m["status"],
+        m["held"],
+        m["disputed"],
+    ]
 
 
 def capped(weights: dict[str, Decimal], cap: Decimal | None) -> dict[str, Decimal]:
@@ -135,8 +167,9 @@ def price(table: dict | None, name: str, terms: dict, notes: list, what: str) ->
     return Decimal(p["amount"]) * r
 
 
-def shares_of(terms: dict, codes: list[str], figures: dict[str, dict],
-              notes: list) -> dict[str, Decimal]:  # fmt: skip
+def shares_of(
+    terms: dict, codes: list[str], figures: dict[str, dict], notes: list
+) -> dict[str, Decimal]:
     """Each bound party's share, by the terms' method (codes in member order)."""
     sharing = terms["cost_sharing"]
     method = sharing["method"]
@@ -152,8 +185,10 @@ def shares_of(terms: dict, codes: list[str], figures: dict[str, dict],
         cap = Decimal(sharing["cap"]) if "cap" in sharing else None
         weighted = sum(1 for w in weights.values() if w > 0)
         if cap is not None and cap * weighted < 1:
-            notes.append(f"the cap of {cap} cannot hold over {weighted} bound parties with "
-                         f"{sharing['figure']}: the shares are not capped")  # fmt: skip
+            notes.append(
+                f"the cap of {cap} cannot hold over {weighted} bound parties with "
+                f"{sharing['figure']}: the shares are not capped"
+            )
         return capped(weights, cap)
     pledges = {c: Decimal(sharing["pledges"][c]) for c in codes}
     total = sum(pledges.values(), ZERO)
@@ -239,8 +274,13 @@ def settle(terms: dict, lines: dict[str, Line]) -> None:
             ln.ratio, ln.status = None, "nothing owed yet" if total == 0 else "no obligation"
             continue
         ln.ratio = ln.delivered / ln.obligation
-        ln.status = ("critically behind" if ln.ratio < critical
-                     else "behind" if ln.ratio < behind else "on track")  # fmt: skip
+        ln.status = (
+            "critically behind"
+            if ln.ratio < critical
+            else "behind"
+            if ln.ratio < behind
+            else "on track"
+        )
 
 
 def windows(own: dict | None, adopted: list[dict]) -> list[tuple[int, int | None, dict | None]]:
@@ -248,11 +288,20 @@ def windows(own: dict | None, adopted: list[dict]) -> list[tuple[int, int | None
     in force when it was recorded; before any table adopted by vote (``adopted``, in
     adoption order, each with ``adopted_in``), the agreement's own (``own``)."""
     bounds = [(0, {**own, "adopted_in": None} if own else None)] + [
-        (t["adopted_in"], {"version": t["version"], "unit": t["unit"], "weights": t["weights"],
-                           "adopted_in": t["adopted_in"],
-                           **({"unit_price": t["unit_price"]} if t.get("unit_price") else {}),
-                           **({"data_price": t["data_price"]} if t.get("data_price") else {})})
+        (
+            t["adopted_in"],
+            {
+                "version": t["version"],
+                "unit": t["unit"],
+                "weights": t["weights"],
+                "adopted_in": t["adopted_in"],
+                **({"unit_price": t["unit_price"]} if t.get("unit_price") else {}),
+                **({"data_price": t["data_price"]} if t.get("data_price") else {}),
+            },
+        )
         for t in adopted
-    ]  # fmt: skip
-    return [(lo, bounds[i + 1][0] if i + 1 < len(bounds) else None, table)
-            for i, (lo, table) in enumerate(bounds)]  # fmt: skip
+    ]
+    return [
+        (lo, bounds[i + 1][0] if i + 1 < len(bounds) else None, table)
+        for i, (lo, table) in enumerate(bounds)
+    ]

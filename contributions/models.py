@@ -86,10 +86,11 @@ class Contribution(models.Model):
         null=True, blank=True, help_text="The treasurer's confirmation (or rejection)."
     )
     claimed = models.JSONField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="The amount, currency and day as the member recorded them, when the "
         "treasurer confirmed other figures (which are the ones that count).",
-    )  # fmt: skip
+    )
 
     class Meta:
         ordering = ["-recorded_in"]
@@ -145,10 +146,11 @@ class Dispute(models.Model):
         ordering = ["-opened_in"]
         constraints = [
             models.UniqueConstraint(
-                fields=["contribution"], condition=models.Q(resolved_in__isnull=True),
+                fields=["contribution"],
+                condition=models.Q(resolved_in__isnull=True),
                 name="contributions_one_open_dispute",
             )
-        ]  # fmt: skip
+        ]
 
     def __str__(self) -> str:
         return f"dispute by {self.member_id} of {self.contribution_id}"

@@ -63,15 +63,20 @@ class Report:
 
     def as_dict(self) -> dict:
         return {
-            "agreement": str(self.agreement.id), "title": self.agreement.title,
-            "version": self.agreement.version, "accounting_unit": self.unit,
+            "agreement": str(self.agreement.id),
+            "title": self.agreement.title,
+            "version": self.agreement.version,
+            "accounting_unit": self.unit,
             "method": self.method,
-            "period": {"from": self.start.isoformat() if self.start else None,
-                       "to": self.end.isoformat() if self.end else None},
-            "valuation_tables": self.tables, "total_delivered": str(self.total.quantize(CENT)),
+            "period": {
+                "from": self.start.isoformat() if self.start else None,
+                "to": self.end.isoformat() if self.end else None,
+            },
+            "valuation_tables": self.tables,
+            "total_delivered": str(self.total.quantize(CENT)),
             "members": [ln.as_dict() for ln in self.lines],
             "notes": self.notes,
-        }  # fmt: skip
+        }
 
     CSV_COLUMNS = costshare.CSV_COLUMNS
 
@@ -80,15 +85,23 @@ class Report:
 
 
 def _tables(agreement: Agreement) -> list[tuple[int, int | None, dict | None]]:
-    adopted = [{"version": t.version, "unit": t.unit, "weights": t.weights,
-                "adopted_in": t.adopted_in, "unit_price": t.unit_price,
-                "data_price": t.data_price}
-               for t in ValuationTable.objects.order_by("adopted_in")]  # fmt: skip
+    adopted = [
+        {
+            "version": t.version,
+            "unit": t.unit,
+            "weights": t.weights,
+            "adopted_in": t.adopted_in,
+            "unit_price": t.unit_price,
+            "data_price": t.data_price,
+        }
+        for t in ValuationTable.objects.order_by("adopted_in")
+    ]
     return costshare.windows(agreement.terms.get("valuation"), adopted)
 
 
-def cost_share_report(agreement: Agreement, start: date | None = None,
-                      end: date | None = None) -> Report:  # fmt: skip
+def cost_share_report(
+    agreement: Agreement, start: date | None = None, end: date | None = None
+) -> Report:
     """The cost-share report of ``agreement`` for the days ``start``-``end``."""
     terms = agreement.terms
     sharing = terms.get("cost_sharing")
@@ -96,12 +109,14 @@ def cost_share_report(agreement: Agreement, start: date | None = None,
         raise ReportError("this agreement shares no cost: its terms have no cost_sharing")
     notes: list[str] = []
     if agreement.state != Agreement.State.IN_FORCE:
-        notes.append(f"the agreement is {agreement.get_state_display()}: "
-                     "its parties may not be bound by it")  # fmt: skip
+        notes.append(
+            f"the agreement is {agreement.get_state_display()}: its parties may not be bound by it"
+        )
     bound = list(
         agreement.parties.filter(signed_in__isnull=False, withdrawn_in__isnull=True)
-        .select_related("member").order_by("member_id")
-    )  # fmt: skip
+        .select_related("member")
+        .order_by("member_id")
+    )
     codes = [p.member_id for p in bound]
     names = {p.member_id: p.member.name for p in bound}
     figures = {m.code: m.figures for m in Member.objects.filter(code__in=codes)}
@@ -113,8 +128,13 @@ def cost_share_report(agreement: Agreement, start: date | None = None,
         period &= Q(delivered_on__gte=start)
     if end:
         period &= Q(delivered_on__lte=end)
-    valued = Q(state__in=[Contribution.State.COUNTED, Contribution.State.REPORTED,
-                          Contribution.State.PENDING])  # fmt: skip
+    valued = Q(
+        state__in=[
+            Contribution.State.COUNTED,
+            Contribution.State.REPORTED,
+            Contribution.State.PENDING,
+        ]
+    )
     used: set = set()
     for lo, hi, table in _tables(agreement):
         window = period & valued & Q(recorded_in__gte=lo)
@@ -122,21 +142,31 @@ def cost_share_report(agreement: Agreement, start: date | None = None,
             window &= Q(recorded_in__lt=hi)
         compute = list(
             Contribution.objects.filter(window, kind=Contribution.Kind.COMPUTE)
-            .values("member", "accelerator", "state", "disputed").annotate(seconds=Sum("gpu_seconds"))
-        )  # fmt: skip
+            .values("member", "accelerator", "state", "disputed")
+            .annotate(seconds=Sum("gpu_seconds"))
+        )
         costshare.value_compute(compute, table, terms, lines, notes, used)
         data = list(
             Contribution.objects.filter(window, kind=Contribution.Kind.DATA)
             .values("member", "state", "disputed")
             .annotate(token_sum=Sum("tokens"), untokened=Count("id", filter=Q(tokens__isnull=True)))
-        )  # fmt: skip
+        )
         costshare.value_data(data, table, terms, lines, notes, used)
     costshare.value_funds(_funds(period & valued), terms, lines, notes)
     costshare.settle(terms, lines)
-    tables = [{"version": v, "adopted_in": i}
-              for v, i in sorted(used, key=lambda t: (t[1] or -1, t[0]))]  # fmt: skip
-    return Report(agreement, start, end, terms.get("accounting_unit", ""), sharing["method"],
-                  list(lines.values()), tables, sorted(set(notes)))  # fmt: skip
+    tables = [
+        {"version": v, "adopted_in": i} for v, i in sorted(used, key=lambda t: (t[1] or -1, t[0]))
+    ]
+    return Report(
+        agreement,
+        start,
+        end,
+        terms.get("accounting_unit", ""),
+        sharing["method"],
+        list(lines.values()),
+        tables,
+        sorted(set(notes)),
+    )
 
 
 def _funds(where) -> list[dict]:
@@ -145,11 +175,14 @@ def _funds(where) -> list[dict]:
         # SQLite sums integers in 64 bits and fails past 9.2e18 millionths; Python's are
         # exact (the report's speed target is PostgreSQL's, whose sums are numeric).
         sums: dict[tuple, int] = {}
-        for *key, micros in qs.values_list("member", "currency", "state", "disputed",
-                                           "amount_micros"):  # fmt: skip
+        for *key, micros in qs.values_list(
+            "member", "currency", "state", "disputed", "amount_micros"
+        ):
             sums[tuple(key)] = sums.get(tuple(key), 0) + micros
-        return [{"member": m, "currency": c, "state": st, "disputed": d, "micros": v}
-                for (m, c, st, d), v in sums.items()]  # fmt: skip
+        return [
+            {"member": m, "currency": c, "state": st, "disputed": d, "micros": v}
+            for (m, c, st, d), v in sums.items()
+        ]
     return list(
         qs.values("member", "currency", "state", "disputed").annotate(micros=Sum("amount_micros"))
     )

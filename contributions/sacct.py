@@ -41,21 +41,51 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
-REQUIRED_ONE_OF = (("JobID", "JobIDRaw"), ("Account",), ("State",), ("Start",), ("End",),
-                   ("Elapsed", "ElapsedRaw"), ("AllocTRES",))  # fmt: skip
+REQUIRED_ONE_OF = (
+    ("JobID", "JobIDRaw"),
+    ("Account",),
+    ("State",),
+    ("Start",),
+    ("End",),
+    ("Elapsed", "ElapsedRaw"),
+    ("AllocTRES",),
+)
 _REQUIRED_NAMES = frozenset(name for choices in REQUIRED_ONE_OF for name in choices)
 # Fields whose text users or administrators write, which may hold the delimiter.
-FREE_TEXT = ("JobName", "Comment", "AdminComment", "SystemComment", "Reason", "WorkDir",
-             "SubmitLine", "Constraints", "Container", "Extra", "StdIn", "StdOut", "StdErr",
-             "WCKey")  # fmt: skip
+FREE_TEXT = (
+    "JobName",
+    "Comment",
+    "AdminComment",
+    "SystemComment",
+    "Reason",
+    "WorkDir",
+    "SubmitLine",
+    "Constraints",
+    "Container",
+    "Extra",
+    "StdIn",
+    "StdOut",
+    "StdErr",
+    "WCKey",
+)
 _HEADER_DELIMITER_RE = re.compile(r"\s*[A-Za-z][A-Za-z0-9_]*([^A-Za-z0-9_\s]+)[A-Za-z]")
 # Jobs in these states have ended: their allocation is counted.
-FINISHED = frozenset({
-    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
-    "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT",
-    # With --duplicates each requeued run is listed, with its own Submit: it ran.
-    "REQUEUED",
-})  # fmt: skip
+FINISHED = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "PREEMPTED",
+        "OUT_OF_MEMORY",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "SPECIAL_EXIT",
+        # With --duplicates each requeued run is listed, with its own Submit: it ran.
+        "REQUEUED",
+    }
+)
 # Left out in a report, at most this many rows for each reason (the counts are complete).
 EXAMPLES_PER_REASON = 20
 
@@ -279,8 +309,11 @@ class Reader:
         i_account, i_state, i_start, i_end = pos["Account"], pos["State"], pos["Start"], pos["End"]
         i_elapsed, i_elapsed_raw = col("Elapsed"), col("ElapsedRaw")
         i_tres, i_cluster, i_submit, i_partition = (
-            pos["AllocTRES"], col("Cluster"), col("Submit"), col("Partition"),
-        )  # fmt: skip
+            pos["AllocTRES"],
+            col("Cluster"),
+            col("Submit"),
+            col("Partition"),
+        )
         seen: set[tuple[str, str, str]] = set()
         aggregates = reading.aggregates
         # Steps repeat their job's times, durations and TRES: each text is parsed once.
@@ -417,10 +450,24 @@ class Reader:
             raise ValueError(f"{what} {text!r} is out of range") from None
 
 
-_KNOWN_FIELDS = {name.lower(): name for name in (
-    "JobID", "JobIDRaw", "Account", "State", "Start", "End", "Elapsed", "ElapsedRaw",
-    "AllocTRES", "Cluster", "Submit", "Partition", *FREE_TEXT,
-)}  # fmt: skip
+_KNOWN_FIELDS = {
+    name.lower(): name
+    for name in (
+        "JobID",
+        "JobIDRaw",
+        "Account",
+        "State",
+        "Start",
+        "End",
+        "Elapsed",
+        "ElapsedRaw",
+        "AllocTRES",
+        "Cluster",
+        "Submit",
+        "Partition",
+        *FREE_TEXT,
+    )
+}
 
 
 def _canonical_field(name: str) -> str:

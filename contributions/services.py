@@ -164,9 +164,16 @@ def _accounts(value) -> dict:
 
 
 def facility_record(
-    *, code, name, operator, country, timezone="UTC", default_accelerator, partitions=None,
+    *,
+    code,
+    name,
+    operator,
+    country,
+    timezone="UTC",
+    default_accelerator,
+    partitions=None,
     accounts=None,
-) -> dict:  # fmt: skip
+) -> dict:
     """A checked facility record for a ledger payload."""
     if not isinstance(code, str) or not SLUG_RE.fullmatch(code):
         raise GovernanceError("code: 2-32 lowercase letters, digits and -")
@@ -177,11 +184,15 @@ def facility_record(
     if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{2}", country):
         raise GovernanceError("country: an ISO 3166-1 alpha-2 code such as FI")
     return {
-        "code": code, "name": name, "operator": operator, "country": country,
+        "code": code,
+        "name": name,
+        "operator": operator,
+        "country": country,
         "timezone": _zone(timezone, "timezone"),
         "default_accelerator": _tag(default_accelerator, "default_accelerator"),
-        "partitions": _partitions(partitions or {}), "accounts": _accounts(accounts or {}),
-    }  # fmt: skip
+        "partitions": _partitions(partitions or {}),
+        "accounts": _accounts(accounts or {}),
+    }
 
 
 @applier("facility.registered")
@@ -193,11 +204,17 @@ def apply_facility_registered(entry: Appended) -> None:
     ):
         return
     Facility.objects.create(
-        code=f["code"], name=f["name"], operator_id=f["operator"], country=f["country"],
-        timezone=f["timezone"], default_accelerator=f["default_accelerator"],
-        partitions=f["partitions"], accounts=f["accounts"], registered_in=entry.index,
+        code=f["code"],
+        name=f["name"],
+        operator_id=f["operator"],
+        country=f["country"],
+        timezone=f["timezone"],
+        default_accelerator=f["default_accelerator"],
+        partitions=f["partitions"],
+        accounts=f["accounts"],
+        registered_in=entry.index,
         changed_in=entry.index,
-    )  # fmt: skip
+    )
 
 
 @applier("facility.updated")
@@ -219,8 +236,16 @@ def facility_register(
     operator's console). Without ``public_key`` the facility's key is hosted here."""
     if actor is not None and acting_for(actor) is not None:
         raise GovernanceError("the secretariat registers facilities", 403)
-    fields = {"code", "name", "operator", "country", "timezone", "default_accelerator",
-              "partitions", "accounts"}  # fmt: skip
+    fields = {
+        "code",
+        "name",
+        "operator",
+        "country",
+        "timezone",
+        "default_accelerator",
+        "partitions",
+        "accounts",
+    }
     if not isinstance(record, dict) or set(record) - fields:
         raise GovernanceError(f"a facility is {{{', '.join(sorted(fields))}}}")
     try:
@@ -236,13 +261,18 @@ def facility_register(
         if Facility.objects.filter(code=record["code"]).exists():
             raise GovernanceError(f"facility {record['code']} exists already", 409)
         ledger.entry_append(
-            signer=secretariat_signer(), kind="facility.registered", entry_id=entry_id,
+            signer=secretariat_signer(),
+            kind="facility.registered",
+            entry_id=entry_id,
             payload={"facility": record},
-        )  # fmt: skip
+        )
         ledger.key_register(
-            signer=log_signer(), kind="facility", owner=record["code"],
-            name=f"facility-{record['code']}", public_key=public_key,
-        )  # fmt: skip
+            signer=log_signer(),
+            kind="facility",
+            owner=record["code"],
+            name=f"facility-{record['code']}",
+            public_key=public_key,
+        )
     return Facility.objects.get(code=record["code"])
 
 
@@ -274,9 +304,12 @@ def facility_update(
     allowed = {"timezone", "default_accelerator", "partitions", "accounts"}
     if not isinstance(changes, dict) or not changes or set(changes) - allowed:
         raise GovernanceError(f"changes: some of {', '.join(sorted(allowed))}")
-    checks = {"timezone": lambda v: _zone(v, "timezone"), "partitions": _partitions,
-              "accounts": _accounts,
-              "default_accelerator": lambda v: _tag(v, "default_accelerator")}  # fmt: skip
+    checks = {
+        "timezone": lambda v: _zone(v, "timezone"),
+        "partitions": _partitions,
+        "accounts": _accounts,
+        "default_accelerator": lambda v: _tag(v, "default_accelerator"),
+    }
     changes = {k: checks[k](v) for k, v in changes.items()}
     if acting_for(actor) not in (None, facility.operator_id):
         # Which member an account credits decides what imports attest: a signatory's
@@ -304,9 +337,12 @@ def read_export(facility: Facility, data: bytes, *, fields=None, tz: str | None 
     """Read an export for ``facility``: the aggregates per member and accelerator type,
     with unmapped accounts left out. Raises GovernanceError (400) naming the bad line."""
     reader = Reader(
-        fields=fields, tz=_zone(tz or facility.timezone, "tz"), partitions=facility.partitions,
-        default_accelerator=facility.default_accelerator, cluster=facility.code,
-    )  # fmt: skip
+        fields=fields,
+        tz=_zone(tz or facility.timezone, "tz"),
+        partitions=facility.partitions,
+        default_accelerator=facility.default_accelerator,
+        cluster=facility.code,
+    )
     try:
         reading = reader.read(data)
     except SacctError as exc:
@@ -374,10 +410,15 @@ def _counted_before(facility: Facility, allocs: dict) -> list:
 def by_account(reading) -> list[dict]:
     """The reading's rows per account and accelerator type, with the member credited."""
     return [
-        {"account": account, "member": reading.accounts[account], "accelerator": kind,
-         "allocations": agg.allocations, "gpu_hours": str(agg.gpu_hours)}
+        {
+            "account": account,
+            "member": reading.accounts[account],
+            "accelerator": kind,
+            "allocations": agg.allocations,
+            "gpu_hours": str(agg.gpu_hours),
+        }
         for (account, kind), agg in sorted(reading.aggregates.items())
-    ]  # fmt: skip
+    ]
 
 
 def contributions_of(reading, accounts: dict[str, str]) -> list[dict]:
@@ -386,10 +427,17 @@ def contributions_of(reading, accounts: dict[str, str]) -> list[dict]:
     by_member: dict[tuple[str, str], dict] = {}
     for (account, kind), agg in sorted(reading.aggregates.items()):
         member = accounts[account]
-        row = by_member.setdefault((member, kind), {
-            "member": member, "accelerator": kind, "allocations": 0, "gpu_seconds": 0,
-            "start": agg.first_start, "end": agg.last_end,
-        })  # fmt: skip
+        row = by_member.setdefault(
+            (member, kind),
+            {
+                "member": member,
+                "accelerator": kind,
+                "allocations": 0,
+                "gpu_seconds": 0,
+                "start": agg.first_start,
+                "end": agg.last_end,
+            },
+        )
         row["allocations"] += agg.allocations
         row["gpu_seconds"] += agg.gpu_seconds
         row["start"] = min(row["start"], agg.first_start)
@@ -398,9 +446,15 @@ def contributions_of(reading, accounts: dict[str, str]) -> list[dict]:
 
 
 def sacct_import(
-    *, actor, facility: Facility, data: bytes, fields=None, tz: str | None = None,
-    dry_run: bool = False, idempotency_key: str | None = None,
-):  # fmt: skip
+    *,
+    actor,
+    facility: Facility,
+    data: bytes,
+    fields=None,
+    tz: str | None = None,
+    dry_run: bool = False,
+    idempotency_key: str | None = None,
+):
     """Import an accounting export: one ``compute.imported`` entry holding the aggregates
     and the export's hash. Signed by the facility's hosted key it is attested at once;
     otherwise it is reported, and counts once the facility attests it with its own key.
@@ -437,18 +491,26 @@ def sacct_import(
         raise GovernanceError("the export holds no GPU allocation of a mapped account", 400)
     import_id = keyed_uuid(entry_id)
     payload = {
-        "import": str(import_id), "facility": facility.code, "export_sha256": reading.sha256,
-        "lines": reading.lines, "allocations": sum(reading.by_account.values()),
+        "import": str(import_id),
+        "facility": facility.code,
+        "export_sha256": reading.sha256,
+        "lines": reading.lines,
+        "allocations": sum(reading.by_account.values()),
         "left_out": dict(sorted(reading.left_out_counts.items())),
         "contributions": [
-            {"contribution": str(uuid.uuid5(import_id, f"{r['member']}:{r['accelerator']}")),
-             "member": r["member"], "accelerator": r["accelerator"],
-             "allocations": r["allocations"], "gpu_seconds": r["gpu_seconds"],
-             "gpu_hours": str(gpu_hours(r["gpu_seconds"])),
-             "start": format_time(r["start"]), "end": format_time(r["end"])}
+            {
+                "contribution": str(uuid.uuid5(import_id, f"{r['member']}:{r['accelerator']}")),
+                "member": r["member"],
+                "accelerator": r["accelerator"],
+                "allocations": r["allocations"],
+                "gpu_seconds": r["gpu_seconds"],
+                "gpu_hours": str(gpu_hours(r["gpu_seconds"])),
+                "start": format_time(r["start"]),
+                "end": format_time(r["end"]),
+            }
             for r in rows
         ],
-    }  # fmt: skip
+    }
     with transaction.atomic(durable=True):
         if SacctImport.objects.filter(facility=facility, export_sha256=reading.sha256).exists():
             raise GovernanceError("this export was imported already: nothing was recorded", 409)
@@ -462,8 +524,9 @@ def sacct_import(
             # An overlapping export was imported at the same moment: write nothing.
             raise GovernanceError(
                 "an import listing some of these jobs was recorded meanwhile: read the export "
-                "again", 409,
-            ) from exc  # fmt: skip
+                "again",
+                409,
+            ) from exc
     return reading, rows, SacctImport.objects.get(id=import_id)
 
 
@@ -490,10 +553,15 @@ def apply_imported(entry: Appended) -> None:
         return
     attested = entry.index if by_facility else None
     SacctImport.objects.create(
-        id=uuid.UUID(p["import"]), facility=facility, export_sha256=p["export_sha256"],
-        lines=p["lines"], allocations=p["allocations"], left_out=p["left_out"],
-        recorded_in=entry.index, attested_in=attested,
-    )  # fmt: skip
+        id=uuid.UUID(p["import"]),
+        facility=facility,
+        export_sha256=p["export_sha256"],
+        lines=p["lines"],
+        allocations=p["allocations"],
+        left_out=p["left_out"],
+        recorded_in=entry.index,
+        attested_in=attested,
+    )
     Contribution.objects.bulk_create(
         Contribution(
             id=uuid.UUID(c["contribution"]),
@@ -599,8 +667,19 @@ def licence(value, path: str = "licence") -> str:
 
 def dataset_record(dataset) -> dict:
     """A checked dataset description for ``data.contributed``."""
-    fields = {"name", "description", "manifest_sha256", "size_bytes", "files", "tokens",
-              "records", "licence", "duo", "residency", "access_mode"}  # fmt: skip
+    fields = {
+        "name",
+        "description",
+        "manifest_sha256",
+        "size_bytes",
+        "files",
+        "tokens",
+        "records",
+        "licence",
+        "duo",
+        "residency",
+        "access_mode",
+    }
     if not isinstance(dataset, dict):
         raise GovernanceError("dataset: an object")
     optional = {"records", "tokens", "residency"}
@@ -648,8 +727,9 @@ def _new_contribution(actor, idempotency_key, kind: str, payload: dict):
 def data_contribute(*, actor, dataset: dict, idempotency_key: str | None = None) -> Contribution:
     """Record a dataset the actor's member contributes (its recorder or signatory): known
     by its manifest hash; its bytes need never leave the member."""
-    return _new_contribution(actor, idempotency_key, "data.contributed",
-                             {"dataset": dataset_record(dataset)})  # fmt: skip
+    return _new_contribution(
+        actor, idempotency_key, "data.contributed", {"dataset": dataset_record(dataset)}
+    )
 
 
 def check_funds(amount, currency, date_paid, reference) -> None:
@@ -678,14 +758,29 @@ def check_funds(amount, currency, date_paid, reference) -> None:
 # bond-market units, special drawing rights, testing and "no currency", and the fund codes
 # (units of account and indexing) that stand beside a country's currency.
 NOT_PAID_IN = {
-    "XXX": "no currency", "XTS": "a code for testing", "XAU": "gold", "XAG": "silver",
-    "XPT": "platinum", "XPD": "palladium", "XBA": "a bond-market unit",
-    "XBB": "a bond-market unit", "XBC": "a bond-market unit", "XBD": "a bond-market unit",
-    "XDR": "special drawing rights", "XSU": "the Sucre, a unit of account",
-    "XUA": "the ADB unit of account", "BOV": "a fund code", "CHE": "a fund code",
-    "CHW": "a fund code", "CLF": "a fund code", "COU": "a fund code", "MXV": "a fund code",
-    "USN": "a fund code", "UYI": "a fund code", "UYW": "a fund code",
-}  # fmt: skip
+    "XXX": "no currency",
+    "XTS": "a code for testing",
+    "XAU": "gold",
+    "XAG": "silver",
+    "XPT": "platinum",
+    "XPD": "palladium",
+    "XBA": "a bond-market unit",
+    "XBB": "a bond-market unit",
+    "XBC": "a bond-market unit",
+    "XBD": "a bond-market unit",
+    "XDR": "special drawing rights",
+    "XSU": "the Sucre, a unit of account",
+    "XUA": "the ADB unit of account",
+    "BOV": "a fund code",
+    "CHE": "a fund code",
+    "CHW": "a fund code",
+    "CLF": "a fund code",
+    "COU": "a fund code",
+    "MXV": "a fund code",
+    "USN": "a fund code",
+    "UYI": "a fund code",
+    "UYW": "a fund code",
+}
 
 
 def check_paid_under_agreement(member: str, day: str) -> None:
@@ -696,10 +791,11 @@ def check_paid_under_agreement(member: str, day: str) -> None:
     today = datetime.now(UTC).date()
     periods = []
     bound = AgreementParty.objects.filter(
-        member_id=member, signed_in__isnull=False,
+        member_id=member,
+        signed_in__isnull=False,
         agreement__kind__in=(Agreement.Kind.TREATY, Agreement.Kind.COMPUTE_PLEDGE),
         agreement__in_force_in__isnull=False,
-    ).select_related("agreement")  # fmt: skip
+    ).select_related("agreement")
     for party in bound:
         start, until = effective_dates(party.agreement)
         periods.append((start, min(until, today) if until else today))
@@ -717,16 +813,24 @@ def check_paid_under_agreement(member: str, day: str) -> None:
 
 
 def funds_contribute(
-    *, actor, amount: str, currency: str, date_paid: str, reference: str = "",
+    *,
+    actor,
+    amount: str,
+    currency: str,
+    date_paid: str,
+    reference: str = "",
     idempotency_key: str | None = None,
-) -> Contribution:  # fmt: skip
+) -> Contribution:
     """Record funds the actor's member paid (exact decimal, ISO 4217, the day paid within
     the life of an agreement it pays under)."""
     check_funds(amount, currency, date_paid, reference)
     check_paid_under_agreement(_recorder(actor), date_paid)
-    return _new_contribution(actor, idempotency_key, "funds.contributed",
-                             {"amount": amount, "currency": currency, "date": date_paid,
-                              "reference": reference})  # fmt: skip
+    return _new_contribution(
+        actor,
+        idempotency_key,
+        "funds.contributed",
+        {"amount": amount, "currency": currency, "date": date_paid, "reference": reference},
+    )
 
 
 def _by_member_key(entry: Appended) -> str | None:
@@ -741,11 +845,16 @@ def apply_data(entry: Appended) -> None:
         return
     d = entry.payload["dataset"]
     Contribution.objects.create(
-        id=uuid.UUID(entry.payload["contribution"]), kind=Contribution.Kind.DATA,
-        member_id=member, state=Contribution.State.COUNTED, recorded_in=entry.index,
-        recorded_at=entry.integrated_time, dataset=d, tokens=d.get("tokens"),
+        id=uuid.UUID(entry.payload["contribution"]),
+        kind=Contribution.Kind.DATA,
+        member_id=member,
+        state=Contribution.State.COUNTED,
+        recorded_in=entry.index,
+        recorded_at=entry.integrated_time,
+        dataset=d,
+        tokens=d.get("tokens"),
         delivered_on=parse_time(entry.integrated_time).date(),
-    )  # fmt: skip
+    )
 
 
 @applier("funds.contributed")
@@ -755,12 +864,18 @@ def apply_funds(entry: Appended) -> None:
         return
     p = entry.payload
     Contribution.objects.create(
-        id=uuid.UUID(p["contribution"]), kind=Contribution.Kind.FUNDS, member_id=member,
-        state=Contribution.State.PENDING, recorded_in=entry.index,
-        recorded_at=entry.integrated_time, amount=Decimal(p["amount"]),
-        amount_micros=int(Decimal(p["amount"]) * 1_000_000), currency=p["currency"],
-        date=date.fromisoformat(p["date"]), delivered_on=date.fromisoformat(p["date"]),
-    )  # fmt: skip
+        id=uuid.UUID(p["contribution"]),
+        kind=Contribution.Kind.FUNDS,
+        member_id=member,
+        state=Contribution.State.PENDING,
+        recorded_in=entry.index,
+        recorded_at=entry.integrated_time,
+        amount=Decimal(p["amount"]),
+        amount_micros=int(Decimal(p["amount"]) * 1_000_000),
+        currency=p["currency"],
+        date=date.fromisoformat(p["date"]),
+        delivered_on=date.fromisoformat(p["date"]),
+    )
 
 
 # --- funds: the treasurer's confirmation ------------------------------------------------------
@@ -772,13 +887,15 @@ def treasurer_of(member: str) -> str:
     the default), and the secretariat for the treasurer's own payments."""
     treaty = (
         Agreement.objects.filter(
-            kind=Agreement.Kind.TREATY, state=Agreement.State.IN_FORCE,
-            parties__member_id=member, parties__signed_in__isnull=False,
+            kind=Agreement.Kind.TREATY,
+            state=Agreement.State.IN_FORCE,
+            parties__member_id=member,
+            parties__signed_in__isnull=False,
             parties__withdrawn_in__isnull=True,
         )
         .order_by("-in_force_in")
         .first()
-    )  # fmt: skip
+    )
     named = (treaty.terms.get("treasurer") if treaty is not None else None) or SECRETARIAT_OWNER
     return SECRETARIAT_OWNER if named == member else named
 
@@ -834,10 +951,14 @@ def _settle(actor, contribution: Contribution, kind: str, payload: dict, idempot
 
 
 def funds_confirm(
-    *, actor, contribution: Contribution, amount: str | None = None,
-    currency: str | None = None, date_paid: str | None = None,
+    *,
+    actor,
+    contribution: Contribution,
+    amount: str | None = None,
+    currency: str | None = None,
+    date_paid: str | None = None,
     idempotency_key: str | None = None,
-) -> Contribution:  # fmt: skip
+) -> Contribution:
     """The treasurer confirms a pending payment against its own books (the secretariat,
     or the member the treaty names as treasurer): the amount, currency and day as
     received (by default, as recorded) count from then on."""
@@ -847,8 +968,12 @@ def funds_confirm(
     currency = recorded["currency"] if currency is None else currency
     date_paid = recorded["date"] if date_paid is None else date_paid
     check_funds(amount, currency, date_paid, "")
-    payload = {"contribution": str(contribution.id), "amount": amount, "currency": currency,
-               "date": date_paid}  # fmt: skip
+    payload = {
+        "contribution": str(contribution.id),
+        "amount": amount,
+        "currency": currency,
+        "date": date_paid,
+    }
     return _settle(actor, contribution, "funds.confirmed", payload, idempotency_key)
 
 
@@ -891,16 +1016,27 @@ def apply_funds_confirmed(entry: Appended) -> None:
     c = _pending_settled_by_its_treasurer(entry)
     if c is None:
         return
-    recorded = {"amount": format(c.amount.normalize(), "f"), "currency": c.currency,
-                "date": c.date.isoformat()}  # fmt: skip
+    recorded = {
+        "amount": format(c.amount.normalize(), "f"),
+        "currency": c.currency,
+        "date": c.date.isoformat(),
+    }
     amount, day = Decimal(p["amount"]), date.fromisoformat(p["date"])
     same = (Decimal(recorded["amount"]), recorded["currency"], recorded["date"]) == (
-        amount, p["currency"], p["date"])  # fmt: skip
+        amount,
+        p["currency"],
+        p["date"],
+    )
     Contribution.objects.filter(id=c.id).update(
-        state=Contribution.State.COUNTED, confirmed_in=entry.index, amount=amount,
-        amount_micros=int(amount * 1_000_000), currency=p["currency"], date=day,
-        delivered_on=day, claimed=None if same else recorded,
-    )  # fmt: skip
+        state=Contribution.State.COUNTED,
+        confirmed_in=entry.index,
+        amount=amount,
+        amount_micros=int(amount * 1_000_000),
+        currency=p["currency"],
+        date=day,
+        delivered_on=day,
+        claimed=None if same else recorded,
+    )
 
 
 @applier("funds.rejected")
@@ -922,9 +1058,10 @@ def bound_together(member: str, other: str) -> bool:
     """Are ``member`` and ``other`` both bound (signed, not withdrawn) by one agreement in
     force that shares cost? Only then may one dispute the other's contributions."""
     bound = AgreementParty.objects.filter(
-        agreement__state=Agreement.State.IN_FORCE, signed_in__isnull=False,
+        agreement__state=Agreement.State.IN_FORCE,
+        signed_in__isnull=False,
         withdrawn_in__isnull=True,
-    )  # fmt: skip
+    )
     mine = set(bound.filter(member_id=member).values_list("agreement_id", flat=True))
     shared = bound.filter(member_id=other, agreement_id__in=mine).values_list(
         "agreement__terms", flat=True
@@ -954,8 +1091,11 @@ def contribution_dispute(
             403,
         )
     entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
-    payload = {"dispute": str(keyed_uuid(entry_id)), "contribution": str(contribution.id),
-               "reason": reason}  # fmt: skip
+    payload = {
+        "dispute": str(keyed_uuid(entry_id)),
+        "contribution": str(contribution.id),
+        "reason": reason,
+    }
     if replay_of(entry_id, "contribution.disputed", payload):
         return Dispute.objects.get(id=payload["dispute"])
     with transaction.atomic(durable=True):
@@ -969,8 +1109,9 @@ def contribution_dispute(
                 f"{current.member_id} at entry {current.opened_in}): one open dispute at a time",
                 409,
             )
-        ledger.entry_append(signer=signer, entry_id=entry_id, kind="contribution.disputed",
-                            payload=payload)  # fmt: skip
+        ledger.entry_append(
+            signer=signer, entry_id=entry_id, kind="contribution.disputed", payload=payload
+        )
     return Dispute.objects.get(id=payload["dispute"])
 
 
@@ -994,9 +1135,11 @@ def dispute_resolve(
         if locked.resolved_in is not None:
             raise GovernanceError("the dispute is resolved already", 409)
         ledger.entry_append(
-            signer=secretariat_signer(), kind="contribution.resolved", entry_id=entry_id,
+            signer=secretariat_signer(),
+            kind="contribution.resolved",
+            entry_id=entry_id,
             payload=payload,
-        )  # fmt: skip
+        )
     dispute.refresh_from_db()
     return dispute
 
@@ -1015,9 +1158,12 @@ def apply_disputed(entry: Appended) -> None:
     if not bound_together(member, contribution.member_id):
         return
     Dispute.objects.create(
-        id=uuid.UUID(p["dispute"]), contribution=contribution, member_id=member,
-        reason=p["reason"], opened_in=entry.index,
-    )  # fmt: skip
+        id=uuid.UUID(p["dispute"]),
+        contribution=contribution,
+        member_id=member,
+        reason=p["reason"],
+        opened_in=entry.index,
+    )
     Contribution.objects.filter(id=contribution.id).update(disputed=True)
 
 
@@ -1108,8 +1254,9 @@ def _submitted_funds(signed, key, submitter) -> None:
     if set(payload) != fields:
         raise submissions.Refused(f"funds.contributed payload is {{{', '.join(sorted(fields))}}}")
     _contribution_id(payload)
-    _refuse(check_funds, payload["amount"], payload["currency"], payload["date"],
-            payload["reference"])  # fmt: skip
+    _refuse(
+        check_funds, payload["amount"], payload["currency"], payload["date"], payload["reference"]
+    )
     _refuse(check_paid_under_agreement, key.owner, payload["date"])
 
 

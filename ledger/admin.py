@@ -162,11 +162,19 @@ class KeyAdmin(ReadOnlyAdmin):
 class VerificationRunAdmin(ReadOnlyAdmin):
     """The scheduled verification's runs: where each got to, and what failed."""
 
-    list_display = ["finished_at", "ok", "first", "size", "checkpoints", "failed_index",
-                    "reason"]  # fmt: skip
+    list_display = ["finished_at", "ok", "first", "size", "checkpoints", "failed_index", "reason"]
     list_filter = ["ok"]
-    fields = ["started_at", "finished_at", "ok", "first", "size", "checkpoints",
-              "failed_index", "reason", "failures"]  # fmt: skip
+    fields = [
+        "started_at",
+        "finished_at",
+        "ok",
+        "first",
+        "size",
+        "checkpoints",
+        "failed_index",
+        "reason",
+        "failures",
+    ]
     readonly_fields = fields
 
 

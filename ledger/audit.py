@@ -75,8 +75,18 @@ class BundleError(ValueError):
 
 
 # What reading a damaged or hostile bundle may raise: each becomes a named failure.
-UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError,
-              UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError)  # fmt: skip
+UNREADABLE = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    RecursionError,
+    UnicodeDecodeError,
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+)
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
@@ -254,9 +264,14 @@ class _KeyEntry:
     leaf: object
 
 
-def verify(path: Path, vkey: str, *, extensions: Sequence[Extension] = (),
-           workers: int | None = None,
-           progress: Callable[[int, int], None] | None = None) -> Result:  # fmt: skip
+def verify(
+    path: Path,
+    vkey: str,
+    *,
+    extensions: Sequence[Extension] = (),
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Result:
     """Check the bundle at ``path`` under the log's verifier key ``vkey``."""
     result = Result()
     try:
@@ -290,10 +305,12 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
         raise BundleError(f"MANIFEST is not signed by {verifier.name}: {exc}") from exc
     origin, export_id, listed = read_manifest(manifest_text)
     if origin != verifier.name:
-        raise BundleError(f"MANIFEST is for the log {origin!r}, the verifier key for "
-                          f"{verifier.name!r}")  # fmt: skip
-    result.checks.append(f"MANIFEST: export {export_id} of {origin}, signed by the log key, "
-                         f"{len(listed)} files")  # fmt: skip
+        raise BundleError(
+            f"MANIFEST is for the log {origin!r}, the verifier key for {verifier.name!r}"
+        )
+    result.checks.append(
+        f"MANIFEST: export {export_id} of {origin}, signed by the log key, {len(listed)} files"
+    )
     present = set(bundle.names()) - {MANIFEST}
     for name in sorted(present - set(listed)):
         result.fail(f"{name}: in the bundle but not in the MANIFEST")
@@ -343,12 +360,16 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
             state["next"] = next(pending, None)
 
     if first > 0:
-        result.skipped.append(f"the key history before index {first:,}: an export that does not "
-                              f"start at index 0 cannot show that no key entry before it is "
-                              f"missing")  # fmt: skip
+        result.skipped.append(
+            f"the key history before index {first:,}: an export that does not "
+            f"start at index 0 cannot show that no key entry before it is "
+            f"missing"
+        )
     if mode == "selection":
-        result.skipped.append("the selection's completeness: each entry is proven in the log, "
-                              "not that every entry concerning the scope was selected")  # fmt: skip
+        result.skipped.append(
+            "the selection's completeness: each entry is proven in the log, "
+            "not that every entry concerning the scope was selected"
+        )
     total = (end - first) if mode == "range" else _int(meta.get("entries"), "export.json entries")
     if mode == "range":
         builder = _frontier(bundle, first)
@@ -374,9 +395,12 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
                 tail = TAIL.search(line, max(0, len(line) - 256))
                 said = int(tail.group(2)) if tail else None
                 if said is not None and said != index and mode == "range":
-                    result.fail(f"{ENTRIES} line {number}: the entry at index {said} stands "
-                                f"where index {index} belongs (an entry dropped, added or "
-                                f"moved)", "entries out of place")  # fmt: skip
+                    result.fail(
+                        f"{ENTRIES} line {number}: the entry at index {said} stands "
+                        f"where index {index} belongs (an entry dropped, added or "
+                        f"moved)",
+                        "entries out of place",
+                    )
                 if mode == "selection":
                     index = said if said is not None else -1
                     checker.place(number, index)
@@ -392,14 +416,18 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
                         seen_keys.add(index)
                         k = keys.get(index)
                         if k is None or k.leaf_bytes != line:
-                            result.fail(f"{ENTRIES} line {number} (index {index}): a {kind} "
-                                        f"entry that keys.jsonl does not hold")  # fmt: skip
+                            result.fail(
+                                f"{ENTRIES} line {number} (index {index}): a {kind} "
+                                f"entry that keys.jsonl does not hold"
+                            )
                     for ext, kinds in wanted:
-                        if kind in kinds or any(k.endswith(".") and kind.startswith(k)
-                                                for k in kinds):  # fmt: skip
+                        if kind in kinds or any(
+                            k.endswith(".") and kind.startswith(k) for k in kinds
+                        ):
                             # A malformed leaf is reported by the leaf check.
-                            with contextlib.suppress(ValueError, KeyError, TypeError,
-                                                     RecursionError):  # fmt: skip
+                            with contextlib.suppress(
+                                ValueError, KeyError, TypeError, RecursionError
+                            ):
                                 ext.take(
                                     index,
                                     json.loads(line),
@@ -421,27 +449,30 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
     kinds = Counter((k.kind, k.custody) for k in keyring.keys.values())
     if kinds:
         # Which signatures the operator could have made: those of hosted keys.
-        result.checks.append("keys registered: " + ", ".join(
-            f"{n} {kind} ({custody})" for (kind, custody), n in sorted(kinds.items())))  # fmt: skip
+        result.checks.append(
+            "keys registered: "
+            + ", ".join(f"{n} {kind} ({custody})" for (kind, custody), n in sorted(kinds.items()))
+        )
     if ENTRIES in listed and (size, digest.hexdigest()) != listed[ENTRIES]:
         result.fail(f"{ENTRIES}: its size or SHA-256 is not the MANIFEST's")
     for index in sorted(k for k in keys if first <= k < end and k not in seen_keys):
         if mode == "range":
-            result.fail(f"keys.jsonl holds the key entry at index {index}, which {ENTRIES} "
-                        f"lacks")  # fmt: skip
+            result.fail(f"keys.jsonl holds the key entry at index {index}, which {ENTRIES} lacks")
     checker.finish(count, total, end_proof, anchor, roots)
     for failure in run.failures:
         index, reason = failure
         result.fail(f"{ENTRIES}: entry {index}: {reason}", "entries")
     if not run.failures:
-        result.checks.append(f"{count:,} entries: layout, index and signature by the key valid "
-                             f"at their index")  # fmt: skip
+        result.checks.append(
+            f"{count:,} entries: layout, index and signature by the key valid at their index"
+        )
     for ext in extensions:
         try:
             ext.finish(bundle, result)
         except UNREADABLE as exc:
-            result.fail(f"the report cannot be read ({type(ext).__name__}): "
-                        f"{type(exc).__name__}: {exc}")  # fmt: skip
+            result.fail(
+                f"the report cannot be read ({type(ext).__name__}): {type(exc).__name__}: {exc}"
+            )
 
 
 def _checkpoints(bundle: Bundle, verifier, origin: str, result: Result) -> dict[int, bytes]:
@@ -463,8 +494,10 @@ def _checkpoints(bundle: Bundle, verifier, origin: str, result: Result) -> dict[
             continue
         roots[cp.size] = cp.root
     if roots:
-        result.checks.append(f"{len(roots)} checkpoints signed by the log key, sizes "
-                             f"{min(roots):,} to {max(roots):,}")  # fmt: skip
+        result.checks.append(
+            f"{len(roots)} checkpoints signed by the log key, sizes "
+            f"{min(roots):,} to {max(roots):,}"
+        )
     return roots
 
 
@@ -486,8 +519,10 @@ def _consistency(bundle: Bundle, roots: dict[int, bytes], end: int, result: Resu
         try:
             merkle.verify_consistency(old, new, roots[old], roots[new], proof)
         except merkle.ProofError as exc:
-            result.fail(f"consistency.jsonl line {number}: the checkpoint of size {new:,} does "
-                        f"not extend the one of size {old:,} ({exc})")  # fmt: skip
+            result.fail(
+                f"consistency.jsonl line {number}: the checkpoint of size {new:,} does "
+                f"not extend the one of size {old:,} ({exc})"
+            )
             continue
         proven.add((old, new))
     sizes = sorted(roots)
@@ -495,13 +530,13 @@ def _consistency(bundle: Bundle, roots: dict[int, bytes], end: int, result: Resu
     for a, b in missing:
         result.fail(f"no valid consistency proof from checkpoint {a:,} to {b:,}")
     if len(sizes) > 1 and not missing:
-        result.checks.append(f"{len(sizes) - 1} consistency proofs between consecutive "
-                             f"checkpoints")  # fmt: skip
+        result.checks.append(f"{len(sizes) - 1} consistency proofs between consecutive checkpoints")
     return end_proofs
 
 
-def _key_entries(bundle: Bundle, anchor: int, root: bytes, end: int,
-                 result: Result) -> dict[int, _KeyEntry]:  # fmt: skip
+def _key_entries(
+    bundle: Bundle, anchor: int, root: bytes, end: int, result: Result
+) -> dict[int, _KeyEntry]:
     keys: dict[int, _KeyEntry] = {}
     if not bundle.has("keys.jsonl"):
         raise BundleError("keys.jsonl: missing")
@@ -525,11 +560,13 @@ def _key_entries(bundle: Bundle, anchor: int, root: bytes, end: int,
         try:
             merkle.verify_inclusion(index, anchor, merkle.leaf_hash(leaf_bytes), proof, root)
         except merkle.ProofError as exc:
-            result.fail(f"keys.jsonl line {number} (index {index}): not in the anchor "
-                        f"checkpoint ({exc})")  # fmt: skip
+            result.fail(
+                f"keys.jsonl line {number} (index {index}): not in the anchor checkpoint ({exc})"
+            )
             continue
-        keys[index] = _KeyEntry(index, leaf_bytes, kind, leaf.envelope["author"],
-                                leaf.envelope["payload"], leaf)  # fmt: skip
+        keys[index] = _KeyEntry(
+            index, leaf_bytes, kind, leaf.envelope["author"], leaf.envelope["payload"], leaf
+        )
     if 0 not in keys:
         raise BundleError("keys.jsonl: the log's genesis (index 0) is missing")
     result.checks.append(f"{len(keys)} key entries, each included in the anchor checkpoint")
@@ -566,8 +603,10 @@ def _frontier(bundle: Bundle, first: int) -> merkle.TreeBuilder:
         raise BundleError(f"frontier.json is not the frontier at size {first}")
     hashes = _hashes(data.get("hashes"), "frontier.json hashes")
     if len(hashes) != len(merkle.root_indexes(first)):
-        raise BundleError(f"frontier.json holds {len(hashes)} hashes; size {first} has "
-                          f"{len(merkle.root_indexes(first))}")  # fmt: skip
+        raise BundleError(
+            f"frontier.json holds {len(hashes)} hashes; size {first} has "
+            f"{len(merkle.root_indexes(first))}"
+        )
     return merkle.TreeBuilder.resume(first, hashes)
 
 
@@ -576,7 +615,12 @@ class _RangeTree:
 
     def __init__(self, builder, roots, first, end, result):
         self.builder, self.roots, self.first, self.end, self.result = (
-            builder, roots, first, end, result)  # fmt: skip
+            builder,
+            roots,
+            first,
+            end,
+            result,
+        )
         self.matched = 0
 
     def expect(self, number: int) -> int:
@@ -588,35 +632,47 @@ class _RangeTree:
             size = self.builder.size
             if size in self.roots:
                 if self.builder.root() != self.roots[size]:
-                    self.result.fail(f"checkpoint at size {size:,}: the tree rebuilt from the "
-                                     f"entries does not have its root")  # fmt: skip
+                    self.result.fail(
+                        f"checkpoint at size {size:,}: the tree rebuilt from the "
+                        f"entries does not have its root"
+                    )
                 else:
                     self.matched += 1
 
     def finish(self, count, total, end_proofs, anchor, roots) -> None:
         if count != total:
-            self.result.fail(f"{ENTRIES} holds {count:,} entries; indexes {self.first:,} to "
-                             f"{self.end:,} are {total:,}")  # fmt: skip
+            self.result.fail(
+                f"{ENTRIES} holds {count:,} entries; indexes {self.first:,} to "
+                f"{self.end:,} are {total:,}"
+            )
             return
         if self.end in roots:
             if self.matched:
-                self.result.checks.append(f"the tree rebuilt from the entries has the signed "
-                                          f"root at {self.matched} checkpoint sizes")  # fmt: skip
+                self.result.checks.append(
+                    f"the tree rebuilt from the entries has the signed "
+                    f"root at {self.matched} checkpoint sizes"
+                )
             return
         proof = end_proofs.get(anchor)
         if proof is None:
-            self.result.fail(f"consistency.jsonl: no proof from the export's end {self.end:,} "
-                             f"to the anchor {anchor:,}")  # fmt: skip
+            self.result.fail(
+                f"consistency.jsonl: no proof from the export's end {self.end:,} "
+                f"to the anchor {anchor:,}"
+            )
             return
         try:
             merkle.verify_consistency(self.end, anchor, self.builder.root(), roots[anchor], proof)
         except merkle.ProofError as exc:
-            self.result.fail(f"the entries up to {self.end:,} are not a prefix of the signed "
-                             f"tree of size {anchor:,} ({exc})")  # fmt: skip
+            self.result.fail(
+                f"the entries up to {self.end:,} are not a prefix of the signed "
+                f"tree of size {anchor:,} ({exc})"
+            )
             return
-        self.result.checks.append(f"the tree rebuilt from the entries has the signed root at "
-                                  f"{self.matched} checkpoint sizes and is a prefix of the "
-                                  f"anchor ({anchor:,})")  # fmt: skip
+        self.result.checks.append(
+            f"the tree rebuilt from the entries has the signed root at "
+            f"{self.matched} checkpoint sizes and is a prefix of the "
+            f"anchor ({anchor:,})"
+        )
 
 
 class _Selection:
@@ -638,8 +694,11 @@ class _Selection:
 
     def place(self, number: int, index: int) -> None:
         if index <= self.last or not self.first <= index < self.end:
-            self.result.fail(f"{ENTRIES} line {number}: index {index} is out of order or out of "
-                             f"the export's range", "entries out of place")  # fmt: skip
+            self.result.fail(
+                f"{ENTRIES} line {number}: index {index} is out of order or out of "
+                f"the export's range",
+                "entries out of place",
+            )
         self.last = max(self.last, index)
         self.indexes.append(index)
 
@@ -653,12 +712,14 @@ class _Selection:
                 raise BundleError(f"inclusion.jsonl line {number} is not the proof for {index}")
             proof = _hashes(item.get("proof"), f"inclusion.jsonl line {number} proof")
             try:
-                merkle.verify_inclusion(index, self.anchor, hashes[32 * i : 32 * i + 32], proof,
-                                        self.root)  # fmt: skip
+                merkle.verify_inclusion(
+                    index, self.anchor, hashes[32 * i : 32 * i + 32], proof, self.root
+                )
             except merkle.ProofError as exc:
                 self.bad += 1
-                self.result.fail(f"entry {index}: not included in the anchor checkpoint ({exc})",
-                                 "inclusion")  # fmt: skip
+                self.result.fail(
+                    f"entry {index}: not included in the anchor checkpoint ({exc})", "inclusion"
+                )
 
     def finish(self, count, total, end_proofs, anchor, roots) -> None:
         if count != total:
@@ -666,8 +727,9 @@ class _Selection:
         if next(self.proofs, None) is not None:
             self.result.fail("inclusion.jsonl holds more proofs than entries")
         if not self.bad:
-            self.result.checks.append(f"{count:,} selected entries, each included in the anchor "
-                                      f"checkpoint ({anchor:,})")  # fmt: skip
+            self.result.checks.append(
+                f"{count:,} selected entries, each included in the anchor checkpoint ({anchor:,})"
+            )
 
 
 class _Checker:
@@ -743,8 +805,10 @@ def read_proof(path: Path) -> list[bytes]:
         value = json.loads(text)
     except ValueError:
         # Every line is a hash: a blank one is garbage in a proof, not padding.
-        return [_read_hash(line, f"{path} line {n}")
-                for n, line in enumerate(text.splitlines(), start=1)]  # fmt: skip
+        return [
+            _read_hash(line, f"{path} line {n}")
+            for n, line in enumerate(text.splitlines(), start=1)
+        ]
     if isinstance(value, dict):
         value = value.get("proof", value.get("hashes"))
     if not isinstance(value, list):
@@ -771,8 +835,9 @@ def _root(args, which: str = "") -> tuple[int | None, bytes]:
         return cp.size, cp.root
     root = getattr(args, f"{which}root")
     if root is None:
-        raise BundleError(f"give --{which.replace('_', '-')}root or "
-                          f"--{which.replace('_', '-')}checkpoint")  # fmt: skip
+        raise BundleError(
+            f"give --{which.replace('_', '-')}root or --{which.replace('_', '-')}checkpoint"
+        )
     return None, _read_hash(root, f"--{which.replace('_', '-')}root")
 
 
@@ -780,8 +845,10 @@ def _artefact(args) -> list[str]:
     """Check one standard artefact; returns what was checked (raises on failure)."""
     if args.action == "checkpoint":
         cp = read_checkpoint(args.note, args.vkey, origin=args.origin)
-        return [f"checkpoint of {cp.origin!r}: tree size {cp.size:,}, root "
-                f"{base64.b64encode(cp.root).decode()}, signed by the key"]  # fmt: skip
+        return [
+            f"checkpoint of {cp.origin!r}: tree size {cp.size:,}, root "
+            f"{base64.b64encode(cp.root).decode()}, signed by the key"
+        ]
     if args.action == "inclusion":
         size, root = _root(args)
         if size is not None and size != args.size:
@@ -793,8 +860,9 @@ def _artefact(args) -> list[str]:
         else:
             raise BundleError("give --leaf or --leaf-hash")
         merkle.verify_inclusion(args.index, args.size, leaf_hash, read_proof(args.proof), root)
-        return [f"leaf {leaf_hash.hex()} is at index {args.index:,} of the tree of size "
-                f"{args.size:,}"]  # fmt: skip
+        return [
+            f"leaf {leaf_hash.hex()} is at index {args.index:,} of the tree of size {args.size:,}"
+        ]
     old_size, old_root = _root(args, "old_")
     new_size, new_root = _root(args, "new_")
     old = args.old if args.old is not None else old_size
@@ -818,8 +886,12 @@ def _progress_bar() -> Callable[[int, int], None] | None:
         share = done / total if total else 1.0
         bar = "#" * int(share * 30)
         end = "\n" if done >= total else ""
-        print(f"\rentries {done:>12,}/{total:,} [{bar:<30}] {share:4.0%}", end=end,
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"\rentries {done:>12,}/{total:,} [{bar:<30}] {share:4.0%}",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
 
     return show
 
@@ -835,11 +907,16 @@ def parser(prog: str = "python -m ledger.audit", what: str = "") -> argparse.Arg
     )
     sub = p.add_subparsers(dest="action", required=True)
     v = sub.add_parser("verify", help="Check a whole audit export (zip file or directory).")
-    v.add_argument("bundle", type=Path, help="The export: its zip file, or the directory it "
-                   "was unpacked into.")  # fmt: skip
+    v.add_argument(
+        "bundle", type=Path, help="The export: its zip file, or the directory it was unpacked into."
+    )
     v.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
-    v.add_argument("--workers", type=int, default=None,
-                   help="Processes checking signatures (default: one per core).")  # fmt: skip
+    v.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Processes checking signatures (default: one per core).",
+    )
     c = sub.add_parser("checkpoint", help="Check a C2SP signed checkpoint.")
     c.add_argument("note", type=Path, help="The signed note, as a file.")
     c.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
@@ -865,12 +942,21 @@ def parser(prog: str = "python -m ledger.audit", what: str = "") -> argparse.Arg
     return p
 
 
-def run(argv: list[str] | None = None, extensions: Sequence[Extension] = (),
-        prog: str | None = None, what: str = "") -> int:  # fmt: skip
+def run(
+    argv: list[str] | None = None,
+    extensions: Sequence[Extension] = (),
+    prog: str | None = None,
+    what: str = "",
+) -> int:
     args = parser(prog or "python -m ledger.audit", what).parse_args(argv)
     if args.action == "verify":
-        result = verify(args.bundle, args.vkey, extensions=extensions, workers=args.workers,
-                        progress=_progress_bar())  # fmt: skip
+        result = verify(
+            args.bundle,
+            args.vkey,
+            extensions=extensions,
+            workers=args.workers,
+            progress=_progress_bar(),
+        )
     else:
         result = Result()
         try:

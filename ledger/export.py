@@ -68,8 +68,9 @@ class _Writer:
     """Zip members written once each, their sizes and SHA-256 kept for the MANIFEST."""
 
     def __init__(self, target):
-        self.zip = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED,
-                                   compresslevel=1, allowZip64=True)  # fmt: skip
+        self.zip = zipfile.ZipFile(
+            target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True
+        )
         self.files: dict[str, tuple[int, str]] = {}
 
     def add(self, name: str, data: bytes) -> None:
@@ -93,8 +94,11 @@ class _Writer:
 def _pages(first: int, end: int) -> Iterable[tuple[int, bytes]]:
     at = first
     while at < end:
-        rows = list(Entry.objects.filter(index__gte=at, index__lt=end).order_by("index")
-                    .values_list("index", "leaf")[:PAGE])  # fmt: skip
+        rows = list(
+            Entry.objects.filter(index__gte=at, index__lt=end)
+            .order_by("index")
+            .values_list("index", "leaf")[:PAGE]
+        )
         if not rows:
             return
         for index, leaf in rows:
@@ -102,10 +106,17 @@ def _pages(first: int, end: int) -> Iterable[tuple[int, bytes]]:
         at = rows[-1][0] + 1
 
 
-def build(target, *, export_id: str, first: int = 0, end: int | None = None,
-          select: Callable[[int, bytes], bool] | None = None,
-          extra_files: Iterable[tuple[str, bytes]] = (), description: dict | None = None,
-          progress: Callable[[int, int], None] | None = None) -> Built:  # fmt: skip
+def build(
+    target,
+    *,
+    export_id: str,
+    first: int = 0,
+    end: int | None = None,
+    select: Callable[[int, bytes], bool] | None = None,
+    extra_files: Iterable[tuple[str, bytes]] = (),
+    description: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Built:
     """Write the export of entries ``first .. end-1`` (all of them, or those ``select``
     keeps) to ``target`` (a path or a binary file), with the report files given.
 
@@ -128,8 +139,9 @@ def build(target, *, export_id: str, first: int = 0, end: int | None = None,
     mode = "range" if select is None else "selection"
     w = _Writer(target)
     try:
-        checkpoints = list(Checkpoint.objects.filter(tree_size__gt=first, tree_size__lte=end)
-                           .order_by("tree_size"))  # fmt: skip
+        checkpoints = list(
+            Checkpoint.objects.filter(tree_size__gt=first, tree_size__lte=end).order_by("tree_size")
+        )
         if not checkpoints or checkpoints[-1].tree_size != anchor:
             checkpoints.append(latest)
         for cp in checkpoints:
@@ -138,15 +150,26 @@ def build(target, *, export_id: str, first: int = 0, end: int | None = None,
         pairs = list(itertools.pairwise(sizes))
         if mode == "range" and end not in sizes:
             pairs.append((end, anchor))
-        w.add("consistency.jsonl", b"".join(
-            _line({"old": a, "new": b, "proof": [_b64(h) for h in proof]})
-            for (a, b), proof in zip(pairs, log.consistency_proofs(pairs), strict=True)))  # fmt: skip
-        keys = list(Entry.objects.filter(kind__in=CORE_KEY_KINDS, index__lt=end)
-                    .order_by("index").values_list("index", "leaf"))  # fmt: skip
+        w.add(
+            "consistency.jsonl",
+            b"".join(
+                _line({"old": a, "new": b, "proof": [_b64(h) for h in proof]})
+                for (a, b), proof in zip(pairs, log.consistency_proofs(pairs), strict=True)
+            ),
+        )
+        keys = list(
+            Entry.objects.filter(kind__in=CORE_KEY_KINDS, index__lt=end)
+            .order_by("index")
+            .values_list("index", "leaf")
+        )
         key_proofs = log.inclusion_proofs([i for i, _ in keys], anchor)
-        w.add("keys.jsonl", b"".join(
-            _line({"index": i, "leaf": _b64(bytes(leaf)), "proof": [_b64(h) for h in proof]})
-            for (i, leaf), proof in zip(keys, key_proofs, strict=True)))  # fmt: skip
+        w.add(
+            "keys.jsonl",
+            b"".join(
+                _line({"index": i, "leaf": _b64(bytes(leaf)), "proof": [_b64(h) for h in proof]})
+                for (i, leaf), proof in zip(keys, key_proofs, strict=True)
+            ),
+        )
         if mode == "range" and first > 0:
             frontier = log.read_hashes(merkle.root_indexes(first))
             w.add("frontier.json", _line({"size": first, "hashes": [_b64(h) for h in frontier]}))
@@ -182,15 +205,33 @@ def build(target, *, export_id: str, first: int = 0, end: int | None = None,
             if name in w.files or name == MANIFEST or name.startswith(("checkpoints/", "/")):
                 raise ExportError(f"{name}: a report file may not take that name")
             w.add(name, data)
-        meta = {"format": FORMAT, "origin": signer.name, "export": export_id, "mode": mode,
-                "first": first, "end": end, "anchor": anchor, "entries": len(chosen),
-                "created": format_time(datetime.now(UTC)), **(description or {})}  # fmt: skip
+        meta = {
+            "format": FORMAT,
+            "origin": signer.name,
+            "export": export_id,
+            "mode": mode,
+            "first": first,
+            "end": end,
+            "anchor": anchor,
+            "entries": len(chosen),
+            "created": format_time(datetime.now(UTC)),
+            **(description or {}),
+        }
         w.add("export.json", json.dumps(meta, indent=2, sort_keys=True).encode() + b"\n")
-        text = "".join([f"{FORMAT}\n", f"origin {signer.name}\n", f"export {export_id}\n"] + [
-            f"{sha} {n} {name}\n" for name, (n, sha) in sorted(w.files.items())])  # fmt: skip
+        text = "".join(
+            [f"{FORMAT}\n", f"origin {signer.name}\n", f"export {export_id}\n"]
+            + [f"{sha} {n} {name}\n" for name, (n, sha) in sorted(w.files.items())]
+        )
         manifest = sign_note(text, signer.note_signer())
         w.zip.writestr(MANIFEST, manifest.encode())
     finally:
         w.close()
-    return Built(export_id, first, end, anchor, len(chosen),
-                 hashlib.sha256(manifest.encode()).hexdigest(), dict(w.files))  # fmt: skip
+    return Built(
+        export_id,
+        first,
+        end,
+        anchor,
+        len(chosen),
+        hashlib.sha256(manifest.encode()).hexdigest(),
+        dict(w.files),
+    )

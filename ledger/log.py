@@ -146,15 +146,19 @@ def _batched(needs: list[list[int]]) -> list[list[bytes]]:
 def inclusion_proofs(indexes: Sequence[int], size: int) -> list[list[bytes]]:
     """Inclusion proofs of many leaves in the tree of ``size``, in order."""
     needs = [merkle.inclusion_indexes(i, size) for i in indexes]
-    return [merkle.inclusion_from(i, size, hashes)
-            for i, hashes in zip(indexes, _batched(needs), strict=True)]  # fmt: skip
+    return [
+        merkle.inclusion_from(i, size, hashes)
+        for i, hashes in zip(indexes, _batched(needs), strict=True)
+    ]
 
 
 def consistency_proofs(pairs: Sequence[tuple[int, int]]) -> list[list[bytes]]:
     """Consistency proofs between many (old size, new size) pairs, in order."""
     needs = [merkle.consistency_indexes(old, new) for old, new in pairs]
-    return [merkle.consistency_from(old, new, hashes)
-            for (old, new), hashes in zip(pairs, _batched(needs), strict=True)]  # fmt: skip
+    return [
+        merkle.consistency_from(old, new, hashes)
+        for (old, new), hashes in zip(pairs, _batched(needs), strict=True)
+    ]
 
 
 def _q(name: str) -> str:

@@ -96,8 +96,10 @@ def verify(directory: Path, bundle: dict, vkey: str) -> Result:
             raise BundleError("entries.author_key is not authored by the log key")
         desc = key_leaf.envelope["payload"]["key"]
         author_key = _b64(desc["public_key"], "the registered public key")
-        checks.append(f"key {desc['name']} ({desc['fingerprint'][:16]}…) registered by the log "
-                      f"at index {key_leaf.index}")  # fmt: skip
+        checks.append(
+            f"key {desc['name']} ({desc['fingerprint'][:16]}…) registered by the log "
+            f"at index {key_leaf.index}"
+        )
         pub = _entry(bundle["entries"].get("published"), "published", cp.size, cp.root)
         if pub.envelope["kind"] != "checkpoint.published":
             raise BundleError("entries.published is not a checkpoint publication")
@@ -112,8 +114,10 @@ def verify(directory: Path, bundle: dict, vkey: str) -> Result:
         manifest = bundle["manifest"].encode("utf-8")
         digest = hashlib.sha256(manifest).hexdigest()
         if digest != payload["checkpoint"]:
-            raise BundleError(f"the manifest's SHA-256 {digest} is not the published digest "
-                              f"{payload['checkpoint']}")  # fmt: skip
+            raise BundleError(
+                f"the manifest's SHA-256 {digest} is not the published digest "
+                f"{payload['checkpoint']}"
+            )
         listed = _manifest_files(manifest)
         published = {f["path"]: (f["size"], f["sha256"]) for f in payload["files"]}
         if listed != published:

@@ -342,16 +342,27 @@ def verify_recent(*, workers: int | None = 1, limit: int | None = None) -> Verif
         root=report.root if report.ok else b"",
     )
     if report.ok:
-        alarm.info("ledger verified: entries %d to %d, %d checkpoints", start, report.size - 1,
-                   report.checkpoints)  # fmt: skip
+        alarm.info(
+            "ledger verified: entries %d to %d, %d checkpoints",
+            start,
+            report.size - 1,
+            report.checkpoints,
+        )
     elif index is not None:
         alarm.critical(
             "LEDGER VERIFICATION FAILED at index %d: %s (entries from %d checked; %d problems)",
-            index, reason, start, run.failures,
-        )  # fmt: skip
+            index,
+            reason,
+            start,
+            run.failures,
+        )
     else:
-        alarm.critical("LEDGER VERIFICATION FAILED: %s (entries from %d checked; %d problems)",
-                       reason, start, run.failures)  # fmt: skip
+        alarm.critical(
+            "LEDGER VERIFICATION FAILED: %s (entries from %d checked; %d problems)",
+            reason,
+            start,
+            run.failures,
+        )
     return run
 
 

@@ -169,13 +169,21 @@ def version() -> str:
     text = f"{project['name']} {project['version']}"
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
-            text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
         text += f", commit {commit}{' (modified)' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         pass
@@ -215,9 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         description="Build the offline verifier as one file (a Python zip application).",
     )
     parser.add_argument(
-        "--output", type=Path, default=ROOT / "dist" / "consortium-verify.pyz",
+        "--output",
+        type=Path,
+        default=ROOT / "dist" / "consortium-verify.pyz",
         help="Where to write it (default dist/consortium-verify.pyz).",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     try:
         digest = build(args.output)

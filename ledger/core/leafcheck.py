@@ -107,8 +107,14 @@ def check_exported(
     return failures, b"".join(hashes)
 
 
-def check_leaf(index: int, leaf: bytes, public_key: bytes | None, keys: dict[bytes, VerifyKey],
-               strict: bool = False, stored: tuple[str, str, str] | None = None) -> str | None:  # fmt: skip
+def check_leaf(
+    index: int,
+    leaf: bytes,
+    public_key: bytes | None,
+    keys: dict[bytes, VerifyKey],
+    strict: bool = False,
+    stored: tuple[str, str, str] | None = None,
+) -> str | None:
     """Why the leaf at ``index`` fails (its layout, index, stored columns, signature), or
     ``None``. ``keys`` caches verify keys between calls."""
     head = HEAD.match(leaf)

@@ -58,16 +58,23 @@ def upload(actor, content=b"%PDF-1.7 treaty text", name="treaty.pdf"):
 def propose(delegates, who="ops", terms=None, kind="treaty", **kw):
     doc = upload(delegates[who])
     return agreements.agreement_propose(
-        actor=delegates[who], kind=kind, title="Founding treaty", terms=terms or treaty_terms(),
-        document_sha256=doc.sha256, **kw,
-    )  # fmt: skip
+        actor=delegates[who],
+        kind=kind,
+        title="Founding treaty",
+        terms=terms or treaty_terms(),
+        document_sha256=doc.sha256,
+        **kw,
+    )
 
 
 def sign(delegates, who, agreement, **kw):
     return agreements.agreement_sign(
-        actor=delegates[who], agreement=agreement, terms_sha256=agreement.terms_sha256,
-        document_sha256=agreement.document_sha256, **kw,
-    )  # fmt: skip
+        actor=delegates[who],
+        agreement=agreement,
+        terms_sha256=agreement.terms_sha256,
+        document_sha256=agreement.document_sha256,
+        **kw,
+    )
 
 
 def test_a_treaty_enters_into_force_when_every_party_has_signed(delegates):
@@ -117,9 +124,11 @@ def test_a_signature_over_other_hashes_is_refused_and_nothing_is_written(delegat
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match="terms hash you signed") as exc:
         agreements.agreement_sign(
-            actor=delegates["fr"], agreement=a, terms_sha256="0" * 64,
+            actor=delegates["fr"],
+            agreement=a,
+            terms_sha256="0" * 64,
             document_sha256=a.document_sha256,
-        )  # fmt: skip
+        )
     assert exc.value.status == 409
     with pytest.raises(GovernanceError, match="64 lowercase hex"):
         agreements.agreement_sign(
@@ -208,8 +217,12 @@ def test_each_kind_names_the_sections_it_needs(delegates):
     terms = {"parties": ["FR", "DE"], "effective": {"from": "2026-01-01", "until": None}}
     with pytest.raises(GovernanceError, match="terms: missing data_use"):
         propose(delegates, kind="data_sharing", terms=terms)
-    terms["data_use"] = {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"],
-                         "residency": "FR", "access_mode": "federated"}  # fmt: skip
+    terms["data_use"] = {
+        "permission": "DUO:0000042",
+        "modifiers": ["DUO:0000018"],
+        "residency": "FR",
+        "access_mode": "federated",
+    }
     a = propose(delegates, kind="data_sharing", terms=terms)
     assert a.kind == "data_sharing"
 
@@ -282,10 +295,11 @@ def test_an_accepted_proposal_terminates_an_agreement_in_force(delegates):
     for who in ("fr", "de", "it"):
         sign(delegates, who, a)
     p = proposals.proposal_open(
-        actor=delegates["de"], title="End the treaty",
+        actor=delegates["de"],
+        title="End the treaty",
         actions=[{"type": "agreement.terminate", "agreement": str(a.id), "reason": "done"}],
         deadline=datetime.now(UTC) + timedelta(hours=1),
-    )  # fmt: skip
+    )
     for who in ("fr", "de"):
         proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
     decide_after_deadline(p)
@@ -377,8 +391,11 @@ def test_one_party_cannot_replace_a_treaty_the_others_signed(delegates):
     alone = treaty_terms(parties=("FR", "DE"), required=["FR"])
     with pytest.raises(GovernanceError, match="make DE required parties"):
         propose(delegates, who="fr", terms=alone, supersedes=a)
-    solo = {**treaty_terms(parties=("FR", "DE")), "parties": ["FR"],
-            "cost_sharing": {"method": "scale", "shares": {"FR": "1"}}}  # fmt: skip
+    solo = {
+        **treaty_terms(parties=("FR", "DE")),
+        "parties": ["FR"],
+        "cost_sharing": {"method": "scale", "shares": {"FR": "1"}},
+    }
     with pytest.raises(GovernanceError, match="make DE required parties"):
         propose(delegates, who="fr", terms=solo, supersedes=a)
 
@@ -405,10 +422,11 @@ def test_terminating_a_treaty_ends_its_pending_amendment(delegates):
         sign(delegates, who, a)
     b = propose(delegates, terms=treaty_terms(start=TODAY + timedelta(days=3)), supersedes=a)
     p = proposals.proposal_open(
-        actor=delegates["ops"], title="End it",
+        actor=delegates["ops"],
+        title="End it",
         actions=[{"type": "agreement.terminate", "agreement": str(a.id), "reason": "done"}],
         deadline=datetime.now(UTC) + timedelta(hours=1),
-    )  # fmt: skip
+    )
     for who in ("fr", "de"):
         proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
     decide_after_deadline(p)
@@ -426,8 +444,9 @@ def test_entries_by_the_wrong_keys_change_nothing(delegates):
     fr_key, _ = acting_signer(delegates["fr"])
     # France's key says the treaty is in force, and expired: only the secretariat's may.
     with on(TODAY + timedelta(days=3)):
-        services.entry_append(signer=fr_key, kind="agreement.in_force",
-                              payload={"agreement": str(a.id)})  # fmt: skip
+        services.entry_append(
+            signer=fr_key, kind="agreement.in_force", payload={"agreement": str(a.id)}
+        )
     a.refresh_from_db()
     assert a.state == "signed"
 

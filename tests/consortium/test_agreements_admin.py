@@ -46,15 +46,29 @@ def test_signing_in_the_admin_shows_the_hashes_then_signs_exactly_those(client, 
         a.terms_sha256 in confirm.content.decode() and a.document_sha256 in confirm.content.decode()
     )
     assert not AgreementParty.objects.get(agreement=a, member="FR").signed_in
-    signed = client.post(CHANGELIST, {**data, "confirm": "yes", f"terms_{a.id}": a.terms_sha256,
-                                      f"document_{a.id}": a.document_sha256})  # fmt: skip
+    signed = client.post(
+        CHANGELIST,
+        {
+            **data,
+            "confirm": "yes",
+            f"terms_{a.id}": a.terms_sha256,
+            f"document_{a.id}": a.document_sha256,
+        },
+    )
     assert signed.status_code == 302
     assert AgreementParty.objects.get(agreement=a, member="FR").signed_in is not None
     # A confirmation carrying other hashes signs nothing.
     client.force_login(delegates["de"])
     before = Entry.objects.count()
-    client.post(CHANGELIST, {**data, "confirm": "yes", f"terms_{a.id}": "0" * 64,
-                             f"document_{a.id}": a.document_sha256})  # fmt: skip
+    client.post(
+        CHANGELIST,
+        {
+            **data,
+            "confirm": "yes",
+            f"terms_{a.id}": "0" * 64,
+            f"document_{a.id}": a.document_sha256,
+        },
+    )
     assert Entry.objects.count() == before
 
 
@@ -62,9 +76,16 @@ def test_a_recorder_cannot_sign_or_propose_in_the_admin(client, delegates):
     a = propose(delegates)
     client.force_login(delegates["rec_fr"])
     before = Entry.objects.count()
-    client.post(CHANGELIST, {"action": "sign", ACTION_CHECKBOX_NAME: [str(a.id)], "confirm": "yes",
-                             f"terms_{a.id}": a.terms_sha256,
-                             f"document_{a.id}": a.document_sha256})  # fmt: skip
+    client.post(
+        CHANGELIST,
+        {
+            "action": "sign",
+            ACTION_CHECKBOX_NAME: [str(a.id)],
+            "confirm": "yes",
+            f"terms_{a.id}": a.terms_sha256,
+            f"document_{a.id}": a.document_sha256,
+        },
+    )
     assert Entry.objects.count() == before
     assert client.get(f"{CHANGELIST}propose/").status_code == 403
 
@@ -74,16 +95,27 @@ def test_proposing_in_the_admin_uploads_the_document_and_checks_the_terms(client
     import json
 
     doc = SimpleUploadedFile("dsa.pdf", b"%PDF data sharing", content_type="application/pdf")
-    bad = client.post(f"{CHANGELIST}propose/", {
-        "kind": "treaty", "title": "T", "document": doc,
-        "terms": json.dumps({**treaty_terms(), "accounting_unit": "XXX1"}),
-    })  # fmt: skip
+    bad = client.post(
+        f"{CHANGELIST}propose/",
+        {
+            "kind": "treaty",
+            "title": "T",
+            "document": doc,
+            "terms": json.dumps({**treaty_terms(), "accounting_unit": "XXX1"}),
+        },
+    )
     assert bad.status_code == 200 and "not an ISO 4217 currency code" in bad.content.decode()
     assert Agreement.objects.count() == 0
     doc = SimpleUploadedFile("dsa.pdf", b"%PDF data sharing", content_type="application/pdf")
-    ok = client.post(f"{CHANGELIST}propose/", {
-        "kind": "treaty", "title": "T", "document": doc, "terms": json.dumps(treaty_terms()),
-    })  # fmt: skip
+    ok = client.post(
+        f"{CHANGELIST}propose/",
+        {
+            "kind": "treaty",
+            "title": "T",
+            "document": doc,
+            "terms": json.dumps(treaty_terms()),
+        },
+    )
     assert ok.status_code == 302, ok.content.decode()[:2000]
     a = Agreement.objects.get()
     assert a.document_name == "dsa.pdf"
@@ -93,11 +125,13 @@ def test_proposing_in_the_admin_uploads_the_document_and_checks_the_terms(client
 
 def test_the_index_lists_open_proposals_awaiting_the_members_vote(client, delegates):
     p = proposals.proposal_open(
-        actor=delegates["ops"], title="Figures for Italy",
-        actions=[{"type": "member.figures", "code": "IT",
-                  "figures": {"population": 60, "gni": "2100"}}],
+        actor=delegates["ops"],
+        title="Figures for Italy",
+        actions=[
+            {"type": "member.figures", "code": "IT", "figures": {"population": 60, "gni": "2100"}}
+        ],
         deadline=datetime.now(UTC) + timedelta(hours=1),
-    )  # fmt: skip
+    )
     client.force_login(delegates["it"])
     assert "Figures for Italy" in client.get("/admin/").content.decode()
     proposals.vote_cast(actor=delegates["it"], proposal=p, choice="yes")

@@ -54,14 +54,21 @@ def upload(client, content=PDF, name="treaty.pdf"):
 def propose(client, body_terms=None, key=None, **extra):
     doc = upload(client).json()["sha256"]
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
-    body = {"kind": "treaty", "title": "Treaty", "terms": body_terms or terms(),
-            "document_sha256": doc, **extra}  # fmt: skip
+    body = {
+        "kind": "treaty",
+        "title": "Treaty",
+        "terms": body_terms or terms(),
+        "document_sha256": doc,
+        **extra,
+    }
     return client.post("/api/v1/agreements", body, format="json", **headers)
 
 
 def sign_body(agreement: dict) -> dict:
-    return {"terms_sha256": agreement["terms_sha256"],
-            "document_sha256": agreement["document"]["sha256"]}  # fmt: skip
+    return {
+        "terms_sha256": agreement["terms_sha256"],
+        "document_sha256": agreement["document"]["sha256"],
+    }
 
 
 def test_propose_sign_and_see_who_has_signed(world):
@@ -100,9 +107,15 @@ def test_a_non_party_reads_the_agreement_but_cannot_sign_it(world):
 def test_a_user_without_a_seat_reads_nothing(world):
     a = propose(world["fr"]).json()
     outsider = _client(User.objects.create_user("outsider"))
-    for url in ("/api/v1/agreements", f"/api/v1/agreements/{a['id']}", a["document"]["url"],
-                "/api/v1/members", "/api/v1/proposals", "/api/v1/ledger/entries",
-                "/api/v1/ledger/checkpoint"):  # fmt: skip
+    for url in (
+        "/api/v1/agreements",
+        f"/api/v1/agreements/{a['id']}",
+        a["document"]["url"],
+        "/api/v1/members",
+        "/api/v1/proposals",
+        "/api/v1/ledger/entries",
+        "/api/v1/ledger/checkpoint",
+    ):
         r = outsider.get(url)
         assert r.status_code == 403 and r.json()["detail"] == "you hold no seat in the consortium"
 
@@ -213,11 +226,17 @@ def test_an_external_key_proposes_only_for_its_own_member(world):
     from consortium.agreements import terms_hash
 
     t = terms(parties=("FR", "DE"))
-    payload = {"agreement": "7f1d3e36-62a6-4c3b-9f5e-0c7d3b2a1e10",
-               "series": "7f1d3e36-62a6-4c3b-9f5e-0c7d3b2a1e10", "version": 1, "kind": "treaty",
-               "title": "T", "terms": t, "terms_sha256": terms_hash(t),
-               "document": {"sha256": doc["sha256"], "name": doc["name"], "size": doc["size"]},
-               "supersedes": None}  # fmt: skip
+    payload = {
+        "agreement": "7f1d3e36-62a6-4c3b-9f5e-0c7d3b2a1e10",
+        "series": "7f1d3e36-62a6-4c3b-9f5e-0c7d3b2a1e10",
+        "version": 1,
+        "kind": "treaty",
+        "title": "T",
+        "terms": t,
+        "terms_sha256": terms_hash(t),
+        "document": {"sha256": doc["sha256"], "name": doc["name"], "size": doc["size"]},
+        "supersedes": None,
+    }
     r = _submit(it, it_key, "agreement.proposed", payload)
     assert (
         r.status_code == 403

@@ -31,9 +31,12 @@ def _client(user) -> APIClient:
 
 
 def _proposal(delegates):
-    return proposals.proposal_open(actor=delegates["ops"], title="t", deadline=datetime.now(UTC)
-                                   + timedelta(hours=1),
-                                   actions=[{"type": "member.suspend", "code": "IT"}])  # fmt: skip
+    return proposals.proposal_open(
+        actor=delegates["ops"],
+        title="t",
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+        actions=[{"type": "member.suspend", "code": "IT"}],
+    )
 
 
 def test_the_tests_run_with_debug_off():
@@ -52,14 +55,17 @@ def _raw(client, url, text):
     [
         ("fr", "/api/v1/proposals/{p}/votes", '{"choice": "\\ud800"}'),
         ("ops", "/api/v1/members", '{"code": "ES", "kind": "\\udfff"}'),
-        ("ops", "/api/v1/agreements", '{"kind": "\\ud800", "title": "t", "terms": {}, '
-                                      '"document_sha256": "' + "a" * 64 + '"}'),
+        (
+            "ops",
+            "/api/v1/agreements",
+            '{"kind": "\\ud800", "title": "t", "terms": {}, "document_sha256": "' + "a" * 64 + '"}',
+        ),
         ("rec_fr", "/api/v1/checkpoints/" + "c" * 64 + "/downloads", '{"scope": "\\ud83d"}'),
         ("ops", "/api/v1/seats", '{"username": "fr", "role": "\\ud800", "member": "FR"}'),
         ("fr", "/api/v1/proposals/{p}/votes", '{"\\ud800": "yes"}'),
         ("fr", "/api/v1/ledger/entries", '{"envelope": {"kind": "a\\udc00"}, "signature": "x"}'),
     ],
-)  # fmt: skip
+)
 def test_a_lone_surrogate_anywhere_in_a_body_is_a_400(delegates, who, url, body):
     p = _proposal(delegates)
     before = Entry.objects.count()
@@ -70,8 +76,11 @@ def test_a_lone_surrogate_anywhere_in_a_body_is_a_400(delegates, who, url, body)
 
 
 def test_a_surrogate_pair_is_a_character_and_is_echoed_back(delegates):
-    r = _raw(_client(delegates["fr"]), f"/api/v1/proposals/{_proposal(delegates).id}/votes",
-             '{"choice": "\\ud83d\\ude00"}')  # fmt: skip
+    r = _raw(
+        _client(delegates["fr"]),
+        f"/api/v1/proposals/{_proposal(delegates).id}/votes",
+        '{"choice": "\\ud83d\\ude00"}',
+    )
     assert r.status_code == 400 and "\U0001f600" in r.json()["detail"]
 
 
@@ -82,8 +91,9 @@ def test_a_json_body_over_the_upload_limit_is_a_413(delegates, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
     p = _proposal(delegates)
     before = Entry.objects.count()
-    r = _client(delegates["fr"]).post(f"/api/v1/proposals/{p.id}/votes",
-                                      {"choice": "yes", "pad": "x" * 3000}, format="json")  # fmt: skip
+    r = _client(delegates["fr"]).post(
+        f"/api/v1/proposals/{p.id}/votes", {"choice": "yes", "pad": "x" * 3000}, format="json"
+    )
     assert r.status_code == 413 and r["Content-Type"] == PROBLEM
     assert "larger than 2000 bytes" in r.json()["detail"]
     assert Entry.objects.count() == before and not Vote.objects.exists()
@@ -104,16 +114,21 @@ def test_a_submitted_envelope_over_the_envelope_limit_is_a_413(delegates):
     from ledger.keys import EntrySigner, log_signer
 
     key = EntrySigner.generate("fr-ext")
-    services.key_register(signer=log_signer(), kind="member", owner="FR", name="fr-ext",
-                          public_key=key.public_key)  # fmt: skip
-    env = new_envelope(kind="vote.cast", author=key.fingerprint,
-                       payload={"proposal": "p", "choice": "yes", "pad": "x" * 300_000})  # fmt: skip
+    services.key_register(
+        signer=log_signer(), kind="member", owner="FR", name="fr-ext", public_key=key.public_key
+    )
+    env = new_envelope(
+        kind="vote.cast",
+        author=key.fingerprint,
+        payload={"proposal": "p", "choice": "yes", "pad": "x" * 300_000},
+    )
     signature = key.signing_key.sign(signing_message(canonical(env))).signature
     before = Entry.objects.count()
     r = _client(delegates["fr"]).post(
         "/api/v1/ledger/entries",
-        {"envelope": env, "signature": base64.b64encode(signature).decode()}, format="json",
-    )  # fmt: skip
+        {"envelope": env, "signature": base64.b64encode(signature).decode()},
+        format="json",
+    )
     assert r.status_code == 413 and r["Content-Type"] == PROBLEM
     assert "envelope is larger than" in r.json()["detail"]
     assert Entry.objects.count() == before
@@ -128,10 +143,11 @@ def test_a_wrong_kek_is_the_same_409_for_a_members_key_as_for_the_secretariats(d
     before = Entry.objects.count()
     answers = [
         _client(delegates["fr"]).post("/api/v1/members/FR/keys/rotation", {}, format="json"),
-        _client(delegates["de"]).post(f"/api/v1/proposals/{p.id}/votes", {"choice": "no"},
-                                      format="json"),
+        _client(delegates["de"]).post(
+            f"/api/v1/proposals/{p.id}/votes", {"choice": "no"}, format="json"
+        ),
         _client(delegates["ops"]).post("/api/v1/members", {"code": "ES"}, format="json"),
-    ]  # fmt: skip
+    ]
     for r in answers:
         assert r.status_code == 409 and r["Content-Type"] == PROBLEM, r.content
         assert r.json()["detail"].startswith("this key was sealed under key-encryption key")
@@ -168,11 +184,13 @@ def test_the_service_answers_a_retry_from_the_entry_it_wrote_too(delegates):
     """Should the stored answer be missing (the process stopped between the commit and
     storing it), the service's own replay still answers from the first entry."""
     p = _proposal(delegates)
-    first = proposals.vote_cast(actor=delegates["fr"], proposal=p, choice="yes",
-                                idempotency_key="A")  # fmt: skip
+    first = proposals.vote_cast(
+        actor=delegates["fr"], proposal=p, choice="yes", idempotency_key="A"
+    )
     proposals.vote_cast(actor=delegates["fr"], proposal=p, choice="no", idempotency_key="B")
-    again = proposals.vote_cast(actor=delegates["fr"], proposal=p, choice="yes",
-                                idempotency_key="A")  # fmt: skip
+    again = proposals.vote_cast(
+        actor=delegates["fr"], proposal=p, choice="yes", idempotency_key="A"
+    )
     assert (again.choice, again.cast_in, again.cast_at) == ("yes", first.cast_in, first.cast_at)
 
 
@@ -182,8 +200,9 @@ def test_a_retry_of_a_withdrawal_after_the_agreement_moved_on_answers_as_first(d
     url = f"/api/v1/agreements/{a.id}/withdrawal"
     first = api.post(url, {"reason": "no"}, format="json", HTTP_IDEMPOTENCY_KEY="w")
     assert first.status_code == 201
-    _client(delegates["ops"]).post(f"/api/v1/agreements/{a.id}/termination", {"reason": "x"},
-                                   format="json")  # fmt: skip
+    _client(delegates["ops"]).post(
+        f"/api/v1/agreements/{a.id}/termination", {"reason": "x"}, format="json"
+    )
     written = Entry.objects.count()
     again = api.post(url, {"reason": "no"}, format="json", HTTP_IDEMPOTENCY_KEY="w")
     assert (again.status_code, again.json()) == (201, first.json())
@@ -194,8 +213,10 @@ def test_keys_are_each_users_own_and_refusals_are_not_kept(delegates):
     p = _proposal(delegates)
     url = f"/api/v1/proposals/{p.id}/votes"
     fr, de = _client(delegates["fr"]), _client(delegates["de"])
-    assert fr.post(url, {"choice": "maybe"}, format="json",
-                   HTTP_IDEMPOTENCY_KEY="k").status_code == 400  # fmt: skip
+    assert (
+        fr.post(url, {"choice": "maybe"}, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code
+        == 400
+    )
     assert not IdempotentResponse.objects.exists()
     assert (
         fr.post(url, {"choice": "yes"}, format="json", HTTP_IDEMPOTENCY_KEY="k").json()["member"]

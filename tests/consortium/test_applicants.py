@@ -24,9 +24,12 @@ def test_an_applicant_is_admitted_by_an_accepted_proposal(delegates):
     assert r.status_code == 201, r.content
     assert r.json()["status"] == "applicant" and r.json()["name"] == "Spain"
     record = governance.member_record(code="ES", figures=SPAIN["figures"])
-    p = proposals.proposal_open(actor=delegates["fr"], title="Admit Spain",
-                                actions=[{"type": "member.admit", "member": record}],
-                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    p = proposals.proposal_open(
+        actor=delegates["fr"],
+        title="Admit Spain",
+        actions=[{"type": "member.admit", "member": record}],
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+    )
     assert "ES" not in p.eligible  # applicants do not vote
     for who in ("fr", "de"):
         proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
@@ -56,6 +59,9 @@ def test_bad_applications_write_nothing(delegates, who, body, status, detail):
 def test_a_member_is_not_admitted_twice(delegates):
     record = governance.member_record(code="FR", figures={"population": 1, "gni": "1"})
     with pytest.raises(governance.GovernanceError, match="FR is already member"):
-        proposals.proposal_open(actor=delegates["ops"], title="t",
-                                actions=[{"type": "member.admit", "member": record}],
-                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+        proposals.proposal_open(
+            actor=delegates["ops"],
+            title="t",
+            actions=[{"type": "member.admit", "member": record}],
+            deadline=datetime.now(UTC) + timedelta(hours=1),
+        )

@@ -33,10 +33,12 @@ def weights(tmp_path):
 @pytest.fixture
 def published(delegates, weights):
     treaty = propose(delegates)
-    model = checkpoints.model_register(actor=delegates["ops"], code="aurora", name="Aurora",
-                                       agreement=treaty)  # fmt: skip
-    cp = checkpoints.checkpoint_publish(actor=delegates["ops"], model=model, name="step-1000",
-                                        directory=weights, workers=1)  # fmt: skip
+    model = checkpoints.model_register(
+        actor=delegates["ops"], code="aurora", name="Aurora", agreement=treaty
+    )
+    cp = checkpoints.checkpoint_publish(
+        actor=delegates["ops"], model=model, name="step-1000", directory=weights, workers=1
+    )
     return cp
 
 
@@ -54,14 +56,20 @@ def test_publication_records_the_manifest_digest_and_stores_the_files(published,
 
 def test_the_same_checkpoint_twice_is_refused(delegates, published, weights):
     with pytest.raises(GovernanceError, match="published already"):
-        checkpoints.checkpoint_publish(actor=delegates["ops"], model=published.model,
-                                       name="again", directory=weights, workers=1)  # fmt: skip
+        checkpoints.checkpoint_publish(
+            actor=delegates["ops"],
+            model=published.model,
+            name="again",
+            directory=weights,
+            workers=1,
+        )
 
 
 def test_only_the_secretariat_publishes(delegates, published, weights):
     with pytest.raises(GovernanceError, match="the secretariat") as exc:
-        checkpoints.checkpoint_publish(actor=delegates["fr"], model=published.model, name="x",
-                                       directory=weights, workers=1)  # fmt: skip
+        checkpoints.checkpoint_publish(
+            actor=delegates["fr"], model=published.model, name="x", directory=weights, workers=1
+        )
     assert exc.value.status == 403
 
 
@@ -113,11 +121,19 @@ def test_a_tampered_bundle_is_refused_and_says_where(published, weights, tamper)
 def test_the_verifier_runs_without_django(published, weights, tmp_path):
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(checkpoints.provenance_bundle(published)))
-    code = ("import sys; sys.modules['django'] = None; from ledger.provenance import main; "
-            f"sys.exit(main(['verify', {str(weights)!r}, '--bundle', {str(path)!r}, "
-            f"'--vkey', {_vkey()!r}]))")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin"}, timeout=60)  # fmt: skip
+    code = (
+        "import sys; sys.modules['django'] = None; from ledger.provenance import main; "
+        f"sys.exit(main(['verify', {str(weights)!r}, '--bundle', {str(path)!r}, "
+        f"'--vkey', {_vkey()!r}]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok   checkpoint: signed by" in done.stdout
 
@@ -143,28 +159,40 @@ def test_replay_rebuilds_models_runs_and_checkpoints(committed_db, weights):
     governance.seat_assign(actor=None, user=ops, role="secretariat")
     doc = agreements.document_store(actor=ops, name="l.txt", content=b"licence")
     licence = agreements.agreement_propose(
-        actor=ops, kind="model_licence", title="Licence", document_sha256=doc.sha256,
-        terms={"parties": ["FR"], "effective": {"from": "2026-01-01", "until": None},
-               "access": [{"scope": "full_weights", "tier": "member"}]},
-    )  # fmt: skip
+        actor=ops,
+        kind="model_licence",
+        title="Licence",
+        document_sha256=doc.sha256,
+        terms={
+            "parties": ["FR"],
+            "effective": {"from": "2026-01-01", "until": None},
+            "access": [{"scope": "full_weights", "tier": "member"}],
+        },
+    )
     model = checkpoints.model_register(actor=ops, code="aurora", name="Aurora", agreement=licence)
-    run = checkpoints.training_record(actor=ops, model=model, name="pretraining", datasets=[],
-                                      compute=[])  # fmt: skip
-    cp = checkpoints.checkpoint_publish(actor=ops, model=model, name="step-1000",
-                                        directory=weights, run=run, workers=1)  # fmt: skip
+    run = checkpoints.training_record(
+        actor=ops, model=model, name="pretraining", datasets=[], compute=[]
+    )
+    cp = checkpoints.checkpoint_publish(
+        actor=ops, model=model, name="step-1000", directory=weights, run=run, workers=1
+    )
     from ledger import submissions
     from ledger.core.envelope import new_envelope, sign_envelope
     from ledger.keys import EntrySigner
 
     evaluator = EntrySigner.generate("aisi")
-    checkpoints.evaluator_accredit(actor=ops, code="aisi", name="AISI",
-                                   public_key=evaluator.public_key)  # fmt: skip
-    env = new_envelope(kind="evaluation.attested", author=evaluator.fingerprint,
-                       payload={"checkpoint": cp.digest, "report_sha256": "ab" * 32,
-                                "verdict": "pass"})  # fmt: skip
+    checkpoints.evaluator_accredit(
+        actor=ops, code="aisi", name="AISI", public_key=evaluator.public_key
+    )
+    env = new_envelope(
+        kind="evaluation.attested",
+        author=evaluator.fingerprint,
+        payload={"checkpoint": cp.digest, "report_sha256": "ab" * 32, "verdict": "pass"},
+    )
     signed = sign_envelope(env, evaluator.signing_key)
-    submissions.submit(envelope=env, signature=base64.b64encode(signed.signature).decode(),
-                       submitter=ops)  # fmt: skip
+    submissions.submit(
+        envelope=env, signature=base64.b64encode(signed.signature).decode(), submitter=ops
+    )
     report = replay_check()
     assert report.ok, report.differences
     assert ModelCheckpoint.objects.get().run_id == run.id
@@ -172,11 +200,21 @@ def test_replay_rebuilds_models_runs_and_checkpoints(committed_db, weights):
 
 def test_a_training_run_names_only_recorded_datasets_and_compute(delegates, published):
     with pytest.raises(GovernanceError, match="no counted data contribution has manifest"):
-        checkpoints.training_record(actor=delegates["ops"], model=published.model, name="r",
-                                    datasets=["ab" * 32], compute=[])  # fmt: skip
+        checkpoints.training_record(
+            actor=delegates["ops"],
+            model=published.model,
+            name="r",
+            datasets=["ab" * 32],
+            compute=[],
+        )
     with pytest.raises(GovernanceError, match="is no counted compute contribution"):
-        checkpoints.training_record(actor=delegates["ops"], model=published.model, name="r",
-                                    datasets=[], compute=["not-a-uuid"])  # fmt: skip
+        checkpoints.training_record(
+            actor=delegates["ops"],
+            model=published.model,
+            name="r",
+            datasets=[],
+            compute=["not-a-uuid"],
+        )
 
 
 def test_the_verification_task_blocks_a_checkpoint_whose_stored_file_changed(published):
@@ -214,8 +252,18 @@ def test_the_command_publishes_and_writes_a_bundle(delegates, weights, tmp_path,
 
     treaty = propose(delegates)
     checkpoints.model_register(actor=None, code="borealis", name="Borealis", agreement=treaty)
-    call_command("checkpoint", "publish", str(weights), "--model", "borealis", "--name", "s1",
-                 "--workers", "1", "--no-progress")  # fmt: skip
+    call_command(
+        "checkpoint",
+        "publish",
+        str(weights),
+        "--model",
+        "borealis",
+        "--name",
+        "s1",
+        "--workers",
+        "1",
+        "--no-progress",
+    )
     assert "Published borealis s1: 4 files" in capsys.readouterr().out
     cp = ModelCheckpoint.objects.get(model="borealis")
     out = tmp_path / "b.json"

@@ -34,8 +34,15 @@ def _free_port() -> int:
 
 
 def _manage(*args: str, env: dict, cwd: Path, timeout: int = 300) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -59,8 +66,12 @@ def demo(tmp_path_factory):
     info = json.loads(_manage("demo", "--entries", "5", "--url", url, "--json", env=env, cwd=home))
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=home,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -76,8 +87,9 @@ def demo(tmp_path_factory):
 
 
 def _run(command: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", command], cwd=home, capture_output=True, text=True,
-                          timeout=180, check=False)  # fmt: skip
+    return subprocess.run(
+        ["bash", "-c", command], cwd=home, capture_output=True, text=True, timeout=180, check=False
+    )
 
 
 def test_every_printed_command_works_as_printed(demo):
@@ -95,8 +107,11 @@ def test_every_printed_command_works_as_printed(demo):
     )
     refusal = json.loads(next(out for what, out in outputs.items() if "may NL" in what))
     assert refusal["allow"] is False and "balance ratio under" in refusal["rule"]
-    files = sorted(p.relative_to(home / "var" / "demo-download").as_posix()
-                   for p in (home / "var" / "demo-download").rglob("*") if p.is_file())  # fmt: skip
+    files = sorted(
+        p.relative_to(home / "var" / "demo-download").as_posix()
+        for p in (home / "var" / "demo-download").rglob("*")
+        if p.is_file()
+    )
     assert files == sorted(info["checkpoint"]["files"])
     provenance = next(out for what, out in outputs.items() if "downloaded files" in what)
     assert "3 files in var/demo-download: sizes and SHA-256 as published" in provenance
@@ -122,8 +137,14 @@ def test_the_printed_verifier_needs_only_pynacl(demo, tmp_path):
         f"{info['verifier_key']!r}]; sys.path.insert(0, {str(pyz)!r}); "
         "import runpy; runpy.run_path(sys.path[0], run_name='__main__')"
     )
-    done = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.rstrip().endswith("VERIFIED")
 
@@ -143,13 +164,19 @@ def test_the_demo_leaves_every_journey_to_see(demo):
     export = info["audit_export"]
     assert export and re.fullmatch(r"media/exports/audit-[0-9a-f-]+\.zip", export["file"])
     env = demo["env"]
-    state = _manage("shell", "-c", f"""
+    state = _manage(
+        "shell",
+        "-c",
+        f"""
 from consortium.models import AuditExport, DownloadEvent, ReleaseApproval, Evaluation
-e = AuditExport.objects.get(id="{export['id']}")
+e = AuditExport.objects.get(id="{export["id"]}")
 print(e.member_id, e.date_from, e.first, e.end, e.status)
 print(DownloadEvent.objects.filter(outcome="served", member="SE").count() >= 1)
 print(ReleaseApproval.objects.count(), Evaluation.objects.filter(verdict="pass").count())
-""", env=env, cwd=demo["home"])  # fmt: skip
+""",
+        env=env,
+        cwd=demo["home"],
+    )
     lines = state.strip().splitlines()[-3:]
     assert lines == ["None None None None done", "True", "1 1"]
 
@@ -165,9 +192,14 @@ def test_the_printed_credentials_log_in_to_the_admin(demo):
         jar.clear()
         opener.open(login, timeout=30).read()
         token = next(c.value for c in jar if c.name == "csrftoken")
-        form = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": username,
-                                       "password": info["admin"]["password"],
-                                       "next": "/admin/"}).encode()  # fmt: skip
+        form = urllib.parse.urlencode(
+            {
+                "csrfmiddlewaretoken": token,
+                "username": username,
+                "password": info["admin"]["password"],
+                "next": "/admin/",
+            }
+        ).encode()
         request = urllib.request.Request(login, data=form, headers={"Referer": login})  # noqa: S310
         home = opener.open(request, timeout=30)
         body = home.read().decode()

@@ -62,8 +62,10 @@ def test_founding_records_the_members_their_keys_and_the_secretariat_key(founded
     ]
     assert Member.objects.get(code="FR").figures == {"population": 68_170_000}
     assert set(Key.objects.filter(kind="member").values_list("owner", "custody")) == {
-        ("FR", "hosted"), ("DE", "hosted"), ("IT", "hosted")
-    }  # fmt: skip
+        ("FR", "hosted"),
+        ("DE", "hosted"),
+        ("IT", "hosted"),
+    }
     assert Key.objects.filter(kind="service", owner="secretariat").exists()
     assert Entry.objects.get(index=1).kind == "consortium.founded"
     assert verify_ledger(workers=1).ok

@@ -22,8 +22,9 @@ SOON = timedelta(hours=1)
 
 
 def _open(delegates, actions, who="ops"):
-    return proposals.proposal_open(actor=delegates[who], title="t", actions=actions,
-                                   deadline=datetime.now(UTC) + SOON)  # fmt: skip
+    return proposals.proposal_open(
+        actor=delegates[who], title="t", actions=actions, deadline=datetime.now(UTC) + SOON
+    )
 
 
 def _carry(delegates, p):
@@ -45,11 +46,22 @@ def test_replay_long_after_a_grant_expired_rebuilds_the_same_tables(committed_db
     people = {n: User.objects.create_user(n) for n in ("ops", "fr", "de")}
     governance.seat_assign(actor=None, user=people["ops"], role="secretariat")
     for code in ("fr", "de"):
-        governance.seat_assign(actor=people["ops"], user=people[code], role="signatory",
-                               member=code.upper())  # fmt: skip
+        governance.seat_assign(
+            actor=people["ops"], user=people[code], role="signatory", member=code.upper()
+        )
     until = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
-    p = _open(people, [{"type": "access.grant", "member": "IT", "scope": "evaluation",
-                        "until": until, "reason": "evaluation"}])  # fmt: skip
+    p = _open(
+        people,
+        [
+            {
+                "type": "access.grant",
+                "member": "IT",
+                "scope": "evaluation",
+                "until": until,
+                "reason": "evaluation",
+            }
+        ],
+    )
     assert _carry(people, p).state == "accepted"
     with time_machine.travel(datetime.now(UTC) + timedelta(days=10)):
         report = replay_check()
@@ -71,12 +83,18 @@ def test_voting_rule_names_are_short_slugs(delegates):
 def test_terms_that_cannot_be_canonicalised_are_a_400(delegates):
     api = _client(delegates["fr"])
     doc = api.post("/api/v1/documents?name=t.txt", b"text", content_type="text/plain").json()
-    terms = {"parties": ["FR", "DE"], "effective": {"from": "2026-01-01", "until": None},
-             "valuation": {"version": 2**60, "unit": "h", "weights": {"h100": "1"}},
-             "access": [{"scope": "evaluation", "tier": "member"}]}  # fmt: skip
+    terms = {
+        "parties": ["FR", "DE"],
+        "effective": {"from": "2026-01-01", "until": None},
+        "valuation": {"version": 2**60, "unit": "h", "weights": {"h100": "1"}},
+        "access": [{"scope": "evaluation", "tier": "member"}],
+    }
     before = Entry.objects.count()
-    r = api.post("/api/v1/agreements", {"kind": "model_licence", "title": "L", "terms": terms,
-                                        "document_sha256": doc["sha256"]}, format="json")  # fmt: skip
+    r = api.post(
+        "/api/v1/agreements",
+        {"kind": "model_licence", "title": "L", "terms": terms, "document_sha256": doc["sha256"]},
+        format="json",
+    )
     assert r.status_code == 400 and "terms.valuation.version" in r.json()["detail"]
     assert Entry.objects.count() == before
 
@@ -84,12 +102,18 @@ def test_terms_that_cannot_be_canonicalised_are_a_400(delegates):
 @pytest.mark.parametrize(
     ("url", "body"),
     [
-        ("/api/v1/proposals", {"title": "t\x00", "deadline": "2099-01-01T00:00:00Z",
-                               "actions": [{"type": "member.suspend", "code": "IT"}]}),
+        (
+            "/api/v1/proposals",
+            {
+                "title": "t\x00",
+                "deadline": "2099-01-01T00:00:00Z",
+                "actions": [{"type": "member.suspend", "code": "IT"}],
+            },
+        ),
         ("/api/v1/seats", {"username": "x\x00", "role": "recorder", "member": "FR"}),
         ("/api/v1/ledger/entries", {"envelope": {"kind": "key.revoked\x00"}, "signature": "x"}),
     ],
-)  # fmt: skip
+)
 def test_u0000_in_a_body_is_a_400(delegates, url, body):
     before = Entry.objects.count()
     r = _client(delegates["fr"]).post(url, body, format="json")
@@ -97,8 +121,9 @@ def test_u0000_in_a_body_is_a_400(delegates, url, body):
     assert Entry.objects.count() == before
 
 
-@pytest.mark.parametrize("url", ["/api/v1/members/%00", "/api/v1/seats?member=%00",
-                                 "/api/v1/documents/%00"])  # fmt: skip
+@pytest.mark.parametrize(
+    "url", ["/api/v1/members/%00", "/api/v1/seats?member=%00", "/api/v1/documents/%00"]
+)
 def test_u0000_in_a_path_or_query_is_a_400(delegates, url):
     r = _client(delegates["fr"]).get(url)
     assert r.status_code == 400 and r["Content-Type"] == "application/problem+json"
@@ -131,14 +156,19 @@ def test_a_submitted_seat_names_its_uuid_in_canonical_form(delegates):
     from ledger.keys import EntrySigner, log_signer
 
     key = EntrySigner.generate("fr-ext")
-    services.key_register(signer=log_signer(), kind="member", owner="FR", name="fr-ext",
-                          public_key=key.public_key)  # fmt: skip
+    services.key_register(
+        signer=log_signer(), kind="member", owner="FR", name="fr-ext", public_key=key.public_key
+    )
     seat = f"urn:uuid:{str(uuid.uuid4()).upper()}"
-    env = new_envelope(kind="seat.assigned", author=key.fingerprint,
-                       payload={"seat": seat, "member": "FR", "role": "observer"})  # fmt: skip
+    env = new_envelope(
+        kind="seat.assigned",
+        author=key.fingerprint,
+        payload={"seat": seat, "member": "FR", "role": "observer"},
+    )
     sig = base64.b64encode(sign_envelope(env, key.signing_key).signature).decode()
-    r = _client(delegates["fr"]).post("/api/v1/ledger/entries", {"envelope": env, "signature": sig},
-                                      format="json")  # fmt: skip
+    r = _client(delegates["fr"]).post(
+        "/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json"
+    )
     assert r.status_code == 400 and "canonical form" in r.json()["detail"]
 
 

@@ -31,37 +31,59 @@ def test_seat_assignment(delegates):
     from django.contrib.auth import get_user_model
 
     get_user_model().objects.create_user("newcomer")
-    _twice(_client(delegates["fr"]), "/api/v1/seats",
-           {"username": "newcomer", "role": "recorder", "member": "FR"},
-           {"username": "newcomer", "role": "observer", "member": "FR"})  # fmt: skip
+    _twice(
+        _client(delegates["fr"]),
+        "/api/v1/seats",
+        {"username": "newcomer", "role": "recorder", "member": "FR"},
+        {"username": "newcomer", "role": "observer", "member": "FR"},
+    )
 
 
 def test_seat_vacation(delegates):
     seat = SeatHolder.objects.get(user=delegates["rec_fr"]).seat_id
-    _twice(_client(delegates["fr"]), f"/api/v1/seats/{seat}/vacate", {"reason": "moved"},
-           {"reason": "another reason"})  # fmt: skip
+    _twice(
+        _client(delegates["fr"]),
+        f"/api/v1/seats/{seat}/vacate",
+        {"reason": "moved"},
+        {"reason": "another reason"},
+    )
 
 
 def test_application(delegates):
-    _twice(_client(delegates["ops"]), "/api/v1/members",
-           {"code": "ES", "figures": {"population": 48, "gni": "1"}},
-           {"code": "PT", "figures": {"population": 10, "gni": "1"}})  # fmt: skip
+    _twice(
+        _client(delegates["ops"]),
+        "/api/v1/members",
+        {"code": "ES", "figures": {"population": 48, "gni": "1"}},
+        {"code": "PT", "figures": {"population": 10, "gni": "1"}},
+    )
 
 
 def test_withdrawal_and_termination(delegates):
     a = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
-    _twice(_client(delegates["fr"]), f"/api/v1/agreements/{a.id}/withdrawal", {"reason": "no"},
-           {"reason": "other"})  # fmt: skip
+    _twice(
+        _client(delegates["fr"]),
+        f"/api/v1/agreements/{a.id}/withdrawal",
+        {"reason": "no"},
+        {"reason": "other"},
+    )
     b = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
-    _twice(_client(delegates["ops"]), f"/api/v1/agreements/{b.id}/termination", {"reason": "x"},
-           {"reason": "y"})  # fmt: skip
+    _twice(
+        _client(delegates["ops"]),
+        f"/api/v1/agreements/{b.id}/termination",
+        {"reason": "x"},
+        {"reason": "y"},
+    )
 
 
 @pytest.mark.parametrize("key", ["", "x" * 65, "white space", "ünïcode"])
 def test_malformed_keys_are_refused(delegates, key):
     a = propose(delegates)
-    r = _client(delegates["fr"]).post(f"/api/v1/agreements/{a.id}/withdrawal", {"reason": "r"},
-                                      format="json", HTTP_IDEMPOTENCY_KEY=key)  # fmt: skip
+    r = _client(delegates["fr"]).post(
+        f"/api/v1/agreements/{a.id}/withdrawal",
+        {"reason": "r"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
     if key == "":
         assert r.status_code == 201  # an empty header is no key at all
     else:

@@ -19,8 +19,10 @@ def test_kept_answers_are_forgotten_after_the_retention_and_not_before(delegates
     api = _client(delegates["fr"])
     url = f"/api/v1/proposals/{p.id}/votes"
     for key in ("old", "new"):
-        assert api.post(url, {"choice": "yes"}, format="json",
-                        HTTP_IDEMPOTENCY_KEY=key).status_code == 201  # fmt: skip
+        assert (
+            api.post(url, {"choice": "yes"}, format="json", HTTP_IDEMPOTENCY_KEY=key).status_code
+            == 201
+        )
     IdempotentResponse.objects.filter(key="old").update(
         created_at=timezone.now() - timedelta(days=8)
     )

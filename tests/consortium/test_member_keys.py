@@ -64,16 +64,22 @@ def test_bad_public_keys_are_refused(delegates):
 
 def test_a_signatory_revokes_a_compromised_key_but_never_the_last(delegates):
     extra = EntrySigner.generate("it-laptop")
-    services.key_register(signer=log_signer(), kind="member", owner="IT", name="it-laptop",
-                          public_key=extra.public_key)  # fmt: skip
+    services.key_register(
+        signer=log_signer(),
+        kind="member",
+        owner="IT",
+        name="it-laptop",
+        public_key=extra.public_key,
+    )
     c = _client(delegates["it"])
     url = f"/api/v1/members/IT/keys/{extra.fingerprint}/revocation"
     assert _client(delegates["fr"]).post(url, {"reason": "x"}, format="json").status_code == 403
     r = c.post(url, {"reason": "laptop stolen"}, format="json")
     assert r.status_code == 200 and r.json()["fingerprint"] == extra.fingerprint
     (last,) = _valid("IT")
-    r = c.post(f"/api/v1/members/IT/keys/{last.fingerprint}/revocation", {"reason": "x"},
-               format="json")  # fmt: skip
+    r = c.post(
+        f"/api/v1/members/IT/keys/{last.fingerprint}/revocation", {"reason": "x"}, format="json"
+    )
     assert r.status_code == 409 and "last valid key" in r.json()["detail"]
     r = c.post(url, {"reason": "again"}, format="json")
     assert r.status_code == 404

@@ -31,8 +31,10 @@ TODAY = datetime.now(UTC).date().isoformat()
 def world(db):
     governance.consortium_found(
         name="C",
-        members=[governance.member_record(code=c, figures={"population": 10}) for c in ("FR", "DE", "IT")],
-    )  # fmt: skip
+        members=[
+            governance.member_record(code=c, figures={"population": 10}) for c in ("FR", "DE", "IT")
+        ],
+    )
     u = {n: User.objects.create_user(n) for n in (*PERSONAS, "sig_de", "rec_fr", "newcomer")}
     ops = u["secretariat"]
     governance.seat_assign(actor=None, user=ops, role="secretariat")
@@ -46,23 +48,37 @@ def world(db):
     it_key = EntrySigner.generate("it-hsm")
     governance.member_key_rotate(actor=u["it_system"], code="IT", public_key=it_key.public_key)
     doc = agreements.document_store(actor=ops, name="t.txt", content=b"treaty")
-    terms = {"parties": ["FR", "DE"], "effective": {"from": TODAY, "until": None},
-             "accounting_unit": "EUR",
-             "cost_sharing": {"method": "scale", "shares": {"FR": "0.5", "DE": "0.5"}}}  # fmt: skip
+    terms = {
+        "parties": ["FR", "DE"],
+        "effective": {"from": TODAY, "until": None},
+        "accounting_unit": "EUR",
+        "cost_sharing": {"method": "scale", "shares": {"FR": "0.5", "DE": "0.5"}},
+    }
     agreement = agreements.agreement_propose(
         actor=ops, kind="treaty", title="T", terms=terms, document_sha256=doc.sha256
     )
     proposal = proposals.proposal_open(
-        actor=ops, title="P", actions=[{"type": "member.suspend", "code": "DE"}],
+        actor=ops,
+        title="P",
+        actions=[{"type": "member.suspend", "code": "DE"}],
         deadline=datetime.now(UTC) + timedelta(hours=1),
-    )  # fmt: skip
-    return {"users": u, "agreement": agreement, "proposal": proposal, "it_key": it_key,
-            "terms": terms, "doc": doc}  # fmt: skip
+    )
+    return {
+        "users": u,
+        "agreement": agreement,
+        "proposal": proposal,
+        "it_key": it_key,
+        "terms": terms,
+        "doc": doc,
+    }
 
 
 def _it_vote(world) -> dict:
-    env = new_envelope(kind="vote.cast", author=world["it_key"].fingerprint,
-                       payload={"proposal": str(world["proposal"].id), "choice": "no"})  # fmt: skip
+    env = new_envelope(
+        kind="vote.cast",
+        author=world["it_key"].fingerprint,
+        payload={"proposal": str(world["proposal"].id), "choice": "no"},
+    )
     sig = sign_envelope(env, world["it_key"].signing_key).signature
     return {"envelope": env, "signature": base64.b64encode(sig).decode()}
 
@@ -75,62 +91,94 @@ def _fr_key(world) -> str:
 WRITES = {
     "apply": (
         lambda w: ("/api/v1/members", {"code": "ES", "figures": {"population": 5}}),
-        {"secretariat"}, {},
+        {"secretariat"},
+        {},
     ),
     "seat.assign": (
         lambda w: ("/api/v1/seats", {"username": "newcomer", "role": "recorder", "member": "FR"}),
-        {"sig_fr", "secretariat"}, {},
+        {"sig_fr", "secretariat"},
+        {},
     ),
     "seat.vacate": (
-        lambda w: (f"/api/v1/seats/{SeatHolder.objects.get(user=w['users']['rec_fr']).seat_id}/vacate",
-                   {"reason": "r"}),
-        {"sig_fr", "secretariat"}, {"rec_de": 404, "it_system": 404},
+        lambda w: (
+            f"/api/v1/seats/{SeatHolder.objects.get(user=w['users']['rec_fr']).seat_id}/vacate",
+            {"reason": "r"},
+        ),
+        {"sig_fr", "secretariat"},
+        {"rec_de": 404, "it_system": 404},
     ),
     "proposal.open": (
-        lambda w: ("/api/v1/proposals", {"title": "t", "deadline": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
-                                         "actions": [{"type": "member.suspend", "code": "DE"}]}),
-        {"sig_fr", "secretariat"}, {},
+        lambda w: (
+            "/api/v1/proposals",
+            {
+                "title": "t",
+                "deadline": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
+                "actions": [{"type": "member.suspend", "code": "DE"}],
+            },
+        ),
+        {"sig_fr", "secretariat"},
+        {},
     ),
     "vote": (
         lambda w: (f"/api/v1/proposals/{w['proposal'].id}/votes", {"choice": "yes"}),
-        {"sig_fr"}, {},
+        {"sig_fr"},
+        {},
     ),
     "document.upload": (
         lambda w: ("/api/v1/documents?name=x.txt", b"bytes"),
-        {"sig_fr", "secretariat", "it_system"}, {},
+        {"sig_fr", "secretariat", "it_system"},
+        {},
     ),
     "agreement.propose": (
-        lambda w: ("/api/v1/agreements", {"kind": "treaty", "title": "T2", "terms": w["terms"],
-                                          "document_sha256": w["doc"].sha256}),
-        {"sig_fr", "secretariat"}, {},
+        lambda w: (
+            "/api/v1/agreements",
+            {
+                "kind": "treaty",
+                "title": "T2",
+                "terms": w["terms"],
+                "document_sha256": w["doc"].sha256,
+            },
+        ),
+        {"sig_fr", "secretariat"},
+        {},
     ),
     "agreement.sign": (
-        lambda w: (f"/api/v1/agreements/{w['agreement'].id}/signatures",
-                   {"terms_sha256": w["agreement"].terms_sha256,
-                    "document_sha256": w["agreement"].document_sha256}),
-        {"sig_fr"}, {},
+        lambda w: (
+            f"/api/v1/agreements/{w['agreement'].id}/signatures",
+            {
+                "terms_sha256": w["agreement"].terms_sha256,
+                "document_sha256": w["agreement"].document_sha256,
+            },
+        ),
+        {"sig_fr"},
+        {},
     ),
     "agreement.withdraw": (
         lambda w: (f"/api/v1/agreements/{w['agreement'].id}/withdrawal", {"reason": "r"}),
-        {"sig_fr"}, {},
+        {"sig_fr"},
+        {},
     ),
     "agreement.terminate": (
         lambda w: (f"/api/v1/agreements/{w['agreement'].id}/termination", {"reason": "r"}),
-        {"secretariat"}, {},
+        {"secretariat"},
+        {},
     ),
     "key.rotate": (
         lambda w: ("/api/v1/members/FR/keys/rotation", {}),
-        {"sig_fr"}, {},
+        {"sig_fr"},
+        {},
     ),
     "key.revoke": (
         lambda w: (f"/api/v1/members/FR/keys/{_fr_key(w)}/revocation", {"reason": "r"}),
-        set(), {"sig_fr": 409},  # France's only key: its own signatory is told why
+        set(),
+        {"sig_fr": 409},  # France's only key: its own signatory is told why
     ),
     "entries.submit (Italy's vote)": (
         lambda w: ("/api/v1/ledger/entries", _it_vote(w)),
-        {"it_system"}, {},
+        {"it_system"},
+        {},
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("persona", PERSONAS)

@@ -86,9 +86,11 @@ def test_it_cannot_be_decided_before_its_deadline(people):
 
 def test_a_vote_after_the_deadline_is_refused(people):
     p = proposals.proposal_open(
-        actor=people["ops"], title="t", deadline=datetime.now(UTC) + timedelta(seconds=1),
+        actor=people["ops"],
+        title="t",
+        deadline=datetime.now(UTC) + timedelta(seconds=1),
         actions=[{"type": "member.suspend", "code": "IT"}],
-    )  # fmt: skip
+    )
     time.sleep(1.1)
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match="deadline has passed"):
@@ -118,8 +120,16 @@ def test_a_suspended_member_neither_votes_nor_counts(people):
 
 def test_a_rules_change_drops_the_other_open_proposals(people):
     other = _open(people)
-    change = _open(people, who="ops", actions=[{"type": "rules.change", "rules": {
-        "voting": {"default": {"kind": "unanimity"}}, "default": "default"}}])  # fmt: skip
+    change = _open(
+        people,
+        who="ops",
+        actions=[
+            {
+                "type": "rules.change",
+                "rules": {"voting": {"default": {"kind": "unanimity"}}, "default": "default"},
+            }
+        ],
+    )
     for who in ("fr", "de"):
         proposals.vote_cast(actor=people[who], proposal=change, choice="yes")
     assert decide_after_deadline(change).state == "accepted"
@@ -217,8 +227,12 @@ def test_replay_rebuilds_proposals_and_votes(committed_db):
     governance.seat_assign(actor=None, user=ops, role="secretariat")
     governance.seat_assign(actor=ops, user=fr, role="signatory", member="FR")
     governance.seat_assign(actor=ops, user=de, role="signatory", member="DE")
-    p = proposals.proposal_open(actor=fr, title="t", actions=[{"type": "member.suspend", "code": "DE"}],
-                                deadline=datetime.now(UTC) + SOON)  # fmt: skip
+    p = proposals.proposal_open(
+        actor=fr,
+        title="t",
+        actions=[{"type": "member.suspend", "code": "DE"}],
+        deadline=datetime.now(UTC) + SOON,
+    )
     proposals.vote_cast(actor=fr, proposal=p, choice="yes")
     proposals.vote_cast(actor=de, proposal=p, choice="no")
     proposals.vote_cast(actor=de, proposal=p, choice="abstain")
@@ -232,9 +246,11 @@ def test_due_proposals_are_decided_by_the_command(people, capsys):
     from django.core.management import call_command
 
     p = proposals.proposal_open(
-        actor=people["ops"], title="t", deadline=datetime.now(UTC) + timedelta(seconds=1),
+        actor=people["ops"],
+        title="t",
+        deadline=datetime.now(UTC) + timedelta(seconds=1),
         actions=[{"type": "member.suspend", "code": "IT"}],
-    )  # fmt: skip
+    )
     proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
     proposals.vote_cast(actor=people["de"], proposal=p, choice="yes")
     time.sleep(1.1)
@@ -289,9 +305,11 @@ def test_a_vote_reaching_the_log_after_the_deadline_does_not_erase_the_earlier_v
     from ledger.models import Key
 
     p = proposals.proposal_open(
-        actor=people["ops"], title="t", deadline=datetime.now(UTC) + timedelta(seconds=1),
+        actor=people["ops"],
+        title="t",
+        deadline=datetime.now(UTC) + timedelta(seconds=1),
         actions=[{"type": "member.suspend", "code": "IT"}],
-    )  # fmt: skip
+    )
     proposals.vote_cast(actor=people["de"], proposal=p, choice="yes")
     time.sleep(1.1)
     # As if DE's re-vote had passed the service's check just before the deadline.
@@ -310,9 +328,10 @@ def test_a_second_decision_entry_changes_nothing(people):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
     ledger.entry_append(
-        signer=governance.secretariat_signer(), kind="proposal.decided",
+        signer=governance.secretariat_signer(),
+        kind="proposal.decided",
         payload={"proposal": str(p.id), "outcome": "rejected", "tally": {}},
-    )  # fmt: skip
+    )
     p.refresh_from_db()
     assert p.state == "accepted"
     with pytest.raises(GovernanceError, match="accepted"):
@@ -321,14 +340,18 @@ def test_a_second_decision_entry_changes_nothing(people):
 
 def test_due_proposals_are_decided_in_deadline_order(people):
     older = proposals.proposal_open(
-        actor=people["fr"], title="older", deadline=datetime.now(UTC) + timedelta(seconds=1),
+        actor=people["fr"],
+        title="older",
+        deadline=datetime.now(UTC) + timedelta(seconds=1),
         actions=[{"type": "member.suspend", "code": "IT"}],
-    )  # fmt: skip
+    )
     rules = {"voting": {"u": {"kind": "unanimity"}}, "default": "u"}
     newer = proposals.proposal_open(
-        actor=people["ops"], title="rules", deadline=datetime.now(UTC) + timedelta(seconds=2),
+        actor=people["ops"],
+        title="rules",
+        deadline=datetime.now(UTC) + timedelta(seconds=2),
         actions=[{"type": "rules.change", "rules": rules}],
-    )  # fmt: skip
+    )
     for p in (older, newer):
         for who in ("fr", "de"):
             proposals.vote_cast(actor=people[who], proposal=p, choice="yes")

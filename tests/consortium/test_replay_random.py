@@ -33,9 +33,11 @@ APPLICANTS = ("PT", "SE")
 def _world():
     governance.consortium_found(
         name="C",
-        members=[governance.member_record(code=c, figures={"population": 10 + i})
-                 for i, c in enumerate(CODES)],
-    )  # fmt: skip
+        members=[
+            governance.member_record(code=c, figures={"population": 10 + i})
+            for i, c in enumerate(CODES)
+        ],
+    )
     ops = User.objects.create_user("ops")
     governance.seat_assign(actor=None, user=ops, role="secretariat")
     sig = {}
@@ -60,9 +62,12 @@ class Run:
             if share
             else dict(zip(parties, ("0.4", "0.3", "0.3"), strict=True))
         )
-        t = {"parties": parties,
-             "effective": {"from": datetime.now(UTC).date().isoformat(), "until": None},
-             "accounting_unit": "EUR", "cost_sharing": {"method": "scale", "shares": shares}}  # fmt: skip
+        t = {
+            "parties": parties,
+            "effective": {"from": datetime.now(UTC).date().isoformat(), "until": None},
+            "accounting_unit": "EUR",
+            "cost_sharing": {"method": "scale", "shares": shares},
+        }
         if self.rng.random() < 0.3:
             t["required"] = parties[:2]
         return t
@@ -81,9 +86,13 @@ class Run:
         in_force = list(Agreement.objects.filter(state="in_force"))
         supersedes = self.rng.choice(in_force) if in_force and self.rng.random() < 0.3 else None
         agreements.agreement_propose(
-            actor=actor, kind="treaty", title="t", terms=self.terms(proposer),
-            document_sha256=doc.sha256, supersedes=supersedes,
-        )  # fmt: skip
+            actor=actor,
+            kind="treaty",
+            title="t",
+            terms=self.terms(proposer),
+            document_sha256=doc.sha256,
+            supersedes=supersedes,
+        )
 
     def sign(self):
         open_ = list(Agreement.objects.filter(state__in=["open", "signed", "in_force"]))
@@ -96,9 +105,11 @@ class Run:
             user = self.sig[code] if code else self.any_signatory()[1]
             good = self.rng.random() < 0.9
             agreements.agreement_sign(
-                actor=user, agreement=a, document_sha256=a.document_sha256,
+                actor=user,
+                agreement=a,
+                document_sha256=a.document_sha256,
                 terms_sha256=a.terms_sha256 if good else "0" * 64,
-            )  # fmt: skip
+            )
 
     def withdraw(self):
         open_ = list(Agreement.objects.filter(state__in=["open", "signed", "in_force"]))
@@ -130,28 +141,55 @@ class Run:
             ValuationTable.objects.order_by("-version").first() or ValuationTable(version=0)
         ).version
         action = {
-            "figures": {"type": "member.figures", "code": code,
-                        "figures": {"population": self.rng.randint(1, 99)}},
-            "grant": {"type": "access.grant", "member": code, "scope": "evaluation",
-                      "reason": "eval"},
-            "release": {"type": "checkpoint.release",
-                        "checkpoint": f"{self.rng.getrandbits(256):064x}"},
-            "valuation": {"type": "valuation.adopt", "table": {"version": version + 1,
-                          "unit": "h", "weights": {"h100": "1"}}},
-            "terminate": {"type": "agreement.terminate",
-                          "agreement": str(self.rng.choice(in_force).id) if in_force else "-",
-                          "reason": "ended"},
+            "figures": {
+                "type": "member.figures",
+                "code": code,
+                "figures": {"population": self.rng.randint(1, 99)},
+            },
+            "grant": {
+                "type": "access.grant",
+                "member": code,
+                "scope": "evaluation",
+                "reason": "eval",
+            },
+            "release": {
+                "type": "checkpoint.release",
+                "checkpoint": f"{self.rng.getrandbits(256):064x}",
+            },
+            "valuation": {
+                "type": "valuation.adopt",
+                "table": {"version": version + 1, "unit": "h", "weights": {"h100": "1"}},
+            },
+            "terminate": {
+                "type": "agreement.terminate",
+                "agreement": str(self.rng.choice(in_force).id) if in_force else "-",
+                "reason": "ended",
+            },
             "suspend": {"type": "member.suspend", "code": code},
-            "admit": {"type": "member.admit", "member": governance.member_record(
-                code=self.rng.choice(APPLICANTS), figures={"population": 5})},
-            "revoke": {"type": "key.revoke", "reason": "lost", "fingerprint": getattr(
-                Key.objects.filter(kind="member", owner=code, revoked_at__isnull=True).first(),
-                "fingerprint", "-")},
-        }[kind]  # fmt: skip
+            "admit": {
+                "type": "member.admit",
+                "member": governance.member_record(
+                    code=self.rng.choice(APPLICANTS), figures={"population": 5}
+                ),
+            },
+            "revoke": {
+                "type": "key.revoke",
+                "reason": "lost",
+                "fingerprint": getattr(
+                    Key.objects.filter(kind="member", owner=code, revoked_at__isnull=True).first(),
+                    "fingerprint",
+                    "-",
+                ),
+            },
+        }[kind]
         _, user = self.any_signatory()
         actor = self.ops if self.rng.random() < 0.5 else user
-        proposals.proposal_open(actor=actor, title=kind, actions=[action],
-                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+        proposals.proposal_open(
+            actor=actor,
+            title=kind,
+            actions=[action],
+            deadline=datetime.now(UTC) + timedelta(hours=1),
+        )
 
     def vote(self):
         # Mostly on the oldest open proposal, so that votes gather and decisions carry.
@@ -166,7 +204,7 @@ class Run:
         # The open proposal with the most votes: most decisions then carry.
         ranked = sorted(Proposal.objects.filter(state="open"), key=lambda p: -p.votes.count())
         if ranked:
-            decide_after_deadline(ranked[0])  # fmt: skip
+            decide_after_deadline(ranked[0])
 
     def apply(self):
         code = self.rng.choice(APPLICANTS)
@@ -187,9 +225,26 @@ class Run:
 def test_replay_equals_live_state_after_random_operations(committed_db, seed):
     ops, sig = _world()
     run = Run(random.Random(seed), ops, sig)
-    operations = [run.propose, run.propose, run.sign, run.sign, run.sign, run.sign, run.sign,
-                  run.withdraw, run.terminate, run.open_proposal, run.open_proposal, run.vote,
-                  run.vote, run.vote, run.vote, run.decide, run.seat, run.apply]  # fmt: skip
+    operations = [
+        run.propose,
+        run.propose,
+        run.sign,
+        run.sign,
+        run.sign,
+        run.sign,
+        run.sign,
+        run.withdraw,
+        run.terminate,
+        run.open_proposal,
+        run.open_proposal,
+        run.vote,
+        run.vote,
+        run.vote,
+        run.vote,
+        run.decide,
+        run.seat,
+        run.apply,
+    ]
     done = refused = 0
     for _ in range(120):
         try:

@@ -82,12 +82,16 @@ def test_a_signatory_assigns_and_vacates_its_own_members_seats_only(people):
     before = Entry.objects.count()
     _refused(
         _assign(api, username="newcomer", role="recorder", member="DE"),
-        403, before, "a signatory of FR cannot act for DE",
-    )  # fmt: skip
+        403,
+        before,
+        "a signatory of FR cannot act for DE",
+    )
     _refused(
         _assign(api, username="newcomer", role="auditor"),
-        403, before, "cannot act for the consortium",
-    )  # fmt: skip
+        403,
+        before,
+        "cannot act for the consortium",
+    )
     assert governance.seat_of(people["newcomer"]) is None
 
 

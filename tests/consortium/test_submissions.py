@@ -198,8 +198,12 @@ def test_an_outsider_gets_401(world):
 def test_an_envelope_held_back_and_submitted_late_is_refused(world):
     from datetime import UTC, datetime, timedelta
 
-    env = new_envelope(kind="seat.assigned", payload=_seat(), author=world["fr_key"].fingerprint,
-                       time=datetime.now(UTC) - timedelta(hours=1))  # fmt: skip
+    env = new_envelope(
+        kind="seat.assigned",
+        payload=_seat(),
+        author=world["fr_key"].fingerprint,
+        time=datetime.now(UTC) - timedelta(hours=1),
+    )
     sig = base64.b64encode(sign_envelope(env, world["fr_key"].signing_key).signature).decode()
     before = Entry.objects.count()
     _problem(_post(world["fr"], {"envelope": env, "signature": sig}), 400, "s ago; new entries")

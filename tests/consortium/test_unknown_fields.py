@@ -20,8 +20,15 @@ WRITE_METHODS = ("post", "put", "patch", "delete")
 # Endpoints whose body is raw bytes (a document, a SLURM export): their fields are the
 # query's, so the unknown field goes there.
 RAW_BODIES = {"/api/v1/documents", "/api/v1/facilities/<code>/imports"}
-SAMPLE = {"code": "FR", "fingerprint": "ab" * 32, "digest": "cd" * 32, "sha256": "ef" * 32,
-          "token": "t" * 40, "path": "model.safetensors", "index": "1"}  # fmt: skip
+SAMPLE = {
+    "code": "FR",
+    "fingerprint": "ab" * 32,
+    "digest": "cd" * 32,
+    "sha256": "ef" * 32,
+    "token": "t" * 40,
+    "path": "model.safetensors",
+    "index": "1",
+}
 
 
 def _walk(patterns, prefix=""):
@@ -62,9 +69,14 @@ ENDPOINTS = write_endpoints()
 def test_the_walk_finds_every_kind_of_write():
     routes = {r for r, _ in ENDPOINTS}
     assert len(ENDPOINTS) >= 24
-    for expected in ("/api/v1/proposals/<uuid:pk>/votes", "/api/v1/ledger/entries",
-                     "/api/v1/audit/exports", "/api/v1/contributions/funds",
-                     "/api/v1/checkpoints/<str:digest>/downloads", *RAW_BODIES):  # fmt: skip
+    for expected in (
+        "/api/v1/proposals/<uuid:pk>/votes",
+        "/api/v1/ledger/entries",
+        "/api/v1/audit/exports",
+        "/api/v1/contributions/funds",
+        "/api/v1/checkpoints/<str:digest>/downloads",
+        *RAW_BODIES,
+    ):
         assert expected.replace("<code>", "<str:code>") in routes
 
 
@@ -77,8 +89,9 @@ def test_a_field_the_endpoint_does_not_take_is_a_400_naming_it(delegates, who, r
     if route.replace("<str:code>", "<code>") in RAW_BODIES:
         r = getattr(api, method)(f"{url}?on_behalf_of=NL", b"bytes", content_type="text/plain")
     else:
-        r = getattr(api, method)(url, {"on_behalf_of": "NL"}, format="json",
-                                 HTTP_IDEMPOTENCY_KEY="walk")  # fmt: skip
+        r = getattr(api, method)(
+            url, {"on_behalf_of": "NL"}, format="json", HTTP_IDEMPOTENCY_KEY="walk"
+        )
     assert r.status_code == 400, (route, r.status_code, r.content)
     assert r["Content-Type"] == "application/problem+json"
     assert "on_behalf_of: unknown field" in r.json()["detail"]
@@ -87,21 +100,27 @@ def test_a_field_the_endpoint_does_not_take_is_a_400_naming_it(delegates, who, r
 
 
 def test_a_vote_naming_another_member_is_not_recorded_as_the_callers(delegates):
-    p = proposals.proposal_open(actor=delegates["ops"], title="t", deadline=datetime.now(UTC)
-                                + timedelta(hours=1),
-                                actions=[{"type": "member.suspend", "code": "IT"}])  # fmt: skip
+    p = proposals.proposal_open(
+        actor=delegates["ops"],
+        title="t",
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+        actions=[{"type": "member.suspend", "code": "IT"}],
+    )
     before = Entry.objects.count()
-    r = _client(delegates["fr"]).post(f"/api/v1/proposals/{p.id}/votes",
-                                      {"choice": "yes", "member": "DE"}, format="json")  # fmt: skip
+    r = _client(delegates["fr"]).post(
+        f"/api/v1/proposals/{p.id}/votes", {"choice": "yes", "member": "DE"}, format="json"
+    )
     assert r.status_code == 400
     assert r.json()["errors"]["member"] == ["unknown field (this request takes choice)"]
     assert Entry.objects.count() == before and not Vote.objects.exists()
 
 
 def test_several_unknown_fields_and_a_bad_one_are_named_together(delegates):
-    r = _client(delegates["fr"]).post("/api/v1/seats", {"username": "x", "role": "king",
-                                                       "memebr": "FR", "as": "DE"},
-                                      format="json")  # fmt: skip
+    r = _client(delegates["fr"]).post(
+        "/api/v1/seats",
+        {"username": "x", "role": "king", "memebr": "FR", "as": "DE"},
+        format="json",
+    )
     assert r.status_code == 400
     assert set(r.json()["errors"]) == {"memebr", "as", "role"}
 
@@ -112,7 +131,8 @@ def test_a_text_field_takes_a_string_not_a_number_turned_into_one(delegates, rea
 
     a = propose(delegates)
     before = Entry.objects.count()
-    r = _client(delegates["ops"]).post(f"/api/v1/agreements/{a.id}/termination",
-                                       {"reason": reason}, format="json")  # fmt: skip
+    r = _client(delegates["ops"]).post(
+        f"/api/v1/agreements/{a.id}/termination", {"reason": reason}, format="json"
+    )
     assert r.status_code == 400 and r.json()["errors"]["reason"]
     assert Entry.objects.count() == before

@@ -11,12 +11,23 @@ from hypothesis import strategies as st
 from consortium.voting import CHOICES, Rule, RuleError, tally
 
 # Populations in millions, for readable examples.
-SIX = {"NL": {"population": 18}, "SE": {"population": 10}, "PL": {"population": 37},
-       "PT": {"population": 10}, "FI": {"population": 6}, "CZ": {"population": 11}}  # fmt: skip
+SIX = {
+    "NL": {"population": 18},
+    "SE": {"population": 10},
+    "PL": {"population": 37},
+    "PT": {"population": 10},
+    "FI": {"population": 6},
+    "CZ": {"population": 11},
+}
 DOUBLE = Rule.parse(
-    {"kind": "double_majority", "weight": "population", "members_threshold": "0.55",
-     "weight_threshold": "0.65", "quorum": "0.5"}
-)  # fmt: skip
+    {
+        "kind": "double_majority",
+        "weight": "population",
+        "members_threshold": "0.55",
+        "weight_threshold": "0.65",
+        "quorum": "0.5",
+    }
+)
 
 
 def test_simple_majority_needs_more_than_half_of_all_members():

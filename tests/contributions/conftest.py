@@ -30,24 +30,39 @@ def lumi_world(django_db_setup, django_db_blocker):
 def found_lumi() -> dict:
     governance.consortium_found(
         name="C",
-        members=[governance.member_record(code=c, figures={"population": p})
-                 for c, p in (("FI", 5), ("SE", 10), ("NL", 18))],
-    )  # fmt: skip
-    people = {n: User.objects.create_user(n) for n in
-              ("ops", "aud", "rec_fi", "sig_fi", "rec_se", "sig_se", "obs_nl", "sig_nl")}  # fmt: skip
+        members=[
+            governance.member_record(code=c, figures={"population": p})
+            for c, p in (("FI", 5), ("SE", 10), ("NL", 18))
+        ],
+    )
+    people = {
+        n: User.objects.create_user(n)
+        for n in ("ops", "aud", "rec_fi", "sig_fi", "rec_se", "sig_se", "obs_nl", "sig_nl")
+    }
     governance.seat_assign(actor=None, user=people["ops"], role="secretariat")
     governance.seat_assign(actor=None, user=people["aud"], role="auditor")
-    for name, role, member in (("rec_fi", "recorder", "FI"), ("sig_fi", "signatory", "FI"),
-                               ("rec_se", "recorder", "SE"), ("sig_se", "signatory", "SE"),
-                               ("obs_nl", "observer", "NL"), ("sig_nl", "signatory", "NL")):  # fmt: skip
+    for name, role, member in (
+        ("rec_fi", "recorder", "FI"),
+        ("sig_fi", "signatory", "FI"),
+        ("rec_se", "recorder", "SE"),
+        ("sig_se", "signatory", "SE"),
+        ("obs_nl", "observer", "NL"),
+        ("sig_nl", "signatory", "NL"),
+    ):
         governance.seat_assign(actor=people["ops"], user=people[name], role=role, member=member)
     facility = services.facility_register(
         actor=people["ops"],
-        record={"code": "lumi", "name": "LUMI", "operator": "FI", "country": "FI",
-                "timezone": "Europe/Helsinki", "default_accelerator": "mi250x",
-                "partitions": {"standard-g": "mi250x", "h100-g": "h100"},
-                "accounts": {"project_fi": "FI", "project_se": "SE"}},
-    )  # fmt: skip
+        record={
+            "code": "lumi",
+            "name": "LUMI",
+            "operator": "FI",
+            "country": "FI",
+            "timezone": "Europe/Helsinki",
+            "default_accelerator": "mi250x",
+            "partitions": {"standard-g": "mi250x", "h100-g": "h100"},
+            "accounts": {"project_fi": "FI", "project_se": "SE"},
+        },
+    )
     return {"people": people, "facility": facility}
 
 

@@ -33,8 +33,9 @@ def publish(lumi, directory, release=None):
     model = checkpoints.model_register(actor=None, code="aurora", name="Aurora", agreement=a)
     (directory / "w").mkdir()
     (directory / "w" / "model.safetensors").write_bytes(b"weights" * 1000)
-    return checkpoints.checkpoint_publish(actor=None, model=model, name="s1",
-                                          directory=directory / "w", workers=1)  # fmt: skip
+    return checkpoints.checkpoint_publish(
+        actor=None, model=model, name="s1", directory=directory / "w", workers=1
+    )
 
 
 def test_a_member_at_its_share_gets_full_weights_at_once(checkpoint):
@@ -59,11 +60,20 @@ def test_scopes_follow_their_own_rules(checkpoint):
 
 def test_a_grant_decided_by_the_members_allows_its_scope(lumi, checkpoint):
     people = lumi["people"]
-    p = proposals.proposal_open(actor=people["ops"], title="Evaluation for NL",
-                                actions=[{"type": "access.grant", "member": "NL",
-                                          "scope": "evaluation", "checkpoints": [checkpoint.digest],
-                                          "reason": "red-teaming"}],
-                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    p = proposals.proposal_open(
+        actor=people["ops"],
+        title="Evaluation for NL",
+        actions=[
+            {
+                "type": "access.grant",
+                "member": "NL",
+                "scope": "evaluation",
+                "checkpoints": [checkpoint.digest],
+                "reason": "red-teaming",
+            }
+        ],
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+    )
     for who in ("sig_fi", "sig_se"):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
@@ -73,9 +83,12 @@ def test_a_grant_decided_by_the_members_allows_its_scope(lumi, checkpoint):
 
 def test_a_suspended_member_is_refused(lumi, checkpoint):
     people = lumi["people"]
-    p = proposals.proposal_open(actor=people["ops"], title="Suspend Sweden",
-                                actions=[{"type": "member.suspend", "code": "SE"}],
-                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    p = proposals.proposal_open(
+        actor=people["ops"],
+        title="Suspend Sweden",
+        actions=[{"type": "member.suspend", "code": "SE"}],
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+    )
     for who in ("sig_fi", "sig_nl"):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
@@ -96,15 +109,19 @@ def test_a_blocked_checkpoint_is_refused_to_everyone(checkpoint):
     assert not d.allow and "blocked" in d.rule
 
 
-@pytest.mark.parametrize("checkpoint", [{"requires_proposal": True, "requires_evaluation": False}],
-                         indirect=True)  # fmt: skip
+@pytest.mark.parametrize(
+    "checkpoint", [{"requires_proposal": True, "requires_evaluation": False}], indirect=True
+)
 def test_a_release_that_needs_a_proposal_waits_for_it(lumi, checkpoint):
     d = entitlement("SE", checkpoint)
     assert not d.allow and "awaits an accepted proposal" in d.rule
     people = lumi["people"]
-    p = proposals.proposal_open(actor=people["ops"], title="Release s1",
-                                actions=[{"type": "checkpoint.release", "checkpoint": checkpoint.digest}],
-                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    p = proposals.proposal_open(
+        actor=people["ops"],
+        title="Release s1",
+        actions=[{"type": "checkpoint.release", "checkpoint": checkpoint.digest}],
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+    )
     for who in ("sig_fi", "sig_se"):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
@@ -122,8 +139,9 @@ def test_the_api_answers_for_the_callers_own_member(lumi, checkpoint):
     assert _client(lumi["people"]["rec_fi"]).get(url + "&scope=all").status_code == 400
 
 
-@pytest.mark.parametrize("checkpoint", [{"requires_proposal": False, "requires_evaluation": True}],
-                         indirect=True)  # fmt: skip
+@pytest.mark.parametrize(
+    "checkpoint", [{"requires_proposal": False, "requires_evaluation": True}], indirect=True
+)
 def test_a_release_that_needs_an_evaluation_follows_the_latest_verdict(lumi, checkpoint):
     import base64
 
@@ -131,9 +149,15 @@ def test_a_release_that_needs_an_evaluation_follows_the_latest_verdict(lumi, che
     from ledger.keys import EntrySigner
 
     def attest(key, verdict):
-        env = new_envelope(kind="evaluation.attested", author=key.fingerprint,
-                           payload={"checkpoint": checkpoint.digest, "report_sha256": "ef" * 32,
-                                    "verdict": verdict})  # fmt: skip
+        env = new_envelope(
+            kind="evaluation.attested",
+            author=key.fingerprint,
+            payload={
+                "checkpoint": checkpoint.digest,
+                "report_sha256": "ef" * 32,
+                "verdict": verdict,
+            },
+        )
         sig = base64.b64encode(sign_envelope(env, key.signing_key).signature).decode()
         return _client(lumi["people"]["ops"]).post(
             "/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json"
@@ -141,8 +165,9 @@ def test_a_release_that_needs_an_evaluation_follows_the_latest_verdict(lumi, che
 
     assert "awaits an accredited evaluator" in entitlement("SE", checkpoint).rule
     evaluator = EntrySigner.generate("aisi")
-    checkpoints.evaluator_accredit(actor=None, code="aisi", name="AI Safety Institute",
-                                   public_key=evaluator.public_key)  # fmt: skip
+    checkpoints.evaluator_accredit(
+        actor=None, code="aisi", name="AI Safety Institute", public_key=evaluator.public_key
+    )
     stranger = EntrySigner.generate("stranger")
     assert attest(stranger, "pass").status_code == 400  # not a registered key
     assert attest(evaluator, "fail").status_code == 201

@@ -12,10 +12,21 @@ from consortium.models import DownloadEvent
 
 @pytest.fixture
 def access_log(db):
-    downloads.record(member="SE", checkpoint="ab" * 32, path="model.safetensors",
-                     outcome="served", token="t1", size=7000)  # fmt: skip
-    downloads.record(member="NL", checkpoint="ab" * 32, path="model.safetensors",
-                     outcome="denied", reason="the balance ratio is below the minimum")  # fmt: skip
+    downloads.record(
+        member="SE",
+        checkpoint="ab" * 32,
+        path="model.safetensors",
+        outcome="served",
+        token="t1",
+        size=7000,
+    )
+    downloads.record(
+        member="NL",
+        checkpoint="ab" * 32,
+        path="model.safetensors",
+        outcome="denied",
+        reason="the balance ratio is below the minimum",
+    )
     return list(DownloadEvent.objects.order_by("id"))
 
 

@@ -54,11 +54,15 @@ def test_a_recorder_records_funds_in_the_admin(client, lumi):
     paid_under_a_treaty(lumi)
     client.force_login(lumi["people"]["rec_se"])
     assert "Record funds" in client.get("/admin/contributions/contribution/").content.decode()
-    bad = client.post("/admin/contributions/contribution/funds/",
-                      {"amount": "1e3", "currency": "SEK", "date": "2026-01-05"})  # fmt: skip
+    bad = client.post(
+        "/admin/contributions/contribution/funds/",
+        {"amount": "1e3", "currency": "SEK", "date": "2026-01-05"},
+    )
     assert bad.status_code == 200 and "written as digits" in bad.content.decode()
-    ok = client.post("/admin/contributions/contribution/funds/",
-                     {"amount": "1000", "currency": "SEK", "date": "2026-01-05"})  # fmt: skip
+    ok = client.post(
+        "/admin/contributions/contribution/funds/",
+        {"amount": "1000", "currency": "SEK", "date": "2026-01-05"},
+    )
     assert ok.status_code == 302
     assert Contribution.objects.get().amount == 1000
     client.force_login(lumi["people"]["obs_nl"])
@@ -71,14 +75,21 @@ def test_the_operators_recorder_imports_accounting_in_the_admin(client, lumi):
     from tests.contributions.test_compute import JOBS
 
     client.force_login(lumi["people"]["rec_fi"])
-    page = client.post("/admin/contributions/contribution/import/", {
-        "facility": "lumi", "dry_run": "on",
-        "export": SimpleUploadedFile("sacct.txt", JOBS, content_type="text/plain")})  # fmt: skip
+    page = client.post(
+        "/admin/contributions/contribution/import/",
+        {
+            "facility": "lumi",
+            "dry_run": "on",
+            "export": SimpleUploadedFile("sacct.txt", JOBS, content_type="text/plain"),
+        },
+    )
     body = page.content.decode()
     assert "Would be recorded (dry run)" in body and "16.000000" in body
     assert not Contribution.objects.exists()
-    page = client.post("/admin/contributions/contribution/import/", {
-        "facility": "lumi", "export": SimpleUploadedFile("sacct.txt", JOBS)})  # fmt: skip
+    page = client.post(
+        "/admin/contributions/contribution/import/",
+        {"facility": "lumi", "export": SimpleUploadedFile("sacct.txt", JOBS)},
+    )
     assert "Recorded" in page.content.decode() and Contribution.objects.count() == 2
     client.force_login(lumi["people"]["rec_se"])  # Sweden runs no facility
     assert client.get("/admin/contributions/contribution/import/").status_code == 403
@@ -86,10 +97,19 @@ def test_the_operators_recorder_imports_accounting_in_the_admin(client, lumi):
 
 def test_a_recorder_records_a_dataset_in_the_admin(client, lumi):
     client.force_login(lumi["people"]["rec_fi"])
-    form = {"name": "Corpus", "description": "", "manifest_sha256": "ab" * 32,
-            "size_bytes": 10, "files": 1, "tokens": 1000, "licence": "CC-BY-5.0",
-            "permission": "DUO:0000042", "modifiers": ["DUO:0000018"], "residency": "FI",
-            "access_mode": "federated"}  # fmt: skip
+    form = {
+        "name": "Corpus",
+        "description": "",
+        "manifest_sha256": "ab" * 32,
+        "size_bytes": 10,
+        "files": 1,
+        "tokens": 1000,
+        "licence": "CC-BY-5.0",
+        "permission": "DUO:0000042",
+        "modifiers": ["DUO:0000018"],
+        "residency": "FI",
+        "access_mode": "federated",
+    }
     bad = client.post("/admin/contributions/contribution/data/", form)
     assert bad.status_code == 200 and "not an SPDX licence id" in bad.content.decode()
     ok = client.post("/admin/contributions/contribution/data/", {**form, "licence": "CC-BY-4.0"})

@@ -44,16 +44,20 @@ def test_a_malformed_export_is_a_400_naming_the_line(lumi):
 @pytest.mark.parametrize("who", ["rec_se", "sig_se", "obs_nl", "aud"])
 def test_only_the_operators_delegates_import(lumi, who):
     before = Entry.objects.count()
-    r = _client(lumi["people"][who]).post("/api/v1/facilities/lumi/imports", JOBS,
-                                          content_type="text/plain")  # fmt: skip
+    r = _client(lumi["people"][who]).post(
+        "/api/v1/facilities/lumi/imports", JOBS, content_type="text/plain"
+    )
     assert r.status_code == 403 and Entry.objects.count() == before
 
 
 def test_funds_data_and_the_scoped_list(lumi):
     paid_under_a_treaty(lumi)
     se, fi = _client(lumi["people"]["rec_se"]), _client(lumi["people"]["rec_fi"])
-    r = se.post("/api/v1/contributions/funds",
-                {"amount": "100.50", "currency": "SEK", "date": "2026-01-02"}, format="json")  # fmt: skip
+    r = se.post(
+        "/api/v1/contributions/funds",
+        {"amount": "100.50", "currency": "SEK", "date": "2026-01-02"},
+        format="json",
+    )
     assert r.status_code == 201 and r.json()["amount"] == "100.500000"
     assert (
         fi.post("/api/v1/contributions/data", {"dataset": DATASET}, format="json").status_code
@@ -83,12 +87,18 @@ def test_bad_funds_are_problems_and_write_nothing(lumi, body, detail):
 
 def test_a_dispute_and_its_resolution(lumi):
     paid_under_a_treaty(lumi)
-    c = _client(lumi["people"]["rec_se"]).post(
-        "/api/v1/contributions/funds", {"amount": "5", "currency": "EUR", "date": "2026-01-02"},
-        format="json",
-    ).json()  # fmt: skip
-    d = _client(lumi["people"]["sig_fi"]).post(f"/api/v1/contributions/{c['id']}/disputes",
-                                               {"reason": "not received"}, format="json")  # fmt: skip
+    c = (
+        _client(lumi["people"]["rec_se"])
+        .post(
+            "/api/v1/contributions/funds",
+            {"amount": "5", "currency": "EUR", "date": "2026-01-02"},
+            format="json",
+        )
+        .json()
+    )
+    d = _client(lumi["people"]["sig_fi"]).post(
+        f"/api/v1/contributions/{c['id']}/disputes", {"reason": "not received"}, format="json"
+    )
     disputed = Contribution.objects.get(id=c["id"])
     assert d.status_code == 201 and (disputed.state, disputed.disputed) == ("pending", True)
     url = f"/api/v1/disputes/{d.json()['id']}/resolution"
@@ -112,8 +122,14 @@ def test_the_cost_share_report_as_json_and_csv(lumi):
 
 
 def test_facilities_are_registered_by_the_secretariat(lumi):
-    body = {"code": "leonardo", "name": "Leonardo", "operator": "SE", "country": "IT",
-            "default_accelerator": "a100", "accounts": {"se_ai": "SE"}}  # fmt: skip
+    body = {
+        "code": "leonardo",
+        "name": "Leonardo",
+        "operator": "SE",
+        "country": "IT",
+        "default_accelerator": "a100",
+        "accounts": {"se_ai": "SE"},
+    }
     assert (
         _client(lumi["people"]["sig_se"])
         .post("/api/v1/facilities", body, format="json")
@@ -134,7 +150,8 @@ def test_facilities_are_registered_by_the_secretariat(lumi):
 def test_an_export_larger_than_the_limit_is_refused_whole(lumi, settings):
     settings.SACCT_IMPORT_MAX_BYTES = len(JOBS) - 3
     before = Entry.objects.count()
-    r = _client(lumi["people"]["rec_fi"]).post("/api/v1/facilities/lumi/imports", JOBS,
-                                               content_type="text/plain")  # fmt: skip
+    r = _client(lumi["people"]["rec_fi"]).post(
+        "/api/v1/facilities/lumi/imports", JOBS, content_type="text/plain"
+    )
     assert r.status_code == 413 and f"larger than {len(JOBS) - 3} bytes" in r.json()["detail"]
     assert Entry.objects.count() == before

@@ -34,8 +34,9 @@ TENS = [ARABIC, PERSIAN, DEVANAGARI, FULLWIDTH, BENGALI, BOLD]
 def test_an_amount_in_other_digits_is_refused_and_nothing_is_written(lumi, amount):
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match="amount") as exc:
-        services.funds_contribute(actor=lumi["people"]["rec_se"], amount=amount, currency="EUR",
-                                  date_paid="2026-01-01")  # fmt: skip
+        services.funds_contribute(
+            actor=lumi["people"]["rec_se"], amount=amount, currency="EUR", date_paid="2026-01-01"
+        )
     assert exc.value.status == 400
     assert Entry.objects.count() == before
 
@@ -56,9 +57,13 @@ def test_an_amount_in_arabic_indic_digits_is_a_400_through_the_api(lumi):
 def test_decimals_in_terms_take_ascii_digits_only(ten):
     with pytest.raises(GovernanceError, match="written as digits"):
         decimal_string(f"0.{ten}", "terms.cost_sharing.shares.FI")
-    terms = {"parties": ["FI"], "effective": {"from": "2026-01-01", "until": None},
-             "accounting_unit": "EUR", "exchange_rates": {"SEK": f"0.0{ten}"},
-             "cost_sharing": {"method": "scale", "shares": {"FI": "1"}}}  # fmt: skip
+    terms = {
+        "parties": ["FI"],
+        "effective": {"from": "2026-01-01", "until": None},
+        "accounting_unit": "EUR",
+        "exchange_rates": {"SEK": f"0.0{ten}"},
+        "cost_sharing": {"method": "scale", "shares": {"FI": "1"}},
+    }
     with pytest.raises(GovernanceError, match=r"terms\.exchange_rates\.SEK"):
         check_terms("treaty", terms, {"FI"})
 
@@ -109,9 +114,12 @@ def test_an_export_with_other_digits_is_a_400_and_nothing_is_written(lumi):
 def test_ledger_query_parameters_take_ascii_digits_only(lumi, ten):
     api = _client(lumi["people"]["aud"])
     assert api.get("/api/v1/ledger/entries?limit=10").status_code == 200
-    for url in (f"/api/v1/ledger/entries?limit={ten}", f"/api/v1/ledger/entries?after={ten}",
-                f"/api/v1/ledger/proofs/inclusion?index=1&tree_size={ten}",
-                f"/api/v1/ledger/proofs/consistency?from=1&to={ten}"):  # fmt: skip
+    for url in (
+        f"/api/v1/ledger/entries?limit={ten}",
+        f"/api/v1/ledger/entries?after={ten}",
+        f"/api/v1/ledger/proofs/inclusion?index=1&tree_size={ten}",
+        f"/api/v1/ledger/proofs/consistency?from=1&to={ten}",
+    ):
         r = api.get(url)
         assert r.status_code == 400, url
         assert r["Content-Type"] == "application/problem+json"
@@ -147,10 +155,19 @@ def test_a_range_header_takes_ascii_digits_only():
 
 def test_the_admin_dataset_form_takes_ascii_digits_only(client, lumi):
     client.force_login(lumi["people"]["rec_fi"])
-    form = {"name": "Corpus", "description": "", "manifest_sha256": "ab" * 32,
-            "size_bytes": ARABIC, "files": 1, "tokens": 1000, "licence": "CC-BY-4.0",
-            "permission": "DUO:0000042", "modifiers": ["DUO:0000018"], "residency": "FI",
-            "access_mode": "federated"}  # fmt: skip
+    form = {
+        "name": "Corpus",
+        "description": "",
+        "manifest_sha256": "ab" * 32,
+        "size_bytes": ARABIC,
+        "files": 1,
+        "tokens": 1000,
+        "licence": "CC-BY-4.0",
+        "permission": "DUO:0000042",
+        "modifiers": ["DUO:0000018"],
+        "residency": "FI",
+        "access_mode": "federated",
+    }
     page = client.post("/admin/contributions/contribution/data/", form)
     assert page.status_code == 200 and "Write it with the digits 0-9." in page.content.decode()
     assert not Entry.objects.filter(kind="data.contributed").exists()
@@ -158,8 +175,10 @@ def test_the_admin_dataset_form_takes_ascii_digits_only(client, lumi):
 
 def test_the_admin_funds_form_takes_ascii_digits_only(client, lumi):
     client.force_login(lumi["people"]["rec_se"])
-    page = client.post("/admin/contributions/contribution/funds/", {
-        "amount": "10", "currency": "EUR", "date": "\u0662\u0660\u0662\u0666-01-01"})  # fmt: skip
+    page = client.post(
+        "/admin/contributions/contribution/funds/",
+        {"amount": "10", "currency": "EUR", "date": "\u0662\u0660\u0662\u0666-01-01"},
+    )
     assert page.status_code == 200 and "Write it with the digits 0-9." in page.content.decode()
     assert not Entry.objects.filter(kind="funds.contributed").exists()
 

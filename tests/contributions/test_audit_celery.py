@@ -38,8 +38,15 @@ def test_a_real_worker_builds_an_export(worker, tmp_path):  # noqa: F811
     governance.consortium_found(
         name="C", members=[governance.member_record(code=c) for c in ("FI", "SE", "NL")]
     )
-    asked = subprocess.run([sys.executable, "-c", ASK], cwd=ROOT, env=worker, text=True,
-                           capture_output=True, timeout=120, check=False)  # fmt: skip
+    asked = subprocess.run(
+        [sys.executable, "-c", ASK],
+        cwd=ROOT,
+        env=worker,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert asked.returncode == 0, asked.stderr
     export_id = asked.stdout.strip().splitlines()[-1]
     deadline = time.monotonic() + 120
@@ -53,8 +60,9 @@ def test_a_real_worker_builds_an_export(worker, tmp_path):  # noqa: F811
     with export.file.open("rb") as f:
         path.write_bytes(f.read())
     s = log_signer()
-    result = verify(path, verifier_key(s.name, s.public_key), extensions=verifier.extensions(),
-                    workers=0)  # fmt: skip
+    result = verify(
+        path, verifier_key(s.name, s.public_key), extensions=verifier.extensions(), workers=0
+    )
     assert result.ok, result.failures
 
 
@@ -74,8 +82,15 @@ def test_an_unreachable_broker_fails_the_export_with_a_reason(committed_db):
 
     governance.consortium_found(name="C", members=[governance.member_record(code="FI")])
     env = {**child_env(), "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}  # nothing listens
-    done = subprocess.run([sys.executable, "-c", ASK_AND_SHOW], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", ASK_AND_SHOW],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     status, error = done.stdout.strip().splitlines()[-1].split(" | ", 1)
     assert status == "failed" and "task queue could not be reached" in error

@@ -70,18 +70,23 @@ def _forge(original: bytes, change, path, extra_manifest_lines=()):
         files = {n: z.read(n) for n in z.namelist()}
     files = change(files)
     head = files["MANIFEST"].decode().split("\n")[:3]
-    body = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
-            for n, d in sorted(files.items()) if n != "MANIFEST"]  # fmt: skip
-    files["MANIFEST"] = sign_note("\n".join(head + body + list(extra_manifest_lines)) + "\n",
-                                  log_signer().note_signer()).encode()  # fmt: skip
+    body = [
+        f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
+        for n, d in sorted(files.items())
+        if n != "MANIFEST"
+    ]
+    files["MANIFEST"] = sign_note(
+        "\n".join(head + body + list(extra_manifest_lines)) + "\n", log_signer().note_signer()
+    ).encode()
     with zipfile.ZipFile(path, "w") as z:
         for n, d in files.items():
             z.writestr(n, d)
     return path
 
 
-def test_an_auditor_exports_everything_and_verifies_it(lumi, downloads, tmp_path,
-                                                       django_capture_on_commit_callbacks):  # fmt: skip
+def test_an_auditor_exports_everything_and_verifies_it(
+    lumi, downloads, tmp_path, django_capture_on_commit_callbacks
+):
     r = _ask(lumi, "aud", django_capture_on_commit_callbacks)
     assert r.status_code == 202, r.content
     assert r["Location"] == f"/api/v1/audit/exports/{r.json()['id']}"
@@ -107,27 +112,41 @@ def test_an_auditor_exports_everything_and_verifies_it(lumi, downloads, tmp_path
         assert rows[0] == "member,authorized,served,denied" and "SE,2,0,0" in rows
         assert "FI,0,0,1" in rows
         names = set(z.namelist())
-    for table in ("members", "agreements", "signatures", "decisions", "contributions",
-                  "cost_shares", "access_grants", "downloads"):  # fmt: skip
+    for table in (
+        "members",
+        "agreements",
+        "signatures",
+        "decisions",
+        "contributions",
+        "cost_shares",
+        "access_grants",
+        "downloads",
+    ):
         assert f"report/{table}.csv" in names
     # The command line says the same.
     assert verifier.main(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 0
 
 
-def test_a_delegate_exports_what_concerns_its_member(lumi, downloads, tmp_path,
-                                                     django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_delegate_exports_what_concerns_its_member(
+    lumi, downloads, tmp_path, django_capture_on_commit_callbacks
+):
     r = _ask(lumi, "rec_se", django_capture_on_commit_callbacks, member="FI")
     assert r.status_code == 403 and "exports what concerns SE only" in r.json()["detail"]
     r = _ask(lumi, "rec_se", django_capture_on_commit_callbacks)
     assert r.status_code == 202 and r.json()["member"] == "SE"
     export_id = r.json()["id"]
     # Finland's delegates do not see it; Sweden's and the auditors do.
-    assert _client(lumi["people"]["rec_fi"]).get(f"/api/v1/audit/exports/{export_id}"
-                                                 ).status_code == 404  # fmt: skip
-    assert _client(lumi["people"]["rec_fi"]).get(f"/api/v1/audit/exports/{export_id}/file"
-                                                 ).status_code == 404  # fmt: skip
-    assert export_id not in {e["id"] for e in
-                             _client(lumi["people"]["rec_fi"]).get("/api/v1/audit/exports").json()}  # fmt: skip
+    assert (
+        _client(lumi["people"]["rec_fi"]).get(f"/api/v1/audit/exports/{export_id}").status_code
+        == 404
+    )
+    assert (
+        _client(lumi["people"]["rec_fi"]).get(f"/api/v1/audit/exports/{export_id}/file").status_code
+        == 404
+    )
+    assert export_id not in {
+        e["id"] for e in _client(lumi["people"]["rec_fi"]).get("/api/v1/audit/exports").json()
+    }
     assert (
         _client(lumi["people"]["aud"]).get(f"/api/v1/audit/exports/{export_id}").status_code == 200
     )
@@ -172,10 +191,14 @@ def test_a_figure_changed_in_the_report_is_caught(lumi, downloads, tmp_path):
 
     def everything_says_three(files):
         for name in ("report/downloads.csv", "report/report.html"):
-            files[name] = files[name].replace(b"SE,2,", b"SE,3,").replace(
-                b"<td>SE</td><td>2</td>", b"<td>SE</td><td>3</td>")  # fmt: skip
+            files[name] = (
+                files[name]
+                .replace(b"SE,2,", b"SE,3,")
+                .replace(b"<td>SE</td><td>2</td>", b"<td>SE</td><td>3</td>")
+            )
         files["report/figures.json"] = files["report/figures.json"].replace(
-            b'"authorized": 2', b'"authorized": 3')  # fmt: skip
+            b'"authorized": 2', b'"authorized": 3'
+        )
         return files
 
     failures = "\n".join(audit_result(tampered(everything_says_three)).failures)
@@ -184,9 +207,11 @@ def test_a_figure_changed_in_the_report_is_caught(lumi, downloads, tmp_path):
 
     def entry_dropped(files):
         lines = files["entries.jsonl"].split(b"\n")
-        files["entries.jsonl"] = b"\n".join(line for line in lines
-                                            if b'"download.authorized"' not in line or
-                                            b'"member":"SE"' not in line)  # fmt: skip
+        files["entries.jsonl"] = b"\n".join(
+            line
+            for line in lines
+            if b'"download.authorized"' not in line or b'"member":"SE"' not in line
+        )
         return files
 
     failures = "\n".join(audit_result(tampered(entry_dropped)).failures)
@@ -205,12 +230,16 @@ def test_bad_requests_change_nothing(lumi, downloads, django_capture_on_commit_c
         ({"member": "XX"}, 404, "no member XX"),
         ({"first": -1}, 400, ""),
         ({"date_from": "yesterday"}, 400, ""),
-    ):  # fmt: skip
+    ):
         r = api.post("/api/v1/audit/exports", body, format="json")
         assert r.status_code == status, (body, r.content)
         assert words in r.content.decode()
-    assert _client(lumi["people"]["obs_nl"]).post("/api/v1/audit/exports", {},
-                                                  format="json").status_code == 202  # fmt: skip
+    assert (
+        _client(lumi["people"]["obs_nl"])
+        .post("/api/v1/audit/exports", {}, format="json")
+        .status_code
+        == 202
+    )
     assert AuditExport.objects.count() == before + 1
 
 
@@ -218,8 +247,7 @@ def test_a_period_selects_the_entries_integrated_in_it(lumi, downloads, tmp_path
     from datetime import UTC, datetime, timedelta
 
     today = datetime.now(UTC).date()
-    export = audit.audit_export_request(actor=lumi["people"]["aud"], date_from=today,
-                                        date_to=today)  # fmt: skip
+    export = audit.audit_export_request(actor=lumi["people"]["aud"], date_from=today, date_to=today)
     audit.audit_export_build(export.id)
     export.refresh_from_db()
     assert export.status == "done" and export.range_first == 0
@@ -234,8 +262,9 @@ def test_an_unfinished_export_has_no_file(lumi, downloads):
     assert r.status_code == 409 and "queued" in r.json()["detail"]
 
 
-def test_the_admin_asks_follows_and_serves_exports(client, lumi, downloads,
-                                                    django_capture_on_commit_callbacks):  # fmt: skip
+def test_the_admin_asks_follows_and_serves_exports(
+    client, lumi, downloads, django_capture_on_commit_callbacks
+):
     client.force_login(lumi["people"]["rec_se"])
     listing = client.get("/admin/consortium/auditexport/")
     assert listing.status_code == 200 and "Ask for an export" in listing.content.decode()
@@ -266,8 +295,10 @@ def test_the_admin_asks_follows_and_serves_exports(client, lumi, downloads,
     # A queued export's page refreshes itself.
     queued = audit.audit_export_request(actor=lumi["people"]["aud"])
     client.force_login(lumi["people"]["aud"])
-    assert 'http-equiv="refresh"' in client.get(
-        f"/admin/consortium/auditexport/{queued.pk}/change/").content.decode()  # fmt: skip
+    assert (
+        'http-equiv="refresh"'
+        in client.get(f"/admin/consortium/auditexport/{queued.pk}/change/").content.decode()
+    )
 
 
 def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tmp_path):
@@ -280,8 +311,12 @@ def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tm
     people = lumi["people"]
     funds = Contribution.objects.get(member="SE", kind="funds")
     services.contribution_dispute(actor=people["sig_fi"], contribution=funds, reason="unpaid")
-    services.dispute_resolve(actor=people["ops"], dispute=Dispute.objects.get(), outcome="upheld",
-                             resolution="never arrived")  # fmt: skip
+    services.dispute_resolve(
+        actor=people["ops"],
+        dispute=Dispute.objects.get(),
+        outcome="upheld",
+        resolution="never arrived",
+    )
     data = Contribution.objects.get(member="NL", kind="data")
     services.contribution_dispute(actor=people["sig_se"], contribution=data, reason="licence")
     export = audit.audit_export_request(actor=people["aud"])
@@ -300,9 +335,14 @@ def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tm
     # An operator that re-signs a report counting the void funds is caught.
     def count_the_void_funds(files):
         for name in ("report/contributions.csv", "report/report.html"):
-            files[name] = files[name].replace(b"SE,funds,1,0,0,1,", b"SE,funds,1,1,0,0,").replace(
-                b"<td>funds</td><td>1</td><td>0</td><td>0</td><td>1</td>",
-                b"<td>funds</td><td>1</td><td>1</td><td>0</td><td>0</td>")  # fmt: skip
+            files[name] = (
+                files[name]
+                .replace(b"SE,funds,1,0,0,1,", b"SE,funds,1,1,0,0,")
+                .replace(
+                    b"<td>funds</td><td>1</td><td>0</td><td>0</td><td>1</td>",
+                    b"<td>funds</td><td>1</td><td>1</td><td>0</td><td>0</td>",
+                )
+            )
         return files
 
     path = _forge(path.read_bytes(), count_the_void_funds, tmp_path / "forged.zip")
@@ -318,8 +358,12 @@ def _vote(lumi, actions):
     from tests.consortium.helpers import decide_after_deadline
 
     people = lumi["people"]
-    p = proposals.proposal_open(actor=people["ops"], title="Decision", actions=actions,
-                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    p = proposals.proposal_open(
+        actor=people["ops"],
+        title="Decision",
+        actions=actions,
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+    )
     for who in ("sig_fi", "sig_se", "sig_nl"):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
@@ -337,8 +381,11 @@ def _scenario(name, lumi):
         deliver(lumi)
         table = {**VALUATION, "version": 2, "weights": {"mi250x": "0.5", "h100": "1"}}
         _vote(lumi, [{"type": "valuation.adopt", "table": table}])
-        services.sacct_import(actor=people["rec_fi"], facility=lumi["facility"],
-                              data=JOBS.replace(b"|1|lumi|", b"|91|lumi|"))  # fmt: skip
+        services.sacct_import(
+            actor=people["rec_fi"],
+            facility=lumi["facility"],
+            data=JOBS.replace(b"|1|lumi|", b"|91|lumi|"),
+        )
     elif name == "pledges":
         treaty(
             lumi, sharing={"method": "pledged", "pledges": {"FI": "10", "SE": "50", "NL": "100"}}
@@ -354,8 +401,12 @@ def _scenario(name, lumi):
         agreements.agreement_withdraw(actor=people["sig_nl"], agreement=a, reason="budget")
 
 
-SCENARIOS = ["table adopted by vote", "pledges", "capped figures changed by vote",
-             "a party withdraws"]  # fmt: skip
+SCENARIOS = [
+    "table adopted by vote",
+    "pledges",
+    "capped figures changed by vote",
+    "a party withdraws",
+]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -372,8 +423,9 @@ def test_cost_shares_are_recomputed_from_the_entries(lumi, tmp_path, scenario):
     result = audit_result(path)
     assert result.ok, result.failures
     parties = len(rows) - 1
-    assert any(f"cost shares and balances of {parties} parties recomputed" in c
-               for c in result.checks), result.checks  # fmt: skip
+    assert any(
+        f"cost shares and balances of {parties} parties recomputed" in c for c in result.checks
+    ), result.checks
 
 
 def test_a_balance_changed_in_the_report_is_caught(lumi, tmp_path):
@@ -390,7 +442,8 @@ def test_a_balance_changed_in_the_report_is_caught(lumi, tmp_path):
 
     def owes_nothing(files):
         files["report/cost_shares.csv"] = files["report/cost_shares.csv"].replace(
-            ",".join(fi).encode(), ",".join(forged).encode())  # fmt: skip
+            ",".join(fi).encode(), ",".join(forged).encode()
+        )
         return files
 
     path = _forge(original, owes_nothing, tmp_path / "forged.zip")
@@ -416,15 +469,30 @@ def test_a_decision_its_votes_do_not_give_is_without_effect_offline_too(lumi, tm
     treaty(lumi)
     deliver(lumi)
     table = {**VALUATION, "version": 2, "weights": {"mi250x": "9", "h100": "9"}}
-    p = proposals.proposal_open(actor=people["ops"], title="Table 2",
-                                actions=[{"type": "valuation.adopt", "table": table}],
-                                deadline=datetime.now(UTC) + timedelta(minutes=5))  # fmt: skip
-    forged = {"eligible": 3, "voted": 3, "yes": 3, "no": 0, "abstain": 0, "total_weight": "3",
-              "yes_weight": "3", "quorum_met": True, "rule_met": True, "reason": ""}  # fmt: skip
+    p = proposals.proposal_open(
+        actor=people["ops"],
+        title="Table 2",
+        actions=[{"type": "valuation.adopt", "table": table}],
+        deadline=datetime.now(UTC) + timedelta(minutes=5),
+    )
+    forged = {
+        "eligible": 3,
+        "voted": 3,
+        "yes": 3,
+        "no": 0,
+        "abstain": 0,
+        "total_weight": "3",
+        "yes_weight": "3",
+        "quorum_met": True,
+        "rule_met": True,
+        "reason": "",
+    }
     with time_machine.travel(datetime.now(UTC) + timedelta(minutes=10)):
-        ledger.entry_append(signer=secretariat_signer(), kind="proposal.decided",
-                            payload={"proposal": str(p.id), "outcome": "accepted",
-                                     "tally": forged})  # fmt: skip
+        ledger.entry_append(
+            signer=secretariat_signer(),
+            kind="proposal.decided",
+            payload={"proposal": str(p.id), "outcome": "accepted", "tally": forged},
+        )
     assert not ValuationTable.objects.exists()  # the applier gave it no effect
     _vote(lumi, [{"type": "member.figures", "code": "SE", "figures": {"population": "11"}}])
     export = audit.audit_export_request(actor=people["aud"])
@@ -454,11 +522,19 @@ def test_the_verifier_needs_neither_django_nor_celery(lumi, downloads, tmp_path)
     export.refresh_from_db()
     path = tmp_path / "e.zip"
     path.write_bytes(export.file.open("rb").read())
-    code = ("import sys; sys.modules['django'] = None; sys.modules['celery'] = None; "
-            "from contributions.audit import main; "
-            f"sys.exit(main(['verify', {str(path)!r}, '--vkey', {_vkey()!r}]))")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin"}, timeout=120)  # fmt: skip
+    code = (
+        "import sys; sys.modules['django'] = None; sys.modules['celery'] = None; "
+        "from contributions.audit import main; "
+        f"sys.exit(main(['verify', {str(path)!r}, '--vkey', {_vkey()!r}]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "cost shares and balances of 3 parties recomputed" in done.stdout
     assert "VERIFIED" in done.stdout
@@ -472,12 +548,16 @@ def test_an_attestation_naming_its_import_in_capitals_verifies(lumi, tmp_path):
     from ledger.keys import hosted_signer
     from tests.contributions.test_compute import JOBS
 
-    _, _, imported = services.sacct_import(actor=lumi["people"]["ops"], facility=lumi["facility"],
-                                           data=JOBS)  # fmt: skip
+    _, _, imported = services.sacct_import(
+        actor=lumi["people"]["ops"], facility=lumi["facility"], data=JOBS
+    )
     assert set(Contribution.objects.values_list("state", flat=True)) == {"reported"}
     key = hosted_signer(services.facility_key(lumi["facility"]).fingerprint)
-    ledger_services.entry_append(signer=key, kind="compute.attested", payload={
-        "import": str(imported.id).upper(), "export_sha256": imported.export_sha256})  # fmt: skip
+    ledger_services.entry_append(
+        signer=key,
+        kind="compute.attested",
+        payload={"import": str(imported.id).upper(), "export_sha256": imported.export_sha256},
+    )
     assert set(Contribution.objects.values_list("state", flat=True)) == {"counted"}
     export = audit.audit_export_request(actor=lumi["people"]["aud"])
     audit.audit_export_build(export.id)
@@ -499,11 +579,14 @@ def test_one_export_at_a_time_per_person(lumi, downloads):
     again = api.post("/api/v1/audit/exports", {}, format="json")
     assert again.status_code == 409 and first.json()["id"] in again.json()["detail"]
     # Somebody else may ask meanwhile.
-    assert _client(lumi["people"]["ops"]).post("/api/v1/audit/exports", {},
-                                               format="json").status_code == 202  # fmt: skip
+    assert (
+        _client(lumi["people"]["ops"]).post("/api/v1/audit/exports", {}, format="json").status_code
+        == 202
+    )
     # An export stuck for hours no longer holds the next one up.
     AuditExport.objects.filter(id=first.json()["id"]).update(
-        created_at=timezone.now() - timedelta(hours=7))  # fmt: skip
+        created_at=timezone.now() - timedelta(hours=7)
+    )
     assert api.post("/api/v1/audit/exports", {}, format="json").status_code == 202
 
 
@@ -520,7 +603,7 @@ def test_requests_the_task_would_only_fail_are_refused_at_once(lumi, downloads):
         ({"date_to": "9999-12-31"}, "is after today"),
         ({"date_to": "2001-01-01"}, "holds no entry"),
         ({"memebr": "SE"}, "memebr: unknown field"),
-    ):  # fmt: skip
+    ):
         r = api.post("/api/v1/audit/exports", body, format="json")
         assert r.status_code == 400 and words in r.content.decode(), (body, r.content)
     assert not AuditExport.objects.exists()
@@ -535,8 +618,7 @@ def test_a_build_runs_once_and_a_failed_one_leaves_no_file(lumi, downloads, monk
     people = lumi["people"]
     export = audit.audit_export_request(actor=people["aud"])
     # Another worker holds it and is making progress: this delivery does nothing.
-    AuditExport.objects.filter(id=export.id).update(status="running",
-                                                    heartbeat_at=timezone.now())  # fmt: skip
+    AuditExport.objects.filter(id=export.id).update(status="running", heartbeat_at=timezone.now())
     assert audit.audit_export_build(export.id).status == "running"
     assert not Entry.objects.filter(kind="audit.exported").exists()
     # That worker is gone (no progress for a while): the next delivery takes it over.
@@ -568,8 +650,12 @@ def test_a_members_selection_holds_the_disputes_of_its_records(lumi, downloads, 
     people = lumi["people"]
     funds = Contribution.objects.get(member="SE", kind="funds")
     services.contribution_dispute(actor=people["sig_fi"], contribution=funds, reason="unpaid")
-    services.dispute_resolve(actor=people["ops"], dispute=Dispute.objects.get(), outcome="upheld",
-                             resolution="never arrived")  # fmt: skip
+    services.dispute_resolve(
+        actor=people["ops"],
+        dispute=Dispute.objects.get(),
+        outcome="upheld",
+        resolution="never arrived",
+    )
     export = audit.audit_export_request(actor=people["rec_se"])
     audit.audit_export_build(export.id)
     export.refresh_from_db()
@@ -594,11 +680,16 @@ def test_text_a_spreadsheet_would_run_is_kept_as_text(lumi, tmp_path):
     people = lumi["people"]
     doc = agreements.document_store(actor=people["ops"], name="x.txt", content=b"x")
     agreements.agreement_propose(
-        actor=people["ops"], kind="model_licence", title='=HYPERLINK("http://x.example","open me")',
+        actor=people["ops"],
+        kind="model_licence",
+        title='=HYPERLINK("http://x.example","open me")',
         document_sha256=doc.sha256,
-        terms={"parties": ["FI", "SE"], "effective": {"from": "2026-01-01", "until": None},
-               "access": [{"scope": "inference_only", "tier": "member"}]},
-    )  # fmt: skip
+        terms={
+            "parties": ["FI", "SE"],
+            "effective": {"from": "2026-01-01", "until": None},
+            "access": [{"scope": "inference_only", "tier": "member"}],
+        },
+    )
     export = audit.audit_export_request(actor=people["aud"])
     audit.audit_export_build(export.id)
     export.refresh_from_db()

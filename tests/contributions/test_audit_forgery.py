@@ -47,24 +47,46 @@ def _json_edit(name, fn):
 
 
 def test_a_report_state_said_to_be_later_skips_the_figures_and_is_not_exit_0(whole, tmp_path):
-    path = _forge(whole, _json_edit("report/figures.json",
-                                    lambda f: f.update(as_of=f["end"] + 1)), tmp_path / "a.zip")  # fmt: skip
+    path = _forge(
+        whole,
+        _json_edit("report/figures.json", lambda f: f.update(as_of=f["end"] + 1)),
+        tmp_path / "a.zip",
+    )
     result = audit_result(path)
     assert result.ok and not result.complete
-    assert any("cost shares: not recomputed (the report's state is as of tree size" in s
-               for s in result.skipped)  # fmt: skip
+    assert any(
+        "cost shares: not recomputed (the report's state is as of tree size" in s
+        for s in result.skipped
+    )
     assert verifier.main(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 3
-    moved = _forge(whole, _json_edit("report/figures.json", lambda f: f.update(first=1)),
-                   tmp_path / "b.zip")  # fmt: skip
+    moved = _forge(
+        whole, _json_edit("report/figures.json", lambda f: f.update(first=1)), tmp_path / "b.zip"
+    )
     assert "report/figures.json: first, end and member" in "\n".join(audit_result(moved).failures)
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    (lambda f: {**f, "report/downloads.csv": f["report/downloads.csv"].replace(
-        b"SE,2,0,0\n", b"SE,99,0,0\nSE,2,0,0\n")}, "report/downloads.csv line 4: SE appears twice"),
-    (lambda f: {**f, "report/contributions.csv": f["report/contributions.csv"]
-                + b"TOTAL GPU HOURS 123456\n"}, "cells, the header has 10"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda f: {
+                **f,
+                "report/downloads.csv": f["report/downloads.csv"].replace(
+                    b"SE,2,0,0\n", b"SE,99,0,0\nSE,2,0,0\n"
+                ),
+            },
+            "report/downloads.csv line 4: SE appears twice",
+        ),
+        (
+            lambda f: {
+                **f,
+                "report/contributions.csv": f["report/contributions.csv"]
+                + b"TOTAL GPU HOURS 123456\n",
+            },
+            "cells, the header has 10",
+        ),
+    ],
+)
 def test_a_second_row_or_a_short_row_is_refused(whole, tmp_path, change, expected):
     failures = "\n".join(audit_result(_forge(whole, change, tmp_path / "r.zip")).failures)
     assert expected in failures
@@ -73,9 +95,14 @@ def test_a_second_row_or_a_short_row_is_refused(whole, tmp_path, change, expecte
 def test_a_member_status_or_a_hidden_table_is_caught(whole, tmp_path):
     def withdrawn(files):
         for name in ("report/members.csv", "report/report.html"):
-            files[name] = files[name].replace(b"SE,Sweden,nation,member", b"SE,Sweden,nation,withdrawn"
-                                              ).replace(b"<td>SE</td><td>Sweden</td><td>nation</td><td>member</td>",
-                                                        b"<td>SE</td><td>Sweden</td><td>nation</td><td>withdrawn</td>")  # fmt: skip
+            files[name] = (
+                files[name]
+                .replace(b"SE,Sweden,nation,member", b"SE,Sweden,nation,withdrawn")
+                .replace(
+                    b"<td>SE</td><td>Sweden</td><td>nation</td><td>member</td>",
+                    b"<td>SE</td><td>Sweden</td><td>nation</td><td>withdrawn</td>",
+                )
+            )
         return files
 
     with zipfile.ZipFile(io.BytesIO(whole)) as z:
@@ -86,8 +113,11 @@ def test_a_member_status_or_a_hidden_table_is_caught(whole, tmp_path):
 
     def hidden(files):
         page = files["report/report.html"].decode()
-        page = page.replace("</body>", '<div style="display:none"><table><tr><td>SE</td>'
-                                       "<td>99</td></tr></table></div>\n</body>")  # fmt: skip
+        page = page.replace(
+            "</body>",
+            '<div style="display:none"><table><tr><td>SE</td>'
+            "<td>99</td></tr></table></div>\n</body>",
+        )
         files["report/report.html"] = page.encode()
         return files
 
@@ -95,8 +125,10 @@ def test_a_member_status_or_a_hidden_table_is_caught(whole, tmp_path):
     assert "report/report.html is not the page the CSV files" in failures
 
 
-@pytest.mark.parametrize("how", ["figures_list", "csv_latin1", "html_latin1", "manifest_size",
-                                 "deep_json", "crc", "twice"])  # fmt: skip
+@pytest.mark.parametrize(
+    "how",
+    ["figures_list", "csv_latin1", "html_latin1", "manifest_size", "deep_json", "crc", "twice"],
+)
 def test_damaged_bundles_fail_with_a_name_never_a_traceback(whole, tmp_path, how):
     def change(files):
         if how == "figures_list":

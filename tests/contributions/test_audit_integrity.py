@@ -32,23 +32,34 @@ def bundle(lumi, tmp_path):
     people = lumi["people"]
     treaty(lumi, treasurer="FI")
     services.sacct_import(actor=people["rec_fi"], facility=lumi["facility"], data=JOBS)
-    paid = services.funds_contribute(actor=people["rec_se"], amount="1000", currency="SEK",
-                                     date_paid=TODAY)  # fmt: skip
+    paid = services.funds_contribute(
+        actor=people["rec_se"], amount="1000", currency="SEK", date_paid=TODAY
+    )
     services.funds_confirm(actor=people["rec_fi"], contribution=paid, amount="900")
-    pending = services.funds_contribute(actor=people["sig_nl"], amount="40", currency="EUR",
-                                        date_paid=TODAY)  # fmt: skip
+    pending = services.funds_contribute(
+        actor=people["sig_nl"], amount="40", currency="EUR", date_paid=TODAY
+    )
     # Not the treasurer's key: on the record, without effect.
-    ledger.entry_append(signer=secretariat_signer(), kind="funds.confirmed",
-                        payload={"contribution": str(pending.id), "amount": "40",
-                                 "currency": "EUR", "date": TODAY})  # fmt: skip
-    bounced = services.funds_contribute(actor=people["sig_nl"], amount="9", currency="EUR",
-                                        date_paid=TODAY)  # fmt: skip
+    ledger.entry_append(
+        signer=secretariat_signer(),
+        kind="funds.confirmed",
+        payload={"contribution": str(pending.id), "amount": "40", "currency": "EUR", "date": TODAY},
+    )
+    bounced = services.funds_contribute(
+        actor=people["sig_nl"], amount="9", currency="EUR", date_paid=TODAY
+    )
     services.funds_reject(actor=people["sig_fi"], contribution=bounced, reason="not received")
     compute = Contribution.objects.get(member="SE", kind="compute")
     services.contribution_dispute(actor=people["sig_nl"], contribution=compute, reason="?")
-    ledger.entry_append(signer=member_signer("FI"), kind="contribution.disputed",
-                        payload={"dispute": "00000000-0000-4000-8000-00000000000c",
-                                 "contribution": str(compute.id), "reason": "a second"})  # fmt: skip
+    ledger.entry_append(
+        signer=member_signer("FI"),
+        kind="contribution.disputed",
+        payload={
+            "dispute": "00000000-0000-4000-8000-00000000000c",
+            "contribution": str(compute.id),
+            "reason": "a second",
+        },
+    )
     export = audit.audit_export_request(actor=people["aud"])
     audit.audit_export_build(export.id)
     export.refresh_from_db()
@@ -77,7 +88,7 @@ def test_a_report_counting_a_pending_payment_is_caught(bundle, tmp_path):
         files["report/contributions.csv"] = files["report/contributions.csv"].replace(
             b"NL,funds,2,0,1,1,", b"NL,funds,2,1,0,1,"
         )
-        return files  # fmt: skip
+        return files
 
     forged = _forge(bundle.read_bytes(), count_the_pending_payment, tmp_path / "forged.zip")
     failures = "\n".join(audit_result(forged).failures)

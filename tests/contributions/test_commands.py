@@ -34,23 +34,40 @@ def test_a_dry_run_prints_the_table_and_records_nothing(lumi, export_file, capsy
 
 
 def test_json_output_names_the_figures(lumi, export_file, capsys):
-    call_command("contributions", "import-sacct", str(export_file), "--facility", "lumi",
-                 "--dry-run", "--json")  # fmt: skip
+    call_command(
+        "contributions",
+        "import-sacct",
+        str(export_file),
+        "--facility",
+        "lumi",
+        "--dry-run",
+        "--json",
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["export_sha256"] == hashlib.sha256(JOBS).hexdigest()
     assert {(c["member"], c["gpu_hours"]) for c in report["contributions"]} == {
-        ("FI", "16.000000"), ("SE", "2.000000")}  # fmt: skip
+        ("FI", "16.000000"),
+        ("SE", "2.000000"),
+    }
     assert report["recorded"] is None
 
 
 def test_an_import_as_the_operators_recorder_is_attested(lumi, export_file, capsys):
-    call_command("contributions", "import-sacct", str(export_file), "--facility", "lumi",
-                 "--as", "rec_fi")  # fmt: skip
+    call_command(
+        "contributions", "import-sacct", str(export_file), "--facility", "lumi", "--as", "rec_fi"
+    )
     assert "attested by the facility" in capsys.readouterr().out
     assert SacctImport.objects.get().attested_in is not None
     with pytest.raises(CommandError, match="imported already"):
-        call_command("contributions", "import-sacct", str(export_file), "--facility", "lumi",
-                     "--as", "rec_fi")  # fmt: skip
+        call_command(
+            "contributions",
+            "import-sacct",
+            str(export_file),
+            "--facility",
+            "lumi",
+            "--as",
+            "rec_fi",
+        )
 
 
 def test_an_export_without_a_header_takes_the_field_list(lumi, tmp_path, capsys):
@@ -58,8 +75,17 @@ def test_an_export_without_a_header_takes_the_field_list(lumi, tmp_path, capsys)
     header, rows = lines[0], lines[1:]
     path = tmp_path / "noheader.txt"
     path.write_text("\n".join(rows) + "\n")
-    call_command("contributions", "import-sacct", str(path), "--facility", "lumi", "--dry-run",
-                 "--json", "--fields", header.replace("|", ","))  # fmt: skip
+    call_command(
+        "contributions",
+        "import-sacct",
+        str(path),
+        "--facility",
+        "lumi",
+        "--dry-run",
+        "--json",
+        "--fields",
+        header.replace("|", ","),
+    )
     assert len(json.loads(capsys.readouterr().out)["contributions"]) == 2
     with pytest.raises(CommandError, match="no header line"):
         call_command("contributions", "import-sacct", str(path), "--facility", "lumi", "--dry-run")

@@ -44,8 +44,10 @@ def test_an_import_records_the_attested_aggregates_and_the_exports_hash(lumi):
     assert by[("FI", "mi250x")].gpu_hours == Decimal("16")
     assert by[("SE", "h100")].gpu_hours == Decimal("2")
     assert {c.state for c in by.values()} == {"counted"}
-    assert imported.left_out == {"accounts not mapped to a member in good standing": 1,
-                                 "not finished (RUNNING)": 1}  # fmt: skip
+    assert imported.left_out == {
+        "accounts not mapped to a member in good standing": 1,
+        "not finished (RUNNING)": 1,
+    }
     entry = Entry.objects.get(kind="compute.imported")
     assert (
         entry.payload["export_sha256"] == reading.sha256
@@ -105,14 +107,20 @@ def test_an_attestation_by_a_key_that_is_not_the_facilitys_changes_nothing(lumi)
     )
     services.facility_register(
         actor=lumi["people"]["ops"],
-        record={"code": "other", "name": "O", "operator": "SE", "country": "SE",
-                "default_accelerator": "a100"},
-    )  # fmt: skip
+        record={
+            "code": "other",
+            "name": "O",
+            "operator": "SE",
+            "country": "SE",
+            "default_accelerator": "a100",
+        },
+    )
     other_key = hosted_signer(services.facility_key(Facility.objects.get(code="other")).fingerprint)
     ledger_services.entry_append(
-        signer=other_key, kind="compute.attested",
+        signer=other_key,
+        kind="compute.attested",
         payload={"import": str(imported.id), "export_sha256": imported.export_sha256},
-    )  # fmt: skip
+    )
     imported.refresh_from_db()
     assert imported.attested_in is None
     assert set(Contribution.objects.values_list("state", flat=True)) == {"reported"}
@@ -125,8 +133,9 @@ def test_a_job_using_two_accelerator_types_is_one_allocation_of_the_import(lumi)
         "8|8|lumi|standard-g|project_xx|COMPLETED|2026-03-01T10:00:00|2026-03-01T10:00:00|"
         "2026-03-01T11:00:00|01:00:00|gres/gpu=2,gres/gpu:a100_3g.20gb=1,gres/gpu:a100_1g.5gb=1",
     )
-    _, rows, imported = services.sacct_import(actor=lumi["people"]["rec_fi"],
-                                              facility=lumi["facility"], data=two)  # fmt: skip
+    _, rows, imported = services.sacct_import(
+        actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=two
+    )
     assert imported.allocations == 1 and len(rows) == 2  # one job, on two slice types
     assert imported.left_out == {"accounts not mapped to a member in good standing": 1}
 
@@ -136,10 +145,14 @@ def test_an_allocation_listed_again_by_a_later_export_is_not_counted_twice(lumi)
     # both list it; and a copy of September's with other line endings.
     services.sacct_import(actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=JOBS)
     october = JOBS.replace(b"|5|lumi|", b"|55|lumi|").replace(b"project_xx", b"project_fi")
-    _, rows, imported = services.sacct_import(actor=lumi["people"]["rec_fi"],
-                                              facility=lumi["facility"], data=october)  # fmt: skip
+    _, rows, imported = services.sacct_import(
+        actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=october
+    )
     assert imported.left_out["counted by an earlier import of this facility"] == 2
     assert [(r["member"], r["gpu_seconds"]) for r in rows] == [("FI", 2 * 3600)]  # job 55 only
     with pytest.raises(GovernanceError, match="every allocation in this export was counted"):
-        services.sacct_import(actor=lumi["people"]["rec_fi"], facility=lumi["facility"],
-                              data=JOBS.replace(b"\n", b"\r\n"))  # fmt: skip
+        services.sacct_import(
+            actor=lumi["people"]["rec_fi"],
+            facility=lumi["facility"],
+            data=JOBS.replace(b"\n", b"\r\n"),
+        )

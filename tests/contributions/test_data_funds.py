@@ -21,12 +21,17 @@ from tests import worlds
 lumi = worlds.shared("lumi")
 
 DATASET = {
-    "name": "Finnish public-sector corpus", "description": "Parliament and ministries, 1990-2025",
-    "manifest_sha256": "ab" * 32, "size_bytes": 812_000_000_000, "files": 41_230,
-    "tokens": 96_000_000_000, "licence": "CC-BY-4.0",
+    "name": "Finnish public-sector corpus",
+    "description": "Parliament and ministries, 1990-2025",
+    "manifest_sha256": "ab" * 32,
+    "size_bytes": 812_000_000_000,
+    "files": 41_230,
+    "tokens": 96_000_000_000,
+    "licence": "CC-BY-4.0",
     "duo": {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"]},
-    "residency": "FI", "access_mode": "federated",
-}  # fmt: skip
+    "residency": "FI",
+    "access_mode": "federated",
+}
 
 
 def test_a_recorder_records_a_dataset_known_by_its_manifest(lumi):
@@ -71,8 +76,13 @@ def test_bad_datasets_are_refused_and_nothing_is_written(lumi, mutate, message):
 
 def test_funds_are_recorded_as_exact_decimals(lumi):
     paid_under_a_treaty(lumi)
-    c = services.funds_contribute(actor=lumi["people"]["sig_se"], amount="1250000.50",
-                                  currency="SEK", date_paid="2026-03-31", reference="INV-7")  # fmt: skip
+    c = services.funds_contribute(
+        actor=lumi["people"]["sig_se"],
+        amount="1250000.50",
+        currency="SEK",
+        date_paid="2026-03-31",
+        reference="INV-7",
+    )
     assert (c.member_id, c.amount, c.currency) == ("SE", Decimal("1250000.50"), "SEK")
 
 
@@ -98,8 +108,9 @@ def test_funds_are_recorded_as_exact_decimals(lumi):
 def test_bad_funds_are_refused(lumi, amount, currency, day, message):
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match=message):
-        services.funds_contribute(actor=lumi["people"]["rec_se"], amount=amount,
-                                  currency=currency, date_paid=day)  # fmt: skip
+        services.funds_contribute(
+            actor=lumi["people"]["rec_se"], amount=amount, currency=currency, date_paid=day
+        )
     assert Entry.objects.count() == before
 
 
@@ -112,37 +123,63 @@ def test_only_a_members_recorder_or_signatory_records(lumi, who):
 
 def test_a_retry_with_the_same_idempotency_key_records_once(lumi):
     paid_under_a_treaty(lumi)
-    a = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
-                                  date_paid="2026-01-01", idempotency_key="pay-1")  # fmt: skip
-    b = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
-                                  date_paid="2026-01-01", idempotency_key="pay-1")  # fmt: skip
+    a = services.funds_contribute(
+        actor=lumi["people"]["rec_se"],
+        amount="10",
+        currency="EUR",
+        date_paid="2026-01-01",
+        idempotency_key="pay-1",
+    )
+    b = services.funds_contribute(
+        actor=lumi["people"]["rec_se"],
+        amount="10",
+        currency="EUR",
+        date_paid="2026-01-01",
+        idempotency_key="pay-1",
+    )
     assert a.id == b.id and Contribution.objects.count() == 1
     with pytest.raises(GovernanceError, match="Idempotency-Key"):
-        services.funds_contribute(actor=lumi["people"]["rec_se"], amount="11", currency="EUR",
-                                  date_paid="2026-01-01", idempotency_key="pay-1")  # fmt: skip
+        services.funds_contribute(
+            actor=lumi["people"]["rec_se"],
+            amount="11",
+            currency="EUR",
+            date_paid="2026-01-01",
+            idempotency_key="pay-1",
+        )
 
 
 def test_a_disputed_contribution_keeps_its_state_until_resolved(lumi):
     paid_under_a_treaty(lumi)
-    c = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
-                                  date_paid="2026-01-01")  # fmt: skip
+    c = services.funds_contribute(
+        actor=lumi["people"]["rec_se"], amount="10", currency="EUR", date_paid="2026-01-01"
+    )
     services.funds_confirm(actor=lumi["people"]["ops"], contribution=c)
-    d = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=c,
-                                      reason="never received")  # fmt: skip
+    d = services.contribution_dispute(
+        actor=lumi["people"]["sig_fi"], contribution=c, reason="never received"
+    )
     c.refresh_from_db()
     assert (c.state, c.disputed, d.member_id) == ("counted", True, "FI")
     with pytest.raises(GovernanceError, match="the secretariat resolves"):
-        services.dispute_resolve(actor=lumi["people"]["sig_se"], dispute=d, outcome="dismissed",
-                                 resolution="x")  # fmt: skip
-    services.dispute_resolve(actor=lumi["people"]["ops"], dispute=d, outcome="dismissed",
-                             resolution="bank statement shows it")  # fmt: skip
+        services.dispute_resolve(
+            actor=lumi["people"]["sig_se"], dispute=d, outcome="dismissed", resolution="x"
+        )
+    services.dispute_resolve(
+        actor=lumi["people"]["ops"],
+        dispute=d,
+        outcome="dismissed",
+        resolution="bank statement shows it",
+    )
     c.refresh_from_db()
     assert (c.state, c.disputed) == ("counted", False)
     d2 = services.contribution_dispute(
         actor=lumi["people"]["sig_fi"], contribution=c, reason="again"
     )
-    services.dispute_resolve(actor=lumi["people"]["ops"], dispute=d2, outcome="upheld",
-                             resolution="the payment was reversed")  # fmt: skip
+    services.dispute_resolve(
+        actor=lumi["people"]["ops"],
+        dispute=d2,
+        outcome="upheld",
+        resolution="the payment was reversed",
+    )
     c.refresh_from_db()
     assert (c.state, c.disputed) == ("void", False)
     with pytest.raises(GovernanceError, match="the contribution is void"):
@@ -152,8 +189,9 @@ def test_a_disputed_contribution_keeps_its_state_until_resolved(lumi):
 @pytest.mark.parametrize("who", ["rec_fi", "obs_nl", "aud", "ops"])
 def test_only_a_members_signatory_disputes(lumi, who):
     paid_under_a_treaty(lumi)
-    c = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
-                                  date_paid="2026-01-01")  # fmt: skip
+    c = services.funds_contribute(
+        actor=lumi["people"]["rec_se"], amount="10", currency="EUR", date_paid="2026-01-01"
+    )
     with pytest.raises(GovernanceError) as exc:
         services.contribution_dispute(actor=lumi["people"][who], contribution=c, reason="x")
     assert exc.value.status == 403

@@ -29,8 +29,10 @@ TODAY = datetime.now(UTC).date()
 
 
 def _dispute_all(lumi, member, by="sig_nl"):
-    return [services.contribution_dispute(actor=lumi["people"][by], contribution=c, reason="?")
-            for c in Contribution.objects.filter(member=member)]  # fmt: skip
+    return [
+        services.contribution_dispute(actor=lumi["people"][by], contribution=c, reason="?")
+        for c in Contribution.objects.filter(member=member)
+    ]
 
 
 def test_disputing_every_contribution_of_a_member_cuts_nothing_off(lumi, checkpoint):  # noqa: F811
@@ -52,8 +54,9 @@ def test_disputing_every_contribution_of_a_member_cuts_nothing_off(lumi, checkpo
 def test_an_upheld_dispute_stops_the_contribution_counting(lumi, checkpoint):  # noqa: F811
     a = checkpoint.model.agreement
     for d in _dispute_all(lumi, "SE"):
-        services.dispute_resolve(actor=lumi["people"]["ops"], dispute=d, outcome="upheld",
-                                 resolution="not delivered")  # fmt: skip
+        services.dispute_resolve(
+            actor=lumi["people"]["ops"], dispute=d, outcome="upheld", resolution="not delivered"
+        )
     assert balance_ratio(a, "SE") == 0
     d = entitlement("SE", checkpoint)
     assert not d.allow and "balance ratio under 0.8" in d.rule
@@ -62,10 +65,10 @@ def test_an_upheld_dispute_stops_the_contribution_counting(lumi, checkpoint):  #
 def test_a_dismissed_dispute_leaves_the_contribution_as_it_was(lumi):
     treaty(lumi)
     paid = deliver(lumi)
-    d = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid,
-                                      reason="?")  # fmt: skip
-    services.dispute_resolve(actor=lumi["people"]["ops"], dispute=d, outcome="dismissed",
-                             resolution="it arrived")  # fmt: skip
+    d = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
+    services.dispute_resolve(
+        actor=lumi["people"]["ops"], dispute=d, outcome="dismissed", resolution="it arrived"
+    )
     paid.refresh_from_db()
     assert (paid.state, paid.disputed) == ("counted", False)
 
@@ -73,21 +76,25 @@ def test_a_dismissed_dispute_leaves_the_contribution_as_it_was(lumi):
 def test_a_second_dispute_is_a_409_naming_the_open_one(lumi):
     treaty(lumi)
     paid = deliver(lumi)
-    first = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid,
-                                          reason="never received")  # fmt: skip
+    first = services.contribution_dispute(
+        actor=lumi["people"]["sig_fi"], contribution=paid, reason="never received"
+    )
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match=str(first.id)) as exc:
-        services.contribution_dispute(actor=lumi["people"]["sig_se"], contribution=paid,
-                                      reason="me too")  # fmt: skip
+        services.contribution_dispute(
+            actor=lumi["people"]["sig_se"], contribution=paid, reason="me too"
+        )
     assert exc.value.status == 409
-    r = _client(lumi["people"]["sig_se"]).post(f"/api/v1/contributions/{paid.id}/disputes",
-                                               {"reason": "me too"}, format="json")  # fmt: skip
+    r = _client(lumi["people"]["sig_se"]).post(
+        f"/api/v1/contributions/{paid.id}/disputes", {"reason": "me too"}, format="json"
+    )
     assert r.status_code == 409 and str(first.id) in r.json()["detail"]
     assert r["Content-Type"] == "application/problem+json"
     assert Entry.objects.count() == before
     # Once it is resolved, another may be opened.
-    services.dispute_resolve(actor=lumi["people"]["ops"], dispute=first, outcome="dismissed",
-                             resolution="it arrived")  # fmt: skip
+    services.dispute_resolve(
+        actor=lumi["people"]["ops"], dispute=first, outcome="dismissed", resolution="it arrived"
+    )
     services.contribution_dispute(actor=lumi["people"]["sig_se"], contribution=paid, reason="?")
     assert Dispute.objects.filter(contribution=paid, resolved_in__isnull=True).count() == 1
 
@@ -95,30 +102,43 @@ def test_a_second_dispute_is_a_409_naming_the_open_one(lumi):
 def _two_party_treaty(lumi):
     """A treaty in force between Finland and Sweden; the Netherlands is not a party."""
     people = lumi["people"]
-    terms = {"parties": ["FI", "SE"], "effective": {"from": TODAY.isoformat(), "until": None},
-             "accounting_unit": "EUR",
-             "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}}}  # fmt: skip
+    terms = {
+        "parties": ["FI", "SE"],
+        "effective": {"from": TODAY.isoformat(), "until": None},
+        "accounting_unit": "EUR",
+        "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}},
+    }
     doc = agreements.document_store(actor=people["ops"], name="b.txt", content=b"bilateral")
-    a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title="Bilateral",
-                                     terms=terms, document_sha256=doc.sha256)  # fmt: skip
+    a = agreements.agreement_propose(
+        actor=people["ops"],
+        kind="treaty",
+        title="Bilateral",
+        terms=terms,
+        document_sha256=doc.sha256,
+    )
     for who in ("sig_fi", "sig_se"):
         a.refresh_from_db()
-        agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,
-                                  document_sha256=a.document_sha256)  # fmt: skip
+        agreements.agreement_sign(
+            actor=people[who],
+            agreement=a,
+            terms_sha256=a.terms_sha256,
+            document_sha256=a.document_sha256,
+        )
     return a
 
 
 def test_only_a_signatory_of_a_bound_party_disputes(lumi):
     _two_party_treaty(lumi)
-    paid = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="5", currency="EUR",
-                                     date_paid=TODAY.isoformat())  # fmt: skip
+    paid = services.funds_contribute(
+        actor=lumi["people"]["rec_se"], amount="5", currency="EUR", date_paid=TODAY.isoformat()
+    )
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match="bound with SE") as exc:
-        services.contribution_dispute(actor=lumi["people"]["sig_nl"], contribution=paid,
-                                      reason="?")  # fmt: skip
+        services.contribution_dispute(actor=lumi["people"]["sig_nl"], contribution=paid, reason="?")
     assert exc.value.status == 403
-    r = _client(lumi["people"]["sig_nl"]).post(f"/api/v1/contributions/{paid.id}/disputes",
-                                               {"reason": "?"}, format="json")  # fmt: skip
+    r = _client(lumi["people"]["sig_nl"]).post(
+        f"/api/v1/contributions/{paid.id}/disputes", {"reason": "?"}, format="json"
+    )
     assert r.status_code == 403 and r["Content-Type"] == "application/problem+json"
     assert Entry.objects.count() == before
     services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
@@ -130,20 +150,27 @@ def test_without_an_agreement_in_force_no_one_disputes(lumi):
 
     offered = services.data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
     with pytest.raises(GovernanceError) as exc:
-        services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=offered,
-                                      reason="?")  # fmt: skip
+        services.contribution_dispute(
+            actor=lumi["people"]["sig_fi"], contribution=offered, reason="?"
+        )
     assert exc.value.status == 403
 
 
 def test_the_reason_is_in_the_entry_signed_by_the_disputing_members_key(lumi):
     treaty(lumi)
     paid = deliver(lumi)
-    d = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid,
-                                      reason="the transfer was reversed on 3 May")  # fmt: skip
+    d = services.contribution_dispute(
+        actor=lumi["people"]["sig_fi"],
+        contribution=paid,
+        reason="the transfer was reversed on 3 May",
+    )
     entry = Entry.objects.get(index=d.opened_in)
     assert entry.kind == "contribution.disputed"
-    assert entry.payload == {"dispute": str(d.id), "contribution": str(paid.id),
-                             "reason": "the transfer was reversed on 3 May"}  # fmt: skip
+    assert entry.payload == {
+        "dispute": str(d.id),
+        "contribution": str(paid.id),
+        "reason": "the transfer was reversed on 3 May",
+    }
     key = Key.objects.get(fingerprint=entry.author)
     assert (key.kind, key.owner, key.custody) == ("member", "FI", "hosted")
     assert verify_leaf_signature(parse_leaf(bytes(entry.leaf)), bytes(key.public_key))
@@ -151,17 +178,31 @@ def test_the_reason_is_in_the_entry_signed_by_the_disputing_members_key(lumi):
 
 def test_dispute_entries_that_break_the_bounds_are_without_effect(lumi):
     _two_party_treaty(lumi)
-    paid = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="5", currency="EUR",
-                                     date_paid=TODAY.isoformat())  # fmt: skip
+    paid = services.funds_contribute(
+        actor=lumi["people"]["rec_se"], amount="5", currency="EUR", date_paid=TODAY.isoformat()
+    )
     # The Netherlands is bound with Sweden by nothing: its signed dispute changes nothing.
-    ledger.entry_append(signer=member_signer("NL"), kind="contribution.disputed",
-                        payload={"dispute": "00000000-0000-4000-8000-000000000001",
-                                 "contribution": str(paid.id), "reason": "?"})  # fmt: skip
+    ledger.entry_append(
+        signer=member_signer("NL"),
+        kind="contribution.disputed",
+        payload={
+            "dispute": "00000000-0000-4000-8000-000000000001",
+            "contribution": str(paid.id),
+            "reason": "?",
+        },
+    )
     assert not Dispute.objects.exists()
-    first = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid,
-                                          reason="?")  # fmt: skip
+    first = services.contribution_dispute(
+        actor=lumi["people"]["sig_fi"], contribution=paid, reason="?"
+    )
     # A second open dispute, signed by a bound party past the service: without effect.
-    ledger.entry_append(signer=member_signer("SE"), kind="contribution.disputed",
-                        payload={"dispute": "00000000-0000-4000-8000-000000000002",
-                                 "contribution": str(paid.id), "reason": "again"})  # fmt: skip
+    ledger.entry_append(
+        signer=member_signer("SE"),
+        kind="contribution.disputed",
+        payload={
+            "dispute": "00000000-0000-4000-8000-000000000002",
+            "contribution": str(paid.id),
+            "reason": "again",
+        },
+    )
     assert list(Dispute.objects.values_list("id", flat=True)) == [first.id]

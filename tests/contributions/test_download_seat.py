@@ -72,9 +72,18 @@ def test_another_members_delegate_with_the_token_is_refused_and_logged(lumi, url
 def test_an_observer_is_refused_even_with_a_token_naming_its_own_seat(lumi, checkpoint):
     observer = _observer_of_sweden(lumi)
     seat = governance.seat_of(observer)
-    token = downloads.sign_token({"v": 1, "tid": "f" * 32, "member": "SE", "seat": str(seat.id),
-                                  "checkpoint": checkpoint.digest, "scope": "full_weights",
-                                  "files": ["model.safetensors"], "exp": 4_102_444_800})  # fmt: skip
+    token = downloads.sign_token(
+        {
+            "v": 1,
+            "tid": "f" * 32,
+            "member": "SE",
+            "seat": str(seat.id),
+            "checkpoint": checkpoint.digest,
+            "scope": "full_weights",
+            "files": ["model.safetensors"],
+            "exp": 4_102_444_800,
+        }
+    )
     r = _client(observer).get(f"/api/v1/downloads/{token}/model.safetensors")
     assert r.status_code == 403 and "the observer seat may not download" in r.json()["detail"]
 
@@ -95,8 +104,9 @@ def test_a_vacated_seats_token_stops_working(lumi, url):
     r = _client(people["sig_se"]).get(url)
     assert r.status_code == 403
     # Seated again, the user holds another seat: the old token is not its.
-    governance.seat_assign(actor=people["ops"], user=people["sig_se"], role="signatory",
-                           member="SE")  # fmt: skip
+    governance.seat_assign(
+        actor=people["ops"], user=people["sig_se"], role="signatory", member="SE"
+    )
     assert Seat.objects.filter(member="SE", role="signatory", vacated_in__isnull=True).count() == 1
     r = _client(people["sig_se"]).get(url)
     assert r.status_code == 403 and "issued to another seat" in r.json()["detail"]

@@ -21,8 +21,9 @@ WEIGHTS = b"weights" * 1000
 
 
 def _authorize(lumi, digest, who="rec_se", **body):
-    return _client(lumi["people"][who]).post(f"/api/v1/checkpoints/{digest}/downloads", body,
-                                             format="json")  # fmt: skip
+    return _client(lumi["people"][who]).post(
+        f"/api/v1/checkpoints/{digest}/downloads", body, format="json"
+    )
 
 
 def _bytes(response) -> bytes:
@@ -58,8 +59,14 @@ def test_ranges_are_served_and_bad_ranges_are_416(lumi, checkpoint):  # noqa: F8
     assert part["Content-Range"] == f"bytes 10-19/{len(WEIGHTS)}"
     assert _bytes(api.get(url, HTTP_RANGE="bytes=-5")) == WEIGHTS[-5:]
     assert _bytes(api.get(url, HTTP_RANGE=f"bytes={len(WEIGHTS) - 3}-")) == WEIGHTS[-3:]
-    for bad in ("bytes=abc", "bytes=5-2", f"bytes={len(WEIGHTS)}-", "bytes=0-1,5-6", "items=0-1",
-                "bytes=-0"):  # fmt: skip
+    for bad in (
+        "bytes=abc",
+        "bytes=5-2",
+        f"bytes={len(WEIGHTS)}-",
+        "bytes=0-1,5-6",
+        "items=0-1",
+        "bytes=-0",
+    ):
         r = api.get(url, HTTP_RANGE=bad)
         assert r.status_code == 416, bad
         assert r["Content-Range"] == f"bytes */{len(WEIGHTS)}"
@@ -94,9 +101,12 @@ def test_a_token_is_good_only_for_its_member_its_files_and_its_time(lumi, checkp
 def test_a_suspension_takes_effect_at_once(lumi, checkpoint):  # noqa: F811
     url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
     people = lumi["people"]
-    p = proposals.proposal_open(actor=people["ops"], title="Suspend Sweden",
-                                actions=[{"type": "member.suspend", "code": "SE"}],
-                                deadline=datetime.now(UTC) + timedelta(minutes=5))  # fmt: skip
+    p = proposals.proposal_open(
+        actor=people["ops"],
+        title="Suspend Sweden",
+        actions=[{"type": "member.suspend", "code": "SE"}],
+        deadline=datetime.now(UTC) + timedelta(minutes=5),
+    )
     for who in ("sig_fi", "sig_nl"):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
@@ -168,16 +178,29 @@ def test_a_revoked_grant_stops_a_download_between_two_ranges(lumi, checkpoint): 
     people = lumi["people"]
 
     def decide(actions, voters):
-        p = proposals.proposal_open(actor=people["ops"], title="Access", actions=actions,
-                                    deadline=datetime.now(UTC) + timedelta(minutes=5))  # fmt: skip
+        p = proposals.proposal_open(
+            actor=people["ops"],
+            title="Access",
+            actions=actions,
+            deadline=datetime.now(UTC) + timedelta(minutes=5),
+        )
         for who in voters:
             proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
         decide_after_deadline(p)
         return p
 
-    granted = decide([{"type": "access.grant", "member": "NL", "scope": "evaluation",
-                       "checkpoints": [checkpoint.digest], "reason": "red-teaming"}],
-                     ("sig_fi", "sig_se"))  # fmt: skip
+    granted = decide(
+        [
+            {
+                "type": "access.grant",
+                "member": "NL",
+                "scope": "evaluation",
+                "checkpoints": [checkpoint.digest],
+                "reason": "red-teaming",
+            }
+        ],
+        ("sig_fi", "sig_se"),
+    )
     grant = f"{granted.id}:0"
     r = _authorize(lumi, checkpoint.digest, who="sig_nl", scope="evaluation")
     assert r.status_code == 201 and "access grant" in r.json()["rule"]
@@ -185,8 +208,10 @@ def test_a_revoked_grant_stops_a_download_between_two_ranges(lumi, checkpoint): 
     api = _client(people["sig_nl"])
     first = api.get(url, HTTP_RANGE="bytes=0-999")
     assert first.status_code == 206 and _bytes(first) == WEIGHTS[:1000]
-    decide([{"type": "access.revoke", "grant": grant, "reason": "evaluation finished"}],
-           ("sig_fi", "sig_se"))  # fmt: skip
+    decide(
+        [{"type": "access.revoke", "grant": grant, "reason": "evaluation finished"}],
+        ("sig_fi", "sig_se"),
+    )
     rest = api.get(url, HTTP_RANGE="bytes=1000-")
     assert rest.status_code == 403 and "denied now" in rest.json()["detail"]
     refused = DownloadEvent.objects.filter(member="NL", outcome="denied").get()
@@ -217,8 +242,12 @@ def test_tokens_from_another_key_or_with_spliced_claims_are_refused_and_logged(l
     for token in (f"{b64(forged_payload)}.{b64(other)}", spliced):
         r = api.get(f"/api/v1/downloads/{token}/model.safetensors")
         assert r.status_code == 403 and "not signed by this log" in r.json()["detail"]
-    assert DownloadEvent.objects.filter(outcome="denied",
-                                        reason__contains="not signed by this log").count() == 2  # fmt: skip
+    assert (
+        DownloadEvent.objects.filter(
+            outcome="denied", reason__contains="not signed by this log"
+        ).count()
+        == 2
+    )
     # Replaying the genuine token is allowed to its own member (a resumed download) and
     # to nobody else.
     assert api.get(f"/api/v1/downloads/{se}/model.safetensors").status_code == 200
@@ -240,14 +269,16 @@ def test_odd_file_names_are_quoted_in_urls_and_headers(lumi, tmp_path, settings)
     deliver(lumi)
     from consortium.models import Agreement
 
-    model = checkpoints.model_register(actor=None, code="odd", name="Odd",
-                                       agreement=Agreement.objects.get())  # fmt: skip
+    model = checkpoints.model_register(
+        actor=None, code="odd", name="Odd", agreement=Agreement.objects.get()
+    )
     (tmp_path / "w").mkdir()
     names = {'a"b?c.bin': b"first", "modèle.bin": b"second"}
     for name, data in names.items():
         (tmp_path / "w" / name).write_bytes(data)
-    cp = checkpoints.checkpoint_publish(actor=None, model=model, name="odd", directory=tmp_path / "w",
-                                        workers=1)  # fmt: skip
+    cp = checkpoints.checkpoint_publish(
+        actor=None, model=model, name="odd", directory=tmp_path / "w", workers=1
+    )
     urls = _authorize(lumi, cp.digest).json()["files"]
     assert urls['a"b?c.bin'].endswith("/a%22b%3Fc.bin") and urls["modèle.bin"].endswith(
         "/mod%C3%A8le.bin"

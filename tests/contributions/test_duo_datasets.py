@@ -49,15 +49,26 @@ def test_a_time_limit_without_its_months_is_refused(lumi):
 
 def test_the_admin_form_records_a_terms_value_and_refuses_a_term_without_it(client, lumi):
     client.force_login(lumi["people"]["rec_fi"])
-    form = {"name": "Registry", "description": "", "manifest_sha256": "ab" * 32,
-            "size_bytes": 10, "files": 1, "records": 1000, "licence": "LicenseRef-NLOD-2.0",
-            "permission": "DUO:0000042", "modifiers": ["DUO:0000018", "DUO:0000022"],
-            "residency": "FI", "access_mode": "federated"}  # fmt: skip
+    form = {
+        "name": "Registry",
+        "description": "",
+        "manifest_sha256": "ab" * 32,
+        "size_bytes": 10,
+        "files": 1,
+        "records": 1000,
+        "licence": "LicenseRef-NLOD-2.0",
+        "permission": "DUO:0000042",
+        "modifiers": ["DUO:0000018", "DUO:0000022"],
+        "residency": "FI",
+        "access_mode": "federated",
+    }
     bad = client.post("/admin/contributions/contribution/data/", form)
     assert bad.status_code == 200 and "needs its region" in bad.content.decode()
     assert not Entry.objects.filter(kind="data.contributed").exists()
-    ok = client.post("/admin/contributions/contribution/data/",
-                     {**form, "duo_values": '{"DUO:0000022": {"region": "FI"}}'})  # fmt: skip
+    ok = client.post(
+        "/admin/contributions/contribution/data/",
+        {**form, "duo_values": '{"DUO:0000022": {"region": "FI"}}'},
+    )
     assert ok.status_code == 302
     assert Entry.objects.get(kind="data.contributed").payload["dataset"]["duo"] == {
         "permission": "DUO:0000042",

@@ -24,13 +24,15 @@ def _pay(lumi, who="rec_se", amount="1", currency="EUR"):
     # Funds are paid under a treaty in force: one naming no treasurer, unless the test made one.
     if not Agreement.objects.filter(state="in_force").exists():
         treaty(lumi)
-    return services.funds_contribute(actor=lumi["people"][who], amount=amount, currency=currency,
-                                     date_paid=TODAY.isoformat())  # fmt: skip
+    return services.funds_contribute(
+        actor=lumi["people"][who], amount=amount, currency=currency, date_paid=TODAY.isoformat()
+    )
 
 
 def _line(agreement, member):
-    return next(m for m in cost_share_report(agreement).as_dict()["members"]
-                if m["member"] == member)  # fmt: skip
+    return next(
+        m for m in cost_share_report(agreement).as_dict()["members"] if m["member"] == member
+    )
 
 
 def test_a_recorded_payment_is_pending_and_counts_nothing(lumi):
@@ -38,8 +40,11 @@ def test_a_recorded_payment_is_pending_and_counts_nothing(lumi):
     c = _pay(lumi, amount="1")
     assert (c.state, c.confirmed_in) == ("pending", None)
     se = _line(a, "SE")
-    assert (se["delivered"]["funds"], se["held"], se["funds_pending"]) == ("0.00", "1.00",
-                                                                           {"EUR": "1"})  # fmt: skip
+    assert (se["delivered"]["funds"], se["held"], se["funds_pending"]) == (
+        "0.00",
+        "1.00",
+        {"EUR": "1"},
+    )
     listed = _client(lumi["people"]["rec_se"]).get("/api/v1/contributions?state=pending").json()
     assert [x["id"] for x in listed] == [str(c.id)]
 
@@ -60,10 +65,20 @@ def test_a_payment_counts_once_the_secretariat_confirms_it(lumi):
 
 def test_a_pending_payment_moves_no_balance(lumi):
     a = treaty(lumi)
-    services.data_contribute(actor=lumi["people"]["sig_nl"], dataset={
-        "name": "Dutch web", "description": "", "manifest_sha256": "cd" * 32, "size_bytes": 1,
-        "files": 1, "tokens": 100_000_000, "licence": "CC0-1.0",
-        "duo": {"permission": "DUO:0000042", "modifiers": []}, "access_mode": "remote"})  # fmt: skip
+    services.data_contribute(
+        actor=lumi["people"]["sig_nl"],
+        dataset={
+            "name": "Dutch web",
+            "description": "",
+            "manifest_sha256": "cd" * 32,
+            "size_bytes": 1,
+            "files": 1,
+            "tokens": 100_000_000,
+            "licence": "CC0-1.0",
+            "duo": {"permission": "DUO:0000042", "modifiers": []},
+            "access_mode": "remote",
+        },
+    )
     ratio = balance_ratio(a, "SE")
     _pay(lumi, amount="1000000")
     assert balance_ratio(a, "SE") == ratio == 0
@@ -113,13 +128,18 @@ def test_under_a_treaty_naming_no_treasurer_the_secretariat_confirms(lumi):
 def test_the_figures_confirmed_are_the_ones_that_count(lumi):
     a = treaty(lumi)
     c = _pay(lumi, amount="100")
-    services.funds_confirm(actor=lumi["people"]["ops"], contribution=c, amount="98.50",
-                           date_paid="2026-01-05")  # fmt: skip
+    services.funds_confirm(
+        actor=lumi["people"]["ops"], contribution=c, amount="98.50", date_paid="2026-01-05"
+    )
     c.refresh_from_db()
     assert (str(c.amount.normalize()), c.date.isoformat()) == ("98.5", "2026-01-05")
     assert c.claimed == {"amount": "100", "currency": "EUR", "date": TODAY.isoformat()}
     assert Entry.objects.get(kind="funds.confirmed").payload == {
-        "contribution": str(c.id), "amount": "98.50", "currency": "EUR", "date": "2026-01-05"}  # fmt: skip
+        "contribution": str(c.id),
+        "amount": "98.50",
+        "currency": "EUR",
+        "date": "2026-01-05",
+    }
     assert _line(a, "SE")["delivered"]["funds"] == "98.50"
 
 
@@ -150,9 +170,16 @@ def test_a_confirmation_signed_by_another_key_than_the_treasurers_is_without_eff
     treaty(lumi, treasurer="FI")
     c = _pay(lumi)
     # The secretariat's key is not the treasurer's: on the record, without effect.
-    ledger.entry_append(signer=secretariat_signer(), kind="funds.confirmed",
-                        payload={"contribution": str(c.id), "amount": "1", "currency": "EUR",
-                                 "date": TODAY.isoformat()})  # fmt: skip
+    ledger.entry_append(
+        signer=secretariat_signer(),
+        kind="funds.confirmed",
+        payload={
+            "contribution": str(c.id),
+            "amount": "1",
+            "currency": "EUR",
+            "date": TODAY.isoformat(),
+        },
+    )
     c.refresh_from_db()
     assert (c.state, c.confirmed_in) == ("pending", None)
 
@@ -172,8 +199,9 @@ def test_the_treasurer_confirms_through_the_api(lumi):
 def test_no_one_else_confirms_through_the_api(lumi, who):
     c = _pay(lumi)
     before = Entry.objects.count()
-    r = _client(lumi["people"][who]).post(f"/api/v1/contributions/{c.id}/confirmation",
-                                          {"outcome": "confirmed"}, format="json")  # fmt: skip
+    r = _client(lumi["people"][who]).post(
+        f"/api/v1/contributions/{c.id}/confirmation", {"outcome": "confirmed"}, format="json"
+    )
     assert r.status_code == 403 and r["Content-Type"] == "application/problem+json"
     assert Entry.objects.count() == before
 
@@ -194,8 +222,9 @@ def test_no_one_else_confirms_through_the_api(lumi, who):
 def test_bad_confirmations_are_400s_that_write_nothing(lumi, body, message):
     c = _pay(lumi)
     before = Entry.objects.count()
-    r = _client(lumi["people"]["ops"]).post(f"/api/v1/contributions/{c.id}/confirmation", body,
-                                            format="json")  # fmt: skip
+    r = _client(lumi["people"]["ops"]).post(
+        f"/api/v1/contributions/{c.id}/confirmation", body, format="json"
+    )
     assert r.status_code == 400 and r["Content-Type"] == "application/problem+json"
     assert message in r.content.decode()
     assert Entry.objects.count() == before
@@ -206,11 +235,15 @@ def test_only_funds_are_confirmed_and_unknown_ids_are_404(lumi):
 
     data = services.data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
     api = _client(lumi["people"]["ops"])
-    r = api.post(f"/api/v1/contributions/{data.id}/confirmation", {"outcome": "confirmed"},
-                 format="json")  # fmt: skip
+    r = api.post(
+        f"/api/v1/contributions/{data.id}/confirmation", {"outcome": "confirmed"}, format="json"
+    )
     assert r.status_code == 409 and "only funds" in r.json()["detail"]
-    r = api.post("/api/v1/contributions/00000000-0000-4000-8000-000000000000/confirmation",
-                 {"outcome": "confirmed"}, format="json")  # fmt: skip
+    r = api.post(
+        "/api/v1/contributions/00000000-0000-4000-8000-000000000000/confirmation",
+        {"outcome": "confirmed"},
+        format="json",
+    )
     assert r.status_code == 404
 
 
@@ -228,9 +261,12 @@ def test_the_treasurer_confirms_in_the_admin(lumi, client):
 
 
 def test_the_terms_name_the_secretariat_or_a_party_as_treasurer():
-    base = {"parties": ["FI", "SE"], "effective": {"from": "2026-01-01", "until": None},
-            "accounting_unit": "EUR",
-            "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}}}  # fmt: skip
+    base = {
+        "parties": ["FI", "SE"],
+        "effective": {"from": "2026-01-01", "until": None},
+        "accounting_unit": "EUR",
+        "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}},
+    }
     members = {"FI", "SE", "NL"}
     assert check_terms("treaty", {**base, "treasurer": "FI"}, members)["treasurer"] == "FI"
     check_terms("treaty", {**base, "treasurer": "secretariat"}, members)

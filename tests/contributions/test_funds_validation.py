@@ -23,33 +23,48 @@ lumi = worlds.shared("lumi")
 TODAY = datetime.now(UTC).date()
 
 
-def treaty_from(lumi, start: date, until: date | None = None, kind: str = "treaty",
-                parties=("FI", "SE", "NL"), signers=("sig_fi", "sig_se", "sig_nl")):  # fmt: skip
+def treaty_from(
+    lumi,
+    start: date,
+    until: date | None = None,
+    kind: str = "treaty",
+    parties=("FI", "SE", "NL"),
+    signers=("sig_fi", "sig_se", "sig_nl"),
+):
     """An agreement that shares the cost among ``parties``, in force from ``start``."""
     people = lumi["people"]
     shares = {"FI": "0.2", "SE": "0.3", "NL": "0.5"}
     terms = {
         "parties": list(parties),
         "effective": {"from": start.isoformat(), "until": until.isoformat() if until else None},
-        "accounting_unit": "EUR", "exchange_rates": {"SEK": "0.087"},
+        "accounting_unit": "EUR",
+        "exchange_rates": {"SEK": "0.087"},
         "cost_sharing": {"method": "pledged", "pledges": dict.fromkeys(parties, "100")}
-        if set(parties) != set(shares) else {"method": "scale", "shares": shares},
-    }  # fmt: skip
-    doc = agreements.document_store(actor=people["ops"], name=f"{kind}.txt",
-                                    content=f"{kind} {start}".encode())  # fmt: skip
-    a = agreements.agreement_propose(actor=people["ops"], kind=kind, title=kind, terms=terms,
-                                     document_sha256=doc.sha256)  # fmt: skip
+        if set(parties) != set(shares)
+        else {"method": "scale", "shares": shares},
+    }
+    doc = agreements.document_store(
+        actor=people["ops"], name=f"{kind}.txt", content=f"{kind} {start}".encode()
+    )
+    a = agreements.agreement_propose(
+        actor=people["ops"], kind=kind, title=kind, terms=terms, document_sha256=doc.sha256
+    )
     for who in signers:
         a.refresh_from_db()
-        agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,
-                                  document_sha256=a.document_sha256)  # fmt: skip
+        agreements.agreement_sign(
+            actor=people[who],
+            agreement=a,
+            terms_sha256=a.terms_sha256,
+            document_sha256=a.document_sha256,
+        )
     a.refresh_from_db()
     return a
 
 
 def pay(lumi, day: str, currency: str = "EUR", who: str = "rec_se"):
-    return services.funds_contribute(actor=lumi["people"][who], amount="10", currency=currency,
-                                     date_paid=day)  # fmt: skip
+    return services.funds_contribute(
+        actor=lumi["people"][who], amount="10", currency=currency, date_paid=day
+    )
 
 
 def refused(lumi, day: str, currency: str = "EUR", who: str = "rec_se") -> str:
@@ -62,9 +77,25 @@ def refused(lumi, day: str, currency: str = "EUR", who: str = "rec_se") -> str:
 
 
 @pytest.mark.parametrize(
-    "code", ["XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XBA", "XBB", "XBC", "XBD", "XDR",
-             "XSU", "XUA", "CHE", "USN"],
-)  # fmt: skip
+    "code",
+    [
+        "XXX",
+        "XTS",
+        "XAU",
+        "XAG",
+        "XPT",
+        "XPD",
+        "XBA",
+        "XBB",
+        "XBC",
+        "XBD",
+        "XDR",
+        "XSU",
+        "XUA",
+        "CHE",
+        "USN",
+    ],
+)
 def test_codes_that_are_not_currencies_are_refused(lumi, code):
     treaty_from(lumi, TODAY - timedelta(days=30))
     message = refused(lumi, TODAY.isoformat(), code)
@@ -121,8 +152,9 @@ def test_an_agreement_not_yet_in_force_does_not_count(lumi):
 
 
 def test_a_member_not_party_pays_under_none_of_it(lumi):
-    treaty_from(lumi, TODAY - timedelta(days=30), parties=("FI", "SE"),
-                signers=("sig_fi", "sig_se"))  # fmt: skip
+    treaty_from(
+        lumi, TODAY - timedelta(days=30), parties=("FI", "SE"), signers=("sig_fi", "sig_se")
+    )
     assert "NL is bound by no treaty" in refused(lumi, TODAY.isoformat(), who="sig_nl")
     assert pay(lumi, TODAY.isoformat()).member_id == "SE"
 
@@ -153,8 +185,9 @@ def test_a_client_signed_funds_entry_is_held_to_the_same_rules(lumi):
 
     treaty_from(lumi, TODAY - timedelta(days=30))
     key = EntrySigner.generate("se-hsm")
-    ledger_services.key_register(signer=log_signer(), kind="member", owner="SE", name="se-hsm",
-                                 public_key=key.public_key)  # fmt: skip
+    ledger_services.key_register(
+        signer=log_signer(), kind="member", owner="SE", name="se-hsm", public_key=key.public_key
+    )
     base = {"amount": "12.5", "currency": "SEK", "date": TODAY.isoformat(), "reference": ""}
     before = Entry.objects.count()
     for bad, field in (({"currency": "XAU"}, "currency: XAU"), ({"date": "0001-01-01"}, "date:")):

@@ -42,18 +42,32 @@ def s3_endpoint():
 def bucket(s3_endpoint, settings):
     """A fresh bucket, made the default storage for the test."""
     name = f"checkpoints-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="eu-north-1",
-                          aws_access_key_id=CREDENTIALS["access_key"],
-                          aws_secret_access_key=CREDENTIALS["secret_key"])  # fmt: skip
-    client.create_bucket(Bucket=name,
-                         CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})  # fmt: skip
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="eu-north-1",
+        aws_access_key_id=CREDENTIALS["access_key"],
+        aws_secret_access_key=CREDENTIALS["secret_key"],
+    )
+    client.create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"}
+    )
     settings.STORAGES = {
-        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-            "bucket_name": name, "endpoint_url": s3_endpoint, "region_name": "eu-north-1",
-            "location": "ledger", "default_acl": None, "file_overwrite": True,
-            "addressing_style": "path", **CREDENTIALS}},
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": name,
+                "endpoint_url": s3_endpoint,
+                "region_name": "eu-north-1",
+                "location": "ledger",
+                "default_acl": None,
+                "file_overwrite": True,
+                "addressing_style": "path",
+                **CREDENTIALS,
+            },
+        },
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }  # fmt: skip
+    }
     return {"client": client, "name": name}
 
 
@@ -131,18 +145,30 @@ def test_the_checksum_of_the_bucket_copy_is_the_manifests(bucket, checkpoint):  
     assert hashlib.sha256(body.read()).hexdigest() == checkpoint.files[0]["sha256"]
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"DOWNLOAD_PRESIGNED_REDIRECT": "1"}, "DOWNLOAD_PRESIGNED_REDIRECT needs S3_BUCKET"),
-    ({"DOWNLOAD_PRESIGNED_REDIRECT": "1", "S3_BUCKET": "b", "DOWNLOAD_ACCEL_REDIRECT": "/p/"},
-     "choose DOWNLOAD_PRESIGNED_REDIRECT or DOWNLOAD_ACCEL_REDIRECT"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DOWNLOAD_PRESIGNED_REDIRECT": "1"}, "DOWNLOAD_PRESIGNED_REDIRECT needs S3_BUCKET"),
+        (
+            {
+                "DOWNLOAD_PRESIGNED_REDIRECT": "1",
+                "S3_BUCKET": "b",
+                "DOWNLOAD_ACCEL_REDIRECT": "/p/",
+            },
+            "choose DOWNLOAD_PRESIGNED_REDIRECT or DOWNLOAD_ACCEL_REDIRECT",
+        ),
+    ],
+)
 def test_contradictory_download_settings_are_refused_at_start(env, message):
     code = "import django; django.setup()"
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("S3_", "DOWNLOAD_"))}  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], env={**clean, **env, "DEBUG": "1",
-                          "DJANGO_SETTINGS_MODULE": "consortium.settings"},
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "DOWNLOAD_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "consortium.settings"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode != 0
     assert ImproperlyConfigured.__name__ in done.stderr and message in done.stderr
 

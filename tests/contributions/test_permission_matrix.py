@@ -19,44 +19,82 @@ PERSONAS = ("ops", "aud", "rec_fi", "sig_fi", "rec_se", "sig_se", "obs_nl")
 
 
 def _import(lumi):
-    _, _, imported = services.sacct_import(actor=lumi["people"]["ops"], facility=lumi["facility"],
-                                           data=JOBS)  # fmt: skip
+    _, _, imported = services.sacct_import(
+        actor=lumi["people"]["ops"], facility=lumi["facility"], data=JOBS
+    )
     return imported
 
 
 def _funds(lumi):
     # Paid under a treaty in force that shares the cost: disputes are between its parties.
     paid_under_a_treaty(lumi)
-    return services.funds_contribute(actor=lumi["people"]["rec_se"], amount="1", currency="EUR",
-                                     date_paid="2026-01-01")  # fmt: skip
+    return services.funds_contribute(
+        actor=lumi["people"]["rec_se"], amount="1", currency="EUR", date_paid="2026-01-01"
+    )
 
 
 def _dispute(lumi):
-    return services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=_funds(lumi),
-                                         reason="?")  # fmt: skip
+    return services.contribution_dispute(
+        actor=lumi["people"]["sig_fi"], contribution=_funds(lumi), reason="?"
+    )
 
 
 WRITES = {
-    "register facility": (lambda lumi: ("/api/v1/facilities", {
-        "code": "snellius", "name": "Snellius", "operator": "NL", "country": "NL",
-        "default_accelerator": "a100"}), {"ops"}),
-    "change facility": (lambda lumi: ("/api/v1/facilities/lumi/changes",
-                                      {"changes": {"timezone": "UTC"}}), {"ops", "sig_fi"}),
+    "register facility": (
+        lambda lumi: (
+            "/api/v1/facilities",
+            {
+                "code": "snellius",
+                "name": "Snellius",
+                "operator": "NL",
+                "country": "NL",
+                "default_accelerator": "a100",
+            },
+        ),
+        {"ops"},
+    ),
+    "change facility": (
+        lambda lumi: ("/api/v1/facilities/lumi/changes", {"changes": {"timezone": "UTC"}}),
+        {"ops", "sig_fi"},
+    ),
     "import": (lambda lumi: ("/api/v1/facilities/lumi/imports", JOBS), {"ops", "rec_fi", "sig_fi"}),
-    "attest": (lambda lumi: (f"/api/v1/imports/{_import(lumi).id}/attestation", None),
-               {"rec_fi", "sig_fi"}),
-    "funds": (lambda lumi: paid_under_a_treaty(lumi) or ("/api/v1/contributions/funds",
-                            {"amount": "5", "currency": "EUR", "date": "2026-01-01"}),
-              {"rec_fi", "sig_fi", "rec_se", "sig_se"}),
-    "data": (lambda lumi: ("/api/v1/contributions/data", {"dataset": DATASET}),
-             {"rec_fi", "sig_fi", "rec_se", "sig_se"}),
-    "dispute": (lambda lumi: (f"/api/v1/contributions/{_funds(lumi).id}/disputes",
-                              {"reason": "?"}), {"sig_fi", "sig_se"}),
-    "confirm": (lambda lumi: (f"/api/v1/contributions/{_funds(lumi).id}/confirmation",
-                              {"outcome": "confirmed"}), {"ops"}),
-    "resolve": (lambda lumi: (f"/api/v1/disputes/{_dispute(lumi).id}/resolution",
-                              {"outcome": "dismissed", "resolution": "ok"}), {"ops"}),
-}  # fmt: skip
+    "attest": (
+        lambda lumi: (f"/api/v1/imports/{_import(lumi).id}/attestation", None),
+        {"rec_fi", "sig_fi"},
+    ),
+    "funds": (
+        lambda lumi: (
+            paid_under_a_treaty(lumi)
+            or (
+                "/api/v1/contributions/funds",
+                {"amount": "5", "currency": "EUR", "date": "2026-01-01"},
+            )
+        ),
+        {"rec_fi", "sig_fi", "rec_se", "sig_se"},
+    ),
+    "data": (
+        lambda lumi: ("/api/v1/contributions/data", {"dataset": DATASET}),
+        {"rec_fi", "sig_fi", "rec_se", "sig_se"},
+    ),
+    "dispute": (
+        lambda lumi: (f"/api/v1/contributions/{_funds(lumi).id}/disputes", {"reason": "?"}),
+        {"sig_fi", "sig_se"},
+    ),
+    "confirm": (
+        lambda lumi: (
+            f"/api/v1/contributions/{_funds(lumi).id}/confirmation",
+            {"outcome": "confirmed"},
+        ),
+        {"ops"},
+    ),
+    "resolve": (
+        lambda lumi: (
+            f"/api/v1/disputes/{_dispute(lumi).id}/resolution",
+            {"outcome": "dismissed", "resolution": "ok"},
+        ),
+        {"ops"},
+    ),
+}
 
 
 @pytest.mark.parametrize("persona", PERSONAS)

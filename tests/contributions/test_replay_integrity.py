@@ -24,67 +24,113 @@ def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed
     governance.consortium_found(
         name="C", members=[governance.member_record(code=c) for c in ("FI", "SE", "NL")]
     )
-    people = {n: User.objects.create_user(n) for n in ("ops", "rec_fi", "sig_fi", "rec_se",
-                                                       "sig_se", "sig_nl")}  # fmt: skip
+    people = {
+        n: User.objects.create_user(n)
+        for n in ("ops", "rec_fi", "sig_fi", "rec_se", "sig_se", "sig_nl")
+    }
     governance.seat_assign(actor=None, user=people["ops"], role="secretariat")
-    for name, role, member in (("rec_fi", "recorder", "FI"), ("sig_fi", "signatory", "FI"),
-                               ("rec_se", "recorder", "SE"), ("sig_se", "signatory", "SE"),
-                               ("sig_nl", "signatory", "NL")):  # fmt: skip
+    for name, role, member in (
+        ("rec_fi", "recorder", "FI"),
+        ("sig_fi", "signatory", "FI"),
+        ("rec_se", "recorder", "SE"),
+        ("sig_se", "signatory", "SE"),
+        ("sig_nl", "signatory", "NL"),
+    ):
         governance.seat_assign(actor=people["ops"], user=people[name], role=role, member=member)
-    lumi = services.facility_register(actor=people["ops"], record={
-        "code": "lumi", "name": "LUMI", "operator": "FI", "country": "FI",
-        "timezone": "Europe/Helsinki", "default_accelerator": "mi250x",
-        "partitions": {"h100-g": "h100"}, "accounts": {"project_fi": "FI", "project_se": "SE"}})  # fmt: skip
+    lumi = services.facility_register(
+        actor=people["ops"],
+        record={
+            "code": "lumi",
+            "name": "LUMI",
+            "operator": "FI",
+            "country": "FI",
+            "timezone": "Europe/Helsinki",
+            "default_accelerator": "mi250x",
+            "partitions": {"h100-g": "h100"},
+            "accounts": {"project_fi": "FI", "project_se": "SE"},
+        },
+    )
 
     def treaty(title, **extra):
-        terms = {"parties": ["FI", "SE"], "effective": {"from": TODAY, "until": None},
-                 "accounting_unit": "EUR", **extra,
-                 "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}}}  # fmt: skip
-        doc = agreements.document_store(actor=people["ops"], name=f"{title}.txt",
-                                        content=title.encode())  # fmt: skip
-        a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title=title,
-                                         terms=terms, document_sha256=doc.sha256)  # fmt: skip
+        terms = {
+            "parties": ["FI", "SE"],
+            "effective": {"from": TODAY, "until": None},
+            "accounting_unit": "EUR",
+            **extra,
+            "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}},
+        }
+        doc = agreements.document_store(
+            actor=people["ops"], name=f"{title}.txt", content=title.encode()
+        )
+        a = agreements.agreement_propose(
+            actor=people["ops"], kind="treaty", title=title, terms=terms, document_sha256=doc.sha256
+        )
         for who in ("sig_fi", "sig_se"):
             a.refresh_from_db()
-            agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,
-                                      document_sha256=a.document_sha256)  # fmt: skip
+            agreements.agreement_sign(
+                actor=people[who],
+                agreement=a,
+                terms_sha256=a.terms_sha256,
+                document_sha256=a.document_sha256,
+            )
 
     # Under a treaty that names no treasurer: the secretariat confirms.
     treaty("T0")
-    early = services.funds_contribute(actor=people["rec_se"], amount="3", currency="EUR",
-                                      date_paid=TODAY)  # fmt: skip
+    early = services.funds_contribute(
+        actor=people["rec_se"], amount="3", currency="EUR", date_paid=TODAY
+    )
     services.funds_confirm(actor=people["ops"], contribution=early)
     # A later treaty between Finland and Sweden names Finland its treasurer.
     treaty("T", treasurer="FI")
-    paid = services.funds_contribute(actor=people["rec_se"], amount="100", currency="EUR",
-                                     date_paid=TODAY)  # fmt: skip
+    paid = services.funds_contribute(
+        actor=people["rec_se"], amount="100", currency="EUR", date_paid=TODAY
+    )
     services.funds_confirm(actor=people["rec_fi"], contribution=paid, amount="99.5")
-    bounced = services.funds_contribute(actor=people["rec_se"], amount="7", currency="EUR",
-                                        date_paid=TODAY)  # fmt: skip
+    bounced = services.funds_contribute(
+        actor=people["rec_se"], amount="7", currency="EUR", date_paid=TODAY
+    )
     services.funds_reject(actor=people["sig_fi"], contribution=bounced, reason="not received")
-    own = services.funds_contribute(actor=people["rec_fi"], amount="5", currency="EUR",
-                                    date_paid=TODAY)  # fmt: skip
+    own = services.funds_contribute(
+        actor=people["rec_fi"], amount="5", currency="EUR", date_paid=TODAY
+    )
     services.funds_confirm(actor=people["ops"], contribution=own)
-    waiting = services.funds_contribute(actor=people["rec_se"], amount="8", currency="EUR",
-                                        date_paid=TODAY)  # fmt: skip
+    waiting = services.funds_contribute(
+        actor=people["rec_se"], amount="8", currency="EUR", date_paid=TODAY
+    )
     # A confirmation by a key that is not the treasurer's: without effect.
-    ledger.entry_append(signer=governance.secretariat_signer(), kind="funds.confirmed",
-                        payload={"contribution": str(waiting.id), "amount": "8",
-                                 "currency": "EUR", "date": TODAY})  # fmt: skip
+    ledger.entry_append(
+        signer=governance.secretariat_signer(),
+        kind="funds.confirmed",
+        payload={"contribution": str(waiting.id), "amount": "8", "currency": "EUR", "date": TODAY},
+    )
     services.sacct_import(actor=people["rec_fi"], facility=lumi, data=JOBS)
     compute = Contribution.objects.get(member="SE", kind="compute")
-    open_one = services.contribution_dispute(actor=people["sig_fi"], contribution=compute,
-                                             reason="wrong partition")  # fmt: skip
+    open_one = services.contribution_dispute(
+        actor=people["sig_fi"], contribution=compute, reason="wrong partition"
+    )
     # A second dispute of it, and one by a member bound by nothing: without effect.
-    ledger.entry_append(signer=governance.member_signer("SE"), kind="contribution.disputed",
-                        payload={"dispute": "00000000-0000-4000-8000-00000000000a",
-                                 "contribution": str(compute.id), "reason": "again"})  # fmt: skip
-    ledger.entry_append(signer=governance.member_signer("NL"), kind="contribution.disputed",
-                        payload={"dispute": "00000000-0000-4000-8000-00000000000b",
-                                 "contribution": str(paid.id), "reason": "?"})  # fmt: skip
+    ledger.entry_append(
+        signer=governance.member_signer("SE"),
+        kind="contribution.disputed",
+        payload={
+            "dispute": "00000000-0000-4000-8000-00000000000a",
+            "contribution": str(compute.id),
+            "reason": "again",
+        },
+    )
+    ledger.entry_append(
+        signer=governance.member_signer("NL"),
+        kind="contribution.disputed",
+        payload={
+            "dispute": "00000000-0000-4000-8000-00000000000b",
+            "contribution": str(paid.id),
+            "reason": "?",
+        },
+    )
     upheld = services.contribution_dispute(actor=people["sig_se"], contribution=own, reason="?")
-    services.dispute_resolve(actor=people["ops"], dispute=upheld, outcome="upheld",
-                             resolution="reversed")  # fmt: skip
+    services.dispute_resolve(
+        actor=people["ops"], dispute=upheld, outcome="upheld", resolution="reversed"
+    )
 
     states = {c.id: (c.state, c.disputed) for c in Contribution.objects.all()}
     assert states[early.id] == ("counted", False)

@@ -15,27 +15,38 @@ from tests.contributions.test_compute import JOBS
 
 TODAY = datetime.now(UTC).date()
 VALUATION = {
-    "version": 1, "unit": "H100-hour", "weights": {"mi250x": "0.4", "h100": "1"},
+    "version": 1,
+    "unit": "H100-hour",
+    "weights": {"mi250x": "0.4", "h100": "1"},
     "unit_price": {"amount": "2.00", "currency": "EUR"},
     "data_price": {"amount": "0.10", "currency": "EUR", "per_tokens": 1_000_000},
-}  # fmt: skip
+}
 
 
 def treaty(lumi, sharing=None, **extra):
     people = lumi["people"]
     terms = {
-        "parties": ["FI", "SE", "NL"], "effective": {"from": TODAY.isoformat(), "until": None},
-        "accounting_unit": "EUR", "exchange_rates": {"SEK": "0.087"},
-        "cost_sharing": sharing or {"method": "scale", "shares": {"FI": "0.2", "SE": "0.3", "NL": "0.5"}},
-        "valuation": VALUATION, **extra,
-    }  # fmt: skip
+        "parties": ["FI", "SE", "NL"],
+        "effective": {"from": TODAY.isoformat(), "until": None},
+        "accounting_unit": "EUR",
+        "exchange_rates": {"SEK": "0.087"},
+        "cost_sharing": sharing
+        or {"method": "scale", "shares": {"FI": "0.2", "SE": "0.3", "NL": "0.5"}},
+        "valuation": VALUATION,
+        **extra,
+    }
     doc = agreements.document_store(actor=people["ops"], name="t.txt", content=b"treaty")
-    a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title="Treaty",
-                                     terms=terms, document_sha256=doc.sha256)  # fmt: skip
+    a = agreements.agreement_propose(
+        actor=people["ops"], kind="treaty", title="Treaty", terms=terms, document_sha256=doc.sha256
+    )
     for who in ("sig_fi", "sig_se", "sig_nl"):
         a.refresh_from_db()
-        agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,
-                                  document_sha256=a.document_sha256)  # fmt: skip
+        agreements.agreement_sign(
+            actor=people[who],
+            agreement=a,
+            terms_sha256=a.terms_sha256,
+            document_sha256=a.document_sha256,
+        )
     a.refresh_from_db()
     assert a.state == "in_force"
     return a
@@ -51,19 +62,32 @@ def deliver(lumi):
     )
     # Funds count once the treasurer (the secretariat, by default) confirms them.
     services.funds_confirm(actor=p["ops"], contribution=sek)
-    services.data_contribute(actor=p["sig_nl"], dataset={
-        "name": "Dutch web", "description": "", "manifest_sha256": "cd" * 32, "size_bytes": 1,
-        "files": 1, "tokens": 100_000_000, "licence": "CC0-1.0",
-        "duo": {"permission": "DUO:0000042", "modifiers": []}, "access_mode": "remote",
-        "residency": "NL"})  # fmt: skip
-    eur = services.funds_contribute(actor=p["sig_nl"], amount="20", currency="EUR",
-                                    date_paid=TODAY.isoformat())  # fmt: skip
+    services.data_contribute(
+        actor=p["sig_nl"],
+        dataset={
+            "name": "Dutch web",
+            "description": "",
+            "manifest_sha256": "cd" * 32,
+            "size_bytes": 1,
+            "files": 1,
+            "tokens": 100_000_000,
+            "licence": "CC0-1.0",
+            "duo": {"permission": "DUO:0000042", "modifiers": []},
+            "access_mode": "remote",
+            "residency": "NL",
+        },
+    )
+    eur = services.funds_contribute(
+        actor=p["sig_nl"], amount="20", currency="EUR", date_paid=TODAY.isoformat()
+    )
     return services.funds_confirm(actor=p["ops"], contribution=eur)
 
 
 def figures(r):
-    return {m["member"]: (m["delivered"]["total"], m["obligation"], m["ratio"], m["status"])
-            for m in r.as_dict()["members"]}  # fmt: skip
+    return {
+        m["member"]: (m["delivered"]["total"], m["obligation"], m["ratio"], m["status"])
+        for m in r.as_dict()["members"]
+    }
 
 
 def test_value_delivered_against_each_share(lumi):
@@ -93,12 +117,12 @@ def test_value_delivered_against_each_share(lumi):
 def test_a_disputed_contribution_counts_shown_as_disputed_until_upheld(lumi):
     a = treaty(lumi)
     paid = deliver(lumi)
-    d = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid,
-                                      reason="?")  # fmt: skip
+    d = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
     nl = next(m for m in cost_share_report(a).as_dict()["members"] if m["member"] == "NL")
     assert (nl["delivered"]["total"], nl["held"], nl["disputed"]) == ("30.00", "0.00", "20.00")
-    services.dispute_resolve(actor=lumi["people"]["ops"], dispute=d, outcome="upheld",
-                             resolution="reversed")  # fmt: skip
+    services.dispute_resolve(
+        actor=lumi["people"]["ops"], dispute=d, outcome="upheld", resolution="reversed"
+    )
     nl = next(m for m in cost_share_report(a).as_dict()["members"] if m["member"] == "NL")
     assert (nl["delivered"]["total"], nl["held"], nl["disputed"]) == ("10.00", "0.00", "0.00")
 
@@ -115,15 +139,21 @@ def test_a_table_adopted_by_vote_values_what_is_recorded_after_it(lumi):
     deliver(lumi)
     people = lumi["people"]
     table = {**VALUATION, "version": 2, "weights": {"mi250x": "0.5", "h100": "1"}}
-    p = proposals.proposal_open(actor=people["ops"], title="Table 2",
-                                actions=[{"type": "valuation.adopt", "table": table}],
-                                deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    p = proposals.proposal_open(
+        actor=people["ops"],
+        title="Table 2",
+        actions=[{"type": "valuation.adopt", "table": table}],
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+    )
     for who in ("sig_fi", "sig_se", "sig_nl"):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
     before = figures(cost_share_report(a))["FI"][0]
-    services.sacct_import(actor=people["rec_fi"], facility=lumi["facility"],
-                          data=JOBS.replace(b"|1|lumi|", b"|91|lumi|"))  # fmt: skip
+    services.sacct_import(
+        actor=people["rec_fi"],
+        facility=lumi["facility"],
+        data=JOBS.replace(b"|1|lumi|", b"|91|lumi|"),
+    )
     after = cost_share_report(a)
     assert before == "12.80"
     # The new 16 GPU-hours are valued at 0.5: 8 reference hours, 16.00 EUR.
@@ -150,21 +180,31 @@ def test_capped_shares_pass_the_excess_to_the_others():
 
 
 def test_pledges_are_the_obligation(lumi):
-    a = treaty(lumi, sharing={"method": "pledged",
-                              "pledges": {"FI": "10", "SE": "50", "NL": "100"}})  # fmt: skip
+    a = treaty(
+        lumi, sharing={"method": "pledged", "pledges": {"FI": "10", "SE": "50", "NL": "100"}}
+    )
     deliver(lumi)
     assert {m: f[1] for m, f in figures(cost_share_report(a)).items()} == {
-        "FI": "10.00", "SE": "50.00", "NL": "100.00"}  # fmt: skip
+        "FI": "10.00",
+        "SE": "50.00",
+        "NL": "100.00",
+    }
 
 
 def test_an_agreement_without_cost_sharing_has_no_report(lumi):
     people = lumi["people"]
     doc = agreements.document_store(actor=people["ops"], name="d.txt", content=b"dsa")
     a = agreements.agreement_propose(
-        actor=people["ops"], kind="data_sharing", title="DSA", document_sha256=doc.sha256,
-        terms={"parties": ["FI", "SE"], "effective": {"from": TODAY.isoformat(), "until": None},
-               "data_use": {"permission": "DUO:0000042", "modifiers": [], "access_mode": "federated"}},
-    )  # fmt: skip
+        actor=people["ops"],
+        kind="data_sharing",
+        title="DSA",
+        document_sha256=doc.sha256,
+        terms={
+            "parties": ["FI", "SE"],
+            "effective": {"from": TODAY.isoformat(), "until": None},
+            "data_use": {"permission": "DUO:0000042", "modifiers": [], "access_mode": "federated"},
+        },
+    )
     with pytest.raises(ReportError, match="no cost_sharing"):
         cost_share_report(a)
 
@@ -175,16 +215,25 @@ def test_a_cap_that_cannot_hold_over_the_bound_parties_is_noted(lumi):
 
     Member.objects.filter(code__in=["FI", "SE", "NL"]).update(figures={"gni": "100"})
     people = lumi["people"]
-    terms = {"parties": ["FI", "SE", "NL"], "required": ["FI", "SE"],
-             "effective": {"from": TODAY.isoformat(), "until": None}, "accounting_unit": "EUR",
-             "cost_sharing": {"method": "figure", "figure": "gni", "cap": "0.4"}}  # fmt: skip
+    terms = {
+        "parties": ["FI", "SE", "NL"],
+        "required": ["FI", "SE"],
+        "effective": {"from": TODAY.isoformat(), "until": None},
+        "accounting_unit": "EUR",
+        "cost_sharing": {"method": "figure", "figure": "gni", "cap": "0.4"},
+    }
     doc = agreements.document_store(actor=people["ops"], name="c.txt", content=b"capped")
-    a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title="Capped",
-                                     terms=terms, document_sha256=doc.sha256)  # fmt: skip
+    a = agreements.agreement_propose(
+        actor=people["ops"], kind="treaty", title="Capped", terms=terms, document_sha256=doc.sha256
+    )
     for who in ("sig_fi", "sig_se"):
         a.refresh_from_db()
-        agreements.agreement_sign(actor=people[who], agreement=a, terms_sha256=a.terms_sha256,
-                                  document_sha256=a.document_sha256)  # fmt: skip
+        agreements.agreement_sign(
+            actor=people[who],
+            agreement=a,
+            terms_sha256=a.terms_sha256,
+            document_sha256=a.document_sha256,
+        )
     r = cost_share_report(a).as_dict()
     assert [m["share"] for m in r["members"]] == ["0.5", "0.5"]
     assert any("cannot hold" in n for n in r["notes"])
@@ -197,10 +246,14 @@ def test_zero_weights_carry_nothing_and_the_rest_share_the_cost():
 
 def test_a_report_of_an_agreement_not_in_force_says_so(lumi):
     people = lumi["people"]
-    terms = {"parties": ["FI", "SE"], "effective": {"from": TODAY.isoformat(), "until": None},
-             "accounting_unit": "EUR",
-             "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}}}  # fmt: skip
+    terms = {
+        "parties": ["FI", "SE"],
+        "effective": {"from": TODAY.isoformat(), "until": None},
+        "accounting_unit": "EUR",
+        "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}},
+    }
     doc = agreements.document_store(actor=people["ops"], name="o.txt", content=b"open")
-    a = agreements.agreement_propose(actor=people["ops"], kind="treaty", title="Open",
-                                     terms=terms, document_sha256=doc.sha256)  # fmt: skip
+    a = agreements.agreement_propose(
+        actor=people["ops"], kind="treaty", title="Open", terms=terms, document_sha256=doc.sha256
+    )
     assert any("open for signature" in n for n in cost_share_report(a).as_dict()["notes"])

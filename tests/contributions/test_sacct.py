@@ -28,9 +28,20 @@ from contributions.sacct import (
 )
 
 FIELDS = [
-    "JobID", "JobIDRaw", "Cluster", "Partition", "Account", "State", "Submit", "Start", "End",
-    "Elapsed", "ElapsedRaw", "AllocTRES", "ReqTRES",
-]  # fmt: skip
+    "JobID",
+    "JobIDRaw",
+    "Cluster",
+    "Partition",
+    "Account",
+    "State",
+    "Submit",
+    "Start",
+    "End",
+    "Elapsed",
+    "ElapsedRaw",
+    "AllocTRES",
+    "ReqTRES",
+]
 
 # What a one-node, 4-GPU job of two hours on LUMI-like hardware looks like.
 DEFAULT = {
@@ -972,8 +983,12 @@ def test_total_gpu_seconds_is_the_sum_over_distinct_allocations_in_any_order(job
 
 def test_a_requeued_run_listed_with_duplicates_is_an_allocation_of_its_own():
     # sacct --duplicates lists each run of a requeued job, with its own Submit time.
-    data = export([job(State="REQUEUED", Submit="2026-03-01T00:00:00"),
-                   job(State="COMPLETED", Submit="2026-03-01T05:00:00")])  # fmt: skip
+    data = export(
+        [
+            job(State="REQUEUED", Submit="2026-03-01T00:00:00"),
+            job(State="COMPLETED", Submit="2026-03-01T05:00:00"),
+        ]
+    )
     assert read_export(data).allocations == 2
 
 

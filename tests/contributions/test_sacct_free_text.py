@@ -28,8 +28,7 @@ PARTITIONS = {"standard-g": "mi250x", "h100-g": "h100"}
 
 
 def read(data: bytes, **options) -> sacct.Reading:
-    return sacct.read_export(data, partitions=PARTITIONS, default_accelerator="mi250x",
-                             **options)  # fmt: skip
+    return sacct.read_export(data, partitions=PARTITIONS, default_accelerator="mi250x", **options)
 
 
 def hours(reading) -> dict:
@@ -39,8 +38,10 @@ def hours(reading) -> dict:
 def test_a_job_name_holding_the_delimiter_is_read_from_both_ends():
     reading = read(ONE_FREE_TEXT)
     assert reading.lines == 6 and reading.steps == 3
-    assert hours(reading) == {("project_fi", "mi250x"): Decimal("18"),
-                              ("project_se", "h100"): Decimal("2")}  # fmt: skip
+    assert hours(reading) == {
+        ("project_fi", "mi250x"): Decimal("18"),
+        ("project_se", "h100"): Decimal("2"),
+    }
 
 
 def test_the_same_export_with_parsable_trailing_delimiters_reads_the_same():
@@ -93,5 +94,6 @@ def test_an_ambiguous_export_is_a_400_and_nothing_is_written(lumi):
     assert "line 2" in r.json()["detail"] and "--delimiter" in r.json()["detail"]
     assert Entry.objects.count() == before
     with pytest.raises(GovernanceError, match="line 2"):
-        services.sacct_import(actor=lumi["people"]["rec_fi"], facility=lumi["facility"],
-                              data=TWO_FREE_TEXT)  # fmt: skip
+        services.sacct_import(
+            actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=TWO_FREE_TEXT
+        )

@@ -25,8 +25,9 @@ lumi = worlds.shared("lumi")
 def _post(user, key, kind, payload):
     env = new_envelope(kind=kind, payload=payload, author=key.fingerprint)
     sig = base64.b64encode(sign_envelope(env, key.signing_key).signature).decode()
-    return _client(user).post("/api/v1/ledger/entries", {"envelope": env, "signature": sig},
-                              format="json")  # fmt: skip
+    return _client(user).post(
+        "/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json"
+    )
 
 
 @pytest.fixture
@@ -34,17 +35,25 @@ def puhti(lumi):
     """A second Finnish facility that holds its own key."""
     key = EntrySigner.generate("puhti")
     services.facility_register(
-        actor=lumi["people"]["ops"], public_key=key.public_key,
-        record={"code": "puhti", "name": "Puhti", "operator": "FI", "country": "FI",
-                "default_accelerator": "v100", "accounts": {"project_fi": "FI"}},
-    )  # fmt: skip
+        actor=lumi["people"]["ops"],
+        public_key=key.public_key,
+        record={
+            "code": "puhti",
+            "name": "Puhti",
+            "operator": "FI",
+            "country": "FI",
+            "default_accelerator": "v100",
+            "accounts": {"project_fi": "FI"},
+        },
+    )
     return Facility.objects.get(code="puhti"), key
 
 
 def test_a_facility_holding_its_key_attests_a_reported_import(lumi, puhti):
     facility, key = puhti
-    _, _, imported = services.sacct_import(actor=lumi["people"]["rec_fi"], facility=facility,
-                                           data=JOBS)  # fmt: skip
+    _, _, imported = services.sacct_import(
+        actor=lumi["people"]["rec_fi"], facility=facility, data=JOBS
+    )
     assert imported.attested_in is None  # signed by Finland's key: reported
     payload = {"import": str(imported.id), "export_sha256": imported.export_sha256}
     assert _post(lumi["people"]["rec_se"], key, "compute.attested", payload).status_code == 403
@@ -59,8 +68,9 @@ def test_a_facility_holding_its_key_attests_a_reported_import(lumi, puhti):
 
 def test_another_facilitys_key_cannot_attest(lumi, puhti):
     facility, _ = puhti
-    _, _, imported = services.sacct_import(actor=lumi["people"]["rec_fi"], facility=facility,
-                                           data=JOBS)  # fmt: skip
+    _, _, imported = services.sacct_import(
+        actor=lumi["people"]["rec_fi"], facility=facility, data=JOBS
+    )
     stranger = EntrySigner.generate("stranger")
     payload = {"import": str(imported.id), "export_sha256": imported.export_sha256}
     r = _post(lumi["people"]["rec_fi"], stranger, "compute.attested", payload)
@@ -73,10 +83,16 @@ def test_a_member_holding_its_key_records_funds_and_data(lumi):
     from ledger.keys import log_signer
 
     key = EntrySigner.generate("se-hsm")
-    ledger_services.key_register(signer=log_signer(), kind="member", owner="SE", name="se-hsm",
-                                 public_key=key.public_key)  # fmt: skip
-    funds = {"contribution": str(uuid.uuid4()), "amount": "12.5", "currency": "SEK",
-             "date": "2026-02-01", "reference": ""}  # fmt: skip
+    ledger_services.key_register(
+        signer=log_signer(), kind="member", owner="SE", name="se-hsm", public_key=key.public_key
+    )
+    funds = {
+        "contribution": str(uuid.uuid4()),
+        "amount": "12.5",
+        "currency": "SEK",
+        "date": "2026-02-01",
+        "reference": "",
+    }
     assert _post(lumi["people"]["rec_se"], key, "funds.contributed", funds).status_code == 201
     assert Contribution.objects.get(id=funds["contribution"]).member_id == "SE"
     before = Entry.objects.count()

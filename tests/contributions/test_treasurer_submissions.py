@@ -25,15 +25,17 @@ TODAY = datetime.now(UTC).date().isoformat()
 def finland_holds_its_key(lumi):
     treaty(lumi, treasurer="FI")
     key = EntrySigner.generate("fi-hsm")
-    ledger_services.key_register(signer=log_signer(), kind="member", owner="FI", name="fi-hsm",
-                                 public_key=key.public_key)  # fmt: skip
+    ledger_services.key_register(
+        signer=log_signer(), kind="member", owner="FI", name="fi-hsm", public_key=key.public_key
+    )
     return key
 
 
 def test_the_treasurer_confirms_with_its_own_key(lumi, finland_holds_its_key):
     key = finland_holds_its_key
-    c = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
-                                  date_paid=TODAY)  # fmt: skip
+    c = services.funds_contribute(
+        actor=lumi["people"]["rec_se"], amount="10", currency="EUR", date_paid=TODAY
+    )
     payload = {"contribution": str(c.id), "amount": "10", "currency": "EUR", "date": TODAY}
     before = Entry.objects.count()
     # Sweden's recorder cannot carry Finland's key; a malformed confirmation is a 400.
@@ -50,11 +52,17 @@ def test_the_treasurer_confirms_with_its_own_key(lumi, finland_holds_its_key):
 
 
 def test_the_treasurer_rejects_with_its_own_key_and_no_one_else_does(lumi, finland_holds_its_key):
-    c = services.funds_contribute(actor=lumi["people"]["rec_se"], amount="10", currency="EUR",
-                                  date_paid=TODAY)  # fmt: skip
+    c = services.funds_contribute(
+        actor=lumi["people"]["rec_se"], amount="10", currency="EUR", date_paid=TODAY
+    )
     stranger = EntrySigner.generate("nl-hsm")
-    ledger_services.key_register(signer=log_signer(), kind="member", owner="NL", name="nl-hsm",
-                                 public_key=stranger.public_key)  # fmt: skip
+    ledger_services.key_register(
+        signer=log_signer(),
+        kind="member",
+        owner="NL",
+        name="nl-hsm",
+        public_key=stranger.public_key,
+    )
     payload = {"contribution": str(c.id), "reason": "not received"}
     assert _post(lumi["people"]["sig_nl"], stranger, "funds.rejected", payload).status_code == 403
     r = _post(lumi["people"]["sig_fi"], finland_holds_its_key, "funds.rejected", payload)

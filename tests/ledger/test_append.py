@@ -221,9 +221,12 @@ def test_a_retry_made_later_with_the_same_id_returns_the_first_entry(sample_sign
     from datetime import UTC, datetime, timedelta
 
     first = services.entry_append(
-        signer=sample_signer, kind="test.sample", payload={"n": 1}, entry_id="order-7",
+        signer=sample_signer,
+        kind="test.sample",
+        payload={"n": 1},
+        entry_id="order-7",
         time=datetime.now(UTC) - timedelta(minutes=5),
-    )  # fmt: skip
+    )
     again = services.entry_append(
         signer=sample_signer, kind="test.sample", payload={"n": 1}, entry_id="order-7"
     )
@@ -272,9 +275,12 @@ def test_a_retry_whose_payload_differs_only_in_json_type_is_a_conflict(sample_si
     from datetime import UTC, datetime, timedelta
 
     services.entry_append(
-        signer=sample_signer, kind="test.sample", payload={"v": 1}, entry_id="typed",
+        signer=sample_signer,
+        kind="test.sample",
+        payload={"v": 1},
+        entry_id="typed",
         time=datetime.now(UTC) - timedelta(minutes=1),
-    )  # fmt: skip
+    )
     with pytest.raises(IdempotencyConflict):
         services.entry_append(
             signer=sample_signer, kind="test.sample", payload={"v": True}, entry_id="typed"

@@ -29,19 +29,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def history(sample_signer):
     """62 entries: samples, a second key registered, used and revoked, two checkpoints,
     and entries after the last checkpoint."""
-    services.entries_append(signer=sample_signer,
-                            drafts=[Draft("test.sample", {"n": i}) for i in range(30)])  # fmt: skip
+    services.entries_append(
+        signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(30)]
+    )
     log.publish_checkpoint()
-    _, second = services.key_register(signer=log_signer(), kind="service", owner="second",
-                                      name="second")  # fmt: skip
-    services.entries_append(signer=second, drafts=[Draft("test.sample", {"by": "second", "n": i})
-                                                   for i in range(5)])  # fmt: skip
+    _, second = services.key_register(
+        signer=log_signer(), kind="service", owner="second", name="second"
+    )
+    services.entries_append(
+        signer=second, drafts=[Draft("test.sample", {"by": "second", "n": i}) for i in range(5)]
+    )
     services.key_revoke(signer=log_signer(), fingerprint=second.fingerprint, reason="retired")
-    services.entries_append(signer=sample_signer,
-                            drafts=[Draft("test.sample", {"n": i}) for i in range(30, 45)])  # fmt: skip
+    services.entries_append(
+        signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(30, 45)]
+    )
     log.publish_checkpoint()
-    services.entries_append(signer=sample_signer,
-                            drafts=[Draft("test.sample", {"n": i}) for i in range(45, 55)])  # fmt: skip
+    services.entries_append(
+        signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(45, 55)]
+    )
     return {"second": second, "sample": sample_signer}
 
 
@@ -69,10 +74,14 @@ def _rewrite(path: Path, change, *, resign: bool = False) -> None:
     if resign:
         text = files["MANIFEST"].decode().split("\n\n")[0] + "\n"
         head = text.split("\n")[:3]
-        lines = [f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}" for n, d in sorted(files.items())
-                 if n != "MANIFEST"]  # fmt: skip
-        files["MANIFEST"] = sign_note("\n".join(head + lines) + "\n",
-                                      log_signer().note_signer()).encode()  # fmt: skip
+        lines = [
+            f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
+            for n, d in sorted(files.items())
+            if n != "MANIFEST"
+        ]
+        files["MANIFEST"] = sign_note(
+            "\n".join(head + lines) + "\n", log_signer().note_signer()
+        ).encode()
     with zipfile.ZipFile(path, "w") as z:
         for n, d in files.items():
             z.writestr(n, d)
@@ -114,8 +123,9 @@ def test_a_range_and_a_selection_verify(history, tmp_path):
     result = _check(ranged)
     assert result.ok, result.failures
     assert any("signed root at 1 checkpoint sizes" in c for c in result.checks), (cp, result.checks)
-    chosen = _export(tmp_path, "chosen.zip", first=5, end=50,
-                     select=lambda index, leaf: b'"by":"second"' in leaf)  # fmt: skip
+    chosen = _export(
+        tmp_path, "chosen.zip", first=5, end=50, select=lambda index, leaf: b'"by":"second"' in leaf
+    )
     result = _check(chosen)
     assert result.ok, result.failures
     assert any("5 selected entries, each included" in c for c in result.checks)
@@ -219,8 +229,10 @@ def test_an_entry_signed_after_its_key_was_revoked_is_caught(history, tmp_path):
     revoked_at = Entry.objects.get(kind="key.revoked").index
     target = revoked_at + 3
     original = Entry.objects.get(index=target)
-    signed = sign_envelope(new_envelope(kind="test.sample", payload={"forged": True},
-                                        author=second.fingerprint), second.signing_key)  # fmt: skip
+    signed = sign_envelope(
+        new_envelope(kind="test.sample", payload={"forged": True}, author=second.fingerprint),
+        second.signing_key,
+    )
     leaf = build_leaf(signed.envelope_bytes, target, original.integrated_time, signed.signature)
 
     def forge(files):
@@ -241,8 +253,11 @@ def test_a_revocation_hidden_from_the_key_history_is_caught(history, tmp_path):
     revoked_at = Entry.objects.get(kind="key.revoked").index
 
     def hide(files):
-        files["keys.jsonl"] = b"".join(line + b"\n" for line in files["keys.jsonl"].splitlines()
-                                       if json.loads(line)["index"] != revoked_at)  # fmt: skip
+        files["keys.jsonl"] = b"".join(
+            line + b"\n"
+            for line in files["keys.jsonl"].splitlines()
+            if json.loads(line)["index"] != revoked_at
+        )
         return files
 
     _rewrite(path, hide, resign=True)
@@ -257,16 +272,36 @@ def test_single_artefacts(history, tmp_path):
     vkey = _vkey()
     assert audit.run(["checkpoint", str(note), "--vkey", vkey]) == 0
     other = EntrySigner.generate("other")
-    assert audit.run(["checkpoint", str(note), "--vkey",
-                      verifier_key(other.name, other.public_key)]) == 1  # fmt: skip
+    assert (
+        audit.run(["checkpoint", str(note), "--vkey", verifier_key(other.name, other.public_key)])
+        == 1
+    )
     # An inclusion proof as the API returns it, and a leaf.
     leaf = tmp_path / "leaf"
     leaf.write_bytes(bytes(Entry.objects.get(index=17).leaf))
     proof = tmp_path / "proof.json"
-    proof.write_text(json.dumps({"index": 17, "tree_size": cp.tree_size, "proof": [
-        base64.b64encode(h).decode() for h in log.inclusion_proof(17, cp.tree_size)]}))  # fmt: skip
-    args = ["inclusion", "--index", "17", "--size", str(cp.tree_size), "--leaf", str(leaf),
-            "--proof", str(proof)]  # fmt: skip
+    proof.write_text(
+        json.dumps(
+            {
+                "index": 17,
+                "tree_size": cp.tree_size,
+                "proof": [
+                    base64.b64encode(h).decode() for h in log.inclusion_proof(17, cp.tree_size)
+                ],
+            }
+        )
+    )
+    args = [
+        "inclusion",
+        "--index",
+        "17",
+        "--size",
+        str(cp.tree_size),
+        "--leaf",
+        str(leaf),
+        "--proof",
+        str(proof),
+    ]
     assert audit.run([*args, "--checkpoint", str(note), "--vkey", vkey]) == 0
     assert audit.run([*args, "--root", base64.b64encode(bytes(cp.root_hash)).decode()]) == 0
     leaf.write_bytes(bytes(Entry.objects.get(index=18).leaf))
@@ -276,21 +311,62 @@ def test_single_artefacts(history, tmp_path):
     old_note = tmp_path / "old.note"
     old_note.write_text(old.note)
     lines = tmp_path / "consistency.txt"
-    lines.write_text("".join(base64.b64encode(h).decode() + "\n"
-                             for h in log.consistency_proof(old.tree_size, cp.tree_size)))  # fmt: skip
-    assert audit.run(["consistency", "--proof", str(lines), "--old-checkpoint", str(old_note),
-                      "--new-checkpoint", str(note), "--vkey", vkey]) == 0  # fmt: skip
-    assert audit.run(["consistency", "--old", str(old.tree_size), "--new", str(cp.tree_size),
-                      "--proof", str(lines), "--old-root", bytes(cp.root_hash).hex(),
-                      "--new-root", bytes(cp.root_hash).hex()]) == 1  # fmt: skip
+    lines.write_text(
+        "".join(
+            base64.b64encode(h).decode() + "\n"
+            for h in log.consistency_proof(old.tree_size, cp.tree_size)
+        )
+    )
+    assert (
+        audit.run(
+            [
+                "consistency",
+                "--proof",
+                str(lines),
+                "--old-checkpoint",
+                str(old_note),
+                "--new-checkpoint",
+                str(note),
+                "--vkey",
+                vkey,
+            ]
+        )
+        == 0
+    )
+    assert (
+        audit.run(
+            [
+                "consistency",
+                "--old",
+                str(old.tree_size),
+                "--new",
+                str(cp.tree_size),
+                "--proof",
+                str(lines),
+                "--old-root",
+                bytes(cp.root_hash).hex(),
+                "--new-root",
+                bytes(cp.root_hash).hex(),
+            ]
+        )
+        == 1
+    )
 
 
 def test_the_verifier_runs_without_django(history, tmp_path):
     path = _export(tmp_path)
-    code = ("import sys; sys.modules['django'] = None; from ledger.audit import run; "
-            f"sys.exit(run(['verify', {str(path)!r}, '--vkey', {_vkey()!r}]))")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin"}, timeout=120)  # fmt: skip
+    code = (
+        "import sys; sys.modules['django'] = None; from ledger.audit import run; "
+        f"sys.exit(run(['verify', {str(path)!r}, '--vkey', {_vkey()!r}]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "VERIFIED" in done.stdout
 
@@ -341,8 +417,12 @@ SUMDB_VKEY = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuA
 def test_a_checkpoint_of_another_ecosystem_is_checked_as_published(tmp_path, capsys):
     note = tmp_path / "sumdb.note"
     note.write_text(SUMDB_NOTE)
-    assert audit.run(["checkpoint", str(note), "--vkey", SUMDB_VKEY,
-                      "--origin", "go.sum database tree"]) == 0  # fmt: skip
+    assert (
+        audit.run(
+            ["checkpoint", str(note), "--vkey", SUMDB_VKEY, "--origin", "go.sum database tree"]
+        )
+        == 0
+    )
     assert "tree size 10,410,865" in capsys.readouterr().out
     note.write_text(SUMDB_NOTE.replace("10410865", "10410866"))
     assert audit.run(["checkpoint", str(note), "--vkey", SUMDB_VKEY]) == 1
@@ -355,26 +435,52 @@ def _vectors():
     return VECTORS
 
 
-@pytest.mark.parametrize("case", _vectors()["transparency_dev_merkle_inclusion"],
-                         ids=lambda c: f"{c['file']}")  # fmt: skip
+@pytest.mark.parametrize(
+    "case", _vectors()["transparency_dev_merkle_inclusion"], ids=lambda c: f"{c['file']}"
+)
 def test_the_inclusion_command_agrees_with_the_public_vectors(case, tmp_path):
     proof = tmp_path / "proof.json"
     proof.write_text(json.dumps(case["proof"] or []))
-    code = audit.run(["inclusion", "--index", str(case["leafIdx"]), "--size", str(case["treeSize"]),
-                      "--leaf-hash", case["leafHash"], "--proof", str(proof),
-                      "--root", case["root"]])  # fmt: skip
+    code = audit.run(
+        [
+            "inclusion",
+            "--index",
+            str(case["leafIdx"]),
+            "--size",
+            str(case["treeSize"]),
+            "--leaf-hash",
+            case["leafHash"],
+            "--proof",
+            str(proof),
+            "--root",
+            case["root"],
+        ]
+    )
     assert code == (1 if case["wantErr"] else 0)
 
 
-@pytest.mark.parametrize("case", _vectors()["transparency_dev_merkle_consistency"],
-                         ids=lambda c: f"{c['file']}")  # fmt: skip
+@pytest.mark.parametrize(
+    "case", _vectors()["transparency_dev_merkle_consistency"], ids=lambda c: f"{c['file']}"
+)
 def test_the_consistency_command_agrees_with_the_public_vectors(case, tmp_path, capsys):
     # The proof as one hash per line, as a text file would hold it.
     proof = tmp_path / "proof.txt"
     proof.write_text("".join(h + "\n" for h in case["proof"] or []))
-    code = audit.run(["consistency", "--old", str(case["size1"]), "--new", str(case["size2"]),
-                      "--old-root", case["root1"], "--new-root", case["root2"],
-                      "--proof", str(proof)])  # fmt: skip
+    code = audit.run(
+        [
+            "consistency",
+            "--old",
+            str(case["size1"]),
+            "--new",
+            str(case["size2"]),
+            "--old-root",
+            case["root1"],
+            "--new-root",
+            case["root2"],
+            "--proof",
+            str(proof),
+        ]
+    )
     if len(base64.b64decode(case["root1"])) != 32:
         # The command reads roots as SHA-256 hashes: a 12-byte "root" is refused as input,
         # even where the vector only asks that two equal values compare equal.

@@ -50,10 +50,25 @@ def broker():
 def worker(broker, committed_db):
     env = {**child_env(), "CELERY_BROKER_URL": broker, "LEDGER_CHECKPOINT_DEBOUNCE": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "consortium", "worker", "--pool=solo",
-         "--loglevel=WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "consortium",
+            "worker",
+            "--pool=solo",
+            "--loglevel=WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     yield env
     proc.terminate()
     try:

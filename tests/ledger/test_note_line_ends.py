@@ -132,11 +132,13 @@ def test_the_checkpoint_command_refuses_a_crlf_file(note_files):
     _, good, bad = note_files
     vkey = _vkey()
     run = [sys.executable, "-m", "ledger.audit", "checkpoint"]
-    ok = subprocess.run([*run, str(good), "--vkey", vkey], cwd=ROOT, capture_output=True,
-                        text=True, timeout=60)  # fmt: skip
+    ok = subprocess.run(
+        [*run, str(good), "--vkey", vkey], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    done = subprocess.run([*run, str(bad), "--vkey", vkey], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [*run, str(bad), "--vkey", vkey], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1
     assert f"FAIL {bad}: line 1 of the note has a CRLF line end" in done.stdout
     assert SPEC in done.stdout and "NOT VERIFIED" in done.stdout
@@ -150,17 +152,39 @@ def test_proof_commands_refuse_a_crlf_checkpoint(note_files, tmp_path, capsys):
     old_bad = tmp_path / "old-crlf.note"
     old_bad.write_bytes(_crlf(old.note.encode()))
     proof = tmp_path / "proof.txt"
-    proof.write_text("".join(base64.b64encode(h).decode() + "\n"
-                             for h in log.consistency_proof(old.tree_size, cp.tree_size)))  # fmt: skip
+    proof.write_text(
+        "".join(
+            base64.b64encode(h).decode() + "\n"
+            for h in log.consistency_proof(old.tree_size, cp.tree_size)
+        )
+    )
     args = ["consistency", "--proof", str(proof), "--new-checkpoint", str(good), "--vkey", _vkey()]
     assert audit.run([*args, "--old-checkpoint", str(old_bad)]) == 1
     assert f"FAIL {old_bad}: line 1 of the note has a CRLF line end" in capsys.readouterr().out
     inclusion = tmp_path / "inclusion.json"
-    inclusion.write_text(json.dumps([base64.b64encode(h).decode()
-                                     for h in log.inclusion_proof(3, cp.tree_size)]))  # fmt: skip
-    assert audit.run(["inclusion", "--index", "3", "--size", str(cp.tree_size),
-                      "--leaf-hash", log.read_hashes([0])[0].hex(), "--proof", str(inclusion),
-                      "--checkpoint", str(bad), "--vkey", _vkey()]) == 1  # fmt: skip
+    inclusion.write_text(
+        json.dumps([base64.b64encode(h).decode() for h in log.inclusion_proof(3, cp.tree_size)])
+    )
+    assert (
+        audit.run(
+            [
+                "inclusion",
+                "--index",
+                "3",
+                "--size",
+                str(cp.tree_size),
+                "--leaf-hash",
+                log.read_hashes([0])[0].hex(),
+                "--proof",
+                str(inclusion),
+                "--checkpoint",
+                str(bad),
+                "--vkey",
+                _vkey(),
+            ]
+        )
+        == 1
+    )
     assert f"FAIL {bad}: line 1 of the note has a CRLF line end" in capsys.readouterr().out
 
 

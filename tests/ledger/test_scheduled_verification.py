@@ -44,15 +44,19 @@ def _rewrite_payload(index: int) -> None:
 
 
 def _critical(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name == "ledger.verify" and r.levelno >= logging.ERROR]  # fmt: skip
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "ledger.verify" and r.levelno >= logging.ERROR
+    ]
 
 
 def test_the_beat_schedule_runs_the_verification():
     from consortium.celery import app
 
-    entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values()
-                 if e["task"] == "ledger.verify_recent")  # fmt: skip
+    entry = next(
+        e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "ledger.verify_recent"
+    )
     assert entry["schedule"] > 0
     assert "ledger.verify_recent" in app.tasks
 
@@ -124,8 +128,10 @@ def test_a_new_checkpoint_not_signed_by_the_log_is_found(verified):
 
     _append(verified, 5, start=18)
     cp = log.publish_checkpoint()
-    forged = sign_note(Body(cp.note.split("\n")[0], cp.tree_size, bytes(cp.root_hash)).body(),
-                       Signer("intruder", SigningKey.generate()))  # fmt: skip
+    forged = sign_note(
+        Body(cp.note.split("\n")[0], cp.tree_size, bytes(cp.root_hash)).body(),
+        Signer("intruder", SigningKey.generate()),
+    )
     with triggers_disabled() as cur:
         cur.execute("UPDATE ledger_checkpoint SET note = %s WHERE id = %s", [forged, cp.id])
     tasks.verify_recent.delay()
@@ -166,8 +172,7 @@ def test_the_command_refuses_a_bad_limit(verified):
         call_command("ledger", "verify-recent", "--limit", "0")
 
 
-def test_no_banner_while_the_last_run_passed_nor_for_the_signed_out(verified, client,
-                                                                     admin_client):  # fmt: skip
+def test_no_banner_while_the_last_run_passed_nor_for_the_signed_out(verified, client, admin_client):
     assert BANNER not in admin_client.get("/admin/").content.decode()
     _append(verified, 2, start=18)
     _rewrite_payload(21)

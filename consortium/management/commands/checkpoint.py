@@ -59,22 +59,38 @@ class Command(BaseCommand):
             training = TrainingRun.objects.filter(id=run).first() if _uuid(run) else None
             if training is None:
                 raise CommandError(f"no training run {run!r}")
-        total = sum(p.stat().st_size for p in Path(directory).rglob("*") if p.is_file()) if Path(
-            directory).is_dir() else 0  # fmt: skip
-        bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr,
-                   disable=no_progress or not sys.stderr.isatty())  # fmt: skip
+        total = (
+            sum(p.stat().st_size for p in Path(directory).rglob("*") if p.is_file())
+            if Path(directory).is_dir()
+            else 0
+        )
+        bar = tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            file=sys.stderr,
+            disable=no_progress or not sys.stderr.isatty(),
+        )
         try:
             cp = checkpoints.checkpoint_publish(
-                actor=None, model=target, name=name, directory=directory, run=training,
-                workers=workers, progress=bar.update,
-            )  # fmt: skip
+                actor=None,
+                model=target,
+                name=name,
+                directory=directory,
+                run=training,
+                workers=workers,
+                progress=bar.update,
+            )
         except (GovernanceError, LedgerError) as exc:
             raise CommandError(str(exc)) from exc
         finally:
             bar.close()
-        self.stdout.write(self.style.SUCCESS(
-            f"Published {cp.model_id} {cp.name}: {len(cp.files)} files, {cp.size} bytes, "
-            f"manifest {cp.digest} at entry {cp.published_in}."))  # fmt: skip
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Published {cp.model_id} {cp.name}: {len(cp.files)} files, {cp.size} bytes, "
+                f"manifest {cp.digest} at entry {cp.published_in}."
+            )
+        )
 
     def do_verify_stored(self, digest, **_):
         bad = checkpoints.verify_stored(self._checkpoint(digest))

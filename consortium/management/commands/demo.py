@@ -98,13 +98,17 @@ def demo_export(accounts: list[str], cluster: str) -> bytes:
         tres = (
             f"billing={gpus},cpu={gpus * 7},gres/gpu={gpus},mem={gpus * 60}G,node={gpus // 8 or 1}"
         )
-        row = (f"{n}|{n}|{cluster}|standard-g|{account}|COMPLETED|{begin:%Y-%m-%dT%H:%M:%S}|"
-               f"{begin:%Y-%m-%dT%H:%M:%S}|{end:%Y-%m-%dT%H:%M:%S}|{hours * 3600}|{tres}")  # fmt: skip
+        row = (
+            f"{n}|{n}|{cluster}|standard-g|{account}|COMPLETED|{begin:%Y-%m-%dT%H:%M:%S}|"
+            f"{begin:%Y-%m-%dT%H:%M:%S}|{end:%Y-%m-%dT%H:%M:%S}|{hours * 3600}|{tres}"
+        )
         lines.append(row)
         for step in ("batch", "extern", "0"):
             lines.append(row.replace(f"{n}|{n}|", f"{n}.{step}|{n}.{step}|", 1))
-    lines.append(f"999|999|{cluster}|standard-g|{accounts[0]}|RUNNING|2026-09-30T10:00:00|"
-                 f"2026-09-30T10:00:00|Unknown|3600|gres/gpu=8")  # fmt: skip
+    lines.append(
+        f"999|999|{cluster}|standard-g|{accounts[0]}|RUNNING|2026-09-30T10:00:00|"
+        f"2026-09-30T10:00:00|Unknown|3600|gres/gpu=8"
+    )
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -127,14 +131,16 @@ class Command(BaseCommand):
             "--entries", type=int, default=300, help="Sample entries to add (default 300)."
         )
         parser.add_argument(
-            "--url", default="http://127.0.0.1:8000",
+            "--url",
+            default="http://127.0.0.1:8000",
             help="Where the server will answer, for the printed commands "
-                 "(default http://127.0.0.1:8000).",
-        )  # fmt: skip
+            "(default http://127.0.0.1:8000).",
+        )
         parser.add_argument(
-            "--json", action="store_true",
+            "--json",
+            action="store_true",
             help="Print one JSON object instead (users, passwords, tokens, URLs, commands).",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, entries, url, json, **options):
         self.quiet = json
@@ -176,9 +182,18 @@ class Command(BaseCommand):
         verifier = self._verifier()
         cp = log.publish_checkpoint() or log.latest_checkpoint()
         vkey = Key.objects.get(kind=Key.Kind.LOG).verifier_key
-        info = self._summary(url=url.rstrip("/"), username=username, password=password,
-                             tokens=tokens, vkey=vkey, checkpoint=checkpoint, export=export,
-                             verifier=verifier, evaluator=evaluator, signatories=signatories)  # fmt: skip
+        info = self._summary(
+            url=url.rstrip("/"),
+            username=username,
+            password=password,
+            tokens=tokens,
+            vkey=vkey,
+            checkpoint=checkpoint,
+            export=export,
+            verifier=verifier,
+            evaluator=evaluator,
+            signatories=signatories,
+        )
         info["ledger"] = {"entries": log.tree_size(), "checkpoint_size": cp.tree_size}
         if json:
             self.stdout.write(_json.dumps(info, indent=2))
@@ -189,8 +204,20 @@ class Command(BaseCommand):
         if not self.quiet:
             self.stdout.write(text)
 
-    def _summary(self, *, url, username, password, tokens, vkey, checkpoint, export, verifier,
-                 evaluator, signatories) -> dict:  # fmt: skip
+    def _summary(
+        self,
+        *,
+        url,
+        username,
+        password,
+        tokens,
+        vkey,
+        checkpoint,
+        export,
+        verifier,
+        evaluator,
+        signatories,
+    ) -> dict:
         """Everything a newcomer needs, with every command ready to paste."""
         from consortium.access import entitlement
 
@@ -215,40 +242,56 @@ class Command(BaseCommand):
             + '"))["files"].items()]\''
         )
         commands = [
-            {"what": "fetch the latest signed checkpoint (the secretariat's API token)",
-             "command": f"curl -sS --fail {auth} {url}/api/v1/ledger/checkpoint"},
-            {"what": f"may {REFUSED} download the checkpoint? (no: behind on its share)",
-             "command": f"curl -sS --fail {auth_nl} "
-                        f"'{url}/api/v1/access/check?checkpoint={checkpoint.digest}'"},
-            {"what": f"ask to download the checkpoint as {ENTITLED}'s signatory (entitled): an "
-                     "entry on the ledger and a short-lived token",
-             "command": f"curl -sS --fail -X POST {auth_se} -H 'Content-Type: application/json' "
-                        f"-d '{{\"scope\": \"full_weights\"}}' -o {answer_file} {cp_url}/downloads"},
-            {"what": f"download every file of it with curl, as {ENTITLED}'s signatory",
-             "command": f"{shlex.quote(python)} -c {to_config} | "
-                        f"curl -sS --fail --create-dirs {auth_se} -K -"},
-            {"what": "fetch the checkpoint's provenance bundle",
-             "command": f"curl -sS --fail {auth_se} -o {bundle_file} {cp_url}/bundle"},
-            {"what": "verify the downloaded files offline (Python and PyNaCl only)",
-             "command": f"{shlex.quote(python)} {shlex.quote(verifier)} provenance {download_dir} "
-                        f"--bundle {bundle_file} --vkey {shlex.quote(vkey)}"},
-        ]  # fmt: skip
+            {
+                "what": "fetch the latest signed checkpoint (the secretariat's API token)",
+                "command": f"curl -sS --fail {auth} {url}/api/v1/ledger/checkpoint",
+            },
+            {
+                "what": f"may {REFUSED} download the checkpoint? (no: behind on its share)",
+                "command": f"curl -sS --fail {auth_nl} "
+                f"'{url}/api/v1/access/check?checkpoint={checkpoint.digest}'",
+            },
+            {
+                "what": f"ask to download the checkpoint as {ENTITLED}'s signatory (entitled): an "
+                "entry on the ledger and a short-lived token",
+                "command": f"curl -sS --fail -X POST {auth_se} -H 'Content-Type: application/json' "
+                f'-d \'{{"scope": "full_weights"}}\' -o {answer_file} {cp_url}/downloads',
+            },
+            {
+                "what": f"download every file of it with curl, as {ENTITLED}'s signatory",
+                "command": f"{shlex.quote(python)} -c {to_config} | "
+                f"curl -sS --fail --create-dirs {auth_se} -K -",
+            },
+            {
+                "what": "fetch the checkpoint's provenance bundle",
+                "command": f"curl -sS --fail {auth_se} -o {bundle_file} {cp_url}/bundle",
+            },
+            {
+                "what": "verify the downloaded files offline (Python and PyNaCl only)",
+                "command": f"{shlex.quote(python)} {shlex.quote(verifier)} provenance {download_dir} "
+                f"--bundle {bundle_file} --vkey {shlex.quote(vkey)}",
+            },
+        ]
         export_path = None
         if export is not None and export.status == "done":
             try:
                 export_path = _shown(Path(export.file.path))
             except NotImplementedError:  # an object store: fetch it through the API
                 export_path = _shown(settings.VAR_DIR / f"audit-{export.id}.zip")
-                commands.append({
-                    "what": "fetch the audit export of everything",
-                    "command": f"curl -sS --fail {auth} -o {export_path} "
-                               f"{url}/api/v1/audit/exports/{export.id}/file",
-                })  # fmt: skip
-            commands.append({
-                "what": "verify the audit export of everything offline, with its figures",
-                "command": f"{shlex.quote(python)} {shlex.quote(verifier)} audit {export_path} "
-                           f"--vkey {shlex.quote(vkey)}",
-            })  # fmt: skip
+                commands.append(
+                    {
+                        "what": "fetch the audit export of everything",
+                        "command": f"curl -sS --fail {auth} -o {export_path} "
+                        f"{url}/api/v1/audit/exports/{export.id}/file",
+                    }
+                )
+            commands.append(
+                {
+                    "what": "verify the audit export of everything offline, with its figures",
+                    "command": f"{shlex.quote(python)} {shlex.quote(verifier)} audit {export_path} "
+                    f"--vkey {shlex.quote(vkey)}",
+                }
+            )
         return {
             "url": url,
             "admin": {"url": f"{url}/admin/", "username": username, "password": password},
@@ -258,23 +301,28 @@ class Command(BaseCommand):
             "tokens": tokens,
             "verifier_key": vkey,
             "verifier": verifier,
-            "checkpoint": {"digest": checkpoint.digest, "name": checkpoint.name,
-                           "model": checkpoint.model_id,
-                           "files": [f["path"] for f in checkpoint.files]},
+            "checkpoint": {
+                "digest": checkpoint.digest,
+                "name": checkpoint.name,
+                "model": checkpoint.model_id,
+                "files": [f["path"] for f in checkpoint.files],
+            },
             "evaluator": evaluator,
             "entitled": ENTITLED,
-            "refused": {"member": REFUSED, "rule": refused.rule,
-                        "figures": refused.figures},
+            "refused": {"member": REFUSED, "rule": refused.rule, "figures": refused.figures},
             "awaiting_poland": self._awaiting("PL"),
             "audit_export": {"id": str(export.id), "file": export_path} if export_path else None,
             "commands": commands,
-        }  # fmt: skip
+        }
 
     def _print(self, info: dict) -> None:
         w = self.stdout.write
         led = info["ledger"]
-        w(self.style.SUCCESS(f"Ledger: {led['entries']} entries; checkpoint at size "
-                             f"{led['checkpoint_size']}."))  # fmt: skip
+        w(
+            self.style.SUCCESS(
+                f"Ledger: {led['entries']} entries; checkpoint at size {led['checkpoint_size']}."
+            )
+        )
         w("")
         w(f"Log in at {info['admin']['url']}")
         w(f"  username: {info['admin']['username']}")
@@ -288,28 +336,37 @@ class Command(BaseCommand):
         )
         w(f"API docs at {info['api_docs']}")
         w(f"Verifier key: {info['verifier_key']}")
-        w(f"Checkpoint {info['checkpoint']['name']} of {info['checkpoint']['model']}: "
-          f"{info['entitled']} may download it; {info['refused']['member']} is refused "
-          f"({info['refused']['rule']}).")  # fmt: skip
+        w(
+            f"Checkpoint {info['checkpoint']['name']} of {info['checkpoint']['model']}: "
+            f"{info['entitled']} may download it; {info['refused']['member']} is refused "
+            f"({info['refused']['rule']})."
+        )
         w("")
         w("Try, with the server running (each command as printed, from this directory):")
         for c in info["commands"]:
             w(f"# {c['what']}")
             w(f"  {c['command']}")
         w("")
-        w(f"The offline verifier is one file, {info['verifier']}: copy it to any machine with "
-          "Python 3.11+ and PyNaCl.")  # fmt: skip
+        w(
+            f"The offline verifier is one file, {info['verifier']}: copy it to any machine with "
+            "Python 3.11+ and PyNaCl."
+        )
 
     def _awaiting(self, code: str) -> list[str]:
         """What awaits the member: agreements to sign, open proposals without its vote."""
         from consortium.models import Vote
 
-        waiting = [f"signing {a.title}" for a in Agreement.objects.filter(
-            state=Agreement.State.OPEN, parties__member_id=code,
-            parties__signed_in__isnull=True)]  # fmt: skip
+        waiting = [
+            f"signing {a.title}"
+            for a in Agreement.objects.filter(
+                state=Agreement.State.OPEN, parties__member_id=code, parties__signed_in__isnull=True
+            )
+        ]
         voted = Vote.objects.filter(member_id=code).values_list("proposal_id", flat=True)
-        waiting += [f"a vote on {p.title}" for p in
-                    Proposal.objects.filter(state="open").exclude(id__in=voted)]  # fmt: skip
+        waiting += [
+            f"a vote on {p.title}"
+            for p in Proposal.objects.filter(state="open").exclude(id__in=voted)
+        ]
         return waiting
 
     def _sampler(self):
@@ -374,10 +431,15 @@ class Command(BaseCommand):
         release = proposals.proposal_open(
             actor=signatories["FI"],
             title=f"Release {checkpoint.model.name} {checkpoint.name} to the members",
-            actions=[{"type": "checkpoint.release", "checkpoint": checkpoint.digest,
-                      "note": "passed its safety evaluation"}],
+            actions=[
+                {
+                    "type": "checkpoint.release",
+                    "checkpoint": checkpoint.digest,
+                    "note": "passed its safety evaluation",
+                }
+            ],
             deadline=deadline,
-        )  # fmt: skip
+        )
         for proposal in (figures, release):
             for code, choice in (
                 ("NL", "yes"),
@@ -400,8 +462,9 @@ class Command(BaseCommand):
             deadline=datetime.now(UTC) + timedelta(days=14),
         )
         for code in ("NL", "SE", "PT", "FI", "CZ"):
-            proposals.vote_cast(actor=signatories[code], proposal=open_,
-                                choice="abstain" if code == "CZ" else "yes")  # fmt: skip
+            proposals.vote_cast(
+                actor=signatories[code], proposal=open_, choice="abstain" if code == "CZ" else "yes"
+            )
 
     def _evaluation(self, admin, checkpoint) -> dict:
         """An accredited evaluator, whose key the demo holds (in var/), attests that the
@@ -422,19 +485,26 @@ class Command(BaseCommand):
             path.write_text(base64.b64encode(bytes(signer.signing_key)).decode())
             if key is None:
                 key = checkpoints.evaluator_accredit(
-                    actor=admin, code=EVALUATOR, name="Demo AI Safety Institute",
+                    actor=admin,
+                    code=EVALUATOR,
+                    name="Demo AI Safety Institute",
                     public_key=signer.public_key,
-                )  # fmt: skip
+                )
         if checkpoint.evaluations.exists():
             return {"code": EVALUATOR, "key_file": _shown(path)}
         signing_key = _signing_key(path)
         if key_fingerprint(bytes(signing_key.verify_key)) != key.fingerprint:
             return {"code": EVALUATOR, "key_file": None}  # the key file was replaced
         report = b"Evaluation of " + checkpoint.digest.encode() + b": no finding blocks release.\n"
-        env = new_envelope(kind="evaluation.attested", author=key.fingerprint,
-                           payload={"checkpoint": checkpoint.digest,
-                                    "report_sha256": hashlib.sha256(report).hexdigest(),
-                                    "verdict": "pass"})  # fmt: skip
+        env = new_envelope(
+            kind="evaluation.attested",
+            author=key.fingerprint,
+            payload={
+                "checkpoint": checkpoint.digest,
+                "report_sha256": hashlib.sha256(report).hexdigest(),
+                "verdict": "pass",
+            },
+        )
         signature = base64.b64encode(sign_envelope(env, signing_key).signature).decode()
         submissions.submit(envelope=env, signature=signature, submitter=admin)
         return {"code": EVALUATOR, "key_file": _shown(path)}
@@ -454,10 +524,10 @@ class Command(BaseCommand):
         if DownloadEvent.objects.filter(outcome="served").exists():
             return
         path = checkpoint.files[0]["path"]
-        _, token = downloads.download_authorize(actor=user, checkpoint=checkpoint,
-                                                files=[path])  # fmt: skip
-        request = APIRequestFactory().get(f"/api/v1/downloads/{token}/{path}",
-                                          REMOTE_ADDR="127.0.0.1")  # fmt: skip
+        _, token = downloads.download_authorize(actor=user, checkpoint=checkpoint, files=[path])
+        request = APIRequestFactory().get(
+            f"/api/v1/downloads/{token}/{path}", REMOTE_ADDR="127.0.0.1"
+        )
         force_authenticate(request, user=user)
         response = DownloadView.as_view()(request, token=token, path=path)
         body = b"".join(response.streaming_content) if response.streaming else response.content
@@ -478,10 +548,17 @@ class Command(BaseCommand):
         """Build the offline verifier (dist/consortium-verify.pyz); its path as shown."""
         target = settings.BASE_DIR / "dist" / "consortium-verify.pyz"
         done = subprocess.run(  # noqa: S603 (the project's own script, by its own path)
-            [sys.executable, str(settings.BASE_DIR / "scripts" / "build_verifier.py"),
-             "--output", str(target)],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(settings.BASE_DIR / "scripts" / "build_verifier.py"),
+                "--output",
+                str(target),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"could not build the offline verifier: {done.stderr.strip()}")
         return _shown(target)
@@ -493,11 +570,15 @@ class Command(BaseCommand):
             return
         today = datetime.now(UTC).date()
         treaty_doc = agreements.document_store(
-            actor=admin, name="treaty.txt", media_type="text/plain",
+            actor=admin,
+            name="treaty.txt",
+            media_type="text/plain",
             content=TREATY_TEXT.format(name=CONSORTIUM).encode(),
-        )  # fmt: skip
+        )
         treaty = agreements.agreement_propose(
-            actor=admin, kind="treaty", title=f"Treaty establishing the {CONSORTIUM}",
+            actor=admin,
+            kind="treaty",
+            title=f"Treaty establishing the {CONSORTIUM}",
             document_sha256=treaty_doc.sha256,
             terms={
                 "parties": [c for c, _ in FOUNDERS],
@@ -505,11 +586,13 @@ class Command(BaseCommand):
                 "accounting_unit": "EUR",
                 "exchange_rates": {"SEK": "0.087", "PLN": "0.23", "CZK": "0.04"},
                 "cost_sharing": {"method": "scale", "shares": SCALE},
-                "valuation": {"version": 1, "unit": "H100-hour",
-                              "weights": {"h100": "1", "a100": "0.45", "mi250x": "0.4"},
-                              "unit_price": {"amount": "2.50", "currency": "EUR"},
-                              "data_price": {"amount": "0.02", "currency": "EUR",
-                                             "per_tokens": 1_000_000}},
+                "valuation": {
+                    "version": 1,
+                    "unit": "H100-hour",
+                    "weights": {"h100": "1", "a100": "0.45", "mi250x": "0.4"},
+                    "unit_price": {"amount": "2.50", "currency": "EUR"},
+                    "data_price": {"amount": "0.02", "currency": "EUR", "per_tokens": 1_000_000},
+                },
                 "access": [
                     {"scope": "full_weights", "tier": "member", "min_balance_ratio": "0.8"},
                     {"scope": "inference_only", "tier": "member", "embargo_days": 90},
@@ -517,23 +600,31 @@ class Command(BaseCommand):
                 ],
                 "release": {"requires_proposal": True, "requires_evaluation": True},
             },
-        )  # fmt: skip
+        )
         for code, _ in FOUNDERS:
             self._sign(signatories[code], treaty)
         dsa_doc = agreements.document_store(
-            actor=signatories["FI"], name="data-sharing.txt", media_type="text/plain",
+            actor=signatories["FI"],
+            name="data-sharing.txt",
+            media_type="text/plain",
             content=DSA_TEXT.encode(),
-        )  # fmt: skip
+        )
         dsa = agreements.agreement_propose(
-            actor=signatories["FI"], kind="data_sharing",
-            title="Public-sector text corpora (FI, NL, PL)", document_sha256=dsa_doc.sha256,
+            actor=signatories["FI"],
+            kind="data_sharing",
+            title="Public-sector text corpora (FI, NL, PL)",
+            document_sha256=dsa_doc.sha256,
             terms={
                 "parties": ["FI", "NL", "PL"],
                 "effective": {"from": today.isoformat(), "until": None},
-                "data_use": {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"],
-                             "residency": "FI", "access_mode": "federated"},
+                "data_use": {
+                    "permission": "DUO:0000042",
+                    "modifiers": ["DUO:0000018"],
+                    "residency": "FI",
+                    "access_mode": "federated",
+                },
             },
-        )  # fmt: skip
+        )
         for code in ("FI", "NL"):
             self._sign(signatories[code], dsa)
 
@@ -545,44 +636,86 @@ class Command(BaseCommand):
 
         if Facility.objects.exists():
             return
-        contributions.facility_register(actor=admin, record={
-            "code": "lumi", "name": "LUMI", "operator": "FI", "country": "FI",
-            "timezone": "Europe/Helsinki", "default_accelerator": "mi250x",
-            "partitions": {"standard-g": "mi250x", "small-g": "mi250x"},
-            "accounts": {"project_465000001": "FI", "project_465000002": "SE",
-                         "project_465000003": "NL", "project_465000004": "PL"},
-        })  # fmt: skip
-        contributions.facility_register(actor=admin, record={
-            "code": "karolina", "name": "Karolina", "operator": "CZ", "country": "CZ",
-            "timezone": "Europe/Prague", "default_accelerator": "a100",
-            "partitions": {"qgpu": "a100"}, "accounts": {"open-29-1": "CZ", "open-29-2": "PT"},
-        })  # fmt: skip
-        contributions.sacct_import(actor=signatories["FI"], facility=Facility.objects.get(code="lumi"),
-                                   data=demo_export(["project_465000001"] * 5 + ["project_465000002"] * 3
-                                                    + ["project_465000003", "project_465000004"], "lumi"))  # fmt: skip
-        contributions.sacct_import(actor=signatories["CZ"], facility=Facility.objects.get(code="karolina"),
-                                   data=demo_export(["open-29-1"] * 3 + ["open-29-2"], "karolina"))  # fmt: skip
+        contributions.facility_register(
+            actor=admin,
+            record={
+                "code": "lumi",
+                "name": "LUMI",
+                "operator": "FI",
+                "country": "FI",
+                "timezone": "Europe/Helsinki",
+                "default_accelerator": "mi250x",
+                "partitions": {"standard-g": "mi250x", "small-g": "mi250x"},
+                "accounts": {
+                    "project_465000001": "FI",
+                    "project_465000002": "SE",
+                    "project_465000003": "NL",
+                    "project_465000004": "PL",
+                },
+            },
+        )
+        contributions.facility_register(
+            actor=admin,
+            record={
+                "code": "karolina",
+                "name": "Karolina",
+                "operator": "CZ",
+                "country": "CZ",
+                "timezone": "Europe/Prague",
+                "default_accelerator": "a100",
+                "partitions": {"qgpu": "a100"},
+                "accounts": {"open-29-1": "CZ", "open-29-2": "PT"},
+            },
+        )
+        contributions.sacct_import(
+            actor=signatories["FI"],
+            facility=Facility.objects.get(code="lumi"),
+            data=demo_export(
+                ["project_465000001"] * 5
+                + ["project_465000002"] * 3
+                + ["project_465000003", "project_465000004"],
+                "lumi",
+            ),
+        )
+        contributions.sacct_import(
+            actor=signatories["CZ"],
+            facility=Facility.objects.get(code="karolina"),
+            data=demo_export(["open-29-1"] * 3 + ["open-29-2"], "karolina"),
+        )
         today = datetime.now(UTC).date().isoformat()
         # Payments count once the treasurer (the secretariat, here) confirms them against
         # its books; Czechia's latest is still pending.
-        for code, amount, currency in (("SE", "180000", "SEK"), ("PL", "60000", "PLN"),
-                                       ("PT", "4000", "EUR"), ("NL", "5000", "EUR"),
-                                       ("CZ", "2000", "EUR")):  # fmt: skip
-            paid = contributions.funds_contribute(actor=signatories[code], amount=amount,
-                                                  currency=currency, date_paid=today)  # fmt: skip
+        for code, amount, currency in (
+            ("SE", "180000", "SEK"),
+            ("PL", "60000", "PLN"),
+            ("PT", "4000", "EUR"),
+            ("NL", "5000", "EUR"),
+            ("CZ", "2000", "EUR"),
+        ):
+            paid = contributions.funds_contribute(
+                actor=signatories[code], amount=amount, currency=currency, date_paid=today
+            )
             if code != "CZ":
                 contributions.funds_confirm(actor=admin, contribution=paid)
         for code, name, tokens, licence, residency in (
             ("NL", "Dutch government publications", 40_000_000_000, "CC0-1.0", "NL"),
             ("FI", "Finnish public-sector corpus", 25_000_000_000, "CC-BY-4.0", "FI"),
         ):
-            contributions.data_contribute(actor=signatories[code], dataset={
-                "name": name, "description": "demo dataset", "size_bytes": tokens * 4,
-                "manifest_sha256": hashlib.sha256(name.encode()).hexdigest(), "files": 1200,
-                "tokens": tokens, "licence": licence, "residency": residency,
-                "duo": {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"]},
-                "access_mode": "federated",
-            })  # fmt: skip
+            contributions.data_contribute(
+                actor=signatories[code],
+                dataset={
+                    "name": name,
+                    "description": "demo dataset",
+                    "size_bytes": tokens * 4,
+                    "manifest_sha256": hashlib.sha256(name.encode()).hexdigest(),
+                    "files": 1200,
+                    "tokens": tokens,
+                    "licence": licence,
+                    "residency": residency,
+                    "duo": {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"]},
+                    "access_mode": "federated",
+                },
+            )
 
     def _audit_export(self, admin):
         """An audit export of everything up to now, built in-process when no broker is
@@ -591,9 +724,13 @@ class Command(BaseCommand):
         from consortium.models import AuditExport
 
         everything = AuditExport.objects.filter(
-            requested_by=admin, member__isnull=True, date_from__isnull=True, date_to__isnull=True,
-            first__isnull=True, end__isnull=True,
-        )  # fmt: skip
+            requested_by=admin,
+            member__isnull=True,
+            date_from__isnull=True,
+            date_to__isnull=True,
+            first__isnull=True,
+            end__isnull=True,
+        )
         building = everything.filter(status__in=("queued", "running")).first()
         if building is not None:  # a worker has it: one export at a time per person
             return building
@@ -613,13 +750,20 @@ class Command(BaseCommand):
         if TrainedModel.objects.exists():
             return ModelCheckpoint.objects.order_by("published_in").first()
         treaty = Agreement.objects.get(kind="treaty")
-        model = checkpoints.model_register(actor=None, code="aurora", name="Aurora 7B",
-                                           agreement=treaty)  # fmt: skip
+        model = checkpoints.model_register(
+            actor=None, code="aurora", name="Aurora 7B", agreement=treaty
+        )
         run = checkpoints.training_record(
-            actor=None, model=model, name="pretraining, September",
-            datasets=[c.dataset["manifest_sha256"] for c in Contribution.objects.filter(kind="data")],
-            compute=[str(c.id) for c in Contribution.objects.filter(kind="compute", state="counted")],
-        )  # fmt: skip
+            actor=None,
+            model=model,
+            name="pretraining, September",
+            datasets=[
+                c.dataset["manifest_sha256"] for c in Contribution.objects.filter(kind="data")
+            ],
+            compute=[
+                str(c.id) for c in Contribution.objects.filter(kind="compute", state="counted")
+            ],
+        )
         rng = random.Random("aurora")
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -628,16 +772,19 @@ class Command(BaseCommand):
                 (root / f"model-{i + 1:05}-of-00002.safetensors").write_bytes(
                     rng.randbytes(256 * 1024)
                 )
-            return checkpoints.checkpoint_publish(actor=None, model=model, name="step-120000",
-                                                  directory=root, run=run, workers=1)  # fmt: skip
+            return checkpoints.checkpoint_publish(
+                actor=None, model=model, name="step-120000", directory=root, run=run, workers=1
+            )
 
     @staticmethod
     def _sign(user, agreement) -> None:
         agreement.refresh_from_db()
         agreements.agreement_sign(
-            actor=user, agreement=agreement, terms_sha256=agreement.terms_sha256,
+            actor=user,
+            agreement=agreement,
+            terms_sha256=agreement.terms_sha256,
             document_sha256=agreement.document_sha256,
-        )  # fmt: skip
+        )
 
     def _token(self, username: str) -> str:
         user = get_user_model().objects.get(username=username)

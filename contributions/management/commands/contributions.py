@@ -69,8 +69,9 @@ class Command(BaseCommand):
 
     # --- import-sacct -----------------------------------------------------------------------
 
-    def do_import_sacct(self, file, facility, fields=None, tz=None, dry_run=False, json=False,
-                        username=None, **_):  # fmt: skip
+    def do_import_sacct(
+        self, file, facility, fields=None, tz=None, dry_run=False, json=False, username=None, **_
+    ):
         target = Facility.objects.filter(code=facility).first()
         if target is None:
             raise CommandError(f"no facility {facility!r}")
@@ -83,9 +84,13 @@ class Command(BaseCommand):
         field_list = [f.strip() for f in fields.replace("|", ",").split(",")] if fields else None
         try:
             reading, rows, imported = services.sacct_import(
-                actor=actor, facility=target, data=data, fields=field_list, tz=tz,
+                actor=actor,
+                facility=target,
+                data=data,
+                fields=field_list,
+                tz=tz,
                 dry_run=dry_run,
-            )  # fmt: skip
+            )
         except (GovernanceError, LedgerError) as exc:
             raise CommandError(str(exc)) from exc
         if json:
@@ -95,14 +100,18 @@ class Command(BaseCommand):
 
     def _table(self, reading, rows, imported, dry_run):
         out = self.stdout.write
-        out(f"Export {reading.sha256}: {reading.lines} lines, {reading.steps} steps skipped, "
-            f"{reading.duplicates} repeated allocations counted once.")  # fmt: skip
+        out(
+            f"Export {reading.sha256}: {reading.lines} lines, {reading.steps} steps skipped, "
+            f"{reading.duplicates} repeated allocations counted once."
+        )
         out(
             f"{'account':<24} {'member':<8} {'accelerator':<20} {'allocations':>12} {'GPU-hours':>16}"
         )
         for r in services.by_account(reading):
-            out(f"{r['account']:<24} {r['member']:<8} {r['accelerator']:<20} "
-                f"{r['allocations']:>12} {r['gpu_hours']:>16}")  # fmt: skip
+            out(
+                f"{r['account']:<24} {r['member']:<8} {r['accelerator']:<20} "
+                f"{r['allocations']:>12} {r['gpu_hours']:>16}"
+            )
         out("Recorded per member:" if not dry_run else "Would be recorded per member:")
         for r in rows:
             hours = services.gpu_hours(r["gpu_seconds"])
@@ -118,8 +127,11 @@ class Command(BaseCommand):
         if dry_run:
             out("Dry run: nothing was recorded.")
         else:
-            state = "attested by the facility" if imported.attested_in else (
-                "reported; it counts once the facility attests it")  # fmt: skip
+            state = (
+                "attested by the facility"
+                if imported.attested_in
+                else ("reported; it counts once the facility attests it")
+            )
             out(self.style.SUCCESS(f"Recorded at entry {imported.recorded_in}, {state}."))
 
     # --- manifest -------------------------------------------------------------------------------
@@ -132,8 +144,13 @@ class Command(BaseCommand):
         except (manifests.ManifestError, OSError) as exc:
             raise CommandError(str(exc)) from exc
         total = sum(size for _, _, size in files)
-        bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr,
-                   disable=no_progress or not sys.stderr.isatty())  # fmt: skip
+        bar = tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            file=sys.stderr,
+            disable=no_progress or not sys.stderr.isatty(),
+        )
         try:
             result = manifests.build(directory, workers=workers, progress=bar.update)
         except (manifests.ManifestError, OSError) as exc:
@@ -143,8 +160,15 @@ class Command(BaseCommand):
         if output:
             output.write_bytes(result.text)
         if json:
-            self.stdout.write(_dumps({"manifest_sha256": result.root, "files": len(result.files),
-                                      "size_bytes": result.size}))  # fmt: skip
+            self.stdout.write(
+                _dumps(
+                    {
+                        "manifest_sha256": result.root,
+                        "files": len(result.files),
+                        "size_bytes": result.size,
+                    }
+                )
+            )
         else:
             self.stdout.write(f"{len(result.files)} files, {result.size} bytes")
             self.stdout.write(f"manifest_sha256: {result.root}")
@@ -162,21 +186,33 @@ def _dumps(value) -> str:
 
 
 def _json_report(reading, rows, imported) -> str:
-    return _dumps({
-        "export_sha256": reading.sha256, "lines": reading.lines, "steps": reading.steps,
-        "duplicates": reading.duplicates,
-        "accounts": services.by_account(reading),
-        "contributions": [
-            {"member": r["member"], "accelerator": r["accelerator"],
-             "allocations": r["allocations"],
-             "gpu_hours": str(services.gpu_hours(r["gpu_seconds"]))} for r in rows
-        ],
-        "left_out": dict(sorted(reading.left_out_counts.items())),
-        "unmapped_accounts": dict(sorted(reading.unmapped.items())),
-        "left_out_examples": [{"line": r.line, "job": r.job, "reason": r.reason}
-                              for r in reading.left_out],
-        "recorded": None if imported is None else {
-            "import": str(imported.id), "entry": imported.recorded_in,
-            "attested": imported.attested_in is not None,
-        },
-    })  # fmt: skip
+    return _dumps(
+        {
+            "export_sha256": reading.sha256,
+            "lines": reading.lines,
+            "steps": reading.steps,
+            "duplicates": reading.duplicates,
+            "accounts": services.by_account(reading),
+            "contributions": [
+                {
+                    "member": r["member"],
+                    "accelerator": r["accelerator"],
+                    "allocations": r["allocations"],
+                    "gpu_hours": str(services.gpu_hours(r["gpu_seconds"])),
+                }
+                for r in rows
+            ],
+            "left_out": dict(sorted(reading.left_out_counts.items())),
+            "unmapped_accounts": dict(sorted(reading.unmapped.items())),
+            "left_out_examples": [
+                {"line": r.line, "job": r.job, "reason": r.reason} for r in reading.left_out
+            ],
+            "recorded": None
+            if imported is None
+            else {
+                "import": str(imported.id),
+                "entry": imported.recorded_in,
+                "attested": imported.attested_in is not None,
+            },
+        }
+    )
