@@ -8,10 +8,10 @@ Creates (and afterwards drops) a scratch database and a temporary media director
 - fill: a consortium founded, then signed entries appended in bulk (20,000 per
   transaction) to ``--entries``, a checkpoint published every 100,000 entries, and some
   downloads authorised among them (so the report has figures to recompute).
-- export: ``consortium.audit.audit_export_build`` for everything (snapshot, report as
+- export: ``consortium.audit.exports.audit_export_build`` for everything (snapshot, report as
   HTML, PDF and CSV, the bundle, storage, the ``audit.exported`` entry): time and size.
-- verify: ``ledger.audit.verify`` with the report checks of ``contributions.audit``,
-  one worker process per core, as ``python -m contributions.audit verify`` runs it.
+- verify: ``ledger.audit.verify`` with the report checks of ``consortium.audit.figures``,
+  one worker process per core, as ``python -m consortium.audit.figures verify`` runs it.
 - baseline, same run: PyNaCl's raw Ed25519 verify rate on the bundle's own
   (message, signature) pairs, in one process, and on a pool of one process per core.
   Target: verification >= 0.5 x (raw single-process rate x cores).
@@ -41,7 +41,7 @@ SAMPLE = 20_000  # signatures timed for the baseline
 def fill(w, entries: int) -> float:
     from django.db import transaction
 
-    from consortium import checkpoints, downloads
+    from consortium.access import checkpoints, downloads
     from ledger import log, services
     from ledger.keys import log_signer
     from ledger.services import Draft
@@ -130,8 +130,8 @@ def main() -> None:
     if args.quick:
         args.entries = 50_000
     with scratch_project(args.database_url, SCRATCH, "bench-audit-") as tmp:
-        from consortium import audit
-        from contributions import audit as figures
+        from consortium.audit import exports as audit
+        from consortium.audit import figures
         from ledger import log
         from ledger.audit import verify
         from ledger.core.note import verifier_key

@@ -200,7 +200,7 @@ def found() -> dict:
     signatory for each member, and the facility (hosted key)."""
     from django.contrib.auth import get_user_model
 
-    from consortium import governance
+    from consortium.governance import members as governance
     from contributions import services
 
     User = get_user_model()
@@ -654,7 +654,7 @@ def bench_import(world: dict, jobs: int, workdir: Path) -> dict:
 
 
 def treaty(world: dict):
-    from consortium import agreements
+    from consortium.governance import agreements
 
     # In force for the past year and more: funds count from the day it took effect.
     since = datetime.now(UTC).date() - timedelta(days=400)
@@ -736,7 +736,7 @@ def fill(world: dict, count: int, chunk: int = 2000) -> tuple[float, Counter]:
     contributions: (seconds, entries by kind)."""
     from django.db import transaction
 
-    from consortium.governance import member_signer
+    from consortium.governance.members import member_signer
     from contributions.models import Contribution
     from ledger import services as ledger
     from ledger.services import Draft

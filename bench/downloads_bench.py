@@ -115,8 +115,10 @@ def world():
     parties, a recorder of Sweden with an API token, a model."""
     from django.contrib.auth import get_user_model
 
-    from consortium import agreements, checkpoints, governance
-    from consortium.models import ApiToken
+    from consortium.access import checkpoints
+    from consortium.governance import agreements
+    from consortium.governance import members as governance
+    from consortium.governance.models import ApiToken
 
     governance.consortium_found(
         name="Bench",
@@ -163,7 +165,7 @@ def free_port() -> int:
 def bench_serve(w, megabytes: int, tmp: Path) -> dict:
     from django.conf import settings
 
-    from consortium import checkpoints, downloads
+    from consortium.access import checkpoints, downloads
 
     src = tmp / "weights"
     src.mkdir()
@@ -331,7 +333,7 @@ def bare_sendfile(path: Path, evict) -> float:
 
 
 def bench_publish(w, megabytes: int, tmp: Path) -> dict:
-    from consortium import checkpoints
+    from consortium.access import checkpoints
     from contributions import manifest
 
     if shutil.which("sha256sum") is None:
@@ -379,7 +381,7 @@ def bench_publish(w, megabytes: int, tmp: Path) -> dict:
 def bench_authorize(w, entries: int, tmp: Path) -> dict:
     from django.db import transaction
 
-    from consortium import checkpoints, downloads
+    from consortium.access import checkpoints, downloads
     from ledger import log, services
     from ledger.keys import log_signer
     from ledger.services import Draft

@@ -233,7 +233,7 @@ def proofs(size: int, count: int) -> dict:
     from django.contrib.auth import get_user_model
     from rest_framework.test import APIClient
 
-    from consortium.models import ApiToken
+    from consortium.governance.models import ApiToken
     from ledger import log
     from ledger.core import merkle
 
@@ -261,7 +261,7 @@ def proofs(size: int, count: int) -> dict:
     del proof, cproof
 
     # The API answers only users who hold a seat: read as a treaty auditor's system would.
-    from consortium import governance
+    from consortium.governance import members as governance
 
     if not governance.Consortium.objects.exists():
         governance.consortium_found(

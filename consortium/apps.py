@@ -7,11 +7,4 @@ class ConsortiumConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from consortium import (  # noqa: F401  (appliers, projections, OpenAPI extension)
-            agreements,
-            checkpoints,
-            downloads,
-            governance,
-            proposals,
-            schema,
-        )
+        pass

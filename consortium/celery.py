@@ -8,4 +8,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
 
 app = Celery("consortium")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Each domain keeps its tasks in its own ``tasks`` module.
+app.autodiscover_tasks(
+    [
+        "ledger",
+        "consortium.governance",
+        "consortium.access",
+        "consortium.audit",
+        "consortium.web",
+    ]
+)

@@ -104,7 +104,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "consortium.middleware.RefuseNulMiddleware",
+    "consortium.web.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -126,7 +126,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "consortium.context.pending_work",
+                "consortium.governance.context.pending_work",
                 "ledger.context.verification_alarm",
             ],
         },
@@ -246,14 +246,14 @@ else:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "consortium.auth.BearerTokenAuthentication",
+        "consortium.governance.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["consortium.auth.HoldsASeat"],
+    "DEFAULT_PERMISSION_CLASSES": ["consortium.governance.auth.HoldsASeat"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["consortium.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["consortium.web.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "consortium.problems.exception_handler",
+    "EXCEPTION_HANDLER": "consortium.web.problems.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -275,13 +275,13 @@ SPECTACULAR_SETTINGS = {
     # Errors as problem+json, strict request bodies, empty filters: see consortium/schema.py.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "consortium.schema.problem_details",
+        "consortium.web.schema.problem_details",
     ],
     # Several models have a "kind": name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
-        "MemberKindEnum": "consortium.models.Member.Kind",
-        "AgreementKindEnum": "consortium.models.Agreement.Kind",
-        "AgreementStateEnum": "consortium.models.Agreement.State",
+        "MemberKindEnum": "consortium.governance.models.Member.Kind",
+        "AgreementKindEnum": "consortium.governance.models.Agreement.Kind",
+        "AgreementStateEnum": "consortium.governance.models.Agreement.State",
     },
 }
 
@@ -350,11 +350,11 @@ LEDGER_PUBLISH_ON_APPEND = envbool("LEDGER_PUBLISH_ON_APPEND", True)
 # on a large log catches up over several).
 LEDGER_VERIFY_BATCH = envint("LEDGER_VERIFY_BATCH", 100_000)
 # Who may read the ledger in the admin besides superusers: any seat holder.
-LEDGER_READER_CHECK = "consortium.governance.holds_a_seat"
+LEDGER_READER_CHECK = "consortium.governance.members.holds_a_seat"
 # Client-signed entries must carry a time within this many seconds of the server's clock.
 LEDGER_SUBMISSION_MAX_SKEW = envint("LEDGER_SUBMISSION_MAX_SKEW", 300)
 # Who may submit entries signed by an owner's external keys (POST /api/v1/ledger/entries).
-LEDGER_ACTOR_CHECK = "consortium.governance.may_act_for"
+LEDGER_ACTOR_CHECK = "consortium.governance.members.may_act_for"
 
 LOGGING = {
     "version": 1,

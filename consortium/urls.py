@@ -4,7 +4,10 @@ from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from consortium import agreements_api, api, audit_api, checkpoints_api, problems
+from consortium.access import api as checkpoints_api
+from consortium.audit import api as audit_api
+from consortium.governance import agreements_api, api
+from consortium.web import problems
 from contributions import admin as contributions_admin
 
 urlpatterns = [

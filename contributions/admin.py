@@ -14,12 +14,17 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
-from consortium import agreements
-from consortium.admin import SeatVisible
-from consortium.formfields import AsciiDateField, AsciiIntegerField
-from consortium.governance import GovernanceError, holds_a_seat, recording_for, visible_members_of
-from consortium.models import Agreement
-from consortium.terms import ACCESS_MODES, DUO_MODIFIERS, DUO_PERMISSIONS
+from consortium.governance import agreements
+from consortium.governance.admin import SeatVisible
+from consortium.governance.members import (
+    GovernanceError,
+    holds_a_seat,
+    recording_for,
+    visible_members_of,
+)
+from consortium.governance.models import Agreement
+from consortium.governance.terms import ACCESS_MODES, DUO_MODIFIERS, DUO_PERMISSIONS
+from consortium.web.formfields import AsciiDateField, AsciiIntegerField
 from contributions import services
 from contributions.chart import cost_share_svg
 from contributions.models import Contribution, Dispute, Facility, SacctImport

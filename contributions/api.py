@@ -21,13 +21,13 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consortium import agreements
-from consortium.agreements_api import RawBodyParser
-from consortium.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, act
-from consortium.governance import visible_members_of
-from consortium.idempotency import ApiView
-from consortium.models import ValuationTable
-from consortium.problems import ProblemException, bad_request, not_found
+from consortium.governance import agreements
+from consortium.governance.agreements_api import RawBodyParser
+from consortium.governance.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, act
+from consortium.governance.members import visible_members_of
+from consortium.governance.models import ValuationTable
+from consortium.web.idempotency import ApiView
+from consortium.web.problems import ProblemException, bad_request, not_found
 from contributions import services
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report

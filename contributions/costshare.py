@@ -1,7 +1,7 @@
 """The arithmetic of cost shares, in pure Python (no Django): shares, valuation, balances.
 
 ``contributions.report`` feeds it from the database (sums made by the database);
-``contributions.audit`` feeds it from the entries of an audit export, offline. Both give
+``consortium.audit.figures`` feeds it from the entries of an audit export, offline. Both give
 it the same aggregated rows, so the figures they reach can be compared to the cent.
 
 Rows, per valuation window (the table in force when the contributions were recorded):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from consortium.models import Member
+from consortium.governance.models import Member
 
 
 class Facility(models.Model):

@@ -21,7 +21,7 @@ For an agreement and a period (days, inclusive):
 
 Everything is summed by the database (integers: GPU-seconds, tokens, amounts in
 millionths), a handful of queries whatever the number of contributions; the arithmetic
-on those sums is ``contributions.costshare``, which ``python -m contributions.audit``
+on those sums is ``contributions.costshare``, which ``python -m consortium.audit.figures``
 runs on the sums it makes from the entries of an audit export.
 """
 
@@ -33,7 +33,7 @@ from datetime import date
 from django.db import connection
 from django.db.models import Count, Q, Sum
 
-from consortium.models import Agreement, Member, ValuationTable
+from consortium.governance.models import Agreement, Member, ValuationTable
 from contributions import costshare
 from contributions.costshare import CENT, ZERO, Line
 from contributions.models import Contribution

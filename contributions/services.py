@@ -50,8 +50,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import IntegrityError, connection, transaction
 
-from consortium.agreements import effective_dates
-from consortium.governance import (
+from consortium.governance.agreements import effective_dates
+from consortium.governance.members import (
     SECRETARIAT_OWNER,
     GovernanceError,
     acting_for,
@@ -63,8 +63,8 @@ from consortium.governance import (
     replay_of,
     secretariat_signer,
 )
-from consortium.models import Agreement, AgreementParty, Member
-from consortium.terms import check_data_use, currency_code, decimal_string
+from consortium.governance.models import Agreement, AgreementParty, Member
+from consortium.governance.terms import check_data_use, currency_code, decimal_string
 from contributions.licences import LicenceError, canonical
 from contributions.models import (
     Contribution,

@@ -25,7 +25,7 @@ what fails (file, entry index, checkpoint size):
 5. a contiguous export: the tree rebuilt from the entries (starting from the hashes of
    the subtrees before it) has the signed root at every checkpoint size in range, and is
    a prefix of the anchor checkpoint; a selection: every entry is included in the anchor;
-6. what the callers add (``contributions.audit`` recomputes the report's figures from the
+6. what the callers add (``consortium.audit.figures`` recomputes the report's figures from the
    entries and compares them with the CSV files and the report).
 
 Exit status: 0 when everything holds and everything could be checked; 1 when anything

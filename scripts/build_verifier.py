@@ -4,12 +4,12 @@
     python3 scripts/build_verifier.py [--output dist/consortium-verify.pyz]
 
 The archive holds the project's pure modules (the ones ``ledger.audit``,
-``ledger.provenance`` and ``contributions.audit`` import, found by reading their import
+``ledger.provenance`` and ``consortium.audit.figures`` import, found by reading their import
 statements) and a ``__main__`` that dispatches to them. It runs on any Python 3.11+
 where PyNaCl is installed, and needs nothing else: the build refuses a module that
 imports, at module level, anything but the standard library, PyNaCl and the project's
 own pure modules. Packages are given empty ``__init__`` files, so importing
-``consortium.voting`` does not import the Django project.
+``consortium.governance.voting`` does not import the Django project.
 
 The build is reproducible: the same sources give the same bytes (entries sorted, fixed
 timestamps), so two auditors can compare the archive's SHA-256.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("ledger", "consortium", "contributions")
-ENTRY_MODULES = ("ledger.audit", "ledger.provenance", "contributions.audit")
+ENTRY_MODULES = ("ledger.audit", "ledger.provenance", "consortium.audit.figures")
 # Imported at module level by the verifiers besides the standard library.
 ALLOWED_THIRD_PARTY = {"nacl"}
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -81,7 +81,7 @@ def main(argv):
         print("consortium-verify needs PyNaCl: pip install PyNaCl", file=sys.stderr)
         return 2
     if command == "audit":
-        from contributions.audit import main as audit
+        from consortium.audit.figures import main as audit
 
         return audit(["verify", *rest], prog=PROG + " audit")
     if command == "provenance":
@@ -89,7 +89,7 @@ def main(argv):
 
         return provenance(["verify", *rest], prog=PROG + " provenance")
     if command in ("checkpoint", "inclusion", "consistency"):
-        from contributions.audit import main as audit
+        from consortium.audit.figures import main as audit
 
         return audit([command, *rest], prog=PROG)
     print(f"unknown command {{command!r}}\\n", file=sys.stderr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium.models import ApiToken
+from consortium.governance.models import ApiToken
 from ledger import services
 from ledger.keys import log_signer
 from tests import worlds

@@ -5,7 +5,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import consortium.models
+import consortium.governance.models
 
 
 class Migration(migrations.Migration):
@@ -193,7 +193,10 @@ class Migration(migrations.Migration):
                 ("size", models.BigIntegerField()),
                 (
                     "file",
-                    models.FileField(max_length=200, upload_to=consortium.models._document_path),
+                    models.FileField(
+                        max_length=200,
+                        upload_to=consortium.governance.models._document_path,
+                    ),
                 ),
                 ("uploaded_at", models.DateTimeField(default=django.utils.timezone.now)),
                 (

@@ -8,12 +8,11 @@ from urllib.parse import urlencode
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import renderers
+from rest_framework import exceptions, renderers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consortium.problems import ProblemException, bad_request, not_found
 from ledger import log, submissions
 from ledger.api import serializers as s
 from ledger.models import Entry, Key
@@ -23,6 +22,15 @@ PROBLEMS = {
     401: OpenApiResponse(s.ProblemSerializer, description="Not authenticated (problem+json)."),
     404: OpenApiResponse(s.ProblemSerializer, description="Not found (problem+json)."),
 }
+
+
+class Refusal(exceptions.APIException):
+    """A refused submission, answered with the status its refusal names (400, 403, 409,
+    413); the project's exception handler renders it as problem+json."""
+
+    def __init__(self, refused: submissions.Refused):
+        self.status_code = refused.status
+        super().__init__(str(refused))
 
 
 def _b64(h: bytes) -> str:
@@ -67,7 +75,7 @@ class CheckpointView(APIView):
     def get(self, request: Request) -> HttpResponse:
         cp = log.latest_checkpoint()
         if cp is None:
-            raise not_found("no checkpoint has been published yet")
+            raise exceptions.NotFound("no checkpoint has been published yet")
         response = HttpResponse(cp.note.encode(), content_type="text/plain; charset=utf-8")
         response["Cache-Control"] = "no-cache"
         return response
@@ -106,7 +114,7 @@ class EntryListView(APIView):
                 submitter=request.user,
             )
         except submissions.Refused as exc:
-            raise ProblemException(exc.status, str(exc)) from exc
+            raise Refusal(exc) from exc
         entry = Entry.objects.get(index=done.entry.index)
         return Response(s.EntrySerializer(entry).data, status=201 if done.created else 200)
 
@@ -152,7 +160,7 @@ class EntryDetailView(APIView):
     def get(self, request: Request, index: int) -> Response:
         entry = Entry.objects.filter(index=index).first()
         if entry is None:
-            raise not_found(f"there is no entry at index {index}")
+            raise exceptions.NotFound(f"there is no entry at index {index}")
         return Response(s.EntrySerializer(entry).data)
 
 
@@ -167,7 +175,9 @@ class InclusionProofView(APIView):
         q = _query(s.InclusionQuery, request)
         size = log.tree_size()
         if q["tree_size"] > size:
-            raise bad_request(f"tree_size {q['tree_size']} is larger than the tree ({size})")
+            raise exceptions.ValidationError(
+                f"tree_size {q['tree_size']} is larger than the tree ({size})"
+            )
         proof = log.inclusion_proof(q["index"], q["tree_size"])
         return Response(
             {"index": q["index"], "tree_size": q["tree_size"], "proof": [_b64(h) for h in proof]}
@@ -188,7 +198,7 @@ class ConsistencyProofView(APIView):
         q = _query(s.ConsistencyQuery, request)
         size = log.tree_size()
         if q["new"] > size:
-            raise bad_request(f"to {q['new']} is larger than the tree ({size})")
+            raise exceptions.ValidationError(f"to {q['new']} is larger than the tree ({size})")
         proof = log.consistency_proof(q["old"], q["new"])
         return Response({"from": q["old"], "to": q["new"], "proof": [_b64(h) for h in proof]})
 
@@ -210,6 +220,8 @@ class KeyListView(APIView):
         kind = request.query_params.get("kind")
         if kind:
             if kind not in Key.Kind.values:
-                raise bad_request(f"kind must be one of {', '.join(Key.Kind.values)}")
+                raise exceptions.ValidationError(
+                    f"kind must be one of {', '.join(Key.Kind.values)}"
+                )
             qs = qs.filter(kind=kind)
         return Response(s.KeySerializer(qs, many=True).data)

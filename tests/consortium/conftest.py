@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium import governance
+from consortium.governance import members as governance
 from tests import worlds
 
 User = get_user_model()

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import time_machine
 
-from consortium import proposals
+from consortium.governance import proposals
 from ledger.core.envelope import parse_time
 
 

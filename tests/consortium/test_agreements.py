@@ -14,9 +14,10 @@ import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 
-from consortium import agreements, governance, proposals
-from consortium.governance import GovernanceError
-from consortium.models import Agreement, AgreementParty, Document
+from consortium.governance import agreements, proposals
+from consortium.governance import members as governance
+from consortium.governance.members import GovernanceError
+from consortium.governance.models import Agreement, AgreementParty, Document
 from ledger.models import Entry
 from tests import worlds
 from tests.consortium.helpers import decide_after_deadline
@@ -335,7 +336,7 @@ def test_an_agreement_not_completed_within_its_period_expires_unsigned(delegates
 
 def test_an_expiry_entry_before_the_end_changes_nothing(delegates):
     # Appliers hold to the dates whoever signs: an early agreement.expired is inert.
-    from consortium.governance import secretariat_signer
+    from consortium.governance.members import secretariat_signer
     from ledger import services
 
     a = propose(delegates, terms=treaty_terms(until=TODAY + timedelta(days=3)))
@@ -435,7 +436,7 @@ def test_terminating_a_treaty_ends_its_pending_amendment(delegates):
 
 
 def test_entries_by_the_wrong_keys_change_nothing(delegates):
-    from consortium.governance import acting_signer
+    from consortium.governance.members import acting_signer
     from ledger import services
 
     a = propose(delegates, terms=treaty_terms(start=TODAY + timedelta(days=3)))

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from consortium import proposals
-from consortium.models import Agreement, AgreementParty
+from consortium.governance import proposals
+from consortium.governance.models import Agreement, AgreementParty
 from ledger.models import Entry
 from tests import worlds
 from tests.consortium.test_agreements import propose, treaty_terms

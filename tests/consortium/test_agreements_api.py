@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium import governance
-from consortium.models import Agreement
+from consortium.governance import members as governance
+from consortium.governance.models import Agreement
 from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client, _italy_with_an_external_key
@@ -223,7 +223,7 @@ def test_an_external_key_proposes_only_for_its_own_member(world):
     it = _client(it_user)
     annex = upload(world["fr"], content=b"France's confidential annex", name="annex.pdf").json()
     doc = upload(it).json()
-    from consortium.agreements import terms_hash
+    from consortium.governance.agreements import terms_hash
 
     t = terms(parties=("FR", "DE"))
     payload = {

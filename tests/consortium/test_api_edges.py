@@ -12,8 +12,9 @@ import pytest
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
-from consortium import proposals
-from consortium.models import ApiToken, IdempotentResponse, Member, Vote
+from consortium.governance import proposals
+from consortium.governance.models import ApiToken, Member, Vote
+from consortium.web.models import IdempotentResponse
 from ledger.core.envelope import canonical, new_envelope, signing_message
 from ledger.models import Entry
 from tests.consortium.test_agreements import propose, treaty_terms

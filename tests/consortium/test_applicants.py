@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consortium import governance, proposals
-from consortium.models import Member
+from consortium.governance import members as governance
+from consortium.governance import proposals
+from consortium.governance.models import Member
 from ledger.models import Entry, Key
 from tests import worlds
 from tests.consortium.helpers import decide_after_deadline

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from consortium import checkpoints
-from consortium.governance import GovernanceError
-from consortium.models import ModelCheckpoint
+from consortium.access import checkpoints
+from consortium.access.models import ModelCheckpoint
+from consortium.governance.members import GovernanceError
 from ledger.models import Entry, Key
 from ledger.provenance import verify
 from tests.consortium.test_agreements import propose
@@ -151,7 +151,8 @@ def test_a_stored_file_that_changes_is_found(published):
 def test_replay_rebuilds_models_runs_and_checkpoints(committed_db, weights):
     from django.contrib.auth import get_user_model
 
-    from consortium import agreements, governance
+    from consortium.governance import agreements
+    from consortium.governance import members as governance
     from ledger.replay import replay_check
 
     governance.consortium_found(name="C", members=[governance.member_record(code="FR")])
@@ -220,7 +221,7 @@ def test_a_training_run_names_only_recorded_datasets_and_compute(delegates, publ
 def test_the_verification_task_blocks_a_checkpoint_whose_stored_file_changed(published):
     from django.core.files.storage import default_storage
 
-    from consortium.tasks import verify_checkpoints
+    from consortium.access.tasks import verify_checkpoints
 
     assert verify_checkpoints() == {}  # runs in-process without a broker
     with default_storage.open(checkpoints.stored_path(published.digest, "config.json"), "wb") as f:

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from consortium import governance, proposals
-from consortium.governance import GovernanceError, acting_signer, secretariat_signer
-from consortium.models import AccessGrant, ReleaseApproval, ValuationTable
+from consortium.governance import members as governance
+from consortium.governance import proposals
+from consortium.governance.members import GovernanceError, acting_signer, secretariat_signer
+from consortium.governance.models import AccessGrant, ReleaseApproval, ValuationTable
 from ledger import services
 from ledger.core.envelope import parse_time
 from ledger.keys import EntrySigner, log_signer

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from consortium import governance
-from consortium.models import Member
+from consortium.governance import members as governance
+from consortium.governance.models import Member
 from ledger import log
 from ledger.models import Entry
 from ledger.verify import verify_ledger
@@ -23,12 +23,12 @@ def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, sett
     assert governance.seat_of(User.objects.get(username="admin")).role == "secretariat"
     assert governance.seat_of(User.objects.get(username="delegate-nl")).member_id == "NL"
     assert Entry.objects.filter(kind="compute.sample").exists()
-    from consortium.models import Proposal
+    from consortium.governance.models import Proposal
 
     states = sorted(Proposal.objects.values_list("state", flat=True))
     assert states == ["accepted", "accepted", "open"]
     assert Member.objects.get(code="PL").figures == {"population": 36_620_000}
-    from consortium.models import Agreement
+    from consortium.governance.models import Agreement
 
     treaty = Agreement.objects.get(kind="treaty")
     assert (
@@ -48,8 +48,8 @@ def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, sett
     assert funds.get(state="pending").member_id == "CZ"
     statuses = {m["status"] for m in cost_share_report(treaty).as_dict()["members"]}
     assert "on track" in statuses and statuses & {"behind", "critically behind"}
-    from consortium import checkpoints
-    from consortium.models import ModelCheckpoint
+    from consortium.access import checkpoints
+    from consortium.access.models import ModelCheckpoint
 
     cp = ModelCheckpoint.objects.get()
     assert cp.run is not None and cp.run.datasets and checkpoints.verify_stored(cp) == []

@@ -168,7 +168,9 @@ def test_the_demo_leaves_every_journey_to_see(demo):
         "shell",
         "-c",
         f"""
-from consortium.models import AuditExport, DownloadEvent, ReleaseApproval, Evaluation
+from consortium.access.models import DownloadEvent, Evaluation
+from consortium.audit.models import AuditExport
+from consortium.governance.models import ReleaseApproval
 e = AuditExport.objects.get(id="{export["id"]}")
 print(e.member_id, e.date_from, e.first, e.end, e.status)
 print(DownloadEvent.objects.filter(outcome="served", member="SE").count() >= 1)

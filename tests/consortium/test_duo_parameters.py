@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from consortium.governance import GovernanceError
-from consortium.models import Agreement
-from consortium.terms import DUO_PARAMETERS, check_data_use
+from consortium.governance.members import GovernanceError
+from consortium.governance.models import Agreement
+from consortium.governance.terms import DUO_PARAMETERS, check_data_use
 from ledger.models import Entry
 from tests.consortium.test_agreements import propose
 

@@ -13,9 +13,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from consortium import governance
-from consortium.governance import GovernanceError
-from consortium.models import Consortium, Member, Seat, SeatHolder
+from consortium.governance import members as governance
+from consortium.governance.members import GovernanceError
+from consortium.governance.models import Consortium, Member, Seat, SeatHolder
 from ledger.models import Entry, Key
 from ledger.verify import verify_ledger
 

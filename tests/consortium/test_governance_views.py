@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from consortium import governance
-from consortium.models import ApiToken, SeatHolder
+from consortium.governance import members as governance
+from consortium.governance.models import ApiToken, SeatHolder
 
 User = get_user_model()
 

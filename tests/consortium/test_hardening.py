@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from consortium import governance, proposals
-from consortium.governance import GovernanceError
-from consortium.models import Member, Proposal, SeatHolder
+from consortium.governance import members as governance
+from consortium.governance import proposals
+from consortium.governance.members import GovernanceError
+from consortium.governance.models import Member, Proposal, SeatHolder
 from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.models import Entry
 from tests.consortium.helpers import decide_after_deadline

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from consortium.models import SeatHolder
+from consortium.governance.models import SeatHolder
 from ledger.models import Entry
 from tests import worlds
 from tests.consortium.test_agreements import propose, treaty_terms

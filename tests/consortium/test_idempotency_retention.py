@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from consortium import idempotency
 from consortium.celery import app
-from consortium.models import IdempotentResponse
+from consortium.web import idempotency
+from consortium.web.models import IdempotentResponse
 from tests.consortium.test_api_edges import _proposal
 from tests.consortium.test_proposals_api import _client
 

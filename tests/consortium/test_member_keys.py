@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from consortium import governance
+from consortium.governance import members as governance
 from ledger import services
 from ledger.keys import EntrySigner, log_signer
 from ledger.models import Entry, Key

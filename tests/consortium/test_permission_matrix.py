@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium import agreements, governance, proposals
-from consortium.models import SeatHolder
+from consortium.governance import agreements, proposals
+from consortium.governance import members as governance
+from consortium.governance.models import SeatHolder
 from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.keys import EntrySigner
 from ledger.models import Entry, Key

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium import governance, proposals
-from consortium.governance import GovernanceError
-from consortium.models import Consortium, Member, Proposal
+from consortium.governance import members as governance
+from consortium.governance import proposals
+from consortium.governance.members import GovernanceError
+from consortium.governance.models import Consortium, Member, Proposal
 from ledger.models import Entry
 from tests.consortium.helpers import decide_after_deadline
 
@@ -357,7 +358,7 @@ def test_due_proposals_are_decided_in_deadline_order(people):
             proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
     time.sleep(2.1)
     assert [p.title for p in proposals.proposals_due()] == ["older", "rules"]
-    from consortium.tasks import decide_due_proposals
+    from consortium.governance.tasks import decide_due_proposals
 
     decide_due_proposals()
     older.refresh_from_db()

@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium import agreements, governance, proposals
-from consortium.governance import GovernanceError
-from consortium.models import Agreement, Proposal, Seat, ValuationTable
+from consortium.governance import agreements, proposals
+from consortium.governance import members as governance
+from consortium.governance.members import GovernanceError
+from consortium.governance.models import Agreement, Proposal, Seat, ValuationTable
 from ledger.log import LedgerError
 from ledger.models import Key
 from ledger.replay import replay_check

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from consortium import governance
-from consortium.models import Seat, SeatHolder
+from consortium.governance import members as governance
+from consortium.governance.models import Seat, SeatHolder
 from ledger.models import Entry
 from tests.consortium import test_governance
 from tests.consortium.test_governance_views import _api

@@ -13,8 +13,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from consortium import governance
-from consortium.models import ApiToken, Seat
+from consortium.governance import members as governance
+from consortium.governance.models import ApiToken, Seat
 from ledger import services
 from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.core.keyring import descriptor

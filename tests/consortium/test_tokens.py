@@ -11,8 +11,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from consortium import governance
-from consortium.models import ApiToken
+from consortium.governance import members as governance
+from consortium.governance.models import ApiToken
 
 
 @pytest.fixture

@@ -11,8 +11,10 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.views import APIView
 
-from consortium import proposals
-from consortium.models import DownloadEvent, IdempotentResponse, Vote
+from consortium.access.models import DownloadEvent
+from consortium.governance import proposals
+from consortium.governance.models import Vote
+from consortium.web.models import IdempotentResponse
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client
 

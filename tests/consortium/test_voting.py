@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consortium.voting import CHOICES, Rule, RuleError, tally
+from consortium.governance.voting import CHOICES, Rule, RuleError, tally
 
 # Populations in millions, for readable examples.
 SIX = {

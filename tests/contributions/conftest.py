@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium import governance
+from consortium.governance import members as governance
 from contributions import services
 from tests import worlds
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consortium import checkpoints, proposals
-from consortium.access import entitlement
+from consortium.access import checkpoints
+from consortium.access.entitlements import entitlement
+from consortium.governance import proposals
 from tests.consortium.helpers import decide_after_deadline
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_report import deliver, treaty

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from consortium import downloads
-from consortium.models import DownloadEvent
+from consortium.access import downloads
+from consortium.access.models import DownloadEvent
 
 
 @pytest.fixture

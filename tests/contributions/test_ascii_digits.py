@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from consortium import governance
-from consortium.checkpoints_api import _byte_range
-from consortium.governance import GovernanceError
-from consortium.problems import ProblemException
-from consortium.terms import check_terms, decimal_string
+from consortium.access.api import _byte_range
+from consortium.governance import members as governance
+from consortium.governance.members import GovernanceError
+from consortium.governance.terms import check_terms, decimal_string
+from consortium.web.problems import ProblemException
 from contributions import manifest, sacct, services
 from ledger.core.envelope import TIME_RE
 from ledger.models import Entry

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from consortium import governance
-from consortium.models import AuditExport
-from contributions import audit as verifier
+from consortium.audit import figures as verifier
+from consortium.audit.models import AuditExport
+from consortium.governance import members as governance
 from ledger.audit import verify
 from ledger.core.note import verifier_key
 from ledger.keys import log_signer
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 ASK = """
 import django
 django.setup()
-from consortium import audit
+from consortium.audit import exports as audit
 print(audit.audit_export_request(actor=None).id)
 """
 
@@ -69,8 +69,8 @@ def test_a_real_worker_builds_an_export(worker, tmp_path):  # noqa: F811
 ASK_AND_SHOW = """
 import django
 django.setup()
-from consortium import audit
-from consortium.models import AuditExport
+from consortium.audit import exports as audit
+from consortium.audit.models import AuditExport
 export = audit.audit_export_request(actor=None)
 export.refresh_from_db()
 print(export.status, "|", export.error)

@@ -10,10 +10,10 @@ import zipfile
 
 import pytest
 
-from consortium import audit
-from consortium.governance import GovernanceError
-from consortium.models import AuditExport
-from contributions import audit as verifier
+from consortium.audit import exports as audit
+from consortium.audit import figures as verifier
+from consortium.audit.models import AuditExport
+from consortium.governance.members import GovernanceError
 from ledger.core.note import sign_note, verifier_key
 from ledger.keys import log_signer
 from ledger.models import Entry
@@ -277,7 +277,7 @@ def test_the_admin_asks_follows_and_serves_exports(
     export = AuditExport.objects.get()
     assert done["Location"].endswith(f"/admin/consortium/auditexport/{export.pk}/change/")
     shown = client.get(done["Location"]).content.decode()
-    assert 'value="100"' in shown and "python -m contributions.audit verify" in shown
+    assert 'value="100"' in shown and "python -m consortium.audit.figures verify" in shown
     got = client.get(f"/admin/consortium/auditexport/{export.pk}/file/")
     assert got.status_code == 200 and b"".join(got.streaming_content).startswith(b"PK")
     # A posted member the delegate may not export is refused, and nothing is queued.
@@ -354,7 +354,7 @@ def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tm
 def _vote(lumi, actions):
     from datetime import UTC, datetime, timedelta
 
-    from consortium import proposals
+    from consortium.governance import proposals
     from tests.consortium.helpers import decide_after_deadline
 
     people = lumi["people"]
@@ -370,7 +370,7 @@ def _vote(lumi, actions):
 
 
 def _scenario(name, lumi):
-    from consortium import agreements
+    from consortium.governance import agreements
     from contributions import services
     from tests.contributions.test_compute import JOBS
     from tests.contributions.test_report import VALUATION, deliver, treaty
@@ -459,9 +459,9 @@ def test_a_decision_its_votes_do_not_give_is_without_effect_offline_too(lumi, tm
 
     import time_machine
 
-    from consortium import proposals
-    from consortium.governance import secretariat_signer
-    from consortium.models import ValuationTable
+    from consortium.governance import proposals
+    from consortium.governance.members import secretariat_signer
+    from consortium.governance.models import ValuationTable
     from ledger import services as ledger
     from tests.contributions.test_report import VALUATION, deliver, treaty
 
@@ -524,7 +524,7 @@ def test_the_verifier_needs_neither_django_nor_celery(lumi, downloads, tmp_path)
     path.write_bytes(export.file.open("rb").read())
     code = (
         "import sys; sys.modules['django'] = None; sys.modules['celery'] = None; "
-        "from contributions.audit import main; "
+        "from consortium.audit.figures import main; "
         f"sys.exit(main(['verify', {str(path)!r}, '--vkey', {_vkey()!r}]))"
     )
     done = subprocess.run(
@@ -675,7 +675,7 @@ def test_the_access_log_counts_follow_the_exported_range(lumi, downloads):
 
 
 def test_text_a_spreadsheet_would_run_is_kept_as_text(lumi, tmp_path):
-    from consortium import agreements
+    from consortium.governance import agreements
 
     people = lumi["people"]
     doc = agreements.document_store(actor=people["ops"], name="x.txt", content=b"x")

@@ -12,8 +12,8 @@ import zipfile
 
 import pytest
 
-from consortium import audit
-from contributions import audit as verifier
+from consortium.audit import exports as audit
+from consortium.audit import figures as verifier
 from tests import worlds
 from tests.contributions.conftest import found_lumi
 from tests.contributions.test_access import publish

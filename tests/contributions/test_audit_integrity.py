@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consortium import audit
-from consortium.governance import member_signer, secretariat_signer
+from consortium.audit import exports as audit
+from consortium.governance.members import member_signer, secretariat_signer
 from contributions import services
 from contributions.models import Contribution
 from ledger import services as ledger

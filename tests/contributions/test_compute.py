@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from consortium.governance import GovernanceError
+from consortium.governance.members import GovernanceError
 from contributions import services
 from contributions.models import Contribution, Facility, SacctImport
 from ledger import services as ledger_services

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from consortium.governance import GovernanceError
+from consortium.governance.members import GovernanceError
 from contributions import services
 from contributions.models import Contribution
 from ledger.models import Entry

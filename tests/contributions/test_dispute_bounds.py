@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consortium import agreements
-from consortium.access import balance_ratio, entitlement
-from consortium.governance import GovernanceError, member_signer
+from consortium.access.entitlements import balance_ratio, entitlement
+from consortium.governance import agreements
+from consortium.governance.members import GovernanceError, member_signer
 from contributions import services
 from contributions.models import Contribution, Dispute
 from contributions.report import cost_share_report

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from rest_framework.test import APIClient
 
-from consortium.models import ApiToken, DownloadEvent
+from consortium.access.models import DownloadEvent
+from consortium.governance.models import ApiToken
 from tests import worlds
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).

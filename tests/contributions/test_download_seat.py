@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium import downloads, governance
-from consortium.models import ApiToken, DownloadEvent, Seat
+from consortium.access import downloads
+from consortium.access.models import DownloadEvent
+from consortium.governance import members as governance
+from consortium.governance.models import ApiToken, Seat
 from ledger.models import Key
 from tests import worlds
 from tests.consortium.test_proposals_api import _client

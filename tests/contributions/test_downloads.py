@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from consortium import downloads, proposals
-from consortium.models import DownloadEvent
+from consortium.access import downloads
+from consortium.access.models import DownloadEvent
+from consortium.governance import proposals
 from ledger.models import Entry, Key
 from tests.consortium.helpers import decide_after_deadline
 from tests.consortium.test_proposals_api import _client
@@ -117,7 +118,7 @@ def test_a_suspension_takes_effect_at_once(lumi, checkpoint):  # noqa: F811
 def test_an_altered_stored_file_blocks_the_download(lumi, checkpoint):  # noqa: F811
     from django.core.files.storage import default_storage
 
-    from consortium import checkpoints
+    from consortium.access import checkpoints
 
     url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
     with default_storage.open(
@@ -262,12 +263,12 @@ def test_tokens_from_another_key_or_with_spliced_claims_are_refused_and_logged(l
 def test_odd_file_names_are_quoted_in_urls_and_headers(lumi, tmp_path, settings):
     """A stored name with a quote, a question mark or an accent is one file: its URL is
     percent-encoded, its Content-Disposition escaped, its nginx hand-over a URI."""
-    from consortium import checkpoints
+    from consortium.access import checkpoints
     from tests.contributions.test_report import deliver, treaty
 
     treaty(lumi, access=[{"scope": "full_weights", "tier": "member"}])
     deliver(lumi)
-    from consortium.models import Agreement
+    from consortium.governance.models import Agreement
 
     model = checkpoints.model_register(
         actor=None, code="odd", name="Odd", agreement=Agreement.objects.get()

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from consortium.access import balance_ratio
-from consortium.governance import GovernanceError, secretariat_signer
-from consortium.models import Agreement
-from consortium.terms import check_terms
+from consortium.access.entitlements import balance_ratio
+from consortium.governance.members import GovernanceError, secretariat_signer
+from consortium.governance.models import Agreement
+from consortium.governance.terms import check_terms
 from contributions import services
 from contributions.models import Contribution
 from contributions.report import cost_share_report

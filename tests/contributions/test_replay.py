@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium import governance
+from consortium.governance import members as governance
 from contributions import services
 from ledger.replay import replay_check
 from ledger.verify import verify_ledger

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium import agreements, governance
+from consortium.governance import agreements
+from consortium.governance import members as governance
 from contributions import services
 from contributions.models import Contribution, Dispute
 from ledger import services as ledger

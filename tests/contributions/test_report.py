@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from consortium import agreements, proposals
+from consortium.governance import agreements, proposals
 from contributions import services
 from contributions.report import ReportError, _capped, cost_share_report
 from tests.consortium.helpers import decide_after_deadline
@@ -211,7 +211,7 @@ def test_an_agreement_without_cost_sharing_has_no_report(lumi):
 
 def test_a_cap_that_cannot_hold_over_the_bound_parties_is_noted(lumi):
     # Three parties, a cap of 0.4; only Finland and Sweden are bound: 0.4 x 2 < 1.
-    from consortium.models import Member
+    from consortium.governance.models import Member
 
     Member.objects.filter(code__in=["FI", "SE", "NL"]).update(figures={"gni": "100"})
     people = lumi["people"]

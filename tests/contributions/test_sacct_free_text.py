@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from consortium.governance import GovernanceError
+from consortium.governance.members import GovernanceError
 from contributions import sacct, services
 from contributions.models import Contribution
 from ledger.models import Entry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from consortium.models import ApiToken
+from consortium.governance.models import ApiToken
 
 
 class Command(BaseCommand):

@@ -10,9 +10,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from consortium import checkpoints
-from consortium.governance import GovernanceError
-from consortium.models import ModelCheckpoint, TrainedModel, TrainingRun
+from consortium.access import checkpoints
+from consortium.access.models import ModelCheckpoint, TrainedModel, TrainingRun
+from consortium.governance.members import GovernanceError
 from ledger.log import LedgerError
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from consortium import governance
-from consortium.models import Member
+from consortium.governance import members as governance
+from consortium.governance.models import Member
 from ledger.log import LedgerError
 
 
@@ -73,7 +73,7 @@ class Command(BaseCommand):
         )
 
     def do_advance(self, **_):
-        from consortium.agreements import agreements_advance
+        from consortium.governance.agreements import agreements_advance
 
         done = agreements_advance()
         self.stdout.write(
@@ -92,7 +92,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"{user} now holds the seat {seat} ({seat.id})."))
 
     def do_decide(self, **_):
-        from consortium.tasks import decide_due_proposals
+        from consortium.governance.tasks import decide_due_proposals
 
         decided = decide_due_proposals()
         self.stdout.write(f"Decided {len(decided)} proposal(s) whose deadline had passed.")

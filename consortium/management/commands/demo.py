@@ -20,8 +20,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from consortium import agreements, governance, proposals
-from consortium.models import Agreement, ApiToken, Consortium, Member, Proposal
+from consortium.governance import agreements, proposals
+from consortium.governance import members as governance
+from consortium.governance.models import Agreement, ApiToken, Consortium, Member, Proposal
 from ledger import log, services
 from ledger.keys import hosted_signer, log_signer
 from ledger.models import Key
@@ -219,7 +220,7 @@ class Command(BaseCommand):
         signatories,
     ) -> dict:
         """Everything a newcomer needs, with every command ready to paste."""
-        from consortium.access import entitlement
+        from consortium.access.entitlements import entitlement
 
         python = _shown(Path(sys.executable))
         download_dir = _shown(settings.VAR_DIR / "demo-download")
@@ -354,7 +355,7 @@ class Command(BaseCommand):
 
     def _awaiting(self, code: str) -> list[str]:
         """What awaits the member: agreements to sign, open proposals without its vote."""
-        from consortium.models import Vote
+        from consortium.governance.models import Vote
 
         waiting = [
             f"signing {a.title}"
@@ -470,7 +471,7 @@ class Command(BaseCommand):
         """An accredited evaluator, whose key the demo holds (in var/), attests that the
         checkpoint passed its evaluation: signed by the evaluator itself and submitted as
         any partner system would (the first time round)."""
-        from consortium import checkpoints
+        from consortium.access import checkpoints
         from ledger import submissions
         from ledger.core.envelope import key_fingerprint, new_envelope, sign_envelope
         from ledger.keys import EntrySigner
@@ -517,9 +518,9 @@ class Command(BaseCommand):
         from django.db import close_old_connections
         from rest_framework.test import APIRequestFactory, force_authenticate
 
-        from consortium import downloads
-        from consortium.checkpoints_api import DownloadView
-        from consortium.models import DownloadEvent
+        from consortium.access import downloads
+        from consortium.access.api import DownloadView
+        from consortium.access.models import DownloadEvent
 
         if DownloadEvent.objects.filter(outcome="served").exists():
             return
@@ -720,8 +721,8 @@ class Command(BaseCommand):
     def _audit_export(self, admin):
         """An audit export of everything up to now, built in-process when no broker is
         configured (each run: the ledger grew)."""
-        from consortium import audit
-        from consortium.models import AuditExport
+        from consortium.audit import exports as audit
+        from consortium.audit.models import AuditExport
 
         everything = AuditExport.objects.filter(
             requested_by=admin,
@@ -743,8 +744,8 @@ class Command(BaseCommand):
         (the first time round)."""
         import tempfile
 
-        from consortium import checkpoints
-        from consortium.models import ModelCheckpoint, TrainedModel
+        from consortium.access import checkpoints
+        from consortium.access.models import ModelCheckpoint, TrainedModel
         from contributions.models import Contribution
 
         if TrainedModel.objects.exists():

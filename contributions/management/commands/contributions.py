@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from consortium.governance import GovernanceError
+from consortium.governance.members import GovernanceError
 from contributions import manifest as manifests
 from contributions import services
 from contributions.models import Facility

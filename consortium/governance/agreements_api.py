@@ -3,7 +3,7 @@
 Agreements are the consortium's shared record: every seat holder reads them (their
 terms are on the ledger). Documents not yet named by an agreement are read by the
 members that uploaded them, the secretariat and auditors. Writes call the services in
-``consortium.agreements``; members with external keys submit the same entries signed
+``consortium.governance.agreements``; members with external keys submit the same entries signed
 by their own keys to ``POST /api/v1/ledger/entries``.
 """
 
@@ -19,12 +19,12 @@ from rest_framework import parsers, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consortium import agreements
-from consortium.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, _refused, act
-from consortium.governance import GovernanceError
-from consortium.idempotency import ApiView
-from consortium.models import Agreement, AgreementParty, Document
-from consortium.problems import ProblemException, bad_request, not_found
+from consortium.governance import agreements
+from consortium.governance.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, _refused, act
+from consortium.governance.members import GovernanceError
+from consortium.governance.models import Agreement, AgreementParty, Document
+from consortium.web.idempotency import ApiView
+from consortium.web.problems import ProblemException, bad_request, not_found
 from ledger.api.serializers import StrictSerializer
 
 

@@ -10,8 +10,9 @@ def pending_work(request) -> dict:
     not voted on, computed only when a template (the admin index) uses it."""
 
     def compute():
-        from consortium import agreements, governance
-        from consortium.models import Proposal
+        from consortium.governance import agreements
+        from consortium.governance import members as governance
+        from consortium.governance.models import Proposal
 
         scope = governance.acting_for(request.user) if hasattr(request, "user") else False
         if not scope:

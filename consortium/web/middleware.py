@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpResponseBadRequest, JsonResponse
 
-from consortium.problems import PROBLEM_JSON, problem
+from consortium.web.problems import PROBLEM_JSON, problem
 
 
 class RefuseNulMiddleware:

@@ -38,8 +38,8 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from consortium import storage
-from consortium.governance import (
+from consortium.access.models import Evaluation, ModelCheckpoint, TrainedModel, TrainingRun
+from consortium.governance.members import (
     SECRETARIAT_OWNER,
     GovernanceError,
     acting_for,
@@ -48,13 +48,8 @@ from consortium.governance import (
     replay_of,
     secretariat_signer,
 )
-from consortium.models import (
-    Agreement,
-    Evaluation,
-    ModelCheckpoint,
-    TrainedModel,
-    TrainingRun,
-)
+from consortium.governance.models import Agreement
+from consortium.web import storage
 from ledger import log, submissions
 from ledger import services as ledger
 from ledger.log import Appended, applier
@@ -391,7 +386,7 @@ def _submitted_evaluation(signed, key, submitter) -> None:
 
 
 def _verify_later(digest: str) -> None:
-    from consortium.tasks import verify_checkpoints
+    from consortium.access.tasks import verify_checkpoints
 
     verify_checkpoints.delay(digest)
 

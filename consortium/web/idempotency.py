@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from django.db import IntegrityError, transaction
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consortium.governance import _IDEMPOTENCY_KEY_RE
-from consortium.models import IdempotentResponse
-from consortium.problems import ProblemException, bad_request
+from consortium.web.models import IdempotentResponse
+from consortium.web.problems import ProblemException, bad_request
 
 HEADER = "Idempotency-Key"
+# What a client may send as a key (also the services' check of a key handed to them).
+IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class _Replay(Exception):
@@ -61,7 +63,7 @@ class ApiView(APIView):
         key = request.headers.get(HEADER)
         if request.method != "POST" or not key:
             return
-        if not _IDEMPOTENCY_KEY_RE.fullmatch(key):
+        if not IDEMPOTENCY_KEY_RE.fullmatch(key):
             raise bad_request(f"{HEADER} is 1-64 letters, digits and . _ : -")
         fingerprint = request_sha256(request)
         stored = IdempotentResponse.objects.filter(user=request.user, key=key).first()

@@ -30,7 +30,8 @@ import pycountry
 from django.conf import settings
 from django.db import transaction
 
-from consortium.models import Consortium, Member, Seat, SeatHolder
+from consortium.governance.models import Consortium, Member, Seat, SeatHolder
+from consortium.web.idempotency import IDEMPOTENCY_KEY_RE
 from ledger import services as ledger
 from ledger import submissions
 from ledger.keys import HostedKeyError, hosted_signer, log_signer
@@ -43,7 +44,6 @@ for model in (Consortium, Member, Seat):
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
 FIGURE_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
-_IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SECRETARIAT_OWNER = "secretariat"
 # Until the members adopt others: a simple majority of members, half of them voting.
 DEFAULT_RULES = {
@@ -271,7 +271,7 @@ def recording_for(user) -> str | None:
 
 def idempotent_entry_id(actor, key: str) -> str:
     """An entry id from a client's Idempotency-Key, scoped to the client."""
-    if not isinstance(key, str) or not _IDEMPOTENCY_KEY_RE.fullmatch(key):
+    if not isinstance(key, str) or not IDEMPOTENCY_KEY_RE.fullmatch(key):
         raise GovernanceError("Idempotency-Key is 1-64 letters, digits and . _ : -")
     return f"idem-{actor.pk}-{key}"
 
@@ -333,7 +333,7 @@ def secretariat_signer():
 def consortium_found(*, name: str, members: list[dict], rules: dict | None = None) -> Appended:
     """Record the consortium's founding (once), with its founding members, their first
     (hosted) keys and a secretariat key. Initialises the log first if needed."""
-    from consortium.proposals import check_rules, check_weights
+    from consortium.governance.proposals import check_rules, check_weights
 
     if not name or len(name) > 200:
         raise GovernanceError("the consortium needs a name of at most 200 characters")

@@ -17,11 +17,12 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consortium import governance, proposals
-from consortium.governance import GovernanceError
-from consortium.idempotency import ApiView
-from consortium.models import ApiToken, Member, Proposal, Seat, Vote
-from consortium.problems import ProblemException, bad_request, not_found
+from consortium.governance import members as governance
+from consortium.governance import proposals
+from consortium.governance.members import GovernanceError
+from consortium.governance.models import ApiToken, Member, Proposal, Seat, Vote
+from consortium.web.idempotency import ApiView
+from consortium.web.problems import ProblemException, bad_request, not_found
 from ledger.api.fields import AsciiDateTimeField
 from ledger.api.serializers import EmptyBody, KeySerializer, ProblemSerializer, StrictSerializer
 from ledger.log import IdempotencyConflict, LedgerError

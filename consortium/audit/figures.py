@@ -2,7 +2,7 @@
 
 Needs Python and PyNaCl only: no Django, no database, no network::
 
-    python -m contributions.audit verify <bundle.zip or directory> --vkey '<verifier key>'
+    python -m consortium.audit.figures verify <bundle.zip or directory> --vkey '<verifier key>'
 
 Besides everything ``python -m ledger.audit verify`` checks, this recomputes from the
 signed entries in the bundle, by the rules the appliers follow, the state the report
@@ -36,15 +36,15 @@ from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from consortium.report_html import cell
-from consortium.voting import Rule, RuleError, tally
+from consortium.audit.report_html import cell
+from consortium.governance.voting import Rule, RuleError, tally
 from contributions import costshare
 from ledger.audit import Bundle, BundleError, Result, run
 from ledger.core.envelope import parse_time
 from ledger.core.keyring import KeyState
 
 SECRETARIAT = "secretariat"
-VERIFY_COMMAND = "python -m contributions.audit verify"
+VERIFY_COMMAND = "python -m consortium.audit.figures verify"
 
 
 def _secretariat(author: KeyState | None) -> bool:
@@ -116,7 +116,7 @@ class DownloadCounts:
 
 class ReportTables:
     """``report/report.html`` is exactly the page rendered from the CSV files and the
-    description in ``report/figures.json`` (``consortium.report_html``, pure): byte for
+    description in ``report/figures.json`` (``consortium.audit.report_html``, pure): byte for
     byte, so nothing can be shown that was not checked, nor hidden that was."""
 
     kinds = ()
@@ -125,7 +125,7 @@ class ReportTables:
         return None
 
     def finish(self, bundle: Bundle, result: Result) -> None:
-        from consortium import report_html
+        from consortium.audit import report_html
 
         name = "report/report.html"
         if not bundle.has(name):
@@ -444,7 +444,7 @@ class Governance:
     """Members, rules, proposals, access grants and agreements recomputed from the
     entries by the rules the appliers follow (``consortium/governance.py``,
     ``proposals.py``, ``agreements.py``). Decisions are recounted from the votes with the
-    consortium's own tally (``consortium.voting``, pure); one part is taken as recorded: a
+    consortium's own tally (``consortium.governance.voting``, pure); one part is taken as recorded: a
     rejection whose reason is that the proposal's actions no longer apply."""
 
     kinds = ("consortium.founded", "member.applied", "proposal.", "vote.cast", "agreement.")
@@ -1078,7 +1078,7 @@ def extensions() -> list:
     ]
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m contributions.audit") -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m consortium.audit.figures") -> int:
     try:
         return run(
             argv,

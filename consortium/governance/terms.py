@@ -57,7 +57,7 @@ from decimal import Decimal, InvalidOperation
 
 import pycountry
 
-from consortium.governance import GovernanceError
+from consortium.governance.members import GovernanceError
 
 # GA4GH Data Use Ontology (DUO): the data use permissions and the modifiers.
 DUO_PERMISSIONS = {

@@ -32,9 +32,14 @@ from django.db import transaction
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from consortium.access import entitlement
-from consortium.governance import GovernanceError, recording_for, seat_of, secretariat_signer
-from consortium.models import DownloadAuthorization, DownloadEvent, ModelCheckpoint
+from consortium.access.entitlements import entitlement
+from consortium.access.models import DownloadAuthorization, DownloadEvent, ModelCheckpoint
+from consortium.governance.members import (
+    GovernanceError,
+    recording_for,
+    seat_of,
+    secretariat_signer,
+)
 from ledger import services as ledger
 from ledger.core.envelope import canonical, format_time
 from ledger.keys import log_signer

@@ -47,7 +47,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, QuerySet
 
-from consortium.governance import (
+from consortium.governance.members import (
     SECRETARIAT_OWNER,
     GovernanceError,
     acting_for,
@@ -59,8 +59,8 @@ from consortium.governance import (
     secretariat_signer,
     visible_members_of,
 )
-from consortium.models import Agreement, AgreementParty, Document, Member
-from consortium.terms import check_terms, required_parties
+from consortium.governance.models import Agreement, AgreementParty, Document, Member
+from consortium.governance.terms import check_terms, required_parties
 from ledger import services as ledger
 from ledger import submissions
 from ledger.core.envelope import EnvelopeError, canonical, check_value, parse_time

@@ -38,8 +38,8 @@ from datetime import UTC, date, datetime, timedelta
 from django.db import transaction
 from django.db.models import Max
 
-from consortium.agreements import close_agreement
-from consortium.governance import (
+from consortium.governance.agreements import close_agreement
+from consortium.governance.members import (
     SECRETARIAT_OWNER,
     GovernanceError,
     acting_signer,
@@ -49,7 +49,7 @@ from consortium.governance import (
     replay_of,
     secretariat_signer,
 )
-from consortium.models import (
+from consortium.governance.models import (
     AccessGrant,
     Agreement,
     Consortium,
@@ -60,8 +60,8 @@ from consortium.models import (
     ValuationTable,
     Vote,
 )
-from consortium.terms import ACCESS_SCOPES, check_valuation, parse_date
-from consortium.voting import CHOICES, Rule, RuleError, tally
+from consortium.governance.terms import ACCESS_SCOPES, check_valuation, parse_date
+from consortium.governance.voting import CHOICES, Rule, RuleError, tally
 from ledger import services as ledger
 from ledger import submissions
 from ledger.core.envelope import format_time, parse_time

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from rest_framework import authentication, exceptions, permissions
 
-from consortium.models import TOKEN_PREFIX, ApiToken, hash_secret
+from consortium.governance.models import TOKEN_PREFIX, ApiToken, hash_secret
 
 _TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{20,100}})$")
 

@@ -8,12 +8,13 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consortium import audit, storage
-from consortium.api import PROBLEMS, WRITE_PROBLEMS, _refused
-from consortium.governance import GovernanceError
-from consortium.idempotency import ApiView
-from consortium.models import AuditExport
-from consortium.problems import ProblemException, not_found
+from consortium.audit import exports as audit
+from consortium.audit.models import AuditExport
+from consortium.governance.api import PROBLEMS, WRITE_PROBLEMS, _refused
+from consortium.governance.members import GovernanceError
+from consortium.web import storage
+from consortium.web.idempotency import ApiView
+from consortium.web.problems import ProblemException, not_found
 from ledger.api.fields import AsciiDateField, AsciiIntegerField
 from ledger.api.serializers import StrictSerializer
 
@@ -129,7 +130,7 @@ class AuditExportView(ApiView):
 class AuditExportFileView(ApiView):
     @extend_schema(
         operation_id="audit_exports_file",
-        summary="The finished export (a zip file to verify with python -m contributions.audit)",
+        summary="The finished export (a zip file to verify with python -m consortium.audit.figures)",
         responses={
             (200, "application/zip"): OpenApiTypes.BINARY,
             409: OpenApiResponse(description="Not finished (problem+json)."),

@@ -3,7 +3,7 @@ built in the background, recorded on the ledger.
 
 An export is a ``ledger.export`` bundle (the entries and their proofs) with a report
 inside: HTML and PDF for people, CSV files of the same tables for spreadsheets, and
-``report/figures.json``. ``python -m contributions.audit verify`` checks all of it offline.
+``report/figures.json``. ``python -m consortium.audit.figures verify`` checks all of it offline.
 
 Scope: auditors, the secretariat and superusers may export everything or what concerns
 one member; a member's delegate exports what concerns its own member. A member's export
@@ -34,26 +34,25 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from consortium import report_html
-from consortium.governance import (
+from consortium.access.models import DownloadAuthorization, DownloadEvent
+from consortium.audit import report_html
+from consortium.audit.figures import VERIFY_COMMAND, contribution_bucket, plain
+from consortium.audit.models import AuditExport
+from consortium.governance.members import (
     GovernanceError,
     is_staff_role,
     seat_of,
     secretariat_signer,
 )
-from consortium.models import (
+from consortium.governance.models import (
     AccessGrant,
     Agreement,
     AgreementParty,
-    AuditExport,
     Consortium,
-    DownloadAuthorization,
-    DownloadEvent,
     Member,
     Proposal,
     Seat,
 )
-from contributions.audit import VERIFY_COMMAND, contribution_bucket, plain
 from ledger import export as bundles
 from ledger import log
 from ledger import services as ledger
@@ -187,7 +186,7 @@ def audit_export_request(
 
 
 def _queue(export_id: uuid.UUID) -> None:
-    from consortium.tasks import audit_export
+    from consortium.audit.tasks import audit_export
 
     try:
         audit_export.delay(str(export_id))

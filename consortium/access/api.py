@@ -22,14 +22,15 @@ from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, Pe
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consortium import checkpoints, downloads, storage
-from consortium.access import entitlement
-from consortium.api import PROBLEMS, WRITE_PROBLEMS, _refused
-from consortium.governance import GovernanceError, seat_of, visible_members_of
-from consortium.idempotency import ApiView
-from consortium.models import DownloadEvent, ModelCheckpoint, TrainedModel, TrainingRun
-from consortium.problems import ProblemException, bad_request, not_found
-from consortium.terms import ACCESS_SCOPES
+from consortium.access import checkpoints, downloads
+from consortium.access.entitlements import entitlement
+from consortium.access.models import DownloadEvent, ModelCheckpoint, TrainedModel, TrainingRun
+from consortium.governance.api import PROBLEMS, WRITE_PROBLEMS, _refused
+from consortium.governance.members import GovernanceError, seat_of, visible_members_of
+from consortium.governance.terms import ACCESS_SCOPES
+from consortium.web import storage
+from consortium.web.idempotency import ApiView
+from consortium.web.problems import ProblemException, bad_request, not_found
 from ledger.api.serializers import StrictSerializer
 
 

@@ -24,14 +24,9 @@ from decimal import Decimal
 
 from django.db.models import Q
 
-from consortium.models import (
-    AccessGrant,
-    Agreement,
-    Member,
-    ModelCheckpoint,
-    ReleaseApproval,
-)
-from consortium.terms import ACCESS_SCOPES
+from consortium.access.models import ModelCheckpoint
+from consortium.governance.models import AccessGrant, Agreement, Member, ReleaseApproval
+from consortium.governance.terms import ACCESS_SCOPES
 from ledger.core.envelope import parse_time
 from ledger.models import Entry
 

@@ -1,0 +1,174 @@
+"""Models, checkpoints and downloads in the admin."""
+
+from django.contrib import admin, messages
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from consortium.access.models import (
+    DownloadAuthorization,
+    DownloadEvent,
+    ModelCheckpoint,
+    TrainedModel,
+    TrainingRun,
+)
+from consortium.governance import members as governance
+from consortium.governance.admin import SeatVisible
+from consortium.governance.models import (
+    Member,
+)
+from ledger.log import LedgerError
+
+# --- models and checkpoints ---------------------------------------------------------------------
+
+
+@admin.register(TrainedModel)
+class TrainedModelAdmin(SeatVisible):
+    list_display = ["code", "name", "agreement", "registered_in"]
+    readonly_fields = ["code", "name", "agreement", "registered_in"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(SeatVisible):
+    list_display = ["name", "model", "recorded_in"]
+    readonly_fields = ["id", "model", "name", "datasets", "compute", "recorded_in"]
+
+
+@admin.register(ModelCheckpoint)
+class ModelCheckpointAdmin(SeatVisible):
+    """Checkpoints; each one's access page answers, per scope, whether the delegate's
+    member may download it and why, and lets a recorder or signatory ask for it."""
+
+    list_display = ["name", "model", "state", "size", "published_in", "access_link"]
+    list_filter = ["state", "model"]
+    readonly_fields = [
+        "digest",
+        "model",
+        "name",
+        "run",
+        "files",
+        "size",
+        "state",
+        "published_in",
+        "blocked_in",
+        "blocked_reason",
+        "access_link",
+    ]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.access_view)
+        return [
+            path("<str:digest>/access/", view, name="consortium_modelcheckpoint_access"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="access")
+    def access_link(self, obj):
+        url = reverse("admin:consortium_modelcheckpoint_access", args=[obj.digest])
+        return format_html('<a href="{}">who may download it, and why</a>', url)
+
+    def access_view(self, request, digest):
+        from consortium.access import downloads
+        from consortium.access.entitlements import entitlement
+        from consortium.governance.terms import ACCESS_SCOPES
+
+        checkpoint = ModelCheckpoint.objects.filter(digest=digest).first()
+        if checkpoint is None or not self.has_view_permission(request):
+            raise Http404("no such checkpoint")
+        visible = governance.visible_members_of(request.user)
+        members = (
+            [m.code for m in Member.objects.filter(status=Member.Status.MEMBER)]
+            if visible is None
+            else sorted(visible)
+        )
+        rows = [
+            (code, scope, entitlement(code, checkpoint, scope))
+            for code in members
+            for scope in ACCESS_SCOPES
+        ]
+        issued = None
+        if request.method == "POST":
+            try:
+                auth, token = downloads.download_authorize(
+                    actor=request.user,
+                    checkpoint=checkpoint,
+                    request=request,
+                    scope=request.POST.get("scope", "full_weights"),
+                )
+            except (governance.GovernanceError, LedgerError) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                issued = {
+                    "token": token,
+                    "auth": auth,
+                    "urls": [(p, f"/api/v1/downloads/{token}/{p}") for p in auth.files],
+                }
+        context = {
+            **self.admin_site.each_context(request),
+            "checkpoint": checkpoint,
+            "rows": rows,
+            "issued": issued,
+            "opts": self.model._meta,
+            "can_ask": governance.recording_for(request.user) is not None,
+            "title": f"Access to {checkpoint}",
+        }
+        return TemplateResponse(request, "admin/consortium/modelcheckpoint/access.html", context)
+
+
+@admin.register(DownloadAuthorization)
+class DownloadAuthorizationAdmin(SeatVisible):
+    list_display = ["authorized_in", "member", "checkpoint", "scope", "rule", "expires"]
+    list_filter = ["scope", "member"]
+    readonly_fields = [
+        "token_id",
+        "member",
+        "seat",
+        "checkpoint",
+        "scope",
+        "files",
+        "rule",
+        "figures",
+        "expires",
+        "authorized_in",
+    ]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        visible = governance.visible_members_of(request.user)
+        return qs if visible is None else qs.filter(member__in=visible)
+
+
+@admin.register(DownloadEvent)
+class DownloadEventAdmin(SeatVisible):
+    """The access log: a delegate sees its own member's lines; auditors see all."""
+
+    list_display = [
+        "at",
+        "member",
+        "username",
+        "outcome",
+        "path",
+        "reason",
+        "bytes_served",
+        "remote_addr",
+    ]
+    list_filter = ["outcome", "member"]
+    date_hierarchy = "at"
+    readonly_fields = [
+        "at",
+        "member",
+        "username",
+        "checkpoint",
+        "path",
+        "outcome",
+        "reason",
+        "token_id",
+        "remote_addr",
+        "bytes_served",
+    ]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        visible = governance.visible_members_of(request.user)
+        return qs if visible is None else qs.filter(member__in=visible)

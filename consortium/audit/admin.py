@@ -1,0 +1,217 @@
+"""Audit exports in the admin: asked for, followed and fetched."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from consortium.audit import exports as audit
+from consortium.audit.models import AuditExport
+from consortium.governance import members as governance
+from consortium.governance.admin import SeatVisible
+from consortium.governance.models import Member
+from consortium.web import storage
+from consortium.web.formfields import AsciiDateField
+from ledger.log import LedgerError
+
+# --- audit exports -------------------------------------------------------------------------
+
+
+class AuditExportForm(forms.Form):
+    member = forms.ChoiceField(required=False, help_text="Only what concerns this member.")
+    date_from = AsciiDateField(
+        required=False, label="From (UTC day)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = AsciiDateField(
+        required=False, label="To (UTC day)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, members, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["member"].choices = members
+
+
+@admin.register(AuditExport)
+class AuditExportAdmin(SeatVisible):
+    """Exports the user may read: its member's for a delegate, all for auditors and the
+    secretariat. Asking for one goes through ``audit.audit_export_request``."""
+
+    list_display = [
+        "created_at",
+        "scope",
+        "period",
+        "status",
+        "progress_bar",
+        "entries",
+        "size",
+        "download",
+        "requester",
+    ]
+    list_filter = ["status", "member"]
+    readonly_fields = [
+        "id",
+        "status",
+        "step",
+        "progress_bar",
+        "member",
+        "date_from",
+        "date_to",
+        "first",
+        "end",
+        "range_first",
+        "range_end",
+        "anchor",
+        "entries",
+        "size",
+        "bundle_sha256",
+        "manifest_sha256",
+        "recorded_in",
+        "download",
+        "error",
+        "requester",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "verify_with",
+    ]
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        return audit.visible_exports(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        if not super().has_view_permission(request, obj):
+            return False
+        return obj is None or audit.may_read(request.user, obj)
+
+    @admin.display(description="scope")
+    def scope(self, obj):
+        return obj.member_id or "everything"
+
+    @admin.display(description="period or range")
+    def period(self, obj):
+        if obj.date_from or obj.date_to:
+            return f"{obj.date_from or '…'} to {obj.date_to or '…'}"
+        if obj.range_first is not None:
+            return f"entries {obj.range_first:,}-{obj.range_end - 1:,}"
+        return "all"
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj):
+        return format_html(
+            '<progress max="100" value="{}"></progress> {}% {}',
+            obj.percent,
+            obj.percent,
+            obj.step if obj.status != "done" else "",
+        )
+
+    @admin.display(description="file")
+    def download(self, obj):
+        if obj.status != AuditExport.Status.DONE or not obj.file:
+            return "-"
+        url = reverse("admin:consortium_auditexport_file", args=[obj.pk])
+        return format_html('<a href="{}">audit-{}.zip</a>', url, str(obj.pk)[:8])
+
+    @admin.display(description="verify offline with")
+    def verify_with(self, obj):
+        from ledger.core.note import verifier_key
+        from ledger.keys import log_signer
+
+        s = log_signer()
+        return format_html(
+            "<code>{} audit-{}.zip --vkey '{}'</code>",
+            audit.VERIFY_COMMAND,
+            obj.pk,
+            verifier_key(s.name, s.public_key),
+        )
+
+    def get_urls(self):
+        urls = super().get_urls()
+        own = [
+            path(
+                "ask/", self.admin_site.admin_view(self.ask_view), name="consortium_auditexport_ask"
+            ),
+            path(
+                "<uuid:pk>/file/",
+                self.admin_site.admin_view(self.file_view),
+                name="consortium_auditexport_file",
+            ),
+        ]
+        return own + urls
+
+    def changelist_view(self, request, extra_context=None):
+        running = self.get_queryset(request).filter(status__in=["queued", "running"]).exists()
+        extra = {
+            "can_ask": self._may_ask(request.user),
+            "refresh": running,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        refresh = obj is not None and obj.status in ("queued", "running")
+        return super().change_view(
+            request, object_id, form_url, {"refresh": refresh, **(extra_context or {})}
+        )
+
+    @staticmethod
+    def _may_ask(user) -> bool:
+        try:
+            audit._exporter_scope(user)
+        except governance.GovernanceError:
+            return False
+        return True
+
+    def ask_view(self, request):
+        try:
+            scope = audit._exporter_scope(request.user)
+        except governance.GovernanceError as exc:
+            raise PermissionDenied from exc
+        members = Member.objects.order_by("code")
+        choices = [("", "everything")] if scope is None else []
+        choices += [(m.code, str(m)) for m in members if scope is None or m.code == scope]
+        form = AuditExportForm(request.POST or None, members=choices)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                export = audit.audit_export_request(
+                    actor=request.user,
+                    member=data["member"] or None,
+                    date_from=data["date_from"],
+                    date_to=data["date_to"],
+                )
+            except (governance.GovernanceError, LedgerError) as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request, "The export is being built; this page follows it.", messages.SUCCESS
+                )
+                return redirect("admin:consortium_auditexport_change", export.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Ask for an audit export",
+            "opts": self.model._meta,
+            "submit_label": "Build the export",
+            "changelist_url": reverse("admin:consortium_auditexport_changelist"),
+            "changelist_name": "Audit exports",
+        }
+        return TemplateResponse(request, "admin/consortium/auditexport/ask.html", context)
+
+    def file_view(self, request, pk):
+        export = AuditExport.objects.filter(pk=pk).first()
+        if export is None or not audit.may_read(request.user, export):
+            raise Http404("no such audit export")
+        if export.status != AuditExport.Status.DONE or not export.file:
+            raise Http404("the export is not finished")
+        return storage.attachment(
+            export.file.name,
+            filename=f"audit-{export.pk}.zip",
+            content_type="application/zip",
+            size=export.size,
+        )

@@ -1,0 +1,302 @@
+"""Governance in the admin: API tokens, the consortium, members, seats, proposals and the
+decisions they made; projections are visible and never edited here."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import CharField, OuterRef, Subquery, Value
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from consortium.governance import members as governance
+from consortium.governance import proposals
+from consortium.governance.models import (
+    AccessGrant,
+    ApiToken,
+    Consortium,
+    Member,
+    Proposal,
+    ReleaseApproval,
+    Seat,
+    ValuationTable,
+    Vote,
+)
+from ledger.admin import ReadOnlyAdmin
+from ledger.log import LedgerError
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are issued with `manage.py apitoken create`; here they can be seen and revoked."""
+
+    list_display = [
+        "key_id",
+        "user",
+        "seat",
+        "name",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
+    list_filter = ["revoked_at"]
+    search_fields = ["key_id", "user__username", "name"]
+    list_select_related = ["user", "seat", "seat__member"]
+    readonly_fields = [
+        "user",
+        "name",
+        "key_id",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
+    exclude = ["secret_hash"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        count = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            token.revoke()
+            count += 1
+        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
+
+
+# --- governance (projections: visible, never editable here) ------------------------------
+
+
+class SeatVisible(ReadOnlyAdmin):
+    """Read-only for every seat holder (and superusers), like the ledger itself; writes
+    go through the services (the actions and forms below call them)."""
+
+
+@admin.register(Consortium)
+class ConsortiumAdmin(SeatVisible):
+    list_display = ["name", "founded_in"]
+    readonly_fields = ["name", "rules", "founded_in"]
+
+
+@admin.register(Member)
+class MemberAdmin(SeatVisible):
+    list_display = ["code", "name", "kind", "status", "country", "figures", "changed_in"]
+    list_filter = ["kind", "status"]
+    search_fields = ["code", "name"]
+    readonly_fields = [
+        "code",
+        "name",
+        "kind",
+        "status",
+        "country",
+        "figures",
+        "registered_in",
+        "changed_in",
+    ]
+
+
+class AssignSeatForm(forms.Form):
+    username = forms.CharField(help_text="The user who will hold the seat.")
+    member = forms.ChoiceField(required=False, help_text="Empty for a consortium-wide role.")
+    role = forms.ChoiceField(choices=Seat.Role.choices)
+
+    def __init__(self, *args, members, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["member"].choices = [("", "(the consortium)"), *members]
+
+    def clean_username(self):
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(username=self.cleaned_data["username"]).first()
+        if user is None:
+            raise forms.ValidationError("no such user")
+        return user
+
+
+@admin.register(Seat)
+class SeatAdmin(SeatVisible):
+    """A delegate sees its own member's seats; the secretariat and auditors see all.
+
+    Assigning and vacating call the governance services, which decide who may.
+    """
+
+    list_display = ["id", "member", "role", "assigned_in", "vacated_in"]
+    list_filter = ["role"]
+    list_select_related = ["member"]
+    readonly_fields = ["id", "member", "role", "assigned_in", "vacated_in"]
+    actions = ["vacate"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        visible = governance.visible_members_of(request.user)
+        return qs if visible is None else qs.filter(member__in=visible)
+
+    def get_urls(self):
+        urls = super().get_urls()
+        assign = path(
+            "assign/", self.admin_site.admin_view(self.assign_view), name="consortium_seat_assign"
+        )
+        return [assign, *urls]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {
+            "can_assign": governance.acting_for(request.user) is not False,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra)
+
+    def assign_view(self, request):
+        acting_for = governance.acting_for(request.user)
+        if acting_for is False:
+            raise PermissionDenied
+        members = Member.objects.order_by("code")
+        if acting_for is not None:
+            members = members.filter(code=acting_for)
+        form = AssignSeatForm(request.POST or None, members=[(m.code, str(m)) for m in members])
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                seat = governance.seat_assign(
+                    actor=request.user,
+                    user=data["username"],
+                    role=data["role"],
+                    member=data["member"] or None,
+                )
+            except (governance.GovernanceError, LedgerError) as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request, f"Assigned {seat} to {data['username']}.", messages.SUCCESS
+                )
+                return redirect("admin:consortium_seat_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "acting_for": acting_for,
+            "title": "Assign a seat",
+            "opts": self.model._meta,
+            "submit_label": "Assign",
+            "changelist_url": reverse("admin:consortium_seat_changelist"),
+            "changelist_name": "Seats",
+        }
+        return TemplateResponse(request, "admin/consortium/seat/assign.html", context)
+
+    @admin.action(description="Vacate the selected seats")
+    def vacate(self, request, queryset):
+        done = 0
+        for seat in queryset.filter(vacated_in__isnull=True):
+            try:
+                governance.seat_vacate(actor=request.user, seat=seat, reason="vacated in the admin")
+                done += 1
+            except (governance.GovernanceError, LedgerError) as exc:
+                self.message_user(request, f"{seat}: {exc}", messages.ERROR)
+        if done:
+            self.message_user(request, f"Vacated {done} seat(s).", messages.SUCCESS)
+
+
+@admin.register(Proposal)
+class ProposalAdmin(SeatVisible):
+    """Every seat holder sees the proposals; signatories vote with the actions."""
+
+    list_display = [
+        "title",
+        "state",
+        "rule_name",
+        "deadline",
+        "your_vote",
+        "opened_in",
+        "closed_in",
+    ]
+    list_filter = ["state"]
+    search_fields = ["title"]
+    readonly_fields = [
+        "id",
+        "title",
+        "actions",
+        "rule_name",
+        "rule",
+        "eligible",
+        "deadline",
+        "state",
+        "tally",
+        "opened_in",
+        "closed_in",
+    ]
+    actions = ["vote_yes", "vote_no", "vote_abstain"]
+
+    def get_queryset(self, request):
+        seat = governance.seat_of(request.user)
+        member = seat.member_id if seat is not None else None
+        votes = Vote.objects.filter(proposal=OuterRef("pk"), member_id=member).values("choice")[:1]
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(my_vote=Subquery(votes), my_member=Value(member, output_field=CharField()))
+        )
+
+    @admin.display(description="your member's vote")
+    def your_vote(self, obj):
+        if not obj.my_member:
+            return "-"
+        if obj.my_vote:
+            return obj.my_vote
+        return "awaiting your vote" if obj.state == "open" else "-"
+
+    def _vote(self, request, queryset, choice):
+        for proposal in queryset:
+            try:
+                proposals.vote_cast(actor=request.user, proposal=proposal, choice=choice)
+                self.message_user(request, f"Voted {choice} on {proposal}.", messages.SUCCESS)
+            except (governance.GovernanceError, LedgerError) as exc:
+                self.message_user(request, f"{proposal}: {exc}", messages.ERROR)
+
+    @admin.action(description="Vote yes on the selected proposals")
+    def vote_yes(self, request, queryset):
+        self._vote(request, queryset, "yes")
+
+    @admin.action(description="Vote no on the selected proposals")
+    def vote_no(self, request, queryset):
+        self._vote(request, queryset, "no")
+
+    @admin.action(description="Abstain on the selected proposals")
+    def vote_abstain(self, request, queryset):
+        self._vote(request, queryset, "abstain")
+
+
+@admin.register(ValuationTable)
+class ValuationTableAdmin(SeatVisible):
+    list_display = ["version", "unit", "weights", "adopted_in"]
+    readonly_fields = ["version", "unit", "weights", "adopted_in", "proposal"]
+
+
+@admin.register(AccessGrant)
+class AccessGrantAdmin(SeatVisible):
+    list_display = ["member", "scope", "checkpoints", "until", "granted_in", "revoked_in"]
+    list_filter = ["scope"]
+    readonly_fields = [
+        "id",
+        "member",
+        "scope",
+        "checkpoints",
+        "until",
+        "reason",
+        "granted_in",
+        "revoked_in",
+    ]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        visible = governance.visible_members_of(request.user)
+        return qs if visible is None else qs.filter(member__in=visible)
+
+
+@admin.register(ReleaseApproval)
+class ReleaseApprovalAdmin(SeatVisible):
+    list_display = ["checkpoint", "note", "approved_in"]
+    readonly_fields = ["checkpoint", "note", "approved_in", "proposal"]

@@ -1,0 +1,31 @@
+"""Local data of the web layer: the kept answers of idempotent writes."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class IdempotentResponse(models.Model):
+    """The answer to the first write a user sent with an ``Idempotency-Key`` (local data,
+    never on the ledger): a retry with the same key gets exactly this answer again, its
+    status and body, whatever has happened since."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64)
+    request_sha256 = models.CharField(
+        max_length=64, help_text="Method, path, query and body of the first request."
+    )
+    status = models.PositiveSmallIntegerField()
+    body = models.JSONField(null=True)
+    location = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotent_response_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"
