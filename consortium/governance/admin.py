@@ -1,6 +1,8 @@
 """Governance in the admin: API tokens, the consortium, members, seats, proposals and the
 decisions they made; projections are visible and never edited here."""
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -8,9 +10,13 @@ from django.db.models import CharField, OuterRef, Subquery, Value
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html_join
 
-from consortium.governance import members as governance
-from consortium.governance import proposals
+# The admin, discovered at start-up, imports every governance module that registers
+# appliers and projections: proposals' among them, though it calls none of it.
+from consortium.governance import proposals, selectors  # noqa: F401
+from consortium.governance.actions import describe
+from consortium.governance.changes import refusals
 from consortium.governance.models import (
     AccessGrant,
     ApiToken,
@@ -22,8 +28,9 @@ from consortium.governance.models import (
     ValuationTable,
     Vote,
 )
+from consortium.governance.seats import seat_assign, seat_vacate
+from consortium.governance.votes import vote_cast
 from ledger.admin import ReadOnlyAdmin
-from ledger.log import LedgerError
 
 
 @admin.register(ApiToken)
@@ -76,6 +83,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class SeatVisible(ReadOnlyAdmin):
     """Read-only for every seat holder (and superusers), like the ledger itself; writes
     go through the services (the actions and forms below call them)."""
+
+    def refused(self, request, about) -> Callable[[str], None]:
+        """Tells the user a refusal of the change about ``about`` (for ``refusals``)."""
+        return lambda message: self.message_user(request, f"{about}: {message}", messages.ERROR)
 
 
 @admin.register(Consortium)
@@ -134,7 +145,7 @@ class SeatAdmin(SeatVisible):
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
-        visible = governance.visible_members_of(request.user)
+        visible = selectors.visible_members_of(request.user)
         return qs if visible is None else qs.filter(member__in=visible)
 
     def get_urls(self):
@@ -146,13 +157,13 @@ class SeatAdmin(SeatVisible):
 
     def changelist_view(self, request, extra_context=None):
         extra = {
-            "can_assign": governance.acting_for(request.user) is not False,
+            "can_assign": selectors.acting_for(request.user) is not False,
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra)
 
     def assign_view(self, request):
-        acting_for = governance.acting_for(request.user)
+        acting_for = selectors.acting_for(request.user)
         if acting_for is False:
             raise PermissionDenied
         members = Member.objects.order_by("code")
@@ -161,16 +172,13 @@ class SeatAdmin(SeatVisible):
         form = AssignSeatForm(request.POST or None, members=[(m.code, str(m)) for m in members])
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            try:
-                seat = governance.seat_assign(
+            with refusals(lambda message: form.add_error(None, message)):
+                seat = seat_assign(
                     actor=request.user,
                     user=data["username"],
                     role=data["role"],
                     member=data["member"] or None,
                 )
-            except (governance.GovernanceError, LedgerError) as exc:
-                form.add_error(None, str(exc))
-            else:
                 self.message_user(
                     request, f"Assigned {seat} to {data['username']}.", messages.SUCCESS
                 )
@@ -191,11 +199,9 @@ class SeatAdmin(SeatVisible):
     def vacate(self, request, queryset):
         done = 0
         for seat in queryset.filter(vacated_in__isnull=True):
-            try:
-                governance.seat_vacate(actor=request.user, seat=seat, reason="vacated in the admin")
+            with refusals(self.refused(request, seat)):
+                seat_vacate(actor=request.user, seat=seat, reason="vacated in the admin")
                 done += 1
-            except (governance.GovernanceError, LedgerError) as exc:
-                self.message_user(request, f"{seat}: {exc}", messages.ERROR)
         if done:
             self.message_user(request, f"Vacated {done} seat(s).", messages.SUCCESS)
 
@@ -218,6 +224,7 @@ class ProposalAdmin(SeatVisible):
     readonly_fields = [
         "id",
         "title",
+        "actions_described",
         "actions",
         "rule_name",
         "rule",
@@ -231,8 +238,7 @@ class ProposalAdmin(SeatVisible):
     actions = ["vote_yes", "vote_no", "vote_abstain"]
 
     def get_queryset(self, request):
-        seat = governance.seat_of(request.user)
-        member = seat.member_id if seat is not None else None
+        member = selectors.member_of(request.user)
         votes = Vote.objects.filter(proposal=OuterRef("pk"), member_id=member).values("choice")[:1]
         return (
             super()
@@ -248,13 +254,15 @@ class ProposalAdmin(SeatVisible):
             return obj.my_vote
         return "awaiting your vote" if obj.state == "open" else "-"
 
+    @admin.display(description="what it does")
+    def actions_described(self, obj):
+        return format_html_join("\n", "<p>{}</p>", ((describe(a),) for a in obj.actions))
+
     def _vote(self, request, queryset, choice):
         for proposal in queryset:
-            try:
-                proposals.vote_cast(actor=request.user, proposal=proposal, choice=choice)
+            with refusals(self.refused(request, proposal)):
+                vote_cast(actor=request.user, proposal=proposal, choice=choice)
                 self.message_user(request, f"Voted {choice} on {proposal}.", messages.SUCCESS)
-            except (governance.GovernanceError, LedgerError) as exc:
-                self.message_user(request, f"{proposal}: {exc}", messages.ERROR)
 
     @admin.action(description="Vote yes on the selected proposals")
     def vote_yes(self, request, queryset):
@@ -292,7 +300,7 @@ class AccessGrantAdmin(SeatVisible):
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
-        visible = governance.visible_members_of(request.user)
+        visible = selectors.visible_members_of(request.user)
         return qs if visible is None else qs.filter(member__in=visible)
 
 

@@ -12,14 +12,11 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
-from consortium.governance import agreements
-from consortium.governance import members as governance
+from consortium.governance import agreements, selectors
 from consortium.governance.admin import SeatVisible
-from consortium.governance.models import (
-    Agreement,
-    AgreementParty,
-)
-from ledger.log import LedgerError
+from consortium.governance.changes import refusals
+from consortium.governance.documents import document_store
+from consortium.governance.models import Agreement, AgreementParty
 
 # --- agreements ------------------------------------------------------------------------------
 
@@ -52,7 +49,7 @@ class AgreementPartyInline(admin.TabularInline):
         return False
 
     def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or governance.holds_a_seat(request.user)
+        return request.user.is_superuser or selectors.holds_a_seat(request.user)
 
 
 class AwaitingSignatureFilter(admin.SimpleListFilter):
@@ -60,11 +57,11 @@ class AwaitingSignatureFilter(admin.SimpleListFilter):
     parameter_name = "awaiting"
 
     def lookups(self, request, model_admin):
-        return [("yes", "awaiting your signature")] if governance.acting_for(request.user) else []
+        return [("yes", "awaiting your signature")] if selectors.acting_for(request.user) else []
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            pending = agreements.awaiting_signature(request.user).values("agreement_id")
+            pending = selectors.awaiting_signature(request.user).values("agreement_id")
             return queryset.filter(id__in=pending)
         return queryset
 
@@ -130,10 +127,9 @@ class AgreementAdmin(SeatVisible):
     actions = ["sign", "withdraw"]
 
     def get_queryset(self, request):
-        seat = governance.seat_of(request.user)
-        member = seat.member_id if seat is not None else None
+        member = selectors.member_of(request.user)
         return (
-            agreements.visible_agreements(request.user)
+            selectors.visible_agreements(request.user)
             .prefetch_related("parties")
             .annotate(my_member=Value(member, output_field=CharField()))
         )
@@ -152,7 +148,7 @@ class AgreementAdmin(SeatVisible):
 
     def changelist_view(self, request, extra_context=None):
         extra = {
-            "can_propose": governance.acting_for(request.user) is not False,
+            "can_propose": selectors.acting_for(request.user) is not False,
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra)
@@ -172,7 +168,7 @@ class AgreementAdmin(SeatVisible):
             return "withdrawn"
         if party.signed_in is not None:
             return "signed"
-        return "awaiting your signature" if obj.state in agreements.SIGNABLE_STATES else "-"
+        return "awaiting your signature" if obj.state in selectors.SIGNABLE_STATES else "-"
 
     @admin.display(description="terms")
     def terms_pretty(self, obj):
@@ -194,8 +190,8 @@ class AgreementAdmin(SeatVisible):
         return format_html('<a href="{}">{}</a>', url, obj.document_name)
 
     def document_view(self, request, pk):
-        agreement = agreements.visible_agreements(request.user).filter(id=pk).first()
-        doc = agreement and agreements.readable_document(request.user, agreement.document_sha256)
+        agreement = selectors.visible_agreements(request.user).filter(id=pk).first()
+        doc = agreement and selectors.readable_document(request.user, agreement.document_sha256)
         if not doc:
             raise Http404("no such document")
         response = FileResponse(
@@ -205,10 +201,10 @@ class AgreementAdmin(SeatVisible):
         return response
 
     def propose_view(self, request):
-        scope = governance.acting_for(request.user)
+        scope = selectors.acting_for(request.user)
         if scope is False:
             raise PermissionDenied
-        amendable = agreements.visible_agreements(request.user).filter(
+        amendable = selectors.visible_agreements(request.user).filter(
             state=Agreement.State.IN_FORCE
         )
         form = ProposeAgreementForm(
@@ -217,8 +213,8 @@ class AgreementAdmin(SeatVisible):
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
             upload = d["document"]
-            try:
-                doc = agreements.document_store(
+            with refusals(lambda message: form.add_error(None, message)):
+                doc = document_store(
                     actor=request.user,
                     name=upload.name,
                     content=upload.read(),
@@ -232,9 +228,6 @@ class AgreementAdmin(SeatVisible):
                     document_sha256=doc.sha256,
                     supersedes=d["supersedes"],
                 )
-            except (governance.GovernanceError, LedgerError) as exc:
-                form.add_error(None, str(exc))
-            else:
                 self.message_user(request, f"Proposed {agreement} for signature.", messages.SUCCESS)
                 return redirect("admin:consortium_agreement_change", agreement.id)
         context = {
@@ -255,7 +248,7 @@ class AgreementAdmin(SeatVisible):
         hashes shown (if the agreement changed meanwhile, nothing is signed)."""
         if request.POST.get("confirm") == "yes":
             for agreement in queryset:
-                try:
+                with refusals(self.refused(request, agreement)):
                     agreements.agreement_sign(
                         actor=request.user,
                         agreement=agreement,
@@ -263,15 +256,13 @@ class AgreementAdmin(SeatVisible):
                         document_sha256=request.POST.get(f"document_{agreement.id}", ""),
                     )
                     self.message_user(request, f"Signed {agreement}.", messages.SUCCESS)
-                except (governance.GovernanceError, LedgerError) as exc:
-                    self.message_user(request, f"{agreement}: {exc}", messages.ERROR)
             return None
         context = {
             **self.admin_site.each_context(request),
             "title": "Sign agreements",
             "agreements": queryset,
             "opts": self.model._meta,
-            "acting_for": governance.acting_for(request.user),
+            "acting_for": selectors.acting_for(request.user),
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/consortium/agreement/sign.html", context)
@@ -279,10 +270,8 @@ class AgreementAdmin(SeatVisible):
     @admin.action(description="Withdraw your member from the selected agreements")
     def withdraw(self, request, queryset):
         for agreement in queryset:
-            try:
+            with refusals(self.refused(request, agreement)):
                 agreements.agreement_withdraw(
                     actor=request.user, agreement=agreement, reason="withdrawn in the admin"
                 )
                 self.message_user(request, f"Withdrew from {agreement}.", messages.SUCCESS)
-            except (governance.GovernanceError, LedgerError) as exc:
-                self.message_user(request, f"{agreement}: {exc}", messages.ERROR)

@@ -10,22 +10,15 @@ def pending_work(request) -> dict:
     not voted on, computed only when a template (the admin index) uses it."""
 
     def compute():
-        from consortium.governance import agreements
-        from consortium.governance import members as governance
-        from consortium.governance.models import Proposal
+        from consortium.governance import selectors
 
-        scope = governance.acting_for(request.user) if hasattr(request, "user") else False
+        scope = selectors.acting_for(request.user) if hasattr(request, "user") else False
         if not scope:
             return None
         return {
             "member": scope,
-            "agreements": [p.agreement for p in agreements.awaiting_signature(request.user)],
-            "proposals": list(
-                Proposal.objects.filter(state=Proposal.State.OPEN)
-                .exclude(votes__member_id=scope)
-                .filter(eligible__has_key=scope)
-                .order_by("deadline")
-            ),
+            "agreements": [p.agreement for p in selectors.signatures_awaited(scope)],
+            "proposals": list(selectors.votes_awaited(scope)),
         }
 
     return {"pending": SimpleLazyObject(compute)}

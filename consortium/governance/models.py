@@ -73,7 +73,7 @@ class ApiToken(models.Model):
         """The token's user no longer holds the seat it was issued for (vacated, or they
         moved on), or, for a token issued without a seat, now holds one: a token acts
         with exactly the seat it was issued for, never one given later."""
-        from consortium.governance.members import seat_of
+        from consortium.governance.selectors import seat_of
 
         held = seat_of(self.user)
         return (held.pk if held is not None else None) != self.seat_id
@@ -82,7 +82,7 @@ class ApiToken(models.Model):
     def issue(cls, *, user, name: str = "", days: int | None = None) -> tuple[ApiToken, str]:
         """Create a token for ``user`` and the seat they hold now, if any; return it and
         the plaintext, which is never stored."""
-        from consortium.governance.members import seat_of
+        from consortium.governance.selectors import seat_of
 
         days = settings.API_TOKEN_DEFAULT_DAYS if days is None else days
         if not 0 < days <= settings.API_TOKEN_MAX_DAYS:

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 def decide_due_proposals() -> list[str]:
     """Decide every open proposal whose deadline has passed; return their ids."""
     from consortium.governance import proposals
-    from consortium.governance.members import GovernanceError
+    from consortium.governance.changes import GovernanceError
 
     decided = []
     for proposal in proposals.proposals_due():

@@ -57,7 +57,8 @@ from decimal import Decimal, InvalidOperation
 
 import pycountry
 
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
+from consortium.governance.validators import DECIMAL_RE, TAG_RE
 
 # GA4GH Data Use Ontology (DUO): the data use permissions and the modifiers.
 DUO_PERMISSIONS = {
@@ -109,9 +110,7 @@ REQUIRED_BY_KIND = {
     "compute_pledge": ("parties", "effective", "accounting_unit", "cost_sharing"),
     "model_licence": ("parties", "effective", "access"),
 }
-_TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DECIMAL_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _COUNTRY_RE = re.compile(r"[A-Z]{2}")
 
@@ -137,7 +136,7 @@ def decimal_string(value, path: str, *, positive: bool = False, at_most: Decimal
     spaces, at most 18 digits before the point and 18 after, so sums are exact."""
     if not isinstance(value, str):
         _fail(path, 'must be a decimal written as a string, such as "0.25"')
-    if not _DECIMAL_RE.fullmatch(value):
+    if not DECIMAL_RE.fullmatch(value):
         _fail(path, f"{value!r} is not a decimal number written as digits, such as 0.25")
     try:
         number = Decimal(value)
@@ -212,28 +211,13 @@ def _check_terms(kind: str, terms, members: set[str]) -> dict:
     terms = _object(terms, "terms", set(SECTIONS), set(SECTIONS) - set(REQUIRED_BY_KIND[kind]))
     parties = _codes(terms["parties"], "terms.parties", members)
     if "required" in terms:
-        required = _codes(terms["required"], "terms.required", set(parties))
-        del required
-    effective = _object(terms["effective"], "terms.effective", {"from", "until"})
-    start = parse_date(effective["from"], "terms.effective.from")
-    if effective["until"] is not None:
-        until = parse_date(effective["until"], "terms.effective.until")
-        if until < start:
-            _fail("terms.effective.until", "comes before terms.effective.from")
+        _codes(terms["required"], "terms.required", set(parties))
+    _check_effective(terms["effective"])
     unit = terms.get("accounting_unit")
     if unit is not None:
         currency_code(unit, "terms.accounting_unit")
     if "exchange_rates" in terms:
-        if unit is None:
-            _fail("terms.exchange_rates", "needs terms.accounting_unit")
-        rates = terms["exchange_rates"]
-        if not isinstance(rates, dict):
-            _fail("terms.exchange_rates", "must be an object {currency: rate}")
-        for currency, rate in rates.items():
-            currency_code(currency, f"terms.exchange_rates.{currency}")
-            if currency == unit:
-                _fail(f"terms.exchange_rates.{currency}", "is the accounting unit itself")
-            decimal_string(rate, f"terms.exchange_rates.{currency}", positive=True)
+        _check_exchange_rates(terms["exchange_rates"], unit)
     if "cost_sharing" in terms:
         _check_cost_sharing(terms["cost_sharing"], parties, unit)
     if "valuation" in terms:
@@ -241,13 +225,9 @@ def _check_terms(kind: str, terms, members: set[str]) -> dict:
     if "access" in terms:
         _check_access(terms["access"])
     if "data_use" in terms:
-        _check_data_use(terms["data_use"])
+        check_data_use(terms["data_use"], "terms.data_use")
     if "balance_thresholds" in terms:
-        t = _object(terms["balance_thresholds"], "terms.balance_thresholds", {"behind", "critical"})
-        behind = decimal_string(t["behind"], "terms.balance_thresholds.behind", positive=True)
-        critical = decimal_string(t["critical"], "terms.balance_thresholds.critical")
-        if critical >= behind:
-            _fail("terms.balance_thresholds.critical", "must be below behind")
+        _check_balance_thresholds(terms["balance_thresholds"])
     if "treasurer" in terms:
         treasurer = terms["treasurer"]
         if not isinstance(treasurer, str) or (
@@ -262,6 +242,35 @@ def _check_terms(kind: str, terms, members: set[str]) -> dict:
             if not isinstance(value, bool):
                 _fail(f"terms.release.{field}", "must be true or false")
     return terms
+
+
+def _check_effective(value) -> None:
+    effective = _object(value, "terms.effective", {"from", "until"})
+    start = parse_date(effective["from"], "terms.effective.from")
+    if effective["until"] is not None:
+        until = parse_date(effective["until"], "terms.effective.until")
+        if until < start:
+            _fail("terms.effective.until", "comes before terms.effective.from")
+
+
+def _check_exchange_rates(rates, unit: str | None) -> None:
+    if unit is None:
+        _fail("terms.exchange_rates", "needs terms.accounting_unit")
+    if not isinstance(rates, dict):
+        _fail("terms.exchange_rates", "must be an object {currency: rate}")
+    for currency, rate in rates.items():
+        currency_code(currency, f"terms.exchange_rates.{currency}")
+        if currency == unit:
+            _fail(f"terms.exchange_rates.{currency}", "is the accounting unit itself")
+        decimal_string(rate, f"terms.exchange_rates.{currency}", positive=True)
+
+
+def _check_balance_thresholds(value) -> None:
+    t = _object(value, "terms.balance_thresholds", {"behind", "critical"})
+    behind = decimal_string(t["behind"], "terms.balance_thresholds.behind", positive=True)
+    critical = decimal_string(t["critical"], "terms.balance_thresholds.critical")
+    if critical >= behind:
+        _fail("terms.balance_thresholds.critical", "must be below behind")
 
 
 def _check_cost_sharing(value, parties: list[str], unit: str | None) -> None:
@@ -283,7 +292,7 @@ def _check_cost_sharing(value, parties: list[str], unit: str | None) -> None:
             _fail(f"{path}.shares", f"must add up to 1 (they add up to {total})")
     elif method == "figure":
         _object(value, path, {"method", "figure", "cap"}, {"cap"})
-        if not isinstance(value["figure"], str) or not _TAG_RE.fullmatch(value["figure"]):
+        if not isinstance(value["figure"], str) or not TAG_RE.fullmatch(value["figure"]):
             _fail(f"{path}.figure", "names a member figure, such as gni")
         if "cap" in value:
             cap = decimal_string(value["cap"], f"{path}.cap", positive=True, at_most=Decimal(1))
@@ -335,7 +344,7 @@ def check_valuation(value, path: str) -> dict:
     if not isinstance(weights, dict) or not weights:
         _fail(f"{path}.weights", "must weigh at least one accelerator type")
     for accelerator, weight in weights.items():
-        if not _TAG_RE.fullmatch(accelerator):
+        if not TAG_RE.fullmatch(accelerator):
             _fail(f"{path}.weights", f"{accelerator!r} is not an accelerator type (such as h100)")
         decimal_string(weight, f"{path}.weights.{accelerator}", positive=True)
     return table
@@ -355,7 +364,7 @@ def _check_access(value) -> None:
         )
         if not isinstance(rule["scope"], str) or rule["scope"] not in ACCESS_SCOPES:
             _fail(f"{path}.scope", f"must be one of {', '.join(ACCESS_SCOPES)}")
-        if not isinstance(rule["tier"], str) or not _TAG_RE.fullmatch(rule["tier"]):
+        if not isinstance(rule["tier"], str) or not TAG_RE.fullmatch(rule["tier"]):
             _fail(f"{path}.tier", "names a tier: lowercase letters, digits, _ . -")
         if (rule["scope"], rule["tier"]) in seen:
             _fail(path, f"a second rule for {rule['scope']} / {rule['tier']}")
@@ -365,10 +374,6 @@ def _check_access(value) -> None:
         days = rule.get("embargo_days", 0)
         if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3660:
             _fail(f"{path}.embargo_days", "must be a whole number of days, 0-3660")
-
-
-def _check_data_use(value) -> None:
-    check_data_use(value, "terms.data_use")
 
 
 def check_data_use(value, path: str, duo_path: str | None = None) -> dict:

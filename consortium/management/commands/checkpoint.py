@@ -12,8 +12,7 @@ from tqdm import tqdm
 
 from consortium.access import checkpoints
 from consortium.access.models import ModelCheckpoint, TrainedModel, TrainingRun
-from consortium.governance.members import GovernanceError
-from ledger.log import LedgerError
+from consortium.governance.changes import GovernanceError, refusals
 
 
 class Command(BaseCommand):
@@ -72,17 +71,16 @@ class Command(BaseCommand):
             disable=no_progress or not sys.stderr.isatty(),
         )
         try:
-            cp = checkpoints.checkpoint_publish(
-                actor=None,
-                model=target,
-                name=name,
-                directory=directory,
-                run=training,
-                workers=workers,
-                progress=bar.update,
-            )
-        except (GovernanceError, LedgerError) as exc:
-            raise CommandError(str(exc)) from exc
+            with refusals(CommandError):
+                cp = checkpoints.checkpoint_publish(
+                    actor=None,
+                    model=target,
+                    name=name,
+                    directory=directory,
+                    run=training,
+                    workers=workers,
+                    progress=bar.update,
+                )
         finally:
             bar.close()
         self.stdout.write(

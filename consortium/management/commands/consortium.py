@@ -8,8 +8,10 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from consortium.governance import members as governance
+from consortium.governance.changes import GovernanceError, refusals
+from consortium.governance.members import consortium_found, member_record
 from consortium.governance.models import Member
+from consortium.governance.seats import seat_assign
 from ledger.log import LedgerError
 
 
@@ -85,10 +87,8 @@ class Command(BaseCommand):
         holder = get_user_model().objects.filter(username=user).first()
         if holder is None:
             raise CommandError(f"no user {user!r}")
-        try:
-            seat = governance.seat_assign(actor=None, user=holder, role=role, member=member)
-        except (governance.GovernanceError, LedgerError) as exc:
-            raise CommandError(str(exc)) from exc
+        with refusals(CommandError):
+            seat = seat_assign(actor=None, user=holder, role=role, member=member)
         self.stdout.write(self.style.SUCCESS(f"{user} now holds the seat {seat} ({seat.id})."))
 
     def do_decide(self, **_):
@@ -106,23 +106,23 @@ class Command(BaseCommand):
             for spec in member:
                 code, _, population = spec.partition(":")
                 if population and not (population.isascii() and population.isdigit()):
-                    raise governance.GovernanceError(
+                    raise GovernanceError(
                         f"--member {spec}: the population is a whole number in the digits 0-9"
                     )
                 figures = {"population": int(population)} if population else {}
-                records.append(governance.member_record(code=code.strip(), figures=figures))
+                records.append(member_record(code=code.strip(), figures=figures))
             rules_doc = json.loads(rules.read_text()) if rules else {}
             if not isinstance(rules_doc, dict):
-                raise governance.GovernanceError("the rules file holds a JSON object")
+                raise GovernanceError("the rules file holds a JSON object")
             user = None
             if secretariat:
                 user = get_user_model().objects.filter(username=secretariat).first()
                 if user is None:
-                    raise governance.GovernanceError(f"no user {secretariat!r}")
-            governance.consortium_found(name=name, members=records, rules=rules_doc)
+                    raise GovernanceError(f"no user {secretariat!r}")
+            consortium_found(name=name, members=records, rules=rules_doc)
             if user is not None:
-                governance.seat_assign(actor=None, user=user, role="secretariat")
-        except (governance.GovernanceError, LedgerError, ValueError, OSError) as exc:
+                seat_assign(actor=None, user=user, role="secretariat")
+        except (GovernanceError, LedgerError, ValueError, OSError) as exc:
             raise CommandError(str(exc)) from exc
         codes = ", ".join(Member.objects.values_list("code", flat=True))
         self.stdout.write(self.style.SUCCESS(f"Founded {name}: {codes}."))

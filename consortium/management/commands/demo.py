@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json as _json
-import os
 import random
 import secrets
-import shlex
 import subprocess
 import sys
 import time
@@ -20,97 +18,18 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from consortium.governance import agreements, proposals
-from consortium.governance import members as governance
+from consortium.governance import agreements, proposals, selectors
+from consortium.governance.documents import document_store
+from consortium.governance.members import consortium_found, member_apply, member_record
 from consortium.governance.models import Agreement, ApiToken, Consortium, Member, Proposal
+from consortium.governance.seats import seat_assign
+from consortium.governance.votes import vote_cast
+from consortium.management.commands import _demo_data as demo
+from consortium.management.commands._demo_summary import print_summary, shown, summary
 from ledger import log, services
 from ledger.keys import hosted_signer, log_signer
 from ledger.models import Key
 from ledger.services import Draft
-
-SAMPLER = "demo-sampler"
-EVALUATOR = "demo-evaluator"
-# Sweden is ahead of its share and may download the checkpoint; the Netherlands is behind.
-ENTITLED, REFUSED = "SE", "NL"
-CONSORTIUM = "Frontier AI Consortium (demo)"
-# Six mid-sized economies, with their populations for the voting rules.
-FOUNDERS = [
-    ("NL", 17_900_000),
-    ("SE", 10_550_000),
-    ("PL", 36_750_000),
-    ("PT", 10_470_000),
-    ("FI", 5_600_000),
-    ("CZ", 10_900_000),
-]
-# The treaty's cost-sharing scale (shares of the fixed cost of training).
-SCALE = {"NL": "0.26", "SE": "0.16", "PL": "0.22", "PT": "0.07", "FI": "0.09", "CZ": "0.20"}
-TREATY_TEXT = """Treaty establishing the {name}
-
-Article 1. The parties pool supercomputer time, national datasets and funds to train
-frontier models together, and share the fixed cost of training by the scale in the
-structured terms of this treaty, which are part of it.
-
-Article 2. Each party may run the resulting weights on its own, sovereign inference
-infrastructure, under the access rules in the structured terms.
-
-Article 3. Every contribution, decision and authorisation is recorded on the
-consortium's signed, append-only ledger, which any party may verify.
-"""
-DSA_TEXT = """Data-sharing agreement: Nordic and Central European public-sector text corpora
-
-The corpora stay in the country named as residency; training runs reach them by
-federated access only. Use is limited to not-for-profit, non-commercial research.
-"""
-RULES = {
-    "voting": {
-        "default": {
-            "kind": "double_majority",
-            "weight": "population",
-            "members_threshold": "0.55",
-            "weight_threshold": "0.65",
-            "quorum": "0.5",
-        },
-        "unanimity": {"kind": "unanimity"},
-    },
-    "default": "default",
-}
-TOPICS = [
-    ("compute.sample", {"facility": "LUMI", "accelerator": "mi250x", "gpu_hours": 1200}),
-    ("compute.sample", {"facility": "Leonardo", "accelerator": "a100", "gpu_hours": 800}),
-    ("compute.sample", {"facility": "MareNostrum 5", "accelerator": "h100", "gpu_hours": 640}),
-    (
-        "data.sample",
-        {"dataset": "national-corpus", "tokens": 1_000_000_000, "licence": "CC-BY-4.0"},
-    ),
-    ("funds.sample", {"amount": "250000.00", "currency": "EUR"}),
-]
-
-
-def demo_export(accounts: list[str], cluster: str) -> bytes:
-    """A SLURM accounting export (sacct --parsable2) of finished GPU jobs, with their
-    steps, an array and a job still running, for the given accounts (one job each)."""
-    rng = random.Random(cluster)
-    lines = ["JobID|JobIDRaw|Cluster|Partition|Account|State|Submit|Start|End|ElapsedRaw|AllocTRES"]
-    start = datetime(2026, 9, 1, 8, 0)
-    for n, account in enumerate(accounts, start=1000):
-        gpus, hours = rng.choice([8, 16, 32, 64]), rng.randint(6, 72)
-        begin = start + timedelta(hours=n % 200)
-        end = begin + timedelta(hours=hours)
-        tres = (
-            f"billing={gpus},cpu={gpus * 7},gres/gpu={gpus},mem={gpus * 60}G,node={gpus // 8 or 1}"
-        )
-        row = (
-            f"{n}|{n}|{cluster}|standard-g|{account}|COMPLETED|{begin:%Y-%m-%dT%H:%M:%S}|"
-            f"{begin:%Y-%m-%dT%H:%M:%S}|{end:%Y-%m-%dT%H:%M:%S}|{hours * 3600}|{tres}"
-        )
-        lines.append(row)
-        for step in ("batch", "extern", "0"):
-            lines.append(row.replace(f"{n}|{n}|", f"{n}.{step}|{n}.{step}|", 1))
-    lines.append(
-        f"999|999|{cluster}|standard-g|{accounts[0]}|RUNNING|2026-09-30T10:00:00|"
-        f"2026-09-30T10:00:00|Unknown|3600|gres/gpu=8"
-    )
-    return ("\n".join(lines) + "\n").encode()
 
 
 class Command(BaseCommand):
@@ -146,17 +65,15 @@ class Command(BaseCommand):
     def handle(self, *args, entries, url, json, **options):
         self.quiet = json
         if not Consortium.objects.exists():
-            members = [
-                governance.member_record(code=c, figures={"population": p}) for c, p in FOUNDERS
-            ]
-            governance.consortium_found(name=CONSORTIUM, members=members, rules=RULES)
-            self._say(f"Founded {CONSORTIUM}: {', '.join(c for c, _ in FOUNDERS)}.")
+            members = [member_record(code=c, figures={"population": p}) for c, p in demo.FOUNDERS]
+            consortium_found(name=demo.CONSORTIUM, members=members, rules=demo.RULES)
+            self._say(f"Founded {demo.CONSORTIUM}: {', '.join(c for c, _ in demo.FOUNDERS)}.")
         signer = self._sampler()
         members = ["FR", "DE", "IT", "ES", "NL", "SE", "PL", "PT", "FI", "JP"]
         drafts = []
         base = log.tree_size()
         for i in range(entries):
-            kind, payload = TOPICS[i % len(TOPICS)]
+            kind, payload = demo.TOPICS[i % len(demo.TOPICS)]
             drafts.append(
                 Draft(
                     kind, {**payload, "member": members[(base + i) % len(members)], "n": base + i}
@@ -173,17 +90,17 @@ class Command(BaseCommand):
         checkpoint = self._checkpoint()
         self._proposals(signatories, checkpoint)
         evaluator = self._evaluation(admin, checkpoint)
-        self._download(signatories[ENTITLED], checkpoint)
+        self._download(signatories[demo.ENTITLED], checkpoint)
         export = self._audit_export(admin)
         tokens = {
             "secretariat": self._token(username),
-            ENTITLED: self._token(signatories[ENTITLED].username),
-            REFUSED: self._token(signatories[REFUSED].username),
+            demo.ENTITLED: self._token(signatories[demo.ENTITLED].username),
+            demo.REFUSED: self._token(signatories[demo.REFUSED].username),
         }
         verifier = self._verifier()
         cp = log.publish_checkpoint() or log.latest_checkpoint()
         vkey = Key.objects.get(kind=Key.Kind.LOG).verifier_key
-        info = self._summary(
+        info = summary(
             url=url.rstrip("/"),
             username=username,
             password=password,
@@ -194,188 +111,30 @@ class Command(BaseCommand):
             verifier=verifier,
             evaluator=evaluator,
             signatories=signatories,
+            awaiting=self._awaiting("PL"),
         )
         info["ledger"] = {"entries": log.tree_size(), "checkpoint_size": cp.tree_size}
         if json:
             self.stdout.write(_json.dumps(info, indent=2))
         else:
-            self._print(info)
+            print_summary(self.stdout, self.style, info)
 
     def _say(self, text: str) -> None:
         if not self.quiet:
             self.stdout.write(text)
 
-    def _summary(
-        self,
-        *,
-        url,
-        username,
-        password,
-        tokens,
-        vkey,
-        checkpoint,
-        export,
-        verifier,
-        evaluator,
-        signatories,
-    ) -> dict:
-        """Everything a newcomer needs, with every command ready to paste."""
-        from consortium.access.entitlements import entitlement
-
-        python = _shown(Path(sys.executable))
-        download_dir = _shown(settings.VAR_DIR / "demo-download")
-        bundle_file = _shown(settings.VAR_DIR / "demo-bundle.json")
-        answer_file = _shown(settings.VAR_DIR / "demo-authorization.json")
-        se, nl = tokens[ENTITLED], tokens[REFUSED]
-        refused = entitlement(REFUSED, checkpoint)
-        auth = "-H " + shlex.quote(f"Authorization: Bearer {tokens['secretariat']}")
-        auth_se = "-H " + shlex.quote(f"Authorization: Bearer {se}")
-        auth_nl = "-H " + shlex.quote(f"Authorization: Bearer {nl}")
-        cp_url = f"{url}/api/v1/checkpoints/{checkpoint.digest}"
-        # curl reads the URL and output of each file from a config on its standard input.
-        to_config = (
-            '\'import json; [print(f"url = \\"'
-            + url
-            + '{u}\\"\\noutput = \\"'
-            + download_dir
-            + '/{p}\\"") for p, u in json.load(open("'
-            + answer_file
-            + '"))["files"].items()]\''
-        )
-        commands = [
-            {
-                "what": "fetch the latest signed checkpoint (the secretariat's API token)",
-                "command": f"curl -sS --fail {auth} {url}/api/v1/ledger/checkpoint",
-            },
-            {
-                "what": f"may {REFUSED} download the checkpoint? (no: behind on its share)",
-                "command": f"curl -sS --fail {auth_nl} "
-                f"'{url}/api/v1/access/check?checkpoint={checkpoint.digest}'",
-            },
-            {
-                "what": f"ask to download the checkpoint as {ENTITLED}'s signatory (entitled): an "
-                "entry on the ledger and a short-lived token",
-                "command": f"curl -sS --fail -X POST {auth_se} -H 'Content-Type: application/json' "
-                f'-d \'{{"scope": "full_weights"}}\' -o {answer_file} {cp_url}/downloads',
-            },
-            {
-                "what": f"download every file of it with curl, as {ENTITLED}'s signatory",
-                "command": f"{shlex.quote(python)} -c {to_config} | "
-                f"curl -sS --fail --create-dirs {auth_se} -K -",
-            },
-            {
-                "what": "fetch the checkpoint's provenance bundle",
-                "command": f"curl -sS --fail {auth_se} -o {bundle_file} {cp_url}/bundle",
-            },
-            {
-                "what": "verify the downloaded files offline (Python and PyNaCl only)",
-                "command": f"{shlex.quote(python)} {shlex.quote(verifier)} provenance {download_dir} "
-                f"--bundle {bundle_file} --vkey {shlex.quote(vkey)}",
-            },
-        ]
-        export_path = None
-        if export is not None and export.status == "done":
-            try:
-                export_path = _shown(Path(export.file.path))
-            except NotImplementedError:  # an object store: fetch it through the API
-                export_path = _shown(settings.VAR_DIR / f"audit-{export.id}.zip")
-                commands.append(
-                    {
-                        "what": "fetch the audit export of everything",
-                        "command": f"curl -sS --fail {auth} -o {export_path} "
-                        f"{url}/api/v1/audit/exports/{export.id}/file",
-                    }
-                )
-            commands.append(
-                {
-                    "what": "verify the audit export of everything offline, with its figures",
-                    "command": f"{shlex.quote(python)} {shlex.quote(verifier)} audit {export_path} "
-                    f"--vkey {shlex.quote(vkey)}",
-                }
-            )
-        return {
-            "url": url,
-            "admin": {"url": f"{url}/admin/", "username": username, "password": password},
-            "delegates": {code: user.username for code, user in signatories.items()},
-            "delegates_password": password,
-            "api_docs": f"{url}/api/v1/docs/",
-            "tokens": tokens,
-            "verifier_key": vkey,
-            "verifier": verifier,
-            "checkpoint": {
-                "digest": checkpoint.digest,
-                "name": checkpoint.name,
-                "model": checkpoint.model_id,
-                "files": [f["path"] for f in checkpoint.files],
-            },
-            "evaluator": evaluator,
-            "entitled": ENTITLED,
-            "refused": {"member": REFUSED, "rule": refused.rule, "figures": refused.figures},
-            "awaiting_poland": self._awaiting("PL"),
-            "audit_export": {"id": str(export.id), "file": export_path} if export_path else None,
-            "commands": commands,
-        }
-
-    def _print(self, info: dict) -> None:
-        w = self.stdout.write
-        led = info["ledger"]
-        w(
-            self.style.SUCCESS(
-                f"Ledger: {led['entries']} entries; checkpoint at size {led['checkpoint_size']}."
-            )
-        )
-        w("")
-        w(f"Log in at {info['admin']['url']}")
-        w(f"  username: {info['admin']['username']}")
-        w(f"  password: {info['admin']['password']}")
-        w("  or as a member's signatory, same password: " + ", ".join(info["delegates"].values()))
-        waiting = info["awaiting_poland"]
-        w(
-            f"  (log in as delegate-pl: {len(waiting)} things await Poland: "
-            + "; ".join(waiting)
-            + ")"
-        )
-        w(f"API docs at {info['api_docs']}")
-        w(f"Verifier key: {info['verifier_key']}")
-        w(
-            f"Checkpoint {info['checkpoint']['name']} of {info['checkpoint']['model']}: "
-            f"{info['entitled']} may download it; {info['refused']['member']} is refused "
-            f"({info['refused']['rule']})."
-        )
-        w("")
-        w("Try, with the server running (each command as printed, from this directory):")
-        for c in info["commands"]:
-            w(f"# {c['what']}")
-            w(f"  {c['command']}")
-        w("")
-        w(
-            f"The offline verifier is one file, {info['verifier']}: copy it to any machine with "
-            "Python 3.11+ and PyNaCl."
-        )
-
     def _awaiting(self, code: str) -> list[str]:
         """What awaits the member: agreements to sign, open proposals without its vote."""
-        from consortium.governance.models import Vote
-
-        waiting = [
-            f"signing {a.title}"
-            for a in Agreement.objects.filter(
-                state=Agreement.State.OPEN, parties__member_id=code, parties__signed_in__isnull=True
-            )
+        return [f"signing {p.agreement.title}" for p in selectors.signatures_awaited(code)] + [
+            f"a vote on {p.title}" for p in selectors.votes_awaited(code)
         ]
-        voted = Vote.objects.filter(member_id=code).values_list("proposal_id", flat=True)
-        waiting += [
-            f"a vote on {p.title}"
-            for p in Proposal.objects.filter(state="open").exclude(id__in=voted)
-        ]
-        return waiting
 
     def _sampler(self):
-        key = Key.objects.filter(owner=SAMPLER, revoked_at__isnull=True).first()
+        key = Key.objects.filter(owner=demo.SAMPLER, revoked_at__isnull=True).first()
         if key is not None:
             return hosted_signer(key.fingerprint)
         _, signer = services.key_register(
-            signer=log_signer(), kind="service", owner=SAMPLER, name=SAMPLER
+            signer=log_signer(), kind="service", owner=demo.SAMPLER, name=demo.SAMPLER
         )
         return signer
 
@@ -399,10 +158,10 @@ class Command(BaseCommand):
         """The administrator runs the secretariat; a signatory speaks for each member."""
         User = get_user_model()
         admin = User.objects.get(username=username)
-        if governance.seat_of(admin) is None:
-            governance.seat_assign(actor=None, user=admin, role="secretariat")
+        if selectors.seat_of(admin) is None:
+            seat_assign(actor=None, user=admin, role="secretariat")
         signatories = {}
-        for code, _ in FOUNDERS:
+        for code, _ in demo.FOUNDERS:
             user, created = User.objects.get_or_create(username=f"delegate-{code.lower()}")
             if created:
                 if password.startswith("("):
@@ -410,8 +169,8 @@ class Command(BaseCommand):
                 else:
                     user.set_password(password)
                 user.save()
-            if governance.seat_of(user) is None:
-                governance.seat_assign(actor=admin, user=user, role="signatory", member=code)
+            if selectors.seat_of(user) is None:
+                seat_assign(actor=admin, user=user, role="signatory", member=code)
             signatories[code] = user
         return signatories
 
@@ -449,13 +208,13 @@ class Command(BaseCommand):
                 ("CZ", "yes"),
                 ("FI", "abstain" if proposal is figures else "yes"),
             ):
-                proposals.vote_cast(actor=signatories[code], proposal=proposal, choice=choice)
+                vote_cast(actor=signatories[code], proposal=proposal, choice=choice)
         time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 0.1)
         for proposal in (figures, release):
             proposals.proposal_decide(proposal=proposal)
-        austria = governance.member_record(code="AT", figures={"population": 9_160_000})
+        austria = member_record(code="AT", figures={"population": 9_160_000})
         if not Member.objects.filter(code="AT").exists():
-            governance.member_apply(actor=None, record=austria)
+            member_apply(actor=None, record=austria)
         open_ = proposals.proposal_open(
             actor=signatories["NL"],
             title="Admit Austria",
@@ -463,7 +222,7 @@ class Command(BaseCommand):
             deadline=datetime.now(UTC) + timedelta(days=14),
         )
         for code in ("NL", "SE", "PT", "FI", "CZ"):
-            proposals.vote_cast(
+            vote_cast(
                 actor=signatories[code], proposal=open_, choice="abstain" if code == "CZ" else "yes"
             )
 
@@ -477,9 +236,11 @@ class Command(BaseCommand):
         from ledger.keys import EntrySigner
 
         path = settings.VAR_DIR / "demo-evaluator.key"
-        key = Key.objects.filter(kind="evaluator", owner=EVALUATOR, revoked_at__isnull=True).first()
+        key = Key.objects.filter(
+            kind="evaluator", owner=demo.EVALUATOR, revoked_at__isnull=True
+        ).first()
         if key is None or not path.exists():
-            signer = EntrySigner.generate(f"evaluator-{EVALUATOR}")
+            signer = EntrySigner.generate(f"evaluator-{demo.EVALUATOR}")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"")
             path.chmod(0o600)
@@ -487,15 +248,15 @@ class Command(BaseCommand):
             if key is None:
                 key = checkpoints.evaluator_accredit(
                     actor=admin,
-                    code=EVALUATOR,
+                    code=demo.EVALUATOR,
                     name="Demo AI Safety Institute",
                     public_key=signer.public_key,
                 )
         if checkpoint.evaluations.exists():
-            return {"code": EVALUATOR, "key_file": _shown(path)}
+            return {"code": demo.EVALUATOR, "key_file": shown(path)}
         signing_key = _signing_key(path)
         if key_fingerprint(bytes(signing_key.verify_key)) != key.fingerprint:
-            return {"code": EVALUATOR, "key_file": None}  # the key file was replaced
+            return {"code": demo.EVALUATOR, "key_file": None}  # the key file was replaced
         report = b"Evaluation of " + checkpoint.digest.encode() + b": no finding blocks release.\n"
         env = new_envelope(
             kind="evaluation.attested",
@@ -508,7 +269,7 @@ class Command(BaseCommand):
         )
         signature = base64.b64encode(sign_envelope(env, signing_key).signature).decode()
         submissions.submit(envelope=env, signature=signature, submitter=admin)
-        return {"code": EVALUATOR, "key_file": _shown(path)}
+        return {"code": demo.EVALUATOR, "key_file": shown(path)}
 
     def _download(self, user, checkpoint) -> None:
         """The entitled member's signatory downloads the checkpoint's configuration, through
@@ -562,69 +323,41 @@ class Command(BaseCommand):
         )
         if done.returncode != 0:
             raise RuntimeError(f"could not build the offline verifier: {done.stderr.strip()}")
-        return _shown(target)
+        return shown(target)
 
     def _agreements(self, admin, signatories: dict) -> None:
         """A treaty in force, signed by all six; a data-sharing agreement still
         collecting signatures (Poland's is awaited)."""
         if Agreement.objects.exists():
             return
-        today = datetime.now(UTC).date()
-        treaty_doc = agreements.document_store(
+        today = datetime.now(UTC).date().isoformat()
+        treaty_doc = document_store(
             actor=admin,
             name="treaty.txt",
             media_type="text/plain",
-            content=TREATY_TEXT.format(name=CONSORTIUM).encode(),
+            content=demo.TREATY_TEXT.format(name=demo.CONSORTIUM).encode(),
         )
         treaty = agreements.agreement_propose(
             actor=admin,
             kind="treaty",
-            title=f"Treaty establishing the {CONSORTIUM}",
+            title=f"Treaty establishing the {demo.CONSORTIUM}",
             document_sha256=treaty_doc.sha256,
-            terms={
-                "parties": [c for c, _ in FOUNDERS],
-                "effective": {"from": today.isoformat(), "until": None},
-                "accounting_unit": "EUR",
-                "exchange_rates": {"SEK": "0.087", "PLN": "0.23", "CZK": "0.04"},
-                "cost_sharing": {"method": "scale", "shares": SCALE},
-                "valuation": {
-                    "version": 1,
-                    "unit": "H100-hour",
-                    "weights": {"h100": "1", "a100": "0.45", "mi250x": "0.4"},
-                    "unit_price": {"amount": "2.50", "currency": "EUR"},
-                    "data_price": {"amount": "0.02", "currency": "EUR", "per_tokens": 1_000_000},
-                },
-                "access": [
-                    {"scope": "full_weights", "tier": "member", "min_balance_ratio": "0.8"},
-                    {"scope": "inference_only", "tier": "member", "embargo_days": 90},
-                    {"scope": "evaluation", "tier": "evaluator"},
-                ],
-                "release": {"requires_proposal": True, "requires_evaluation": True},
-            },
+            terms=demo.treaty_terms(today),
         )
-        for code, _ in FOUNDERS:
+        for code, _ in demo.FOUNDERS:
             self._sign(signatories[code], treaty)
-        dsa_doc = agreements.document_store(
+        dsa_doc = document_store(
             actor=signatories["FI"],
             name="data-sharing.txt",
             media_type="text/plain",
-            content=DSA_TEXT.encode(),
+            content=demo.DSA_TEXT.encode(),
         )
         dsa = agreements.agreement_propose(
             actor=signatories["FI"],
             kind="data_sharing",
             title="Public-sector text corpora (FI, NL, PL)",
             document_sha256=dsa_doc.sha256,
-            terms={
-                "parties": ["FI", "NL", "PL"],
-                "effective": {"from": today.isoformat(), "until": None},
-                "data_use": {
-                    "permission": "DUO:0000042",
-                    "modifiers": ["DUO:0000018"],
-                    "residency": "FI",
-                    "access_mode": "federated",
-                },
-            },
+            terms=demo.dsa_terms(today),
         )
         for code in ("FI", "NL"):
             self._sign(signatories[code], dsa)
@@ -637,86 +370,23 @@ class Command(BaseCommand):
 
         if Facility.objects.exists():
             return
-        contributions.facility_register(
-            actor=admin,
-            record={
-                "code": "lumi",
-                "name": "LUMI",
-                "operator": "FI",
-                "country": "FI",
-                "timezone": "Europe/Helsinki",
-                "default_accelerator": "mi250x",
-                "partitions": {"standard-g": "mi250x", "small-g": "mi250x"},
-                "accounts": {
-                    "project_465000001": "FI",
-                    "project_465000002": "SE",
-                    "project_465000003": "NL",
-                    "project_465000004": "PL",
-                },
-            },
-        )
-        contributions.facility_register(
-            actor=admin,
-            record={
-                "code": "karolina",
-                "name": "Karolina",
-                "operator": "CZ",
-                "country": "CZ",
-                "timezone": "Europe/Prague",
-                "default_accelerator": "a100",
-                "partitions": {"qgpu": "a100"},
-                "accounts": {"open-29-1": "CZ", "open-29-2": "PT"},
-            },
-        )
-        contributions.sacct_import(
-            actor=signatories["FI"],
-            facility=Facility.objects.get(code="lumi"),
-            data=demo_export(
-                ["project_465000001"] * 5
-                + ["project_465000002"] * 3
-                + ["project_465000003", "project_465000004"],
-                "lumi",
-            ),
-        )
-        contributions.sacct_import(
-            actor=signatories["CZ"],
-            facility=Facility.objects.get(code="karolina"),
-            data=demo_export(["open-29-1"] * 3 + ["open-29-2"], "karolina"),
-        )
+        for record in demo.FACILITIES:
+            contributions.facility_register(actor=admin, record=record)
+        for facility, uploader, accounts in demo.SACCT_IMPORTS:
+            contributions.sacct_import(
+                actor=signatories[uploader],
+                facility=Facility.objects.get(code=facility),
+                data=demo.demo_export(accounts, facility),
+            )
         today = datetime.now(UTC).date().isoformat()
-        # Payments count once the treasurer (the secretariat, here) confirms them against
-        # its books; Czechia's latest is still pending.
-        for code, amount, currency in (
-            ("SE", "180000", "SEK"),
-            ("PL", "60000", "PLN"),
-            ("PT", "4000", "EUR"),
-            ("NL", "5000", "EUR"),
-            ("CZ", "2000", "EUR"),
-        ):
+        for code, amount, currency in demo.PAYMENTS:
             paid = contributions.funds_contribute(
                 actor=signatories[code], amount=amount, currency=currency, date_paid=today
             )
-            if code != "CZ":
+            if code not in demo.UNCONFIRMED:
                 contributions.funds_confirm(actor=admin, contribution=paid)
-        for code, name, tokens, licence, residency in (
-            ("NL", "Dutch government publications", 40_000_000_000, "CC0-1.0", "NL"),
-            ("FI", "Finnish public-sector corpus", 25_000_000_000, "CC-BY-4.0", "FI"),
-        ):
-            contributions.data_contribute(
-                actor=signatories[code],
-                dataset={
-                    "name": name,
-                    "description": "demo dataset",
-                    "size_bytes": tokens * 4,
-                    "manifest_sha256": hashlib.sha256(name.encode()).hexdigest(),
-                    "files": 1200,
-                    "tokens": tokens,
-                    "licence": licence,
-                    "residency": residency,
-                    "duo": {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"]},
-                    "access_mode": "federated",
-                },
-            )
+        for code, dataset in demo.datasets():
+            contributions.data_contribute(actor=signatories[code], dataset=dataset)
 
     def _audit_export(self, admin):
         """An audit export of everything up to now, built in-process when no broker is
@@ -793,16 +463,6 @@ class Command(BaseCommand):
             user=user, name=f"demo {datetime.now(UTC):%Y-%m-%d %H:%M}", days=7
         )
         return plaintext
-
-
-def _shown(path: Path) -> str:
-    """A path as a newcomer types it: relative to where the command runs, if inside it."""
-    # Not resolved: a virtual environment's python is a link that must be kept as named.
-    absolute = Path(os.path.abspath(path))
-    try:
-        return str(absolute.relative_to(os.path.abspath(Path.cwd())))
-    except ValueError:
-        return str(absolute)
 
 
 def _signing_key(path: Path):
