@@ -44,10 +44,6 @@ KEPT_WHOLE = "kept whole:"
 STILL_TO_SPLIT = {
     "consortium/audit/exports.py",
     "consortium/audit/figures.py",
-    "consortium/governance/agreements.py",
-    "consortium/governance/members.py",
-    "consortium/governance/proposals.py",
-    "consortium/management/commands/demo.py",
     "contributions/api.py",
     "contributions/sacct.py",
     "contributions/services.py",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium.governance import members as governance
+from consortium.governance.members import consortium_found, member_record
+from consortium.governance.seats import seat_assign
 from tests import worlds
 
 User = get_user_model()
@@ -27,17 +28,17 @@ def delegates_world(django_db_setup, django_db_blocker):
 
 
 def found_delegates() -> dict:
-    governance.consortium_found(
+    consortium_found(
         name="C",
         members=[
-            governance.member_record(code=c, figures={"population": p, "gni": g})
+            member_record(code=c, figures={"population": p, "gni": g})
             for c, p, g in (("FR", 68, "3000"), ("DE", 84, "4200"), ("IT", 59, "2100"))
         ],
     )
     p = {n: User.objects.create_user(n) for n in ("ops", "fr", "de", "it", "rec_fr", "aud")}
-    governance.seat_assign(actor=None, user=p["ops"], role="secretariat")
-    governance.seat_assign(actor=None, user=p["aud"], role="auditor")
+    seat_assign(actor=None, user=p["ops"], role="secretariat")
+    seat_assign(actor=None, user=p["aud"], role="auditor")
     for code in ("fr", "de", "it"):
-        governance.seat_assign(actor=p["ops"], user=p[code], role="signatory", member=code.upper())
-    governance.seat_assign(actor=p["ops"], user=p["rec_fr"], role="recorder", member="FR")
+        seat_assign(actor=p["ops"], user=p[code], role="signatory", member=code.upper())
+    seat_assign(actor=p["ops"], user=p["rec_fr"], role="recorder", member="FR")
     return p

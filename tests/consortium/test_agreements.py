@@ -15,9 +15,16 @@ import time_machine
 from django.contrib.auth import get_user_model
 
 from consortium.governance import agreements, proposals
-from consortium.governance import members as governance
-from consortium.governance.members import GovernanceError
+from consortium.governance.agreement_checks import terms_hash
+from consortium.governance.changes import GovernanceError, acting_signer, secretariat_signer
+from consortium.governance.documents import document_store
 from consortium.governance.models import Agreement, AgreementParty, Document
+from consortium.governance.selectors import (
+    awaiting_signature,
+    readable_document,
+    visible_agreements,
+)
+from consortium.governance.votes import vote_cast
 from ledger.models import Entry
 from tests import worlds
 from tests.consortium.helpers import decide_after_deadline
@@ -51,9 +58,7 @@ def treaty_terms(parties=("FR", "DE", "IT"), start=None, until=None, **extra):
 
 
 def upload(actor, content=b"%PDF-1.7 treaty text", name="treaty.pdf"):
-    return agreements.document_store(
-        actor=actor, name=name, content=content, media_type="application/pdf"
-    )
+    return document_store(actor=actor, name=name, content=content, media_type="application/pdf")
 
 
 def propose(delegates, who="ops", terms=None, kind="treaty", **kw):
@@ -81,7 +86,7 @@ def sign(delegates, who, agreement, **kw):
 def test_a_treaty_enters_into_force_when_every_party_has_signed(delegates):
     a = propose(delegates)
     assert a.state == "open" and a.version == 1 and a.series == a.id
-    assert a.terms_sha256 == agreements.terms_hash(a.terms)
+    assert a.terms_sha256 == terms_hash(a.terms)
     assert set(a.parties.values_list("member", flat=True)) == {"FR", "DE", "IT"}
     sign(delegates, "fr", a)
     sign(delegates, "de", a)
@@ -169,7 +174,7 @@ def test_a_member_proposes_only_agreements_it_is_a_party_to(delegates):
     with pytest.raises(GovernanceError, match="IT proposes only agreements it is a party to"):
         propose(delegates, who="it", terms=treaty_terms(parties=("FR", "DE")))
     a = propose(delegates, who="fr", terms=treaty_terms(parties=("FR", "DE")))
-    assert a.proposed_by == governance.acting_signer(delegates["fr"])[0].fingerprint
+    assert a.proposed_by == acting_signer(delegates["fr"])[0].fingerprint
 
 
 BAD_TERMS = [
@@ -302,7 +307,7 @@ def test_an_accepted_proposal_terminates_an_agreement_in_force(delegates):
         deadline=datetime.now(UTC) + timedelta(hours=1),
     )
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
+        vote_cast(actor=delegates[who], proposal=p, choice="yes")
     decide_after_deadline(p)
     a.refresh_from_db()
     assert (a.state, a.closed_reason) == ("terminated", "done")
@@ -336,7 +341,6 @@ def test_an_agreement_not_completed_within_its_period_expires_unsigned(delegates
 
 def test_an_expiry_entry_before_the_end_changes_nothing(delegates):
     # Appliers hold to the dates whoever signs: an early agreement.expired is inert.
-    from consortium.governance.members import secretariat_signer
     from ledger import services
 
     a = propose(delegates, terms=treaty_terms(until=TODAY + timedelta(days=3)))
@@ -354,9 +358,9 @@ def test_documents_are_stored_once_by_hash_and_read_only_by_those_concerned(dele
     again = upload(delegates["de"], b"data sharing text", "other-name.pdf")
     assert again.sha256 == doc.sha256 and Document.objects.count() == 1
     assert doc.file.read() == b"data sharing text"
-    assert agreements.readable_document(delegates["fr"], doc.sha256) is not None
-    assert agreements.readable_document(delegates["aud"], doc.sha256) is not None
-    assert agreements.readable_document(delegates["it"], doc.sha256) is None
+    assert readable_document(delegates["fr"], doc.sha256) is not None
+    assert readable_document(delegates["aud"], doc.sha256) is not None
+    assert readable_document(delegates["it"], doc.sha256) is None
     with pytest.raises(GovernanceError, match="secretariat or a member's signatory"):
         upload(delegates["rec_fr"], b"x")
     with pytest.raises(GovernanceError, match="no / or"):
@@ -367,14 +371,14 @@ def test_every_seat_holder_reads_every_agreement_and_signs_only_its_own(delegate
     # Agreements are the consortium's shared record: their terms are on the ledger.
     a = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
     for who in ("it", "rec_fr", "aud", "ops"):
-        assert list(agreements.visible_agreements(delegates[who])) == [a]
+        assert list(visible_agreements(delegates[who])) == [a]
     nobody = User.objects.create_user("nobody")
-    assert list(agreements.visible_agreements(nobody)) == []
-    assert [p.agreement for p in agreements.awaiting_signature(delegates["fr"])] == [a]
-    assert list(agreements.awaiting_signature(delegates["it"])) == []
-    assert list(agreements.awaiting_signature(delegates["rec_fr"])) == []
-    assert agreements.readable_document(delegates["it"], a.document_sha256) is not None
-    assert agreements.readable_document(nobody, a.document_sha256) is None
+    assert list(visible_agreements(nobody)) == []
+    assert [p.agreement for p in awaiting_signature(delegates["fr"])] == [a]
+    assert list(awaiting_signature(delegates["it"])) == []
+    assert list(awaiting_signature(delegates["rec_fr"])) == []
+    assert readable_document(delegates["it"], a.document_sha256) is not None
+    assert readable_document(nobody, a.document_sha256) is None
 
 
 def test_a_proposal_with_the_same_idempotency_key_returns_the_same_agreement(delegates):
@@ -429,14 +433,13 @@ def test_terminating_a_treaty_ends_its_pending_amendment(delegates):
         deadline=datetime.now(UTC) + timedelta(hours=1),
     )
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
+        vote_cast(actor=delegates[who], proposal=p, choice="yes")
     decide_after_deadline(p)
     b.refresh_from_db()
     assert (b.state, b.closed_reason) == ("terminated", "the version it amends has ended")
 
 
 def test_entries_by_the_wrong_keys_change_nothing(delegates):
-    from consortium.governance.members import acting_signer
     from ledger import services
 
     a = propose(delegates, terms=treaty_terms(start=TODAY + timedelta(days=3)))

@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from consortium.governance import proposals
 from consortium.governance.models import Agreement, AgreementParty
+from consortium.governance.votes import vote_cast
 from ledger.models import Entry
 from tests import worlds
 from tests.consortium.test_agreements import propose, treaty_terms
@@ -134,7 +135,7 @@ def test_the_index_lists_open_proposals_awaiting_the_members_vote(client, delega
     )
     client.force_login(delegates["it"])
     assert "Figures for Italy" in client.get("/admin/").content.decode()
-    proposals.vote_cast(actor=delegates["it"], proposal=p, choice="yes")
+    vote_cast(actor=delegates["it"], proposal=p, choice="yes")
     assert "Figures for Italy" not in client.get("/admin/").content.decode()
     client.force_login(delegates["aud"])
     assert "pending-work" not in client.get("/admin/").content.decode()

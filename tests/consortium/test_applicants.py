@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consortium.governance import members as governance
 from consortium.governance import proposals
+from consortium.governance.changes import GovernanceError
+from consortium.governance.members import member_record
 from consortium.governance.models import Member
+from consortium.governance.votes import vote_cast
 from ledger.models import Entry, Key
 from tests import worlds
 from tests.consortium.helpers import decide_after_deadline
@@ -24,7 +26,7 @@ def test_an_applicant_is_admitted_by_an_accepted_proposal(delegates):
     r = _client(delegates["ops"]).post("/api/v1/members", SPAIN, format="json")
     assert r.status_code == 201, r.content
     assert r.json()["status"] == "applicant" and r.json()["name"] == "Spain"
-    record = governance.member_record(code="ES", figures=SPAIN["figures"])
+    record = member_record(code="ES", figures=SPAIN["figures"])
     p = proposals.proposal_open(
         actor=delegates["fr"],
         title="Admit Spain",
@@ -33,7 +35,7 @@ def test_an_applicant_is_admitted_by_an_accepted_proposal(delegates):
     )
     assert "ES" not in p.eligible  # applicants do not vote
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
+        vote_cast(actor=delegates[who], proposal=p, choice="yes")
     decide_after_deadline(p)
     spain = Member.objects.get(code="ES")
     assert spain.status == "member" and spain.registered_in < spain.changed_in
@@ -58,8 +60,8 @@ def test_bad_applications_write_nothing(delegates, who, body, status, detail):
 
 
 def test_a_member_is_not_admitted_twice(delegates):
-    record = governance.member_record(code="FR", figures={"population": 1, "gni": "1"})
-    with pytest.raises(governance.GovernanceError, match="FR is already member"):
+    record = member_record(code="FR", figures={"population": 1, "gni": "1"})
+    with pytest.raises(GovernanceError, match="FR is already member"):
         proposals.proposal_open(
             actor=delegates["ops"],
             title="t",

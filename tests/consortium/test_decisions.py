@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from consortium.governance import members as governance
 from consortium.governance import proposals
-from consortium.governance.members import GovernanceError, acting_signer, secretariat_signer
-from consortium.governance.models import AccessGrant, ReleaseApproval, ValuationTable
+from consortium.governance.changes import GovernanceError, acting_signer, secretariat_signer
+from consortium.governance.models import AccessGrant, Member, ReleaseApproval, ValuationTable
+from consortium.governance.votes import vote_cast
 from ledger import services
 from ledger.core.envelope import parse_time
 from ledger.keys import EntrySigner, log_signer
@@ -36,7 +36,7 @@ def decide(delegates, actions, title="A decision"):
         deadline=datetime.now(UTC) + timedelta(hours=1),
     )
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
+        vote_cast(actor=delegates[who], proposal=p, choice="yes")
     return decide_after_deadline(p)
 
 
@@ -96,7 +96,7 @@ def test_a_lost_key_is_revoked_by_vote_and_the_member_gets_a_fresh_one(delegates
     assert lost.revoked_at is not None
     fresh = Key.objects.get(kind="member", owner="IT", revoked_at__isnull=True)
     assert fresh.custody == "hosted" and fresh.fingerprint != lost.fingerprint
-    assert governance.acting_signer(delegates["it"])[0].fingerprint == fresh.fingerprint
+    assert acting_signer(delegates["it"])[0].fingerprint == fresh.fingerprint
     last = list(Entry.objects.order_by("-index").values_list("kind", flat=True)[:3])
     assert last == ["key.registered", "key.revoked", "proposal.decided"]
 
@@ -194,10 +194,10 @@ def test_a_proposal_without_a_quorum_expires(delegates):
         deadline=datetime.now(UTC) + timedelta(hours=1),
         actions=[{"type": "member.suspend", "code": "IT"}],
     )
-    proposals.vote_cast(actor=delegates["fr"], proposal=p, choice="yes")  # 1 of 3: no quorum
+    vote_cast(actor=delegates["fr"], proposal=p, choice="yes")  # 1 of 3: no quorum
     p = decide_after_deadline(p)
     assert (p.state, p.tally["reason"]) == ("expired", "no quorum by the deadline")
-    assert governance.Member.objects.get(code="IT").status == "member"
+    assert Member.objects.get(code="IT").status == "member"
 
 
 def test_decision_entries_that_break_the_rules_change_nothing(delegates):
@@ -207,8 +207,8 @@ def test_decision_entries_that_break_the_rules_change_nothing(delegates):
         deadline=datetime.now(UTC) + timedelta(hours=1),
         actions=[{"type": "member.suspend", "code": "IT"}],
     )
-    proposals.vote_cast(actor=delegates["fr"], proposal=p, choice="no")
-    proposals.vote_cast(actor=delegates["de"], proposal=p, choice="no")
+    vote_cast(actor=delegates["fr"], proposal=p, choice="no")
+    vote_cast(actor=delegates["de"], proposal=p, choice="no")
     accepted = {"proposal": str(p.id), "outcome": "accepted", "tally": {"reason": ""}}
     # Before the deadline, after it against the votes, or by a member's key: inert.
     services.entry_append(signer=secretariat_signer(), kind="proposal.decided", payload=accepted)
@@ -223,5 +223,5 @@ def test_decision_entries_that_break_the_rules_change_nothing(delegates):
         )
     p.refresh_from_db()
     assert p.state == "open"
-    assert governance.Member.objects.get(code="IT").status == "member"
+    assert Member.objects.get(code="IT").status == "member"
     assert decide_after_deadline(p).state == "rejected"

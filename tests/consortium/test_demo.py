@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from consortium.governance import members as governance
 from consortium.governance.models import Member
+from consortium.governance.selectors import seat_of
 from ledger import log
 from ledger.models import Entry
 from ledger.verify import verify_ledger
@@ -20,8 +20,8 @@ def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, sett
     assert Member.objects.filter(status="member").count() == 6
     assert Member.objects.get(code="AT").status == "applicant"
     User = get_user_model()
-    assert governance.seat_of(User.objects.get(username="admin")).role == "secretariat"
-    assert governance.seat_of(User.objects.get(username="delegate-nl")).member_id == "NL"
+    assert seat_of(User.objects.get(username="admin")).role == "secretariat"
+    assert seat_of(User.objects.get(username="delegate-nl")).member_id == "NL"
     assert Entry.objects.filter(kind="compute.sample").exists()
     from consortium.governance.models import Proposal
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
 from consortium.governance.models import Agreement
 from consortium.governance.terms import DUO_PARAMETERS, check_data_use
 from ledger.models import Entry

@@ -13,9 +13,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from consortium.governance import members as governance
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
+from consortium.governance.members import consortium_found, member_record
 from consortium.governance.models import Consortium, Member, Seat, SeatHolder
+from consortium.governance.seats import seat_assign, seat_vacate
+from consortium.governance.selectors import seat_of, visible_members_of
 from ledger.models import Entry, Key
 from ledger.verify import verify_ledger
 
@@ -29,11 +31,11 @@ def _user(name):
 @pytest.fixture
 def founded(db):
     members = [
-        governance.member_record(code="FR", figures={"population": 68_170_000}),
-        governance.member_record(code="DE", figures={"population": 84_480_000}),
-        governance.member_record(code="IT", figures={"population": 58_990_000}),
+        member_record(code="FR", figures={"population": 68_170_000}),
+        member_record(code="DE", figures={"population": 84_480_000}),
+        member_record(code="IT", figures={"population": 58_990_000}),
     ]
-    governance.consortium_found(name="Frontier AI Consortium", members=members)
+    consortium_found(name="Frontier AI Consortium", members=members)
 
 
 @pytest.fixture
@@ -43,13 +45,13 @@ def people(founded):
         name: _user(name)
         for name in ("secretariat", "sig_fr", "rec_fr", "obs_de", "sig_de", "auditor", "newcomer")
     }
-    governance.seat_assign(actor=None, user=p["secretariat"], role="secretariat")
+    seat_assign(actor=None, user=p["secretariat"], role="secretariat")
     s = p["secretariat"]
-    governance.seat_assign(actor=s, user=p["sig_fr"], role="signatory", member="FR")
-    governance.seat_assign(actor=s, user=p["rec_fr"], role="recorder", member="FR")
-    governance.seat_assign(actor=s, user=p["obs_de"], role="observer", member="DE")
-    governance.seat_assign(actor=s, user=p["sig_de"], role="signatory", member="DE")
-    governance.seat_assign(actor=s, user=p["auditor"], role="auditor")
+    seat_assign(actor=s, user=p["sig_fr"], role="signatory", member="FR")
+    seat_assign(actor=s, user=p["rec_fr"], role="recorder", member="FR")
+    seat_assign(actor=s, user=p["obs_de"], role="observer", member="DE")
+    seat_assign(actor=s, user=p["sig_de"], role="signatory", member="DE")
+    seat_assign(actor=s, user=p["auditor"], role="auditor")
     return p
 
 
@@ -74,7 +76,7 @@ def test_founding_records_the_members_their_keys_and_the_secretariat_key(founded
 def test_the_consortium_is_founded_once(founded):
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match="already founded"):
-        governance.consortium_found(name="Again", members=[governance.member_record(code="ES")])
+        consortium_found(name="Again", members=[member_record(code="ES")])
     assert Entry.objects.count() == before
 
 
@@ -106,7 +108,7 @@ def test_the_consortium_is_founded_once(founded):
 )
 def test_a_member_record_is_checked(record, message):
     with pytest.raises(GovernanceError, match=message):
-        governance.member_record(**record)
+        member_record(**record)
 
 
 # (actor, member, role, allowed)
@@ -130,21 +132,19 @@ def test_who_may_assign_a_seat(people, actor, member, role, allowed):
     target = _user("target")
     before = Entry.objects.count()
     if allowed:
-        seat = governance.seat_assign(actor=people[actor], user=target, role=role, member=member)
+        seat = seat_assign(actor=people[actor], user=target, role=role, member=member)
         assert (seat.member_id, seat.role, seat.holder.user) == (member, role, target)
         assert Entry.objects.count() == before + 1
     else:
         with pytest.raises(GovernanceError) as caught:
-            governance.seat_assign(actor=people[actor], user=target, role=role, member=member)
+            seat_assign(actor=people[actor], user=target, role=role, member=member)
         assert caught.value.status == 403
         assert Entry.objects.count() == before
         assert not SeatHolder.objects.filter(user=target).exists()
 
 
 def test_a_signatorys_seat_change_is_signed_by_its_members_key(people):
-    governance.seat_assign(
-        actor=people["sig_fr"], user=_user("target"), role="observer", member="FR"
-    )
+    seat_assign(actor=people["sig_fr"], user=_user("target"), role="observer", member="FR")
     entry = Entry.objects.order_by("-index").first()
     assert entry.kind == "seat.assigned"
     assert Key.objects.get(fingerprint=entry.author).owner == "FR"
@@ -158,15 +158,15 @@ def test_a_signatorys_seat_change_is_signed_by_its_members_key(people):
 def test_who_may_vacate_a_seat_of_france(people, actor, allowed):
     seat = SeatHolder.objects.get(user=people["rec_fr"]).seat
     if allowed:
-        governance.seat_vacate(actor=people[actor], seat=seat, reason="rotation")
+        seat_vacate(actor=people[actor], seat=seat, reason="rotation")
         seat.refresh_from_db()
         assert seat.vacated_in is not None
-        assert governance.seat_of(people["rec_fr"]) is None
+        assert seat_of(people["rec_fr"]) is None
     else:
         with pytest.raises(GovernanceError) as caught:
-            governance.seat_vacate(actor=people[actor], seat=seat)
+            seat_vacate(actor=people[actor], seat=seat)
         assert caught.value.status == 403
-        assert governance.seat_of(people["rec_fr"]) == seat
+        assert seat_of(people["rec_fr"]) == seat
 
 
 @pytest.mark.parametrize(
@@ -181,23 +181,23 @@ def test_who_may_vacate_a_seat_of_france(people, actor, allowed):
 def test_bad_seat_requests_are_refused_and_write_nothing(people, kwargs, message):
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match=message):
-        governance.seat_assign(actor=people["secretariat"], user=_user("target"), **kwargs)
+        seat_assign(actor=people["secretariat"], user=_user("target"), **kwargs)
     assert Entry.objects.count() == before
 
 
 def test_a_user_holds_one_seat_at_a_time(people):
     with pytest.raises(GovernanceError, match="already holds a seat"):
-        governance.seat_assign(
+        seat_assign(
             actor=people["secretariat"], user=people["rec_fr"], role="observer", member="FR"
         )
 
 
 def test_what_each_persona_may_read(people):
-    assert governance.visible_members_of(people["auditor"]) is None
-    assert governance.visible_members_of(people["secretariat"]) is None
-    assert governance.visible_members_of(people["sig_fr"]) == {"FR"}
-    assert governance.visible_members_of(people["obs_de"]) == {"DE"}
-    assert governance.visible_members_of(people["newcomer"]) == set()
+    assert visible_members_of(people["auditor"]) is None
+    assert visible_members_of(people["secretariat"]) is None
+    assert visible_members_of(people["sig_fr"]) == {"FR"}
+    assert visible_members_of(people["obs_de"]) == {"DE"}
+    assert visible_members_of(people["newcomer"]) == set()
 
 
 def test_the_init_command_founds_the_consortium_and_seats_the_secretariat(db, capsys):
@@ -215,7 +215,7 @@ def test_the_init_command_founds_the_consortium_and_seats_the_secretariat(db, ca
         "ops",
     )
     assert "Founded Consortium: FR, SE." in capsys.readouterr().out
-    assert governance.seat_of(User.objects.get(username="ops")).role == Seat.Role.SECRETARIAT
+    assert seat_of(User.objects.get(username="ops")).role == Seat.Role.SECRETARIAT
     with pytest.raises(CommandError, match="already founded"):
         call_command("consortium", "init", "--name", "Consortium", "--member", "FR")
 
@@ -230,14 +230,12 @@ def test_the_init_command_refuses_a_bad_member_code(db):
 def test_replay_rebuilds_the_consortium_members_and_seats(committed_db):
     from ledger.replay import replay_check
 
-    governance.consortium_found(
-        name="C", members=[governance.member_record(code="FR"), governance.member_record(code="PL")]
-    )
+    consortium_found(name="C", members=[member_record(code="FR"), member_record(code="PL")])
     ops, a, b = _user("ops"), _user("a"), _user("b")
-    governance.seat_assign(actor=None, user=ops, role="secretariat")
-    governance.seat_assign(actor=ops, user=a, role="signatory", member="PL")
-    seat = governance.seat_assign(actor=a, user=b, role="recorder", member="PL")
-    governance.seat_vacate(actor=ops, seat=seat, reason="moved on")
+    seat_assign(actor=None, user=ops, role="secretariat")
+    seat_assign(actor=ops, user=a, role="signatory", member="PL")
+    seat = seat_assign(actor=a, user=b, role="recorder", member="PL")
+    seat_vacate(actor=ops, seat=seat, reason="moved on")
     report = replay_check()
     assert report.ok, report.differences
     assert verify_ledger(workers=2).ok
@@ -247,7 +245,7 @@ def test_the_operator_seats_a_new_secretariat_from_the_console(founded, capsys):
     _user("new-ops")
     call_command("consortium", "seat", "--user", "new-ops", "--role", "secretariat")
     assert "new-ops now holds the seat" in capsys.readouterr().out
-    assert governance.seat_of(User.objects.get(username="new-ops")).role == "secretariat"
+    assert seat_of(User.objects.get(username="new-ops")).role == "secretariat"
     with pytest.raises(CommandError, match="no member 'ES'"):
         call_command(
             "consortium", "seat", "--user", "new-ops", "--role", "observer", "--member", "ES"

@@ -6,22 +6,22 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from consortium.governance import members as governance
+from consortium.governance.members import consortium_found, member_record
 from consortium.governance.models import ApiToken, SeatHolder
+from consortium.governance.seats import seat_assign, seat_vacate
+from consortium.governance.selectors import seat_of
 
 User = get_user_model()
 
 
 @pytest.fixture
 def people(db):
-    governance.consortium_found(
-        name="C", members=[governance.member_record(code=c) for c in ("FR", "DE")]
-    )
+    consortium_found(name="C", members=[member_record(code=c) for c in ("FR", "DE")])
     p = {n: User.objects.create_user(n) for n in ("ops", "sig_fr", "sig_de", "auditor", "nobody")}
-    governance.seat_assign(actor=None, user=p["ops"], role="secretariat")
-    governance.seat_assign(actor=p["ops"], user=p["sig_fr"], role="signatory", member="FR")
-    governance.seat_assign(actor=p["ops"], user=p["sig_de"], role="signatory", member="DE")
-    governance.seat_assign(actor=p["ops"], user=p["auditor"], role="auditor")
+    seat_assign(actor=None, user=p["ops"], role="secretariat")
+    seat_assign(actor=p["ops"], user=p["sig_fr"], role="signatory", member="FR")
+    seat_assign(actor=p["ops"], user=p["sig_de"], role="signatory", member="DE")
+    seat_assign(actor=p["ops"], user=p["auditor"], role="auditor")
     return p
 
 
@@ -69,7 +69,7 @@ def test_a_user_without_a_seat_gets_no_admin(client, people):
 
 def test_vacating_a_seat_closes_the_admin(client, people):
     seat = SeatHolder.objects.get(user=people["sig_fr"]).seat
-    governance.seat_vacate(actor=people["ops"], seat=seat)
+    seat_vacate(actor=people["ops"], seat=seat)
     client.force_login(User.objects.get(username="sig_fr"))
     assert client.get("/admin/consortium/member/").status_code == 302
 
@@ -105,7 +105,7 @@ def test_the_secretariat_assigns_a_seat_in_the_admin(client, people):
         "/admin/consortium/seat/assign/", {"username": "nobody", "member": "DE", "role": "observer"}
     )
     assert r.status_code == 302
-    assert governance.seat_of(User.objects.get(username="nobody")).member_id == "DE"
+    assert seat_of(User.objects.get(username="nobody")).member_id == "DE"
 
 
 def test_a_signatory_assigns_only_its_own_members_seats_in_the_admin(client, people):
@@ -116,7 +116,7 @@ def test_a_signatory_assigns_only_its_own_members_seats_in_the_admin(client, peo
         "/admin/consortium/seat/assign/", {"username": "nobody", "member": "DE", "role": "observer"}
     )
     assert r.status_code == 200 and "Select a valid choice" in r.content.decode()
-    assert governance.seat_of(User.objects.get(username="nobody")) is None
+    assert seat_of(User.objects.get(username="nobody")) is None
 
 
 def test_a_signatory_cannot_give_a_consortium_wide_seat_in_the_admin(client, people):

@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from consortium.governance import members as governance
 from consortium.governance import proposals
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
+from consortium.governance.members import consortium_found, member_record
 from consortium.governance.models import Member, Proposal, SeatHolder
+from consortium.governance.seats import seat_assign
+from consortium.governance.votes import vote_cast
 from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.models import Entry
 from tests.consortium.helpers import decide_after_deadline
@@ -30,7 +32,7 @@ def _open(delegates, actions, who="ops"):
 
 def _carry(delegates, p):
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=delegates[who], proposal=p, choice="yes")
+        vote_cast(actor=delegates[who], proposal=p, choice="yes")
     return decide_after_deadline(p)
 
 
@@ -41,15 +43,11 @@ def test_replay_long_after_a_grant_expired_rebuilds_the_same_tables(committed_db
     from ledger.replay import replay_check
 
     User = get_user_model()
-    governance.consortium_found(
-        name="C", members=[governance.member_record(code=c) for c in ("FR", "DE", "IT")]
-    )
+    consortium_found(name="C", members=[member_record(code=c) for c in ("FR", "DE", "IT")])
     people = {n: User.objects.create_user(n) for n in ("ops", "fr", "de")}
-    governance.seat_assign(actor=None, user=people["ops"], role="secretariat")
+    seat_assign(actor=None, user=people["ops"], role="secretariat")
     for code in ("fr", "de"):
-        governance.seat_assign(
-            actor=people["ops"], user=people[code], role="signatory", member=code.upper()
-        )
+        seat_assign(actor=people["ops"], user=people[code], role="signatory", member=code.upper())
     until = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
     p = _open(
         people,
@@ -148,7 +146,7 @@ def test_a_vote_integrated_after_the_deadline_is_not_written(delegates, monkeypa
     monkeypatch.setattr(ledger.log, "datetime", Late)  # the log integrates it too late
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match="deadline has passed") as exc:
-        proposals.vote_cast(actor=delegates["fr"], proposal=p, choice="yes")
+        vote_cast(actor=delegates["fr"], proposal=p, choice="yes")
     assert exc.value.status == 409 and Entry.objects.count() == before
 
 

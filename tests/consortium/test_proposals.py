@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from consortium.governance import members as governance
 from consortium.governance import proposals
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError, secretariat_signer
+from consortium.governance.members import consortium_found, member_record
 from consortium.governance.models import Consortium, Member, Proposal
+from consortium.governance.seats import seat_assign
+from consortium.governance.votes import vote_cast
 from ledger.models import Entry
 from tests.consortium.helpers import decide_after_deadline
 
@@ -25,18 +27,18 @@ SOON = timedelta(hours=1)
 
 @pytest.fixture
 def people(db):
-    governance.consortium_found(
+    consortium_found(
         name="C",
         members=[
-            governance.member_record(code=c, figures={"population": p})
+            member_record(code=c, figures={"population": p})
             for c, p in (("FR", 68), ("DE", 84), ("IT", 59))
         ],
     )
     p = {n: User.objects.create_user(n) for n in ("ops", "fr", "de", "it", "rec_fr")}
-    governance.seat_assign(actor=None, user=p["ops"], role="secretariat")
+    seat_assign(actor=None, user=p["ops"], role="secretariat")
     for code in ("fr", "de", "it"):
-        governance.seat_assign(actor=p["ops"], user=p[code], role="signatory", member=code.upper())
-    governance.seat_assign(actor=p["ops"], user=p["rec_fr"], role="recorder", member="FR")
+        seat_assign(actor=p["ops"], user=p[code], role="signatory", member=code.upper())
+    seat_assign(actor=p["ops"], user=p["rec_fr"], role="recorder", member="FR")
     return p
 
 
@@ -54,8 +56,8 @@ def _open(people, who="fr", actions=None, **kw):
 def test_an_accepted_proposal_applies_its_actions(people):
     p = _open(people)
     assert p.state == "open" and set(p.eligible) == {"FR", "DE", "IT"}
-    proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
-    proposals.vote_cast(actor=people["de"], proposal=p, choice="yes")
+    vote_cast(actor=people["fr"], proposal=p, choice="yes")
+    vote_cast(actor=people["de"], proposal=p, choice="yes")
     decided = decide_after_deadline(p)
     assert decided.state == "accepted"
     assert decided.tally["yes"] == 2 and decided.tally["eligible"] == 3
@@ -64,8 +66,8 @@ def test_an_accepted_proposal_applies_its_actions(people):
 
 def test_without_a_majority_nothing_changes(people):
     p = _open(people)
-    proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
-    proposals.vote_cast(actor=people["de"], proposal=p, choice="no")
+    vote_cast(actor=people["fr"], proposal=p, choice="yes")
+    vote_cast(actor=people["de"], proposal=p, choice="no")
     decided = decide_after_deadline(p)
     assert (decided.state, decided.tally["reason"]) == ("rejected", "the rule was not met")
     assert Member.objects.get(code="FR").figures == {"population": 68}
@@ -73,8 +75,8 @@ def test_without_a_majority_nothing_changes(people):
 
 def test_a_changed_vote_replaces_the_earlier_one(people):
     p = _open(people)
-    proposals.vote_cast(actor=people["it"], proposal=p, choice="yes")
-    vote = proposals.vote_cast(actor=people["it"], proposal=p, choice="no")
+    vote_cast(actor=people["it"], proposal=p, choice="yes")
+    vote = vote_cast(actor=people["it"], proposal=p, choice="no")
     assert vote.choice == "no" and p.votes.count() == 1
     assert Entry.objects.filter(kind="vote.cast").count() == 2  # both are on the record
 
@@ -95,7 +97,7 @@ def test_a_vote_after_the_deadline_is_refused(people):
     time.sleep(1.1)
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match="deadline has passed"):
-        proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
+        vote_cast(actor=people["fr"], proposal=p, choice="yes")
     assert Entry.objects.count() == before
 
 
@@ -103,20 +105,20 @@ def test_a_vote_after_the_deadline_is_refused(people):
 def test_only_members_signatories_vote(people, who):
     p = _open(people)
     with pytest.raises(GovernanceError) as caught:
-        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+        vote_cast(actor=people[who], proposal=p, choice="yes")
     assert caught.value.status == 403
 
 
 def test_a_suspended_member_neither_votes_nor_counts(people):
     suspend = _open(people, actions=[{"type": "member.suspend", "code": "DE"}])
     for who in ("fr", "it"):
-        proposals.vote_cast(actor=people[who], proposal=suspend, choice="yes")
+        vote_cast(actor=people[who], proposal=suspend, choice="yes")
     assert decide_after_deadline(suspend).state == "accepted"
     assert Member.objects.get(code="DE").status == "suspended"
     later = _open(people)
     assert set(later.eligible) == {"FR", "IT"}
     with pytest.raises(GovernanceError, match="DE is suspended"):
-        proposals.vote_cast(actor=people["de"], proposal=later, choice="no")
+        vote_cast(actor=people["de"], proposal=later, choice="no")
 
 
 def test_a_rules_change_drops_the_other_open_proposals(people):
@@ -132,13 +134,13 @@ def test_a_rules_change_drops_the_other_open_proposals(people):
         ],
     )
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=people[who], proposal=change, choice="yes")
+        vote_cast(actor=people[who], proposal=change, choice="yes")
     assert decide_after_deadline(change).state == "accepted"
     other.refresh_from_db()
     assert other.state == "dropped"
     assert Consortium.objects.get().rules["voting"]["default"] == {"kind": "unanimity"}
     with pytest.raises(GovernanceError, match="dropped"):
-        proposals.vote_cast(actor=people["it"], proposal=other, choice="yes")
+        vote_cast(actor=people["it"], proposal=other, choice="yes")
 
 
 def test_the_opener_or_the_secretariat_withdraws_a_proposal(people):
@@ -209,10 +211,10 @@ def test_bad_proposals_are_refused_and_write_nothing(people, actions, message):
 
 
 def test_a_new_member_is_admitted_by_proposal(people):
-    record = governance.member_record(code="ES", figures={"population": 48})
+    record = member_record(code="ES", figures={"population": 48})
     p = _open(people, actions=[{"type": "member.admit", "member": record}])
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+        vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
     assert Member.objects.get(code="ES").status == "member"
 
@@ -221,22 +223,20 @@ def test_a_new_member_is_admitted_by_proposal(people):
 def test_replay_rebuilds_proposals_and_votes(committed_db):
     from ledger.replay import replay_check
 
-    governance.consortium_found(
-        name="C", members=[governance.member_record(code=c) for c in ("FR", "DE")]
-    )
+    consortium_found(name="C", members=[member_record(code=c) for c in ("FR", "DE")])
     ops, fr, de = (User.objects.create_user(n) for n in ("ops", "fr", "de"))
-    governance.seat_assign(actor=None, user=ops, role="secretariat")
-    governance.seat_assign(actor=ops, user=fr, role="signatory", member="FR")
-    governance.seat_assign(actor=ops, user=de, role="signatory", member="DE")
+    seat_assign(actor=None, user=ops, role="secretariat")
+    seat_assign(actor=ops, user=fr, role="signatory", member="FR")
+    seat_assign(actor=ops, user=de, role="signatory", member="DE")
     p = proposals.proposal_open(
         actor=fr,
         title="t",
         actions=[{"type": "member.suspend", "code": "DE"}],
         deadline=datetime.now(UTC) + SOON,
     )
-    proposals.vote_cast(actor=fr, proposal=p, choice="yes")
-    proposals.vote_cast(actor=de, proposal=p, choice="no")
-    proposals.vote_cast(actor=de, proposal=p, choice="abstain")
+    vote_cast(actor=fr, proposal=p, choice="yes")
+    vote_cast(actor=de, proposal=p, choice="no")
+    vote_cast(actor=de, proposal=p, choice="abstain")
     decide_after_deadline(p)
     report = replay_check()
     assert report.ok, report.differences
@@ -252,8 +252,8 @@ def test_due_proposals_are_decided_by_the_command(people, capsys):
         deadline=datetime.now(UTC) + timedelta(seconds=1),
         actions=[{"type": "member.suspend", "code": "IT"}],
     )
-    proposals.vote_cast(actor=people["fr"], proposal=p, choice="yes")
-    proposals.vote_cast(actor=people["de"], proposal=p, choice="yes")
+    vote_cast(actor=people["fr"], proposal=p, choice="yes")
+    vote_cast(actor=people["de"], proposal=p, choice="yes")
     time.sleep(1.1)
     call_command("consortium", "decide")
     assert "Decided 1 proposal(s)" in capsys.readouterr().out
@@ -280,7 +280,7 @@ def test_signatories_vote_in_the_admin_and_see_what_awaits_them(client, people):
 
 
 def test_two_admissions_of_one_member_are_refused_when_opened(people):
-    record = governance.member_record(code="ES", figures={"population": 48})
+    record = member_record(code="ES", figures={"population": 48})
     twice = [{"type": "member.admit", "member": record}] * 2
     with pytest.raises(GovernanceError, match="ES is already member"):
         _open(people, actions=twice)
@@ -293,9 +293,9 @@ def test_a_member_lacking_the_figure_the_rules_weigh_by_is_refused(people):
     }
     change = _open(people, who="ops", actions=[{"type": "rules.change", "rules": weighted}])
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=people[who], proposal=change, choice="yes")
+        vote_cast(actor=people[who], proposal=change, choice="yes")
     assert decide_after_deadline(change).state == "accepted"
-    record = governance.member_record(code="ES")
+    record = member_record(code="ES")
     with pytest.raises(GovernanceError, match="weighs votes by population, which ES lack"):
         _open(people, actions=[{"type": "member.admit", "member": record}])
 
@@ -311,7 +311,7 @@ def test_a_vote_reaching_the_log_after_the_deadline_does_not_erase_the_earlier_v
         deadline=datetime.now(UTC) + timedelta(seconds=1),
         actions=[{"type": "member.suspend", "code": "IT"}],
     )
-    proposals.vote_cast(actor=people["de"], proposal=p, choice="yes")
+    vote_cast(actor=people["de"], proposal=p, choice="yes")
     time.sleep(1.1)
     # As if DE's re-vote had passed the service's check just before the deadline.
     de_key = hosted_signer(Key.objects.get(kind="member", owner="DE").fingerprint)
@@ -326,10 +326,10 @@ def test_a_second_decision_entry_changes_nothing(people):
 
     p = _open(people, actions=[{"type": "member.suspend", "code": "IT"}])
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+        vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
     ledger.entry_append(
-        signer=governance.secretariat_signer(),
+        signer=secretariat_signer(),
         kind="proposal.decided",
         payload={"proposal": str(p.id), "outcome": "rejected", "tally": {}},
     )
@@ -355,7 +355,7 @@ def test_due_proposals_are_decided_in_deadline_order(people):
     )
     for p in (older, newer):
         for who in ("fr", "de"):
-            proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+            vote_cast(actor=people[who], proposal=p, choice="yes")
     time.sleep(2.1)
     assert [p.title for p in proposals.proposals_due()] == ["older", "rules"]
     from consortium.governance.tasks import decide_due_proposals
@@ -366,12 +366,12 @@ def test_due_proposals_are_decided_in_deadline_order(people):
 
 
 def test_an_admitted_member_gets_a_key_and_its_signatory_can_vote(people):
-    record = governance.member_record(code="ES", figures={"population": 48})
+    record = member_record(code="ES", figures={"population": 48})
     p = _open(people, actions=[{"type": "member.admit", "member": record}])
     for who in ("fr", "de"):
-        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+        vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
     es = User.objects.create_user("es")
-    governance.seat_assign(actor=people["ops"], user=es, role="signatory", member="ES")
+    seat_assign(actor=people["ops"], user=es, role="signatory", member="ES")
     later = _open(people)
-    assert proposals.vote_cast(actor=es, proposal=later, choice="yes").member_id == "ES"
+    assert vote_cast(actor=es, proposal=later, choice="yes").member_id == "ES"

@@ -16,9 +16,12 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from consortium.governance import agreements, proposals
-from consortium.governance import members as governance
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
+from consortium.governance.documents import document_store
+from consortium.governance.members import consortium_found, member_apply, member_record
 from consortium.governance.models import Agreement, Proposal, Seat, ValuationTable
+from consortium.governance.seats import seat_assign, seat_vacate
+from consortium.governance.votes import vote_cast
 from ledger.log import LedgerError
 from ledger.models import Key
 from ledger.replay import replay_check
@@ -32,19 +35,18 @@ APPLICANTS = ("PT", "SE")
 
 
 def _world():
-    governance.consortium_found(
+    consortium_found(
         name="C",
         members=[
-            governance.member_record(code=c, figures={"population": 10 + i})
-            for i, c in enumerate(CODES)
+            member_record(code=c, figures={"population": 10 + i}) for i, c in enumerate(CODES)
         ],
     )
     ops = User.objects.create_user("ops")
-    governance.seat_assign(actor=None, user=ops, role="secretariat")
+    seat_assign(actor=None, user=ops, role="secretariat")
     sig = {}
     for code in CODES:
         sig[code] = User.objects.create_user(f"sig-{code}")
-        governance.seat_assign(actor=ops, user=sig[code], role="signatory", member=code)
+        seat_assign(actor=ops, user=sig[code], role="signatory", member=code)
     return ops, sig
 
 
@@ -81,7 +83,7 @@ class Run:
     def propose(self):
         code, user = self.any_signatory()
         actor, proposer = (self.ops, None) if self.rng.random() < 0.3 else (user, code)
-        doc = agreements.document_store(
+        doc = document_store(
             actor=actor, name="t.pdf", content=f"text {self.rng.random()}".encode()
         )
         in_force = list(Agreement.objects.filter(state="in_force"))
@@ -169,7 +171,7 @@ class Run:
             "suspend": {"type": "member.suspend", "code": code},
             "admit": {
                 "type": "member.admit",
-                "member": governance.member_record(
+                "member": member_record(
                     code=self.rng.choice(APPLICANTS), figures={"population": 5}
                 ),
             },
@@ -199,7 +201,7 @@ class Run:
             target = open_[0] if self.rng.random() < 0.7 else self.rng.choice(open_)
             _, user = self.any_signatory()
             choice = self.rng.choice(["yes", "yes", "yes", "no", "abstain"])
-            proposals.vote_cast(actor=user, proposal=target, choice=choice)
+            vote_cast(actor=user, proposal=target, choice=choice)
 
     def decide(self):
         # The open proposal with the most votes: most decisions then carry.
@@ -209,17 +211,17 @@ class Run:
 
     def apply(self):
         code = self.rng.choice(APPLICANTS)
-        governance.member_apply(actor=self.ops, record={"code": code, "figures": {"population": 5}})
+        member_apply(actor=self.ops, record={"code": code, "figures": {"population": 5}})
 
     def seat(self):
         code, user = self.any_signatory()
         seats = list(Seat.objects.filter(member=code, role="recorder", vacated_in__isnull=True))
         if seats and self.rng.random() < 0.5:
-            governance.seat_vacate(actor=user, seat=self.rng.choice(seats), reason="moved")
+            seat_vacate(actor=user, seat=self.rng.choice(seats), reason="moved")
         else:
             self.spares += 1
             spare = User.objects.create_user(f"rec-{self.spares}")
-            governance.seat_assign(actor=user, user=spare, role="recorder", member=code)
+            seat_assign(actor=user, user=spare, role="recorder", member=code)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -13,8 +13,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from consortium.governance import members as governance
+from consortium.governance.members import consortium_found, member_record
 from consortium.governance.models import ApiToken, Seat
+from consortium.governance.seats import seat_assign
 from ledger import services
 from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.core.keyring import descriptor
@@ -26,13 +27,11 @@ User = get_user_model()
 
 @pytest.fixture
 def world(db):
-    governance.consortium_found(
-        name="C", members=[governance.member_record(code=c) for c in ("FR", "DE")]
-    )
+    consortium_found(name="C", members=[member_record(code=c) for c in ("FR", "DE")])
     ops, fr, de = (User.objects.create_user(n) for n in ("ops", "fr-system", "de-system"))
-    governance.seat_assign(actor=None, user=ops, role="secretariat")
-    governance.seat_assign(actor=ops, user=fr, role="signatory", member="FR")
-    governance.seat_assign(actor=ops, user=de, role="signatory", member="DE")
+    seat_assign(actor=None, user=ops, role="secretariat")
+    seat_assign(actor=ops, user=fr, role="signatory", member="FR")
+    seat_assign(actor=ops, user=de, role="signatory", member="DE")
     fr_key = EntrySigner.generate("fr-ext")
     services.key_register(
         signer=log_signer(), kind="member", owner="FR", name="fr-ext", public_key=fr_key.public_key

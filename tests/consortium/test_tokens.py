@@ -11,8 +11,9 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from consortium.governance import members as governance
+from consortium.governance.members import consortium_found, member_record
 from consortium.governance.models import ApiToken
+from consortium.governance.seats import seat_assign, seat_vacate
 
 
 @pytest.fixture
@@ -107,17 +108,17 @@ def test_the_command_refuses_an_unknown_user(db):
 @pytest.fixture
 def delegate(db):
     """France's signatory, seated by the secretariat, and a token issued to them."""
-    governance.consortium_found(name="C", members=[governance.member_record(code="FR")])
+    consortium_found(name="C", members=[member_record(code="FR")])
     ops, user = (get_user_model().objects.create_user(n) for n in ("ops", "sig-fr"))
-    governance.seat_assign(actor=None, user=ops, role="secretariat")
-    governance.seat_assign(actor=ops, user=user, role="signatory", member="FR")
+    seat_assign(actor=None, user=ops, role="secretariat")
+    seat_assign(actor=ops, user=user, role="signatory", member="FR")
     token, plaintext = ApiToken.issue(user=user, name="France's system", days=30)
     return user, token, plaintext
 
 
 def _vacate(token) -> None:
     ops = get_user_model().objects.get(username="ops")
-    governance.seat_vacate(actor=ops, seat=token.seat, reason="left the delegation")
+    seat_vacate(actor=ops, seat=token.seat, reason="left the delegation")
 
 
 def test_a_delegates_token_carries_its_member_and_role(delegate):
@@ -133,7 +134,7 @@ def test_a_token_stops_working_once_its_seat_is_vacated(delegate):
     r = _get(plaintext)
     assert r.status_code == 401 and "no longer holds" in r.json()["detail"]
     # Seated again, the user needs a new token: the old one stays refused.
-    governance.seat_assign(actor=None, user=user, role="observer", member="FR")
+    seat_assign(actor=None, user=user, role="observer", member="FR")
     assert _get(plaintext).status_code == 401
     _, fresh = ApiToken.issue(user=user, days=1)
     assert _get(fresh).status_code == 200
@@ -180,13 +181,13 @@ def test_the_admin_lists_each_tokens_seat(delegate, admin_client):
 
 def test_a_token_issued_without_a_seat_does_not_pick_up_a_later_one(db):
     User = get_user_model()
-    governance.consortium_found(name="C", members=[governance.member_record(code="FR")])
+    consortium_found(name="C", members=[member_record(code="FR")])
     ops, user = User.objects.create_user("ops-x"), User.objects.create_user("late")
-    governance.seat_assign(actor=None, user=ops, role="secretariat")
+    seat_assign(actor=None, user=ops, role="secretariat")
     _, plaintext = ApiToken.issue(user=user, days=1)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     assert client.get("/api/v1/members").status_code == 403
-    governance.seat_assign(actor=ops, user=user, role="signatory", member="FR")
+    seat_assign(actor=ops, user=user, role="signatory", member="FR")
     r = client.get("/api/v1/delegates/self")
     assert r.status_code == 401 and "before its user held a seat" in r.json()["detail"]
