@@ -18,7 +18,6 @@ the settings' hooks) that still reach them through this module.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal, InvalidOperation
 
 import pycountry
@@ -46,7 +45,7 @@ from consortium.governance.selectors import may_act_for as may_act_for
 from consortium.governance.selectors import recording_for as recording_for
 from consortium.governance.selectors import seat_of as seat_of
 from consortium.governance.selectors import visible_members_of as visible_members_of
-from consortium.governance.validators import DECIMAL_RE, SLUG_RE
+from consortium.governance.validators import COUNTRY_RE, DECIMAL_RE, SLUG_RE
 from ledger import services as ledger
 from ledger.keys import log_signer
 from ledger.log import Appended, applier
@@ -106,7 +105,7 @@ def _institution(code: str, name: str | None, country: str | None) -> None:
         raise GovernanceError("an institution's code is 2-32 lowercase letters, digits and -")
     if (
         not country
-        or not re.fullmatch(r"[A-Z]{2}", country)
+        or not COUNTRY_RE.fullmatch(country)
         or pycountry.countries.get(alpha_2=country) is None
     ):
         raise GovernanceError(f"{country!r} is not an ISO 3166-1 alpha-2 country code")

@@ -58,7 +58,7 @@ from decimal import Decimal, InvalidOperation
 import pycountry
 
 from consortium.governance.changes import GovernanceError
-from consortium.governance.validators import DECIMAL_RE, TAG_RE
+from consortium.governance.validators import COUNTRY_RE, DECIMAL_RE, TAG_RE
 
 # GA4GH Data Use Ontology (DUO): the data use permissions and the modifiers.
 DUO_PERMISSIONS = {
@@ -112,7 +112,6 @@ REQUIRED_BY_KIND = {
 }
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
-_COUNTRY_RE = re.compile(r"[A-Z]{2}")
 
 
 def _fail(path: str, message: str):
@@ -398,7 +397,7 @@ def check_data_use(value, path: str, duo_path: str | None = None) -> dict:
     residency = use.get("residency")
     if residency is not None and (
         not isinstance(residency, str)
-        or not _COUNTRY_RE.fullmatch(residency)
+        or not COUNTRY_RE.fullmatch(residency)
         or pycountry.countries.get(alpha_2=residency) is None
     ):
         _fail(f"{path}.residency", f"{residency!r} is not an ISO 3166-1 alpha-2 country code")
@@ -448,7 +447,7 @@ def _duo_region(value, path: str) -> None:
         isinstance(r, str)
         and (
             r in REGIONS
-            or (_COUNTRY_RE.fullmatch(r) and pycountry.countries.get(alpha_2=r) is not None)
+            or (COUNTRY_RE.fullmatch(r) and pycountry.countries.get(alpha_2=r) is not None)
         )
         for r in regions
     ):

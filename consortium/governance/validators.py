@@ -13,12 +13,12 @@ def slug_pattern(longest: int) -> re.Pattern:
 
 
 # Codes kept in 32-character columns: an institution's member code, a facility's code.
+# (A model's code and an evaluator's, in 64-character columns, are ``slug_pattern(64)``.)
 SLUG_RE = slug_pattern(32)
-# Codes kept in 64-character columns: a model's code, an evaluator's.
-LONG_SLUG_RE = slug_pattern(64)
 # A tag such as an accelerator type, a tier or a member figure's name.
 TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+COUNTRY_RE = re.compile(r"[A-Z]{2}")  # the shape of an ISO 3166-1 alpha-2 code
 # A non-negative decimal written as digits: at most 18 before the point and 18 after.
 DECIMAL_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 REASON_MAX = 300

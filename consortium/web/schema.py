@@ -1,19 +1,5 @@
-"""OpenAPI description of the bearer-token authentication."""
-
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-
-
-class BearerTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "consortium.governance.auth.BearerTokenAuthentication"
-    name = "bearerAuth"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A token from `manage.py apitoken create --user <username>`.",
-        }
-
+"""What the OpenAPI description says of every operation (a post-processing hook); the
+bearer-token scheme is described beside its authentication class."""
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 METHODS = ("get", "post", "put", "patch", "delete")
