@@ -60,6 +60,7 @@ from consortium.governance.changes import (
     acting_signer,
     by_secretariat,
     idempotency,
+    secretariat_only,
     secretariat_signer,
 )
 from consortium.governance.documents import document_store as document_store
@@ -67,7 +68,6 @@ from consortium.governance.models import Agreement, AgreementParty
 from consortium.governance.selectors import (
     OPEN_STATES,
     SIGNABLE_STATES,
-    acting_for,
     readable_document,
 )
 from consortium.governance.selectors import awaiting_signature as awaiting_signature
@@ -399,8 +399,7 @@ def agreement_terminate(
     *, actor, agreement: Agreement, reason: str, idempotency_key: str | None = None
 ) -> Agreement:
     """Abandon an agreement that has not entered into force (the secretariat)."""
-    if acting_for(actor) is not None:
-        raise GovernanceError("the secretariat abandons agreements not yet in force", 403)
+    secretariat_only(actor, "the secretariat abandons agreements not yet in force")
     if not is_reason(reason):
         raise GovernanceError("give a reason of at most 300 characters")
     idem = idempotency(actor, idempotency_key)

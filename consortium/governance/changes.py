@@ -41,15 +41,22 @@ class GovernanceError(Exception):
 # --- who signs ---------------------------------------------------------------------------------
 
 
-def is_secretariat(key: Key) -> bool:
+def is_secretariat(key: Key | None) -> bool:
     """Is ``key`` the secretariat's (service) key?"""
-    return key.kind == "service" and key.owner == SECRETARIAT_OWNER
+    return key is not None and key.kind == "service" and key.owner == SECRETARIAT_OWNER
 
 
 def by_secretariat(author: str) -> bool:
     """Was an entry signed by the secretariat's key (``author`` is its fingerprint)?
     Appliers ask before an entry only the secretariat may make changes anything."""
     return Key.objects.filter(fingerprint=author, kind="service", owner=SECRETARIAT_OWNER).exists()
+
+
+def secretariat_only(actor, refusal: str) -> None:
+    """Refuse (403, saying ``refusal``) anyone but the secretariat; ``actor`` ``None`` is
+    the operator at the server's console, who signs with the secretariat key."""
+    if actor is not None and acting_for(actor) is not None:
+        raise GovernanceError(refusal, 403)
 
 
 def secretariat_signer():

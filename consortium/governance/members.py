@@ -26,7 +26,7 @@ from django.db import transaction
 from consortium.governance.changes import SECRETARIAT_OWNER as SECRETARIAT_OWNER
 from consortium.governance.changes import GovernanceError as GovernanceError
 from consortium.governance.changes import acting_signer as acting_signer
-from consortium.governance.changes import by_secretariat, idempotency
+from consortium.governance.changes import by_secretariat, idempotency, secretariat_only
 from consortium.governance.changes import idempotent_entry_id as idempotent_entry_id
 from consortium.governance.changes import keyed_uuid as keyed_uuid
 from consortium.governance.changes import member_signer as member_signer
@@ -208,8 +208,7 @@ def consortium_found(*, name: str, members: list[dict], rules: dict | None = Non
 def member_apply(*, actor, record: dict, idempotency_key: str | None = None) -> Member:
     """Record an application to join (the secretariat): the applicant is known, with its
     figures, until a proposal admits it. ``actor`` ``None`` is the operator's console."""
-    if actor is not None and acting_for(actor) is not None:
-        raise GovernanceError("the secretariat records applications", 403)
+    secretariat_only(actor, "the secretariat records applications")
     if not isinstance(record, dict) or not isinstance(record.get("code"), str):
         raise GovernanceError("the applicant is a member record with a code")
     if set(record) - MEMBER_FIELDS:
