@@ -12,8 +12,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 
-# The admin, discovered at start-up, imports every governance module that registers
-# appliers and projections: proposals' among them, though it calls none of it.
+# The admin is imported at start-up, and with it every governance module that registers
+# appliers and projections: proposals' too, though the admin calls none of it.
 from consortium.governance import proposals, selectors  # noqa: F401
 from consortium.governance.actions import describe
 from consortium.governance.changes import refusals
@@ -85,7 +85,7 @@ class SeatVisible(ReadOnlyAdmin):
     go through the services (the actions and forms below call them)."""
 
     def refused(self, request, about) -> Callable[[str], None]:
-        """Tells the user a refusal of the change about ``about`` (for ``refusals``)."""
+        """How a refusal of a change to ``about`` is told to the user (for ``refusals``)."""
         return lambda message: self.message_user(request, f"{about}: {message}", messages.ERROR)
 
 
