@@ -137,7 +137,7 @@ def test_a_range_and_a_selection_verify(history, tmp_path):
 
 
 def test_the_verifier_uses_every_core(history, tmp_path, monkeypatch):
-    monkeypatch.setattr(audit, "BATCH", 8)
+    monkeypatch.setattr("ledger.audit.entries.BATCH", 8)
     path = _export(tmp_path)
     result = audit.verify(path, _vkey(), workers=2)
     assert result.ok, result.failures
