@@ -51,7 +51,6 @@ STILL_TO_SPLIT = {
     "contributions/api.py",
     "contributions/sacct.py",
     "contributions/services.py",
-    "ledger/log.py",
 }
 
 
