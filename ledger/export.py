@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ledger import log
+from ledger import proofs as stored
 from ledger.audit import ENTRIES, FORMAT, MANIFEST
+from ledger.checkpoints import latest_checkpoint, publish_checkpoint
 from ledger.core import merkle
 from ledger.core.envelope import format_time
 from ledger.core.keyring import CORE_KEY_KINDS
@@ -53,7 +54,7 @@ def _line(value: dict) -> bytes:
 def index_at(when: datetime) -> int:
     """The first index integrated at or after ``when`` (the tree size if none): the log
     integrates entries in time order, so this is a binary search over the leaves."""
-    lo, hi = 0, log.tree_size()
+    lo, hi = 0, stored.tree_size()
     target = format_time(when.astimezone(UTC))
     while lo < hi:
         mid = (lo + hi) // 2
@@ -125,13 +126,13 @@ def build(
     """
     from ledger.keys import log_signer
 
-    size = log.tree_size()
+    size = stored.tree_size()
     end = size if end is None else end
     if not 0 <= first < end <= size:
         raise ExportError(f"the range {first}-{end} is empty or outside the log (size {size})")
-    latest = log.latest_checkpoint()
+    latest = latest_checkpoint()
     if latest is None or latest.tree_size < end:
-        latest = log.publish_checkpoint() or log.latest_checkpoint()
+        latest = publish_checkpoint() or latest_checkpoint()
     if latest is None or latest.tree_size < end:
         raise ExportError("no checkpoint covers the export; publish one and try again")
     anchor = latest.tree_size
@@ -154,7 +155,7 @@ def build(
             "consistency.jsonl",
             b"".join(
                 _line({"old": a, "new": b, "proof": [_b64(h) for h in proof]})
-                for (a, b), proof in zip(pairs, log.consistency_proofs(pairs), strict=True)
+                for (a, b), proof in zip(pairs, stored.consistency_proofs(pairs), strict=True)
             ),
         )
         keys = list(
@@ -162,7 +163,7 @@ def build(
             .order_by("index")
             .values_list("index", "leaf")
         )
-        key_proofs = log.inclusion_proofs([i for i, _ in keys], anchor)
+        key_proofs = stored.inclusion_proofs([i for i, _ in keys], anchor)
         w.add(
             "keys.jsonl",
             b"".join(
@@ -171,7 +172,7 @@ def build(
             ),
         )
         if mode == "range" and first > 0:
-            frontier = log.read_hashes(merkle.root_indexes(first))
+            frontier = stored.read_hashes(merkle.root_indexes(first))
             w.add("frontier.json", _line({"size": first, "hashes": [_b64(h) for h in frontier]}))
         total = end - first
         chosen: list[int] = []
@@ -195,9 +196,9 @@ def build(
 
             def proofs() -> Iterable[bytes]:
                 # A batch at a time: one query per batch, and memory flat however many.
-                for at in range(0, len(chosen), log.PROOFS_PER_QUERY):
-                    batch = chosen[at : at + log.PROOFS_PER_QUERY]
-                    for i, proof in zip(batch, log.inclusion_proofs(batch, anchor), strict=True):
+                for at in range(0, len(chosen), stored.PROOFS_PER_QUERY):
+                    batch = chosen[at : at + stored.PROOFS_PER_QUERY]
+                    for i, proof in zip(batch, stored.inclusion_proofs(batch, anchor), strict=True):
                         yield _line({"index": i, "proof": [_b64(h) for h in proof]})
 
             w.stream("inclusion.jsonl", proofs())

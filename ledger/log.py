@@ -1,4 +1,4 @@
-"""The log: serialised appends, stored hashes, roots and proofs, checkpoints.
+"""The log: serialised appends, and the registry of the appliers that project them.
 
 The hot path uses SQL through Django's connection rather than the ORM: an append
 holds the sequence lock for a handful of statements and nothing else.
@@ -14,14 +14,16 @@ are the last line of defence: two writers can never both commit index ``n``.
 
 Everything costly (canonical JSON, signing, checking client signatures) happens
 before the lock; under it only reading the head and key states, leaf assembly and SHA-256.
+
+Reading the stored tree (its size, roots, proofs) is ``ledger.proofs``; signing
+checkpoints, ``ledger.checkpoints``; sharing one commit between callers,
+``ledger.group_commit``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,29 +31,45 @@ from datetime import UTC, datetime
 import psycopg
 from django.db import IntegrityError, connection, transaction
 
+from ledger.checkpoints import latest_checkpoint, publish_checkpoint, request_checkpoint
 from ledger.core import merkle
 from ledger.core.envelope import SignedEnvelope, build_leaf, canonical, format_time
 from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError, KeyState
-from ledger.models import Checkpoint, Entry, Key, LogHead, TreeHash
+from ledger.errors import IdempotencyConflict, LedgerError
+from ledger.group_commit import GroupCommit
+from ledger.models import Entry, Key, LogHead
+from ledger.proofs import (
+    ENTRY_T,
+    HASH_T,
+    consistency_proof,
+    inclusion_proof,
+    read_hashes,
+    root_at,
+    tree_size,
+)
 
-log = logging.getLogger(__name__)
+# The log's surface. The reads and checkpoints live in ledger.proofs and
+# ledger.checkpoints; they are named here too for the callers that read them from the log.
+__all__ = [
+    "Appended",
+    "IdempotencyConflict",
+    "LedgerError",
+    "append_signed",
+    "applier",
+    "apply",
+    "consistency_proof",
+    "inclusion_proof",
+    "latest_checkpoint",
+    "publish_checkpoint",
+    "root_at",
+    "tree_size",
+]
 
-
-ENTRY_T = Entry._meta.db_table
-HASH_T = TreeHash._meta.db_table
 KEY_T = Key._meta.db_table
 HEAD_T = LogHead._meta.db_table
 KEY_COLS = (
     "fingerprint, public_key, kind, owner, custody, name, registered_in, valid_from, revoked_at"
 )
-
-
-class LedgerError(Exception):
-    """An append or read the ledger refuses; the message says why."""
-
-
-class IdempotencyConflict(LedgerError):
-    """An entry id already names a different envelope."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,76 +107,6 @@ def apply(entry: Appended) -> None:
     fn = _appliers.get(entry.kind)
     if fn is not None:
         fn(entry)
-
-
-# --- reading ---------------------------------------------------------------------------
-
-
-def tree_size() -> int:
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT MAX({_q('index')}) FROM {ENTRY_T}")
-        (top,) = cur.fetchone()
-    return 0 if top is None else top + 1
-
-
-def read_hashes(indexes: Sequence[int]) -> list[bytes]:
-    """Stored hashes at ``indexes``, in that order, in one query."""
-    if not indexes:
-        return []
-    wanted = sorted(set(indexes))
-    marks = ",".join(["%s"] * len(wanted))
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT idx, hash FROM {HASH_T} WHERE idx IN ({marks})", wanted)
-        found = {idx: bytes(h) for idx, h in cur.fetchall()}
-    missing = [i for i in wanted if i not in found]
-    if missing:
-        raise LedgerError(f"stored hashes missing at {missing[:5]}: the tree is damaged")
-    return [found[i] for i in indexes]
-
-
-def root_at(size: int) -> bytes:
-    return merkle.tree_root(size, read_hashes)
-
-
-def inclusion_proof(index: int, size: int) -> list[bytes]:
-    return merkle.prove_inclusion(index, size, read_hashes)
-
-
-def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
-    return merkle.prove_consistency(old_size, new_size, read_hashes)
-
-
-# Proofs made together read their hashes together, this many proofs to a query.
-PROOFS_PER_QUERY = 200
-
-
-def _batched(needs: list[list[int]]) -> list[list[bytes]]:
-    """The stored hashes at each list of indexes, reading them a batch at a time."""
-    out: list[list[bytes]] = []
-    for at in range(0, len(needs), PROOFS_PER_QUERY):
-        batch = needs[at : at + PROOFS_PER_QUERY]
-        wanted = sorted({i for need in batch for i in need})
-        found = dict(zip(wanted, read_hashes(wanted), strict=True))
-        out += [[found[i] for i in need] for need in batch]
-    return out
-
-
-def inclusion_proofs(indexes: Sequence[int], size: int) -> list[list[bytes]]:
-    """Inclusion proofs of many leaves in the tree of ``size``, in order."""
-    needs = [merkle.inclusion_indexes(i, size) for i in indexes]
-    return [
-        merkle.inclusion_from(i, size, hashes)
-        for i, hashes in zip(indexes, _batched(needs), strict=True)
-    ]
-
-
-def consistency_proofs(pairs: Sequence[tuple[int, int]]) -> list[list[bytes]]:
-    """Consistency proofs between many (old size, new size) pairs, in order."""
-    needs = [merkle.consistency_indexes(old, new) for old, new in pairs]
-    return [
-        merkle.consistency_from(old, new, hashes)
-        for (old, new), hashes in zip(pairs, _batched(needs), strict=True)
-    ]
 
 
 def _q(name: str) -> str:
@@ -375,114 +323,6 @@ def append_signed(items: Sequence[SignedEnvelope]) -> list[Appended]:
         return _append_locked(items, done)
 
 
-class _Request:
-    __slots__ = ("error", "event", "items", "lead", "result")
-
-    def __init__(self, items: list[SignedEnvelope]):
-        self.items = items
-        self.event = threading.Event()
-        self.result: list[Appended] | None = None
-        self.error: BaseException | None = None
-        self.lead = False
-
-
-class _GroupCommit:
-    """Group commit for appends that run in a transaction of their own.
-
-    The sequence lock is held until commit, so one commit per entry caps the rate at
-    one entry per commit latency. Callers that are not inside a transaction (API
-    ingestion, importers, tasks) queue their entries here; one of them, the leader,
-    appends everything queued in one transaction, then hands leadership to the next
-    waiter. If a combined append fails, each request is retried alone, so one bad
-    entry fails only its own caller. An append made by the leader's own thread while
-    it leads (from a commit hook, say) runs directly, never waiting on itself.
-    """
-
-    MAX_BATCH = 1000
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._queue: list[_Request] = []
-        self._leading = False
-        self._local = threading.local()
-
-    def submit(self, items: list[SignedEnvelope]) -> list[Appended]:
-        if getattr(self._local, "leading", False):
-            with transaction.atomic():
-                return _append_locked(items, None)
-        req = _Request(items)
-        with self._mutex:
-            self._queue.append(req)
-            if not self._leading:
-                self._leading = req.lead = True
-        if not req.lead:
-            req.event.wait()
-        if req.lead:
-            self._lead()
-        if req.error is not None:
-            raise req.error
-        assert req.result is not None
-        return req.result
-
-    def _lead(self) -> None:
-        with self._mutex:
-            batch, count = [], 0
-            while self._queue:
-                if batch and count + len(self._queue[0].items) > self.MAX_BATCH:
-                    break
-                req = self._queue.pop(0)
-                batch.append(req)
-                count += len(req.items)
-        self._local.leading = True
-        try:
-            self._run(batch)
-        except BaseException as exc:
-            for req in batch:
-                if req.result is None and req.error is None:
-                    req.error = exc
-            raise
-        finally:
-            self._local.leading = False
-            with self._mutex:
-                if self._queue:
-                    nxt = self._queue[0]
-                    nxt.lead = True
-                    nxt.event.set()
-                else:
-                    self._leading = False
-            for req in batch:
-                req.lead = False
-                req.event.set()
-
-    @staticmethod
-    def _run(batch: list[_Request]) -> None:
-        combined = [it for req in batch for it in req.items]
-        if len({it.entry_id for it in combined}) == len(combined):
-            try:
-                with transaction.atomic():
-                    out = _append_locked(combined, None)
-            except Exception as exc:
-                if len(batch) == 1:
-                    batch[0].error = exc
-                    return
-            else:
-                pos = 0
-                for req in batch:
-                    req.result = out[pos : pos + len(req.items)]
-                    pos += len(req.items)
-                return
-        # Alone, each request succeeds or fails on its own.
-        for req in batch:
-            try:
-                with transaction.atomic():
-                    req.result = _append_locked(req.items, None)
-            except Exception as exc:
-                req.error = exc
-
-
-_group = _GroupCommit()
-
-
 def _split_retries(
     items: list[SignedEnvelope], done: dict[str, tuple[int, bytes]]
 ) -> tuple[dict[str, Appended], list[SignedEnvelope]]:
@@ -587,91 +427,5 @@ def _append_locked(
     return [by_id[i] for i in order]
 
 
-# --- checkpoints -----------------------------------------------------------------------------
-
-
-def request_checkpoint() -> None:
-    """After a commit: ask for a checkpoint, at most one pending at a time."""
-    from django.conf import settings
-    from django.core.cache import cache
-
-    from ledger.tasks import publish_checkpoint
-
-    if not settings.LEDGER_PUBLISH_ON_APPEND:
-        return
-    debounce = settings.LEDGER_CHECKPOINT_DEBOUNCE
-    try:
-        if cache.add("ledger:checkpoint-pending", 1, timeout=debounce + 60):
-            try:
-                publish_checkpoint.apply_async(countdown=debounce)
-            except Exception:
-                cache.delete("ledger:checkpoint-pending")
-                raise
-    except Exception:
-        # The scheduled publication will cover these entries; an unreachable broker
-        # or cache must not fail a write that has already committed.
-        log.exception("could not queue a checkpoint publication")
-
-
-def publish_checkpoint() -> Checkpoint | None:
-    """Sign and store a checkpoint at the current tree size, if it has grown.
-
-    Refuses to sign a tree that is not an extension of the latest checkpoint: that
-    would mean stored history changed, and the log must never sign a fork.
-    """
-    from ledger.core.note import Checkpoint as Body
-    from ledger.core.note import NoteError, open_checkpoint, sign_note
-    from ledger.keys import log_signer
-
-    size = tree_size()
-    latest = Checkpoint.objects.order_by("-tree_size").first()
-    signer = log_signer()
-    if latest is not None:
-        # Never build on a checkpoint this log did not sign, nor on one ahead of the tree.
-        try:
-            signed = open_checkpoint(latest.note, _verifier(signer), origin=signer.name)
-        except NoteError as exc:
-            raise LedgerError(
-                f"the stored checkpoint at size {latest.tree_size} is not the log's: {exc}"
-            ) from exc
-        if (signed.size, signed.root) != (latest.tree_size, bytes(latest.root_hash)):
-            raise LedgerError(
-                f"the stored checkpoint at size {latest.tree_size} differs from its note"
-            )
-        if latest.tree_size > size:
-            raise LedgerError(
-                f"the latest checkpoint is at size {latest.tree_size} but the tree has {size} entries"
-            )
-    if size == 0 or (latest is not None and latest.tree_size == size):
-        return None
-    root = root_at(size)
-    if latest is not None:
-        proof = consistency_proof(latest.tree_size, size)
-        try:
-            merkle.verify_consistency(latest.tree_size, size, bytes(latest.root_hash), root, proof)
-        except merkle.ProofError as exc:
-            raise LedgerError(
-                f"refusing to sign size {size}: not consistent with the checkpoint at "
-                f"size {latest.tree_size} ({exc})"
-            ) from exc
-    note = sign_note(Body(signer.name, size, root).body(), signer.note_signer())
-    try:
-        with transaction.atomic():
-            return Checkpoint.objects.create(
-                tree_size=size, root_hash=root, note=note, published_at=datetime.now(UTC)
-            )
-    except IntegrityError:
-        # Another publisher signed this size first; the note is identical
-        # (Ed25519 signatures are deterministic).
-        return Checkpoint.objects.get(tree_size=size)
-
-
-def _verifier(signer):
-    from ledger.core.note import Verifier, key_id
-
-    return Verifier(signer.name, key_id(signer.name, signer.public_key), signer.public_key)
-
-
-def latest_checkpoint() -> Checkpoint | None:
-    """The latest checkpoint within the tree (one beyond it would not be the log's)."""
-    return Checkpoint.objects.filter(tree_size__lte=tree_size()).order_by("-tree_size").first()
+# Appends in a transaction of their own share commits (see ledger.group_commit).
+_group = GroupCommit(lambda items: _append_locked(items, None))

@@ -5,6 +5,20 @@ imports) inside their own ``transaction.atomic(durable=True)``: the entry, the
 projection its applier writes and the domain's other changes commit together or
 not at all. The key services here open a plain (nestable) atomic block, so a domain
 service can register keys inside its own transaction.
+
+This module is the ledger's whole surface for the domains (``__all__``): besides its own
+services (appends, keys), the registries a domain fills (``applier`` with the
+``Appended`` entries it receives, ``projection``, and for entries its members sign
+themselves ``accepts``, ``then``, ``may_act_for``, ``Refused``); the errors it catches
+(``LedgerError``, ``IdempotencyConflict``, ``HostedKeyError``, ``EnvelopeError``); the
+hosted keys it signs with (``hosted_signer``, ``log_signer``, ``verifier_key``); what it
+reads of the log (``Entry``, ``Key``, ``tree_size``, ``inclusion_proof``,
+``latest_checkpoint``, ``publish_checkpoint``); and the format's rules for its own values
+(``canonical``, ``check_value``, ``parse_time``, ``format_time``). The audit export
+(``ledger.export``), the offline verifiers (``ledger.audit``, ``ledger.provenance``,
+``ledger.core``), the REST plumbing (``ledger.api``), the admin's base class
+(``ledger.admin``) and the models' base class (``ledger.models.AppendOnly``) are modules
+of their own.
 """
 
 from __future__ import annotations
@@ -15,28 +29,63 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
 from ledger import log
+from ledger.checkpoints import latest_checkpoint, publish_checkpoint
 from ledger.core.envelope import (
-    MAX_ENVELOPE_BYTES,
     EnvelopeError,
     SignedEnvelope,
     canonical,
-    check_envelope,
+    check_value,
+    format_time,
     new_envelope,
+    parse_time,
     sign_envelope,
-    signing_message,
 )
 from ledger.core.keyring import KeyringError, descriptor
-from ledger.keys import EntrySigner, seal_seed
-from ledger.log import Appended, LedgerError
-from ledger.models import Key, SealedKey
+from ledger.core.note import verifier_key
+from ledger.errors import IdempotencyConflict, LedgerError
+from ledger.keys import EntrySigner, HostedKeyError, hosted_signer, log_signer, seal_seed
+from ledger.log import Appended, applier
+from ledger.models import Entry, Key, SealedKey
+from ledger.proofs import inclusion_proof, tree_size
+from ledger.replay import projection
+from ledger.submissions import Refused, accepts, may_act_for, then
 
-
-class EnvelopeTooLarge(LedgerError):
-    """A client's envelope over ``MAX_ENVELOPE_BYTES`` (an API answers 413)."""
+__all__ = [
+    "Appended",
+    "Draft",
+    "Entry",
+    "EnvelopeError",
+    "HostedKeyError",
+    "IdempotencyConflict",
+    "Key",
+    "LedgerError",
+    "Refused",
+    "accepts",
+    "applier",
+    "canonical",
+    "check_value",
+    "entries_append",
+    "entries_append_signed",
+    "entry_append",
+    "format_time",
+    "hosted_signer",
+    "inclusion_proof",
+    "key_register",
+    "key_revoke",
+    "key_rotate",
+    "latest_checkpoint",
+    "ledger_init",
+    "log_signer",
+    "may_act_for",
+    "parse_time",
+    "projection",
+    "publish_checkpoint",
+    "then",
+    "tree_size",
+    "verifier_key",
+]
 
 
 @dataclass(frozen=True)
@@ -85,31 +134,9 @@ def entries_append(*, signer: EntrySigner, drafts: Iterable[Draft]) -> list[Appe
     return log.append_signed(signed)
 
 
-def signed_envelope_from_client(envelope: dict, signature: bytes) -> SignedEnvelope:
-    """Check an envelope a client signed itself; verify it under the author's key.
-
-    Whether the key may sign at the index the entry gets is decided under the
-    sequence lock, when the entry is appended.
-    """
-    try:
-        check_envelope(envelope)
-        data = canonical(envelope)
-    except EnvelopeError as exc:
-        raise LedgerError(str(exc)) from exc
-    if len(data) > MAX_ENVELOPE_BYTES:
-        raise EnvelopeTooLarge(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
-    key = Key.objects.filter(fingerprint=envelope["author"]).first()
-    if key is None:
-        raise LedgerError(f"author {envelope['author'][:16]}… is not a registered key")
-    try:
-        VerifyKey(bytes(key.public_key)).verify(signing_message(data), signature)
-    except (BadSignatureError, ValueError) as exc:
-        raise LedgerError("the signature does not verify under the author's key") from exc
-    return SignedEnvelope(envelope, data, signature)
-
-
 def entries_append_signed(items: Sequence[SignedEnvelope]) -> list[Appended]:
-    """Append envelopes signed outside this server (see :func:`signed_envelope_from_client`)."""
+    """Append envelopes signed outside this server (checked by
+    :func:`ledger.submissions.signed_envelope_from_client`)."""
     return log.append_signed(items)
 
 
@@ -121,7 +148,7 @@ def ledger_init(*, origin: str | None = None) -> Appended:
     origin = origin or settings.LEDGER_ORIGIN
     with transaction.atomic():
         log._lock()
-        if log.tree_size():
+        if tree_size():
             raise LedgerError("the ledger is already initialised")
         signer = EntrySigner.generate(origin)
         try:

@@ -19,11 +19,50 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
-from ledger import log, services
-from ledger.core.envelope import EnvelopeError, SignedEnvelope, decode_signature, parse_time
-from ledger.log import Appended, IdempotencyConflict, LedgerError
+from ledger import log
+from ledger.core.envelope import (
+    MAX_ENVELOPE_BYTES,
+    EnvelopeError,
+    SignedEnvelope,
+    canonical,
+    check_envelope,
+    decode_signature,
+    parse_time,
+    signing_message,
+)
+from ledger.errors import IdempotencyConflict, LedgerError
+from ledger.log import Appended
 from ledger.models import Entry, Key
+
+
+class EnvelopeTooLarge(LedgerError):
+    """A client's envelope over ``MAX_ENVELOPE_BYTES`` (an API answers 413)."""
+
+
+def signed_envelope_from_client(envelope: dict, signature: bytes) -> SignedEnvelope:
+    """Check an envelope a client signed itself; verify it under the author's key.
+
+    Whether the key may sign at the index the entry gets is decided under the
+    sequence lock, when the entry is appended.
+    """
+    try:
+        check_envelope(envelope)
+        data = canonical(envelope)
+    except EnvelopeError as exc:
+        raise LedgerError(str(exc)) from exc
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise EnvelopeTooLarge(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
+    key = Key.objects.filter(fingerprint=envelope["author"]).first()
+    if key is None:
+        raise LedgerError(f"author {envelope['author'][:16]}… is not a registered key")
+    try:
+        VerifyKey(bytes(key.public_key)).verify(signing_message(data), signature)
+    except (BadSignatureError, ValueError) as exc:
+        raise LedgerError("the signature does not verify under the author's key") from exc
+    return SignedEnvelope(envelope, data, signature)
 
 
 class Refused(Exception):
@@ -83,8 +122,8 @@ def submit(*, envelope, signature: str, submitter) -> Submitted:
     except EnvelopeError as exc:
         raise Refused(str(exc)) from exc
     try:
-        signed = services.signed_envelope_from_client(envelope, sig)
-    except services.EnvelopeTooLarge as exc:
+        signed = signed_envelope_from_client(envelope, sig)
+    except EnvelopeTooLarge as exc:
         raise Refused(str(exc), 413) from exc
     except LedgerError as exc:
         raise Refused(str(exc)) from exc

@@ -9,14 +9,14 @@ from django.core.cache import cache
 @shared_task(name="ledger.publish_checkpoint", ignore_result=True)
 def publish_checkpoint() -> int | None:
     """Sign a checkpoint at the current tree size if it has grown; return that size."""
-    from ledger import log
+    from ledger import checkpoints
     from ledger.models import Key
 
     # Clear the debounce flag first: appends committed from here on ask again.
     cache.delete("ledger:checkpoint-pending")
     if not Key.objects.filter(kind=Key.Kind.LOG).exists():
         return None
-    cp = log.publish_checkpoint()
+    cp = checkpoints.publish_checkpoint()
     return cp.tree_size if cp else None
 
 

@@ -34,7 +34,9 @@ from ledger.core import merkle
 from ledger.core.envelope import EnvelopeError, parse_leaf
 from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError
 from ledger.core.note import NoteError, Verifier, key_id, open_checkpoint
+from ledger.errors import LedgerError
 from ledger.models import Checkpoint, Entry, Key, LogHead, TreeHash, VerificationRun
+from ledger.proofs import consistency_proof, read_hashes
 
 RANGE = 4000  # entries a worker checks at a time
 ROWS = 10000
@@ -158,11 +160,78 @@ def verify_ledger(
     )
     report.checkpoints = len(checkpoints)
     keyring = Keyring()
-    builder = merkle.TreeBuilder.resume(start, frontier) if start else merkle.TreeBuilder()
-    stored = _StoredHashes()
+    tree = _Rebuild(report, keyring, checkpoints, start, frontier, progress)
+    _check_start(report, start, top, frontier)
+    # 1. The key timeline, from the key entries alone.
+    key_entries = _replay_keys(keyring, last, tree.fail)
+    timeline = {fp: (k.public_key, k.valid_from, k.revoked_at) for fp, k in keyring.keys.items()}
+    # 2 and 3. Workers check ranges; the tree is rebuilt from what they return.
+    ranges = [(lo, min(lo + RANGE, last + 1)) for lo in range(start, last + 1, RANGE)]
     workers = workers or os.cpu_count() or 1
-    failures = report.failures
-    next_idx = merkle.stored_hash_count(start)
+    if connection.in_atomic_block or workers <= 1:
+        # Inside a transaction other connections would not see uncommitted entries:
+        # check in this process, over this connection.
+        _check_here(ranges, tree, timeline, key_entries, strict)
+    else:
+        _check_on_workers(ranges, tree, workers, timeline, key_entries, strict)
+    builder = tree.builder
+    report.size = builder.size
+    report.frontier = builder.frontier()
+    report.root = builder.root()
+    _check_gapless(report, total, start)
+    still = _checkpoints_beyond(last, keyring, report)
+    signed = sorted(checkpoints.values(), key=lambda c: c.tree_size)
+    _check_consistency([anchor, *signed] if anchor else signed, report)
+    _compare_derived(report, tree, keyring, top=top, last=last, still=still)
+    return report
+
+
+class _Rebuild:
+    """The tree rebuilt from the leaf hashes the checks return, in index order: every
+    stored hash compared on the way, and each checkpoint in range at its size."""
+
+    def __init__(self, report, keyring, checkpoints, start, frontier, progress):
+        self.report, self.keyring, self.checkpoints = report, keyring, checkpoints
+        self.builder = merkle.TreeBuilder.resume(start, frontier) if start else merkle.TreeBuilder()
+        self.stored = _StoredHashes()
+        self.next_idx = merkle.stored_hash_count(start)
+        self.progress = progress
+        self.broken = False  # past a missing entry there is no tree to rebuild
+
+    def fail(self, index: int, reason: str) -> None:
+        if len(self.report.failures) < 1000:
+            self.report.failures.append((index, reason))
+
+    def collect(self, pending: deque) -> None:
+        """Take the oldest range's results: results are taken in submission order, so
+        the tree is rebuilt in index order."""
+        first, hi, future = pending.popleft()
+        bad, hashes = future.result()
+        for f in bad:
+            self.fail(*f)
+        if self.broken:
+            return
+        if len(hashes) // 32 < hi - first:
+            self.broken = True
+        for i in range(0, len(hashes), 32):
+            self._push(first + i // 32, hashes[i : i + 32])
+        if self.progress:
+            self.progress(len(hashes) // 32)
+
+    def _push(self, index: int, leaf_hash: bytes) -> None:
+        # Appends store their hashes at consecutive storage indexes, in leaf order.
+        for h in self.builder.push(leaf_hash):
+            if not self.stored.matches(self.next_idx, h):
+                self.fail(index, f"stored tree hash {self.next_idx} differs from the rebuilt tree")
+            self.next_idx += 1
+        if self.builder.size in self.checkpoints:
+            _check_checkpoint(
+                self.checkpoints[self.builder.size], self.builder.root(), self.keyring, self.report
+            )
+
+
+def _check_start(report: Report, start: int, top: int, frontier: Sequence[bytes]) -> None:
+    """The entries an earlier verification saw are still there, under the same tree."""
     if start > top + 1:
         report.problems.append(
             f"the log has {top + 1} entries, fewer than the {start} an earlier verification saw"
@@ -173,11 +242,9 @@ def verify_ledger(
             "earlier verification rebuilt"
         )
 
-    def fail(index: int, reason: str) -> None:
-        if len(failures) < 1000:
-            failures.append((index, reason))
 
-    # 1. The key timeline, from the key entries alone.
+def _replay_keys(keyring: Keyring, last: int, fail: Callable[[int, str], None]) -> set[int]:
+    """Admit every key entry up to ``last`` on ``keyring``; their indexes."""
     key_entries = set()
     for index, kind, author, leaf in _key_entries(last):
         key_entries.add(index)
@@ -188,85 +255,67 @@ def verify_ledger(
             keyring.admit(index, env["kind"], env["payload"], env["author"])
         except (KeyringError, EnvelopeError) as exc:
             fail(index, str(exc))
-    timeline = {fp: (k.public_key, k.valid_from, k.revoked_at) for fp, k in keyring.keys.items()}
+    return key_entries
 
-    broken = False
 
-    def collect(pending: deque) -> None:
-        # Results are taken in submission order, so the tree is rebuilt in index order.
-        nonlocal next_idx, broken
-        first, hi, future = pending.popleft()
-        bad, hashes = future.result()
-        for f in bad:
-            fail(*f)
-        if broken:
-            return  # past a missing entry there is no tree to rebuild
-        if len(hashes) // 32 < hi - first:
-            broken = True
-        for i in range(0, len(hashes), 32):
-            index = first + i // 32
-            # Appends store their hashes at consecutive storage indexes, in leaf order.
-            for h in builder.push(hashes[i : i + 32]):
-                if not stored.matches(next_idx, h):
-                    fail(index, f"stored tree hash {next_idx} differs from the rebuilt tree")
-                next_idx += 1
-            if builder.size in checkpoints:
-                _check_checkpoint(checkpoints[builder.size], builder.root(), keyring, report)
-        if progress:
-            progress(len(hashes) // 32)
-
-    # 2 and 3. Workers check ranges; the tree is rebuilt from what they return.
-    ranges = [(lo, min(lo + RANGE, last + 1)) for lo in range(start, last + 1, RANGE)]
+def _check_here(ranges, tree: _Rebuild, timeline, key_entries: set[int], strict: bool) -> None:
+    """Check the ranges in this process, over this connection."""
+    sql = leafcheck_worker.SELECT.format(table=Entry._meta.db_table, mark="%s")
+    keys = frozenset(key_entries)
     pending: deque = deque()
-    if connection.in_atomic_block or workers <= 1:
-        # Inside a transaction other connections would not see uncommitted entries:
-        # check in this process, over this connection.
-        sql = leafcheck_worker.SELECT.format(table=Entry._meta.db_table, mark="%s")
-        keys = frozenset(key_entries)
-        for lo, hi in ranges:
-            with connection.cursor() as cur:
-                cur.execute(sql, [lo, hi])
-                rows = cur.fetchall()
-            done = Future()
-            done.set_result(leafcheck_worker.check_rows(lo, hi, rows, timeline, keys, strict))
-            pending.append((lo, hi, done))
-            collect(pending)
-    else:
-        settings = {
-            k: connection.settings_dict[k]
-            for k in ("NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
-        }
-        ctx = get_context("forkserver") if os.name == "posix" else get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=ctx,
-            initializer=leafcheck_worker.start,
-            initargs=(
-                connection.vendor,
-                settings,
-                Entry._meta.db_table,
-                timeline,
-                sorted(key_entries),
-            ),
-        ) as pool:
-            for lo, hi in ranges:
-                pending.append((lo, hi, pool.submit(leafcheck_worker.check_range, lo, hi, strict)))
-                # Bound memory: keep a few ranges in flight per worker.
-                while len(pending) > workers * 2:
-                    collect(pending)
-            while pending:
-                collect(pending)
+    for lo, hi in ranges:
+        with connection.cursor() as cur:
+            cur.execute(sql, [lo, hi])
+            rows = cur.fetchall()
+        done = Future()
+        done.set_result(leafcheck_worker.check_rows(lo, hi, rows, timeline, keys, strict))
+        pending.append((lo, hi, done))
+        tree.collect(pending)
 
-    report.size = builder.size
-    report.frontier = builder.frontier()
-    report.root = builder.root()
-    if total != builder.size - start:
+
+def _check_on_workers(
+    ranges, tree: _Rebuild, workers: int, timeline, key_entries: set[int], strict: bool
+) -> None:
+    """Check the ranges on ``workers`` processes, each over its own connection."""
+    settings = {
+        k: connection.settings_dict[k]
+        for k in ("NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+    }
+    ctx = get_context("forkserver") if os.name == "posix" else get_context("spawn")
+    pending: deque = deque()
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=leafcheck_worker.start,
+        initargs=(
+            connection.vendor,
+            settings,
+            Entry._meta.db_table,
+            timeline,
+            sorted(key_entries),
+        ),
+    ) as pool:
+        for lo, hi in ranges:
+            pending.append((lo, hi, pool.submit(leafcheck_worker.check_range, lo, hi, strict)))
+            # Bound memory: keep a few ranges in flight per worker.
+            while len(pending) > workers * 2:
+                tree.collect(pending)
+        while pending:
+            tree.collect(pending)
+
+
+def _check_gapless(report: Report, total: int, start: int) -> None:
+    if total != report.size - start:
         report.problems.append(
-            f"{total} entries stored but only {builder.size} form a gapless sequence"
+            f"{total} entries stored but only {report.size} form a gapless sequence"
             if not start
-            else f"{total} entries stored from index {start} but only {builder.size - start} "
+            else f"{total} entries stored from index {start} but only {report.size - start} "
             "form a gapless sequence"
         )
+
+
+def _checkpoints_beyond(last: int, keyring: Keyring, report: Report) -> int:
+    """Check the checkpoints beyond the entries verified; the log's top index now."""
     # A checkpoint beyond the tree is either being published right now (the tree has
     # grown meanwhile) or is not the log's: its signature is checked either way.
     still = _top_index()
@@ -276,21 +325,25 @@ def verify_ledger(
             report.problems.append(
                 f"checkpoint at size {cp.tree_size} is beyond the tree ({still + 1} entries)"
             )
-    signed = sorted(checkpoints.values(), key=lambda c: c.tree_size)
-    _check_consistency([anchor, *signed] if anchor else signed, report)
-    # The derived tables can only be compared while nothing is appended, and only
-    # when the whole log was reached.
+    return still
+
+
+def _compare_derived(
+    report: Report, tree: _Rebuild, keyring: Keyring, *, top: int, last: int, still: int
+) -> None:
+    """The derived tables (stored hashes past the tree, the log head, the key registry),
+    compared only while nothing is appended, and only when the whole log was reached."""
     if still == top == last:
-        extra = stored.first_beyond(next_idx)
+        extra = tree.stored.first_beyond(tree.next_idx)
         if extra is not None:
             report.problems.append(
-                f"stored tree hash {extra} is beyond the tree of size {builder.size}"
+                f"stored tree hash {extra} is beyond the tree of size {tree.builder.size}"
             )
         head = LogHead.objects.filter(id=1).first()
         if (
             head is None
-            or head.size != builder.size
-            or bytes(head.frontier) != b"".join(builder.frontier())
+            or head.size != tree.builder.size
+            or bytes(head.frontier) != b"".join(tree.builder.frontier())
         ):
             report.problems.append(
                 "the log head (size and right-edge hashes) differs from the rebuilt tree"
@@ -302,7 +355,6 @@ def verify_ledger(
         )
     else:
         report.problems_skipped = "the log grew during verification; derived tables not compared"
-    return report
 
 
 def verify_recent(*, workers: int | None = 1, limit: int | None = None) -> VerificationRun:
@@ -367,11 +419,9 @@ def verify_recent(*, workers: int | None = 1, limit: int | None = None) -> Verif
 
 
 def _stored_frontier(size: int) -> list[bytes] | None:
-    from ledger import log
-
     try:
-        return log.read_hashes(merkle.root_indexes(size))
-    except log.LedgerError:
+        return read_hashes(merkle.root_indexes(size))
+    except LedgerError:
         return None
 
 
@@ -403,17 +453,15 @@ def _check_checkpoint(cp: Checkpoint, root: bytes, keyring: Keyring, report: Rep
 
 
 def _check_consistency(cps: list[Checkpoint], report: Report) -> None:
-    from ledger import log
-
     for old, new in pairwise(cps):
         if new.tree_size > report.size:
             break
         try:
-            proof = log.consistency_proof(old.tree_size, new.tree_size)
+            proof = consistency_proof(old.tree_size, new.tree_size)
             merkle.verify_consistency(
                 old.tree_size, new.tree_size, bytes(old.root_hash), bytes(new.root_hash), proof
             )
-        except (merkle.ProofError, log.LedgerError) as exc:
+        except (merkle.ProofError, LedgerError) as exc:
             report.problems.append(
                 f"checkpoints at sizes {old.tree_size} and {new.tree_size} are not consistent: {exc}"
             )

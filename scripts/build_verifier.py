@@ -8,8 +8,11 @@ The archive holds the project's pure modules (the ones ``ledger.audit``,
 statements) and a ``__main__`` that dispatches to them. It runs on any Python 3.11+
 where PyNaCl is installed, and needs nothing else: the build refuses a module that
 imports, at module level, anything but the standard library, PyNaCl and the project's
-own pure modules. Packages are given empty ``__init__`` files, so importing
-``consortium.governance.voting`` does not import the Django project.
+own pure modules. A package that is itself imported for its names (``ledger.audit``,
+whose ``__init__`` gathers the verifier's public names from its modules) keeps its
+``__init__``, collected and checked like any module; every other package on the way is
+given an empty ``__init__``, so importing ``consortium.governance.voting`` does not import
+the Django project.
 
 The build is reproducible: the same sources give the same bytes (entries sorted, fixed
 timestamps), so two auditors can compare the archive's SHA-256.
@@ -192,15 +195,18 @@ def version() -> str:
 
 def build(output: Path) -> str:
     modules = collect()
-    files: dict[str, bytes] = {}
-    for path in modules.values():
-        files[str(path.relative_to(ROOT))] = path.read_bytes()
-    # Every package on the way gets an empty __init__ (the real ones may import Django).
+    # A collected package (imported for its names) is its own __init__, kept as it is.
+    files: dict[str, bytes] = {
+        path.relative_to(ROOT).as_posix(): path.read_bytes() for path in modules.values()
+    }
+    # Every other package on the way gets an empty __init__ (the real ones may import
+    # Django); a collected one must not be emptied, or its names would be lost.
     for name in modules:
         parts = name.split(".")
         for depth in range(1, len(parts)):
             init = "/".join(parts[:depth]) + "/__init__.py"
-            files.setdefault(init, b"")
+            if init not in files:
+                files[init] = b""
     files["__main__.py"] = MAIN.format(version=version()).encode()
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")

@@ -47,8 +47,6 @@ STILL_TO_SPLIT = {
     "contributions/api.py",
     "contributions/sacct.py",
     "contributions/services.py",
-    "ledger/audit.py",
-    "ledger/log.py",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger import log, services
+from ledger import checkpoints, services
 from ledger.services import Draft
 
 
@@ -13,7 +13,7 @@ def history(sample_signer):
     services.entries_append(
         signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(5)]
     )
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
 
 
 @pytest.mark.parametrize("model", ["entry", "checkpoint", "key"])

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.db import transaction
 
-from ledger import log, services
+from ledger import checkpoints, log, proofs, services, submissions
 from ledger.core import merkle
 from ledger.core.envelope import parse_leaf, sign_envelope, verify_leaf_signature
 from ledger.keys import EntrySigner
@@ -48,7 +48,7 @@ def test_entries_get_consecutive_indexes_and_stored_hashes(sample_signer):
     builder = merkle.TreeBuilder()
     for lh in leaves:
         builder.push(lh)
-    assert log.root_at(12) == builder.root()
+    assert proofs.root_at(12) == builder.root()
 
 
 def test_the_leaf_commits_to_the_signed_envelope_index_and_integration_time(sample_signer):
@@ -157,8 +157,8 @@ def test_an_external_signature_is_checked_against_the_registered_key(log_key):
     }
     good = sign_envelope(env, member.signing_key)
     with pytest.raises(LedgerError, match="does not verify"):
-        services.signed_envelope_from_client(env, bytes(64))
-    checked = services.signed_envelope_from_client(env, good.signature)
+        submissions.signed_envelope_from_client(env, bytes(64))
+    checked = submissions.signed_envelope_from_client(env, good.signature)
     e = services.entries_append_signed([checked])[0]
     assert e.index == 2
 
@@ -168,12 +168,12 @@ def test_a_checkpoint_is_published_after_each_commit_without_a_broker(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         services.entry_append(signer=sample_signer, kind="test.sample", payload={})
-    assert log.latest_checkpoint().tree_size == 3
+    assert checkpoints.latest_checkpoint().tree_size == 3
 
 
 def test_publishing_refuses_to_sign_a_tree_inconsistent_with_the_last_checkpoint(sample_signer):
     services.entry_append(signer=sample_signer, kind="test.sample", payload={})
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
     services.entry_append(signer=sample_signer, kind="test.sample", payload={})
     from tests.ledger.helpers import triggers_disabled
 
@@ -184,8 +184,8 @@ def test_publishing_refuses_to_sign_a_tree_inconsistent_with_the_last_checkpoint
             [bytes(32), merkle.stored_hash_index(2, 0)],
         )
     with pytest.raises(LedgerError, match="not consistent"):
-        log.publish_checkpoint()
-    assert log.latest_checkpoint().tree_size == 3
+        checkpoints.publish_checkpoint()
+    assert checkpoints.latest_checkpoint().tree_size == 3
 
 
 def test_an_append_refuses_to_build_on_a_frontier_that_differs_from_the_stored_tree(sample_signer):

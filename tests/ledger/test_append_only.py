@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from ledger import log
+from ledger import checkpoints
 from ledger.models import Checkpoint, Entry, TreeHash
 
 TABLES = ["ledger_entry", "ledger_treehash", "ledger_checkpoint"]
@@ -16,7 +16,7 @@ def history(sample_signer):
     from ledger import services
 
     services.entry_append(signer=sample_signer, kind="test.sample", payload={"n": 1})
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
 
 
 def _refused(sql: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import audit, export, log, services
+from ledger import audit, checkpoints, export, proofs, services
 from ledger.core.envelope import build_leaf, new_envelope, sign_envelope
 from ledger.core.note import sign_note, verifier_key
 from ledger.keys import EntrySigner, log_signer
@@ -32,7 +32,7 @@ def history(sample_signer):
     services.entries_append(
         signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(30)]
     )
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
     _, second = services.key_register(
         signer=log_signer(), kind="service", owner="second", name="second"
     )
@@ -43,7 +43,7 @@ def history(sample_signer):
     services.entries_append(
         signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(30, 45)]
     )
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
     services.entries_append(
         signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(45, 55)]
     )
@@ -105,7 +105,7 @@ def test_a_whole_export_verifies(history, tmp_path):
     result = _check(path)
     assert result.ok, result.failures
     text = "\n".join(result.checks)
-    size = log.tree_size()
+    size = proofs.tree_size()
     assert f"{size:,} entries: layout, index and signature" in text
     assert "is a prefix of the anchor" in text or "signed root at" in text
     with zipfile.ZipFile(path) as z:
@@ -137,7 +137,7 @@ def test_a_range_and_a_selection_verify(history, tmp_path):
 
 
 def test_the_verifier_uses_every_core(history, tmp_path, monkeypatch):
-    monkeypatch.setattr(audit, "BATCH", 8)
+    monkeypatch.setattr("ledger.audit.entries.BATCH", 8)
     path = _export(tmp_path)
     result = audit.verify(path, _vkey(), workers=2)
     assert result.ok, result.failures
@@ -286,7 +286,7 @@ def test_single_artefacts(history, tmp_path):
                 "index": 17,
                 "tree_size": cp.tree_size,
                 "proof": [
-                    base64.b64encode(h).decode() for h in log.inclusion_proof(17, cp.tree_size)
+                    base64.b64encode(h).decode() for h in proofs.inclusion_proof(17, cp.tree_size)
                 ],
             }
         )
@@ -314,7 +314,7 @@ def test_single_artefacts(history, tmp_path):
     lines.write_text(
         "".join(
             base64.b64encode(h).decode() + "\n"
-            for h in log.consistency_proof(old.tree_size, cp.tree_size)
+            for h in proofs.consistency_proof(old.tree_size, cp.tree_size)
         )
     )
     assert (
@@ -380,7 +380,7 @@ def test_an_unpacked_export_verifies_too(history, tmp_path):
 
 
 def test_bad_ranges_are_refused(history, tmp_path):
-    size = log.tree_size()
+    size = proofs.tree_size()
     for first, end in ((5, 5), (10, 3), (0, size + 1)):
         with pytest.raises(export.ExportError):
             export.build(tmp_path / "x.zip", export_id="x", first=first, end=end)
@@ -397,7 +397,7 @@ def test_a_terminal_gets_a_progress_bar(history, tmp_path, monkeypatch):
     monkeypatch.setattr("sys.stderr", screen)
     path = _export(tmp_path)
     assert audit.run(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 0
-    size = log.tree_size()
+    size = proofs.tree_size()
     assert f"entries {size:>12,}/{size:,} [" in screen.getvalue() and "100%" in screen.getvalue()
 
 
@@ -493,12 +493,12 @@ def test_proofs_made_together_are_the_proofs_made_one_by_one(history, monkeypatc
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    monkeypatch.setattr(log, "PROOFS_PER_QUERY", 7)
-    size = log.tree_size()
+    monkeypatch.setattr(proofs, "PROOFS_PER_QUERY", 7)
+    size = proofs.tree_size()
     indexes = list(range(0, size, 2))
     with CaptureQueriesContext(connection) as queries:
-        together = log.inclusion_proofs(indexes, size)
-    assert together == [log.inclusion_proof(i, size) for i in indexes]
+        together = proofs.inclusion_proofs(indexes, size)
+    assert together == [proofs.inclusion_proof(i, size) for i in indexes]
     assert len(queries) == -(-len(indexes) // 7)  # one query a batch
     pairs = [(a, b) for a in (1, 5, 16, 31) for b in (31, 40, size) if a <= b]
-    assert log.consistency_proofs(pairs) == [log.consistency_proof(a, b) for a, b in pairs]
+    assert proofs.consistency_proofs(pairs) == [proofs.consistency_proof(a, b) for a, b in pairs]

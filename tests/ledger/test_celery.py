@@ -17,7 +17,7 @@ import redis
 from django.db import connection
 
 from consortium.celery import app
-from ledger import log, services
+from ledger import checkpoints, services
 from ledger.keys import log_signer
 from ledger.models import Checkpoint
 from tests.ledger.helpers import ROOT, child_env, start_writer
@@ -92,7 +92,7 @@ def test_a_commit_queues_a_checkpoint_that_a_real_worker_publishes(worker):
     )
     # This process has no broker (it published size 2 in-process); the writer has one,
     # so only the worker can publish size 5.
-    assert log.latest_checkpoint().tree_size == 2
+    assert checkpoints.latest_checkpoint().tree_size == 2
     writer = start_writer("--key", signer.fingerprint, "--count", "3", env=worker)
     _, err = writer.communicate(timeout=60)
     assert writer.returncode == 0, err

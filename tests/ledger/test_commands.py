@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from ledger import log
+from ledger import checkpoints
 from ledger.core.note import open_checkpoint, parse_verifier_key
 from ledger.models import Entry, Key
 
@@ -16,7 +16,7 @@ def test_init_creates_the_log_key_and_publishes_the_first_checkpoint(db, capsys)
     out = capsys.readouterr().out
     vkey = Key.objects.get(kind="log").verifier_key
     assert "Created the log key" in out and vkey in out
-    cp = log.latest_checkpoint()
+    cp = checkpoints.latest_checkpoint()
     assert open_checkpoint(cp.note, parse_verifier_key(vkey)).size == 1
 
 

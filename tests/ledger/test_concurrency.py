@@ -14,7 +14,7 @@ import time
 import pytest
 from django.db import connection
 
-from ledger import log
+from ledger import checkpoints
 from ledger.models import Entry
 from ledger.verify import verify_ledger
 from tests.ledger.helpers import start_writer
@@ -50,7 +50,7 @@ def test_concurrent_writers_produce_one_gapless_sequence_that_verifies(writer_ke
     # Each writer's own entries are in its commit order.
     for ns in per_writer.values():
         assert ns == sorted(ns)
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
     report = verify_ledger(workers=2)
     assert report.ok, (report.failures[:3], report.problems[:3])
 
@@ -101,5 +101,5 @@ def test_a_writer_killed_mid_append_leaves_a_ledger_that_verifies_with_no_gap(wr
     assert survivor.returncode == 0, err
     assert _indexes() == list(range(len(indexes) + 5))
     # Without a broker each writer publishes a checkpoint when its transaction commits.
-    assert log.latest_checkpoint().tree_size == len(indexes) + 5
+    assert checkpoints.latest_checkpoint().tree_size == len(indexes) + 5
     assert verify_ledger(workers=2).ok

@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection
 
-from ledger import log, services
+from ledger import proofs, services
 from ledger.keys import EntrySigner
 from ledger.log import LedgerError
 from ledger.models import Entry
@@ -79,7 +79,7 @@ def test_a_refused_entry_in_a_group_fails_only_its_own_caller(signer):
     assert "not a registered key" in outcomes.pop(3)
     assert set(outcomes.values()) == {"ok"}
     assert Entry.objects.filter(kind="test.sample").count() == 5 * 20
-    assert log.tree_size() == 2 + 100
+    assert proofs.tree_size() == 2 + 100
 
 
 def test_an_append_from_a_commit_hook_of_a_group_does_not_wait_on_itself(signer):

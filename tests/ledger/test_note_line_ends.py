@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from ledger import audit, log, provenance
+from ledger import audit, checkpoints, proofs, provenance
 from ledger.core.note import Checkpoint as Body
 from ledger.core.note import (
     NoteError,
@@ -89,7 +89,7 @@ def crlf_checkpoint_stored(sample_signer):
     from ledger import services
 
     services.entry_append(signer=sample_signer, kind="test.sample", payload={"n": 1})
-    cp = log.publish_checkpoint()
+    cp = checkpoints.publish_checkpoint()
     with triggers_disabled() as cur:
         cur.execute(
             "UPDATE ledger_checkpoint SET note = %s WHERE tree_size = %s",
@@ -105,7 +105,7 @@ def test_publication_refuses_to_build_on_a_stored_checkpoint_with_crlf_line_ends
 
     services.entry_append(signer=sample_signer, kind="test.sample", payload={"n": 2})
     with pytest.raises(LedgerError, match=f"is not the log's: line 1 .* CRLF line end.*{SPEC}"):
-        log.publish_checkpoint()
+        checkpoints.publish_checkpoint()
     assert Checkpoint.objects.count() == 1
 
 
@@ -155,7 +155,7 @@ def test_proof_commands_refuse_a_crlf_checkpoint(note_files, tmp_path, capsys):
     proof.write_text(
         "".join(
             base64.b64encode(h).decode() + "\n"
-            for h in log.consistency_proof(old.tree_size, cp.tree_size)
+            for h in proofs.consistency_proof(old.tree_size, cp.tree_size)
         )
     )
     args = ["consistency", "--proof", str(proof), "--new-checkpoint", str(good), "--vkey", _vkey()]
@@ -163,7 +163,7 @@ def test_proof_commands_refuse_a_crlf_checkpoint(note_files, tmp_path, capsys):
     assert f"FAIL {old_bad}: line 1 of the note has a CRLF line end" in capsys.readouterr().out
     inclusion = tmp_path / "inclusion.json"
     inclusion.write_text(
-        json.dumps([base64.b64encode(h).decode() for h in log.inclusion_proof(3, cp.tree_size)])
+        json.dumps([base64.b64encode(h).decode() for h in proofs.inclusion_proof(3, cp.tree_size)])
     )
     assert (
         audit.run(
@@ -174,7 +174,7 @@ def test_proof_commands_refuse_a_crlf_checkpoint(note_files, tmp_path, capsys):
                 "--size",
                 str(cp.tree_size),
                 "--leaf-hash",
-                log.read_hashes([0])[0].hex(),
+                proofs.read_hashes([0])[0].hex(),
                 "--proof",
                 str(inclusion),
                 "--checkpoint",

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from ledger import log, services, tasks
+from ledger import checkpoints, proofs, services, tasks
 from ledger.core import merkle
 from ledger.models import Entry, VerificationRun
 from ledger.services import Draft
@@ -29,7 +29,7 @@ def _append(signer, n: int, start: int = 0) -> None:
 def verified(sample_signer):
     """20 entries and a checkpoint, verified once by the scheduled task."""
     _append(sample_signer, 18)
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
     assert tasks.verify_recent.delay().get() is True
     return sample_signer
 
@@ -64,14 +64,14 @@ def test_the_beat_schedule_runs_the_verification():
 def test_a_clean_run_advances_the_mark(verified):
     first = VerificationRun.objects.get()
     assert (first.ok, first.first, first.size, first.checkpoints) == (True, 0, 20, 1)
-    assert bytes(first.root) == log.root_at(20)
+    assert bytes(first.root) == proofs.root_at(20)
     _append(verified, 7, start=18)
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
     _append(verified, 3, start=25)
     assert tasks.verify_recent.delay().get() is True
     second = VerificationRun.objects.order_by("-id").first()
     assert (second.ok, second.first, second.size, second.checkpoints) == (True, 20, 30, 1)
-    assert bytes(second.root) == log.root_at(30)
+    assert bytes(second.root) == proofs.root_at(30)
     # Nothing new: a run still happens, and is recorded, from where the last one ended.
     tasks.verify_recent.delay()
     third = VerificationRun.objects.order_by("-id").first()
@@ -82,7 +82,7 @@ def test_tampering_underneath_raises_an_alarm_that_stays_until_repaired(
     verified, caplog, admin_client
 ):
     _append(verified, 10, start=18)
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
     assert BANNER not in admin_client.get("/admin/").content.decode()
     _rewrite_payload(24)
     caplog.clear()
@@ -127,7 +127,7 @@ def test_a_new_checkpoint_not_signed_by_the_log_is_found(verified):
     from ledger.core.note import Signer, sign_note
 
     _append(verified, 5, start=18)
-    cp = log.publish_checkpoint()
+    cp = checkpoints.publish_checkpoint()
     forged = sign_note(
         Body(cp.note.split("\n")[0], cp.tree_size, bytes(cp.root_hash)).body(),
         Signer("intruder", SigningKey.generate()),

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from ledger import log, services
+from ledger import checkpoints, services
 from ledger.core import merkle
 from ledger.keys import EntrySigner
 from ledger.models import Entry
@@ -22,11 +22,11 @@ def ledger_with_history(sample_signer):
         signer=sample_signer,
         drafts=[Draft("test.sample", {"n": i, "note": "ok"}) for i in range(40)],
     )
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
     services.entries_append(
         signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(40, 60)]
     )
-    log.publish_checkpoint()
+    checkpoints.publish_checkpoint()
     return sample_signer
 
 
@@ -106,7 +106,7 @@ def test_a_checkpoint_signed_by_another_key_is_found(ledger_with_history, capsys
     from ledger.core.note import Checkpoint as Body
     from ledger.core.note import Signer, sign_note
 
-    cp = log.latest_checkpoint()
+    cp = checkpoints.latest_checkpoint()
     forged = sign_note(
         Body("test.ledger.example", cp.tree_size, bytes(cp.root_hash)).body(),
         Signer("test.ledger.example", SigningKey.generate()),
@@ -172,9 +172,9 @@ def test_a_forged_checkpoint_beyond_the_tree_is_found_and_blocks_publication(led
         "checkpoint at size 1000000: no signature by a known key" in p for p in report.problems
     )
     assert any("checkpoint at size 1000000 is beyond the tree" in p for p in report.problems)
-    assert log.latest_checkpoint().tree_size == 62  # the API never serves it
+    assert checkpoints.latest_checkpoint().tree_size == 62  # the API never serves it
     with pytest.raises(LedgerError, match="not the log's"):
-        log.publish_checkpoint()
+        checkpoints.publish_checkpoint()
 
 
 def test_stored_columns_that_differ_from_the_leaf_are_found(ledger_with_history):

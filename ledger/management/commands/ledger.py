@@ -6,7 +6,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ledger import log, services
+from ledger import checkpoints, proofs, services
+from ledger.errors import LedgerError
 from ledger.keys import HostedKeyError, log_signer
 from ledger.models import Key
 
@@ -83,20 +84,20 @@ class Command(BaseCommand):
             return
         try:
             services.ledger_init(origin=origin)
-        except log.LedgerError as exc:
+        except LedgerError as exc:
             raise CommandError(str(exc)) from exc
-        log.publish_checkpoint()
+        checkpoints.publish_checkpoint()
         self.stdout.write(self.style.SUCCESS("Created the log key and the genesis entry."))
         self.stdout.write(log_signer_key())
 
     def do_checkpoint(self, **_):
         try:
             log_signer()
-            cp = log.publish_checkpoint()
-        except (HostedKeyError, log.LedgerError) as exc:
+            cp = checkpoints.publish_checkpoint()
+        except (HostedKeyError, LedgerError) as exc:
             raise CommandError(str(exc)) from exc
         if cp is None:
-            latest = log.latest_checkpoint()
+            latest = checkpoints.latest_checkpoint()
             self.stdout.write(f"No new entries since the checkpoint at size {latest.tree_size}.")
             self.stdout.write(latest.note, ending="")
             return
@@ -130,7 +131,7 @@ class Command(BaseCommand):
     def do_verify(self, workers=None, no_progress=False, strict=False, **_):
         from ledger.verify import verify_ledger
 
-        total = log.tree_size()
+        total = proofs.tree_size()
         bar = None
         if not no_progress and sys.stderr.isatty():
             from tqdm import tqdm
@@ -173,7 +174,7 @@ class Command(BaseCommand):
             raise CommandError("the ledger has no log key yet: run `manage.py ledger init`")
         run = verify_recent(workers=workers, limit=limit)
         if run.ok:
-            left = log.tree_size() - run.size
+            left = proofs.tree_size() - run.size
             self.stdout.write(
                 self.style.SUCCESS(
                     f"OK: entries {run.first} to {run.size - 1} and {run.checkpoints} "

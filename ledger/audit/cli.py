@@ -1,0 +1,120 @@
+"""The command line: ``python -m ledger.audit verify|checkpoint|inclusion|consistency``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ledger.audit.artefacts import check_artefact
+from ledger.audit.bundle import BundleError
+from ledger.audit.phases import verify
+from ledger.audit.result import Extension, Result
+from ledger.core import merkle
+from ledger.core.note import NoteError
+
+# Exit status when nothing failed but some checks could not be made (a selection, a
+# range that does not start at index 0): not 0, which means everything was verified.
+PARTIAL = 3
+
+
+def _progress_bar() -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        bar = "#" * int(share * 30)
+        end = "\n" if done >= total else ""
+        print(
+            f"\rentries {done:>12,}/{total:,} [{bar:<30}] {share:4.0%}",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def parser(prog: str = "python -m ledger.audit", what: str = "") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Verify an audit export" + what + ", a signed checkpoint, or an RFC 9162 "
+        "inclusion or consistency proof, offline (Python and PyNaCl only).",
+        epilog="Exit status: 0 everything held and could be checked; 1 something failed; "
+        "3 nothing failed but some checks could not be made on this bundle (listed as SKIP); "
+        "2 usage error.",
+    )
+    sub = p.add_subparsers(dest="action", required=True)
+    v = sub.add_parser("verify", help="Check a whole audit export (zip file or directory).")
+    v.add_argument(
+        "bundle", type=Path, help="The export: its zip file, or the directory it was unpacked into."
+    )
+    v.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
+    v.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Processes checking signatures (default: one per core).",
+    )
+    c = sub.add_parser("checkpoint", help="Check a C2SP signed checkpoint.")
+    c.add_argument("note", type=Path, help="The signed note, as a file.")
+    c.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
+    c.add_argument("--origin", default=None, help="Require this origin line.")
+    i = sub.add_parser("inclusion", help="Check an RFC 9162 inclusion proof.")
+    i.add_argument("--index", type=int, required=True, help="The leaf's index.")
+    i.add_argument("--size", type=int, required=True, help="The size of the tree it is in.")
+    i.add_argument("--leaf", type=Path, help="The leaf bytes (hashed as RFC 9162 leaves are).")
+    i.add_argument("--leaf-hash", help="The leaf hash, hex or base64.")
+    i.add_argument("--proof", type=Path, required=True, help="JSON or one hash per line.")
+    i.add_argument("--root", help="The root hash, hex or base64.")
+    i.add_argument("--checkpoint", type=Path, help="A signed checkpoint (with --vkey).")
+    i.add_argument("--vkey")
+    k = sub.add_parser("consistency", help="Check an RFC 9162 consistency proof.")
+    k.add_argument("--old", type=int, help="The older tree's size.")
+    k.add_argument("--new", type=int, help="The newer tree's size.")
+    k.add_argument("--proof", type=Path, required=True, help="JSON or one hash per line.")
+    k.add_argument("--old-root")
+    k.add_argument("--new-root")
+    k.add_argument("--old-checkpoint", type=Path)
+    k.add_argument("--new-checkpoint", type=Path)
+    k.add_argument("--vkey")
+    return p
+
+
+def run(
+    argv: list[str] | None = None,
+    extensions: Sequence[Extension] = (),
+    prog: str | None = None,
+    what: str = "",
+) -> int:
+    args = parser(prog or "python -m ledger.audit", what).parse_args(argv)
+    if args.action == "verify":
+        result = verify(
+            args.bundle,
+            args.vkey,
+            extensions=extensions,
+            workers=args.workers,
+            progress=_progress_bar(),
+        )
+    else:
+        result = Result()
+        try:
+            result.checks.extend(check_artefact(args))
+        except (BundleError, NoteError, merkle.ProofError, OSError, ValueError) as exc:
+            result.fail(str(exc))
+    for line in result.checks:
+        print(f"ok   {line}")
+    for line in result.skipped:
+        print(f"SKIP {line}")
+    for line in result.failures:
+        print(f"FAIL {line}")
+    if not result.ok:
+        print(f"NOT VERIFIED: {len(result.failures)} failures")
+        return 1
+    if result.skipped:
+        print(f"VERIFIED IN PART: {len(result.skipped)} checks could not be made on this bundle")
+        return PARTIAL
+    print("VERIFIED")
+    return 0
