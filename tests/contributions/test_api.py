@@ -63,9 +63,9 @@ def test_funds_data_and_the_scoped_list(lumi):
         fi.post("/api/v1/contributions/data", {"dataset": DATASET}, format="json").status_code
         == 201
     )
-    assert [c["member"] for c in se.get("/api/v1/contributions").json()] == ["SE"]
-    assert [c["member"] for c in fi.get("/api/v1/contributions").json()] == ["FI"]
-    everyone = _client(lumi["people"]["aud"]).get("/api/v1/contributions").json()
+    assert [c["member"] for c in se.get("/api/v1/contributions").json()["results"]] == ["SE"]
+    assert [c["member"] for c in fi.get("/api/v1/contributions").json()["results"]] == ["FI"]
+    everyone = _client(lumi["people"]["aud"]).get("/api/v1/contributions").json()["results"]
     assert sorted(c["member"] for c in everyone) == ["FI", "SE"]
     assert se.get("/api/v1/contributions?kind=gold").status_code == 400
 

@@ -145,7 +145,7 @@ def test_a_delegate_exports_what_concerns_its_member(
         == 404
     )
     assert export_id not in {
-        e["id"] for e in _client(lumi["people"]["rec_fi"]).get("/api/v1/audit/exports").json()
+        e["id"] for e in _client(lumi["people"]["rec_fi"]).get("/api/v1/audit/exports").json()["results"]
     }
     assert (
         _client(lumi["people"]["aud"]).get(f"/api/v1/audit/exports/{export_id}").status_code == 200

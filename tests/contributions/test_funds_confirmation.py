@@ -45,7 +45,7 @@ def test_a_recorded_payment_is_pending_and_counts_nothing(lumi):
         "1.00",
         {"EUR": "1"},
     )
-    listed = _client(lumi["people"]["rec_se"]).get("/api/v1/contributions?state=pending").json()
+    listed = _client(lumi["people"]["rec_se"]).get("/api/v1/contributions?state=pending").json()["results"]
     assert [x["id"] for x in listed] == [str(c.id)]
 
 

@@ -97,12 +97,12 @@ def test_a_consistency_proof_verifies_between_two_sizes(api, history):
 
 
 def test_the_key_registry_lists_keys_with_their_validity(api, history):
-    keys = api.get("/api/v1/ledger/keys").json()
+    keys = api.get("/api/v1/ledger/keys").json()["results"]
     assert [(k["kind"], k["valid_from"], k["revoked_at"]) for k in keys] == [
         ("log", 0, None),
         ("service", 2, None),
     ]
-    assert [k["kind"] for k in api.get("/api/v1/ledger/keys?kind=service").json()] == ["service"]
+    assert [k["kind"] for k in api.get("/api/v1/ledger/keys?kind=service").json()["results"]] == ["service"]
     _problem(api.get("/api/v1/ledger/keys?kind=nope"), 400)
 
 
