@@ -255,6 +255,7 @@ REST_FRAMEWORK = {
     # Every list: its FilterSet, and cursor pages in the view's ``ordering``.
     "DEFAULT_FILTER_BACKENDS": ["consortium.web.filters.FilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "consortium.web.pagination.CursorPagination",
+    "DEFAULT_METADATA_CLASS": "consortium.web.metadata.Metadata",
     "DEFAULT_SCHEMA_CLASS": "consortium.web.viewsets.ApiSchema",
     "EXCEPTION_HANDLER": "consortium.web.problems.exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -274,3 +274,11 @@ def test_request_bodies_declare_that_they_take_no_other_field(schema):
         "application/json"
     ]["schema"]["$ref"]
     assert schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/documents", "/api/v1/members", "/api/v1/contributions/data", "/api/v1/seats"]
+)
+def test_options_names_the_view_and_leaves_the_bodies_to_the_schema(delegates, url):
+    r = _client(delegates["fr"]).options(url)
+    assert r.status_code == 200 and set(r.json()) == {"name", "description", "renders", "parses"}
