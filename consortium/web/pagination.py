@@ -29,7 +29,9 @@ class CursorPagination(pagination.CursorPagination):
     cursor_query_description = "Where the page starts: as given in `next` or `previous`."
 
     def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
-        return tuple(view.ordering)
+        ordering = getattr(view, "ordering", None)
+        assert ordering, f"{type(view).__name__}: a list in cursor pages needs an ordering"
+        return tuple(ordering)
 
     def get_page_size(self, request) -> int:
         value = request.query_params.get(self.page_size_query_param)
