@@ -252,7 +252,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["consortium.governance.auth.HoldsASeat"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["consortium.web.parsers.StrictJSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every list: its FilterSet, and cursor pages in the view's ``ordering``.
+    "DEFAULT_FILTER_BACKENDS": ["consortium.web.filters.FilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "consortium.web.pagination.CursorPagination",
+    "DEFAULT_METADATA_CLASS": "consortium.web.metadata.Metadata",
+    "DEFAULT_SCHEMA_CLASS": "consortium.web.viewsets.ApiSchema",
     "EXCEPTION_HANDLER": "consortium.web.problems.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

@@ -44,7 +44,6 @@ KEPT_WHOLE = "kept whole:"
 STILL_TO_SPLIT = {
     "consortium/audit/exports.py",
     "consortium/audit/figures.py",
-    "contributions/api.py",
     "contributions/sacct.py",
     "contributions/services.py",
 }

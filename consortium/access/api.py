@@ -1,4 +1,5 @@
-"""REST endpoints for models, training runs and checkpoints, and provenance bundles.
+"""REST endpoints for models, training runs and checkpoints, provenance bundles, the
+access gate (checks, downloads) and the access log.
 
 Every seat holder reads them: what was published, and the means to verify it offline.
 """
@@ -6,18 +7,23 @@ Every seat holder reads them: what was published, and the means to verify it off
 from __future__ import annotations
 
 import csv
-import io
 import re
-from datetime import date
 from urllib.parse import quote
 
+import django_filters
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, serializers
+from rest_framework.decorators import action
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,12 +31,14 @@ from rest_framework.response import Response
 from consortium.access import checkpoints, downloads
 from consortium.access.entitlements import entitlement
 from consortium.access.models import DownloadEvent, ModelCheckpoint, TrainedModel, TrainingRun
-from consortium.governance.api import PROBLEMS, WRITE_PROBLEMS, _refused
-from consortium.governance.members import GovernanceError, seat_of, visible_members_of
+from consortium.governance.api import refusals
+from consortium.governance.members import seat_of, visible_members_of
 from consortium.governance.terms import ACCESS_SCOPES
 from consortium.web import storage
+from consortium.web.filters import FilterSet, IsoDateFilter, choices
 from consortium.web.idempotency import ApiView
 from consortium.web.problems import ProblemException, bad_request, not_found
+from consortium.web.viewsets import LIST_PROBLEMS, PROBLEMS, WRITE_PROBLEMS, ApiViewSet
 from ledger.api.serializers import StrictSerializer
 
 
@@ -70,70 +78,65 @@ class CheckpointSerializer(serializers.ModelSerializer):
         ]
 
 
-class ModelListView(ApiView):
-    @extend_schema(
-        operation_id="models_list",
-        summary="Models and the agreements they are under",
-        responses={200: TrainedModelSerializer(many=True), **PROBLEMS},
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="models_list", summary="Models and the agreements they are under"
     )
-    def get(self, request: Request) -> Response:
-        return Response(TrainedModelSerializer(TrainedModel.objects.all(), many=True).data)
+)
+class TrainedModelViewSet(mixins.ListModelMixin, ApiViewSet):
+    queryset = TrainedModel.objects.all()
+    serializer_class = TrainedModelSerializer
+    ordering = ("code",)
 
 
-class TrainingRunListView(ApiView):
-    @extend_schema(
+class TrainingRunFilter(FilterSet):
+    model = django_filters.CharFilter()
+
+
+@extend_schema_view(
+    list=extend_schema(
         operation_id="training_runs_list",
         summary="Training runs: the datasets and compute each used",
-        parameters=[OpenApiParameter("model", str)],
-        responses={200: TrainingRunSerializer(many=True), **PROBLEMS},
     )
-    def get(self, request: Request) -> Response:
-        qs = TrainingRun.objects.all()
-        if request.query_params.get("model"):
-            qs = qs.filter(model_id=request.query_params["model"])
-        return Response(TrainingRunSerializer(qs, many=True).data)
+)
+class TrainingRunViewSet(mixins.ListModelMixin, ApiViewSet):
+    queryset = TrainingRun.objects.all()
+    serializer_class = TrainingRunSerializer
+    filterset_class = TrainingRunFilter
+    ordering = ("-recorded_in", "id")
 
 
-class CheckpointListView(ApiView):
-    @extend_schema(
-        operation_id="checkpoints_list",
-        summary="Published checkpoints",
-        parameters=[
-            OpenApiParameter("model", str),
-            OpenApiParameter("state", str, enum=ModelCheckpoint.State.values),
-        ],
-        responses={200: CheckpointSerializer(many=True), 400: WRITE_PROBLEMS[400], **PROBLEMS},
+class CheckpointFilter(FilterSet):
+    model = django_filters.CharFilter()
+    state = django_filters.ChoiceFilter(choices=ModelCheckpoint.State.choices)
+
+
+class DownloadRequestSerializer(StrictSerializer):
+    scope = serializers.ChoiceField(choices=list(ACCESS_SCOPES), default="full_weights")
+    files = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Paths of the checkpoint (default: all).",
     )
-    def get(self, request: Request) -> Response:
-        qs = ModelCheckpoint.objects.all()
-        if request.query_params.get("model"):
-            qs = qs.filter(model_id=request.query_params["model"])
-        state = request.query_params.get("state")
-        if state:
-            if state not in ModelCheckpoint.State.values:
-                raise bad_request(f"state must be one of {', '.join(ModelCheckpoint.State.values)}")
-            qs = qs.filter(state=state)
-        return Response(CheckpointSerializer(qs, many=True).data)
 
 
-def _checkpoint(digest) -> ModelCheckpoint:
-    cp = ModelCheckpoint.objects.filter(digest=digest).first()
-    if cp is None:
-        raise not_found(f"no checkpoint {digest}")
-    return cp
-
-
-class CheckpointDetailView(ApiView):
-    @extend_schema(
+@extend_schema_view(
+    list=extend_schema(operation_id="checkpoints_list", summary="Published checkpoints"),
+    retrieve=extend_schema(
         operation_id="checkpoints_retrieve",
         summary="One checkpoint and its files",
         responses={200: CheckpointSerializer, **PROBLEMS},
-    )
-    def get(self, request: Request, digest: str) -> Response:
-        return Response(CheckpointSerializer(_checkpoint(digest)).data)
+    ),
+)
+class CheckpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    queryset = ModelCheckpoint.objects.all()
+    serializer_class = CheckpointSerializer
+    filterset_class = CheckpointFilter
+    ordering = ("-published_in", "digest")
+    lookup_field = "digest"
+    lookup_value_converter = "str"
+    not_found = "no checkpoint {digest}"
 
-
-class BundleView(ApiView):
     @extend_schema(
         operation_id="checkpoints_bundle",
         summary="The provenance bundle of a checkpoint, for offline verification",
@@ -141,11 +144,43 @@ class BundleView(ApiView):
         "--bundle bundle.json --vkey <the log's verifier key>` (PyNaCl only).",
         responses={200: OpenApiTypes.OBJECT, 409: WRITE_PROBLEMS[409], **PROBLEMS},
     )
-    def get(self, request: Request, digest: str) -> Response:
-        try:
-            return Response(checkpoints.provenance_bundle(_checkpoint(digest)))
-        except GovernanceError as exc:
-            raise _refused(exc) from exc
+    @action(detail=True, methods=["get"])
+    def bundle(self, request: Request, digest: str) -> Response:
+        checkpoint = self.get_object()
+        with refusals():
+            return Response(checkpoints.provenance_bundle(checkpoint))
+
+    @extend_schema(
+        operation_id="checkpoints_download",
+        summary="Ask to download a checkpoint (a member's recorder or signatory)",
+        description="The gate decides; an allow is recorded on the ledger (download.authorized) "
+        "and answered with a short-lived token signed by the log key, and a URL per file.",
+        request=DownloadRequestSerializer,
+        responses={201: OpenApiTypes.OBJECT, **WRITE_PROBLEMS},
+    )
+    @action(detail=True, methods=["post"], url_path="downloads")
+    def download(self, request: Request, digest: str) -> Response:
+        d = self.validated(DownloadRequestSerializer)
+        checkpoint = self.get_object()
+        with refusals():
+            auth, token = downloads.download_authorize(
+                actor=request.user,
+                checkpoint=checkpoint,
+                request=request,
+                scope=d["scope"],
+                files=d.get("files"),
+            )
+        return Response(
+            {
+                "token": token,
+                "expires": auth.expires,
+                "rule": auth.rule,
+                "figures": auth.figures,
+                "authorized_in": auth.authorized_in,
+                "files": {p: f"/api/v1/downloads/{token}/{quote(p, safe='/')}" for p in auth.files},
+            },
+            status=201,
+        )
 
 
 class AccessCheckView(ApiView):
@@ -166,7 +201,9 @@ class AccessCheckView(ApiView):
         digest = request.query_params.get("checkpoint")
         if not digest:
             raise bad_request("checkpoint: give the checkpoint's manifest digest")
-        checkpoint = _checkpoint(digest)
+        checkpoint = ModelCheckpoint.objects.filter(digest=digest).first()
+        if checkpoint is None:
+            raise not_found(f"no checkpoint {digest}")
         scope = request.query_params.get("scope", "full_weights")
         if scope not in ACCESS_SCOPES:
             raise bad_request(f"scope must be one of {', '.join(ACCESS_SCOPES)}")
@@ -189,51 +226,6 @@ class AccessCheckView(ApiView):
 # --- downloads --------------------------------------------------------------------------------
 
 _RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
-
-
-class DownloadRequestSerializer(StrictSerializer):
-    scope = serializers.ChoiceField(choices=list(ACCESS_SCOPES), default="full_weights")
-    files = serializers.ListField(
-        child=serializers.CharField(),
-        required=False,
-        help_text="Paths of the checkpoint (default: all).",
-    )
-
-
-class DownloadRequestView(ApiView):
-    @extend_schema(
-        operation_id="checkpoints_download",
-        summary="Ask to download a checkpoint (a member's recorder or signatory)",
-        description="The gate decides; an allow is recorded on the ledger (download.authorized) "
-        "and answered with a short-lived token signed by the log key, and a URL per file.",
-        request=DownloadRequestSerializer,
-        responses={201: OpenApiTypes.OBJECT, **WRITE_PROBLEMS},
-    )
-    def post(self, request: Request, digest: str) -> Response:
-        body = DownloadRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        checkpoint = _checkpoint(digest)
-        try:
-            auth, token = downloads.download_authorize(
-                actor=request.user,
-                checkpoint=checkpoint,
-                request=request,
-                scope=body.validated_data["scope"],
-                files=body.validated_data.get("files"),
-            )
-        except GovernanceError as exc:
-            raise _refused(exc) from exc
-        return Response(
-            {
-                "token": token,
-                "expires": auth.expires,
-                "rule": auth.rule,
-                "figures": auth.figures,
-                "authorized_in": auth.authorized_in,
-                "files": {p: f"/api/v1/downloads/{token}/{quote(p, safe='/')}" for p in auth.files},
-            },
-            status=201,
-        )
 
 
 # A byte position with more digits than this is past any file (and past the digits
@@ -426,57 +418,64 @@ class DownloadEventSerializer(serializers.ModelSerializer):
         fields = ACCESS_LOG_FIELDS
 
 
-class AccessLogView(ApiView):
-    @extend_schema(
+class AccessLogFilter(FilterSet):
+    member = django_filters.CharFilter()
+    outcome = django_filters.ChoiceFilter(
+        choices=choices(["served", "denied"]),
+        error_messages={"invalid_choice": "outcome is served or denied"},
+    )
+    from_ = IsoDateFilter(field_name="at", lookup_expr="date__gte")
+    to = IsoDateFilter(field_name="at", lookup_expr="date__lte")
+
+
+class _Lines:
+    """What ``csv.writer`` writes, handed back as the line it is."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+def _csv_lines(queryset):
+    writer = csv.writer(_Lines())
+    yield writer.writerow(ACCESS_LOG_FIELDS)
+    for row in queryset.values_list(*ACCESS_LOG_FIELDS).iterator():
+        yield writer.writerow([v.isoformat() if hasattr(v, "isoformat") else v for v in row])
+
+
+@extend_schema_view(
+    list=extend_schema(
         operation_id="access_log",
         summary="The access log: files served and requests refused (your member's; all for "
         "the secretariat and auditors)",
-        parameters=[
-            OpenApiParameter("member", str),
-            OpenApiParameter("outcome", str, enum=["served", "denied"]),
-            OpenApiParameter("from", OpenApiTypes.DATE),
-            OpenApiParameter("to", OpenApiTypes.DATE),
-            OpenApiParameter("output", str, enum=["json", "csv"]),
-        ],
+        description="As JSON, a page at a time; as CSV (`output=csv`), every line that the "
+        "filters select, in one file.",
+        parameters=[OpenApiParameter("output", str, enum=["json", "csv"])],
         responses={
-            200: DownloadEventSerializer(many=True),
+            (200, "application/json"): DownloadEventSerializer(many=True),
             (200, "text/csv"): OpenApiTypes.STR,
-            400: WRITE_PROBLEMS[400],
-            **PROBLEMS,
+            **LIST_PROBLEMS,
         },
     )
-    def get(self, request: Request):
-        qs = DownloadEvent.objects.all()
-        visible = visible_members_of(request.user)
-        if visible is not None:
-            qs = qs.filter(member__in=visible)
-        params = request.query_params
-        if params.get("member"):
-            qs = qs.filter(member=params["member"])
-        if params.get("outcome"):
-            if params["outcome"] not in ("served", "denied"):
-                raise bad_request("outcome is served or denied")
-            qs = qs.filter(outcome=params["outcome"])
-        for name, lookup in (("from", "at__date__gte"), ("to", "at__date__lte")):
-            if params.get(name):
-                try:
-                    qs = qs.filter(**{lookup: date.fromisoformat(params[name])})
-                except ValueError as exc:
-                    raise bad_request(f"{name} is a date, YYYY-MM-DD") from exc
-        output = params.get("output", "json")
+)
+class AccessLogViewSet(mixins.ListModelMixin, ApiViewSet):
+    queryset = DownloadEvent.objects.all()
+    serializer_class = DownloadEventSerializer
+    filterset_class = AccessLogFilter
+    ordering = ("-at", "-id")
+
+    def visible(self, queryset):
+        members = visible_members_of(self.request.user)
+        return queryset if members is None else queryset.filter(member__in=members)
+
+    def list(self, request: Request):
+        output = request.query_params.get("output", "json")
         if output not in ("json", "csv"):
             raise bad_request("output is json or csv")
         if output == "json":
-            return Response(DownloadEventSerializer(qs[:100_000], many=True).data)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(ACCESS_LOG_FIELDS)
-        writer.writerows(
-            [
-                [v.isoformat() if hasattr(v, "isoformat") else v for v in r]
-                for r in qs.values_list(*ACCESS_LOG_FIELDS)[:100_000]
-            ]
+            return super().list(request)
+        queryset = self.filter_queryset(self.get_queryset()).order_by(*self.ordering)
+        response = StreamingHttpResponse(
+            _csv_lines(queryset), content_type="text/csv; charset=utf-8"
         )
-        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="access-log.csv"'
         return response

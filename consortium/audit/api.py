@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from consortium.audit import exports as audit
 from consortium.audit.models import AuditExport
-from consortium.governance.api import PROBLEMS, WRITE_PROBLEMS, _refused
-from consortium.governance.members import GovernanceError
+from consortium.governance.api import refusals
 from consortium.web import storage
-from consortium.web.idempotency import ApiView
-from consortium.web.problems import ProblemException, not_found
+from consortium.web.problems import ProblemException
+from consortium.web.viewsets import PROBLEMS, WRITE_PROBLEMS, ApiViewSet
 from ledger.api.fields import AsciiDateField, AsciiIntegerField
 from ledger.api.serializers import StrictSerializer
 
@@ -76,22 +76,27 @@ class AuditExportSerializer(serializers.ModelSerializer):
         return f"/api/v1/audit/exports/{obj.id}/file" if obj.status == "done" else None
 
 
-def _visible(request: Request, pk) -> AuditExport:
-    export = AuditExport.objects.select_related("member").filter(id=pk).first()
-    if export is None or not audit.may_read(request.user, export):
-        raise not_found("no such audit export")
-    return export
-
-
-class AuditExportListView(ApiView):
-    @extend_schema(
+@extend_schema_view(
+    list=extend_schema(
         operation_id="audit_exports_list",
         summary="Audit exports you may read (all for auditors and the secretariat)",
-        responses={200: AuditExportSerializer(many=True), **PROBLEMS},
-    )
-    def get(self, request: Request) -> Response:
-        qs = audit.visible_exports(request.user)[:200]
-        return Response(AuditExportSerializer(qs, many=True).data)
+    ),
+    retrieve=extend_schema(
+        operation_id="audit_exports_read",
+        summary="An audit export's status and progress",
+        responses={200: AuditExportSerializer, **PROBLEMS},
+    ),
+)
+class AuditExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    queryset = AuditExport.objects.select_related("member")
+    serializer_class = AuditExportSerializer
+    ordering = ("-created_at", "id")
+    lookup_value_converter = "uuid"
+    # Another member's export is not found, whether or not it exists.
+    not_found = "no such audit export"
+
+    def visible(self, queryset):
+        return queryset & audit.visible_exports(self.request.user)
 
     @extend_schema(
         operation_id="audit_exports_create",
@@ -103,31 +108,16 @@ class AuditExportListView(ApiView):
             **WRITE_PROBLEMS,
         },
     )
-    def post(self, request: Request) -> Response:
-        body = AuditExportRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            export = audit.audit_export_request(actor=request.user, **body.validated_data)
-        except GovernanceError as exc:
-            raise _refused(exc) from exc
+    def create(self, request: Request) -> Response:
+        d = self.validated(AuditExportRequestSerializer)
+        with refusals():
+            export = audit.audit_export_request(actor=request.user, **d)
         export.refresh_from_db()
         if export.status == AuditExport.Status.FAILED and not export.started_at:
             raise ProblemException(503, f"the export could not be queued: {export.error}")
         url = f"/api/v1/audit/exports/{export.id}"
         return Response(AuditExportSerializer(export).data, status=202, headers={"Location": url})
 
-
-class AuditExportView(ApiView):
-    @extend_schema(
-        operation_id="audit_exports_read",
-        summary="An audit export's status and progress",
-        responses={200: AuditExportSerializer, **PROBLEMS},
-    )
-    def get(self, request: Request, pk) -> Response:
-        return Response(AuditExportSerializer(_visible(request, pk)).data)
-
-
-class AuditExportFileView(ApiView):
     @extend_schema(
         operation_id="audit_exports_file",
         summary="The finished export (a zip file to verify with python -m consortium.audit.figures)",
@@ -137,8 +127,9 @@ class AuditExportFileView(ApiView):
             **PROBLEMS,
         },
     )
-    def get(self, request: Request, pk):
-        export = _visible(request, pk)
+    @action(detail=True, methods=["get"])
+    def file(self, request: Request, pk):
+        export = self.get_object()
         if export.status != AuditExport.Status.DONE or not export.file:
             raise ProblemException(409, f"the export is {export.status}, not done")
         response = storage.attachment(

@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import hashlib
 
+import django_filters
 from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import parsers, serializers
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, parsers, serializers
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from consortium.governance import agreements
-from consortium.governance.api import IDEMPOTENCY, PROBLEMS, WRITE_PROBLEMS, _refused, act
-from consortium.governance.members import GovernanceError
+from consortium.governance.api import act, refusals
 from consortium.governance.models import Agreement, AgreementParty, Document
-from consortium.web.idempotency import ApiView
+from consortium.web.filters import FilterSet, TrueFalseFilter
 from consortium.web.problems import ProblemException, bad_request, not_found
+from consortium.web.viewsets import PROBLEMS, WRITE_PROBLEMS, ApiViewSet
 from ledger.api.serializers import StrictSerializer
 
 
@@ -143,11 +150,18 @@ class ReasonSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=300, allow_blank=True, required=False, default="")
 
 
-def _visible(request, pk) -> Agreement:
-    agreement = agreements.visible_agreements(request.user).filter(id=pk).first()
-    if agreement is None:
-        raise not_found(f"no agreement {pk}")
-    return agreement
+class AgreementFilter(FilterSet):
+    state = django_filters.ChoiceFilter(choices=Agreement.State.choices)
+    kind = django_filters.ChoiceFilter(choices=Agreement.Kind.choices)
+    awaiting_signature = TrueFalseFilter(
+        method="awaiting", help_text="Only those awaiting your member's signature."
+    )
+
+    def awaiting(self, queryset, name, value: bool):
+        if not value:
+            return queryset
+        pending = agreements.awaiting_signature(self.request.user).values("agreement_id")
+        return queryset.filter(id__in=pending)
 
 
 def _full(agreement: Agreement) -> dict:
@@ -155,8 +169,103 @@ def _full(agreement: Agreement) -> dict:
     return AgreementSerializer(fresh).data
 
 
-class DocumentUploadView(ApiView):
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="agreements_list", summary="Agreements you may see, newest first"
+    ),
+    retrieve=extend_schema(
+        operation_id="agreements_retrieve",
+        summary="One agreement: terms, hashes, and who has signed and who has not",
+        responses={200: AgreementSerializer, **PROBLEMS},
+    ),
+)
+class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    queryset = Agreement.objects.prefetch_related("parties")
+    serializer_class = AgreementSerializer
+    filterset_class = AgreementFilter
+    ordering = ("-proposed_in", "id")
+    lookup_value_converter = "uuid"
+    not_found = "no agreement {pk}"
+
+    def visible(self, queryset):
+        return queryset & agreements.visible_agreements(self.request.user)
+
+    @extend_schema(
+        operation_id="agreements_create",
+        summary="Propose an agreement, or an amendment of one in force",
+        description=(
+            "The secretariat, or a signatory of a member that is a party. Upload the "
+            "document first. The terms are checked against the schema; every error names "
+            "its field."
+        ),
+        request=AgreementCreateSerializer,
+        responses={201: AgreementSerializer, **WRITE_PROBLEMS},
+    )
+    def create(self, request: Request) -> Response:
+        d = self.validated(AgreementCreateSerializer)
+        supersedes = self.get_object(d["supersedes"]) if d.get("supersedes") else None
+        agreement = act(
+            request,
+            agreements.agreement_propose,
+            kind=d["kind"],
+            title=d["title"],
+            terms=d["terms"],
+            document_sha256=d["document_sha256"],
+            supersedes=supersedes,
+        )
+        return Response(_full(agreement), status=201)
+
+    @extend_schema(
+        operation_id="agreements_sign",
+        summary="Sign for your member (a signatory; your member's hosted key signs)",
+        description=(
+            "Send the terms_sha256 and document_sha256 you read: if the agreement is not "
+            "what you read, nothing is signed (409). Members with external keys submit a "
+            "signed agreement.signed to POST /api/v1/ledger/entries."
+        ),
+        request=SignatureSerializer,
+        responses={201: PartySerializer, **WRITE_PROBLEMS},
+    )
+    @action(detail=True, methods=["post"], url_path="signatures")
+    def sign(self, request: Request, pk) -> Response:
+        d = self.validated(SignatureSerializer)
+        party = act(request, agreements.agreement_sign, agreement=self.get_object(), **d)
+        return Response(PartySerializer(party).data, status=201)
+
+    @extend_schema(
+        operation_id="agreements_withdraw",
+        summary="Withdraw your member from the agreement (a signatory of a party)",
+        request=ReasonSerializer,
+        responses={201: PartySerializer, **WRITE_PROBLEMS},
+    )
+    @action(detail=True, methods=["post"], url_path="withdrawal")
+    def withdraw(self, request: Request, pk) -> Response:
+        reason = self.validated(ReasonSerializer)["reason"]
+        party = act(
+            request, agreements.agreement_withdraw, agreement=self.get_object(), reason=reason
+        )
+        return Response(PartySerializer(party).data, status=201)
+
+    @extend_schema(
+        operation_id="agreements_terminate",
+        summary="Abandon an agreement not yet in force (the secretariat)",
+        description="An agreement in force ends by an accepted proposal (agreement.terminate).",
+        request=ReasonSerializer,
+        responses={200: AgreementSerializer, **WRITE_PROBLEMS},
+    )
+    @action(detail=True, methods=["post"], url_path="termination")
+    def terminate(self, request: Request, pk) -> Response:
+        reason = self.validated(ReasonSerializer)["reason"]
+        agreement = act(
+            request, agreements.agreement_terminate, agreement=self.get_object(), reason=reason
+        )
+        return Response(_full(agreement))
+
+
+class DocumentViewSet(ApiViewSet):
     parser_classes = [RawBodyParser]
+    lookup_field = "sha256"
+    lookup_value_converter = "str"
 
     @extend_schema(
         operation_id="documents_upload",
@@ -174,35 +283,28 @@ class DocumentUploadView(ApiView):
             413: OpenApiResponse(description="Too large (problem+json)."),
         },
     )
-    def post(self, request: Request) -> Response:
-        query = DocumentQuery(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        name = query.validated_data["name"]
+    def create(self, request: Request) -> Response:
+        name = self.validated(DocumentQuery, request.query_params.dict())["name"]
         if not name:
             raise bad_request("give the document's file name: ?name=treaty.pdf")
-        existed = False
-        try:
-            body = request.data if isinstance(request.data, bytes) else b""
-            existed = Document.objects.filter(sha256=hashlib.sha256(body).hexdigest()).exists()
+        body = request.data if isinstance(request.data, bytes) else b""
+        existed = Document.objects.filter(sha256=hashlib.sha256(body).hexdigest()).exists()
+        with refusals():
             doc = agreements.document_store(
                 actor=request.user,
                 name=name,
                 content=body,
                 media_type=(request.content_type or "").split(";")[0].strip(),
             )
-        except GovernanceError as exc:
-            raise _refused(exc) from exc
         return Response(DocumentSerializer(doc).data, status=200 if existed else 201)
 
-
-class DocumentDownloadView(ApiView):
     @extend_schema(
         operation_id="documents_retrieve",
         summary="Download a document you may read (check its SHA-256 yourself)",
         description="Served with the media type it was uploaded with (PDF, text, ...).",
         responses={(200, "*/*"): OpenApiTypes.BINARY, **PROBLEMS},
     )
-    def get(self, request: Request, sha256: str):
+    def retrieve(self, request: Request, sha256: str):
         doc = agreements.readable_document(request.user, sha256)
         if doc is None:
             raise not_found(f"no document {sha256}")
@@ -215,140 +317,3 @@ class DocumentDownloadView(ApiView):
         response["ETag"] = f'"{doc.sha256}"'
         response["X-Content-Type-Options"] = "nosniff"
         return response
-
-
-class AgreementListView(ApiView):
-    @extend_schema(
-        operation_id="agreements_list",
-        summary="Agreements you may see, newest first",
-        parameters=[
-            OpenApiParameter("state", str, enum=Agreement.State.values),
-            OpenApiParameter("kind", str, enum=Agreement.Kind.values),
-            OpenApiParameter(
-                "awaiting_signature",
-                bool,
-                description="Only those awaiting your member's signature.",
-            ),
-        ],
-        responses={200: AgreementSerializer(many=True), 400: WRITE_PROBLEMS[400], **PROBLEMS},
-    )
-    def get(self, request: Request) -> Response:
-        qs = agreements.visible_agreements(request.user)
-        for field, choices in (("state", Agreement.State), ("kind", Agreement.Kind)):
-            value = request.query_params.get(field)
-            if value:
-                if value not in choices.values:
-                    raise bad_request(f"{field} must be one of {', '.join(choices.values)}")
-                qs = qs.filter(**{field: value})
-        awaiting = request.query_params.get("awaiting_signature")
-        if awaiting not in (None, "", "true", "false"):
-            raise bad_request("awaiting_signature is true or false")
-        if awaiting == "true":
-            pending = agreements.awaiting_signature(request.user).values("agreement_id")
-            qs = qs.filter(id__in=pending)
-        qs = qs.prefetch_related("parties").order_by("-proposed_in")
-        return Response(AgreementSerializer(qs, many=True).data)
-
-    @extend_schema(
-        operation_id="agreements_create",
-        summary="Propose an agreement, or an amendment of one in force",
-        description=(
-            "The secretariat, or a signatory of a member that is a party. Upload the "
-            "document first. The terms are checked against the schema; every error names "
-            "its field."
-        ),
-        parameters=[IDEMPOTENCY],
-        request=AgreementCreateSerializer,
-        responses={201: AgreementSerializer, **WRITE_PROBLEMS},
-    )
-    def post(self, request: Request) -> Response:
-        body = AgreementCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        d = body.validated_data
-        supersedes = _visible(request, d["supersedes"]) if d.get("supersedes") else None
-        agreement = act(
-            request,
-            agreements.agreement_propose,
-            kind=d["kind"],
-            title=d["title"],
-            terms=d["terms"],
-            document_sha256=d["document_sha256"],
-            supersedes=supersedes,
-        )
-        return Response(_full(agreement), status=201)
-
-
-class AgreementDetailView(ApiView):
-    @extend_schema(
-        operation_id="agreements_retrieve",
-        summary="One agreement: terms, hashes, and who has signed and who has not",
-        responses={200: AgreementSerializer, **PROBLEMS},
-    )
-    def get(self, request: Request, pk) -> Response:
-        return Response(_full(_visible(request, pk)))
-
-
-class SignatureView(ApiView):
-    @extend_schema(
-        operation_id="agreements_sign",
-        summary="Sign for your member (a signatory; your member's hosted key signs)",
-        description=(
-            "Send the terms_sha256 and document_sha256 you read: if the agreement is not "
-            "what you read, nothing is signed (409). Members with external keys submit a "
-            "signed agreement.signed to POST /api/v1/ledger/entries."
-        ),
-        parameters=[IDEMPOTENCY],
-        request=SignatureSerializer,
-        responses={201: PartySerializer, **WRITE_PROBLEMS},
-    )
-    def post(self, request: Request, pk) -> Response:
-        body = SignatureSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        party = act(
-            request,
-            agreements.agreement_sign,
-            agreement=_visible(request, pk),
-            **body.validated_data,
-        )
-        return Response(PartySerializer(party).data, status=201)
-
-
-class WithdrawalView(ApiView):
-    @extend_schema(
-        operation_id="agreements_withdraw",
-        summary="Withdraw your member from the agreement (a signatory of a party)",
-        parameters=[IDEMPOTENCY],
-        request=ReasonSerializer,
-        responses={201: PartySerializer, **WRITE_PROBLEMS},
-    )
-    def post(self, request: Request, pk) -> Response:
-        body = ReasonSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        party = act(
-            request,
-            agreements.agreement_withdraw,
-            agreement=_visible(request, pk),
-            reason=body.validated_data["reason"],
-        )
-        return Response(PartySerializer(party).data, status=201)
-
-
-class TerminationView(ApiView):
-    @extend_schema(
-        operation_id="agreements_terminate",
-        summary="Abandon an agreement not yet in force (the secretariat)",
-        description="An agreement in force ends by an accepted proposal (agreement.terminate).",
-        parameters=[IDEMPOTENCY],
-        request=ReasonSerializer,
-        responses={200: AgreementSerializer, **WRITE_PROBLEMS},
-    )
-    def post(self, request: Request, pk) -> Response:
-        body = ReasonSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        agreement = act(
-            request,
-            agreements.agreement_terminate,
-            agreement=_visible(request, pk),
-            reason=body.validated_data["reason"],
-        )
-        return Response(_full(agreement))

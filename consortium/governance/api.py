@@ -1,19 +1,17 @@
 """Governance endpoints: members (public to every seat holder), the caller's own seat,
-proposals and votes, and seat changes."""
+proposals and votes, and seat changes; and how every endpoint calls a service."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from contextlib import contextmanager
 
+import django_filters
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_field,
-)
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import mixins, serializers
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,16 +19,49 @@ from consortium.governance import members as governance
 from consortium.governance import proposals
 from consortium.governance.members import GovernanceError
 from consortium.governance.models import ApiToken, Member, Proposal, Seat, Vote
-from consortium.web.idempotency import ApiView
+from consortium.web.filters import FilterSet
+from consortium.web.idempotency import HEADER, ApiView
 from consortium.web.problems import ProblemException, bad_request, not_found
+from consortium.web.viewsets import PROBLEMS, WRITE_PROBLEMS, ApiViewSet
 from ledger.api.fields import AsciiDateTimeField
-from ledger.api.serializers import EmptyBody, KeySerializer, ProblemSerializer, StrictSerializer
+from ledger.api.serializers import EmptyBody, KeySerializer, StrictSerializer
 from ledger.log import IdempotencyConflict, LedgerError
 
-PROBLEMS = {
-    401: OpenApiResponse(ProblemSerializer, description="Not authenticated (problem+json)."),
-    404: OpenApiResponse(ProblemSerializer, description="Not found (problem+json)."),
-}
+
+def refused(exc: GovernanceError | LedgerError) -> ProblemException:
+    """A service's refusal as the problem it is (400, 403, 404, 409)."""
+    if isinstance(exc, IdempotencyConflict):
+        return ProblemException(409, str(exc))
+    return ProblemException(getattr(exc, "status", 400), str(exc))
+
+
+@contextmanager
+def refusals():
+    """Run a service call, its refusals answered as problems."""
+    try:
+        yield
+    except (GovernanceError, LedgerError) as exc:
+        raise refused(exc) from exc
+
+
+def act(request: Request, service, **kwargs):
+    """Call a service as the request's user, with the request's Idempotency-Key; its
+    refusals become problems."""
+    with refusals():
+        return service(actor=request.user, idempotency_key=request.headers.get(HEADER), **kwargs)
+
+
+def public_key(value: str | None) -> bytes | None:
+    """An Ed25519 public key sent as base64 (``None`` when not sent)."""
+    if not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise bad_request("public_key must be base64") from exc
+
+
+# --- members --------------------------------------------------------------------------------
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -48,49 +79,6 @@ class MemberSerializer(serializers.ModelSerializer):
         ]
 
 
-class SeatSerializer(serializers.ModelSerializer):
-    seat = serializers.UUIDField(source="id")
-    member = serializers.CharField(source="member_id", allow_null=True)
-
-    class Meta:
-        model = Seat
-        fields = ["seat", "member", "role", "assigned_in"]
-
-
-IDEMPOTENCY = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Makes a retry safe: the same key returns what the first request did.",
-)
-WRITE_PROBLEMS = {
-    400: OpenApiResponse(ProblemSerializer, description="Bad request (problem+json)."),
-    401: PROBLEMS[401],
-    403: OpenApiResponse(ProblemSerializer, description="Not allowed (problem+json)."),
-    404: PROBLEMS[404],
-    409: OpenApiResponse(ProblemSerializer, description="Conflict (problem+json)."),
-    413: OpenApiResponse(ProblemSerializer, description="Body too large (problem+json)."),
-}
-
-
-def _refused(exc) -> ProblemException:
-    if isinstance(exc, IdempotencyConflict):
-        return ProblemException(409, str(exc))
-    return ProblemException(getattr(exc, "status", 400), str(exc))
-
-
-def act(request: Request, service, **kwargs):
-    """Call a governance service as the request's user, with the request's
-    Idempotency-Key; its refusals become problems (400, 403, 404, 409)."""
-    try:
-        return service(
-            actor=request.user, idempotency_key=request.headers.get("Idempotency-Key"), **kwargs
-        )
-    except (GovernanceError, LedgerError) as exc:
-        raise _refused(exc) from exc
-
-
 class ApplicationSerializer(StrictSerializer):
     code = serializers.CharField(max_length=32)
     kind = serializers.ChoiceField(choices=Member.Kind.choices, default="nation")
@@ -99,42 +87,94 @@ class ApplicationSerializer(StrictSerializer):
     figures = serializers.DictField(required=False, help_text="Voting figures, e.g. population.")
 
 
-class MemberListView(ApiView):
-    @extend_schema(
-        operation_id="members_list",
-        summary="The consortium's members",
-        responses={200: MemberSerializer(many=True), 401: PROBLEMS[401]},
+class KeyRotationSerializer(StrictSerializer):
+    public_key = serializers.CharField(
+        required=False,
+        help_text="Base64 Ed25519 public key the member holds itself; leave out for a new hosted key.",
     )
-    def get(self, request: Request) -> Response:
-        return Response(MemberSerializer(Member.objects.order_by("code"), many=True).data)
+    name = serializers.CharField(required=False, max_length=100, default="")
+
+
+class KeyRevocationSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=300)
+
+
+@extend_schema_view(
+    list=extend_schema(operation_id="members_list", summary="The consortium's members"),
+    retrieve=extend_schema(
+        operation_id="members_retrieve",
+        summary="One member",
+        responses={200: MemberSerializer, **PROBLEMS},
+    ),
+)
+class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    queryset = Member.objects.all()
+    serializer_class = MemberSerializer
+    ordering = ("code",)
+    lookup_field = "code"
+    lookup_value_converter = "str"
+    not_found = "no member {code}"
 
     @extend_schema(
         operation_id="members_apply",
         summary="Record an application to join (the secretariat)",
         description="The applicant becomes a member when a proposal with member.admit is accepted.",
-        parameters=[IDEMPOTENCY],
         request=ApplicationSerializer,
         responses={201: MemberSerializer, **WRITE_PROBLEMS},
     )
-    def post(self, request: Request) -> Response:
-        body = ApplicationSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        record = {k: v for k, v in body.validated_data.items() if v is not None}
+    def create(self, request: Request) -> Response:
+        record = {k: v for k, v in self.validated(ApplicationSerializer).items() if v is not None}
         member = act(request, governance.member_apply, record=record)
         return Response(MemberSerializer(member).data, status=201)
 
-
-class MemberDetailView(ApiView):
     @extend_schema(
-        operation_id="members_retrieve",
-        summary="One member",
-        responses={200: MemberSerializer, 401: PROBLEMS[401], 404: PROBLEMS[404]},
+        operation_id="members_keys_rotate",
+        summary="Rotate your member's hosted key (a signatory; signed by the key it replaces)",
+        description=(
+            "With public_key, the new key is external: the member signs its own entries "
+            "from then on and submits them to POST /api/v1/ledger/entries."
+        ),
+        request=KeyRotationSerializer,
+        responses={201: KeySerializer, **WRITE_PROBLEMS},
     )
-    def get(self, request: Request, code: str) -> Response:
-        member = Member.objects.filter(code=code).first()
-        if member is None:
-            raise not_found(f"no member {code}")
-        return Response(MemberSerializer(member).data)
+    @action(detail=True, methods=["post"], url_path="keys/rotation")
+    def rotate_key(self, request: Request, code: str) -> Response:
+        d = self.validated(KeyRotationSerializer)
+        key = act(
+            request,
+            governance.member_key_rotate,
+            code=code,
+            public_key=public_key(d.get("public_key")),
+            name=d["name"],
+        )
+        return Response(KeySerializer(key).data, status=201)
+
+    @extend_schema(
+        operation_id="members_keys_revoke",
+        summary="Revoke one of your member's keys (a signatory; signed by its hosted key)",
+        description="A lost last key is replaced by an accepted proposal (action key.revoke).",
+        request=KeyRevocationSerializer,
+        responses={200: KeySerializer, **WRITE_PROBLEMS},
+    )
+    @action(detail=True, methods=["post"], url_path="keys/<str:fingerprint>/revocation")
+    def revoke_key(self, request: Request, code: str, fingerprint: str) -> Response:
+        reason = self.validated(KeyRevocationSerializer)["reason"]
+        key = act(
+            request, governance.member_key_revoke, code=code, fingerprint=fingerprint, reason=reason
+        )
+        return Response(KeySerializer(key).data)
+
+
+# --- the caller's seat ----------------------------------------------------------------------
+
+
+class SeatSerializer(serializers.ModelSerializer):
+    seat = serializers.UUIDField(source="id")
+    member = serializers.CharField(source="member_id", allow_null=True)
+
+    class Meta:
+        model = Seat
+        fields = ["seat", "member", "role", "assigned_in"]
 
 
 class TokenInfoSerializer(serializers.ModelSerializer):
@@ -161,7 +201,7 @@ class SelfSeatView(ApiView):
     @extend_schema(
         operation_id="delegates_self",
         summary="The caller's seat: member and role (and the token used, if any)",
-        responses={200: DelegateSelfSerializer, 401: PROBLEMS[401], 404: PROBLEMS[404]},
+        responses={200: DelegateSelfSerializer, **PROBLEMS},
     )
     def get(self, request: Request) -> Response:
         seat = governance.seat_of(request.user)
@@ -212,37 +252,34 @@ class VoteSerializer(serializers.ModelSerializer):
         fields = ["member", "choice", "cast_in", "cast_at"]
 
 
-class ProposalListView(ApiView):
-    @extend_schema(
-        operation_id="proposals_list",
-        summary="Proposals, newest first",
-        parameters=[OpenApiParameter("state", str, enum=Proposal.State.values)],
-        responses={
-            200: ProposalSerializer(many=True),
-            400: WRITE_PROBLEMS[400],
-            401: PROBLEMS[401],
-        },
-    )
-    def get(self, request: Request) -> Response:
-        qs = Proposal.objects.all()
-        state = request.query_params.get("state")
-        if state:
-            if state not in Proposal.State.values:
-                raise bad_request(f"state must be one of {', '.join(Proposal.State.values)}")
-            qs = qs.filter(state=state)
-        return Response(ProposalSerializer(qs, many=True).data)
+class ProposalFilter(FilterSet):
+    state = django_filters.ChoiceFilter(choices=Proposal.State.choices)
+
+
+@extend_schema_view(
+    list=extend_schema(operation_id="proposals_list", summary="Proposals, newest first"),
+    retrieve=extend_schema(
+        operation_id="proposals_retrieve",
+        summary="One proposal, with its tally once decided",
+        responses={200: ProposalSerializer, **PROBLEMS},
+    ),
+)
+class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    queryset = Proposal.objects.all()
+    serializer_class = ProposalSerializer
+    filterset_class = ProposalFilter
+    ordering = ("-opened_in", "id")
+    lookup_value_converter = "uuid"
+    not_found = "no proposal {pk}"
 
     @extend_schema(
         operation_id="proposals_create",
         summary="Open a proposal (the secretariat, or a member's signatory)",
-        parameters=[IDEMPOTENCY],
         request=ProposalCreateSerializer,
         responses={201: ProposalSerializer, **WRITE_PROBLEMS},
     )
-    def post(self, request: Request) -> Response:
-        body = ProposalCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        d = body.validated_data
+    def create(self, request: Request) -> Response:
+        d = self.validated(ProposalCreateSerializer)
         proposal = act(
             request,
             proposals.proposal_open,
@@ -253,56 +290,29 @@ class ProposalListView(ApiView):
         )
         return Response(ProposalSerializer(proposal).data, status=201)
 
-
-def _proposal(pk) -> Proposal:
-    proposal = Proposal.objects.filter(id=pk).first()
-    if proposal is None:
-        raise not_found(f"no proposal {pk}")
-    return proposal
-
-
-class ProposalWithdrawalView(ApiView):
     @extend_schema(
         operation_id="proposals_withdraw",
         summary="Withdraw an open proposal (the secretariat, or a signatory of the member that opened it)",
-        parameters=[IDEMPOTENCY],
         request=None,
         responses={200: ProposalSerializer, **WRITE_PROBLEMS},
     )
-    def post(self, request: Request, pk) -> Response:
-        EmptyBody(data=request.data).is_valid(raise_exception=True)
-        proposal = act(request, proposals.proposal_withdraw, proposal=_proposal(pk))
+    @action(detail=True, methods=["post"], url_path="withdrawal")
+    def withdraw(self, request: Request, pk) -> Response:
+        self.validated(EmptyBody)
+        proposal = act(request, proposals.proposal_withdraw, proposal=self.get_object())
         return Response(ProposalSerializer(proposal).data)
 
-
-class ProposalDetailView(ApiView):
-    @extend_schema(
-        operation_id="proposals_retrieve",
-        summary="One proposal, with its tally once decided",
-        responses={200: ProposalSerializer, 401: PROBLEMS[401], 404: PROBLEMS[404]},
-    )
-    def get(self, request: Request, pk) -> Response:
-        return Response(ProposalSerializer(_proposal(pk)).data)
-
-
-class VoteView(ApiView):
     @extend_schema(
         operation_id="proposals_vote",
         summary="Cast or change your member's vote (a signatory; the member's hosted key signs)",
         description="Members with external keys submit a signed vote.cast to POST /api/v1/ledger/entries.",
-        parameters=[IDEMPOTENCY],
         request=VoteCreateSerializer,
         responses={201: VoteSerializer, **WRITE_PROBLEMS},
     )
-    def post(self, request: Request, pk) -> Response:
-        body = VoteCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        vote = act(
-            request,
-            proposals.vote_cast,
-            proposal=_proposal(pk),
-            choice=body.validated_data["choice"],
-        )
+    @action(detail=True, methods=["post"], url_path="votes")
+    def vote(self, request: Request, pk) -> Response:
+        choice = self.validated(VoteCreateSerializer)["choice"]
+        vote = act(request, proposals.vote_cast, proposal=self.get_object(), choice=choice)
         return Response(VoteSerializer(vote).data, status=201)
 
 
@@ -350,53 +360,54 @@ class SeatVacateSerializer(StrictSerializer):
     )
 
 
-def _seats_context(request: Request) -> dict:
-    return {"visible": governance.visible_members_of(request.user)}
+class SeatFilter(FilterSet):
+    member = django_filters.CharFilter(help_text="Only this member's seats.")
 
 
-def _seat(request: Request, pk) -> Seat:
-    """A seat the caller may see; any other is not found, whether or not it exists."""
-    seat = Seat.objects.select_related("holder__user").filter(id=pk).first()
-    visible = governance.visible_members_of(request.user)
-    if seat is None or (visible is not None and seat.member_id not in visible):
-        raise not_found(f"no seat {pk}")
-    return seat
-
-
-class SeatListView(ApiView):
-    @extend_schema(
+@extend_schema_view(
+    list=extend_schema(
         operation_id="seats_list",
         summary="Active seats: every seat for the secretariat and auditors, your member's for a delegate",
-        parameters=[OpenApiParameter("member", str, description="Only this member's seats.")],
-        responses={200: SeatHeldSerializer(many=True), 401: PROBLEMS[401]},
-    )
-    def get(self, request: Request) -> Response:
-        context = _seats_context(request)
-        qs = Seat.objects.filter(vacated_in__isnull=True).select_related("holder__user")
-        if context["visible"] is not None:
-            qs = qs.filter(member_id__in=context["visible"])
-        member = request.query_params.get("member")
-        if member:
-            qs = qs.filter(member_id=member)
-        return Response(SeatHeldSerializer(qs, many=True, context=context).data)
+    ),
+)
+class SeatViewSet(mixins.ListModelMixin, ApiViewSet):
+    queryset = Seat.objects.select_related("holder__user")
+    serializer_class = SeatHeldSerializer
+    filterset_class = SeatFilter
+    ordering = ("assigned_in", "id")
+    lookup_value_converter = "uuid"
+    # A seat the caller may not see is not found, whether or not it exists.
+    not_found = "no seat {pk}"
+
+    def visible(self, queryset):
+        members = self.get_serializer_context()["visible"]
+        if members is not None:
+            queryset = queryset.filter(member_id__in=members)
+        return queryset.filter(vacated_in__isnull=True) if self.action == "list" else queryset
+
+    def get_serializer_context(self) -> dict:
+        if not hasattr(self, "_visible"):
+            self._visible = governance.visible_members_of(self.request.user)
+        return {**super().get_serializer_context(), "visible": self._visible}
+
+    def _answer(self, seat: Seat, status: int = 200) -> Response:
+        seat = Seat.objects.select_related("holder__user").get(id=seat.id)
+        return Response(self.get_serializer(seat).data, status=status)
 
     @extend_schema(
         operation_id="seats_assign",
         summary="Give a user a seat (the secretariat; a member's signatory for its own member)",
         description="The seat is recorded on the ledger (seat.assigned) and the user holds it. "
         "A user holds one seat at a time: vacate the old one first.",
-        parameters=[IDEMPOTENCY],
         request=SeatAssignSerializer,
         responses={201: SeatHeldSerializer, **WRITE_PROBLEMS},
     )
-    def post(self, request: Request) -> Response:
-        body = SeatAssignSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+    def create(self, request: Request) -> Response:
+        d = self.validated(SeatAssignSerializer)
         if governance.acting_for(request.user) is False:
             raise ProblemException(
                 403, "only the secretariat or a member's signatory may assign seats"
             )
-        d = body.validated_data
         if d["role"] in Seat.MEMBER_ROLES and not d["member"]:
             raise bad_request(f"a {d['role']} seat is a member's: give its member")
         user = get_user_model().objects.filter(username=d["username"]).first()
@@ -405,92 +416,19 @@ class SeatListView(ApiView):
         seat = act(
             request, governance.seat_assign, user=user, role=d["role"], member=d["member"] or None
         )
-        seat = Seat.objects.select_related("holder__user").get(id=seat.id)
-        return Response(SeatHeldSerializer(seat, context=_seats_context(request)).data, status=201)
+        return self._answer(seat, status=201)
 
-
-class SeatVacateView(ApiView):
     @extend_schema(
         operation_id="seats_vacate",
         summary="End a seat (the secretariat; a member's signatory for its own member)",
         description="Records seat.vacated on the ledger; its holder loses the seat, and the "
         "API tokens issued for it stop working. A seat you cannot see is not found.",
-        parameters=[IDEMPOTENCY],
         request=SeatVacateSerializer,
         responses={200: SeatHeldSerializer, **WRITE_PROBLEMS},
     )
-    def post(self, request: Request, pk) -> Response:
-        body = SeatVacateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        seat = _seat(request, pk)
-        act(request, governance.seat_vacate, seat=seat, reason=body.validated_data["reason"])
-        seat = Seat.objects.select_related("holder__user").get(id=seat.id)
-        return Response(SeatHeldSerializer(seat, context=_seats_context(request)).data)
-
-
-# --- a member's keys ---------------------------------------------------------------------------
-
-
-class KeyRotationSerializer(StrictSerializer):
-    public_key = serializers.CharField(
-        required=False,
-        help_text="Base64 Ed25519 public key the member holds itself; leave out for a new hosted key.",
-    )
-    name = serializers.CharField(required=False, max_length=100, default="")
-
-
-class KeyRevocationSerializer(StrictSerializer):
-    reason = serializers.CharField(max_length=300)
-
-
-class MemberKeyRotationView(ApiView):
-    @extend_schema(
-        operation_id="members_keys_rotate",
-        summary="Rotate your member's hosted key (a signatory; signed by the key it replaces)",
-        description=(
-            "With public_key, the new key is external: the member signs its own entries "
-            "from then on and submits them to POST /api/v1/ledger/entries."
-        ),
-        parameters=[IDEMPOTENCY],
-        request=KeyRotationSerializer,
-        responses={201: KeySerializer, **WRITE_PROBLEMS},
-    )
-    def post(self, request: Request, code: str) -> Response:
-        body = KeyRotationSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        raw = None
-        if body.validated_data.get("public_key"):
-            try:
-                raw = base64.b64decode(body.validated_data["public_key"], validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise bad_request("public_key must be base64") from exc
-        key = act(
-            request,
-            governance.member_key_rotate,
-            code=code,
-            public_key=raw,
-            name=body.validated_data["name"],
-        )
-        return Response(KeySerializer(key).data, status=201)
-
-
-class MemberKeyRevocationView(ApiView):
-    @extend_schema(
-        operation_id="members_keys_revoke",
-        summary="Revoke one of your member's keys (a signatory; signed by its hosted key)",
-        description="A lost last key is replaced by an accepted proposal (action key.revoke).",
-        parameters=[IDEMPOTENCY],
-        request=KeyRevocationSerializer,
-        responses={200: KeySerializer, **WRITE_PROBLEMS},
-    )
-    def post(self, request: Request, code: str, fingerprint: str) -> Response:
-        body = KeyRevocationSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        key = act(
-            request,
-            governance.member_key_revoke,
-            code=code,
-            fingerprint=fingerprint,
-            reason=body.validated_data["reason"],
-        )
-        return Response(KeySerializer(key).data)
+    @action(detail=True, methods=["post"])
+    def vacate(self, request: Request, pk) -> Response:
+        reason = self.validated(SeatVacateSerializer)["reason"]
+        seat = self.get_object()
+        act(request, governance.seat_vacate, seat=seat, reason=reason)
+        return self._answer(seat)

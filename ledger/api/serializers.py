@@ -82,6 +82,8 @@ class EntrySubmissionSerializer(StrictSerializer):
 
 
 class EntriesQuery(serializers.Serializer):
+    """The ledger's cursor over its entries (``ledger.api.pagination``)."""
+
     after = AsciiIntegerField(
         required=False,
         default=-1,
@@ -95,9 +97,6 @@ class EntriesQuery(serializers.Serializer):
         min_value=1,
         max_value=1000,
         help_text="How many entries at most (1-1000, default 100).",
-    )
-    kind = serializers.CharField(
-        required=False, max_length=64, help_text="Only entries of this kind."
     )
 
 
@@ -157,12 +156,6 @@ class EntrySerializer(serializers.ModelSerializer):
             "leaf",
             "leaf_hash",
         ]
-
-
-class EntryPageSerializer(serializers.Serializer):
-    entries = EntrySerializer(many=True)
-    next = serializers.CharField(allow_null=True, help_text="URL of the next page, if any.")
-    tree_size = serializers.IntegerField()
 
 
 class InclusionProofSerializer(serializers.Serializer):

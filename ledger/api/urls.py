@@ -1,14 +1,18 @@
-from django.urls import path
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
 
 from ledger.api import views
 
 app_name = "ledger"
 
+# No trailing slash, and each lookup through its viewset's path converter.
+router = SimpleRouter(trailing_slash=False, use_regex_path=False)
+router.register("entries", views.EntryViewSet)
+router.register("keys", views.KeyViewSet)
+
 urlpatterns = [
     path("checkpoint", views.CheckpointView.as_view(), name="checkpoint"),
-    path("entries", views.EntryListView.as_view(), name="entries"),
-    path("entries/<int:index>", views.EntryDetailView.as_view(), name="entry"),
     path("proofs/inclusion", views.InclusionProofView.as_view(), name="inclusion-proof"),
     path("proofs/consistency", views.ConsistencyProofView.as_view(), name="consistency-proof"),
-    path("keys", views.KeyListView.as_view(), name="keys"),
+    path("", include(router.urls)),
 ]

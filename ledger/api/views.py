@@ -1,20 +1,26 @@
-"""Read-only ledger endpoints: checkpoint, entries, proofs, keys."""
+"""Ledger endpoints: checkpoint, entries (and the submission of one), proofs, keys."""
 
 from __future__ import annotations
 
 import base64
-from urllib.parse import urlencode
 
+import django_filters
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, renderers
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import exceptions, mixins, renderers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ledger import log, submissions
 from ledger.api import serializers as s
+from ledger.api.pagination import EntryIndexPagination
 from ledger.models import Entry, Key
 
 PROBLEMS = {
@@ -81,7 +87,22 @@ class CheckpointView(APIView):
         return response
 
 
-class EntryListView(APIView):
+class EntryFilter(django_filters.FilterSet):
+    kind = django_filters.CharFilter(
+        max_length=64,
+        help_text="Only entries of this kind.",
+        error_messages={"max_length": "kind: Ensure this field has no more than 64 characters."},
+    )
+
+
+class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    queryset = Entry.objects.all()
+    serializer_class = s.EntrySerializer
+    filterset_class = EntryFilter
+    pagination_class = EntryIndexPagination
+    lookup_field = "index"
+    lookup_value_converter = "int"
+
     @extend_schema(
         operation_id="ledger_entries_submit",
         summary="Submit an entry signed with your own key",
@@ -104,7 +125,7 @@ class EntryListView(APIView):
             ),
         },
     )
-    def post(self, request: Request) -> Response:
+    def create(self, request: Request) -> Response:
         body = s.EntrySubmissionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -125,39 +146,17 @@ class EntryListView(APIView):
             "Cursor pagination: pass the last index you have as `after`. "
             "Each page costs one index range scan, however long the log."
         ),
-        parameters=[s.EntriesQuery],
-        responses={200: s.EntryPageSerializer, 400: PROBLEMS[400], 401: PROBLEMS[401]},
+        responses={200: s.EntrySerializer(many=True), 400: PROBLEMS[400], 401: PROBLEMS[401]},
     )
-    def get(self, request: Request) -> Response:
-        q = _query(s.EntriesQuery, request)
-        qs = Entry.objects.filter(index__gt=q["after"]).order_by("index")
-        if q.get("kind"):
-            qs = qs.filter(kind=q["kind"])
-        rows = list(qs[: q["limit"] + 1])
-        more = len(rows) > q["limit"]
-        rows = rows[: q["limit"]]
-        next_url = None
-        if more:
-            params = {"after": rows[-1].index, "limit": q["limit"]}
-            if q.get("kind"):
-                params["kind"] = q["kind"]
-            next_url = request.build_absolute_uri(f"{request.path}?{urlencode(params)}")
-        return Response(
-            {
-                "entries": s.EntrySerializer(rows, many=True).data,
-                "next": next_url,
-                "tree_size": log.tree_size(),
-            }
-        )
+    def list(self, request: Request) -> Response:
+        return super().list(request)
 
-
-class EntryDetailView(APIView):
     @extend_schema(
         operation_id="ledger_entries_retrieve",
         summary="One entry, with its exact leaf bytes and leaf hash",
         responses={200: s.EntrySerializer, 401: PROBLEMS[401], 404: PROBLEMS[404]},
     )
-    def get(self, request: Request, index: int) -> Response:
+    def retrieve(self, request: Request, index: int) -> Response:
         entry = Entry.objects.filter(index=index).first()
         if entry is None:
             raise exceptions.NotFound(f"there is no entry at index {index}")
@@ -203,25 +202,26 @@ class ConsistencyProofView(APIView):
         return Response({"from": q["old"], "to": q["new"], "proof": [_b64(h) for h in proof]})
 
 
-class KeyListView(APIView):
-    @extend_schema(
+class KeyFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(
+        choices=Key.Kind.choices,
+        help_text="Only keys of this kind.",
+        error_messages={"invalid_choice": f"kind must be one of {', '.join(Key.Kind.values)}"},
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
         operation_id="ledger_keys_list",
         summary="The public key registry",
         description="Every key the log knows, with the index range it may sign.",
-        parameters=[
-            OpenApiParameter(
-                "kind", str, enum=Key.Kind.values, description="Only keys of this kind."
-            ),
-        ],
         responses={200: s.KeySerializer(many=True), 400: PROBLEMS[400], 401: PROBLEMS[401]},
     )
-    def get(self, request: Request) -> Response:
-        qs = Key.objects.order_by("registered_in")
-        kind = request.query_params.get("kind")
-        if kind:
-            if kind not in Key.Kind.values:
-                raise exceptions.ValidationError(
-                    f"kind must be one of {', '.join(Key.Kind.values)}"
-                )
-            qs = qs.filter(kind=kind)
-        return Response(s.KeySerializer(qs, many=True).data)
+)
+class KeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The key registry: a list in the project's cursor pages (``DEFAULT_PAGINATION_CLASS``)."""
+
+    queryset = Key.objects.all()
+    serializer_class = s.KeySerializer
+    filterset_class = KeyFilter
+    ordering = ("registered_in", "fingerprint")

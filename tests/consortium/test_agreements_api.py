@@ -81,9 +81,9 @@ def test_propose_sign_and_see_who_has_signed(world):
     assert a["state"] == "open" and [p["signed"] for p in a["parties"]] == [False, False]
     s = world["fr"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
     assert s.status_code == 201 and s.json()["member"] == "FR" and s.json()["signed"]
-    pending = world["de"].get("/api/v1/agreements?awaiting_signature=true").json()
+    pending = world["de"].get("/api/v1/agreements?awaiting_signature=true").json()["results"]
     assert [x["id"] for x in pending] == [a["id"]]
-    assert world["fr"].get("/api/v1/agreements?awaiting_signature=true").json() == []
+    assert world["fr"].get("/api/v1/agreements?awaiting_signature=true").json()["results"] == []
     world["de"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
     detail = world["rec_de"].get(f"/api/v1/agreements/{a['id']}").json()
     assert detail["state"] == "in_force"
@@ -97,7 +97,7 @@ def test_a_non_party_reads_the_agreement_but_cannot_sign_it(world):
     _it_key, it_user = _italy_with_an_external_key()
     a = propose(world["fr"]).json()
     it = _client(it_user)
-    assert [x["id"] for x in it.get("/api/v1/agreements").json()] == [a["id"]]
+    assert [x["id"] for x in it.get("/api/v1/agreements").json()["results"]] == [a["id"]]
     assert it.get(a["document"]["url"]).status_code == 200
     before = Entry.objects.count()
     s = it.post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
@@ -252,7 +252,7 @@ def test_an_external_key_proposes_only_for_its_own_member(world):
     r = _submit(it, it_key, "agreement.proposed", ok)
     assert r.status_code == 201, r.content
     assert Agreement.objects.get(id=payload["agreement"]).proposed_by == it_key.fingerprint
-    seen = _client(User.objects.get(username="it")).get("/api/v1/agreements").json()
+    seen = _client(User.objects.get(username="it")).get("/api/v1/agreements").json()["results"]
     assert [x["id"] for x in seen] == [payload["agreement"]]
 
 

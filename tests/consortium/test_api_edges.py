@@ -249,12 +249,14 @@ def schema():
     return SchemaGenerator().get_schema(request=None, public=True)
 
 
-def test_the_access_log_is_a_list_in_the_schema_as_in_the_answer(delegates, schema):
+def test_the_access_log_is_a_page_of_a_list_in_the_schema_as_in_the_answer(delegates, schema):
     r = _client(delegates["fr"]).get("/api/v1/access/log")
-    assert r.status_code == 200 and r.json() == []
+    assert r.status_code == 200 and r.json() == {"next": None, "previous": None, "results": []}
     declared = schema["paths"]["/api/v1/access/log"]["get"]["responses"]["200"]["content"]
-    assert declared["application/json"]["schema"]["type"] == "array"
-    item = declared["application/json"]["schema"]["items"]["$ref"].rsplit("/", 1)[1]
+    page = declared["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    results = schema["components"]["schemas"][page]["properties"]["results"]
+    assert results["type"] == "array"
+    item = results["items"]["$ref"].rsplit("/", 1)[1]
     assert set(schema["components"]["schemas"][item]["properties"]) >= {"at", "outcome", "path"}
 
 
@@ -272,3 +274,11 @@ def test_request_bodies_declare_that_they_take_no_other_field(schema):
         "application/json"
     ]["schema"]["$ref"]
     assert schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/documents", "/api/v1/members", "/api/v1/contributions/data", "/api/v1/seats"]
+)
+def test_options_names_the_view_and_leaves_the_bodies_to_the_schema(delegates, url):
+    r = _client(delegates["fr"]).options(url)
+    assert r.status_code == 200 and set(r.json()) == {"name", "description", "renders", "parses"}

@@ -238,13 +238,13 @@ def test_the_api_lists_checkpoints_and_serves_their_bundle(delegates, published,
     from tests.consortium.test_proposals_api import _client
 
     api = _client(delegates["rec_fr"])
-    listed = api.get("/api/v1/checkpoints?model=aurora").json()
+    listed = api.get("/api/v1/checkpoints?model=aurora").json()["results"]
     assert [c["digest"] for c in listed] == [published.digest]
     assert api.get("/api/v1/checkpoints?state=lost").status_code == 400
     bundle = api.get(f"/api/v1/checkpoints/{published.digest}/bundle")
     assert bundle.status_code == 200 and verify(weights, bundle.json(), _vkey()).ok
     assert api.get(f"/api/v1/checkpoints/{'0' * 64}").status_code == 404
-    assert [m["code"] for m in api.get("/api/v1/models").json()] == ["aurora"]
+    assert [m["code"] for m in api.get("/api/v1/models").json()["results"]] == ["aurora"]
 
 
 def test_the_command_publishes_and_writes_a_bundle(delegates, weights, tmp_path, capsys):

@@ -83,7 +83,7 @@ def _api(user) -> APIClient:
 
 def test_the_api_lists_members_and_answers_who_am_i(people):
     api = _api(people["sig_fr"])
-    assert [m["code"] for m in api.get("/api/v1/members").json()] == ["DE", "FR"]
+    assert [m["code"] for m in api.get("/api/v1/members").json()["results"]] == ["DE", "FR"]
     assert api.get("/api/v1/members/DE").json()["status"] == "member"
     me = api.get("/api/v1/delegates/self").json()
     assert (me["member"], me["role"]) == ("FR", "signatory")

@@ -57,7 +57,7 @@ def test_a_signatory_opens_a_proposal_and_another_votes(world):
     pid = r.json()["id"]
     v = world["de"].post(f"/api/v1/proposals/{pid}/votes", {"choice": "yes"}, format="json")
     assert v.status_code == 201 and v.json() == {**v.json(), "member": "DE", "choice": "yes"}
-    listing = world["rec_de"].get("/api/v1/proposals?state=open").json()
+    listing = world["rec_de"].get("/api/v1/proposals?state=open").json()["results"]
     assert [p["id"] for p in listing] == [pid]
 
 

@@ -53,7 +53,7 @@ def test_the_secretariat_assigns_and_vacates_a_seat(people):
     assert Entry.objects.count() == before + 1
     assert Entry.objects.get(index=body["assigned_in"]).kind == "seat.assigned"
     assert governance.seat_of(people["newcomer"]).member_id == "IT"
-    assert body["seat"] in [s["seat"] for s in api.get("/api/v1/seats").json()]
+    assert body["seat"] in [s["seat"] for s in api.get("/api/v1/seats").json()["results"]]
 
     seat = Seat.objects.get(id=body["seat"])
     r = _vacate(api, seat, reason="left the delegation")
@@ -61,7 +61,7 @@ def test_the_secretariat_assigns_and_vacates_a_seat(people):
     assert r.json()["vacated_in"] == before + 1 and r.json()["holder"] is None
     assert Entry.objects.get(index=before + 1).kind == "seat.vacated"
     assert governance.seat_of(people["newcomer"]) is None
-    assert body["seat"] not in [s["seat"] for s in api.get("/api/v1/seats").json()]
+    assert body["seat"] not in [s["seat"] for s in api.get("/api/v1/seats").json()["results"]]
     # Vacating it again is a conflict, and writes nothing.
     _refused(_vacate(api, seat), 409, Entry.objects.count(), "already vacant")
 
@@ -116,26 +116,26 @@ def test_delegates_who_may_not_assign_may_not_vacate_either(people, who, target)
 
 def test_a_delegate_sees_only_its_own_members_seats(people):
     api = _api(people["sig_fr"])
-    listed = api.get("/api/v1/seats").json()
+    listed = api.get("/api/v1/seats").json()["results"]
     assert {(s["member"], s["role"], s["holder"]) for s in listed} == {
         ("FR", "signatory", "sig_fr"),
         ("FR", "recorder", "rec_fr"),
     }
-    assert api.get("/api/v1/seats?member=DE").json() == []
-    assert len(api.get("/api/v1/seats?member=FR").json()) == 2
+    assert api.get("/api/v1/seats?member=DE").json()["results"] == []
+    assert len(api.get("/api/v1/seats?member=FR").json()["results"]) == 2
     # Another member's seat, or a consortium-wide one, is not found: not even its existence
     # is told.
     before = Entry.objects.count()
     for other in ("sig_de", "secretariat"):
         _refused(_vacate(api, _seat(people[other])), 404, before, "no seat")
         assert _seat(people[other]).active
-    assert _api(people["obs_de"]).get("/api/v1/seats?member=FR").json() == []
+    assert _api(people["obs_de"]).get("/api/v1/seats?member=FR").json()["results"] == []
 
 
 @pytest.mark.parametrize("who", ["secretariat", "auditor"])
 def test_the_secretariat_and_auditors_see_every_active_seat(people, who):
     api = _api(people[who])
-    listed = api.get("/api/v1/seats").json()
+    listed = api.get("/api/v1/seats").json()["results"]
     holders = {s["holder"]: (s["member"], s["role"]) for s in listed}
     assert holders == {
         "secretariat": (None, "secretariat"),
@@ -145,7 +145,8 @@ def test_the_secretariat_and_auditors_see_every_active_seat(people, who):
         "sig_de": ("DE", "signatory"),
         "auditor": (None, "auditor"),
     }
-    assert {s["holder"] for s in api.get("/api/v1/seats?member=DE").json()} == {"obs_de", "sig_de"}
+    germany = api.get("/api/v1/seats?member=DE").json()["results"]
+    assert {s["holder"] for s in germany} == {"obs_de", "sig_de"}
 
 
 def test_a_user_without_a_seat_sees_no_seats(people):

@@ -49,7 +49,9 @@ def write_endpoints() -> list[tuple[str, str]]:
         view = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
         if not route.startswith("api/") or view is None or not issubclass(view, APIView):
             continue
-        found += [("/" + route, m) for m in WRITE_METHODS if hasattr(view, m)]
+        # A viewset's route maps its methods to actions; a view answers its own methods.
+        methods = getattr(callback, "actions", None) or {m: m for m in dir(view)}
+        found += [("/" + route, m) for m in WRITE_METHODS if m in methods]
     return found
 
 

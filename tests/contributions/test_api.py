@@ -4,9 +4,12 @@ nothing written, and the cost-share report as JSON and CSV."""
 from __future__ import annotations
 
 import hashlib
+import uuid
+from datetime import date
 
 import pytest
 
+from consortium.governance.models import Member
 from contributions.models import Contribution
 from ledger.models import Entry
 from tests import worlds
@@ -63,11 +66,45 @@ def test_funds_data_and_the_scoped_list(lumi):
         fi.post("/api/v1/contributions/data", {"dataset": DATASET}, format="json").status_code
         == 201
     )
-    assert [c["member"] for c in se.get("/api/v1/contributions").json()] == ["SE"]
-    assert [c["member"] for c in fi.get("/api/v1/contributions").json()] == ["FI"]
-    everyone = _client(lumi["people"]["aud"]).get("/api/v1/contributions").json()
+    assert [c["member"] for c in se.get("/api/v1/contributions").json()["results"]] == ["SE"]
+    assert [c["member"] for c in fi.get("/api/v1/contributions").json()["results"]] == ["FI"]
+    everyone = _client(lumi["people"]["aud"]).get("/api/v1/contributions").json()["results"]
     assert sorted(c["member"] for c in everyone) == ["FI", "SE"]
     assert se.get("/api/v1/contributions?kind=gold").status_code == 400
+
+
+def test_every_contribution_is_listed_a_page_at_a_time_past_a_thousand(lumi):
+    """The list stopped at 1,000 without saying so; now every one is on a page, in the
+    order recorded, however many share an entry (an import records many at once)."""
+    members = {code: Member.objects.get(code=code) for code in ("FI", "SE")}
+    Contribution.objects.bulk_create(
+        Contribution(
+            id=uuid.uuid4(),
+            kind="funds",
+            member=members["FI" if i % 3 else "SE"],
+            state="pending",
+            recorded_in=100_000 + i // 300,
+            recorded_at="2026-01-01T00:00:00Z",
+            delivered_on=date(2026, 1, 1),
+            amount=1,
+            currency="EUR",
+        )
+        for i in range(1001)
+    )
+    api = _client(lumi["people"]["aud"])
+    first = api.get("/api/v1/contributions?page_size=1000").json()
+    second = api.get(first["next"]).json()
+    assert (len(first["results"]), len(second["results"]), second["next"]) == (1000, 1, None)
+    url, seen = "/api/v1/contributions?page_size=250&member=FI", []
+    while url:
+        page = api.get(url).json()
+        seen, url = seen + page["results"], page["next"]
+    assert len(seen) == len({c["id"] for c in seen}) == 667
+    assert [c["recorded_in"] for c in seen] == sorted(
+        (c["recorded_in"] for c in seen), reverse=True
+    )
+    r = api.get("/api/v1/contributions?from=2026-13-01")
+    assert r.status_code == 400 and r.json()["detail"] == "from is a date, YYYY-MM-DD"
 
 
 @pytest.mark.parametrize(

@@ -142,12 +142,12 @@ def test_the_access_log_is_read_by_member_and_exported_for_auditors(lumi, checkp
     url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
     _client(lumi["people"]["rec_se"]).get(url)
     _authorize(lumi, checkpoint.digest, who="rec_fi")  # denied
-    se = _client(lumi["people"]["rec_se"]).get("/api/v1/access/log").json()
+    se = _client(lumi["people"]["rec_se"]).get("/api/v1/access/log").json()["results"]
     assert [(e["member"], e["outcome"]) for e in se] == [("SE", "served")]
-    fi = _client(lumi["people"]["sig_fi"]).get("/api/v1/access/log").json()
+    fi = _client(lumi["people"]["sig_fi"]).get("/api/v1/access/log").json()["results"]
     assert [(e["member"], e["outcome"]) for e in fi] == [("FI", "denied")]
     csv = _client(lumi["people"]["aud"]).get("/api/v1/access/log?output=csv")
-    lines = csv.content.decode().splitlines()
+    lines = b"".join(csv.streaming_content).decode().splitlines()
     assert lines[0].startswith("at,member,username") and len(lines) == 3
     assert _client(lumi["people"]["aud"]).get("/api/v1/access/log?from=x").status_code == 400
 

@@ -45,7 +45,8 @@ def test_a_recorded_payment_is_pending_and_counts_nothing(lumi):
         "1.00",
         {"EUR": "1"},
     )
-    listed = _client(lumi["people"]["rec_se"]).get("/api/v1/contributions?state=pending").json()
+    api = _client(lumi["people"]["rec_se"])
+    listed = api.get("/api/v1/contributions?state=pending").json()["results"]
     assert [x["id"] for x in listed] == [str(c.id)]
 
 

@@ -71,6 +71,16 @@ def test_entries_filter_by_kind(api, history):
     assert [e["kind"] for e in body["entries"]] == ["key.registered"]
 
 
+def test_the_next_page_repeats_the_limit_and_the_kind(api, history):
+    body = api.get("/api/v1/ledger/entries?kind=test.sample&limit=2&page_size=7").json()
+    assert [e["index"] for e in body["entries"]] == [2, 3]
+    assert (
+        body["next"] == "http://testserver/api/v1/ledger/entries?after=3&limit=2&kind=test.sample"
+    )
+    last = api.get("/api/v1/ledger/entries?after=30").json()
+    assert ([e["index"] for e in last["entries"]], last["next"]) == ([31], None)
+
+
 def test_one_entry_carries_its_exact_leaf_and_leaf_hash(api, history):
     e = api.get("/api/v1/ledger/entries/5").json()
     leaf = base64.b64decode(e["leaf"])
@@ -97,12 +107,14 @@ def test_a_consistency_proof_verifies_between_two_sizes(api, history):
 
 
 def test_the_key_registry_lists_keys_with_their_validity(api, history):
-    keys = api.get("/api/v1/ledger/keys").json()
+    keys = api.get("/api/v1/ledger/keys").json()["results"]
     assert [(k["kind"], k["valid_from"], k["revoked_at"]) for k in keys] == [
         ("log", 0, None),
         ("service", 2, None),
     ]
-    assert [k["kind"] for k in api.get("/api/v1/ledger/keys?kind=service").json()] == ["service"]
+    assert [k["kind"] for k in api.get("/api/v1/ledger/keys?kind=service").json()["results"]] == [
+        "service"
+    ]
     _problem(api.get("/api/v1/ledger/keys?kind=nope"), 400)
 
 
