@@ -123,3 +123,49 @@ def test_long_modules_say_why_they_are_kept_whole():
         if len(lines) > MAX_LINES and not any(KEPT_WHOLE in line for line in lines[:40]):
             long.append(str(path.relative_to(ROOT)))
     assert set(long) == STILL_TO_SPLIT
+
+
+REGISTRIES = """
+import importlib, json, sys
+import django
+django.setup()
+if sys.argv[1] == "everything":
+    import pkgutil
+    for package in ("ledger", "consortium", "contributions"):
+        root = importlib.import_module(package)
+        for info in pkgutil.walk_packages(root.__path__, package + "."):
+            if ".migrations" not in info.name and not info.name.endswith("__main__"):
+                importlib.import_module(info.name)
+from ledger import log, replay, submissions
+print(json.dumps({
+    "appliers": sorted(log._appliers),
+    "handlers": sorted(submissions._handlers),
+    "followers": sorted(submissions._followers),
+    "projections": sorted(m._meta.label for m in replay.projections()),
+}))
+"""
+
+
+def registries(what: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", REGISTRIES, what],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "consortium.settings"},
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_django_setup_alone_registers_every_applier_projection_and_handler():
+    """A Celery worker or ``ledger replay`` loads no URLconf and no admin: the apps' ready()
+    must register what every domain module would."""
+    at_setup = registries("setup")
+    assert at_setup == registries("everything")
+    assert "checkpoint.published" in at_setup["appliers"]
+    assert "facility.registered" in at_setup["appliers"]

@@ -14,7 +14,6 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import generics, routers, viewsets
 
-from consortium.web import schema  # noqa: F401  (registers the bearer-token scheme)
 from consortium.web.idempotency import HEADER, ApiView
 from consortium.web.problems import not_found
 from ledger.api.serializers import ProblemSerializer
