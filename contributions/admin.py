@@ -25,10 +25,15 @@ from consortium.governance.members import (
 from consortium.governance.models import Agreement
 from consortium.governance.terms import ACCESS_MODES, DUO_MODIFIERS, DUO_PERMISSIONS
 from consortium.web.formfields import AsciiDateField, AsciiIntegerField
-from contributions import services
+from contributions import selectors
 from contributions.chart import cost_share_svg
+from contributions.compute import sacct_import
+from contributions.data import data_contribute
+from contributions.disputes import contribution_dispute
+from contributions.funds import funds_confirm, funds_contribute, funds_reject
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report
+from contributions.sacct import gpu_hours
 from ledger.log import LedgerError
 
 
@@ -167,7 +172,7 @@ class ContributionAdmin(MemberScoped):
     def changelist_view(self, request, extra_context=None):
         extra = {
             "can_record": recording_for(request.user) is not None,
-            "can_import": Facility.objects.filter(operator_id=recording_for(request.user)).exists(),
+            "can_import": selectors.facilities_run_by(request.user).exists(),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra)
@@ -194,7 +199,7 @@ class ContributionAdmin(MemberScoped):
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
             try:
-                c = services.funds_contribute(
+                c = funds_contribute(
                     actor=request.user,
                     amount=d["amount"].strip(),
                     currency=d["currency"].strip(),
@@ -221,7 +226,7 @@ class ContributionAdmin(MemberScoped):
         form = DatasetForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                c = services.data_contribute(actor=request.user, dataset=form.dataset())
+                c = data_contribute(actor=request.user, dataset=form.dataset())
             except (GovernanceError, LedgerError) as exc:
                 form.add_error(None, str(exc))
             else:
@@ -236,10 +241,7 @@ class ContributionAdmin(MemberScoped):
         )
 
     def import_view(self, request):
-        member = recording_for(request.user)
-        facilities = (
-            Facility.objects.filter(operator_id=member) if member else Facility.objects.none()
-        )
+        facilities = selectors.facilities_run_by(request.user)
         if not facilities.exists():
             raise PermissionDenied
         form = ImportForm(request.POST or None, request.FILES or None, facilities=facilities)
@@ -247,7 +249,7 @@ class ContributionAdmin(MemberScoped):
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
             try:
-                reading, rows, imported = services.sacct_import(
+                reading, rows, imported = sacct_import(
                     actor=request.user,
                     facility=d["facility"],
                     data=d["export"].read(),
@@ -258,9 +260,7 @@ class ContributionAdmin(MemberScoped):
             else:
                 result = {
                     "reading": reading,
-                    "rows": [
-                        {**r, "gpu_hours": services.gpu_hours(r["gpu_seconds"])} for r in rows
-                    ],
+                    "rows": [{**r, "gpu_hours": gpu_hours(r["gpu_seconds"])} for r in rows],
                     "imported": imported,
                     "left_out": sorted(reading.left_out_counts.items()),
                 }
@@ -281,25 +281,8 @@ class ContributionAdmin(MemberScoped):
     def get_queryset(self, request):
         # The treasurer sees the payments awaiting its confirmation, whoever paid them.
         qs = super().get_queryset(request)
-        member = recording_for(request.user)
-        if member is None or visible_members_of(request.user) is None:
-            return qs
-        owed = [
-            m
-            for m in Contribution.objects.filter(
-                kind=Contribution.Kind.FUNDS, state=Contribution.State.PENDING
-            )
-            .exclude(member_id=member)
-            .values_list("member_id", flat=True)
-            .distinct()
-            if services.treasurer_of(m) == member
-        ]
-        if not owed:
-            return qs
-        pending = Contribution.objects.filter(
-            kind=Contribution.Kind.FUNDS, state=Contribution.State.PENDING, member__in=owed
-        )
-        return (qs | pending).distinct()
+        pending = selectors.awaiting_treasurer(request.user)
+        return qs if pending is None else (qs | pending).distinct()
 
     def _settle(self, request, queryset, service, done: str, **kwargs):
         for c in queryset:
@@ -311,14 +294,14 @@ class ContributionAdmin(MemberScoped):
 
     @admin.action(description="Confirm the selected payments: they are in the treasurer's books")
     def confirm_funds(self, request, queryset):
-        self._settle(request, queryset, services.funds_confirm, "Confirmed")
+        self._settle(request, queryset, funds_confirm, "Confirmed")
 
     @admin.action(description="Reject the selected payments: they are not in the treasurer's books")
     def reject_funds(self, request, queryset):
         self._settle(
             request,
             queryset,
-            services.funds_reject,
+            funds_reject,
             "Rejected",
             reason="not in the treasurer's books (rejected in the admin)",
         )
@@ -327,7 +310,7 @@ class ContributionAdmin(MemberScoped):
     def dispute(self, request, queryset):
         for c in queryset:
             try:
-                services.contribution_dispute(
+                contribution_dispute(
                     actor=request.user, contribution=c, reason="disputed in the admin"
                 )
                 self.message_user(request, f"Disputed {c}.", messages.SUCCESS)

@@ -12,7 +12,8 @@ from consortium.governance import members as governance
 from consortium.governance.members import GovernanceError
 from consortium.governance.terms import check_terms, decimal_string
 from consortium.web.problems import ProblemException
-from contributions import manifest, sacct, services
+from contributions import manifest, sacct
+from contributions.funds import funds_contribute
 from ledger.core.envelope import TIME_RE
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client
@@ -34,7 +35,7 @@ TENS = [ARABIC, PERSIAN, DEVANAGARI, FULLWIDTH, BENGALI, BOLD]
 def test_an_amount_in_other_digits_is_refused_and_nothing_is_written(lumi, amount):
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match="amount") as exc:
-        services.funds_contribute(
+        funds_contribute(
             actor=lumi["people"]["rec_se"], amount=amount, currency="EUR", date_paid="2026-01-01"
         )
     assert exc.value.status == 400
