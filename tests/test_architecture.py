@@ -49,8 +49,6 @@ STILL_TO_SPLIT = {
     "consortium/governance/proposals.py",
     "consortium/management/commands/demo.py",
     "contributions/api.py",
-    "contributions/sacct.py",
-    "contributions/services.py",
     "ledger/audit.py",
     "ledger/log.py",
 }
