@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from consortium.access.models import DownloadAuthorization, DownloadEvent
 from consortium.audit import report_html
-from consortium.audit.figures import VERIFY_COMMAND, contribution_bucket, plain
+from consortium.audit.figures.common import VERIFY_COMMAND, contribution_bucket, plain
 from consortium.audit.models import AuditExport
 from consortium.governance.members import (
     GovernanceError,
