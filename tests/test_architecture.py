@@ -42,7 +42,6 @@ KEPT_WHOLE = "kept whole:"
 # Modules still to be split (a ratchet: the list only shrinks, and a module split below
 # the limit must leave it, so that the list stays exact).
 STILL_TO_SPLIT = {
-    "consortium/audit/exports.py",
     "consortium/governance/agreements.py",
     "consortium/governance/members.py",
     "consortium/governance/proposals.py",
