@@ -20,7 +20,6 @@ from consortium.governance.members import (
     GovernanceError,
     holds_a_seat,
     recording_for,
-    visible_members_of,
 )
 from consortium.governance.models import Agreement
 from consortium.governance.terms import ACCESS_MODES, DUO_MODIFIERS, DUO_PERMISSIONS
@@ -35,17 +34,6 @@ from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report
 from contributions.sacct import gpu_hours
 from ledger.log import LedgerError
-
-
-class MemberScoped(SeatVisible):
-    """A delegate sees its own member's rows; the secretariat and auditors see all."""
-
-    member_field = "member"
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        members = visible_members_of(request.user)
-        return qs if members is None else qs.filter(**{f"{self.member_field}__in": members})
 
 
 @admin.register(Facility)
@@ -147,7 +135,7 @@ class ImportForm(forms.Form):
 
 
 @admin.register(Contribution)
-class ContributionAdmin(MemberScoped):
+class ContributionAdmin(SeatVisible):
     """A member's recorders and signatories see its contributions, record funds and
     import their facility's accounting; signatories dispute others' contributions; the
     treasurer (the secretariat, or the member the treaty names) confirms or rejects
@@ -279,8 +267,8 @@ class ContributionAdmin(MemberScoped):
         )
 
     def get_queryset(self, request):
+        qs = selectors.visible_contributions(request.user, super().get_queryset(request))
         # The treasurer sees the payments awaiting its confirmation, whoever paid them.
-        qs = super().get_queryset(request)
         pending = selectors.awaiting_treasurer(request.user)
         return qs if pending is None else (qs | pending).distinct()
 

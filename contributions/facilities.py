@@ -153,10 +153,7 @@ def facility_register(
 @applier("facility.registered")
 def apply_facility_registered(entry: Appended) -> None:
     f = entry.payload["facility"]
-    if (
-        not is_secretariat(key_of(entry.author))
-        or Facility.objects.filter(code=f["code"]).exists()
-    ):
+    if not is_secretariat(key_of(entry.author)) or Facility.objects.filter(code=f["code"]).exists():
         return
     Facility.objects.create(
         code=f["code"],

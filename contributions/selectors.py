@@ -12,11 +12,11 @@ from contributions.models import Contribution, Dispute, Facility
 from ledger.models import Key
 
 
-def visible_contributions(user) -> QuerySet[Contribution]:
-    """The contributions ``user`` may list: its member's; every one for the secretariat
-    and auditors."""
+def visible_contributions(user, qs: QuerySet | None = None) -> QuerySet[Contribution]:
+    """The contributions (of ``qs``, by default all) ``user`` may list: its member's;
+    every one for the secretariat and auditors."""
     members = visible_members_of(user)
-    qs = Contribution.objects.all()
+    qs = Contribution.objects.all() if qs is None else qs
     return qs if members is None else qs.filter(member__in=members)
 
 
