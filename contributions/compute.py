@@ -343,6 +343,9 @@ def import_attest(
     return sacct_import
 
 
+# --- entries signed by their authors' own keys (POST /api/v1/ledger/entries) -------------------
+
+
 @submissions.accepts("compute.attested")
 def _submitted_attestation(signed, key, submitter) -> None:
     payload = signed.envelope["payload"]

@@ -124,6 +124,9 @@ def apply_data(entry: Appended) -> None:
     )
 
 
+# --- entries signed by their authors' own keys (POST /api/v1/ledger/entries) -------------------
+
+
 @submissions.accepts("data.contributed")
 def _submitted_data(signed, key, submitter) -> None:
     payload = signed.envelope["payload"]
