@@ -12,7 +12,7 @@ run on the same machine:
 - SLURM import: a generated ``sacct --parsable2`` export of 100,000 job lines (plus their
   steps: .batch, .extern, .0 ...; array tasks, heterogeneous components, a few pending
   and running jobs, typed and MIG GPU entries, several accounts, two partitions),
-  imported end to end by ``services.sacct_import`` (read the file, parse, aggregate,
+  imported end to end by ``contributions.compute.sacct_import`` (read the file, parse, aggregate,
   record on the ledger, commit) as a recorder of the facility's operator. Target:
   >= 20,000 lines/s. Baseline: reading the same bytes and ``str.split("|")`` of every
   line, the floor any parser pays.
@@ -201,7 +201,7 @@ def found() -> dict:
     from django.contrib.auth import get_user_model
 
     from consortium.governance import members as governance
-    from contributions import services
+    from contributions.facilities import facility_register
 
     User = get_user_model()
     governance.consortium_found(
@@ -218,7 +218,7 @@ def found() -> dict:
         governance.seat_assign(actor=ops, user=signatories[code], role="signatory", member=code)
     recorder = User.objects.create_user("rec_fi")
     governance.seat_assign(actor=ops, user=recorder, role="recorder", member="FI")
-    facility = services.facility_register(actor=ops, record=dict(FACILITY))
+    facility = facility_register(actor=ops, record=dict(FACILITY))
     return {"ops": ops, "signatories": signatories, "recorder": recorder, "facility": facility}
 
 
@@ -574,7 +574,7 @@ def baseline_split(path: Path) -> tuple[float, int]:
 
 
 def bench_import(world: dict, jobs: int, workdir: Path) -> dict:
-    from contributions import services
+    from contributions.compute import sacct_import
 
     now = datetime.now(UTC).replace(tzinfo=None)
     t0 = time.perf_counter()
@@ -595,12 +595,12 @@ def bench_import(world: dict, jobs: int, workdir: Path) -> dict:
     assert base[1] == lines
 
     t0 = time.perf_counter()
-    reading, rows, imported = services.sacct_import(
+    reading, rows, imported = sacct_import(
         actor=world["recorder"], facility=world["facility"], data=path.read_bytes()
     )
     took = time.perf_counter() - t0
     t0 = time.perf_counter()
-    services.sacct_import(
+    sacct_import(
         actor=world["recorder"], facility=world["facility"], data=path.read_bytes(), dry_run=True
     )
     dry = time.perf_counter() - t0
@@ -710,20 +710,21 @@ def funds(rng: random.Random, member: str, today) -> dict:
 def check_payload_shapes(world: dict, rng: random.Random) -> None:
     """One funds and one data contribution through the services, so that the bulk
     drafts below have exactly the payloads the services build (and pass their checks)."""
-    from contributions import services
+    from contributions.data import data_contribute
+    from contributions.funds import funds_contribute
     from ledger.models import Entry
 
     today = datetime.now(UTC).date()
     user = world["signatories"]["SE"]
     f = funds(rng, "SE", today)
-    services.funds_contribute(
+    funds_contribute(
         actor=user,
         amount=f["amount"],
         currency=f["currency"],
         date_paid=f["date"],
         reference=f["reference"],
     )
-    services.data_contribute(actor=user, dataset=dataset(rng, "SE", 0))
+    data_contribute(actor=user, dataset=dataset(rng, "SE", 0))
     made = {e.kind: e.payload for e in Entry.objects.filter(kind__endswith=".contributed")}
     # (jsonb keeps its own key order: compared as sets)
     assert set(made["funds.contributed"]) == {"contribution", *f}
@@ -770,7 +771,7 @@ def bench_report(world: dict, contributions: int, compute_jobs: int) -> dict:
     from django.db import connection
     from django.db.models import Count
 
-    from contributions import services
+    from contributions.compute import sacct_import
     from contributions.models import Contribution
     from contributions.report import cost_share_report
 
@@ -786,7 +787,7 @@ def bench_report(world: dict, contributions: int, compute_jobs: int) -> dict:
             since=now - timedelta(days=30 * (k + 1) + 10),
             span=timedelta(days=28),
         )
-        services.sacct_import(actor=world["recorder"], facility=world["facility"], data=data)
+        sacct_import(actor=world["recorder"], facility=world["facility"], data=data)
     compute = Contribution.objects.filter(kind="compute").count()
     say(
         f"cost-share report: 6 imports of {compute_jobs:,} job lines -> {compute} compute"

@@ -20,27 +20,20 @@ from consortium.governance.members import (
     GovernanceError,
     holds_a_seat,
     recording_for,
-    visible_members_of,
 )
 from consortium.governance.models import Agreement
 from consortium.governance.terms import ACCESS_MODES, DUO_MODIFIERS, DUO_PERMISSIONS
 from consortium.web.formfields import AsciiDateField, AsciiIntegerField
-from contributions import services
+from contributions import selectors
 from contributions.chart import cost_share_svg
+from contributions.compute import sacct_import
+from contributions.data import data_contribute
+from contributions.disputes import contribution_dispute
+from contributions.funds import funds_confirm, funds_contribute, funds_reject
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report
+from contributions.sacct import gpu_hours
 from ledger.log import LedgerError
-
-
-class MemberScoped(SeatVisible):
-    """A delegate sees its own member's rows; the secretariat and auditors see all."""
-
-    member_field = "member"
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        members = visible_members_of(request.user)
-        return qs if members is None else qs.filter(**{f"{self.member_field}__in": members})
 
 
 @admin.register(Facility)
@@ -142,7 +135,7 @@ class ImportForm(forms.Form):
 
 
 @admin.register(Contribution)
-class ContributionAdmin(MemberScoped):
+class ContributionAdmin(SeatVisible):
     """A member's recorders and signatories see its contributions, record funds and
     import their facility's accounting; signatories dispute others' contributions; the
     treasurer (the secretariat, or the member the treaty names) confirms or rejects
@@ -167,7 +160,7 @@ class ContributionAdmin(MemberScoped):
     def changelist_view(self, request, extra_context=None):
         extra = {
             "can_record": recording_for(request.user) is not None,
-            "can_import": Facility.objects.filter(operator_id=recording_for(request.user)).exists(),
+            "can_import": selectors.facilities_run_by(request.user).exists(),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra)
@@ -194,7 +187,7 @@ class ContributionAdmin(MemberScoped):
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
             try:
-                c = services.funds_contribute(
+                c = funds_contribute(
                     actor=request.user,
                     amount=d["amount"].strip(),
                     currency=d["currency"].strip(),
@@ -221,7 +214,7 @@ class ContributionAdmin(MemberScoped):
         form = DatasetForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                c = services.data_contribute(actor=request.user, dataset=form.dataset())
+                c = data_contribute(actor=request.user, dataset=form.dataset())
             except (GovernanceError, LedgerError) as exc:
                 form.add_error(None, str(exc))
             else:
@@ -236,10 +229,7 @@ class ContributionAdmin(MemberScoped):
         )
 
     def import_view(self, request):
-        member = recording_for(request.user)
-        facilities = (
-            Facility.objects.filter(operator_id=member) if member else Facility.objects.none()
-        )
+        facilities = selectors.facilities_run_by(request.user)
         if not facilities.exists():
             raise PermissionDenied
         form = ImportForm(request.POST or None, request.FILES or None, facilities=facilities)
@@ -247,7 +237,7 @@ class ContributionAdmin(MemberScoped):
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
             try:
-                reading, rows, imported = services.sacct_import(
+                reading, rows, imported = sacct_import(
                     actor=request.user,
                     facility=d["facility"],
                     data=d["export"].read(),
@@ -258,9 +248,7 @@ class ContributionAdmin(MemberScoped):
             else:
                 result = {
                     "reading": reading,
-                    "rows": [
-                        {**r, "gpu_hours": services.gpu_hours(r["gpu_seconds"])} for r in rows
-                    ],
+                    "rows": [{**r, "gpu_hours": gpu_hours(r["gpu_seconds"])} for r in rows],
                     "imported": imported,
                     "left_out": sorted(reading.left_out_counts.items()),
                 }
@@ -279,27 +267,10 @@ class ContributionAdmin(MemberScoped):
         )
 
     def get_queryset(self, request):
+        qs = selectors.visible_contributions(request.user, super().get_queryset(request))
         # The treasurer sees the payments awaiting its confirmation, whoever paid them.
-        qs = super().get_queryset(request)
-        member = recording_for(request.user)
-        if member is None or visible_members_of(request.user) is None:
-            return qs
-        owed = [
-            m
-            for m in Contribution.objects.filter(
-                kind=Contribution.Kind.FUNDS, state=Contribution.State.PENDING
-            )
-            .exclude(member_id=member)
-            .values_list("member_id", flat=True)
-            .distinct()
-            if services.treasurer_of(m) == member
-        ]
-        if not owed:
-            return qs
-        pending = Contribution.objects.filter(
-            kind=Contribution.Kind.FUNDS, state=Contribution.State.PENDING, member__in=owed
-        )
-        return (qs | pending).distinct()
+        pending = selectors.awaiting_treasurer(request.user)
+        return qs if pending is None else (qs | pending).distinct()
 
     def _settle(self, request, queryset, service, done: str, **kwargs):
         for c in queryset:
@@ -311,14 +282,14 @@ class ContributionAdmin(MemberScoped):
 
     @admin.action(description="Confirm the selected payments: they are in the treasurer's books")
     def confirm_funds(self, request, queryset):
-        self._settle(request, queryset, services.funds_confirm, "Confirmed")
+        self._settle(request, queryset, funds_confirm, "Confirmed")
 
     @admin.action(description="Reject the selected payments: they are not in the treasurer's books")
     def reject_funds(self, request, queryset):
         self._settle(
             request,
             queryset,
-            services.funds_reject,
+            funds_reject,
             "Rejected",
             reason="not in the treasurer's books (rejected in the admin)",
         )
@@ -327,7 +298,7 @@ class ContributionAdmin(MemberScoped):
     def dispute(self, request, queryset):
         for c in queryset:
             try:
-                services.contribution_dispute(
+                contribution_dispute(
                     actor=request.user, contribution=c, reason="disputed in the admin"
                 )
                 self.message_user(request, f"Disputed {c}.", messages.SUCCESS)

@@ -7,4 +7,5 @@ class ContributionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from contributions import services  # noqa: F401  (appliers, projections)
+        # The appliers, the checks of client-signed entries and the projections.
+        from contributions import compute, data, disputes, facilities, funds  # noqa: F401

@@ -34,41 +34,26 @@ GPU-hours = GPUs x elapsed hours, kept as whole GPU-seconds so that sums are exa
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
-REQUIRED_ONE_OF = (
-    ("JobID", "JobIDRaw"),
-    ("Account",),
-    ("State",),
-    ("Start",),
-    ("End",),
-    ("Elapsed", "ElapsedRaw"),
-    ("AllocTRES",),
+from contributions.sacct_fields import (
+    FREE_TEXT,
+    JOB_RE,
+    REQUIRED_NAMES,
+    REQUIRED_ONE_OF,
+    canonical_field,
+    count_tasks,
+    gpus_by_type,
+    header_cells,
+    header_delimiter,
+    parse_elapsed,
+    split_by_type,
 )
-_REQUIRED_NAMES = frozenset(name for choices in REQUIRED_ONE_OF for name in choices)
-# Fields whose text users or administrators write, which may hold the delimiter.
-FREE_TEXT = (
-    "JobName",
-    "Comment",
-    "AdminComment",
-    "SystemComment",
-    "Reason",
-    "WorkDir",
-    "SubmitLine",
-    "Constraints",
-    "Container",
-    "Extra",
-    "StdIn",
-    "StdOut",
-    "StdErr",
-    "WCKey",
-)
-_HEADER_DELIMITER_RE = re.compile(r"\s*[A-Za-z][A-Za-z0-9_]*([^A-Za-z0-9_\s]+)[A-Za-z]")
+
 # Jobs in these states have ended: their allocation is counted.
 FINISHED = frozenset(
     {
@@ -89,13 +74,6 @@ FINISHED = frozenset(
 # Left out in a report, at most this many rows for each reason (the counts are complete).
 EXAMPLES_PER_REASON = 20
 
-_JOB_RE = re.compile(
-    r"(?P<job>[0-9]+)"
-    r"(?:_(?P<task>[0-9]+|\[(?P<tasks>[0-9,\-%]+)\])|\+(?P<het>[0-9]+))?"
-    r"(?P<step>\..+)?"
-)
-_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_ELAPSED_RE = re.compile(r"(?:([0-9]+)-)?(?:([0-9]+):)?([0-9]+):([0-9]+)(?:\.[0-9]+)?")
 HOURS = Decimal(3600)
 UNKNOWN = ("Unknown", "None", "")
 
@@ -192,61 +170,6 @@ def gpu_hours(gpu_seconds: int) -> Decimal:
     return (Decimal(gpu_seconds) / HOURS).quantize(Decimal("0.000001"), ROUND_HALF_EVEN)
 
 
-def parse_elapsed(text: str) -> int:
-    """``[D-]HH:MM:SS`` (or ``MM:SS``) as seconds."""
-    m = _ELAPSED_RE.fullmatch(text.strip())
-    if not m:
-        raise ValueError(f"Elapsed {text!r} is not [D-]HH:MM:SS")
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
-    if minutes >= 60 or seconds >= 60:
-        raise ValueError(f"Elapsed {text!r} is not [D-]HH:MM:SS")
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-
-
-def count_tasks(spec: str) -> int:
-    """How many array tasks ``1-3,7`` (or ``0-15%4``: a throttle, not a count) names."""
-    total = 0
-    for part in spec.split("%", 1)[0].split(","):
-        if not part:
-            raise ValueError(f"array task list {spec!r} has an empty element")
-        lo, _, hi = part.partition("-")
-        first, last = int(lo), int(hi) if hi else int(lo)
-        if last < first:
-            raise ValueError(f"array task range {part!r} runs backwards")
-        total += last - first + 1
-    return total
-
-
-def gpus_by_type(tres: str) -> tuple[int | None, dict[str, int]]:
-    """The untyped GPU total of an AllocTRES string (``None`` if absent), and the typed
-    counts. ``gres/gpumem`` and ``gres/gpuutil`` are not GPUs."""
-    total = None
-    typed: dict[str, int] = {}
-    for item in tres.split(","):
-        if not item.startswith("gres/gpu"):
-            continue
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"AllocTRES item {item!r} has no value")
-        if name == "gres/gpu":
-            total = _count(value, item)
-        elif name.startswith("gres/gpu:"):
-            kind = name[len("gres/gpu:") :]
-            if not _TYPE_RE.fullmatch(kind):
-                raise ValueError(
-                    f"AllocTRES item {item!r} names no GPU type (up to 64 of a-z 0-9 _ . -)"
-                )
-            typed[kind] = typed.get(kind, 0) + _count(value, item)
-        # gres/gpumem, gres/gpuutil and the like: not GPUs
-    return total, typed
-
-
-def _count(value: str, item: str) -> int:
-    if not (value.isascii() and value.isdigit()):
-        raise ValueError(f"AllocTRES item {item!r} is not a whole count")
-    return int(value)
-
-
 class Reader:
     """Reads one export for one facility."""
 
@@ -280,18 +203,18 @@ class Reader:
 
     def _columns(self, first: str | None) -> tuple[dict[str, int], bool]:
         """Field positions, and whether the first line is a header to skip."""
-        names = [_canonical_field(n) for n in self.fields] if self.fields else None
+        names = [canonical_field(n) for n in self.fields] if self.fields else None
         header = False
         self.delimiter, self.trailing = "|", None
         if first is not None:
-            delimiter = _delimiter(first)
-            cells = [_canonical_field(c) for c in _cells(first, delimiter)]
+            delimiter = header_delimiter(first)
+            cells = [canonical_field(c) for c in header_cells(first, delimiter)]
             # A header line is used as it is (its order wins over the fields given).
             if names is None or sorted(cells) == sorted(names):
                 names, header = cells, True
                 # --parsable ends every line with the delimiter; --parsable2 does not.
                 self.delimiter, self.trailing = delimiter, first.rstrip().endswith(delimiter)
-        if names is None or (self.fields is None and not _REQUIRED_NAMES.intersection(names)):
+        if names is None or (self.fields is None and not REQUIRED_NAMES.intersection(names)):
             # The first line names no field at all: it is a job, not a header.
             raise SacctError(1, "no header line: give the field list (--fields)")
         positions = {name: i for i, name in enumerate(names)}
@@ -301,35 +224,15 @@ class Reader:
         return positions, header
 
     def _read_lines(self, lines: list[str], reading: Reading) -> None:
+        """Read the export line by line, in three steps: fit the line's cells to the
+        header (``_Rows.fit``), check the whole row (``_Rows.parse``), then count its
+        allocation or say why it is left out (``_Rows.count``)."""
         first = next((ln for ln in lines if ln.strip()), None)
         pos, header = self._columns(first)
-        width = len(pos)
-        col = pos.get
-        i_job, i_raw = col("JobID"), col("JobIDRaw")
-        i_account, i_state, i_start, i_end = pos["Account"], pos["State"], pos["Start"], pos["End"]
-        i_elapsed, i_elapsed_raw = col("Elapsed"), col("ElapsedRaw")
-        i_tres, i_cluster, i_submit, i_partition = (
-            pos["AllocTRES"],
-            col("Cluster"),
-            col("Submit"),
-            col("Partition"),
-        )
-        seen: set[tuple[str, str, str]] = set()
-        aggregates = reading.aggregates
-        # Steps repeat their job's times, durations and TRES: each text is parsed once.
-        times: dict[str, datetime] = {}
-        durations: dict[str, int] = {}
-        tres_seen: dict[str, tuple[int | None, dict[str, int]]] = {}
-
-        def when(text: str, what: str) -> datetime:
-            value = times.get(text)
-            if value is None:
-                value = times[text] = self._time(text, what)
-            return value
-
+        rows = _Rows(self, pos, reading)
+        width, delimiter = len(pos), self.delimiter
+        fit, parse, count = rows.fit, rows.parse, rows.count
         skipped_header = not header
-        delimiter, trailing = self.delimiter, self.trailing
-        free = [i for name, i in sorted(pos.items(), key=lambda p: p[1]) if name in FREE_TEXT]
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -338,104 +241,18 @@ class Reader:
                 continue
             reading.lines += 1
             cells = line.split(delimiter)
-            if len(cells) > width and cells[-1] == "" and trailing is not False:
-                cells.pop()  # --parsable: a trailing delimiter
-            if len(cells) > width and len(free) == 1:
-                # The extra delimiters belong to the one free-text field: read the line
-                # from both ends.
-                i, extra = free[0], len(cells) - width
-                cells[i : i + extra + 1] = [delimiter.join(cells[i : i + extra + 1])]
-            elif len(cells) > width and free:
-                names = " and ".join(n for n, j in pos.items() if j in free)
-                raise SacctError(
-                    number,
-                    f"expected {width} fields, found {len(cells)}: {delimiter!r} stands inside "
-                    f"one of {names}, and which one cannot be told. Export again with "
-                    "sacct --parsable2 --delimiter=<a character no field holds> (keeping the "
-                    "header line), or leave the free-text fields out of --format",
-                )
             if len(cells) != width:
-                raise SacctError(number, f"expected {width} fields, found {len(cells)}")
-            job_text = cells[i_job] if i_job is not None else cells[i_raw]
+                cells = fit(cells, number)
             # Every row is checked whole, whatever becomes of it (a step, a repeat, a job
             # still running): a malformed export is refused, not partly read.
             try:
-                m = _JOB_RE.fullmatch(job_text)
-                if m is None:
-                    raise ValueError(f"JobID {job_text!r} is not a SLURM job id")
-                tasks = count_tasks(m["tasks"]) if m["tasks"] else 1
-                state = cells[i_state].split(" ", 1)[0]
-                if not state:
-                    raise ValueError("State is empty")
-                if i_elapsed_raw is not None and cells[i_elapsed_raw] != "":
-                    if not (cells[i_elapsed_raw].isascii() and cells[i_elapsed_raw].isdigit()):
-                        raise ValueError(f"ElapsedRaw {cells[i_elapsed_raw]!r} is not seconds")
-                    elapsed = int(cells[i_elapsed_raw])
-                elif i_elapsed is not None:
-                    text = cells[i_elapsed]
-                    elapsed = durations.get(text)
-                    if elapsed is None:
-                        elapsed = durations[text] = parse_elapsed(text)
-                else:
-                    raise ValueError("ElapsedRaw is empty and there is no Elapsed")
-                tres = cells[i_tres]
-                parsed = tres_seen.get(tres)
-                if parsed is None:
-                    parsed = tres_seen[tres] = gpus_by_type(tres)
-                total, typed = parsed
-                start = None if cells[i_start] in UNKNOWN else when(cells[i_start], "Start")
-                end = None if cells[i_end] in UNKNOWN else when(cells[i_end], "End")
+                row = parse(cells)
             except ValueError as exc:
                 raise SacctError(number, str(exc)) from exc
-            if m["step"]:
-                reading.steps += 1
-                continue
-            raw = cells[i_raw] if i_raw is not None else job_text
-            cluster = cells[i_cluster] if i_cluster is not None else self.cluster
-            submit = cells[i_submit] if i_submit is not None else ""
-            identity = (cluster, raw, submit)
-            if identity in seen:
-                reading.duplicates += 1
-                continue
-            seen.add(identity)
-            if state not in FINISHED:
-                reading.leave_out(number, job_text, f"not finished ({state})")
-                continue
-            if start is None:
-                # Cancelled before it started: no allocation was ever made.
-                reading.leave_out(number, job_text, "never started")
-                continue
-            if end is None:
-                try:
-                    end = start + timedelta(seconds=elapsed)  # finished, End not recorded
-                except OverflowError:
-                    raise SacctError(number, f"Elapsed {elapsed} s runs past year 9999") from None
-            if total is None:
-                total = sum(typed.values())
-            if total == 0:
-                reading.leave_out(number, job_text, "no GPUs allocated")
-                continue
-            account = cells[i_account]
-            if not account:
-                reading.leave_out(number, job_text, "no account")
-                continue
-            reading.allocations += tasks
-            reading.by_account[account] += tasks
-            partition = cells[i_partition] if i_partition is not None else ""
-            untyped_kind = self.partitions.get(partition, self.default_accelerator)
-            counted = 0
-            parts = []
-            for kind, count in typed.items():
-                count = min(count, total - counted)
-                if count <= 0:
-                    break
-                parts.append((kind, tasks * count * elapsed))
-                counted += count
-            if counted < total:
-                parts.append((untyped_kind, tasks * (total - counted) * elapsed))
-            for kind, gpu_seconds in parts:
-                _add(aggregates, account, kind, tasks, gpu_seconds, start, end)
-            reading.allocs[identity] = (account, tasks, parts, start, end)
+            if row is None:
+                reading.steps += 1  # a job step repeats its job's allocation
+            else:
+                count(number, cells, row)
 
     def _time(self, text: str, what: str) -> datetime:
         try:
@@ -450,44 +267,155 @@ class Reader:
             raise ValueError(f"{what} {text!r} is out of range") from None
 
 
-_KNOWN_FIELDS = {
-    name.lower(): name
-    for name in (
-        "JobID",
-        "JobIDRaw",
-        "Account",
-        "State",
-        "Start",
-        "End",
-        "Elapsed",
-        "ElapsedRaw",
-        "AllocTRES",
-        "Cluster",
-        "Submit",
-        "Partition",
-        *FREE_TEXT,
+class _Rows:
+    """The rows of one export, read against its header: where each field stands, the
+    allocations seen, and the texts parsed already (steps repeat their job's times,
+    durations and TRES: each text is parsed once)."""
+
+    __slots__ = (
+        "durations",
+        "free",
+        "i_account",
+        "i_cluster",
+        "i_elapsed",
+        "i_elapsed_raw",
+        "i_end",
+        "i_job",
+        "i_partition",
+        "i_raw",
+        "i_start",
+        "i_state",
+        "i_submit",
+        "i_tres",
+        "pos",
+        "reader",
+        "reading",
+        "seen",
+        "times",
+        "tres",
+        "width",
     )
-}
 
+    def __init__(self, reader: Reader, pos: dict[str, int], reading: Reading):
+        self.reader, self.reading, self.pos, self.width = reader, reading, pos, len(pos)
+        self.free = [i for name, i in sorted(pos.items(), key=lambda p: p[1]) if name in FREE_TEXT]
+        col = pos.get
+        self.i_job, self.i_raw = col("JobID"), col("JobIDRaw")
+        self.i_account, self.i_state = pos["Account"], pos["State"]
+        self.i_start, self.i_end = pos["Start"], pos["End"]
+        self.i_elapsed, self.i_elapsed_raw = col("Elapsed"), col("ElapsedRaw")
+        self.i_tres, self.i_cluster = pos["AllocTRES"], col("Cluster")
+        self.i_submit, self.i_partition = col("Submit"), col("Partition")
+        self.seen: set[tuple[str, str, str]] = set()
+        self.times: dict[str, datetime] = {}
+        self.durations: dict[str, int] = {}
+        self.tres: dict[str, tuple[int | None, dict[str, int]]] = {}
 
-def _canonical_field(name: str) -> str:
-    """Field names as sacct spells them (``--format`` takes them in any case)."""
-    return _KNOWN_FIELDS.get(name.strip().lower(), name)
+    def fit(self, cells: list[str], number: int) -> list[str]:
+        """A line's cells, when there are not as many as the header names: a trailing
+        delimiter dropped, the delimiters inside the one free-text field joined again.
+        Raises :class:`SacctError` when the line cannot be read unambiguously."""
+        width, free, delimiter = self.width, self.free, self.reader.delimiter
+        if len(cells) > width and cells[-1] == "" and self.reader.trailing is not False:
+            cells.pop()  # --parsable: a trailing delimiter
+        if len(cells) > width and len(free) == 1:
+            # The extra delimiters belong to the one free-text field: read the line
+            # from both ends.
+            i, extra = free[0], len(cells) - width
+            cells[i : i + extra + 1] = [delimiter.join(cells[i : i + extra + 1])]
+        elif len(cells) > width and free:
+            names = " and ".join(n for n, j in self.pos.items() if j in free)
+            raise SacctError(
+                number,
+                f"expected {width} fields, found {len(cells)}: {delimiter!r} stands inside "
+                f"one of {names}, and which one cannot be told. Export again with "
+                "sacct --parsable2 --delimiter=<a character no field holds> (keeping the "
+                "header line), or leave the free-text fields out of --format",
+            )
+        if len(cells) != width:
+            raise SacctError(number, f"expected {width} fields, found {len(cells)}")
+        return cells
 
+    def parse(self, cells: list[str]):
+        """Check a row whole: ``None`` for a job step, else ``(job text, tasks, state,
+        elapsed seconds, GPU total, typed GPUs, start, end)``. Raises ValueError."""
+        job_text = cells[self.i_job] if self.i_job is not None else cells[self.i_raw]
+        m = JOB_RE.fullmatch(job_text)
+        if m is None:
+            raise ValueError(f"JobID {job_text!r} is not a SLURM job id")
+        tasks = count_tasks(m["tasks"]) if m["tasks"] else 1
+        state = cells[self.i_state].split(" ", 1)[0]
+        if not state:
+            raise ValueError("State is empty")
+        i = self.i_elapsed_raw
+        if i is not None and cells[i] != "":
+            if not (cells[i].isascii() and cells[i].isdigit()):
+                raise ValueError(f"ElapsedRaw {cells[i]!r} is not seconds")
+            elapsed = int(cells[i])
+        elif self.i_elapsed is None:
+            raise ValueError("ElapsedRaw is empty and there is no Elapsed")
+        else:
+            text = cells[self.i_elapsed]
+            elapsed = self.durations.get(text)
+            if elapsed is None:
+                elapsed = self.durations[text] = parse_elapsed(text)
+        tres = cells[self.i_tres]
+        parsed = self.tres.get(tres)
+        if parsed is None:
+            parsed = self.tres[tres] = gpus_by_type(tres)
+        start, end, times = cells[self.i_start], cells[self.i_end], self.times
+        start = None if start in UNKNOWN else times.get(start) or self._when(start, "Start")
+        end = None if end in UNKNOWN else times.get(end) or self._when(end, "End")
+        if m["step"]:
+            return None
+        return job_text, tasks, state, elapsed, *parsed, start, end
 
-def _delimiter(first: str | None) -> str:
-    """The delimiter a header line uses (``|`` unless it shows another)."""
-    if first is None or "|" in first:
-        return "|"
-    m = _HEADER_DELIMITER_RE.match(first)
-    return m[1] if m else "|"
+    def _when(self, text: str, what: str) -> datetime:
+        """A time not parsed before (``parse`` looks in ``times`` first)."""
+        value = self.times[text] = self.reader._time(text, what)
+        return value
 
-
-def _cells(line: str, delimiter: str = "|") -> list[str]:
-    cells = line.rstrip("\n").split(delimiter)
-    if cells and cells[-1] == "":
-        cells.pop()
-    return cells
+    def count(self, number: int, cells: list[str], row: tuple) -> None:
+        """Count a job's allocation once, or leave it out and say why."""
+        job_text, tasks, state, elapsed, total, typed, start, end = row
+        reading = self.reading
+        raw = cells[self.i_raw] if self.i_raw is not None else job_text
+        cluster = cells[self.i_cluster] if self.i_cluster is not None else self.reader.cluster
+        submit = cells[self.i_submit] if self.i_submit is not None else ""
+        identity = (cluster, raw, submit)
+        if identity in self.seen:
+            reading.duplicates += 1
+            return
+        self.seen.add(identity)
+        if state not in FINISHED:
+            reading.leave_out(number, job_text, f"not finished ({state})")
+            return
+        if start is None:
+            # Cancelled before it started: no allocation was ever made.
+            reading.leave_out(number, job_text, "never started")
+            return
+        if end is None:
+            try:
+                end = start + timedelta(seconds=elapsed)  # finished, End not recorded
+            except OverflowError:
+                raise SacctError(number, f"Elapsed {elapsed} s runs past year 9999") from None
+        if total is None:
+            total = sum(typed.values())
+        if total == 0:
+            reading.leave_out(number, job_text, "no GPUs allocated")
+            return
+        account = cells[self.i_account]
+        if not account:
+            reading.leave_out(number, job_text, "no account")
+            return
+        reading.allocations += tasks
+        reading.by_account[account] += tasks
+        partition = cells[self.i_partition] if self.i_partition is not None else ""
+        untyped_kind = self.reader.partitions.get(partition, self.reader.default_accelerator)
+        parts = split_by_type(typed, total, untyped_kind, tasks, elapsed)
+        for kind, gpu_seconds in parts:
+            _add(reading.aggregates, account, kind, tasks, gpu_seconds, start, end)
+        reading.allocs[identity] = (account, tasks, parts, start, end)
 
 
 def _add(aggregates, account, kind, tasks, gpu_seconds, start, end) -> None:

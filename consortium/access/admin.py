@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from consortium.access import downloads, selectors
 from consortium.access.models import (
     DownloadAuthorization,
     DownloadEvent,
@@ -15,9 +16,6 @@ from consortium.access.models import (
 )
 from consortium.governance import members as governance
 from consortium.governance.admin import SeatVisible
-from consortium.governance.models import (
-    Member,
-)
 from ledger.log import LedgerError
 
 # --- models and checkpoints ---------------------------------------------------------------------
@@ -69,24 +67,10 @@ class ModelCheckpointAdmin(SeatVisible):
         return format_html('<a href="{}">who may download it, and why</a>', url)
 
     def access_view(self, request, digest):
-        from consortium.access import downloads
-        from consortium.access.entitlements import entitlement
-        from consortium.governance.terms import ACCESS_SCOPES
-
-        checkpoint = ModelCheckpoint.objects.filter(digest=digest).first()
+        checkpoint = selectors.checkpoint_of(digest)
         if checkpoint is None or not self.has_view_permission(request):
             raise Http404("no such checkpoint")
-        visible = governance.visible_members_of(request.user)
-        members = (
-            [m.code for m in Member.objects.filter(status=Member.Status.MEMBER)]
-            if visible is None
-            else sorted(visible)
-        )
-        rows = [
-            (code, scope, entitlement(code, checkpoint, scope))
-            for code in members
-            for scope in ACCESS_SCOPES
-        ]
+        rows = selectors.access_table(request.user, checkpoint)
         issued = None
         if request.method == "POST":
             try:
@@ -134,9 +118,7 @@ class DownloadAuthorizationAdmin(SeatVisible):
     ]
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        visible = governance.visible_members_of(request.user)
-        return qs if visible is None else qs.filter(member__in=visible)
+        return selectors.visible_authorizations(request.user, super().get_queryset(request))
 
 
 @admin.register(DownloadEvent)
@@ -169,6 +151,4 @@ class DownloadEventAdmin(SeatVisible):
     ]
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        visible = governance.visible_members_of(request.user)
-        return qs if visible is None else qs.filter(member__in=visible)
+        return selectors.visible_access_log(request.user, super().get_queryset(request))

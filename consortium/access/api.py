@@ -7,7 +7,6 @@ Every seat holder reads them: what was published, and the means to verify it off
 from __future__ import annotations
 
 import csv
-import re
 from urllib.parse import quote
 
 import django_filters
@@ -32,7 +31,7 @@ from consortium.access import checkpoints, downloads
 from consortium.access.entitlements import entitlement
 from consortium.access.models import DownloadEvent, ModelCheckpoint, TrainedModel, TrainingRun
 from consortium.governance.api import refusals
-from consortium.governance.members import seat_of, visible_members_of
+from consortium.governance.members import visible_members_of
 from consortium.governance.terms import ACCESS_SCOPES
 from consortium.web import storage
 from consortium.web.filters import FilterSet, IsoDateFilter, choices
@@ -225,60 +224,19 @@ class AccessCheckView(ApiView):
 
 # --- downloads --------------------------------------------------------------------------------
 
-_RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
-
-
-# A byte position with more digits than this is past any file (and past the digits
-# Python's int() accepts: it is never parsed as a number).
-_POSITION_DIGITS = 18
-_PAST_ANY_FILE = 10**_POSITION_DIGITS
-
-
-def _position(digits: str) -> int:
-    """A Range position; one too long to be a real position reads as past any file."""
-    digits = digits.lstrip("0") or "0"
-    return int(digits) if len(digits) <= _POSITION_DIGITS else _PAST_ANY_FILE
-
-
-def _byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """The (first, last) bytes of a single ``bytes=`` range, or ``None`` for the whole
-    file; anything else is a 416."""
-    if not header:
-        return None
-    m = _RANGE_RE.fullmatch(header.strip())
-    if m is None or (not m[1] and not m[2]):
-        raise ProblemException(416, "Range must be a single bytes=first-last, first- or -suffix")
-    if m[1]:
-        first = _position(m[1])
-        last = min(_position(m[2]), size - 1) if m[2] else size - 1
-        if m[2] and _position(m[2]) < first:
-            raise ProblemException(416, "Range ends before it starts")
-    else:
-        suffix = _position(m[2])
-        if suffix == 0:
-            raise ProblemException(416, "Range asks for no bytes")
-        first, last = max(0, size - suffix), size - 1
-    if first >= size:
-        where = f"at {first}" if first < _PAST_ANY_FILE else "at a position"
-        raise ProblemException(416, f"Range starts {where}, past the file's {size} bytes")
-    return first, last
-
 
 class DownloadView(ApiView):
+    """Serves one file of an authorised download: the gate's service decides
+    (``downloads.serve``); this view turns its answer into HTTP."""
+
     def handle_exception(self, exc):
         # A request refused before the view runs (no credentials, a token whose seat is
         # gone) is kept in the access log like every other refusal.
         if isinstance(exc, (NotAuthenticated, AuthenticationFailed, PermissionDenied)):
-            token, path = self.kwargs.get("token", ""), self.kwargs.get("path", "")
-            try:
-                member = downloads.verify_token(token, downloads.log_public_key()).member
-            except downloads.TokenError:
-                member = ""
-            downloads.record(
+            downloads.refused_before_serving(
                 request=self.request._request,
-                member=member,
-                path=path,
-                outcome="denied",
+                token=self.kwargs.get("token", ""),
+                path=self.kwargs.get("path", ""),
                 reason=str(exc.detail),
             )
         return super().handle_exception(exc)
@@ -303,59 +261,23 @@ class DownloadView(ApiView):
         },
     )
     def get(self, request: Request, token: str, path: str):
-        member = seat_member = None
         try:
-            tok = downloads.verify_token(token, downloads.log_public_key())
-            member = tok.member
-            seat = seat_of(request.user)
-            seat_member = seat.member_id if seat else None
-            downloads.check_holder(tok, request.user)
-            if path not in tok.files:
-                raise downloads.TokenError(f"{path} is not a file this token covers", 404)
-            checkpoint = ModelCheckpoint.objects.filter(digest=tok.checkpoint).first()
-            if checkpoint is None:
-                raise downloads.TokenError("no such checkpoint", 404)
-            decision = entitlement(tok.member, checkpoint, tok.scope)
-            if not decision.allow:
-                raise downloads.TokenError(f"denied now: {decision.rule}", 403)
-        except downloads.TokenError as exc:
-            downloads.record(
+            serving = downloads.serve(
                 request=request,
-                member=member or seat_member or "",
+                token=token,
                 path=path,
-                outcome="denied",
-                reason=str(exc),
+                range_header=request.headers.get("Range", ""),
             )
-            raise ProblemException(exc.status, str(exc)) from exc
-        entry = next(f for f in checkpoint.files if f["path"] == path)
-        size, etag = entry["size"], f'"{entry["sha256"]}"'
-        try:
-            span = _byte_range(request.headers.get("Range", ""), size)
-        except ProblemException as exc:
-            downloads.record(
-                request=request,
-                member=member,
-                checkpoint=checkpoint.digest,
-                path=path,
-                outcome="denied",
-                reason=str(exc.detail),
-            )
-            exc.headers = {"Content-Range": f"bytes */{size}"}
-            raise
-        first, last = span if span else (0, size - 1)
-        length = max(0, last - first + 1)
-        stored = checkpoints.stored_path(checkpoint.digest, path)
-        downloads.record(
-            request=request,
-            member=member,
-            checkpoint=checkpoint.digest,
-            path=path,
-            outcome="served",
-            token=tok.tid,
-            size=length,
-            reason=f"{tok.scope}; bytes {first}-{last}" if span else tok.scope,
-        )
-        filename = path.rsplit("/", 1)[-1]
+        except downloads.Refused as exc:
+            problem = ProblemException(exc.status, str(exc))
+            problem.headers = exc.headers
+            raise problem from exc
+        return self._response(serving)
+
+    def _response(self, serving: downloads.Serving):
+        """The bytes, or where to fetch them, with the headers of a file download."""
+        filename = serving.path.rsplit("/", 1)[-1]
+        stored, first, length = serving.stored, serving.first, serving.length
         if settings.DOWNLOAD_PRESIGNED_REDIRECT:
             # The object store serves the bytes (and any Range) for a minute or so.
             response = HttpResponseRedirect(
@@ -365,32 +287,31 @@ class DownloadView(ApiView):
             )
             response["Cache-Control"] = "no-store"
             return response
+        status = 206 if serving.ranged else 200
         if settings.DOWNLOAD_ACCEL_REDIRECT:
             response = HttpResponse(status=200)
             # A URI: nginx decodes it, so a name holding "?" or "%" stays one file.
             response["X-Accel-Redirect"] = settings.DOWNLOAD_ACCEL_REDIRECT + quote(
                 stored, safe="/"
             )
-        elif last == size - 1 and not storage.is_object_store():
+        elif serving.last == serving.size - 1 and not storage.is_object_store():
             # To the end of a local file: the server's file wrapper can send it with
             # sendfile(2) (gunicorn does), no byte passing through Python.
             handle = default_storage.open(stored, "rb")
             handle.seek(first)
-            response = FileResponse(
-                handle, status=206 if span else 200, content_type="application/octet-stream"
-            )
+            response = FileResponse(handle, status=status, content_type="application/octet-stream")
             response["Content-Length"] = str(length)
         else:
             response = StreamingHttpResponse(
                 storage.read_range(stored, first, length),
-                status=206 if span else 200,
+                status=status,
                 content_type="application/octet-stream",
             )
             response["Content-Length"] = str(length)
-        if span:
-            response["Content-Range"] = f"bytes {first}-{last}/{size}"
+        if serving.ranged:
+            response["Content-Range"] = f"bytes {first}-{serving.last}/{serving.size}"
         response["Accept-Ranges"] = "bytes"
-        response["ETag"] = etag
+        response["ETag"] = f'"{serving.sha256}"'
         response["Content-Disposition"] = content_disposition_header(True, filename)
         response["X-Content-Type-Options"] = "nosniff"
         return response

@@ -50,6 +50,8 @@ from consortium.governance.members import (
 )
 from consortium.governance.models import Agreement
 from consortium.web import storage
+from contributions import manifest as manifests
+from contributions.models import Contribution
 from ledger import log, submissions
 from ledger import services as ledger
 from ledger.log import Appended, applier
@@ -226,8 +228,6 @@ def training_record(
 ) -> TrainingRun:
     """Record what a training run used: datasets (manifest hashes of recorded data
     contributions) and compute (ids of counted compute contributions)."""
-    from contributions.models import Contribution  # contributions builds on governance
-
     _secretariat_only(actor)
     if not isinstance(name, str) or not 0 < len(name) <= 200:
         raise GovernanceError("name: 1-200 characters")
@@ -297,8 +297,6 @@ def checkpoint_publish(
 ) -> ModelCheckpoint:
     """Hash every file of ``directory`` (streaming, on every core), store the files
     behind Django's storage API, and publish the checkpoint's manifest digest."""
-    from contributions import manifest as manifests  # pure: no Django
-
     _secretariat_only(actor)
     if not isinstance(name, str) or not 0 < len(name) <= 200:
         raise GovernanceError("name: 1-200 characters")

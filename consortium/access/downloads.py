@@ -15,6 +15,10 @@ A token is not a bearer capability: it names the seat that asked, and serving it
 the request to be authenticated as the user holding that seat, still held, in a role that
 may download (``check_holder``). Someone else holding the URL, an observer of the same
 member or a delegate of another, gets a 403 (and a line in the access log).
+
+Serving a file (``serve``) checks the token, its holder, the file and the entitlement
+again, reads the byte range asked for, and keeps the access log's line; the view only
+turns its answer, or its refusal, into HTTP.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from django.db import transaction
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from consortium.access.checkpoints import stored_path
 from consortium.access.entitlements import entitlement
 from consortium.access.models import DownloadAuthorization, DownloadEvent, ModelCheckpoint
 from consortium.governance.members import (
@@ -51,6 +56,11 @@ projection(DownloadAuthorization)
 
 TOKEN_CONTEXT = b"consortium-ledger/download-token/v1\n"
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{20,4096}\.[A-Za-z0-9_-]{86}")
+_RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+# A byte position with more digits than this is past any file (and past the digits
+# Python's int() accepts: it is never parsed as a number).
+_POSITION_DIGITS = 18
+_PAST_ANY_FILE = 10**_POSITION_DIGITS
 
 
 class TokenError(ValueError):
@@ -251,3 +261,144 @@ def download_authorize(
         }
     )
     return DownloadAuthorization.objects.get(token_id=tid), token
+
+
+# --- serving a file ---------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """A request for a file refused: why, the HTTP status that fits, and the headers the
+    answer carries (the file's size, on a range not satisfiable)."""
+
+    def __init__(self, message: str, status: int, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What to serve for one request: bytes ``first`` to ``last`` of the file stored at
+    ``stored``; ``ranged`` when a Range was asked (a partial answer)."""
+
+    path: str
+    stored: str
+    size: int
+    sha256: str
+    first: int
+    last: int
+    ranged: bool
+
+    @property
+    def length(self) -> int:
+        return max(0, self.last - self.first + 1)
+
+
+def serve(*, request, token: str, path: str, range_header: str) -> Serving:
+    """Decide a request for file ``path`` of the download ``token`` authorises: the token
+    (signed by this log, unexpired), its holder (``check_holder``), the file, and the
+    entitlement checked again now; then the byte range. Every answer is kept in the
+    access log; a refusal is raised as :class:`Refused`."""
+    member = seat_member = None
+    try:
+        tok = verify_token(token, log_public_key())
+        member = tok.member
+        seat = seat_of(request.user)
+        seat_member = seat.member_id if seat else None
+        check_holder(tok, request.user)
+        if path not in tok.files:
+            raise TokenError(f"{path} is not a file this token covers", 404)
+        checkpoint = ModelCheckpoint.objects.filter(digest=tok.checkpoint).first()
+        if checkpoint is None:
+            raise TokenError("no such checkpoint", 404)
+        decision = entitlement(tok.member, checkpoint, tok.scope)
+        if not decision.allow:
+            raise TokenError(f"denied now: {decision.rule}", 403)
+    except TokenError as exc:
+        record(
+            request=request,
+            member=member or seat_member or "",
+            path=path,
+            outcome="denied",
+            reason=str(exc),
+        )
+        raise Refused(str(exc), exc.status) from exc
+    entry = next(f for f in checkpoint.files if f["path"] == path)
+    size = entry["size"]
+    try:
+        span = byte_range(range_header, size)
+    except Refused as exc:
+        record(
+            request=request,
+            member=member,
+            checkpoint=checkpoint.digest,
+            path=path,
+            outcome="denied",
+            reason=str(exc),
+        )
+        raise
+    first, last = span if span else (0, size - 1)
+    serving = Serving(
+        path=path,
+        stored=stored_path(checkpoint.digest, path),
+        size=size,
+        sha256=entry["sha256"],
+        first=first,
+        last=last,
+        ranged=span is not None,
+    )
+    record(
+        request=request,
+        member=member,
+        checkpoint=checkpoint.digest,
+        path=path,
+        outcome="served",
+        token=tok.tid,
+        size=serving.length,
+        reason=f"{tok.scope}; bytes {first}-{last}" if span else tok.scope,
+    )
+    return serving
+
+
+def refused_before_serving(*, request, token: str, path: str, reason: str) -> None:
+    """Keep in the access log a request refused before it reached ``serve`` (no
+    credentials, a token whose seat is gone), under the token's member if it has one."""
+    try:
+        member = verify_token(token, log_public_key()).member
+    except TokenError:
+        member = ""
+    record(request=request, member=member, path=path, outcome="denied", reason=reason)
+
+
+def _position(digits: str) -> int:
+    """A Range position; one too long to be a real position reads as past any file."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _POSITION_DIGITS else _PAST_ANY_FILE
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The (first, last) bytes of a single ``bytes=`` range, or ``None`` for the whole
+    file; anything else is refused (416, with the file's size)."""
+    if not header:
+        return None
+
+    def unsatisfiable(message: str) -> Refused:
+        return Refused(message, 416, {"Content-Range": f"bytes */{size}"})
+
+    m = _RANGE_RE.fullmatch(header.strip())
+    if m is None or (not m[1] and not m[2]):
+        raise unsatisfiable("Range must be a single bytes=first-last, first- or -suffix")
+    if m[1]:
+        first = _position(m[1])
+        last = min(_position(m[2]), size - 1) if m[2] else size - 1
+        if m[2] and _position(m[2]) < first:
+            raise unsatisfiable("Range ends before it starts")
+    else:
+        suffix = _position(m[2])
+        if suffix == 0:
+            raise unsatisfiable("Range asks for no bytes")
+        first, last = max(0, size - suffix), size - 1
+    if first >= size:
+        where = f"at {first}" if first < _PAST_ANY_FILE else "at a position"
+        raise unsatisfiable(f"Range starts {where}, past the file's {size} bytes")
+    return first, last

@@ -27,6 +27,7 @@ from django.db.models import Q
 from consortium.access.models import ModelCheckpoint
 from consortium.governance.models import AccessGrant, Agreement, Member, ReleaseApproval
 from consortium.governance.terms import ACCESS_SCOPES
+from contributions.report import ReportError, cost_share_report
 from ledger.core.envelope import parse_time
 from ledger.models import Entry
 
@@ -54,8 +55,6 @@ def _deny(scope: str, rule: str, **figures) -> Decision:
 def balance_ratio(agreement: Agreement, member: str) -> Decimal | None:
     """The member's delivered/obligation ratio under ``agreement`` (or, if that shares no
     cost, under a treaty in force that binds it): ``None`` if none can be computed."""
-    from contributions.report import ReportError, cost_share_report  # built on governance
-
     candidates = [agreement]
     candidates += list(
         Agreement.objects.filter(

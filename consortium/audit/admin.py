@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from consortium.audit import exports as audit
+from consortium.audit.figures.common import VERIFY_COMMAND
 from consortium.audit.models import AuditExport
 from consortium.governance import members as governance
 from consortium.governance.admin import SeatVisible
@@ -124,7 +125,7 @@ class AuditExportAdmin(SeatVisible):
         s = log_signer()
         return format_html(
             "<code>{} audit-{}.zip --vkey '{}'</code>",
-            audit.VERIFY_COMMAND,
+            VERIFY_COMMAND,
             obj.pk,
             verifier_key(s.name, s.public_key),
         )
@@ -162,14 +163,14 @@ class AuditExportAdmin(SeatVisible):
     @staticmethod
     def _may_ask(user) -> bool:
         try:
-            audit._exporter_scope(user)
+            audit.exporter_scope(user)
         except governance.GovernanceError:
             return False
         return True
 
     def ask_view(self, request):
         try:
-            scope = audit._exporter_scope(request.user)
+            scope = audit.exporter_scope(request.user)
         except governance.GovernanceError as exc:
             raise PermissionDenied from exc
         members = Member.objects.order_by("code")

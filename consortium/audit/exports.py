@@ -14,16 +14,10 @@ inclusion proof.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
-import logging
 import tempfile
 import uuid
-from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -34,30 +28,21 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from consortium.access.models import DownloadAuthorization, DownloadEvent
-from consortium.audit import report_html
-from consortium.audit.figures import VERIFY_COMMAND, contribution_bucket, plain
 from consortium.audit.models import AuditExport
+from consortium.audit.report import access_log_window, report_files, report_tables
+from consortium.audit.selection import concerns
 from consortium.governance.members import (
     GovernanceError,
     is_staff_role,
     seat_of,
     secretariat_signer,
 )
-from consortium.governance.models import (
-    AccessGrant,
-    Agreement,
-    AgreementParty,
-    Consortium,
-    Member,
-    Proposal,
-    Seat,
-)
+from consortium.governance.models import Consortium, Member, Seat
 from ledger import export as bundles
 from ledger import log
 from ledger import services as ledger
 from ledger.core.note import verifier_key
-from ledger.models import Key
+from ledger.keys import log_signer
 
 EXPORTED = "audit.exported"
 # A queued export older than this no longer holds up its requester's next one.
@@ -66,21 +51,9 @@ BUSY_FOR = timedelta(hours=6)
 # worker gone): the next delivery of its task may take it over, and it no longer holds
 # up its requester's next one.
 STALE_AFTER = timedelta(minutes=10)
-# Entries about the whole consortium: every member's export holds them.
-GOVERNANCE_KINDS = (
-    "consortium.founded",
-    "member.applied",
-    "proposal.opened",
-    "proposal.decided",
-    "proposal.withdrawn",
-)
-MEMBER_FIELDS = ("member", "code", "party", "operator")
-# Payload fields naming a record of a member by its id.
-RECORD_FIELDS = ("contribution", "dispute", "import")
-MEMBERS_FIELDS = ("members", "parties")
 
 
-def _exporter_scope(actor) -> str | None:
+def exporter_scope(actor) -> str | None:
     """``None`` if ``actor`` may export everything, else the one member it may export."""
     if actor is None or actor.is_superuser:
         return None
@@ -97,7 +70,7 @@ def _exporter_scope(actor) -> str | None:
 def may_read(actor, export: AuditExport) -> bool:
     """Whether ``actor`` may see ``export`` and fetch its file."""
     try:
-        scope = _exporter_scope(actor)
+        scope = exporter_scope(actor)
     except GovernanceError:
         return False
     return scope is None or export.member_id == scope
@@ -105,7 +78,7 @@ def may_read(actor, export: AuditExport) -> bool:
 
 def visible_exports(actor):
     try:
-        scope = _exporter_scope(actor)
+        scope = exporter_scope(actor)
     except GovernanceError:
         return AuditExport.objects.none()
     qs = AuditExport.objects.select_related("member")
@@ -122,7 +95,7 @@ def audit_export_request(
     end: int | None = None,
 ) -> AuditExport:
     """Ask for an export; it is built in the background (``consortium.audit_export``)."""
-    scope = _exporter_scope(actor)
+    scope = exporter_scope(actor)
     if scope is not None:
         if member not in (None, "", scope):
             raise GovernanceError(f"a delegate of {scope} exports what concerns {scope} only", 403)
@@ -201,386 +174,6 @@ def _queue(export_id: uuid.UUID) -> None:
         )
 
 
-# --- selecting what concerns a member --------------------------------------------------------
-
-
-def _names(value, code: str) -> bool:
-    """Does a payload name ``code`` as a member, a party, or in a list of them?"""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k in MEMBER_FIELDS and v == code:
-                return True
-            if (
-                k in MEMBERS_FIELDS
-                and isinstance(v, list)
-                and any(x == code or (isinstance(x, dict) and x.get("code") == code) for x in v)
-            ):
-                return True
-            if isinstance(v, dict | list) and _names(v, code):
-                return True
-    elif isinstance(value, list):
-        return any(_names(v, code) for v in value)
-    return False
-
-
-def _uid(value) -> str | None:
-    try:
-        return str(uuid.UUID(value))
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
-def concerns(code: str):
-    """A predicate over (index, leaf bytes): does the entry concern member ``code``? Its
-    keys' entries, governance decisions, entries that name it, its agreements, and
-    entries about its records by their ids (disputes, resolutions, attestations)."""
-    from contributions.models import Contribution, Dispute
-
-    keys = set(Key.objects.filter(kind="member", owner=code).values_list("fingerprint", flat=True))
-    agreements = {
-        str(a)
-        for a in AgreementParty.objects.filter(member_id=code).values_list(
-            "agreement_id", flat=True
-        )
-    }
-    mine = Contribution.objects.filter(member_id=code)
-    records = (
-        {str(i) for i in mine.values_list("id", flat=True)}
-        | {str(i) for i in mine.exclude(import_id=None).values_list("import_id", flat=True)}
-        | {
-            str(i)
-            for i in Dispute.objects.filter(
-                Q(contribution__member_id=code) | Q(member_id=code)
-            ).values_list("id", flat=True)
-        }
-    )
-    needle = json.dumps(code).encode()
-
-    def select(index: int, leaf: bytes) -> bool:
-        envelope = json.loads(leaf)["entry"]
-        if envelope["kind"] in GOVERNANCE_KINDS or envelope["author"] in keys:
-            return True
-        payload = envelope["payload"]
-        if _uid(payload.get("agreement")) in agreements:
-            return True
-        if any(_uid(payload.get(f)) in records for f in RECORD_FIELDS if f in payload):
-            return True
-        return needle in leaf and _names(payload, code)
-
-    return select
-
-
-# --- the report ------------------------------------------------------------------------------
-
-
-def report_tables(*, member: str | None, first: int, end: int, period: tuple | None) -> dict:
-    """The report's tables as {name: {"title", "columns", "rows"}}, read from the
-    projections (the caller holds a snapshot whose tree size is ``end``)."""
-    from contributions.models import Contribution
-    from contributions.report import ReportError, cost_share_report
-
-    tables: dict[str, dict] = {}
-
-    def table(name, title, columns, rows):
-        tables[name] = {
-            "title": title,
-            "columns": list(columns),
-            "rows": [[report_html.cell("" if v is None else str(v)) for v in row] for row in rows],
-        }
-
-    table(
-        "members",
-        "Members and their status",
-        ("member", "name", "kind", "status", "registered_in", "changed_in"),
-        [
-            (m.code, m.name, m.kind, m.status, m.registered_in, m.changed_in)
-            for m in Member.objects.order_by("code")
-        ],
-    )
-    agreements = Agreement.objects.order_by("proposed_in")
-    if member:
-        agreements = agreements.filter(parties__member_id=member).distinct()
-    table(
-        "agreements",
-        "Agreements",
-        (
-            "agreement",
-            "version",
-            "kind",
-            "title",
-            "state",
-            "proposed_in",
-            "in_force_in",
-            "closed_in",
-            "closed_reason",
-        ),
-        [
-            (
-                a.id,
-                a.version,
-                a.kind,
-                a.title,
-                a.state,
-                a.proposed_in,
-                a.in_force_in,
-                a.closed_in,
-                a.closed_reason,
-            )
-            for a in agreements
-        ],
-    )
-    parties = AgreementParty.objects.select_related("agreement").order_by(
-        "agreement__proposed_in", "member_id"
-    )
-    if member:
-        parties = parties.filter(agreement__in=agreements)
-    table(
-        "signatures",
-        "Who signed which agreement",
-        ("agreement", "title", "member", "required", "signed_in", "signed_at", "withdrawn_in"),
-        [
-            (
-                p.agreement_id,
-                p.agreement.title,
-                p.member_id,
-                "yes" if p.required else "no",
-                p.signed_in,
-                p.signed_at,
-                p.withdrawn_in,
-            )
-            for p in parties
-        ],
-    )
-    table(
-        "decisions",
-        "Governance decisions",
-        ("proposal", "title", "state", "opened_in", "closed_in", "tally"),
-        [
-            (
-                p.id,
-                p.title,
-                p.state,
-                p.opened_in,
-                p.closed_in,
-                json.dumps(p.tally, sort_keys=True, separators=(",", ":")) if p.tally else "",
-            )
-            for p in Proposal.objects.exclude(state="open").order_by("closed_in", "opened_in")
-        ],
-    )
-
-    contributions = Contribution.objects.filter(recorded_in__gte=first, recorded_in__lt=end)
-    if member:
-        contributions = contributions.filter(member_id=member)
-    sums: dict[tuple, dict] = defaultdict(
-        lambda: {
-            "count": 0,
-            "counted": 0,
-            "held": 0,
-            "void": 0,
-            "disputed": 0,
-            "gpu_hours": Decimal(0),
-            "tokens": 0,
-            "funds": defaultdict(Decimal),
-        }
-    )
-    for c in contributions.order_by("recorded_in"):
-        s = sums[(c.member_id, c.kind)]
-        s["count"] += 1
-        s[contribution_bucket(c.state)] += 1
-        s["disputed"] += 1 if c.disputed else 0
-        s["gpu_hours"] += c.gpu_hours or 0
-        s["tokens"] += c.tokens or 0
-        if c.amount is not None:
-            s["funds"][c.currency] += c.amount
-    table(
-        "contributions",
-        "Contributions recorded in the export's range, by their state as of the report's state",
-        (
-            "member",
-            "kind",
-            "count",
-            "counted",
-            "held",
-            "void",
-            "disputed",
-            "gpu_hours",
-            "tokens",
-            "funds",
-        ),
-        [
-            (
-                m,
-                k,
-                s["count"],
-                s["counted"],
-                s["held"],
-                s["void"],
-                s["disputed"],
-                plain(s["gpu_hours"]),
-                s["tokens"],
-                "; ".join(f"{cur} {plain(amt)}" for cur, amt in sorted(s["funds"].items())),
-            )
-            for (m, k), s in sorted(sums.items())
-        ],
-    )
-
-    rows = []
-    for a in Agreement.objects.filter(state=Agreement.State.IN_FORCE).order_by("proposed_in"):
-        if "cost_sharing" not in a.terms:
-            continue
-        try:
-            report = cost_share_report(a)
-        except ReportError:
-            continue
-        for line in report.as_dict()["members"]:
-            if member and line["member"] != member:
-                continue
-            d = line["delivered"]
-            rows.append(
-                (
-                    a.id,
-                    line["member"],
-                    line["share"],
-                    line["obligation"],
-                    d["compute"],
-                    d["data"],
-                    d["funds"],
-                    d["total"],
-                    line["balance"],
-                    line["ratio"] or "",
-                    line["status"],
-                    line["held"],
-                    line["disputed"],
-                )
-            )
-    table(
-        "cost_shares",
-        "Cost shares and balances (agreements in force, as of the report's state)",
-        (
-            "agreement",
-            "member",
-            "share",
-            "obligation",
-            "compute",
-            "data",
-            "funds",
-            "delivered",
-            "balance",
-            "ratio",
-            "status",
-            "held",
-            "disputed",
-        ),
-        rows,
-    )
-
-    grants = AccessGrant.objects.order_by("granted_in", "id")
-    if member:
-        grants = grants.filter(member_id=member)
-    table(
-        "access_grants",
-        "Access grants and revocations",
-        ("grant", "member", "scope", "checkpoints", "until", "reason", "granted_in", "revoked_in"),
-        [
-            (
-                g.id,
-                g.member_id,
-                g.scope,
-                " ".join(g.checkpoints or []) or "all",
-                g.until,
-                g.reason,
-                g.granted_in,
-                g.revoked_in,
-            )
-            for g in grants
-        ],
-    )
-
-    authorized = Counter(
-        DownloadAuthorization.objects.filter(
-            authorized_in__gte=first, authorized_in__lt=end
-        ).values_list("member_id", flat=True)
-    )
-    events = DownloadEvent.objects.all()
-    if period[0] is not None:
-        events = events.filter(at__gte=period[0])
-    if period[1] is not None:
-        events = events.filter(at__lt=period[1])
-    served = Counter(events.filter(outcome="served").values_list("member", flat=True))
-    denied = Counter(events.filter(outcome="denied").values_list("member", flat=True))
-    codes = sorted(set(authorized) | set(served) | set(denied) - {""})
-    if member:
-        codes = [c for c in codes if c == member]
-    table(
-        "downloads",
-        "Downloads per member: authorised (ledger), files served and requests denied (access log)",
-        ("member", "authorized", "served", "denied"),
-        [(c, authorized[c], served[c], denied[c]) for c in codes],
-    )
-    return tables
-
-
-def _csv(t: dict) -> bytes:
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(t["columns"])
-    w.writerows(t["rows"])
-    return out.getvalue().encode()
-
-
-def _window(first: int, end: int, size: int) -> tuple[datetime | None, datetime | None]:
-    """The times the range covers, for the access log (which is not on the ledger): from
-    the integration of its first entry to that of the first entry after it."""
-    from ledger.core.envelope import parse_time
-    from ledger.models import Entry
-
-    lo = parse_time(Entry.objects.get(index=first).integrated_time) if first > 0 else None
-    hi = parse_time(Entry.objects.get(index=end).integrated_time) if end < size else None
-    return lo, hi
-
-
-def report_files(
-    export: AuditExport, tables: dict, *, first: int, end: int, as_of: int, meta: dict
-) -> list[tuple[str, bytes]]:
-    """The report's files, rendered from its tables (outside the snapshot)."""
-    figures = {
-        "first": first,
-        "end": end,
-        "as_of": as_of,
-        "member": export.member_id,
-        "downloads": {row[0]: {"authorized": int(row[1])} for row in tables["downloads"]["rows"]},
-        # What the report page is rendered from, besides the CSV files: the verifier
-        # renders it again and compares.
-        "report": {"meta": meta, "tables": [[name, t["title"]] for name, t in tables.items()]},
-    }
-    html = report_html.render(
-        meta,
-        [(name, t["title"], t["columns"], t["rows"]) for name, t in tables.items()],
-        VERIFY_COMMAND,
-    ).encode()
-    files = [(f"report/{name}.csv", _csv(t)) for name, t in tables.items()]
-    files.append(("report/report.html", html))
-    files.append(("report/report.pdf", _pdf(html)))
-    files.append(
-        ("report/figures.json", json.dumps(figures, indent=2, sort_keys=True).encode() + b"\n")
-    )
-    return files
-
-
-def _pdf(html: bytes) -> bytes:
-    import weasyprint
-
-    # WeasyPrint sets its own logger's level when imported; its warnings about font
-    # subsetting without HarfBuzz are noise here.
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-
-    # The report is self-contained: no stylesheet, image or font is fetched.
-    def refuse(url, *args, **kwargs):
-        raise ValueError(f"the report fetches nothing ({url})")
-
-    return weasyprint.HTML(string=html.decode(), url_fetcher=refuse).write_pdf()
-
-
 # --- building --------------------------------------------------------------------------------
 
 
@@ -631,13 +224,14 @@ def audit_export_build(export_id) -> AuditExport:
             size = log.tree_size()
             first, end = _range(export.date_from, export.date_to, export.first, export.end, size)
             tables = report_tables(
-                member=export.member_id, first=first, end=end, period=_window(first, end, size)
+                member=export.member_id,
+                first=first,
+                end=end,
+                period=access_log_window(first, end, size),
             )
             select = concerns(export.member_id) if export.member_id else None
             consortium_name = getattr(Consortium.objects.first(), "name", "")
         signer = secretariat_signer()
-        from ledger.keys import log_signer
-
         ls = log_signer()
         meta = {
             "export": str(export.id),

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from consortium.governance import members as governance
-from contributions import services
+from contributions.facilities import facility_register
 from tests import worlds
 
 User = get_user_model()
@@ -50,7 +50,7 @@ def found_lumi() -> dict:
         ("sig_nl", "signatory", "NL"),
     ):
         governance.seat_assign(actor=people["ops"], user=people[name], role=role, member=member)
-    facility = services.facility_register(
+    facility = facility_register(
         actor=people["ops"],
         record={
             "code": "lumi",

@@ -175,3 +175,19 @@ def test_a_release_that_needs_an_evaluation_follows_the_latest_verdict(lumi, che
     assert "did not pass" in entitlement("SE", checkpoint).rule
     assert attest(evaluator, "pass").status_code == 201
     assert entitlement("SE", checkpoint).allow
+
+
+def test_the_checkpoints_a_member_may_download_are_the_gates_allows(checkpoint, lumi):
+    from consortium.access import selectors
+
+    assert selectors.downloadable_checkpoints("SE") == [checkpoint]
+    assert selectors.downloadable_checkpoints("FI") == []
+    assert selectors.downloadable_checkpoints("NL", "inference_only") == [checkpoint]
+    rows = selectors.access_table(lumi["people"]["sig_se"], checkpoint)
+    assert [(code, scope, d.allow) for code, scope, d in rows] == [
+        ("SE", "full_weights", True),
+        ("SE", "inference_only", True),
+        ("SE", "evaluation", False),
+    ]
+    everyone = {code for code, _, _ in selectors.access_table(lumi["people"]["aud"], checkpoint)}
+    assert everyone == {"FI", "SE", "NL"}

@@ -304,20 +304,20 @@ def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tm
     """A dispute upheld voids a contribution, one still open leaves another counting
     (shown as disputed): the verifier follows the same rules as the appliers and reaches
     the report's figures."""
-    from contributions import services
+    from contributions.disputes import contribution_dispute, dispute_resolve
     from contributions.models import Contribution, Dispute
 
     people = lumi["people"]
     funds = Contribution.objects.get(member="SE", kind="funds")
-    services.contribution_dispute(actor=people["sig_fi"], contribution=funds, reason="unpaid")
-    services.dispute_resolve(
+    contribution_dispute(actor=people["sig_fi"], contribution=funds, reason="unpaid")
+    dispute_resolve(
         actor=people["ops"],
         dispute=Dispute.objects.get(),
         outcome="upheld",
         resolution="never arrived",
     )
     data = Contribution.objects.get(member="NL", kind="data")
-    services.contribution_dispute(actor=people["sig_se"], contribution=data, reason="licence")
+    contribution_dispute(actor=people["sig_se"], contribution=data, reason="licence")
     export = audit.audit_export_request(actor=people["aud"])
     audit.audit_export_build(export.id)
     export.refresh_from_db()
@@ -370,7 +370,7 @@ def _vote(lumi, actions):
 
 def _scenario(name, lumi):
     from consortium.governance import agreements
-    from contributions import services
+    from contributions.compute import sacct_import
     from tests.contributions.test_compute import JOBS
     from tests.contributions.test_report import VALUATION, deliver, treaty
 
@@ -380,7 +380,7 @@ def _scenario(name, lumi):
         deliver(lumi)
         table = {**VALUATION, "version": 2, "weights": {"mi250x": "0.5", "h100": "1"}}
         _vote(lumi, [{"type": "valuation.adopt", "table": table}])
-        services.sacct_import(
+        sacct_import(
             actor=people["rec_fi"],
             facility=lumi["facility"],
             data=JOBS.replace(b"|1|lumi|", b"|91|lumi|"),
@@ -541,17 +541,16 @@ def test_the_verifier_needs_neither_django_nor_celery(lumi, downloads, tmp_path)
 
 def test_an_attestation_naming_its_import_in_capitals_verifies(lumi, tmp_path):
     """The appliers read ids as UUIDs, whatever their spelling; so does the verifier."""
-    from contributions import services
+    from contributions.compute import sacct_import
     from contributions.models import Contribution
+    from contributions.selectors import facility_key
     from ledger import services as ledger_services
     from ledger.keys import hosted_signer
     from tests.contributions.test_compute import JOBS
 
-    _, _, imported = services.sacct_import(
-        actor=lumi["people"]["ops"], facility=lumi["facility"], data=JOBS
-    )
+    _, _, imported = sacct_import(actor=lumi["people"]["ops"], facility=lumi["facility"], data=JOBS)
     assert set(Contribution.objects.values_list("state", flat=True)) == {"reported"}
-    key = hosted_signer(services.facility_key(lumi["facility"]).fingerprint)
+    key = hosted_signer(facility_key(lumi["facility"]).fingerprint)
     ledger_services.entry_append(
         signer=key,
         kind="compute.attested",
@@ -643,13 +642,13 @@ def test_a_build_runs_once_and_a_failed_one_leaves_no_file(lumi, downloads, monk
 
 
 def test_a_members_selection_holds_the_disputes_of_its_records(lumi, downloads, tmp_path):
-    from contributions import services
+    from contributions.disputes import contribution_dispute, dispute_resolve
     from contributions.models import Contribution, Dispute
 
     people = lumi["people"]
     funds = Contribution.objects.get(member="SE", kind="funds")
-    services.contribution_dispute(actor=people["sig_fi"], contribution=funds, reason="unpaid")
-    services.dispute_resolve(
+    contribution_dispute(actor=people["sig_fi"], contribution=funds, reason="unpaid")
+    dispute_resolve(
         actor=people["ops"],
         dispute=Dispute.objects.get(),
         outcome="upheld",

@@ -13,7 +13,9 @@ import pytest
 
 from consortium.audit import exports as audit
 from consortium.governance.members import member_signer, secretariat_signer
-from contributions import services
+from contributions.compute import sacct_import
+from contributions.disputes import contribution_dispute
+from contributions.funds import funds_confirm, funds_contribute, funds_reject
 from contributions.models import Contribution
 from ledger import services as ledger
 from tests import worlds
@@ -31,26 +33,20 @@ TODAY = datetime.now(UTC).date().isoformat()
 def bundle(lumi, tmp_path):
     people = lumi["people"]
     treaty(lumi, treasurer="FI")
-    services.sacct_import(actor=people["rec_fi"], facility=lumi["facility"], data=JOBS)
-    paid = services.funds_contribute(
-        actor=people["rec_se"], amount="1000", currency="SEK", date_paid=TODAY
-    )
-    services.funds_confirm(actor=people["rec_fi"], contribution=paid, amount="900")
-    pending = services.funds_contribute(
-        actor=people["sig_nl"], amount="40", currency="EUR", date_paid=TODAY
-    )
+    sacct_import(actor=people["rec_fi"], facility=lumi["facility"], data=JOBS)
+    paid = funds_contribute(actor=people["rec_se"], amount="1000", currency="SEK", date_paid=TODAY)
+    funds_confirm(actor=people["rec_fi"], contribution=paid, amount="900")
+    pending = funds_contribute(actor=people["sig_nl"], amount="40", currency="EUR", date_paid=TODAY)
     # Not the treasurer's key: on the record, without effect.
     ledger.entry_append(
         signer=secretariat_signer(),
         kind="funds.confirmed",
         payload={"contribution": str(pending.id), "amount": "40", "currency": "EUR", "date": TODAY},
     )
-    bounced = services.funds_contribute(
-        actor=people["sig_nl"], amount="9", currency="EUR", date_paid=TODAY
-    )
-    services.funds_reject(actor=people["sig_fi"], contribution=bounced, reason="not received")
+    bounced = funds_contribute(actor=people["sig_nl"], amount="9", currency="EUR", date_paid=TODAY)
+    funds_reject(actor=people["sig_fi"], contribution=bounced, reason="not received")
     compute = Contribution.objects.get(member="SE", kind="compute")
-    services.contribution_dispute(actor=people["sig_nl"], contribution=compute, reason="?")
+    contribution_dispute(actor=people["sig_nl"], contribution=compute, reason="?")
     ledger.entry_append(
         signer=member_signer("FI"),
         kind="contribution.disputed",

@@ -12,7 +12,9 @@ from decimal import Decimal
 import pytest
 
 from consortium.governance.members import GovernanceError
-from contributions import services
+from contributions.data import data_contribute
+from contributions.disputes import contribution_dispute, dispute_resolve
+from contributions.funds import funds_confirm, funds_contribute
 from contributions.models import Contribution
 from ledger.models import Entry
 from tests import worlds
@@ -35,7 +37,7 @@ DATASET = {
 
 
 def test_a_recorder_records_a_dataset_known_by_its_manifest(lumi):
-    c = services.data_contribute(actor=lumi["people"]["rec_fi"], dataset=DATASET)
+    c = data_contribute(actor=lumi["people"]["rec_fi"], dataset=DATASET)
     assert (c.kind, c.member_id, c.state, c.tokens) == ("data", "FI", "counted", 96_000_000_000)
     assert c.dataset["manifest_sha256"] == "ab" * 32
     assert Entry.objects.get(kind="data.contributed").payload["dataset"] == DATASET
@@ -70,13 +72,13 @@ def test_bad_datasets_are_refused_and_nothing_is_written(lumi, mutate, message):
     mutate(dataset)
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match=re.escape(message)):
-        services.data_contribute(actor=lumi["people"]["rec_fi"], dataset=dataset)
+        data_contribute(actor=lumi["people"]["rec_fi"], dataset=dataset)
     assert Entry.objects.count() == before
 
 
 def test_funds_are_recorded_as_exact_decimals(lumi):
     paid_under_a_treaty(lumi)
-    c = services.funds_contribute(
+    c = funds_contribute(
         actor=lumi["people"]["sig_se"],
         amount="1250000.50",
         currency="SEK",
@@ -108,7 +110,7 @@ def test_funds_are_recorded_as_exact_decimals(lumi):
 def test_bad_funds_are_refused(lumi, amount, currency, day, message):
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match=message):
-        services.funds_contribute(
+        funds_contribute(
             actor=lumi["people"]["rec_se"], amount=amount, currency=currency, date_paid=day
         )
     assert Entry.objects.count() == before
@@ -117,20 +119,20 @@ def test_bad_funds_are_refused(lumi, amount, currency, day, message):
 @pytest.mark.parametrize("who", ["obs_nl", "aud", "ops"])
 def test_only_a_members_recorder_or_signatory_records(lumi, who):
     with pytest.raises(GovernanceError, match="recorder or signatory") as exc:
-        services.data_contribute(actor=lumi["people"][who], dataset=DATASET)
+        data_contribute(actor=lumi["people"][who], dataset=DATASET)
     assert exc.value.status == 403
 
 
 def test_a_retry_with_the_same_idempotency_key_records_once(lumi):
     paid_under_a_treaty(lumi)
-    a = services.funds_contribute(
+    a = funds_contribute(
         actor=lumi["people"]["rec_se"],
         amount="10",
         currency="EUR",
         date_paid="2026-01-01",
         idempotency_key="pay-1",
     )
-    b = services.funds_contribute(
+    b = funds_contribute(
         actor=lumi["people"]["rec_se"],
         amount="10",
         currency="EUR",
@@ -139,7 +141,7 @@ def test_a_retry_with_the_same_idempotency_key_records_once(lumi):
     )
     assert a.id == b.id and Contribution.objects.count() == 1
     with pytest.raises(GovernanceError, match="Idempotency-Key"):
-        services.funds_contribute(
+        funds_contribute(
             actor=lumi["people"]["rec_se"],
             amount="11",
             currency="EUR",
@@ -150,20 +152,20 @@ def test_a_retry_with_the_same_idempotency_key_records_once(lumi):
 
 def test_a_disputed_contribution_keeps_its_state_until_resolved(lumi):
     paid_under_a_treaty(lumi)
-    c = services.funds_contribute(
+    c = funds_contribute(
         actor=lumi["people"]["rec_se"], amount="10", currency="EUR", date_paid="2026-01-01"
     )
-    services.funds_confirm(actor=lumi["people"]["ops"], contribution=c)
-    d = services.contribution_dispute(
+    funds_confirm(actor=lumi["people"]["ops"], contribution=c)
+    d = contribution_dispute(
         actor=lumi["people"]["sig_fi"], contribution=c, reason="never received"
     )
     c.refresh_from_db()
     assert (c.state, c.disputed, d.member_id) == ("counted", True, "FI")
     with pytest.raises(GovernanceError, match="the secretariat resolves"):
-        services.dispute_resolve(
+        dispute_resolve(
             actor=lumi["people"]["sig_se"], dispute=d, outcome="dismissed", resolution="x"
         )
-    services.dispute_resolve(
+    dispute_resolve(
         actor=lumi["people"]["ops"],
         dispute=d,
         outcome="dismissed",
@@ -171,10 +173,8 @@ def test_a_disputed_contribution_keeps_its_state_until_resolved(lumi):
     )
     c.refresh_from_db()
     assert (c.state, c.disputed) == ("counted", False)
-    d2 = services.contribution_dispute(
-        actor=lumi["people"]["sig_fi"], contribution=c, reason="again"
-    )
-    services.dispute_resolve(
+    d2 = contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=c, reason="again")
+    dispute_resolve(
         actor=lumi["people"]["ops"],
         dispute=d2,
         outcome="upheld",
@@ -183,15 +183,15 @@ def test_a_disputed_contribution_keeps_its_state_until_resolved(lumi):
     c.refresh_from_db()
     assert (c.state, c.disputed) == ("void", False)
     with pytest.raises(GovernanceError, match="the contribution is void"):
-        services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=c, reason="x")
+        contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=c, reason="x")
 
 
 @pytest.mark.parametrize("who", ["rec_fi", "obs_nl", "aud", "ops"])
 def test_only_a_members_signatory_disputes(lumi, who):
     paid_under_a_treaty(lumi)
-    c = services.funds_contribute(
+    c = funds_contribute(
         actor=lumi["people"]["rec_se"], amount="10", currency="EUR", date_paid="2026-01-01"
     )
     with pytest.raises(GovernanceError) as exc:
-        services.contribution_dispute(actor=lumi["people"][who], contribution=c, reason="x")
+        contribution_dispute(actor=lumi["people"][who], contribution=c, reason="x")
     assert exc.value.status == 403

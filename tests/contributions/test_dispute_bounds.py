@@ -14,7 +14,9 @@ import pytest
 from consortium.access.entitlements import balance_ratio, entitlement
 from consortium.governance import agreements
 from consortium.governance.members import GovernanceError, member_signer
-from contributions import services
+from contributions.data import data_contribute
+from contributions.disputes import contribution_dispute, dispute_resolve
+from contributions.funds import funds_contribute
 from contributions.models import Contribution, Dispute
 from contributions.report import cost_share_report
 from ledger import services as ledger
@@ -30,7 +32,7 @@ TODAY = datetime.now(UTC).date()
 
 def _dispute_all(lumi, member, by="sig_nl"):
     return [
-        services.contribution_dispute(actor=lumi["people"][by], contribution=c, reason="?")
+        contribution_dispute(actor=lumi["people"][by], contribution=c, reason="?")
         for c in Contribution.objects.filter(member=member)
     ]
 
@@ -54,7 +56,7 @@ def test_disputing_every_contribution_of_a_member_cuts_nothing_off(lumi, checkpo
 def test_an_upheld_dispute_stops_the_contribution_counting(lumi, checkpoint):  # noqa: F811
     a = checkpoint.model.agreement
     for d in _dispute_all(lumi, "SE"):
-        services.dispute_resolve(
+        dispute_resolve(
             actor=lumi["people"]["ops"], dispute=d, outcome="upheld", resolution="not delivered"
         )
     assert balance_ratio(a, "SE") == 0
@@ -65,8 +67,8 @@ def test_an_upheld_dispute_stops_the_contribution_counting(lumi, checkpoint):  #
 def test_a_dismissed_dispute_leaves_the_contribution_as_it_was(lumi):
     treaty(lumi)
     paid = deliver(lumi)
-    d = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
-    services.dispute_resolve(
+    d = contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
+    dispute_resolve(
         actor=lumi["people"]["ops"], dispute=d, outcome="dismissed", resolution="it arrived"
     )
     paid.refresh_from_db()
@@ -76,14 +78,12 @@ def test_a_dismissed_dispute_leaves_the_contribution_as_it_was(lumi):
 def test_a_second_dispute_is_a_409_naming_the_open_one(lumi):
     treaty(lumi)
     paid = deliver(lumi)
-    first = services.contribution_dispute(
+    first = contribution_dispute(
         actor=lumi["people"]["sig_fi"], contribution=paid, reason="never received"
     )
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match=str(first.id)) as exc:
-        services.contribution_dispute(
-            actor=lumi["people"]["sig_se"], contribution=paid, reason="me too"
-        )
+        contribution_dispute(actor=lumi["people"]["sig_se"], contribution=paid, reason="me too")
     assert exc.value.status == 409
     r = _client(lumi["people"]["sig_se"]).post(
         f"/api/v1/contributions/{paid.id}/disputes", {"reason": "me too"}, format="json"
@@ -92,10 +92,10 @@ def test_a_second_dispute_is_a_409_naming_the_open_one(lumi):
     assert r["Content-Type"] == "application/problem+json"
     assert Entry.objects.count() == before
     # Once it is resolved, another may be opened.
-    services.dispute_resolve(
+    dispute_resolve(
         actor=lumi["people"]["ops"], dispute=first, outcome="dismissed", resolution="it arrived"
     )
-    services.contribution_dispute(actor=lumi["people"]["sig_se"], contribution=paid, reason="?")
+    contribution_dispute(actor=lumi["people"]["sig_se"], contribution=paid, reason="?")
     assert Dispute.objects.filter(contribution=paid, resolved_in__isnull=True).count() == 1
 
 
@@ -129,37 +129,35 @@ def _two_party_treaty(lumi):
 
 def test_only_a_signatory_of_a_bound_party_disputes(lumi):
     _two_party_treaty(lumi)
-    paid = services.funds_contribute(
+    paid = funds_contribute(
         actor=lumi["people"]["rec_se"], amount="5", currency="EUR", date_paid=TODAY.isoformat()
     )
     before = Entry.objects.count()
     with pytest.raises(GovernanceError, match="bound with SE") as exc:
-        services.contribution_dispute(actor=lumi["people"]["sig_nl"], contribution=paid, reason="?")
+        contribution_dispute(actor=lumi["people"]["sig_nl"], contribution=paid, reason="?")
     assert exc.value.status == 403
     r = _client(lumi["people"]["sig_nl"]).post(
         f"/api/v1/contributions/{paid.id}/disputes", {"reason": "?"}, format="json"
     )
     assert r.status_code == 403 and r["Content-Type"] == "application/problem+json"
     assert Entry.objects.count() == before
-    services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
+    contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
 
 
 def test_without_an_agreement_in_force_no_one_disputes(lumi):
     # Funds need a treaty in force to be recorded at all; a dataset needs none.
     from tests.contributions.test_data_funds import DATASET
 
-    offered = services.data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
+    offered = data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
     with pytest.raises(GovernanceError) as exc:
-        services.contribution_dispute(
-            actor=lumi["people"]["sig_fi"], contribution=offered, reason="?"
-        )
+        contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=offered, reason="?")
     assert exc.value.status == 403
 
 
 def test_the_reason_is_in_the_entry_signed_by_the_disputing_members_key(lumi):
     treaty(lumi)
     paid = deliver(lumi)
-    d = services.contribution_dispute(
+    d = contribution_dispute(
         actor=lumi["people"]["sig_fi"],
         contribution=paid,
         reason="the transfer was reversed on 3 May",
@@ -178,7 +176,7 @@ def test_the_reason_is_in_the_entry_signed_by_the_disputing_members_key(lumi):
 
 def test_dispute_entries_that_break_the_bounds_are_without_effect(lumi):
     _two_party_treaty(lumi)
-    paid = services.funds_contribute(
+    paid = funds_contribute(
         actor=lumi["people"]["rec_se"], amount="5", currency="EUR", date_paid=TODAY.isoformat()
     )
     # The Netherlands is bound with Sweden by nothing: its signed dispute changes nothing.
@@ -192,9 +190,7 @@ def test_dispute_entries_that_break_the_bounds_are_without_effect(lumi):
         },
     )
     assert not Dispute.objects.exists()
-    first = services.contribution_dispute(
-        actor=lumi["people"]["sig_fi"], contribution=paid, reason="?"
-    )
+    first = contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
     # A second open dispute, signed by a bound party past the service: without effect.
     ledger.entry_append(
         signer=member_signer("SE"),

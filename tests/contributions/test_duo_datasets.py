@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from contributions import services
+from contributions.data import data_contribute
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_data_funds import DATASET
@@ -17,7 +17,7 @@ def test_a_dataset_records_its_disease_and_region(lumi):
         "permission": {"code": "DUO:0000007", "disease": "MONDO:0004992"},
         "modifiers": [{"code": "DUO:0000022", "region": "EEA"}, "DUO:0000018"],
     }
-    c = services.data_contribute(actor=lumi["people"]["rec_fi"], dataset=dataset)
+    c = data_contribute(actor=lumi["people"]["rec_fi"], dataset=dataset)
     assert c.dataset["duo"] == dataset["duo"]
     assert Entry.objects.get(kind="data.contributed").payload["dataset"]["duo"] == dataset["duo"]
 

@@ -10,9 +10,11 @@ from consortium.access.entitlements import balance_ratio
 from consortium.governance.members import GovernanceError, secretariat_signer
 from consortium.governance.models import Agreement
 from consortium.governance.terms import check_terms
-from contributions import services
+from contributions.data import data_contribute
+from contributions.funds import funds_confirm, funds_contribute, funds_reject
 from contributions.models import Contribution
 from contributions.report import cost_share_report
+from contributions.selectors import treasurer_of
 from ledger import services as ledger
 from ledger.core.envelope import parse_leaf, verify_leaf_signature
 from ledger.models import Entry, Key
@@ -24,7 +26,7 @@ def _pay(lumi, who="rec_se", amount="1", currency="EUR"):
     # Funds are paid under a treaty in force: one naming no treasurer, unless the test made one.
     if not Agreement.objects.filter(state="in_force").exists():
         treaty(lumi)
-    return services.funds_contribute(
+    return funds_contribute(
         actor=lumi["people"][who], amount=amount, currency=currency, date_paid=TODAY.isoformat()
     )
 
@@ -54,7 +56,7 @@ def test_a_payment_counts_once_the_secretariat_confirms_it(lumi):
     a = treaty(lumi)
     c = _pay(lumi, amount="250")
     before = balance_ratio(a, "SE")
-    services.funds_confirm(actor=lumi["people"]["ops"], contribution=c)
+    funds_confirm(actor=lumi["people"]["ops"], contribution=c)
     c.refresh_from_db()
     assert (
         c.state == "counted" and c.confirmed_in == Entry.objects.get(kind="funds.confirmed").index
@@ -66,7 +68,7 @@ def test_a_payment_counts_once_the_secretariat_confirms_it(lumi):
 
 def test_a_pending_payment_moves_no_balance(lumi):
     a = treaty(lumi)
-    services.data_contribute(
+    data_contribute(
         actor=lumi["people"]["sig_nl"],
         dataset={
             "name": "Dutch web",
@@ -89,14 +91,14 @@ def test_the_treasurer_the_treaty_names_confirms(lumi):
     people = lumi["people"]
     treaty(lumi, treasurer="FI")
     c = _pay(lumi)
-    assert services.treasurer_of("SE") == "FI"
+    assert treasurer_of("SE") == "FI"
     with pytest.raises(GovernanceError, match="FI, the treasurer") as exc:
-        services.funds_confirm(actor=people["ops"], contribution=c)
+        funds_confirm(actor=people["ops"], contribution=c)
     assert exc.value.status == 403
     with pytest.raises(GovernanceError, match="FI, the treasurer"):
-        services.funds_confirm(actor=people["sig_se"], contribution=c)  # its own payment
+        funds_confirm(actor=people["sig_se"], contribution=c)  # its own payment
     assert not Entry.objects.filter(kind="funds.confirmed").exists()
-    services.funds_confirm(actor=people["rec_fi"], contribution=c)
+    funds_confirm(actor=people["rec_fi"], contribution=c)
     entry = Entry.objects.get(kind="funds.confirmed")
     fi_key = Key.objects.get(kind="member", owner="FI")
     assert entry.author == fi_key.fingerprint
@@ -108,28 +110,28 @@ def test_the_treasurers_own_payments_are_confirmed_by_the_secretariat(lumi):
     people = lumi["people"]
     treaty(lumi, treasurer="FI")
     own = _pay(lumi, who="rec_fi")
-    assert services.treasurer_of("FI") == "secretariat"
+    assert treasurer_of("FI") == "secretariat"
     with pytest.raises(GovernanceError) as exc:
-        services.funds_confirm(actor=people["sig_fi"], contribution=own)
+        funds_confirm(actor=people["sig_fi"], contribution=own)
     assert exc.value.status == 403
-    services.funds_confirm(actor=people["ops"], contribution=own)
+    funds_confirm(actor=people["ops"], contribution=own)
     own.refresh_from_db()
     assert own.state == "counted"
 
 
 def test_under_a_treaty_naming_no_treasurer_the_secretariat_confirms(lumi):
     c = _pay(lumi)
-    assert services.treasurer_of("SE") == "secretariat"
+    assert treasurer_of("SE") == "secretariat"
     with pytest.raises(GovernanceError) as exc:
-        services.funds_confirm(actor=lumi["people"]["sig_fi"], contribution=c)
+        funds_confirm(actor=lumi["people"]["sig_fi"], contribution=c)
     assert exc.value.status == 403
-    services.funds_confirm(actor=lumi["people"]["ops"], contribution=c)
+    funds_confirm(actor=lumi["people"]["ops"], contribution=c)
 
 
 def test_the_figures_confirmed_are_the_ones_that_count(lumi):
     a = treaty(lumi)
     c = _pay(lumi, amount="100")
-    services.funds_confirm(
+    funds_confirm(
         actor=lumi["people"]["ops"], contribution=c, amount="98.50", date_paid="2026-01-05"
     )
     c.refresh_from_db()
@@ -147,22 +149,22 @@ def test_the_figures_confirmed_are_the_ones_that_count(lumi):
 def test_a_rejected_payment_never_counts(lumi):
     a = treaty(lumi)
     c = _pay(lumi)
-    services.funds_reject(actor=lumi["people"]["ops"], contribution=c, reason="not in our books")
+    funds_reject(actor=lumi["people"]["ops"], contribution=c, reason="not in our books")
     c.refresh_from_db()
     assert c.state == "rejected"
     assert Entry.objects.get(kind="funds.rejected").payload["reason"] == "not in our books"
     se = _line(a, "SE")
     assert (se["delivered"]["funds"], se["held"]) == ("0.00", "0.00")
     with pytest.raises(GovernanceError, match="the payment is rejected") as exc:
-        services.funds_confirm(actor=lumi["people"]["ops"], contribution=c)
+        funds_confirm(actor=lumi["people"]["ops"], contribution=c)
     assert exc.value.status == 409
 
 
 def test_a_payment_is_confirmed_once(lumi):
     c = _pay(lumi)
-    services.funds_confirm(actor=lumi["people"]["ops"], contribution=c)
+    funds_confirm(actor=lumi["people"]["ops"], contribution=c)
     with pytest.raises(GovernanceError, match="confirmed") as exc:
-        services.funds_confirm(actor=lumi["people"]["ops"], contribution=c)
+        funds_confirm(actor=lumi["people"]["ops"], contribution=c)
     assert exc.value.status == 409
     assert Entry.objects.filter(kind="funds.confirmed").count() == 1
 
@@ -234,7 +236,7 @@ def test_bad_confirmations_are_400s_that_write_nothing(lumi, body, message):
 def test_only_funds_are_confirmed_and_unknown_ids_are_404(lumi):
     from tests.contributions.test_data_funds import DATASET
 
-    data = services.data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
+    data = data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
     api = _client(lumi["people"]["ops"])
     r = api.post(
         f"/api/v1/contributions/{data.id}/confirmation", {"outcome": "confirmed"}, format="json"
@@ -279,7 +281,7 @@ def test_the_terms_name_the_secretariat_or_a_party_as_treasurer():
 def test_the_confirmation_is_signed_by_the_treasurers_key(lumi):
     treaty(lumi, treasurer="FI")
     c = _pay(lumi)
-    services.funds_confirm(actor=lumi["people"]["sig_fi"], contribution=c)
+    funds_confirm(actor=lumi["people"]["sig_fi"], contribution=c)
     entry = Entry.objects.get(kind="funds.confirmed")
     key = Key.objects.get(fingerprint=entry.author)
     assert (key.kind, key.owner) == ("member", "FI")

@@ -11,7 +11,7 @@ import time_machine
 
 from consortium.governance import agreements
 from consortium.governance.members import GovernanceError
-from contributions import services
+from contributions.funds import funds_contribute
 from contributions.models import Contribution
 from ledger.models import Entry
 from tests import worlds
@@ -62,7 +62,7 @@ def treaty_from(
 
 
 def pay(lumi, day: str, currency: str = "EUR", who: str = "rec_se"):
-    return services.funds_contribute(
+    return funds_contribute(
         actor=lumi["people"][who], amount="10", currency=currency, date_paid=day
     )
 

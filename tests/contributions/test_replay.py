@@ -8,7 +8,10 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from consortium.governance import members as governance
-from contributions import services
+from contributions.compute import import_attest, sacct_import
+from contributions.data import data_contribute
+from contributions.facilities import facility_register, facility_update
+from contributions.funds import funds_confirm, funds_contribute
 from ledger.replay import replay_check
 from ledger.verify import verify_ledger
 from tests.contributions.test_compute import JOBS
@@ -34,7 +37,7 @@ def test_replay_rebuilds_facilities_imports_and_contributions(committed_db):
         ("sig_se", "signatory", "SE"),
     ):
         governance.seat_assign(actor=people["ops"], user=people[name], role=role, member=member)
-    lumi = services.facility_register(
+    lumi = facility_register(
         actor=people["ops"],
         record={
             "code": "lumi",
@@ -47,14 +50,14 @@ def test_replay_rebuilds_facilities_imports_and_contributions(committed_db):
             "accounts": {"project_fi": "FI", "project_se": "SE"},
         },
     )
-    services.facility_update(
+    facility_update(
         actor=people["sig_fi"],
         facility=lumi,
         changes={"accounts": {"project_fi": "FI", "project_se": "SE", "x": "NL"}},
     )
-    _, _, reported = services.sacct_import(actor=people["ops"], facility=lumi, data=JOBS)
-    services.import_attest(actor=people["sig_fi"], sacct_import=reported)
-    services.sacct_import(
+    _, _, reported = sacct_import(actor=people["ops"], facility=lumi, data=JOBS)
+    import_attest(actor=people["sig_fi"], sacct_import=reported)
+    sacct_import(
         actor=people["rec_fi"], facility=lumi, data=JOBS.replace(b"|1|lumi|", b"|11|lumi|")
     )
     # Funds are paid under an agreement in force (a compute pledge of FI and SE).
@@ -65,13 +68,13 @@ def test_replay_rebuilds_facilities_imports_and_contributions(committed_db):
         parties=("FI", "SE"),
         signers=("sig_fi", "sig_se"),
     )
-    funds = services.funds_contribute(
+    funds = funds_contribute(
         actor=people["rec_se"], amount="12.5", currency="SEK", date_paid="2026-01-01"
     )
-    services.data_contribute(actor=people["rec_fi"], dataset=DATASET)
+    data_contribute(actor=people["rec_fi"], dataset=DATASET)
     # Disputes need an agreement in force between the parties: tests/contributions/
     # test_replay_integrity.py replays them with the treasurer's confirmations.
-    services.funds_confirm(actor=people["ops"], contribution=funds)
+    funds_confirm(actor=people["ops"], contribution=funds)
     report = replay_check()
     assert report.ok, report.differences
     assert verify_ledger(workers=2).ok

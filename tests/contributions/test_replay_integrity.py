@@ -10,7 +10,10 @@ from django.contrib.auth import get_user_model
 
 from consortium.governance import agreements
 from consortium.governance import members as governance
-from contributions import services
+from contributions.compute import sacct_import
+from contributions.disputes import contribution_dispute, dispute_resolve
+from contributions.facilities import facility_register
+from contributions.funds import funds_confirm, funds_contribute, funds_reject
 from contributions.models import Contribution, Dispute
 from ledger import services as ledger
 from ledger.replay import replay_check
@@ -38,7 +41,7 @@ def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed
         ("sig_nl", "signatory", "NL"),
     ):
         governance.seat_assign(actor=people["ops"], user=people[name], role=role, member=member)
-    lumi = services.facility_register(
+    lumi = facility_register(
         actor=people["ops"],
         record={
             "code": "lumi",
@@ -77,36 +80,26 @@ def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed
 
     # Under a treaty that names no treasurer: the secretariat confirms.
     treaty("T0")
-    early = services.funds_contribute(
-        actor=people["rec_se"], amount="3", currency="EUR", date_paid=TODAY
-    )
-    services.funds_confirm(actor=people["ops"], contribution=early)
+    early = funds_contribute(actor=people["rec_se"], amount="3", currency="EUR", date_paid=TODAY)
+    funds_confirm(actor=people["ops"], contribution=early)
     # A later treaty between Finland and Sweden names Finland its treasurer.
     treaty("T", treasurer="FI")
-    paid = services.funds_contribute(
-        actor=people["rec_se"], amount="100", currency="EUR", date_paid=TODAY
-    )
-    services.funds_confirm(actor=people["rec_fi"], contribution=paid, amount="99.5")
-    bounced = services.funds_contribute(
-        actor=people["rec_se"], amount="7", currency="EUR", date_paid=TODAY
-    )
-    services.funds_reject(actor=people["sig_fi"], contribution=bounced, reason="not received")
-    own = services.funds_contribute(
-        actor=people["rec_fi"], amount="5", currency="EUR", date_paid=TODAY
-    )
-    services.funds_confirm(actor=people["ops"], contribution=own)
-    waiting = services.funds_contribute(
-        actor=people["rec_se"], amount="8", currency="EUR", date_paid=TODAY
-    )
+    paid = funds_contribute(actor=people["rec_se"], amount="100", currency="EUR", date_paid=TODAY)
+    funds_confirm(actor=people["rec_fi"], contribution=paid, amount="99.5")
+    bounced = funds_contribute(actor=people["rec_se"], amount="7", currency="EUR", date_paid=TODAY)
+    funds_reject(actor=people["sig_fi"], contribution=bounced, reason="not received")
+    own = funds_contribute(actor=people["rec_fi"], amount="5", currency="EUR", date_paid=TODAY)
+    funds_confirm(actor=people["ops"], contribution=own)
+    waiting = funds_contribute(actor=people["rec_se"], amount="8", currency="EUR", date_paid=TODAY)
     # A confirmation by a key that is not the treasurer's: without effect.
     ledger.entry_append(
         signer=governance.secretariat_signer(),
         kind="funds.confirmed",
         payload={"contribution": str(waiting.id), "amount": "8", "currency": "EUR", "date": TODAY},
     )
-    services.sacct_import(actor=people["rec_fi"], facility=lumi, data=JOBS)
+    sacct_import(actor=people["rec_fi"], facility=lumi, data=JOBS)
     compute = Contribution.objects.get(member="SE", kind="compute")
-    open_one = services.contribution_dispute(
+    open_one = contribution_dispute(
         actor=people["sig_fi"], contribution=compute, reason="wrong partition"
     )
     # A second dispute of it, and one by a member bound by nothing: without effect.
@@ -128,10 +121,8 @@ def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed
             "reason": "?",
         },
     )
-    upheld = services.contribution_dispute(actor=people["sig_se"], contribution=own, reason="?")
-    services.dispute_resolve(
-        actor=people["ops"], dispute=upheld, outcome="upheld", resolution="reversed"
-    )
+    upheld = contribution_dispute(actor=people["sig_se"], contribution=own, reason="?")
+    dispute_resolve(actor=people["ops"], dispute=upheld, outcome="upheld", resolution="reversed")
 
     states = {c.id: (c.state, c.disputed) for c in Contribution.objects.all()}
     assert states[early.id] == ("counted", False)

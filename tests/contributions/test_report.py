@@ -8,7 +8,10 @@ from decimal import Decimal
 import pytest
 
 from consortium.governance import agreements, proposals
-from contributions import services
+from contributions.compute import sacct_import
+from contributions.data import data_contribute
+from contributions.disputes import contribution_dispute, dispute_resolve
+from contributions.funds import funds_confirm, funds_contribute
 from contributions.report import ReportError, _capped, cost_share_report
 from tests.consortium.helpers import decide_after_deadline
 from tests.contributions.test_compute import JOBS
@@ -54,15 +57,13 @@ def treaty(lumi, sharing=None, **extra):
 
 def deliver(lumi):
     p = lumi["people"]
-    services.sacct_import(
-        actor=p["rec_fi"], facility=lumi["facility"], data=JOBS
-    )  # FI 16 mi250x, SE 2 h100
-    sek = services.funds_contribute(
+    sacct_import(actor=p["rec_fi"], facility=lumi["facility"], data=JOBS)  # FI 16 mi250x, SE 2 h100
+    sek = funds_contribute(
         actor=p["rec_se"], amount="1000", currency="SEK", date_paid=TODAY.isoformat()
     )
     # Funds count once the treasurer (the secretariat, by default) confirms them.
-    services.funds_confirm(actor=p["ops"], contribution=sek)
-    services.data_contribute(
+    funds_confirm(actor=p["ops"], contribution=sek)
+    data_contribute(
         actor=p["sig_nl"],
         dataset={
             "name": "Dutch web",
@@ -77,10 +78,10 @@ def deliver(lumi):
             "residency": "NL",
         },
     )
-    eur = services.funds_contribute(
+    eur = funds_contribute(
         actor=p["sig_nl"], amount="20", currency="EUR", date_paid=TODAY.isoformat()
     )
-    return services.funds_confirm(actor=p["ops"], contribution=eur)
+    return funds_confirm(actor=p["ops"], contribution=eur)
 
 
 def figures(r):
@@ -117,12 +118,10 @@ def test_value_delivered_against_each_share(lumi):
 def test_a_disputed_contribution_counts_shown_as_disputed_until_upheld(lumi):
     a = treaty(lumi)
     paid = deliver(lumi)
-    d = services.contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
+    d = contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=paid, reason="?")
     nl = next(m for m in cost_share_report(a).as_dict()["members"] if m["member"] == "NL")
     assert (nl["delivered"]["total"], nl["held"], nl["disputed"]) == ("30.00", "0.00", "20.00")
-    services.dispute_resolve(
-        actor=lumi["people"]["ops"], dispute=d, outcome="upheld", resolution="reversed"
-    )
+    dispute_resolve(actor=lumi["people"]["ops"], dispute=d, outcome="upheld", resolution="reversed")
     nl = next(m for m in cost_share_report(a).as_dict()["members"] if m["member"] == "NL")
     assert (nl["delivered"]["total"], nl["held"], nl["disputed"]) == ("10.00", "0.00", "0.00")
 
@@ -149,7 +148,7 @@ def test_a_table_adopted_by_vote_values_what_is_recorded_after_it(lumi):
         proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
     before = figures(cost_share_report(a))["FI"][0]
-    services.sacct_import(
+    sacct_import(
         actor=people["rec_fi"],
         facility=lumi["facility"],
         data=JOBS.replace(b"|1|lumi|", b"|91|lumi|"),

@@ -17,15 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contributions.sacct import (
-    EXAMPLES_PER_REASON,
-    SacctError,
-    count_tasks,
-    gpu_hours,
-    gpus_by_type,
-    parse_elapsed,
-    read_export,
-)
+from contributions.sacct import EXAMPLES_PER_REASON, SacctError, gpu_hours, read_export
+from contributions.sacct_fields import count_tasks, gpus_by_type, parse_elapsed
 
 FIELDS = [
     "JobID",

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from consortium.governance.members import GovernanceError
-from contributions import sacct, services
+from contributions import sacct
+from contributions.compute import sacct_import
 from contributions.models import Contribution
 from ledger.models import Entry
 from tests.consortium.test_proposals_api import _client
@@ -94,6 +95,4 @@ def test_an_ambiguous_export_is_a_400_and_nothing_is_written(lumi):
     assert "line 2" in r.json()["detail"] and "--delimiter" in r.json()["detail"]
     assert Entry.objects.count() == before
     with pytest.raises(GovernanceError, match="line 2"):
-        services.sacct_import(
-            actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=TWO_FREE_TEXT
-        )
+        sacct_import(actor=lumi["people"]["rec_fi"], facility=lumi["facility"], data=TWO_FREE_TEXT)

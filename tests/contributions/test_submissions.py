@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from contributions import services
+from contributions.compute import sacct_import
+from contributions.facilities import facility_register
 from contributions.models import Contribution, Facility
 from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.keys import EntrySigner
@@ -34,7 +35,7 @@ def _post(user, key, kind, payload):
 def puhti(lumi):
     """A second Finnish facility that holds its own key."""
     key = EntrySigner.generate("puhti")
-    services.facility_register(
+    facility_register(
         actor=lumi["people"]["ops"],
         public_key=key.public_key,
         record={
@@ -51,9 +52,7 @@ def puhti(lumi):
 
 def test_a_facility_holding_its_key_attests_a_reported_import(lumi, puhti):
     facility, key = puhti
-    _, _, imported = services.sacct_import(
-        actor=lumi["people"]["rec_fi"], facility=facility, data=JOBS
-    )
+    _, _, imported = sacct_import(actor=lumi["people"]["rec_fi"], facility=facility, data=JOBS)
     assert imported.attested_in is None  # signed by Finland's key: reported
     payload = {"import": str(imported.id), "export_sha256": imported.export_sha256}
     assert _post(lumi["people"]["rec_se"], key, "compute.attested", payload).status_code == 403
@@ -68,9 +67,7 @@ def test_a_facility_holding_its_key_attests_a_reported_import(lumi, puhti):
 
 def test_another_facilitys_key_cannot_attest(lumi, puhti):
     facility, _ = puhti
-    _, _, imported = services.sacct_import(
-        actor=lumi["people"]["rec_fi"], facility=facility, data=JOBS
-    )
+    _, _, imported = sacct_import(actor=lumi["people"]["rec_fi"], facility=facility, data=JOBS)
     stranger = EntrySigner.generate("stranger")
     payload = {"import": str(imported.id), "export_sha256": imported.export_sha256}
     r = _post(lumi["people"]["rec_fi"], stranger, "compute.attested", payload)

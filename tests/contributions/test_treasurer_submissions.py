@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contributions import services
+from contributions.funds import funds_contribute
 from ledger import services as ledger_services
 from ledger.keys import EntrySigner, log_signer
 from ledger.models import Entry
@@ -33,7 +33,7 @@ def finland_holds_its_key(lumi):
 
 def test_the_treasurer_confirms_with_its_own_key(lumi, finland_holds_its_key):
     key = finland_holds_its_key
-    c = services.funds_contribute(
+    c = funds_contribute(
         actor=lumi["people"]["rec_se"], amount="10", currency="EUR", date_paid=TODAY
     )
     payload = {"contribution": str(c.id), "amount": "10", "currency": "EUR", "date": TODAY}
@@ -52,7 +52,7 @@ def test_the_treasurer_confirms_with_its_own_key(lumi, finland_holds_its_key):
 
 
 def test_the_treasurer_rejects_with_its_own_key_and_no_one_else_does(lumi, finland_holds_its_key):
-    c = services.funds_contribute(
+    c = funds_contribute(
         actor=lumi["people"]["rec_se"], amount="10", currency="EUR", date_paid=TODAY
     )
     stranger = EntrySigner.generate("nl-hsm")

@@ -12,8 +12,9 @@ from tqdm import tqdm
 
 from consortium.governance.members import GovernanceError
 from contributions import manifest as manifests
-from contributions import services
+from contributions.compute import by_account, sacct_import
 from contributions.models import Facility
+from contributions.sacct import gpu_hours
 from ledger.log import LedgerError
 
 
@@ -83,7 +84,7 @@ class Command(BaseCommand):
         data = sys.stdin.buffer.read() if str(file) == "-" else _read(file)
         field_list = [f.strip() for f in fields.replace("|", ",").split(",")] if fields else None
         try:
-            reading, rows, imported = services.sacct_import(
+            reading, rows, imported = sacct_import(
                 actor=actor,
                 facility=target,
                 data=data,
@@ -107,14 +108,14 @@ class Command(BaseCommand):
         out(
             f"{'account':<24} {'member':<8} {'accelerator':<20} {'allocations':>12} {'GPU-hours':>16}"
         )
-        for r in services.by_account(reading):
+        for r in by_account(reading):
             out(
                 f"{r['account']:<24} {r['member']:<8} {r['accelerator']:<20} "
                 f"{r['allocations']:>12} {r['gpu_hours']:>16}"
             )
         out("Recorded per member:" if not dry_run else "Would be recorded per member:")
         for r in rows:
-            hours = services.gpu_hours(r["gpu_seconds"])
+            hours = gpu_hours(r["gpu_seconds"])
             out(f"  {r['member']:<8} {r['accelerator']:<20} {r['allocations']:>12} {hours:>16}")
         if reading.left_out_counts:
             out("Left out:")
@@ -192,13 +193,13 @@ def _json_report(reading, rows, imported) -> str:
             "lines": reading.lines,
             "steps": reading.steps,
             "duplicates": reading.duplicates,
-            "accounts": services.by_account(reading),
+            "accounts": by_account(reading),
             "contributions": [
                 {
                     "member": r["member"],
                     "accelerator": r["accelerator"],
                     "allocations": r["allocations"],
-                    "gpu_hours": str(services.gpu_hours(r["gpu_seconds"])),
+                    "gpu_hours": str(gpu_hours(r["gpu_seconds"])),
                 }
                 for r in rows
             ],
