@@ -15,16 +15,20 @@ from typing import TYPE_CHECKING
 
 from consortium.audit.figures import agreements, members
 from consortium.audit.figures.common import secretariat, uid
+from consortium.governance.effects import (
+    EFFECTS,
+    STANDING_AFTER,
+    access_grant,
+    admitted,
+    grant_id,
+    valuation_table,
+)
 from consortium.governance.voting import Rule, RuleError, tally
 from ledger.core.envelope import parse_time
 from ledger.core.keyring import KeyState
 
 if TYPE_CHECKING:
     from consortium.audit.figures.governance import Governance
-
-# Actions applied by entries of their own (the key entries the log signs), not by the
-# decision.
-APPLIED_BY_KEY_ENTRIES = ("key.revoke",)
 
 
 def opened(g: Governance, index: int, leaf: dict, p: dict, author: KeyState | None) -> None:
@@ -84,10 +88,13 @@ def decided(g: Governance, index: int, leaf: dict, p: dict, author: KeyState | N
     proposal.update(state=p["outcome"], tally=p["tally"], closed_in=index)
     if p["outcome"] != "accepted":
         return
-    for n, action in enumerate(proposal["actions"]):
-        if action["type"] not in APPLIED_BY_KEY_ENTRIES:
+    # Which actions the decision applies, and which drop the other open proposals: the
+    # applier's own table (consortium.governance.effects).
+    effects = [EFFECTS.get(a["type"]) for a in proposal["actions"]]
+    for n, (action, effect) in enumerate(zip(proposal["actions"], effects, strict=True)):
+        if effect is not None and not effect.applied_by_key_entries:
             apply_action(g, action, index, pid, n)
-    if any(a["type"] == "rules.change" for a in proposal["actions"]):
+    if any(effect is not None and effect.drops_open_proposals for effect in effects):
         for other in g.proposals.values():
             if other["state"] == "open":
                 other["state"], other["closed_in"] = "dropped", index
@@ -130,34 +137,15 @@ def apply_action(g: Governance, action: dict, index: int, pid: str, n: int) -> N
     such as seats or keys, change nothing here)."""
     change = ACTIONS.get(action["type"])
     if change is not None:
-        change(g, action, index, f"{pid}:{n}")
+        change(g, action, index, grant_id(pid, n))
 
 
 def _valuation_adopt(g: Governance, action: dict, index: int, ref: str) -> None:
-    t = action["table"]
-    g.tables.append(
-        {
-            "version": t["version"],
-            "unit": t["unit"],
-            "weights": t["weights"],
-            "unit_price": t.get("unit_price"),
-            "data_price": t.get("data_price"),
-            "adopted_in": index,
-        }
-    )
+    g.tables.append(valuation_table(action, index))
 
 
 def _access_grant(g: Governance, action: dict, index: int, ref: str) -> None:
-    # A grant is known by its proposal and its place among the actions.
-    g.grants[ref] = {
-        "member": action["member"],
-        "scope": action["scope"],
-        "checkpoints": action.get("checkpoints"),
-        "until": action.get("until"),
-        "reason": action["reason"],
-        "granted_in": index,
-        "revoked_in": None,
-    }
+    g.grants[ref] = {**access_grant(action, index), "revoked_in": None}
 
 
 def _access_revoke(g: Governance, action: dict, index: int, ref: str) -> None:
@@ -171,10 +159,10 @@ def _agreement_terminate(g: Governance, action: dict, index: int, ref: str) -> N
 
 
 def _member_admit(g: Governance, action: dict, index: int, ref: str) -> None:
-    m = action["member"]
-    known = g.members.get(m["code"])
-    g.members[m["code"]] = {
-        **members.record(m, "member", index),
+    code = action["member"]["code"]
+    known = g.members.get(code)
+    g.members[code] = {
+        **admitted(action, index),
         "registered_in": known["registered_in"] if known else index,
     }
 
@@ -192,14 +180,9 @@ def _member_change(g: Governance, action: dict, index: int, ref: str) -> None:
     if kind == "member.figures":
         member["figures"] = action.get("figures")
     else:
-        member["status"] = STATUS_AFTER[kind]
+        member["status"] = STANDING_AFTER[kind]
 
 
-STATUS_AFTER = {
-    "member.suspend": "suspended",
-    "member.reinstate": "member",
-    "member.withdraw": "withdrawn",
-}
 ACTIONS = {
     "valuation.adopt": _valuation_adopt,
     "access.grant": _access_grant,

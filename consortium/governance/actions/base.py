@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import ClassVar
 
 from consortium.governance.changes import GovernanceError
+from consortium.governance.effects import EFFECTS, Effect
 from consortium.governance.models import Member, Proposal
 from consortium.governance.rules import current_rules
 from consortium.governance.validators import is_reason
@@ -35,16 +36,25 @@ class Action:
     """One type of proposal action."""
 
     type: ClassVar[str]
-    # A type a proposal may carry only once: "proposal" (once at all), or the field whose
-    # value it may name only once.
-    once_per: ClassVar[str | None] = None
-    # Its effect is a key registry change: the key entries the decision's service appends
-    # in the same transaction make it, through the registry's own projection, and the
-    # decision's applier has nothing to write.
-    applied_by_key_entries: ClassVar[bool] = False
-    # Accepting it drops every other open proposal: they are not decided under rules
-    # they were not opened under.
-    drops_open_proposals: ClassVar[bool] = False
+
+    # How the decision applies it (once per proposal or per value, through key entries,
+    # dropping other open proposals): plain data in ``consortium.governance.effects``,
+    # which the offline verifier reads too.
+    @property
+    def effect(self) -> Effect:
+        return EFFECTS[self.type]
+
+    @property
+    def once_per(self) -> str | None:
+        return self.effect.once_per
+
+    @property
+    def applied_by_key_entries(self) -> bool:
+        return self.effect.applied_by_key_entries
+
+    @property
+    def drops_open_proposals(self) -> bool:
+        return self.effect.drops_open_proposals
 
     def check(self, action: dict, state: Simulation) -> None:
         """Refuse (``GovernanceError``) an action that is malformed or does not apply to
@@ -67,6 +77,8 @@ ACTIONS: dict[str, Action] = {}
 
 
 def registered(cls: type[Action]) -> type[Action]:
+    if cls.type not in EFFECTS:
+        raise RuntimeError(f"{cls.type}: say in consortium.governance.effects what it does")
     ACTIONS[cls.type] = cls()
     return cls
 

@@ -7,6 +7,7 @@ import uuid
 
 from django.db.models import Max
 
+from consortium.governance import effects
 from consortium.governance.actions.base import Action, exact_fields, registered, require_reason
 from consortium.governance.agreements import close_agreement
 from consortium.governance.changes import GovernanceError
@@ -29,7 +30,6 @@ from ledger.models import Key
 @registered
 class ValuationAdopt(Action):
     type = "valuation.adopt"
-    once_per = "proposal"
 
     def check(self, action, state):
         exact_fields(action, "table")
@@ -41,16 +41,7 @@ class ValuationAdopt(Action):
             )
 
     def apply(self, action, *, proposal, index, n):
-        t = action["table"]
-        ValuationTable.objects.create(
-            version=t["version"],
-            unit=t["unit"],
-            weights=t["weights"],
-            unit_price=t.get("unit_price"),
-            data_price=t.get("data_price"),
-            adopted_in=index,
-            proposal=proposal,
-        )
+        ValuationTable.objects.create(**effects.valuation_table(action, index), proposal=proposal)
 
     def describe(self, action):
         t = action["table"]
@@ -86,14 +77,9 @@ class AccessGrantAction(Action):
         require_reason(action)
 
     def apply(self, action, *, proposal, index, n):
+        grant = effects.access_grant(action, index)
         AccessGrant.objects.create(
-            id=f"{proposal.id}:{n}",
-            member_id=action["member"],
-            scope=action["scope"],
-            checkpoints=action.get("checkpoints"),
-            until=action.get("until"),
-            reason=action["reason"],
-            granted_in=index,
+            id=effects.grant_id(str(proposal.id), n), member_id=grant.pop("member"), **grant
         )
 
     def describe(self, action):
@@ -109,7 +95,6 @@ class AccessGrantAction(Action):
 @registered
 class AccessRevoke(Action):
     type = "access.revoke"
-    once_per = "grant"
 
     def check(self, action, state):
         exact_fields(action, "grant", "reason")
@@ -134,7 +119,6 @@ class AccessRevoke(Action):
 @registered
 class CheckpointRelease(Action):
     type = "checkpoint.release"
-    once_per = "checkpoint"
 
     def check(self, action, state):
         exact_fields(action, "checkpoint", optional=("note",))
@@ -165,7 +149,6 @@ class CheckpointRelease(Action):
 @registered
 class AgreementTerminate(Action):
     type = "agreement.terminate"
-    once_per = "agreement"
 
     def check(self, action, state):
         exact_fields(action, "agreement", "reason")
@@ -193,8 +176,6 @@ class AgreementTerminate(Action):
 @registered
 class KeyRevoke(Action):
     type = "key.revoke"
-    once_per = "fingerprint"
-    applied_by_key_entries = True
 
     def check(self, action, state):
         exact_fields(action, "fingerprint", "reason")

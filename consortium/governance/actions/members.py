@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from consortium.governance import effects
 from consortium.governance.actions.base import Action, Simulation, figures_in_words, registered
 from consortium.governance.changes import GovernanceError
 from consortium.governance.members import MEMBER_FIELDS, member_record
@@ -37,18 +38,10 @@ class MemberAdmit(Action):
         state.members[record["code"]] = {**record, "status": Member.Status.MEMBER}
 
     def apply(self, action, *, proposal, index, n):
-        m = action["member"]
-        fields = {
-            "kind": m["kind"],
-            "name": m["name"],
-            "country": m["country"],
-            "figures": m["figures"],
-            "status": Member.Status.MEMBER,
-            "changed_in": index,
-        }
+        code, fields = action["member"]["code"], effects.admitted(action, index)
         # An applicant becomes a member; a member admitted directly is registered here.
-        if not Member.objects.filter(code=m["code"]).update(**fields):
-            Member.objects.create(code=m["code"], registered_in=index, **fields)
+        if not Member.objects.filter(code=code).update(**fields):
+            Member.objects.create(code=code, registered_in=index, **fields)
 
     def sign_with_decision(self, action, proposal):
         # Its first (hosted) key, so that its signatory can act.
@@ -65,8 +58,16 @@ class MemberChange(Action):
     """A change of one member's standing (or, ``member.figures``, of its figures)."""
 
     fields: ClassVar[frozenset[str]] = frozenset({"type", "code"})
-    needs: ClassVar[str | None] = None  # the standing the member must have
-    becomes: ClassVar[dict]  # what the change writes
+
+    @property
+    def needs(self) -> str | None:
+        """The standing the member must have (none: any)."""
+        return effects.STANDING_NEEDED.get(self.type)
+
+    @property
+    def becomes(self) -> dict:
+        """What the change writes."""
+        return {"status": effects.STANDING_AFTER[self.type]}
 
     def check(self, action, state):
         if set(action) != self.fields:
@@ -89,8 +90,6 @@ class MemberChange(Action):
 @registered
 class MemberSuspend(MemberChange):
     type = "member.suspend"
-    needs = Member.Status.MEMBER
-    becomes = {"status": Member.Status.SUSPENDED}
 
     def describe(self, action):
         return f"Suspend {action['code']}"
@@ -99,8 +98,6 @@ class MemberSuspend(MemberChange):
 @registered
 class MemberReinstate(MemberChange):
     type = "member.reinstate"
-    needs = Member.Status.SUSPENDED
-    becomes = {"status": Member.Status.MEMBER}
 
     def describe(self, action):
         return f"Reinstate {action['code']}"
@@ -109,7 +106,6 @@ class MemberReinstate(MemberChange):
 @registered
 class MemberWithdraw(MemberChange):
     type = "member.withdraw"
-    becomes = {"status": Member.Status.WITHDRAWN}
 
     def simulate(self, action, member, state):
         if member["status"] == Member.Status.WITHDRAWN:
@@ -162,7 +158,6 @@ class MemberFigures(MemberChange):
 @registered
 class RulesChange(Action):
     type = "rules.change"
-    drops_open_proposals = True
 
     def check(self, action, state):
         if set(action) != {"type", "rules"}:
