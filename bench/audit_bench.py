@@ -42,9 +42,8 @@ def fill(w, entries: int) -> float:
     from django.db import transaction
 
     from consortium.access import checkpoints, downloads
-    from ledger import log, services
-    from ledger.keys import log_signer
-    from ledger.services import Draft
+    from ledger import services
+    from ledger.services import Draft, log_signer
 
     src = Path(tempfile.mkdtemp(prefix="bench-audit-cp-"))
     (src / "config.json").write_text("{}")
@@ -55,7 +54,7 @@ def fill(w, entries: int) -> float:
     )
     t0 = time.perf_counter()
     batch = 20_000
-    while (size := log.tree_size()) < entries:
+    while (size := services.tree_size()) < entries:
         n = min(batch, entries - size)
         with transaction.atomic(durable=True):
             services.entries_append(
@@ -66,8 +65,8 @@ def fill(w, entries: int) -> float:
                 ],
             )
         downloads.download_authorize(actor=w["rec"], checkpoint=cp, scope="inference_only")
-        if log.tree_size() // 100_000 != size // 100_000:
-            log.publish_checkpoint()
+        if services.tree_size() // 100_000 != size // 100_000:
+            services.publish_checkpoint()
     return time.perf_counter() - t0
 
 
@@ -78,7 +77,7 @@ def _pairs(path: Path, count: int) -> list[tuple[bytes, bytes, bytes]]:
 
     from ledger.core.envelope import ENTRY_CONTEXT
     from ledger.core.leafcheck import TAIL
-    from ledger.models import Key
+    from ledger.services import Key
 
     keys = {k.fingerprint: bytes(k.public_key) for k in Key.objects.all()}
     out = []
@@ -132,15 +131,15 @@ def main() -> None:
     with scratch_project(args.database_url, SCRATCH, "bench-audit-") as tmp:
         from consortium.audit import exports as audit
         from consortium.audit import figures
-        from ledger import log
+        from ledger import services
         from ledger.audit import verify
         from ledger.core.note import verifier_key
-        from ledger.keys import log_signer
+        from ledger.services import log_signer
 
         cores = os.cpu_count() or 1
         w = world()
         filled = fill(w, args.entries)
-        size = log.tree_size()
+        size = services.tree_size()
         say(f"audit benchmark, {cores} cores: {size:,} entries filled in {filled:.0f} s")
         t = time.perf_counter()
         # No broker: the task runs in-process when the request commits.

@@ -201,6 +201,7 @@ def found() -> dict:
     from django.contrib.auth import get_user_model
 
     from consortium.governance import members as governance
+    from consortium.governance import seats
     from contributions.facilities import facility_register
 
     User = get_user_model()
@@ -211,13 +212,13 @@ def found() -> dict:
         ],
     )
     ops = User.objects.create_user("ops")
-    governance.seat_assign(actor=None, user=ops, role="secretariat")
+    seats.seat_assign(actor=None, user=ops, role="secretariat")
     signatories = {}
     for code in MEMBERS:
         signatories[code] = User.objects.create_user(f"sig_{code.lower()}")
-        governance.seat_assign(actor=ops, user=signatories[code], role="signatory", member=code)
+        seats.seat_assign(actor=ops, user=signatories[code], role="signatory", member=code)
     recorder = User.objects.create_user("rec_fi")
-    governance.seat_assign(actor=ops, user=recorder, role="recorder", member="FI")
+    seats.seat_assign(actor=ops, user=recorder, role="recorder", member="FI")
     facility = facility_register(actor=ops, record=dict(FACILITY))
     return {"ops": ops, "signatories": signatories, "recorder": recorder, "facility": facility}
 
@@ -654,7 +655,7 @@ def bench_import(world: dict, jobs: int, workdir: Path) -> dict:
 
 
 def treaty(world: dict):
-    from consortium.governance import agreements
+    from consortium.governance import agreements, documents
 
     # In force for the past year and more: funds count from the day it took effect.
     since = datetime.now(UTC).date() - timedelta(days=400)
@@ -666,7 +667,7 @@ def treaty(world: dict):
         "cost_sharing": {"method": "scale", "shares": SCALE},
         "valuation": VALUATION,
     }
-    doc = agreements.document_store(
+    doc = documents.document_store(
         actor=world["ops"], name="treaty.txt", content=b"Treaty (benchmark)\n"
     )
     a = agreements.agreement_propose(
@@ -712,7 +713,7 @@ def check_payload_shapes(world: dict, rng: random.Random) -> None:
     drafts below have exactly the payloads the services build (and pass their checks)."""
     from contributions.data import data_contribute
     from contributions.funds import funds_contribute
-    from ledger.models import Entry
+    from ledger.services import Entry
 
     today = datetime.now(UTC).date()
     user = world["signatories"]["SE"]
@@ -737,7 +738,7 @@ def fill(world: dict, count: int, chunk: int = 2000) -> tuple[float, Counter]:
     contributions: (seconds, entries by kind)."""
     from django.db import transaction
 
-    from consortium.governance.members import member_signer
+    from consortium.governance.changes import member_signer
     from contributions.models import Contribution
     from ledger import services as ledger
     from ledger.services import Draft

@@ -116,7 +116,7 @@ def world():
     from django.contrib.auth import get_user_model
 
     from consortium.access import checkpoints
-    from consortium.governance import agreements
+    from consortium.governance import agreements, documents, seats
     from consortium.governance import members as governance
     from consortium.governance.models import ApiToken
 
@@ -129,10 +129,10 @@ def world():
     )
     User = get_user_model()
     ops, sig, rec = (User.objects.create_user(n) for n in ("ops", "sig_se", "rec_se"))
-    governance.seat_assign(actor=None, user=ops, role="secretariat")
-    governance.seat_assign(actor=ops, user=sig, role="signatory", member="SE")
-    governance.seat_assign(actor=ops, user=rec, role="recorder", member="SE")
-    doc = agreements.document_store(actor=ops, name="t.txt", content=b"licence")
+    seats.seat_assign(actor=None, user=ops, role="secretariat")
+    seats.seat_assign(actor=ops, user=sig, role="signatory", member="SE")
+    seats.seat_assign(actor=ops, user=rec, role="recorder", member="SE")
+    doc = documents.document_store(actor=ops, name="t.txt", content=b"licence")
     licence = agreements.agreement_propose(
         actor=ops,
         kind="model_licence",
@@ -382,9 +382,8 @@ def bench_authorize(w, entries: int, tmp: Path) -> dict:
     from django.db import transaction
 
     from consortium.access import checkpoints, downloads
-    from ledger import log, services
-    from ledger.keys import log_signer
-    from ledger.services import Draft
+    from ledger import services
+    from ledger.services import Draft, log_signer
 
     src = tmp / "small"
     src.mkdir()
@@ -395,8 +394,8 @@ def bench_authorize(w, entries: int, tmp: Path) -> dict:
     )
     t0 = time.perf_counter()
     batch = 20_000
-    while log.tree_size() < entries:
-        n = min(batch, entries - log.tree_size())
+    while services.tree_size() < entries:
+        n = min(batch, entries - services.tree_size())
         with transaction.atomic(durable=True):
             services.entries_append(
                 signer=filler, drafts=[Draft("bench.sample", {"n": i}) for i in range(n)]
@@ -409,7 +408,7 @@ def bench_authorize(w, entries: int, tmp: Path) -> dict:
         if i >= 20:
             times.append(time.perf_counter() - t)
     return {
-        "entries": log.tree_size(),
+        "entries": services.tree_size(),
         "fill_seconds": fill,
         "p50_ms": pct(times, 0.5) * 1000,
         "p99_ms": pct(times, 0.99) * 1000,

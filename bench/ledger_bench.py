@@ -141,7 +141,7 @@ def _writer_proc(fingerprint: str, count: int, barrier, out) -> None:
     import django
 
     django.setup()
-    from ledger.keys import hosted_signer
+    from ledger.services import hosted_signer
 
     signer = hosted_signer(fingerprint)
     barrier.wait()
@@ -234,41 +234,43 @@ def proofs(size: int, count: int) -> dict:
     from rest_framework.test import APIClient
 
     from consortium.governance.models import ApiToken
-    from ledger import log
     from ledger.core import merkle
+    from ledger.proofs import consistency_proof, inclusion_proof, root_at
 
     rng = random.Random(7)
-    root = log.root_at(size)
+    root = root_at(size)
     inc, con = [], []
     for _ in range(count):
         i = rng.randrange(size)
         t = time.perf_counter()
-        proof = log.inclusion_proof(i, size)
+        proof = inclusion_proof(i, size)
         inc.append(time.perf_counter() - t)
         m = rng.randrange(1, size)
         t = time.perf_counter()
-        cproof = log.consistency_proof(m, size)
+        cproof = consistency_proof(m, size)
         con.append(time.perf_counter() - t)
     # Check a sample of what was timed, so the figures are of correct proofs.
-    from ledger.models import Entry
+    from ledger.services import Entry
 
     for _ in range(20):
         i = rng.randrange(size)
         lh = bytes(Entry.objects.get(index=i).leaf_hash)
-        merkle.verify_inclusion(i, size, lh, log.inclusion_proof(i, size), root)
+        merkle.verify_inclusion(i, size, lh, inclusion_proof(i, size), root)
         m = rng.randrange(1, size)
-        merkle.verify_consistency(m, size, log.root_at(m), root, log.consistency_proof(m, size))
+        merkle.verify_consistency(m, size, root_at(m), root, consistency_proof(m, size))
     del proof, cproof
 
     # The API answers only users who hold a seat: read as a treaty auditor's system would.
     from consortium.governance import members as governance
+    from consortium.governance import seats
+    from consortium.governance.models import Consortium
 
-    if not governance.Consortium.objects.exists():
+    if not Consortium.objects.exists():
         governance.consortium_found(
             name="Bench", members=[governance.member_record(code=c) for c in ("FR", "DE")]
         )
     user = get_user_model().objects.create_user("bench-auditor")
-    governance.seat_assign(actor=None, user=user, role="auditor")
+    seats.seat_assign(actor=None, user=user, role="auditor")
     _, token = ApiToken.issue(user=user, days=1)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -297,7 +299,7 @@ def raw_verify_rate(count: int) -> float:
     from nacl.signing import VerifyKey
 
     from ledger.core.envelope import parse_leaf, signing_message
-    from ledger.models import Entry, Key
+    from ledger.services import Entry, Key
 
     keys = {k.fingerprint: VerifyKey(bytes(k.public_key)) for k in Key.objects.all()}
     items = []
@@ -343,8 +345,8 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from ledger import log, services
-    from ledger.keys import log_signer
+    from ledger import services
+    from ledger.services import log_signer
     from ledger.verify import verify_ledger
 
     call_command("migrate", verbosity=0)
@@ -396,7 +398,7 @@ def main() -> None:
     )
 
     base_copy = baseline_copy(args.bulk, leaf_size)
-    start = log.tree_size()
+    start = services.tree_size()
     total_rate, append_rate = bulk(signer, args.bulk, start)
     results["bulk"] = {
         "count": args.bulk,
@@ -410,13 +412,13 @@ def main() -> None:
     )
 
     t0 = time.perf_counter()
-    while log.tree_size() < args.entries:
-        n = min(100_000, args.entries - log.tree_size())
-        bulk(signer, n, log.tree_size())
+    while services.tree_size() < args.entries:
+        n = min(100_000, args.entries - services.tree_size())
+        bulk(signer, n, services.tree_size())
     fill = time.perf_counter() - t0
-    size = log.tree_size()
+    size = services.tree_size()
     t0 = time.perf_counter()
-    log.publish_checkpoint()
+    services.publish_checkpoint()
     publish = time.perf_counter() - t0
     results["fill_seconds"] = fill
     results["publish_checkpoint_seconds"] = publish

@@ -354,11 +354,11 @@ LEDGER_PUBLISH_ON_APPEND = envbool("LEDGER_PUBLISH_ON_APPEND", True)
 # on a large log catches up over several).
 LEDGER_VERIFY_BATCH = envint("LEDGER_VERIFY_BATCH", 100_000)
 # Who may read the ledger in the admin besides superusers: any seat holder.
-LEDGER_READER_CHECK = "consortium.governance.members.holds_a_seat"
+LEDGER_READER_CHECK = "consortium.governance.selectors.holds_a_seat"
 # Client-signed entries must carry a time within this many seconds of the server's clock.
 LEDGER_SUBMISSION_MAX_SKEW = envint("LEDGER_SUBMISSION_MAX_SKEW", 300)
 # Who may submit entries signed by an owner's external keys (POST /api/v1/ledger/entries).
-LEDGER_ACTOR_CHECK = "consortium.governance.members.may_act_for"
+LEDGER_ACTOR_CHECK = "consortium.governance.selectors.may_act_for"
 
 LOGGING = {
     "version": 1,

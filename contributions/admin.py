@@ -14,14 +14,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
-from consortium.governance import agreements
 from consortium.governance.admin import SeatVisible
-from consortium.governance.members import (
-    GovernanceError,
-    holds_a_seat,
-    recording_for,
-)
+from consortium.governance.changes import refusals
 from consortium.governance.models import Agreement
+from consortium.governance.selectors import holds_a_seat, recording_for, visible_agreements
 from consortium.governance.terms import ACCESS_MODES, DUO_MODIFIERS, DUO_PERMISSIONS
 from consortium.web.formfields import AsciiDateField, AsciiIntegerField
 from contributions import selectors
@@ -33,7 +29,6 @@ from contributions.funds import funds_confirm, funds_contribute, funds_reject
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report
 from contributions.sacct import gpu_hours
-from ledger.log import LedgerError
 
 
 @admin.register(Facility)
@@ -186,7 +181,7 @@ class ContributionAdmin(SeatVisible):
         form = FundsForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
-            try:
+            with refusals(lambda message: form.add_error(None, message)):
                 c = funds_contribute(
                     actor=request.user,
                     amount=d["amount"].strip(),
@@ -194,9 +189,6 @@ class ContributionAdmin(SeatVisible):
                     date_paid=d["date"].isoformat(),
                     reference=d["reference"],
                 )
-            except (GovernanceError, LedgerError) as exc:
-                form.add_error(None, str(exc))
-            else:
                 self.message_user(request, f"Recorded {c}.", messages.SUCCESS)
                 return redirect("admin:contributions_contribution_changelist")
         return self._form_page(
@@ -213,11 +205,8 @@ class ContributionAdmin(SeatVisible):
             raise PermissionDenied
         form = DatasetForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            try:
+            with refusals(lambda message: form.add_error(None, message)):
                 c = data_contribute(actor=request.user, dataset=form.dataset())
-            except (GovernanceError, LedgerError) as exc:
-                form.add_error(None, str(exc))
-            else:
                 self.message_user(request, f"Recorded {c}.", messages.SUCCESS)
                 return redirect("admin:contributions_contribution_changelist")
         return self._form_page(
@@ -236,16 +225,13 @@ class ContributionAdmin(SeatVisible):
         result = None
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
-            try:
+            with refusals(lambda message: form.add_error(None, message)):
                 reading, rows, imported = sacct_import(
                     actor=request.user,
                     facility=d["facility"],
                     data=d["export"].read(),
                     dry_run=d["dry_run"],
                 )
-            except (GovernanceError, LedgerError) as exc:
-                form.add_error(None, str(exc))
-            else:
                 result = {
                     "reading": reading,
                     "rows": [{**r, "gpu_hours": gpu_hours(r["gpu_seconds"])} for r in rows],
@@ -274,11 +260,9 @@ class ContributionAdmin(SeatVisible):
 
     def _settle(self, request, queryset, service, done: str, **kwargs):
         for c in queryset:
-            try:
+            with refusals(self.refused(request, c)):
                 service(actor=request.user, contribution=c, **kwargs)
                 self.message_user(request, f"{done} {c}.", messages.SUCCESS)
-            except (GovernanceError, LedgerError) as exc:
-                self.message_user(request, f"{c}: {exc}", messages.ERROR)
 
     @admin.action(description="Confirm the selected payments: they are in the treasurer's books")
     def confirm_funds(self, request, queryset):
@@ -297,13 +281,11 @@ class ContributionAdmin(SeatVisible):
     @admin.action(description="Dispute the selected contributions")
     def dispute(self, request, queryset):
         for c in queryset:
-            try:
+            with refusals(self.refused(request, c)):
                 contribution_dispute(
                     actor=request.user, contribution=c, reason="disputed in the admin"
                 )
                 self.message_user(request, f"Disputed {c}.", messages.SUCCESS)
-            except (GovernanceError, LedgerError) as exc:
-                self.message_user(request, f"{c}: {exc}", messages.ERROR)
 
 
 @admin.register(SacctImport)
@@ -347,7 +329,7 @@ def cost_share_view(request, pk):
     """The cost-share report of one agreement, with its chart (every seat holder)."""
     if not (request.user.is_superuser or holds_a_seat(request.user)):
         raise PermissionDenied
-    agreement = agreements.visible_agreements(request.user).filter(id=pk).first()
+    agreement = visible_agreements(request.user).filter(id=pk).first()
     if agreement is None:
         raise Http404("no such agreement")
     try:

@@ -26,18 +26,22 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consortium.governance import agreements
 from consortium.governance.agreements_api import RawBodyParser
 from consortium.governance.api import act, public_key
-from consortium.governance.members import visible_members_of
 from consortium.governance.models import ValuationTable
+from consortium.governance.selectors import visible_agreements, visible_members_of
 from consortium.web.filters import FilterSet, IsoDateFilter, choices
 from consortium.web.idempotency import ApiView
 from consortium.web.problems import ProblemException, bad_request, not_found
 from consortium.web.viewsets import PROBLEMS, WRITE_PROBLEMS, ApiViewSet
-from contributions import services
+from contributions.compute import by_account, import_attest, sacct_import
+from contributions.data import data_contribute
+from contributions.disputes import contribution_dispute, dispute_resolve
+from contributions.facilities import facility_register, facility_update
+from contributions.funds import funds_confirm, funds_contribute, funds_reject
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report
+from contributions.sacct import gpu_hours
 from contributions.serializers import (
     ConfirmationSerializer,
     ContributionSerializer,
@@ -75,13 +79,13 @@ def _import_answer(reading, rows, imported) -> dict:
         "lines": reading.lines,
         "steps": reading.steps,
         "duplicates": reading.duplicates,
-        "accounts": services.by_account(reading),
+        "accounts": by_account(reading),
         "contributions": [
             {
                 "member": r["member"],
                 "accelerator": r["accelerator"],
                 "allocations": r["allocations"],
-                "gpu_hours": str(services.gpu_hours(r["gpu_seconds"])),
+                "gpu_hours": str(gpu_hours(r["gpu_seconds"])),
             }
             for r in rows
         ],
@@ -124,7 +128,7 @@ class FacilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     def create(self, request: Request) -> Response:
         record = dict(self.validated(FacilityCreateSerializer))
         raw = public_key(record.pop("public_key", None))
-        facility = act(request, services.facility_register, record=record, public_key=raw)
+        facility = act(request, facility_register, record=record, public_key=raw)
         return Response(FacilitySerializer(facility).data, status=201)
 
     @extend_schema(
@@ -136,9 +140,7 @@ class FacilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     @action(detail=True, methods=["post"])
     def changes(self, request: Request, code: str) -> Response:
         changes = self.validated(FacilityChangesSerializer)["changes"]
-        facility = act(
-            request, services.facility_update, facility=self.get_object(), changes=changes
-        )
+        facility = act(request, facility_update, facility=self.get_object(), changes=changes)
         return Response(FacilitySerializer(facility).data)
 
     @extend_schema(
@@ -171,7 +173,7 @@ class FacilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
         fields = q.get("fields")
         reading, rows, imported = act(
             request,
-            services.sacct_import,
+            sacct_import,
             facility=facility,
             data=request.data if isinstance(request.data, bytes) else b"",
             fields=[f.strip() for f in fields.replace("|", ",").split(",")] if fields else None,
@@ -208,7 +210,7 @@ class ImportViewSet(mixins.ListModelMixin, ApiViewSet):
     @action(detail=True, methods=["post"])
     def attestation(self, request: Request, pk) -> Response:
         self.validated(EmptyBody)
-        imported = act(request, services.import_attest, sacct_import=self.get_object())
+        imported = act(request, import_attest, sacct_import=self.get_object())
         return Response(ImportSerializer(imported).data)
 
 
@@ -263,7 +265,7 @@ class ContributionViewSet(mixins.ListModelMixin, ApiViewSet):
     @action(detail=False, methods=["post"])
     def data(self, request: Request) -> Response:
         dataset = self.validated(DataSerializer)["dataset"]
-        c = act(request, services.data_contribute, dataset=dataset)
+        c = act(request, data_contribute, dataset=dataset)
         return Response(ContributionSerializer(c).data, status=201)
 
     @extend_schema(
@@ -277,7 +279,7 @@ class ContributionViewSet(mixins.ListModelMixin, ApiViewSet):
         d = self.validated(FundsSerializer)
         c = act(
             request,
-            services.funds_contribute,
+            funds_contribute,
             amount=d["amount"],
             currency=d["currency"],
             date_paid=d["date"],
@@ -303,13 +305,13 @@ class ContributionViewSet(mixins.ListModelMixin, ApiViewSet):
                 raise bad_request("a rejection gives a reason, not an amount, currency or date")
             if not d.get("reason"):
                 raise bad_request("reason: say why the payment is rejected")
-            c = act(request, services.funds_reject, contribution=contribution, reason=d["reason"])
+            c = act(request, funds_reject, contribution=contribution, reason=d["reason"])
         else:
             if "reason" in d:
                 raise bad_request("a confirmation gives the amount, currency and date, no reason")
             c = act(
                 request,
-                services.funds_confirm,
+                funds_confirm,
                 contribution=contribution,
                 amount=d.get("amount"),
                 currency=d.get("currency"),
@@ -327,9 +329,7 @@ class ContributionViewSet(mixins.ListModelMixin, ApiViewSet):
     @action(detail=True, methods=["post"])
     def disputes(self, request: Request, pk) -> Response:
         reason = self.validated(DisputeCreateSerializer)["reason"]
-        d = act(
-            request, services.contribution_dispute, contribution=self.get_object(), reason=reason
-        )
+        d = act(request, contribution_dispute, contribution=self.get_object(), reason=reason)
         return Response(DisputeSerializer(d).data, status=201)
 
 
@@ -348,7 +348,7 @@ class DisputeViewSet(ApiViewSet):
     @action(detail=True, methods=["post"])
     def resolution(self, request: Request, pk) -> Response:
         d = self.validated(ResolutionSerializer)
-        dispute = act(request, services.dispute_resolve, dispute=self.get_object(), **d)
+        dispute = act(request, dispute_resolve, dispute=self.get_object(), **d)
         return Response(DisputeSerializer(dispute).data)
 
 
@@ -384,7 +384,7 @@ class CostShareView(ApiView):
         },
     )
     def get(self, request: Request, pk):
-        agreement = agreements.visible_agreements(request.user).filter(id=pk).first()
+        agreement = visible_agreements(request.user).filter(id=pk).first()
         if agreement is None:
             raise not_found(f"no agreement {pk}")
         fmt = request.query_params.get("output", "json")

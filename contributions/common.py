@@ -10,22 +10,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import transaction
 
-from consortium.governance.members import (
-    SECRETARIAT_OWNER,
+from consortium.governance.changes import (
     GovernanceError,
-    idempotent_entry_id,
-    keyed_uuid,
+    idempotency,
     member_signer,
-    recording_for,
-    replay_of,
 )
 from consortium.governance.models import Member
+from consortium.governance.selectors import recording_for
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from ledger import services as ledger
-from ledger import submissions
-from ledger.log import Appended
-from ledger.models import Key
-from ledger.replay import projection
+from ledger.services import Appended, Key, projection
 
 # The tables the contribution appliers write: replay rebuilds them and compares.
 for model in (Facility, SacctImport, Contribution, Dispute):
@@ -42,10 +36,6 @@ MAX_TEXT = 2000
 
 def key_of(author: str) -> Key | None:
     return Key.objects.filter(fingerprint=author).first()
-
-
-def is_secretariat(key: Key | None) -> bool:
-    return key is not None and key.kind == "service" and key.owner == SECRETARIAT_OWNER
 
 
 def member_key_owner(entry: Appended) -> str | None:
@@ -66,12 +56,12 @@ def new_contribution(actor, idempotency_key, kind: str, payload: dict) -> Contri
     """Append a member's contribution entry, idempotently; return the contribution."""
     member = recorder(actor)
     signer = member_signer(member)
-    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
-    payload = {"contribution": str(keyed_uuid(entry_id)), **payload}
-    if replay_of(entry_id, kind, {**payload}):
+    idem = idempotency(actor, idempotency_key)
+    payload = {"contribution": str(idem.new_id()), **payload}
+    if idem.earlier(kind, payload):
         return Contribution.objects.get(id=payload["contribution"])
     with transaction.atomic(durable=True):
-        ledger.entry_append(signer=signer, entry_id=entry_id, kind=kind, payload=payload)
+        ledger.entry_append(signer=signer, entry_id=idem.entry_id, kind=kind, payload=payload)
     return Contribution.objects.get(id=payload["contribution"])
 
 
@@ -102,7 +92,7 @@ def refuse(fn, *args):
     try:
         return fn(*args)
     except GovernanceError as exc:
-        raise submissions.Refused(str(exc), exc.status) from exc
+        raise ledger.Refused(str(exc), exc.status) from exc
 
 
 def new_contribution_id(payload) -> str:
@@ -113,16 +103,16 @@ def new_contribution_id(payload) -> str:
     except ValueError:
         canonical_id = None
     if canonical_id != value:
-        raise submissions.Refused("contribution must be a UUID in its canonical form")
+        raise ledger.Refused("contribution must be a UUID in its canonical form")
     if Contribution.objects.filter(id=value).exists():
-        raise submissions.Refused("that contribution exists already", 409)
+        raise ledger.Refused("that contribution exists already", 409)
     return value
 
 
 def submitting_recorder(key, submitter) -> str:
     """A member's key, submitted by its recorder or signatory, for a member in standing."""
     if key.kind != "member" or recording_for(submitter) != key.owner:
-        raise submissions.Refused(f"you may not record for {key.owner}", 403)
+        raise ledger.Refused(f"you may not record for {key.owner}", 403)
     if not Member.objects.filter(code=key.owner, status=Member.Status.MEMBER).exists():
-        raise submissions.Refused(f"{key.owner} is not a member in good standing", 403)
+        raise ledger.Refused(f"{key.owner} is not a member in good standing", 403)
     return key.owner

@@ -20,23 +20,20 @@ from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 
-from consortium.governance.members import (
+from consortium.governance.changes import (
     GovernanceError,
-    idempotent_entry_id,
-    keyed_uuid,
-    recording_for,
-    replay_of,
+    idempotency,
+    is_secretariat,
 )
 from consortium.governance.models import Member
-from contributions.common import is_secretariat, key_of, zone
+from consortium.governance.selectors import recording_for
+from contributions.common import key_of, zone
 from contributions.facilities import facility_signer
 from contributions.models import Contribution, CountedAllocation, Facility, SacctImport
 from contributions.sacct import Reader, SacctError, gpu_hours
 from ledger import services as ledger
-from ledger import submissions
 from ledger.core.envelope import format_time, parse_time
-from ledger.log import Appended, applier
-from ledger.models import Entry
+from ledger.services import Appended, applier
 
 UNMAPPED = "accounts not mapped to a member in good standing"
 COUNTED_BEFORE = "counted by an earlier import of this facility"
@@ -174,16 +171,16 @@ def sacct_import(
     rows = contributions_of(reading, facility.accounts)
     if dry_run:
         return reading, rows, None
-    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
-    if entry_id is not None:
-        done_entry = Entry.objects.filter(entry_id=entry_id).first()
-        if done_entry is not None:
-            if (
-                done_entry.kind != "compute.imported"
-                or done_entry.payload["export_sha256"] != reading.sha256
-            ):
-                raise GovernanceError("this Idempotency-Key was used for another request", 409)
-            return reading, rows, SacctImport.objects.get(id=done_entry.payload["import"])
+    idem = idempotency(actor, idempotency_key)
+    # The same export is the same request: a retry is known by the export's hash.
+    done_entry = idem.entry()
+    if done_entry is not None:
+        if (
+            done_entry.kind != "compute.imported"
+            or done_entry.payload["export_sha256"] != reading.sha256
+        ):
+            raise GovernanceError("this Idempotency-Key was used for another request", 409)
+        return reading, rows, SacctImport.objects.get(id=done_entry.payload["import"])
     done = SacctImport.objects.filter(facility=facility, export_sha256=reading.sha256).first()
     if done is not None:
         raise GovernanceError(
@@ -196,7 +193,7 @@ def sacct_import(
                 "every allocation in this export was counted by an earlier import", 409
             )
         raise GovernanceError("the export holds no GPU allocation of a mapped account", 400)
-    import_id = keyed_uuid(entry_id)
+    import_id = idem.new_id()
     payload = {
         "import": str(import_id),
         "facility": facility.code,
@@ -222,7 +219,7 @@ def sacct_import(
         if SacctImport.objects.filter(facility=facility, export_sha256=reading.sha256).exists():
             raise GovernanceError("this export was imported already: nothing was recorded", 409)
         ledger.entry_append(
-            signer=signer, entry_id=entry_id, kind="compute.imported", payload=payload
+            signer=signer, entry_id=idem.entry_id, kind="compute.imported", payload=payload
         )
         try:
             with transaction.atomic():
@@ -327,9 +324,9 @@ def import_attest(
             "hosted key; a facility holding its key submits compute.attested signed by it",
             403,
         )
-    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    idem = idempotency(actor, idempotency_key)
     payload = {"import": str(sacct_import.id), "export_sha256": sacct_import.export_sha256}
-    if replay_of(entry_id, "compute.attested", payload):
+    if idem.earlier("compute.attested", payload):
         sacct_import.refresh_from_db()
         return sacct_import
     with transaction.atomic(durable=True):
@@ -337,7 +334,7 @@ def import_attest(
         if locked.attested_in is not None:
             raise GovernanceError("this import is attested already", 409)
         ledger.entry_append(
-            signer=signer, kind="compute.attested", entry_id=entry_id, payload=payload
+            signer=signer, kind="compute.attested", entry_id=idem.entry_id, payload=payload
         )
     sacct_import.refresh_from_db()
     return sacct_import
@@ -346,23 +343,23 @@ def import_attest(
 # --- entries signed by their authors' own keys (POST /api/v1/ledger/entries) -------------------
 
 
-@submissions.accepts("compute.attested")
+@ledger.accepts("compute.attested")
 def _submitted_attestation(signed, key, submitter) -> None:
     payload = signed.envelope["payload"]
     if set(payload) != {"import", "export_sha256"}:
-        raise submissions.Refused("compute.attested payload is {import, export_sha256}")
+        raise ledger.Refused("compute.attested payload is {import, export_sha256}")
     try:
         imported = SacctImport.objects.filter(id=uuid.UUID(str(payload["import"]))).first()
     except ValueError:
         imported = None
     if imported is None:
-        raise submissions.Refused("no such import", 404)
+        raise ledger.Refused("no such import", 404)
     facility = imported.facility
     if (key.kind, key.owner) != ("facility", facility.code):
-        raise submissions.Refused(f"only {facility.code}'s key attests its imports", 403)
+        raise ledger.Refused(f"only {facility.code}'s key attests its imports", 403)
     if recording_for(submitter) != facility.operator_id:
-        raise submissions.Refused(f"you may not act for {facility.code}", 403)
+        raise ledger.Refused(f"you may not act for {facility.code}", 403)
     if imported.attested_in is not None:
-        raise submissions.Refused("this import is attested already", 409)
+        raise ledger.Refused("this import is attested already", 409)
     if payload["export_sha256"] != imported.export_sha256:
-        raise submissions.Refused("export_sha256 is not the imported export's", 409)
+        raise ledger.Refused("export_sha256 is not the imported export's", 409)

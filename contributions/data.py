@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
 from consortium.governance.terms import check_data_use
 from contributions.common import (
     SHA256_RE,
@@ -26,9 +26,9 @@ from contributions.common import (
 )
 from contributions.licences import LicenceError, canonical
 from contributions.models import Contribution
-from ledger import submissions
+from ledger import services as ledger
 from ledger.core.envelope import parse_time
-from ledger.log import Appended, applier
+from ledger.services import Appended, applier
 
 
 def _count(value, path: str) -> int:
@@ -127,11 +127,11 @@ def apply_data(entry: Appended) -> None:
 # --- entries signed by their authors' own keys (POST /api/v1/ledger/entries) -------------------
 
 
-@submissions.accepts("data.contributed")
+@ledger.accepts("data.contributed")
 def _submitted_data(signed, key, submitter) -> None:
     payload = signed.envelope["payload"]
     submitting_recorder(key, submitter)
     if set(payload) != {"contribution", "dataset"}:
-        raise submissions.Refused("data.contributed payload is {contribution, dataset}")
+        raise ledger.Refused("data.contributed payload is {contribution, dataset}")
     new_contribution_id(payload)
     refuse(dataset_record, payload["dataset"])

@@ -18,20 +18,19 @@ import uuid
 
 from django.db import transaction
 
-from consortium.governance.members import (
+from consortium.governance.changes import (
     GovernanceError,
-    acting_for,
     acting_signer,
-    idempotent_entry_id,
-    keyed_uuid,
-    replay_of,
+    by_secretariat,
+    idempotency,
     secretariat_signer,
 )
-from contributions.common import is_secretariat, key_of, member_key_owner, text
+from consortium.governance.selectors import acting_for
+from contributions.common import member_key_owner, text
 from contributions.models import Contribution, Dispute
 from contributions.selectors import bound_together, open_dispute_of
 from ledger import services as ledger
-from ledger.log import Appended, applier
+from ledger.services import Appended, applier
 
 DISPUTABLE = (Contribution.State.COUNTED, Contribution.State.REPORTED, Contribution.State.PENDING)
 
@@ -53,13 +52,13 @@ def contribution_dispute(
             "in force that shares cost disputes its contributions",
             403,
         )
-    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    idem = idempotency(actor, idempotency_key)
     payload = {
-        "dispute": str(keyed_uuid(entry_id)),
+        "dispute": str(idem.new_id()),
         "contribution": str(contribution.id),
         "reason": reason,
     }
-    if replay_of(entry_id, "contribution.disputed", payload):
+    if idem.earlier("contribution.disputed", payload):
         return Dispute.objects.get(id=payload["dispute"])
     with transaction.atomic(durable=True):
         locked = Contribution.objects.select_for_update().get(id=contribution.id)
@@ -73,7 +72,7 @@ def contribution_dispute(
                 409,
             )
         ledger.entry_append(
-            signer=signer, entry_id=entry_id, kind="contribution.disputed", payload=payload
+            signer=signer, entry_id=idem.entry_id, kind="contribution.disputed", payload=payload
         )
     return Dispute.objects.get(id=payload["dispute"])
 
@@ -88,9 +87,9 @@ def dispute_resolve(
     if outcome not in ("upheld", "dismissed"):
         raise GovernanceError("outcome: upheld or dismissed")
     text(resolution, "resolution", 500)
-    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    idem = idempotency(actor, idempotency_key)
     payload = {"dispute": str(dispute.id), "outcome": outcome, "resolution": resolution}
-    if replay_of(entry_id, "contribution.resolved", payload):
+    if idem.earlier("contribution.resolved", payload):
         dispute.refresh_from_db()
         return dispute
     with transaction.atomic(durable=True):
@@ -100,7 +99,7 @@ def dispute_resolve(
         ledger.entry_append(
             signer=secretariat_signer(),
             kind="contribution.resolved",
-            entry_id=entry_id,
+            entry_id=idem.entry_id,
             payload=payload,
         )
     dispute.refresh_from_db()
@@ -134,7 +133,7 @@ def apply_disputed(entry: Appended) -> None:
 def apply_resolved(entry: Appended) -> None:
     p = entry.payload
     dispute = Dispute.objects.filter(id=uuid.UUID(p["dispute"]), resolved_in__isnull=True).first()
-    if dispute is None or not is_secretariat(key_of(entry.author)):
+    if dispute is None or not by_secretariat(entry.author):
         return
     Dispute.objects.filter(id=dispute.id).update(
         outcome=p["outcome"], resolution=p["resolution"], resolved_in=entry.index

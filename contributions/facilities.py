@@ -17,23 +17,22 @@ import re
 
 from django.db import transaction
 
-from consortium.governance.members import (
+from consortium.governance.changes import (
     GovernanceError,
-    acting_for,
-    idempotent_entry_id,
+    by_secretariat,
+    idempotency,
+    is_secretariat,
     member_signer,
-    recording_for,
-    replay_of,
+    secretariat_only,
     secretariat_signer,
 )
 from consortium.governance.models import Member
-from contributions.common import SLUG_RE, TAG_RE, is_secretariat, key_of, zone
+from consortium.governance.selectors import acting_for, recording_for
+from contributions.common import SLUG_RE, TAG_RE, key_of, zone
 from contributions.models import Facility
 from contributions.selectors import facility_key
 from ledger import services as ledger
-from ledger.keys import HostedKeyError, hosted_signer, log_signer
-from ledger.log import Appended, applier
-from ledger.models import Key
+from ledger.services import Appended, HostedKeyError, Key, applier, hosted_signer, log_signer
 
 FIELDS = {
     "code",
@@ -118,8 +117,7 @@ def facility_register(
 ) -> Facility:
     """Register a facility and its key (the secretariat; ``actor`` ``None`` is the
     operator's console). Without ``public_key`` the facility's key is hosted here."""
-    if actor is not None and acting_for(actor) is not None:
-        raise GovernanceError("the secretariat registers facilities", 403)
+    secretariat_only(actor, "the secretariat registers facilities")
     if not isinstance(record, dict) or set(record) - FIELDS:
         raise GovernanceError(f"a facility is {{{', '.join(sorted(FIELDS))}}}")
     try:
@@ -128,8 +126,8 @@ def facility_register(
         raise GovernanceError(
             f"a facility needs {', '.join(sorted(FIELDS - {'timezone', 'partitions', 'accounts'}))}"
         ) from exc
-    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
-    if replay_of(entry_id, "facility.registered", {"facility": record}):
+    idem = idempotency(actor, idempotency_key)
+    if idem.earlier("facility.registered", {"facility": record}):
         return Facility.objects.get(code=record["code"])
     with transaction.atomic(durable=True):
         if Facility.objects.filter(code=record["code"]).exists():
@@ -137,7 +135,7 @@ def facility_register(
         ledger.entry_append(
             signer=secretariat_signer(),
             kind="facility.registered",
-            entry_id=entry_id,
+            entry_id=idem.entry_id,
             payload={"facility": record},
         )
         ledger.key_register(
@@ -153,7 +151,7 @@ def facility_register(
 @applier("facility.registered")
 def apply_facility_registered(entry: Appended) -> None:
     f = entry.payload["facility"]
-    if not is_secretariat(key_of(entry.author)) or Facility.objects.filter(code=f["code"]).exists():
+    if not by_secretariat(entry.author) or Facility.objects.filter(code=f["code"]).exists():
         return
     Facility.objects.create(
         code=f["code"],
@@ -215,12 +213,12 @@ def facility_update(
     signer, attests = facility_signer(actor, facility)
     if not attests and acting_for(actor) is not None:
         raise GovernanceError("the facility's key is external: its own systems sign changes", 403)
-    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
+    idem = idempotency(actor, idempotency_key)
     payload = {"facility": facility.code, "changes": changes}
-    if not replay_of(entry_id, "facility.updated", payload):
+    if not idem.earlier("facility.updated", payload):
         with transaction.atomic(durable=True):
             ledger.entry_append(
-                signer=signer, kind="facility.updated", entry_id=entry_id, payload=payload
+                signer=signer, kind="facility.updated", entry_id=idem.entry_id, payload=payload
             )
     return Facility.objects.get(code=facility.code)
 

@@ -24,20 +24,18 @@ from decimal import Decimal
 from django.db import transaction
 
 from consortium.governance.agreements import effective_dates
-from consortium.governance.members import (
+from consortium.governance.changes import (
     SECRETARIAT_OWNER,
     GovernanceError,
-    acting_for,
-    idempotent_entry_id,
+    idempotency,
+    is_secretariat,
     member_signer,
-    recording_for,
-    replay_of,
     secretariat_signer,
 )
 from consortium.governance.models import Agreement, AgreementParty
+from consortium.governance.selectors import acting_for, recording_for
 from consortium.governance.terms import currency_code, decimal_string
 from contributions.common import (
-    is_secretariat,
     key_of,
     member_key_owner,
     new_contribution,
@@ -50,9 +48,7 @@ from contributions.common import (
 from contributions.models import Contribution
 from contributions.selectors import treasurer_of
 from ledger import services as ledger
-from ledger import submissions
-from ledger.log import Appended, applier
-from ledger.models import Entry
+from ledger.services import Appended, Entry, applier
 
 
 def check_funds(amount, currency, date_paid, reference) -> None:
@@ -215,8 +211,8 @@ def _treasurer_signer(actor, contribution: Contribution):
 
 def _settle(actor, contribution: Contribution, kind: str, payload: dict, idempotency_key):
     signer = _treasurer_signer(actor, contribution)
-    entry_id = idempotent_entry_id(actor, idempotency_key) if idempotency_key else None
-    if not replay_of(entry_id, kind, payload):
+    idem = idempotency(actor, idempotency_key)
+    if not idem.earlier(kind, payload):
         with transaction.atomic(durable=True):
             locked = Contribution.objects.select_for_update().get(id=contribution.id)
             if locked.state != Contribution.State.PENDING:
@@ -225,7 +221,7 @@ def _settle(actor, contribution: Contribution, kind: str, payload: dict, idempot
                     f"the payment is {done}: only a pending payment is confirmed or rejected",
                     409,
                 )
-            ledger.entry_append(signer=signer, entry_id=entry_id, kind=kind, payload=payload)
+            ledger.entry_append(signer=signer, entry_id=idem.entry_id, kind=kind, payload=payload)
     contribution.refresh_from_db()
     return contribution
 
@@ -330,13 +326,13 @@ def apply_funds_rejected(entry: Appended) -> None:
 # --- entries signed by their authors' own keys (POST /api/v1/ledger/entries) -------------------
 
 
-@submissions.accepts("funds.contributed")
+@ledger.accepts("funds.contributed")
 def _submitted_funds(signed, key, submitter) -> None:
     payload = signed.envelope["payload"]
     submitting_recorder(key, submitter)
     fields = {"contribution", "amount", "currency", "date", "reference"}
     if set(payload) != fields:
-        raise submissions.Refused(f"funds.contributed payload is {{{', '.join(sorted(fields))}}}")
+        raise ledger.Refused(f"funds.contributed payload is {{{', '.join(sorted(fields))}}}")
     new_contribution_id(payload)
     refuse(
         check_funds, payload["amount"], payload["currency"], payload["date"], payload["reference"]
@@ -349,29 +345,29 @@ def _submitted_settlement(signed, key, submitter, fields: set[str]) -> Contribut
     payload = signed.envelope["payload"]
     kind = signed.envelope["kind"]
     if set(payload) != fields:
-        raise submissions.Refused(f"{kind} payload is {{{', '.join(sorted(fields))}}}")
+        raise ledger.Refused(f"{kind} payload is {{{', '.join(sorted(fields))}}}")
     try:
         c = Contribution.objects.filter(id=uuid.UUID(str(payload["contribution"]))).first()
     except ValueError:
         c = None
     if c is None or c.kind != Contribution.Kind.FUNDS:
-        raise submissions.Refused("no such payment", 404)
+        raise ledger.Refused("no such payment", 404)
     treasurer = treasurer_of(c.member_id)
     if (key.kind, key.owner) != ("member", treasurer) or recording_for(submitter) != key.owner:
-        raise submissions.Refused(f"only {treasurer}, the treasurer, confirms this payment", 403)
+        raise ledger.Refused(f"only {treasurer}, the treasurer, confirms this payment", 403)
     if c.state != Contribution.State.PENDING:
-        raise submissions.Refused(f"the payment is {c.state}: it is not pending", 409)
+        raise ledger.Refused(f"the payment is {c.state}: it is not pending", 409)
     return c
 
 
-@submissions.accepts("funds.confirmed")
+@ledger.accepts("funds.confirmed")
 def _submitted_confirmation(signed, key, submitter) -> None:
     _submitted_settlement(signed, key, submitter, {"contribution", "amount", "currency", "date"})
     p = signed.envelope["payload"]
     refuse(check_funds, p["amount"], p["currency"], p["date"], "")
 
 
-@submissions.accepts("funds.rejected")
+@ledger.accepts("funds.rejected")
 def _submitted_rejection(signed, key, submitter) -> None:
     _submitted_settlement(signed, key, submitter, {"contribution", "reason"})
     refuse(text, signed.envelope["payload"]["reason"], "reason", 500)

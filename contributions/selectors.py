@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from consortium.governance.members import SECRETARIAT_OWNER, recording_for, visible_members_of
+from consortium.governance.changes import SECRETARIAT_OWNER
 from consortium.governance.models import Agreement, AgreementParty
+from consortium.governance.selectors import recording_for, visible_members_of
 from contributions.models import Contribution, Dispute, Facility
-from ledger.models import Key
+from ledger.services import Key
 
 
 def visible_contributions(user, qs: QuerySet | None = None) -> QuerySet[Contribution]:

@@ -5,6 +5,9 @@ above, at module level or inside a function (see docs/architecture.md):
 
     ledger  <  consortium.web  <  consortium.governance  <  contributions
             <  consortium.access  <  consortium.audit  <  the project (consortium itself)
+
+The layers above the ledger reach it through its surface (``ledger.services``) and the
+few modules made to be used from outside it, never through its internals.
 """
 
 from __future__ import annotations
@@ -100,6 +103,126 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     assert upward_imports() == [
         "consortium/governance/leak.py:2: consortium.governance.leak (governance) imports "
         "consortium.access.entitlements (access)"
+    ]
+
+
+# What the other packages may import from the ledger: its public surface for the domains,
+# and the modules made to be used from outside it. ``None``: any name; a set: those names
+# only; ``ALL``: the names the module lists in ``__all__``.
+ALL = "__all__"
+LEDGER_SURFACE = {
+    "ledger.services": ALL,  # the surface: appends, keys, registries, errors, reads
+    "ledger.core": None,  # pure primitives (envelopes, trees, notes, keyrings)
+    "ledger.api": None,  # the REST plumbing the API modules build on
+    "ledger.admin": {"ReadOnlyAdmin"},  # the admins' base class
+    "ledger.models": {"AppendOnly"},  # the append-only models' base class
+    "ledger.export": None,  # the audit bundle the audit exports write
+    "ledger.audit": None,  # the offline verifier the figures verifier extends
+    "ledger.migrations._triggers": None,  # the append-only triggers migrations install
+}
+# Beyond the surface, by exception: (module, import) -> why.
+LEDGER_EXCEPTIONS = {
+    ("consortium.management.commands.demo", "ledger.keys.EntrySigner"): (
+        "the demo makes the key of an outside evaluator, whose seed the server never holds"
+    ),
+    ("consortium.management.commands.demo", "ledger.submissions.submit"): (
+        "and submits the entry that evaluator signed, as any partner system would"
+    ),
+}
+# The offline figures verifier stays pure (no Django): of the ledger, only these.
+PURE = {"consortium.audit.figures": ("ledger.audit", "ledger.core")}
+SERVICES = ROOT / "ledger" / "services.py"
+
+
+def exported(path: Path) -> set[str]:
+    """The names a module lists in its ``__all__``."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return set(ast.literal_eval(node.value))
+    return set()
+
+
+def ledger_imports(path: Path):
+    """What a module takes from the ledger: each import, and each name it reads through
+    the ledger's services module (``from ledger import services as ledger``: ``ledger.X``)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "ledger" and node.level == 0:
+            aliases |= {a.asname or a.name for a in node.names if a.name == "services"}
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names if a.name == "ledger.services" and a.asname}
+    for line, target in imports_of(path):
+        if target == "ledger" or target.startswith("ledger."):
+            yield line, target
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+        ):
+            yield node.lineno, f"ledger.services.{node.attr}"
+
+
+def allowed(module: str, target: str, surface: set[str]) -> bool:
+    for prefix, only in PURE.items():
+        if module == prefix or module.startswith(prefix + "."):
+            return any(target == p or target.startswith(p + ".") for p in only)
+    if (module, target) in LEDGER_EXCEPTIONS:
+        return True
+    for home in sorted(LEDGER_SURFACE, key=len, reverse=True):
+        if target == home or target.startswith(home + "."):
+            name = target[len(home) + 1 :]
+            names = LEDGER_SURFACE[home]
+            if names is None:
+                return True
+            if names == ALL:
+                return name == "" or name in surface
+            return name in names
+    return False
+
+
+def reaches_past_the_surface() -> list[str]:
+    surface = exported(SERVICES)
+    found = []
+    for name, path in modules():
+        if layer_of(name) == 0:
+            continue
+        for line, target in sorted(set(ledger_imports(path))):
+            if not allowed(name, target, surface):
+                found.append(f"{path.relative_to(ROOT)}:{line}: {name} takes {target}")
+    return found
+
+
+def test_the_other_layers_import_the_ledger_through_its_surface():
+    assert reaches_past_the_surface() == []
+
+
+def test_the_surface_check_sees_an_internal_import(tmp_path, monkeypatch):
+    """The rule can fail: the log's internals, a name the services do not export, a model
+    other than the base class, and anything but the verifier in the pure figures."""
+    package = tmp_path / "contributions"
+    (package / "leak").mkdir(parents=True)
+    (package / "leak" / "__init__.py").write_text(
+        "from ledger import services as ledger\n"
+        "from ledger.log import applier\n"
+        "from ledger.models import AppendOnly, Entry\n"
+        "ledger.append_signed, ledger.entry_append\n"
+    )
+    figures = tmp_path / "consortium" / "audit" / "figures"
+    figures.mkdir(parents=True)
+    (figures / "page.py").write_text(
+        "from ledger.audit import run\nfrom ledger.services import Key\n"
+    )
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    assert reaches_past_the_surface() == [
+        "consortium/audit/figures/page.py:2: consortium.audit.figures.page takes "
+        "ledger.services.Key",
+        "contributions/leak/__init__.py:2: contributions.leak takes ledger.log.applier",
+        "contributions/leak/__init__.py:3: contributions.leak takes ledger.models.Entry",
+        "contributions/leak/__init__.py:4: contributions.leak takes ledger.services.append_signed",
     ]
 
 

@@ -14,9 +14,9 @@ from consortium.access.models import (
     TrainedModel,
     TrainingRun,
 )
-from consortium.governance import members as governance
 from consortium.governance.admin import SeatVisible
-from ledger.log import LedgerError
+from consortium.governance.changes import refusals
+from consortium.governance.selectors import recording_for
 
 # --- models and checkpoints ---------------------------------------------------------------------
 
@@ -73,16 +73,13 @@ class ModelCheckpointAdmin(SeatVisible):
         rows = selectors.access_table(request.user, checkpoint)
         issued = None
         if request.method == "POST":
-            try:
+            with refusals(lambda message: self.message_user(request, message, messages.ERROR)):
                 auth, token = downloads.download_authorize(
                     actor=request.user,
                     checkpoint=checkpoint,
                     request=request,
                     scope=request.POST.get("scope", "full_weights"),
                 )
-            except (governance.GovernanceError, LedgerError) as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-            else:
                 issued = {
                     "token": token,
                     "auth": auth,
@@ -94,7 +91,7 @@ class ModelCheckpointAdmin(SeatVisible):
             "rows": rows,
             "issued": issued,
             "opts": self.model._meta,
-            "can_ask": governance.recording_for(request.user) is not None,
+            "can_ask": recording_for(request.user) is not None,
             "title": f"Access to {checkpoint}",
         }
         return TemplateResponse(request, "admin/consortium/modelcheckpoint/access.html", context)

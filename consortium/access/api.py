@@ -31,7 +31,7 @@ from consortium.access import checkpoints, downloads
 from consortium.access.entitlements import entitlement
 from consortium.access.models import DownloadEvent, ModelCheckpoint, TrainedModel, TrainingRun
 from consortium.governance.api import refusals
-from consortium.governance.members import visible_members_of
+from consortium.governance.selectors import visible_members_of
 from consortium.governance.terms import ACCESS_SCOPES
 from consortium.web import storage
 from consortium.web.filters import FilterSet, IsoDateFilter, choices

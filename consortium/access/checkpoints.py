@@ -39,24 +39,19 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from consortium.access.models import Evaluation, ModelCheckpoint, TrainedModel, TrainingRun
-from consortium.governance.members import (
-    SECRETARIAT_OWNER,
+from consortium.governance.changes import (
     GovernanceError,
-    acting_for,
-    idempotent_entry_id,
-    keyed_uuid,
-    replay_of,
+    by_secretariat,
+    idempotency,
+    secretariat_only,
     secretariat_signer,
 )
 from consortium.governance.models import Agreement
 from consortium.web import storage
 from contributions import manifest as manifests
 from contributions.models import Contribution
-from ledger import log, submissions
 from ledger import services as ledger
-from ledger.log import Appended, applier
-from ledger.models import Entry, Key
-from ledger.replay import projection
+from ledger.services import Appended, Entry, Key, applier, log_signer, projection
 
 for _model in (TrainedModel, TrainingRun, ModelCheckpoint, Evaluation):
     projection(_model)
@@ -78,13 +73,7 @@ def manifest_digest(files: list[dict]) -> str:
     return hashlib.sha256(manifest_text(files)).hexdigest()
 
 
-def _by_secretariat(author: str) -> bool:
-    return Key.objects.filter(fingerprint=author, kind="service", owner=SECRETARIAT_OWNER).exists()
-
-
-def _secretariat_only(actor) -> None:
-    if actor is not None and acting_for(actor) is not None:
-        raise GovernanceError("the secretariat registers models and publishes checkpoints", 403)
+SECRETARIAT_ONLY = "the secretariat registers models and publishes checkpoints"
 
 
 # --- appliers ------------------------------------------------------------------------------------
@@ -93,7 +82,7 @@ def _secretariat_only(actor) -> None:
 @applier("model.registered")
 def apply_model_registered(entry: Appended) -> None:
     m = entry.payload["model"]
-    if not _by_secretariat(entry.author) or TrainedModel.objects.filter(code=m["code"]).exists():
+    if not by_secretariat(entry.author) or TrainedModel.objects.filter(code=m["code"]).exists():
         return
     if not Agreement.objects.filter(id=uuid.UUID(m["agreement"])).exists():
         return
@@ -109,7 +98,7 @@ def apply_model_registered(entry: Appended) -> None:
 def apply_training(entry: Appended) -> None:
     p = entry.payload
     if (
-        not _by_secretariat(entry.author)
+        not by_secretariat(entry.author)
         or not TrainedModel.objects.filter(code=p["model"]).exists()
     ):
         return
@@ -129,7 +118,7 @@ def apply_training(entry: Appended) -> None:
 def apply_published(entry: Appended) -> None:
     p = entry.payload
     if (
-        not _by_secretariat(entry.author)
+        not by_secretariat(entry.author)
         or not TrainedModel.objects.filter(code=p["model"]).exists()
     ):
         return
@@ -154,7 +143,7 @@ def apply_published(entry: Appended) -> None:
 @applier("checkpoint.blocked")
 def apply_blocked(entry: Appended) -> None:
     p = entry.payload
-    if not _by_secretariat(entry.author):
+    if not by_secretariat(entry.author):
         return
     ModelCheckpoint.objects.filter(
         digest=p["checkpoint"], state=ModelCheckpoint.State.PUBLISHED
@@ -193,7 +182,7 @@ def model_register(
     *, actor, code: str, name: str, agreement: Agreement, idempotency_key: str | None = None
 ) -> TrainedModel:
     """Register a model under an agreement (the secretariat; ``actor`` ``None``: console)."""
-    _secretariat_only(actor)
+    secretariat_only(actor, SECRETARIAT_ONLY)
     if not isinstance(code, str) or not SLUG_RE.fullmatch(code):
         raise GovernanceError("code: 2-64 lowercase letters, digits and -")
     if not isinstance(name, str) or not 0 < len(name) <= 200:
@@ -205,14 +194,17 @@ def model_register(
     ):
         raise GovernanceError(f"the agreement is {agreement.state}", 409)
     payload = {"model": {"code": code, "name": name, "agreement": str(agreement.id)}}
-    entry_id = idempotent_entry_id(actor, idempotency_key) if (actor and idempotency_key) else None
-    if replay_of(entry_id, "model.registered", payload):
+    idem = idempotency(actor, idempotency_key)
+    if idem.earlier("model.registered", payload):
         return TrainedModel.objects.get(code=code)
     with transaction.atomic(durable=True):
         if TrainedModel.objects.filter(code=code).exists():
             raise GovernanceError(f"model {code} exists already", 409)
         ledger.entry_append(
-            signer=secretariat_signer(), entry_id=entry_id, kind="model.registered", payload=payload
+            signer=secretariat_signer(),
+            entry_id=idem.entry_id,
+            kind="model.registered",
+            payload=payload,
         )
     return TrainedModel.objects.get(code=code)
 
@@ -228,7 +220,7 @@ def training_record(
 ) -> TrainingRun:
     """Record what a training run used: datasets (manifest hashes of recorded data
     contributions) and compute (ids of counted compute contributions)."""
-    _secretariat_only(actor)
+    secretariat_only(actor, SECRETARIAT_ONLY)
     if not isinstance(name, str) or not 0 < len(name) <= 200:
         raise GovernanceError("name: 1-200 characters")
     if not isinstance(datasets, list) or not all(
@@ -254,20 +246,20 @@ def training_record(
     missing = [c for c in compute if c not in known]
     if missing:
         raise GovernanceError(f"compute: {missing[0]!r} is no counted compute contribution")
-    entry_id = idempotent_entry_id(actor, idempotency_key) if (actor and idempotency_key) else None
+    idem = idempotency(actor, idempotency_key)
     payload = {
-        "run": str(keyed_uuid(entry_id)),
+        "run": str(idem.new_id()),
         "model": model.code,
         "name": name,
         "datasets": sorted(set(datasets)),
         "compute": sorted(set(compute)),
     }
-    if replay_of(entry_id, "training.recorded", payload):
+    if idem.earlier("training.recorded", payload):
         return TrainingRun.objects.get(id=payload["run"])
     with transaction.atomic(durable=True):
         ledger.entry_append(
             signer=secretariat_signer(),
-            entry_id=entry_id,
+            entry_id=idem.entry_id,
             kind="training.recorded",
             payload=payload,
         )
@@ -297,7 +289,7 @@ def checkpoint_publish(
 ) -> ModelCheckpoint:
     """Hash every file of ``directory`` (streaming, on every core), store the files
     behind Django's storage API, and publish the checkpoint's manifest digest."""
-    _secretariat_only(actor)
+    secretariat_only(actor, SECRETARIAT_ONLY)
     if not isinstance(name, str) or not 0 < len(name) <= 200:
         raise GovernanceError("name: 1-200 characters")
     if run is not None and run.model_id != model.code:
@@ -339,9 +331,7 @@ def checkpoint_publish(
 def evaluator_accredit(*, actor, code: str, name: str, public_key: bytes) -> Key:
     """Accredit an evaluator (the secretariat): its external key, registered by the log
     key, is what makes its attestations count."""
-    from ledger.keys import log_signer
-
-    _secretariat_only(actor)
+    secretariat_only(actor, SECRETARIAT_ONLY)
     if not isinstance(code, str) or not SLUG_RE.fullmatch(code):
         raise GovernanceError("code: 2-64 lowercase letters, digits and -")
     if not isinstance(name, str) or not 0 < len(name) <= 200:
@@ -364,23 +354,21 @@ def evaluator_accredit(*, actor, code: str, name: str, public_key: bytes) -> Key
     return Key.objects.get(fingerprint=entry.payload["key"]["fingerprint"])
 
 
-@submissions.accepts("evaluation.attested")
+@ledger.accepts("evaluation.attested")
 def _submitted_evaluation(signed, key, submitter) -> None:
     # The evaluator's signature is what counts: any seat holder may carry it here.
     payload = signed.envelope["payload"]
     if set(payload) != {"checkpoint", "report_sha256", "verdict"}:
-        raise submissions.Refused(
-            "evaluation.attested payload is {checkpoint, report_sha256, verdict}"
-        )
+        raise ledger.Refused("evaluation.attested payload is {checkpoint, report_sha256, verdict}")
     if key.kind != "evaluator":
-        raise submissions.Refused("only an accredited evaluator's key attests evaluations", 403)
+        raise ledger.Refused("only an accredited evaluator's key attests evaluations", 403)
     if payload["verdict"] not in ("pass", "fail"):
-        raise submissions.Refused("verdict is pass or fail")
+        raise ledger.Refused("verdict is pass or fail")
     for field in ("checkpoint", "report_sha256"):
         if not isinstance(payload[field], str) or not SHA256_RE.fullmatch(payload[field]):
-            raise submissions.Refused(f"{field} is a SHA-256 (64 lowercase hex digits)")
+            raise ledger.Refused(f"{field} is a SHA-256 (64 lowercase hex digits)")
     if not ModelCheckpoint.objects.filter(digest=payload["checkpoint"]).exists():
-        raise submissions.Refused("no such checkpoint", 404)
+        raise ledger.Refused("no such checkpoint", 404)
 
 
 def _verify_later(digest: str) -> None:
@@ -418,7 +406,7 @@ def checkpoints_verify(digest: str | None = None) -> dict[str, list[str]]:
 
 def _proven(index: int, size: int) -> dict:
     leaf = bytes(Entry.objects.get(index=index).leaf)
-    proof = log.inclusion_proof(index, size)
+    proof = ledger.inclusion_proof(index, size)
     return {
         "index": index,
         "leaf": base64.b64encode(leaf).decode(),
@@ -430,9 +418,9 @@ def provenance_bundle(checkpoint: ModelCheckpoint) -> dict:
     """What an offline verifier needs: the manifest, the ``checkpoint.published`` entry
     and the registration of the key that signed it (signed by the log key), each with an
     inclusion proof, and the signed checkpoint of the log they are proven against."""
-    latest = log.latest_checkpoint()
+    latest = ledger.latest_checkpoint()
     if latest is None or latest.tree_size <= checkpoint.published_in:
-        latest = log.publish_checkpoint() or log.latest_checkpoint()
+        latest = ledger.publish_checkpoint() or ledger.latest_checkpoint()
     if latest is None or latest.tree_size <= checkpoint.published_in:
         raise GovernanceError("no signed checkpoint covers this publication yet: try again", 409)
     size = latest.tree_size

@@ -39,18 +39,11 @@ from nacl.signing import VerifyKey
 from consortium.access.checkpoints import stored_path
 from consortium.access.entitlements import entitlement
 from consortium.access.models import DownloadAuthorization, DownloadEvent, ModelCheckpoint
-from consortium.governance.members import (
-    GovernanceError,
-    recording_for,
-    seat_of,
-    secretariat_signer,
-)
+from consortium.governance.changes import GovernanceError, by_secretariat, secretariat_signer
+from consortium.governance.selectors import recording_for, seat_of
 from ledger import services as ledger
 from ledger.core.envelope import canonical, format_time
-from ledger.keys import log_signer
-from ledger.log import Appended, applier
-from ledger.models import Key
-from ledger.replay import projection
+from ledger.services import Appended, Key, applier, log_signer, projection
 
 projection(DownloadAuthorization)
 
@@ -177,9 +170,7 @@ def record(
 @applier("download.authorized")
 def apply_authorized(entry: Appended) -> None:
     p = entry.payload
-    if not Key.objects.filter(
-        fingerprint=entry.author, kind="service", owner="secretariat"
-    ).exists():
+    if not by_secretariat(entry.author):
         return
     DownloadAuthorization.objects.create(
         token_id=p["token"],

@@ -29,7 +29,7 @@ from consortium.governance.models import AccessGrant, Agreement, Member, Release
 from consortium.governance.terms import ACCESS_SCOPES
 from contributions.report import ReportError, cost_share_report
 from ledger.core.envelope import parse_time
-from ledger.models import Entry
+from ledger.services import Entry
 
 
 @dataclass

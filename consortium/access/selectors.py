@@ -8,8 +8,8 @@ from django.db.models import QuerySet
 
 from consortium.access.entitlements import Decision, entitlement
 from consortium.access.models import DownloadAuthorization, DownloadEvent, ModelCheckpoint
-from consortium.governance.members import visible_members_of
 from consortium.governance.models import Member
+from consortium.governance.selectors import visible_members_of
 from consortium.governance.terms import ACCESS_SCOPES
 
 

@@ -12,12 +12,12 @@ from django.utils.html import format_html
 from consortium.audit import exports as audit
 from consortium.audit.figures.common import VERIFY_COMMAND
 from consortium.audit.models import AuditExport
-from consortium.governance import members as governance
 from consortium.governance.admin import SeatVisible
+from consortium.governance.changes import GovernanceError, refusals
 from consortium.governance.models import Member
 from consortium.web import storage
 from consortium.web.formfields import AsciiDateField
-from ledger.log import LedgerError
+from ledger.services import log_signer, verifier_key
 
 # --- audit exports -------------------------------------------------------------------------
 
@@ -119,9 +119,6 @@ class AuditExportAdmin(SeatVisible):
 
     @admin.display(description="verify offline with")
     def verify_with(self, obj):
-        from ledger.core.note import verifier_key
-        from ledger.keys import log_signer
-
         s = log_signer()
         return format_html(
             "<code>{} audit-{}.zip --vkey '{}'</code>",
@@ -164,14 +161,14 @@ class AuditExportAdmin(SeatVisible):
     def _may_ask(user) -> bool:
         try:
             audit.exporter_scope(user)
-        except governance.GovernanceError:
+        except GovernanceError:
             return False
         return True
 
     def ask_view(self, request):
         try:
             scope = audit.exporter_scope(request.user)
-        except governance.GovernanceError as exc:
+        except GovernanceError as exc:
             raise PermissionDenied from exc
         members = Member.objects.order_by("code")
         choices = [("", "everything")] if scope is None else []
@@ -179,16 +176,13 @@ class AuditExportAdmin(SeatVisible):
         form = AuditExportForm(request.POST or None, members=choices)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            try:
+            with refusals(lambda message: form.add_error(None, message)):
                 export = audit.audit_export_request(
                     actor=request.user,
                     member=data["member"] or None,
                     date_from=data["date_from"],
                     date_to=data["date_to"],
                 )
-            except (governance.GovernanceError, LedgerError) as exc:
-                form.add_error(None, str(exc))
-            else:
                 self.message_user(
                     request, "The export is being built; this page follows it.", messages.SUCCESS
                 )

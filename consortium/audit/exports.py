@@ -31,18 +31,13 @@ from django.utils import timezone
 from consortium.audit.models import AuditExport
 from consortium.audit.report import access_log_window, report_files, report_tables
 from consortium.audit.selection import concerns
-from consortium.governance.members import (
-    GovernanceError,
-    is_staff_role,
-    seat_of,
-    secretariat_signer,
-)
+from consortium.governance.changes import GovernanceError, secretariat_signer
 from consortium.governance.models import Consortium, Member, Seat
+from consortium.governance.selectors import is_staff_role, seat_of
 from ledger import export as bundles
-from ledger import log
 from ledger import services as ledger
 from ledger.core.note import verifier_key
-from ledger.keys import log_signer
+from ledger.services import log_signer
 
 EXPORTED = "audit.exported"
 # A queued export older than this no longer holds up its requester's next one.
@@ -113,7 +108,7 @@ def audit_export_request(
     for name, day in (("date_from", date_from), ("date_to", date_to)):
         if day is not None and day > today:
             raise GovernanceError(f"{name}: {day} is after today ({today}, UTC)")
-    size = log.tree_size()
+    size = ledger.tree_size()
     if first is not None and first >= size:
         raise GovernanceError(f"first: the log has {size} entries")
     if end is not None and (end <= (first or 0) or end > size):
@@ -221,7 +216,7 @@ def audit_export_build(export_id) -> AuditExport:
                 # member. (Called inside a transaction, as in tests, it reads that one.)
                 with connection.cursor() as cur:
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            size = log.tree_size()
+            size = ledger.tree_size()
             first, end = _range(export.date_from, export.date_to, export.first, export.end, size)
             tables = report_tables(
                 member=export.member_id,

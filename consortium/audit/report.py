@@ -20,7 +20,7 @@ from consortium.governance.models import AccessGrant, Agreement, AgreementParty,
 from contributions.models import Contribution
 from contributions.report import ReportError, cost_share_report
 from ledger.core.envelope import parse_time
-from ledger.models import Entry
+from ledger.services import Entry
 
 
 def report_tables(*, member: str | None, first: int, end: int, period: tuple | None) -> dict:

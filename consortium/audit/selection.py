@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from consortium.governance.models import AgreementParty
 from contributions.models import Contribution, Dispute
-from ledger.models import Key
+from ledger.services import Key
 
 # Entries about the whole consortium: every member's export holds them.
 GOVERNANCE_KINDS = (

@@ -19,7 +19,7 @@ from consortium.governance.selectors import (
 )
 from consortium.governance.terms import check_terms, required_parties
 from consortium.governance.validators import SHA256_RE, is_canonical_uuid
-from ledger import submissions
+from ledger import services as ledger
 from ledger.core.envelope import EnvelopeError, canonical, check_value
 
 PROPOSAL_FIELDS = {
@@ -183,10 +183,10 @@ def check_withdrawal(agreement: Agreement, member: str, reason) -> None:
 
 
 def _submitting_member(key, submitter) -> str:
-    if key.kind != "member" or not submissions.may_act_for(submitter, key.owner):
-        raise submissions.Refused(f"you may not act for {key.owner}", 403)
+    if key.kind != "member" or not ledger.may_act_for(submitter, key.owner):
+        raise ledger.Refused(f"you may not act for {key.owner}", 403)
     if not in_good_standing(key.owner):
-        raise submissions.Refused(f"{key.owner} is not a member in good standing", 403)
+        raise ledger.Refused(f"{key.owner} is not a member in good standing", 403)
     return key.owner
 
 
@@ -194,31 +194,31 @@ def _refusing(fn, *args) -> None:
     try:
         fn(*args)
     except GovernanceError as exc:
-        raise submissions.Refused(str(exc), exc.status) from exc
+        raise ledger.Refused(str(exc), exc.status) from exc
 
 
 def _submitted_agreement(payload) -> Agreement:
     if not isinstance(payload, dict) or "agreement" not in payload:
-        raise submissions.Refused("the payload names the agreement")
+        raise ledger.Refused("the payload names the agreement")
     _refusing(canonical_uuid, payload["agreement"], "agreement")
     agreement = Agreement.objects.filter(id=payload["agreement"]).first()
     if agreement is None:
-        raise submissions.Refused("no such agreement", 404)
+        raise ledger.Refused("no such agreement", 404)
     return agreement
 
 
-@submissions.accepts("agreement.proposed")
+@ledger.accepts("agreement.proposed")
 def _submitted_proposal(signed, key, submitter) -> None:
     member = _submitting_member(key, submitter)
     _refusing(check_proposal, signed.envelope["payload"], member)
 
 
-@submissions.accepts("agreement.signed")
+@ledger.accepts("agreement.signed")
 def _submitted_signature(signed, key, submitter) -> None:
     member = _submitting_member(key, submitter)
     payload = signed.envelope["payload"]
     if set(payload) != {"agreement", "terms_sha256", "document_sha256"}:
-        raise submissions.Refused(
+        raise ledger.Refused(
             "agreement.signed payload is {agreement, terms_sha256, document_sha256}"
         )
     agreement = _submitted_agreement(payload)
@@ -227,10 +227,10 @@ def _submitted_signature(signed, key, submitter) -> None:
     )
 
 
-@submissions.accepts("agreement.withdrawn")
+@ledger.accepts("agreement.withdrawn")
 def _submitted_withdrawal(signed, key, submitter) -> None:
     member = _submitting_member(key, submitter)
     payload = signed.envelope["payload"]
     if set(payload) != {"agreement", "reason"}:
-        raise submissions.Refused("agreement.withdrawn payload is {agreement, reason}")
+        raise ledger.Refused("agreement.withdrawn payload is {agreement, reason}")
     _refusing(check_withdrawal, _submitted_agreement(payload), member, payload["reason"])

@@ -34,8 +34,8 @@ them: an entry that breaks these rules stays on the record and changes nothing.
     completed within its period expires too).
 
 The checks these entries pass are in ``agreement_checks``, documents in ``documents``,
-who may read what in ``selectors``. Names imported as themselves (``x as x``) are
-re-exported for callers outside governance that still reach them through this module.
+who may read what in ``selectors``. The names imported as themselves (``x as x``) are
+re-exported for the tests that still import them from here.
 """
 
 from __future__ import annotations
@@ -70,16 +70,11 @@ from consortium.governance.selectors import (
     SIGNABLE_STATES,
     readable_document,
 )
-from consortium.governance.selectors import awaiting_signature as awaiting_signature
-from consortium.governance.selectors import visible_agreements as visible_agreements
 from consortium.governance.terms import required_parties
 from consortium.governance.validators import is_reason
 from ledger import services as ledger
-from ledger import submissions
 from ledger.core.envelope import parse_time
-from ledger.log import Appended, applier
-from ledger.models import Key
-from ledger.replay import projection
+from ledger.services import Appended, Key, applier, projection
 
 for model in (Agreement, AgreementParty):
     projection(model)
@@ -473,7 +468,7 @@ def agreements_advance() -> dict[str, list[str]]:
 # --- entries members sign with their own keys (checked in ``agreement_checks``) ---------
 
 
-@submissions.then("agreement.signed")
+@ledger.then("agreement.signed")
 def _after_submitted_signature(entry: Appended) -> None:
     # As for a signature through the services: one that completes an agreement already
     # effective brings it into force at once.

@@ -26,7 +26,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consortium.governance import agreements
+from consortium.governance import agreements, documents, selectors
 from consortium.governance.api import act, refusals
 from consortium.governance.models import Agreement, AgreementParty, Document
 from consortium.web.filters import FilterSet, TrueFalseFilter
@@ -160,7 +160,7 @@ class AgreementFilter(FilterSet):
     def awaiting(self, queryset, name, value: bool):
         if not value:
             return queryset
-        pending = agreements.awaiting_signature(self.request.user).values("agreement_id")
+        pending = selectors.awaiting_signature(self.request.user).values("agreement_id")
         return queryset.filter(id__in=pending)
 
 
@@ -188,7 +188,7 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
     not_found = "no agreement {pk}"
 
     def visible(self, queryset):
-        return queryset & agreements.visible_agreements(self.request.user)
+        return queryset & selectors.visible_agreements(self.request.user)
 
     @extend_schema(
         operation_id="agreements_create",
@@ -290,7 +290,7 @@ class DocumentViewSet(ApiViewSet):
         body = request.data if isinstance(request.data, bytes) else b""
         existed = Document.objects.filter(sha256=hashlib.sha256(body).hexdigest()).exists()
         with refusals():
-            doc = agreements.document_store(
+            doc = documents.document_store(
                 actor=request.user,
                 name=name,
                 content=body,
@@ -305,7 +305,7 @@ class DocumentViewSet(ApiViewSet):
         responses={(200, "*/*"): OpenApiTypes.BINARY, **PROBLEMS},
     )
     def retrieve(self, request: Request, sha256: str):
-        doc = agreements.readable_document(request.user, sha256)
+        doc = selectors.readable_document(request.user, sha256)
         if doc is None:
             raise not_found(f"no document {sha256}")
         response = FileResponse(

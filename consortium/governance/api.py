@@ -15,9 +15,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from consortium.governance import member_keys, proposals, seats, selectors, votes
 from consortium.governance import members as governance
-from consortium.governance import proposals
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
 from consortium.governance.models import ApiToken, Member, Proposal, Seat, Vote
 from consortium.web.filters import FilterSet
 from consortium.web.idempotency import HEADER, ApiView
@@ -25,7 +25,7 @@ from consortium.web.problems import ProblemException, bad_request, not_found
 from consortium.web.viewsets import PROBLEMS, WRITE_PROBLEMS, ApiViewSet
 from ledger.api.fields import AsciiDateTimeField
 from ledger.api.serializers import EmptyBody, KeySerializer, StrictSerializer
-from ledger.log import IdempotencyConflict, LedgerError
+from ledger.services import IdempotencyConflict, LedgerError
 
 
 def refused(exc: GovernanceError | LedgerError) -> ProblemException:
@@ -142,7 +142,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
         d = self.validated(KeyRotationSerializer)
         key = act(
             request,
-            governance.member_key_rotate,
+            member_keys.member_key_rotate,
             code=code,
             public_key=public_key(d.get("public_key")),
             name=d["name"],
@@ -160,7 +160,11 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
     def revoke_key(self, request: Request, code: str, fingerprint: str) -> Response:
         reason = self.validated(KeyRevocationSerializer)["reason"]
         key = act(
-            request, governance.member_key_revoke, code=code, fingerprint=fingerprint, reason=reason
+            request,
+            member_keys.member_key_revoke,
+            code=code,
+            fingerprint=fingerprint,
+            reason=reason,
         )
         return Response(KeySerializer(key).data)
 
@@ -204,7 +208,7 @@ class SelfSeatView(ApiView):
         responses={200: DelegateSelfSerializer, **PROBLEMS},
     )
     def get(self, request: Request) -> Response:
-        seat = governance.seat_of(request.user)
+        seat = selectors.seat_of(request.user)
         if seat is None:
             raise not_found("you hold no seat")
         return Response(DelegateSelfSerializer(seat, context={"request": request}).data)
@@ -312,7 +316,7 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     @action(detail=True, methods=["post"], url_path="votes")
     def vote(self, request: Request, pk) -> Response:
         choice = self.validated(VoteCreateSerializer)["choice"]
-        vote = act(request, proposals.vote_cast, proposal=self.get_object(), choice=choice)
+        vote = act(request, votes.vote_cast, proposal=self.get_object(), choice=choice)
         return Response(VoteSerializer(vote).data, status=201)
 
 
@@ -387,7 +391,7 @@ class SeatViewSet(mixins.ListModelMixin, ApiViewSet):
 
     def get_serializer_context(self) -> dict:
         if not hasattr(self, "_visible"):
-            self._visible = governance.visible_members_of(self.request.user)
+            self._visible = selectors.visible_members_of(self.request.user)
         return {**super().get_serializer_context(), "visible": self._visible}
 
     def _answer(self, seat: Seat, status: int = 200) -> Response:
@@ -404,7 +408,7 @@ class SeatViewSet(mixins.ListModelMixin, ApiViewSet):
     )
     def create(self, request: Request) -> Response:
         d = self.validated(SeatAssignSerializer)
-        if governance.acting_for(request.user) is False:
+        if selectors.acting_for(request.user) is False:
             raise ProblemException(
                 403, "only the secretariat or a member's signatory may assign seats"
             )
@@ -414,7 +418,7 @@ class SeatViewSet(mixins.ListModelMixin, ApiViewSet):
         if user is None:
             raise bad_request(f"no user {d['username']!r}")
         seat = act(
-            request, governance.seat_assign, user=user, role=d["role"], member=d["member"] or None
+            request, seats.seat_assign, user=user, role=d["role"], member=d["member"] or None
         )
         return self._answer(seat, status=201)
 
@@ -430,5 +434,5 @@ class SeatViewSet(mixins.ListModelMixin, ApiViewSet):
     def vacate(self, request: Request, pk) -> Response:
         reason = self.validated(SeatVacateSerializer)["reason"]
         seat = self.get_object()
-        act(request, governance.seat_vacate, seat=seat, reason=reason)
+        act(request, seats.seat_vacate, seat=seat, reason=reason)
         return self._answer(seat)

@@ -23,9 +23,7 @@ from django.conf import settings
 from consortium.governance.models import Member
 from consortium.governance.selectors import acting_for
 from consortium.web.idempotency import IDEMPOTENCY_KEY_RE
-from ledger.keys import HostedKeyError, hosted_signer
-from ledger.log import LedgerError
-from ledger.models import Entry, Key
+from ledger.services import Entry, HostedKeyError, Key, LedgerError, hosted_signer
 
 SECRETARIAT_OWNER = "secretariat"
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from consortium.governance.changes import GovernanceError, acting_signer, idempotency
 from consortium.governance.validators import is_reason
 from ledger import services as ledger
-from ledger.models import Key
+from ledger.services import Key
 
 
 def _own_member(actor, code: str) -> tuple:

@@ -11,9 +11,8 @@ Entry kinds and their one applier each:
 A member is ``{"code", "kind", "name", "country", "figures"}``. Services check who may
 do what; appliers only apply, so replay rebuilds the same tables. Seats are in
 ``seats``, a member's keys in ``member_keys``, who may act in ``selectors``, who signs
-and the idempotency of changes in ``changes``. Names imported as themselves
-(``x as x``) are re-exported for callers outside governance (the API, the other layers,
-the settings' hooks) that still reach them through this module.
+and the idempotency of changes in ``changes``. The names imported as themselves
+(``x as x``) are re-exported for the tests that still import them from here.
 """
 
 from __future__ import annotations
@@ -23,34 +22,24 @@ from decimal import Decimal, InvalidOperation
 import pycountry
 from django.db import transaction
 
-from consortium.governance.changes import SECRETARIAT_OWNER as SECRETARIAT_OWNER
-from consortium.governance.changes import GovernanceError as GovernanceError
-from consortium.governance.changes import acting_signer as acting_signer
-from consortium.governance.changes import by_secretariat, idempotency, secretariat_only
-from consortium.governance.changes import idempotent_entry_id as idempotent_entry_id
-from consortium.governance.changes import keyed_uuid as keyed_uuid
+from consortium.governance.changes import (
+    SECRETARIAT_OWNER,
+    GovernanceError,
+    by_secretariat,
+    idempotency,
+    secretariat_only,
+    secretariat_signer,
+)
 from consortium.governance.changes import member_signer as member_signer
-from consortium.governance.changes import replay_of as replay_of
-from consortium.governance.changes import secretariat_signer as secretariat_signer
-from consortium.governance.member_keys import member_key_revoke as member_key_revoke
 from consortium.governance.member_keys import member_key_rotate as member_key_rotate
 from consortium.governance.models import Consortium, Member
 from consortium.governance.rules import DEFAULT_RULES, check_rules, check_weights
 from consortium.governance.seats import seat_assign as seat_assign
 from consortium.governance.seats import seat_vacate as seat_vacate
-from consortium.governance.selectors import acting_for as acting_for
-from consortium.governance.selectors import holds_a_seat as holds_a_seat
-from consortium.governance.selectors import is_staff_role as is_staff_role
-from consortium.governance.selectors import may_act_for as may_act_for
-from consortium.governance.selectors import recording_for as recording_for
 from consortium.governance.selectors import seat_of as seat_of
-from consortium.governance.selectors import visible_members_of as visible_members_of
 from consortium.governance.validators import COUNTRY_RE, DECIMAL_RE, SLUG_RE
 from ledger import services as ledger
-from ledger.keys import log_signer
-from ledger.log import Appended, applier
-from ledger.models import Key
-from ledger.replay import projection
+from ledger.services import Appended, Key, applier, log_signer, projection
 
 for model in (Consortium, Member):
     projection(model)

@@ -16,7 +16,7 @@ Entry kinds, each with one applier:
 What the actions are, and how each is checked, applied and described, is the registry
 in ``actions``. A change of the rules drops every other open proposal: they are not
 decided under rules they were not opened under. ``vote_cast``, imported as itself, is
-re-exported for callers outside governance that still cast votes through this module.
+re-exported for the tests that still cast votes through this module.
 """
 
 from __future__ import annotations
@@ -49,9 +49,7 @@ from consortium.governance.votes import vote_cast as vote_cast
 from consortium.governance.voting import Rule, RuleError, tally
 from ledger import services as ledger
 from ledger.core.envelope import format_time, parse_time
-from ledger.log import Appended, applier
-from ledger.models import Key
-from ledger.replay import projection
+from ledger.services import Appended, Key, applier, projection
 
 for model in (Proposal, ValuationTable, AccessGrant, ReleaseApproval):
     projection(model)

@@ -27,10 +27,7 @@ from consortium.governance.changes import (
 from consortium.governance.models import Member, Seat, SeatHolder
 from consortium.governance.selectors import may_act_for
 from ledger import services as ledger
-from ledger import submissions
-from ledger.log import Appended, applier
-from ledger.models import Key
-from ledger.replay import projection
+from ledger.services import Appended, Key, applier, projection
 
 projection(Seat)
 
@@ -148,12 +145,12 @@ def seat_vacate(*, actor, seat: Seat, reason: str = "", idempotency_key: str | N
 
 def _member_acting(key, submitter) -> Member:
     if key.kind != "member":
-        raise submissions.Refused("seats are assigned with a member's key", 403)
+        raise ledger.Refused("seats are assigned with a member's key", 403)
     if not may_act_for(submitter, key.owner):
-        raise submissions.Refused(f"you may not act for {key.owner}", 403)
+        raise ledger.Refused(f"you may not act for {key.owner}", 403)
     member = Member.objects.filter(code=key.owner).first()
     if member is None or member.status != Member.Status.MEMBER:
-        raise submissions.Refused(f"{key.owner} is not a member in good standing", 403)
+        raise ledger.Refused(f"{key.owner} is not a member in good standing", 403)
     return member
 
 
@@ -161,38 +158,36 @@ def _seat_id(value) -> uuid.UUID:
     try:
         seat = uuid.UUID(value)
     except (TypeError, ValueError, AttributeError) as exc:
-        raise submissions.Refused("seat must be a UUID") from exc
+        raise ledger.Refused("seat must be a UUID") from exc
     if str(seat) != value:
-        raise submissions.Refused("seat must be a UUID in its canonical form (lowercase, hyphens)")
+        raise ledger.Refused("seat must be a UUID in its canonical form (lowercase, hyphens)")
     return seat
 
 
-@submissions.accepts("seat.assigned")
+@ledger.accepts("seat.assigned")
 def _submitted_seat_assigned(signed, key, submitter) -> None:
     payload = signed.envelope["payload"]
     if set(payload) != {"seat", "member", "role"}:
-        raise submissions.Refused("seat.assigned payload is {seat, member, role}")
+        raise ledger.Refused("seat.assigned payload is {seat, member, role}")
     member = _member_acting(key, submitter)
     if payload["role"] not in Seat.MEMBER_ROLES:
-        raise submissions.Refused(
-            f"a member assigns only {', '.join(Seat.MEMBER_ROLES)} seats", 403
-        )
+        raise ledger.Refused(f"a member assigns only {', '.join(Seat.MEMBER_ROLES)} seats", 403)
     if payload["member"] != member.code:
-        raise submissions.Refused(
+        raise ledger.Refused(
             f"a key of {member.code} cannot assign seats of {payload['member']}", 403
         )
     if Seat.objects.filter(id=_seat_id(payload["seat"])).exists():
-        raise submissions.Refused("that seat already exists", 409)
+        raise ledger.Refused("that seat already exists", 409)
 
 
-@submissions.accepts("seat.vacated")
+@ledger.accepts("seat.vacated")
 def _submitted_seat_vacated(signed, key, submitter) -> None:
     payload = signed.envelope["payload"]
     if set(payload) != {"seat", "reason"} or not isinstance(payload["reason"], str):
-        raise submissions.Refused("seat.vacated payload is {seat, reason}")
+        raise ledger.Refused("seat.vacated payload is {seat, reason}")
     member = _member_acting(key, submitter)
     seat = Seat.objects.filter(id=_seat_id(payload["seat"])).first()
     if seat is None or seat.member_id != member.code:
-        raise submissions.Refused(f"no seat of {member.code} with that id", 404)
+        raise ledger.Refused(f"no seat of {member.code} with that id", 404)
     if not seat.active:
-        raise submissions.Refused("the seat is already vacant", 409)
+        raise ledger.Refused("the seat is already vacant", 409)

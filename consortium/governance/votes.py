@@ -18,11 +18,8 @@ from consortium.governance.models import Member, Proposal, Vote
 from consortium.governance.validators import is_canonical_uuid
 from consortium.governance.voting import CHOICES
 from ledger import services as ledger
-from ledger import submissions
 from ledger.core.envelope import parse_time
-from ledger.log import Appended, applier
-from ledger.models import Key
-from ledger.replay import projection
+from ledger.services import Appended, Key, applier, projection
 
 projection(Vote)
 
@@ -106,26 +103,24 @@ def vote_cast(
 # --- votes members sign with their own keys (POST /api/v1/ledger/entries) ------------------
 
 
-@submissions.accepts("vote.cast")
+@ledger.accepts("vote.cast")
 def _submitted_vote(signed, key, submitter) -> None:
     payload = signed.envelope["payload"]
     if set(payload) != {"proposal", "choice"} or payload["choice"] not in CHOICES:
-        raise submissions.Refused("vote.cast payload is {proposal, choice: yes | no | abstain}")
-    if key.kind != "member" or not submissions.may_act_for(submitter, key.owner):
-        raise submissions.Refused(f"you may not vote for {key.owner}", 403)
+        raise ledger.Refused("vote.cast payload is {proposal, choice: yes | no | abstain}")
+    if key.kind != "member" or not ledger.may_act_for(submitter, key.owner):
+        raise ledger.Refused(f"you may not vote for {key.owner}", 403)
     member = Member.objects.filter(code=key.owner).first()
     if member is None or member.status != Member.Status.MEMBER:
-        raise submissions.Refused(f"{key.owner} is not a member in good standing", 403)
+        raise ledger.Refused(f"{key.owner} is not a member in good standing", 403)
     if not is_canonical_uuid(payload["proposal"]):
-        raise submissions.Refused(
-            "proposal must be a UUID in its canonical form (lowercase, hyphens)"
-        )
+        raise ledger.Refused("proposal must be a UUID in its canonical form (lowercase, hyphens)")
     proposal = Proposal.objects.filter(id=payload["proposal"]).first()
     if proposal is None:
-        raise submissions.Refused("no such proposal", 404)
+        raise ledger.Refused("no such proposal", 404)
     if proposal.state != Proposal.State.OPEN:
-        raise submissions.Refused(f"the proposal is {proposal.state}", 409)
+        raise ledger.Refused(f"the proposal is {proposal.state}", 409)
     if datetime.now(UTC) >= parse_time(proposal.deadline):
-        raise submissions.Refused("the deadline has passed", 409)
+        raise ledger.Refused("the deadline has passed", 409)
     if member.code not in proposal.eligible:
-        raise submissions.Refused(f"{member.code} may not vote on this proposal", 403)
+        raise ledger.Refused(f"{member.code} may not vote on this proposal", 403)

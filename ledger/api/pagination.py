@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
-from ledger import log
 from ledger.api.serializers import EntriesQuery
+from ledger.proofs import tree_size
 
 
 class EntryIndexPagination(BasePagination):
@@ -42,7 +42,7 @@ class EntryIndexPagination(BasePagination):
                 if self.request.query_params.get(name):
                     params[name] = self.request.query_params[name]
             next_url = self.request.build_absolute_uri(f"{self.request.path}?{urlencode(params)}")
-        return Response({"entries": data, "next": next_url, "tree_size": log.tree_size()})
+        return Response({"entries": data, "next": next_url, "tree_size": tree_size()})
 
     def get_paginated_response_schema(self, schema) -> dict:
         return {

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ledger import log, submissions
+from ledger import checkpoints, proofs, submissions
 from ledger.api import serializers as s
 from ledger.api.pagination import EntryIndexPagination
 from ledger.models import Entry, Key
@@ -79,7 +79,7 @@ class CheckpointView(APIView):
         },
     )
     def get(self, request: Request) -> HttpResponse:
-        cp = log.latest_checkpoint()
+        cp = checkpoints.latest_checkpoint()
         if cp is None:
             raise exceptions.NotFound("no checkpoint has been published yet")
         response = HttpResponse(cp.note.encode(), content_type="text/plain; charset=utf-8")
@@ -172,12 +172,12 @@ class InclusionProofView(APIView):
     )
     def get(self, request: Request) -> Response:
         q = _query(s.InclusionQuery, request)
-        size = log.tree_size()
+        size = proofs.tree_size()
         if q["tree_size"] > size:
             raise exceptions.ValidationError(
                 f"tree_size {q['tree_size']} is larger than the tree ({size})"
             )
-        proof = log.inclusion_proof(q["index"], q["tree_size"])
+        proof = proofs.inclusion_proof(q["index"], q["tree_size"])
         return Response(
             {"index": q["index"], "tree_size": q["tree_size"], "proof": [_b64(h) for h in proof]}
         )
@@ -195,10 +195,10 @@ class ConsistencyProofView(APIView):
     )
     def get(self, request: Request) -> Response:
         q = _query(s.ConsistencyQuery, request)
-        size = log.tree_size()
+        size = proofs.tree_size()
         if q["new"] > size:
             raise exceptions.ValidationError(f"to {q['new']} is larger than the tree ({size})")
-        proof = log.consistency_proof(q["old"], q["new"])
+        proof = proofs.consistency_proof(q["old"], q["new"])
         return Response({"from": q["old"], "to": q["new"], "proof": [_b64(h) for h in proof]})
 
 

@@ -17,7 +17,7 @@ DISPUTABLE = ("counted", "reported", "pending")
 
 
 def secretariat(author: KeyState | None) -> bool:
-    """Is ``author`` the secretariat's key (what the appliers call ``_by_secretariat``)?"""
+    """Is ``author`` the secretariat's key (what the appliers call ``by_secretariat``)?"""
     return author is not None and (author.kind, author.owner) == ("service", SECRETARIAT)
 
 

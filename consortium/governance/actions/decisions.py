@@ -21,8 +21,7 @@ from consortium.governance.models import (
 from consortium.governance.terms import ACCESS_SCOPES, check_valuation, parse_date
 from consortium.governance.validators import SHA256_RE
 from ledger import services as ledger
-from ledger.keys import log_signer
-from ledger.models import Key
+from ledger.services import Key, log_signer
 
 # --- decisions later stages act on -------------------------------------------------------------
 

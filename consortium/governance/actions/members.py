@@ -12,7 +12,7 @@ from consortium.governance.members import MEMBER_FIELDS, member_record
 from consortium.governance.models import Consortium, Member, Seat
 from consortium.governance.rules import check_rules, check_weights
 from ledger import services as ledger
-from ledger.keys import log_signer
+from ledger.services import log_signer
 
 # --- members -----------------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from consortium.governance.changes import GovernanceError, refusals
 from consortium.governance.members import consortium_found, member_record
 from consortium.governance.models import Member
 from consortium.governance.seats import seat_assign
-from ledger.log import LedgerError
 
 
 class Command(BaseCommand):
@@ -101,28 +100,31 @@ class Command(BaseCommand):
         return getattr(self, f"do_{action}")(**options)
 
     def do_init(self, name, member, rules=None, secretariat=None, **_):
-        try:
-            records = []
-            for spec in member:
-                code, _, population = spec.partition(":")
-                if population and not (population.isascii() and population.isdigit()):
-                    raise GovernanceError(
-                        f"--member {spec}: the population is a whole number in the digits 0-9"
-                    )
-                figures = {"population": int(population)} if population else {}
-                records.append(member_record(code=code.strip(), figures=figures))
-            rules_doc = json.loads(rules.read_text()) if rules else {}
-            if not isinstance(rules_doc, dict):
-                raise GovernanceError("the rules file holds a JSON object")
-            user = None
-            if secretariat:
-                user = get_user_model().objects.filter(username=secretariat).first()
-                if user is None:
-                    raise GovernanceError(f"no user {secretariat!r}")
-            consortium_found(name=name, members=records, rules=rules_doc)
-            if user is not None:
-                seat_assign(actor=None, user=user, role="secretariat")
-        except (GovernanceError, LedgerError, ValueError, OSError) as exc:
-            raise CommandError(str(exc)) from exc
+        # Besides the refusals, a rules file that cannot be read or parsed ends the command
+        # with its message.
+        with refusals(CommandError):
+            try:
+                records = []
+                for spec in member:
+                    code, _, population = spec.partition(":")
+                    if population and not (population.isascii() and population.isdigit()):
+                        raise GovernanceError(
+                            f"--member {spec}: the population is a whole number in the digits 0-9"
+                        )
+                    figures = {"population": int(population)} if population else {}
+                    records.append(member_record(code=code.strip(), figures=figures))
+                rules_doc = json.loads(rules.read_text()) if rules else {}
+                if not isinstance(rules_doc, dict):
+                    raise GovernanceError("the rules file holds a JSON object")
+                user = None
+                if secretariat:
+                    user = get_user_model().objects.filter(username=secretariat).first()
+                    if user is None:
+                        raise GovernanceError(f"no user {secretariat!r}")
+                consortium_found(name=name, members=records, rules=rules_doc)
+                if user is not None:
+                    seat_assign(actor=None, user=user, role="secretariat")
+            except (ValueError, OSError) as exc:
+                raise CommandError(str(exc)) from exc
         codes = ", ".join(Member.objects.values_list("code", flat=True))
         self.stdout.write(self.style.SUCCESS(f"Founded {name}: {codes}."))

@@ -26,10 +26,8 @@ from consortium.governance.seats import seat_assign
 from consortium.governance.votes import vote_cast
 from consortium.management.commands import _demo_data as demo
 from consortium.management.commands._demo_summary import print_summary, shown, summary
-from ledger import log, services
-from ledger.keys import hosted_signer, log_signer
-from ledger.models import Key
-from ledger.services import Draft
+from ledger import services as ledger
+from ledger.services import Draft, Key, hosted_signer, log_signer
 
 
 class Command(BaseCommand):
@@ -71,7 +69,7 @@ class Command(BaseCommand):
         signer = self._sampler()
         members = ["FR", "DE", "IT", "ES", "NL", "SE", "PL", "PT", "FI", "JP"]
         drafts = []
-        base = log.tree_size()
+        base = ledger.tree_size()
         for i in range(entries):
             kind, payload = demo.TOPICS[i % len(demo.TOPICS)]
             drafts.append(
@@ -80,7 +78,7 @@ class Command(BaseCommand):
                 )
             )
         with transaction.atomic(durable=True):
-            services.entries_append(signer=signer, drafts=drafts)
+            ledger.entries_append(signer=signer, drafts=drafts)
         username, password = self._admin()
         User = get_user_model()
         admin = User.objects.get(username=username)
@@ -98,7 +96,7 @@ class Command(BaseCommand):
             demo.REFUSED: self._token(signatories[demo.REFUSED].username),
         }
         verifier = self._verifier()
-        cp = log.publish_checkpoint() or log.latest_checkpoint()
+        cp = ledger.publish_checkpoint() or ledger.latest_checkpoint()
         vkey = Key.objects.get(kind=Key.Kind.LOG).verifier_key
         info = summary(
             url=url.rstrip("/"),
@@ -113,7 +111,7 @@ class Command(BaseCommand):
             signatories=signatories,
             awaiting=self._awaiting("PL"),
         )
-        info["ledger"] = {"entries": log.tree_size(), "checkpoint_size": cp.tree_size}
+        info["ledger"] = {"entries": ledger.tree_size(), "checkpoint_size": cp.tree_size}
         if json:
             self.stdout.write(_json.dumps(info, indent=2))
         else:
@@ -133,7 +131,7 @@ class Command(BaseCommand):
         key = Key.objects.filter(owner=demo.SAMPLER, revoked_at__isnull=True).first()
         if key is not None:
             return hosted_signer(key.fingerprint)
-        _, signer = services.key_register(
+        _, signer = ledger.key_register(
             signer=log_signer(), kind="service", owner=demo.SAMPLER, name=demo.SAMPLER
         )
         return signer
@@ -231,9 +229,9 @@ class Command(BaseCommand):
         checkpoint passed its evaluation: signed by the evaluator itself and submitted as
         any partner system would (the first time round)."""
         from consortium.access import checkpoints
-        from ledger import submissions
         from ledger.core.envelope import key_fingerprint, new_envelope, sign_envelope
         from ledger.keys import EntrySigner
+        from ledger.submissions import submit
 
         path = settings.VAR_DIR / "demo-evaluator.key"
         key = Key.objects.filter(
@@ -268,7 +266,7 @@ class Command(BaseCommand):
             },
         )
         signature = base64.b64encode(sign_envelope(env, signing_key).signature).decode()
-        submissions.submit(envelope=env, signature=signature, submitter=admin)
+        submit(envelope=env, signature=signature, submitter=admin)
         return {"code": demo.EVALUATOR, "key_file": shown(path)}
 
     def _download(self, user, checkpoint) -> None:
@@ -365,28 +363,28 @@ class Command(BaseCommand):
     def _contributions(self, admin, signatories: dict) -> None:
         """Two facilities, a SLURM import at LUMI, datasets and funds in four currencies:
         some members ahead of their share, some behind (the first time round)."""
-        from contributions import services as contributions
+        from contributions import compute, data, facilities, funds
         from contributions.models import Facility
 
         if Facility.objects.exists():
             return
         for record in demo.FACILITIES:
-            contributions.facility_register(actor=admin, record=record)
+            facilities.facility_register(actor=admin, record=record)
         for facility, uploader, accounts in demo.SACCT_IMPORTS:
-            contributions.sacct_import(
+            compute.sacct_import(
                 actor=signatories[uploader],
                 facility=Facility.objects.get(code=facility),
                 data=demo.demo_export(accounts, facility),
             )
         today = datetime.now(UTC).date().isoformat()
         for code, amount, currency in demo.PAYMENTS:
-            paid = contributions.funds_contribute(
+            paid = funds.funds_contribute(
                 actor=signatories[code], amount=amount, currency=currency, date_paid=today
             )
             if code not in demo.UNCONFIRMED:
-                contributions.funds_confirm(actor=admin, contribution=paid)
+                funds.funds_confirm(actor=admin, contribution=paid)
         for code, dataset in demo.datasets():
-            contributions.data_contribute(actor=signatories[code], dataset=dataset)
+            data.data_contribute(actor=signatories[code], dataset=dataset)
 
     def _audit_export(self, admin):
         """An audit export of everything up to now, built in-process when no broker is

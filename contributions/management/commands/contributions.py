@@ -10,12 +10,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import refusals
 from contributions import manifest as manifests
 from contributions.compute import by_account, sacct_import
 from contributions.models import Facility
 from contributions.sacct import gpu_hours
-from ledger.log import LedgerError
 
 
 class Command(BaseCommand):
@@ -83,7 +82,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no user {username!r}")
         data = sys.stdin.buffer.read() if str(file) == "-" else _read(file)
         field_list = [f.strip() for f in fields.replace("|", ",").split(",")] if fields else None
-        try:
+        with refusals(CommandError):
             reading, rows, imported = sacct_import(
                 actor=actor,
                 facility=target,
@@ -92,8 +91,6 @@ class Command(BaseCommand):
                 tz=tz,
                 dry_run=dry_run,
             )
-        except (GovernanceError, LedgerError) as exc:
-            raise CommandError(str(exc)) from exc
         if json:
             self.stdout.write(_json_report(reading, rows, imported))
         else:
