@@ -16,6 +16,7 @@ from consortium.governance.changes import GovernanceError
 from ledger.provenance import verify
 from ledger.services import Entry, Key
 from tests.personas import found_delegates
+from tests.steps.api import api_as
 from tests.steps.governance import propose
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,8 +233,6 @@ def test_the_verification_task_blocks_a_checkpoint_whose_stored_file_changed(pub
 
 
 def test_the_api_lists_checkpoints_and_serves_their_bundle(delegates, published, weights):
-    from tests.steps.api import api_as
-
     api = api_as(delegates["rec_fr"])
     listed = api.get("/api/v1/checkpoints?model=aurora").json()["results"]
     assert [c["digest"] for c in listed] == [published.digest]

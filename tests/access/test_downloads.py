@@ -17,6 +17,7 @@ from consortium.governance.votes import vote_cast
 from ledger.services import Entry, Key
 from tests.steps.access import WEIGHTS, authorize, streamed
 from tests.steps.api import api_as
+from tests.steps.contributions import deliver, treaty
 from tests.steps.governance import decide_after_deadline
 
 
@@ -251,7 +252,6 @@ def test_odd_file_names_are_quoted_in_urls_and_headers(lumi, tmp_path, settings)
     """A stored name with a quote, a question mark or an accent is one file: its URL is
     percent-encoded, its Content-Disposition escaped, its nginx hand-over a URI."""
     from consortium.access import checkpoints
-    from tests.steps.contributions import deliver, treaty
 
     treaty(lumi, access=[{"scope": "full_weights", "tier": "member"}])
     deliver(lumi)

@@ -19,7 +19,9 @@ from consortium.governance.votes import vote_cast
 from ledger.services import Entry
 from tests.steps.api import api_as
 from tests.steps.audit import audit_result, forge, make_downloads
-from tests.steps.ledger import log_vkey
+from tests.steps.contributions import JOBS, VALUATION, deliver, treaty
+from tests.steps.governance import decide_after_deadline
+from tests.steps.ledger import ROOT, log_vkey
 
 
 @pytest.fixture
@@ -312,7 +314,6 @@ def _vote(lumi, actions):
     from datetime import UTC, datetime, timedelta
 
     from consortium.governance import proposals
-    from tests.steps.governance import decide_after_deadline
 
     people = lumi["people"]
     p = proposals.proposal_open(
@@ -329,7 +330,6 @@ def _vote(lumi, actions):
 def _scenario(name, lumi):
     from consortium.governance import agreements
     from contributions.compute import sacct_import
-    from tests.steps.contributions import JOBS, VALUATION, deliver, treaty
 
     people = lumi["people"]
     if name == "table adopted by vote":
@@ -419,7 +419,6 @@ def test_a_decision_its_votes_do_not_give_is_without_effect_offline_too(lumi, tm
     from consortium.governance.changes import secretariat_signer
     from consortium.governance.models import ValuationTable
     from ledger import services as ledger
-    from tests.steps.contributions import VALUATION, deliver, treaty
 
     people = lumi["people"]
     treaty(lumi)
@@ -471,8 +470,6 @@ def test_the_verifier_needs_neither_django_nor_celery(lumi, downloads, tmp_path)
     import subprocess
     import sys
 
-    from tests.steps.ledger import ROOT
-
     export = audit.audit_export_request(actor=lumi["people"]["aud"])
     audit.audit_export_build(export.id)
     export.refresh_from_db()
@@ -503,7 +500,6 @@ def test_an_attestation_naming_its_import_in_capitals_verifies(lumi, tmp_path):
     from contributions.selectors import facility_key
     from ledger import services as ledger_services
     from ledger.services import hosted_signer
-    from tests.steps.contributions import JOBS
 
     _, _, imported = sacct_import(actor=lumi["people"]["ops"], facility=lumi["facility"], data=JOBS)
     assert set(Contribution.objects.values_list("state", flat=True)) == {"reported"}

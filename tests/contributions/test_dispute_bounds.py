@@ -25,7 +25,7 @@ from ledger.core.envelope import parse_leaf, verify_leaf_signature
 from ledger.services import Entry, Key
 from tests.steps.access import WEIGHTS, authorize, streamed
 from tests.steps.api import api_as
-from tests.steps.contributions import deliver, treaty
+from tests.steps.contributions import DATASET, deliver, treaty
 
 TODAY = datetime.now(UTC).date()
 
@@ -146,8 +146,6 @@ def test_only_a_signatory_of_a_bound_party_disputes(lumi):
 
 def test_without_an_agreement_in_force_no_one_disputes(lumi):
     # Funds need a treaty in force to be recorded at all; a dataset needs none.
-    from tests.steps.contributions import DATASET
-
     offered = data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
     with pytest.raises(GovernanceError) as exc:
         contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=offered, reason="?")

@@ -19,7 +19,7 @@ from ledger import services as ledger
 from ledger.core.envelope import parse_leaf, verify_leaf_signature
 from ledger.services import Entry, Key
 from tests.steps.api import api_as
-from tests.steps.contributions import TODAY, treaty
+from tests.steps.contributions import DATASET, TODAY, treaty
 
 
 def _pay(lumi, who="rec_se", amount="1", currency="EUR"):
@@ -234,8 +234,6 @@ def test_bad_confirmations_are_400s_that_write_nothing(lumi, body, message):
 
 
 def test_only_funds_are_confirmed_and_unknown_ids_are_404(lumi):
-    from tests.steps.contributions import DATASET
-
     data = data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
     api = api_as(lumi["people"]["ops"])
     r = api.post(

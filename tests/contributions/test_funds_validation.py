@@ -15,7 +15,7 @@ from contributions.models import Contribution
 from ledger.services import Entry
 from tests import worlds
 from tests.steps.api import api_as
-from tests.steps.contributions import treaty_from
+from tests.steps.contributions import post_signed, treaty_from
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).
 lumi = worlds.shared("lumi")
@@ -144,7 +144,6 @@ def test_a_client_signed_funds_entry_is_held_to_the_same_rules(lumi):
     from ledger import services as ledger_services
     from ledger.keys import EntrySigner
     from ledger.services import log_signer
-    from tests.steps.contributions import post_signed
 
     treaty_from(lumi, TODAY - timedelta(days=30))
     key = EntrySigner.generate("se-hsm")

@@ -17,6 +17,7 @@ from consortium.governance.models import Vote
 from consortium.web.models import IdempotentResponse
 from ledger.services import Entry
 from tests.steps.api import api_as
+from tests.steps.governance import propose
 
 WRITE_METHODS = ("post", "put", "patch", "delete")
 # Endpoints whose body is raw bytes (a document, a SLURM export): their fields are the
@@ -131,8 +132,6 @@ def test_several_unknown_fields_and_a_bad_one_are_named_together(delegates):
 
 @pytest.mark.parametrize("reason", [0, 1.5, True, ["x"], {"x": 1}])
 def test_a_text_field_takes_a_string_not_a_number_turned_into_one(delegates, reason):
-    from tests.steps.governance import propose
-
     a = propose(delegates)
     before = Entry.objects.count()
     r = api_as(delegates["ops"]).post(
