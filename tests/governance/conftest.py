@@ -1,6 +1,8 @@
-"""The governance tests' personas by the names their seat matrices use."""
+"""The governance tests' personas: as their seat matrices name them, and as API clients."""
 
 import pytest
+
+from tests.steps.api import api_as
 
 
 @pytest.fixture
@@ -13,3 +15,9 @@ def people(delegates):
         name: delegates[names.get(name, name)]
         for name in ("secretariat", "sig_fr", "rec_fr", "obs_de", "sig_de", "auditor", "newcomer")
     }
+
+
+@pytest.fixture
+def clients(delegates):
+    """The delegates, each calling the API with a token of their own."""
+    return {n: api_as(u) for n, u in delegates.items()}

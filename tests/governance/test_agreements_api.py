@@ -33,12 +33,6 @@ def terms(parties=("FR", "DE"), **extra):
     }
 
 
-@pytest.fixture
-def world(delegates):
-    """The delegates, each calling the API with a token of their own."""
-    return {n: api_as(u) for n, u in delegates.items()}
-
-
 def upload(client, content=PDF, name="treaty.pdf"):
     return client.post(f"/api/v1/documents?name={name}", content, content_type="application/pdf")
 
@@ -63,31 +57,31 @@ def sign_body(agreement: dict) -> dict:
     }
 
 
-def test_propose_sign_and_see_who_has_signed(world):
-    up = upload(world["fr"])
+def test_propose_sign_and_see_who_has_signed(clients):
+    up = upload(clients["fr"])
     assert up.status_code == 201 and up.json()["sha256"] == hashlib.sha256(PDF).hexdigest()
-    assert upload(world["de"]).status_code == 200  # the same bytes: stored once
-    r = propose(world["fr"])
+    assert upload(clients["de"]).status_code == 200  # the same bytes: stored once
+    r = propose(clients["fr"])
     assert r.status_code == 201, r.content
     a = r.json()
     assert a["state"] == "open" and [p["signed"] for p in a["parties"]] == [False, False]
-    s = world["fr"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
+    s = clients["fr"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
     assert s.status_code == 201 and s.json()["member"] == "FR" and s.json()["signed"]
-    pending = world["de"].get("/api/v1/agreements?awaiting_signature=true").json()["results"]
+    pending = clients["de"].get("/api/v1/agreements?awaiting_signature=true").json()["results"]
     assert [x["id"] for x in pending] == [a["id"]]
-    assert world["fr"].get("/api/v1/agreements?awaiting_signature=true").json()["results"] == []
-    world["de"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
-    detail = world["rec_de"].get(f"/api/v1/agreements/{a['id']}").json()
+    assert clients["fr"].get("/api/v1/agreements?awaiting_signature=true").json()["results"] == []
+    clients["de"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
+    detail = clients["rec_de"].get(f"/api/v1/agreements/{a['id']}").json()
     assert detail["state"] == "in_force"
     assert {p["member"]: p["signed"] for p in detail["parties"]} == {"DE": True, "FR": True}
-    doc = world["rec_de"].get(detail["document"]["url"])
+    doc = clients["rec_de"].get(detail["document"]["url"])
     assert doc.status_code == 200 and b"".join(doc.streaming_content) == PDF
     assert doc["ETag"] == f'"{hashlib.sha256(PDF).hexdigest()}"'
 
 
-def test_a_non_party_reads_the_agreement_but_cannot_sign_it(world, delegates):
+def test_a_non_party_reads_the_agreement_but_cannot_sign_it(clients, delegates):
     _it_key, it_user = italy_with_an_external_key(delegates)
-    a = propose(world["fr"]).json()
+    a = propose(clients["fr"]).json()
     it = api_as(it_user)
     assert [x["id"] for x in it.get("/api/v1/agreements").json()["results"]] == [a["id"]]
     assert it.get(a["document"]["url"]).status_code == 200
@@ -96,9 +90,9 @@ def test_a_non_party_reads_the_agreement_but_cannot_sign_it(world, delegates):
     assert s.status_code == 403 and Entry.objects.count() == before
 
 
-def test_a_user_without_a_seat_reads_nothing(world):
-    a = propose(world["fr"]).json()
-    outsider = world["newcomer"]
+def test_a_user_without_a_seat_reads_nothing(clients):
+    a = propose(clients["fr"]).json()
+    outsider = clients["newcomer"]
     for url in (
         "/api/v1/agreements",
         f"/api/v1/agreements/{a['id']}",
@@ -122,64 +116,64 @@ def test_a_user_without_a_seat_reads_nothing(world):
         ("de", {"document_sha256": "abc"}, 400, "64 lowercase hex"),
     ],
 )
-def test_bad_signatures_get_a_problem_and_write_nothing(world, who, mutate, status, detail):
-    a = propose(world["fr"]).json()
+def test_bad_signatures_get_a_problem_and_write_nothing(clients, who, mutate, status, detail):
+    a = propose(clients["fr"]).json()
     before = Entry.objects.count()
     body = {**sign_body(a), **(mutate or {})}
-    r = world[who].post(f"/api/v1/agreements/{a['id']}/signatures", body, format="json")
+    r = clients[who].post(f"/api/v1/agreements/{a['id']}/signatures", body, format="json")
     assert r.status_code == status, r.content
     assert r["Content-Type"] == "application/problem+json" and detail in r.json()["detail"]
     assert Entry.objects.count() == before
 
 
-def test_terms_that_fail_the_schema_are_a_400_naming_the_field(world):
+def test_terms_that_fail_the_schema_are_a_400_naming_the_field(clients):
     bad = terms()
     bad["cost_sharing"]["shares"]["FR"] = "0.9"
     before = (Entry.objects.count(), Agreement.objects.count())
-    r = propose(world["fr"], body_terms=bad)
+    r = propose(clients["fr"], body_terms=bad)
     assert (
         r.status_code == 400 and "terms.cost_sharing.shares: must add up to 1" in r.json()["detail"]
     )
-    r = propose(world["fr"], body_terms={**terms(), "effective": {"from": "soon"}})
+    r = propose(clients["fr"], body_terms={**terms(), "effective": {"from": "soon"}})
     assert r.status_code == 400 and "terms.effective" in r.json()["detail"]
     assert (Entry.objects.count(), Agreement.objects.count()) == before
 
 
-def test_document_uploads_are_checked(world):
+def test_document_uploads_are_checked(clients):
     assert (
-        world["fr"].post("/api/v1/documents", PDF, content_type="application/pdf").status_code
+        clients["fr"].post("/api/v1/documents", PDF, content_type="application/pdf").status_code
         == 400
     )
-    assert upload(world["rec_de"]).status_code == 403
-    assert upload(world["fr"], content=b"").status_code == 400
-    r = propose(world["fr"], document_sha256="f" * 64)
+    assert upload(clients["rec_de"]).status_code == 403
+    assert upload(clients["fr"], content=b"").status_code == 400
+    r = propose(clients["fr"], document_sha256="f" * 64)
     assert r.status_code == 400 and "upload the document first" in r.json()["detail"]
 
 
-def test_document_size_is_limited(world, settings):
+def test_document_size_is_limited(clients, settings):
     settings.AGREEMENT_DOCUMENT_MAX_BYTES = 10
-    r = upload(world["fr"], content=b"x" * 11)
+    r = upload(clients["fr"], content=b"x" * 11)
     assert r.status_code == 413 and "larger than 10 bytes" in r.json()["detail"]
 
 
-def test_a_retried_proposal_with_its_idempotency_key_creates_nothing_new(world):
-    first = propose(world["fr"], key="t-1")
-    again = propose(world["fr"], key="t-1")
+def test_a_retried_proposal_with_its_idempotency_key_creates_nothing_new(clients):
+    first = propose(clients["fr"], key="t-1")
+    again = propose(clients["fr"], key="t-1")
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"] and Agreement.objects.count() == 1
 
 
-def test_withdrawal_and_termination(world):
-    a = propose(world["fr"]).json()
-    r = world["de"].post(
+def test_withdrawal_and_termination(clients):
+    a = propose(clients["fr"]).json()
+    r = clients["de"].post(
         f"/api/v1/agreements/{a['id']}/withdrawal", {"reason": "no"}, format="json"
     )
     assert r.status_code == 201 and r.json()["withdrawn"]
-    r = world["fr"].post(
+    r = clients["fr"].post(
         f"/api/v1/agreements/{a['id']}/termination", {"reason": "x"}, format="json"
     )
     assert r.status_code == 403
-    r = world["ops"].post(
+    r = clients["ops"].post(
         f"/api/v1/agreements/{a['id']}/termination", {"reason": "x"}, format="json"
     )
     assert r.status_code == 200 and r.json()["state"] == "terminated"
@@ -191,14 +185,14 @@ def _submit(client, key, kind, payload):
     return client.post("/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json")
 
 
-def test_a_member_with_an_external_key_signs_with_its_own_key(world, delegates):
+def test_a_member_with_an_external_key_signs_with_its_own_key(clients, delegates):
     it_key, it_user = italy_with_an_external_key(delegates)
-    a = propose(world["fr"], body_terms=terms(parties=("FR", "IT"))).json()
+    a = propose(clients["fr"], body_terms=terms(parties=("FR", "IT"))).json()
     it = api_as(it_user)
     payload = {"agreement": a["id"], **sign_body(a)}
     # Germany's system may not submit Italy's signature; a signature over other terms
     # is refused before it reaches the log.
-    assert _submit(world["de"], it_key, "agreement.signed", payload).status_code == 403
+    assert _submit(clients["de"], it_key, "agreement.signed", payload).status_code == 403
     wrong = {**payload, "terms_sha256": "1" * 64}
     r = _submit(it, it_key, "agreement.signed", wrong)
     assert r.status_code == 409 and "terms hash" in r.json()["detail"]
@@ -210,10 +204,10 @@ def test_a_member_with_an_external_key_signs_with_its_own_key(world, delegates):
     assert parties == {"FR": False, "IT": True}
 
 
-def test_an_external_key_proposes_only_for_its_own_member(world, delegates):
+def test_an_external_key_proposes_only_for_its_own_member(clients, delegates):
     it_key, it_user = italy_with_an_external_key(delegates)
     it = api_as(it_user)
-    annex = upload(world["fr"], content=b"France's confidential annex", name="annex.pdf").json()
+    annex = upload(clients["fr"], content=b"France's confidential annex", name="annex.pdf").json()
     doc = upload(it).json()
     from consortium.governance.agreement_checks import terms_hash
 
@@ -248,10 +242,10 @@ def test_an_external_key_proposes_only_for_its_own_member(world, delegates):
     assert [x["id"] for x in seen] == [payload["agreement"]]
 
 
-def test_an_external_signature_that_completes_an_agreement_brings_it_into_force(world, delegates):
+def test_an_external_signature_that_completes_an_agreement_brings_it_into_force(clients, delegates):
     it_key, it_user = italy_with_an_external_key(delegates)
-    a = propose(world["fr"], body_terms=terms(parties=("FR", "IT"))).json()
-    world["fr"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
+    a = propose(clients["fr"], body_terms=terms(parties=("FR", "IT"))).json()
+    clients["fr"].post(f"/api/v1/agreements/{a['id']}/signatures", sign_body(a), format="json")
     r = _submit(api_as(it_user), it_key, "agreement.signed", {"agreement": a["id"], **sign_body(a)})
     assert r.status_code == 201, r.content
     assert Agreement.objects.get(id=a["id"]).state == "in_force"

@@ -18,12 +18,6 @@ User = get_user_model()
 ACTIONS = [{"type": "member.figures", "code": "FR", "figures": {"population": 69}}]
 
 
-@pytest.fixture
-def world(delegates):
-    """The delegates, each calling the API with a token of their own."""
-    return {n: api_as(u) for n, u in delegates.items()}
-
-
 def _open(client, key=None, deadline=None, title="Figures"):
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
     deadline = deadline or (datetime.now(UTC) + timedelta(hours=1)).isoformat()
@@ -35,37 +29,37 @@ def _open(client, key=None, deadline=None, title="Figures"):
     )
 
 
-def test_a_signatory_opens_a_proposal_and_another_votes(world):
-    r = _open(world["fr"])
+def test_a_signatory_opens_a_proposal_and_another_votes(clients):
+    r = _open(clients["fr"])
     assert r.status_code == 201, r.content
     pid = r.json()["id"]
-    v = world["de"].post(f"/api/v1/proposals/{pid}/votes", {"choice": "yes"}, format="json")
+    v = clients["de"].post(f"/api/v1/proposals/{pid}/votes", {"choice": "yes"}, format="json")
     assert v.status_code == 201 and v.json() == {**v.json(), "member": "DE", "choice": "yes"}
-    listing = world["rec_de"].get("/api/v1/proposals?state=open").json()["results"]
+    listing = clients["rec_de"].get("/api/v1/proposals?state=open").json()["results"]
     assert [p["id"] for p in listing] == [pid]
 
 
-def test_a_retry_with_the_same_idempotency_key_does_nothing_new(world):
+def test_a_retry_with_the_same_idempotency_key_does_nothing_new(clients):
     deadline = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    first = _open(world["fr"], key="open-1", deadline=deadline).json()
-    again = _open(world["fr"], key="open-1", deadline=deadline).json()
+    first = _open(clients["fr"], key="open-1", deadline=deadline).json()
+    again = _open(clients["fr"], key="open-1", deadline=deadline).json()
     assert first["id"] == again["id"] and Proposal.objects.count() == 1
-    other = _open(world["fr"], key="open-1", deadline=deadline, title="Something else")
+    other = _open(clients["fr"], key="open-1", deadline=deadline, title="Something else")
     assert (
         other.status_code == 409
         and "Idempotency-Key was used for another request" in other.json()["detail"]
     )
     url = f"/api/v1/proposals/{first['id']}/votes"
-    world["de"].post(url, {"choice": "yes"}, format="json", HTTP_IDEMPOTENCY_KEY="v1")
+    clients["de"].post(url, {"choice": "yes"}, format="json", HTTP_IDEMPOTENCY_KEY="v1")
     before = Entry.objects.count()
     assert (
-        world["de"]
+        clients["de"]
         .post(url, {"choice": "yes"}, format="json", HTTP_IDEMPOTENCY_KEY="v1")
         .status_code
         == 201
     )
     assert Entry.objects.count() == before
-    conflict = world["de"].post(url, {"choice": "no"}, format="json", HTTP_IDEMPOTENCY_KEY="v1")
+    conflict = clients["de"].post(url, {"choice": "no"}, format="json", HTTP_IDEMPOTENCY_KEY="v1")
     assert conflict.status_code == 409
 
 
@@ -77,31 +71,31 @@ def test_a_retry_with_the_same_idempotency_key_does_nothing_new(world):
         ("de", {"choice": "maybe"}, 400),
     ],
 )
-def test_bad_or_unauthorised_votes_get_a_problem_and_write_nothing(world, who, body, status):
-    pid = _open(world["fr"]).json()["id"]
+def test_bad_or_unauthorised_votes_get_a_problem_and_write_nothing(clients, who, body, status):
+    pid = _open(clients["fr"]).json()["id"]
     before = Entry.objects.count()
-    r = world[who].post(f"/api/v1/proposals/{pid}/votes", body, format="json")
+    r = clients[who].post(f"/api/v1/proposals/{pid}/votes", body, format="json")
     assert r.status_code == status and r["Content-Type"].startswith("application/problem+json")
     assert Entry.objects.count() == before
 
 
-def test_a_proposal_with_a_past_deadline_or_a_bad_action_is_refused(world):
+def test_a_proposal_with_a_past_deadline_or_a_bad_action_is_refused(clients):
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-    r = world["fr"].post(
+    r = clients["fr"].post(
         "/api/v1/proposals", {"title": "t", "actions": ACTIONS, "deadline": past}, format="json"
     )
     assert r.status_code == 400 and "deadline" in r.json()["detail"]
     bad = [{"type": "member.annex", "code": "DE"}]
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    r = world["fr"].post(
+    r = clients["fr"].post(
         "/api/v1/proposals", {"title": "t", "actions": bad, "deadline": future}, format="json"
     )
     assert r.status_code == 400 and "unknown action type" in r.json()["detail"]
     assert not Proposal.objects.exists()
 
 
-def test_a_member_with_an_external_key_votes_with_a_signed_envelope(world, delegates):
-    pid = _open(world["fr"]).json()["id"]
+def test_a_member_with_an_external_key_votes_with_a_signed_envelope(clients, delegates):
+    pid = _open(clients["fr"]).json()["id"]
     it_key, it_user = italy_with_an_external_key(delegates)
     env = new_envelope(
         kind="vote.cast", payload={"proposal": pid, "choice": "no"}, author=it_key.fingerprint
@@ -119,11 +113,11 @@ def test_a_member_with_an_external_key_votes_with_a_signed_envelope(world, deleg
         "envelope": env2,
         "signature": base64.b64encode(sign_envelope(env2, it_key.signing_key).signature).decode(),
     }
-    assert world["de"].post("/api/v1/ledger/entries", body2, format="json").status_code == 403
+    assert clients["de"].post("/api/v1/ledger/entries", body2, format="json").status_code == 403
 
 
-def test_an_external_vote_must_name_the_proposal_in_canonical_form(world, delegates):
-    pid = _open(world["fr"]).json()["id"]
+def test_an_external_vote_must_name_the_proposal_in_canonical_form(clients, delegates):
+    pid = _open(clients["fr"]).json()["id"]
     it_key, it_user = italy_with_an_external_key(delegates)
     env = new_envelope(
         kind="vote.cast",
