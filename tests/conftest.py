@@ -1,20 +1,23 @@
-"""Fixtures shared by the whole suite.
-
-Personas used across the tests: the *log operator* (holds the log key, signs
-checkpoints and key registrations), a *partner system* (reads the API with a bearer
-token) and an *outsider* (no credentials, or a bad token).
+"""Fixtures shared by the whole suite, declared once so that every directory may use them:
+the database, the ledger's keys, the worlds of tests/personas.py (per test, or built once
+for a module: tests/worlds.py), and a real Celery worker on a real broker.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
+import redis
 from django.contrib.auth import get_user_model
 
 from consortium.governance.models import ApiToken
 from ledger import services
-from ledger.keys import log_signer
-from tests import worlds
-from tests.ledger.helpers import wipe_database
+from ledger.services import log_signer
+from tests import personas, worlds
+from tests.steps.ledger import ROOT, child_env, wipe_database
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +86,114 @@ def committed_signer(committed_db):
 
 @pytest.fixture
 def partner(db):
-    """A partner system's user and a valid bearer token for it."""
+    """A partner system's user and a valid bearer token for it: it authenticates, holds no
+    seat, and so reads nothing of the consortium."""
     user = get_user_model().objects.create_user("partner-jp", password="unused-pass-123")
     token, plaintext = ApiToken.issue(user=user, name="partner system of Japan", days=30)
     return user, token, plaintext
+
+
+# --- the worlds of tests/personas.py ----------------------------------------------------------
+
+
+@pytest.fixture
+def delegates(db):
+    """The governance world's people by username (tests/personas.py)."""
+    return personas.found_delegates()
+
+
+@pytest.fixture(scope="module")
+def delegates_world(django_db_setup, django_db_blocker):
+    """``delegates``, built once for a module that shares it
+    (``delegates = worlds.shared("delegates")``)."""
+    with worlds.kept_for_the_module(django_db_blocker):
+        yield personas.found_delegates()
+
+
+@pytest.fixture
+def lumi(db):
+    """The LUMI world: its people and the facility (tests/personas.py)."""
+    return personas.found_lumi()
+
+
+@pytest.fixture(scope="module")
+def lumi_world(django_db_setup, django_db_blocker):
+    """``lumi``, built once for a module that shares it (``lumi = worlds.shared("lumi")``)."""
+    with worlds.kept_for_the_module(django_db_blocker):
+        yield personas.found_lumi()
+
+
+@pytest.fixture
+def checkpoint(lumi, tmp_path, request):
+    """A checkpoint published in ``lumi`` (``personas.publish``); a test parametrized
+    indirectly gives the treaty's ``release`` terms."""
+    return personas.publish(lumi, tmp_path, getattr(request, "param", None))
+
+
+@pytest.fixture(scope="module")
+def published_world(django_db_setup, django_db_blocker, tmp_path_factory):
+    """``lumi`` and its ``checkpoint``, built once for a module that shares them."""
+    with worlds.kept_for_the_module(django_db_blocker):
+        lumi = personas.found_lumi()
+        yield {
+            "lumi": lumi,
+            "checkpoint": personas.publish(lumi, tmp_path_factory.mktemp("weights")),
+        }
+
+
+# --- a real Celery worker ---------------------------------------------------------------------
+
+BROKER = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def broker():
+    """The Redis broker the worker and the writers share, emptied before and after."""
+    client = redis.Redis.from_url(BROKER)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        reason = (
+            f"needs Redis at {BROKER} for a real Celery worker ({exc}); start one, or run "
+            f"with CELERY_TEST_BROKER_URL=redis://host:6379/15"
+        )
+        # CI starts Redis itself: there a missing broker is a failure, never a skip.
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    client.flushdb()
+    yield BROKER
+    client.flushdb()
+
+
+@pytest.fixture
+def worker(broker, committed_db):
+    """A Celery worker process on ``broker``; the environment a child process needs to
+    reach it and the test database."""
+    env = {**child_env(), "CELERY_BROKER_URL": broker, "LEDGER_CHECKPOINT_DEBOUNCE": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "consortium",
+            "worker",
+            "--pool=solo",
+            "--loglevel=WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    yield env
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -1,12 +1,12 @@
 """Worlds built once per module.
 
 Founding a consortium (keys, seats, signed entries) costs tens of milliseconds, and most
-tests start from one of a few worlds: the governance personas (``delegates``), LUMI's
-(``lumi``), or LUMI with a published checkpoint (``checkpoint``). A module whose every test
-starts from the same world may build it once: the world is written in a transaction that
-every test of the module then runs inside, each test in a savepoint rolled back after it
-(what ``django.test.TestCase.setUpTestData`` does for a class), and the whole transaction
-is rolled back when the module ends.
+tests start from one of the worlds of tests/personas.py: the delegates' (``delegates``),
+LUMI's (``lumi``), or LUMI with a published checkpoint (``checkpoint``). A module whose
+every test starts from the same world may build it once: the world is written in a
+transaction that every test of the module then runs inside, each test in a savepoint rolled
+back after it (what ``django.test.TestCase.setUpTestData`` does for a class), and the whole
+transaction is rolled back when the module ends.
 
 A module opts in by naming the world it shares, e.g. ``lumi = worlds.shared("lumi")``, or
 ``lumi, checkpoint = (worlds.shared(n, world="published") for n in ("lumi", "checkpoint"))``.

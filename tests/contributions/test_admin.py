@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from contributions.models import Contribution
 from tests import worlds
-from tests.contributions.test_data_funds import paid_under_a_treaty
-from tests.contributions.test_report import deliver, treaty
+from tests.steps.contributions import JOBS, deliver, paid_under_a_treaty, treaty
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).
 lumi = worlds.shared("lumi")
@@ -71,8 +70,6 @@ def test_a_recorder_records_funds_in_the_admin(client, lumi):
 
 def test_the_operators_recorder_imports_accounting_in_the_admin(client, lumi):
     from django.core.files.uploadedfile import SimpleUploadedFile
-
-    from tests.contributions.test_compute import JOBS
 
     client.force_login(lumi["people"]["rec_fi"])
     page = client.post(

@@ -11,12 +11,10 @@ import pytest
 
 from consortium.governance.models import Member
 from contributions.models import Contribution
-from ledger.models import Entry
+from ledger.services import Entry
 from tests import worlds
-from tests.consortium.test_proposals_api import _client
-from tests.contributions.test_compute import JOBS
-from tests.contributions.test_data_funds import DATASET, paid_under_a_treaty
-from tests.contributions.test_report import deliver, treaty
+from tests.steps.api import api_as
+from tests.steps.contributions import DATASET, JOBS, deliver, paid_under_a_treaty, treaty
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).
 lumi = worlds.shared("lumi")
@@ -25,7 +23,7 @@ PROBLEM = "application/problem+json"
 
 
 def test_a_recorder_imports_an_export_and_a_retry_is_refused(lumi):
-    api = _client(lumi["people"]["rec_fi"])
+    api = api_as(lumi["people"]["rec_fi"])
     dry = api.post("/api/v1/facilities/lumi/imports?dry_run=true", JOBS, content_type="text/plain")
     assert dry.status_code == 200 and dry.json()["import"] is None
     assert dry.json()["export_sha256"] == hashlib.sha256(JOBS).hexdigest()
@@ -37,7 +35,7 @@ def test_a_recorder_imports_an_export_and_a_retry_is_refused(lumi):
 
 def test_a_malformed_export_is_a_400_naming_the_line(lumi):
     before = Entry.objects.count()
-    r = _client(lumi["people"]["rec_fi"]).post(
+    r = api_as(lumi["people"]["rec_fi"]).post(
         "/api/v1/facilities/lumi/imports", JOBS + b"9|9|lumi|x\n", content_type="text/plain"
     )
     assert r.status_code == 400 and "line 7" in r.json()["detail"]
@@ -47,7 +45,7 @@ def test_a_malformed_export_is_a_400_naming_the_line(lumi):
 @pytest.mark.parametrize("who", ["rec_se", "sig_se", "obs_nl", "aud"])
 def test_only_the_operators_delegates_import(lumi, who):
     before = Entry.objects.count()
-    r = _client(lumi["people"][who]).post(
+    r = api_as(lumi["people"][who]).post(
         "/api/v1/facilities/lumi/imports", JOBS, content_type="text/plain"
     )
     assert r.status_code == 403 and Entry.objects.count() == before
@@ -55,7 +53,7 @@ def test_only_the_operators_delegates_import(lumi, who):
 
 def test_funds_data_and_the_scoped_list(lumi):
     paid_under_a_treaty(lumi)
-    se, fi = _client(lumi["people"]["rec_se"]), _client(lumi["people"]["rec_fi"])
+    se, fi = api_as(lumi["people"]["rec_se"]), api_as(lumi["people"]["rec_fi"])
     r = se.post(
         "/api/v1/contributions/funds",
         {"amount": "100.50", "currency": "SEK", "date": "2026-01-02"},
@@ -68,7 +66,7 @@ def test_funds_data_and_the_scoped_list(lumi):
     )
     assert [c["member"] for c in se.get("/api/v1/contributions").json()["results"]] == ["SE"]
     assert [c["member"] for c in fi.get("/api/v1/contributions").json()["results"]] == ["FI"]
-    everyone = _client(lumi["people"]["aud"]).get("/api/v1/contributions").json()["results"]
+    everyone = api_as(lumi["people"]["aud"]).get("/api/v1/contributions").json()["results"]
     assert sorted(c["member"] for c in everyone) == ["FI", "SE"]
     assert se.get("/api/v1/contributions?kind=gold").status_code == 400
 
@@ -91,7 +89,7 @@ def test_every_contribution_is_listed_a_page_at_a_time_past_a_thousand(lumi):
         )
         for i in range(1001)
     )
-    api = _client(lumi["people"]["aud"])
+    api = api_as(lumi["people"]["aud"])
     first = api.get("/api/v1/contributions?page_size=1000").json()
     second = api.get(first["next"]).json()
     assert (len(first["results"]), len(second["results"]), second["next"]) == (1000, 1, None)
@@ -118,14 +116,14 @@ def test_every_contribution_is_listed_a_page_at_a_time_past_a_thousand(lumi):
 )
 def test_bad_funds_are_problems_and_write_nothing(lumi, body, detail):
     before = Entry.objects.count()
-    r = _client(lumi["people"]["rec_se"]).post("/api/v1/contributions/funds", body, format="json")
+    r = api_as(lumi["people"]["rec_se"]).post("/api/v1/contributions/funds", body, format="json")
     assert r.status_code == 400 and detail in r.json()["detail"] and Entry.objects.count() == before
 
 
 def test_a_dispute_and_its_resolution(lumi):
     paid_under_a_treaty(lumi)
     c = (
-        _client(lumi["people"]["rec_se"])
+        api_as(lumi["people"]["rec_se"])
         .post(
             "/api/v1/contributions/funds",
             {"amount": "5", "currency": "EUR", "date": "2026-01-02"},
@@ -133,22 +131,22 @@ def test_a_dispute_and_its_resolution(lumi):
         )
         .json()
     )
-    d = _client(lumi["people"]["sig_fi"]).post(
+    d = api_as(lumi["people"]["sig_fi"]).post(
         f"/api/v1/contributions/{c['id']}/disputes", {"reason": "not received"}, format="json"
     )
     disputed = Contribution.objects.get(id=c["id"])
     assert d.status_code == 201 and (disputed.state, disputed.disputed) == ("pending", True)
     url = f"/api/v1/disputes/{d.json()['id']}/resolution"
     body = {"outcome": "upheld", "resolution": "reversed"}
-    assert _client(lumi["people"]["sig_se"]).post(url, body, format="json").status_code == 403
-    assert _client(lumi["people"]["ops"]).post(url, body, format="json").status_code == 200
+    assert api_as(lumi["people"]["sig_se"]).post(url, body, format="json").status_code == 403
+    assert api_as(lumi["people"]["ops"]).post(url, body, format="json").status_code == 200
     assert Contribution.objects.get(id=c["id"]).state == "void"
 
 
 def test_the_cost_share_report_as_json_and_csv(lumi):
     a = treaty(lumi)
     deliver(lumi)
-    api = _client(lumi["people"]["obs_nl"])
+    api = api_as(lumi["people"]["obs_nl"])
     r = api.get(f"/api/v1/agreements/{a.id}/cost-shares")
     assert r.status_code == 200 and r.json()["total_delivered"] == "133.80"
     csv = api.get(f"/api/v1/agreements/{a.id}/cost-shares?output=csv&from=2026-01-01")
@@ -168,17 +166,15 @@ def test_facilities_are_registered_by_the_secretariat(lumi):
         "accounts": {"se_ai": "SE"},
     }
     assert (
-        _client(lumi["people"]["sig_se"])
-        .post("/api/v1/facilities", body, format="json")
-        .status_code
+        api_as(lumi["people"]["sig_se"]).post("/api/v1/facilities", body, format="json").status_code
         == 403
     )
-    r = _client(lumi["people"]["ops"]).post("/api/v1/facilities", body, format="json")
+    r = api_as(lumi["people"]["ops"]).post("/api/v1/facilities", body, format="json")
     assert r.status_code == 201 and r.json()["accounts"] == {"se_ai": "SE"}
     bad = {**body, "code": "x2", "accounts": {"a": "ZZ"}}
-    r = _client(lumi["people"]["ops"]).post("/api/v1/facilities", bad, format="json")
+    r = api_as(lumi["people"]["ops"]).post("/api/v1/facilities", bad, format="json")
     assert r.status_code == 400 and "'ZZ' is not a member" in r.json()["detail"]
-    change = _client(lumi["people"]["sig_fi"]).post(
+    change = api_as(lumi["people"]["sig_fi"]).post(
         "/api/v1/facilities/lumi/changes", {"changes": {"accounts": {"p": "NL"}}}, format="json"
     )
     assert change.status_code == 200 and change.json()["accounts"] == {"p": "NL"}
@@ -187,7 +183,7 @@ def test_facilities_are_registered_by_the_secretariat(lumi):
 def test_an_export_larger_than_the_limit_is_refused_whole(lumi, settings):
     settings.SACCT_IMPORT_MAX_BYTES = len(JOBS) - 3
     before = Entry.objects.count()
-    r = _client(lumi["people"]["rec_fi"]).post(
+    r = api_as(lumi["people"]["rec_fi"]).post(
         "/api/v1/facilities/lumi/imports", JOBS, content_type="text/plain"
     )
     assert r.status_code == 413 and f"larger than {len(JOBS) - 3} bytes" in r.json()["detail"]

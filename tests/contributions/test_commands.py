@@ -11,8 +11,8 @@ from django.core.management.base import CommandError
 
 from contributions.manifest import build, parse
 from contributions.models import SacctImport
-from ledger.models import Entry
-from tests.contributions.test_compute import JOBS
+from ledger.services import Entry
+from tests.steps.contributions import JOBS
 
 
 @pytest.fixture

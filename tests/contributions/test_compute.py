@@ -7,27 +7,18 @@ from decimal import Decimal
 
 import pytest
 
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
 from contributions.compute import import_attest, sacct_import
 from contributions.facilities import facility_register
 from contributions.models import Contribution, Facility, SacctImport
 from contributions.selectors import facility_key
 from ledger import services as ledger_services
-from ledger.keys import hosted_signer
-from ledger.models import Entry, Key
+from ledger.services import Entry, Key, hosted_signer
 from tests import worlds
-from tests.contributions.conftest import export
+from tests.steps.contributions import JOBS, export
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).
 lumi = worlds.shared("lumi")
-
-JOBS = export(
-    "1|1|lumi|standard-g|project_fi|COMPLETED|2026-03-01T10:00:00|2026-03-01T10:00:00|2026-03-01T12:00:00|02:00:00|cpu=8,gres/gpu=8,node=1",
-    "1.batch|1.batch|lumi||project_fi|COMPLETED|2026-03-01T10:00:00|2026-03-01T10:00:00|2026-03-01T12:00:00|02:00:00|cpu=8,gres/gpu=8,node=1",
-    "2_1|3|lumi|h100-g|project_se|CANCELLED by 42|2026-03-02T09:00:00|2026-03-02T09:00:00|2026-03-02T09:30:00|00:30:00|gres/gpu=4,gres/gpu:h100=4",
-    "4|4|lumi|standard-g|project_se|RUNNING|2026-03-03T09:00:00|2026-03-03T09:00:00|Unknown|01:00:00|gres/gpu=2",
-    "5|5|lumi|standard-g|project_xx|COMPLETED|2026-03-03T09:00:00|2026-03-03T09:00:00|2026-03-03T10:00:00|01:00:00|gres/gpu=2",
-)
 
 
 def test_a_facility_is_registered_with_its_own_key(lumi):

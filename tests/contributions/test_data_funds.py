@@ -6,34 +6,22 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
 from contributions.data import data_contribute
 from contributions.disputes import contribution_dispute, dispute_resolve
 from contributions.funds import funds_confirm, funds_contribute
 from contributions.models import Contribution
-from ledger.models import Entry
+from ledger.services import Entry
 from tests import worlds
+from tests.steps.contributions import DATASET, paid_under_a_treaty
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).
 lumi = worlds.shared("lumi")
-
-DATASET = {
-    "name": "Finnish public-sector corpus",
-    "description": "Parliament and ministries, 1990-2025",
-    "manifest_sha256": "ab" * 32,
-    "size_bytes": 812_000_000_000,
-    "files": 41_230,
-    "tokens": 96_000_000_000,
-    "licence": "CC-BY-4.0",
-    "duo": {"permission": "DUO:0000042", "modifiers": ["DUO:0000018"]},
-    "residency": "FI",
-    "access_mode": "federated",
-}
 
 
 def test_a_recorder_records_a_dataset_known_by_its_manifest(lumi):
@@ -41,13 +29,6 @@ def test_a_recorder_records_a_dataset_known_by_its_manifest(lumi):
     assert (c.kind, c.member_id, c.state, c.tokens) == ("data", "FI", "counted", 96_000_000_000)
     assert c.dataset["manifest_sha256"] == "ab" * 32
     assert Entry.objects.get(kind="data.contributed").payload["dataset"] == DATASET
-
-
-def paid_under_a_treaty(lumi):
-    """Funds are paid under a treaty in force: one since 2026-01-01."""
-    from tests.contributions.test_funds_validation import treaty_from
-
-    treaty_from(lumi, date(2026, 1, 1))
 
 
 BAD_DATASETS = [

@@ -13,7 +13,8 @@ import pytest
 
 from consortium.access.entitlements import balance_ratio, entitlement
 from consortium.governance import agreements
-from consortium.governance.members import GovernanceError, member_signer
+from consortium.governance.changes import GovernanceError, member_signer
+from consortium.governance.documents import document_store
 from contributions.data import data_contribute
 from contributions.disputes import contribution_dispute, dispute_resolve
 from contributions.funds import funds_contribute
@@ -21,11 +22,10 @@ from contributions.models import Contribution, Dispute
 from contributions.report import cost_share_report
 from ledger import services as ledger
 from ledger.core.envelope import parse_leaf, verify_leaf_signature
-from ledger.models import Entry, Key
-from tests.consortium.test_proposals_api import _client
-from tests.contributions.test_access import checkpoint  # noqa: F401  (fixture)
-from tests.contributions.test_downloads import WEIGHTS, _authorize, _bytes
-from tests.contributions.test_report import deliver, treaty
+from ledger.services import Entry, Key
+from tests.steps.access import WEIGHTS, authorize, streamed
+from tests.steps.api import api_as
+from tests.steps.contributions import DATASET, deliver, treaty
 
 TODAY = datetime.now(UTC).date()
 
@@ -37,23 +37,23 @@ def _dispute_all(lumi, member, by="sig_nl"):
     ]
 
 
-def test_disputing_every_contribution_of_a_member_cuts_nothing_off(lumi, checkpoint):  # noqa: F811
+def test_disputing_every_contribution_of_a_member_cuts_nothing_off(lumi, checkpoint):
     a = checkpoint.model.agreement
-    url = _authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
+    url = authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
     ratio = balance_ratio(a, "SE")
     disputes = _dispute_all(lumi, "SE")
     assert len(disputes) == 2  # its compute and its funds
     assert balance_ratio(a, "SE") == ratio and ratio > 1
     assert entitlement("SE", checkpoint).allow
     # Its live download token still works, and new requests are allowed.
-    got = _client(lumi["people"]["rec_se"]).get(url)
-    assert got.status_code == 200 and _bytes(got) == WEIGHTS
-    assert _authorize(lumi, checkpoint.digest).status_code == 201
+    got = api_as(lumi["people"]["rec_se"]).get(url)
+    assert got.status_code == 200 and streamed(got) == WEIGHTS
+    assert authorize(lumi, checkpoint.digest).status_code == 201
     se = next(m for m in cost_share_report(a).as_dict()["members"] if m["member"] == "SE")
     assert se["disputed"] == se["delivered"]["total"] == "91.00"
 
 
-def test_an_upheld_dispute_stops_the_contribution_counting(lumi, checkpoint):  # noqa: F811
+def test_an_upheld_dispute_stops_the_contribution_counting(lumi, checkpoint):
     a = checkpoint.model.agreement
     for d in _dispute_all(lumi, "SE"):
         dispute_resolve(
@@ -85,7 +85,7 @@ def test_a_second_dispute_is_a_409_naming_the_open_one(lumi):
     with pytest.raises(GovernanceError, match=str(first.id)) as exc:
         contribution_dispute(actor=lumi["people"]["sig_se"], contribution=paid, reason="me too")
     assert exc.value.status == 409
-    r = _client(lumi["people"]["sig_se"]).post(
+    r = api_as(lumi["people"]["sig_se"]).post(
         f"/api/v1/contributions/{paid.id}/disputes", {"reason": "me too"}, format="json"
     )
     assert r.status_code == 409 and str(first.id) in r.json()["detail"]
@@ -108,7 +108,7 @@ def _two_party_treaty(lumi):
         "accounting_unit": "EUR",
         "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}},
     }
-    doc = agreements.document_store(actor=people["ops"], name="b.txt", content=b"bilateral")
+    doc = document_store(actor=people["ops"], name="b.txt", content=b"bilateral")
     a = agreements.agreement_propose(
         actor=people["ops"],
         kind="treaty",
@@ -136,7 +136,7 @@ def test_only_a_signatory_of_a_bound_party_disputes(lumi):
     with pytest.raises(GovernanceError, match="bound with SE") as exc:
         contribution_dispute(actor=lumi["people"]["sig_nl"], contribution=paid, reason="?")
     assert exc.value.status == 403
-    r = _client(lumi["people"]["sig_nl"]).post(
+    r = api_as(lumi["people"]["sig_nl"]).post(
         f"/api/v1/contributions/{paid.id}/disputes", {"reason": "?"}, format="json"
     )
     assert r.status_code == 403 and r["Content-Type"] == "application/problem+json"
@@ -146,8 +146,6 @@ def test_only_a_signatory_of_a_bound_party_disputes(lumi):
 
 def test_without_an_agreement_in_force_no_one_disputes(lumi):
     # Funds need a treaty in force to be recorded at all; a dataset needs none.
-    from tests.contributions.test_data_funds import DATASET
-
     offered = data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
     with pytest.raises(GovernanceError) as exc:
         contribution_dispute(actor=lumi["people"]["sig_fi"], contribution=offered, reason="?")

@@ -8,9 +8,9 @@ from datetime import date
 from pathlib import Path
 
 from contributions.models import Contribution
-from ledger.models import Entry
-from tests.consortium.test_proposals_api import _client
-from tests.contributions.test_funds_validation import treaty_from
+from ledger.services import Entry
+from tests.steps.api import api_as
+from tests.steps.contributions import treaty_from
 
 DOC = (Path(__file__).parents[2] / "docs" / "contributions.md").read_text()
 
@@ -24,7 +24,7 @@ def documented_body(endpoint: str) -> str:
 
 def test_the_documented_dataset_body_is_recorded_as_it_stands(lumi):
     body = documented_body("/api/v1/contributions/data")
-    r = _client(lumi["people"]["rec_fi"]).post(
+    r = api_as(lumi["people"]["rec_fi"]).post(
         "/api/v1/contributions/data", body, content_type="application/json"
     )
     assert r.status_code == 201, r.content
@@ -35,7 +35,7 @@ def test_the_documented_dataset_body_is_recorded_as_it_stands(lumi):
 
 def test_the_dataset_without_its_wrapper_is_refused(lumi):
     unwrapped = json.dumps(json.loads(documented_body("/api/v1/contributions/data"))["dataset"])
-    r = _client(lumi["people"]["rec_fi"]).post(
+    r = api_as(lumi["people"]["rec_fi"]).post(
         "/api/v1/contributions/data", unwrapped, content_type="application/json"
     )
     assert r.status_code == 400 and r["Content-Type"] == "application/problem+json"
@@ -44,7 +44,7 @@ def test_the_dataset_without_its_wrapper_is_refused(lumi):
 def test_the_documented_funds_body_is_recorded_as_it_stands(lumi):
     treaty_from(lumi, date(2026, 1, 1))
     body = documented_body("/api/v1/contributions/funds")
-    r = _client(lumi["people"]["rec_se"]).post(
+    r = api_as(lumi["people"]["rec_se"]).post(
         "/api/v1/contributions/funds", body, content_type="application/json"
     )
     assert r.status_code == 201, r.content

@@ -6,9 +6,9 @@ from __future__ import annotations
 import copy
 
 from contributions.data import data_contribute
-from ledger.models import Entry
-from tests.consortium.test_proposals_api import _client
-from tests.contributions.test_data_funds import DATASET
+from ledger.services import Entry
+from tests.steps.api import api_as
+from tests.steps.contributions import DATASET
 
 
 def test_a_dataset_records_its_disease_and_region(lumi):
@@ -26,7 +26,7 @@ def test_a_geographic_restriction_without_its_region_is_a_400_and_nothing_is_wri
     dataset = copy.deepcopy(DATASET)
     dataset["duo"]["modifiers"] = ["DUO:0000018", "DUO:0000022"]
     before = Entry.objects.count()
-    r = _client(lumi["people"]["rec_fi"]).post(
+    r = api_as(lumi["people"]["rec_fi"]).post(
         "/api/v1/contributions/data", {"dataset": dataset}, format="json"
     )
     assert r.status_code == 400 and r["Content-Type"] == "application/problem+json"
@@ -40,7 +40,7 @@ def test_a_time_limit_without_its_months_is_refused(lumi):
     dataset = copy.deepcopy(DATASET)
     dataset["duo"]["modifiers"] = [{"code": "DUO:0000025"}]
     before = Entry.objects.count()
-    r = _client(lumi["people"]["rec_fi"]).post(
+    r = api_as(lumi["people"]["rec_fi"]).post(
         "/api/v1/contributions/data", {"dataset": dataset}, format="json"
     )
     assert r.status_code == 400 and "needs its months" in r.json()["detail"]

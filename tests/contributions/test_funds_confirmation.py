@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from consortium.access.entitlements import balance_ratio
-from consortium.governance.members import GovernanceError, secretariat_signer
+from consortium.governance.changes import GovernanceError, secretariat_signer
 from consortium.governance.models import Agreement
 from consortium.governance.terms import check_terms
 from contributions.data import data_contribute
@@ -17,9 +17,9 @@ from contributions.report import cost_share_report
 from contributions.selectors import treasurer_of
 from ledger import services as ledger
 from ledger.core.envelope import parse_leaf, verify_leaf_signature
-from ledger.models import Entry, Key
-from tests.consortium.test_proposals_api import _client
-from tests.contributions.test_report import TODAY, treaty
+from ledger.services import Entry, Key
+from tests.steps.api import api_as
+from tests.steps.contributions import DATASET, TODAY, treaty
 
 
 def _pay(lumi, who="rec_se", amount="1", currency="EUR"):
@@ -47,7 +47,7 @@ def test_a_recorded_payment_is_pending_and_counts_nothing(lumi):
         "1.00",
         {"EUR": "1"},
     )
-    api = _client(lumi["people"]["rec_se"])
+    api = api_as(lumi["people"]["rec_se"])
     listed = api.get("/api/v1/contributions?state=pending").json()["results"]
     assert [x["id"] for x in listed] == [str(c.id)]
 
@@ -193,7 +193,7 @@ def test_a_confirmation_signed_by_another_key_than_the_treasurers_is_without_eff
 def test_the_treasurer_confirms_through_the_api(lumi):
     c = _pay(lumi)
     url = f"/api/v1/contributions/{c.id}/confirmation"
-    r = _client(lumi["people"]["ops"]).post(url, {"outcome": "confirmed"}, format="json")
+    r = api_as(lumi["people"]["ops"]).post(url, {"outcome": "confirmed"}, format="json")
     assert r.status_code == 200, r.content
     assert r.json()["state"] == "counted" and r.json()["confirmed_in"] is not None
 
@@ -202,7 +202,7 @@ def test_the_treasurer_confirms_through_the_api(lumi):
 def test_no_one_else_confirms_through_the_api(lumi, who):
     c = _pay(lumi)
     before = Entry.objects.count()
-    r = _client(lumi["people"][who]).post(
+    r = api_as(lumi["people"][who]).post(
         f"/api/v1/contributions/{c.id}/confirmation", {"outcome": "confirmed"}, format="json"
     )
     assert r.status_code == 403 and r["Content-Type"] == "application/problem+json"
@@ -225,7 +225,7 @@ def test_no_one_else_confirms_through_the_api(lumi, who):
 def test_bad_confirmations_are_400s_that_write_nothing(lumi, body, message):
     c = _pay(lumi)
     before = Entry.objects.count()
-    r = _client(lumi["people"]["ops"]).post(
+    r = api_as(lumi["people"]["ops"]).post(
         f"/api/v1/contributions/{c.id}/confirmation", body, format="json"
     )
     assert r.status_code == 400 and r["Content-Type"] == "application/problem+json"
@@ -234,10 +234,8 @@ def test_bad_confirmations_are_400s_that_write_nothing(lumi, body, message):
 
 
 def test_only_funds_are_confirmed_and_unknown_ids_are_404(lumi):
-    from tests.contributions.test_data_funds import DATASET
-
     data = data_contribute(actor=lumi["people"]["rec_se"], dataset=DATASET)
-    api = _client(lumi["people"]["ops"])
+    api = api_as(lumi["people"]["ops"])
     r = api.post(
         f"/api/v1/contributions/{data.id}/confirmation", {"outcome": "confirmed"}, format="json"
     )

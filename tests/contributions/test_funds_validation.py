@@ -9,56 +9,18 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import time_machine
 
-from consortium.governance import agreements
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
 from contributions.funds import funds_contribute
 from contributions.models import Contribution
-from ledger.models import Entry
+from ledger.services import Entry
 from tests import worlds
-from tests.consortium.test_proposals_api import _client
+from tests.steps.api import api_as
+from tests.steps.contributions import post_signed, treaty_from
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).
 lumi = worlds.shared("lumi")
 
 TODAY = datetime.now(UTC).date()
-
-
-def treaty_from(
-    lumi,
-    start: date,
-    until: date | None = None,
-    kind: str = "treaty",
-    parties=("FI", "SE", "NL"),
-    signers=("sig_fi", "sig_se", "sig_nl"),
-):
-    """An agreement that shares the cost among ``parties``, in force from ``start``."""
-    people = lumi["people"]
-    shares = {"FI": "0.2", "SE": "0.3", "NL": "0.5"}
-    terms = {
-        "parties": list(parties),
-        "effective": {"from": start.isoformat(), "until": until.isoformat() if until else None},
-        "accounting_unit": "EUR",
-        "exchange_rates": {"SEK": "0.087"},
-        "cost_sharing": {"method": "pledged", "pledges": dict.fromkeys(parties, "100")}
-        if set(parties) != set(shares)
-        else {"method": "scale", "shares": shares},
-    }
-    doc = agreements.document_store(
-        actor=people["ops"], name=f"{kind}.txt", content=f"{kind} {start}".encode()
-    )
-    a = agreements.agreement_propose(
-        actor=people["ops"], kind=kind, title=kind, terms=terms, document_sha256=doc.sha256
-    )
-    for who in signers:
-        a.refresh_from_db()
-        agreements.agreement_sign(
-            actor=people[who],
-            agreement=a,
-            terms_sha256=a.terms_sha256,
-            document_sha256=a.document_sha256,
-        )
-    a.refresh_from_db()
-    return a
 
 
 def pay(lumi, day: str, currency: str = "EUR", who: str = "rec_se"):
@@ -166,7 +128,7 @@ def test_a_compute_pledge_counts_too(lumi):
 
 def test_the_api_answers_400_naming_the_field(lumi):
     treaty_from(lumi, TODAY - timedelta(days=30))
-    api = _client(lumi["people"]["rec_se"])
+    api = api_as(lumi["people"]["rec_se"])
     before = Entry.objects.count()
     for body, field in (
         ({"amount": "1", "currency": "XXX", "date": TODAY.isoformat()}, "currency: XXX"),
@@ -180,8 +142,8 @@ def test_the_api_answers_400_naming_the_field(lumi):
 
 def test_a_client_signed_funds_entry_is_held_to_the_same_rules(lumi):
     from ledger import services as ledger_services
-    from ledger.keys import EntrySigner, log_signer
-    from tests.contributions.test_submissions import _post
+    from ledger.keys import EntrySigner
+    from ledger.services import log_signer
 
     treaty_from(lumi, TODAY - timedelta(days=30))
     key = EntrySigner.generate("se-hsm")
@@ -192,9 +154,9 @@ def test_a_client_signed_funds_entry_is_held_to_the_same_rules(lumi):
     before = Entry.objects.count()
     for bad, field in (({"currency": "XAU"}, "currency: XAU"), ({"date": "0001-01-01"}, "date:")):
         payload = {"contribution": str(uuid.uuid4()), **base, **bad}
-        r = _post(lumi["people"]["rec_se"], key, "funds.contributed", payload)
+        r = post_signed(lumi["people"]["rec_se"], key, "funds.contributed", payload)
         assert r.status_code == 400 and r.json()["detail"].startswith(field), r.json()
     assert Entry.objects.count() == before
     ok = {"contribution": str(uuid.uuid4()), **base}
-    assert _post(lumi["people"]["rec_se"], key, "funds.contributed", ok).status_code == 201
+    assert post_signed(lumi["people"]["rec_se"], key, "funds.contributed", ok).status_code == 201
     assert Contribution.objects.get(id=ok["contribution"]).member_id == "SE"

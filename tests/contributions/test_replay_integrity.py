@@ -9,15 +9,16 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from consortium.governance import agreements
-from consortium.governance import members as governance
+from consortium.governance.changes import member_signer, secretariat_signer
+from consortium.governance.documents import document_store
 from contributions.compute import sacct_import
 from contributions.disputes import contribution_dispute, dispute_resolve
-from contributions.facilities import facility_register
 from contributions.funds import funds_confirm, funds_contribute, funds_reject
 from contributions.models import Contribution, Dispute
 from ledger import services as ledger
 from ledger.replay import replay_check
-from tests.contributions.test_compute import JOBS
+from tests.personas import found_lumi
+from tests.steps.contributions import JOBS
 
 pytestmark = pytest.mark.slow
 User = get_user_model()
@@ -25,35 +26,8 @@ TODAY = datetime.now(UTC).date().isoformat()
 
 
 def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed_db):
-    governance.consortium_found(
-        name="C", members=[governance.member_record(code=c) for c in ("FI", "SE", "NL")]
-    )
-    people = {
-        n: User.objects.create_user(n)
-        for n in ("ops", "rec_fi", "sig_fi", "rec_se", "sig_se", "sig_nl")
-    }
-    governance.seat_assign(actor=None, user=people["ops"], role="secretariat")
-    for name, role, member in (
-        ("rec_fi", "recorder", "FI"),
-        ("sig_fi", "signatory", "FI"),
-        ("rec_se", "recorder", "SE"),
-        ("sig_se", "signatory", "SE"),
-        ("sig_nl", "signatory", "NL"),
-    ):
-        governance.seat_assign(actor=people["ops"], user=people[name], role=role, member=member)
-    lumi = facility_register(
-        actor=people["ops"],
-        record={
-            "code": "lumi",
-            "name": "LUMI",
-            "operator": "FI",
-            "country": "FI",
-            "timezone": "Europe/Helsinki",
-            "default_accelerator": "mi250x",
-            "partitions": {"h100-g": "h100"},
-            "accounts": {"project_fi": "FI", "project_se": "SE"},
-        },
-    )
+    world = found_lumi()
+    people, lumi = world["people"], world["facility"]
 
     def treaty(title, **extra):
         terms = {
@@ -63,9 +37,7 @@ def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed
             **extra,
             "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}},
         }
-        doc = agreements.document_store(
-            actor=people["ops"], name=f"{title}.txt", content=title.encode()
-        )
+        doc = document_store(actor=people["ops"], name=f"{title}.txt", content=title.encode())
         a = agreements.agreement_propose(
             actor=people["ops"], kind="treaty", title=title, terms=terms, document_sha256=doc.sha256
         )
@@ -93,7 +65,7 @@ def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed
     waiting = funds_contribute(actor=people["rec_se"], amount="8", currency="EUR", date_paid=TODAY)
     # A confirmation by a key that is not the treasurer's: without effect.
     ledger.entry_append(
-        signer=governance.secretariat_signer(),
+        signer=secretariat_signer(),
         kind="funds.confirmed",
         payload={"contribution": str(waiting.id), "amount": "8", "currency": "EUR", "date": TODAY},
     )
@@ -104,7 +76,7 @@ def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed
     )
     # A second dispute of it, and one by a member bound by nothing: without effect.
     ledger.entry_append(
-        signer=governance.member_signer("SE"),
+        signer=member_signer("SE"),
         kind="contribution.disputed",
         payload={
             "dispute": "00000000-0000-4000-8000-00000000000a",
@@ -113,7 +85,7 @@ def test_replay_rebuilds_confirmations_rejections_and_bounded_disputes(committed
         },
     )
     ledger.entry_append(
-        signer=governance.member_signer("NL"),
+        signer=member_signer("NL"),
         kind="contribution.disputed",
         payload={
             "dispute": "00000000-0000-4000-8000-00000000000b",

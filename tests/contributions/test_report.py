@@ -8,80 +8,14 @@ from decimal import Decimal
 import pytest
 
 from consortium.governance import agreements, proposals
+from consortium.governance.documents import document_store
+from consortium.governance.votes import vote_cast
 from contributions.compute import sacct_import
-from contributions.data import data_contribute
+from contributions.costshare import capped
 from contributions.disputes import contribution_dispute, dispute_resolve
-from contributions.funds import funds_confirm, funds_contribute
-from contributions.report import ReportError, _capped, cost_share_report
-from tests.consortium.helpers import decide_after_deadline
-from tests.contributions.test_compute import JOBS
-
-TODAY = datetime.now(UTC).date()
-VALUATION = {
-    "version": 1,
-    "unit": "H100-hour",
-    "weights": {"mi250x": "0.4", "h100": "1"},
-    "unit_price": {"amount": "2.00", "currency": "EUR"},
-    "data_price": {"amount": "0.10", "currency": "EUR", "per_tokens": 1_000_000},
-}
-
-
-def treaty(lumi, sharing=None, **extra):
-    people = lumi["people"]
-    terms = {
-        "parties": ["FI", "SE", "NL"],
-        "effective": {"from": TODAY.isoformat(), "until": None},
-        "accounting_unit": "EUR",
-        "exchange_rates": {"SEK": "0.087"},
-        "cost_sharing": sharing
-        or {"method": "scale", "shares": {"FI": "0.2", "SE": "0.3", "NL": "0.5"}},
-        "valuation": VALUATION,
-        **extra,
-    }
-    doc = agreements.document_store(actor=people["ops"], name="t.txt", content=b"treaty")
-    a = agreements.agreement_propose(
-        actor=people["ops"], kind="treaty", title="Treaty", terms=terms, document_sha256=doc.sha256
-    )
-    for who in ("sig_fi", "sig_se", "sig_nl"):
-        a.refresh_from_db()
-        agreements.agreement_sign(
-            actor=people[who],
-            agreement=a,
-            terms_sha256=a.terms_sha256,
-            document_sha256=a.document_sha256,
-        )
-    a.refresh_from_db()
-    assert a.state == "in_force"
-    return a
-
-
-def deliver(lumi):
-    p = lumi["people"]
-    sacct_import(actor=p["rec_fi"], facility=lumi["facility"], data=JOBS)  # FI 16 mi250x, SE 2 h100
-    sek = funds_contribute(
-        actor=p["rec_se"], amount="1000", currency="SEK", date_paid=TODAY.isoformat()
-    )
-    # Funds count once the treasurer (the secretariat, by default) confirms them.
-    funds_confirm(actor=p["ops"], contribution=sek)
-    data_contribute(
-        actor=p["sig_nl"],
-        dataset={
-            "name": "Dutch web",
-            "description": "",
-            "manifest_sha256": "cd" * 32,
-            "size_bytes": 1,
-            "files": 1,
-            "tokens": 100_000_000,
-            "licence": "CC0-1.0",
-            "duo": {"permission": "DUO:0000042", "modifiers": []},
-            "access_mode": "remote",
-            "residency": "NL",
-        },
-    )
-    eur = funds_contribute(
-        actor=p["sig_nl"], amount="20", currency="EUR", date_paid=TODAY.isoformat()
-    )
-    return funds_confirm(actor=p["ops"], contribution=eur)
+from contributions.report import ReportError, cost_share_report
+from tests.steps.contributions import JOBS, TODAY, VALUATION, deliver, treaty
+from tests.steps.governance import decide_after_deadline
 
 
 def figures(r):
@@ -145,7 +79,7 @@ def test_a_table_adopted_by_vote_values_what_is_recorded_after_it(lumi):
         deadline=datetime.now(UTC) + timedelta(hours=1),
     )
     for who in ("sig_fi", "sig_se", "sig_nl"):
-        proposals.vote_cast(actor=people[who], proposal=p, choice="yes")
+        vote_cast(actor=people[who], proposal=p, choice="yes")
     decide_after_deadline(p)
     before = figures(cost_share_report(a))["FI"][0]
     sacct_import(
@@ -172,7 +106,7 @@ def test_a_period_counts_only_what_was_delivered_in_it(lumi):
 
 
 def test_capped_shares_pass_the_excess_to_the_others():
-    shares = _capped({"A": Decimal(60), "B": Decimal(30), "C": Decimal(10)}, Decimal("0.5"))
+    shares = capped({"A": Decimal(60), "B": Decimal(30), "C": Decimal(10)}, Decimal("0.5"))
     assert shares["A"] == Decimal("0.5")
     assert shares["B"] == Decimal("0.375") and shares["C"] == Decimal("0.125")
     assert sum(shares.values()) == 1
@@ -192,7 +126,7 @@ def test_pledges_are_the_obligation(lumi):
 
 def test_an_agreement_without_cost_sharing_has_no_report(lumi):
     people = lumi["people"]
-    doc = agreements.document_store(actor=people["ops"], name="d.txt", content=b"dsa")
+    doc = document_store(actor=people["ops"], name="d.txt", content=b"dsa")
     a = agreements.agreement_propose(
         actor=people["ops"],
         kind="data_sharing",
@@ -221,7 +155,7 @@ def test_a_cap_that_cannot_hold_over_the_bound_parties_is_noted(lumi):
         "accounting_unit": "EUR",
         "cost_sharing": {"method": "figure", "figure": "gni", "cap": "0.4"},
     }
-    doc = agreements.document_store(actor=people["ops"], name="c.txt", content=b"capped")
+    doc = document_store(actor=people["ops"], name="c.txt", content=b"capped")
     a = agreements.agreement_propose(
         actor=people["ops"], kind="treaty", title="Capped", terms=terms, document_sha256=doc.sha256
     )
@@ -239,7 +173,7 @@ def test_a_cap_that_cannot_hold_over_the_bound_parties_is_noted(lumi):
 
 
 def test_zero_weights_carry_nothing_and_the_rest_share_the_cost():
-    shares = _capped({"A": Decimal(100), "B": Decimal(0), "C": Decimal(50)}, Decimal("0.6"))
+    shares = capped({"A": Decimal(100), "B": Decimal(0), "C": Decimal(50)}, Decimal("0.6"))
     assert shares == {"A": Decimal("0.6"), "B": Decimal(0), "C": Decimal("0.4")}
 
 
@@ -251,7 +185,7 @@ def test_a_report_of_an_agreement_not_in_force_says_so(lumi):
         "accounting_unit": "EUR",
         "cost_sharing": {"method": "scale", "shares": {"FI": "0.5", "SE": "0.5"}},
     }
-    doc = agreements.document_store(actor=people["ops"], name="o.txt", content=b"open")
+    doc = document_store(actor=people["ops"], name="o.txt", content=b"open")
     a = agreements.agreement_propose(
         actor=people["ops"], kind="treaty", title="Open", terms=terms, document_sha256=doc.sha256
     )

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from consortium.governance.members import GovernanceError
+from consortium.governance.changes import GovernanceError
 from contributions import sacct
 from contributions.compute import sacct_import
 from contributions.models import Contribution
-from ledger.models import Entry
-from tests.consortium.test_proposals_api import _client
+from ledger.services import Entry
+from tests.steps.api import api_as
 
 SAMPLES = Path(__file__).parent / "samples"
 ONE_FREE_TEXT = (SAMPLES / "sacct-jobname-with-delimiter.txt").read_bytes()
@@ -78,7 +78,7 @@ def test_too_many_fields_without_a_free_text_field_is_still_refused():
 
 
 def test_one_users_job_name_does_not_block_the_facilitys_import(lumi):
-    r = _client(lumi["people"]["rec_fi"]).post(
+    r = api_as(lumi["people"]["rec_fi"]).post(
         "/api/v1/facilities/lumi/imports", ONE_FREE_TEXT, content_type="text/plain"
     )
     assert r.status_code == 201, r.content
@@ -88,7 +88,7 @@ def test_one_users_job_name_does_not_block_the_facilitys_import(lumi):
 
 def test_an_ambiguous_export_is_a_400_and_nothing_is_written(lumi):
     before = Entry.objects.count()
-    r = _client(lumi["people"]["rec_fi"]).post(
+    r = api_as(lumi["people"]["rec_fi"]).post(
         "/api/v1/facilities/lumi/imports", TWO_FREE_TEXT, content_type="text/plain"
     )
     assert r.status_code == 400 and r["Content-Type"] == "application/problem+json"

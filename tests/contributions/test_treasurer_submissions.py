@@ -9,11 +9,10 @@ import pytest
 
 from contributions.funds import funds_contribute
 from ledger import services as ledger_services
-from ledger.keys import EntrySigner, log_signer
-from ledger.models import Entry
+from ledger.keys import EntrySigner
+from ledger.services import Entry, log_signer
 from tests import worlds
-from tests.contributions.test_report import treaty
-from tests.contributions.test_submissions import _post
+from tests.steps.contributions import post_signed, treaty
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).
 lumi = worlds.shared("lumi")
@@ -39,15 +38,17 @@ def test_the_treasurer_confirms_with_its_own_key(lumi, finland_holds_its_key):
     payload = {"contribution": str(c.id), "amount": "10", "currency": "EUR", "date": TODAY}
     before = Entry.objects.count()
     # Sweden's recorder cannot carry Finland's key; a malformed confirmation is a 400.
-    assert _post(lumi["people"]["rec_se"], key, "funds.confirmed", payload).status_code == 403
-    bad = _post(lumi["people"]["rec_fi"], key, "funds.confirmed", {**payload, "amount": "ten"})
+    assert post_signed(lumi["people"]["rec_se"], key, "funds.confirmed", payload).status_code == 403
+    bad = post_signed(
+        lumi["people"]["rec_fi"], key, "funds.confirmed", {**payload, "amount": "ten"}
+    )
     assert bad.status_code == 400 and "amount" in bad.json()["detail"]
     assert Entry.objects.count() == before
-    r = _post(lumi["people"]["rec_fi"], key, "funds.confirmed", payload)
+    r = post_signed(lumi["people"]["rec_fi"], key, "funds.confirmed", payload)
     assert r.status_code == 201, r.content
     c.refresh_from_db()
     assert c.state == "counted"
-    again = _post(lumi["people"]["rec_fi"], key, "funds.confirmed", payload)
+    again = post_signed(lumi["people"]["rec_fi"], key, "funds.confirmed", payload)
     assert again.status_code == 409
 
 
@@ -64,8 +65,11 @@ def test_the_treasurer_rejects_with_its_own_key_and_no_one_else_does(lumi, finla
         public_key=stranger.public_key,
     )
     payload = {"contribution": str(c.id), "reason": "not received"}
-    assert _post(lumi["people"]["sig_nl"], stranger, "funds.rejected", payload).status_code == 403
-    r = _post(lumi["people"]["sig_fi"], finland_holds_its_key, "funds.rejected", payload)
+    assert (
+        post_signed(lumi["people"]["sig_nl"], stranger, "funds.rejected", payload).status_code
+        == 403
+    )
+    r = post_signed(lumi["people"]["sig_fi"], finland_holds_its_key, "funds.rejected", payload)
     assert r.status_code == 201, r.content
     c.refresh_from_db()
     assert c.state == "rejected"

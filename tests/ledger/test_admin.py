@@ -6,6 +6,7 @@ import pytest
 
 from ledger import checkpoints, services
 from ledger.services import Draft
+from tests.steps.ledger import triggers_disabled
 
 
 @pytest.fixture
@@ -73,8 +74,6 @@ def test_odd_search_terms_do_not_break_the_lists(admin_client, history, term):
 @pytest.mark.parametrize("leaf", [b"{}", b"not json", b'{"entry": 1}'])
 def test_a_damaged_leaf_is_shown_as_such_not_as_a_server_error(admin_client, history, leaf):
     """What an operator opens after a verification alarm must load."""
-    from tests.ledger.helpers import triggers_disabled
-
     with triggers_disabled() as cur:
         cur.execute('UPDATE ledger_entry SET leaf = %s WHERE "index" = 3', [leaf])
     listing = admin_client.get("/admin/ledger/entry/")

@@ -7,10 +7,12 @@ import base64
 import pytest
 from rest_framework.test import APIClient
 
-from ledger import log, services
+from ledger import services
+from ledger.checkpoints import publish_checkpoint
 from ledger.core import merkle
 from ledger.core.note import open_checkpoint, parse_verifier_key
 from ledger.models import Key
+from ledger.proofs import root_at
 from ledger.services import Draft
 
 
@@ -27,7 +29,7 @@ def history(sample_signer):
     services.entries_append(
         signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(30)]
     )
-    log.publish_checkpoint()
+    publish_checkpoint()
     return 32
 
 
@@ -47,7 +49,7 @@ def test_the_checkpoint_is_the_exact_signed_note_and_verifies(api, history):
     vkey = Key.objects.get(kind="log").verifier_key
     cp = open_checkpoint(note, parse_verifier_key(vkey), origin="test.ledger.example")
     assert cp.size == history
-    assert cp.root == log.root_at(history)
+    assert cp.root == root_at(history)
 
 
 def test_no_checkpoint_yet_is_a_404_problem(api, db):
@@ -95,7 +97,7 @@ def test_an_inclusion_proof_verifies_against_the_checkpoint_root(api, history):
         assert (p["index"], p["tree_size"]) == (index, history)
         proof = [base64.b64decode(h) for h in p["proof"]]
         merkle.verify_inclusion(
-            index, history, base64.b64decode(e["leaf_hash"]), proof, log.root_at(history)
+            index, history, base64.b64decode(e["leaf_hash"]), proof, root_at(history)
         )
 
 
@@ -103,7 +105,7 @@ def test_a_consistency_proof_verifies_between_two_sizes(api, history):
     p = api.get("/api/v1/ledger/proofs/consistency?from=7&to=32").json()
     assert (p["from"], p["to"]) == (7, 32)
     proof = [base64.b64decode(h) for h in p["proof"]]
-    merkle.verify_consistency(7, 32, log.root_at(7), log.root_at(32), proof)
+    merkle.verify_consistency(7, 32, root_at(7), root_at(32), proof)
 
 
 def test_the_key_registry_lists_keys_with_their_validity(api, history):

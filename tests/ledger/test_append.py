@@ -10,10 +10,11 @@ from django.db import transaction
 from ledger import checkpoints, log, proofs, services, submissions
 from ledger.core import merkle
 from ledger.core.envelope import parse_leaf, sign_envelope, verify_leaf_signature
+from ledger.errors import IdempotencyConflict, LedgerError
 from ledger.keys import EntrySigner
-from ledger.log import IdempotencyConflict, LedgerError
 from ledger.models import Entry, Key, TreeHash
 from ledger.services import Draft
+from tests.steps.ledger import triggers_disabled
 
 
 def test_init_writes_the_genesis_entry_signed_by_the_log_key(log_key):
@@ -175,7 +176,6 @@ def test_publishing_refuses_to_sign_a_tree_inconsistent_with_the_last_checkpoint
     services.entry_append(signer=sample_signer, kind="test.sample", payload={})
     checkpoints.publish_checkpoint()
     services.entry_append(signer=sample_signer, kind="test.sample", payload={})
-    from tests.ledger.helpers import triggers_disabled
 
     with triggers_disabled() as cur:
         # The hash of leaves 0-3, from which the root at size 4 is read.
@@ -189,8 +189,6 @@ def test_publishing_refuses_to_sign_a_tree_inconsistent_with_the_last_checkpoint
 
 
 def test_an_append_refuses_to_build_on_a_frontier_that_differs_from_the_stored_tree(sample_signer):
-    from tests.ledger.helpers import triggers_disabled
-
     with triggers_disabled() as cur:
         # The hash of leaves 0-1 is on the right edge of the tree of size 2.
         cur.execute(

@@ -6,7 +6,6 @@ and named (file, entry index, checkpoint size)."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import subprocess
 import sys
@@ -15,76 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from ledger import audit, checkpoints, export, proofs, services
+from ledger import audit, export, proofs
 from ledger.core.envelope import build_leaf, new_envelope, sign_envelope
 from ledger.core.note import sign_note, verifier_key
 from ledger.keys import EntrySigner, log_signer
 from ledger.models import Checkpoint, Entry
-from ledger.services import Draft
+from tests.steps.ledger import VECTORS, export_bundle, log_vkey, rewrite_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def history(sample_signer):
-    """62 entries: samples, a second key registered, used and revoked, two checkpoints,
-    and entries after the last checkpoint."""
-    services.entries_append(
-        signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(30)]
-    )
-    checkpoints.publish_checkpoint()
-    _, second = services.key_register(
-        signer=log_signer(), kind="service", owner="second", name="second"
-    )
-    services.entries_append(
-        signer=second, drafts=[Draft("test.sample", {"by": "second", "n": i}) for i in range(5)]
-    )
-    services.key_revoke(signer=log_signer(), fingerprint=second.fingerprint, reason="retired")
-    services.entries_append(
-        signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(30, 45)]
-    )
-    checkpoints.publish_checkpoint()
-    services.entries_append(
-        signer=sample_signer, drafts=[Draft("test.sample", {"n": i}) for i in range(45, 55)]
-    )
-    return {"second": second, "sample": sample_signer}
-
-
-def _vkey() -> str:
-    signer = log_signer()
-    return verifier_key(signer.name, signer.public_key)
-
-
-def _export(tmp_path, name="bundle.zip", **kwargs) -> Path:
-    path = tmp_path / name
-    export.build(path, export_id=name.split(".")[0], **kwargs)
-    return path
-
-
 def _check(path: Path, vkey: str | None = None) -> audit.Result:
-    return audit.verify(path, vkey or _vkey(), workers=0)
-
-
-def _rewrite(path: Path, change, *, resign: bool = False) -> None:
-    """Rewrite the zip with ``change(files) -> files``; with ``resign``, sign a fresh
-    MANIFEST with the log key (a dishonest operator, who holds it)."""
-    with zipfile.ZipFile(path) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    files = change(files)
-    if resign:
-        text = files["MANIFEST"].decode().split("\n\n")[0] + "\n"
-        head = text.split("\n")[:3]
-        lines = [
-            f"{hashlib.sha256(d).hexdigest()} {len(d)} {n}"
-            for n, d in sorted(files.items())
-            if n != "MANIFEST"
-        ]
-        files["MANIFEST"] = sign_note(
-            "\n".join(head + lines) + "\n", log_signer().note_signer()
-        ).encode()
-    with zipfile.ZipFile(path, "w") as z:
-        for n, d in files.items():
-            z.writestr(n, d)
+    return audit.verify(path, vkey or log_vkey(), workers=0)
 
 
 def _lines(files) -> list[bytes]:
@@ -101,7 +42,7 @@ def _failures(result) -> str:
 
 
 def test_a_whole_export_verifies(history, tmp_path):
-    path = _export(tmp_path)
+    path = export_bundle(tmp_path)
     result = _check(path)
     assert result.ok, result.failures
     text = "\n".join(result.checks)
@@ -114,16 +55,16 @@ def test_a_whole_export_verifies(history, tmp_path):
         assert meta["anchor"] == size  # a checkpoint was published for the export
         assert z.read("entries.jsonl").split(b"\n")[5] == bytes(Entry.objects.get(index=5).leaf)
         assert len(z.read("keys.jsonl").splitlines()) == 4  # genesis, two keys, a revocation
-    assert audit.run(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 0
+    assert audit.run(["verify", str(path), "--vkey", log_vkey(), "--workers", "0"]) == 0
 
 
 def test_a_range_and_a_selection_verify(history, tmp_path):
     cp = Checkpoint.objects.order_by("tree_size").first().tree_size
-    ranged = _export(tmp_path, "ranged.zip", first=10, end=40)
+    ranged = export_bundle(tmp_path, "ranged.zip", first=10, end=40)
     result = _check(ranged)
     assert result.ok, result.failures
     assert any("signed root at 1 checkpoint sizes" in c for c in result.checks), (cp, result.checks)
-    chosen = _export(
+    chosen = export_bundle(
         tmp_path, "chosen.zip", first=5, end=50, select=lambda index, leaf: b'"by":"second"' in leaf
     )
     result = _check(chosen)
@@ -133,25 +74,27 @@ def test_a_range_and_a_selection_verify(history, tmp_path):
     assert any("the selection's completeness" in s for s in result.skipped)
     assert any("the key history before index 10" in s for s in _check(ranged).skipped)
     assert not result.complete
-    assert audit.run(["verify", str(ranged), "--vkey", _vkey(), "--workers", "0"]) == audit.PARTIAL
+    assert (
+        audit.run(["verify", str(ranged), "--vkey", log_vkey(), "--workers", "0"]) == audit.PARTIAL
+    )
 
 
 def test_the_verifier_uses_every_core(history, tmp_path, monkeypatch):
     monkeypatch.setattr("ledger.audit.entries.BATCH", 8)
-    path = _export(tmp_path)
-    result = audit.verify(path, _vkey(), workers=2)
+    path = export_bundle(tmp_path)
+    result = audit.verify(path, log_vkey(), workers=2)
     assert result.ok, result.failures
 
 
 def test_one_byte_of_an_entry_is_caught(history, tmp_path):
-    path = _export(tmp_path)
+    path = export_bundle(tmp_path)
 
     def flip(files):
         lines = _lines(files)
         lines[20] = lines[20].replace(b'"n":18', b'"n":19')
         return _set_lines(files, lines)
 
-    _rewrite(path, flip)
+    rewrite_bundle(path, flip)
     failures = _failures(_check(path))
     assert "entries.jsonl: its size or SHA-256 is not the MANIFEST's" in failures
     assert "entry 20: the author's signature does not verify" in failures
@@ -159,29 +102,29 @@ def test_one_byte_of_an_entry_is_caught(history, tmp_path):
 
 
 def test_a_dropped_entry_is_caught(history, tmp_path):
-    path = _export(tmp_path)
-    _rewrite(path, lambda f: _set_lines(f, _lines(f)[:12] + _lines(f)[13:]), resign=True)
+    path = export_bundle(tmp_path)
+    rewrite_bundle(path, lambda f: _set_lines(f, _lines(f)[:12] + _lines(f)[13:]), resign=True)
     failures = _failures(_check(path))
     assert "line 13: the entry at index 13 stands where index 12 belongs" in failures
     assert "does not have its root" in failures
 
 
 def test_a_reordered_pair_is_caught(history, tmp_path):
-    path = _export(tmp_path)
+    path = export_bundle(tmp_path)
 
     def swap(files):
         lines = _lines(files)
         lines[7], lines[8] = lines[8], lines[7]
         return _set_lines(files, lines)
 
-    _rewrite(path, swap, resign=True)
+    rewrite_bundle(path, swap, resign=True)
     failures = _failures(_check(path))
     assert "the entry at index 8 stands where index 7 belongs" in failures
     assert "entry 7: leaf says it is at index 8" in failures
 
 
 def test_a_checkpoint_signed_by_another_key_is_caught(history, tmp_path):
-    path = _export(tmp_path)
+    path = export_bundle(tmp_path)
     size = Checkpoint.objects.order_by("tree_size").first().tree_size
     forger = EntrySigner.generate(log_signer().name)
 
@@ -190,13 +133,13 @@ def test_a_checkpoint_signed_by_another_key_is_caught(history, tmp_path):
         files[f"checkpoints/{size}.note"] = sign_note(text, forger.note_signer()).encode()
         return files
 
-    _rewrite(path, forge, resign=True)
+    rewrite_bundle(path, forge, resign=True)
     failures = _failures(_check(path))
     assert f"checkpoints/{size}.note: not a checkpoint signed by the log key" in failures
 
 
 def test_files_outside_or_missing_from_the_manifest_are_named(history, tmp_path):
-    path = _export(tmp_path, extra_files=[("report/a.csv", b"a,b\n1,2\n")])
+    path = export_bundle(tmp_path, extra_files=[("report/a.csv", b"a,b\n1,2\n")])
 
     def without_line(files):
         text = files["MANIFEST"].decode().split("\n\n")[0] + "\n"
@@ -204,18 +147,18 @@ def test_files_outside_or_missing_from_the_manifest_are_named(history, tmp_path)
         files["MANIFEST"] = sign_note(text, log_signer().note_signer()).encode()
         return files
 
-    _rewrite(path, without_line)
+    rewrite_bundle(path, without_line)
     assert "report/a.csv: in the bundle but not in the MANIFEST" in _failures(_check(path))
-    again = _export(tmp_path, "again.zip", extra_files=[("report/a.csv", b"a,b\n1,2\n")])
-    _rewrite(again, lambda f: {n: d for n, d in f.items() if n != "report/a.csv"})
+    again = export_bundle(tmp_path, "again.zip", extra_files=[("report/a.csv", b"a,b\n1,2\n")])
+    rewrite_bundle(again, lambda f: {n: d for n, d in f.items() if n != "report/a.csv"})
     assert "report/a.csv: in the MANIFEST but missing from the bundle" in _failures(_check(again))
-    third = _export(tmp_path, "third.zip", extra_files=[("report/a.csv", b"a,b\n1,2\n")])
-    _rewrite(third, lambda f: {**f, "report/a.csv": b"a,b\n1,3\n"})
+    third = export_bundle(tmp_path, "third.zip", extra_files=[("report/a.csv", b"a,b\n1,2\n")])
+    rewrite_bundle(third, lambda f: {**f, "report/a.csv": b"a,b\n1,3\n"})
     assert "report/a.csv: its size or SHA-256 is not the MANIFEST's" in _failures(_check(third))
 
 
 def test_a_manifest_not_signed_by_the_log_is_refused(history, tmp_path):
-    path = _export(tmp_path)
+    path = export_bundle(tmp_path)
     other = EntrySigner.generate(log_signer().name)
     result = _check(path, verifier_key(other.name, other.public_key))
     assert not result.ok and "MANIFEST is not signed by" in _failures(result)
@@ -224,7 +167,7 @@ def test_a_manifest_not_signed_by_the_log_is_refused(history, tmp_path):
 def test_an_entry_signed_after_its_key_was_revoked_is_caught(history, tmp_path):
     """A dishonest operator slips in an entry by a revoked key and re-signs everything it
     can: the manifest. The key history and the signed roots still give it away."""
-    path = _export(tmp_path)
+    path = export_bundle(tmp_path)
     second = history["second"]
     revoked_at = Entry.objects.get(kind="key.revoked").index
     target = revoked_at + 3
@@ -240,7 +183,7 @@ def test_an_entry_signed_after_its_key_was_revoked_is_caught(history, tmp_path):
         lines[target] = leaf
         return _set_lines(files, lines)
 
-    _rewrite(path, forge, resign=True)
+    rewrite_bundle(path, forge, resign=True)
     failures = _failures(_check(path))
     assert (
         f"(index {target}): author key" in failures and f"revoked at index {revoked_at}" in failures
@@ -249,7 +192,7 @@ def test_an_entry_signed_after_its_key_was_revoked_is_caught(history, tmp_path):
 
 
 def test_a_revocation_hidden_from_the_key_history_is_caught(history, tmp_path):
-    path = _export(tmp_path)
+    path = export_bundle(tmp_path)
     revoked_at = Entry.objects.get(kind="key.revoked").index
 
     def hide(files):
@@ -260,7 +203,7 @@ def test_a_revocation_hidden_from_the_key_history_is_caught(history, tmp_path):
         )
         return files
 
-    _rewrite(path, hide, resign=True)
+    rewrite_bundle(path, hide, resign=True)
     failures = _failures(_check(path))
     assert f"(index {revoked_at}): a key.revoked entry that keys.jsonl does not hold" in failures
 
@@ -269,7 +212,7 @@ def test_single_artefacts(history, tmp_path):
     cp = Checkpoint.objects.order_by("-tree_size").first()
     note = tmp_path / "checkpoint.note"
     note.write_text(cp.note)
-    vkey = _vkey()
+    vkey = log_vkey()
     assert audit.run(["checkpoint", str(note), "--vkey", vkey]) == 0
     other = EntrySigner.generate("other")
     assert (
@@ -354,10 +297,10 @@ def test_single_artefacts(history, tmp_path):
 
 
 def test_the_verifier_runs_without_django(history, tmp_path):
-    path = _export(tmp_path)
+    path = export_bundle(tmp_path)
     code = (
         "import sys; sys.modules['django'] = None; from ledger.audit import run; "
-        f"sys.exit(run(['verify', {str(path)!r}, '--vkey', {_vkey()!r}]))"
+        f"sys.exit(run(['verify', {str(path)!r}, '--vkey', {log_vkey()!r}]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -372,7 +315,7 @@ def test_the_verifier_runs_without_django(history, tmp_path):
 
 
 def test_an_unpacked_export_verifies_too(history, tmp_path):
-    path = _export(tmp_path)
+    path = export_bundle(tmp_path)
     out = tmp_path / "unpacked"
     with zipfile.ZipFile(path) as z:
         z.extractall(out)
@@ -395,8 +338,8 @@ def test_a_terminal_gets_a_progress_bar(history, tmp_path, monkeypatch):
 
     screen = Terminal()
     monkeypatch.setattr("sys.stderr", screen)
-    path = _export(tmp_path)
-    assert audit.run(["verify", str(path), "--vkey", _vkey(), "--workers", "0"]) == 0
+    path = export_bundle(tmp_path)
+    assert audit.run(["verify", str(path), "--vkey", log_vkey(), "--workers", "0"]) == 0
     size = proofs.tree_size()
     assert f"entries {size:>12,}/{size:,} [" in screen.getvalue() and "100%" in screen.getvalue()
 
@@ -429,14 +372,8 @@ def test_a_checkpoint_of_another_ecosystem_is_checked_as_published(tmp_path, cap
     assert "invalid signature by sum.golang.org" in capsys.readouterr().out
 
 
-def _vectors():
-    from tests.ledger.test_vectors import VECTORS
-
-    return VECTORS
-
-
 @pytest.mark.parametrize(
-    "case", _vectors()["transparency_dev_merkle_inclusion"], ids=lambda c: f"{c['file']}"
+    "case", VECTORS["transparency_dev_merkle_inclusion"], ids=lambda c: f"{c['file']}"
 )
 def test_the_inclusion_command_agrees_with_the_public_vectors(case, tmp_path):
     proof = tmp_path / "proof.json"
@@ -460,7 +397,7 @@ def test_the_inclusion_command_agrees_with_the_public_vectors(case, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case", _vectors()["transparency_dev_merkle_consistency"], ids=lambda c: f"{c['file']}"
+    "case", VECTORS["transparency_dev_merkle_consistency"], ids=lambda c: f"{c['file']}"
 )
 def test_the_consistency_command_agrees_with_the_public_vectors(case, tmp_path, capsys):
     # The proof as one hash per line, as a text file would hold it.

@@ -17,7 +17,7 @@ from django.db import connection
 from ledger import checkpoints
 from ledger.models import Entry
 from ledger.verify import verify_ledger
-from tests.ledger.helpers import start_writer
+from tests.steps.ledger import start_writer
 
 pytestmark = pytest.mark.slow
 

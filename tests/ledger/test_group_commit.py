@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 
 from ledger import proofs, services
+from ledger.errors import LedgerError
 from ledger.keys import EntrySigner
-from ledger.log import LedgerError
 from ledger.models import Entry
 from ledger.verify import verify_ledger
 

@@ -10,7 +10,7 @@ from ledger import proofs, services
 from ledger.core import merkle
 from ledger.keys import hosted_signer, log_signer
 from ledger.models import Entry, Key, LogHead, SealedKey
-from tests.ledger.helpers import triggers_disabled, wipe_database
+from tests.steps.ledger import triggers_disabled, wipe_database
 
 
 def _refused(sql: str, params=None) -> str:

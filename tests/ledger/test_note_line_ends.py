@@ -23,11 +23,10 @@ from ledger.core.note import (
     open_note,
     sign_note,
 )
-from ledger.log import LedgerError
+from ledger.errors import LedgerError
 from ledger.models import Checkpoint
 from ledger.verify import verify_ledger
-from tests.ledger.helpers import triggers_disabled
-from tests.ledger.test_audit import _export, _rewrite, _vkey, history  # noqa: F401
+from tests.steps.ledger import export_bundle, log_vkey, rewrite_bundle, triggers_disabled
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = "C2SP signed-note v1.0.0"
@@ -119,7 +118,7 @@ def test_verification_names_a_stored_checkpoint_with_crlf_line_ends(crlf_checkpo
 
 
 @pytest.fixture
-def note_files(history, tmp_path):  # noqa: F811
+def note_files(history, tmp_path):
     cp = Checkpoint.objects.order_by("-tree_size").first()
     good = tmp_path / "checkpoint.note"
     good.write_bytes(cp.note.encode())
@@ -130,7 +129,7 @@ def note_files(history, tmp_path):  # noqa: F811
 
 def test_the_checkpoint_command_refuses_a_crlf_file(note_files):
     _, good, bad = note_files
-    vkey = _vkey()
+    vkey = log_vkey()
     run = [sys.executable, "-m", "ledger.audit", "checkpoint"]
     ok = subprocess.run(
         [*run, str(good), "--vkey", vkey], cwd=ROOT, capture_output=True, text=True, timeout=60
@@ -158,7 +157,15 @@ def test_proof_commands_refuse_a_crlf_checkpoint(note_files, tmp_path, capsys):
             for h in proofs.consistency_proof(old.tree_size, cp.tree_size)
         )
     )
-    args = ["consistency", "--proof", str(proof), "--new-checkpoint", str(good), "--vkey", _vkey()]
+    args = [
+        "consistency",
+        "--proof",
+        str(proof),
+        "--new-checkpoint",
+        str(good),
+        "--vkey",
+        log_vkey(),
+    ]
     assert audit.run([*args, "--old-checkpoint", str(old_bad)]) == 1
     assert f"FAIL {old_bad}: line 1 of the note has a CRLF line end" in capsys.readouterr().out
     inclusion = tmp_path / "inclusion.json"
@@ -180,7 +187,7 @@ def test_proof_commands_refuse_a_crlf_checkpoint(note_files, tmp_path, capsys):
                 "--checkpoint",
                 str(bad),
                 "--vkey",
-                _vkey(),
+                log_vkey(),
             ]
         )
         == 1
@@ -191,8 +198,8 @@ def test_proof_commands_refuse_a_crlf_checkpoint(note_files, tmp_path, capsys):
 # --- the audit export verifier -------------------------------------------------------------------
 
 
-def test_the_export_verifier_refuses_a_checkpoint_with_crlf_line_ends(history, tmp_path):  # noqa: F811
-    path = _export(tmp_path)
+def test_the_export_verifier_refuses_a_checkpoint_with_crlf_line_ends(history, tmp_path):
+    path = export_bundle(tmp_path)
     with zipfile.ZipFile(path) as z:
         name = sorted(n for n in z.namelist() if n.startswith("checkpoints/"))[0]
 
@@ -201,8 +208,8 @@ def test_the_export_verifier_refuses_a_checkpoint_with_crlf_line_ends(history, t
         return files
 
     # The operator holds the log key and re-signs the MANIFEST over the changed file.
-    _rewrite(path, crlf, resign=True)
-    result = audit.verify(path, _vkey(), workers=0)
+    rewrite_bundle(path, crlf, resign=True)
+    result = audit.verify(path, log_vkey(), workers=0)
     failures = "\n".join(result.failures)
     assert not result.ok
     assert (
@@ -211,14 +218,14 @@ def test_the_export_verifier_refuses_a_checkpoint_with_crlf_line_ends(history, t
     assert SPEC in failures
 
 
-def test_the_export_verifier_refuses_a_manifest_with_crlf_line_ends(history, tmp_path):  # noqa: F811
-    path = _export(tmp_path)
+def test_the_export_verifier_refuses_a_manifest_with_crlf_line_ends(history, tmp_path):
+    path = export_bundle(tmp_path)
     out = tmp_path / "unpacked"
     with zipfile.ZipFile(path) as z:
         z.extractall(out)
     manifest = out / "MANIFEST"
     manifest.write_bytes(_crlf(manifest.read_bytes()))
-    result = audit.verify(out, _vkey(), workers=0)
+    result = audit.verify(out, log_vkey(), workers=0)
     assert not result.ok
     assert "MANIFEST is not signed by" in result.failures[0]
     assert "line 1 of the note has a CRLF line end" in result.failures[0]
@@ -228,7 +235,7 @@ def test_the_export_verifier_refuses_a_manifest_with_crlf_line_ends(history, tmp
 
 
 def test_the_provenance_verifier_refuses_a_checkpoint_with_crlf_line_ends(
-    history,  # noqa: F811
+    history,
     tmp_path,
     capsys,
 ):
@@ -237,14 +244,18 @@ def test_the_provenance_verifier_refuses_a_checkpoint_with_crlf_line_ends(
     files.mkdir()
     bundle = tmp_path / "bundle.json"
     bundle.write_bytes(json.dumps({"note": _crlf(cp.note), "entries": {}, "manifest": ""}).encode())
-    assert provenance.main(["verify", str(files), "--bundle", str(bundle), "--vkey", _vkey()]) == 1
+    assert (
+        provenance.main(["verify", str(files), "--bundle", str(bundle), "--vkey", log_vkey()]) == 1
+    )
     out = capsys.readouterr().out
     assert "FAIL note: not a checkpoint signed by" in out
     assert "line 1 of the note has a CRLF line end" in out and SPEC in out
     # The same bundle with the note as signed gets past the checkpoint (and on to what
     # is missing from it).
     bundle.write_bytes(json.dumps({"note": cp.note, "entries": {}, "manifest": ""}).encode())
-    assert provenance.main(["verify", str(files), "--bundle", str(bundle), "--vkey", _vkey()]) == 1
+    assert (
+        provenance.main(["verify", str(files), "--bundle", str(bundle), "--vkey", log_vkey()]) == 1
+    )
     out = capsys.readouterr().out
-    assert f"ok   checkpoint: signed by {_vkey().split('+')[0]}, tree size {cp.tree_size}" in out
+    assert f"ok   checkpoint: signed by {log_vkey().split('+')[0]}, tree size {cp.tree_size}" in out
     assert "CRLF" not in out

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from ledger import services
 from ledger.keys import EntrySigner, log_signer
 from ledger.replay import replay_check
-from tests.ledger.helpers import triggers_disabled
+from tests.steps.ledger import triggers_disabled
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from ledger import checkpoints, proofs, services, tasks
 from ledger.core import merkle
 from ledger.models import Entry, VerificationRun
 from ledger.services import Draft
-from tests.ledger.helpers import triggers_disabled
+from tests.steps.ledger import triggers_disabled
 
 BANNER = "The ledger failed verification"
 

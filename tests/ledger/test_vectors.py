@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 import struct
-from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey, VerifyKey
 
 from ledger.core import envelope, merkle, note
-
-VECTORS_PATH = Path(__file__).resolve().parents[1] / "vectors" / "public.json"
-VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+from tests.steps.ledger import VECTORS
 
 SAMPLE = VECTORS["rfc6962_sample_tree"]
 LEAF_INPUTS = [bytes.fromhex(h) for h in SAMPLE["leaf_inputs_hex"]]

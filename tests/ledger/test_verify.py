@@ -13,7 +13,7 @@ from ledger.keys import EntrySigner
 from ledger.models import Entry
 from ledger.services import Draft
 from ledger.verify import verify_ledger
-from tests.ledger.helpers import triggers_disabled
+from tests.steps.ledger import triggers_disabled
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_a_tampered_key_registry_row_is_found(ledger_with_history):
 
 
 def test_a_log_head_out_of_step_with_the_entries_is_found_and_stops_appends(ledger_with_history):
-    from ledger.log import LedgerError
+    from ledger.errors import LedgerError
     from ledger.models import LogHead
 
     LogHead.objects.filter(id=1).update(size=70)
@@ -157,7 +157,7 @@ def test_a_forged_checkpoint_beyond_the_tree_is_found_and_blocks_publication(led
 
     from ledger.core.note import Checkpoint as Body
     from ledger.core.note import Signer, sign_note
-    from ledger.log import LedgerError
+    from ledger.errors import LedgerError
     from ledger.models import Checkpoint
 
     note = sign_note(
