@@ -31,18 +31,17 @@ from datetime import UTC, datetime
 import psycopg
 from django.db import IntegrityError, connection, transaction
 
-from ledger.checkpoints import latest_checkpoint, publish_checkpoint, request_checkpoint
+from ledger.checkpoints import request_checkpoint
 from ledger.core import merkle
 from ledger.core.envelope import SignedEnvelope, build_leaf, canonical, format_time
 from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError, KeyState
 from ledger.errors import IdempotencyConflict, LedgerError
 from ledger.group_commit import GroupCommit
 from ledger.models import Entry, Key, LogHead
-from ledger.proofs import ENTRY_T, HASH_T, read_hashes, root_at, tree_size
+from ledger.proofs import ENTRY_T, HASH_T, read_hashes
 
 # The log's own names. The domains reach them, and the errors, through ledger.services;
-# the reads and checkpoints live in ledger.proofs and ledger.checkpoints, and the four named
-# here too are those the tests still read from the log.
+# the reads and checkpoints live in ledger.proofs and ledger.checkpoints.
 __all__ = [
     "Appended",
     "IdempotencyConflict",
@@ -50,10 +49,6 @@ __all__ = [
     "append_signed",
     "applier",
     "apply",
-    "latest_checkpoint",
-    "publish_checkpoint",
-    "root_at",
-    "tree_size",
 ]
 
 KEY_T = Key._meta.db_table

@@ -54,7 +54,6 @@ from consortium.governance.agreement_checks import (
     check_withdrawal,
     hash_or_empty,
 )
-from consortium.governance.agreement_checks import terms_hash as terms_hash
 from consortium.governance.changes import (
     GovernanceError,
     acting_signer,
@@ -63,7 +62,6 @@ from consortium.governance.changes import (
     secretariat_only,
     secretariat_signer,
 )
-from consortium.governance.documents import document_store as document_store
 from consortium.governance.models import Agreement, AgreementParty
 from consortium.governance.selectors import (
     OPEN_STATES,

@@ -30,13 +30,8 @@ from consortium.governance.changes import (
     secretariat_only,
     secretariat_signer,
 )
-from consortium.governance.changes import member_signer as member_signer
-from consortium.governance.member_keys import member_key_rotate as member_key_rotate
 from consortium.governance.models import Consortium, Member
 from consortium.governance.rules import DEFAULT_RULES, check_rules, check_weights
-from consortium.governance.seats import seat_assign as seat_assign
-from consortium.governance.seats import seat_vacate as seat_vacate
-from consortium.governance.selectors import seat_of as seat_of
 from consortium.governance.validators import COUNTRY_RE, DECIMAL_RE, SLUG_RE
 from ledger import services as ledger
 from ledger.services import Appended, Key, applier, log_signer, projection

@@ -45,7 +45,6 @@ from consortium.governance.models import (
 )
 from consortium.governance.rules import current_rules
 from consortium.governance.selectors import in_good_standing
-from consortium.governance.votes import vote_cast as vote_cast
 from consortium.governance.voting import Rule, RuleError, tally
 from ledger import services as ledger
 from ledger.core.envelope import format_time, parse_time
