@@ -34,14 +34,13 @@ from consortium.web.filters import FilterSet, IsoDateFilter, choices
 from consortium.web.idempotency import ApiView
 from consortium.web.problems import ProblemException, bad_request, not_found
 from consortium.web.viewsets import PROBLEMS, WRITE_PROBLEMS, ApiViewSet
-from contributions.compute import by_account, import_attest, sacct_import
+from contributions.compute import import_attest, reading_summary, sacct_import
 from contributions.data import data_contribute
 from contributions.disputes import contribution_dispute, dispute_resolve
 from contributions.facilities import facility_register, facility_update
 from contributions.funds import funds_confirm, funds_contribute, funds_reject
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report
-from contributions.sacct import gpu_hours
 from contributions.serializers import (
     ConfirmationSerializer,
     ContributionSerializer,
@@ -75,25 +74,7 @@ def _day(request, name) -> date | None:
 def _import_answer(reading, rows, imported) -> dict:
     """What an import (or its dry run) read, and what it recorded."""
     return {
-        "export_sha256": reading.sha256,
-        "lines": reading.lines,
-        "steps": reading.steps,
-        "duplicates": reading.duplicates,
-        "accounts": by_account(reading),
-        "contributions": [
-            {
-                "member": r["member"],
-                "accelerator": r["accelerator"],
-                "allocations": r["allocations"],
-                "gpu_hours": str(gpu_hours(r["gpu_seconds"])),
-            }
-            for r in rows
-        ],
-        "left_out": dict(sorted(reading.left_out_counts.items())),
-        "unmapped_accounts": dict(sorted(reading.unmapped.items())),
-        "left_out_examples": [
-            {"line": x.line, "job": x.job, "reason": x.reason} for x in reading.left_out
-        ],
+        **reading_summary(reading, rows),
         "import": None if imported is None else ImportSerializer(imported).data,
     }
 

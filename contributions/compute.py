@@ -127,6 +127,33 @@ def by_account(reading) -> list[dict]:
     ]
 
 
+def reading_summary(reading, rows: list[dict]) -> dict:
+    """What an import (or its dry run) read: the export's hash and lines, the rows per
+    account and per member, and what was left out and why (the API's answer and the
+    command's report alike)."""
+    return {
+        "export_sha256": reading.sha256,
+        "lines": reading.lines,
+        "steps": reading.steps,
+        "duplicates": reading.duplicates,
+        "accounts": by_account(reading),
+        "contributions": [
+            {
+                "member": r["member"],
+                "accelerator": r["accelerator"],
+                "allocations": r["allocations"],
+                "gpu_hours": str(gpu_hours(r["gpu_seconds"])),
+            }
+            for r in rows
+        ],
+        "left_out": dict(sorted(reading.left_out_counts.items())),
+        "unmapped_accounts": dict(sorted(reading.unmapped.items())),
+        "left_out_examples": [
+            {"line": x.line, "job": x.job, "reason": x.reason} for x in reading.left_out
+        ],
+    }
+
+
 def contributions_of(reading, accounts: dict[str, str]) -> list[dict]:
     """The reading's aggregates per member and accelerator type (accounts of one member
     summed), in a stable order."""

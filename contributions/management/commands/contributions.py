@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from consortium.governance.changes import refusals
 from contributions import manifest as manifests
-from contributions.compute import by_account, sacct_import
+from contributions.compute import by_account, reading_summary, sacct_import
 from contributions.models import Facility
 from contributions.sacct import gpu_hours
 
@@ -186,25 +186,7 @@ def _dumps(value) -> str:
 def _json_report(reading, rows, imported) -> str:
     return _dumps(
         {
-            "export_sha256": reading.sha256,
-            "lines": reading.lines,
-            "steps": reading.steps,
-            "duplicates": reading.duplicates,
-            "accounts": by_account(reading),
-            "contributions": [
-                {
-                    "member": r["member"],
-                    "accelerator": r["accelerator"],
-                    "allocations": r["allocations"],
-                    "gpu_hours": str(gpu_hours(r["gpu_seconds"])),
-                }
-                for r in rows
-            ],
-            "left_out": dict(sorted(reading.left_out_counts.items())),
-            "unmapped_accounts": dict(sorted(reading.unmapped.items())),
-            "left_out_examples": [
-                {"line": r.line, "job": r.job, "reason": r.reason} for r in reading.left_out
-            ],
+            **reading_summary(reading, rows),
             "recorded": None
             if imported is None
             else {
