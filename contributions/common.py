@@ -4,7 +4,6 @@ the checks of plain values, and the refusals of client-signed entries. Private t
 
 from __future__ import annotations
 
-import re
 import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,9 +24,6 @@ from ledger.services import Appended, Key, projection
 for model in (Facility, SacctImport, Contribution, Dispute):
     projection(model)
 
-SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
-TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_TEXT = 2000
 
 

@@ -15,8 +15,8 @@ import uuid
 
 from consortium.governance.changes import GovernanceError
 from consortium.governance.terms import check_data_use
+from consortium.governance.validators import SHA256_RE
 from contributions.common import (
-    SHA256_RE,
     member_key_owner,
     new_contribution,
     new_contribution_id,

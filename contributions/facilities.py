@@ -28,7 +28,8 @@ from consortium.governance.changes import (
 )
 from consortium.governance.models import Member
 from consortium.governance.selectors import acting_for, recording_for
-from contributions.common import SLUG_RE, TAG_RE, key_of, zone
+from consortium.governance.validators import SLUG_RE, TAG_RE
+from contributions.common import key_of, zone
 from contributions.models import Facility
 from contributions.selectors import facility_key
 from ledger import services as ledger

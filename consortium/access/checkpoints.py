@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import uuid
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from consortium.governance.changes import (
     secretariat_signer,
 )
 from consortium.governance.models import Agreement
+from consortium.governance.validators import SHA256_RE, slug_pattern
 from consortium.web import storage
 from contributions import manifest as manifests
 from contributions.models import Contribution
@@ -56,8 +56,8 @@ from ledger.services import Appended, Entry, Key, applier, log_signer, projectio
 for _model in (TrainedModel, TrainingRun, ModelCheckpoint, Evaluation):
     projection(_model)
 
-SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# Model and evaluator codes are kept in 64-character columns.
+SLUG_RE = slug_pattern(64)
 MAX_FILES = 2000  # a checkpoint's file list travels in one entry (at most 256 KiB)
 BUNDLE_VERSION = 1
 

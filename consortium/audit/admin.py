@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from consortium.audit import exports as audit
+from consortium.audit import selectors
 from consortium.audit.figures.common import VERIFY_COMMAND
 from consortium.audit.models import AuditExport
 from consortium.governance.admin import SeatVisible
@@ -82,12 +83,12 @@ class AuditExportAdmin(SeatVisible):
     fields = readonly_fields
 
     def get_queryset(self, request):
-        return audit.visible_exports(request.user)
+        return selectors.visible_exports(request.user)
 
     def has_view_permission(self, request, obj=None):
         if not super().has_view_permission(request, obj):
             return False
-        return obj is None or audit.may_read(request.user, obj)
+        return obj is None or selectors.may_read(request.user, obj)
 
     @admin.display(description="scope")
     def scope(self, obj):
@@ -160,14 +161,14 @@ class AuditExportAdmin(SeatVisible):
     @staticmethod
     def _may_ask(user) -> bool:
         try:
-            audit.exporter_scope(user)
+            selectors.exporter_scope(user)
         except GovernanceError:
             return False
         return True
 
     def ask_view(self, request):
         try:
-            scope = audit.exporter_scope(request.user)
+            scope = selectors.exporter_scope(request.user)
         except GovernanceError as exc:
             raise PermissionDenied from exc
         members = Member.objects.order_by("code")
@@ -200,7 +201,7 @@ class AuditExportAdmin(SeatVisible):
 
     def file_view(self, request, pk):
         export = AuditExport.objects.filter(pk=pk).first()
-        if export is None or not audit.may_read(request.user, export):
+        if export is None or not selectors.may_read(request.user, export):
             raise Http404("no such audit export")
         if export.status != AuditExport.Status.DONE or not export.file:
             raise Http404("the export is not finished")

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from consortium.audit import exports as audit
+from consortium.audit import selectors
 from consortium.audit.models import AuditExport
 from consortium.governance.api import refusals
 from consortium.web import storage
@@ -96,7 +97,7 @@ class AuditExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVi
     not_found = "no such audit export"
 
     def visible(self, queryset):
-        return queryset & audit.visible_exports(self.request.user)
+        return queryset & selectors.visible_exports(self.request.user)
 
     @extend_schema(
         operation_id="audit_exports_create",

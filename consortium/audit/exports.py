@@ -30,10 +30,10 @@ from django.utils import timezone
 
 from consortium.audit.models import AuditExport
 from consortium.audit.report import access_log_window, report_files, report_tables
-from consortium.audit.selection import concerns
+from consortium.audit.selectors import concerns, exporter_scope
 from consortium.governance.changes import GovernanceError, secretariat_signer
-from consortium.governance.models import Consortium, Member, Seat
-from consortium.governance.selectors import is_staff_role, seat_of
+from consortium.governance.models import Consortium, Member
+from consortium.governance.selectors import seat_of
 from ledger import export as bundles
 from ledger import services as ledger
 from ledger.core.note import verifier_key
@@ -46,38 +46,6 @@ BUSY_FOR = timedelta(hours=6)
 # worker gone): the next delivery of its task may take it over, and it no longer holds
 # up its requester's next one.
 STALE_AFTER = timedelta(minutes=10)
-
-
-def exporter_scope(actor) -> str | None:
-    """``None`` if ``actor`` may export everything, else the one member it may export."""
-    if actor is None or actor.is_superuser:
-        return None
-    if is_staff_role(actor, Seat.Role.SECRETARIAT, Seat.Role.AUDITOR):
-        return None
-    seat = seat_of(actor)
-    if seat is None or not seat.member_id:
-        raise GovernanceError(
-            "audit exports are for auditors, the secretariat and members' delegates", 403
-        )
-    return seat.member_id
-
-
-def may_read(actor, export: AuditExport) -> bool:
-    """Whether ``actor`` may see ``export`` and fetch its file."""
-    try:
-        scope = exporter_scope(actor)
-    except GovernanceError:
-        return False
-    return scope is None or export.member_id == scope
-
-
-def visible_exports(actor):
-    try:
-        scope = exporter_scope(actor)
-    except GovernanceError:
-        return AuditExport.objects.none()
-    qs = AuditExport.objects.select_related("member")
-    return qs if scope is None else qs.filter(member_id=scope)
 
 
 def audit_export_request(

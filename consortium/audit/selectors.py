@@ -1,6 +1,7 @@
-"""What concerns a member: the entries a member's audit export selects (its keys'
-entries, every governance decision, entries that name it, the agreements it is party to,
-and entries about its records by their ids), each with its inclusion proof."""
+"""Reads of audits: who may export what and see which exports, and what concerns a member
+(the entries a member's audit export selects: its keys' entries, every governance
+decision, entries that name it, the agreements it is party to, and entries about its
+records by their ids)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import uuid
 
 from django.db.models import Q
 
-from consortium.governance.models import AgreementParty
+from consortium.audit.models import AuditExport
+from consortium.governance.changes import GovernanceError
+from consortium.governance.models import AgreementParty, Seat
+from consortium.governance.selectors import is_staff_role, seat_of
 from contributions.models import Contribution, Dispute
 from ledger.services import Key
 
@@ -89,3 +93,39 @@ def concerns(code: str):
         return needle in leaf and _names(payload, code)
 
     return select
+
+
+# --- who may export what ---------------------------------------------------------------------
+
+
+def exporter_scope(actor) -> str | None:
+    """``None`` if ``actor`` may export everything, else the one member it may export."""
+    if actor is None or actor.is_superuser:
+        return None
+    if is_staff_role(actor, Seat.Role.SECRETARIAT, Seat.Role.AUDITOR):
+        return None
+    seat = seat_of(actor)
+    if seat is None or not seat.member_id:
+        raise GovernanceError(
+            "audit exports are for auditors, the secretariat and members' delegates", 403
+        )
+    return seat.member_id
+
+
+def may_read(actor, export: AuditExport) -> bool:
+    """Whether ``actor`` may see ``export`` and fetch its file."""
+    try:
+        scope = exporter_scope(actor)
+    except GovernanceError:
+        return False
+    return scope is None or export.member_id == scope
+
+
+def visible_exports(actor):
+    """The exports ``actor`` may see: every one, or its member's."""
+    try:
+        scope = exporter_scope(actor)
+    except GovernanceError:
+        return AuditExport.objects.none()
+    qs = AuditExport.objects.select_related("member")
+    return qs if scope is None else qs.filter(member_id=scope)
