@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from ledger.api import views
+from ledger.api import tiles, views
 
 app_name = "ledger"
 
@@ -14,5 +14,7 @@ urlpatterns = [
     path("checkpoint", views.CheckpointView.as_view(), name="checkpoint"),
     path("proofs/inclusion", views.InclusionProofView.as_view(), name="inclusion-proof"),
     path("proofs/consistency", views.ConsistencyProofView.as_view(), name="consistency-proof"),
+    path("tlog/checkpoint", tiles.TlogCheckpointView.as_view(), name="tlog-checkpoint"),
+    path("tlog/tile/<path:path>", tiles.TileView.as_view(), name="tlog-tile"),
     path("", include(router.urls)),
 ]
