@@ -48,4 +48,7 @@ def entry_bundle(n: int, width: int, size: int | None = None) -> bytes:
         .order_by("index")
         .values_list("leaf", flat=True)
     )
-    return tiles.entry_bundle([bytes(leaf) for leaf in leaves])
+    try:
+        return tiles.entry_bundle([bytes(leaf) for leaf in leaves])
+    except tiles.TileError as exc:
+        raise tiles.TileError(f"{tiles.tile_path(tiles.ENTRIES, n, width)}: {exc}") from exc

@@ -34,6 +34,13 @@ class OctetRenderer(renderers.BaseRenderer):
         return renderers.JSONRenderer().render(data)
 
 
+class Unbundlable(exceptions.APIException):
+    """An entry bundle that would hold a leaf over 65,535 bytes (the log accepts envelopes
+    of up to 256 KiB): it cannot be written in the spec's format."""
+
+    status_code = 409
+
+
 class TlogCheckpointView(CheckpointView):
     """``<prefix>/checkpoint``: the latest signed checkpoint, as the ledger API serves it."""
 
@@ -79,6 +86,8 @@ class TileView(APIView):
             body = tiles.entry_bundle(n, width) if level == ENTRIES else tiles.tile(level, n, width)
         except tiles.NoSuchTile as exc:
             raise exceptions.NotFound(str(exc)) from exc
+        except TileError as exc:
+            raise Unbundlable(str(exc)) from exc
         response = HttpResponse(body, content_type="application/octet-stream")
         response["Cache-Control"] = IMMUTABLE
         return response

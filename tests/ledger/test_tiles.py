@@ -224,3 +224,13 @@ def test_a_narrower_partial_tile_of_an_earlier_size_stays_available(api, grown):
 
 def test_the_tiles_need_a_token(grown):
     assert APIClient().get("/api/v1/ledger/tlog/tile/0/000").status_code == 401
+
+
+def test_a_bundle_that_would_hold_a_leaf_too_large_for_the_format_is_a_409(api, sample_signer):
+    # The log takes envelopes of up to 256 KiB; the spec's bundles hold entries of at most
+    # 65,535 bytes, so such a bundle cannot be written (and nothing pretends it can).
+    entries_append(signer=sample_signer, drafts=[Draft("test.sample", {"blob": "x" * 70000})])
+    publish_checkpoint()
+    r = api.get("/api/v1/ledger/tlog/tile/entries/000.p/3")
+    assert r.status_code == 409 and "does not fit a bundle" in r.json()["detail"]
+    assert len(_fetch(api, "tile/0/000.p/3")) == 3 * 32  # its hash is in the tree all the same
