@@ -7,12 +7,21 @@ import os
 import sys
 from pathlib import Path
 
-from ledger.core.note import NoteError, Verifier, parse_verifier_key
+from ledger.core.note import NoteError, Verifier, b64decode_strict, parse_verifier_key
 from ledger.witness.cosignature import generate_cosigner, parse_cosigner_skey
 
 
 def keygen(args: argparse.Namespace) -> int:
-    cosigner = generate_cosigner(args.name)
+    if args.algorithm == "ml-dsa-44":
+        from ledger.witness.mldsa import generate_mldsa_cosigner
+
+        try:
+            cosigner = generate_mldsa_cosigner(args.name)
+        except NoteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        cosigner = generate_cosigner(args.name)
     try:
         # O_EXCL: an existing key file is never overwritten; 0600: the owner alone reads it.
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -36,22 +45,34 @@ def parse_logs(specs: list[str]) -> dict[str, list[Verifier]]:
     return logs
 
 
+def read_key(path: str):
+    """The cosigner in a key file: Ed25519 (type 0x04) or ML-DSA-44 (type 0x06)."""
+    text = Path(path).read_text()
+    parts = text.strip().split("+", 4)  # base64 may contain "+"; names may not
+    if len(parts) == 5 and b64decode_strict(parts[4], "signer key")[:1] == b"\x06":
+        from ledger.witness.mldsa import parse_mldsa_skey
+
+        return parse_mldsa_skey(text)
+    return parse_cosigner_skey(text)
+
+
 def serve(args: argparse.Namespace) -> int:
     from ledger.witness.protocol import Witness
     from ledger.witness.server import make_server
     from ledger.witness.state import State
 
     try:
-        cosigner = parse_cosigner_skey(Path(args.key).read_text())
+        cosigners = [read_key(path) for path in args.key]
         logs = parse_logs(args.log)
     except (OSError, NoteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     host, _, port = args.listen.rpartition(":")
-    witness = Witness(cosigner, State(args.state), logs)
+    witness = Witness(cosigners, State(args.state), logs)
     server = make_server(host, int(port), witness, args.rate_limit, args.quiet)
     bound = server.server_address
-    print(f"witness {cosigner.verifier.vkey()}", flush=True)
+    for cosigner in cosigners:
+        print(f"witness {cosigner.verifier.vkey()}", flush=True)
     print(f"listening on http://{bound[0]}:{bound[1]}", flush=True)
     try:
         server.serve_forever()
@@ -74,9 +95,22 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument(
         "--out", required=True, help="the key file to create (mode 0600; never overwritten)"
     )
+    k.add_argument(
+        "--algorithm",
+        choices=["ed25519", "ml-dsa-44"],
+        default="ed25519",
+        help="ed25519: cosignature/v1 (default); ml-dsa-44: where the cryptography package "
+        "provides it",
+    )
     k.set_defaults(run=keygen)
     s = sub.add_parser("serve", help="serve POST /add-checkpoint and GET /<origin hash>/checkpoint")
-    s.add_argument("--key", required=True, help="the key file keygen wrote")
+    s.add_argument(
+        "--key",
+        action="append",
+        required=True,
+        help="a key file keygen wrote (repeat to cosign with several keys, e.g. an Ed25519 "
+        "and an ML-DSA-44 one: one cosignature line each)",
+    )
     s.add_argument("--state", required=True, help="the SQLite state file (created if absent)")
     s.add_argument(
         "--log",

@@ -25,7 +25,6 @@ from ledger.core.note import (
     parse_checkpoint,
     split_note,
 )
-from ledger.witness.cosignature import Cosigner
 from ledger.witness.state import Conflict, Latest, State, Store
 
 MAX_BODY = 16 * 1024
@@ -89,10 +88,14 @@ def origin_hash(origin: str) -> str:
 
 
 class Witness:
-    """A witness key, its state and the logs it trusts (origin -> verifier keys)."""
+    """The witness's keys, its state and the logs it trusts (origin -> verifier keys).
 
-    def __init__(self, cosigner: Cosigner, state: State, logs: dict[str, list[Verifier]]):
-        self.cosigner = cosigner
+    Each key adds its cosignature line (an Ed25519 cosignature/v1 or ML-DSA-44 cosigner:
+    anything with ``cosign(body, timestamp)``).
+    """
+
+    def __init__(self, cosigners: list, state: State, logs: dict[str, list[Verifier]]):
+        self.cosigners = cosigners
         self.state = state
         self.logs = logs
         self.by_hash = {origin_hash(o): o for o in logs}
@@ -131,8 +134,9 @@ class Witness:
             if refused:
                 kind, reason = refused
                 return Conflict(kind, req.old, req.note, req.proof_text, reason)
-            line = self.cosigner.cosign(text, int(time.time()))
-            return Store(cp.size, cp.root, text + "\n" + kept + line)
+            now = int(time.time())
+            lines = "".join(c.cosign(text, now) for c in self.cosigners)
+            return Store(cp.size, cp.root, text + "\n" + kept + lines, lines)
 
         try:
             outcome = self.state.advance(cp.origin, decide)
@@ -142,7 +146,7 @@ class Witness:
             return outcome
         if isinstance(outcome, Conflict):
             return Reply(422, outcome.reason + "\n")
-        return Reply(200, outcome.checkpoint.rsplit("\n", 2)[-2] + "\n")
+        return Reply(200, outcome.cosignatures)
 
     def checkpoint(self, hexhash: str) -> Reply:
         """The latest checkpoint cosigned for a log, with the log's and our signatures."""

@@ -45,6 +45,9 @@ class RateLimit:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
+    # Headers and body go out in two writes; with Nagle's algorithm the second waits
+    # for the client's delayed ACK (40 ms) on every keep-alive request.
+    disable_nagle_algorithm = True
     server_version = "ledger-witness"
     witness: Witness
     limit: RateLimit

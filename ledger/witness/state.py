@@ -64,6 +64,7 @@ class Store:
     size: int
     root: bytes
     checkpoint: str
+    cosignatures: str = ""  # the witness's own lines, the reply to the log
 
 
 @dataclass(frozen=True)

@@ -62,9 +62,11 @@ class TestLog:
         return ("\n".join(lines) + "\n\n" + (note or self.checkpoint(size))).encode()
 
 
-def start_witness(tmp: Path, key: Path, logs: list[str], *, state: Path | None = None, rate=0):
+def start_witness(tmp: Path, key, logs: list[str], *, state: Path | None = None, rate=0):
     """``python -m ledger.witness serve`` in a child with ``sys.modules['django'] = None``."""
-    argv = ["serve", "--key", str(key), "--state", str(state or tmp / "state.sqlite")]
+    argv = ["serve", "--state", str(state or tmp / "state.sqlite")]
+    for k in key if isinstance(key, list) else [key]:
+        argv += ["--key", str(k)]
     for log in logs:
         argv += ["--log", log]
     argv += ["--listen", "127.0.0.1:0", "--rate-limit", str(rate), "--quiet"]
@@ -96,10 +98,22 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
     proc.stderr.close()
 
 
-def keygen(tmp: Path, name: str = "witness.example.org/w1") -> tuple[Path, str]:
-    key = tmp / "witness.key"
+def keygen(tmp: Path, name: str = "witness.example.org/w1", algorithm: str = "ed25519"):
+    """A key file made by ``python -m ledger.witness keygen``, and the verifier key printed."""
+    key = tmp / f"witness-{algorithm}.key"
     done = subprocess.run(
-        [PYTHON, "-m", "ledger.witness", "keygen", "--name", name, "--out", str(key)],
+        [
+            PYTHON,
+            "-m",
+            "ledger.witness",
+            "keygen",
+            "--name",
+            name,
+            "--out",
+            str(key),
+            "--algorithm",
+            algorithm,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
