@@ -40,12 +40,14 @@ bench: install
 	$(PY) bench/contributions_bench.py
 	$(PY) bench/downloads_bench.py
 	$(PY) bench/audit_bench.py
+	$(PY) bench/witness_bench.py
 
 bench-quick: install
 	$(PY) bench/ledger_bench.py --quick
 	$(PY) bench/contributions_bench.py --quick
 	$(PY) bench/downloads_bench.py --quick
 	$(PY) bench/audit_bench.py --quick
+	$(PY) bench/witness_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache dist
