@@ -67,7 +67,7 @@ def say(text: str = "") -> None:
 
 def chains(clients: int, requests: int) -> tuple[list[str], list[list[bytes]]]:
     """Per client, its log's ``--log`` option and its add-checkpoint bodies, in order."""
-    from tests.witness.support import TestLog
+    from tests.steps.witness import TestLog
 
     logs, bodies = [], []
     for c in range(clients):

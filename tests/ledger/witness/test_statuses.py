@@ -12,7 +12,7 @@ from ledger.core.note import b64
 from ledger.witness.cosignature import parse_cosignature_vkey, verify_cosignatures
 from ledger.witness.protocol import origin_hash
 from ledger.witness.state import State
-from tests.witness.support import ROOT, TestLog, add, keygen, request, start_witness, stop
+from tests.steps.witness import ROOT, TestLog, add, keygen, request, start_witness, stop
 
 LOG = TestLog()
 OTHER = TestLog("example.org/other-log")

@@ -17,7 +17,7 @@ from ledger.witness.cosignature import (
     parse_cosigner_skey,
     verify_cosignatures,
 )
-from tests.witness.support import TestLog
+from tests.steps.witness import TestLog
 
 # The example of C2SP tlog-cosignature v1.0.0: a checkpoint with its log signature and a
 # cosignature by witness.example.com/w1, whose message the spec prints with "time

@@ -10,7 +10,7 @@ import subprocess
 import threading
 
 from ledger.witness.protocol import origin_hash
-from tests.witness.support import (
+from tests.steps.witness import (
     PYTHON,
     ROOT,
     TestLog,

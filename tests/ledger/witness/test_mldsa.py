@@ -11,7 +11,7 @@ import pytest
 from ledger.core.note import NoteError, split_note
 from ledger.witness import mldsa
 from ledger.witness.cosignature import parse_cosignature_vkey, verify_cosignatures
-from tests.witness.support import TestLog, add, keygen, start_witness, stop
+from tests.steps.witness import TestLog, add, keygen, start_witness, stop
 
 pytestmark = pytest.mark.skipif(
     not mldsa.AVAILABLE, reason="the cryptography package here has no ML-DSA-44"
