@@ -74,7 +74,10 @@ class Verifier:
         return True
 
 
-def parse_verifier_key(vkey: str) -> Verifier:
+def split_verifier_key(vkey: str) -> tuple[str, str, bytes]:
+    """The name, the key id (8 lowercase hex digits) and the decoded key (its type byte
+    first) of a ``name+hex8+base64`` verifier key; the caller checks the type and that the
+    key id matches."""
     parts = vkey.strip().split("+", 2)  # base64 may contain "+"; names may not
     if len(parts) != 3:
         raise NoteError("a verifier key is name+hex8+base64")
@@ -82,7 +85,11 @@ def parse_verifier_key(vkey: str) -> Verifier:
     check_name(name)
     if not re.fullmatch(r"[0-9a-f]{8}", kid_hex):
         raise NoteError("the key id of a verifier key is 8 lowercase hex digits")
-    raw = b64decode_strict(key_b64, "verifier key")
+    return name, kid_hex, b64decode_strict(key_b64, "verifier key")
+
+
+def parse_verifier_key(vkey: str) -> Verifier:
+    name, kid_hex, raw = split_verifier_key(vkey)
     if len(raw) != 33 or raw[0] != ALG_ED25519:
         raise NoteError("only Ed25519 verifier keys (algorithm 0x01, 32 bytes) are supported")
     public_key = raw[1:]

@@ -8,14 +8,21 @@ being SHA-256(name || 0x0A || 0x04 || public key)[:4], and the signed message
 from __future__ import annotations
 
 import hashlib
-import re
 import struct
 from dataclasses import dataclass
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from ledger.core.note import SIG_PREFIX, NoteError, b64, b64decode_strict, check_name, split_note
+from ledger.core.note import (
+    SIG_PREFIX,
+    NoteError,
+    b64,
+    b64decode_strict,
+    check_name,
+    split_note,
+    split_verifier_key,
+)
 
 ALG_COSIGNATURE_V1 = 0x04
 MAX_TIMESTAMP = 2**63 - 1
@@ -67,14 +74,7 @@ class CosignatureVerifier:
 
 def parse_cosignature_vkey(vkey: str) -> CosignatureVerifier:
     """Read a ``name+hex8+base64(0x04 || key)`` witness verifier key."""
-    parts = vkey.strip().split("+", 2)  # base64 may contain "+"; names may not
-    if len(parts) != 3:
-        raise NoteError("a verifier key is name+hex8+base64")
-    name, kid_hex, key_b64 = parts
-    check_name(name)
-    if not re.fullmatch(r"[0-9a-f]{8}", kid_hex):
-        raise NoteError("the key id of a verifier key is 8 lowercase hex digits")
-    raw = b64decode_strict(key_b64, "verifier key")
+    name, kid_hex, raw = split_verifier_key(vkey)
     if len(raw) != 33 or raw[0] != ALG_COSIGNATURE_V1:
         raise NoteError("a cosignature/v1 verifier key is type 0x04 and 32 bytes")
     verifier = CosignatureVerifier(name, raw[1:])

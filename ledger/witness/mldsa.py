@@ -11,7 +11,6 @@ u64, and the root hash; a signature line holds the key id, the u64 timestamp and
 from __future__ import annotations
 
 import hashlib
-import re
 import struct
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from ledger.core.note import (
     b64decode_strict,
     check_name,
     parse_checkpoint,
+    split_verifier_key,
 )
 
 try:
@@ -127,14 +127,11 @@ def generate_mldsa_cosigner(name: str) -> MLDSACosigner:
 
 
 def parse_mldsa_vkey(vkey: str) -> MLDSAVerifier:
-    parts = vkey.strip().split("+", 2)
-    if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
-        raise NoteError("a verifier key is name+hex8+base64")
-    raw = b64decode_strict(parts[2], "verifier key")
+    name, kid_hex, raw = split_verifier_key(vkey)
     if len(raw) != 1 + PUBLIC_KEY_SIZE or raw[0] != ALG_MLDSA44:
         raise NoteError("an ML-DSA-44 verifier key is type 0x06 and 1312 bytes")
-    verifier = MLDSAVerifier(check_name(parts[0]), raw[1:])
-    if verifier.key_id.hex() != parts[1]:
+    verifier = MLDSAVerifier(name, raw[1:])
+    if verifier.key_id.hex() != kid_hex:
         raise NoteError("the key id does not match the verifier key's name and key")
     return verifier
 
