@@ -54,6 +54,9 @@ commands:
   provenance DIR --bundle FILE --vkey KEY
                                      downloaded checkpoint files against their provenance
                                      bundle
+  copy DIR --vkey KEY                a log's copy, as a member's witness writes it
+                                     (python -m ledger.witness export): every entry's
+                                     signature, the key history, the rebuilt tree
   checkpoint NOTE --vkey KEY         a C2SP signed checkpoint
   inclusion ...                      an RFC 9162 inclusion proof
   consistency ...                    an RFC 9162 consistency proof
@@ -91,7 +94,7 @@ def main(argv):
         from ledger.provenance import main as provenance
 
         return provenance(["verify", *rest], prog=PROG + " provenance")
-    if command in ("checkpoint", "inclusion", "consistency"):
+    if command in ("checkpoint", "inclusion", "consistency", "copy"):
         from consortium.audit.figures import main as audit
 
         return audit([command, *rest], prog=PROG)
@@ -135,11 +138,13 @@ def imports(path: Path) -> tuple[set[str], set[str]]:
     return everywhere, top
 
 
-def collect() -> dict[str, Path]:
+def collect(
+    entry_modules: tuple[str, ...] = ENTRY_MODULES, allowed: set[str] = ALLOWED_THIRD_PARTY
+) -> dict[str, Path]:
     """The project modules the entry modules need, following their imports (those inside
     functions too, for the project's own modules)."""
     found: dict[str, Path] = {}
-    todo = list(ENTRY_MODULES)
+    todo = list(entry_modules)
     while todo:
         name = todo.pop()
         if name in found:
@@ -159,10 +164,10 @@ def collect() -> dict[str, Path]:
                     todo.append(imported)
             elif imported not in top:
                 continue  # a library imported lazily, where only producing needs it
-            elif root not in sys.stdlib_module_names and root not in ALLOWED_THIRD_PARTY:
+            elif root not in sys.stdlib_module_names and root not in allowed:
                 raise BuildError(
-                    f"{name} imports {imported} at module level: the verifier may need only "
-                    "the standard library and PyNaCl"
+                    f"{name} imports {imported} at module level: the archive may need only "
+                    f"the standard library and {', '.join(sorted(allowed))}"
                 )
     return found
 
@@ -193,8 +198,15 @@ def version() -> str:
     return text
 
 
-def build(output: Path) -> str:
-    modules = collect()
+def build(
+    output: Path,
+    entry_modules: tuple[str, ...] = ENTRY_MODULES,
+    main: str = MAIN,
+    allowed: set[str] = ALLOWED_THIRD_PARTY,
+) -> str:
+    """Write the archive of ``entry_modules`` and ``main`` (``{version}`` filled in) to
+    ``output``; its SHA-256."""
+    modules = collect(entry_modules, allowed)
     # A collected package (imported for its names) is its own __init__, kept as it is.
     files: dict[str, bytes] = {
         path.relative_to(ROOT).as_posix(): path.read_bytes() for path in modules.values()
@@ -207,7 +219,7 @@ def build(output: Path) -> str:
             init = "/".join(parts[:depth]) + "/__init__.py"
             if init not in files:
                 files[init] = b""
-    files["__main__.py"] = MAIN.format(version=version()).encode()
+    files["__main__.py"] = main.format(version=version()).encode()
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")
     with open(tmp, "wb") as raw:

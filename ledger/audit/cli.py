@@ -58,6 +58,19 @@ def parser(prog: str = "python -m ledger.audit", what: str = "") -> argparse.Arg
         default=None,
         help="Processes checking signatures (default: one per core).",
     )
+    w = sub.add_parser(
+        "copy",
+        help="Check a log's copy as a witness's mirror writes it (every entry from index 0 "
+        "and the log's checkpoint).",
+    )
+    w.add_argument("copy", type=Path, help="The copy's directory (or a zip of it).")
+    w.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
+    w.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Processes checking signatures (default: one per core).",
+    )
     c = sub.add_parser("checkpoint", help="Check a C2SP signed checkpoint.")
     c.add_argument("note", type=Path, help="The signed note, as a file.")
     c.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
@@ -98,6 +111,10 @@ def run(
             workers=args.workers,
             progress=_progress_bar(),
         )
+    elif args.action == "copy":
+        from ledger.audit.copy import verify_copy
+
+        result = verify_copy(args.copy, args.vkey, workers=args.workers, progress=_progress_bar())
     else:
         result = Result()
         try:

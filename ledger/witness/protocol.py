@@ -25,6 +25,7 @@ from ledger.core.note import (
     parse_checkpoint,
     split_note,
 )
+from ledger.witness.mirror_state import Fault
 from ledger.witness.state import Conflict, Latest, State, Store
 
 MAX_BODY = 16 * 1024
@@ -128,6 +129,9 @@ class Witness:
         )
 
         def decide(latest: Latest):
+            fault = self.state.mirror_fault(cp.origin)  # in the same transaction
+            if fault is not None:
+                return Reply(422, _refusal(fault))
             if req.old != latest.size:
                 return Reply(409, f"{latest.size}\n", SIZE_TYPE)
             refused = _inconsistency(req, cp.size, cp.root, latest)
@@ -176,3 +180,11 @@ def _inconsistency(req: Request, size: int, root: bytes, latest: Latest) -> tupl
     except ProofError as exc:
         return ("inconsistent", f"the consistency proof from size {req.old} to {size} fails: {exc}")
     return ()
+
+
+def _refusal(fault: Fault) -> str:
+    return (
+        f"this witness's copy of the log holds evidence against it (mirror fault "
+        f"#{fault.id}, {fault.kind} at {fault.position}: {fault.reason}); it cosigns no "
+        f"more checkpoints of this log\n"
+    )

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ledger.core.merkle import EMPTY_ROOT
+from ledger.witness.mirror_state import MIRROR_SCHEMA, MirrorState
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS logs (
     origin TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -46,6 +48,8 @@ CREATE TABLE IF NOT EXISTS conflicts (
 CREATE TRIGGER IF NOT EXISTS conflicts_never_deleted BEFORE DELETE ON conflicts
 BEGIN SELECT RAISE(ABORT, 'evidence of a fork is never removed'); END;
 """
+    + MIRROR_SCHEMA
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,9 @@ class Conflict:
     reason: str
 
 
-class State:
-    """One SQLite file; a connection per thread, writers serialised."""
+class State(MirrorState):
+    """One SQLite file; a connection per thread, writers serialised. The mirror's tables
+    and their methods are ``MirrorState``'s."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
