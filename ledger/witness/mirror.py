@@ -11,7 +11,8 @@ For one log, a sync:
    ``ledger.audit.keys.admit``);
 3. rebuilds the tree and compares its root with the checkpoint's, and with the root of
    the latest checkpoint this witness cosigned for the log, when the copy reaches it;
-4. makes the new entries part of the verified copy, in one transaction, only then.
+4. makes the new entries part of the verified copy, in one transaction, only then (they
+   are written a bundle at a time as they pass, and dropped if anything fails).
 
 A leaf that fails, or a root that differs, is evidence against the log: it is kept in
 the state's ``mirror_faults`` (with the leaf or the checkpoint) and said on stderr, and
@@ -227,7 +228,7 @@ class Mirror:
                 index = n * WIDTH + i
                 kind, reason = self._check(run, index, leaves[i])
                 if reason is not None:
-                    self.state.stage(self.origin, rows)
+                    self.state.drop_unverified(self.origin)
                     return self.state.record_fault(
                         self.origin, "entry", index, reason, run.note, leaves[i]
                     )
@@ -236,7 +237,7 @@ class Mirror:
                 rows.append((index, kind, leaves[i], leaf_hash))
                 fault = self._check_cosigned_on_the_way(run)
                 if fault is not None:
-                    self.state.stage(self.origin, rows)
+                    self.state.drop_unverified(self.origin)
                     return fault
             self.state.stage(self.origin, rows)
         return None, False

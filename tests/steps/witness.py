@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from nacl.signing import SigningKey
@@ -62,18 +64,34 @@ class TestLog:
         return ("\n".join(lines) + "\n\n" + (note or self.checkpoint(size))).encode()
 
 
-def start_witness(tmp: Path, key, logs: list[str], *, state: Path | None = None, rate=0):
+def _without_django(argv: list[str]) -> str:
+    return (
+        "import sys; sys.modules['django'] = None; from ledger.witness.cli import main; "
+        f"sys.exit(main({argv!r}))"
+    )
+
+
+def run_witness(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m ledger.witness <argv>`` run to its end, Django unimportable."""
+    return subprocess.run(
+        [PYTHON, "-c", _without_django(list(argv))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=timeout,
+    )
+
+
+def start_witness(tmp: Path, key, logs: list[str], *, state: Path | None = None, rate=0, extra=()):
     """``python -m ledger.witness serve`` in a child with ``sys.modules['django'] = None``."""
     argv = ["serve", "--state", str(state or tmp / "state.sqlite")]
     for k in key if isinstance(key, list) else [key]:
         argv += ["--key", str(k)]
     for log in logs:
         argv += ["--log", log]
-    argv += ["--listen", "127.0.0.1:0", "--rate-limit", str(rate), "--quiet"]
-    code = (
-        "import sys; sys.modules['django'] = None; from ledger.witness.cli import main; "
-        f"sys.exit(main({argv!r}))"
-    )
+    argv += ["--listen", "127.0.0.1:0", "--rate-limit", str(rate), "--quiet", *extra]
+    code = _without_django(argv)
     proc = subprocess.Popen(
         [PYTHON, "-c", code],
         cwd=ROOT,
@@ -135,3 +153,43 @@ def request(addr, method: str, path: str, body: bytes | None = None, headers=Non
 
 def add(addr, body: bytes):
     return request(addr, "POST", "/add-checkpoint", body)
+
+
+class TileServer:
+    """A log's C2SP tlog-tiles prefix (``<url>/checkpoint``, ``<url>/tile/...``) served over
+    real HTTP from ``files`` (path -> bytes, changed by the test at will), to clients with
+    the bearer ``token``; every path asked is kept in ``asked``."""
+
+    def __init__(self, files: dict[str, bytes], token: str):
+        self.files, self.token, self.asked = files, token, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                path = self.path.removeprefix("/tlog/")
+                outer.asked.append(path)
+                if self.headers.get("Authorization") != f"Bearer {outer.token}":
+                    status, body = 401, b"a bearer token is required"
+                elif path in outer.files:
+                    status, body = 200, outer.files[path]
+                else:
+                    status, body = 404, b"not found"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tlog"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
