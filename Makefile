@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test lint schema bench bench-quick verifier clean
+.PHONY: install demo test lint schema bench bench-quick verifier witness clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ schema: install
 verifier:
 	$(PYTHON) scripts/build_verifier.py
 
+## A member's witness as one file, for any Python 3.11+ with PyNaCl: dist/consortium-witness.pyz
+witness:
+	$(PYTHON) scripts/build_witness.py
+
 ## Benchmarks on PostgreSQL (see docs/performance.md); bench-quick: small sizes, a smoke test
 bench: install
 	$(PY) bench/ledger_bench.py
@@ -41,6 +45,7 @@ bench: install
 	$(PY) bench/downloads_bench.py
 	$(PY) bench/audit_bench.py
 	$(PY) bench/witness_bench.py
+	$(PY) bench/mirror_bench.py
 
 bench-quick: install
 	$(PY) bench/ledger_bench.py --quick
@@ -48,6 +53,7 @@ bench-quick: install
 	$(PY) bench/downloads_bench.py --quick
 	$(PY) bench/audit_bench.py --quick
 	$(PY) bench/witness_bench.py --quick
+	$(PY) bench/mirror_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache dist
