@@ -13,7 +13,7 @@ rebuilt and its root compared with the checkpoint's, every leaf written to its S
 state, on one process. A second sync with nothing new shows the cost of staying current.
 
 Baselines, same run, same leaves: the Ed25519 signature checks alone (PyNaCl, one
-process), the floor the mirror cannot beat; and the offline verifier checking the copy
+process, best of three passes), the ceiling the mirror cannot pass; and the offline verifier checking the copy
 the mirror exports (``ledger.audit copy``, one process).
 """
 
@@ -127,14 +127,18 @@ def serve(directory: Path) -> tuple[subprocess.Popen, str]:
 
 
 def bare_rate(checks) -> float:
+    """Signature checks a second, the best of three passes (the machine may be shared)."""
     from nacl.signing import VerifyKey
 
     keys: dict[bytes, VerifyKey] = {}
-    started = time.perf_counter()
-    for message, signature, key in checks:
-        vk = keys.get(key) or keys.setdefault(key, VerifyKey(key))
-        vk.verify(message, signature)
-    return len(checks) / (time.perf_counter() - started)
+    best = 0.0
+    for _ in range(3):
+        started = time.perf_counter()
+        for message, signature, key in checks:
+            vk = keys.get(key) or keys.setdefault(key, VerifyKey(key))
+            vk.verify(message, signature)
+        best = max(best, len(checks) / (time.perf_counter() - started))
+    return best
 
 
 def main() -> None:
@@ -185,7 +189,7 @@ def main() -> None:
     )
     say(f"  a sync with nothing new                      {idle * 1000:>10.1f} ms")
     say(f"  offline verifier of the copy, one process    {entries / offline:>10,.0f} entries/s")
-    say(f"  Ed25519 signature checks alone (floor)       {bare:>10,.0f} entries/s")
+    say(f"  Ed25519 signature checks alone (ceiling)     {bare:>10,.0f} entries/s")
     say(f"  mirror / signature checks alone              {rate / bare:>10.2f}")
     say(f"  mirror / offline verifier                    {rate / (entries / offline):>10.2f}")
 
