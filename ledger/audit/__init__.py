@@ -3,6 +3,7 @@
 Needs Python and PyNaCl only: no Django, no database, no network::
 
     python -m ledger.audit verify <bundle.zip or directory> --vkey '<verifier key>'
+    python -m ledger.audit copy <directory> --vkey '<verifier key>'
     python -m ledger.audit checkpoint <note file> --vkey '<verifier key>' [--origin O]
     python -m ledger.audit inclusion --index I --size N (--leaf FILE | --leaf-hash H)
                                      --proof FILE (--root R | --checkpoint NOTE --vkey K)
@@ -37,7 +38,9 @@ the order above; ``bundle`` reads the bundle and checks its MANIFEST (1);
 ``checkpoints`` (2); ``keys`` (3); ``entries`` reads the entries and checks their leaves
 and signatures on a pool of processes (4); ``tree`` rebuilds the tree or proves the
 selection (5); ``result`` holds what is found and the interface of the callers' checks
-(6). ``artefacts`` checks a single checkpoint or proof, and ``cli`` is the command line.
+(6). ``artefacts`` checks a single checkpoint or proof, ``copy`` a log's copy as a
+witness's mirror writes it (every entry from index 0 and the log's checkpoint: checks 2
+to 5 on it), and ``cli`` is the command line.
 """
 
 from ledger.audit.artefacts import read_checkpoint, read_proof

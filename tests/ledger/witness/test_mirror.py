@@ -394,3 +394,64 @@ def test_the_one_file_witness_mirrors_and_exports_with_pynacl_alone(log, tmp_pat
         cwd=tmp_path,
     )
     assert where.stdout.split() == [str(witness_pyz / "ledger/witness/mirror.py"), "False"]
+
+
+def test_a_key_the_mirror_comes_to_trust_is_trusted_by_the_witness_too(tmp_path):
+    """Following a log key rotation is one call, ``Mirror.trust``: the witness serving
+    beside the mirror then accepts checkpoints under the new key."""
+    from ledger.witness.cli import make_mirrors, parse_logs
+    from tests.steps.witness import TestLog
+
+    old, new = TestLog("example.org/rotating"), TestLog("example.org/rotating")
+    logs = parse_logs([f"{old.origin} {old.vkey}"])
+    state = State(tmp_path / "state.sqlite")
+    witness = Witness([generate_cosigner("witness.example.org/w1")], state, logs)
+    [mirror] = make_mirrors(state, logs, [f"{old.origin} http://127.0.0.1:9/tlog"], None)
+    assert witness.add_checkpoint(new.body(0, 3)).status == 403
+    mirror.trust(parse_verifier_key(new.vkey))
+    assert witness.add_checkpoint(new.body(0, 3)).status == 200
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--mirror", "other.example http://127.0.0.1:9/tlog"], "no --log gives that log's key"),
+        (["--mirror", "example.org/x ftp://127.0.0.1/tlog"], "'<origin> <tiles base URL>'"),
+        (
+            ["--mirror", "example.org/x http://127.0.0.1:9/tlog", "--token-file", "/nonexistent"],
+            "No such file",
+        ),
+    ],
+)
+def test_a_mirror_misconfigured_is_a_usage_error(tmp_path, argv, message):
+    from tests.steps.witness import TestLog
+
+    log = TestLog("example.org/x")
+    done = run_witness(
+        "mirror",
+        "--state",
+        str(tmp_path / "s.sqlite"),
+        "--log",
+        f"{log.origin} {log.vkey}",
+        *argv,
+        "--once",
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_an_unreachable_log_is_not_evidence(tmp_path):
+    from tests.steps.witness import TestLog
+
+    log = TestLog("example.org/x")
+    done = run_witness(
+        "mirror",
+        "--state",
+        str(tmp_path / "s.sqlite"),
+        "--log",
+        f"{log.origin} {log.vkey}",
+        "--mirror",
+        f"{log.origin} http://127.0.0.1:9/tlog",
+        "--once",
+    )
+    assert done.returncode == 3 and "could not sync" in done.stderr
+    assert State(tmp_path / "s.sqlite").mirror_faults() == []
