@@ -5,6 +5,8 @@ far it is verified, and the evidence the mirror found against a log.
   checked, and the tree of that size has the root of a checkpoint the log signed), that
   tree's root and right-edge subtree hashes (to resume without rehashing), the log's
   checkpoint that proved it, and the cosigned size last compared with the copy.
+- ``mirror_sizes``: the right-edge subtree hashes at every size a sync verified, from
+  which the root at any smaller size is rebuilt with the leaf hashes after the nearest.
 - ``mirror_entries``: the leaves, by origin and index, with their kind and leaf hash.
   Rows below the verified size are never changed or deleted (triggers refuse it); rows
   at or past it are a sync in progress, written a bundle at a time, and are dropped if
@@ -41,6 +43,12 @@ BEGIN SELECT RAISE(ABORT, 'a mirrored log is never removed'); END;
 CREATE TRIGGER IF NOT EXISTS mirror_logs_never_shrink BEFORE UPDATE OF size ON mirror_logs
 WHEN NEW.size < OLD.size
 BEGIN SELECT RAISE(ABORT, 'a verified copy never shrinks'); END;
+CREATE TABLE IF NOT EXISTS mirror_sizes (
+    origin TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    frontier BLOB NOT NULL,
+    PRIMARY KEY (origin, size)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mirror_entries (
     origin TEXT NOT NULL,
     idx INTEGER NOT NULL,
@@ -178,13 +186,28 @@ class MirrorState:
             )
             if done.rowcount != 1:
                 raise RuntimeError(f"the copy of {origin} changed under the mirror")
+            db.execute(
+                "INSERT OR IGNORE INTO mirror_sizes (origin, size, frontier) VALUES (?, ?, ?)",
+                (origin, held.size, b"".join(held.frontier)),
+            )
 
     def root_at(self, origin: str, size: int) -> bytes:
-        """The root of the copy's tree of ``size`` (at most the verified size)."""
-        builder = merkle.TreeBuilder()
-        for (h,) in self._db().execute(
-            "SELECT hash FROM mirror_entries WHERE origin = ? AND idx < ? ORDER BY idx",
+        """The root of the copy's tree of ``size`` (at most the verified size): from the
+        nearest verified size at or below it, and the leaf hashes after that."""
+        db = self._db()
+        row = db.execute(
+            "SELECT size, frontier FROM mirror_sizes WHERE origin = ? AND size <= ? "
+            "ORDER BY size DESC LIMIT 1",
             (origin, size),
+        ).fetchone()
+        start, frontier = (row[0], bytes(row[1])) if row else (0, b"")
+        builder = merkle.TreeBuilder.resume(
+            start, [frontier[i : i + 32] for i in range(0, len(frontier), 32)]
+        )
+        for (h,) in db.execute(
+            "SELECT hash FROM mirror_entries WHERE origin = ? AND idx >= ? AND idx < ? "
+            "ORDER BY idx",
+            (origin, start, size),
         ):
             builder.push(bytes(h))
         if builder.size != size:

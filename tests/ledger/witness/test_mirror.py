@@ -205,6 +205,9 @@ def test_the_mirror_fetches_only_what_it_lacks_and_resumes_after_a_restart(log, 
     log.server.asked.clear()
     assert log.mirror_once().returncode == 0
     assert log.server.asked == ["checkpoint"]
+    # The copy's root at any size, rebuilt from the nearest size a sync verified.
+    for size in (1, first - 1, first, first + 1, 300, second, second + 7, third - 1, third):
+        assert state.root_at(log.origin, size) == root_at(size), size
 
 
 def _tamper(log) -> tuple[int, bytes]:
@@ -455,3 +458,30 @@ def test_an_unreachable_log_is_not_evidence(tmp_path):
     )
     assert done.returncode == 3 and "could not sync" in done.stderr
     assert State(tmp_path / "s.sqlite").mirror_faults() == []
+
+
+def test_a_checkpoint_cosigned_after_the_copy_passed_its_size_is_compared_with_it(log, tmp_path):
+    def witness(state):
+        return Witness(
+            [generate_cosigner("witness.example.org/w1")],
+            state,
+            {log.origin: [parse_verifier_key(log.vkey)]},
+        )
+
+    state = State(log.state)
+    assert log.mirror_once().returncode == 0
+    assert (
+        witness(state).add_checkpoint(b"old 0\n\n" + log.signed(20, root_at(20)).encode()).status
+        == 200
+    )
+    assert log.mirror_once().returncode == 0
+    assert state.held(log.origin).checked_cosigned == 20 and state.mirror_faults() == []
+
+    other = tmp_path / "other.sqlite"
+    assert log.mirror_once(other).returncode == 0
+    lie = log.signed(30, b"\x04" * 32).encode()
+    assert witness(State(other)).add_checkpoint(b"old 0\n\n" + lie).status == 200
+    done = log.mirror_once(other)
+    assert done.returncode == 1 and "this witness cosigned" in done.stderr
+    [fault] = State(other).mirror_faults(log.origin)
+    assert (fault["kind"], fault["position"]) == ("cosigned", 30)
