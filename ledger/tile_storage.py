@@ -1,0 +1,71 @@
+"""Where the tiles are written: the ``tiles`` storage of ``settings.STORAGES``.
+
+Two backends of Django's storage API, chosen in settings (``TILES_ROOT``, or the
+``S3_BUCKET`` under ``<S3_PREFIX>/tlog``):
+
+- :class:`TileFileStorage`: a directory that nginx serves (``deploy/nginx/tiles.conf``).
+  Each file is written to a temporary name beside it and renamed into place, so a
+  reader never sees half a file, and the ``checkpoint`` file can be replaced.
+- :class:`TileS3Storage`: a bucket behind a CDN; each object carries the content type and
+  the caching headers of C2SP tlog-tiles, as the view and nginx send them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from django.core.files.storage import FileSystemStorage
+from storages.backends.s3 import S3Storage
+
+CHECKPOINT = "checkpoint"
+TILE_TYPE = "application/octet-stream"
+CHECKPOINT_TYPE = "text/plain; charset=utf-8"
+# Tiles never change; the checkpoint does, so it is always revalidated.
+TILE_CACHE = "public, max-age=31536000, immutable"
+CHECKPOINT_CACHE = "no-cache"
+
+
+def headers_for(name: str) -> tuple[str, str]:
+    """``(Content-Type, Cache-Control)`` of a stored file, by its name."""
+    if name == CHECKPOINT or name.endswith("/" + CHECKPOINT):
+        return CHECKPOINT_TYPE, CHECKPOINT_CACHE
+    return TILE_TYPE, TILE_CACHE
+
+
+class TileFileStorage(FileSystemStorage):
+    """A directory of tiles: every write lands whole (temporary file, fsync, rename), and
+    a name that exists is replaced, not renamed aside."""
+
+    def get_available_name(self, name, max_length=None):
+        return name
+
+    def _save(self, name, content):
+        full = self.path(name)
+        directory = os.path.dirname(full)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in content.chunks():
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, full)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return name
+
+
+class TileS3Storage(S3Storage):
+    """A bucket of tiles: objects carry the spec's content type and caching headers."""
+
+    def get_object_parameters(self, name):
+        params = dict(super().get_object_parameters(name))
+        content_type, cache = headers_for(name)
+        params.setdefault("ContentType", content_type)
+        params.setdefault("CacheControl", cache)
+        return params
