@@ -35,8 +35,9 @@ class OctetRenderer(renderers.BaseRenderer):
 
 
 class Unbundlable(exceptions.APIException):
-    """An entry bundle that would hold a leaf over 65,535 bytes (the log accepts envelopes
-    of up to 256 KiB): it cannot be written in the spec's format."""
+    """An entry bundle that would hold a leaf over 65,535 bytes: appends refuse such a leaf,
+    but a log that took envelopes of up to 256 KiB before may hold one, and its bundle
+    cannot be written in the spec's format."""
 
     status_code = 409
 

@@ -245,3 +245,20 @@ def test_tiles_in_a_bucket_carry_the_specs_content_types_and_caching(sample_sign
     assert cp["ContentType"] == "text/plain; charset=utf-8" and cp["CacheControl"] == "no-cache"
     assert open_checkpoint(cp["Body"].read(), parse_verifier_key(log_vkey())).size == 300
     assert tile_store.write_tiles(from_start=True).written == 0
+
+
+def test_a_bundle_of_a_leaf_over_the_limit_is_left_to_the_view(
+    sample_signer, tile_dir, monkeypatch
+):
+    # Only a log from before the 65,535-byte limit can hold such a leaf.
+    from ledger import log
+    from ledger.core import envelope
+
+    monkeypatch.setattr(envelope, "MAX_ENVELOPE_BYTES", 256 * 1024)
+    monkeypatch.setattr(log, "MAX_LEAF_BYTES", 256 * 1024)
+    entries_append(signer=sample_signer, drafts=[Draft("test.sample", {"blob": "x" * 70000})])
+    publish_checkpoint()
+    done = tile_store.write_tiles()
+    assert done.unbundlable == ["tile/entries/000.p/3"] and done.size == 3
+    assert (tile_dir / "tile/0/000.p/3").exists() and (tile_dir / "checkpoint").exists()
+    assert not (tile_dir / "tile/entries/000.p/3").exists()

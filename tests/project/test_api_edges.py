@@ -118,7 +118,7 @@ def test_a_submitted_envelope_over_the_envelope_limit_is_a_413(delegates):
         format="json",
     )
     assert r.status_code == 413 and r["Content-Type"] == PROBLEM
-    assert "envelope is larger than" in r.json()["detail"]
+    assert "an envelope is at most 65364 bytes" in r.json()["detail"]
     assert Entry.objects.count() == before
 
 
