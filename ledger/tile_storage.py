@@ -21,8 +21,10 @@ from storages.backends.s3 import S3Storage
 CHECKPOINT = "checkpoint"
 TILE_TYPE = "application/octet-stream"
 CHECKPOINT_TYPE = "text/plain; charset=utf-8"
-# Tiles never change; the checkpoint does, so it is always revalidated.
-TILE_CACHE = "public, max-age=31536000, immutable"
+# Tiles never change; the checkpoint does, so it is always revalidated. Tiles hold every
+# entry and are read with a token (the audience of the entries API): only the client may
+# keep them. (A CDN that checks access at its edge may be told otherwise there.)
+TILE_CACHE = "private, max-age=31536000, immutable"
 CHECKPOINT_CACHE = "no-cache"
 
 

@@ -239,7 +239,7 @@ def test_tiles_in_a_bucket_carry_the_specs_content_types_and_caching(sample_sign
     assert tile_store.write_tiles().size == 300
     tile = client.get_object(Bucket=name, Key="ledger/tlog/tile/0/000")
     assert tile["ContentType"] == "application/octet-stream"
-    assert tile["CacheControl"] == "public, max-age=31536000, immutable"
+    assert tile["CacheControl"] == "private, max-age=31536000, immutable"
     assert len(tile["Body"].read()) == 256 * 32
     cp = client.get_object(Bucket=name, Key="ledger/tlog/checkpoint")
     assert cp["ContentType"] == "text/plain; charset=utf-8" and cp["CacheControl"] == "no-cache"
