@@ -139,15 +139,17 @@ def write_tiles(
             done.sizes += 1
             if progress:
                 progress(i + 1, len(sizes), done)
-        if sizes[-1] >= done.size:
-            # Last: only now may a client be sent to the tiles of this size.
+        # Last: only now may a client be sent to the tiles of this size; never back to
+        # a smaller size another run (without a shared cache lock) stored meanwhile.
+        stored = stored_checkpoint(store)
+        if stored is None or stored[0] <= sizes[-1]:
             note = checkpoint_note(Checkpoint.objects.get(tree_size=sizes[-1])).encode()
             if _read(store, CHECKPOINT) == note:
                 done.present += 1
             else:
                 _put(store, CHECKPOINT, note, replace=True)
                 done.written += 1
-            done.size = sizes[-1]
+        done.size = max(sizes[-1], stored[0] if stored else 0)
 
 
 def _write_one(
