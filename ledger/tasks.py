@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.core.cache import cache
+
+from ledger.errors import LedgerError
 
 
 @shared_task(name="ledger.publish_checkpoint", ignore_result=True)
@@ -37,6 +41,11 @@ def write_tiles() -> int | None:
         return None
     try:
         return tile_store.write_tiles().size
+    except (LedgerError, OSError) as exc:
+        # The checkpoint is published whatever becomes of its tiles: the view serves them
+        # meanwhile, and the next run (or `manage.py ledger tiles --write`) catches up.
+        logging.getLogger("ledger.log").error("the tiles were not written: %s", exc)
+        return None
     finally:
         cache.delete("ledger:tiles-writing")
 

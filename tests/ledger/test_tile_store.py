@@ -262,3 +262,16 @@ def test_a_bundle_of_a_leaf_over_the_limit_is_left_to_the_view(
     assert done.unbundlable == ["tile/entries/000.p/3"] and done.size == 3
     assert (tile_dir / "tile/0/000.p/3").exists() and (tile_dir / "checkpoint").exists()
     assert not (tile_dir / "tile/entries/000.p/3").exists()
+
+
+def test_tiles_that_cannot_be_written_leave_the_checkpoint_published(
+    sample_signer, tile_dir, caplog
+):
+    _grow_to(sample_signer, 10)
+    assert tasks.publish_checkpoint() == 10
+    (tile_dir / "checkpoint").write_text("not a checkpoint\n")
+    _grow_to(sample_signer, 20)
+    with caplog.at_level("ERROR", logger="ledger.log"):
+        assert tasks.publish_checkpoint() == 20  # published all the same
+    assert "the tiles were not written" in caplog.text and "not a checkpoint" in caplog.text
+    assert Checkpoint.objects.filter(tree_size=20).exists()
