@@ -94,6 +94,7 @@ def served(django_db_setup, django_db_blocker):
             tokens = {
                 "admin": ApiToken.issue(user=admin, days=1)[1],
                 "outsider": ApiToken.issue(user=outsider, days=1)[1],
+                "revocable": ApiToken.issue(user=admin, days=1)[1],
             }
             env = {**child_env(), "ALLOWED_HOSTS": "127.0.0.1", "DEBUG": "0"}
             with app_server(env) as app_port, nginx(tiles_dir, app_port) as base:
@@ -180,3 +181,20 @@ def test_only_the_ledgers_readers_get_tiles_from_disk(served, who, status, detai
         assert got == status, (path, body)
         assert headers["content-type"] == "application/problem+json"
         assert detail in body.decode()
+
+
+def test_a_readers_yes_is_remembered_for_seconds_and_then_asked_again(served, django_db_blocker):
+    """The documented trade: nginx keeps the application's yes for a token 10 s, so a
+    token revoked meanwhile still reads tiles from disk until then (and nothing else)."""
+    from django.utils import timezone
+
+    token = served["tokens"]["revocable"]
+    assert _get(f"{served['base']}/tile/0/000", token)[0] == 200
+    with django_db_blocker.unblock():
+        key_id = token.split("_")[1]
+        assert ApiToken.objects.filter(key_id=key_id).update(revoked_at=timezone.now()) == 1
+    assert _get(f"{served['base']}/tile/0/001", token)[0] == 200  # the cached yes
+    status, _, body = _get(f"{served['base']}/tile/0/002.p/193", token)  # not on disk
+    assert status == 401 and b"revoked" in body
+    status, _, body = _get(served["base"].replace("/tlog", "/checkpoint"), token)
+    assert status == 401 and b"revoked" in body
