@@ -35,9 +35,25 @@ def headers_for(name: str) -> tuple[str, str]:
     return TILE_TYPE, TILE_CACHE
 
 
+def _makedirs(directory: str) -> None:
+    """Make ``directory`` and its missing parents readable by all (0755, whatever the
+    umask): nginx reads the tiles as another user than the one that writes them."""
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o755)  # noqa: S103 - served to all by design
+
+
 class TileFileStorage(FileSystemStorage):
     """A directory of tiles: every write lands whole (temporary file, fsync, rename), and
-    a name that exists is replaced, not renamed aside."""
+    a name that exists is replaced, not renamed aside. Files are 0644 and directories
+    0755: nginx reads them as another user."""
 
     def get_available_name(self, name, max_length=None):
         return name
@@ -45,7 +61,7 @@ class TileFileStorage(FileSystemStorage):
     def _save(self, name, content):
         full = self.path(name)
         directory = os.path.dirname(full)
-        os.makedirs(directory, exist_ok=True)
+        _makedirs(directory)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -275,3 +275,20 @@ def test_tiles_that_cannot_be_written_leave_the_checkpoint_published(
         assert tasks.publish_checkpoint() == 20  # published all the same
     assert "the tiles were not written" in caplog.text and "not a checkpoint" in caplog.text
     assert Checkpoint.objects.filter(tree_size=20).exists()
+
+
+def test_the_files_are_readable_by_the_web_servers_user_whatever_the_umask(sample_signer, tile_dir):
+    import os
+
+    old = os.umask(0o077)
+    try:
+        _grow_to(sample_signer, 300)
+        publish_checkpoint()
+        tile_store.write_tiles()
+    finally:
+        os.umask(old)
+    modes = {
+        p.relative_to(tile_dir).as_posix(): p.stat().st_mode & 0o777 for p in tile_dir.rglob("*")
+    }
+    assert modes["tile"] == modes["tile/0"] == modes["tile/entries"] == 0o755
+    assert modes["checkpoint"] == modes["tile/0/000"] == modes["tile/entries/001.p/44"] == 0o644
