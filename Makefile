@@ -46,6 +46,7 @@ bench: install
 	$(PY) bench/audit_bench.py
 	$(PY) bench/witness_bench.py
 	$(PY) bench/mirror_bench.py
+	$(PY) bench/tiles_bench.py
 
 bench-quick: install
 	$(PY) bench/ledger_bench.py --quick
@@ -54,6 +55,7 @@ bench-quick: install
 	$(PY) bench/audit_bench.py --quick
 	$(PY) bench/witness_bench.py --quick
 	$(PY) bench/mirror_bench.py --quick
+	$(PY) bench/tiles_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache dist

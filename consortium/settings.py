@@ -206,6 +206,28 @@ if S3_BUCKET:
         },
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+else:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+# The log's C2SP tlog-tiles, written after each checkpoint (ledger.tile_store) for nginx
+# (deploy/nginx/tiles.conf) or a CDN to serve: a directory, TILES_ROOT, or the S3 bucket
+# under <S3_PREFIX>/tlog. LEDGER_TILES_WRITE=0 leaves them to the view alone.
+TILES_ROOT = Path(envstr("TILES_ROOT", str(VAR_DIR / "tlog")))
+if S3_BUCKET:
+    STORAGES["tiles"] = {
+        "BACKEND": "ledger.tile_storage.TileS3Storage",
+        "OPTIONS": {
+            **STORAGES["default"]["OPTIONS"],
+            "location": "/".join(p for p in (envstr("S3_PREFIX", "").strip("/"), "tlog") if p),
+        },
+    }
+else:
+    STORAGES["tiles"] = {
+        "BACKEND": "ledger.tile_storage.TileFileStorage",
+        "OPTIONS": {"location": TILES_ROOT},
+    }
 # Download tokens live this many seconds.
 DOWNLOAD_TOKEN_SECONDS = envint("DOWNLOAD_TOKEN_SECONDS", 900)
 # How a checked download is handed over. By default the app server sends the bytes
@@ -353,6 +375,10 @@ LEDGER_PUBLISH_ON_APPEND = envbool("LEDGER_PUBLISH_ON_APPEND", True)
 # The scheduled verification checks at most this many new entries a run (the first run
 # on a large log catches up over several).
 LEDGER_VERIFY_BATCH = envint("LEDGER_VERIFY_BATCH", 100_000)
+# Write the tiles to the "tiles" storage after each checkpoint (task ledger.write_tiles);
+# one run at a time, holding a cache lock for at most this many seconds.
+LEDGER_TILES_WRITE = envbool("LEDGER_TILES_WRITE", True)
+LEDGER_TILES_LOCK_SECONDS = envint("LEDGER_TILES_LOCK_SECONDS", 600)
 # Who may read the ledger in the admin besides superusers: any seat holder.
 LEDGER_READER_CHECK = "consortium.governance.selectors.holds_a_seat"
 # Client-signed entries must carry a time within this many seconds of the server's clock.

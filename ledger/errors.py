@@ -7,3 +7,10 @@ class LedgerError(Exception):
 
 class IdempotencyConflict(LedgerError):
     """An entry id already names a different envelope."""
+
+
+class EntryTooLarge(LedgerError):
+    """An entry whose leaf would be over 65,535 bytes (``MAX_LEAF_BYTES``): a C2SP
+    tlog-tiles entry bundle could not hold it. Refused before anything is written."""
+
+    status = 413

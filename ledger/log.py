@@ -33,9 +33,15 @@ from django.db import IntegrityError, connection, transaction
 
 from ledger.checkpoints import request_checkpoint
 from ledger.core import merkle
-from ledger.core.envelope import SignedEnvelope, build_leaf, canonical, format_time
+from ledger.core.envelope import (
+    MAX_LEAF_BYTES,
+    SignedEnvelope,
+    build_leaf,
+    canonical,
+    format_time,
+)
 from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError, KeyState
-from ledger.errors import IdempotencyConflict, LedgerError
+from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError
 from ledger.group_commit import GroupCommit
 from ledger.models import Entry, Key, LogHead
 from ledger.proofs import ENTRY_T, HASH_T, read_hashes
@@ -44,6 +50,7 @@ from ledger.proofs import ENTRY_T, HASH_T, read_hashes
 # the reads and checkpoints live in ledger.proofs and ledger.checkpoints.
 __all__ = [
     "Appended",
+    "EntryTooLarge",
     "IdempotencyConflict",
     "LedgerError",
     "append_signed",
@@ -388,6 +395,12 @@ def _append_locked(
         except KeyringError as exc:
             raise LedgerError(f"entry {it.entry_id} ({it.kind}): {exc}") from exc
         leaf = build_leaf(it.envelope_bytes, index, integrated, it.signature)
+        if len(leaf) > MAX_LEAF_BYTES:
+            raise EntryTooLarge(
+                f"entry {it.entry_id} ({it.kind}): its leaf would be {len(leaf)} bytes at "
+                f"index {index}; a leaf is at most {MAX_LEAF_BYTES} bytes, the most a C2SP "
+                "tlog-tiles entry bundle holds"
+            )
         lh = merkle.leaf_hash(leaf)
         first = merkle.stored_hash_index(0, index)
         for j, h in enumerate(builder.push(lh)):

@@ -33,7 +33,9 @@ from django.db import transaction
 from ledger import log
 from ledger.checkpoints import latest_checkpoint, publish_checkpoint
 from ledger.core.envelope import (
+    MAX_ENVELOPE_BYTES,
     EnvelopeError,
+    EnvelopeTooLarge,
     SignedEnvelope,
     canonical,
     check_value,
@@ -44,7 +46,7 @@ from ledger.core.envelope import (
 )
 from ledger.core.keyring import KeyringError, descriptor
 from ledger.core.note import verifier_key
-from ledger.errors import IdempotencyConflict, LedgerError
+from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError
 from ledger.keys import EntrySigner, HostedKeyError, hosted_signer, log_signer, seal_seed
 from ledger.log import Appended, applier
 from ledger.models import Entry, Key, SealedKey
@@ -53,9 +55,12 @@ from ledger.replay import projection
 from ledger.submissions import Refused, accepts, may_act_for, then
 
 __all__ = [
+    "MAX_ENVELOPE_BYTES",
+    "MAX_PAYLOAD_BYTES",
     "Appended",
     "Draft",
     "Entry",
+    "EntryTooLarge",
     "EnvelopeError",
     "HostedKeyError",
     "IdempotencyConflict",
@@ -88,6 +93,19 @@ __all__ = [
 ]
 
 
+# The largest canonical payload that fits an envelope whatever its id (128 characters),
+# kind (64) and time (27): what a domain checks before it signs a large entry.
+MAX_PAYLOAD_BYTES = (
+    MAX_ENVELOPE_BYTES
+    - len(
+        canonical(
+            {"author": "0" * 64, "id": "i" * 128, "kind": "k" * 64, "payload": {}, "time": "t" * 27}
+        )
+    )
+    + len(b"{}")
+)
+
+
 @dataclass(frozen=True)
 class Draft:
     """An entry to be signed by a hosted key: kind, payload, optional id and time."""
@@ -108,6 +126,8 @@ def _sign(signer: EntrySigner, draft: Draft) -> SignedEnvelope:
             time=draft.time,
         )
         return sign_envelope(env, signer.signing_key)
+    except EnvelopeTooLarge as exc:
+        raise EntryTooLarge(f"{draft.kind}: {exc}") from exc
     except EnvelopeError as exc:
         raise LedgerError(f"{draft.kind}: {exc}") from exc
 

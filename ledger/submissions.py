@@ -24,22 +24,19 @@ from nacl.signing import VerifyKey
 
 from ledger import log
 from ledger.core.envelope import (
-    MAX_ENVELOPE_BYTES,
     EnvelopeError,
+    EnvelopeTooLarge,
     SignedEnvelope,
     canonical,
     check_envelope,
+    check_envelope_size,
     decode_signature,
     parse_time,
     signing_message,
 )
-from ledger.errors import IdempotencyConflict, LedgerError
+from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError
 from ledger.log import Appended
 from ledger.models import Entry, Key
-
-
-class EnvelopeTooLarge(LedgerError):
-    """A client's envelope over ``MAX_ENVELOPE_BYTES`` (an API answers 413)."""
 
 
 def signed_envelope_from_client(envelope: dict, signature: bytes) -> SignedEnvelope:
@@ -53,8 +50,10 @@ def signed_envelope_from_client(envelope: dict, signature: bytes) -> SignedEnvel
         data = canonical(envelope)
     except EnvelopeError as exc:
         raise LedgerError(str(exc)) from exc
-    if len(data) > MAX_ENVELOPE_BYTES:
-        raise EnvelopeTooLarge(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
+    try:
+        check_envelope_size(data)
+    except EnvelopeTooLarge as exc:
+        raise EntryTooLarge(str(exc)) from exc
     key = Key.objects.filter(fingerprint=envelope["author"]).first()
     if key is None:
         raise LedgerError(f"author {envelope['author'][:16]}… is not a registered key")
@@ -123,7 +122,7 @@ def submit(*, envelope, signature: str, submitter) -> Submitted:
         raise Refused(str(exc)) from exc
     try:
         signed = signed_envelope_from_client(envelope, sig)
-    except EnvelopeTooLarge as exc:
+    except EntryTooLarge as exc:
         raise Refused(str(exc), 413) from exc
     except LedgerError as exc:
         raise Refused(str(exc)) from exc
@@ -156,6 +155,8 @@ def submit(*, envelope, signature: str, submitter) -> Submitted:
                 _followers[signed.kind](entry)
     except IdempotencyConflict as exc:
         raise Refused(str(exc), 409) from exc
+    except EntryTooLarge as exc:
+        raise Refused(str(exc), 413) from exc
     except LedgerError as exc:
         # Keyring refusals: a revoked key, a key that may not register that key, ...
         raise Refused(str(exc), 403) from exc

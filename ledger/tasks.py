@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.core.cache import cache
+
+from ledger.errors import LedgerError
 
 
 @shared_task(name="ledger.publish_checkpoint", ignore_result=True)
@@ -17,7 +21,33 @@ def publish_checkpoint() -> int | None:
     if not Key.objects.filter(kind=Key.Kind.LOG).exists():
         return None
     cp = checkpoints.publish_checkpoint()
+    write_tiles.delay()
     return cp.tree_size if cp else None
+
+
+@shared_task(name="ledger.write_tiles", ignore_result=True)
+def write_tiles() -> int | None:
+    """Write the tiles of the checkpoints published since the last run to the ``tiles``
+    storage, the checkpoint file last (``ledger.tile_store``); return the size it names.
+    One run at a time: a run that finds another under way leaves the work to it (it
+    goes on while checkpoints arrive)."""
+    from django.conf import settings
+
+    from ledger import tile_store
+
+    if not settings.LEDGER_TILES_WRITE:
+        return None
+    if not cache.add("ledger:tiles-writing", 1, timeout=settings.LEDGER_TILES_LOCK_SECONDS):
+        return None
+    try:
+        return tile_store.write_tiles().size
+    except (LedgerError, OSError) as exc:
+        # The checkpoint is published whatever becomes of its tiles: the view serves them
+        # meanwhile, and the next run (or `manage.py ledger tiles --write`) catches up.
+        logging.getLogger("ledger.log").error("the tiles were not written: %s", exc)
+        return None
+    finally:
+        cache.delete("ledger:tiles-writing")
 
 
 @shared_task(name="ledger.verify_recent", ignore_result=True)

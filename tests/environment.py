@@ -13,3 +13,7 @@ os.environ.setdefault("LEDGER_KEK", secrets.token_bytes(32).hex())
 os.environ.setdefault("LEDGER_ORIGIN", "test.ledger.example")
 os.environ["DEBUG"] = "0"
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="consortium-media-"))
+os.environ.setdefault("TILES_ROOT", tempfile.mkdtemp(prefix="consortium-tlog-"))
+# The suite's databases come and go under one tiles directory; the tests of the tiles
+# writer turn it on with a directory of their own (tests/ledger/test_tile_store.py).
+os.environ.setdefault("LEDGER_TILES_WRITE", "0")

@@ -58,7 +58,10 @@ for _model in (TrainedModel, TrainingRun, ModelCheckpoint, Evaluation):
 
 # Model and evaluator codes are kept in 64-character columns.
 SLUG_RE = slug_pattern(64)
-MAX_FILES = 2000  # a checkpoint's file list travels in one entry (at most 256 KiB)
+# A checkpoint's file list travels in one entry, whose leaf is at most 65,535 bytes (what a
+# C2SP tlog-tiles entry bundle holds): at most this many files, and the list within
+# ledger.MAX_PAYLOAD_BYTES (long paths fill it sooner). More files: pack them.
+MAX_FILES = 400
 BUNDLE_VERSION = 1
 
 
@@ -301,11 +304,23 @@ def checkpoint_publish(
     if not built.files:
         raise GovernanceError("the directory holds no file")
     if len(built.files) > MAX_FILES:
-        raise GovernanceError(f"a checkpoint has at most {MAX_FILES} files")
+        raise GovernanceError(
+            f"the directory holds {len(built.files)} files; a checkpoint has at most "
+            f"{MAX_FILES} (its file list is one ledger entry): pack them into fewer files",
+            413,
+        )
     digest = built.root
     if ModelCheckpoint.objects.filter(digest=digest).exists():
         raise GovernanceError(f"checkpoint {digest} is published already", 409)
     files = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in built.files]
+    listed = len(ledger.canonical({"files": files, "model": model.code, "name": name}))
+    if listed + 200 > ledger.MAX_PAYLOAD_BYTES:  # 200: the digest, the run and their names
+        raise GovernanceError(
+            f"the file list of {len(files)} files takes {listed} bytes; a checkpoint's "
+            f"entry holds at most {ledger.MAX_PAYLOAD_BYTES - 200}: use shorter paths or "
+            "fewer files",
+            413,
+        )
     for f in built.files:
         target = stored_path(digest, f.path)
         if default_storage.exists(target):

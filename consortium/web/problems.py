@@ -9,7 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ledger.services import HostedKeyError
+from ledger.services import EntryTooLarge, HostedKeyError
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -75,12 +75,16 @@ def translate(exc: Exception) -> Exception:
       member's, a facility's, the secretariat's, the log's): the request was fine, the
       server cannot sign until its operator restores the KEK. The services that turn it
       into a ``GovernanceError`` for the admin and the commands keep its message and
-      status, so the API answers the same problem either way.
+      status, so the API answers the same problem either way;
+    - an entry whose leaf would be over 65,535 bytes (``EntryTooLarge``) is a 413 naming
+      its size and the limit.
     """
     if isinstance(exc, RequestDataTooBig):
         return ProblemException(413, too_large_detail())
     if isinstance(exc, HostedKeyError):
         return ProblemException(409, str(exc))
+    if isinstance(exc, EntryTooLarge):
+        return ProblemException(413, str(exc))
     return exc
 
 

@@ -35,7 +35,13 @@ WRITE_PROBLEMS = {
     403: OpenApiResponse(ProblemSerializer, description="Not allowed (problem+json)."),
     404: PROBLEMS[404],
     409: OpenApiResponse(ProblemSerializer, description="Conflict (problem+json)."),
-    413: OpenApiResponse(ProblemSerializer, description="Body too large (problem+json)."),
+    413: OpenApiResponse(
+        ProblemSerializer,
+        description=(
+            "Body too large, or an entry it would make over the 65,535 bytes a ledger "
+            "leaf may hold (problem+json)."
+        ),
+    ),
 }
 LIST_PROBLEMS = {400: WRITE_PROBLEMS[400], 401: PROBLEMS[401]}
 

@@ -14,11 +14,13 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from ledger import tiles
+from ledger.api.serializers import ProblemSerializer
 from ledger.api.views import PROBLEMS, CheckpointView
 from ledger.core.tiles import ENTRIES, TileError, parse_tile_path
+from ledger.tile_storage import TILE_CACHE
 
 # Tiles never change; they are read with a token, so only the client may keep them.
-IMMUTABLE = "private, max-age=31536000, immutable"
+IMMUTABLE = TILE_CACHE
 
 
 class OctetRenderer(renderers.BaseRenderer):
@@ -35,8 +37,9 @@ class OctetRenderer(renderers.BaseRenderer):
 
 
 class Unbundlable(exceptions.APIException):
-    """An entry bundle that would hold a leaf over 65,535 bytes (the log accepts envelopes
-    of up to 256 KiB): it cannot be written in the spec's format."""
+    """An entry bundle that would hold a leaf over 65,535 bytes: appends refuse such a leaf,
+    but a log that took envelopes of up to 256 KiB before may hold one, and its bundle
+    cannot be written in the spec's format."""
 
     status_code = 409
 
@@ -90,4 +93,27 @@ class TileView(APIView):
             raise Unbundlable(str(exc)) from exc
         response = HttpResponse(body, content_type="application/octet-stream")
         response["Cache-Control"] = IMMUTABLE
+        return response
+
+
+class ReaderView(APIView):
+    """``GET /api/v1/ledger/reader``: 204 if the caller may read the ledger, the API's
+    401 or 403 otherwise. What nginx asks (``auth_request``) before it serves a tile from
+    disk (``deploy/nginx/tiles.conf``): the same rule as every ledger endpoint, without
+    reading anything of the log."""
+
+    @extend_schema(
+        operation_id="ledger_reader",
+        summary="May the caller read the ledger (for a proxy's auth_request)",
+        responses={
+            204: OpenApiResponse(
+                description="Yes: the tiles, entries and proofs are yours to read."
+            ),
+            401: PROBLEMS[401],
+            403: OpenApiResponse(ProblemSerializer, description="Not allowed (problem+json)."),
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        response = HttpResponse(status=204)
+        response["Cache-Control"] = "private, no-store"
         return response

@@ -16,5 +16,6 @@ urlpatterns = [
     path("proofs/consistency", views.ConsistencyProofView.as_view(), name="consistency-proof"),
     path("tlog/checkpoint", tiles.TlogCheckpointView.as_view(), name="tlog-checkpoint"),
     path("tlog/tile/<path:path>", tiles.TileView.as_view(), name="tlog-tile"),
+    path("reader", tiles.ReaderView.as_view(), name="reader"),
     path("", include(router.urls)),
 ]

@@ -121,7 +121,12 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             403: OpenApiResponse(s.ProblemSerializer, description="Not allowed (problem+json)."),
             409: OpenApiResponse(s.ProblemSerializer, description="Conflict (problem+json)."),
             413: OpenApiResponse(
-                s.ProblemSerializer, description="Envelope or body too large (problem+json)."
+                s.ProblemSerializer,
+                description=(
+                    "Body too large, an envelope over 65,364 bytes, or an entry whose leaf "
+                    "would be over 65,535 bytes at its index, the most a C2SP tlog-tiles "
+                    "entry bundle holds (problem+json); nothing is written."
+                ),
             ),
         },
     )

@@ -33,7 +33,10 @@ ENTRY_CONTEXT = b"consortium-ledger/entry/v1\n"
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 32
-MAX_ENVELOPE_BYTES = 256 * 1024
+# The largest leaf: C2SP tlog-tiles entry bundles prefix each leaf with its length as a
+# big-endian uint16. The largest envelope is what fits such a leaf at index 0; whether a
+# leaf fits is decided when the log knows its index (``leaf_size``).
+MAX_LEAF_BYTES = 0xFFFF
 
 ENVELOPE_FIELDS = ("author", "id", "kind", "payload", "time")
 LEAF_FIELDS = ("entry", "index", "integrated_time", "signature")
@@ -49,6 +52,10 @@ _ORDER_SENSITIVE = re.compile(rb"[\xee-\xff]")
 
 class EnvelopeError(ValueError):
     """An envelope or leaf is malformed. The message says which field and why."""
+
+
+class EnvelopeTooLarge(EnvelopeError):
+    """An envelope whose leaf could not fit in ``MAX_LEAF_BYTES`` at any index."""
 
 
 def key_fingerprint(public_key: bytes) -> str:
@@ -198,8 +205,7 @@ def sign_envelope(envelope: dict, signing_key) -> SignedEnvelope:
     if envelope["author"] != key_fingerprint(bytes(signing_key.verify_key)):
         raise EnvelopeError("the envelope's author is not the signing key")
     data = canonical(envelope)
-    if len(data) > MAX_ENVELOPE_BYTES:
-        raise EnvelopeError(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
+    check_envelope_size(data)
     return SignedEnvelope(envelope, data, signing_key.sign(signing_message(data)).signature)
 
 
@@ -234,6 +240,24 @@ def build_leaf(envelope_bytes: bytes, index: int, integrated_time: str, signatur
             b'"}',
         )
     )
+
+
+def leaf_size(envelope_size: int, index: int) -> int:
+    """The size of the leaf of an envelope of ``envelope_size`` bytes at ``index``."""
+    return envelope_size + len(build_leaf(b"", index, "0000-00-00T00:00:00.000000Z", bytes(64)))
+
+
+MAX_ENVELOPE_BYTES = MAX_LEAF_BYTES - leaf_size(0, 0)  # 65,364
+
+
+def check_envelope_size(data: bytes) -> None:
+    """Refuse canonical envelope bytes whose leaf could not fit ``MAX_LEAF_BYTES``."""
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise EnvelopeTooLarge(
+            f"the envelope is {len(data)} bytes; an envelope is at most {MAX_ENVELOPE_BYTES} "
+            f"bytes, so that its leaf fits the {MAX_LEAF_BYTES} bytes a C2SP tlog-tiles entry "
+            "bundle holds"
+        )
 
 
 @dataclass(frozen=True, slots=True)

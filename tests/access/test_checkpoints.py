@@ -270,3 +270,60 @@ def test_the_command_publishes_and_writes_a_bundle(delegates, weights, tmp_path,
     assert "every stored file" in capsys.readouterr().out
     with pytest.raises(CommandError, match="no model 'nope'"):
         call_command("checkpoint", "publish", str(weights), "--model", "nope", "--name", "x")
+
+
+# --- the file list fits one ledger entry (a leaf of at most 65,535 bytes) ---------------------
+
+
+def _model(delegates):
+    treaty = propose(delegates)
+    return checkpoints.model_register(
+        actor=delegates["ops"], code="aurora", name="Aurora", agreement=treaty
+    )
+
+
+def _stored_names():
+    from django.core.files.storage import default_storage
+
+    return (
+        default_storage.listdir("checkpoints")[0] if default_storage.exists("checkpoints") else []
+    )
+
+
+def test_a_checkpoint_of_max_files_fits_one_entry_and_one_more_is_refused(delegates, tmp_path):
+    model = _model(delegates)
+    d = tmp_path / "many"
+    (d / "shards").mkdir(parents=True)
+    for i in range(checkpoints.MAX_FILES):
+        (d / "shards" / f"model-{i:05}-of-{checkpoints.MAX_FILES:05}.safetensors").write_bytes(b"w")
+    cp = checkpoints.checkpoint_publish(
+        actor=delegates["ops"], model=model, name="many", directory=d, workers=1
+    )
+    leaf = bytes(Entry.objects.get(kind="checkpoint.published").leaf)
+    assert len(cp.files) == checkpoints.MAX_FILES and len(leaf) <= 65535
+    (d / "one-more.json").write_text("{}")
+    before = (Entry.objects.count(), _stored_names())
+    with pytest.raises(GovernanceError, match=f"at most {checkpoints.MAX_FILES}") as refused:
+        checkpoints.checkpoint_publish(
+            actor=delegates["ops"], model=model, name="more", directory=d, workers=1
+        )
+    assert refused.value.status == 413
+    assert (Entry.objects.count(), _stored_names()) == before
+
+
+def test_a_file_list_too_long_for_one_entry_is_refused_before_anything_is_stored(
+    delegates, tmp_path
+):
+    model = _model(delegates)
+    d = tmp_path / "deep"
+    deep = d.joinpath(*["d" * 200] * 4)  # paths of about 800 characters
+    deep.mkdir(parents=True)
+    for i in range(90):
+        (deep / f"{i:03}.bin").write_bytes(b"w")
+    before = (Entry.objects.count(), _stored_names())
+    with pytest.raises(GovernanceError, match="use shorter paths or fewer files") as refused:
+        checkpoints.checkpoint_publish(
+            actor=delegates["ops"], model=model, name="deep", directory=d, workers=1
+        )
+    assert refused.value.status == 413 and "bytes" in str(refused.value)
+    assert (Entry.objects.count(), _stored_names()) == before

@@ -226,9 +226,17 @@ def test_the_tiles_need_a_token(grown):
     assert APIClient().get("/api/v1/ledger/tlog/tile/0/000").status_code == 401
 
 
-def test_a_bundle_that_would_hold_a_leaf_too_large_for_the_format_is_a_409(api, sample_signer):
-    # The log takes envelopes of up to 256 KiB; the spec's bundles hold entries of at most
-    # 65,535 bytes, so such a bundle cannot be written (and nothing pretends it can).
+def test_a_bundle_that_would_hold_a_leaf_too_large_for_the_format_is_a_409(
+    api, sample_signer, monkeypatch
+):
+    # Appends refuse such a leaf now (tests/ledger/test_leaf_limit.py); a log that took
+    # envelopes of up to 256 KiB before that may hold one, and its bundle cannot be
+    # written in the spec's format (nothing pretends it can).
+    from ledger import log
+    from ledger.core import envelope
+
+    monkeypatch.setattr(envelope, "MAX_ENVELOPE_BYTES", 256 * 1024)
+    monkeypatch.setattr(log, "MAX_LEAF_BYTES", 256 * 1024)
     entries_append(signer=sample_signer, drafts=[Draft("test.sample", {"blob": "x" * 70000})])
     publish_checkpoint()
     r = api.get("/api/v1/ledger/tlog/tile/entries/000.p/3")

@@ -118,8 +118,27 @@ def test_a_submitted_envelope_over_the_envelope_limit_is_a_413(delegates):
         format="json",
     )
     assert r.status_code == 413 and r["Content-Type"] == PROBLEM
-    assert "envelope is larger than" in r.json()["detail"]
+    assert "an envelope is at most 65364 bytes" in r.json()["detail"]
     assert Entry.objects.count() == before
+
+
+def test_an_entry_a_service_would_make_over_the_leaf_limit_is_a_413(delegates, monkeypatch):
+    # Every entry the system makes fits a leaf of 65,535 bytes; lowered here, the seat's
+    # entry does not, and the refusal reaches the client as the problem it is.
+    from consortium.governance.models import SeatHolder
+    from ledger import log
+
+    monkeypatch.setattr(log, "MAX_LEAF_BYTES", 300)
+    before = Entry.objects.count()
+    r = _outside(delegates["ops"]).post(
+        "/api/v1/seats", {"username": "newcomer", "role": "observer", "member": "IT"}, format="json"
+    )
+    assert r.status_code == 413 and r["Content-Type"] == PROBLEM
+    detail = r.json()["detail"]
+    assert "seat.assigned" in detail and "its leaf would be" in detail
+    assert "a leaf is at most 300 bytes" in detail
+    assert Entry.objects.count() == before
+    assert not SeatHolder.objects.filter(user=delegates["newcomer"]).exists()
 
 
 # --- a wrong key-encryption key ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""manage.py ledger {init,checkpoint,verifier-key,verify,verify-recent,replay}"""
+"""manage.py ledger {init,checkpoint,verifier-key,verify,verify-recent,replay,tiles}"""
 
 from __future__ import annotations
 
@@ -72,6 +72,29 @@ class Command(BaseCommand):
         )
         recent.add_argument(
             "--limit", type=int, default=None, help="Check at most this many entries."
+        )
+
+        tiles = sub.add_parser(
+            "tiles",
+            help=(
+                "Write the log's C2SP tlog-tiles to the tiles storage (TILES_ROOT or the S3 "
+                "bucket): every checkpoint's full and partial tiles and entry bundles, then "
+                "the checkpoint file. Files already there are not written again."
+            ),
+        )
+        tiles.add_argument(
+            "--write",
+            action="store_true",
+            required=True,
+            help="Write them (from size 0; what the task does after each checkpoint is the same from the stored checkpoint on).",
+        )
+        tiles.add_argument(
+            "--resume",
+            action="store_true",
+            help="Start after the stored checkpoint's size instead of from size 0.",
+        )
+        tiles.add_argument(
+            "--no-progress", action="store_true", help="No progress bar, even on a terminal."
         )
 
     def handle(self, *args, action, **options):
@@ -193,6 +216,40 @@ class Command(BaseCommand):
             "`manage.py ledger verify` lists them all",
             returncode=1,
         )
+
+    def do_tiles(self, write=True, resume=False, no_progress=False, **_):
+        from ledger import tile_store
+
+        bar = None
+        if not no_progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(unit="checkpoint", desc="tiles", file=sys.stderr)
+
+        def progress(done: int, total: int, written) -> None:
+            if bar is not None:
+                bar.total = total
+                bar.n = done
+                bar.set_postfix(written=written.written, present=written.present)
+                bar.refresh()
+
+        try:
+            done = tile_store.write_tiles(from_start=not resume, progress=progress)
+        except LedgerError as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            if bar is not None:
+                bar.close()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Tiles of {done.sizes} checkpoints: {done.written} files written, "
+                f"{done.present} already there; the stored checkpoint is at size {done.size}."
+            )
+        )
+        for path in done.unbundlable:
+            self.stderr.write(
+                f"not written: {path} (a leaf over 65,535 bytes; the view answers 409)"
+            )
 
 
 def log_signer_key() -> str:
