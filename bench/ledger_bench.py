@@ -299,13 +299,14 @@ def raw_verify_rate(count: int) -> float:
     from nacl.signing import VerifyKey
 
     from ledger.core.envelope import parse_leaf, signing_message
-    from ledger.services import Entry, Key
+    from ledger.services import Entry, Key, log_origin
 
     keys = {k.fingerprint: VerifyKey(bytes(k.public_key)) for k in Key.objects.all()}
+    origin = log_origin()
     items = []
     for e in Entry.objects.filter(index__gte=2).order_by("index")[:count]:
         leaf = parse_leaf(bytes(e.leaf))
-        items.append((keys[e.author], signing_message(leaf.envelope_bytes), leaf.signature))
+        items.append((keys[e.author], signing_message(leaf.envelope_bytes, origin), leaf.signature))
     t0 = time.perf_counter()
     for vk, msg, sig in items:
         vk.verify(msg, sig)

@@ -117,9 +117,35 @@ def hosted_signer(fingerprint: str) -> EntrySigner:
 
 
 def log_signer() -> EntrySigner:
+    """The current log key (the one a rotation has not replaced)."""
     from ledger.models import Key
 
     key = Key.objects.filter(kind=Key.Kind.LOG, revoked_at__isnull=True).first()
     if key is None:
         raise HostedKeyError("the ledger has no log key yet: run `manage.py ledger init`")
     return hosted_signer(key.fingerprint)
+
+
+def log_origin() -> str:
+    """The log's origin, which every entry signature covers: the genesis key's name (every
+    log key after it bears the same)."""
+    from ledger.models import Key
+
+    key = Key.objects.filter(kind=Key.Kind.LOG).order_by("registered_in").first()
+    if key is None:
+        raise HostedKeyError("the ledger has no log key yet: run `manage.py ledger init`")
+    return key.name
+
+
+def log_key_for_size(size: int):
+    """The registry's log key that signs the checkpoint of ``size`` entries: the one valid
+    at index ``size`` (see ``ledger.core.keyring.Keyring.log_key_for_size``)."""
+    from django.db.models import Q
+
+    from ledger.models import Key
+
+    return (
+        Key.objects.filter(kind=Key.Kind.LOG, valid_from__lte=size)
+        .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gte=size))
+        .first()
+    )

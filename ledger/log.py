@@ -186,8 +186,8 @@ def _read_head_and_keys(
                 f"the registry's key {fp[:16]}… points past the log: run ledger verify"
             )
         keys[fp] = KeyState(fp, bytes(pk), kind, owner, custody, name, reg, vfrom, revoked)
-        if kind == "log":
-            log_key = fp
+        if kind == "log" and revoked is None:
+            log_key = fp  # the current one: a rotation revoked the others
     found = {eid: (idx, bytes(leaf)) for eid, idx, leaf in id_rows}
     return size, hashes, Keyring(keys, log_key), found
 

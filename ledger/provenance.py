@@ -90,7 +90,7 @@ def verify(directory: Path, bundle: dict, vkey: str) -> Result:
         key_leaf = _entry(bundle["entries"].get("author_key"), "author_key", cp.size, cp.root)
         if key_leaf.envelope["kind"] != "key.registered":
             raise BundleError("entries.author_key is not a key registration")
-        if not verify_leaf_signature(key_leaf, verifier.public_key):
+        if not verify_leaf_signature(key_leaf, verifier.public_key, cp.origin):
             raise BundleError("entries.author_key is not signed by the log key")
         if key_leaf.envelope["author"] != key_fingerprint(verifier.public_key):
             raise BundleError("entries.author_key is not authored by the log key")
@@ -107,7 +107,7 @@ def verify(directory: Path, bundle: dict, vkey: str) -> Result:
             raise BundleError("the publication comes before its key was registered")
         if pub.envelope["author"] != desc["fingerprint"]:
             raise BundleError("entries.published is not signed by the registered key")
-        if not verify_leaf_signature(pub, author_key):
+        if not verify_leaf_signature(pub, author_key, cp.origin):
             raise BundleError("entries.published: the signature does not verify")
         payload = pub.envelope["payload"]
         checks.append(f"checkpoint.published at index {pub.index}, included and signed")

@@ -13,6 +13,7 @@ import pytest
 from consortium.access import checkpoints
 from consortium.access.models import ModelCheckpoint
 from consortium.governance.changes import GovernanceError
+from ledger.keys import log_origin
 from ledger.provenance import verify
 from ledger.services import Entry, Key
 from tests.personas import found_delegates
@@ -188,7 +189,7 @@ def test_replay_rebuilds_models_runs_and_checkpoints(committed_db, weights):
         author=evaluator.fingerprint,
         payload={"checkpoint": cp.digest, "report_sha256": "ab" * 32, "verdict": "pass"},
     )
-    signed = sign_envelope(env, evaluator.signing_key)
+    signed = sign_envelope(env, evaluator.signing_key, log_origin())
     submissions.submit(
         envelope=env, signature=base64.b64encode(signed.signature).decode(), submitter=ops
     )

@@ -17,7 +17,7 @@ from consortium.governance.models import Seat
 from ledger import services
 from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.core.keyring import descriptor
-from ledger.keys import EntrySigner
+from ledger.keys import EntrySigner, log_origin
 from ledger.services import Entry, Key, log_signer
 from tests.steps.api import api_as
 
@@ -36,7 +36,7 @@ def world(delegates):
 
 def _signed(key: EntrySigner, kind: str, payload: dict, entry_id: str | None = None) -> dict:
     env = new_envelope(kind=kind, payload=payload, author=key.fingerprint, entry_id=entry_id)
-    s = sign_envelope(env, key.signing_key)
+    s = sign_envelope(env, key.signing_key, log_origin())
     return {"envelope": env, "signature": base64.b64encode(s.signature).decode()}
 
 
@@ -191,7 +191,9 @@ def test_an_envelope_held_back_and_submitted_late_is_refused(world):
         author=world["fr_key"].fingerprint,
         time=datetime.now(UTC) - timedelta(hours=1),
     )
-    sig = base64.b64encode(sign_envelope(env, world["fr_key"].signing_key).signature).decode()
+    sig = base64.b64encode(
+        sign_envelope(env, world["fr_key"].signing_key, log_origin()).signature
+    ).decode()
     before = Entry.objects.count()
     _problem(_post(world["fr"], {"envelope": env, "signature": sig}), 400, "s ago; new entries")
     assert Entry.objects.count() == before

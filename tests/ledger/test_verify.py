@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from ledger import checkpoints, services
 from ledger.core import merkle
-from ledger.keys import EntrySigner
+from ledger.keys import EntrySigner, log_origin
 from ledger.models import Entry
 from ledger.services import Draft
 from ledger.verify import verify_ledger
@@ -80,7 +80,9 @@ def test_an_entry_re_signed_by_an_unregistered_key_is_found(ledger_with_history,
     env = Entry.objects.get(index=30).envelope
     from ledger.core.envelope import build_leaf, sign_envelope
 
-    forged = sign_envelope({**env, "author": intruder.fingerprint}, intruder.signing_key)
+    forged = sign_envelope(
+        {**env, "author": intruder.fingerprint}, intruder.signing_key, log_origin()
+    )
     doc = Entry.objects.get(index=30).document
     leaf = build_leaf(forged.envelope_bytes, 30, doc["integrated_time"], forged.signature)
     with triggers_disabled() as cur:
