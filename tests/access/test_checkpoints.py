@@ -46,7 +46,7 @@ def published(delegates, weights):
 
 
 def _vkey() -> str:
-    return Key.objects.get(kind="log").verifier_key
+    return Key.objects.get(kind="log", revoked_at__isnull=True).verifier_key
 
 
 def test_publication_records_the_manifest_digest_and_stores_the_files(published, weights):
@@ -271,3 +271,27 @@ def test_the_command_publishes_and_writes_a_bundle(delegates, weights, tmp_path,
     assert "every stored file" in capsys.readouterr().out
     with pytest.raises(CommandError, match="no model 'nope'"):
         call_command("checkpoint", "publish", str(weights), "--model", "nope", "--name", "x")
+
+
+def test_a_bundle_verifies_across_a_log_key_rotation(published, weights):
+    """The publishing key was registered by the first log key; the bundle's checkpoint is
+    the new key's. Either key verifies it; the rotation's leaf is what links them."""
+    from ledger.services import log_key_rotate
+
+    old = _vkey()
+    log_key_rotate()
+    new = _vkey()
+    bundle = checkpoints.provenance_bundle(published)
+    rotated_at = Entry.objects.get(kind="log.key_rotated").index
+    assert [e["index"] for e in bundle["entries"]["log_keys"]] == [0, rotated_at]
+    for vkey in (old, new):
+        result = verify(weights, bundle, vkey)
+        assert result.ok, result.failures
+        assert "2 log keys, each rotation signed by both keys" in result.checks
+    # Without the rotation's leaf the new key's checkpoint cannot be checked with the old.
+    bundle["entries"]["log_keys"] = bundle["entries"]["log_keys"][:1]
+    result = verify(weights, bundle, old)
+    assert not result.ok and "the log key for its size" in result.failures[0]
+    # And the new key alone, without the rotation, does not vouch for the old key's
+    # registration of the publishing key.
+    assert not verify(weights, bundle, new).ok

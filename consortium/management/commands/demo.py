@@ -97,7 +97,7 @@ class Command(BaseCommand):
         }
         verifier = self._verifier()
         cp = ledger.publish_checkpoint() or ledger.latest_checkpoint()
-        vkey = Key.objects.get(kind=Key.Kind.LOG).verifier_key
+        vkey = Key.objects.get(kind=Key.Kind.LOG, revoked_at__isnull=True).verifier_key
         info = summary(
             url=url.rstrip("/"),
             username=username,
