@@ -142,9 +142,9 @@ def _checkpoint(bundle: dict, vkey: str):
     pinned = parse_verifier_key(vkey)
     entries = bundle["entries"]
     chain = _log_keys(entries.get("log_keys"), pinned)
-    size = parse_checkpoint(split_note(bundle["note"])[0]).size
-    signer = _key_at(chain, size)
+    signer = pinned
     try:
+        signer = _key_at(chain, parse_checkpoint(split_note(bundle["note"])[0]).size)
         cp = open_checkpoint(bundle["note"], signer, origin=pinned.name)
     except NoteError as exc:
         raise BundleError(
