@@ -253,7 +253,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m ledger.provenance
     v = sub.add_parser("verify", help="Check a directory of files against a bundle.")
     v.add_argument("directory", type=Path)
     v.add_argument("--bundle", type=Path, required=True, help="The bundle (JSON).")
-    v.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
+    v.add_argument(
+        "--vkey",
+        required=True,
+        help="The log's verifier key, name+hex8+base64 (any key the log has had).",
+    )
     args = parser.parse_args(argv)
     try:
         # Bytes, as written: a text read would fold line ends before anything is checked.
