@@ -216,8 +216,10 @@ def bulk(signer, count: int, start: int) -> tuple[float, float]:
     from ledger.services import Draft
 
     t0 = time.perf_counter()
+    origin = services.log_origin()
     signed = [
-        services._sign(signer, Draft("bench.sample", payload(start + i))) for i in range(count)
+        services._sign(signer, Draft("bench.sample", payload(start + i)), origin)
+        for i in range(count)
     ]
     t1 = time.perf_counter()
     with transaction.atomic(durable=True):
