@@ -79,6 +79,8 @@ class EntrySigner:
     fingerprint: str
     name: str
     signing_key: SigningKey
+    # The log's origin, which its entry signatures cover (known when unsealed here).
+    origin: str | None = None
 
     @classmethod
     def generate(cls, name: str) -> EntrySigner:
@@ -99,10 +101,17 @@ class EntrySigner:
 
 def hosted_signer(fingerprint: str) -> EntrySigner:
     """Unseal a hosted key. The caller has already decided the actor may use it."""
+    from django.db.models import Subquery
+
     from ledger.models import Key, SealedKey
 
+    genesis = Key.objects.filter(kind=Key.Kind.LOG).order_by("registered_in").values("name")
     try:
-        sealed = SealedKey.objects.select_related("key").get(key_id=fingerprint)
+        sealed = (
+            SealedKey.objects.select_related("key")
+            .annotate(origin=Subquery(genesis[:1]))
+            .get(key_id=fingerprint)
+        )
     except SealedKey.DoesNotExist as exc:
         raise HostedKeyError(f"no hosted key {fingerprint}") from exc
     key = sealed.key
@@ -113,7 +122,7 @@ def hosted_signer(fingerprint: str) -> EntrySigner:
         raise HostedKeyError(f"sealed key {fingerprint} does not match its public key")
     if key.custody != Key.Custody.HOSTED:
         raise HostedKeyError(f"key {fingerprint} is registered as {key.custody}, not hosted")
-    return EntrySigner(fingerprint, key.name, sk)
+    return EntrySigner(fingerprint, key.name, sk, sealed.origin)
 
 
 def log_signer() -> EntrySigner:

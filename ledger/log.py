@@ -328,7 +328,7 @@ def _split_retries(
                 raise IdempotencyConflict(
                     f"entry id {it.entry_id} is already used at index {index} by another envelope"
                 )
-            it = SignedEnvelope(before, leaf[9 : leaf.rfind(b',"index":')], it.signature)
+            it = SignedEnvelope(before, leaf[9 : leaf.rfind(b',"index":')], it.signature, it.origin)
         retries[it.entry_id] = _describe(it, index, _integrated_from(leaf), leaf, created=False)
     return retries, fresh
 
@@ -387,6 +387,12 @@ def _append_locked(
             keyring.admit(index, it.kind, it.envelope["payload"], it.author)
         except KeyringError as exc:
             raise LedgerError(f"entry {it.entry_id} ({it.kind}): {exc}") from exc
+        if it.origin is not None and it.origin != keyring.origin:
+            # Never store a signature made for another log (the genesis names its own).
+            raise LedgerError(
+                f"entry {it.entry_id} ({it.kind}) is signed for the log {it.origin!r}, "
+                f"not this log {keyring.origin!r}"
+            )
         leaf = build_leaf(it.envelope_bytes, index, integrated, it.signature)
         lh = merkle.leaf_hash(leaf)
         first = merkle.stored_hash_index(0, index)

@@ -131,7 +131,7 @@ def entry_append(
     time: datetime | None = None,
 ) -> Appended:
     """Sign one entry with a hosted key and append it."""
-    signed = _sign(signer, Draft(kind, payload, entry_id, time), log_origin())
+    signed = _sign(signer, Draft(kind, payload, entry_id, time), signer.origin or log_origin())
     return log.append_signed([signed])[0]
 
 
@@ -140,7 +140,7 @@ def entries_append(*, signer: EntrySigner, drafts: Iterable[Draft]) -> list[Appe
 
     Signing and canonicalising happen before the sequence lock is taken.
     """
-    origin = log_origin()
+    origin = signer.origin or log_origin()
     signed = [_sign(signer, d, origin) for d in drafts]
     return log.append_signed(signed)
 

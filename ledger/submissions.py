@@ -68,7 +68,7 @@ def signed_envelope_from_client(envelope: dict, signature: bytes) -> SignedEnvel
             f"is signed for the log's origin, here {origin!r} (an envelope signed for "
             f"another log, or without the origin, is refused)"
         ) from exc
-    return SignedEnvelope(envelope, data, signature)
+    return SignedEnvelope(envelope, data, signature, origin)
 
 
 class Refused(Exception):

@@ -201,11 +201,13 @@ def signing_message(envelope_bytes: bytes, origin: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class SignedEnvelope:
-    """An envelope, its exact canonical bytes and the author's signature over them."""
+    """An envelope, its exact canonical bytes and the author's signature over them, for
+    the log ``origin`` (``None`` when not known: the log checks what it is told)."""
 
     envelope: dict
     envelope_bytes: bytes
     signature: bytes
+    origin: str | None = None
 
     @property
     def entry_id(self) -> str:
@@ -229,7 +231,8 @@ def sign_envelope(envelope: dict, signing_key, origin: str) -> SignedEnvelope:
     data = canonical(envelope)
     if len(data) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
-    return SignedEnvelope(envelope, data, signing_key.sign(signing_message(data, origin)).signature)
+    signature = signing_key.sign(signing_message(data, origin)).signature
+    return SignedEnvelope(envelope, data, signature, origin)
 
 
 def decode_signature(text: str) -> bytes:

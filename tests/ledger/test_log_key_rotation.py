@@ -5,6 +5,7 @@ log's origin bound into every entry signature (format v2)."""
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -350,3 +351,21 @@ def test_verifiers_refuse_an_entry_signed_for_another_log(history, tmp_path):
 def test_the_rotate_command_needs_an_initialised_ledger(db):
     with pytest.raises(CommandError, match="no log key"):
         call_command("ledger", "rotate-log-key")
+
+
+def test_the_log_never_stores_a_signature_made_for_another_origin(history):
+    """Whatever signs before the lock, the append checks the origin it signed for."""
+    from ledger import log
+    from ledger.keys import hosted_signer
+
+    signer = hosted_signer(history["sample"].fingerprint)
+    assert signer.origin == log_origin()  # unsealed here, it knows the log's origin
+    env = new_envelope(kind="test.sample", payload={"n": 1}, author=signer.fingerprint)
+    foreign = sign_envelope(env, signer.signing_key, "ledger.other-consortium.example")
+    before = Entry.objects.count()
+    with pytest.raises(
+        LedgerError, match=re.escape("signed for the log 'ledger.other-consortium.example'")
+    ):
+        log.append_signed([foreign])
+    assert Entry.objects.count() == before
+    assert log.append_signed([sign_envelope(env, signer.signing_key, log_origin())])[0].created
