@@ -83,9 +83,9 @@ class EntrySigner:
     origin: str | None = None
 
     @classmethod
-    def generate(cls, name: str) -> EntrySigner:
+    def generate(cls, name: str, origin: str | None = None) -> EntrySigner:
         sk = SigningKey.generate()
-        return cls(key_fingerprint(bytes(sk.verify_key)), name, sk)
+        return cls(key_fingerprint(bytes(sk.verify_key)), name, sk, origin)
 
     @property
     def public_key(self) -> bytes:

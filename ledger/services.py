@@ -161,7 +161,7 @@ def ledger_init(*, origin: str | None = None) -> Appended:
         log._lock()
         if tree_size():
             raise LedgerError("the ledger is already initialised")
-        signer = EntrySigner.generate(origin)
+        signer = EntrySigner.generate(origin, origin=origin)
         try:
             desc = descriptor(
                 public_key=signer.public_key,
@@ -189,7 +189,7 @@ def _descriptor_for(
     """A key descriptor; without ``public_key``, for a hosted key made here."""
     hosted = None
     if public_key is None:
-        hosted = EntrySigner.generate(name)
+        hosted = EntrySigner.generate(name, origin=log_origin())
         public_key = hosted.public_key
     try:
         desc = descriptor(
@@ -280,7 +280,7 @@ def log_key_rotate(*, entry_id: str | None = None) -> tuple[Appended, EntrySigne
         old = log_signer()
         origin = log_origin()
         owner = Key.objects.get(fingerprint=old.fingerprint).owner
-        new = EntrySigner.generate(origin)
+        new = EntrySigner.generate(origin, origin=origin)
         try:
             desc = descriptor(
                 public_key=new.public_key, kind="log", owner=owner, custody="hosted", name=origin
