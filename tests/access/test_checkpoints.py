@@ -276,8 +276,10 @@ def test_the_command_publishes_and_writes_a_bundle(delegates, weights, tmp_path,
 def test_a_bundle_verifies_across_a_log_key_rotation(published, weights):
     """The publishing key was registered by the first log key; the bundle's checkpoint is
     the new key's. Either key verifies it; the rotation's leaf is what links them."""
-    from ledger.services import log_key_rotate
+    from ledger.core.note import sign_note
+    from ledger.services import log_key_rotate, log_signer
 
+    old_signer = log_signer()
     old = _vkey()
     log_key_rotate()
     new = _vkey()
@@ -288,6 +290,12 @@ def test_a_bundle_verifies_across_a_log_key_rotation(published, weights):
         result = verify(weights, bundle, vkey)
         assert result.ok, result.failures
         assert "2 log keys, each rotation signed by both keys" in result.checks
+    # The same checkpoint signed by the old key after its rotation: refused.
+    body = bundle["note"].split("\n\n")[0] + "\n"
+    forged = {**bundle, "note": sign_note(body, old_signer.note_signer())}
+    for vkey in (old, new):
+        result = verify(weights, forged, vkey)
+        assert not result.ok and "the log key for its size" in result.failures[0]
     # Without the rotation's leaf the new key's checkpoint cannot be checked with the old.
     bundle["entries"]["log_keys"] = bundle["entries"]["log_keys"][:1]
     result = verify(weights, bundle, old)
