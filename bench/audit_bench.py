@@ -75,11 +75,12 @@ def _pairs(path: Path, count: int) -> list[tuple[bytes, bytes, bytes]]:
     baseline: exactly what the verifier checks, without anything else it does."""
     import base64
 
-    from ledger.core.envelope import ENTRY_CONTEXT
+    from ledger.core.envelope import entry_context
     from ledger.core.leafcheck import TAIL
-    from ledger.services import Key
+    from ledger.services import Key, log_origin
 
     keys = {k.fingerprint: bytes(k.public_key) for k in Key.objects.all()}
+    context = entry_context(log_origin())
     out = []
     with zipfile.ZipFile(path) as z, z.open("entries.jsonl") as f:
         for line in f:
@@ -87,7 +88,7 @@ def _pairs(path: Path, count: int) -> list[tuple[bytes, bytes, bytes]]:
             tail = TAIL.search(line, max(0, len(line) - 256))
             author = line[20:84].decode()
             envelope = line[9 : tail.start(2) - len(b',"index":')]
-            out.append((keys[author], ENTRY_CONTEXT + envelope, base64.b64decode(tail.group(4))))
+            out.append((keys[author], context + envelope, base64.b64decode(tail.group(4))))
             if len(out) >= count:
                 break
     return out

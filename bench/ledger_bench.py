@@ -216,8 +216,10 @@ def bulk(signer, count: int, start: int) -> tuple[float, float]:
     from ledger.services import Draft
 
     t0 = time.perf_counter()
+    origin = services.log_origin()
     signed = [
-        services._sign(signer, Draft("bench.sample", payload(start + i))) for i in range(count)
+        services._sign(signer, Draft("bench.sample", payload(start + i)), origin)
+        for i in range(count)
     ]
     t1 = time.perf_counter()
     with transaction.atomic(durable=True):
@@ -299,13 +301,14 @@ def raw_verify_rate(count: int) -> float:
     from nacl.signing import VerifyKey
 
     from ledger.core.envelope import parse_leaf, signing_message
-    from ledger.services import Entry, Key
+    from ledger.services import Entry, Key, log_origin
 
     keys = {k.fingerprint: VerifyKey(bytes(k.public_key)) for k in Key.objects.all()}
+    origin = log_origin()
     items = []
     for e in Entry.objects.filter(index__gte=2).order_by("index")[:count]:
         leaf = parse_leaf(bytes(e.leaf))
-        items.append((keys[e.author], signing_message(leaf.envelope_bytes), leaf.signature))
+        items.append((keys[e.author], signing_message(leaf.envelope_bytes, origin), leaf.signature))
     t0 = time.perf_counter()
     for vk, msg, sig in items:
         vk.verify(msg, sig)

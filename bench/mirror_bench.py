@@ -60,10 +60,14 @@ def build_log(entries: int):
 
     def append(kind: str, payload: dict, key: SigningKey) -> None:
         author = key_fingerprint(bytes(key.verify_key))
-        signed = sign_envelope(new_envelope(kind=kind, payload=payload, author=author), key)
+        signed = sign_envelope(new_envelope(kind=kind, payload=payload, author=author), key, ORIGIN)
         leaves.append(build_leaf(signed.envelope_bytes, len(leaves), now, signed.signature))
         checks.append(
-            (signing_message(signed.envelope_bytes), signed.signature, bytes(key.verify_key))
+            (
+                signing_message(signed.envelope_bytes, ORIGIN),
+                signed.signature,
+                bytes(key.verify_key),
+            )
         )
 
     log_desc = descriptor(

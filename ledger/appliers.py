@@ -39,6 +39,7 @@ def apply_key_registered(entry: Appended) -> None:
 
 
 @applier("key.rotated")
+@applier("log.key_rotated")
 def apply_key_rotated(entry: Appended) -> None:
     Key.objects.filter(fingerprint=entry.payload["fingerprint"]).update(revoked_at=entry.index)
     _create(entry, entry.payload["key"], valid_from=entry.index + 1)

@@ -15,7 +15,7 @@ from ledger.core import merkle
 from ledger.core.note import Checkpoint as Body
 from ledger.core.note import NoteError, Verifier, key_id, open_checkpoint, sign_note
 from ledger.errors import LedgerError
-from ledger.keys import log_signer
+from ledger.keys import HostedKeyError, hosted_signer, log_key_for_size
 from ledger.models import Checkpoint
 from ledger.proofs import consistency_proof, root_at, tree_size
 
@@ -50,15 +50,20 @@ def publish_checkpoint() -> Checkpoint | None:
     """Sign and store a checkpoint at the current tree size, if it has grown.
 
     Refuses to sign a tree that is not an extension of the latest checkpoint: that
-    would mean stored history changed, and the log must never sign a fork.
+    would mean stored history changed, and the log must never sign a fork. The signer
+    is the log key for the size (the one valid at index ``size``): after a rotation,
+    the new key.
     """
     size = tree_size()
     latest = Checkpoint.objects.order_by("-tree_size").first()
-    signer = log_signer()
     if latest is not None:
-        _check_latest(latest, signer, size)
+        _check_latest(latest, size)
     if size == 0 or (latest is not None and latest.tree_size == size):
         return None
+    key = log_key_for_size(size)
+    if key is None:
+        raise HostedKeyError(f"no log key is valid for a checkpoint of size {size}")
+    signer = hosted_signer(key.fingerprint)
     root = root_at(size)
     if latest is not None:
         proof = consistency_proof(latest.tree_size, size)
@@ -81,11 +86,16 @@ def publish_checkpoint() -> Checkpoint | None:
         return Checkpoint.objects.get(tree_size=size)
 
 
-def _check_latest(latest: Checkpoint, signer, size: int) -> None:
-    """Never build on a checkpoint this log did not sign, nor on one ahead of the tree."""
-    verifier = Verifier(signer.name, key_id(signer.name, signer.public_key), signer.public_key)
+def _check_latest(latest: Checkpoint, size: int) -> None:
+    """Never build on a checkpoint this log did not sign (under the log key for its
+    size), nor on one ahead of the tree."""
+    key = log_key_for_size(latest.tree_size)
+    if key is None:
+        raise LedgerError(f"no log key is valid for the checkpoint at size {latest.tree_size}")
+    public_key = bytes(key.public_key)
+    verifier = Verifier(key.name, key_id(key.name, public_key), public_key)
     try:
-        signed = open_checkpoint(latest.note, verifier, origin=signer.name)
+        signed = open_checkpoint(latest.note, verifier, origin=key.name)
     except NoteError as exc:
         raise LedgerError(
             f"the stored checkpoint at size {latest.tree_size} is not the log's: {exc}"

@@ -107,6 +107,25 @@ def _pages(first: int, end: int) -> Iterable[tuple[int, bytes]]:
         at = rows[-1][0] + 1
 
 
+def _anchor(end: int):
+    """The checkpoint every proof leads to (one covering ``end``, signed by the current
+    log key: a new one is published if the latest predates a rotation) and the current
+    log key, which signs the MANIFEST."""
+    from ledger.keys import log_key_for_size, log_signer
+
+    latest = latest_checkpoint()
+    if latest is None or latest.tree_size < end:
+        latest = publish_checkpoint() or latest_checkpoint()
+    if latest is None or latest.tree_size < end:
+        raise ExportError("no checkpoint covers the export; publish one and try again")
+    signer = log_signer()
+    if log_key_for_size(latest.tree_size).fingerprint != signer.fingerprint:
+        latest = publish_checkpoint() or latest
+    if log_key_for_size(latest.tree_size).fingerprint != signer.fingerprint:
+        raise ExportError("the log key changed during the export; try again")
+    return latest, signer
+
+
 def build(
     target,
     *,
@@ -122,21 +141,15 @@ def build(
     keeps) to ``target`` (a path or a binary file), with the report files given.
 
     A checkpoint covering ``end`` is published first if there is none: it is the anchor
-    every proof leads to.
+    every proof leads to. The anchor is signed by the current log key (a new checkpoint
+    is published if the latest one predates a rotation), which signs the MANIFEST.
     """
-    from ledger.keys import log_signer
-
     size = stored.tree_size()
     end = size if end is None else end
     if not 0 <= first < end <= size:
         raise ExportError(f"the range {first}-{end} is empty or outside the log (size {size})")
-    latest = latest_checkpoint()
-    if latest is None or latest.tree_size < end:
-        latest = publish_checkpoint() or latest_checkpoint()
-    if latest is None or latest.tree_size < end:
-        raise ExportError("no checkpoint covers the export; publish one and try again")
+    latest, signer = _anchor(end)
     anchor = latest.tree_size
-    signer = log_signer()
     mode = "range" if select is None else "selection"
     w = _Writer(target)
     try:
@@ -158,8 +171,10 @@ def build(
                 for (a, b), proof in zip(pairs, stored.consistency_proofs(pairs), strict=True)
             ),
         )
+        # The key entries up to the anchor: the log key rotations among them show which
+        # key signs each checkpoint.
         keys = list(
-            Entry.objects.filter(kind__in=CORE_KEY_KINDS, index__lt=end)
+            Entry.objects.filter(kind__in=CORE_KEY_KINDS, index__lt=anchor)
             .order_by("index")
             .values_list("index", "leaf")
         )

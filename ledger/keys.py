@@ -79,11 +79,13 @@ class EntrySigner:
     fingerprint: str
     name: str
     signing_key: SigningKey
+    # The log's origin, which its entry signatures cover (known when unsealed here).
+    origin: str | None = None
 
     @classmethod
-    def generate(cls, name: str) -> EntrySigner:
+    def generate(cls, name: str, origin: str | None = None) -> EntrySigner:
         sk = SigningKey.generate()
-        return cls(key_fingerprint(bytes(sk.verify_key)), name, sk)
+        return cls(key_fingerprint(bytes(sk.verify_key)), name, sk, origin)
 
     @property
     def public_key(self) -> bytes:
@@ -99,10 +101,17 @@ class EntrySigner:
 
 def hosted_signer(fingerprint: str) -> EntrySigner:
     """Unseal a hosted key. The caller has already decided the actor may use it."""
+    from django.db.models import Subquery
+
     from ledger.models import Key, SealedKey
 
+    genesis = Key.objects.filter(kind=Key.Kind.LOG).order_by("registered_in").values("name")
     try:
-        sealed = SealedKey.objects.select_related("key").get(key_id=fingerprint)
+        sealed = (
+            SealedKey.objects.select_related("key")
+            .annotate(origin=Subquery(genesis[:1]))
+            .get(key_id=fingerprint)
+        )
     except SealedKey.DoesNotExist as exc:
         raise HostedKeyError(f"no hosted key {fingerprint}") from exc
     key = sealed.key
@@ -113,13 +122,39 @@ def hosted_signer(fingerprint: str) -> EntrySigner:
         raise HostedKeyError(f"sealed key {fingerprint} does not match its public key")
     if key.custody != Key.Custody.HOSTED:
         raise HostedKeyError(f"key {fingerprint} is registered as {key.custody}, not hosted")
-    return EntrySigner(fingerprint, key.name, sk)
+    return EntrySigner(fingerprint, key.name, sk, sealed.origin)
 
 
 def log_signer() -> EntrySigner:
+    """The current log key (the one a rotation has not replaced)."""
     from ledger.models import Key
 
     key = Key.objects.filter(kind=Key.Kind.LOG, revoked_at__isnull=True).first()
     if key is None:
         raise HostedKeyError("the ledger has no log key yet: run `manage.py ledger init`")
     return hosted_signer(key.fingerprint)
+
+
+def log_origin() -> str:
+    """The log's origin, which every entry signature covers: the genesis key's name (every
+    log key after it bears the same)."""
+    from ledger.models import Key
+
+    key = Key.objects.filter(kind=Key.Kind.LOG).order_by("registered_in").first()
+    if key is None:
+        raise HostedKeyError("the ledger has no log key yet: run `manage.py ledger init`")
+    return key.name
+
+
+def log_key_for_size(size: int):
+    """The registry's log key that signs the checkpoint of ``size`` entries: the one valid
+    at index ``size`` (see ``ledger.core.keyring.Keyring.log_key_for_size``)."""
+    from django.db.models import Q
+
+    from ledger.models import Key
+
+    return (
+        Key.objects.filter(kind=Key.Kind.LOG, valid_from__lte=size)
+        .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gte=size))
+        .first()
+    )

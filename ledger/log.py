@@ -193,8 +193,8 @@ def _read_head_and_keys(
                 f"the registry's key {fp[:16]}… points past the log: run ledger verify"
             )
         keys[fp] = KeyState(fp, bytes(pk), kind, owner, custody, name, reg, vfrom, revoked)
-        if kind == "log":
-            log_key = fp
+        if kind == "log" and revoked is None:
+            log_key = fp  # the current one: a rotation revoked the others
     found = {eid: (idx, bytes(leaf)) for eid, idx, leaf in id_rows}
     return size, hashes, Keyring(keys, log_key), found
 
@@ -335,7 +335,7 @@ def _split_retries(
                 raise IdempotencyConflict(
                     f"entry id {it.entry_id} is already used at index {index} by another envelope"
                 )
-            it = SignedEnvelope(before, leaf[9 : leaf.rfind(b',"index":')], it.signature)
+            it = SignedEnvelope(before, leaf[9 : leaf.rfind(b',"index":')], it.signature, it.origin)
         retries[it.entry_id] = _describe(it, index, _integrated_from(leaf), leaf, created=False)
     return retries, fresh
 
@@ -394,6 +394,12 @@ def _append_locked(
             keyring.admit(index, it.kind, it.envelope["payload"], it.author)
         except KeyringError as exc:
             raise LedgerError(f"entry {it.entry_id} ({it.kind}): {exc}") from exc
+        if it.origin is not None and it.origin != keyring.origin:
+            # Never store a signature made for another log (the genesis names its own).
+            raise LedgerError(
+                f"entry {it.entry_id} ({it.kind}) is signed for the log {it.origin!r}, "
+                f"not this log {keyring.origin!r}"
+            )
         leaf = build_leaf(it.envelope_bytes, index, integrated, it.signature)
         if len(leaf) > MAX_LEAF_BYTES:
             raise EntryTooLarge(

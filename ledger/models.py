@@ -185,8 +185,11 @@ class Key(models.Model):
     class Meta:
         ordering = ["registered_in"]
         constraints = [
+            # One valid log key: a rotation revokes the old one as it adds the new.
             models.UniqueConstraint(
-                fields=["kind"], condition=models.Q(kind="log"), name="ledger_key_one_log_key"
+                fields=["kind"],
+                condition=models.Q(kind="log", revoked_at__isnull=True),
+                name="ledger_key_one_valid_log_key",
             ),
         ]
 

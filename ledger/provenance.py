@@ -6,11 +6,14 @@ Needs Python and PyNaCl only: no Django, no database, no network::
 
 What it checks, in order, and names what fails:
 
-1. the bundle's checkpoint is a C2SP signed note by the log key named by the verifier key;
+1. the bundle's checkpoint is a C2SP signed note by the log key for its size; the
+   verifier key is that key or, when the log key was rotated, any key of the chain the
+   bundle's ``log_keys`` entries show (the genesis and each ``log.key_rotated``, signed
+   by the old key and the new, each included in the checkpoint's tree);
 2. the registration of the publishing key (a ``key.registered`` entry signed by the log
-   key) and the ``checkpoint.published`` entry (signed by the key registered there) are
-   both in the tree that checkpoint commits to (RFC 9162 inclusion proofs), with valid
-   signatures;
+   key valid at its index) and the ``checkpoint.published`` entry (signed by the key
+   registered there) are both in the tree that checkpoint commits to (RFC 9162
+   inclusion proofs), with valid signatures for the log's origin;
 3. the manifest's SHA-256 is the digest the entry publishes, and it lists exactly the
    files the entry lists;
 4. every file in the directory has the size and SHA-256 the manifest gives, and no file
@@ -32,7 +35,16 @@ from pathlib import Path
 
 from ledger.core import merkle
 from ledger.core.envelope import EnvelopeError, key_fingerprint, parse_leaf, verify_leaf_signature
-from ledger.core.note import NoteError, open_checkpoint, parse_verifier_key
+from ledger.core.keyring import Keyring, KeyringError, read_log_key_rotation
+from ledger.core.note import (
+    NoteError,
+    Verifier,
+    open_checkpoint,
+    parse_checkpoint,
+    parse_verifier_key,
+    split_note,
+    verifier_key,
+)
 
 
 class BundleError(ValueError):
@@ -77,22 +89,88 @@ def _entry(bundle_entry, name: str, size: int, root: bytes):
     return leaf
 
 
+# A log key and the entry indexes it signs (``last`` is None for the current key).
+LogKey = tuple[Verifier, int, int | None]
+
+
+def _log_keys(items, pinned: Verifier) -> list[LogKey]:
+    """The log keys the bundle's ``log_keys`` entries show, the pinned key among them;
+    without them (no rotation to show), the pinned key alone."""
+    if items is None:
+        return [(pinned, 0, None)]
+    if not isinstance(items, list) or not items:
+        raise BundleError("entries.log_keys must be a list of entries, the genesis first")
+    origin, chain = pinned.name, []
+    for number, item in enumerate(items):
+        leaf_bytes = _b64(item.get("leaf") if isinstance(item, dict) else None, "log_keys.leaf")
+        try:
+            if number == 0:
+                genesis = parse_leaf(leaf_bytes)
+                env = genesis.envelope
+                ring = Keyring()
+                ring.admit(genesis.index, env["kind"], env["payload"], env["author"])
+                public_key = ring.keys[ring.log_key].public_key
+                if ring.origin != origin or not verify_leaf_signature(genesis, public_key, origin):
+                    raise BundleError("entries.log_keys: the genesis is not this log's")
+                chain.append((_verifier(origin, public_key), 0, None))
+                continue
+            vkey = read_log_key_rotation(leaf_bytes, origin, chain[-1][0].public_key)
+            index = parse_leaf(leaf_bytes).index
+        except (EnvelopeError, KeyringError) as exc:
+            raise BundleError(f"entries.log_keys[{number}]: {exc}") from exc
+        old, first, _ = chain.pop()
+        chain += [(old, first, index), (parse_verifier_key(vkey), index + 1, None)]
+    if all(v.public_key != pinned.public_key for v, _, _ in chain):
+        raise BundleError("the verifier key is not a log key of this log")
+    return chain
+
+
+def _verifier(origin: str, public_key: bytes) -> Verifier:
+    return parse_verifier_key(verifier_key(origin, public_key))
+
+
+def _key_at(chain: list[LogKey], index: int) -> Verifier:
+    """The log key valid at ``index`` (and for the checkpoint of that size)."""
+    for v, first, last in chain:
+        if first <= index and (last is None or index <= last):
+            return v
+    raise BundleError(f"no log key is valid at index {index}")
+
+
+def _checkpoint(bundle: dict, vkey: str):
+    """The bundle's checkpoint, under the log key for its size; the log keys."""
+    pinned = parse_verifier_key(vkey)
+    entries = bundle["entries"]
+    chain = _log_keys(entries.get("log_keys"), pinned)
+    signer = pinned
+    try:
+        signer = _key_at(chain, parse_checkpoint(split_note(bundle["note"])[0]).size)
+        cp = open_checkpoint(bundle["note"], signer, origin=pinned.name)
+    except NoteError as exc:
+        raise BundleError(
+            f"note: not a checkpoint signed by {signer.name}+{signer.key_id.hex()}, the log "
+            f"key for its size: {exc}"
+        ) from exc
+    for number, item in enumerate(entries.get("log_keys") or []):
+        _entry(item, f"log_keys[{number}]", cp.size, cp.root)
+    return cp, chain
+
+
 def verify(directory: Path, bundle: dict, vkey: str) -> Result:
     """Check ``directory`` against ``bundle`` under the log's verifier key ``vkey``."""
     checks: list[str] = []
     try:
-        verifier = parse_verifier_key(vkey)
-        try:
-            cp = open_checkpoint(bundle["note"], verifier)
-        except NoteError as exc:
-            raise BundleError(f"note: not a checkpoint signed by {verifier.name}: {exc}") from exc
-        checks.append(f"checkpoint: signed by {verifier.name}, tree size {cp.size}")
+        cp, chain = _checkpoint(bundle, vkey)
+        checks.append(f"checkpoint: signed by {cp.origin}, tree size {cp.size}")
+        if len(chain) > 1:
+            checks.append(f"{len(chain)} log keys, each rotation signed by both keys")
         key_leaf = _entry(bundle["entries"].get("author_key"), "author_key", cp.size, cp.root)
         if key_leaf.envelope["kind"] != "key.registered":
             raise BundleError("entries.author_key is not a key registration")
-        if not verify_leaf_signature(key_leaf, verifier.public_key):
+        registrar = _key_at(chain, key_leaf.index)
+        if not verify_leaf_signature(key_leaf, registrar.public_key, cp.origin):
             raise BundleError("entries.author_key is not signed by the log key")
-        if key_leaf.envelope["author"] != key_fingerprint(verifier.public_key):
+        if key_leaf.envelope["author"] != key_fingerprint(registrar.public_key):
             raise BundleError("entries.author_key is not authored by the log key")
         desc = key_leaf.envelope["payload"]["key"]
         author_key = _b64(desc["public_key"], "the registered public key")
@@ -107,7 +185,7 @@ def verify(directory: Path, bundle: dict, vkey: str) -> Result:
             raise BundleError("the publication comes before its key was registered")
         if pub.envelope["author"] != desc["fingerprint"]:
             raise BundleError("entries.published is not signed by the registered key")
-        if not verify_leaf_signature(pub, author_key):
+        if not verify_leaf_signature(pub, author_key, cp.origin):
             raise BundleError("entries.published: the signature does not verify")
         payload = pub.envelope["payload"]
         checks.append(f"checkpoint.published at index {pub.index}, included and signed")
@@ -175,7 +253,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m ledger.provenance
     v = sub.add_parser("verify", help="Check a directory of files against a bundle.")
     v.add_argument("directory", type=Path)
     v.add_argument("--bundle", type=Path, required=True, help="The bundle (JSON).")
-    v.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
+    v.add_argument(
+        "--vkey",
+        required=True,
+        help="The log's verifier key, name+hex8+base64 (any key the log has had).",
+    )
     args = parser.parse_args(argv)
     try:
         # Bytes, as written: a text read would fold line ends before anything is checked.

@@ -23,6 +23,7 @@ of their own.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,10 +45,17 @@ from ledger.core.envelope import (
     parse_time,
     sign_envelope,
 )
-from ledger.core.keyring import KeyringError, descriptor
+from ledger.core.keyring import LOG_ROTATION, KeyringError, descriptor, rotation_message
 from ledger.core.note import verifier_key
 from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError
-from ledger.keys import EntrySigner, HostedKeyError, hosted_signer, log_signer, seal_seed
+from ledger.keys import (
+    EntrySigner,
+    HostedKeyError,
+    hosted_signer,
+    log_origin,
+    log_signer,
+    seal_seed,
+)
 from ledger.log import Appended, applier
 from ledger.models import Entry, Key, SealedKey
 from ledger.proofs import inclusion_proof, tree_size
@@ -82,6 +90,8 @@ __all__ = [
     "key_rotate",
     "latest_checkpoint",
     "ledger_init",
+    "log_key_rotate",
+    "log_origin",
     "log_signer",
     "may_act_for",
     "parse_time",
@@ -116,7 +126,7 @@ class Draft:
     time: datetime | None = None
 
 
-def _sign(signer: EntrySigner, draft: Draft) -> SignedEnvelope:
+def _sign(signer: EntrySigner, draft: Draft, origin: str) -> SignedEnvelope:
     try:
         env = new_envelope(
             kind=draft.kind,
@@ -125,7 +135,7 @@ def _sign(signer: EntrySigner, draft: Draft) -> SignedEnvelope:
             entry_id=draft.entry_id,
             time=draft.time,
         )
-        return sign_envelope(env, signer.signing_key)
+        return sign_envelope(env, signer.signing_key, origin)
     except EnvelopeTooLarge as exc:
         raise EntryTooLarge(f"{draft.kind}: {exc}") from exc
     except EnvelopeError as exc:
@@ -141,7 +151,7 @@ def entry_append(
     time: datetime | None = None,
 ) -> Appended:
     """Sign one entry with a hosted key and append it."""
-    signed = _sign(signer, Draft(kind, payload, entry_id, time))
+    signed = _sign(signer, Draft(kind, payload, entry_id, time), signer.origin or log_origin())
     return log.append_signed([signed])[0]
 
 
@@ -150,7 +160,8 @@ def entries_append(*, signer: EntrySigner, drafts: Iterable[Draft]) -> list[Appe
 
     Signing and canonicalising happen before the sequence lock is taken.
     """
-    signed = [_sign(signer, d) for d in drafts]
+    origin = signer.origin or log_origin()
+    signed = [_sign(signer, d, origin) for d in drafts]
     return log.append_signed(signed)
 
 
@@ -170,7 +181,7 @@ def ledger_init(*, origin: str | None = None) -> Appended:
         log._lock()
         if tree_size():
             raise LedgerError("the ledger is already initialised")
-        signer = EntrySigner.generate(origin)
+        signer = EntrySigner.generate(origin, origin=origin)
         try:
             desc = descriptor(
                 public_key=signer.public_key,
@@ -181,9 +192,8 @@ def ledger_init(*, origin: str | None = None) -> Appended:
             )
         except KeyringError as exc:
             raise LedgerError(f"LEDGER_ORIGIN: {exc}") from exc
-        genesis = entry_append(
-            signer=signer, kind="log.genesis", payload={"origin": origin, "key": desc}
-        )
+        draft = Draft("log.genesis", {"origin": origin, "key": desc})
+        genesis = log.append_signed([_sign(signer, draft, origin)])[0]
         _seal(signer)
     return genesis
 
@@ -199,7 +209,7 @@ def _descriptor_for(
     """A key descriptor; without ``public_key``, for a hosted key made here."""
     hosted = None
     if public_key is None:
-        hosted = EntrySigner.generate(name)
+        hosted = EntrySigner.generate(name, origin=log_origin())
         public_key = hosted.public_key
     try:
         desc = descriptor(
@@ -278,3 +288,36 @@ def key_revoke(
             payload={"fingerprint": fingerprint, "reason": reason},
             entry_id=entry_id,
         )
+
+
+def log_key_rotate(*, entry_id: str | None = None) -> tuple[Appended, EntrySigner]:
+    """Replace the log key: a new hosted log key, made and sealed here, accepted by an
+    entry the old key signs and whose payload the new key signs too. The old key's
+    sealed copy stays (it verifies, and signed, the checkpoints before the rotation); it
+    signs nothing after it. Returns the entry and the new key's signer."""
+    with transaction.atomic():
+        log._lock()
+        old = log_signer()
+        origin = log_origin()
+        owner = Key.objects.get(fingerprint=old.fingerprint).owner
+        new = EntrySigner.generate(origin, origin=origin)
+        try:
+            desc = descriptor(
+                public_key=new.public_key, kind="log", owner=owner, custody="hosted", name=origin
+            )
+        except KeyringError as exc:
+            raise LedgerError(str(exc)) from exc
+        message = rotation_message(origin, old.fingerprint, new.fingerprint)
+        signature = new.signing_key.sign(message).signature
+        entry = entry_append(
+            signer=old,
+            kind=LOG_ROTATION,
+            payload={
+                "fingerprint": old.fingerprint,
+                "key": desc,
+                "signature": base64.b64encode(signature).decode(),
+            },
+            entry_id=entry_id,
+        )
+        _seal(new)
+    return entry, new

@@ -35,6 +35,7 @@ from ledger.core.envelope import (
     signing_message,
 )
 from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError
+from ledger.keys import log_origin
 from ledger.log import Appended
 from ledger.models import Entry, Key
 
@@ -57,11 +58,16 @@ def signed_envelope_from_client(envelope: dict, signature: bytes) -> SignedEnvel
     key = Key.objects.filter(fingerprint=envelope["author"]).first()
     if key is None:
         raise LedgerError(f"author {envelope['author'][:16]}… is not a registered key")
+    origin = log_origin()
     try:
-        VerifyKey(bytes(key.public_key)).verify(signing_message(data), signature)
+        VerifyKey(bytes(key.public_key)).verify(signing_message(data, origin), signature)
     except (BadSignatureError, ValueError) as exc:
-        raise LedgerError("the signature does not verify under the author's key") from exc
-    return SignedEnvelope(envelope, data, signature)
+        raise LedgerError(
+            f"the signature does not verify under the author's key for this log: an entry "
+            f"is signed for the log's origin, here {origin!r} (an envelope signed for "
+            f"another log, or without the origin, is refused)"
+        ) from exc
+    return SignedEnvelope(envelope, data, signature, origin)
 
 
 class Refused(Exception):

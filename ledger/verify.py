@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import pairwise
 from multiprocessing import get_context
 
 from django.db import connection
@@ -33,10 +32,16 @@ from ledger import verify_worker as leafcheck_worker
 from ledger.core import merkle
 from ledger.core.envelope import EnvelopeError, parse_leaf
 from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError
-from ledger.core.note import NoteError, Verifier, key_id, open_checkpoint
 from ledger.errors import LedgerError
-from ledger.models import Checkpoint, Entry, Key, LogHead, TreeHash, VerificationRun
-from ledger.proofs import consistency_proof, read_hashes
+from ledger.models import Checkpoint, Entry, LogHead, TreeHash, VerificationRun
+from ledger.proofs import read_hashes
+from ledger.verify_checkpoints import (
+    check_checkpoint,
+    check_consistency,
+    check_registry,
+    checkpoints_beyond,
+    top_index,
+)
 
 RANGE = 4000  # entries a worker checks at a time
 ROWS = 10000
@@ -61,13 +66,6 @@ class Report:
 
     def first_failure(self) -> tuple[int, str] | None:
         return min(self.failures) if self.failures else None
-
-
-def _top_index() -> int:
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT MAX({connection.ops.quote_name('index')}) FROM {Entry._meta.db_table}")
-        top = cur.fetchone()[0]
-    return -1 if top is None else top
 
 
 def _key_entries(top: int):
@@ -143,7 +141,7 @@ def verify_ledger(
     report = Report(start=start)
     # What is verified is the log as it stood when verification began; entries and
     # checkpoints added meanwhile are left for the next run.
-    top = _top_index()
+    top = top_index()
     last = top if limit is None else min(top, start + limit - 1)
     total = Entry.objects.filter(index__gte=start, index__lte=last).count()
     checkpoints = {
@@ -165,23 +163,25 @@ def verify_ledger(
     # 1. The key timeline, from the key entries alone.
     key_entries = _replay_keys(keyring, last, tree.fail)
     timeline = {fp: (k.public_key, k.valid_from, k.revoked_at) for fp, k in keyring.keys.items()}
+    # Every entry signature covers the log's origin; without a genesis none can verify.
+    origin = keyring.origin or "no-genesis"
     # 2 and 3. Workers check ranges; the tree is rebuilt from what they return.
     ranges = [(lo, min(lo + RANGE, last + 1)) for lo in range(start, last + 1, RANGE)]
     workers = workers or os.cpu_count() or 1
     if connection.in_atomic_block or workers <= 1:
         # Inside a transaction other connections would not see uncommitted entries:
         # check in this process, over this connection.
-        _check_here(ranges, tree, timeline, key_entries, strict)
+        _check_here(ranges, tree, timeline, key_entries, strict, origin)
     else:
-        _check_on_workers(ranges, tree, workers, timeline, key_entries, strict)
+        _check_on_workers(ranges, tree, workers, timeline, key_entries, strict, origin)
     builder = tree.builder
     report.size = builder.size
     report.frontier = builder.frontier()
     report.root = builder.root()
     _check_gapless(report, total, start)
-    still = _checkpoints_beyond(last, keyring, report)
+    still = checkpoints_beyond(last, keyring, report)
     signed = sorted(checkpoints.values(), key=lambda c: c.tree_size)
-    _check_consistency([anchor, *signed] if anchor else signed, report)
+    check_consistency([anchor, *signed] if anchor else signed, report)
     _compare_derived(report, tree, keyring, top=top, last=last, still=still)
     return report
 
@@ -225,7 +225,7 @@ class _Rebuild:
                 self.fail(index, f"stored tree hash {self.next_idx} differs from the rebuilt tree")
             self.next_idx += 1
         if self.builder.size in self.checkpoints:
-            _check_checkpoint(
+            check_checkpoint(
                 self.checkpoints[self.builder.size], self.builder.root(), self.keyring, self.report
             )
 
@@ -258,7 +258,9 @@ def _replay_keys(keyring: Keyring, last: int, fail: Callable[[int, str], None]) 
     return key_entries
 
 
-def _check_here(ranges, tree: _Rebuild, timeline, key_entries: set[int], strict: bool) -> None:
+def _check_here(
+    ranges, tree: _Rebuild, timeline, key_entries: set[int], strict: bool, origin: str
+) -> None:
     """Check the ranges in this process, over this connection."""
     sql = leafcheck_worker.SELECT.format(table=Entry._meta.db_table, mark="%s")
     keys = frozenset(key_entries)
@@ -268,13 +270,19 @@ def _check_here(ranges, tree: _Rebuild, timeline, key_entries: set[int], strict:
             cur.execute(sql, [lo, hi])
             rows = cur.fetchall()
         done = Future()
-        done.set_result(leafcheck_worker.check_rows(lo, hi, rows, timeline, keys, strict))
+        done.set_result(leafcheck_worker.check_rows(lo, hi, rows, timeline, keys, strict, origin))
         pending.append((lo, hi, done))
         tree.collect(pending)
 
 
 def _check_on_workers(
-    ranges, tree: _Rebuild, workers: int, timeline, key_entries: set[int], strict: bool
+    ranges,
+    tree: _Rebuild,
+    workers: int,
+    timeline,
+    key_entries: set[int],
+    strict: bool,
+    origin: str,
 ) -> None:
     """Check the ranges on ``workers`` processes, each over its own connection."""
     settings = {
@@ -293,6 +301,7 @@ def _check_on_workers(
             Entry._meta.db_table,
             timeline,
             sorted(key_entries),
+            origin,
         ),
     ) as pool:
         for lo, hi in ranges:
@@ -312,20 +321,6 @@ def _check_gapless(report: Report, total: int, start: int) -> None:
             else f"{total} entries stored from index {start} but only {report.size - start} "
             "form a gapless sequence"
         )
-
-
-def _checkpoints_beyond(last: int, keyring: Keyring, report: Report) -> int:
-    """Check the checkpoints beyond the entries verified; the log's top index now."""
-    # A checkpoint beyond the tree is either being published right now (the tree has
-    # grown meanwhile) or is not the log's: its signature is checked either way.
-    still = _top_index()
-    for cp in Checkpoint.objects.filter(tree_size__gt=last + 1).order_by("tree_size"):
-        _check_checkpoint_signature(cp, keyring, report)
-        if cp.tree_size > still + 1:
-            report.problems.append(
-                f"checkpoint at size {cp.tree_size} is beyond the tree ({still + 1} entries)"
-            )
-    return still
 
 
 def _compare_derived(
@@ -348,7 +343,7 @@ def _compare_derived(
             report.problems.append(
                 "the log head (size and right-edge hashes) differs from the rebuilt tree"
             )
-        _check_registry(keyring, report)
+        check_registry(keyring, report)
     elif last < top:
         report.problems_skipped = (
             f"{top - last} entries are left for the next run; derived tables not compared"
@@ -423,70 +418,3 @@ def _stored_frontier(size: int) -> list[bytes] | None:
         return read_hashes(merkle.root_indexes(size))
     except LedgerError:
         return None
-
-
-def _check_checkpoint_signature(cp: Checkpoint, keyring: Keyring, report: Report):
-    """The checkpoint's note, if the log key signed it and it matches its row."""
-    where = f"checkpoint at size {cp.tree_size}"
-    log_key = keyring.keys.get(keyring.log_key) if keyring.log_key else None
-    if log_key is None:
-        report.problems.append(f"{where}: no log key registered by the entries")
-        return None
-    verifier = Verifier(log_key.name, key_id(log_key.name, log_key.public_key), log_key.public_key)
-    try:
-        body = open_checkpoint(cp.note, verifier, origin=log_key.name)
-    except NoteError as exc:
-        report.problems.append(f"{where}: {exc}")
-        return None
-    if body.size != cp.tree_size or body.root != bytes(cp.root_hash):
-        report.problems.append(f"{where}: the stored size or root differs from the signed note")
-        return None
-    return body
-
-
-def _check_checkpoint(cp: Checkpoint, root: bytes, keyring: Keyring, report: Report) -> None:
-    body = _check_checkpoint_signature(cp, keyring, report)
-    if body is not None and body.root != root:
-        report.problems.append(
-            f"checkpoint at size {cp.tree_size}: root differs from the tree rebuilt from the entries"
-        )
-
-
-def _check_consistency(cps: list[Checkpoint], report: Report) -> None:
-    for old, new in pairwise(cps):
-        if new.tree_size > report.size:
-            break
-        try:
-            proof = consistency_proof(old.tree_size, new.tree_size)
-            merkle.verify_consistency(
-                old.tree_size, new.tree_size, bytes(old.root_hash), bytes(new.root_hash), proof
-            )
-        except (merkle.ProofError, LedgerError) as exc:
-            report.problems.append(
-                f"checkpoints at sizes {old.tree_size} and {new.tree_size} are not consistent: {exc}"
-            )
-
-
-def _check_registry(keyring: Keyring, report: Report) -> None:
-    """The key registry table must be exactly what the key entries say."""
-    stored = {k.fingerprint: k for k in Key.objects.all()}
-    for fp, state in keyring.keys.items():
-        row = stored.pop(fp, None)
-        if row is None:
-            report.problems.append(
-                f"key {fp[:16]}… is registered by entries but not in the registry"
-            )
-            continue
-        if (
-            bytes(row.public_key) != state.public_key
-            or row.kind != state.kind
-            or row.owner != state.owner
-            or row.name != state.name
-            or row.registered_in != state.registered_in
-            or row.custody != state.custody
-            or row.valid_from != state.valid_from
-            or row.revoked_at != state.revoked_at
-        ):
-            report.problems.append(f"key {fp[:16]}… in the registry differs from its entries")
-    for fp in stored:
-        report.problems.append(f"key {fp[:16]}… is in the registry but no entry registers it")

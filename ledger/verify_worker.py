@@ -18,8 +18,11 @@ SELECT = (
 )
 
 
-def start(vendor: str, settings: dict, table: str, timeline: dict, key_entries: list[int]) -> None:
-    """Pool initialiser: open this worker's connection and keep the key timeline."""
+def start(
+    vendor: str, settings: dict, table: str, timeline: dict, key_entries: list[int], origin: str
+) -> None:
+    """Pool initialiser: open this worker's connection and keep the key timeline and the
+    log's origin (which every entry signature covers)."""
     if vendor == "postgresql":
         import psycopg
 
@@ -53,18 +56,34 @@ def start(vendor: str, settings: dict, table: str, timeline: dict, key_entries: 
 
         conn = sqlite3.connect(f"file:{settings['NAME']}?mode=ro", uri=True)
         sql = SELECT.format(table=table, mark="?")
-    _state.update(conn=conn, sql=sql, timeline=timeline, key_entries=frozenset(key_entries))
+    _state.update(
+        conn=conn, sql=sql, timeline=timeline, key_entries=frozenset(key_entries), origin=origin
+    )
 
 
 def check_range(lo: int, hi: int, strict: bool) -> tuple[list[tuple[int, str]], bytes]:
     """Check entries ``lo`` to ``hi - 1`` over this worker's connection."""
     cur = _state["conn"].cursor()
     cur.execute(_state["sql"], (lo, hi))
-    return check_rows(lo, hi, cur.fetchall(), _state["timeline"], _state["key_entries"], strict)
+    return check_rows(
+        lo,
+        hi,
+        cur.fetchall(),
+        _state["timeline"],
+        _state["key_entries"],
+        strict,
+        _state["origin"],
+    )
 
 
 def check_rows(
-    lo: int, hi: int, rows: list, timeline: dict, key_entries: frozenset, strict: bool
+    lo: int,
+    hi: int,
+    rows: list,
+    timeline: dict,
+    key_entries: frozenset,
+    strict: bool,
+    origin: str,
 ) -> tuple[list[tuple[int, str]], bytes]:
     """Check the rows (index, kind, author, leaf, leaf_hash) of entries ``lo`` to ``hi - 1``.
 
@@ -102,5 +121,5 @@ def check_rows(
     else:
         if len(rows) < hi - lo:
             failures.append((lo + len(rows), "entry missing"))
-    bad, hashes = check_leaves(items, strict)
+    bad, hashes = check_leaves(items, origin, strict)
     return failures + bad, hashes

@@ -62,6 +62,10 @@ commands:
   consistency ...                    an RFC 9162 consistency proof
   version                            what this archive was built from
 
+KEY is the log's verifier key, name+hex8+base64. For audit and provenance any key the
+log has had will do: the log key's rotations, each signed by the old key and the new,
+are followed from the genesis.
+
 Each command takes --help. Exit status: 0 verified; 1 something failed; 2 usage error;
 3 (audit) nothing failed but some checks could not be made on this bundle.
 """

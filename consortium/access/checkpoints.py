@@ -431,8 +431,9 @@ def _proven(index: int, size: int) -> dict:
 
 def provenance_bundle(checkpoint: ModelCheckpoint) -> dict:
     """What an offline verifier needs: the manifest, the ``checkpoint.published`` entry
-    and the registration of the key that signed it (signed by the log key), each with an
-    inclusion proof, and the signed checkpoint of the log they are proven against."""
+    and the registration of the key that signed it (signed by the log key), the log's
+    genesis and log key rotations, each with an inclusion proof, and the signed
+    checkpoint of the log they are proven against."""
     latest = ledger.latest_checkpoint()
     if latest is None or latest.tree_size <= checkpoint.published_in:
         latest = ledger.publish_checkpoint() or ledger.latest_checkpoint()
@@ -453,6 +454,15 @@ def provenance_bundle(checkpoint: ModelCheckpoint) -> dict:
         "entries": {
             "published": _proven(checkpoint.published_in, size),
             "author_key": _proven(author.registered_in, size),
+            # The genesis and the log key's rotations: which log key signed what.
+            "log_keys": [
+                _proven(index, size)
+                for index in Entry.objects.filter(
+                    kind__in=("log.genesis", "log.key_rotated"), index__lt=size
+                )
+                .order_by("index")
+                .values_list("index", flat=True)
+            ],
         },
     }
 

@@ -14,13 +14,16 @@ Needs Python and PyNaCl only: no Django, no database, no network::
 The export format is described in ``docs/audit-export.md``. ``verify`` checks, and names
 what fails (file, entry index, checkpoint size):
 
-1. ``MANIFEST`` is a signed note by the log key, every file it lists has its size and
-   SHA-256, and the bundle holds no file it does not list;
-2. every checkpoint is a C2SP signed note by the log key, for the log's origin, and
-   consecutive checkpoints are consistent (RFC 9162 consistency proofs);
+0. the log keys: the genesis key and each key a ``log.key_rotated`` entry brings
+   (signed by the old key and the new); the verifier key, any of them;
+1. ``MANIFEST`` is a signed note by the log key of the anchor checkpoint, every file it
+   lists has its size and SHA-256, and the bundle holds no file it does not list;
+2. every checkpoint is a C2SP signed note by the log key for its size (the key valid at
+   index ``size``), for the log's origin, and consecutive checkpoints are consistent
+   (RFC 9162 consistency proofs);
 3. every key entry (``keys.jsonl``) is included in the anchor checkpoint, and replaying
    them gives each entry's author key at its index (registrations, rotations,
-   revocations); the genesis registers the verifier's key;
+   revocations); the genesis registers the log's first key;
 4. every entry's leaf has the leaf layout, its index, and a signature by the key valid at
    that index;
 5. a contiguous export: the tree rebuilt from the entries (starting from the hashes of
@@ -34,7 +37,8 @@ fails; 3 when nothing fails but some checks could not be made on this bundle (ea
 listed as SKIP, with the reason); 2 for a usage error.
 
 Where each check is written, for an auditor reading them: ``phases`` runs the phases in
-the order above; ``bundle`` reads the bundle and checks its MANIFEST (1);
+the order above; ``logkeys`` follows the log key (0); ``bundle`` reads the bundle and
+checks its MANIFEST (1);
 ``checkpoints`` (2); ``keys`` (3); ``entries`` reads the entries and checks their leaves
 and signatures on a pool of processes (4); ``tree`` rebuilds the tree or proves the
 selection (5); ``result`` holds what is found and the interface of the callers' checks

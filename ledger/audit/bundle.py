@@ -163,22 +163,23 @@ def digest(stream) -> tuple[int, str]:
 
 
 def check_manifest(
-    bundle: Bundle, verifier: Verifier, result: Result
+    bundle: Bundle, verifiers: list[Verifier], result: Result
 ) -> tuple[str, str, dict[str, tuple[int, str]]]:
-    """The MANIFEST, signed by the log key for its origin, and every file it lists but the
-    entries (hashed as they are read): its origin, export id and files."""
+    """The MANIFEST, signed by a log key (``verifiers``: the log's keys, which share its
+    origin) for its origin, and every file it lists but the entries (hashed as they are
+    read): its origin, export id and files. Which key must sign it (the anchor's) is
+    checked once the anchor is known."""
+    name = verifiers[0].name
     if not bundle.has(MANIFEST):
         raise BundleError("MANIFEST: missing")
     try:
         # The note's exact bytes: a signed note never has CR or CRLF line ends.
-        manifest_text = open_note(bundle.read(MANIFEST), [verifier]).text
+        manifest_text = open_note(bundle.read(MANIFEST), verifiers).text
     except NoteError as exc:
-        raise BundleError(f"MANIFEST is not signed by {verifier.name}: {exc}") from exc
+        raise BundleError(f"MANIFEST is not signed by {name}: {exc}") from exc
     origin, export_id, listed = read_manifest(manifest_text)
-    if origin != verifier.name:
-        raise BundleError(
-            f"MANIFEST is for the log {origin!r}, the verifier key for {verifier.name!r}"
-        )
+    if origin != name:
+        raise BundleError(f"MANIFEST is for the log {origin!r}, the verifier key for {name!r}")
     result.checks.append(
         f"MANIFEST: export {export_id} of {origin}, signed by the log key, {len(listed)} files"
     )

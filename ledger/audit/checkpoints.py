@@ -1,4 +1,5 @@
-"""Check 2: every checkpoint is signed by the log key for the log's origin, and each
+"""Check 2: every checkpoint is signed by the log key for its size (the one valid at
+index ``size``, after any rotation the tree holds), for the log's origin, and each
 extends the one before it (RFC 9162 consistency proofs)."""
 
 from __future__ import annotations
@@ -6,14 +7,13 @@ from __future__ import annotations
 import itertools
 
 from ledger.audit.bundle import DECIMAL, Bundle, BundleError, hash_list, non_negative
+from ledger.audit.logkeys import LogKeys
 from ledger.audit.result import Result
 from ledger.core import merkle
-from ledger.core.note import NoteError, Verifier, open_checkpoint
+from ledger.core.note import NoteError, open_checkpoint
 
 
-def signed_roots(
-    bundle: Bundle, verifier: Verifier, origin: str, result: Result
-) -> dict[int, bytes]:
+def signed_roots(bundle: Bundle, keys: LogKeys, origin: str, result: Result) -> dict[int, bytes]:
     """The root at each size a valid ``checkpoints/<size>.note`` signs."""
     roots: dict[int, bytes] = {}
     for name in bundle.names():
@@ -23,10 +23,14 @@ def signed_roots(
         if not DECIMAL.fullmatch(stem) or not name.endswith(".note"):
             result.fail(f"{name}: not a checkpoints/<size>.note file")
             continue
+        verifier = keys.for_size(int(stem))
         try:
             cp = open_checkpoint(bundle.read(name), verifier, origin=origin)
         except NoteError as exc:
-            result.fail(f"{name}: not a checkpoint signed by the log key ({exc})")
+            result.fail(
+                f"{name}: not a checkpoint signed by the log key ({exc}); the log key for "
+                f"its size is {verifier.name}+{verifier.key_id.hex()}"
+            )
             continue
         if cp.size != int(stem):
             result.fail(f"{name}: the checkpoint is for tree size {cp.size}")
@@ -34,7 +38,7 @@ def signed_roots(
         roots[cp.size] = cp.root
     if roots:
         result.checks.append(
-            f"{len(roots)} checkpoints signed by the log key, sizes "
+            f"{len(roots)} checkpoints signed by the log key for their size, sizes "
             f"{min(roots):,} to {max(roots):,}"
         )
     return roots

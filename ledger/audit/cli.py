@@ -51,7 +51,14 @@ def parser(prog: str = "python -m ledger.audit", what: str = "") -> argparse.Arg
     v.add_argument(
         "bundle", type=Path, help="The export: its zip file, or the directory it was unpacked into."
     )
-    v.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
+    v.add_argument(
+        "--vkey",
+        required=True,
+        help=(
+            "The log's verifier key, name+hex8+base64: any key the log has had (its "
+            "rotations are followed from the genesis)."
+        ),
+    )
     v.add_argument(
         "--workers",
         type=int,

@@ -116,7 +116,7 @@ def read_entries(
     """Read ``entries.jsonl`` of ``total`` entries, checking every leaf on ``workers``
     processes (one per core by default)."""
     reader = _Reader(history, tree, extensions, result)
-    with _Checker(workers, total) as pool:
+    with _Checker(workers, total, history.origin) as pool:
         if not bundle.has(ENTRIES):
             raise BundleError(f"{ENTRIES}: missing")
         batch: list[tuple[int, bytes, bytes | None]] = []
@@ -140,7 +140,8 @@ def read_entries(
 class _Checker:
     """Leaf checks (layout, signature, leaf hash) on a process pool, results in order."""
 
-    def __init__(self, workers: int | None, total: int):
+    def __init__(self, workers: int | None, total: int, origin: str):
+        self.origin = origin
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         if total < 4 * BATCH:
             self.workers = 0
@@ -162,9 +163,9 @@ class _Checker:
 
     def submit(self, batch, checker) -> None:
         if self.pool is None:
-            self._take(batch, check_exported(batch), checker)
+            self._take(batch, check_exported(batch, self.origin), checker)
             return
-        self.waiting.append((batch, self.pool.apply_async(check_exported, (batch,))))
+        self.waiting.append((batch, self.pool.apply_async(check_exported, (batch, self.origin))))
         while len(self.waiting) > 2 * self.workers + 2:
             self._take_first(checker)
 

@@ -74,21 +74,24 @@ def _key_entry(number: int, index: int, leaf_bytes: bytes, result: Result) -> Ke
     )
 
 
-def admit(keyring: Keyring, k: KeyEntry, verifier: Verifier, result: Result) -> None:
-    """Replay one key entry on ``keyring``, if its author may sign it and did."""
+def admit(keyring: Keyring, k: KeyEntry, genesis: Verifier, result: Result) -> None:
+    """Replay one key entry on ``keyring``, if its author may sign it and did.
+    ``genesis`` is the log's genesis key (``ledger.audit.logkeys``): its name is the
+    origin every entry signature covers."""
+    origin = genesis.name
     try:
         if k.index == 0:
             keyring.admit(0, k.kind, k.payload, k.author)
-            if keyring.keys[keyring.log_key].public_key != verifier.public_key:
+            if keyring.keys[keyring.log_key].public_key != genesis.public_key:
                 raise KeyringError("the genesis registers another log key than the verifier key")
-            public_key = verifier.public_key
+            public_key = genesis.public_key
         else:
             public_key = keyring.public_key_for(k.author, k.index)
-            if not verify_leaf_signature(k.leaf, public_key):
+            if not verify_leaf_signature(k.leaf, public_key, origin):
                 raise KeyringError("its signature does not verify")
             keyring.admit(k.index, k.kind, k.payload, k.author)
             return
-        if not verify_leaf_signature(k.leaf, public_key):
+        if not verify_leaf_signature(k.leaf, public_key, origin):
             raise KeyringError("its signature does not verify")
     except KeyringError as exc:
         result.fail(f"key entry at index {k.index} ({k.kind}): {exc}")
@@ -97,10 +100,11 @@ def admit(keyring: Keyring, k: KeyEntry, verifier: Verifier, result: Result) -> 
 class KeyHistory:
     """The keyring as the key entries before the entry being read leave it."""
 
-    def __init__(self, keys: dict[int, KeyEntry], verifier: Verifier, result: Result):
+    def __init__(self, keys: dict[int, KeyEntry], genesis: Verifier, result: Result):
         self.entries = keys
         self.keyring = Keyring()
-        self._verifier, self._result = verifier, result
+        self.origin = genesis.name
+        self._verifier, self._result = genesis, result
         self._pending: Iterator[int] = iter(sorted(keys))
         self._next = next(self._pending, None)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ledger.audit.bundle import (
     ENTRIES,
+    MANIFEST,
     UNREADABLE,
     Bundle,
     BundleError,
@@ -17,9 +18,10 @@ from ledger.audit.bundle import (
 from ledger.audit.checkpoints import check_consistency, signed_roots
 from ledger.audit.entries import Read, read_entries
 from ledger.audit.keys import KeyHistory, key_entries
+from ledger.audit.logkeys import LogKeys, log_keys
 from ledger.audit.result import Extension, Result
 from ledger.audit.tree import RangeTree, Selection, frontier
-from ledger.core.note import NoteError, Verifier, parse_verifier_key
+from ledger.core.note import NoteError, Verifier, open_note, parse_verifier_key
 
 
 def verify(
@@ -50,18 +52,21 @@ def verify(
 
 
 def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, progress) -> None:
-    verifier = _verifier(vkey)
+    # 0. The log's keys: the genesis key and its rotations; the pinned key among them.
+    chain = log_keys(bundle, _verifier(vkey))
+    result.checks.append(chain.describe())
     # 1. The MANIFEST and the files it lists; what the export holds.
-    origin, export_id, listed = check_manifest(bundle, verifier, result)
+    origin, export_id, listed = check_manifest(bundle, chain.verifiers(), result)
     plan = read_description(bundle, origin, export_id)
+    _manifest_by_anchor_key(bundle, chain, plan.anchor)
     # 2. The checkpoints.
-    roots = signed_roots(bundle, verifier, origin, result)
+    roots = signed_roots(bundle, chain, origin, result)
     if plan.anchor not in roots:
         raise BundleError(f"checkpoints/{plan.anchor}.note (the anchor): missing or not valid")
     end_proofs = check_consistency(bundle, roots, plan.end, result)
     # 3. The key history, admitted as the entries are read.
     keys = key_entries(bundle, plan.anchor, roots[plan.anchor], plan.end, result)
-    history = KeyHistory(keys, verifier, result)
+    history = KeyHistory(keys, chain.genesis, result)
     _skipped(plan, result)
     total = plan.total()
     # 4 and 5. The entries, and the tree rebuilt from them or each proven in the anchor.
@@ -86,6 +91,18 @@ def _verifier(vkey: str) -> Verifier:
         return parse_verifier_key(vkey)
     except NoteError as exc:
         raise BundleError(f"the verifier key: {exc}") from exc
+
+
+def _manifest_by_anchor_key(bundle: Bundle, chain: LogKeys, anchor: int) -> None:
+    """The MANIFEST is signed by the log key of the anchor checkpoint."""
+    key = chain.for_size(anchor)
+    try:
+        open_note(bundle.read(MANIFEST), [key])
+    except NoteError as exc:
+        raise BundleError(
+            f"MANIFEST is not signed by the log key of the anchor checkpoint "
+            f"({key.name}+{key.key_id.hex()}): {exc}"
+        ) from exc
 
 
 def _skipped(plan: Description, result: Result) -> None:

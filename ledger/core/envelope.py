@@ -9,7 +9,9 @@ An *envelope* is what the author signs::
     {"author": <key fingerprint>, "id": <entry id>, "kind": <dotted kind>,
      "payload": {...}, "time": <RFC 3339 UTC>}
 
-canonicalised with RFC 8785 (JCS). The author signs ``ENTRY_CONTEXT || envelope``.
+canonicalised with RFC 8785 (JCS). The author signs
+``ENTRY_CONTEXT || origin || "\n" || envelope``, where ``origin`` is the log's origin:
+an envelope signed for one log does not verify on another.
 The *leaf* is what the log stores and hashes: the JCS object::
 
     {"entry": <envelope>, "index": <n>, "integrated_time": <RFC 3339 UTC>,
@@ -28,8 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 # Domain separation: a signature over an envelope can never be replayed as a
-# signature over a checkpoint, a download token or any other message.
-ENTRY_CONTEXT = b"consortium-ledger/entry/v1\n"
+# signature over a checkpoint, a download token or any other message; the origin line
+# that follows it binds the signature to one log (format v2; v1 signed no origin and is
+# not accepted anywhere).
+ENTRY_CONTEXT = b"consortium-ledger/entry/v2\n"
+MAX_ORIGIN = 200
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 32
@@ -174,17 +179,42 @@ def new_envelope(
     return check_envelope(env)
 
 
-def signing_message(envelope_bytes: bytes) -> bytes:
-    return ENTRY_CONTEXT + envelope_bytes
+def check_origin(origin) -> str:
+    """A log's origin as the format allows it: the log key's name (printable, at most 200
+    characters, no whitespace, no '+')."""
+    if (
+        not isinstance(origin, str)
+        or not origin
+        or len(origin) > MAX_ORIGIN
+        or not origin.isprintable()
+        or any(c.isspace() or c == "+" for c in origin)
+    ):
+        raise EnvelopeError(
+            "the log's origin must be 1-200 printable characters without spaces or '+'"
+        )
+    return origin
+
+
+def entry_context(origin: str) -> bytes:
+    """What precedes the envelope bytes in the signed message: the context line and the
+    log's origin line."""
+    return ENTRY_CONTEXT + check_origin(origin).encode() + b"\n"
+
+
+def signing_message(envelope_bytes: bytes, origin: str) -> bytes:
+    """``ENTRY_CONTEXT || origin || 0x0A || envelope bytes``."""
+    return entry_context(origin) + envelope_bytes
 
 
 @dataclass(frozen=True, slots=True)
 class SignedEnvelope:
-    """An envelope, its exact canonical bytes and the author's signature over them."""
+    """An envelope, its exact canonical bytes and the author's signature over them, for
+    the log ``origin`` (``None`` when not known: the log checks what it is told)."""
 
     envelope: dict
     envelope_bytes: bytes
     signature: bytes
+    origin: str | None = None
 
     @property
     def entry_id(self) -> str:
@@ -199,14 +229,16 @@ class SignedEnvelope:
         return self.envelope["author"]
 
 
-def sign_envelope(envelope: dict, signing_key) -> SignedEnvelope:
-    """Canonicalise and sign; ``signing_key`` is a ``nacl.signing.SigningKey``."""
+def sign_envelope(envelope: dict, signing_key, origin: str) -> SignedEnvelope:
+    """Canonicalise and sign for the log ``origin``; ``signing_key`` is a
+    ``nacl.signing.SigningKey``."""
     check_envelope(envelope)
     if envelope["author"] != key_fingerprint(bytes(signing_key.verify_key)):
         raise EnvelopeError("the envelope's author is not the signing key")
     data = canonical(envelope)
     check_envelope_size(data)
-    return SignedEnvelope(envelope, data, signing_key.sign(signing_message(data)).signature)
+    signature = signing_key.sign(signing_message(data, origin)).signature
+    return SignedEnvelope(envelope, data, signature, origin)
 
 
 def decode_signature(text: str) -> bytes:
@@ -322,12 +354,13 @@ def parse_leaf(leaf: bytes, *, check_payload: bool = True) -> Leaf:
     return Leaf(env, envelope_bytes, index, obj["integrated_time"], signature)
 
 
-def verify_leaf_signature(leaf: Leaf, public_key: bytes) -> bool:
+def verify_leaf_signature(leaf: Leaf, public_key: bytes, origin: str) -> bool:
+    """Does the leaf's signature verify under ``public_key`` for the log ``origin``?"""
     from nacl.exceptions import BadSignatureError
     from nacl.signing import VerifyKey
 
     try:
-        VerifyKey(public_key).verify(signing_message(leaf.envelope_bytes), leaf.signature)
+        VerifyKey(public_key).verify(signing_message(leaf.envelope_bytes, origin), leaf.signature)
     except BadSignatureError:
         return False
     return True

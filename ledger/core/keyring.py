@@ -15,6 +15,12 @@ Core key entries:
 ``key.revoked`` (signed by the log key, the revoked key itself, or another valid key of
 the same owner and kind)
     ``{"fingerprint": str, "reason": str}``
+``log.key_rotated`` (signed by the current log key)
+    ``{"fingerprint": <old log key>, "key": <descriptor of the new log key>,
+    "signature": <base64 Ed25519 signature by the new key over
+    rotation_message(origin, old, new)>}``: both keys sign the rotation. The old log key
+    signs nothing after it; the new one signs from the next index, and every checkpoint
+    whose tree holds the rotation (see :meth:`Keyring.log_key_for_size`).
 
 Keys of the kinds in ``SELF_MANAGED`` (member, facility, witness, evaluator) are
 managed by their owners: an owner's valid key may register, and revoke, the owner's
@@ -31,13 +37,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass, replace
 
-from ledger.core.envelope import FINGERPRINT_RE, EnvelopeError, key_fingerprint
+from ledger.core.envelope import (
+    FINGERPRINT_RE,
+    EnvelopeError,
+    check_envelope,
+    check_origin,
+    decode_signature,
+    key_fingerprint,
+    signing_message,
+)
 
 KEY_KINDS = ("log", "member", "facility", "witness", "evaluator", "service")
 CUSTODIES = ("hosted", "external")
-CORE_KEY_KINDS = ("log.genesis", "key.registered", "key.rotated", "key.revoked")
+CORE_KEY_KINDS = ("log.genesis", "key.registered", "key.rotated", "key.revoked", "log.key_rotated")
+LOG_ROTATION = "log.key_rotated"
+# What the new log key signs to accept its place: the context line, then the origin, the
+# old and the new key's fingerprints, each on its own line.
+ROTATION_CONTEXT = b"consortium-ledger/log-key-rotation/v1\n"
 SELF_MANAGED = ("member", "facility", "witness", "evaluator")
 
 
@@ -97,6 +116,27 @@ class Keyring:
         self.keys: dict[str, KeyState] = dict(keys or {})
         self.log_key = log_key
 
+    @property
+    def origin(self) -> str | None:
+        """The log's origin: the log key's name (every log key has the genesis origin)."""
+        state = self.keys.get(self.log_key) if self.log_key else None
+        return state.name if state else None
+
+    def log_keys(self) -> list[KeyState]:
+        """Every log key, the genesis key first, in the order of the rotations."""
+        return sorted(
+            (k for k in self.keys.values() if k.kind == "log"), key=lambda k: k.valid_from
+        )
+
+    def log_key_for_size(self, size: int) -> KeyState | None:
+        """The log key that signs the checkpoint of ``size`` entries: the key valid at
+        index ``size``, the one the tree's own entries have made the log key. A rotation
+        at index x is in every tree of more than x entries: those are the new key's."""
+        for state in self.log_keys():
+            if state.valid_at(size):
+                return state
+        return None
+
     def public_key_for(self, author: str, index: int) -> bytes:
         """The public key ``author`` names, if it may sign the entry at ``index``."""
         state = self.keys.get(author)
@@ -129,6 +169,8 @@ class Keyring:
             return self._rotated(index, payload, author)
         if kind == "key.revoked":
             return self._revoked(index, payload, author)
+        if kind == LOG_ROTATION:
+            return self._log_rotated(index, payload, author)
         return None
 
     def _manages(self, author: str, owner: str, kind: str) -> bool:
@@ -206,7 +248,7 @@ class Keyring:
         if author != old_fp:
             raise KeyringError("key.rotated must be signed by the key it replaces")
         if old.kind == "log":
-            raise KeyringError("the log key cannot be rotated by an entry")
+            raise KeyringError(f"the log key is rotated by {LOG_ROTATION}, not key.rotated")
         if old.kind not in SELF_MANAGED:
             raise KeyringError(
                 f"{old.kind} keys are the operator's: registered and revoked by the log key"
@@ -222,6 +264,21 @@ class Keyring:
         self.keys[old_fp] = replace(old, revoked_at=index)
         state = self._state(desc, registered_in=index, valid_from=index + 1)
         self.keys[state.fingerprint] = state
+        return state
+
+    def _log_rotated(self, index: int, payload: dict, author: str) -> KeyState:
+        old = self.keys.get(self.log_key) if self.log_key else None
+        if old is None or author != old.fingerprint:
+            raise KeyringError(f"{LOG_ROTATION} must be signed by the current log key")
+        desc = check_rotation_payload(payload, origin=old.name, old_fingerprint=old.fingerprint)
+        if desc["owner"] != old.owner:
+            raise KeyringError("a rotated log key keeps its owner")
+        if desc["fingerprint"] in self.keys:
+            raise KeyringError(f"key {desc['fingerprint'][:16]}… is already registered")
+        self.keys[old.fingerprint] = replace(old, revoked_at=index)
+        state = self._state(desc, registered_in=index, valid_from=index + 1)
+        self.keys[state.fingerprint] = state
+        self.log_key = state.fingerprint
         return state
 
     @staticmethod
@@ -254,3 +311,86 @@ def descriptor(*, public_key: bytes, kind: str, owner: str, custody: str, name: 
     }
     read_descriptor(desc)
     return desc
+
+
+def rotation_message(origin: str, old_fingerprint: str, new_fingerprint: str) -> bytes:
+    """What the new log key signs in a ``log.key_rotated`` payload."""
+    return ROTATION_CONTEXT + f"{origin}\n{old_fingerprint}\n{new_fingerprint}\n".encode()
+
+
+def check_rotation_payload(payload, *, origin: str, old_fingerprint: str) -> dict:
+    """Check a ``log.key_rotated`` payload for the log ``origin`` whose log key is
+    ``old_fingerprint``, the new key's signature included; return the new descriptor
+    (with its raw public key)."""
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    if not isinstance(payload, dict) or set(payload) != {"fingerprint", "key", "signature"}:
+        raise KeyringError(f"{LOG_ROTATION} payload is {{fingerprint, key, signature}}")
+    if payload["fingerprint"] != old_fingerprint:
+        raise KeyringError(f"{LOG_ROTATION} must name the current log key as the one it replaces")
+    desc = read_descriptor(payload["key"])
+    if desc["kind"] != "log" or desc["custody"] != "hosted":
+        raise KeyringError(f"{LOG_ROTATION} registers a hosted key of kind log")
+    if desc["name"] != origin:
+        raise KeyringError("the log key's name must be the log's origin")
+    if desc["fingerprint"] == old_fingerprint:
+        raise KeyringError(f"{LOG_ROTATION} must bring a new key")
+    try:
+        signature = decode_signature(payload["signature"])
+        VerifyKey(desc["_raw"]).verify(
+            rotation_message(origin, old_fingerprint, desc["fingerprint"]), signature
+        )
+    except (EnvelopeError, BadSignatureError) as exc:
+        raise KeyringError(
+            f"{LOG_ROTATION}: the new key's signature over the rotation does not verify"
+        ) from exc
+    return desc
+
+
+def _unique_members(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise KeyringError("the leaf repeats a JSON member")
+    return obj
+
+
+def read_log_key_rotation(leaf_bytes: bytes, origin: str, old_public_key: bytes) -> str:
+    """The new log verifier key (``name+hex8+base64``) a ``log.key_rotated`` leaf
+    introduces, after checking both signatures: the envelope's by the old log key
+    ``old_public_key`` (for the log ``origin``) and the new key's over the rotation.
+
+    For witnesses and mirrors that follow a log's key: the standard library and PyNaCl
+    alone. Raises :class:`KeyringError` for anything else than a valid rotation of that
+    key.
+    """
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    from ledger.core.note import verifier_key
+
+    try:
+        check_origin(origin)
+        old_fp = key_fingerprint(bytes(old_public_key))
+        if not leaf_bytes.startswith(b'{"entry":'):
+            raise KeyringError("not a leaf")
+        envelope_bytes = leaf_bytes[9 : leaf_bytes.rfind(b',"index":')]
+        leaf = json.loads(leaf_bytes, object_pairs_hook=_unique_members)
+        envelope = json.loads(envelope_bytes, object_pairs_hook=_unique_members)
+        if not isinstance(leaf, dict) or leaf.get("entry") != envelope:
+            raise KeyringError("the leaf's envelope is not where the leaf layout puts it")
+        check_envelope(envelope)
+        if envelope["kind"] != LOG_ROTATION:
+            raise KeyringError(f"the leaf is a {envelope['kind']} entry, not {LOG_ROTATION}")
+        if envelope["author"] != old_fp:
+            raise KeyringError(f"the {LOG_ROTATION} entry is not signed by that log key")
+        signature = decode_signature(leaf.get("signature"))
+        VerifyKey(bytes(old_public_key)).verify(signing_message(envelope_bytes, origin), signature)
+        desc = check_rotation_payload(envelope["payload"], origin=origin, old_fingerprint=old_fp)
+    except BadSignatureError as exc:
+        raise KeyringError("the old log key's signature over the entry does not verify") from exc
+    except (EnvelopeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        if isinstance(exc, KeyringError):
+            raise
+        raise KeyringError(f"not a valid {LOG_ROTATION} leaf: {exc}") from exc
+    return verifier_key(origin, desc["_raw"])

@@ -24,7 +24,7 @@ from hashlib import sha256
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from ledger.core.envelope import ENTRY_CONTEXT, EnvelopeError, parse_leaf
+from ledger.core.envelope import EnvelopeError, entry_context, parse_leaf
 
 _TIME = rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z"
 HEAD = re.compile(
@@ -70,8 +70,10 @@ def payload_spans(leaf: bytes, start: int, end: int) -> bool:
 Item = tuple[int, bytes, bytes | None, str, str, bytes, str]
 
 
-def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[int, str]], bytes]:
-    """Check a batch of stored leaves against their stored columns.
+def check_leaves(
+    batch: list[Item], origin: str, strict: bool = False
+) -> tuple[list[tuple[int, str]], bytes]:
+    """Check a batch of stored leaves of the log ``origin`` against their stored columns.
 
     Returns (index, reason) for every leaf that fails a check, and the leaf hashes
     recomputed from the leaf bytes, concatenated, for the caller to rebuild the tree.
@@ -79,29 +81,33 @@ def check_leaves(batch: list[Item], strict: bool = False) -> tuple[list[tuple[in
     failures = []
     hashes = []
     keys: dict[bytes, VerifyKey] = {}
+    context = entry_context(origin)
     for index, leaf, public_key, kind, author, stored_hash, entry_id in batch:
         lh = sha256(b"\x00" + leaf).digest()
         hashes.append(lh)
         if lh != stored_hash:
             failures.append((index, "stored leaf hash is not the hash of the leaf bytes"))
-        reason = check_leaf(index, leaf, public_key, keys, strict, (kind, author, entry_id))
+        reason = check_leaf(
+            index, leaf, public_key, keys, context, strict, (kind, author, entry_id)
+        )
         if reason:
             failures.append((index, reason))
     return failures, b"".join(hashes)
 
 
 def check_exported(
-    batch: list[tuple[int, bytes, bytes | None]],
+    batch: list[tuple[int, bytes, bytes | None]], origin: str
 ) -> tuple[list[tuple[int, str]], bytes]:
-    """Check a batch of leaves read from an export: (index, leaf bytes, author public
-    key or ``None`` when the caller has reported the key problem). Same result shape as
-    ``check_leaves``."""
+    """Check a batch of leaves of the log ``origin`` read from an export: (index, leaf
+    bytes, author public key or ``None`` when the caller has reported the key problem).
+    Same result shape as ``check_leaves``."""
     failures = []
     hashes = []
     keys: dict[bytes, VerifyKey] = {}
+    context = entry_context(origin)
     for index, leaf, public_key in batch:
         hashes.append(sha256(b"\x00" + leaf).digest())
-        reason = check_leaf(index, leaf, public_key, keys)
+        reason = check_leaf(index, leaf, public_key, keys, context)
         if reason:
             failures.append((index, reason))
     return failures, b"".join(hashes)
@@ -112,11 +118,13 @@ def check_leaf(
     leaf: bytes,
     public_key: bytes | None,
     keys: dict[bytes, VerifyKey],
+    context: bytes,
     strict: bool = False,
     stored: tuple[str, str, str] | None = None,
 ) -> str | None:
     """Why the leaf at ``index`` fails (its layout, index, stored columns, signature), or
-    ``None``. ``keys`` caches verify keys between calls."""
+    ``None``. ``keys`` caches verify keys between calls; ``context`` is
+    ``entry_context(origin)``, what the signed message starts with."""
     head = HEAD.match(leaf)
     cut = max(0, len(leaf) - _TAIL_MAX)
     tail = TAIL.search(leaf, cut)
@@ -151,7 +159,7 @@ def check_leaf(
     envelope = leaf[9 : tail.start(2) - len(b',"index":')]
     signature = base64.b64decode(tail.group(4))
     try:
-        vk.verify(ENTRY_CONTEXT + envelope, signature)
+        vk.verify(context + envelope, signature)
     except BadSignatureError:
         return "the author's signature does not verify"
     return None

@@ -113,13 +113,16 @@ def kept_remove_sql(vendor: str, tables: list[str]) -> list[str]:
 
 # The key registry is a projection, but a narrow one: a key's row never changes
 # except to record its revocation, once, at the index of a revocation or rotation
-# entry, and is never removed.
+# entry, and is never removed. Migration 0010 adds the log key's rotation.
+REVOKING_KINDS = ("key.revoked", "key.rotated")
+REVOKING_KINDS_0010 = ("key.revoked", "key.rotated", "log.key_rotated")
+
 PG_KEY_FUNCTION = """
 CREATE OR REPLACE FUNCTION ledger_key_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
        AND EXISTS (SELECT 1 FROM ledger_entry e WHERE e."index" = NEW.revoked_at
-                   AND e.kind IN ('key.revoked', 'key.rotated'))
+                   AND e.kind IN (KINDS))
        AND (NEW.fingerprint, NEW.public_key, NEW.kind, NEW.owner, NEW.custody, NEW.name,
             NEW.valid_from, NEW.registered_in)
            IS NOT DISTINCT FROM
@@ -134,10 +137,13 @@ $$;
 """
 
 
-def key_install_sql(vendor: str) -> list[str]:
+def key_install_sql(vendor: str, kinds: tuple[str, ...] = REVOKING_KINDS) -> list[str]:
+    """The key registry's guard; a revocation is accepted at the index of an entry of one
+    of ``kinds``."""
+    listed = ", ".join(f"'{k}'" for k in kinds)
     if vendor == "postgresql":
         return [
-            PG_KEY_FUNCTION,
+            PG_KEY_FUNCTION.replace("KINDS", listed),
             "CREATE TRIGGER ledger_key_guard BEFORE UPDATE OR DELETE ON ledger_key "
             "FOR EACH ROW EXECUTE FUNCTION ledger_key_guard()",
             "CREATE TRIGGER ledger_key_no_truncate BEFORE TRUNCATE ON ledger_key "
@@ -161,13 +167,24 @@ def key_install_sql(vendor: str) -> list[str]:
             "CREATE TRIGGER ledger_key_guard_update BEFORE UPDATE ON ledger_key "
             "WHEN NOT (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL "
             'AND EXISTS (SELECT 1 FROM ledger_entry e WHERE e."index" = NEW.revoked_at '
-            "AND e.kind IN ('key.revoked', 'key.rotated')) "
+            f"AND e.kind IN ({listed})) "
             f"AND {same}) BEGIN "
             "SELECT RAISE(ABORT, 'ledger: UPDATE on ledger_key is refused: a key only ever gains its revocation'); END",
             "CREATE TRIGGER ledger_key_guard_delete BEFORE DELETE ON ledger_key BEGIN "
             "SELECT RAISE(ABORT, 'ledger: DELETE on ledger_key is refused'); END",
         ]
     raise RuntimeError(f"no key triggers for {vendor}")
+
+
+def key_guard_sql(vendor: str, kinds: tuple[str, ...]) -> list[str]:
+    """Replace the key guard by one accepting revocations at entries of ``kinds`` (the
+    truncate trigger is left as it is)."""
+    if vendor == "postgresql":
+        return [key_install_sql(vendor, kinds)[0]]
+    return [
+        "DROP TRIGGER IF EXISTS ledger_key_guard_update",
+        key_install_sql(vendor, kinds)[0],
+    ]
 
 
 def key_remove_sql(vendor: str) -> list[str]:

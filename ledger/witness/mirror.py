@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from ledger.audit.keys import KeyEntry, admit
 from ledger.audit.result import Result
 from ledger.core import merkle
-from ledger.core.envelope import EnvelopeError, parse_leaf
+from ledger.core.envelope import EnvelopeError, entry_context, parse_leaf
 from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError
 from ledger.core.leafcheck import HEAD, check_leaf
 from ledger.core.note import Checkpoint, NoteError, Verifier, open_note, parse_checkpoint
@@ -256,7 +256,7 @@ class Mirror:
             public_key = run.keyring.public_key_for(author, index)
         except KeyringError as exc:
             return kind, str(exc)
-        reason = check_leaf(index, leaf, public_key, run.keys)
+        reason = check_leaf(index, leaf, public_key, run.keys, entry_context(self.origin))
         if reason is None and index != 0 and kind in CORE_KEY_KINDS:
             reason = self._admit(run.keyring, index, leaf)
         return kind, reason

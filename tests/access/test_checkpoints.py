@@ -13,6 +13,7 @@ import pytest
 from consortium.access import checkpoints
 from consortium.access.models import ModelCheckpoint
 from consortium.governance.changes import GovernanceError
+from ledger.keys import log_origin
 from ledger.provenance import verify
 from ledger.services import Entry, Key
 from tests.personas import found_delegates
@@ -45,7 +46,7 @@ def published(delegates, weights):
 
 
 def _vkey() -> str:
-    return Key.objects.get(kind="log").verifier_key
+    return Key.objects.get(kind="log", revoked_at__isnull=True).verifier_key
 
 
 def test_publication_records_the_manifest_digest_and_stores_the_files(published, weights):
@@ -188,7 +189,7 @@ def test_replay_rebuilds_models_runs_and_checkpoints(committed_db, weights):
         author=evaluator.fingerprint,
         payload={"checkpoint": cp.digest, "report_sha256": "ab" * 32, "verdict": "pass"},
     )
-    signed = sign_envelope(env, evaluator.signing_key)
+    signed = sign_envelope(env, evaluator.signing_key, log_origin())
     submissions.submit(
         envelope=env, signature=base64.b64encode(signed.signature).decode(), submitter=ops
     )
@@ -327,3 +328,35 @@ def test_a_file_list_too_long_for_one_entry_is_refused_before_anything_is_stored
         )
     assert refused.value.status == 413 and "bytes" in str(refused.value)
     assert (Entry.objects.count(), _stored_names()) == before
+
+
+def test_a_bundle_verifies_across_a_log_key_rotation(published, weights):
+    """The publishing key was registered by the first log key; the bundle's checkpoint is
+    the new key's. Either key verifies it; the rotation's leaf is what links them."""
+    from ledger.core.note import sign_note
+    from ledger.services import log_key_rotate, log_signer
+
+    old_signer = log_signer()
+    old = _vkey()
+    log_key_rotate()
+    new = _vkey()
+    bundle = checkpoints.provenance_bundle(published)
+    rotated_at = Entry.objects.get(kind="log.key_rotated").index
+    assert [e["index"] for e in bundle["entries"]["log_keys"]] == [0, rotated_at]
+    for vkey in (old, new):
+        result = verify(weights, bundle, vkey)
+        assert result.ok, result.failures
+        assert "2 log keys, each rotation signed by both keys" in result.checks
+    # The same checkpoint signed by the old key after its rotation: refused.
+    body = bundle["note"].split("\n\n")[0] + "\n"
+    forged = {**bundle, "note": sign_note(body, old_signer.note_signer())}
+    for vkey in (old, new):
+        result = verify(weights, forged, vkey)
+        assert not result.ok and "the log key for its size" in result.failures[0]
+    # Without the rotation's leaf the new key's checkpoint cannot be checked with the old.
+    bundle["entries"]["log_keys"] = bundle["entries"]["log_keys"][:1]
+    result = verify(weights, bundle, old)
+    assert not result.ok and "the log key for its size" in result.failures[0]
+    # And the new key alone, without the rotation, does not vouch for the old key's
+    # registration of the publishing key.
+    assert not verify(weights, bundle, new).ok

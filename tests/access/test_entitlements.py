@@ -11,6 +11,7 @@ from consortium.access import checkpoints
 from consortium.access.entitlements import entitlement
 from consortium.governance import proposals
 from consortium.governance.votes import vote_cast
+from ledger.keys import log_origin
 from tests.steps.api import api_as
 from tests.steps.governance import decide_after_deadline
 
@@ -137,7 +138,7 @@ def test_a_release_that_needs_an_evaluation_follows_the_latest_verdict(lumi, che
                 "verdict": verdict,
             },
         )
-        sig = base64.b64encode(sign_envelope(env, key.signing_key).signature).decode()
+        sig = base64.b64encode(sign_envelope(env, key.signing_key, log_origin()).signature).decode()
         return api_as(lumi["people"]["ops"]).post(
             "/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json"
         )

@@ -651,3 +651,58 @@ def test_text_a_spreadsheet_would_run_is_kept_as_text(lumi, tmp_path):
     assert "'=HYPERLINK(" in text and ",=HYPERLINK(" not in text
     result = audit_result(path)
     assert result.ok and result.complete, result.failures
+
+
+def test_an_export_across_a_log_key_rotation_verifies_with_the_packaged_verifier(
+    lumi, downloads, tmp_path
+):
+    """The log key is rotated; an auditor who pinned the old key, and one who has the
+    new, both verify the export with the one-file verifier (only PyNaCl on the path)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nacl
+
+    from ledger.services import log_key_rotate, publish_checkpoint
+
+    old = log_vkey()
+    rotation, _ = log_key_rotate()
+    publish_checkpoint()
+    new = log_vkey()
+    assert new != old
+    export = audit.audit_export_request(actor=lumi["people"]["aud"])
+    audit.audit_export_build(export.id)
+    export.refresh_from_db()
+    path = tmp_path / "e.zip"
+    path.write_bytes(export.file.open("rb").read())
+    pyz = tmp_path / "consortium-verify.pyz"
+    subprocess.run(
+        [sys.executable, "scripts/build_verifier.py", "--output", str(pyz)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    site = str(Path(nacl.__file__).parent.parent)
+    for vkey in (old, new):
+        code = (
+            "import sys; sys.path[:] = [p for p in sys.path if 'site-packages' not in p"
+            f" and 'dist-packages' not in p] + [{site!r}]; "
+            "sys.modules['django'] = sys.modules['celery'] = sys.modules['rfc8785'] = None; "
+            f"sys.argv = ['consortium-verify.pyz', 'audit', {str(path)!r}, '--vkey', {vkey!r}]; "
+            f"sys.path.insert(0, {str(pyz)!r}); "
+            "import runpy; runpy.run_path(sys.path[0], run_name='__main__')"
+        )
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", code],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "2 log keys, each rotation signed by both keys" in done.stdout
+        assert done.stdout.rstrip().endswith("VERIFIED")
+    assert Entry.objects.get(kind="log.key_rotated").index == rotation.index

@@ -22,6 +22,7 @@ from contributions.models import Contribution, Dispute
 from contributions.report import cost_share_report
 from ledger import services as ledger
 from ledger.core.envelope import parse_leaf, verify_leaf_signature
+from ledger.keys import log_origin
 from ledger.services import Entry, Key
 from tests.steps.access import WEIGHTS, authorize, streamed
 from tests.steps.api import api_as
@@ -169,7 +170,7 @@ def test_the_reason_is_in_the_entry_signed_by_the_disputing_members_key(lumi):
     }
     key = Key.objects.get(fingerprint=entry.author)
     assert (key.kind, key.owner, key.custody) == ("member", "FI", "hosted")
-    assert verify_leaf_signature(parse_leaf(bytes(entry.leaf)), bytes(key.public_key))
+    assert verify_leaf_signature(parse_leaf(bytes(entry.leaf)), bytes(key.public_key), log_origin())
 
 
 def test_dispute_entries_that_break_the_bounds_are_without_effect(lumi):

@@ -17,6 +17,7 @@ from contributions.report import cost_share_report
 from contributions.selectors import treasurer_of
 from ledger import services as ledger
 from ledger.core.envelope import parse_leaf, verify_leaf_signature
+from ledger.keys import log_origin
 from ledger.services import Entry, Key
 from tests.steps.api import api_as
 from tests.steps.contributions import DATASET, TODAY, treaty
@@ -285,4 +286,4 @@ def test_the_confirmation_is_signed_by_the_treasurers_key(lumi):
     assert (key.kind, key.owner) == ("member", "FI")
     assert Contribution.objects.get(id=c.id).state == "counted"
     # The signature over the envelope verifies under FI's registered public key.
-    assert verify_leaf_signature(parse_leaf(bytes(entry.leaf)), bytes(key.public_key))
+    assert verify_leaf_signature(parse_leaf(bytes(entry.leaf)), bytes(key.public_key), log_origin())

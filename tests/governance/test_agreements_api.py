@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 
 from consortium.governance.models import Agreement
 from ledger.core.envelope import new_envelope, sign_envelope
+from ledger.keys import log_origin
 from ledger.services import Entry
 from tests.steps.api import api_as
 from tests.steps.governance import italy_with_an_external_key
@@ -181,7 +182,7 @@ def test_withdrawal_and_termination(clients):
 
 def _submit(client, key, kind, payload):
     env = new_envelope(kind=kind, payload=payload, author=key.fingerprint)
-    sig = base64.b64encode(sign_envelope(env, key.signing_key).signature).decode()
+    sig = base64.b64encode(sign_envelope(env, key.signing_key, log_origin()).signature).decode()
     return client.post("/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json")
 
 

@@ -21,7 +21,7 @@ from consortium.governance.documents import document_store
 from consortium.governance.member_keys import member_key_rotate
 from consortium.governance.models import SeatHolder
 from ledger.core.envelope import new_envelope, sign_envelope
-from ledger.keys import EntrySigner
+from ledger.keys import EntrySigner, log_origin
 from ledger.services import Entry, Key
 from tests.steps.api import api_as
 
@@ -73,7 +73,7 @@ def _it_vote(world) -> dict:
         author=world["it_key"].fingerprint,
         payload={"proposal": str(world["proposal"].id), "choice": "no"},
     )
-    sig = sign_envelope(env, world["it_key"].signing_key).signature
+    sig = sign_envelope(env, world["it_key"].signing_key, log_origin()).signature
     return {"envelope": env, "signature": base64.b64encode(sig).decode()}
 
 

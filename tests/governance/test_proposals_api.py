@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 
 from consortium.governance.models import ApiToken, Proposal
 from ledger.core.envelope import new_envelope, sign_envelope
+from ledger.keys import log_origin
 from ledger.services import Entry
 from tests.steps.api import api_as
 from tests.steps.governance import italy_with_an_external_key
@@ -100,7 +101,7 @@ def test_a_member_with_an_external_key_votes_with_a_signed_envelope(clients, del
     env = new_envelope(
         kind="vote.cast", payload={"proposal": pid, "choice": "no"}, author=it_key.fingerprint
     )
-    signed = sign_envelope(env, it_key.signing_key)
+    signed = sign_envelope(env, it_key.signing_key, log_origin())
     body = {"envelope": env, "signature": base64.b64encode(signed.signature).decode()}
     r = api_as(it_user).post("/api/v1/ledger/entries", body, format="json")
     assert r.status_code == 201, r.content
@@ -111,7 +112,9 @@ def test_a_member_with_an_external_key_votes_with_a_signed_envelope(clients, del
     )
     body2 = {
         "envelope": env2,
-        "signature": base64.b64encode(sign_envelope(env2, it_key.signing_key).signature).decode(),
+        "signature": base64.b64encode(
+            sign_envelope(env2, it_key.signing_key, log_origin()).signature
+        ).decode(),
     }
     assert clients["de"].post("/api/v1/ledger/entries", body2, format="json").status_code == 403
 
@@ -126,7 +129,9 @@ def test_an_external_vote_must_name_the_proposal_in_canonical_form(clients, dele
     )
     body = {
         "envelope": env,
-        "signature": base64.b64encode(sign_envelope(env, it_key.signing_key).signature).decode(),
+        "signature": base64.b64encode(
+            sign_envelope(env, it_key.signing_key, log_origin()).signature
+        ).decode(),
     }
     r = api_as(it_user).post("/api/v1/ledger/entries", body, format="json")
     assert r.status_code == 400 and "canonical form" in r.json()["detail"]

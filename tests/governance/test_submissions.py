@@ -17,7 +17,7 @@ from consortium.governance.models import Seat
 from ledger import services
 from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.core.keyring import descriptor
-from ledger.keys import EntrySigner
+from ledger.keys import EntrySigner, log_origin
 from ledger.services import Entry, Key, log_signer
 from tests.steps.api import api_as
 
@@ -36,7 +36,7 @@ def world(delegates):
 
 def _signed(key: EntrySigner, kind: str, payload: dict, entry_id: str | None = None) -> dict:
     env = new_envelope(kind=kind, payload=payload, author=key.fingerprint, entry_id=entry_id)
-    s = sign_envelope(env, key.signing_key)
+    s = sign_envelope(env, key.signing_key, log_origin())
     return {"envelope": env, "signature": base64.b64encode(s.signature).decode()}
 
 
@@ -191,7 +191,9 @@ def test_an_envelope_held_back_and_submitted_late_is_refused(world):
         author=world["fr_key"].fingerprint,
         time=datetime.now(UTC) - timedelta(hours=1),
     )
-    sig = base64.b64encode(sign_envelope(env, world["fr_key"].signing_key).signature).decode()
+    sig = base64.b64encode(
+        sign_envelope(env, world["fr_key"].signing_key, log_origin()).signature
+    ).decode()
     before = Entry.objects.count()
     _problem(_post(world["fr"], {"envelope": env, "signature": sig}), 400, "s ago; new entries")
     assert Entry.objects.count() == before
@@ -223,3 +225,30 @@ def test_an_owner_never_revokes_its_last_valid_key(world):
         _post(world["fr"], _signed(world["fr_key"], "key.revoked", last)), 409, "last valid key"
     )
     assert Entry.objects.count() == before
+
+
+def test_an_envelope_signed_for_another_log_is_refused_and_writes_nothing(world):
+    """France's key is registered on this ledger and on another one: what it signed for
+    the other cannot be replayed here (the signature binds the log's origin)."""
+    key = world["fr_key"]
+    env = new_envelope(
+        kind="seat.assigned", payload=_seat(), author=key.fingerprint, entry_id="fr-elsewhere-1"
+    )
+    elsewhere = sign_envelope(env, key.signing_key, "ledger.other-consortium.example")
+    before = Entry.objects.count()
+    r = _post(
+        world["fr"], {"envelope": env, "signature": base64.b64encode(elsewhere.signature).decode()}
+    )
+    _problem(r, 400, f"signed for the log's origin, here {log_origin()!r}")
+    # Format v1 (no origin in the signed message) is refused the same way.
+    v1 = key.signing_key.sign(b"consortium-ledger/entry/v1\n" + elsewhere.envelope_bytes)
+    r = _post(world["fr"], {"envelope": env, "signature": base64.b64encode(v1.signature).decode()})
+    _problem(r, 400, "does not verify under the author's key for this log")
+    assert Entry.objects.count() == before
+    assert not Entry.objects.filter(entry_id="fr-elsewhere-1").exists()
+    # Signed for this log, the very same envelope is accepted.
+    here = sign_envelope(env, key.signing_key, log_origin())
+    r = _post(
+        world["fr"], {"envelope": env, "signature": base64.b64encode(here.signature).decode()}
+    )
+    assert r.status_code == 201, r.content

@@ -11,7 +11,7 @@ from ledger import checkpoints, log, proofs, services, submissions
 from ledger.core import merkle
 from ledger.core.envelope import parse_leaf, sign_envelope, verify_leaf_signature
 from ledger.errors import IdempotencyConflict, LedgerError
-from ledger.keys import EntrySigner
+from ledger.keys import EntrySigner, log_origin
 from ledger.models import Entry, Key, TreeHash
 from ledger.services import Draft
 from tests.steps.ledger import triggers_disabled
@@ -24,7 +24,9 @@ def test_init_writes_the_genesis_entry_signed_by_the_log_key(log_key):
     key = Key.objects.get(kind="log")
     assert (key.valid_from, key.revoked_at, key.custody) == (0, None, "hosted")
     leaf = parse_leaf(bytes(genesis.leaf))
-    assert verify_leaf_signature(leaf, log_key.public_key)
+    assert verify_leaf_signature(leaf, log_key.public_key, "test.ledger.example")
+    # The signature covers the log's origin: under another origin it does not verify.
+    assert not verify_leaf_signature(leaf, log_key.public_key, "other.ledger.example")
 
 
 def test_it_refuses_to_initialise_twice(log_key):
@@ -82,7 +84,9 @@ def test_the_same_id_and_envelope_is_an_idempotent_retry(sample_signer):
         signer=sample_signer, kind="test.sample", payload={"n": 1}, entry_id="import-42"
     )
     stored_env = Entry.objects.get(index=first.index).envelope
-    again = log.append_signed([sign_envelope(stored_env, sample_signer.signing_key)])[0]
+    again = log.append_signed([sign_envelope(stored_env, sample_signer.signing_key, log_origin())])[
+        0
+    ]
     assert (again.index, again.created) == (first.index, False)
 
 
@@ -91,7 +95,9 @@ def test_the_same_id_with_another_envelope_is_a_conflict(sample_signer):
         signer=sample_signer, kind="test.sample", payload={"n": 1}, entry_id="import-42"
     )
     stored_env = Entry.objects.get(index=first.index).envelope
-    other = sign_envelope({**stored_env, "payload": {"n": 2}}, sample_signer.signing_key)
+    other = sign_envelope(
+        {**stored_env, "payload": {"n": 2}}, sample_signer.signing_key, log_origin()
+    )
     with pytest.raises(IdempotencyConflict, match="import-42"):
         log.append_signed([other])
     assert Entry.objects.count() == 3
@@ -156,7 +162,7 @@ def test_an_external_signature_is_checked_against_the_registered_key(log_key):
         "payload": {"x": "1"},
         "time": "2026-11-26T12:00:00Z",
     }
-    good = sign_envelope(env, member.signing_key)
+    good = sign_envelope(env, member.signing_key, log_origin())
     with pytest.raises(LedgerError, match="does not verify"):
         submissions.signed_envelope_from_client(env, bytes(64))
     checked = submissions.signed_envelope_from_client(env, good.signature)

@@ -17,7 +17,7 @@ import pytest
 from ledger import audit, export, proofs
 from ledger.core.envelope import build_leaf, new_envelope, sign_envelope
 from ledger.core.note import sign_note, verifier_key
-from ledger.keys import EntrySigner, log_signer
+from ledger.keys import EntrySigner, log_origin, log_signer
 from ledger.models import Checkpoint, Entry
 from tests.steps.ledger import VECTORS, export_bundle, log_vkey, rewrite_bundle
 
@@ -161,7 +161,15 @@ def test_a_manifest_not_signed_by_the_log_is_refused(history, tmp_path):
     path = export_bundle(tmp_path)
     other = EntrySigner.generate(log_signer().name)
     result = _check(path, verifier_key(other.name, other.public_key))
-    assert not result.ok and "MANIFEST is not signed by" in _failures(result)
+    assert not result.ok and "the verifier key is not a log key of this log" in _failures(result)
+
+    def signed_by_another(files):
+        text = files["MANIFEST"].decode().split("\n\n")[0] + "\n"
+        files["MANIFEST"] = sign_note(text, other.note_signer()).encode()
+        return files
+
+    rewrite_bundle(path, signed_by_another)
+    assert "MANIFEST is not signed by" in _failures(_check(path))
 
 
 def test_an_entry_signed_after_its_key_was_revoked_is_caught(history, tmp_path):
@@ -175,6 +183,7 @@ def test_an_entry_signed_after_its_key_was_revoked_is_caught(history, tmp_path):
     signed = sign_envelope(
         new_envelope(kind="test.sample", payload={"forged": True}, author=second.fingerprint),
         second.signing_key,
+        log_origin(),
     )
     leaf = build_leaf(signed.envelope_bytes, target, original.integrated_time, signed.signature)
 

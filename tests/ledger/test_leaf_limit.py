@@ -20,7 +20,7 @@ from ledger.core.envelope import (
     new_envelope,
     signing_message,
 )
-from ledger.keys import EntrySigner
+from ledger.keys import EntrySigner, log_origin
 from ledger.models import Entry
 from ledger.proofs import tree_size
 from ledger.services import (
@@ -114,7 +114,7 @@ def _submit(api, key: EntrySigner, pad: int, entry_id: str):
         kind="test.sample", payload={"pad": "x" * pad}, author=key.fingerprint, entry_id=entry_id
     )
     # Signed as a client would, without the server's size check.
-    signature = key.signing_key.sign(signing_message(canonical(env))).signature
+    signature = key.signing_key.sign(signing_message(canonical(env), log_origin())).signature
     body = {"envelope": env, "signature": base64.b64encode(signature).decode()}
     return api.post("/api/v1/ledger/entries", body, format="json")
 

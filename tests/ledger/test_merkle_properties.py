@@ -304,6 +304,7 @@ def test_a_tree_builder_resumed_from_stored_hashes_reaches_the_same_later_roots(
 AUTHOR_KEY = SigningKey(bytes(range(32)))
 AUTHOR = envelope.key_fingerprint(bytes(AUTHOR_KEY.verify_key))
 OTHER_KEY = SigningKey(bytes(range(1, 33)))
+ORIGIN = "ledger.consortium.example"
 TIME = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 INTEGRATED = "2026-01-31T12:00:01.250000Z"
 
@@ -358,7 +359,7 @@ def _envelope(payload: dict, **kw) -> dict:
 
 
 def _leaf(payload: dict, index: int = 7) -> tuple[envelope.SignedEnvelope, bytes]:
-    signed = envelope.sign_envelope(_envelope(payload), AUTHOR_KEY)
+    signed = envelope.sign_envelope(_envelope(payload), AUTHOR_KEY, ORIGIN)
     return signed, envelope.build_leaf(signed.envelope_bytes, index, INTEGRATED, signed.signature)
 
 
@@ -386,8 +387,8 @@ def test_a_signed_envelope_round_trips_through_its_leaf(payload, index):
         INTEGRATED,
         signed.signature,
     )
-    assert envelope.verify_leaf_signature(parsed, bytes(AUTHOR_KEY.verify_key))
-    assert not envelope.verify_leaf_signature(parsed, bytes(OTHER_KEY.verify_key))
+    assert envelope.verify_leaf_signature(parsed, bytes(AUTHOR_KEY.verify_key), ORIGIN)
+    assert not envelope.verify_leaf_signature(parsed, bytes(OTHER_KEY.verify_key), ORIGIN)
     assert envelope.is_canonical(leaf, json.loads(leaf))
 
 
@@ -462,7 +463,7 @@ def test_it_rejects_a_float_anywhere_in_the_payload(payload, x):
             _envelope(bad)
         env = {**_envelope({}), "payload": bad}
         with pytest.raises(EnvelopeError, match="floating-point"):
-            envelope.sign_envelope(env, AUTHOR_KEY)
+            envelope.sign_envelope(env, AUTHOR_KEY, ORIGIN)
 
 
 @PROPERTY
@@ -478,7 +479,7 @@ def test_it_rejects_an_integer_beyond_two_to_the_53_minus_one(n):
             _envelope(bad)
         env = {**_envelope({}), "payload": bad}
         with pytest.raises(EnvelopeError, match="2\\^53"):
-            envelope.sign_envelope(env, AUTHOR_KEY)
+            envelope.sign_envelope(env, AUTHOR_KEY, ORIGIN)
 
 
 def test_the_largest_safe_integers_are_accepted():
@@ -491,7 +492,7 @@ def _hand_leaf(payload_json: bytes) -> bytes:
     """A leaf whose payload is written by hand (sign_envelope would refuse it)."""
     env = _envelope({"x": 0})
     env_bytes = rfc8785.dumps(env).replace(b'"payload":{"x":0}', b'"payload":' + payload_json)
-    sig = AUTHOR_KEY.sign(envelope.signing_message(env_bytes)).signature
+    sig = AUTHOR_KEY.sign(envelope.signing_message(env_bytes, ORIGIN)).signature
     return envelope.build_leaf(env_bytes, 7, INTEGRATED, sig)
 
 
@@ -523,7 +524,7 @@ def test_a_float_already_in_jcs_form_passes_the_canonical_check_without_the_payl
 def test_it_refuses_to_sign_an_envelope_for_another_author():
     env = _envelope({})
     with pytest.raises(EnvelopeError, match="author"):
-        envelope.sign_envelope(env, OTHER_KEY)
+        envelope.sign_envelope(env, OTHER_KEY, ORIGIN)
 
 
 def test_it_rejects_an_envelope_with_a_missing_or_unknown_field():
@@ -538,7 +539,7 @@ def test_a_leaf_signature_does_not_verify_after_its_payload_changes():
     _, leaf = _leaf({"amount": "10"})
     tampered = leaf.replace(b'"amount":"10"', b'"amount":"11"')
     parsed = envelope.parse_leaf(tampered)
-    assert not envelope.verify_leaf_signature(parsed, bytes(AUTHOR_KEY.verify_key))
+    assert not envelope.verify_leaf_signature(parsed, bytes(AUTHOR_KEY.verify_key), ORIGIN)
 
 
 # --- keyring rules ----------------------------------------------------------------------------

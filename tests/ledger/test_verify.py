@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from ledger import checkpoints, services
 from ledger.core import merkle
-from ledger.keys import EntrySigner
+from ledger.keys import EntrySigner, log_origin
 from ledger.models import Entry
 from ledger.services import Draft
 from ledger.verify import verify_ledger
@@ -80,7 +80,9 @@ def test_an_entry_re_signed_by_an_unregistered_key_is_found(ledger_with_history,
     env = Entry.objects.get(index=30).envelope
     from ledger.core.envelope import build_leaf, sign_envelope
 
-    forged = sign_envelope({**env, "author": intruder.fingerprint}, intruder.signing_key)
+    forged = sign_envelope(
+        {**env, "author": intruder.fingerprint}, intruder.signing_key, log_origin()
+    )
     doc = Entry.objects.get(index=30).document
     leaf = build_leaf(forged.envelope_bytes, 30, doc["integrated_time"], forged.signature)
     with triggers_disabled() as cur:
@@ -191,7 +193,7 @@ def test_a_leaf_that_repeats_an_envelope_member_is_found_by_the_default_check(
 ):
     """JSON readers take a repeated member's last value: a leaf signed by one key could
     read as authored by another. The fast check must not let that through."""
-    from ledger.core.envelope import ENTRY_CONTEXT, build_leaf
+    from ledger.core.envelope import build_leaf, entry_context
 
     signer = ledger_with_history
     doc = Entry.objects.get(index=20).document
@@ -201,7 +203,7 @@ def test_a_leaf_that_repeats_an_envelope_member_is_found_by_the_default_check(
         f'"payload":{{"x":1}},"author":"{log_key.fingerprint}","kind":"key.revoked",'
         f'"payload":{{"fingerprint":"{signer.fingerprint}","reason":"x"}},"time":"{env["time"]}"}}'
     ).encode()
-    sig = signer.signing_key.sign(ENTRY_CONTEXT + envelope).signature
+    sig = signer.signing_key.sign(entry_context(log_origin()) + envelope).signature
     leaf = build_leaf(envelope, 20, doc["integrated_time"], sig)
     _set_leaf(20, leaf, fix_hash=True)
     assert "not one object filling its place" in _reasons(verify_ledger(workers=1), 20)
@@ -228,7 +230,7 @@ def test_a_deeply_nested_leaf_is_reported_not_crashed_on(ledger_with_history, de
 def test_a_leaf_that_reads_differently_to_json_readers_is_caught_by_the_default_check(
     ledger_with_history, log_key, tail
 ):
-    from ledger.core.envelope import ENTRY_CONTEXT, build_leaf
+    from ledger.core.envelope import build_leaf, entry_context
 
     signer = ledger_with_history
     doc = Entry.objects.get(index=21).document
@@ -238,6 +240,6 @@ def test_a_leaf_that_reads_differently_to_json_readers_is_caught_by_the_default_
         f'{{"author":"{signer.fingerprint}","id":"{env["id"]}","kind":"test.sample",'
         f'"payload":{{}}{extra},"time":"{env["time"]}"}}'
     ).encode()
-    sig = signer.signing_key.sign(ENTRY_CONTEXT + envelope).signature
+    sig = signer.signing_key.sign(entry_context(log_origin()) + envelope).signature
     _set_leaf(21, build_leaf(envelope, 21, doc["integrated_time"], sig), fix_hash=True)
     assert "not one object filling its place" in _reasons(verify_ledger(workers=1), 21)

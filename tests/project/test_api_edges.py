@@ -14,6 +14,7 @@ from consortium.governance.models import Member, Vote
 from consortium.governance.votes import vote_cast
 from consortium.web.models import IdempotentResponse
 from ledger.core.envelope import new_envelope, signing_message
+from ledger.keys import log_origin
 from ledger.services import Entry, canonical
 from tests.steps.api import api_as
 from tests.steps.governance import open_proposal, propose, treaty_terms
@@ -110,7 +111,7 @@ def test_a_submitted_envelope_over_the_envelope_limit_is_a_413(delegates):
         author=key.fingerprint,
         payload={"proposal": "p", "choice": "yes", "pad": "x" * 300_000},
     )
-    signature = key.signing_key.sign(signing_message(canonical(env))).signature
+    signature = key.signing_key.sign(signing_message(canonical(env), log_origin())).signature
     before = Entry.objects.count()
     r = _outside(delegates["fr"]).post(
         "/api/v1/ledger/entries",

@@ -15,6 +15,7 @@ from consortium.governance.changes import GovernanceError
 from consortium.governance.models import Member, Proposal, SeatHolder
 from consortium.governance.votes import vote_cast
 from ledger.core.envelope import new_envelope, sign_envelope
+from ledger.keys import log_origin
 from ledger.services import Entry
 from tests.personas import found_delegates
 from tests.steps.api import api_as
@@ -157,7 +158,7 @@ def test_a_submitted_seat_names_its_uuid_in_canonical_form(delegates):
         author=key.fingerprint,
         payload={"seat": seat, "member": "FR", "role": "observer"},
     )
-    sig = base64.b64encode(sign_envelope(env, key.signing_key).signature).decode()
+    sig = base64.b64encode(sign_envelope(env, key.signing_key, log_origin()).signature).decode()
     r = api_as(delegates["fr"]).post(
         "/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json"
     )

@@ -12,6 +12,7 @@ from contributions.compute import sacct_import
 from contributions.data import data_contribute
 from contributions.funds import funds_confirm, funds_contribute
 from ledger.core.envelope import new_envelope, sign_envelope
+from ledger.keys import log_origin
 from tests.steps.api import api_as
 
 TODAY = datetime.now(UTC).date()
@@ -163,7 +164,7 @@ def paid_under_a_treaty(lumi):
 def post_signed(user, key, kind, payload):
     """An entry of ``kind`` signed by ``key``, submitted through the API by ``user``."""
     env = new_envelope(kind=kind, payload=payload, author=key.fingerprint)
-    sig = base64.b64encode(sign_envelope(env, key.signing_key).signature).decode()
+    sig = base64.b64encode(sign_envelope(env, key.signing_key, log_origin()).signature).decode()
     return api_as(user).post(
         "/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json"
     )

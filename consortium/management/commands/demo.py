@@ -27,7 +27,7 @@ from consortium.governance.votes import vote_cast
 from consortium.management.commands import _demo_data as demo
 from consortium.management.commands._demo_summary import print_summary, shown, summary
 from ledger import services as ledger
-from ledger.services import Draft, Key, hosted_signer, log_signer
+from ledger.services import Draft, Key, hosted_signer, log_origin, log_signer
 
 
 class Command(BaseCommand):
@@ -97,7 +97,7 @@ class Command(BaseCommand):
         }
         verifier = self._verifier()
         cp = ledger.publish_checkpoint() or ledger.latest_checkpoint()
-        vkey = Key.objects.get(kind=Key.Kind.LOG).verifier_key
+        vkey = Key.objects.get(kind=Key.Kind.LOG, revoked_at__isnull=True).verifier_key
         info = summary(
             url=url.rstrip("/"),
             username=username,
@@ -265,7 +265,9 @@ class Command(BaseCommand):
                 "verdict": "pass",
             },
         )
-        signature = base64.b64encode(sign_envelope(env, signing_key).signature).decode()
+        # A client signs for the log it submits to: its origin, the checkpoints' first line.
+        signed = sign_envelope(env, signing_key, log_origin())
+        signature = base64.b64encode(signed.signature).decode()
         submit(envelope=env, signature=signature, submitter=admin)
         return {"code": demo.EVALUATOR, "key_file": shown(path)}
 

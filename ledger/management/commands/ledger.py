@@ -1,4 +1,4 @@
-"""manage.py ledger {init,checkpoint,verifier-key,verify,verify-recent,replay,tiles}"""
+"""manage.py ledger {init,checkpoint,verifier-key,rotate-log-key,verify,verify-recent,replay,tiles}"""
 
 from __future__ import annotations
 
@@ -20,7 +20,27 @@ class Command(BaseCommand):
         init = sub.add_parser("init", help="Create the log key and the genesis entry (once).")
         init.add_argument("--origin", help="The log's name (default: LEDGER_ORIGIN).")
         sub.add_parser("checkpoint", help="Sign and store a checkpoint at the current tree size.")
-        sub.add_parser("verifier-key", help="Print the log's verifier key (name+hex8+base64).")
+        vkey = sub.add_parser(
+            "verifier-key", help="Print the log's current verifier key (name+hex8+base64)."
+        )
+        vkey.add_argument(
+            "--history",
+            action="store_true",
+            help=(
+                "Print every log key instead, the genesis key first, one a line: the "
+                "verifier key, the entry index it signs from, and through which index "
+                "(empty for the current key), tab-separated."
+            ),
+        )
+        sub.add_parser(
+            "rotate-log-key",
+            help=(
+                "Replace the log key: make a new hosted key and seal it, append the "
+                "log.key_rotated entry (signed by the old key and the new), then publish a "
+                "checkpoint under the new key. The old key's sealed copy stays. Prints the "
+                "new verifier key."
+            ),
+        )
         replay = sub.add_parser(
             "replay",
             help=(
@@ -148,8 +168,32 @@ class Command(BaseCommand):
             returncode=1,
         )
 
-    def do_verifier_key(self, **_):
-        self.stdout.write(log_signer_key())
+    def do_verifier_key(self, history=False, **_):
+        if not history:
+            self.stdout.write(log_signer_key())
+            return
+        keys = Key.objects.filter(kind=Key.Kind.LOG).order_by("valid_from")
+        if not keys:
+            raise CommandError("the ledger has no log key yet: run `manage.py ledger init`")
+        for key in keys:
+            through = "" if key.revoked_at is None else str(key.revoked_at)
+            self.stdout.write(f"{key.verifier_key}\t{key.valid_from}\t{through}")
+
+    def do_rotate_log_key(self, **_):
+        try:
+            entry, new = services.log_key_rotate()
+            cp = checkpoints.publish_checkpoint()
+        except (HostedKeyError, LedgerError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Rotated the log key at index {entry.index}; checkpoints of more than "
+                f"{entry.index} entries are signed by the new key."
+            )
+        )
+        if cp is not None:
+            self.stdout.write(f"Published the checkpoint at size {cp.tree_size}.")
+        self.stdout.write(Key.objects.get(fingerprint=new.fingerprint).verifier_key)
 
     def do_verify(self, workers=None, no_progress=False, strict=False, **_):
         from ledger.verify import verify_ledger
@@ -253,7 +297,8 @@ class Command(BaseCommand):
 
 
 def log_signer_key() -> str:
-    key = Key.objects.filter(kind=Key.Kind.LOG).first()
+    """The current log key's verifier key."""
+    key = Key.objects.filter(kind=Key.Kind.LOG, revoked_at__isnull=True).first()
     if key is None:
         raise CommandError("the ledger has no log key yet: run `manage.py ledger init`")
     return key.verifier_key
