@@ -15,57 +15,21 @@ import logging
 import pytest
 from django.test import override_settings
 
-from consortium.governance.changes import secretariat_signer
-from consortium.governance.witnesses import witness_register
 from ledger import services
 from ledger.core.note import Checkpoint as Body
 from ledger.core.note import sign_note
 from ledger.core.policy import parse_policy
-from ledger.cosign import collect as collection
 from ledger.keys import log_signer
-from ledger.models import Checkpoint, Cosignature, WitnessAlarm, WitnessContact
-from ledger.services import Draft
+from ledger.models import Cosignature, WitnessAlarm, WitnessContact
 from ledger.witness.cosignature import parse_cosignature_vkey, verify_cosignatures
 from tests import worlds
 from tests.steps.api import api_as
+from tests.steps.cosigning import Witnesses, adopt, grow, policy, recording
 from tests.steps.ledger import log_vkey
-from tests.steps.witness import add, keygen, start_witness, stop
+from tests.steps.witness import add, start_witness
 
 delegates = worlds.shared("delegates")
 MEMBERS = ("FR", "DE", "IT")
-
-
-class Witnesses:
-    """The members' witnesses as processes, started on demand, stopped at the end."""
-
-    def __init__(self, tmp_path):
-        self.tmp = tmp_path
-        self.running = {}
-
-    def start(self, code: str, *, register: dict | None = None):
-        """Start ``code``'s witness (trusting the log's key) and register it as its
-        member's signatory (``register``: the delegates)."""
-        home = self.tmp / code
-        home.mkdir(exist_ok=True)
-        key, vkey = keygen(home, name=f"witness.{code.lower()}.example")
-        proc, addr = start_witness(home, key, [f"{log_signer().name} {log_vkey()}"])
-        name = vkey.split("+", 1)[0]
-        self.running[code] = {"proc": proc, "addr": addr, "vkey": vkey, "name": name}
-        if register is not None:
-            witness_register(
-                actor=register[code.lower()],
-                member=code,
-                url=f"http://{addr[0]}:{addr[1]}",
-                vkey=vkey,
-            )
-        return self.running[code]
-
-    def stop(self, code: str) -> None:
-        stop(self.running[code]["proc"])
-
-    def close(self):
-        for w in self.running.values():
-            stop(w["proc"])
 
 
 @pytest.fixture
@@ -77,39 +41,7 @@ def witnesses(tmp_path):
 
 @pytest.fixture
 def recorded(monkeypatch):
-    """Every add-checkpoint the collection sends, with its status (the real requests)."""
-    seen = []
-    real = collection.post
-
-    def post(url, body, timeout):
-        reply = real(url, body, timeout)
-        seen.append((url, body.split(b"\n", 1)[0].decode(), reply.status))
-        return reply
-
-    monkeypatch.setattr(collection, "post", post)
-    return seen
-
-
-def grow(n: int) -> Checkpoint:
-    """``n`` entries by the secretariat, and a checkpoint published over them (which
-    collects the cosignatures before it returns: tasks are eager here)."""
-    services.entries_append(
-        signer=secretariat_signer(), drafts=[Draft("test.sample", {"n": i}) for i in range(n)]
-    )
-    return services.publish_checkpoint()
-
-
-def policy(ws: Witnesses, k: int) -> str:
-    lines = [f"witness {c.lower()} {w['vkey']}" for c, w in ws.running.items()]
-    names = " ".join(c.lower() for c in ws.running)
-    return "\n".join([*lines, f"group members {k} {names}", "quorum members", ""])
-
-
-def adopt(text: str) -> None:
-    # The policy an accepted proposal adopts (tests/governance/test_witnesses.py adopts
-    # one through a real vote); here only what it leaves behind.
-    index = services.tree_size()
-    services.witness_policy_record(text=text, index=index)
+    return recording(monkeypatch)
 
 
 def test_each_checkpoint_is_cosigned_by_every_witness_in_parallel(delegates, witnesses, recorded):
@@ -205,8 +137,8 @@ def test_the_checkpoint_endpoint_serves_the_newest_checkpoint_meeting_the_policy
     assert r["Witness-Policy"] == "none"
     text = policy(witnesses, 2)
     adopt(text)
-    witnesses.stop("DE")
-    witnesses.stop("IT")
+    witnesses.stop("de")
+    witnesses.stop("it")
     second = grow(3)  # only France's witness cosigns it
     assert Cosignature.objects.filter(checkpoint=second).count() == 1
     r = client.get("/api/v1/ledger/checkpoint")
@@ -222,8 +154,8 @@ def test_the_checkpoint_endpoint_serves_the_newest_checkpoint_meeting_the_policy
 def test_fail_closed_answers_503_naming_the_missing_witnesses(delegates, witnesses):
     for code in MEMBERS:
         witnesses.start(code, register=delegates)
-    witnesses.stop("DE")
-    witnesses.stop("IT")
+    witnesses.stop("de")
+    witnesses.stop("it")
     adopt(policy(witnesses, 2))
     cp = grow(3)
     client = api_as(delegates["ops"], raise_request_exception=False)
@@ -242,8 +174,8 @@ def test_fail_closed_answers_503_naming_the_missing_witnesses(delegates, witness
 def test_fail_open_serves_the_latest_and_says_so(delegates, witnesses, client):
     for code in MEMBERS:
         witnesses.start(code, register=delegates)
-    witnesses.stop("DE")
-    witnesses.stop("IT")
+    witnesses.stop("de")
+    witnesses.stop("it")
     adopt(policy(witnesses, 2))
     cp = grow(3)
     with override_settings(LEDGER_WITNESS_FAIL_OPEN=True):
@@ -275,18 +207,18 @@ def test_the_beat_schedule_offers_the_latest_checkpoint_to_witnesses_that_missed
     entry = app.conf.beat_schedule["collect-cosignatures"]
     assert entry["task"] == collect_cosignatures.name == "ledger.collect_cosignatures"
     fr = witnesses.start("FR", register=delegates)
-    witnesses.stop("FR")
+    witnesses.stop("fr")
     cp = grow(2)
     assert not Cosignature.objects.filter(checkpoint=cp).exists()
     # Back online (same key, same state, same port): the scheduled run catches up.
-    home = witnesses.tmp / "FR"
+    home = witnesses.tmp / "fr"
     proc, _ = start_witness(
         home,
         home / "witness-ed25519.key",
         [f"{log_signer().name} {log_vkey()}"],
         port=fr["addr"][1],
     )
-    witnesses.running["FR"]["proc"] = proc
+    witnesses.running["fr"]["proc"] = proc
     assert collect_cosignatures.delay().get() == {fr["name"]: "cosigned"}
     assert Cosignature.objects.filter(checkpoint=cp, witness=fr["name"]).exists()
     # Nothing is missing any more: the next run asks no one.
