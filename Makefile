@@ -41,6 +41,7 @@ bench: install
 	$(PY) bench/downloads_bench.py
 	$(PY) bench/audit_bench.py
 	$(PY) bench/witness_bench.py
+	$(PY) bench/cosign_bench.py
 
 bench-quick: install
 	$(PY) bench/ledger_bench.py --quick
@@ -48,6 +49,7 @@ bench-quick: install
 	$(PY) bench/downloads_bench.py --quick
 	$(PY) bench/audit_bench.py --quick
 	$(PY) bench/witness_bench.py --quick
+	$(PY) bench/cosign_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache dist
