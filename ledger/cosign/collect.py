@@ -193,7 +193,10 @@ def _answer(attempt: Attempt, reply: Reply | Exception, checkpoint: Checkpoint) 
         )
         _contact(w, error=f"422: {reply.text.strip()[:300]}")
         return False
-    return _failed(attempt, f"{reply.status}: {reply.text.strip()[:300]}")
+    # A witness answers in plain text; anything else at its URL is not quoted (its body
+    # would be shown to every reader of the ledger).
+    said = reply.text.strip()[:300] if reply.content_type == "text/plain" else ""
+    return _failed(attempt, f"{reply.status}: {said or '(no text/plain answer)'}")
 
 
 def _failed(attempt: Attempt, error: str) -> bool:

@@ -223,3 +223,30 @@ def test_the_beat_schedule_offers_the_latest_checkpoint_to_witnesses_that_missed
     assert Cosignature.objects.filter(checkpoint=cp, witness=fr["name"]).exists()
     # Nothing is missing any more: the next run asks no one.
     assert collect_cosignatures.delay().get() == {}
+
+
+def test_the_admin_shows_the_witnesses_their_cosignatures_and_the_alarms(
+    delegates, witnesses, client
+):
+    fr = witnesses.start("FR", register=delegates)
+    de = witnesses.start("DE", register=delegates)
+    ahead = services.tree_size() + 1000
+    note = sign_note(
+        Body(log_signer().name, ahead, b"\x01" * 32).body(), log_signer().note_signer()
+    )
+    assert add(de["addr"], f"old 0\n\n{note}".encode())[0] == 200
+    adopt(policy(witnesses, 1))
+    cp = grow(2)
+    client.force_login(delegates["ops"])
+    page = client.get("/admin/ledger/witness/").content.decode()
+    assert fr["name"] in page and de["name"] in page and "ahead of the log" in page
+    page = client.get("/admin/ledger/witnessalarm/").content.decode()
+    assert f"holds size {ahead}" in page
+    page = client.get("/admin/ledger/cosignature/").content.decode()
+    assert f"checkpoint at size {cp.tree_size}" in page
+    assert "quorum members" in client.get("/admin/ledger/witnesspolicy/").content.decode()
+    # Every admin page counts the alarms.
+    assert "1 witness alarm</strong>" in client.get("/admin/").content.decode()
+    # No one without a seat sees any of it.
+    client.force_login(delegates["newcomer"])
+    assert client.get("/admin/ledger/witnessalarm/").status_code in (302, 403)
