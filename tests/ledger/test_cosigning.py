@@ -250,3 +250,31 @@ def test_the_admin_shows_the_witnesses_their_cosignatures_and_the_alarms(
     # No one without a seat sees any of it.
     client.force_login(delegates["newcomer"])
     assert client.get("/admin/ledger/witnessalarm/").status_code in (302, 403)
+
+
+def test_the_database_refuses_to_rewrite_cosignatures_and_alarms(delegates, witnesses):
+    from django.db import DatabaseError, connection, transaction
+
+    fr = witnesses.start("FR", register=delegates)
+    de = witnesses.start("DE", register=delegates)
+    note = sign_note(
+        Body(log_signer().name, services.tree_size() + 500, b"\x01" * 32).body(),
+        log_signer().note_signer(),
+    )
+    assert add(de["addr"], f"old 0\n\n{note}".encode())[0] == 200
+    grow(2)
+    assert Cosignature.objects.filter(witness=fr["name"]).exists()
+    assert WitnessAlarm.objects.filter(witness=de["name"]).exists()
+    for sql in (
+        "UPDATE ledger_cosignature SET line = ''",
+        "DELETE FROM ledger_cosignature",
+        "UPDATE ledger_witnessalarm SET detail = ''",
+        "DELETE FROM ledger_witnessalarm",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cur,
+        ):
+            cur.execute(sql)
+    assert Cosignature.objects.exists() and WitnessAlarm.objects.exists()
