@@ -99,12 +99,19 @@ def active_witnesses() -> list[Witness]:
 
 
 def collect(checkpoint: Checkpoint, *, only_missing: bool = False) -> dict[str, str]:
-    """Send ``checkpoint`` to every active witness (``only_missing``: those that have not
-    cosigned it yet) and keep what they answer. Returns each witness's outcome:
+    """Send ``checkpoint`` to every active witness (``only_missing``: those that have
+    neither cosigned it nor raised an alarm over it) and keep what they answer. Returns each witness's outcome:
     ``cosigned``, ``alarm: ...`` or ``error: ...``."""
     witnesses = active_witnesses()
     if only_missing:
+        # Neither those that cosigned it nor those that raised an alarm over it: an
+        # alarm is raised once per checkpoint, never retried into a stream of them.
         done = set(checkpoint.cosignatures.values_list("witness", flat=True))
+        done |= set(
+            WitnessAlarm.objects.filter(log_size=checkpoint.tree_size).values_list(
+                "witness", flat=True
+            )
+        )
         witnesses = [w for w in witnesses if w.name not in done]
     if not witnesses:
         return {}

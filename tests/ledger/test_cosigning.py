@@ -278,3 +278,22 @@ def test_the_database_refuses_to_rewrite_cosignatures_and_alarms(delegates, witn
         ):
             cur.execute(sql)
     assert Cosignature.objects.exists() and WitnessAlarm.objects.exists()
+
+
+def test_the_scheduled_run_raises_an_alarm_once_per_checkpoint(delegates, witnesses, recorded):
+    from ledger.tasks import collect_cosignatures
+
+    fr = witnesses.start("FR", register=delegates)
+    note = sign_note(
+        Body(log_signer().name, services.tree_size() + 900, b"\x01" * 32).body(),
+        log_signer().note_signer(),
+    )
+    assert add(fr["addr"], f"old 0\n\n{note}".encode())[0] == 200
+    grow(2)
+    assert WitnessAlarm.objects.count() == 1
+    recorded.clear()
+    assert collect_cosignatures.delay().get() == {}
+    assert recorded == [] and WitnessAlarm.objects.count() == 1
+    # The next checkpoint is sent again, and refused again: a new alarm.
+    grow(1)
+    assert WitnessAlarm.objects.count() == 2
