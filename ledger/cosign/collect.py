@@ -241,16 +241,19 @@ def _contact(witness: Witness, *, size: int | None = None, error: str | None = N
     WitnessContact.objects.update_or_create(witness=witness.name, defaults=values)
 
 
+UNCHECKABLE = object()  # a registered ML-DSA-44 key, where cryptography lacks ML-DSA-44
+
+
 def verifiers_of(witness: Witness) -> dict[tuple[str, bytes], object]:
-    """The witness's cosignature verifiers by (name, key id)."""
+    """The witness's cosignature verifiers by (name, key id); its ML-DSA-44 key maps to
+    :data:`UNCHECKABLE` where the ``cryptography`` package here does not provide it."""
     ed = parse_cosignature_vkey(witness.vkey)
     found = {(ed.name, ed.key_id): ed}
     if witness.mldsa_vkey:
         from ledger.witness.mldsa import AVAILABLE, parse_mldsa_vkey
 
-        if AVAILABLE:
-            pq = parse_mldsa_vkey(witness.mldsa_vkey)
-            found[(pq.name, pq.key_id)] = pq
+        pq = parse_mldsa_vkey(witness.mldsa_vkey)
+        found[(pq.name, pq.key_id)] = pq if AVAILABLE else UNCHECKABLE
     return found
 
 
@@ -259,7 +262,8 @@ def keep_cosignatures(witness: Witness, checkpoint: Checkpoint, reply: str) -> l
 
     Every line must be a signature line by one of the witness's registered keys that
     verifies on the checkpoint; the Ed25519 one must be there. Nothing is stored unless
-    all of them do."""
+    all of them do. A line by its ML-DSA-44 key, where this server cannot check one, is
+    left out (never kept unchecked)."""
     body, _ = split_note(checkpoint.note)
     if not reply.endswith("\n") or not reply.strip():
         raise NoteError("the reply is not signature lines")
@@ -271,6 +275,11 @@ def keep_cosignatures(witness: Witness, checkpoint: Checkpoint, reply: str) -> l
         verifier = verifiers.get((sig.name, sig.key_id))
         if verifier is None:
             raise NoteError(f"a line by {sig.name} ({sig.key_id.hex()}), not a registered key")
+        if verifier is UNCHECKABLE:
+            log.warning(
+                "witness %s: its ML-DSA-44 cosignature cannot be checked here", witness.name
+            )
+            continue
         timestamp = verifier.verify(body, sig.signature)
         seen.add(sig.key_id)
         rows.append((sig.key_id.hex(), line + "\n", timestamp))
