@@ -100,8 +100,8 @@ def active_witnesses() -> list[Witness]:
 
 def collect(checkpoint: Checkpoint, *, only_missing: bool = False) -> dict[str, str]:
     """Send ``checkpoint`` to every active witness (``only_missing``: those that have
-    neither cosigned it nor raised an alarm over it) and keep what they answer. Returns each witness's outcome:
-    ``cosigned``, ``alarm: ...`` or ``error: ...``."""
+    neither cosigned it nor raised an alarm over it) and keep what they answer. Returns
+    each witness's outcome: ``cosigned``, ``alarm: ...`` or ``error: ...``."""
     witnesses = active_witnesses()
     if only_missing:
         # Neither those that cosigned it nor those that raised an alarm over it: an
@@ -173,7 +173,7 @@ def _answer(attempt: Attempt, reply: Reply | Exception, checkpoint: Checkpoint) 
     if reply.status == 409:
         match = _SIZE_RE.fullmatch(reply.text) if reply.content_type == SIZE_TYPE else None
         if match is None:
-            return _failed(attempt, f"409 without a {SIZE_TYPE} body: {reply.text[:200]!r}")
+            return _failed(attempt, f"409 without a {SIZE_TYPE} body: {_said(reply)!r}")
         held = int(match.group(1))
         if held > size:
             _alarm(
@@ -196,14 +196,20 @@ def _answer(attempt: Attempt, reply: Reply | Exception, checkpoint: Checkpoint) 
             WitnessAlarm.Kind.REFUSED,
             size,
             attempt.old,
-            f"the witness refused size {size} from old {attempt.old}: {reply.text.strip()[:1000]}",
+            f"the witness refused size {size} from old {attempt.old}: {_said(reply, 1000)}",
         )
-        _contact(w, error=f"422: {reply.text.strip()[:300]}")
+        _contact(w, error=f"422: {_said(reply)}")
         return False
-    # A witness answers in plain text; anything else at its URL is not quoted (its body
-    # would be shown to every reader of the ledger).
-    said = reply.text.strip()[:300] if reply.content_type == "text/plain" else ""
-    return _failed(attempt, f"{reply.status}: {said or '(no text/plain answer)'}")
+    return _failed(attempt, f"{reply.status}: {_said(reply)}")
+
+
+def _said(reply: Reply, limit: int = 300) -> str:
+    """What the witness said, as its errors and alarms quote it. A witness answers in
+    plain text; anything else at its URL is not quoted (its body would be shown to every
+    reader of the ledger)."""
+    if reply.content_type != "text/plain":
+        return "(no text/plain answer)"
+    return reply.text.strip()[:limit]
 
 
 def _failed(attempt: Attempt, error: str) -> bool:
