@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 demo: install
 	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py migrate --noinput
 	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py demo
-	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 LEDGER_WITNESS_FAIL_OPEN=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 ## Run the whole test suite (SQLite unless DATABASE_URL names PostgreSQL)
 test: install
@@ -47,6 +47,7 @@ bench: install
 	$(PY) bench/witness_bench.py
 	$(PY) bench/mirror_bench.py
 	$(PY) bench/tiles_bench.py
+	$(PY) bench/cosign_bench.py
 
 bench-quick: install
 	$(PY) bench/ledger_bench.py --quick
@@ -56,6 +57,7 @@ bench-quick: install
 	$(PY) bench/witness_bench.py --quick
 	$(PY) bench/mirror_bench.py --quick
 	$(PY) bench/tiles_bench.py --quick
+	$(PY) bench/cosign_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache dist

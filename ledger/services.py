@@ -13,7 +13,11 @@ themselves ``accepts``, ``then``, ``may_act_for``, ``Refused``); the errors it c
 (``LedgerError``, ``IdempotencyConflict``, ``HostedKeyError``, ``EnvelopeError``); the
 hosted keys it signs with (``hosted_signer``, ``log_signer``, ``verifier_key``); what it
 reads of the log (``Entry``, ``Key``, ``tree_size``, ``inclusion_proof``,
-``latest_checkpoint``, ``publish_checkpoint``); and the format's rules for its own values
+``latest_checkpoint``, ``publish_checkpoint``, and ``cosigned_checkpoint``, the newest
+checkpoint meeting the witness policy with its cosignatures); the witnesses' projections
+the domain's appliers write once they have checked who signed (``Witness``,
+``check_witness``, ``witness_record``, ``witness_retire_record``, ``check_policy_text``,
+``witness_policy_record``, ``witness_policy_text``, ``WitnessError``); and the format's rules for its own values
 (``canonical``, ``check_value``, ``parse_time``, ``format_time``). The audit export
 (``ledger.export``), the offline verifiers (``ledger.audit``, ``ledger.provenance``,
 ``ledger.core``), the REST plumbing (``ledger.api``), the admin's base class
@@ -47,6 +51,17 @@ from ledger.core.envelope import (
 )
 from ledger.core.keyring import LOG_ROTATION, KeyringError, descriptor, rotation_message
 from ledger.core.note import verifier_key
+from ledger.cosign.models import Witness
+from ledger.cosign.registry import (
+    WitnessError,
+    check_policy_text,
+    check_witness,
+    witness_policy_record,
+    witness_policy_text,
+    witness_record,
+    witness_retire_record,
+)
+from ledger.cosign.served import CosignedCheckpoint, cosigned_checkpoint
 from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError
 from ledger.keys import (
     EntrySigner,
@@ -66,6 +81,7 @@ __all__ = [
     "MAX_ENVELOPE_BYTES",
     "MAX_PAYLOAD_BYTES",
     "Appended",
+    "CosignedCheckpoint",
     "Draft",
     "Entry",
     "EntryTooLarge",
@@ -75,10 +91,15 @@ __all__ = [
     "Key",
     "LedgerError",
     "Refused",
+    "Witness",
+    "WitnessError",
     "accepts",
     "applier",
     "canonical",
+    "check_policy_text",
     "check_value",
+    "check_witness",
+    "cosigned_checkpoint",
     "entries_append",
     "entries_append_signed",
     "entry_append",
@@ -100,6 +121,10 @@ __all__ = [
     "then",
     "tree_size",
     "verifier_key",
+    "witness_policy_record",
+    "witness_policy_text",
+    "witness_record",
+    "witness_retire_record",
 ]
 
 

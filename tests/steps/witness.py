@@ -83,14 +83,24 @@ def run_witness(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess
     )
 
 
-def start_witness(tmp: Path, key, logs: list[str], *, state: Path | None = None, rate=0, extra=()):
-    """``python -m ledger.witness serve`` in a child with ``sys.modules['django'] = None``."""
+def start_witness(
+    tmp: Path,
+    key,
+    logs: list[str],
+    *,
+    state: Path | None = None,
+    rate=0,
+    port: int = 0,
+    extra=(),
+):
+    """``python -m ledger.witness serve`` in a child with ``sys.modules['django'] = None``
+    (on ``port``, or any free port)."""
     argv = ["serve", "--state", str(state or tmp / "state.sqlite")]
     for k in key if isinstance(key, list) else [key]:
         argv += ["--key", str(k)]
     for log in logs:
         argv += ["--log", log]
-    argv += ["--listen", "127.0.0.1:0", "--rate-limit", str(rate), "--quiet", *extra]
+    argv += ["--listen", f"127.0.0.1:{port}", "--rate-limit", str(rate), "--quiet", *extra]
     code = _without_django(argv)
     proc = subprocess.Popen(
         [PYTHON, "-c", code],
