@@ -19,6 +19,7 @@ from consortium.governance.votes import vote_cast
 from consortium.governance.witnesses import witness_register, witness_retire
 from ledger import services
 from ledger.core.envelope import new_envelope, sign_envelope
+from ledger.keys import log_origin
 from ledger.models import Entry, Witness, WitnessPolicy
 from ledger.witness.cosignature import generate_cosigner
 from tests import worlds
@@ -133,7 +134,7 @@ def _member_key(code):
 
 def _submit(client, key, kind, payload):
     env = new_envelope(kind=kind, payload=payload, author=key.fingerprint)
-    sig = base64.b64encode(sign_envelope(env, key.signing_key).signature).decode()
+    sig = base64.b64encode(sign_envelope(env, key.signing_key, log_origin()).signature).decode()
     return client.post("/api/v1/ledger/entries", {"envelope": env, "signature": sig}, format="json")
 
 
