@@ -39,9 +39,23 @@ from ledger.audit.keys import KeyEntry, admit
 from ledger.audit.result import Result
 from ledger.core import merkle
 from ledger.core.envelope import EnvelopeError, entry_context, parse_leaf
-from ledger.core.keyring import CORE_KEY_KINDS, Keyring, KeyringError
+from ledger.core.keyring import (
+    CORE_KEY_KINDS,
+    LOG_ROTATION,
+    Keyring,
+    KeyringError,
+    read_log_key_rotation,
+)
 from ledger.core.leafcheck import HEAD, check_leaf
-from ledger.core.note import Checkpoint, NoteError, Verifier, open_note, parse_checkpoint
+from ledger.core.note import (
+    Checkpoint,
+    NoteError,
+    Verifier,
+    open_note,
+    parse_checkpoint,
+    parse_verifier_key,
+    split_note,
+)
 from ledger.core.tiles import ENTRIES, WIDTH, TileError, read_entry_bundle, tile_path
 from ledger.witness.mirror_state import Fault, Held
 from ledger.witness.state import State
@@ -164,11 +178,7 @@ class Mirror:
     def sync(self) -> Synced:
         started = time.monotonic()
         note = self.tiles.get("checkpoint").decode("utf-8", "replace")
-        try:
-            opened = open_note(note, self.verifiers)
-            checkpoint = parse_checkpoint(opened.text)
-        except NoteError as exc:
-            raise MirrorError(f"the log's checkpoint does not verify: {exc}") from exc
+        checkpoint, unverified = self._read_checkpoint(note)
         if checkpoint.origin != self.origin:
             raise MirrorError(f"the checkpoint is for {checkpoint.origin!r}, not {self.origin!r}")
         held = self.state.held(self.origin)
@@ -179,6 +189,8 @@ class Mirror:
             self.state.drop_unverified(self.origin)
             run = self._start(checkpoint, note, held)
             done.fault, done.new_fault = self._fetch(run, held)
+            if done.fault is None and unverified is not None:
+                self._verify_after_rotation(note, unverified)
             if done.fault is None:
                 done.fault, done.new_fault = self._finish(run, held)
                 if done.fault is None:
@@ -189,6 +201,37 @@ class Mirror:
         if done.fault is not None:
             self._alarm(done.fault, done.new_fault)
         return done
+
+    def _read_checkpoint(self, note: str) -> tuple[Checkpoint, NoteError | None]:
+        """The log's checkpoint, and why it does not verify under the keys trusted so far.
+
+        A checkpoint signed by a key this mirror does not know yet may follow a rotation of
+        the log key: its entries are then read (each checked under the key history the
+        copy's own entries define, from the genesis on), and the checkpoint must verify
+        under a key that a ``log.key_rotated`` entry among them introduced
+        (:meth:`_verify_after_rotation`). Nothing is kept otherwise.
+        """
+        try:
+            return parse_checkpoint(open_note(note, self.verifiers).text), None
+        except NoteError as exc:
+            failure = exc
+        try:
+            checkpoint = parse_checkpoint(split_note(note)[0])
+        except NoteError:
+            raise MirrorError(f"the log's checkpoint does not verify: {failure}") from failure
+        if checkpoint.origin != self.origin or checkpoint.size <= self.state.held(self.origin).size:
+            raise MirrorError(f"the log's checkpoint does not verify: {failure}") from failure
+        return checkpoint, failure
+
+    def _verify_after_rotation(self, note: str, failure: NoteError) -> None:
+        try:
+            open_note(note, self.verifiers)
+        except NoteError as exc:
+            self.state.drop_unverified(self.origin)
+            raise MirrorError(
+                f"the log's checkpoint does not verify: {failure} (and no log key rotation "
+                f"in its entries introduces a key that signed it: {exc})"
+            ) from exc
 
     def _start(self, checkpoint: Checkpoint, note: str, held: Held) -> _Run:
         latest = self.state.latest(self.origin)
@@ -270,9 +313,27 @@ class Mirror:
             return f"leaf is malformed: {exc}"
         if entry.leaf.index != index:
             return f"leaf says it is at index {entry.leaf.index}"
+        old_log_key = keyring.keys.get(keyring.log_key) if keyring.log_key else None
         result = Result()
         admit(keyring, entry, self._genesis_verifier(entry), result)
-        return result.failures[0] if result.failures else None
+        if result.failures:
+            return result.failures[0]
+        if entry.kind == LOG_ROTATION and old_log_key is not None:
+            return self._follow_rotation(index, leaf, old_log_key.public_key)
+        return None
+
+    def _follow_rotation(self, index: int, leaf: bytes, old_public_key: bytes) -> str | None:
+        """A ``log.key_rotated`` entry the key history admitted: trust the new log key
+        for the log's checkpoints, from the entry itself (both keys' signatures)."""
+        try:
+            vkey = read_log_key_rotation(leaf, self.origin, old_public_key)
+        except KeyringError as exc:
+            return f"log key rotation: {exc}"
+        verifier = parse_verifier_key(vkey)
+        if verifier not in self.verifiers:
+            self.trust(verifier)
+            self.say(f"{self.origin}: the log key rotated at index {index}; now trusting {vkey}")
+        return None
 
     def _genesis_verifier(self, entry: KeyEntry) -> Verifier:
         """Of the log's keys, the one the genesis registers (the first if none is)."""

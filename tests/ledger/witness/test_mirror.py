@@ -485,3 +485,60 @@ def test_a_checkpoint_cosigned_after_the_copy_passed_its_size_is_compared_with_i
     assert done.returncode == 1 and "this witness cosigned" in done.stderr
     [fault] = State(other).mirror_faults(log.origin)
     assert (fault["kind"], fault["position"]) == ("cosigned", 30)
+
+
+def test_the_mirror_follows_a_log_key_rotation_and_the_witness_with_it(log, history, tmp_path):
+    """Started with the first log key only: the rotation's entry (signed by the old key and
+    the new) is what makes the witness trust the new key, not the operator's word."""
+    import base64
+
+    from ledger.proofs import consistency_proof
+    from ledger.services import log_key_rotate
+
+    key, _ = keygen(tmp_path)
+    extra = [
+        "--mirror",
+        f"{log.origin} {log.server.url}",
+        "--token-file",
+        str(log.token_file),
+        "--mirror-interval",
+        "0.2",
+    ]
+    proc, addr = start_witness(tmp_path, key, [log.log], state=log.state, extra=extra)
+    try:
+        state = State(log.state)
+        _wait(lambda: state.held(log.origin).size == log.size)
+        old = log.size
+        assert add(addr, b"old 0\n\n" + log.note.encode())[0] == 200
+        log_key_rotate()
+        entries_append(
+            signer=history["sample"], drafts=[Draft("test.sample", {"after": i}) for i in range(5)]
+        )
+        grown = log.publish()
+        assert log_vkey() != log.vkey  # the new checkpoint is the new key's alone
+        _wait(lambda: state.held(log.origin).size == grown)
+        proof = [base64.b64encode(h).decode() for h in consistency_proof(old, grown)]
+        body = ("\n".join([f"old {old}", *proof]) + "\n\n" + log.note).encode()
+        status, _, answer, _ = add(addr, body)
+        assert status == 200, answer
+    finally:
+        stop(proc)
+
+
+def test_a_checkpoint_by_a_key_no_rotation_introduced_is_refused_and_nothing_kept(log, history):
+    from ledger.keys import EntrySigner
+
+    assert log.mirror_once().returncode == 0
+    before = log.rows()
+    entries_append(
+        signer=history["sample"], drafts=[Draft("test.sample", {"more": i}) for i in range(3)]
+    )
+    log.publish()
+    stranger = EntrySigner.generate(log.origin)
+    body = split_note(log.note)[0]
+    log.files["checkpoint"] = sign_note(body, stranger.note_signer()).encode()
+    done = log.mirror_once()
+    assert done.returncode != 0
+    assert "does not verify" in done.stderr + done.stdout
+    assert "no log key rotation" in done.stderr + done.stdout
+    assert log.rows() == before
