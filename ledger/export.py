@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ledger import proofs as stored
+from ledger import services
 from ledger.audit import ENTRIES, FORMAT, MANIFEST
-from ledger.checkpoints import latest_checkpoint, publish_checkpoint
 from ledger.core import merkle
 from ledger.core.envelope import format_time
 from ledger.core.keyring import CORE_KEY_KINDS
@@ -121,8 +121,9 @@ def build(
     """Write the export of entries ``first .. end-1`` (all of them, or those ``select``
     keeps) to ``target`` (a path or a binary file), with the report files given.
 
-    A checkpoint covering ``end`` is published first if there is none: it is the anchor
-    every proof leads to.
+    The anchor every proof leads to is the checkpoint the log serves as cosigned when it
+    covers ``end`` (written with its witnesses' cosignatures); else the latest, published
+    first if none covers ``end``.
     """
     from ledger.keys import log_signer
 
@@ -130,11 +131,10 @@ def build(
     end = size if end is None else end
     if not 0 <= first < end <= size:
         raise ExportError(f"the range {first}-{end} is empty or outside the log (size {size})")
-    latest = latest_checkpoint()
-    if latest is None or latest.tree_size < end:
-        latest = publish_checkpoint() or latest_checkpoint()
-    if latest is None or latest.tree_size < end:
+    covering = services.checkpoint_covering(end)
+    if covering is None:
         raise ExportError("no checkpoint covers the export; publish one and try again")
+    latest, anchor_note = covering
     anchor = latest.tree_size
     signer = log_signer()
     mode = "range" if select is None else "selection"
@@ -146,7 +146,8 @@ def build(
         if not checkpoints or checkpoints[-1].tree_size != anchor:
             checkpoints.append(latest)
         for cp in checkpoints:
-            w.add(f"checkpoints/{cp.tree_size}.note", cp.note.encode())
+            note = anchor_note if cp.tree_size == anchor else cp.note
+            w.add(f"checkpoints/{cp.tree_size}.note", note.encode())
         sizes = [cp.tree_size for cp in checkpoints]
         pairs = list(itertools.pairwise(sizes))
         if mode == "range" and end not in sizes:

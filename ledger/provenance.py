@@ -2,11 +2,14 @@
 
 Needs Python and PyNaCl only: no Django, no database, no network::
 
-    python -m ledger.provenance verify <directory> --bundle bundle.json --vkey '<verifier key>'
+    python -m ledger.provenance verify <directory> --bundle bundle.json --vkey '<verifier key>' \
+        [--policy <your C2SP tlog-policy file>]
 
 What it checks, in order, and names what fails:
 
 1. the bundle's checkpoint is a C2SP signed note by the log key named by the verifier key;
+   with ``--policy``, it carries the cosignatures the policy's quorum asks for (without
+   it, cosignatures are not checked, and the output says so);
 2. the registration of the publishing key (a ``key.registered`` entry signed by the log
    key) and the ``checkpoint.published`` entry (signed by the key registered there) are
    both in the tree that checkpoint commits to (RFC 9162 inclusion proofs), with valid
@@ -27,12 +30,18 @@ import binascii
 import hashlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.core import merkle
 from ledger.core.envelope import EnvelopeError, key_fingerprint, parse_leaf, verify_leaf_signature
 from ledger.core.note import NoteError, open_checkpoint, parse_verifier_key
+from ledger.core.policy import Policy, PolicyError, parse_policy
+
+NOT_CHECKED = (
+    "cosignatures not checked: no --policy given (pass your own C2SP tlog-policy file to "
+    "require a quorum of witnesses on the checkpoint)"
+)
 
 
 class BundleError(ValueError):
@@ -43,6 +52,7 @@ class BundleError(ValueError):
 class Result:
     checks: list[str]
     failures: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -77,9 +87,11 @@ def _entry(bundle_entry, name: str, size: int, root: bytes):
     return leaf
 
 
-def verify(directory: Path, bundle: dict, vkey: str) -> Result:
-    """Check ``directory`` against ``bundle`` under the log's verifier key ``vkey``."""
+def verify(directory: Path, bundle: dict, vkey: str, policy: Policy | None = None) -> Result:
+    """Check ``directory`` against ``bundle`` under the log's verifier key ``vkey``, and,
+    with ``policy`` (the member's own C2SP tlog-policy), the checkpoint's cosignatures."""
     checks: list[str] = []
+    notes = [] if policy is not None else [NOT_CHECKED]
     try:
         verifier = parse_verifier_key(vkey)
         try:
@@ -87,6 +99,8 @@ def verify(directory: Path, bundle: dict, vkey: str) -> Result:
         except NoteError as exc:
             raise BundleError(f"note: not a checkpoint signed by {verifier.name}: {exc}") from exc
         checks.append(f"checkpoint: signed by {verifier.name}, tree size {cp.size}")
+        if policy is not None:
+            checks.append(_cosigned(bundle["note"], cp.origin, vkey, policy))
         key_leaf = _entry(bundle["entries"].get("author_key"), "author_key", cp.size, cp.root)
         if key_leaf.envelope["kind"] != "key.registered":
             raise BundleError("entries.author_key is not a key registration")
@@ -124,13 +138,25 @@ def verify(directory: Path, bundle: dict, vkey: str) -> Result:
             raise BundleError("the manifest does not list the files the entry publishes")
         checks.append(f"manifest {digest}: {len(listed)} files, as published")
     except BundleError as exc:
-        return Result(checks, [str(exc)])
+        return Result(checks, [str(exc)], notes)
     except (NoteError, KeyError, TypeError, AttributeError) as exc:
-        return Result(checks, [f"the bundle is malformed or not signed by this key: {exc}"])
+        return Result(checks, [f"the bundle is malformed or not signed by this key: {exc}"], notes)
     failures = _check_files(Path(directory), listed)
     if not failures:
         checks.append(f"{len(listed)} files in {directory}: sizes and SHA-256 as published")
-    return Result(checks, failures)
+    return Result(checks, failures, notes)
+
+
+def _cosigned(note: str, origin: str, vkey: str, policy: Policy) -> str:
+    verdict = policy.check(note, origin, log_vkeys=(vkey,))
+    if not verdict.ok:
+        raise BundleError(f"note: the checkpoint is below your policy's quorum: {verdict.why}")
+    if not verdict.cosigned_by:
+        return "checkpoint: your policy asks for no cosignature"
+    return (
+        f"checkpoint: cosigned by {', '.join(verdict.cosigned_by)}, your policy's quorum "
+        f"{policy.quorum} met"
+    )
 
 
 def _manifest_files(text: bytes) -> dict[str, tuple[int, str]]:
@@ -176,6 +202,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m ledger.provenance
     v.add_argument("directory", type=Path)
     v.add_argument("--bundle", type=Path, required=True, help="The bundle (JSON).")
     v.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
+    v.add_argument(
+        "--policy",
+        type=Path,
+        help="Your own C2SP tlog-policy file: the bundle's checkpoint must carry the "
+        "cosignatures its quorum asks for. Never take it from the log.",
+    )
     args = parser.parse_args(argv)
     try:
         # Bytes, as written: a text read would fold line ends before anything is checked.
@@ -183,11 +215,18 @@ def main(argv: list[str] | None = None, prog: str = "python -m ledger.provenance
     except (OSError, ValueError) as exc:
         print(f"FAIL cannot read the bundle: {exc}", file=sys.stderr)
         return 2
-    result = verify(args.directory, bundle, args.vkey)
+    try:
+        policy = None if args.policy is None else parse_policy(args.policy.read_bytes())
+    except (OSError, PolicyError) as exc:
+        print(f"FAIL the policy {args.policy}: {exc}", file=sys.stderr)
+        return 2
+    result = verify(args.directory, bundle, args.vkey, policy)
     for line in result.checks:
         print(f"ok   {line}")
     for line in result.failures:
         print(f"FAIL {line}")
+    for line in result.notes:
+        print(f"NOTE {line}")
     return 0 if result.ok else 1
 
 

@@ -47,7 +47,7 @@ from ledger.core.note import verifier_key
 from ledger.errors import IdempotencyConflict, LedgerError
 from ledger.keys import EntrySigner, HostedKeyError, hosted_signer, log_signer, seal_seed
 from ledger.log import Appended, applier
-from ledger.models import Entry, Key, SealedKey
+from ledger.models import Checkpoint, Entry, Key, SealedKey
 from ledger.proofs import inclusion_proof, tree_size
 from ledger.replay import projection
 from ledger.submissions import Refused, accepts, may_act_for, then
@@ -66,6 +66,8 @@ __all__ = [
     "applier",
     "canonical",
     "check_value",
+    "checkpoint_covering",
+    "cosigned_checkpoint",
     "entries_append",
     "entries_append_signed",
     "entry_append",
@@ -258,3 +260,43 @@ def key_revoke(
             payload={"fingerprint": fingerprint, "reason": reason},
             entry_id=entry_id,
         )
+
+
+# --- the checkpoint carried by what members and auditors take away ----------------------
+
+
+@dataclass(frozen=True)
+class CosignedCheckpoint:
+    """A checkpoint as the log serves it to clients: its row, its note with every
+    cosignature line collected, and whether those meet the consortium's witness policy."""
+
+    checkpoint: Checkpoint
+    note: str
+    meets_policy: bool
+
+
+def cosigned_checkpoint() -> CosignedCheckpoint | None:
+    """The checkpoint the log serves as cosigned. No cosignatures are collected from
+    witnesses here: this is the latest checkpoint as the log signed it, which meets no
+    policy that asks for a witness."""
+    latest = latest_checkpoint()
+    if latest is None:
+        return None
+    return CosignedCheckpoint(latest, latest.note, False)
+
+
+def checkpoint_covering(size: int) -> tuple[Checkpoint, str] | None:
+    """A checkpoint of at least ``size`` entries and the note to hand out with it: the one
+    served as cosigned (with its cosignatures) when it covers ``size``, else the latest
+    as the log signed it (published now if none covers ``size``), which an offline
+    verifier given a policy that asks for witnesses refuses. ``None`` if the tree has
+    fewer than ``size`` entries."""
+    served = cosigned_checkpoint()
+    if served is not None and served.checkpoint.tree_size >= size:
+        return served.checkpoint, served.note
+    latest = latest_checkpoint()
+    if latest is None or latest.tree_size < size:
+        latest = publish_checkpoint() or latest_checkpoint()
+    if latest is None or latest.tree_size < size:
+        return None
+    return latest, latest.note

@@ -48,16 +48,23 @@ import sys
 USAGE = """usage: consortium-verify.pyz COMMAND ...
 
 commands:
-  audit EXPORT.zip --vkey KEY        an audit export: manifest, checkpoints, key history,
+  audit EXPORT.zip --vkey KEY [--policy POLICY]
+                                     an audit export: manifest, checkpoints, key history,
                                      every entry's signature, the rebuilt tree, and the
                                      report's figures recomputed from the entries
-  provenance DIR --bundle FILE --vkey KEY
+  provenance DIR --bundle FILE --vkey KEY [--policy POLICY]
                                      downloaded checkpoint files against their provenance
                                      bundle
+  tlog-proof FILE --leaf LEAF --policy POLICY
+                                     a C2SP tlog-proof: an entry, its inclusion proof and
+                                     the checkpoint's cosignatures against your policy
   checkpoint NOTE --vkey KEY         a C2SP signed checkpoint
   inclusion ...                      an RFC 9162 inclusion proof
   consistency ...                    an RFC 9162 consistency proof
   version                            what this archive was built from
+
+POLICY is your own C2SP tlog-policy file (the logs and witnesses you trust and the
+quorum of cosignatures you require); without it, cosignatures are not checked.
 
 Each command takes --help. Exit status: 0 verified; 1 something failed; 2 usage error;
 3 (audit) nothing failed but some checks could not be made on this bundle.
@@ -91,7 +98,7 @@ def main(argv):
         from ledger.provenance import main as provenance
 
         return provenance(["verify", *rest], prog=PROG + " provenance")
-    if command in ("checkpoint", "inclusion", "consistency"):
+    if command in ("checkpoint", "inclusion", "consistency", "tlog-proof"):
         from consortium.audit.figures import main as audit
 
         return audit([command, *rest], prog=PROG)
