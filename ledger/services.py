@@ -276,13 +276,13 @@ class CosignedCheckpoint:
 
 
 def cosigned_checkpoint() -> CosignedCheckpoint | None:
-    """The checkpoint the log serves as cosigned. No cosignatures are collected from
-    witnesses here: this is the latest checkpoint as the log signed it, which meets no
-    policy that asks for a witness."""
+    """The checkpoint the log serves as cosigned. No witness policy is adopted and no
+    cosignature collected here: this is the latest checkpoint as the log signed it (which
+    meets an absent policy), and ``None`` before the first."""
     latest = latest_checkpoint()
     if latest is None:
         return None
-    return CosignedCheckpoint(latest, latest.note, False)
+    return CosignedCheckpoint(latest, latest.note, True)
 
 
 def checkpoint_covering(size: int) -> tuple[Checkpoint, str] | None:

@@ -58,6 +58,19 @@ class NotYetCovered(exceptions.APIException):
     default_code = "not_yet_covered"
 
 
+class PolicyUnmet(exceptions.APIException):
+    """No checkpoint meets the witness policy and the log fails closed (503)."""
+
+    status_code = 503
+    default_code = "witness_policy_unmet"
+
+
+def served_anyway(served) -> bool:
+    """Whether a checkpoint below the witness policy is served all the same (the
+    fail-open setting, as the checkpoint endpoint reads it)."""
+    return bool(getattr(served, "fail_open", False))
+
+
 class NoteRenderer(renderers.BaseRenderer):
     """The signed note as text/plain; problems (dicts) as JSON."""
 
@@ -180,7 +193,8 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             "cosigned, verbatim with its witnesses' cosignatures. Verify it offline with "
             "the entry's leaf bytes and your own C2SP tlog-policy file: "
             "`consortium-verify.pyz tlog-proof FILE --leaf LEAF --policy POLICY`. "
-            "409 while that checkpoint does not yet cover the entry."
+            "409 while that checkpoint does not yet cover the entry; 503 when no "
+            "checkpoint meets the witness policy and the log fails closed."
         ),
         responses={
             (200, "text/plain"): OpenApiResponse(
@@ -191,6 +205,11 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             409: OpenApiResponse(
                 s.ProblemSerializer,
                 description="No checkpoint served as cosigned covers the entry yet (problem+json).",
+            ),
+            503: OpenApiResponse(
+                s.ProblemSerializer,
+                description="No checkpoint meets the witness policy and the log fails closed "
+                "(problem+json).",
             ),
         },
     )
@@ -206,6 +225,11 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if not Entry.objects.filter(index=index).exists():
             raise exceptions.NotFound(f"there is no entry at index {index}")
         served = services.cosigned_checkpoint()
+        if served is not None and not served.meets_policy and not served_anyway(served):
+            raise PolicyUnmet(
+                "no checkpoint meets the witness policy, and the log serves none without: "
+                "ask again once the witnesses have cosigned"
+            )
         if served is None or served.checkpoint.tree_size <= index:
             size = 0 if served is None else served.checkpoint.tree_size
             raise NotYetCovered(

@@ -252,6 +252,23 @@ def test_an_entry_beyond_the_cosigned_checkpoint_is_a_409_and_an_unknown_one_a_4
     assert APIClient().get("/api/v1/ledger/entries/3/tlog-proof").status_code == 401
 
 
+def test_when_no_checkpoint_meets_the_logs_policy_it_fails_closed_or_open(
+    api, history, monkeypatch
+):
+    ws = witnesses("NL", "SE")
+    serve_cosigned(monkeypatch, ws["NL"], meets=False)
+    assert _problem(api.get("/api/v1/ledger/entries/3/tlog-proof"), 503) == (
+        "no checkpoint meets the witness policy, and the log serves none without: ask again "
+        "once the witnesses have cosigned"
+    )
+    served = serve_cosigned(monkeypatch, ws["NL"], meets=False, fail_open=True)
+    r = api.get("/api/v1/ledger/entries/3/tlog-proof")
+    assert r.status_code == 200 and parse_proof(r.content).checkpoint == served
+    leaf = bytes(Entry.objects.get(index=3).leaf)
+    got = verify_proof(r.content, leaf, parse_policy(policy_text(ws, "group g all NL SE\ng")))
+    assert got.why.endswith("group g: 1 of 2 needed (missing: SE)")
+
+
 def test_before_any_checkpoint_an_entry_is_a_409(api, sample_signer):
     assert "not yet covered" in _problem(api.get("/api/v1/ledger/entries/1/tlog-proof"), 409)
 

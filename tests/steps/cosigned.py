@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from ledger import services
 from ledger.core.note import split_note
@@ -47,15 +48,18 @@ def write_policy(tmp: Path, cosigners, quorum: str) -> Path:
     return path
 
 
-def serve_cosigned(monkeypatch, *cosigners, size: int | None = None) -> str:
+def serve_cosigned(
+    monkeypatch, *cosigners, size: int | None = None, meets: bool = True, fail_open: bool = False
+) -> str:
     """Make the log serve its checkpoint at ``size`` (default: the latest) as cosigned by
-    ``cosigners``, meeting the policy; returns the note served."""
+    ``cosigners`` (meeting the log's adopted policy, or not, and then served under the
+    fail-open setting, or not); returns the note served."""
     row = (
         Checkpoint.objects.order_by("-tree_size").first()
         if size is None
         else Checkpoint.objects.get(tree_size=size)
     )
     note = cosign(row.note, *cosigners)
-    served = services.CosignedCheckpoint(row, note, True)
+    served = SimpleNamespace(checkpoint=row, note=note, meets_policy=meets, fail_open=fail_open)
     monkeypatch.setattr(services, "cosigned_checkpoint", lambda: served)
     return note
