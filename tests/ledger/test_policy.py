@@ -304,3 +304,25 @@ def test_errors_name_their_line(log, cosigners):
             parse_policy(text)
         assert str(caught.value) == message, text
     assert issubclass(PolicyError, ValueError)
+
+
+def test_without_ml_dsa_here_an_ml_dsa_witness_counts_as_not_cosigned_and_says_why(
+    log, cosigners, monkeypatch
+):
+    """The one-file verifier on a machine with PyNaCl alone: ML-DSA-44 keys still parse,
+    and their cosignatures are reported as not checked rather than trusted."""
+    pq = mldsa.generate_mldsa_cosigner("pq.witness.example")
+    policy = parse_policy(
+        f"log {log.vkey}\n"
+        + witness_lines(cosigners, ["X1"])
+        + f"witness PQ {pq.verifier.vkey()}\ngroup g any X1 PQ\nquorum g\n"
+    )
+    note = cosign(log.checkpoint(11), pq)
+    monkeypatch.setattr(mldsa, "AVAILABLE", False)
+    got = policy.check(note, log.origin)
+    assert (got.ok, got.cosigned_by) == (False, [])
+    assert got.why == (
+        "quorum g not met: group g: 0 of 1 needed (missing: X1, PQ); "
+        "witness PQ's ML-DSA-44 cosignature not checked here"
+    )
+    assert policy.check(cosign(note, cosigners["X1"]), log.origin).ok
