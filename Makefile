@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 demo: install
 	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py migrate --noinput
 	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py demo
-	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 LEDGER_WITNESS_FAIL_OPEN=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 ## Run the whole test suite (SQLite unless DATABASE_URL names PostgreSQL)
 test: install
@@ -41,6 +41,7 @@ bench: install
 	$(PY) bench/downloads_bench.py
 	$(PY) bench/audit_bench.py
 	$(PY) bench/witness_bench.py
+	$(PY) bench/cosign_bench.py
 
 bench-quick: install
 	$(PY) bench/ledger_bench.py --quick
@@ -48,6 +49,7 @@ bench-quick: install
 	$(PY) bench/downloads_bench.py --quick
 	$(PY) bench/audit_bench.py --quick
 	$(PY) bench/witness_bench.py --quick
+	$(PY) bench/cosign_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache dist

@@ -19,4 +19,5 @@ class ConsortiumConfig(AppConfig):
             proposals,
             seats,
             votes,
+            witnesses,
         )

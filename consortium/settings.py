@@ -128,6 +128,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "consortium.governance.context.pending_work",
                 "ledger.context.verification_alarm",
+                "ledger.context.witness_warning",
             ],
         },
     },
@@ -325,6 +326,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ledger.verify_recent",
         "schedule": float(envint("LEDGER_VERIFY_SCHEDULE", 600)),
     },
+    "collect-cosignatures": {
+        "task": "ledger.collect_cosignatures",
+        "schedule": float(envint("LEDGER_WITNESS_SCHEDULE", 60)),
+    },
     "prune-idempotent-responses": {
         "task": "consortium.prune_idempotent_responses",
         "schedule": 3600.0,
@@ -359,6 +364,14 @@ LEDGER_READER_CHECK = "consortium.governance.selectors.holds_a_seat"
 LEDGER_SUBMISSION_MAX_SKEW = envint("LEDGER_SUBMISSION_MAX_SKEW", 300)
 # Who may submit entries signed by an owner's external keys (POST /api/v1/ledger/entries).
 LEDGER_ACTOR_CHECK = "consortium.governance.selectors.may_act_for"
+# Witnesses (docs/witnessing.md): seconds per add-checkpoint request, how many times a
+# 409 is answered with a new proof, and how often the latest checkpoint is offered
+# again to the witnesses that have not cosigned it.
+LEDGER_WITNESS_TIMEOUT = float(envstr("LEDGER_WITNESS_TIMEOUT", "3"))
+LEDGER_WITNESS_RETRIES = envint("LEDGER_WITNESS_RETRIES", 3)
+# With a witness policy adopted and no checkpoint meeting it: serve the latest signed
+# checkpoint anyway, saying so in the headers and the admin (True), or answer 503 (False).
+LEDGER_WITNESS_FAIL_OPEN = envbool("LEDGER_WITNESS_FAIL_OPEN", False)
 
 LOGGING = {
     "version": 1,

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from consortium.access import api as access_api
 from consortium.audit import api as audit_api
-from consortium.governance import agreements_api, api
+from consortium.governance import agreements_api, api, witnesses_api
 from consortium.web import problems
 from consortium.web.viewsets import ApiRouter
 from contributions import admin as contributions_admin
@@ -33,6 +33,16 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/ledger/", include("ledger.api.urls")),
     path("api/v1/delegates/self", api.SelfSeatView.as_view(), name="delegate-self"),
+    path(
+        "api/v1/witnesses",
+        witnesses_api.WitnessRegistrationView.as_view(),
+        name="witness-registration",
+    ),
+    path(
+        "api/v1/witnesses/retirement",
+        witnesses_api.WitnessRetirementView.as_view(),
+        name="witness-retirement",
+    ),
     path("api/v1/access/check", access_api.AccessCheckView.as_view(), name="access-check"),
     path(
         "api/v1/downloads/<str:token>/<path:path>",

@@ -9,7 +9,17 @@ from django.contrib import admin
 from django.db.models import Q
 from django.utils.html import format_html
 
-from ledger.models import Checkpoint, Entry, Key, VerificationRun
+from ledger.models import (
+    Checkpoint,
+    Cosignature,
+    Entry,
+    Key,
+    VerificationRun,
+    Witness,
+    WitnessAlarm,
+    WitnessContact,
+    WitnessPolicy,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -175,6 +185,98 @@ class VerificationRunAdmin(ReadOnlyAdmin):
         "reason",
         "failures",
     ]
+    readonly_fields = fields
+
+
+@admin.register(Witness)
+class WitnessAdmin(ReadOnlyAdmin):
+    """The members' witnesses, as their entries registered them, and where each stands."""
+
+    list_display = [
+        "name",
+        "member",
+        "url",
+        "registered_in",
+        "retired_in",
+        "last_size",
+        "last_contact",
+        "last_error",
+        "alarms",
+    ]
+    list_filter = ["member"]
+    search_fields = ["name", "member", "url"]
+    fields = [
+        "name",
+        "member",
+        "url",
+        "vkey",
+        "mldsa_vkey",
+        "registered_in",
+        "retired_in",
+        "last_size",
+        "last_contact",
+        "last_error",
+        "alarms",
+    ]
+    readonly_fields = fields
+
+    def _contact(self, obj):
+        return WitnessContact.objects.filter(witness=obj.name).first()
+
+    @admin.display(description="last cosigned size")
+    def last_size(self, obj):
+        contact = self._contact(obj)
+        return contact.last_size if contact else None
+
+    @admin.display(description="last contact")
+    def last_contact(self, obj):
+        contact = self._contact(obj)
+        return contact.last_contact if contact else None
+
+    @admin.display(description="last error")
+    def last_error(self, obj):
+        contact = self._contact(obj)
+        return contact.last_error if contact else ""
+
+    @admin.display(description="alarms")
+    def alarms(self, obj):
+        return WitnessAlarm.objects.filter(witness=obj.name).count()
+
+
+@admin.register(WitnessPolicy)
+class WitnessPolicyAdmin(ReadOnlyAdmin):
+    list_display = ["adopted_in", "first_line"]
+    fields = ["adopted_in", "text_pre"]
+    readonly_fields = fields
+
+    @admin.display(description="quorum")
+    def first_line(self, obj):
+        quorum = [
+            line.strip() for line in obj.text.split("\n") if line.strip().startswith("quorum")
+        ]
+        return quorum[0] if quorum else ""
+
+    @admin.display(description="policy")
+    def text_pre(self, obj):
+        return format_html("<pre>{}</pre>", obj.text)
+
+
+@admin.register(Cosignature)
+class CosignatureAdmin(ReadOnlyAdmin):
+    list_display = ["checkpoint", "witness", "key_id", "timestamp", "received_at"]
+    list_filter = ["witness"]
+    search_fields = ["=checkpoint__tree_size", "witness"]
+    fields = ["checkpoint", "witness", "key_id", "timestamp", "received_at", "line"]
+    readonly_fields = fields
+
+
+@admin.register(WitnessAlarm)
+class WitnessAlarmAdmin(ReadOnlyAdmin):
+    """Every 422 and every witness ahead of the log: each a possible fork or rollback."""
+
+    list_display = ["raised_at", "witness", "kind", "log_size", "witness_size", "detail"]
+    list_filter = ["kind", "witness"]
+    fields = ["raised_at", "witness", "kind", "log_size", "witness_size", "detail"]
     readonly_fields = fields
 
 

@@ -72,13 +72,33 @@ def publish_checkpoint() -> Checkpoint | None:
     note = sign_note(Body(signer.name, size, root).body(), signer.note_signer())
     try:
         with transaction.atomic():
-            return Checkpoint.objects.create(
+            cp = Checkpoint.objects.create(
                 tree_size=size, root_hash=root, note=note, published_at=datetime.now(UTC)
             )
     except IntegrityError:
         # Another publisher signed this size first; the note is identical
         # (Ed25519 signatures are deterministic).
         return Checkpoint.objects.get(tree_size=size)
+    request_cosignatures(cp)
+    return cp
+
+
+def request_cosignatures(cp: Checkpoint) -> None:
+    """After a publication: send the checkpoint to the registered witnesses (a task; run
+    here, before publication returns, when tasks are eager)."""
+    from ledger.cosign.models import Witness
+    from ledger.tasks import collect_cosignatures
+
+    if not Witness.objects.filter(retired_in__isnull=True).exists():
+        return
+    try:
+        collect_cosignatures.delay(cp.tree_size)
+    except Exception:
+        if getattr(collect_cosignatures.app.conf, "task_always_eager", False):
+            raise
+        # The scheduled collection will ask for it; a broker that is down must not fail
+        # a checkpoint that is signed and stored.
+        log.exception("could not queue the collection of cosignatures")
 
 
 def _check_latest(latest: Checkpoint, signer, size: int) -> None:

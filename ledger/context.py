@@ -21,3 +21,29 @@ def verification_alarm(request) -> dict:
         return last if last is not None and not last.ok else None
 
     return {"ledger_alarm": SimpleLazyObject(compute)}
+
+
+def witness_warning(request) -> dict:
+    """``witness_warning``: when a witness policy is adopted and no checkpoint meets it,
+    what the checkpoint endpoint does about it (serves the latest anyway, fail-open, or
+    refuses), and which witnesses have not cosigned; with the number of witness alarms.
+    Read only when a template uses it, and only for a user who may read the ledger."""
+
+    def compute():
+        from ledger.admin import may_read_ledger
+        from ledger.cosign.models import WitnessAlarm, WitnessPolicy
+        from ledger.cosign.served import cosigned_checkpoint
+
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or not may_read_ledger(user):
+            return None
+        alarms = WitnessAlarm.objects.count()
+        if not WitnessPolicy.objects.exists():
+            return {"alarms": alarms, "unmet": None} if alarms else None
+        served = cosigned_checkpoint()
+        unmet = served if served is not None and not served.meets_policy else None
+        if unmet is None and not alarms:
+            return None
+        return {"alarms": alarms, "unmet": unmet}
+
+    return {"witness_warning": SimpleLazyObject(compute)}

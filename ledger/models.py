@@ -258,3 +258,13 @@ class VerificationRun(AppendOnly):
         if self.failed_index is not None:
             return f"index {self.failed_index}: {self.reason}"
         return self.reason
+
+
+# The witnesses' tables live with the collection that writes them.
+from ledger.cosign.models import (  # noqa: E402, F401
+    Cosignature,
+    Witness,
+    WitnessAlarm,
+    WitnessContact,
+    WitnessPolicy,
+)

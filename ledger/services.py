@@ -13,7 +13,12 @@ themselves ``accepts``, ``then``, ``may_act_for``, ``Refused``); the errors it c
 (``LedgerError``, ``IdempotencyConflict``, ``HostedKeyError``, ``EnvelopeError``); the
 hosted keys it signs with (``hosted_signer``, ``log_signer``, ``verifier_key``); what it
 reads of the log (``Entry``, ``Key``, ``tree_size``, ``inclusion_proof``,
-``latest_checkpoint``, ``publish_checkpoint``); and the format's rules for its own values
+``latest_checkpoint``, ``publish_checkpoint``, and ``cosigned_checkpoint``, the newest
+checkpoint meeting the witness policy with its cosignatures, and ``checkpoint_covering``,
+the checkpoint and note a provenance bundle carries); the witnesses' projections
+the domain's appliers write once they have checked who signed (``Witness``,
+``check_witness``, ``witness_record``, ``witness_retire_record``, ``check_policy_text``,
+``witness_policy_record``, ``witness_policy_text``, ``WitnessError``); and the format's rules for its own values
 (``canonical``, ``check_value``, ``parse_time``, ``format_time``). The audit export
 (``ledger.export``), the offline verifiers (``ledger.audit``, ``ledger.provenance``,
 ``ledger.core``), the REST plumbing (``ledger.api``), the admin's base class
@@ -44,6 +49,17 @@ from ledger.core.envelope import (
 )
 from ledger.core.keyring import KeyringError, descriptor
 from ledger.core.note import verifier_key
+from ledger.cosign.models import Witness
+from ledger.cosign.registry import (
+    WitnessError,
+    check_policy_text,
+    check_witness,
+    witness_policy_record,
+    witness_policy_text,
+    witness_record,
+    witness_retire_record,
+)
+from ledger.cosign.served import CosignedCheckpoint, cosigned_checkpoint, cosigned_note
 from ledger.errors import IdempotencyConflict, LedgerError
 from ledger.keys import EntrySigner, HostedKeyError, hosted_signer, log_signer, seal_seed
 from ledger.log import Appended, applier
@@ -54,6 +70,7 @@ from ledger.submissions import Refused, accepts, may_act_for, then
 
 __all__ = [
     "Appended",
+    "CosignedCheckpoint",
     "Draft",
     "Entry",
     "EnvelopeError",
@@ -62,10 +79,14 @@ __all__ = [
     "Key",
     "LedgerError",
     "Refused",
+    "Witness",
+    "WitnessError",
     "accepts",
     "applier",
     "canonical",
+    "check_policy_text",
     "check_value",
+    "check_witness",
     "checkpoint_covering",
     "cosigned_checkpoint",
     "entries_append",
@@ -87,6 +108,10 @@ __all__ = [
     "then",
     "tree_size",
     "verifier_key",
+    "witness_policy_record",
+    "witness_policy_text",
+    "witness_record",
+    "witness_retire_record",
 ]
 
 
@@ -265,32 +290,12 @@ def key_revoke(
 # --- the checkpoint carried by what members and auditors take away ----------------------
 
 
-@dataclass(frozen=True)
-class CosignedCheckpoint:
-    """A checkpoint as the log serves it to clients: its row, its note with every
-    cosignature line collected, and whether those meet the consortium's witness policy."""
-
-    checkpoint: Checkpoint
-    note: str
-    meets_policy: bool
-
-
-def cosigned_checkpoint() -> CosignedCheckpoint | None:
-    """The checkpoint the log serves as cosigned. No witness policy is adopted and no
-    cosignature collected here: this is the latest checkpoint as the log signed it (which
-    meets an absent policy), and ``None`` before the first."""
-    latest = latest_checkpoint()
-    if latest is None:
-        return None
-    return CosignedCheckpoint(latest, latest.note, True)
-
-
 def checkpoint_covering(size: int) -> tuple[Checkpoint, str] | None:
     """A checkpoint of at least ``size`` entries and the note to hand out with it: the one
     served as cosigned (with its cosignatures) when it covers ``size``, else the latest
-    as the log signed it (published now if none covers ``size``), which an offline
-    verifier given a policy that asks for witnesses refuses. ``None`` if the tree has
-    fewer than ``size`` entries."""
+    (published now if none covers ``size``) with whatever cosignatures it has, which an
+    offline verifier refuses if they fall below its policy's quorum. ``None`` if the tree
+    has fewer than ``size`` entries."""
     served = cosigned_checkpoint()
     if served is not None and served.checkpoint.tree_size >= size:
         return served.checkpoint, served.note
@@ -299,4 +304,4 @@ def checkpoint_covering(size: int) -> tuple[Checkpoint, str] | None:
         latest = publish_checkpoint() or latest_checkpoint()
     if latest is None or latest.tree_size < size:
         return None
-    return latest, latest.note
+    return latest, cosigned_note(latest)

@@ -34,3 +34,20 @@ def verify_recent() -> bool:
     # In this process: Celery's worker processes cannot start a process pool of their own.
     run = verify_recent(workers=1, limit=getattr(settings, "LEDGER_VERIFY_BATCH", None))
     return run.ok
+
+
+@shared_task(name="ledger.collect_cosignatures", ignore_result=True)
+def collect_cosignatures(tree_size: int | None = None) -> dict[str, str]:
+    """Send the checkpoint at ``tree_size`` to every registered witness (queued after
+    each publication); without a size, the latest checkpoint to the witnesses that have
+    not cosigned it yet (Celery beat, ``LEDGER_WITNESS_SCHEDULE``). Returns each
+    witness's outcome."""
+    from ledger.checkpoints import latest_checkpoint
+    from ledger.cosign.collect import collect
+    from ledger.models import Checkpoint
+
+    if tree_size is None:
+        cp = latest_checkpoint()
+        return collect(cp, only_missing=True) if cp is not None else {}
+    cp = Checkpoint.objects.filter(tree_size=tree_size).first()
+    return collect(cp) if cp is not None else {}

@@ -42,6 +42,7 @@ EFFECTS: dict[str, Effect] = {
     "checkpoint.release": Effect(once_per="checkpoint"),
     "agreement.terminate": Effect(once_per="agreement"),
     "key.revoke": Effect(once_per="fingerprint", applied_by_key_entries=True),
+    "witness.policy": Effect(once_per="proposal"),
 }
 
 # A change of standing: the standing the member must have (none: any), and the one it gets.

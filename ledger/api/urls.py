@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from ledger.api import tiles, views
+from ledger.api import tiles, views, witnesses
 
 app_name = "ledger"
 
@@ -9,9 +9,17 @@ app_name = "ledger"
 router = SimpleRouter(trailing_slash=False, use_regex_path=False)
 router.register("entries", views.EntryViewSet)
 router.register("keys", views.KeyViewSet)
+router.register("witnesses/alarms", witnesses.WitnessAlarmViewSet, basename="witness-alarm")
+router.register("witnesses", witnesses.WitnessViewSet, basename="witness")
 
 urlpatterns = [
-    path("checkpoint", views.CheckpointView.as_view(), name="checkpoint"),
+    path("checkpoint", witnesses.CosignedCheckpointView.as_view(), name="checkpoint"),
+    path("checkpoint/latest", views.CheckpointView.as_view(), name="checkpoint-latest"),
+    path(
+        "witnesses/alarms/count",
+        witnesses.WitnessAlarmCountView.as_view(),
+        name="witness-alarm-count",
+    ),
     path("proofs/inclusion", views.InclusionProofView.as_view(), name="inclusion-proof"),
     path("proofs/consistency", views.ConsistencyProofView.as_view(), name="consistency-proof"),
     path("tlog/checkpoint", tiles.TlogCheckpointView.as_view(), name="tlog-checkpoint"),

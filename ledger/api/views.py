@@ -88,11 +88,12 @@ class CheckpointView(APIView):
     renderer_classes = [NoteRenderer, renderers.JSONRenderer]
 
     @extend_schema(
-        operation_id="ledger_checkpoint",
-        summary="The latest signed checkpoint",
+        operation_id="ledger_checkpoint_latest",
+        summary="The latest signed checkpoint, without cosignatures (what witnesses read)",
         description=(
             "A C2SP tlog-checkpoint signed note by the log key, exactly as signed. "
-            "Verify it with the verifier key from `manage.py ledger verifier-key`."
+            "Verify it with the verifier key from `manage.py ledger verifier-key`. "
+            "Clients read `checkpoint`, which meets the witness policy."
         ),
         responses={
             (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="The signed note."),

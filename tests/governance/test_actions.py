@@ -34,6 +34,7 @@ EXAMPLES = {
     "checkpoint.release": {"checkpoint": DIGEST, "note": "passed"},
     "agreement.terminate": {"agreement": "0b2f7c57-5b2c-4d7c-9d0a-6f1f1d8d1c11", "reason": "r"},
     "key.revoke": {"fingerprint": "cd" * 32, "reason": "lost"},
+    "witness.policy": {"policy": "witness w1 w1+01020304+BAAA\nquorum w1\n"},
 }
 
 
@@ -45,6 +46,7 @@ def test_every_action_type_is_registered_once_with_its_flags():
         "agreement.terminate",
         "key.revoke",
         "access.revoke",
+        "witness.policy",
     }
     assert ACTIONS["checkpoint.release"].once_per == "checkpoint"
     assert ACTIONS["valuation.adopt"].once_per == "proposal"

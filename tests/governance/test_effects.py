@@ -8,8 +8,9 @@ from consortium.governance.actions import ACTIONS
 from consortium.governance.effects import EFFECTS, access_grant, grant_id, valuation_table
 
 # Action types whose effect no figure of the report rests on (the release of a checkpoint
-# gates downloads; a lost key is replaced through the key registry's own entries).
-NOT_IN_THE_FIGURES = {"checkpoint.release", "key.revoke"}
+# gates downloads; a lost key is replaced through the key registry's own entries; the
+# witness policy says which checkpoints the log serves).
+NOT_IN_THE_FIGURES = {"checkpoint.release", "key.revoke", "witness.policy"}
 
 
 def test_every_registered_action_type_says_what_it_writes_and_no_other_type_does():

@@ -30,6 +30,8 @@ APPEND_ONLY = [
     "ledger_checkpoint",
     "ledger_sealedkey",
     "ledger_verificationrun",
+    "ledger_cosignature",
+    "ledger_witnessalarm",
     "consortium_downloadevent",
 ]
 NEVER_REMOVED = ["ledger_loghead"]

@@ -62,14 +62,17 @@ class TestLog:
         return ("\n".join(lines) + "\n\n" + (note or self.checkpoint(size))).encode()
 
 
-def start_witness(tmp: Path, key, logs: list[str], *, state: Path | None = None, rate=0):
-    """``python -m ledger.witness serve`` in a child with ``sys.modules['django'] = None``."""
+def start_witness(
+    tmp: Path, key, logs: list[str], *, state: Path | None = None, rate=0, port: int = 0
+):
+    """``python -m ledger.witness serve`` in a child with ``sys.modules['django'] = None``
+    (on ``port``, or any free port)."""
     argv = ["serve", "--state", str(state or tmp / "state.sqlite")]
     for k in key if isinstance(key, list) else [key]:
         argv += ["--key", str(k)]
     for log in logs:
         argv += ["--log", log]
-    argv += ["--listen", "127.0.0.1:0", "--rate-limit", str(rate), "--quiet"]
+    argv += ["--listen", f"127.0.0.1:{port}", "--rate-limit", str(rate), "--quiet"]
     code = (
         "import sys; sys.modules['django'] = None; from ledger.witness.cli import main; "
         f"sys.exit(main({argv!r}))"

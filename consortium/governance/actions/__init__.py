@@ -11,10 +11,15 @@ signs with it, and what it does in words, for people (the admin's proposal page)
 until?, reason}, ``access.revoke`` {grant, reason}, ``checkpoint.release``
 {checkpoint, note?}, ``agreement.terminate`` {agreement, reason}, ``key.revoke``
 {fingerprint, reason} (a lost member key: the log key revokes it and registers a fresh
-hosted key for the member, in the decision's transaction).
+hosted key for the member, in the decision's transaction), ``witness.policy`` {policy}
+(a C2SP tlog-policy text: the cosignatures a checkpoint needs before it is served).
 """
 
-from consortium.governance.actions import decisions, members  # noqa: F401  (the types register)
+from consortium.governance.actions import (  # noqa: F401  (the types register)
+    decisions,
+    members,
+    witnessing,
+)
 from consortium.governance.actions.base import ACTIONS, check_actions, describe
 
 __all__ = ["ACTIONS", "check_actions", "describe"]

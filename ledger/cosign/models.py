@@ -1,0 +1,125 @@
+"""The witnesses' tables.
+
+``Witness`` and ``WitnessPolicy`` are projections of the log (``witness.registered``,
+``witness.retired``, and the proposal decisions that adopt a policy): replay rebuilds
+them. ``WitnessContact`` is the collection's own working state (where each witness is,
+as far as the log knows). ``Cosignature`` and ``WitnessAlarm`` are records, added and
+never changed.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from ledger.models import AppendOnly
+
+
+class Witness(models.Model):
+    """A member's witness, as its ``witness.registered`` entry describes it."""
+
+    name = models.CharField(
+        max_length=200, primary_key=True, help_text="Its cosignature key name (unique)."
+    )
+    member = models.CharField(max_length=32, help_text="The member that runs it.")
+    url = models.CharField(max_length=500, help_text="Its tlog-witness submission prefix.")
+    vkey = models.CharField(
+        max_length=200, help_text="Ed25519 cosignature/v1 verifier key (name+hex8+base64)."
+    )
+    mldsa_vkey = models.TextField(
+        blank=True, default="", help_text="ML-DSA-44 verifier key, if the witness has one."
+    )
+    registered_in = models.BigIntegerField(help_text="Index of the registering entry.")
+    retired_in = models.BigIntegerField(
+        null=True, blank=True, help_text="Index of the retiring entry; not asked after it."
+    )
+
+    class Meta:
+        ordering = ["registered_in"]
+        verbose_name = "registered witness"
+
+    def __str__(self) -> str:
+        return f"witness {self.name} of {self.member}"
+
+    @property
+    def active(self) -> bool:
+        return self.retired_in is None
+
+
+class WitnessPolicy(models.Model):
+    """A C2SP tlog-policy text adopted by an accepted proposal; the latest one applies."""
+
+    adopted_in = models.BigIntegerField(
+        primary_key=True, help_text="Index of the decision that adopted it."
+    )
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["-adopted_in"]
+        verbose_name = "witness policy"
+        verbose_name_plural = "witness policies"
+
+    def __str__(self) -> str:
+        return f"witness policy adopted at #{self.adopted_in}"
+
+
+class WitnessContact(models.Model):
+    """Where a witness stands, as the collection last heard it."""
+
+    witness = models.CharField(max_length=200, primary_key=True)
+    last_size = models.BigIntegerField(
+        default=0, help_text="The latest tree size it cosigned (or told us it holds)."
+    )
+    last_contact = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"contact with {self.witness}"
+
+
+class Cosignature(AppendOnly):
+    """One cosignature line a witness returned for a checkpoint, verified under the
+    registered key before it was kept."""
+
+    checkpoint = models.ForeignKey(
+        "ledger.Checkpoint", on_delete=models.CASCADE, related_name="cosignatures"
+    )
+    witness = models.CharField(max_length=200, db_index=True)
+    key_id = models.CharField(max_length=8, help_text="The line's key id (hex).")
+    line = models.TextField(help_text="The signature line, with its newline.")
+    timestamp = models.BigIntegerField(help_text="The cosignature's time (Unix seconds).")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["checkpoint_id", "witness", "key_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkpoint", "witness", "key_id"], name="ledger_cosignature_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"cosignature by {self.witness}"
+
+
+class WitnessAlarm(AppendOnly):
+    """A witness's answer that may mean a fork or a rollback: a 422, or a size ahead of
+    the log's."""
+
+    class Kind(models.TextChoices):
+        REFUSED = "refused", "refused (422: inconsistent or forked)"
+        AHEAD = "ahead", "witness ahead of the log"
+
+    witness = models.CharField(max_length=200, db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    log_size = models.BigIntegerField(help_text="The size of the checkpoint sent.")
+    witness_size = models.BigIntegerField(
+        null=True, blank=True, help_text="The size the witness holds, where it said."
+    )
+    detail = models.TextField()
+    raised_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} alarm from {self.witness} at size {self.log_size}"
