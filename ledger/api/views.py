@@ -71,6 +71,14 @@ def served_anyway(served) -> bool:
     return bool(getattr(served, "fail_open", False))
 
 
+def policy_state(served) -> str:
+    """The ``Witness-Policy`` header the checkpoint endpoint sends with ``served``: none
+    adopted, met, or unmet and served under the fail-open setting."""
+    if getattr(served, "policy", None) is None:
+        return "none"
+    return "met" if served.meets_policy else "unmet; fail-open"
+
+
 class NoteRenderer(renderers.BaseRenderer):
     """The signed note as text/plain; problems (dicts) as JSON."""
 
@@ -194,8 +202,9 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             "cosigned, verbatim with its witnesses' cosignatures. Verify it offline with "
             "the entry's leaf bytes and your own C2SP tlog-policy file: "
             "`consortium-verify.pyz tlog-proof FILE --leaf LEAF --policy POLICY`. "
-            "409 while that checkpoint does not yet cover the entry; 503 when no "
-            "checkpoint meets the witness policy and the log fails closed."
+            "`Witness-Policy` says, as for `checkpoint`, whether that checkpoint meets the "
+            "adopted witness policy. 409 while that checkpoint does not yet cover the "
+            "entry; 503 when no checkpoint meets the witness policy and the log fails closed."
         ),
         responses={
             (200, "text/plain"): OpenApiResponse(
@@ -244,6 +253,7 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             f'attachment; filename="entry-{index}{tlogproof.EXTENSION}"'
         )
         response["Cache-Control"] = "no-cache"
+        response["Witness-Policy"] = policy_state(served)
         return response
 
 

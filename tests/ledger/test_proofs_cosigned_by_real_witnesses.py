@@ -52,6 +52,7 @@ def test_a_proof_and_an_export_carry_the_witnesses_cosignatures(
     index = cp.tree_size - 2
     r = reader.get(f"/api/v1/ledger/entries/{index}/tlog-proof")
     assert r.status_code == 200, r.content
+    assert r["Witness-Policy"] == "met"
     proof = parse_proof(r.content)
     assert proof.checkpoint.startswith(cp.note) and proof.checkpoint.count("\u2014 ") == 4
     leaf = bytes(Entry.objects.get(index=index).leaf)

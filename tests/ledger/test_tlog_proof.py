@@ -225,6 +225,7 @@ def test_the_endpoint_serves_the_proof_against_the_cosigned_checkpoint(api, hist
     assert r.status_code == 200, r.content
     assert r["Content-Type"] == "text/plain; charset=utf-8"
     assert r["Content-Disposition"] == 'attachment; filename="entry-7.tlog-proof"'
+    assert r["Witness-Policy"] == "met"
     proof = parse_proof(r.content)
     assert (proof.index, proof.checkpoint) == (7, served)
     leaf = bytes(Entry.objects.get(index=7).leaf)
@@ -264,6 +265,7 @@ def test_when_no_checkpoint_meets_the_logs_policy_it_fails_closed_or_open(
     served = serve_cosigned(monkeypatch, ws["NL"], meets=False, fail_open=True)
     r = api.get("/api/v1/ledger/entries/3/tlog-proof")
     assert r.status_code == 200 and parse_proof(r.content).checkpoint == served
+    assert r["Witness-Policy"] == "unmet; fail-open"
     leaf = bytes(Entry.objects.get(index=3).leaf)
     got = verify_proof(r.content, leaf, parse_policy(policy_text(ws, "group g all NL SE\ng")))
     assert got.why.endswith("group g: 1 of 2 needed (missing: SE)")
@@ -274,10 +276,11 @@ def test_before_any_checkpoint_an_entry_is_a_409(api, sample_signer):
 
 
 def test_without_cosignatures_a_witness_policy_refuses_the_proof(api, history):
-    """What the log serves while it collects no cosignatures: its own checkpoint, which a
-    policy of quorum none accepts and one that asks for a witness refuses."""
+    """What the log serves with no witness registered and no policy adopted: its own
+    checkpoint, which a policy of quorum none accepts and one that asks for a witness
+    refuses."""
     r = api.get("/api/v1/ledger/entries/40/tlog-proof")
-    assert r.status_code == 200
+    assert r.status_code == 200 and r["Witness-Policy"] == "none"
     leaf = bytes(Entry.objects.get(index=40).leaf)
     assert verify_proof(r.content, leaf, parse_policy(policy_text({}, "none"))).ok
     ws = witnesses("NL")

@@ -60,6 +60,8 @@ def serve_cosigned(
         else Checkpoint.objects.get(tree_size=size)
     )
     note = cosign(row.note, *cosigners)
-    served = SimpleNamespace(checkpoint=row, note=note, meets_policy=meets, fail_open=fail_open)
+    served = SimpleNamespace(
+        checkpoint=row, note=note, policy="adopted", meets_policy=meets, fail_open=fail_open
+    )
     monkeypatch.setattr(services, "cosigned_checkpoint", lambda: served)
     return note
