@@ -206,6 +206,16 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             "adopted witness policy. 409 while that checkpoint does not yet cover the "
             "entry; 503 when no checkpoint meets the witness policy and the log fails closed."
         ),
+        parameters=[
+            OpenApiParameter(
+                "Witness-Policy",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                enum=["met", "none", "unmet; fail-open"],
+                description="Whether the checkpoint in the proof meets the adopted witness policy.",
+            )
+        ],
         responses={
             (200, "text/plain"): OpenApiResponse(
                 OpenApiTypes.STR, description="The tlog-proof file."
