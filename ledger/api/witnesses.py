@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions, mixins, renderers, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -42,6 +47,16 @@ class CosignedCheckpointView(APIView):
             "checkpoint (`Witness-Policy: none`). Witnesses read the log's own latest at "
             "`checkpoint/latest`."
         ),
+        parameters=[
+            OpenApiParameter(
+                POLICY_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                enum=["met", "none", "unmet; fail-open"],
+                description="Whether the checkpoint served meets the adopted witness policy.",
+            )
+        ],
         responses={
             (200, "text/plain"): OpenApiResponse(
                 OpenApiTypes.STR, description="The signed note and its cosignatures."

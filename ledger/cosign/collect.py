@@ -100,8 +100,8 @@ def active_witnesses() -> list[Witness]:
 
 def collect(checkpoint: Checkpoint, *, only_missing: bool = False) -> dict[str, str]:
     """Send ``checkpoint`` to every active witness (``only_missing``: those that have
-    neither cosigned it nor raised an alarm over it) and keep what they answer. Returns each witness's outcome:
-    ``cosigned``, ``alarm: ...`` or ``error: ...``."""
+    neither cosigned it nor raised an alarm over it) and keep what they answer. Returns
+    each witness's outcome: ``cosigned``, ``alarm: ...`` or ``error: ...``."""
     witnesses = active_witnesses()
     if only_missing:
         # Neither those that cosigned it nor those that raised an alarm over it: an
@@ -173,7 +173,7 @@ def _answer(attempt: Attempt, reply: Reply | Exception, checkpoint: Checkpoint) 
     if reply.status == 409:
         match = _SIZE_RE.fullmatch(reply.text) if reply.content_type == SIZE_TYPE else None
         if match is None:
-            return _failed(attempt, f"409 without a {SIZE_TYPE} body: {reply.text[:200]!r}")
+            return _failed(attempt, f"409 without a {SIZE_TYPE} body: {_said(reply)!r}")
         held = int(match.group(1))
         if held > size:
             _alarm(
@@ -196,14 +196,20 @@ def _answer(attempt: Attempt, reply: Reply | Exception, checkpoint: Checkpoint) 
             WitnessAlarm.Kind.REFUSED,
             size,
             attempt.old,
-            f"the witness refused size {size} from old {attempt.old}: {reply.text.strip()[:1000]}",
+            f"the witness refused size {size} from old {attempt.old}: {_said(reply, 1000)}",
         )
-        _contact(w, error=f"422: {reply.text.strip()[:300]}")
+        _contact(w, error=f"422: {_said(reply)}")
         return False
-    # A witness answers in plain text; anything else at its URL is not quoted (its body
-    # would be shown to every reader of the ledger).
-    said = reply.text.strip()[:300] if reply.content_type == "text/plain" else ""
-    return _failed(attempt, f"{reply.status}: {said or '(no text/plain answer)'}")
+    return _failed(attempt, f"{reply.status}: {_said(reply)}")
+
+
+def _said(reply: Reply, limit: int = 300) -> str:
+    """What the witness said, as its errors and alarms quote it. A witness answers in
+    plain text; anything else at its URL is not quoted (its body would be shown to every
+    reader of the ledger)."""
+    if reply.content_type != "text/plain":
+        return "(no text/plain answer)"
+    return reply.text.strip()[:limit]
 
 
 def _failed(attempt: Attempt, error: str) -> bool:
@@ -241,16 +247,19 @@ def _contact(witness: Witness, *, size: int | None = None, error: str | None = N
     WitnessContact.objects.update_or_create(witness=witness.name, defaults=values)
 
 
+UNCHECKABLE = object()  # a registered ML-DSA-44 key, where cryptography lacks ML-DSA-44
+
+
 def verifiers_of(witness: Witness) -> dict[tuple[str, bytes], object]:
-    """The witness's cosignature verifiers by (name, key id)."""
+    """The witness's cosignature verifiers by (name, key id); its ML-DSA-44 key maps to
+    :data:`UNCHECKABLE` where the ``cryptography`` package here does not provide it."""
     ed = parse_cosignature_vkey(witness.vkey)
     found = {(ed.name, ed.key_id): ed}
     if witness.mldsa_vkey:
         from ledger.witness.mldsa import AVAILABLE, parse_mldsa_vkey
 
-        if AVAILABLE:
-            pq = parse_mldsa_vkey(witness.mldsa_vkey)
-            found[(pq.name, pq.key_id)] = pq
+        pq = parse_mldsa_vkey(witness.mldsa_vkey)
+        found[(pq.name, pq.key_id)] = pq if AVAILABLE else UNCHECKABLE
     return found
 
 
@@ -259,7 +268,8 @@ def keep_cosignatures(witness: Witness, checkpoint: Checkpoint, reply: str) -> l
 
     Every line must be a signature line by one of the witness's registered keys that
     verifies on the checkpoint; the Ed25519 one must be there. Nothing is stored unless
-    all of them do."""
+    all of them do. A line by its ML-DSA-44 key, where this server cannot check one, is
+    left out (never kept unchecked)."""
     body, _ = split_note(checkpoint.note)
     if not reply.endswith("\n") or not reply.strip():
         raise NoteError("the reply is not signature lines")
@@ -271,6 +281,11 @@ def keep_cosignatures(witness: Witness, checkpoint: Checkpoint, reply: str) -> l
         verifier = verifiers.get((sig.name, sig.key_id))
         if verifier is None:
             raise NoteError(f"a line by {sig.name} ({sig.key_id.hex()}), not a registered key")
+        if verifier is UNCHECKABLE:
+            log.warning(
+                "witness %s: its ML-DSA-44 cosignature cannot be checked here", witness.name
+            )
+            continue
         timestamp = verifier.verify(body, sig.signature)
         seen.add(sig.key_id)
         rows.append((sig.key_id.hex(), line + "\n", timestamp))

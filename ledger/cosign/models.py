@@ -80,8 +80,13 @@ class Cosignature(AppendOnly):
     """One cosignature line a witness returned for a checkpoint, verified under the
     registered key before it was kept."""
 
+    # No constraint in the database: checkpoints are never removed, and one would stand
+    # between a TRUNCATE of the checkpoints and the trigger that refuses it by name.
     checkpoint = models.ForeignKey(
-        "ledger.Checkpoint", on_delete=models.CASCADE, related_name="cosignatures"
+        "ledger.Checkpoint",
+        on_delete=models.PROTECT,
+        related_name="cosignatures",
+        db_constraint=False,
     )
     witness = models.CharField(max_length=200, db_index=True)
     key_id = models.CharField(max_length=8, help_text="The line's key id (hex).")

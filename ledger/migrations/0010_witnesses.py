@@ -160,7 +160,8 @@ class Migration(migrations.Migration):
                 (
                     "checkpoint",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.PROTECT,
                         related_name="cosignatures",
                         to="ledger.checkpoint",
                     ),

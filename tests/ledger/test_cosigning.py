@@ -297,3 +297,33 @@ def test_the_scheduled_run_raises_an_alarm_once_per_checkpoint(delegates, witnes
     # The next checkpoint is sent again, and refused again: a new alarm.
     grow(1)
     assert WitnessAlarm.objects.count() == 2
+
+
+def test_the_operator_collects_by_hand(delegates, witnesses, capsys):
+    from django.core.management import CommandError, call_command
+
+    fr = witnesses.start("FR", register=delegates)
+    witnesses.stop("fr")
+    cp = grow(2)
+    home = witnesses.tmp / "fr"
+    proc, _ = start_witness(
+        home,
+        home / "witness-ed25519.key",
+        [f"{log_signer().name} {log_vkey()}"],
+        port=fr["addr"][1],
+    )
+    witnesses.running["fr"]["proc"] = proc
+    call_command("ledger", "cosign", "--missing")
+    assert capsys.readouterr().out == f"size {cp.tree_size}: {fr['name']}: cosigned\n"
+    call_command("ledger", "cosign", "--missing")
+    assert capsys.readouterr().out == f"size {cp.tree_size}: no witness to ask\n"
+    # A witness shown a fork of this very size: the command says so and fails.
+    de = witnesses.start("DE", register=delegates)
+    forked = sign_note(
+        Body(log_signer().name, cp.tree_size, b"\x02" * 32).body(), log_signer().note_signer()
+    )
+    assert add(de["addr"], f"old 0\n\n{forked}".encode())[0] == 200
+    with pytest.raises(CommandError, match="alarm"):
+        call_command("ledger", "cosign")
+    out = capsys.readouterr().out
+    assert f"{de['name']}: alarm: " in out and f"{fr['name']}: cosigned" in out

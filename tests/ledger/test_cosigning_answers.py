@@ -48,6 +48,30 @@ def test_an_ml_dsa_cosignature_is_verified_and_kept_beside_the_ed25519_one(deleg
     assert all(c.timestamp > 0 and c.line.endswith("\n") for c in kept)
 
 
+@pytest.mark.skipif(not mldsa.AVAILABLE, reason="the cryptography package here has no ML-DSA-44")
+def test_where_ml_dsa_cannot_be_checked_only_the_ed25519_cosignature_is_kept(
+    delegates, tmp_path, monkeypatch
+):
+    ed_key, ed_vkey = keygen(tmp_path, "witness.fr.example")
+    pq_key, pq_vkey = keygen(tmp_path, "witness.fr.example/pq", "ml-dsa-44")
+    proc, addr = start_witness(tmp_path, [ed_key, pq_key], [f"{log_signer().name} {log_vkey()}"])
+    # This server, not the witness, lacks ML-DSA-44.
+    monkeypatch.setattr(mldsa, "AVAILABLE", False)
+    try:
+        witness_register(
+            actor=delegates["fr"],
+            member="FR",
+            url=f"http://{addr[0]}:{addr[1]}",
+            vkey=ed_vkey,
+            mldsa_vkey=pq_vkey,
+        )
+        cp = grow(2)
+    finally:
+        stop(proc)
+    assert [c.key_id for c in Cosignature.objects.filter(checkpoint=cp)] == [ed_vkey.split("+")[1]]
+    assert WitnessContact.objects.get().last_error == ""
+
+
 class Misbehaving:
     """A loopback HTTP server answering every add-checkpoint with ``answer(body)``:
     (status, content type, text)."""

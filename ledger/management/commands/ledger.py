@@ -1,4 +1,4 @@
-"""manage.py ledger {init,checkpoint,verifier-key,verify,verify-recent,replay}"""
+"""manage.py ledger {init,checkpoint,verifier-key,verify,verify-recent,replay,cosign}"""
 
 from __future__ import annotations
 
@@ -72,6 +72,19 @@ class Command(BaseCommand):
         )
         recent.add_argument(
             "--limit", type=int, default=None, help="Check at most this many entries."
+        )
+
+        cosign = sub.add_parser(
+            "cosign",
+            help=(
+                "Send the latest checkpoint to every registered witness now and print each "
+                "one's outcome (cosigned, alarm, error). Exits 1 on an alarm."
+            ),
+        )
+        cosign.add_argument(
+            "--missing",
+            action="store_true",
+            help="Only the witnesses that have not cosigned it (what Celery beat does).",
         )
 
     def handle(self, *args, action, **options):
@@ -193,6 +206,24 @@ class Command(BaseCommand):
             "`manage.py ledger verify` lists them all",
             returncode=1,
         )
+
+    def do_cosign(self, missing=False, **_):
+        from ledger.cosign.collect import collect
+
+        cp = checkpoints.latest_checkpoint()
+        if cp is None:
+            raise CommandError("no checkpoint has been published yet")
+        outcomes = collect(cp, only_missing=missing)
+        if not outcomes:
+            self.stdout.write(f"size {cp.tree_size}: no witness to ask")
+        for name, outcome in sorted(outcomes.items()):
+            self.stdout.write(f"size {cp.tree_size}: {name}: {outcome}")
+        if any(o.startswith("alarm") for o in outcomes.values()):
+            raise CommandError(
+                "a witness raised an alarm (a fork or a rollback is possible): see the "
+                "admin's witness alarms",
+                returncode=1,
+            )
 
 
 def log_signer_key() -> str:
