@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ledger import proofs as stored
+from ledger import services
 from ledger.audit import ENTRIES, FORMAT, MANIFEST
-from ledger.checkpoints import latest_checkpoint, publish_checkpoint
 from ledger.core import merkle
 from ledger.core.envelope import format_time
 from ledger.core.keyring import CORE_KEY_KINDS
@@ -108,22 +108,24 @@ def _pages(first: int, end: int) -> Iterable[tuple[int, bytes]]:
 
 
 def _anchor(end: int):
-    """The checkpoint every proof leads to (one covering ``end``, signed by the current
-    log key: a new one is published if the latest predates a rotation) and the current
-    log key, which signs the MANIFEST."""
+    """The checkpoint every proof leads to, the note to write for it, and the current log
+    key, which signs the MANIFEST: the checkpoint served as cosigned when it covers
+    ``end`` (with its cosignatures), else the latest (published first if none covers
+    ``end``); signed by the current log key (a new one is published if it predates a
+    rotation)."""
     from ledger.keys import log_key_for_size, log_signer
 
-    latest = latest_checkpoint()
-    if latest is None or latest.tree_size < end:
-        latest = publish_checkpoint() or latest_checkpoint()
-    if latest is None or latest.tree_size < end:
+    covering = services.checkpoint_covering(end)
+    if covering is None:
         raise ExportError("no checkpoint covers the export; publish one and try again")
+    latest, note = covering
     signer = log_signer()
     if log_key_for_size(latest.tree_size).fingerprint != signer.fingerprint:
-        latest = publish_checkpoint() or latest
+        latest = services.publish_checkpoint() or services.latest_checkpoint()
+        note = services.cosigned_note(latest)
     if log_key_for_size(latest.tree_size).fingerprint != signer.fingerprint:
         raise ExportError("the log key changed during the export; try again")
-    return latest, signer
+    return latest, note, signer
 
 
 def build(
@@ -140,15 +142,16 @@ def build(
     """Write the export of entries ``first .. end-1`` (all of them, or those ``select``
     keeps) to ``target`` (a path or a binary file), with the report files given.
 
-    A checkpoint covering ``end`` is published first if there is none: it is the anchor
-    every proof leads to. The anchor is signed by the current log key (a new checkpoint
-    is published if the latest one predates a rotation), which signs the MANIFEST.
+    The anchor every proof leads to is the checkpoint the log serves as cosigned when it
+    covers ``end`` (written with its witnesses' cosignatures); else the latest, published
+    first if none covers ``end``. It is signed by the current log key (a new checkpoint
+    is published if it predates a rotation), which signs the MANIFEST.
     """
     size = stored.tree_size()
     end = size if end is None else end
     if not 0 <= first < end <= size:
         raise ExportError(f"the range {first}-{end} is empty or outside the log (size {size})")
-    latest, signer = _anchor(end)
+    latest, anchor_note, signer = _anchor(end)
     anchor = latest.tree_size
     mode = "range" if select is None else "selection"
     w = _Writer(target)
@@ -159,7 +162,8 @@ def build(
         if not checkpoints or checkpoints[-1].tree_size != anchor:
             checkpoints.append(latest)
         for cp in checkpoints:
-            w.add(f"checkpoints/{cp.tree_size}.note", cp.note.encode())
+            note = anchor_note if cp.tree_size == anchor else cp.note
+            w.add(f"checkpoints/{cp.tree_size}.note", note.encode())
         sizes = [cp.tree_size for cp in checkpoints]
         pairs = list(itertools.pairwise(sizes))
         if mode == "range" and end not in sizes:

@@ -2,7 +2,8 @@
 
 Needs Python and PyNaCl only: no Django, no database, no network::
 
-    python -m ledger.provenance verify <directory> --bundle bundle.json --vkey '<verifier key>'
+    python -m ledger.provenance verify <directory> --bundle bundle.json --vkey '<verifier key>' \
+        [--policy <your C2SP tlog-policy file>]
 
 What it checks, in order, and names what fails:
 
@@ -10,6 +11,8 @@ What it checks, in order, and names what fails:
    verifier key is that key or, when the log key was rotated, any key of the chain the
    bundle's ``log_keys`` entries show (the genesis and each ``log.key_rotated``, signed
    by the old key and the new, each included in the checkpoint's tree);
+   with ``--policy``, it carries the cosignatures the policy's quorum asks for (without
+   it, cosignatures are not checked, and the output says so);
 2. the registration of the publishing key (a ``key.registered`` entry signed by the log
    key valid at its index) and the ``checkpoint.published`` entry (signed by the key
    registered there) are both in the tree that checkpoint commits to (RFC 9162
@@ -30,7 +33,7 @@ import binascii
 import hashlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.core import merkle
@@ -45,6 +48,12 @@ from ledger.core.note import (
     split_note,
     verifier_key,
 )
+from ledger.core.policy import Policy, PolicyError, parse_policy
+
+NOT_CHECKED = (
+    "cosignatures not checked: no --policy given (pass your own C2SP tlog-policy file to "
+    "require a quorum of witnesses on the checkpoint)"
+)
 
 
 class BundleError(ValueError):
@@ -55,6 +64,7 @@ class BundleError(ValueError):
 class Result:
     checks: list[str]
     failures: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -156,14 +166,23 @@ def _checkpoint(bundle: dict, vkey: str):
     return cp, chain
 
 
-def verify(directory: Path, bundle: dict, vkey: str) -> Result:
-    """Check ``directory`` against ``bundle`` under the log's verifier key ``vkey``."""
+def verify(directory: Path, bundle: dict, vkey: str, policy: Policy | None = None) -> Result:
+    """Check ``directory`` against ``bundle`` under the log's verifier key ``vkey``, and,
+    with ``policy`` (the member's own C2SP tlog-policy), the checkpoint's cosignatures."""
     checks: list[str] = []
+    notes = [] if policy is not None else [NOT_CHECKED]
     try:
         cp, chain = _checkpoint(bundle, vkey)
         checks.append(f"checkpoint: signed by {cp.origin}, tree size {cp.size}")
         if len(chain) > 1:
             checks.append(f"{len(chain)} log keys, each rotation signed by both keys")
+        if policy is not None:
+            signer = _key_at(chain, cp.size)
+            checks.append(
+                _cosigned(
+                    bundle["note"], cp.origin, verifier_key(cp.origin, signer.public_key), policy
+                )
+            )
         key_leaf = _entry(bundle["entries"].get("author_key"), "author_key", cp.size, cp.root)
         if key_leaf.envelope["kind"] != "key.registered":
             raise BundleError("entries.author_key is not a key registration")
@@ -202,13 +221,25 @@ def verify(directory: Path, bundle: dict, vkey: str) -> Result:
             raise BundleError("the manifest does not list the files the entry publishes")
         checks.append(f"manifest {digest}: {len(listed)} files, as published")
     except BundleError as exc:
-        return Result(checks, [str(exc)])
+        return Result(checks, [str(exc)], notes)
     except (NoteError, KeyError, TypeError, AttributeError) as exc:
-        return Result(checks, [f"the bundle is malformed or not signed by this key: {exc}"])
+        return Result(checks, [f"the bundle is malformed or not signed by this key: {exc}"], notes)
     failures = _check_files(Path(directory), listed)
     if not failures:
         checks.append(f"{len(listed)} files in {directory}: sizes and SHA-256 as published")
-    return Result(checks, failures)
+    return Result(checks, failures, notes)
+
+
+def _cosigned(note: str, origin: str, vkey: str, policy: Policy) -> str:
+    verdict = policy.check(note, origin, log_vkeys=(vkey,))
+    if not verdict.ok:
+        raise BundleError(f"note: the checkpoint is below your policy's quorum: {verdict.why}")
+    if not verdict.cosigned_by:
+        return "checkpoint: your policy asks for no cosignature"
+    return (
+        f"checkpoint: cosigned by {', '.join(verdict.cosigned_by)}, your policy's quorum "
+        f"{policy.quorum} met"
+    )
 
 
 def _manifest_files(text: bytes) -> dict[str, tuple[int, str]]:
@@ -258,6 +289,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m ledger.provenance
         required=True,
         help="The log's verifier key, name+hex8+base64 (any key the log has had).",
     )
+    v.add_argument(
+        "--policy",
+        type=Path,
+        help="Your own C2SP tlog-policy file: the bundle's checkpoint must carry the "
+        "cosignatures its quorum asks for. Never take it from the log.",
+    )
     args = parser.parse_args(argv)
     try:
         # Bytes, as written: a text read would fold line ends before anything is checked.
@@ -265,11 +302,18 @@ def main(argv: list[str] | None = None, prog: str = "python -m ledger.provenance
     except (OSError, ValueError) as exc:
         print(f"FAIL cannot read the bundle: {exc}", file=sys.stderr)
         return 2
-    result = verify(args.directory, bundle, args.vkey)
+    try:
+        policy = None if args.policy is None else parse_policy(args.policy.read_bytes())
+    except (OSError, PolicyError) as exc:
+        print(f"FAIL the policy {args.policy}: {exc}", file=sys.stderr)
+        return 2
+    result = verify(args.directory, bundle, args.vkey, policy)
     for line in result.checks:
         print(f"ok   {line}")
     for line in result.failures:
         print(f"FAIL {line}")
+    for line in result.notes:
+        print(f"NOTE {line}")
     return 0 if result.ok else 1
 
 

@@ -14,7 +14,8 @@ themselves ``accepts``, ``then``, ``may_act_for``, ``Refused``); the errors it c
 hosted keys it signs with (``hosted_signer``, ``log_signer``, ``verifier_key``); what it
 reads of the log (``Entry``, ``Key``, ``tree_size``, ``inclusion_proof``,
 ``latest_checkpoint``, ``publish_checkpoint``, and ``cosigned_checkpoint``, the newest
-checkpoint meeting the witness policy with its cosignatures); the witnesses' projections
+checkpoint meeting the witness policy with its cosignatures, and ``checkpoint_covering``,
+the checkpoint and note a provenance bundle carries); the witnesses' projections
 the domain's appliers write once they have checked who signed (``Witness``,
 ``check_witness``, ``witness_record``, ``witness_retire_record``, ``check_policy_text``,
 ``witness_policy_record``, ``witness_policy_text``, ``WitnessError``); and the format's rules for its own values
@@ -61,7 +62,7 @@ from ledger.cosign.registry import (
     witness_record,
     witness_retire_record,
 )
-from ledger.cosign.served import CosignedCheckpoint, cosigned_checkpoint
+from ledger.cosign.served import CosignedCheckpoint, cosigned_checkpoint, cosigned_note
 from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError
 from ledger.keys import (
     EntrySigner,
@@ -72,7 +73,7 @@ from ledger.keys import (
     seal_seed,
 )
 from ledger.log import Appended, applier
-from ledger.models import Entry, Key, SealedKey
+from ledger.models import Checkpoint, Entry, Key, SealedKey
 from ledger.proofs import inclusion_proof, tree_size
 from ledger.replay import projection
 from ledger.submissions import Refused, accepts, may_act_for, then
@@ -99,6 +100,7 @@ __all__ = [
     "check_policy_text",
     "check_value",
     "check_witness",
+    "checkpoint_covering",
     "cosigned_checkpoint",
     "entries_append",
     "entries_append_signed",
@@ -346,3 +348,23 @@ def log_key_rotate(*, entry_id: str | None = None) -> tuple[Appended, EntrySigne
         )
         _seal(new)
     return entry, new
+
+
+# --- the checkpoint carried by what members and auditors take away ----------------------
+
+
+def checkpoint_covering(size: int) -> tuple[Checkpoint, str] | None:
+    """A checkpoint of at least ``size`` entries and the note to hand out with it: the one
+    served as cosigned (with its cosignatures) when it covers ``size``, else the latest
+    (published now if none covers ``size``) with whatever cosignatures it has, which an
+    offline verifier refuses if they fall below its policy's quorum. ``None`` if the tree
+    has fewer than ``size`` entries."""
+    served = cosigned_checkpoint()
+    if served is not None and served.checkpoint.tree_size >= size:
+        return served.checkpoint, served.note
+    latest = latest_checkpoint()
+    if latest is None or latest.tree_size < size:
+        latest = publish_checkpoint() or latest_checkpoint()
+    if latest is None or latest.tree_size < size:
+        return None
+    return latest, cosigned_note(latest)

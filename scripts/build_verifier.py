@@ -48,12 +48,16 @@ import sys
 USAGE = """usage: consortium-verify.pyz COMMAND ...
 
 commands:
-  audit EXPORT.zip --vkey KEY        an audit export: manifest, checkpoints, key history,
+  audit EXPORT.zip --vkey KEY [--policy POLICY]
+                                     an audit export: manifest, checkpoints, key history,
                                      every entry's signature, the rebuilt tree, and the
                                      report's figures recomputed from the entries
-  provenance DIR --bundle FILE --vkey KEY
+  provenance DIR --bundle FILE --vkey KEY [--policy POLICY]
                                      downloaded checkpoint files against their provenance
                                      bundle
+  tlog-proof FILE --leaf LEAF --policy POLICY
+                                     a C2SP tlog-proof: an entry, its inclusion proof and
+                                     the checkpoint's cosignatures against your policy
   copy DIR --vkey KEY                a log's copy, as a member's witness writes it
                                      (python -m ledger.witness export): every entry's
                                      signature, the key history, the rebuilt tree
@@ -65,6 +69,9 @@ commands:
 KEY is the log's verifier key, name+hex8+base64. For audit and provenance any key the
 log has had will do: the log key's rotations, each signed by the old key and the new,
 are followed from the genesis.
+
+POLICY is your own C2SP tlog-policy file (the logs and witnesses you trust and the
+quorum of cosignatures you require); without it, cosignatures are not checked.
 
 Each command takes --help. Exit status: 0 verified; 1 something failed; 2 usage error;
 3 (audit) nothing failed but some checks could not be made on this bundle.
@@ -98,7 +105,7 @@ def main(argv):
         from ledger.provenance import main as provenance
 
         return provenance(["verify", *rest], prog=PROG + " provenance")
-    if command in ("checkpoint", "inclusion", "consistency", "copy"):
+    if command in ("checkpoint", "inclusion", "consistency", "tlog-proof", "copy"):
         from consortium.audit.figures import main as audit
 
         return audit([command, *rest], prog=PROG)

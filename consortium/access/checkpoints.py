@@ -433,12 +433,12 @@ def provenance_bundle(checkpoint: ModelCheckpoint) -> dict:
     """What an offline verifier needs: the manifest, the ``checkpoint.published`` entry
     and the registration of the key that signed it (signed by the log key), the log's
     genesis and log key rotations, each with an inclusion proof, and the signed
-    checkpoint of the log they are proven against."""
-    latest = ledger.latest_checkpoint()
-    if latest is None or latest.tree_size <= checkpoint.published_in:
-        latest = ledger.publish_checkpoint() or ledger.latest_checkpoint()
-    if latest is None or latest.tree_size <= checkpoint.published_in:
+    checkpoint of the log they are proven against: the one served as cosigned, with its
+    witnesses' cosignatures, when it covers the publication."""
+    covering = ledger.checkpoint_covering(checkpoint.published_in + 1)
+    if covering is None:
         raise GovernanceError("no signed checkpoint covers this publication yet: try again", 409)
+    latest, note = covering
     size = latest.tree_size
     published = Entry.objects.get(index=checkpoint.published_in)
     author = Key.objects.get(fingerprint=published.author)
@@ -450,7 +450,7 @@ def provenance_bundle(checkpoint: ModelCheckpoint) -> dict:
             "name": checkpoint.name,
         },
         "manifest": manifest_text(checkpoint.files).decode(),
-        "note": latest.note,
+        "note": note,
         "entries": {
             "published": _proven(checkpoint.published_in, size),
             "author_key": _proven(author.registered_in, size),

@@ -122,7 +122,8 @@ class AuditExportAdmin(SeatVisible):
     def verify_with(self, obj):
         s = log_signer()
         return format_html(
-            "<code>{} audit-{}.zip --vkey '{}'</code>",
+            "<code>{} audit-{}.zip --vkey '{}' --policy &lt;your policy file&gt;</code> "
+            "(your own C2SP tlog-policy: the witnesses whose cosignatures you require)",
             VERIFY_COMMAND,
             obj.pk,
             verifier_key(s.name, s.public_key),

@@ -14,13 +14,15 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import exceptions, mixins, renderers, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ledger import checkpoints, proofs, submissions
+from ledger import checkpoints, proofs, services, submissions
 from ledger.api import serializers as s
 from ledger.api.pagination import EntryIndexPagination
+from ledger.core import tlogproof
 from ledger.models import Entry, Key
 
 PROBLEMS = {
@@ -47,6 +49,34 @@ def _query(serializer_class, request: Request) -> dict:
     ser = serializer_class(data=request.query_params)
     ser.is_valid(raise_exception=True)
     return ser.validated_data
+
+
+class NotYetCovered(exceptions.APIException):
+    """The entry is beyond the checkpoint the log serves as cosigned (409)."""
+
+    status_code = 409
+    default_code = "not_yet_covered"
+
+
+class PolicyUnmet(exceptions.APIException):
+    """No checkpoint meets the witness policy and the log fails closed (503)."""
+
+    status_code = 503
+    default_code = "witness_policy_unmet"
+
+
+def served_anyway(served) -> bool:
+    """Whether a checkpoint below the witness policy is served all the same (the
+    fail-open setting, as the checkpoint endpoint reads it)."""
+    return bool(getattr(served, "fail_open", False))
+
+
+def policy_state(served) -> str:
+    """The ``Witness-Policy`` header the checkpoint endpoint sends with ``served``: none
+    adopted, met, or unmet and served under the fail-open setting."""
+    if getattr(served, "policy", None) is None:
+        return "none"
+    return "met" if served.meets_policy else "unmet; fail-open"
 
 
 class NoteRenderer(renderers.BaseRenderer):
@@ -167,6 +197,79 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if entry is None:
             raise exceptions.NotFound(f"there is no entry at index {index}")
         return Response(s.EntrySerializer(entry).data)
+
+    @extend_schema(
+        operation_id="ledger_entries_tlog_proof",
+        summary="The entry's C2SP tlog-proof, against the checkpoint served as cosigned",
+        description=(
+            "A `c2sp.org/tlog-proof@v1` file (C2SP tlog-proof): the entry's index, its RFC "
+            "9162 inclusion proof, a blank line, and the checkpoint the log serves as "
+            "cosigned, verbatim with its witnesses' cosignatures. Verify it offline with "
+            "the entry's leaf bytes and your own C2SP tlog-policy file: "
+            "`consortium-verify.pyz tlog-proof FILE --leaf LEAF --policy POLICY`. "
+            "`Witness-Policy` says, as for `checkpoint`, whether that checkpoint meets the "
+            "adopted witness policy. 409 while that checkpoint does not yet cover the "
+            "entry; 503 when no checkpoint meets the witness policy and the log fails closed."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "Witness-Policy",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                enum=["met", "none", "unmet; fail-open"],
+                description="Whether the checkpoint in the proof meets the adopted witness policy.",
+            )
+        ],
+        responses={
+            (200, "text/plain"): OpenApiResponse(
+                OpenApiTypes.STR, description="The tlog-proof file."
+            ),
+            401: PROBLEMS[401],
+            404: PROBLEMS[404],
+            409: OpenApiResponse(
+                s.ProblemSerializer,
+                description="No checkpoint served as cosigned covers the entry yet (problem+json).",
+            ),
+            503: OpenApiResponse(
+                s.ProblemSerializer,
+                description="No checkpoint meets the witness policy and the log fails closed "
+                "(problem+json).",
+            ),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="tlog-proof",
+        renderer_classes=[NoteRenderer, renderers.JSONRenderer],
+        pagination_class=None,
+        filterset_class=None,
+    )
+    def tlog_proof(self, request: Request, index: int) -> HttpResponse:
+        if not Entry.objects.filter(index=index).exists():
+            raise exceptions.NotFound(f"there is no entry at index {index}")
+        served = services.cosigned_checkpoint()
+        if served is not None and not served.meets_policy and not served_anyway(served):
+            raise PolicyUnmet(
+                "no checkpoint meets the witness policy, and the log serves none without: "
+                "ask again once the witnesses have cosigned"
+            )
+        if served is None or served.checkpoint.tree_size <= index:
+            size = 0 if served is None else served.checkpoint.tree_size
+            raise NotYetCovered(
+                f"entry {index} is not yet covered by the checkpoint the log serves as "
+                f"cosigned (tree size {size}); ask again after the next checkpoint"
+            )
+        size = served.checkpoint.tree_size
+        text = tlogproof.format_proof(index, proofs.inclusion_proof(index, size), served.note)
+        response = HttpResponse(text.encode(), content_type=tlogproof.MEDIA_TYPE)
+        response["Content-Disposition"] = (
+            f'attachment; filename="entry-{index}{tlogproof.EXTENSION}"'
+        )
+        response["Cache-Control"] = "no-cache"
+        response["Witness-Policy"] = policy_state(served)
+        return response
 
 
 class InclusionProofView(APIView):

@@ -3,6 +3,7 @@
 Needs Python and PyNaCl only: no Django, no database, no network::
 
     python -m ledger.audit verify <bundle.zip or directory> --vkey '<verifier key>'
+                                     [--policy <your C2SP tlog-policy file>]
     python -m ledger.audit copy <directory> --vkey '<verifier key>'
     python -m ledger.audit checkpoint <note file> --vkey '<verifier key>' [--origin O]
     python -m ledger.audit inclusion --index I --size N (--leaf FILE | --leaf-hash H)
@@ -10,6 +11,7 @@ Needs Python and PyNaCl only: no Django, no database, no network::
     python -m ledger.audit consistency --old M --new N --proof FILE
                                      (--old-root R --new-root R | --old-checkpoint NOTE
                                       --new-checkpoint NOTE --vkey K)
+    python -m ledger.audit tlog-proof <proof file> --leaf FILE --policy FILE [--vkey K]
 
 The export format is described in ``docs/audit-export.md``. ``verify`` checks, and names
 what fails (file, entry index, checkpoint size):
@@ -20,7 +22,10 @@ what fails (file, entry index, checkpoint size):
    lists has its size and SHA-256, and the bundle holds no file it does not list;
 2. every checkpoint is a C2SP signed note by the log key for its size (the key valid at
    index ``size``), for the log's origin, and consecutive checkpoints are consistent
-   (RFC 9162 consistency proofs);
+   (RFC 9162 consistency proofs); with
+   ``--policy``, the anchor checkpoint carries the cosignatures the member's own C2SP
+   tlog-policy asks for (without it, the output notes that cosignatures were not
+   checked);
 3. every key entry (``keys.jsonl``) is included in the anchor checkpoint, and replaying
    them gives each entry's author key at its index (registrations, rotations,
    revocations); the genesis registers the log's first key;
@@ -42,9 +47,9 @@ checks its MANIFEST (1);
 ``checkpoints`` (2); ``keys`` (3); ``entries`` reads the entries and checks their leaves
 and signatures on a pool of processes (4); ``tree`` rebuilds the tree or proves the
 selection (5); ``result`` holds what is found and the interface of the callers' checks
-(6). ``artefacts`` checks a single checkpoint or proof, ``copy`` a log's copy as a
-witness's mirror writes it (every entry from index 0 and the log's checkpoint: checks 2
-to 5 on it), and ``cli`` is the command line.
+(6). ``artefacts`` checks a single checkpoint, proof or tlog-proof, ``copy`` a log's copy
+as a witness's mirror writes it (every entry from index 0 and the log's checkpoint:
+checks 2 to 5 on it), and ``cli`` is the command line.
 """
 
 from ledger.audit.artefacts import read_checkpoint, read_proof

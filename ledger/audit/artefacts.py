@@ -1,5 +1,6 @@
 """Single standard artefacts: a C2SP signed checkpoint, an RFC 9162 inclusion proof, an
-RFC 9162 consistency proof, each read from files and the command line's values."""
+RFC 9162 consistency proof, a C2SP tlog-proof, each read from files and the command
+line's values."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from pathlib import Path
 
 from ledger.audit.bundle import BundleError
 from ledger.core import merkle
+from ledger.core.envelope import EnvelopeError, parse_leaf
 from ledger.core.note import Checkpoint, NoteError, open_checkpoint, parse_verifier_key
+from ledger.core.policy import Policy
+from ledger.core.tlogproof import verify_proof
 
 
 def _read_hash(text: str, what: str) -> bytes:
@@ -111,8 +115,34 @@ def check_consistency(args) -> list[str]:
     return [f"the tree of size {old:,} is a prefix of the tree of size {new:,}"]
 
 
-def check_artefact(args) -> list[str]:
+def check_tlog_proof(args, policy: Policy) -> list[str]:
+    """A tlog-proof file for the leaf in ``--leaf``, under the member's policy."""
+    leaf = Path(args.leaf).read_bytes()
+    for vkey in args.vkey:
+        parse_verifier_key(vkey)  # a malformed key is named, not ignored
+    done = verify_proof(
+        Path(args.proof).read_bytes(), leaf, policy, origin=args.origin, log_vkeys=tuple(args.vkey)
+    )
+    if not done.ok:
+        raise BundleError(f"{args.proof}: {done.why}")
+    checks = list(done.checks)
+    try:
+        entry = parse_leaf(leaf, check_payload=False)
+    except EnvelopeError:
+        return checks  # a leaf of another log: its layout is that log's business
+    if entry.index != done.index:
+        raise BundleError(f"{args.leaf}: the leaf says index {entry.index}, the proof {done.index}")
+    checks.append(
+        f"the leaf is this ledger's entry {entry.index:,}: {entry.envelope['kind']}, "
+        f"integrated {entry.integrated_time}"
+    )
+    return checks
+
+
+def check_artefact(args, policy: Policy | None = None) -> list[str]:
     """Check one standard artefact; returns what was checked (raises on failure)."""
+    if args.action == "tlog-proof":
+        return check_tlog_proof(args, policy)
     if args.action == "checkpoint":
         return check_checkpoint(args)
     if args.action == "inclusion":

@@ -1,6 +1,8 @@
 """Check 2: every checkpoint is signed by the log key for its size (the one valid at
 index ``size``, after any rotation the tree holds), for the log's origin, and each
-extends the one before it (RFC 9162 consistency proofs)."""
+extends the one before it (RFC 9162 consistency proofs);
+with the member's own policy, the anchor checkpoint is cosigned by a quorum of its
+witnesses."""
 
 from __future__ import annotations
 
@@ -11,6 +13,12 @@ from ledger.audit.logkeys import LogKeys
 from ledger.audit.result import Result
 from ledger.core import merkle
 from ledger.core.note import NoteError, open_checkpoint
+from ledger.core.policy import Policy
+
+NOT_CHECKED = (
+    "cosignatures not checked: no --policy given (pass your own C2SP tlog-policy file to "
+    "require a quorum of witnesses on the checkpoint)"
+)
 
 
 def signed_roots(bundle: Bundle, keys: LogKeys, origin: str, result: Result) -> dict[int, bytes]:
@@ -78,3 +86,23 @@ def check_consistency(
     if len(sizes) > 1 and not missing:
         result.checks.append(f"{len(sizes) - 1} consistency proofs between consecutive checkpoints")
     return end_proofs
+
+
+def check_cosigned(
+    bundle: Bundle, anchor: int, origin: str, vkey: str, policy: Policy | None, result: Result
+) -> None:
+    """The anchor checkpoint, which every proof leads to, meets ``policy``'s quorum."""
+    if policy is None:
+        result.notes.append(NOT_CHECKED)
+        return
+    name = f"checkpoints/{anchor}.note"
+    verdict = policy.check(bundle.read(name), origin, log_vkeys=(vkey,))
+    if not verdict.ok:
+        result.fail(f"{name} (the anchor) is below your policy's quorum: {verdict.why}")
+    elif verdict.cosigned_by:
+        result.checks.append(
+            f"{name} (the anchor): cosigned by {', '.join(verdict.cosigned_by)}, your "
+            f"policy's quorum {policy.quorum} met"
+        )
+    else:
+        result.checks.append(f"{name} (the anchor): your policy asks for no cosignature")

@@ -1,4 +1,5 @@
-"""The command line: ``python -m ledger.audit verify|checkpoint|inclusion|consistency``."""
+"""The command line: ``python -m ledger.audit
+verify|checkpoint|inclusion|consistency|tlog-proof``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ledger.audit.phases import verify
 from ledger.audit.result import Extension, Result
 from ledger.core import merkle
 from ledger.core.note import NoteError
+from ledger.core.policy import Policy, PolicyError, parse_policy
 
 # Exit status when nothing failed but some checks could not be made (a selection, a
 # range that does not start at index 0): not 0, which means everything was verified.
@@ -40,8 +42,9 @@ def _progress_bar() -> Callable[[int, int], None] | None:
 def parser(prog: str = "python -m ledger.audit", what: str = "") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
-        description="Verify an audit export" + what + ", a signed checkpoint, or an RFC 9162 "
-        "inclusion or consistency proof, offline (Python and PyNaCl only).",
+        description="Verify an audit export" + what + ", a signed checkpoint, an RFC 9162 "
+        "inclusion or consistency proof, or a C2SP tlog-proof, offline (Python and PyNaCl "
+        "only).",
         epilog="Exit status: 0 everything held and could be checked; 1 something failed; "
         "3 nothing failed but some checks could not be made on this bundle (listed as SKIP); "
         "2 usage error.",
@@ -78,6 +81,7 @@ def parser(prog: str = "python -m ledger.audit", what: str = "") -> argparse.Arg
         default=None,
         help="Processes checking signatures (default: one per core).",
     )
+    v.add_argument("--policy", type=Path, help=POLICY_HELP)
     c = sub.add_parser("checkpoint", help="Check a C2SP signed checkpoint.")
     c.add_argument("note", type=Path, help="The signed note, as a file.")
     c.add_argument("--vkey", required=True, help="The log's verifier key, name+hex8+base64.")
@@ -100,7 +104,46 @@ def parser(prog: str = "python -m ledger.audit", what: str = "") -> argparse.Arg
     k.add_argument("--old-checkpoint", type=Path)
     k.add_argument("--new-checkpoint", type=Path)
     k.add_argument("--vkey")
+    t = sub.add_parser(
+        "tlog-proof",
+        help="Check a C2SP tlog-proof file: an entry, its inclusion proof and the "
+        "cosigned checkpoint, against your policy.",
+    )
+    t.add_argument("proof", type=Path, help="The .tlog-proof file.")
+    t.add_argument(
+        "--leaf",
+        type=Path,
+        required=True,
+        help="The entry's leaf bytes (the API's `leaf`, base64-decoded).",
+    )
+    t.add_argument("--policy", type=Path, required=True, help=POLICY_HELP)
+    t.add_argument(
+        "--vkey",
+        action="append",
+        default=[],
+        help="A log verifier key to accept beside the policy's log lines (repeatable).",
+    )
+    t.add_argument("--origin", default=None, help="Require this origin line.")
     return p
+
+
+POLICY_HELP = (
+    "Your own C2SP tlog-policy file (log, witness, group and quorum lines): the "
+    "checkpoint must carry the cosignatures its quorum asks for. Never take it from the "
+    "log."
+)
+
+
+def read_policy(path: Path | None) -> Policy | None:
+    """The policy file, read as bytes (``None`` without one)."""
+    if path is None:
+        return None
+    try:
+        return parse_policy(Path(path).read_bytes())
+    except OSError as exc:
+        raise PolicyError(f"{path}: {exc.strerror or exc}") from exc
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
 
 
 def run(
@@ -110,6 +153,11 @@ def run(
     what: str = "",
 ) -> int:
     args = parser(prog or "python -m ledger.audit", what).parse_args(argv)
+    try:
+        policy = read_policy(getattr(args, "policy", None))
+    except PolicyError as exc:
+        print(f"FAIL the policy: {exc}")
+        return 2
     if args.action == "verify":
         result = verify(
             args.bundle,
@@ -117,6 +165,7 @@ def run(
             extensions=extensions,
             workers=args.workers,
             progress=_progress_bar(),
+            policy=policy,
         )
     elif args.action == "copy":
         from ledger.audit.copy import verify_copy
@@ -125,7 +174,7 @@ def run(
     else:
         result = Result()
         try:
-            result.checks.extend(check_artefact(args))
+            result.checks.extend(check_artefact(args, policy))
         except (BundleError, NoteError, merkle.ProofError, OSError, ValueError) as exc:
             result.fail(str(exc))
     for line in result.checks:
@@ -134,6 +183,8 @@ def run(
         print(f"SKIP {line}")
     for line in result.failures:
         print(f"FAIL {line}")
+    for line in result.notes:
+        print(f"NOTE {line}")
     if not result.ok:
         print(f"NOT VERIFIED: {len(result.failures)} failures")
         return 1

@@ -15,13 +15,14 @@ from ledger.audit.bundle import (
     check_manifest,
     read_description,
 )
-from ledger.audit.checkpoints import check_consistency, signed_roots
+from ledger.audit.checkpoints import check_consistency, check_cosigned, signed_roots
 from ledger.audit.entries import Read, read_entries
 from ledger.audit.keys import KeyHistory, key_entries
 from ledger.audit.logkeys import LogKeys, log_keys
 from ledger.audit.result import Extension, Result
 from ledger.audit.tree import RangeTree, Selection, frontier
-from ledger.core.note import NoteError, Verifier, open_note, parse_verifier_key
+from ledger.core.note import NoteError, Verifier, open_note, parse_verifier_key, verifier_key
+from ledger.core.policy import Policy
 
 
 def verify(
@@ -31,8 +32,10 @@ def verify(
     extensions: Sequence[Extension] = (),
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    policy: Policy | None = None,
 ) -> Result:
-    """Check the bundle at ``path`` under the log's verifier key ``vkey``."""
+    """Check the bundle at ``path`` under the log's verifier key ``vkey``; with ``policy``
+    (the member's own C2SP tlog-policy), its anchor checkpoint must meet the quorum."""
     result = Result()
     try:
         bundle = Bundle(path)
@@ -40,7 +43,7 @@ def verify(
         result.fail(str(exc))
         return result
     try:
-        _verify(bundle, vkey, result, extensions, workers, progress)
+        _verify(bundle, vkey, result, extensions, workers, progress, policy)
     except BundleError as exc:
         result.fail(str(exc))
     except UNREADABLE as exc:
@@ -51,7 +54,9 @@ def verify(
     return result
 
 
-def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, progress) -> None:
+def _verify(
+    bundle: Bundle, vkey: str, result: Result, extensions, workers, progress, policy
+) -> None:
     # 0. The log's keys: the genesis key and its rotations; the pinned key among them.
     chain = log_keys(bundle, _verifier(vkey))
     result.checks.append(chain.describe())
@@ -63,6 +68,10 @@ def _verify(bundle: Bundle, vkey: str, result: Result, extensions, workers, prog
     roots = signed_roots(bundle, chain, origin, result)
     if plan.anchor not in roots:
         raise BundleError(f"checkpoints/{plan.anchor}.note (the anchor): missing or not valid")
+    anchor_key = chain.for_size(plan.anchor)
+    check_cosigned(
+        bundle, plan.anchor, origin, verifier_key(origin, anchor_key.public_key), policy, result
+    )
     end_proofs = check_consistency(bundle, roots, plan.end, result)
     # 3. The key history, admitted as the entries are read.
     keys = key_entries(bundle, plan.anchor, roots[plan.anchor], plan.end, result)

@@ -21,6 +21,9 @@ class Result:
     # Checks that could not be made on this bundle (and why): nothing failed, but not
     # everything was verified.
     skipped: list[str] = field(default_factory=list)
+    # What the reader should know that is neither a check nor a failure (e.g. that
+    # cosignatures were not checked, no policy having been given).
+    notes: list[str] = field(default_factory=list)
     _counts: dict[str, int] = field(default_factory=dict)
 
     @property

@@ -157,7 +157,10 @@ class Policy:
     def _check_log_signature(self, body, sigs, origin, log_vkeys) -> str:
         verifiers = self.log_verifiers(origin)
         for vkey in log_vkeys:
-            extra = parse_verifier_key(vkey)
+            try:
+                extra = parse_verifier_key(vkey)
+            except NoteError as exc:
+                return f"the log key given beside the policy: {exc}"
             if extra.name == origin:
                 verifiers.append(extra)
         if not verifiers:

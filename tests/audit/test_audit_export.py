@@ -237,6 +237,7 @@ def test_the_admin_asks_follows_and_serves_exports(
     assert done["Location"].endswith(f"/admin/consortium/auditexport/{export.pk}/change/")
     shown = client.get(done["Location"]).content.decode()
     assert 'value="100"' in shown and "python -m consortium.audit.figures verify" in shown
+    assert "--policy &lt;your policy file&gt;" in shown
     got = client.get(f"/admin/consortium/auditexport/{export.pk}/file/")
     assert got.status_code == 200 and b"".join(got.streaming_content).startswith(b"PK")
     # A posted member the delegate may not export is refused, and nothing is queued.

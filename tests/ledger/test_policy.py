@@ -177,6 +177,9 @@ def test_a_policy_without_log_lines_takes_the_log_key_from_the_caller(log, cosig
     note = cosign(log.checkpoint(6), cosigners["X1"])
     assert not policy.check(note, log.origin).ok
     assert policy.check(note, log.origin, log_vkeys=(log.vkey,)).ok
+    assert policy.check(note, log.origin, log_vkeys=("not a key",)).why == (
+        "the log key given beside the policy: a verifier key is name+hex8+base64"
+    )
 
 
 def test_several_log_keys_for_one_origin_each_sign_valid_checkpoints(log, cosigners):
