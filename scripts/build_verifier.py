@@ -246,20 +246,18 @@ def build(
     return hashlib.sha256(output.read_bytes()).hexdigest()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="scripts/build_verifier.py",
-        description="Build the offline verifier as one file (a Python zip application).",
-    )
+def command_line(argv, *, prog: str, description: str, output: Path, build_it) -> int:
+    """The command line both builders share: ``--output``, then ``build_it(output)``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "--output",
         type=Path,
-        default=ROOT / "dist" / "consortium-verify.pyz",
-        help="Where to write it (default dist/consortium-verify.pyz).",
+        default=output,
+        help=f"Where to write it (default {output.relative_to(ROOT)}).",
     )
     args = parser.parse_args(argv)
     try:
-        digest = build(args.output)
+        digest = build_it(args.output)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -269,6 +267,16 @@ def main(argv: list[str] | None = None) -> int:
         shown = args.output
     print(f"{shown}  sha256 {digest}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_line(
+        argv,
+        prog="scripts/build_verifier.py",
+        description="Build the offline verifier as one file (a Python zip application).",
+        output=ROOT / "dist" / "consortium-verify.pyz",
+        build_it=build,
+    )
 
 
 if __name__ == "__main__":

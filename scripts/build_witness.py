@@ -15,13 +15,12 @@ Needs only the standard library (no virtual environment).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from build_verifier import ALLOWED_THIRD_PARTY, ROOT, BuildError, build
+from build_verifier import ALLOWED_THIRD_PARTY, ROOT, build, command_line
 
 ENTRY_MODULES = ("ledger.witness", "ledger.witness.cli")
 
@@ -60,28 +59,13 @@ if __name__ == "__main__":
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return command_line(
+        argv,
         prog="scripts/build_witness.py",
         description="Build the witness as one file (a Python zip application).",
+        output=ROOT / "dist" / "consortium-witness.pyz",
+        build_it=lambda output: build(output, ENTRY_MODULES, MAIN, ALLOWED_THIRD_PARTY),
     )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=ROOT / "dist" / "consortium-witness.pyz",
-        help="Where to write it (default dist/consortium-witness.pyz).",
-    )
-    args = parser.parse_args(argv)
-    try:
-        digest = build(args.output, ENTRY_MODULES, MAIN, ALLOWED_THIRD_PARTY)
-    except BuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    try:
-        shown = args.output.resolve().relative_to(Path.cwd())
-    except ValueError:
-        shown = args.output
-    print(f"{shown}  sha256 {digest}")
-    return 0
 
 
 if __name__ == "__main__":
