@@ -340,6 +340,12 @@ def test_three_members_witnesses_cosign_the_served_checkpoint_over_http(consorti
         status, state, served_size, note = served_checkpoint(c)
         assert (status, state, served_size) == (200, "met", grown), note
         assert cosigners(c, note, mine.read_text()) == ["de", "fr"]
+        # A member whose own policy asks for all three refuses a proof against it.
+        all_three = c.tmp / "all-three.policy"
+        all_three.write_text(c.policy_text(3, log=True))
+        done = check_tlog_proof(c, grown - 1, all_three)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "2 of 3 needed (missing: it)" in done.stdout + done.stderr
 
         # Germany's stops too: the new checkpoint has France's cosignature alone, so the
         # log goes on serving the newest one that meets the policy, and refuses to serve
