@@ -62,8 +62,8 @@ def why_refused(address: Address) -> str | None:
         "loopback",
         "link_local",
         "multicast",
-        "private",
         "reserved",
+        "private",
         "site_local",
     ):
         if getattr(address, f"is_{name}", False):

@@ -78,7 +78,7 @@ def check_url(url) -> None:
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number in range
     except ValueError as exc:
-        raise WitnessError(f"url: {exc}") from exc
+        raise WitnessError(f"url: not a valid port ({exc})") from exc
     if parts.query or parts.fragment or url.endswith("/") or any(c.isspace() for c in url):
         raise WitnessError(
             "url is the submission prefix: no query, fragment, spaces or trailing slash "
