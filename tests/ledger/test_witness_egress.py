@@ -10,6 +10,7 @@ The suite runs with ``LEDGER_WITNESS_ALLOW_PRIVATE`` on (its witnesses are on
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import logging
@@ -24,15 +25,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from consortium.governance.changes import member_signer
 from consortium.governance.witnesses import witness_register
+from ledger import services
+from ledger.core.envelope import new_envelope, sign_envelope
 from ledger.cosign import egress
 from ledger.cosign.collect import post
-from ledger.keys import log_signer
+from ledger.keys import log_origin, log_signer
 from ledger.models import Cosignature, Entry, Witness, WitnessAlarm, WitnessContact
 from ledger.witness.cosignature import generate_cosigner
 from tests import worlds
 from tests.steps.api import api_as
 from tests.steps.cosigning import grow
+from tests.steps.governance import italy_with_an_external_key
 from tests.steps.ledger import log_vkey
 from tests.steps.witness import keygen, start_witness, stop
 
@@ -175,6 +180,41 @@ def test_a_listed_network_may_be_registered(delegates, guarded):
         "/api/v1/witnesses", body("http://[fd00:1::5]", "witness.fr.example/3"), format="json"
     )
     assert r.status_code == 201, r.content
+
+
+def test_a_members_own_signed_registration_is_held_to_the_same_check(delegates, guarded):
+    it_key, it_user = italy_with_an_external_key(delegates)
+    payload = {**body("http://169.254.169.254", "witness.it.example"), "member": "IT"}
+    env = new_envelope(kind="witness.registered", payload=payload, author=it_key.fingerprint)
+    sig = sign_envelope(env, it_key.signing_key, log_origin()).signature
+    before = Entry.objects.count()
+    r = api_as(it_user).post(
+        "/api/v1/ledger/entries",
+        {"envelope": env, "signature": base64.b64encode(sig).decode()},
+        format="json",
+    )
+    assert r.status_code == 400, r.content
+    assert "169.254.169.254 is refused (link-local)" in r.json()["detail"]
+    assert Entry.objects.count() == before
+
+
+def test_what_the_record_says_does_not_depend_on_the_settings_but_the_guard_holds(
+    delegates, guarded, recorder
+):
+    """An entry already on the ledger (another server's settings, or an older one) is
+    applied as it says on replay: the projection is everyone's, the settings are this
+    server's. The connection is what is refused."""
+    target = recorder()
+    services.entry_append(
+        signer=member_signer("FR"),
+        kind="witness.registered",
+        payload=body(f"http://127.0.0.1:{target.port}"),
+    )
+    assert Witness.objects.get().url == f"http://127.0.0.1:{target.port}"
+    grow(1)
+    assert target.seen == []
+    error = WitnessContact.objects.get(witness="witness.fr.example").last_error
+    assert "resolves to 127.0.0.1 (loopback)" in error
 
 
 # --- the addresses ---------------------------------------------------------------------
