@@ -105,15 +105,19 @@ def post(url: str, body: bytes, timeout: float, *, tls: ssl.SSLContext | None = 
         raise egress.EgressRefused(f"{url} is not an http(s) URL")
     if parts.username is not None or parts.password is not None:
         raise egress.EgressRefused("a URL with user information is not used")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise egress.EgressRefused(f"{url}: not a valid port ({exc})") from exc
     if parts.scheme == "https":
         conn = _PinnedTLS(
             parts.hostname,
-            parts.port,
+            port,
             timeout=timeout,
             tls=tls or ssl.create_default_context(),
         )
     else:
-        conn = _Pinned(parts.hostname, parts.port, timeout=timeout, tls=None)
+        conn = _Pinned(parts.hostname, port, timeout=timeout, tls=None)
     try:
         conn.request(
             "POST",

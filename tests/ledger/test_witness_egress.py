@@ -320,6 +320,8 @@ def test_no_url_with_user_information_or_another_scheme_is_requested(settings, r
         post(f"http://u:p@127.0.0.1:{target.port}", b"x", 2)
     with pytest.raises(egress.EgressRefused, match="not an http"):
         post(f"ftp://127.0.0.1:{target.port}", b"x", 2)
+    with pytest.raises(egress.EgressRefused, match="not a valid port"):
+        post("http://127.0.0.1:99999", b"x", 2)
     assert target.seen == []
 
 
