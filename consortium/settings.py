@@ -8,6 +8,7 @@ ALLOWED_HOSTS, LEDGER_ORIGIN and LEDGER_KEK (or LEDGER_KEK_FILE).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -398,6 +399,27 @@ LEDGER_WITNESS_RETRIES = envint("LEDGER_WITNESS_RETRIES", 3)
 # With a witness policy adopted and no checkpoint meeting it: serve the latest signed
 # checkpoint anyway, saying so in the headers and the admin (True), or answer 503 (False).
 LEDGER_WITNESS_FAIL_OPEN = envbool("LEDGER_WITNESS_FAIL_OPEN", False)
+# Where the server may send its requests to witnesses (docs/witnessing.md, "Outgoing
+# requests"): only global addresses, unless private ones are allowed (on under DEBUG and
+# in the tests, where witnesses run on 127.0.0.1) or the address is in one of the
+# networks listed (comma-separated CIDRs, for witnesses on a consortium's private network).
+LEDGER_WITNESS_ALLOW_PRIVATE = envbool("LEDGER_WITNESS_ALLOW_PRIVATE", DEBUG)
+
+
+def _networks(name: str) -> tuple:
+    networks = []
+    for item in (envstr(name) or "").split(","):
+        if item.strip():
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError as exc:
+                raise ImproperlyConfigured(
+                    f"{name}: {item.strip()!r} is not a network (a CIDR such as 10.1.0.0/16)"
+                ) from exc
+    return tuple(networks)
+
+
+LEDGER_WITNESS_ALLOWED_NETWORKS = _networks("LEDGER_WITNESS_ALLOWED_NETWORKS")
 
 LOGGING = {
     "version": 1,

@@ -17,8 +17,8 @@ reads of the log (``Entry``, ``Key``, ``tree_size``, ``inclusion_proof``,
 checkpoint meeting the witness policy with its cosignatures, and ``checkpoint_covering``,
 the checkpoint and note a provenance bundle carries); the witnesses' projections
 the domain's appliers write once they have checked who signed (``Witness``,
-``check_witness``, ``witness_record``, ``witness_retire_record``, ``check_policy_text``,
-``witness_policy_record``, ``witness_policy_text``, ``WitnessError``); and the format's rules for its own values
+``check_witness``, ``check_destination``, ``witness_record``, ``witness_retire_record``,
+``check_policy_text``, ``witness_policy_record``, ``witness_policy_text``, ``WitnessError``); and the format's rules for its own values
 (``canonical``, ``check_value``, ``parse_time``, ``format_time``). The audit export
 (``ledger.export``), the offline verifiers (``ledger.audit``, ``ledger.provenance``,
 ``ledger.core``), the REST plumbing (``ledger.api``), the admin's base class
@@ -55,6 +55,7 @@ from ledger.core.note import verifier_key
 from ledger.cosign.models import Witness
 from ledger.cosign.registry import (
     WitnessError,
+    check_destination,
     check_policy_text,
     check_witness,
     witness_policy_record,
@@ -97,6 +98,7 @@ __all__ = [
     "accepts",
     "applier",
     "canonical",
+    "check_destination",
     "check_policy_text",
     "check_value",
     "check_witness",

@@ -17,3 +17,6 @@ os.environ.setdefault("TILES_ROOT", tempfile.mkdtemp(prefix="consortium-tlog-"))
 # The suite's databases come and go under one tiles directory; the tests of the tiles
 # writer turn it on with a directory of their own (tests/ledger/test_tile_store.py).
 os.environ.setdefault("LEDGER_TILES_WRITE", "0")
+# The suite's witnesses run on 127.0.0.1; tests/ledger/test_witness_egress.py turns this
+# off to check the guard against requests to the server's own networks.
+os.environ.setdefault("LEDGER_WITNESS_ALLOW_PRIVATE", "1")

@@ -66,6 +66,7 @@ def _signatory_of(actor, member: str):
 def _check(payload: dict):
     try:
         spec = ledger.check_witness(payload)
+        ledger.check_destination(spec.url)
     except WitnessError as exc:
         raise GovernanceError(str(exc)) from exc
     if Witness.objects.filter(name=spec.name).exists():

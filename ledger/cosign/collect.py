@@ -16,6 +16,10 @@ from ``N`` lines of base64, a blank line, the checkpoint as signed. The answers:
 - anything else (unreachable, timeout, 4xx, 5xx): the witness's last error, and the next
   checkpoint is sent to it again.
 
+The request goes only where :mod:`ledger.cosign.egress` permits: the host is resolved
+once, each address checked, and the connection made to a checked address; a refused
+one is the witness's last error (named, with why), never an alarm.
+
 The HTTP requests run in threads, one per witness, with ``LEDGER_WITNESS_TIMEOUT``
 seconds each; the database is read and written only by the calling thread, between the
 rounds of requests.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import http.client
 import logging
 import re
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +39,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from ledger.core.note import NoteError, b64, split_note
+from ledger.cosign import egress
 from ledger.cosign.models import Cosignature, Witness, WitnessAlarm, WitnessContact
 from ledger.models import Checkpoint
 from ledger.proofs import consistency_proof
@@ -64,14 +70,54 @@ class Attempt:
     lines: list[str] = field(default_factory=list)
 
 
-def post(url: str, body: bytes, timeout: float) -> Reply:
+class _Pinned(http.client.HTTPConnection):
+    """An HTTP(S) connection to an address :mod:`ledger.cosign.egress` checked: the
+    host is resolved once, there; the Host header, and for https the SNI and the
+    certificate's check, are for the URL's host name."""
+
+    def __init__(self, host, port, *, timeout, tls: ssl.SSLContext | None):
+        super().__init__(host, port, timeout=timeout)
+        self._tls = tls
+
+    def connect(self):
+        sock = egress.connect(self.host, self.port, self.timeout)
+        if self._tls is not None:
+            try:
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
+
+
+class _PinnedTLS(_Pinned):
+    default_port = http.client.HTTPS_PORT
+
+
+def post(url: str, body: bytes, timeout: float, *, tls: ssl.SSLContext | None = None) -> Reply:
     """POST ``body`` to ``<url>/add-checkpoint``; raises ``OSError`` (and
-    ``http.client.HTTPException``) when there is no answer."""
+    ``http.client.HTTPException``) when there is no answer, and
+    :class:`~ledger.cosign.egress.EgressRefused` when the URL's host is somewhere the
+    server does not send requests. ``tls``: the context for https (the system's
+    certificate authorities by default). No redirect is followed."""
     parts = urlsplit(url)
-    conn_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    conn = conn_class(parts.hostname, parts.port, timeout=timeout)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise egress.EgressRefused(f"{url} is not an http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise egress.EgressRefused("a URL with user information is not used")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise egress.EgressRefused(f"{url}: not a valid port ({exc})") from exc
+    if parts.scheme == "https":
+        conn = _PinnedTLS(
+            parts.hostname,
+            port,
+            timeout=timeout,
+            tls=tls or ssl.create_default_context(),
+        )
+    else:
+        conn = _Pinned(parts.hostname, port, timeout=timeout, tls=None)
     try:
         conn.request(
             "POST",
@@ -152,13 +198,15 @@ def collect(checkpoint: Checkpoint, *, only_missing: bool = False) -> dict[str, 
 def _exchange(attempt: Attempt, body: bytes, timeout: float) -> Reply | Exception:
     try:
         return post(attempt.witness.url, body, timeout)
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, egress.EgressRefused) as exc:
         return exc
 
 
 def _answer(attempt: Attempt, reply: Reply | Exception, checkpoint: Checkpoint) -> bool:
     """Act on one answer; ``True`` if the request is to be sent again from ``attempt.old``."""
     w, size = attempt.witness, checkpoint.tree_size
+    if isinstance(reply, egress.EgressRefused):
+        return _failed(attempt, str(reply))
     if isinstance(reply, Exception):
         return _failed(attempt, f"no answer from {w.url}: {reply}")
     if reply.status == 200:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ledger.core.note import NoteError
+from ledger.cosign import egress
 from ledger.cosign.models import Witness, WitnessPolicy
 from ledger.errors import LedgerError
 from ledger.replay import projection
@@ -72,11 +73,29 @@ def check_url(url) -> None:
         raise WitnessError(f"url: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WitnessError("url is an http:// or https:// URL with a host")
+    if "@" in parts.netloc:
+        raise WitnessError("url: no user information (user:password@): the URL is public")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError as exc:
+        raise WitnessError(f"url: not a valid port ({exc})") from exc
     if parts.query or parts.fragment or url.endswith("/") or any(c.isspace() for c in url):
         raise WitnessError(
             "url is the submission prefix: no query, fragment, spaces or trailing slash "
             "(/add-checkpoint is added to it)"
         )
+
+
+def check_destination(url: str) -> None:
+    """Registration's check of where ``url`` would send the server's requests (the
+    settings' networks, :mod:`ledger.cosign.egress`): an IP address the server does not
+    reach, or a ``localhost`` name, is refused. Run when a registration is made, not when
+    an entry is replayed (the settings are this server's, the record is everyone's);
+    names are checked again at each connection."""
+    try:
+        egress.check_destination(urlsplit(url).hostname)
+    except egress.EgressRefused as exc:
+        raise WitnessError(f"url: {exc}") from exc
 
 
 def check_mldsa_vkey(vkey) -> None:
