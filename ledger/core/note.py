@@ -115,14 +115,21 @@ class Signer:
         return verifier_key(self.name, self.public_key)
 
 
-def parse_signer_key(skey: str) -> Signer:
-    """Read a ``PRIVATE+KEY+name+hex8+base64(0x01 || seed)`` signer key."""
+def split_signer_key(skey: str) -> tuple[str, str, bytes]:
+    """The name, the key id (hex) and the decoded key (its type byte first) of a
+    ``PRIVATE+KEY+name+hex8+base64`` signer key; the caller checks the type and that the
+    key id matches."""
     parts = skey.strip().split("+", 4)  # base64 may contain "+"; names may not
     if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
         raise NoteError("a signer key is PRIVATE+KEY+name+hex8+base64")
     name, kid_hex, key_b64 = parts[2:]
     check_name(name)
-    raw = b64decode_strict(key_b64, "signer key")
+    return name, kid_hex, b64decode_strict(key_b64, "signer key")
+
+
+def parse_signer_key(skey: str) -> Signer:
+    """Read a ``PRIVATE+KEY+name+hex8+base64(0x01 || seed)`` signer key."""
+    name, kid_hex, raw = split_signer_key(skey)
     if len(raw) != 33 or raw[0] != ALG_ED25519:
         raise NoteError("only Ed25519 signer keys are supported")
     signer = Signer(name, SigningKey(raw[1:]))

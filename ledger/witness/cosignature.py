@@ -18,9 +18,9 @@ from ledger.core.note import (
     SIG_PREFIX,
     NoteError,
     b64,
-    b64decode_strict,
     check_name,
     split_note,
+    split_signer_key,
     split_verifier_key,
 )
 
@@ -114,12 +114,7 @@ def generate_cosigner(name: str) -> Cosigner:
 
 def parse_cosigner_skey(skey: str) -> Cosigner:
     """Read a key file's ``PRIVATE+KEY+name+hex8+base64(0x04 || seed)`` line."""
-    parts = skey.strip().split("+", 4)  # base64 may contain "+"; names may not
-    if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
-        raise NoteError("a signer key is PRIVATE+KEY+name+hex8+base64")
-    name, kid_hex, key_b64 = parts[2:]
-    check_name(name)
-    raw = b64decode_strict(key_b64, "signer key")
+    name, kid_hex, raw = split_signer_key(skey)
     if len(raw) != 33 or raw[0] != ALG_COSIGNATURE_V1:
         raise NoteError("a witness key is a cosignature/v1 key (type 0x04, 32-byte seed)")
     cosigner = Cosigner(name, SigningKey(raw[1:]))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ledger.core import merkle
@@ -107,10 +107,10 @@ class MirrorState:
     """The mirror's reads and writes; mixed into ``State`` (one file, one connection per
     thread, writers serialised by ``_write_lock``)."""
 
+    # State's: its lock, its connection per thread, its reader of evidence tables.
     _write_lock: object
-
-    def _db(self) -> sqlite3.Connection:  # pragma: no cover - State's
-        raise NotImplementedError
+    _db: Callable[[], sqlite3.Connection]
+    _evidence: Callable[[str, str | None], list[dict]]
 
     def _write(self):
         """A write transaction: ``with self._write() as db:``."""
@@ -287,17 +287,7 @@ class MirrorState:
 
     def mirror_faults(self, origin: str | None = None) -> list[dict]:
         """Every piece of evidence the mirror kept, oldest first."""
-        db = self._db()
-        db.row_factory = sqlite3.Row
-        try:
-            sql = "SELECT * FROM mirror_faults"
-            rows = db.execute(
-                sql + (" WHERE origin = ? ORDER BY id" if origin else " ORDER BY id"),
-                (origin,) if origin else (),
-            ).fetchall()
-        finally:
-            db.row_factory = None
-        return [dict(r) for r in rows]
+        return self._evidence("mirror_faults", origin)
 
 
 class _Transaction:

@@ -18,9 +18,9 @@ from ledger.core.note import (
     SIG_PREFIX,
     NoteError,
     b64,
-    b64decode_strict,
     check_name,
     parse_checkpoint,
+    split_signer_key,
     split_verifier_key,
 )
 
@@ -138,15 +138,12 @@ def parse_mldsa_vkey(vkey: str) -> MLDSAVerifier:
 
 def parse_mldsa_skey(skey: str) -> MLDSACosigner:
     """Read a key file's ``PRIVATE+KEY+name+hex8+base64(0x06 || seed)`` line."""
-    parts = skey.strip().split("+", 4)
-    if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
-        raise NoteError("a signer key is PRIVATE+KEY+name+hex8+base64")
-    raw = b64decode_strict(parts[4], "signer key")
+    name, kid_hex, raw = split_signer_key(skey)
     if len(raw) != 33 or raw[0] != ALG_MLDSA44:
         raise NoteError("an ML-DSA-44 witness key is type 0x06 and a 32-byte seed")
     if not AVAILABLE:
         raise NoteError("the cryptography package here does not provide ML-DSA-44")
-    cosigner = MLDSACosigner(check_name(parts[2]), raw[1:])
-    if cosigner.verifier.key_id.hex() != parts[3]:
+    cosigner = MLDSACosigner(name, raw[1:])
+    if cosigner.verifier.key_id.hex() != kid_hex:
         raise NoteError("the key id does not match the signer key")
     return cosigner

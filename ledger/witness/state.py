@@ -183,10 +183,14 @@ class State(MirrorState):
 
     def conflicts(self, origin: str | None = None) -> list[dict]:
         """The evidence kept against logs, oldest first."""
+        return self._evidence("conflicts", origin)
+
+    def _evidence(self, table: str, origin: str | None) -> list[dict]:
+        """The rows of an evidence table (``conflicts``, ``mirror_faults``), oldest first."""
         db = self._db()
         db.row_factory = sqlite3.Row
         try:
-            sql = "SELECT * FROM conflicts"
+            sql = f"SELECT * FROM {table}"
             rows = db.execute(
                 sql + (" WHERE origin = ? ORDER BY id" if origin else " ORDER BY id"),
                 (origin,) if origin else (),

@@ -18,12 +18,11 @@ from ledger.witness.cosignature import generate_cosigner
 from tests import worlds
 from tests.steps.cosigning import grow, recording
 from tests.steps.ledger import log_vkey
-from tests.steps.witness import keygen, needs_mldsa, start_witness, stop
+from tests.steps.witness import keygen, start_witness, stop
 
 delegates = worlds.shared("delegates")
 
 
-@needs_mldsa
 def test_an_ml_dsa_cosignature_is_verified_and_kept_beside_the_ed25519_one(delegates, tmp_path):
     ed_key, ed_vkey = keygen(tmp_path, "witness.fr.example")
     pq_key, pq_vkey = keygen(tmp_path, "witness.fr.example/pq", "ml-dsa-44")
@@ -48,7 +47,6 @@ def test_an_ml_dsa_cosignature_is_verified_and_kept_beside_the_ed25519_one(deleg
     assert all(c.timestamp > 0 and c.line.endswith("\n") for c in kept)
 
 
-@needs_mldsa
 def test_where_ml_dsa_cannot_be_checked_only_the_ed25519_cosignature_is_kept(
     delegates, tmp_path, monkeypatch
 ):

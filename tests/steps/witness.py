@@ -12,23 +12,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
 from nacl.signing import SigningKey
 
 from ledger.core import merkle
 from ledger.core.note import Checkpoint, Signer, b64, sign_note
-from ledger.witness import mldsa
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-
-# ML-DSA-44 comes with the `cryptography` package the project installs (pyproject.toml); a
-# checkout on an older one skips those tests, saying why. Under CI it is required: there
-# the tests run, and fail if it is missing.
-needs_mldsa = pytest.mark.skipif(
-    not mldsa.AVAILABLE and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
-    reason="the cryptography package here has no ML-DSA-44",
-)
 
 
 class TestLog:

@@ -11,9 +11,7 @@ import pytest
 from ledger.core.note import NoteError, split_note
 from ledger.witness import mldsa
 from ledger.witness.cosignature import parse_cosignature_vkey, verify_cosignatures
-from tests.steps.witness import TestLog, add, keygen, needs_mldsa, start_witness, stop
-
-pytestmark = needs_mldsa
+from tests.steps.witness import TestLog, add, keygen, start_witness, stop
 
 
 def test_the_signed_message_is_the_cosigned_message_structure():
