@@ -20,8 +20,13 @@ demo: install
 	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=1 LEDGER_WITNESS_FAIL_OPEN=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 ## Run the whole test suite (SQLite unless DATABASE_URL names PostgreSQL)
-test: install
+test: install node_modules/.package-lock.json
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# axe-core for the browser journeys (tests/browser), at the version package-lock.json pins;
+# without npm the journeys say what is missing (and Chromium: apt-get install chromium).
+node_modules/.package-lock.json: package-lock.json
+	-command -v npm >/dev/null 2>&1 && npm ci --no-audit --no-fund --loglevel=error
 
 lint: install
 	$(VENV)/bin/ruff check .
