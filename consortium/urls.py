@@ -31,6 +31,8 @@ urlpatterns = [
         name="contributions_cost_shares",
     ),
     path("admin/", admin.site.urls),
+    # POST /i18n/setlang/: the language chosen in the admin's header.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/ledger/", include("ledger.api.urls")),
     path("api/v1/delegates/self", api.SelfSeatView.as_view(), name="delegate-self"),
     path(
