@@ -298,6 +298,7 @@ AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 AXES_LOCKOUT_CALLABLE = "consortium.web.security_views.lockout"
 # The client's address: REMOTE_ADDR, unless TRUSTED_PROXY_COUNT reverse proxies in front
 # of the server each append the address they saw to X-Forwarded-For (the client's is
