@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from consortium.web import stepup
 from consortium.web.signin import issue_recovery_codes
 
-PASSWORD = "correct horse battery staple 7"  # noqa: S105
+PASSWORD = "correct horse battery staple 7"
 
 ADMIN_PAGES = [
     "/admin/",
@@ -36,9 +36,7 @@ def delegate(django_user_model):
 
 def password_only(client, username="delegate"):
     """The admin's password page, and nothing more."""
-    r = client.post(
-        "/admin/login/?next=/admin/", {"username": username, "password": PASSWORD}
-    )
+    r = client.post("/admin/login/?next=/admin/", {"username": username, "password": PASSWORD})
     assert r.status_code == 302, r.content
     return client
 
@@ -68,9 +66,7 @@ def test_a_password_alone_is_sent_to_verification_when_a_device_exists(client, d
     assert r["Location"].startswith("/admin/security/signin/verify/?next=")
 
 
-def test_the_code_of_the_app_opens_the_admin_and_counts_as_a_recent_second_factor(
-    client, delegate
-):
+def test_the_code_of_the_app_opens_the_admin_and_counts_as_a_recent_second_factor(client, delegate):
     device = app_of(delegate)
     password_only(client)
     r = client.post(
@@ -115,16 +111,16 @@ def test_a_recovery_code_works_once(client, delegate):
 def test_verification_never_sends_the_browser_off_site(client, delegate, next_url):
     device = app_of(delegate)
     password_only(client)
-    r = client.post(
-        "/admin/security/signin/verify/", {"code": code_now(device), "next": next_url}
-    )
+    r = client.post("/admin/security/signin/verify/", {"code": code_now(device), "next": next_url})
     assert r.status_code == 302 and r["Location"] == "/admin/"
 
 
 def test_enrolment_offers_a_passkey_first_and_an_app_as_the_fallback(client, delegate):
     password_only(client)
     page = client.get("/admin/security/signin/enrol/?next=/admin/").content.decode()
-    assert page.index('id="passkey-register-button"') < page.index("/admin/security/signin/enrol/totp/")
+    assert page.index('id="passkey-register-button"') < page.index(
+        "/admin/security/signin/enrol/totp/"
+    )
     assert "django_otp_webauthn/otp_webauthn_register.js" in page
     assert 'id="otp_webauthn_config" type="application/json"' in page
 
