@@ -325,6 +325,9 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# Preloading is the operator's choice (a listed domain is hard to take off browsers'
+# lists): without it, `check --deploy` is not to warn about it.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 # Behind a proxy that ends TLS and sets X-Forwarded-Proto: only when the operator says
 # so, since otherwise any client could claim HTTPS with the header.
 if envbool("SECURE_PROXY_SSL", False):

@@ -4,7 +4,7 @@ from django.views import defaults
 from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 from django_otp_webauthn import views as webauthn_views
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from consortium.access import api as access_api
 from consortium.audit import api as audit_api
@@ -114,7 +114,8 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/v1/", include("contributions.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view serves its start-up script as a file: the CSP allows no inline script.
+    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
 ]
 
 admin.site.site_header = "Consortium ledger"

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import functools
 
+from django.conf import settings
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from consortium.web import stepup
@@ -28,6 +30,22 @@ class VerifiedSessionAuthentication(authentication.SessionAuthentication):
                 % {"url": reverse("signin-verify")}
             )
         return result
+
+
+class VerifiedSessionScheme(OpenApiAuthenticationExtension):
+    """The session cookie in the OpenAPI description, as drf-spectacular describes DRF's
+    own session authentication."""
+
+    target_class = VerifiedSessionAuthentication
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": settings.SESSION_COOKIE_NAME,
+            "description": "The admin's session, once it passed its second factor.",
+        }
 
 
 def session_stepup_required(view):
