@@ -4,6 +4,9 @@ Zero-setup default: DEBUG off, SQLite under ``var/``, tasks run in-process. The
 demo (``make demo``) turns DEBUG on, which lets a secret key and a key-encryption
 key be generated into ``var/``. Production sets at least SECRET_KEY, DATABASE_URL,
 ALLOWED_HOSTS, LEDGER_ORIGIN and LEDGER_KEK (or LEDGER_KEK_FILE).
+
+Past 500 lines and kept whole: one settings module, read top to bottom, is what an
+operator checks; a settings tree hides which value wins.
 """
 
 from __future__ import annotations
@@ -291,6 +294,9 @@ OTP_WEBAUTHN_ALLOWED_ORIGINS = [
     *(["http://localhost:8000"] if DEBUG or not ALLOWED_HOSTS else []),
 ]
 OTP_TOTP_ISSUER = "Consortium ledger"
+# The admin lists people's devices (to remove a lost one) but never shows an app's secret
+# or the recovery codes: a superuser must not be able to pass someone's second factor.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Lockout: this many failed passwords for one user name from one address lock that pair
 # out for AXES_COOLOFF_MINUTES; a success resets the count.
 AXES_ENABLED = envbool("AXES_ENABLED", True)

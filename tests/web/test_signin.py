@@ -204,3 +204,14 @@ def test_the_api_takes_a_verified_session(client, delegate):
     r = client.get("/api/v1/members")
     assert r.status_code == 200, r.content
     assert r.json()["results"] == []
+
+
+def test_the_admin_never_shows_a_persons_app_secret_or_recovery_codes(admin_client, delegate):
+    device = app_of(delegate)
+    codes = issue_recovery_codes(delegate)
+    page = admin_client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/")
+    assert page.status_code == 200
+    assert device.key not in page.content.decode()
+    assert admin_client.get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/").status_code == 403
+    static = admin_client.get("/admin/otp_static/staticdevice/").content.decode()
+    assert codes[0] not in static

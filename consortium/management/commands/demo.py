@@ -25,6 +25,7 @@ from consortium.governance.models import Agreement, ApiToken, Consortium, Member
 from consortium.governance.seats import seat_assign
 from consortium.governance.votes import vote_cast
 from consortium.management.commands import _demo_data as demo
+from consortium.management.commands._demo_second_factor import second_factor
 from consortium.management.commands._demo_summary import print_summary, shown, summary
 from ledger import services as ledger
 from ledger.services import Draft, Key, hosted_signer, log_origin, log_signer
@@ -112,7 +113,7 @@ class Command(BaseCommand):
             awaiting=self._awaiting("PL"),
         )
         info["ledger"] = {"entries": ledger.tree_size(), "checkpoint_size": cp.tree_size}
-        info["second_factor"] = self._second_factor([admin, *signatories.values()])
+        info["second_factor"] = second_factor([admin, *signatories.values()])
         if json:
             self.stdout.write(_json.dumps(info, indent=2))
         else:
@@ -152,37 +153,6 @@ class Command(BaseCommand):
         elif not user.check_password(password):
             password = "(unchanged: the admin user existed before this demo)"  # noqa: S105
         return "admin", password
-
-    def _second_factor(self, users) -> dict:
-        """Signing in takes a second factor: the demo's people share one authenticator-app
-        secret (kept in var/ like the password), printed with a command that shows its
-        current code, so that a person at the terminal can sign in; each may add a passkey
-        on the Security page afterwards."""
-        from django_otp.plugins.otp_totp.models import TOTPDevice
-
-        path = settings.VAR_DIR / "demo_totp_key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(20))
-            path.chmod(0o600)
-        key = path.read_text().strip()
-        for user in users:
-            TOTPDevice.objects.update_or_create(
-                user=user, name="demo authenticator app", defaults={"key": key, "confirmed": True}
-            )
-        secret = base64.b32encode(bytes.fromhex(key)).decode()
-        return {
-            "totp_secret": secret,
-            "otpauth_url": f"otpauth://totp/Consortium%20ledger%20demo?secret={secret}"
-            "&issuer=Consortium%20ledger",
-            "code_command": (
-                "python3 -c 'import base64,hmac,struct,time; "
-                f'k = base64.b32decode("{secret}"); '
-                'h = hmac.new(k, struct.pack(">Q", int(time.time()) // 30), "sha1").digest(); '
-                "o = h[-1] & 15; "
-                'print("%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7FFFFFFF) % 1000000))\''
-            ),
-        }
 
     def _seats(self, username: str, password: str) -> dict:
         """The administrator runs the secretariat; a signatory speaks for each member."""
