@@ -205,12 +205,13 @@ def enrol_totp(request):
 @login_required
 def new_codes(request):
     """The recovery codes just made, shown once. After a first passkey there are none
-    yet: they are made here."""
+    yet: they are made here (once: never for an account that has had a set)."""
     codes = request.session.pop(NEW_CODES_SESSION_KEY, None)
+    # Only ever the first set: later ones are made on the Security page, after a step-up.
     if (
         codes is None
         and request.GET.get("first")
-        and not StaticDevice.objects.filter(user=request.user, token_set__isnull=False).exists()
+        and not StaticDevice.objects.filter(user=request.user).exists()
     ):
         codes = issue_recovery_codes(request.user)
     if codes is None:

@@ -215,3 +215,13 @@ def test_the_admin_never_shows_a_persons_app_secret_or_recovery_codes(admin_clie
     assert admin_client.get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/").status_code == 403
     static = admin_client.get("/admin/otp_static/staticdevice/").content.decode()
     assert codes[0] not in static
+
+
+def test_the_first_set_of_recovery_codes_is_made_once_only(client, delegate):
+    from tests.steps.signin import sign_in
+
+    sign_in(client, delegate)  # as after a first passkey
+    page = client.get("/admin/security/codes/?first=1").content.decode()
+    assert len(re.findall(r"<li>([a-z2-7]{8,})</li>", page)) == 10
+    again = client.get("/admin/security/codes/?first=1")
+    assert again.status_code == 302 and again["Location"] == "/admin/security/"
