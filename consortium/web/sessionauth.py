@@ -57,6 +57,8 @@ def session_stepup_required(view):
     def wrapped(self, request, *args, **kwargs):
         if request.auth is None and not stepup.has_recent_second_factor(request):
             minutes = max(1, stepup.window_seconds() // 60)
+            # Imported here: problems imports DRF's views, which import this module
+            # (through DEFAULT_AUTHENTICATION_CLASSES) while they load.
             from consortium.web.problems import ProblemException
 
             raise ProblemException(
