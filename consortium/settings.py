@@ -4,6 +4,9 @@ Zero-setup default: DEBUG off, SQLite under ``var/``, tasks run in-process. The
 demo (``make demo``) turns DEBUG on, which lets a secret key and a key-encryption
 key be generated into ``var/``. Production sets at least SECRET_KEY, DATABASE_URL,
 ALLOWED_HOSTS, LEDGER_ORIGIN and LEDGER_KEK (or LEDGER_KEK_FILE).
+
+Past 500 lines and kept whole: one settings module, read top to bottom, is what an
+operator checks; a settings tree hides which value wins.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -95,6 +100,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # The second factor (docs/security.md): TOTP, single-use recovery codes, passkeys.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
+    "axes",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -105,6 +116,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "consortium.web.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The language: the person's choice (the form in the admin's header), else the
@@ -113,8 +125,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the session passed its second factor.
+    "django_otp.middleware.OTPMiddleware",
+    "consortium.web.signin.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised by its backend into the page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "consortium.urls"
@@ -256,11 +273,91 @@ if DOWNLOAD_PRESIGNED_REDIRECT and DOWNLOAD_ACCEL_REDIRECT:
 SACCT_IMPORT_MAX_BYTES = envint("SACCT_IMPORT_MAX_BYTES", 512 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = AGREEMENT_DOCUMENT_MAX_BYTES * 4 // 3 + 64 * 1024
 
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# --- signing in (docs/security.md) ---------------------------------------------------------
+
+# Axes first: it refuses a locked-out (user name, address) pair before any password is
+# checked, and counts the failures of the backends after it.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "/admin/"
+# Acts that bind a member need a second factor used within this many seconds.
+STEPUP_SECONDS = envint("STEPUP_SECONDS", 300)
+# Passkeys are a second factor after the password, never a way in without one.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_RP_NAME = "Consortium ledger"
+# The passkeys' relying party: the host the browser sees (from ALLOWED_HOSTS) unless set.
+OTP_WEBAUTHN_RP_ID = envstr("OTP_WEBAUTHN_RP_ID", "") or ""
+OTP_WEBAUTHN_RP_ID_CALLABLE = "consortium.web.signin.relying_party_id"
+# The origins a passkey ceremony may come from: https:// on each of ALLOWED_HOSTS unless
+# set (the demo's http://localhost:8000 too: browsers treat localhost as secure).
+OTP_WEBAUTHN_ALLOWED_ORIGINS = [
+    o.strip() for o in envstr("OTP_WEBAUTHN_ALLOWED_ORIGINS", "").split(",") if o.strip()
+] or [
+    *(f"https://{h}" for h in ALLOWED_HOSTS if h[0] not in ".*" and h != "127.0.0.1"),
+    *(["http://localhost:8000"] if DEBUG or not ALLOWED_HOSTS else []),
+]
+OTP_TOTP_ISSUER = "Consortium ledger"
+# The admin lists people's devices (to remove a lost one) but never shows an app's secret
+# or the recovery codes: a superuser must not be able to pass someone's second factor.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Lockout: this many failed passwords for one user name from one address lock that pair
+# out for AXES_COOLOFF_MINUTES; a success resets the count.
+AXES_ENABLED = envbool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_LOCKOUT_CALLABLE = "consortium.web.security_views.lockout"
+# The client's address: REMOTE_ADDR, unless TRUSTED_PROXY_COUNT reverse proxies in front
+# of the server each append the address they saw to X-Forwarded-For (the client's is
+# then that many entries from the end; anything before it is the client's own claim).
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "consortium.web.clientip.client_address"
+# Invalid bearer tokens: after this many from one address within the window, that
+# address gets 429 (with Retry-After) for every bearer token until the window ends.
+API_TOKEN_FAILURE_LIMIT = envint("API_TOKEN_FAILURE_LIMIT", 20)
+API_TOKEN_FAILURE_WINDOW = envint("API_TOKEN_FAILURE_WINDOW", 300)
+
+# --- transport and browser security (docs/security.md) ------------------------------------
+
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# HTTPS only once DEBUG is off: redirect plain HTTP, and tell browsers (HSTS) for a year.
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# Preloading is the operator's choice (a listed domain is hard to take off browsers'
+# lists): without it, `check --deploy` is not to warn about it.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Behind a proxy that ends TLS and sets X-Forwarded-Proto: only when the operator says
+# so, since otherwise any client could claim HTTPS with the header.
+if envbool("SECURE_PROXY_SSL", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No inline script or style anywhere: templates link static files, and pass data as
+# json_script or data- attributes.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
 
 # --- caches -------------------------------------------------------------------------------
 
@@ -277,7 +374,8 @@ else:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "consortium.governance.auth.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # A session counts only once it passed its second factor.
+        "consortium.web.sessionauth.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["consortium.governance.auth.HoldsASeat"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -48,6 +48,14 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's ``admin_client``, signed in past the second factor (tests/steps/signin.py)."""
+    from tests.steps.signin import sign_in
+
+    return sign_in(client, admin_user)
+
+
+@pytest.fixture
 def log_key(db):
     """An initialised ledger (genesis entry at index 0); the log key's signer."""
     services.ledger_init()

@@ -20,3 +20,9 @@ os.environ.setdefault("LEDGER_TILES_WRITE", "0")
 # The suite's witnesses run on 127.0.0.1; tests/ledger/test_witness_egress.py turns this
 # off to check the guard against requests to the server's own networks.
 os.environ.setdefault("LEDGER_WITNESS_ALLOW_PRIVATE", "1")
+# The test client speaks plain HTTP with DEBUG off: no redirect to HTTPS (production's
+# default; tests/web/test_csp_and_deploy.py checks that default in a child process).
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+# The invalid-bearer-token throttle counts per address in the cache, which lives as long
+# as the test process: tests/web/test_token_throttle.py sets its own limit.
+os.environ.setdefault("API_TOKEN_FAILURE_LIMIT", "100000")

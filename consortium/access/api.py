@@ -37,6 +37,7 @@ from consortium.web import storage
 from consortium.web.filters import FilterSet, IsoDateFilter, choices
 from consortium.web.idempotency import ApiView
 from consortium.web.problems import ProblemException, bad_request, not_found
+from consortium.web.sessionauth import session_stepup_required
 from consortium.web.viewsets import LIST_PROBLEMS, PROBLEMS, WRITE_PROBLEMS, ApiViewSet
 from ledger.api.serializers import StrictSerializer
 
@@ -158,6 +159,7 @@ class CheckpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
         responses={201: OpenApiTypes.OBJECT, **WRITE_PROBLEMS},
     )
     @action(detail=True, methods=["post"], url_path="downloads")
+    @session_stepup_required
     def download(self, request: Request, digest: str) -> Response:
         d = self.validated(DownloadRequestSerializer)
         checkpoint = self.get_object()

@@ -30,6 +30,7 @@ from consortium.governance.models import (
 )
 from consortium.governance.seats import seat_assign, seat_vacate
 from consortium.governance.votes import vote_cast
+from consortium.web.stepup import stepup_required
 from ledger.admin import ReadOnlyAdmin
 
 
@@ -68,7 +69,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    # Revoking a partner system's token is an act on the member's behalf: a step-up first.
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    @stepup_required
     def revoke(self, request, queryset):
         count = 0
         for token in queryset.filter(revoked_at__isnull=True):

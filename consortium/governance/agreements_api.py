@@ -31,6 +31,7 @@ from consortium.governance.api import act, refusals
 from consortium.governance.models import Agreement, AgreementParty, Document
 from consortium.web.filters import FilterSet, TrueFalseFilter
 from consortium.web.problems import ProblemException, bad_request, not_found
+from consortium.web.sessionauth import session_stepup_required
 from consortium.web.viewsets import PROBLEMS, WRITE_PROBLEMS, ApiViewSet
 from ledger.api.serializers import StrictSerializer
 
@@ -227,6 +228,7 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
         responses={201: PartySerializer, **WRITE_PROBLEMS},
     )
     @action(detail=True, methods=["post"], url_path="signatures")
+    @session_stepup_required
     def sign(self, request: Request, pk) -> Response:
         d = self.validated(SignatureSerializer)
         party = act(request, agreements.agreement_sign, agreement=self.get_object(), **d)

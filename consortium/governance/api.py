@@ -22,6 +22,7 @@ from consortium.governance.models import ApiToken, Member, Proposal, Seat, Vote
 from consortium.web.filters import FilterSet
 from consortium.web.idempotency import HEADER, ApiView
 from consortium.web.problems import ProblemException, bad_request, not_found
+from consortium.web.sessionauth import session_stepup_required
 from consortium.web.viewsets import PROBLEMS, WRITE_PROBLEMS, ApiViewSet
 from ledger.api.fields import AsciiDateTimeField
 from ledger.api.serializers import EmptyBody, KeySerializer, StrictSerializer
@@ -138,6 +139,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
         responses={201: KeySerializer, **WRITE_PROBLEMS},
     )
     @action(detail=True, methods=["post"], url_path="keys/rotation")
+    @session_stepup_required
     def rotate_key(self, request: Request, code: str) -> Response:
         d = self.validated(KeyRotationSerializer)
         key = act(
@@ -157,6 +159,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
         responses={200: KeySerializer, **WRITE_PROBLEMS},
     )
     @action(detail=True, methods=["post"], url_path="keys/<str:fingerprint>/revocation")
+    @session_stepup_required
     def revoke_key(self, request: Request, code: str, fingerprint: str) -> Response:
         reason = self.validated(KeyRevocationSerializer)["reason"]
         key = act(
@@ -314,6 +317,7 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
         responses={201: VoteSerializer, **WRITE_PROBLEMS},
     )
     @action(detail=True, methods=["post"], url_path="votes")
+    @session_stepup_required
     def vote(self, request: Request, pk) -> Response:
         choice = self.validated(VoteCreateSerializer)["choice"]
         vote = act(request, votes.vote_cast, proposal=self.get_object(), choice=choice)

@@ -4,17 +4,44 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from consortium.governance.models import TOKEN_PREFIX, ApiToken, hash_secret
+from consortium.web.clientip import client_address
 
 _TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{20,100}})$")
+
+
+def _failures_key(address: str | None) -> str:
+    return f"bearer-failures:{address or '-'}"
+
+
+def refuse_when_throttled(request) -> None:
+    """429 once the client's address sent ``API_TOKEN_FAILURE_LIMIT`` invalid bearer
+    tokens within the window: guessing stops there, for every token from that address
+    until the window ends (a valid token from another address is never slowed)."""
+    at = cache.get(_failures_key(client_address(request)))
+    if at and at["count"] >= settings.API_TOKEN_FAILURE_LIMIT:
+        raise exceptions.Throttled(wait=max(1, int(at["until"] - time.time())))
+
+
+def count_failure(request) -> None:
+    """One more invalid bearer token from the client's address, in a window that starts
+    with the first and lasts ``API_TOKEN_FAILURE_WINDOW`` seconds (not atomic across
+    workers: a few extra guesses may pass at the limit, never many)."""
+    key = _failures_key(client_address(request))
+    window = settings.API_TOKEN_FAILURE_WINDOW
+    at = cache.get(key) or {"count": 0, "until": time.time() + window}
+    at["count"] += 1
+    cache.set(key, at, timeout=max(1, int(at["until"] - time.time())))
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -27,6 +54,14 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer":
             return None
+        refuse_when_throttled(request)
+        try:
+            return self._authenticate(value)
+        except exceptions.AuthenticationFailed:
+            count_failure(request)
+            raise
+
+    def _authenticate(self, value: str):
         match = _TOKEN_RE.match(value.strip())
         if not match:
             raise exceptions.AuthenticationFailed("malformed bearer token")

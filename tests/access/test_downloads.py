@@ -19,6 +19,7 @@ from tests.steps.access import WEIGHTS, authorize, streamed
 from tests.steps.api import api_as
 from tests.steps.contributions import deliver, treaty
 from tests.steps.governance import decide_after_deadline
+from tests.steps.signin import sign_in
 
 
 def test_an_allowed_download_is_on_the_ledger_and_served(lumi, checkpoint):
@@ -144,20 +145,20 @@ def test_the_access_log_is_read_by_member_and_exported_for_auditors(lumi, checkp
 
 def test_the_access_log_in_the_admin_is_scoped(client, lumi, checkpoint):
     authorize(lumi, checkpoint.digest, who="rec_fi")  # denied, logged for FI
-    client.force_login(lumi["people"]["rec_se"])
+    sign_in(client, lumi["people"]["rec_se"])
     assert (
         "balance ratio under" not in client.get("/admin/consortium/downloadevent/").content.decode()
     )
-    client.force_login(lumi["people"]["aud"])
+    sign_in(client, lumi["people"]["aud"])
     assert "balance ratio under" in client.get("/admin/consortium/downloadevent/").content.decode()
 
 
 def test_the_checkpoints_access_page_explains_and_asks(client, lumi, checkpoint):
     page = f"/admin/consortium/modelcheckpoint/{checkpoint.digest}/access/"
-    client.force_login(lumi["people"]["rec_fi"])
+    sign_in(client, lumi["people"]["rec_fi"])
     body = client.get(page).content.decode()
     assert "balance ratio under 0.8" in body and "<td>SE</td>" not in body
-    client.force_login(lumi["people"]["rec_se"])
+    sign_in(client, lumi["people"]["rec_se"])
     issued = client.post(page, {"scope": "full_weights"}).content.decode()
     assert "Authorised at entry" in issued and "/api/v1/downloads/" in issued
     assert Entry.objects.filter(kind="download.authorized").count() == 1

@@ -22,6 +22,7 @@ from tests.steps.audit import audit_result, forge, make_downloads
 from tests.steps.contributions import JOBS, VALUATION, deliver, treaty
 from tests.steps.governance import decide_after_deadline
 from tests.steps.ledger import ROOT, log_vkey
+from tests.steps.signin import sign_in
 
 
 @pytest.fixture
@@ -224,7 +225,7 @@ def test_an_unfinished_export_has_no_file(lumi, downloads):
 def test_the_admin_asks_follows_and_serves_exports(
     client, lumi, downloads, django_capture_on_commit_callbacks
 ):
-    client.force_login(lumi["people"]["rec_se"])
+    sign_in(client, lumi["people"]["rec_se"])
     listing = client.get("/admin/consortium/auditexport/")
     assert listing.status_code == 200 and "Ask for an export" in listing.content.decode()
     page = client.get("/admin/consortium/auditexport/ask/")
@@ -244,7 +245,7 @@ def test_the_admin_asks_follows_and_serves_exports(
     assert client.post("/admin/consortium/auditexport/ask/", {"member": "FI"}).status_code == 200
     assert AuditExport.objects.count() == 1
     # Finland's delegate sees neither the export nor its file.
-    client.force_login(lumi["people"]["rec_fi"])
+    sign_in(client, lumi["people"]["rec_fi"])
     assert str(export.pk) not in client.get("/admin/consortium/auditexport/").content.decode()
     assert client.get(f"/admin/consortium/auditexport/{export.pk}/file/").status_code == 404
     assert client.get(f"/admin/consortium/auditexport/{export.pk}/change/").status_code in (
@@ -254,7 +255,7 @@ def test_the_admin_asks_follows_and_serves_exports(
     )
     # A queued export's page refreshes itself.
     queued = audit.audit_export_request(actor=lumi["people"]["aud"])
-    client.force_login(lumi["people"]["aud"])
+    sign_in(client, lumi["people"]["aud"])
     assert (
         'http-equiv="refresh"'
         in client.get(f"/admin/consortium/auditexport/{queued.pk}/change/").content.decode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contributions.models import Contribution
 from tests import worlds
 from tests.steps.contributions import JOBS, deliver, paid_under_a_treaty, treaty
+from tests.steps.signin import sign_in
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).
 lumi = worlds.shared("lumi")
@@ -13,12 +14,12 @@ lumi = worlds.shared("lumi")
 def test_a_delegate_sees_its_own_members_contributions(client, lumi):
     treaty(lumi)  # funds are paid under a treaty in force
     deliver(lumi)
-    client.force_login(lumi["people"]["rec_se"])
+    sign_in(client, lumi["people"]["rec_se"])
     body = client.get("/admin/contributions/contribution/").content.decode()
     se = Contribution.objects.filter(member="SE").first()
     fi = Contribution.objects.filter(member="FI").first()
     assert str(se.id) in body and str(fi.id) not in body
-    client.force_login(lumi["people"]["aud"])
+    sign_in(client, lumi["people"]["aud"])
     body = client.get("/admin/contributions/contribution/").content.decode()
     assert str(se.id) in body and str(fi.id) in body
 
@@ -26,7 +27,7 @@ def test_a_delegate_sees_its_own_members_contributions(client, lumi):
 def test_contributions_cannot_be_added_or_changed_in_the_admin(client, lumi):
     treaty(lumi)  # funds are paid under a treaty in force
     deliver(lumi)
-    client.force_login(lumi["people"]["ops"])
+    sign_in(client, lumi["people"]["ops"])
     assert client.get("/admin/contributions/contribution/add/").status_code == 403
     c = Contribution.objects.first()
     page = client.get(f"/admin/contributions/contribution/{c.id}/change/").content.decode()
@@ -36,7 +37,7 @@ def test_contributions_cannot_be_added_or_changed_in_the_admin(client, lumi):
 def test_the_cost_share_page_shows_the_table_and_the_chart(client, lumi):
     a = treaty(lumi)
     deliver(lumi)
-    client.force_login(lumi["people"]["obs_nl"])
+    sign_in(client, lumi["people"]["obs_nl"])
     agreement_page = client.get(f"/admin/consortium/agreement/{a.id}/change/").content.decode()
     assert f"/admin/consortium/agreement/{a.id}/cost-shares/" in agreement_page
     page = client.get(f"/admin/consortium/agreement/{a.id}/cost-shares/").content.decode()
@@ -51,7 +52,7 @@ def test_the_cost_share_page_shows_the_table_and_the_chart(client, lumi):
 
 def test_a_recorder_records_funds_in_the_admin(client, lumi):
     paid_under_a_treaty(lumi)
-    client.force_login(lumi["people"]["rec_se"])
+    sign_in(client, lumi["people"]["rec_se"])
     assert "Record funds" in client.get("/admin/contributions/contribution/").content.decode()
     bad = client.post(
         "/admin/contributions/contribution/funds/",
@@ -64,14 +65,14 @@ def test_a_recorder_records_funds_in_the_admin(client, lumi):
     )
     assert ok.status_code == 302
     assert Contribution.objects.get().amount == 1000
-    client.force_login(lumi["people"]["obs_nl"])
+    sign_in(client, lumi["people"]["obs_nl"])
     assert client.get("/admin/contributions/contribution/funds/").status_code == 403
 
 
 def test_the_operators_recorder_imports_accounting_in_the_admin(client, lumi):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    client.force_login(lumi["people"]["rec_fi"])
+    sign_in(client, lumi["people"]["rec_fi"])
     page = client.post(
         "/admin/contributions/contribution/import/",
         {
@@ -88,12 +89,12 @@ def test_the_operators_recorder_imports_accounting_in_the_admin(client, lumi):
         {"facility": "lumi", "export": SimpleUploadedFile("sacct.txt", JOBS)},
     )
     assert "Recorded" in page.content.decode() and Contribution.objects.count() == 2
-    client.force_login(lumi["people"]["rec_se"])  # Sweden runs no facility
+    sign_in(client, lumi["people"]["rec_se"])  # Sweden runs no facility
     assert client.get("/admin/contributions/contribution/import/").status_code == 403
 
 
 def test_a_recorder_records_a_dataset_in_the_admin(client, lumi):
-    client.force_login(lumi["people"]["rec_fi"])
+    sign_in(client, lumi["people"]["rec_fi"])
     form = {
         "name": "Corpus",
         "description": "",

@@ -9,6 +9,7 @@ from contributions.data import data_contribute
 from ledger.services import Entry
 from tests.steps.api import api_as
 from tests.steps.contributions import DATASET
+from tests.steps.signin import sign_in
 
 
 def test_a_dataset_records_its_disease_and_region(lumi):
@@ -48,7 +49,7 @@ def test_a_time_limit_without_its_months_is_refused(lumi):
 
 
 def test_the_admin_form_records_a_terms_value_and_refuses_a_term_without_it(client, lumi):
-    client.force_login(lumi["people"]["rec_fi"])
+    sign_in(client, lumi["people"]["rec_fi"])
     form = {
         "name": "Registry",
         "description": "",

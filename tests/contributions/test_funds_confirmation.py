@@ -21,6 +21,7 @@ from ledger.keys import log_origin
 from ledger.services import Entry, Key
 from tests.steps.api import api_as
 from tests.steps.contributions import DATASET, TODAY, treaty
+from tests.steps.signin import sign_in
 
 
 def _pay(lumi, who="rec_se", amount="1", currency="EUR"):
@@ -253,7 +254,7 @@ def test_the_treasurer_confirms_in_the_admin(lumi, client):
     people = lumi["people"]
     treaty(lumi, treasurer="FI")
     c = _pay(lumi)
-    client.force_login(people["sig_fi"])
+    sign_in(client, people["sig_fi"])
     changelist = "/admin/contributions/contribution/"
     assert str(c.id) in client.get(changelist).content.decode()  # awaiting FI's confirmation
     r = client.post(changelist, {"action": "confirm_funds", "_selected_action": [str(c.id)]})

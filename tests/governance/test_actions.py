@@ -15,6 +15,7 @@ from consortium.governance.actions import ACTIONS, describe
 from consortium.governance.changes import GovernanceError
 from consortium.governance.members import member_record
 from tests import worlds
+from tests.steps.signin import sign_in
 
 delegates = worlds.shared("delegates")
 
@@ -85,6 +86,6 @@ def test_the_admin_shows_what_a_proposal_does(client, delegates):
         actions=[{"type": "member.suspend", "code": "IT"}],
         deadline=datetime.now(UTC) + timedelta(hours=1),
     )
-    client.force_login(delegates["de"])
+    sign_in(client, delegates["de"])
     page = client.get(f"/admin/consortium/proposal/{p.id}/change/").content.decode()
     assert "What it does:" in page and '<div class="readonly"><p>Suspend IT</p></div>' in page

@@ -14,6 +14,7 @@ from consortium.governance.votes import vote_cast
 from ledger.services import Entry
 from tests import worlds
 from tests.steps.governance import propose, treaty_terms
+from tests.steps.signin import sign_in
 
 # Every test here starts from the same world: built once for the module (tests/worlds.py).
 delegates = worlds.shared("delegates")
@@ -24,7 +25,7 @@ CHANGELIST = "/admin/consortium/agreement/"
 def test_a_delegate_sees_the_agreements_and_what_awaits_its_signature(client, delegates):
     mine = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
     other = propose(delegates, terms=treaty_terms(parties=("DE", "IT")))
-    client.force_login(delegates["fr"])
+    sign_in(client, delegates["fr"])
     body = client.get(CHANGELIST).content.decode()
     assert str(mine.id) in body and str(other.id) in body
     assert body.count("awaiting your signature") == 2  # the filter, and the one row
@@ -39,7 +40,7 @@ def test_a_delegate_sees_the_agreements_and_what_awaits_its_signature(client, de
 
 def test_signing_in_the_admin_shows_the_hashes_then_signs_exactly_those(client, delegates):
     a = propose(delegates)
-    client.force_login(delegates["fr"])
+    sign_in(client, delegates["fr"])
     data = {"action": "sign", ACTION_CHECKBOX_NAME: [str(a.id)]}
     confirm = client.post(CHANGELIST, data)
     assert confirm.status_code == 200
@@ -59,7 +60,7 @@ def test_signing_in_the_admin_shows_the_hashes_then_signs_exactly_those(client, 
     assert signed.status_code == 302
     assert AgreementParty.objects.get(agreement=a, member="FR").signed_in is not None
     # A confirmation carrying other hashes signs nothing.
-    client.force_login(delegates["de"])
+    sign_in(client, delegates["de"])
     before = Entry.objects.count()
     client.post(
         CHANGELIST,
@@ -75,7 +76,7 @@ def test_signing_in_the_admin_shows_the_hashes_then_signs_exactly_those(client, 
 
 def test_a_recorder_cannot_sign_or_propose_in_the_admin(client, delegates):
     a = propose(delegates)
-    client.force_login(delegates["rec_fr"])
+    sign_in(client, delegates["rec_fr"])
     before = Entry.objects.count()
     client.post(
         CHANGELIST,
@@ -92,7 +93,7 @@ def test_a_recorder_cannot_sign_or_propose_in_the_admin(client, delegates):
 
 
 def test_proposing_in_the_admin_uploads_the_document_and_checks_the_terms(client, delegates):
-    client.force_login(delegates["de"])
+    sign_in(client, delegates["de"])
     import json
 
     doc = SimpleUploadedFile("dsa.pdf", b"%PDF data sharing", content_type="application/pdf")
@@ -133,18 +134,18 @@ def test_the_index_lists_open_proposals_awaiting_the_members_vote(client, delega
         ],
         deadline=datetime.now(UTC) + timedelta(hours=1),
     )
-    client.force_login(delegates["it"])
+    sign_in(client, delegates["it"])
     assert "Figures for Italy" in client.get("/admin/").content.decode()
     vote_cast(actor=delegates["it"], proposal=p, choice="yes")
     assert "Figures for Italy" not in client.get("/admin/").content.decode()
-    client.force_login(delegates["aud"])
+    sign_in(client, delegates["aud"])
     assert "pending-work" not in client.get("/admin/").content.decode()
 
 
 def test_the_service_forms_render_for_those_who_may_use_them(client, delegates):
-    client.force_login(delegates["fr"])
+    sign_in(client, delegates["fr"])
     body = client.get(f"{CHANGELIST}propose/").content.decode()
     assert 'enctype="multipart/form-data"' in body and 'value="Propose for signature"' in body
-    client.force_login(delegates["ops"])
+    sign_in(client, delegates["ops"])
     body = client.get("/admin/consortium/seat/assign/").content.decode()
     assert "enctype" not in body and 'value="Assign"' in body

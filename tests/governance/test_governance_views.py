@@ -10,6 +10,7 @@ from consortium.governance.models import SeatHolder
 from consortium.governance.seats import seat_vacate
 from consortium.governance.selectors import seat_of
 from tests.steps.api import api_as
+from tests.steps.signin import sign_in
 
 User = get_user_model()
 
@@ -30,7 +31,7 @@ def _seat_rows(client) -> str:
 
 
 def test_a_signatory_of_france_sees_only_frances_seats(client, viewers):
-    client.force_login(viewers["sig_fr"])
+    sign_in(client, viewers["sig_fr"])
     body = _seat_rows(client)
     fr = str(SeatHolder.objects.get(user=viewers["sig_fr"]).seat.id)
     de = str(SeatHolder.objects.get(user=viewers["sig_de"]).seat.id)
@@ -41,34 +42,34 @@ def test_a_signatory_of_france_sees_only_frances_seats(client, viewers):
 
 @pytest.mark.parametrize("who", ["ops", "auditor"])
 def test_the_secretariat_and_auditors_see_every_seat(client, viewers, who):
-    client.force_login(viewers[who])
+    sign_in(client, viewers[who])
     body = _seat_rows(client)
     for name in ("sig_fr", "sig_de", "auditor"):
         assert str(SeatHolder.objects.get(user=viewers[name]).seat.id) in body
 
 
 def test_every_seat_holder_reads_the_members_and_the_shared_ledger(client, viewers):
-    client.force_login(viewers["sig_de"])
+    sign_in(client, viewers["sig_de"])
     assert client.get("/admin/consortium/member/").status_code == 200
     assert client.get("/admin/ledger/entry/").status_code == 200
     assert client.get("/admin/consortium/member/FR/change/").status_code == 200
 
 
 def test_no_one_edits_governance_tables_in_the_admin(client, viewers):
-    client.force_login(viewers["ops"])
+    sign_in(client, viewers["ops"])
     assert client.get("/admin/consortium/member/add/").status_code == 403
     assert client.post("/admin/consortium/member/FR/delete/", {"post": "yes"}).status_code == 403
 
 
 def test_a_user_without_a_seat_gets_no_admin(client, viewers):
-    client.force_login(viewers["newcomer"])
+    sign_in(client, viewers["newcomer"])
     assert client.get("/admin/consortium/member/").status_code == 302
 
 
 def test_vacating_a_seat_closes_the_admin(client, viewers):
     seat = SeatHolder.objects.get(user=viewers["sig_fr"]).seat
     seat_vacate(actor=viewers["ops"], seat=seat)
-    client.force_login(User.objects.get(username="fr"))
+    sign_in(client, User.objects.get(username="fr"))
     assert client.get("/admin/consortium/member/").status_code == 302
 
 
@@ -90,7 +91,7 @@ def test_the_api_says_clearly_when_there_is_no_such_member_or_seat(viewers):
 
 
 def test_the_secretariat_assigns_a_seat_in_the_admin(client, viewers):
-    client.force_login(viewers["ops"])
+    sign_in(client, viewers["ops"])
     assert client.get("/admin/consortium/seat/assign/").status_code == 200
     r = client.post(
         "/admin/consortium/seat/assign/",
@@ -101,7 +102,7 @@ def test_the_secretariat_assigns_a_seat_in_the_admin(client, viewers):
 
 
 def test_a_signatory_assigns_only_its_own_members_seats_in_the_admin(client, viewers):
-    client.force_login(viewers["sig_fr"])
+    sign_in(client, viewers["sig_fr"])
     page = client.get("/admin/consortium/seat/assign/").content.decode()
     assert 'value="FR"' in page and 'value="DE"' not in page
     r = client.post(
@@ -113,7 +114,7 @@ def test_a_signatory_assigns_only_its_own_members_seats_in_the_admin(client, vie
 
 
 def test_a_signatory_cannot_give_a_consortium_wide_seat_in_the_admin(client, viewers):
-    client.force_login(viewers["sig_fr"])
+    sign_in(client, viewers["sig_fr"])
     r = client.post(
         "/admin/consortium/seat/assign/", {"username": "newcomer", "member": "", "role": "auditor"}
     )
@@ -121,12 +122,12 @@ def test_a_signatory_cannot_give_a_consortium_wide_seat_in_the_admin(client, vie
 
 
 def test_an_auditor_gets_no_assign_form(client, viewers):
-    client.force_login(viewers["auditor"])
+    sign_in(client, viewers["auditor"])
     assert client.get("/admin/consortium/seat/assign/").status_code == 403
 
 
 def test_the_secretariat_vacates_seats_with_an_admin_action(client, viewers):
-    client.force_login(viewers["ops"])
+    sign_in(client, viewers["ops"])
     seat = SeatHolder.objects.get(user=viewers["sig_de"]).seat
     r = client.post(
         "/admin/consortium/seat/", {"action": "vacate", "_selected_action": [str(seat.id)]}

@@ -14,6 +14,7 @@ from ledger.keys import log_origin
 from ledger.services import Entry
 from tests.steps.api import api_as
 from tests.steps.governance import italy_with_an_external_key
+from tests.steps.signin import sign_in
 
 User = get_user_model()
 ACTIONS = [{"type": "member.figures", "code": "FR", "figures": {"population": 69}}]
@@ -144,7 +145,7 @@ def test_a_view_only_user_cannot_revoke_tokens_in_the_admin(db, client):
     viewer.user_permissions.add(Permission.objects.get(codename="view_apitoken"))
     victim = User.objects.create_user("victim")
     token, _ = ApiToken.issue(user=victim, days=1)
-    client.force_login(viewer)
+    sign_in(client, viewer)
     client.post("/admin/consortium/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     token.refresh_from_db()
     assert token.revoked_at is None

@@ -16,6 +16,7 @@ from consortium.governance.models import Seat, SeatHolder
 from consortium.governance.selectors import seat_of
 from ledger.services import Entry
 from tests.steps.api import api_as
+from tests.steps.signin import sign_in
 
 PROBLEM = "application/problem+json"
 
@@ -192,7 +193,7 @@ def test_who_am_i_names_the_token_it_was_asked_with(people, client):
     assert (me["member"], me["role"]) == ("FR", "signatory")
     assert me["token"]["key_id"] == token.key_id
     assert me["token"]["expires_at"].startswith(token.expires_at.strftime("%Y-%m-%dT%H:%M:%S"))
-    client.force_login(people["sig_fr"])
+    sign_in(client, people["sig_fr"])
     assert client.get("/api/v1/delegates/self").json()["token"] is None
 
 

@@ -7,6 +7,7 @@ import pytest
 from ledger import checkpoints, services
 from ledger.services import Draft
 from tests.steps.ledger import triggers_disabled
+from tests.steps.signin import sign_in
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_entries_are_searchable_by_author_prefix(admin_client, history, sample_s
 
 def test_an_ordinary_user_cannot_reach_the_admin(client, django_user_model, history):
     user = django_user_model.objects.create_user("observer", password="not-a-secret-1")
-    client.force_login(user)
+    sign_in(client, user)
     assert client.get("/admin/ledger/entry/").status_code == 302
 
 

@@ -26,6 +26,7 @@ from tests import worlds
 from tests.steps.api import api_as
 from tests.steps.cosigning import Witnesses, adopt, grow, policy, recording
 from tests.steps.ledger import log_vkey
+from tests.steps.signin import sign_in
 from tests.steps.witness import add, start_witness
 
 delegates = worlds.shared("delegates")
@@ -184,7 +185,7 @@ def test_fail_open_serves_the_latest_and_says_so(delegates, witnesses, client):
         assert r["Witness-Policy"] == "unmet; fail-open"
         assert r.content.decode().startswith(cp.note)
         # The admin says so on every page.
-        client.force_login(delegates["ops"])
+        sign_in(client, delegates["ops"])
         page = client.get("/admin/").content.decode()
         assert "No checkpoint meets the witness policy" in page and "Fail-open" in page
 
@@ -237,7 +238,7 @@ def test_the_admin_shows_the_witnesses_their_cosignatures_and_the_alarms(
     assert add(de["addr"], f"old 0\n\n{note}".encode())[0] == 200
     adopt(policy(witnesses, 1))
     cp = grow(2)
-    client.force_login(delegates["ops"])
+    sign_in(client, delegates["ops"])
     page = client.get("/admin/ledger/witness/").content.decode()
     assert fr["name"] in page and de["name"] in page and "ahead of the log" in page
     page = client.get("/admin/ledger/witnessalarm/").content.decode()
@@ -248,7 +249,7 @@ def test_the_admin_shows_the_witnesses_their_cosignatures_and_the_alarms(
     # Every admin page counts the alarms.
     assert "1 witness alarm</strong>" in client.get("/admin/").content.decode()
     # No one without a seat sees any of it.
-    client.force_login(delegates["newcomer"])
+    sign_in(client, delegates["newcomer"])
     assert client.get("/admin/ledger/witnessalarm/").status_code in (302, 403)
 
 

@@ -17,6 +17,7 @@ from ledger.core.envelope import TIME_RE
 from ledger.services import Entry
 from tests.steps.api import api_as
 from tests.steps.contributions import export
+from tests.steps.signin import sign_in
 
 # The same numbers in other scripts' digits: Arabic-Indic, Extended Arabic-Indic
 # (Persian), Devanagari, fullwidth, Bengali, mathematical bold.
@@ -154,7 +155,7 @@ def test_a_range_header_takes_ascii_digits_only():
 
 
 def test_the_admin_dataset_form_takes_ascii_digits_only(client, lumi):
-    client.force_login(lumi["people"]["rec_fi"])
+    sign_in(client, lumi["people"]["rec_fi"])
     form = {
         "name": "Corpus",
         "description": "",
@@ -174,7 +175,7 @@ def test_the_admin_dataset_form_takes_ascii_digits_only(client, lumi):
 
 
 def test_the_admin_funds_form_takes_ascii_digits_only(client, lumi):
-    client.force_login(lumi["people"]["rec_se"])
+    sign_in(client, lumi["people"]["rec_se"])
     page = client.post(
         "/admin/contributions/contribution/funds/",
         {"amount": "10", "currency": "EUR", "date": "\u0662\u0660\u0662\u0666-01-01"},

@@ -183,7 +183,7 @@ print(ReleaseApproval.objects.count(), Evaluation.objects.filter(verdict="pass")
     assert lines == ["None None None None done", "True", "1 1"]
 
 
-def test_the_printed_credentials_log_in_to_the_admin(demo):
+def test_the_printed_credentials_and_code_log_in_to_the_admin(demo):
     info = demo["info"]
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -203,6 +203,17 @@ def test_the_printed_credentials_log_in_to_the_admin(demo):
             }
         ).encode()
         request = urllib.request.Request(login, data=form, headers={"Referer": login})  # noqa: S310
+        verify = opener.open(request, timeout=30)
+        page = verify.read().decode()
+        # The password leads to the second factor; the code comes from the printed command.
+        assert "/admin/security/signin/verify/" in verify.geturl(), (username, verify.geturl())
+        code = _run(info["second_factor"]["code_command"], demo["home"]).stdout.strip()
+        assert re.fullmatch(r"[0-9]{6}", code), code
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+        form = urllib.parse.urlencode(
+            {"csrfmiddlewaretoken": token, "code": code, "next": "/admin/"}
+        ).encode()
+        request = urllib.request.Request(verify.geturl(), data=form, headers={"Referer": login})  # noqa: S310
         home = opener.open(request, timeout=30)
         body = home.read().decode()
         assert home.geturl().rstrip("/").endswith("/admin"), (username, home.geturl())

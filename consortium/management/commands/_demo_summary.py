@@ -141,6 +141,13 @@ def print_summary(stdout, style, info: dict) -> None:
     w("  or as a member's signatory, same password: " + ", ".join(info["delegates"].values()))
     waiting = info["awaiting_poland"]
     w(f"  (log in as delegate-pl: {len(waiting)} things await Poland: " + "; ".join(waiting) + ")")
+    second = info.get("second_factor")
+    if second:
+        w("  then the second factor: every demo user has the same authenticator-app secret")
+        w(f"    {second['totp_secret']}  ({second['otpauth_url']})")
+        w("    type the code your app shows, or the one this prints:")
+        w(f"    {second['code_command']}")
+        w("    (on the Security page you may then add a passkey, at http://localhost:8000)")
     w(f"API docs at {info['api_docs']}")
     w(f"Verifier key: {info['verifier_key']}")
     w(

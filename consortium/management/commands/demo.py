@@ -25,6 +25,7 @@ from consortium.governance.models import Agreement, ApiToken, Consortium, Member
 from consortium.governance.seats import seat_assign
 from consortium.governance.votes import vote_cast
 from consortium.management.commands import _demo_data as demo
+from consortium.management.commands._demo_second_factor import second_factor
 from consortium.management.commands._demo_summary import print_summary, shown, summary
 from ledger import services as ledger
 from ledger.services import Draft, Key, hosted_signer, log_origin, log_signer
@@ -112,6 +113,7 @@ class Command(BaseCommand):
             awaiting=self._awaiting("PL"),
         )
         info["ledger"] = {"entries": ledger.tree_size(), "checkpoint_size": cp.tree_size}
+        info["second_factor"] = second_factor([admin, *signatories.values()])
         if json:
             self.stdout.write(_json.dumps(info, indent=2))
         else:
