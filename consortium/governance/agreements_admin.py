@@ -20,7 +20,6 @@ from consortium.governance.changes import member_hosted_key, refusals
 from consortium.governance.documents import document_store
 from consortium.governance.models import Agreement, AgreementParty, Member
 from consortium.web.stepup import stepup_required
-from ledger.services import Entry
 
 # --- agreements ------------------------------------------------------------------------------
 
@@ -281,7 +280,7 @@ class AgreementAdmin(SeatVisible):
             "original": agreement,
             "agreement": agreement,
             "words": in_words.agreement_in_words(agreement),
-            "proposed_at": _entry_time(agreement.proposed_in),
+            "proposed_at": in_words.entry_time(agreement.proposed_in),
             "document_url": reverse("admin:consortium_agreement_document", args=[agreement.id]),
         }
 
@@ -415,9 +414,3 @@ class WithdrawForm(forms.Form):
 def _member_name(code: str) -> str:
     member = Member.objects.filter(code=code).first()
     return member.name if member is not None else code
-
-
-def _entry_time(index) -> str:
-    """When the entry at ``index`` was integrated, for people."""
-    entry = Entry.objects.filter(index=index).first() if index is not None else None
-    return in_words.when(entry.integrated_time) if entry is not None else ""

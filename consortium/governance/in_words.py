@@ -21,7 +21,7 @@ from consortium.governance.selectors import SIGNABLE_STATES, acting_for
 from consortium.governance.terms import DUO_MODIFIERS, DUO_PARAMETERS, DUO_PERMISSIONS, REGIONS
 from consortium.governance.voting import HALF, Rule, RuleError, Tally, tally
 from ledger.core.envelope import parse_time
-from ledger.services import Key
+from ledger.services import Entry, Key
 
 # The GA4GH Data Use Ontology terms this project accepts (``terms.DUO_PERMISSIONS`` and
 # ``DUO_MODIFIERS`` hold their official labels), each with a one-line meaning taken
@@ -90,6 +90,12 @@ def when(value) -> str:
         return ""
     moment = parse_time(value) if isinstance(value, str) else value
     return dateformat.format(moment.astimezone(UTC), "j M Y, H:i") + " UTC"
+
+
+def entry_time(index) -> str:
+    """When the ledger entry at ``index`` was integrated, for people."""
+    entry = Entry.objects.filter(index=index).first() if index is not None else None
+    return when(entry.integrated_time) if entry is not None else ""
 
 
 def day(value) -> str:
@@ -387,6 +393,7 @@ class ProposalInWords:
     tally: Tally | None
     conditions: list[Condition]
     outcome_if_no_more: str
+    total_weight: str = ""
     error: str = ""
 
 
@@ -500,7 +507,15 @@ def proposal_in_words(proposal: Proposal) -> ProposalInWords:
         outcome = _("expired: no quorum")
     else:
         outcome = _("rejected: the rule is not met")
-    return ProposalInWords(str(RULE_WORDS[rule.kind]), rule.weight, rows, t, conditions, outcome)
+    return ProposalInWords(
+        str(RULE_WORDS[rule.kind]),
+        rule.weight,
+        rows,
+        t,
+        conditions,
+        outcome,
+        total_weight=number(t.total_weight),
+    )
 
 
 def _yes_weight(t: Tally) -> str:
