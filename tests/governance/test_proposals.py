@@ -21,6 +21,7 @@ from consortium.governance.votes import vote_cast
 from ledger.services import Entry
 from tests.personas import found_delegates
 from tests.steps.governance import decide_after_deadline
+from tests.steps.signin import sign_in
 
 User = get_user_model()
 SOON = timedelta(hours=1)
@@ -245,18 +246,14 @@ def test_due_proposals_are_decided_by_the_command(delegates, capsys):
 
 def test_signatories_vote_in_the_admin_and_see_what_awaits_them(client, delegates):
     p = _open(delegates)
-    client.force_login(delegates["de"])
+    sign_in(client, delegates["de"])
     page = client.get("/admin/consortium/proposal/").content.decode()
     assert "awaiting your vote" in page
-    r = client.post(
-        "/admin/consortium/proposal/", {"action": "vote_no", "_selected_action": [str(p.id)]}
-    )
+    r = client.post(f"/admin/consortium/proposal/{p.id}/vote/no/")
     assert r.status_code == 302
     assert p.votes.get(member_id="DE").choice == "no"
-    client.force_login(delegates["rec_fr"])
-    client.post(
-        "/admin/consortium/proposal/", {"action": "vote_yes", "_selected_action": [str(p.id)]}
-    )
+    sign_in(client, delegates["rec_fr"])
+    assert client.post(f"/admin/consortium/proposal/{p.id}/vote/yes/").status_code == 403
     assert not p.votes.filter(member_id="FR").exists()
 
 
