@@ -10,7 +10,6 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
-from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -18,41 +17,10 @@ from consortium.governance import agreements, in_words, selectors
 from consortium.governance.admin import SeatVisible
 from consortium.governance.changes import member_hosted_key, refusals
 from consortium.governance.documents import document_store
-from consortium.governance.models import Agreement, AgreementParty, Member
+from consortium.governance.models import Agreement, Member
 from consortium.web.stepup import stepup_required
 
 # --- agreements ------------------------------------------------------------------------------
-
-
-class AgreementPartyInline(admin.TabularInline):
-    """Who has signed and who has not."""
-
-    model = AgreementParty
-    fields = ["member", "required", "signature", "signed_at", "withdrawn_in", "withdrawal_reason"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    verbose_name_plural = "parties: who has signed and who has not"
-
-    @admin.display(description="signature")
-    def signature(self, party):
-        if party.withdrawn_in is not None:
-            return f"withdrawn (entry {party.withdrawn_in})"
-        if party.signed_in is not None:
-            return f"signed (entry {party.signed_in})"
-        return "not signed"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or selectors.holds_a_seat(request.user)
 
 
 class AwaitingSignatureFilter(admin.SimpleListFilter):
@@ -106,28 +74,6 @@ class AgreementAdmin(SeatVisible):
     ]
     list_filter = [AwaitingSignatureFilter, "state", "kind"]
     search_fields = ["title"]
-    readonly_fields = [
-        "id",
-        "series",
-        "version",
-        "kind",
-        "title",
-        "state",
-        "terms_pretty",
-        "terms_sha256",
-        "document_link",
-        "document_sha256",
-        "document_size",
-        "supersedes",
-        "proposed_by",
-        "proposed_in",
-        "in_force_in",
-        "closed_in",
-        "closed_reason",
-        "cost_shares_link",
-    ]
-    exclude = ["terms", "document_name"]
-    inlines = [AgreementPartyInline]
     actions = ["sign", "withdraw"]
 
     def get_queryset(self, request):
@@ -179,25 +125,6 @@ class AgreementAdmin(SeatVisible):
         if party.signed_in is not None:
             return "signed"
         return "awaiting your signature" if obj.state in selectors.SIGNABLE_STATES else "-"
-
-    @admin.display(description="terms")
-    def terms_pretty(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.terms, indent=2, ensure_ascii=False))
-
-    @admin.display(description="cost shares")
-    def cost_shares_link(self, obj):
-        if "cost_sharing" not in obj.terms:
-            return "-"
-        try:
-            url = reverse("contributions_cost_shares", args=[obj.id])
-        except NoReverseMatch:
-            return "-"
-        return format_html('<a href="{}">value delivered against each share</a>', url)
-
-    @admin.display(description="document")
-    def document_link(self, obj):
-        url = reverse("admin:consortium_agreement_document", args=[obj.id])
-        return format_html('<a href="{}">{}</a>', url, obj.document_name)
 
     def document_view(self, request, pk):
         agreement = selectors.visible_agreements(request.user).filter(id=pk).first()
