@@ -456,7 +456,8 @@ def proposal_in_words(proposal: Proposal) -> ProposalInWords:
         conditions.append(
             Condition(
                 _("Members voting yes"),
-                _("more than %(k)s of %(n)s") % {"k": number(HALF * n), "n": n},
+                # More than half: the smallest whole number above n / 2.
+                _("%(k)s of %(n)s") % {"k": n // 2 + 1, "n": n},
                 str(t.yes),
                 t.rule_met,
             )
