@@ -200,3 +200,18 @@ def test_withdrawing_asks_for_a_reason_and_confirms(client, delegates):
     party = AgreementParty.objects.get(agreement=a, member="IT")
     assert party.withdrawn_in is not None
     assert "parliament did not ratify" in client.get(page(a)).content.decode()
+
+
+def test_moments_and_figures_are_written_for_people():
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from consortium.governance.in_words import number, percent, time_left, when
+
+    assert when("2026-12-05T14:03:27.123456Z") == "5 Dec 2026, 14:03 UTC"
+    assert number("1234567") == "1,234,567" and number("137.150") == "137.15"
+    assert percent(Decimal("0.3")) == "30%" and percent(Decimal(127) / 211) == "60.19%"
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert time_left(now + timedelta(days=2, hours=3), now) == "2 d 3 h left"
+    assert time_left(now + timedelta(minutes=25), now) == "25 min left"
+    assert time_left(now - timedelta(seconds=1), now) == "the deadline has passed"

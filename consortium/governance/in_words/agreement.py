@@ -1,27 +1,26 @@
-"""Agreements and proposals in words, for the people who sign and vote on them: the
-terms as sentences (each DUO code with its label and meaning), the parties and their
-signatures, the voting rule and the tally so far. Read-only; the admin's agreement and
-proposal pages, and their confirmation pages, show what these return."""
+"""An agreement in words: its parties and their signatures, the period, cost sharing,
+accounting, access, and the data-use terms, each DUO code with its label and meaning."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pycountry
-from django.utils import dateformat
-from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from consortium.governance.models import Agreement, Member, Proposal
+from consortium.governance.in_words.people import (
+    day,
+    key_label,
+    member_names,
+    number,
+    percent,
+    when,
+)
+from consortium.governance.models import Agreement, Member
 from consortium.governance.selectors import SIGNABLE_STATES, acting_for
 from consortium.governance.terms import DUO_MODIFIERS, DUO_PARAMETERS, DUO_PERMISSIONS, REGIONS
-from consortium.governance.voting import HALF, Rule, RuleError, Tally, tally
-from ledger.core.envelope import parse_time
-from ledger.services import Entry, Key
 
 # The GA4GH Data Use Ontology terms this project accepts (``terms.DUO_PERMISSIONS`` and
 # ``DUO_MODIFIERS`` hold their official labels), each with a one-line meaning taken
@@ -79,72 +78,6 @@ ACCESS_MODE_WORDS = {
     "federated": gettext_lazy("the data stays with its holder (federated computation)"),
     "remote": gettext_lazy("the data is used remotely, in the holder's environment"),
 }
-
-
-# --- dates and numbers -------------------------------------------------------------------------
-
-
-def when(value) -> str:
-    """A moment for people: "5 Dec 2026, 14:03 UTC" (no seconds, no microseconds)."""
-    if not value:
-        return ""
-    moment = parse_time(value) if isinstance(value, str) else value
-    return dateformat.format(moment.astimezone(UTC), "j M Y, H:i") + " UTC"
-
-
-def entry_time(index) -> str:
-    """When the ledger entry at ``index`` was integrated, for people."""
-    entry = Entry.objects.filter(index=index).first() if index is not None else None
-    return when(entry.integrated_time) if entry is not None else ""
-
-
-def day(value) -> str:
-    """A calendar day for people: "5 Dec 2026"."""
-    if isinstance(value, str):
-        value = date.fromisoformat(value)
-    return dateformat.format(value, "j M Y")
-
-
-def percent(share: Decimal) -> str:
-    """A share as a percentage with at most two decimals: 0.3 -> "30%"."""
-    value = (Decimal(share) * 100).quantize(Decimal("0.01")).normalize()
-    return number_format(value, force_grouping=True) + "%"
-
-
-def number(value) -> str:
-    """A figure with thousands separators; whole numbers without decimals."""
-    value = Decimal(str(value))
-    whole = value == value.to_integral_value()
-    return number_format(
-        value.quantize(Decimal(1)) if whole else value.normalize(), force_grouping=True
-    )
-
-
-def time_left(deadline: datetime, now: datetime) -> str:
-    """ "3 days, 4 hours left", "25 minutes left", or "the deadline has passed"."""
-    seconds = int((deadline - now).total_seconds())
-    if seconds <= 0:
-        return _("the deadline has passed")
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = max(1, rest // 60) if not (days or hours) else rest // 60
-    if days:
-        return _("%(days)s d %(hours)s h left") % {"days": days, "hours": hours}
-    if hours:
-        return _("%(hours)s h %(minutes)s min left") % {"hours": hours, "minutes": minutes}
-    return _("%(minutes)s min left") % {"minutes": minutes}
-
-
-# --- agreements --------------------------------------------------------------------------------
-
-
-def key_label(fingerprint: str) -> str:
-    """A key as people read it: its name and the start of its fingerprint."""
-    if not fingerprint:
-        return ""
-    key = Key.objects.filter(fingerprint=fingerprint).first()
-    name = key.name if key is not None else _("unknown key")
-    return f"{name} ({fingerprint[:16]}…)"
 
 
 @dataclass
@@ -205,14 +138,10 @@ def _region(code: str) -> str:
     return country.name if country is not None else code
 
 
-def _names(codes) -> dict[str, str]:
-    return dict(Member.objects.filter(code__in=list(codes)).values_list("code", "name"))
-
-
 def agreement_in_words(agreement: Agreement) -> AgreementInWords:
     """The agreement's parties, signatures and terms, as people read them."""
     terms = agreement.terms
-    names = _names(terms["parties"])
+    names = member_names(terms["parties"])
     parties = []
     for p in agreement.parties.order_by("member_id"):
         line = PartyLine(p.member_id, names.get(p.member_id, p.member_id), p.required, "")
@@ -371,167 +300,4 @@ def may_sign(user, agreement: Agreement) -> bool:
         and agreement.parties.filter(
             member_id=member, signed_in__isnull=True, withdrawn_in__isnull=True
         ).exists()
-    )
-
-
-# --- proposals ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Condition:
-    what: str
-    needed: str
-    now: str
-    met: bool
-
-
-@dataclass
-class ProposalInWords:
-    rule: str
-    weight: str | None
-    rows: list[tuple[str, str, str, str]]  # code, name, weight, vote
-    tally: Tally | None
-    conditions: list[Condition]
-    outcome_if_no_more: str
-    total_weight: str = ""
-    error: str = ""
-
-
-RULE_WORDS = {
-    "simple_majority": gettext_lazy(
-        "Simple majority: more than half of the eligible members vote yes."
-    ),
-    "weighted_majority": gettext_lazy(
-        "Weighted majority: the yes votes carry more than half of the eligible weight."
-    ),
-    "double_majority": gettext_lazy(
-        "Double majority: enough members vote yes, and they carry enough of the weight."
-    ),
-    "unanimity": gettext_lazy(
-        "Unanimity: every eligible member votes, none votes no, and at least one votes yes "
-        "(an abstention does not block)."
-    ),
-}
-CHOICE_WORDS = {
-    "yes": gettext_lazy("yes"),
-    "no": gettext_lazy("no"),
-    "abstain": gettext_lazy("abstain"),
-}
-
-
-def proposal_in_words(proposal: Proposal) -> ProposalInWords:
-    """The rule, each eligible member's weight and vote, and where the count stands."""
-    deadline = parse_time(proposal.deadline)
-    votes = {
-        v.member_id: v.choice for v in proposal.votes.all() if parse_time(v.cast_at) <= deadline
-    }
-    names = _names(proposal.eligible)
-    try:
-        rule = Rule.parse(proposal.rule)
-        t = tally(rule, proposal.eligible, votes)
-    except RuleError as exc:
-        return ProposalInWords(
-            str(proposal.rule), None, [], None, [], "", _("the votes cannot be counted: %s") % exc
-        )
-    rows = []
-    for code, figures in sorted(proposal.eligible.items()):
-        weight = number(figures.get(rule.weight, 0)) if rule.weight else "1"
-        choice = votes.get(code)
-        rows.append(
-            (code, names.get(code, code), weight, str(CHOICE_WORDS[choice]) if choice else "")
-        )
-    n = t.eligible
-    conditions = []
-    need_votes = math.ceil(rule.quorum * n)
-    conditions.append(
-        Condition(
-            _("Quorum: %(q)s of the eligible members vote (abstentions count)")
-            % {"q": percent(rule.quorum)},
-            _("%(k)s of %(n)s members") % {"k": need_votes, "n": n},
-            _("%(k)s voted") % {"k": t.voted},
-            t.quorum_met,
-        )
-    )
-    if rule.kind == "simple_majority":
-        conditions.append(
-            Condition(
-                _("Members voting yes"),
-                # More than half: the smallest whole number above n / 2.
-                _("%(k)s of %(n)s") % {"k": n // 2 + 1, "n": n},
-                str(t.yes),
-                t.rule_met,
-            )
-        )
-    elif rule.kind == "weighted_majority":
-        conditions.append(
-            Condition(
-                _("Weight voting yes (%(figure)s)") % {"figure": rule.weight},
-                _("more than %(w)s of %(total)s")
-                % {"w": number(HALF * t.total_weight), "total": number(t.total_weight)},
-                _yes_weight(t),
-                t.rule_met,
-            )
-        )
-    elif rule.kind == "double_majority":
-        members_needed = rule.members_threshold * n
-        weight_needed = rule.weight_threshold * t.total_weight
-        conditions.append(
-            Condition(
-                _("Members voting yes: at least %(p)s") % {"p": percent(rule.members_threshold)},
-                _("%(k)s of %(n)s") % {"k": math.ceil(members_needed), "n": n},
-                str(t.yes),
-                t.yes > 0 and Decimal(t.yes) >= members_needed,
-            )
-        )
-        conditions.append(
-            Condition(
-                _("Weight voting yes (%(figure)s): at least %(p)s")
-                % {"figure": rule.weight, "p": percent(rule.weight_threshold)},
-                _("%(w)s of %(total)s")
-                % {"w": number(weight_needed), "total": number(t.total_weight)},
-                _yes_weight(t),
-                t.total_weight > 0 and t.yes_weight >= weight_needed,
-            )
-        )
-    else:
-        conditions.append(
-            Condition(
-                _("Every member votes, none votes no"),
-                _("%(n)s votes, 0 no, at least 1 yes") % {"n": n},
-                _("%(v)s votes, %(no)s no, %(yes)s yes") % {"v": t.voted, "no": t.no, "yes": t.yes},
-                t.rule_met,
-            )
-        )
-    if t.accepted:
-        outcome = _("accepted (if its actions still apply at the deadline)")
-    elif not t.quorum_met:
-        outcome = _("expired: no quorum")
-    else:
-        outcome = _("rejected: the rule is not met")
-    return ProposalInWords(
-        str(RULE_WORDS[rule.kind]),
-        rule.weight,
-        rows,
-        t,
-        conditions,
-        outcome,
-        total_weight=number(t.total_weight),
-    )
-
-
-def _yes_weight(t: Tally) -> str:
-    share = percent(t.yes_weight / t.total_weight) if t.total_weight else "-"
-    return f"{number(t.yes_weight)} ({share})"
-
-
-def may_vote(user, proposal: Proposal, now: datetime) -> bool:
-    """Whether ``user`` is the signatory of an eligible member that has not voted, while
-    the proposal is open and before its deadline."""
-    member = acting_for(user)
-    return (
-        bool(member)
-        and proposal.state == Proposal.State.OPEN
-        and now < parse_time(proposal.deadline)
-        and member in proposal.eligible
-        and not proposal.votes.filter(member_id=member).exists()
     )
