@@ -1,22 +1,27 @@
 """Governance in the admin: API tokens, the consortium, members, seats, proposals and the
 decisions they made; projections are visible and never edited here."""
 
+import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import CharField, OuterRef, Subquery, Value
+from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 # The admin is imported at start-up, and with it every governance module that registers
 # appliers and projections: proposals' too, though the admin calls none of it.
-from consortium.governance import proposals, selectors  # noqa: F401
+from consortium.governance import in_words, proposals, selectors  # noqa: F401
 from consortium.governance.actions import describe
-from consortium.governance.changes import refusals
+from consortium.governance.changes import member_hosted_key, refusals
 from consortium.governance.models import (
     AccessGrant,
     ApiToken,
@@ -30,8 +35,10 @@ from consortium.governance.models import (
 )
 from consortium.governance.seats import seat_assign, seat_vacate
 from consortium.governance.votes import vote_cast
+from consortium.governance.voting import CHOICES
 from consortium.web.stepup import stepup_required
 from ledger.admin import ReadOnlyAdmin
+from ledger.core.envelope import parse_time
 
 
 @admin.register(ApiToken)
@@ -211,34 +218,22 @@ class SeatAdmin(SeatVisible):
 
 @admin.register(Proposal)
 class ProposalAdmin(SeatVisible):
-    """Every seat holder sees the proposals; signatories vote with the actions."""
+    """Every seat holder sees the proposals; a signatory votes from the proposal's page,
+    after a confirmation page, through the vote service."""
 
     list_display = [
         "title",
         "state",
         "rule_name",
-        "deadline",
+        "deadline_for_people",
         "your_vote",
         "opened_in",
         "closed_in",
     ]
     list_filter = ["state"]
     search_fields = ["title"]
-    readonly_fields = [
-        "id",
-        "title",
-        "actions_described",
-        "actions",
-        "rule_name",
-        "rule",
-        "eligible",
-        "deadline",
-        "state",
-        "tally",
-        "opened_in",
-        "closed_in",
-    ]
-    actions = ["vote_yes", "vote_no", "vote_abstain"]
+    # No list actions: a vote is cast from the proposal's page, after reading it.
+    actions = None
 
     def get_queryset(self, request):
         member = selectors.member_of(request.user)
@@ -249,35 +244,117 @@ class ProposalAdmin(SeatVisible):
             .annotate(my_vote=Subquery(votes), my_member=Value(member, output_field=CharField()))
         )
 
-    @admin.display(description="your member's vote")
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<uuid:pk>/vote/<str:choice>/",
+                view(self.vote_view),
+                name="consortium_proposal_vote",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description=gettext_lazy("deadline"), ordering="deadline")
+    def deadline_for_people(self, obj):
+        return in_words.when(obj.deadline)
+
+    @admin.display(description=gettext_lazy("your member's vote"))
     def your_vote(self, obj):
         if not obj.my_member:
             return "-"
         if obj.my_vote:
-            return obj.my_vote
-        return "awaiting your vote" if obj.state == "open" else "-"
+            return in_words.CHOICE_WORDS.get(obj.my_vote, obj.my_vote)
+        if obj.state != Proposal.State.OPEN:
+            return "-"
+        url = reverse("admin:consortium_proposal_change", args=[obj.id])
+        return format_html('<a href="{}">{}</a>', url, _("awaiting your vote"))
 
-    @admin.display(description="what it does")
-    def actions_described(self, obj):
-        return format_html_join("\n", "<p>{}</p>", ((describe(a),) for a in obj.actions))
+    def _page_context(self, request, proposal):
+        now = datetime.now(UTC)
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": proposal,
+            "proposal": proposal,
+            "actions_in_words": [describe(a) for a in proposal.actions],
+            "words": in_words.proposal_in_words(proposal),
+            "deadline": in_words.when(proposal.deadline),
+            "time_left": in_words.time_left(parse_time(proposal.deadline), now),
+            "opened_at": in_words.entry_time(proposal.opened_in),
+            "closed_at": in_words.entry_time(proposal.closed_in),
+        }
 
-    def _vote(self, request, queryset, choice):
-        for proposal in queryset:
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        proposal = self.get_object(request, object_id)
+        if proposal is None or not self.has_view_permission(request, proposal):
+            raise Http404(_("no such proposal"))
+        member = selectors.acting_for(request.user)
+        vote = proposal.votes.filter(member_id=member).first() if member else None
+        context = {
+            **self._page_context(request, proposal),
+            "title": proposal.title,
+            "may_vote": in_words.may_vote(request.user, proposal, datetime.now(UTC)),
+            "member": member or None,
+            "my_vote": vote,
+            "my_vote_at": in_words.when(vote.cast_at) if vote else "",
+            "choices": [(c, in_words.CHOICE_WORDS[c]) for c in CHOICES],
+            "rule_json": json.dumps(proposal.rule, indent=2),
+            "actions_json": json.dumps(proposal.actions, indent=2, ensure_ascii=False),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/consortium/proposal/page.html", context)
+
+    @stepup_required
+    def vote_view(self, request, pk, choice):
+        """What the vote is, for whom and under which key; POST casts it."""
+        proposal = Proposal.objects.filter(id=pk).first()
+        if proposal is None or not self.has_view_permission(request, proposal):
+            raise Http404(_("no such proposal"))
+        if choice not in CHOICES:
+            raise Http404(_("a vote is yes, no or abstain"))
+        member = selectors.acting_for(request.user)
+        # Only the signatory of an eligible member votes: anyone else is refused before
+        # anything is shown or written.
+        if not member or member not in proposal.eligible:
+            raise PermissionDenied
+        page = redirect("admin:consortium_proposal_change", proposal.id)
+        if not in_words.may_vote(request.user, proposal, datetime.now(UTC)):
+            self.message_user(
+                request,
+                _(
+                    "%(member)s cannot vote on this proposal now: it has voted, or the "
+                    "proposal is closed or past its deadline."
+                )
+                % {"member": member},
+                messages.WARNING,
+            )
+            return page
+        if request.method == "POST":
             with refusals(self.refused(request, proposal)):
-                vote_cast(actor=request.user, proposal=proposal, choice=choice)
-                self.message_user(request, f"Voted {choice} on {proposal}.", messages.SUCCESS)
-
-    @admin.action(description="Vote yes on the selected proposals")
-    def vote_yes(self, request, queryset):
-        self._vote(request, queryset, "yes")
-
-    @admin.action(description="Vote no on the selected proposals")
-    def vote_no(self, request, queryset):
-        self._vote(request, queryset, "no")
-
-    @admin.action(description="Abstain on the selected proposals")
-    def vote_abstain(self, request, queryset):
-        self._vote(request, queryset, "abstain")
+                vote = vote_cast(actor=request.user, proposal=proposal, choice=choice)
+                self.message_user(
+                    request,
+                    _("%(member)s voted %(choice)s on %(proposal)s: ledger entry %(index)s.")
+                    % {
+                        "member": member,
+                        "choice": in_words.CHOICE_WORDS[choice],
+                        "proposal": proposal,
+                        "index": vote.cast_in,
+                    },
+                    messages.SUCCESS,
+                )
+            return page
+        context = {
+            **self._page_context(request, proposal),
+            "title": _("Confirm your vote"),
+            "choice": choice,
+            "choice_words": in_words.CHOICE_WORDS[choice],
+            "member": member,
+            "member_name": Member.objects.get(code=member).name,
+            "key": member_hosted_key(member),
+        }
+        return TemplateResponse(request, "admin/consortium/proposal/vote.html", context)
 
 
 @admin.register(ValuationTable)

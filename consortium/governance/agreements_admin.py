@@ -10,46 +10,17 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
-from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from consortium.governance import agreements, selectors
+from consortium.governance import agreements, in_words, selectors
 from consortium.governance.admin import SeatVisible
-from consortium.governance.changes import refusals
+from consortium.governance.changes import member_hosted_key, refusals
 from consortium.governance.documents import document_store
-from consortium.governance.models import Agreement, AgreementParty
+from consortium.governance.models import Agreement, Member
+from consortium.web.stepup import stepup_required
 
 # --- agreements ------------------------------------------------------------------------------
-
-
-class AgreementPartyInline(admin.TabularInline):
-    """Who has signed and who has not."""
-
-    model = AgreementParty
-    fields = ["member", "required", "signature", "signed_at", "withdrawn_in", "withdrawal_reason"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    verbose_name_plural = "parties: who has signed and who has not"
-
-    @admin.display(description="signature")
-    def signature(self, party):
-        if party.withdrawn_in is not None:
-            return f"withdrawn (entry {party.withdrawn_in})"
-        if party.signed_in is not None:
-            return f"signed (entry {party.signed_in})"
-        return "not signed"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or selectors.holds_a_seat(request.user)
 
 
 class AwaitingSignatureFilter(admin.SimpleListFilter):
@@ -87,8 +58,9 @@ class ProposeAgreementForm(forms.Form):
 
 @admin.register(Agreement)
 class AgreementAdmin(SeatVisible):
-    """A delegate sees its member's agreements, those awaiting its signature first;
-    signing and withdrawing are actions that call the services."""
+    """A delegate sees its member's agreements, those awaiting its signature first. The
+    agreement's page reads as a document; signing and withdrawing are done from it, each
+    after a confirmation page, through the services."""
 
     list_display = [
         "title",
@@ -102,28 +74,6 @@ class AgreementAdmin(SeatVisible):
     ]
     list_filter = [AwaitingSignatureFilter, "state", "kind"]
     search_fields = ["title"]
-    readonly_fields = [
-        "id",
-        "series",
-        "version",
-        "kind",
-        "title",
-        "state",
-        "terms_pretty",
-        "terms_sha256",
-        "document_link",
-        "document_sha256",
-        "document_size",
-        "supersedes",
-        "proposed_by",
-        "proposed_in",
-        "in_force_in",
-        "closed_in",
-        "closed_reason",
-        "cost_shares_link",
-    ]
-    exclude = ["terms", "document_name"]
-    inlines = [AgreementPartyInline]
     actions = ["sign", "withdraw"]
 
     def get_queryset(self, request):
@@ -142,6 +92,12 @@ class AgreementAdmin(SeatVisible):
                 "<uuid:pk>/document/",
                 view(self.document_view),
                 name="consortium_agreement_document",
+            ),
+            path("<uuid:pk>/sign/", view(self.sign_view), name="consortium_agreement_sign"),
+            path(
+                "<uuid:pk>/withdraw/",
+                view(self.withdraw_view),
+                name="consortium_agreement_withdraw",
             ),
             *super().get_urls(),
         ]
@@ -169,25 +125,6 @@ class AgreementAdmin(SeatVisible):
         if party.signed_in is not None:
             return "signed"
         return "awaiting your signature" if obj.state in selectors.SIGNABLE_STATES else "-"
-
-    @admin.display(description="terms")
-    def terms_pretty(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.terms, indent=2, ensure_ascii=False))
-
-    @admin.display(description="cost shares")
-    def cost_shares_link(self, obj):
-        if "cost_sharing" not in obj.terms:
-            return "-"
-        try:
-            url = reverse("contributions_cost_shares", args=[obj.id])
-        except NoReverseMatch:
-            return "-"
-        return format_html('<a href="{}">value delivered against each share</a>', url)
-
-    @admin.display(description="document")
-    def document_link(self, obj):
-        url = reverse("admin:consortium_agreement_document", args=[obj.id])
-        return format_html('<a href="{}">{}</a>', url, obj.document_name)
 
     def document_view(self, request, pk):
         agreement = selectors.visible_agreements(request.user).filter(id=pk).first()
@@ -242,36 +179,165 @@ class AgreementAdmin(SeatVisible):
         }
         return TemplateResponse(request, "admin/consortium/agreement/propose.html", context)
 
-    @admin.action(description="Sign the selected agreements for your member")
-    def sign(self, request, queryset):
-        """Show the exact hashes first; signing happens only on confirmation, over the
-        hashes shown (if the agreement changed meanwhile, nothing is signed)."""
-        if request.POST.get("confirm") == "yes":
-            for agreement in queryset:
-                with refusals(self.refused(request, agreement)):
-                    agreements.agreement_sign(
-                        actor=request.user,
-                        agreement=agreement,
-                        terms_sha256=request.POST.get(f"terms_{agreement.id}", ""),
-                        document_sha256=request.POST.get(f"document_{agreement.id}", ""),
-                    )
-                    self.message_user(request, f"Signed {agreement}.", messages.SUCCESS)
-            return None
+    # --- the agreement as a document, and signing and withdrawing from it ---------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        agreement = self.get_object(request, object_id)
+        if agreement is None or not self.has_view_permission(request, agreement):
+            raise Http404(_("no such agreement"))
+        member = selectors.acting_for(request.user)
+        party = agreement.parties.filter(member_id=member).first() if member else None
         context = {
+            **self._document_context(request, agreement),
+            "title": agreement.title,
+            "may_sign": in_words.may_sign(request.user, agreement),
+            "may_withdraw": party is not None
+            and party.withdrawn_in is None
+            and agreement.state in selectors.SIGNABLE_STATES,
+            "cost_shares_url": self._cost_shares_url(agreement),
+            "terms_json": json.dumps(agreement.terms, indent=2, ensure_ascii=False),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/consortium/agreement/document.html", context)
+
+    def _document_context(self, request, agreement):
+        return {
             **self.admin_site.each_context(request),
-            "title": "Sign agreements",
-            "agreements": queryset,
             "opts": self.model._meta,
-            "acting_for": selectors.acting_for(request.user),
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "original": agreement,
+            "agreement": agreement,
+            "words": in_words.agreement_in_words(agreement),
+            "proposed_at": in_words.entry_time(agreement.proposed_in),
+            "document_url": reverse("admin:consortium_agreement_document", args=[agreement.id]),
+        }
+
+    @staticmethod
+    def _cost_shares_url(agreement):
+        if "cost_sharing" not in agreement.terms:
+            return None
+        try:
+            return reverse("contributions_cost_shares", args=[agreement.id])
+        except NoReverseMatch:
+            return None
+
+    def _party_of(self, request, pk):
+        """The agreement and the requesting signatory's member, which must be a party:
+        anyone else is refused before anything is shown or written."""
+        agreement = selectors.visible_agreements(request.user).filter(id=pk).first()
+        if agreement is None:
+            raise Http404(_("no such agreement"))
+        member = selectors.acting_for(request.user)
+        if not member or not agreement.parties.filter(member_id=member).exists():
+            raise PermissionDenied
+        return agreement, member
+
+    @stepup_required
+    def sign_view(self, request, pk):
+        """What is being signed, in words and by its exact hashes; POST signs those
+        hashes (if the agreement changed meanwhile, nothing is signed)."""
+        agreement, member = self._party_of(request, pk)
+        page = redirect("admin:consortium_agreement_change", agreement.id)
+        if not in_words.may_sign(request.user, agreement):
+            self.message_user(
+                request,
+                _(
+                    "%(member)s cannot sign %(agreement)s: it has signed or withdrawn, or the "
+                    "agreement is %(state)s."
+                )
+                % {
+                    "member": member,
+                    "agreement": agreement,
+                    "state": agreement.get_state_display(),
+                },
+                messages.WARNING,
+            )
+            return page
+        if request.method == "POST":
+            with refusals(self.refused(request, agreement)):
+                party = agreements.agreement_sign(
+                    actor=request.user,
+                    agreement=agreement,
+                    terms_sha256=request.POST.get("terms_sha256", ""),
+                    document_sha256=request.POST.get("document_sha256", ""),
+                )
+                self.message_user(
+                    request,
+                    _("Signed %(agreement)s for %(member)s: ledger entry %(index)s.")
+                    % {"agreement": agreement, "member": member, "index": party.signed_in},
+                    messages.SUCCESS,
+                )
+            return page
+        context = {
+            **self._document_context(request, agreement),
+            "title": _("Sign %(agreement)s") % {"agreement": agreement},
+            "member": member,
+            "member_name": _member_name(member),
+            "key": member_hosted_key(member),
         }
         return TemplateResponse(request, "admin/consortium/agreement/sign.html", context)
 
-    @admin.action(description="Withdraw your member from the selected agreements")
-    def withdraw(self, request, queryset):
-        for agreement in queryset:
+    @stepup_required
+    def withdraw_view(self, request, pk):
+        """The member leaves the agreement, with a reason, after a confirmation."""
+        agreement, member = self._party_of(request, pk)
+        page = redirect("admin:consortium_agreement_change", agreement.id)
+        form = WithdrawForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
             with refusals(self.refused(request, agreement)):
-                agreements.agreement_withdraw(
-                    actor=request.user, agreement=agreement, reason="withdrawn in the admin"
+                party = agreements.agreement_withdraw(
+                    actor=request.user, agreement=agreement, reason=form.cleaned_data["reason"]
                 )
-                self.message_user(request, f"Withdrew from {agreement}.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    _("%(member)s withdrew from %(agreement)s: ledger entry %(index)s.")
+                    % {"member": member, "agreement": agreement, "index": party.withdrawn_in},
+                    messages.SUCCESS,
+                )
+            return page
+        context = {
+            **self._document_context(request, agreement),
+            "title": _("Withdraw from %(agreement)s") % {"agreement": agreement},
+            "member": member,
+            "member_name": _member_name(member),
+            "key": member_hosted_key(member),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/consortium/agreement/withdraw.html", context)
+
+    # The list's actions only lead to the agreement's own confirmation page: nothing is
+    # signed or withdrawn from the list without it.
+    def _one(self, request, queryset, url_name):
+        if queryset.count() != 1:
+            self.message_user(
+                request,
+                _(
+                    "Choose one agreement: each is signed or left from its own page, after "
+                    "reading what it says."
+                ),
+                messages.WARNING,
+            )
+            return None
+        return redirect(url_name, queryset.get().id)
+
+    @admin.action(description=gettext_lazy("Sign the selected agreement (asks to confirm)"))
+    def sign(self, request, queryset):
+        return self._one(request, queryset, "admin:consortium_agreement_sign")
+
+    @admin.action(
+        description=gettext_lazy("Withdraw from the selected agreement (asks to confirm)")
+    )
+    def withdraw(self, request, queryset):
+        return self._one(request, queryset, "admin:consortium_agreement_withdraw")
+
+
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(
+        max_length=300,
+        label=gettext_lazy("Reason"),
+        help_text=gettext_lazy("Goes on the ledger with the withdrawal, for every member to read."),
+    )
+
+
+def _member_name(code: str) -> str:
+    member = Member.objects.filter(code=code).first()
+    return member.name if member is not None else code

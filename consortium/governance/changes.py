@@ -72,17 +72,22 @@ def secretariat_signer():
         raise GovernanceError(str(exc), 409) from exc
 
 
+def member_hosted_key(code: str) -> Key | None:
+    """The hosted key a member's delegates sign with (its newest unrevoked one)."""
+    return (
+        Key.objects.filter(kind="member", owner=code, custody="hosted", revoked_at__isnull=True)
+        .order_by("-registered_in")
+        .first()
+    )
+
+
 def member_signer(code: str):
     """The hosted key of a member in good standing (services sign with it when one of its
     delegates acts)."""
     member = Member.objects.get(code=code)
     if member.status != Member.Status.MEMBER:
         raise GovernanceError(f"{code} is {member.status}: it cannot act", 403)
-    key = (
-        Key.objects.filter(kind="member", owner=code, custody="hosted", revoked_at__isnull=True)
-        .order_by("-registered_in")
-        .first()
-    )
+    key = member_hosted_key(code)
     if key is None:
         raise GovernanceError(f"{code} has no hosted key: sign with its own key instead", 403)
     return hosted_signer(key.fingerprint)

@@ -88,4 +88,4 @@ def test_the_admin_shows_what_a_proposal_does(client, delegates):
     )
     sign_in(client, delegates["de"])
     page = client.get(f"/admin/consortium/proposal/{p.id}/change/").content.decode()
-    assert "What it does:" in page and '<div class="readonly"><p>Suspend IT</p></div>' in page
+    assert "What it does if accepted" in page and "<ol><li>Suspend IT</li></ol>" in page

@@ -32,7 +32,7 @@ def test_a_delegate_sees_the_agreements_and_what_awaits_its_signature(client, de
     mine_only = client.get(f"{CHANGELIST}?awaiting=yes").content.decode()
     assert str(mine.id) in mine_only and str(other.id) not in mine_only
     page = client.get(f"{CHANGELIST}{mine.id}/change/").content.decode()
-    assert "who has signed and who has not" in page and "not signed" in page
+    assert "Parties" in page and "not signed yet" in page
     assert mine.terms_sha256 in page
     index = client.get("/admin/").content.decode()
     assert "Awaiting FR" in index and str(mine) in index
@@ -41,21 +41,19 @@ def test_a_delegate_sees_the_agreements_and_what_awaits_its_signature(client, de
 def test_signing_in_the_admin_shows_the_hashes_then_signs_exactly_those(client, delegates):
     a = propose(delegates)
     sign_in(client, delegates["fr"])
+    # The list's action leads to the agreement's confirmation page, which signs nothing.
     data = {"action": "sign", ACTION_CHECKBOX_NAME: [str(a.id)]}
-    confirm = client.post(CHANGELIST, data)
+    to_confirm = client.post(CHANGELIST, data)
+    assert to_confirm.status_code == 302
+    confirm = client.get(to_confirm["Location"])
     assert confirm.status_code == 200
     assert (
         a.terms_sha256 in confirm.content.decode() and a.document_sha256 in confirm.content.decode()
     )
     assert not AgreementParty.objects.get(agreement=a, member="FR").signed_in
     signed = client.post(
-        CHANGELIST,
-        {
-            **data,
-            "confirm": "yes",
-            f"terms_{a.id}": a.terms_sha256,
-            f"document_{a.id}": a.document_sha256,
-        },
+        to_confirm["Location"],
+        {"terms_sha256": a.terms_sha256, "document_sha256": a.document_sha256},
     )
     assert signed.status_code == 302
     assert AgreementParty.objects.get(agreement=a, member="FR").signed_in is not None
@@ -63,13 +61,8 @@ def test_signing_in_the_admin_shows_the_hashes_then_signs_exactly_those(client, 
     sign_in(client, delegates["de"])
     before = Entry.objects.count()
     client.post(
-        CHANGELIST,
-        {
-            **data,
-            "confirm": "yes",
-            f"terms_{a.id}": "0" * 64,
-            f"document_{a.id}": a.document_sha256,
-        },
+        f"{CHANGELIST}{a.id}/sign/",
+        {"terms_sha256": "0" * 64, "document_sha256": a.document_sha256},
     )
     assert Entry.objects.count() == before
 
@@ -78,16 +71,11 @@ def test_a_recorder_cannot_sign_or_propose_in_the_admin(client, delegates):
     a = propose(delegates)
     sign_in(client, delegates["rec_fr"])
     before = Entry.objects.count()
-    client.post(
-        CHANGELIST,
-        {
-            "action": "sign",
-            ACTION_CHECKBOX_NAME: [str(a.id)],
-            "confirm": "yes",
-            f"terms_{a.id}": a.terms_sha256,
-            f"document_{a.id}": a.document_sha256,
-        },
+    refused = client.post(
+        f"{CHANGELIST}{a.id}/sign/",
+        {"terms_sha256": a.terms_sha256, "document_sha256": a.document_sha256},
     )
+    assert refused.status_code == 403
     assert Entry.objects.count() == before
     assert client.get(f"{CHANGELIST}propose/").status_code == 403
 

@@ -249,15 +249,11 @@ def test_signatories_vote_in_the_admin_and_see_what_awaits_them(client, delegate
     sign_in(client, delegates["de"])
     page = client.get("/admin/consortium/proposal/").content.decode()
     assert "awaiting your vote" in page
-    r = client.post(
-        "/admin/consortium/proposal/", {"action": "vote_no", "_selected_action": [str(p.id)]}
-    )
+    r = client.post(f"/admin/consortium/proposal/{p.id}/vote/no/")
     assert r.status_code == 302
     assert p.votes.get(member_id="DE").choice == "no"
     sign_in(client, delegates["rec_fr"])
-    client.post(
-        "/admin/consortium/proposal/", {"action": "vote_yes", "_selected_action": [str(p.id)]}
-    )
+    assert client.post(f"/admin/consortium/proposal/{p.id}/vote/yes/").status_code == 403
     assert not p.votes.filter(member_id="FR").exists()
 
 
