@@ -324,6 +324,10 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://"  # never used: tasks are eager
 CELERY_TASK_EAGER_PROPAGATES = True
+# Without a broker, long work (audit exports, checkpoint re-verification) runs on a worker
+# thread of the web process so that the request returns at once (consortium.web.background);
+# off, it runs inside the request that asks for it (the test suite's default).
+BACKGROUND_THREADS = envbool("BACKGROUND_THREADS", True)
 CELERY_RESULT_BACKEND = envstr("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -20,3 +20,6 @@ os.environ.setdefault("LEDGER_TILES_WRITE", "0")
 # The suite's witnesses run on 127.0.0.1; tests/ledger/test_witness_egress.py turns this
 # off to check the guard against requests to the server's own networks.
 os.environ.setdefault("LEDGER_WITNESS_ALLOW_PRIVATE", "1")
+# Work handed to the background runs inside the request in the suite, as Celery's eager
+# mode does; the tests of the worker thread turn it on (tests/web/test_background.py).
+os.environ.setdefault("BACKGROUND_THREADS", "0")
