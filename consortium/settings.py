@@ -173,6 +173,11 @@ LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Dates and numbers for people ("5 Dec 2026, 14:03 UTC", "1,234,567.89"): the formats of
+# consortium/formats/ come before Django's for each language. Forms and URLs keep plain
+# digits (widgets do not localize unless asked), and the API writes RFC 3339.
+FORMAT_MODULE_PATH = ["consortium.formats"]
+USE_THOUSAND_SEPARATOR = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.db.models import Q
 from django.utils.html import format_html
 
+from ledger.display import when
 from ledger.models import (
     Checkpoint,
     Cosignature,
@@ -107,11 +108,11 @@ class EntryAdmin(ReadOnlyAdmin):
     # such, never a server error.
     @admin.display(description="time")
     def signed_at(self, obj):
-        return _from_leaf(lambda: obj.time)
+        return _from_leaf(lambda: when(obj.time))
 
     @admin.display(description="integrated time")
     def integrated_at(self, obj):
-        return _from_leaf(lambda: obj.integrated_time)
+        return _from_leaf(lambda: when(obj.integrated_time))
 
     @admin.display(description="payload")
     def payload_pretty(self, obj):

@@ -31,6 +31,7 @@ from consortium.governance.models import (
 from consortium.governance.seats import seat_assign, seat_vacate
 from consortium.governance.votes import vote_cast
 from ledger.admin import ReadOnlyAdmin
+from ledger.display import time_column
 
 
 @admin.register(ApiToken)
@@ -214,7 +215,7 @@ class ProposalAdmin(SeatVisible):
         "title",
         "state",
         "rule_name",
-        "deadline",
+        "deadline_shown",
         "your_vote",
         "opened_in",
         "closed_in",
@@ -229,13 +230,15 @@ class ProposalAdmin(SeatVisible):
         "rule_name",
         "rule",
         "eligible",
-        "deadline",
+        "deadline_shown",
         "state",
         "tally",
         "opened_in",
         "closed_in",
     ]
     actions = ["vote_yes", "vote_no", "vote_abstain"]
+    deadline_shown = time_column("deadline", "deadline")
+    exclude = ["deadline"]  # shown as deadline_shown
 
     def get_queryset(self, request):
         member = selectors.member_of(request.user)

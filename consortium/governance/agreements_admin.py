@@ -17,6 +17,7 @@ from consortium.governance.admin import SeatVisible
 from consortium.governance.changes import refusals
 from consortium.governance.documents import document_store
 from consortium.governance.models import Agreement, AgreementParty
+from ledger.display import time_column
 
 # --- agreements ------------------------------------------------------------------------------
 
@@ -25,8 +26,16 @@ class AgreementPartyInline(admin.TabularInline):
     """Who has signed and who has not."""
 
     model = AgreementParty
-    fields = ["member", "required", "signature", "signed_at", "withdrawn_in", "withdrawal_reason"]
+    fields = [
+        "member",
+        "required",
+        "signature",
+        "signed_at_shown",
+        "withdrawn_in",
+        "withdrawal_reason",
+    ]
     readonly_fields = fields
+    signed_at_shown = time_column("signed_at", "signed at")
     extra = 0
     can_delete = False
     verbose_name_plural = "parties: who has signed and who has not"
