@@ -17,6 +17,7 @@ from consortium.governance.admin import SeatVisible
 from consortium.governance.changes import refusals
 from consortium.governance.documents import document_store
 from consortium.governance.models import Agreement, AgreementParty
+from ledger.admin import may_read_in
 from ledger.display import time_column
 
 # --- agreements ------------------------------------------------------------------------------
@@ -58,7 +59,7 @@ class AgreementPartyInline(admin.TabularInline):
         return False
 
     def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or selectors.holds_a_seat(request.user)
+        return may_read_in(request)
 
 
 class AwaitingSignatureFilter(admin.SimpleListFilter):
