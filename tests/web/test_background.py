@@ -9,6 +9,7 @@ it sees what they wrote, and they poll the export's row as the page's script doe
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 
 import pytest
 from django.db import transaction
@@ -119,3 +120,36 @@ def test_a_delegate_does_not_follow_another_members_export(client, auditor):
 
     sign_in(client, get_user_model().objects.get(username="rec_fi"))
     assert client.get(f"/admin/consortium/auditexport/{export.pk}/progress/").status_code == 404
+
+
+def test_a_checkpoints_re_verification_runs_on_the_worker_thread(threads, tmp_path):
+    """The secretariat publishes a checkpoint; its stored file is then changed on disk.
+    The re-verification handed to the background blocks it, after ``later`` returned."""
+    from django.core.files.storage import default_storage
+
+    from consortium.access import checkpoints
+    from consortium.access.models import ModelCheckpoint
+    from consortium.access.tasks import verify_checkpoints
+    from tests.personas import found_delegates
+    from tests.steps.governance import propose
+
+    delegates = found_delegates()
+    weights = tmp_path / "step-1"
+    weights.mkdir()
+    (weights / "config.json").write_text('{"layers": 48}')
+    model = checkpoints.model_register(
+        actor=delegates["ops"], code="aurora", name="Aurora", agreement=propose(delegates)
+    )
+    cp = checkpoints.checkpoint_publish(
+        actor=delegates["ops"], model=model, name="step-1", directory=weights, workers=1
+    )
+    background.wait()  # the verification its publication asked for (files intact)
+    assert ModelCheckpoint.objects.get(digest=cp.digest).state == "published"
+    with default_storage.open(checkpoints.stored_path(cp.digest, "config.json"), "wb") as f:
+        f.write(b"{}")
+    job = background.later(verify_checkpoints, cp.digest)
+    assert isinstance(job, Future)  # handed over to the thread, not run here
+    job.result(timeout=60)
+    blocked = ModelCheckpoint.objects.get(digest=cp.digest)
+    assert blocked.state == "blocked" and blocked.blocked_in is not None
+    assert Entry.objects.filter(kind="checkpoint.blocked").count() == 1
