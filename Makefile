@@ -53,6 +53,7 @@ bench: install
 	$(PY) bench/mirror_bench.py
 	$(PY) bench/tiles_bench.py
 	$(PY) bench/cosign_bench.py
+	$(PY) bench/admin_pages_bench.py
 
 bench-quick: install
 	$(PY) bench/ledger_bench.py --quick
@@ -63,6 +64,7 @@ bench-quick: install
 	$(PY) bench/mirror_bench.py --quick
 	$(PY) bench/tiles_bench.py --quick
 	$(PY) bench/cosign_bench.py --quick
+	$(PY) bench/admin_pages_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache dist

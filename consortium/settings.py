@@ -196,6 +196,11 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Dates and numbers for people ("5 Dec 2026, 14:03 UTC", "1,234,567.89"): the formats of
+# consortium/formats/ come before Django's for each language. Forms and URLs keep plain
+# digits (widgets do not localize unless asked), and the API writes RFC 3339.
+FORMAT_MODULE_PATH = ["consortium.formats"]
+USE_THOUSAND_SEPARATOR = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
@@ -428,6 +433,10 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://"  # never used: tasks are eager
 CELERY_TASK_EAGER_PROPAGATES = True
+# Without a broker, long work (audit exports, checkpoint re-verification) runs on a worker
+# thread of the web process so that the request returns at once (consortium.web.background);
+# off, it runs inside the request that asks for it (the test suite's default).
+BACKGROUND_THREADS = envbool("BACKGROUND_THREADS", True)
 CELERY_RESULT_BACKEND = envstr("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -29,6 +29,7 @@ from contributions.funds import funds_confirm, funds_contribute, funds_reject
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report
 from contributions.sacct import gpu_hours
+from ledger.display import time_column
 
 
 @admin.register(Facility)
@@ -140,7 +141,12 @@ class ContributionAdmin(SeatVisible):
     list_filter = ["kind", "state", "disputed", "member"]
     list_select_related = ["member"]
     date_hierarchy = "delivered_on"
-    readonly_fields = [f.name for f in Contribution._meta.fields]
+    readonly_fields = [
+        "recorded_at_shown" if f.name == "recorded_at" else f.name
+        for f in Contribution._meta.fields
+    ]
+    fields = readonly_fields
+    recorded_at_shown = time_column("recorded_at", "recorded at")
     actions = ["dispute", "confirm_funds", "reject_funds"]
 
     def get_urls(self):

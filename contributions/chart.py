@@ -9,9 +9,18 @@ from django.utils.html import escape
 COLOURS = {"compute": "#2b6cb0", "data": "#2f855a", "funds": "#b7791f", "obligation": "#1a202c"}
 
 
-def cost_share_svg(report: dict, width: int = 720) -> str:
+# The chart is drawn on this many user units per character of its 12 px labels (an
+# over-estimate for sans-serif digits), so that the longest label fits inside the viewBox.
+CHAR = 7.2
+
+
+def cost_share_svg(report: dict, bars: int = 440) -> str:
     """Per member: stacked bars of value delivered (compute, data, funds) and a marker
-    at its obligation, on one scale; labels give the figures and the status."""
+    at its obligation, on one scale; labels give the figures and the status.
+
+    The SVG scales to its container (viewBox, width 100 % in site.css): the drawing is
+    ``bars`` units of bars plus room for the longest label, so no label is clipped at any
+    width."""
     members = report["members"]
     row, top, left = 34, 28, 120
     height = top + row * max(1, len(members)) + 30
@@ -19,12 +28,20 @@ def cost_share_svg(report: dict, width: int = 720) -> str:
         [Decimal("0.01")]
         + [max(Decimal(m["delivered"]["total"]), Decimal(m["obligation"])) for m in members]
     )
-    scale = Decimal(width - left - 170) / peak
+    scale = Decimal(bars) / peak
     unit = escape(report["accounting_unit"])
+    labels = [
+        f"{amount(m['delivered']['total'])} / {amount(m['obligation'])} "
+        f"({m['ratio'] or '-'}, {m['status']})"
+        for m in members
+    ]
+    legend = 3 * 80 + 6 + len(f"obligation ({report['accounting_unit']})") * CHAR
+    room = max([legend - bars] + [len(label) * CHAR + 12 for label in labels])
+    width = int(left + bars + room) + 1
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="Value delivered against each obligation, in {unit}">',
-        "<style>text{font:12px sans-serif;fill:#1a202c}</style>",
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" preserveAspectRatio="xMinYMin meet" role="img" '
+        f'aria-label="Value delivered against each obligation, in {unit}">',
     ]
     x = left
     for name in ("compute", "data", "funds"):
@@ -37,7 +54,7 @@ def cost_share_svg(report: dict, width: int = 720) -> str:
         f'<rect x="{x}" y="4" width="2" height="14" fill="{COLOURS["obligation"]}"/>'
         f'<text x="{x + 6}" y="15">obligation ({unit})</text>'
     )
-    for i, m in enumerate(members):
+    for i, (m, label) in enumerate(zip(members, labels, strict=True)):
         y = top + i * row
         parts.append(f'<text x="4" y="{y + 15}">{escape(m["member"])}</text>')
         x = Decimal(left)
@@ -46,16 +63,25 @@ def cost_share_svg(report: dict, width: int = 720) -> str:
             if w > 0:
                 parts.append(
                     f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="16" '
-                    f'fill="{COLOURS[name]}"><title>{name}: {escape(m["delivered"][name])} '
-                    f"{unit}</title></rect>"
+                    f'fill="{COLOURS[name]}"><title>{name}: '
+                    f"{escape(amount(m['delivered'][name]))} {unit}</title></rect>"
                 )
             x += w
         ob = left + Decimal(m["obligation"]) * scale
         parts.append(
             f'<rect x="{ob:.1f}" y="{y}" width="2" height="24" fill="{COLOURS["obligation"]}"/>'
         )
-        ratio = m["ratio"] or "-"
-        label = f"{m['delivered']['total']} / {m['obligation']} ({ratio}, {m['status']})"
         parts.append(f'<text x="{max(x, ob) + 6:.1f}" y="{y + 16}">{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def amount(value) -> str:
+    """A decimal amount for people: thousands separated, its decimals kept (1,234,567.89)."""
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return str(value)
+    if not number.is_finite():
+        return str(value)
+    return f"{number:,}"

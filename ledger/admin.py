@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.core.paginator import Paginator
 from django.db.models import Q
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from ledger.display import when
 from ledger.models import (
     Checkpoint,
     Cosignature,
@@ -26,7 +29,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     """The shared record: every member's delegates may read it, no one may change it."""
 
     def has_module_permission(self, request):
-        return request.user.is_superuser or _holds_a_seat(request.user)
+        return may_read_in(request)
 
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
@@ -44,6 +47,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 def may_read_ledger(user) -> bool:
     """Superusers, and whoever the project's reader check admits (a seat holder)."""
     return user.is_active and (user.is_superuser or _holds_a_seat(user))
+
+
+def may_read_in(request) -> bool:
+    """Whether the request's user reads the shared record: asked once a request (the
+    admin asks it for every model of its index and sidebar, a query each)."""
+    cached = getattr(request, "_may_read_ledger", None)
+    if cached is None:
+        cached = request.user.is_superuser or _holds_a_seat(request.user)
+        request._may_read_ledger = cached
+    return cached
 
 
 def _holds_a_seat(user) -> bool:
@@ -67,6 +80,20 @@ class KindFilter(admin.SimpleListFilter):
         return queryset.filter(kind=self.value()) if self.value() else queryset
 
 
+class LogPaginator(Paginator):
+    """The entries list without a filter holds the whole log: its count is the log's
+    size (the largest index, from the primary key's index), not a COUNT(*) of every row."""
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if query is not None and not query.where:
+            from ledger.proofs import tree_size
+
+            return tree_size()
+        return super().count
+
+
 @admin.register(Entry)
 class EntryAdmin(ReadOnlyAdmin):
     list_display = ["index", "kind", "entry_id", "author_short", "signed_at", "integrated_at"]
@@ -76,6 +103,7 @@ class EntryAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     # The change list pages by index; counting millions of rows on every page is waste.
     list_per_page = 100
+    paginator = LogPaginator
     fields = [
         "index",
         "entry_id",
@@ -107,11 +135,11 @@ class EntryAdmin(ReadOnlyAdmin):
     # such, never a server error.
     @admin.display(description="time")
     def signed_at(self, obj):
-        return _from_leaf(lambda: obj.time)
+        return _from_leaf(lambda: when(obj.time))
 
     @admin.display(description="integrated time")
     def integrated_at(self, obj):
-        return _from_leaf(lambda: obj.integrated_time)
+        return _from_leaf(lambda: when(obj.integrated_time))
 
     @admin.display(description="payload")
     def payload_pretty(self, obj):

@@ -194,6 +194,9 @@ def build(
             frontier = stored.read_hashes(merkle.root_indexes(first))
             w.add("frontier.json", _line({"size": first, "hashes": [_b64(h) for h in frontier]}))
         total = end - first
+        # Progress about every 1 % of the range (at most every PAGE entries): a person
+        # following a small export sees it move too.
+        every = max(1, min(PAGE, total // 100))
         chosen: list[int] = []
 
         def lines() -> Iterable[bytes]:
@@ -205,7 +208,7 @@ def build(
                 if select is None or select(index, leaf):
                     chosen.append(index)
                     yield leaf + b"\n"
-                if progress and done % PAGE == 0:
+                if progress and done % every == 0:
                     progress(done, total)
             if progress:
                 progress(done, total)

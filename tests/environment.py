@@ -26,3 +26,6 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 # The invalid-bearer-token throttle counts per address in the cache, which lives as long
 # as the test process: tests/web/test_token_throttle.py sets its own limit.
 os.environ.setdefault("API_TOKEN_FAILURE_LIMIT", "100000")
+# Work handed to the background runs inside the request in the suite, as Celery's eager
+# mode does; the tests of the worker thread turn it on (tests/web/test_background.py).
+os.environ.setdefault("BACKGROUND_THREADS", "0")

@@ -114,7 +114,8 @@ LEDGER_SURFACE = {
     "ledger.services": ALL,  # the surface: appends, keys, registries, errors, reads
     "ledger.core": None,  # pure primitives (envelopes, trees, notes, keyrings)
     "ledger.api": None,  # the REST plumbing the API modules build on
-    "ledger.admin": {"ReadOnlyAdmin"},  # the admins' base class
+    "ledger.admin": {"ReadOnlyAdmin", "may_read_in"},  # the admins' base class, its check
+    "ledger.display": None,  # the ledger's RFC 3339 times as people read them, for the admins
     "ledger.models": {"AppendOnly"},  # the append-only models' base class
     "ledger.export": None,  # the audit bundle the audit exports write
     "ledger.audit": None,  # the offline verifier the figures verifier extends

@@ -17,6 +17,7 @@ from consortium.access.models import (
 from consortium.governance.admin import SeatVisible
 from consortium.governance.changes import refusals
 from consortium.governance.selectors import recording_for
+from ledger.display import time_column
 
 # --- models and checkpoints ---------------------------------------------------------------------
 
@@ -99,7 +100,7 @@ class ModelCheckpointAdmin(SeatVisible):
 
 @admin.register(DownloadAuthorization)
 class DownloadAuthorizationAdmin(SeatVisible):
-    list_display = ["authorized_in", "member", "checkpoint", "scope", "rule", "expires"]
+    list_display = ["authorized_in", "member", "checkpoint", "scope", "rule", "expires_shown"]
     list_filter = ["scope", "member"]
     readonly_fields = [
         "token_id",
@@ -110,9 +111,11 @@ class DownloadAuthorizationAdmin(SeatVisible):
         "files",
         "rule",
         "figures",
-        "expires",
+        "expires_shown",
         "authorized_in",
     ]
+    expires_shown = time_column("expires", "expires")
+    exclude = ["expires"]  # shown as expires_shown
 
     def get_queryset(self, request):
         return selectors.visible_authorizations(request.user, super().get_queryset(request))

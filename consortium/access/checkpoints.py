@@ -388,8 +388,9 @@ def _submitted_evaluation(signed, key, submitter) -> None:
 
 def _verify_later(digest: str) -> None:
     from consortium.access.tasks import verify_checkpoints
+    from consortium.web import background
 
-    verify_checkpoints.delay(digest)
+    background.later(verify_checkpoints, digest)
 
 
 def checkpoints_verify(digest: str | None = None) -> dict[str, list[str]]:

@@ -3,11 +3,12 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from consortium.audit import exports as audit
 from consortium.audit import selectors
@@ -102,13 +103,44 @@ class AuditExportAdmin(SeatVisible):
             return f"entries {obj.range_first:,}-{obj.range_end - 1:,}"
         return "all"
 
-    @admin.display(description="progress")
+    @admin.display(description=_("progress"))
     def progress_bar(self, obj):
+        # An unfinished export's bar follows its row (consortium/progress.js polls the
+        # progress view every second) and shows the file's link when it is done.
+        following = obj.status in (AuditExport.Status.QUEUED, AuditExport.Status.RUNNING)
+        url = reverse("admin:consortium_auditexport_progress", args=[obj.pk]) if following else ""
         return format_html(
-            '<progress max="100" value="{}"></progress> {}% {}',
+            '<span class="progress" data-progress-url="{}">'
+            '<progress max="100" value="{}">{}%</progress> '
+            '<span class="progress-text">{}% {}</span> <span class="progress-result"></span>'
+            "</span>",
+            url,
+            obj.percent,
             obj.percent,
             obj.percent,
             obj.step if obj.status != "done" else "",
+        )
+
+    def progress_view(self, request, pk):
+        """What the progress bar of an export shows, as JSON (polled while it is built)."""
+        export = AuditExport.objects.filter(pk=pk).first()
+        if export is None or not selectors.may_read(request.user, export):
+            raise Http404("no such audit export")
+        done = export.status == AuditExport.Status.DONE and bool(export.file)
+        return JsonResponse(
+            {
+                "status": export.status,
+                "status_label": export.get_status_display(),
+                "step": export.step,
+                "done": export.done,
+                "total": export.total,
+                "percent": export.percent,
+                "error": export.error,
+                "file": (
+                    reverse("admin:consortium_auditexport_file", args=[export.pk]) if done else None
+                ),
+                "file_name": f"audit-{str(export.pk)[:8]}.zip" if done else None,
+            }
         )
 
     @admin.display(description="file")
@@ -134,6 +166,11 @@ class AuditExportAdmin(SeatVisible):
         own = [
             path(
                 "ask/", self.admin_site.admin_view(self.ask_view), name="consortium_auditexport_ask"
+            ),
+            path(
+                "<uuid:pk>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="consortium_auditexport_progress",
             ),
             path(
                 "<uuid:pk>/file/",

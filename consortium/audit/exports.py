@@ -123,9 +123,12 @@ def audit_export_request(
 
 def _queue(export_id: uuid.UUID) -> None:
     from consortium.audit.tasks import audit_export
+    from consortium.web import background
 
     try:
-        audit_export.delay(str(export_id))
+        background.later(
+            audit_export, str(export_id), on_failure=lambda exc: _failed(export_id, exc)
+        )
     except Exception as exc:  # an unreachable broker: say so on the export, not with a 500
         if getattr(audit_export.app.conf, "task_always_eager", False):
             raise  # in-process, the task records its own failure
@@ -135,6 +138,18 @@ def _queue(export_id: uuid.UUID) -> None:
             finished_at=timezone.now(),
             error=f"the task queue could not be reached: {exc}"[:2000],
         )
+
+
+def _failed(export_id, exc: BaseException) -> None:
+    """Record on an unfinished export a failure its build could not record itself."""
+    AuditExport.objects.filter(
+        id=export_id, status__in=[AuditExport.Status.QUEUED, AuditExport.Status.RUNNING]
+    ).update(
+        status=AuditExport.Status.FAILED,
+        step="failed",
+        finished_at=timezone.now(),
+        error=str(exc)[:2000] or type(exc).__name__,
+    )
 
 
 # --- building --------------------------------------------------------------------------------

@@ -253,13 +253,14 @@ def test_the_admin_asks_follows_and_serves_exports(
         403,
         404,
     )
-    # A queued export's page refreshes itself.
+    # A queued export's page follows its progress (consortium/progress.js polls it).
     queued = audit.audit_export_request(actor=lumi["people"]["aud"])
     sign_in(client, lumi["people"]["aud"])
-    assert (
-        'http-equiv="refresh"'
-        in client.get(f"/admin/consortium/auditexport/{queued.pk}/change/").content.decode()
-    )
+    page = client.get(f"/admin/consortium/auditexport/{queued.pk}/change/").content.decode()
+    assert f'data-progress-url="/admin/consortium/auditexport/{queued.pk}/progress/"' in page
+    assert "consortium/progress.js" in page
+    following = client.get(f"/admin/consortium/auditexport/{queued.pk}/progress/").json()
+    assert following["status"] == "queued" and following["file"] is None
 
 
 def test_contribution_states_are_recomputed_from_the_entries(lumi, downloads, tmp_path):

@@ -43,6 +43,8 @@ def test_the_cost_share_page_shows_the_table_and_the_chart(client, lumi):
     page = client.get(f"/admin/consortium/agreement/{a.id}/cost-shares/").content.decode()
     assert "<svg" in page and "133.80" in page and "behind" in page
     assert "<script" not in page.split("<svg", 1)[1].split("</svg>", 1)[0]
+    # Scaled to the screen by its viewBox, styled by site.css: nothing inline for the CSP.
+    assert 'viewBox="0 0 ' in page and 'style="' not in page and "<style" not in page
     march = client.get(
         f"/admin/consortium/agreement/{a.id}/cost-shares/?from=2026-03-01&to=2026-03-31"
     )

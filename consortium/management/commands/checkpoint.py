@@ -13,6 +13,7 @@ from tqdm import tqdm
 from consortium.access import checkpoints
 from consortium.access.models import ModelCheckpoint, TrainedModel, TrainingRun
 from consortium.governance.changes import GovernanceError, refusals
+from consortium.web import background
 
 
 class Command(BaseCommand):
@@ -41,7 +42,9 @@ class Command(BaseCommand):
         bun.add_argument("--output", type=Path, help="Default: standard output.")
 
     def handle(self, *args, action, **options):
-        return getattr(self, "do_" + action.replace("-", "_"))(**options)
+        # A published checkpoint's files are re-verified before the command ends.
+        with background.inline():
+            return getattr(self, "do_" + action.replace("-", "_"))(**options)
 
     def _checkpoint(self, digest) -> ModelCheckpoint:
         found = ModelCheckpoint.objects.filter(digest=digest).first()

@@ -27,6 +27,7 @@ from consortium.governance.votes import vote_cast
 from consortium.management.commands import _demo_data as demo
 from consortium.management.commands._demo_second_factor import second_factor
 from consortium.management.commands._demo_summary import print_summary, shown, summary
+from consortium.web import background
 from ledger import services as ledger
 from ledger.services import Draft, Key, hosted_signer, log_origin, log_signer
 
@@ -61,7 +62,12 @@ class Command(BaseCommand):
             help="Print one JSON object instead (users, passwords, tokens, URLs, commands).",
         )
 
-    def handle(self, *args, entries, url, json, **options):
+    def handle(self, *args, **options):
+        # The demo shows the export and the checkpoint it made: it waits for them.
+        with background.inline():
+            return self._handle(*args, **options)
+
+    def _handle(self, *args, entries, url, json, **options):
         self.quiet = json
         if not Consortium.objects.exists():
             members = [member_record(code=c, figures={"population": p}) for c, p in demo.FOUNDERS]

@@ -1,0 +1,20 @@
+"""Figures for people in templates: amounts with thousands separators.
+
+Only for display: an amount in a form, a URL or the API keeps its plain digits.
+"""
+
+from __future__ import annotations
+
+from django import template
+
+from contributions.chart import amount as _amount
+
+register = template.Library()
+
+
+@register.filter
+def amount(value) -> str:
+    """``1234567.89`` as ``1,234,567.89`` (its decimals as recorded); other text as is."""
+    if value is None or value == "":
+        return ""
+    return _amount(value)
