@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -70,10 +71,18 @@ class Site:
 def demo_env(var_dir: Path) -> dict:
     """The environment ``make demo`` gives the server: DEBUG on, SQLite under ``var_dir``,
     no broker, the witness policy fail-open."""
+    # Nothing of the suite's own environment (tests/environment.py: its secrets, its
+    # storage, work run inside the request, ...) reaches the demo.
+    suite_only = set(
+        re.findall(
+            r'os\.environ(?:\.setdefault\(|\[)"(\w+)"',
+            (ROOT / "tests" / "environment.py").read_text(),
+        )
+    )
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "LEDGER_KEK"}
+        if k not in suite_only | {"DATABASE_URL", "CELERY_BROKER_URL"}
     }
     env.update(
         DEBUG="1",
