@@ -26,6 +26,11 @@ router.register("audit/exports", audit_api.AuditExportViewSet, basename="audit-e
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path(
+        "admin/consortium/cost-shares/",
+        admin.site.admin_view(contributions_admin.cost_share_index_view),
+        name="contributions_cost_share_index",
+    ),
+    path(
         "admin/consortium/agreement/<uuid:pk>/cost-shares/",
         admin.site.admin_view(contributions_admin.cost_share_view),
         name="contributions_cost_shares",

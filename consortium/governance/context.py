@@ -1,4 +1,5 @@
-"""Template context for the admin: what awaits the signed-in delegate's member."""
+"""Template context for the admin: the signed-in person's dashboard (what awaits their
+member, where it stands) and, for the secretariat, the consortium's."""
 
 from __future__ import annotations
 
@@ -6,19 +7,20 @@ from django.utils.functional import SimpleLazyObject
 
 
 def pending_work(request) -> dict:
-    """``pending``: agreements awaiting the member's signature and open proposals it has
-    not voted on, computed only when a template (the admin index) uses it."""
+    """``dashboard`` (the member's) and ``consortium_view`` (the secretariat's), computed
+    only when a template (the admin index) uses them."""
+    user = getattr(request, "user", None)
 
-    def compute():
-        from consortium.governance import selectors
+    def member():
+        from consortium.web.dashboard import member_dashboard
 
-        scope = selectors.acting_for(request.user) if hasattr(request, "user") else False
-        if not scope:
+        return member_dashboard(user) if user is not None else None
+
+    def consortium():
+        from consortium.web.dashboard import consortium_dashboard
+
+        if user is None or not user.is_authenticated:
             return None
-        return {
-            "member": scope,
-            "agreements": [p.agreement for p in selectors.signatures_awaited(scope)],
-            "proposals": list(selectors.votes_awaited(scope)),
-        }
+        return consortium_dashboard(user)
 
-    return {"pending": SimpleLazyObject(compute)}
+    return {"dashboard": SimpleLazyObject(member), "consortium_view": SimpleLazyObject(consortium)}
