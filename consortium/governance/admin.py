@@ -4,8 +4,8 @@ decisions they made; projections are visible and never edited here."""
 from collections.abc import Callable
 
 from django import forms
-from django.contrib import admin, messages
 from django.conf import settings
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.validators import MaxValueValidator
 from django.db.models import CharField, OuterRef, Subquery, Value

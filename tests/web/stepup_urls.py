@@ -5,7 +5,8 @@ not what is tested."""
 from django.http import HttpResponse
 from django.urls import path
 
-from consortium.urls import handler400, handler404, handler500, urlpatterns as project
+from consortium.urls import handler400, handler404, handler500
+from consortium.urls import urlpatterns as project
 
 urlpatterns = [
     path("admin/stepup/", lambda request: HttpResponse("step up"), name="stepup"),
