@@ -128,7 +128,7 @@ def test_the_dashboard_reads_the_database_the_same_number_of_times_as_the_log_gr
 
 
 def test_the_dashboard_itself_needs_few_queries(lumi, django_assert_max_num_queries):
-    from consortium.web.dashboard import member_dashboard
+    from consortium.dashboard import member_dashboard
 
     with django_assert_max_num_queries(45):
         board = member_dashboard(lumi["people"]["sig_se"])

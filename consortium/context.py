@@ -5,20 +5,18 @@ from __future__ import annotations
 
 from django.utils.functional import SimpleLazyObject
 
+from consortium.dashboard import consortium_dashboard, member_dashboard
 
-def pending_work(request) -> dict:
+
+def dashboard(request) -> dict:
     """``dashboard`` (the member's) and ``consortium_view`` (the secretariat's), computed
     only when a template (the admin index) uses them."""
     user = getattr(request, "user", None)
 
     def member():
-        from consortium.web.dashboard import member_dashboard
-
         return member_dashboard(user) if user is not None else None
 
     def consortium():
-        from consortium.web.dashboard import consortium_dashboard
-
         if user is None or not user.is_authenticated:
             return None
         return consortium_dashboard(user)

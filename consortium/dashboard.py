@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, Max
 from django.utils.safestring import mark_safe
 
 from consortium.access.entitlements import entitlement
@@ -31,9 +30,16 @@ from consortium.governance.terms import ACCESS_SCOPES
 from contributions.chart import cost_share_svg
 from contributions.models import Contribution, Dispute
 from contributions.report import ReportError, cost_share_report
-from ledger.core.envelope import EnvelopeError, parse_time
-from ledger.cosign.models import Cosignature, Witness, WitnessAlarm, WitnessContact
-from ledger.models import Entry, Key, LogHead
+from ledger.services import (
+    Entry,
+    EnvelopeError,
+    Key,
+    Witness,
+    parse_time,
+    tree_size,
+    witness_alarm_count,
+    witness_status,
+)
 
 RECENT_ENTRIES = 10
 
@@ -141,30 +147,8 @@ def witnesses(member: str) -> list[dict]:
     rows = list(Witness.objects.filter(member=member, retired_in__isnull=True).order_by("name"))
     if not rows:
         return []
-    names = [w.name for w in rows]
-    contacts = {c.witness: c for c in WitnessContact.objects.filter(witness__in=names)}
-    alarms = dict(
-        WitnessAlarm.objects.filter(witness__in=names)
-        .values_list("witness")
-        .annotate(n=Count("id"))
-        .values_list("witness", "n")
-    )
-    last = {
-        r["witness"]: r
-        for r in Cosignature.objects.filter(witness__in=names)
-        .values("witness")
-        .annotate(size=Max("checkpoint__tree_size"), at=Max("received_at"))
-    }
-    return [
-        {
-            "witness": w,
-            "contact": contacts.get(w.name),
-            "alarms": alarms.get(w.name, 0),
-            "cosigned_size": last.get(w.name, {}).get("size"),
-            "cosigned_at": last.get(w.name, {}).get("at"),
-        }
-        for w in rows
-    ]
+    status = witness_status([w.name for w in rows])
+    return [{"witness": w, **status[w.name]} for w in rows]
 
 
 def awaiting(member: str) -> dict:
@@ -223,7 +207,7 @@ def consortium_dashboard(user) -> dict | None:
         "balances": balances(None),
         "proposals": proposals,
         "agreements": [(a, sorted(codes)) for a, codes in unsigned.items()],
-        "alarms": WitnessAlarm.objects.count(),
+        "alarms": witness_alarm_count(),
         "members": Member.objects.count(),
-        "log_size": LogHead.objects.values_list("size", flat=True).first() or 0,
+        "log_size": tree_size(),
     }
