@@ -96,9 +96,11 @@ def test_a_refused_download_is_told_to_the_members_delegates_without_a_secret(
 ):
     addresses()
     # The Netherlands (ratio 0.448) is under the embargo for the full weights.
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(GovernanceError, match="denied"):
-            downloads.download_authorize(actor=lumi["people"]["sig_nl"], checkpoint=checkpoint)
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(GovernanceError, match="denied"),
+    ):
+        downloads.download_authorize(actor=lumi["people"]["sig_nl"], checkpoint=checkpoint)
     assert received("Download refused") == {"sig_nl", "obs_nl"}
     body = next(m for m in mail.outbox if m.to == ["obs_nl@example.org"]).body
     assert "embargoed until" in body
