@@ -19,6 +19,14 @@ from tests.steps.signin import sign_in
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 ORIGIN = "http://testserver"
+# The texts of the first chart that end to the right of its box (cut off on screen).
+LABELS_OUTSIDE = """() => {
+  const svg = document.querySelector('.cost-share-chart');
+  const box = svg.getBoundingClientRect();
+  return [...svg.querySelectorAll('text')]
+    .filter(t => t.getBoundingClientRect().right > box.right + 0.5)
+    .map(t => t.textContent);
+}"""
 
 lumi, checkpoint = (worlds.shared(n, world="published") for n in ("lumi", "checkpoint"))
 
@@ -67,13 +75,51 @@ def test_the_dashboard_fits_a_phone(client, phone, lumi, who):
     chart = phone.locator(".cost-share-chart").first.bounding_box()
     assert chart["x"] >= 0 and chart["x"] + chart["width"] <= 375
     # Every label of the chart ends inside the drawing.
-    outside = phone.evaluate(
-        """() => {
-          const svg = document.querySelector('.cost-share-chart');
-          const box = svg.getBoundingClientRect();
-          return [...svg.querySelectorAll('text')]
-            .filter(t => t.getBoundingClientRect().right > box.right + 0.5)
-            .map(t => t.textContent);
-        }"""
-    )
+    outside = phone.evaluate(LABELS_OUTSIDE)
     assert outside == []
+
+
+def test_a_long_label_at_the_longest_bar_stays_inside_the_chart(phone):
+    """The issue's case: the member with the longest bar, and a long status, labelled at
+    the bar's end: the drawing is widened to hold the label instead of cutting it."""
+    from contributions.chart import cost_share_svg
+
+    report = {
+        "accounting_unit": "EUR",
+        "members": [
+            {
+                "member": "FI",
+                "delivered": {
+                    "compute": "100.00",
+                    "data": "0.00",
+                    "funds": "0.00",
+                    "total": "100.00",
+                },
+                "obligation": "209.00",
+                "ratio": "0.478",
+                "status": "critically behind",
+            },
+            {
+                "member": "SE",
+                "delivered": {
+                    "compute": "0.00",
+                    "data": "0.00",
+                    "funds": "1234567.00",
+                    "total": "1234567.00",
+                },
+                "obligation": "544567.00",
+                "ratio": "2.267",
+                "status": "ahead",
+            },
+        ],
+    }
+    css = finders.find("consortium/dashboard.css")
+    html = (
+        f'<!DOCTYPE html><html><head><link rel="stylesheet" href="/static/consortium/dashboard.css">'
+        f"</head><body>{cost_share_svg(report)}</body></html>"
+    )
+    assert css
+    page = phone("/chart/", html.encode())
+    outside = page.evaluate(LABELS_OUTSIDE)
+    assert outside == []
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
