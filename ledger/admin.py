@@ -26,7 +26,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     """The shared record: every member's delegates may read it, no one may change it."""
 
     def has_module_permission(self, request):
-        return request.user.is_superuser or _holds_a_seat(request.user)
+        return request.user.is_superuser or _request_holds_a_seat(request)
 
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
@@ -44,6 +44,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 def may_read_ledger(user) -> bool:
     """Superusers, and whoever the project's reader check admits (a seat holder)."""
     return user.is_active and (user.is_superuser or _holds_a_seat(user))
+
+
+def _request_holds_a_seat(request) -> bool:
+    """``_holds_a_seat`` for the request's user, asked once per request: the app list asks
+    every model admin, and the answer does not change while one page is drawn."""
+    cached = getattr(request, "_ledger_holds_a_seat", None)
+    if cached is None or cached[0] is not request.user:
+        cached = (request.user, _holds_a_seat(request.user))
+        request._ledger_holds_a_seat = cached
+    return cached[1]
 
 
 def _holds_a_seat(user) -> bool:

@@ -93,7 +93,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def _may_use(self, request) -> bool:
         user = request.user
-        return user.is_active and (user.is_superuser or selectors.holds_a_seat(user))
+        if not getattr(request, "_token_holder_checked", False):
+            # Asked several times while one page is drawn (the app list, the views).
+            request._token_holder = user.is_active and (
+                user.is_superuser or selectors.holds_a_seat(user)
+            )
+            request._token_holder_checked = True
+        return request._token_holder
 
     def has_module_permission(self, request):
         return self._may_use(request)

@@ -127,6 +127,12 @@ def test_the_dashboard_reads_the_database_the_same_number_of_times_as_the_log_gr
     assert entries.count("note.sweden") == 10 and "note.other" not in entries
 
 
+def test_the_whole_page_needs_few_queries(client, lumi, django_assert_max_num_queries):
+    sign_in(client, lumi["people"]["sig_se"])
+    with django_assert_max_num_queries(70):
+        assert client.get("/admin/").status_code == 200
+
+
 def test_the_dashboard_itself_needs_few_queries(lumi, django_assert_max_num_queries):
     from consortium.dashboard import member_dashboard
 
