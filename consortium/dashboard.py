@@ -92,16 +92,23 @@ def balances(member: str | None) -> list[Balance]:
     return out
 
 
+DOWNLOAD_ROWS = 20
+
+
 def downloads(member: str) -> list[dict]:
-    """Per published or blocked checkpoint and scope: may ``member`` download it, and why."""
+    """Per checkpoint (the latest ``DOWNLOAD_ROWS``) and scope: may ``member`` download
+    it, and why; each balance ratio behind the decisions is computed once."""
     checkpoints = ModelCheckpoint.objects.select_related("model__agreement").order_by(
         "-published_in"
-    )
-    rows = []
-    for cp in checkpoints:
-        decisions = [entitlement(member, cp, scope) for scope in ACCESS_SCOPES]
-        rows.append({"checkpoint": cp, "decisions": decisions})
-    return rows
+    )[:DOWNLOAD_ROWS]
+    ratios: dict = {}
+    return [
+        {
+            "checkpoint": cp,
+            "decisions": [entitlement(member, cp, scope, ratios=ratios) for scope in ACCESS_SCOPES],
+        }
+        for cp in checkpoints
+    ]
 
 
 def _concerning(member: str) -> list[int]:
