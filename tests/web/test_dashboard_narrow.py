@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from django.contrib.staticfiles import finders
+from playwright import sync_api
 
 from tests import worlds
 from tests.steps.signin import sign_in
 
-sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 ORIGIN = "http://testserver"
 # The texts of the first chart that end to the right of its box (cut off on screen).
