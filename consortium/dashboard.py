@@ -4,8 +4,8 @@ secretariat, the same across the consortium.
 
 Everything is read here, in a bounded number of queries whatever the size of the log:
 entries are found by the indexed columns that name them (their author key) and by the
-entry indexes the projections keep (``signed_in``, ``cast_in``, ``recorded_in``...), never
-by reading leaves."""
+entry indexes the projections keep (``assigned_in``, ``recorded_in``, ``authorized_in``...),
+never by reading leaves; the checkpoints decided are the latest ``DOWNLOAD_ROWS``."""
 
 from __future__ import annotations
 
@@ -116,26 +116,21 @@ def _concerning(member: str) -> list[int]:
     naming it (as the projections recorded), newest first."""
     keys = list(Key.objects.filter(owner=member).values_list("fingerprint", flat=True))
     n = RECENT_ENTRIES
+    # (rows, the column holding an entry index): the latest n of each, merged.
     sources = [
-        Entry.objects.filter(author__in=keys).order_by("-index").values_list("index", flat=True),
-        Seat.objects.filter(member_id=member).values_list("assigned_in", flat=True),
-        Seat.objects.filter(member_id=member, vacated_in__isnull=False).values_list(
-            "vacated_in", flat=True
-        ),
-        AgreementParty.objects.filter(member_id=member).values_list(
-            "agreement__proposed_in", flat=True
-        ),
-        Contribution.objects.filter(member_id=member).values_list("recorded_in", flat=True),
-        Dispute.objects.filter(contribution__member_id=member).values_list("opened_in", flat=True),
-        DownloadAuthorization.objects.filter(member_id=member).values_list(
-            "authorized_in", flat=True
-        ),
-        AccessGrant.objects.filter(member_id=member).values_list("granted_in", flat=True),
+        (Entry.objects.filter(author__in=keys), "index"),
+        (Seat.objects.filter(member_id=member), "assigned_in"),
+        (Seat.objects.filter(member_id=member, vacated_in__isnull=False), "vacated_in"),
+        (AgreementParty.objects.filter(member_id=member), "agreement__proposed_in"),
+        (Contribution.objects.filter(member_id=member), "recorded_in"),
+        (Dispute.objects.filter(contribution__member_id=member), "opened_in"),
+        (DownloadAuthorization.objects.filter(member_id=member), "authorized_in"),
+        (AccessGrant.objects.filter(member_id=member), "granted_in"),
     ]
     found: set[int] = set(Member.objects.filter(code=member).values_list("changed_in", flat=True))
-    for qs in sources:
-        field_name = qs._fields[0]
-        found.update(i for i in qs.order_by(f"-{field_name}")[:n] if i is not None)
+    for rows, column in sources:
+        latest = rows.order_by(f"-{column}").values_list(column, flat=True)[:n]
+        found.update(i for i in latest if i is not None)
     return sorted(found, reverse=True)[:n]
 
 
