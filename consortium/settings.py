@@ -16,6 +16,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -147,7 +148,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "consortium.governance.context.pending_work",
+                "consortium.context.dashboard",
                 "ledger.context.verification_alarm",
                 "ledger.context.witness_warning",
             ],
@@ -424,6 +425,45 @@ SPECTACULAR_SETTINGS = {
 
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
 API_TOKEN_MAX_DAYS = envint("API_TOKEN_MAX_DAYS", 366)
+
+# --- e-mail notifications -------------------------------------------------------------------
+# Members' delegates are told by e-mail when a signature or a vote awaits their member, a
+# proposal is decided, a dispute names it or a download is refused (consortium.notifications).
+# EMAIL_URL (smtp://user:password@host:587, smtp+tls://..., smtps://..., console://) or
+# EMAIL_HOST and friends; without either: the console when DEBUG, SMTP on localhost otherwise.
+
+SITE_URL = (envstr("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "ledger@localhost")
+EMAIL_SUBJECT_PREFIX = envstr("EMAIL_SUBJECT_PREFIX", "[Consortium ledger] ")
+_EMAIL_BACKENDS = {
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "locmem": "django.core.mail.backends.locmem.EmailBackend",
+}
+EMAIL_URL = envstr("EMAIL_URL", "")
+if EMAIL_URL:
+    _mail = urlsplit(EMAIL_URL)
+    _scheme = _mail.scheme.lower()
+    if _scheme not in {"smtp", "smtp+tls", "smtps", "console", "locmem"}:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL: unknown scheme {_mail.scheme!r} (smtp, smtp+tls, smtps, console)"
+        )
+    EMAIL_BACKEND = _EMAIL_BACKENDS["smtp" if _scheme.startswith("smtp") else _scheme]
+    EMAIL_HOST = _mail.hostname or "localhost"
+    EMAIL_PORT = _mail.port or {"smtps": 465, "smtp+tls": 587}.get(_scheme, 25)
+    EMAIL_HOST_USER = unquote(_mail.username or "")
+    EMAIL_HOST_PASSWORD = unquote(_mail.password or "")
+    EMAIL_USE_TLS = _scheme == "smtp+tls"
+    EMAIL_USE_SSL = _scheme == "smtps"
+else:
+    EMAIL_BACKEND = envstr("EMAIL_BACKEND", _EMAIL_BACKENDS["console" if DEBUG else "smtp"])
+    EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+    EMAIL_PORT = envint("EMAIL_PORT", 25)
+    EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
 
 # --- Celery -------------------------------------------------------------------------------
 

@@ -88,6 +88,11 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     *security_urls,
     path(
+        "admin/consortium/cost-shares/",
+        admin.site.admin_view(contributions_admin.cost_share_index_view),
+        name="contributions_cost_share_index",
+    ),
+    path(
         "admin/consortium/agreement/<uuid:pk>/cost-shares/",
         admin.site.admin_view(contributions_admin.cost_share_view),
         name="contributions_cost_shares",

@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 
 from consortium.governance.admin import SeatVisible
 from consortium.governance.changes import refusals
@@ -329,6 +330,25 @@ class DisputeAdmin(SeatVisible):
         "resolution",
         "resolved_in",
     ]
+
+
+def cost_share_index_view(request):
+    """The agreements whose terms share costs, each linked to its report (every seat
+    holder): the report's entry in the admin's navigation and the dashboard."""
+    if not (request.user.is_superuser or holds_a_seat(request.user)):
+        raise PermissionDenied
+    agreements = [
+        a
+        for a in visible_agreements(request.user).order_by("-proposed_in")
+        if a.terms.get("cost_sharing")
+    ]
+    context = {
+        **admin.site.each_context(request),
+        "agreements": agreements,
+        "title": gettext("Cost-share reports"),
+        "opts": Agreement._meta,
+    }
+    return TemplateResponse(request, "admin/contributions/cost_share_index.html", context)
 
 
 def cost_share_view(request, pk):

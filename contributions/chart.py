@@ -39,7 +39,7 @@ def cost_share_svg(report: dict, bars: int = 440) -> str:
     room = max([legend - bars] + [len(label) * CHAR + 12 for label in labels])
     width = int(left + bars + room) + 1
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart cost-share-chart" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" preserveAspectRatio="xMinYMin meet" role="img" '
         f'aria-label="Value delivered against each obligation, in {unit}">',
     ]

@@ -18,6 +18,7 @@ import uuid
 
 from django.db import transaction
 
+from consortium.governance import notifications
 from consortium.governance.changes import (
     GovernanceError,
     acting_signer,
@@ -119,7 +120,7 @@ def apply_disputed(entry: Appended) -> None:
         return  # one open dispute at a time: on the record, without effect
     if not bound_together(member, contribution.member_id):
         return
-    Dispute.objects.create(
+    dispute = Dispute.objects.create(
         id=uuid.UUID(p["dispute"]),
         contribution=contribution,
         member_id=member,
@@ -127,6 +128,7 @@ def apply_disputed(entry: Appended) -> None:
         opened_in=entry.index,
     )
     Contribution.objects.filter(id=contribution.id).update(disputed=True)
+    notifications.on_dispute_opened(dispute)
 
 
 @applier("contribution.resolved")

@@ -40,6 +40,12 @@ def projections() -> list[type[models.Model]]:
     return list(_projections)
 
 
+def replaying() -> bool:
+    """Whether a replay runs in this thread: appliers then rebuild tables, and nothing
+    outside them (an e-mail, say) may happen again."""
+    return getattr(_local, "alias", None) is not None
+
+
 class ReplayRouter:
     """While a replay runs in this thread, every ORM query goes to its scratch database."""
 

@@ -76,7 +76,7 @@ from ledger.keys import (
 from ledger.log import Appended, applier
 from ledger.models import Checkpoint, Entry, Key, SealedKey
 from ledger.proofs import inclusion_proof, tree_size
-from ledger.replay import projection
+from ledger.replay import projection, replaying
 from ledger.submissions import Refused, accepts, may_act_for, then
 
 __all__ = [
@@ -122,13 +122,16 @@ __all__ = [
     "parse_time",
     "projection",
     "publish_checkpoint",
+    "replaying",
     "then",
     "tree_size",
     "verifier_key",
+    "witness_alarm_count",
     "witness_policy_record",
     "witness_policy_text",
     "witness_record",
     "witness_retire_record",
+    "witness_status",
 ]
 
 
@@ -370,3 +373,47 @@ def checkpoint_covering(size: int) -> tuple[Checkpoint, str] | None:
     if latest is None or latest.tree_size < size:
         return None
     return latest, cosigned_note(latest)
+
+
+# --- what the witnesses did (for the members' dashboards) --------------------------------------
+
+
+def witness_status(names: Sequence[str]) -> dict[str, dict]:
+    """Per witness of ``names``: the largest tree size it cosigned and when that arrived
+    (``cosigned_size``, ``cosigned_at``), its last contact and error (``contact``), and the
+    number of its alarms (``alarms``); a handful of queries whatever the number of
+    checkpoints."""
+    from django.db.models import Count, Max
+
+    from ledger.cosign.models import Cosignature, WitnessAlarm, WitnessContact
+
+    names = list(names)
+    contacts = {c.witness: c for c in WitnessContact.objects.filter(witness__in=names)}
+    alarms = dict(
+        WitnessAlarm.objects.filter(witness__in=names)
+        .values("witness")
+        .annotate(n=Count("id"))
+        .values_list("witness", "n")
+    )
+    cosigned = {
+        r["witness"]: r
+        for r in Cosignature.objects.filter(witness__in=names)
+        .values("witness")
+        .annotate(size=Max("checkpoint__tree_size"), at=Max("received_at"))
+    }
+    return {
+        name: {
+            "contact": contacts.get(name),
+            "alarms": alarms.get(name, 0),
+            "cosigned_size": cosigned.get(name, {}).get("size"),
+            "cosigned_at": cosigned.get(name, {}).get("at"),
+        }
+        for name in names
+    }
+
+
+def witness_alarm_count() -> int:
+    """How many witness alarms were raised (a fork or a rollback may be under way)."""
+    from ledger.cosign.models import WitnessAlarm
+
+    return WitnessAlarm.objects.count()

@@ -1,10 +1,12 @@
 """Models, checkpoints and downloads in the admin."""
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from consortium.access import downloads, selectors
 from consortium.access.models import (
@@ -17,7 +19,10 @@ from consortium.access.models import (
 from consortium.governance.admin import SeatVisible
 from consortium.governance.changes import refusals
 from consortium.governance.selectors import recording_for
+from consortium.governance.terms import ACCESS_SCOPES
+from consortium.web.stepup import stepup_required
 from ledger.display import time_column
+from ledger.services import parse_time
 
 # --- models and checkpoints ---------------------------------------------------------------------
 
@@ -71,29 +76,48 @@ class ModelCheckpointAdmin(SeatVisible):
         checkpoint = selectors.checkpoint_of(digest)
         if checkpoint is None or not self.has_view_permission(request):
             raise Http404("no such checkpoint")
-        rows = selectors.access_table(request.user, checkpoint)
-        issued = None
         if request.method == "POST":
-            with refusals(lambda message: self.message_user(request, message, messages.ERROR)):
-                auth, token = downloads.download_authorize(
-                    actor=request.user,
-                    checkpoint=checkpoint,
-                    request=request,
-                    scope=request.POST.get("scope", "full_weights"),
-                )
-                issued = {
-                    "token": token,
-                    "auth": auth,
-                    "urls": [(p, f"/api/v1/downloads/{token}/{p}") for p in auth.files],
-                }
+            return self.ask_view(request, checkpoint)
+        return self.access_page(request, checkpoint)
+
+    @stepup_required
+    def ask_view(self, request, checkpoint):
+        """Ask to download (binds the member: a recent second factor first)."""
+        issued = None
+        with refusals(lambda message: self.message_user(request, message, messages.ERROR)):
+            auth, token = downloads.download_authorize(
+                actor=request.user,
+                checkpoint=checkpoint,
+                request=request,
+                scope=request.POST.get("scope", "full_weights"),
+            )
+            base = settings.SITE_URL
+            issued = {
+                "token": token,
+                "auth": auth,
+                "expires_at": parse_time(auth.expires),
+                "urls": [
+                    (
+                        p,
+                        reverse("download", args=[token, p]),
+                        f"{base}{reverse('download', args=[token, p])}",
+                    )
+                    for p in auth.files
+                ],
+            }
+        return self.access_page(request, checkpoint, issued)
+
+    def access_page(self, request, checkpoint, issued=None):
+        rows = selectors.access_table(request.user, checkpoint)
         context = {
             **self.admin_site.each_context(request),
             "checkpoint": checkpoint,
             "rows": rows,
             "issued": issued,
+            "scopes": ACCESS_SCOPES,
             "opts": self.model._meta,
             "can_ask": recording_for(request.user) is not None,
-            "title": f"Access to {checkpoint}",
+            "title": _("Access to %(checkpoint)s") % {"checkpoint": checkpoint},
         }
         return TemplateResponse(request, "admin/consortium/modelcheckpoint/access.html", context)
 

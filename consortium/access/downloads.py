@@ -39,6 +39,7 @@ from nacl.signing import VerifyKey
 from consortium.access.checkpoints import stored_path
 from consortium.access.entitlements import entitlement
 from consortium.access.models import DownloadAuthorization, DownloadEvent, ModelCheckpoint
+from consortium.governance import notifications
 from consortium.governance.changes import GovernanceError, by_secretariat, secretariat_signer
 from consortium.governance.selectors import recording_for, seat_of
 from ledger import services as ledger
@@ -218,6 +219,7 @@ def download_authorize(
             outcome="denied",
             reason=decision.rule,
         )
+        notifications.on_download_refused(member, checkpoint, decision.rule)
         raise GovernanceError(f"denied: {decision.rule}", 403)
     tid = secrets.token_hex(16)
     seat = str(seat_of(actor).id)

@@ -52,9 +52,15 @@ def _deny(scope: str, rule: str, **figures) -> Decision:
     return Decision(False, scope, rule, figures)
 
 
-def balance_ratio(agreement: Agreement, member: str) -> Decimal | None:
+def balance_ratio(agreement: Agreement, member: str, cache: dict | None = None) -> Decimal | None:
     """The member's delivered/obligation ratio under ``agreement`` (or, if that shares no
-    cost, under a treaty in force that binds it): ``None`` if none can be computed."""
+    cost, under a treaty in force that binds it): ``None`` if none can be computed. With
+    ``cache``, a page deciding many checkpoints computes each ratio once."""
+    if cache is not None:
+        key = (agreement.id, member)
+        if key not in cache:
+            cache[key] = balance_ratio(agreement, member)
+        return cache[key]
     candidates = [agreement]
     candidates += list(
         Agreement.objects.filter(
@@ -79,9 +85,14 @@ def balance_ratio(agreement: Agreement, member: str) -> Decimal | None:
 
 
 def entitlement(
-    member: str, checkpoint: ModelCheckpoint, scope: str = "full_weights", today: date | None = None
+    member: str,
+    checkpoint: ModelCheckpoint,
+    scope: str = "full_weights",
+    today: date | None = None,
+    ratios: dict | None = None,
 ) -> Decision:
-    """Whether ``member`` may download ``checkpoint`` in ``scope`` (see the module)."""
+    """Whether ``member`` may download ``checkpoint`` in ``scope`` (see the module);
+    ``ratios``: a cache of balance ratios shared by the decisions of one page."""
     today = today or datetime.now(UTC).date()
     if scope not in ACCESS_SCOPES:
         raise ValueError(f"scope is one of {', '.join(ACCESS_SCOPES)}")
@@ -161,7 +172,7 @@ def entitlement(
         open_on = published + timedelta(days=embargo)
         if "min_balance_ratio" in r:
             minimum = Decimal(r["min_balance_ratio"])
-            ratio = balance_ratio(agreement, member)
+            ratio = balance_ratio(agreement, member, ratios)
             figures.update(
                 min_balance_ratio=str(minimum),
                 balance_ratio=None if ratio is None else str(ratio.quantize(Decimal("0.001"))),

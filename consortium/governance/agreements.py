@@ -47,6 +47,7 @@ from datetime import UTC, date, datetime
 from django.db import transaction
 from django.db.models import Max, Q
 
+from consortium.governance import notifications
 from consortium.governance.agreement_checks import (
     bound_parties,
     check_proposal,
@@ -124,6 +125,7 @@ def apply_proposed(entry: Appended) -> None:
         )
         for code in p["terms"]["parties"]
     )
+    notifications.on_agreement_proposed(agreement)
 
 
 def _all_required_signed(agreement: Agreement) -> bool:

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import transaction
 
+from consortium.governance import notifications
 from consortium.governance.actions import ACTIONS, check_actions
 from consortium.governance.changes import (
     SECRETARIAT_OWNER,
@@ -84,7 +85,7 @@ def apply_opened(entry: Appended) -> None:
         m.code: m.figures
         for m in Member.objects.filter(status=Member.Status.MEMBER).order_by("code")
     }
-    Proposal.objects.create(
+    proposal = Proposal.objects.create(
         id=uuid.UUID(p["proposal"]),
         title=p["title"],
         actions=p["actions"],
@@ -95,6 +96,7 @@ def apply_opened(entry: Appended) -> None:
         opened_by=entry.author,
         opened_in=entry.index,
     )
+    notifications.on_proposal_opened(proposal)
 
 
 @applier("proposal.decided")
@@ -116,6 +118,7 @@ def apply_decided(entry: Appended) -> None:
     proposal.tally = p["tally"]
     proposal.closed_in = entry.index
     proposal.save(update_fields=["state", "tally", "closed_in"])
+    notifications.on_proposal_decided(proposal)
     if p["outcome"] != Proposal.State.ACCEPTED:
         return
     kinds = [ACTIONS[action["type"]] for action in proposal.actions]

@@ -6,6 +6,9 @@ import logging
 
 from celery import shared_task
 
+# The notices' task lives beside what it tells; imported here so a worker registers it.
+from consortium.governance.notifications import send_notice  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 

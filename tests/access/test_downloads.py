@@ -5,6 +5,7 @@ served file and refused request in the access log."""
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -158,10 +159,25 @@ def test_the_checkpoints_access_page_explains_and_asks(client, lumi, checkpoint)
     sign_in(client, lumi["people"]["rec_fi"])
     body = client.get(page).content.decode()
     assert "balance ratio under 0.8" in body and "<td>SE</td>" not in body
+    assert "FI may not download it" in body and "FI may download it" in body  # inference
+    assert " style=" not in body
     sign_in(client, lumi["people"]["rec_se"])
     issued = client.post(page, {"scope": "full_weights"}).content.decode()
-    assert "Authorised at entry" in issued and "/api/v1/downloads/" in issued
+    assert "Download authorised at entry" in issued and "/api/v1/downloads/" in issued
+    assert "curl -fL -H 'Authorization: Bearer" in issued
+    assert re.search(r"until \d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2} UTC", issued)
     assert Entry.objects.filter(kind="download.authorized").count() == 1
+
+
+@pytest.mark.urls("tests.web.stepup_urls")
+def test_asking_to_download_in_the_admin_needs_a_recent_second_factor(client, lumi, checkpoint):
+    page = f"/admin/consortium/modelcheckpoint/{checkpoint.digest}/access/"
+    sign_in(client, lumi["people"]["rec_se"], stepped_up=False)
+    assert client.get(page).status_code == 200  # reading the decisions needs none
+    response = client.post(page, {"scope": "full_weights"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/") and "stepup" in response["Location"]
+    assert not Entry.objects.filter(kind="download.authorized").exists()
 
 
 def test_a_revoked_grant_stops_a_download_between_two_ranges(lumi, checkpoint):

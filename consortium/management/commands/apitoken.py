@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from consortium.governance.changes import GovernanceError
 from consortium.governance.models import ApiToken
+from consortium.governance.tokens import token_issue, token_revoke
 
 
 class Command(BaseCommand):
@@ -36,8 +38,8 @@ class Command(BaseCommand):
         except get_user_model().DoesNotExist as exc:
             raise CommandError(f"no user {user!r}") from exc
         try:
-            token, plaintext = ApiToken.issue(user=owner, name=name, days=days)
-        except ValueError as exc:
+            token, plaintext = token_issue(actor=None, user=owner, name=name, days=days)
+        except GovernanceError as exc:
             raise CommandError(str(exc)) from exc
         seat = f" as {token.seat}" if token.seat_id else " (no seat)"
         self.stderr.write(
@@ -72,5 +74,5 @@ class Command(BaseCommand):
         token = ApiToken.objects.filter(key_id=key_id).first()
         if token is None:
             raise CommandError(f"no token {key_id}")
-        token.revoke()
+        token_revoke(actor=None, token=token)
         self.stdout.write(f"Revoked {key_id}.")
