@@ -40,7 +40,7 @@ def cost_share_svg(report: dict, bars: int = 440) -> str:
     width = int(left + bars + room) + 1
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart cost-share-chart" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" preserveAspectRatio="xMinYMin meet" role="img" '
+        f'preserveAspectRatio="xMinYMin meet" role="img" '
         f'aria-label="Value delivered against each obligation, in {unit}">',
     ]
     x = left

@@ -113,19 +113,14 @@ def test_a_device_is_removed_after_a_step_up_when_another_remains(client, delega
 
 def test_revoking_an_api_token_in_the_admin_needs_a_step_up(client, delegate):
     token, _ = ApiToken.issue(user=delegate, name="partner", days=30)
+    revoke = f"/admin/consortium/apitoken/{token.pk}/revoke/"
     sign_in(client, delegate, stepped_up=False)
-    r = client.post(
-        "/admin/consortium/apitoken/",
-        {"action": "revoke", "_selected_action": [token.pk], "index": 0},
-    )
+    r = client.post(revoke)
     assert r.status_code == 302 and r["Location"].startswith("/admin/security/step-up/?next=")
     token.refresh_from_db()
     assert token.revoked_at is None
     sign_in(client, delegate, stepped_up=True)
-    client.post(
-        "/admin/consortium/apitoken/",
-        {"action": "revoke", "_selected_action": [token.pk], "index": 0},
-    )
+    client.post(revoke)
     token.refresh_from_db()
     assert token.revoked_at is not None
 
