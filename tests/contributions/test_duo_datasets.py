@@ -75,3 +75,22 @@ def test_the_admin_form_records_a_terms_value_and_refuses_a_term_without_it(clie
         "permission": "DUO:0000042",
         "modifiers": ["DUO:0000018", {"code": "DUO:0000022", "region": "FI"}],
     }
+
+
+def test_a_datasets_page_names_its_licences_and_its_data_use_in_words(client, lumi):
+    dataset = copy.deepcopy(DATASET)
+    dataset["licence"] = "CC-BY-4.0 AND LicenseRef-etalab-2.0"
+    dataset["duo"] = {
+        "permission": {"code": "DUO:0000007", "disease": "MONDO:0004992"},
+        "modifiers": [{"code": "DUO:0000022", "region": "EEA"}, "DUO:0000018"],
+    }
+    c = data_contribute(actor=lumi["people"]["rec_fi"], dataset=dataset)
+    sign_in(client, lumi["people"]["rec_fi"])
+    response = client.get(f"/admin/contributions/contribution/{c.pk}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Creative Commons Attribution 4.0 International" in page
+    assert "LicenseRef-etalab-2.0" in page
+    assert "disease specific research" in page and "MONDO:0004992" in page
+    assert "Use is limited to the named geographical region." in page
+    assert "not-for-profit" in page

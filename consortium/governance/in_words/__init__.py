@@ -7,6 +7,7 @@ from consortium.governance.in_words.agreement import (
     DUO_MEANINGS,
     AgreementInWords,
     agreement_in_words,
+    duo_in_words,
     may_sign,
 )
 from consortium.governance.in_words.people import (
@@ -32,6 +33,7 @@ __all__ = [
     "ProposalInWords",
     "agreement_in_words",
     "day",
+    "duo_in_words",
     "entry_time",
     "key_label",
     "may_sign",

@@ -131,6 +131,14 @@ def _duo_line(term, labels: dict[str, str]) -> DuoLine:
     return DuoLine(code, labels.get(code, code), str(DUO_MEANINGS.get(code, "")), detail)
 
 
+def duo_in_words(duo: dict) -> tuple[DuoLine, list[DuoLine]]:
+    """A data-use statement's permission and modifiers, each with its label and meaning."""
+    return (
+        _duo_line(duo["permission"], DUO_PERMISSIONS),
+        [_duo_line(m, DUO_MODIFIERS) for m in duo.get("modifiers", [])],
+    )
+
+
 def _region(code: str) -> str:
     if code in REGIONS:
         return REGIONS[code]
@@ -217,8 +225,7 @@ def agreement_in_words(agreement: Agreement) -> AgreementInWords:
         words.sections.append((_("Valuation (version %(n)s)") % {"n": v["version"]}, lines))
     if "data_use" in terms:
         use = terms["data_use"]
-        words.permission = _duo_line(use["permission"], DUO_PERMISSIONS)
-        words.modifiers = [_duo_line(m, DUO_MODIFIERS) for m in use["modifiers"]]
+        words.permission, words.modifiers = duo_in_words(use)
         lines = [str(ACCESS_MODE_WORDS.get(use["access_mode"], use["access_mode"]))]
         if use.get("residency"):
             lines.append(_("the data resides in %(c)s") % {"c": _region(use["residency"])})
