@@ -94,7 +94,13 @@ def _verification(request, *, template: str, title: str, done: str):
                     % {"left": left},
                 )
             return redirect(_safe_next(request, done))
-        form.add_error("code", _("That code is not valid (or was already used). Try again."))
+        form.add_error(
+            "code",
+            _(
+                "That code is not valid, or was already used: each code works once, so wait "
+                "for the next one your app shows. Try again."
+            ),
+        )
     return _page(
         request,
         template,
