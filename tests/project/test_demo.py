@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
@@ -58,3 +60,24 @@ def test_demo_founds_six_members_seats_people_and_can_run_again(db, capsys, sett
     assert Proposal.objects.count() == 3 and Agreement.objects.count() == 2
     assert latest_checkpoint().tree_size == size + 10
     assert verify_ledger(workers=1).ok
+
+
+def test_the_demos_people_get_notices_of_what_is_done_after_it_not_of_its_setup(
+    committed_db, capsys, settings, tmp_path, mailoutbox
+):
+    # Real commits: notices are sent when the facts they tell of are committed.
+    settings.VAR_DIR = tmp_path
+    call_command("demo", "--entries", "5")
+    assert mailoutbox == []  # founding, agreements, proposals: the demo's own setup
+    pl = get_user_model().objects.get(username="delegate-pl")
+    assert pl.email == "delegate-pl@pl.demo.example"
+    from consortium.governance import proposals
+
+    proposals.proposal_open(
+        actor=get_user_model().objects.get(username="delegate-fi"),
+        title="Record Finland's 2026 population",
+        actions=[{"type": "member.figures", "code": "FI", "figures": {"population": 5_600_000}}],
+        deadline=datetime.now(UTC) + timedelta(days=7),
+    )
+    awaiting = [m for m in mailoutbox if "delegate-pl@pl.demo.example" in m.to]
+    assert awaiting and "Record Finland's 2026 population" in awaiting[0].body

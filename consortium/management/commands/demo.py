@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.test.utils import override_settings
 
 from consortium.governance import agreements, proposals, selectors
 from consortium.governance.documents import document_store
@@ -63,8 +64,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        # The demo shows the export and the checkpoint it made: it waits for them.
-        with background.inline():
+        # The demo shows the export and the checkpoint it made: it waits for them. What it
+        # sets up itself mails no one (its own output stays one JSON object with --json);
+        # what people then do in the running demo does, to the console (EMAIL_BACKEND).
+        with (
+            background.inline(),
+            override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"),
+        ):
             return self._handle(*args, **options)
 
     def _handle(self, *args, entries, url, json, **options):
@@ -168,7 +174,11 @@ class Command(BaseCommand):
             seat_assign(actor=None, user=admin, role="secretariat")
         signatories = {}
         for code, _ in demo.FOUNDERS:
-            user, created = User.objects.get_or_create(username=f"delegate-{code.lower()}")
+            user, created = User.objects.get_or_create(
+                username=f"delegate-{code.lower()}",
+                # Notices (docs/notifications.md) go to the seat holders' addresses.
+                defaults={"email": f"delegate-{code.lower()}@{code.lower()}.demo.example"},
+            )
             if created:
                 if password.startswith("("):
                     user.set_unusable_password()
