@@ -14,7 +14,8 @@ register = template.Library()
 
 @register.filter
 def amount(value) -> str:
-    """``1234567.89`` as ``1,234,567.89`` (its decimals as recorded); other text as is."""
+    """``1234567.89`` as ``1,234,567.89`` (its decimals as recorded; ``1 234 567,89`` in
+    French); other text as is."""
     if value is None or value == "":
         return ""
     return _amount(value)
