@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.utils.formats import number_format
 from django.utils.html import escape
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 COLOURS = {"compute": "#2b6cb0", "data": "#2f855a", "funds": "#b7791f", "obligation": "#1a202c"}
 
@@ -34,7 +34,7 @@ def cost_share_svg(report: dict, bars: int = 440) -> str:
     unit = escape(report["accounting_unit"])
     labels = [
         f"{amount(m['delivered']['total'])} / {amount(m['obligation'])} "
-        f"({m['ratio'] or '-'}, {m['status']})"
+        f"({m['ratio'] or '-'}, {balance_status(m['status'])})"
         for m in members
     ]
     names = {"compute": gettext("compute"), "data": gettext("data"), "funds": gettext("funds")}
@@ -94,3 +94,18 @@ def amount(value) -> str:
         return str(value)
     places = max(0, -number.as_tuple().exponent)
     return number_format(number, decimal_pos=places, force_grouping=True)
+
+
+# A member's standing against its share, as the report writes it (the API and the CSV keep
+# these English words), for people in their language.
+BALANCE_STATUS = {
+    "on track": gettext_lazy("on track"),
+    "behind": gettext_lazy("behind"),
+    "critically behind": gettext_lazy("critically behind"),
+}
+
+
+def balance_status(value) -> str:
+    """A report's status ("on track", "behind", "critically behind") in the person's
+    language; anything else as it is."""
+    return str(BALANCE_STATUS.get(value, value))

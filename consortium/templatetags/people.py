@@ -8,6 +8,7 @@ from __future__ import annotations
 from django import template
 
 from contributions.chart import amount as _amount
+from contributions.chart import balance_status as _balance_status
 
 register = template.Library()
 
@@ -19,3 +20,10 @@ def amount(value) -> str:
     if value is None or value == "":
         return ""
     return _amount(value)
+
+
+@register.filter
+def balance_status(value) -> str:
+    """A cost-share report's status ("on track", "behind", "critically behind") in the
+    person's language; anything else as it is."""
+    return _balance_status(value)
