@@ -60,6 +60,8 @@ def setup_env(url: str, var: str) -> None:
     os.environ["LEDGER_PUBLISH_ON_APPEND"] = "0"
     os.environ["LEDGER_WITNESS_FAIL_OPEN"] = "1"
     os.environ["DEBUG"] = "0"
+    # The test Client speaks plain HTTP, as a server behind a TLS proxy hears it.
+    os.environ["SECURE_SSL_REDIRECT"] = "0"
     os.environ.pop("CELERY_BROKER_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")

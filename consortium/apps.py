@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class ConsortiumConfig(AppConfig):
     name = "consortium"
-    verbose_name = "Consortium"
+    verbose_name = gettext_lazy("Consortium")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

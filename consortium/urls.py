@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
@@ -125,9 +126,9 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
 ]
 
-admin.site.site_header = "Consortium ledger"
-admin.site.site_title = "Consortium ledger"
-admin.site.index_title = "System of record"
+admin.site.site_header = gettext_lazy("Consortium ledger")
+admin.site.site_title = gettext_lazy("Consortium ledger")
+admin.site.index_title = gettext_lazy("System of record")
 
 
 def handler400(request, exception):

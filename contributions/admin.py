@@ -55,9 +55,13 @@ class FacilityAdmin(SeatVisible):
 
 
 class FundsForm(forms.Form):
-    amount = forms.CharField(help_text="An exact decimal, such as 250000.00.")
-    currency = forms.CharField(max_length=3, help_text="ISO 4217, such as EUR or SEK.")
-    date = AsciiDateField(help_text="The day paid.", widget=forms.DateInput(attrs={"type": "date"}))
+    amount = forms.CharField(help_text=gettext_lazy("An exact decimal, such as 250000.00."))
+    currency = forms.CharField(
+        max_length=3, help_text=gettext_lazy("ISO 4217, such as EUR or SEK.")
+    )
+    date = AsciiDateField(
+        help_text=gettext_lazy("The day paid."), widget=forms.DateInput(attrs={"type": "date"})
+    )
     reference = forms.CharField(required=False, max_length=200)
 
 
@@ -65,29 +69,36 @@ class DatasetForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     manifest_sha256 = forms.RegexField(
-        r"^[0-9a-f]{64}$", help_text="From `manage.py contributions manifest DIR`."
+        r"^[0-9a-f]{64}$", help_text=gettext_lazy("From `manage.py contributions manifest DIR`.")
     )
     size_bytes = AsciiIntegerField(min_value=0)
     files = AsciiIntegerField(min_value=0)
     tokens = AsciiIntegerField(min_value=0, required=False)
     records = AsciiIntegerField(min_value=0, required=False)
     licence = forms.CharField(
-        help_text="SPDX licence id or expression, such as CC-BY-4.0; LicenseRef-<name> for a "
-        "licence not on the SPDX list."
+        help_text=gettext_lazy(
+            "SPDX licence id or expression, such as CC-BY-4.0; LicenseRef-<name> for a "
+            "licence not on the SPDX list."
+        )
     )
     permission = forms.ChoiceField(
-        choices=sorted(DUO_PERMISSIONS.items()), help_text="GA4GH DUO data use permission."
+        choices=sorted(DUO_PERMISSIONS.items()),
+        help_text=gettext_lazy("GA4GH DUO data use permission."),
     )
     modifiers = forms.MultipleChoiceField(choices=sorted(DUO_MODIFIERS.items()), required=False)
     duo_values = forms.JSONField(
         required=False,
-        label="DUO values",
-        help_text='The value each term that takes one needs, by code: {"DUO:0000007": '
-        '{"disease": "MONDO:0005015"}, "DUO:0000022": {"region": "EU"}, "DUO:0000025": '
-        '{"months": 24}}.',
+        label=gettext_lazy("DUO values"),
+        help_text=gettext_lazy(
+            'The value each term that takes one needs, by code: {"DUO:0000007": '
+            '{"disease": "MONDO:0005015"}, "DUO:0000022": {"region": "EU"}, "DUO:0000025": '
+            '{"months": 24}}.'
+        ),
     )
     residency = forms.CharField(
-        max_length=2, required=False, help_text="The country the data must stay in (ISO 3166-1)."
+        max_length=2,
+        required=False,
+        help_text=gettext_lazy("The country the data must stay in (ISO 3166-1)."),
     )
     access_mode = forms.ChoiceField(choices=[(m, m) for m in ACCESS_MODES])
 
@@ -125,9 +136,13 @@ class DatasetForm(forms.Form):
 
 class ImportForm(forms.Form):
     facility = forms.ModelChoiceField(queryset=Facility.objects.none())
-    export = forms.FileField(help_text="sacct --parsable2 (or --parsable) output, with its header.")
+    export = forms.FileField(
+        help_text=gettext_lazy("sacct --parsable2 (or --parsable) output, with its header.")
+    )
     dry_run = forms.BooleanField(
-        required=False, initial=True, help_text="Show what would be recorded; record nothing."
+        required=False,
+        initial=True,
+        help_text=gettext_lazy("Show what would be recorded; record nothing."),
     )
 
     def __init__(self, *args, facilities, **kwargs):
@@ -152,7 +167,7 @@ class ContributionAdmin(SeatVisible):
     ]
     readonly_fields = ["dataset_in_words", *readonly_fields]
     fields = readonly_fields
-    recorded_at_shown = time_column("recorded_at", "recorded at")
+    recorded_at_shown = time_column("recorded_at", gettext_lazy("recorded at"))
 
     @admin.display(description=gettext_lazy("the dataset in words"))
     def dataset_in_words(self, obj):
@@ -212,7 +227,7 @@ class ContributionAdmin(SeatVisible):
             "intro": intro,
             "result": result,
             "changelist_url": reverse("admin:contributions_contribution_changelist"),
-            "changelist_name": "Contributions",
+            "changelist_name": gettext("Contributions"),
         }
         return TemplateResponse(request, "admin/contributions/contribution/form.html", context)
 
@@ -231,14 +246,19 @@ class ContributionAdmin(SeatVisible):
                     date_paid=d["date"].isoformat(),
                     reference=d["reference"],
                 )
-                self.message_user(request, f"Recorded {c}.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    gettext("Recorded %(contribution)s.") % {"contribution": c},
+                    messages.SUCCESS,
+                )
                 return redirect("admin:contributions_contribution_changelist")
         return self._form_page(
             request,
             form,
-            "Record funds",
-            "Record",
-            f"Funds paid by {member}, recorded on the ledger with its key.",
+            gettext("Record funds"),
+            gettext("Record"),
+            gettext("Funds paid by %(member)s, recorded on the ledger with its key.")
+            % {"member": member},
         )
 
     def data_view(self, request):
@@ -249,14 +269,21 @@ class ContributionAdmin(SeatVisible):
         if request.method == "POST" and form.is_valid():
             with refusals(lambda message: form.add_error(None, message)):
                 c = data_contribute(actor=request.user, dataset=form.dataset())
-                self.message_user(request, f"Recorded {c}.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    gettext("Recorded %(contribution)s.") % {"contribution": c},
+                    messages.SUCCESS,
+                )
                 return redirect("admin:contributions_contribution_changelist")
         return self._form_page(
             request,
             form,
-            "Record a dataset",
-            "Record",
-            f"A dataset {member} contributes, known by its manifest hash: its bytes never leave.",
+            gettext("Record a dataset"),
+            gettext("Record"),
+            gettext(
+                "A dataset %(member)s contributes, known by its manifest hash: its bytes never leave."
+            )
+            % {"member": member},
         )
 
     def import_view(self, request):
@@ -282,15 +309,19 @@ class ContributionAdmin(SeatVisible):
                 }
                 if imported is not None:
                     self.message_user(
-                        request, f"Recorded at entry {imported.recorded_in}.", messages.SUCCESS
+                        request,
+                        gettext("Recorded at entry %(index)s.") % {"index": imported.recorded_in},
+                        messages.SUCCESS,
                     )
         return self._form_page(
             request,
             form,
-            "Import accounting",
-            "Read the export",
-            "A SLURM export of a facility your member runs: one entry "
-            "of aggregates and the export's SHA-256.",
+            gettext("Import accounting"),
+            gettext("Read the export"),
+            gettext(
+                "A SLURM export of a facility your member runs: one entry "
+                "of aggregates and the export's SHA-256."
+            ),
             result,
         )
 
@@ -301,33 +332,44 @@ class ContributionAdmin(SeatVisible):
         return qs if pending is None else (qs | pending).distinct()
 
     def _settle(self, request, queryset, service, done: str, **kwargs):
+        """``done`` is the message, with %(contribution)s for each contribution settled."""
         for c in queryset:
             with refusals(self.refused(request, c)):
                 service(actor=request.user, contribution=c, **kwargs)
-                self.message_user(request, f"{done} {c}.", messages.SUCCESS)
+                self.message_user(request, done % {"contribution": c}, messages.SUCCESS)
 
-    @admin.action(description="Confirm the selected payments: they are in the treasurer's books")
+    @admin.action(
+        description=gettext_lazy("Confirm the selected payments: they are in the treasurer's books")
+    )
     def confirm_funds(self, request, queryset):
-        self._settle(request, queryset, funds_confirm, "Confirmed")
+        self._settle(request, queryset, funds_confirm, gettext("Confirmed %(contribution)s."))
 
-    @admin.action(description="Reject the selected payments: they are not in the treasurer's books")
+    @admin.action(
+        description=gettext_lazy(
+            "Reject the selected payments: they are not in the treasurer's books"
+        )
+    )
     def reject_funds(self, request, queryset):
         self._settle(
             request,
             queryset,
             funds_reject,
-            "Rejected",
+            gettext("Rejected %(contribution)s."),
             reason="not in the treasurer's books (rejected in the admin)",
         )
 
-    @admin.action(description="Dispute the selected contributions")
+    @admin.action(description=gettext_lazy("Dispute the selected contributions"))
     def dispute(self, request, queryset):
         for c in queryset:
             with refusals(self.refused(request, c)):
                 contribution_dispute(
                     actor=request.user, contribution=c, reason="disputed in the admin"
                 )
-                self.message_user(request, f"Disputed {c}.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    gettext("Disputed %(contribution)s.") % {"contribution": c},
+                    messages.SUCCESS,
+                )
 
 
 @admin.register(SacctImport)
@@ -401,7 +443,7 @@ def cost_share_view(request, pk):
     context = {
         **admin.site.each_context(request),
         "agreement": agreement,
-        "title": f"Cost shares: {agreement}",
+        "title": gettext("Cost shares: %(agreement)s") % {"agreement": agreement},
         "opts": Agreement._meta,
     }
     try:

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class ContributionsConfig(AppConfig):
     name = "contributions"
-    verbose_name = "Contributions"
+    verbose_name = gettext_lazy("Contributions")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.utils.formats import number_format
 from django.utils.html import escape
+from django.utils.translation import gettext, gettext_lazy
 
 COLOURS = {"compute": "#2b6cb0", "data": "#2f855a", "funds": "#b7791f", "obligation": "#1a202c"}
 
@@ -32,27 +34,32 @@ def cost_share_svg(report: dict, bars: int = 440) -> str:
     unit = escape(report["accounting_unit"])
     labels = [
         f"{amount(m['delivered']['total'])} / {amount(m['obligation'])} "
-        f"({m['ratio'] or '-'}, {m['status']})"
+        f"({m['ratio'] or '-'}, {balance_status(m['status'])})"
         for m in members
     ]
-    legend = 3 * 80 + 6 + len(f"obligation ({report['accounting_unit']})") * CHAR
+    names = {"compute": gettext("compute"), "data": gettext("data"), "funds": gettext("funds")}
+    obligation = gettext("obligation (%(unit)s)") % {"unit": report["accounting_unit"]}
+    described = gettext("Value delivered against each obligation, in %(unit)s") % {
+        "unit": report["accounting_unit"]
+    }
+    legend = 3 * 80 + 6 + len(obligation) * CHAR
     room = max([legend - bars] + [len(label) * CHAR + 12 for label in labels])
     width = int(left + bars + room) + 1
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart cost-share-chart" viewBox="0 0 {width} {height}" '
         f'preserveAspectRatio="xMinYMin meet" role="img" '
-        f'aria-label="Value delivered against each obligation, in {unit}">',
+        f'aria-label="{escape(described)}">',
     ]
     x = left
     for name in ("compute", "data", "funds"):
         parts.append(
             f'<rect x="{x}" y="6" width="10" height="10" fill="{COLOURS[name]}"/>'
-            f'<text x="{x + 14}" y="15">{name}</text>'
+            f'<text x="{x + 14}" y="15">{escape(names[name])}</text>'
         )
         x += 80
     parts.append(
         f'<rect x="{x}" y="4" width="2" height="14" fill="{COLOURS["obligation"]}"/>'
-        f'<text x="{x + 6}" y="15">obligation ({unit})</text>'
+        f'<text x="{x + 6}" y="15">{escape(obligation)}</text>'
     )
     for i, (m, label) in enumerate(zip(members, labels, strict=True)):
         y = top + i * row
@@ -63,7 +70,7 @@ def cost_share_svg(report: dict, bars: int = 440) -> str:
             if w > 0:
                 parts.append(
                     f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="16" '
-                    f'fill="{COLOURS[name]}"><title>{name}: '
+                    f'fill="{COLOURS[name]}"><title>{escape(names[name])}: '
                     f"{escape(amount(m['delivered'][name]))} {unit}</title></rect>"
                 )
             x += w
@@ -77,11 +84,28 @@ def cost_share_svg(report: dict, bars: int = 440) -> str:
 
 
 def amount(value) -> str:
-    """A decimal amount for people: thousands separated, its decimals kept (1,234,567.89)."""
+    """A decimal amount for people: thousands separated, its decimals kept (1,234,567.89;
+    1 234 567,89 in French)."""
     try:
         number = Decimal(str(value))
     except ArithmeticError:
         return str(value)
     if not number.is_finite():
         return str(value)
-    return f"{number:,}"
+    places = max(0, -number.as_tuple().exponent)
+    return number_format(number, decimal_pos=places, force_grouping=True)
+
+
+# A member's standing against its share, as the report writes it (the API and the CSV keep
+# these English words), for people in their language.
+BALANCE_STATUS = {
+    "on track": gettext_lazy("on track"),
+    "behind": gettext_lazy("behind"),
+    "critically behind": gettext_lazy("critically behind"),
+}
+
+
+def balance_status(value) -> str:
+    """A report's status ("on track", "behind", "critically behind") in the person's
+    language; anything else as it is."""
+    return str(BALANCE_STATUS.get(value, value))

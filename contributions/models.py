@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 from consortium.governance.models import Member
 
@@ -11,20 +12,26 @@ class Facility(models.Model):
     """A computing facility (a national supercomputer), run by a member, with a key of
     its own that attests the compute it delivered."""
 
-    code = models.CharField(max_length=32, primary_key=True, help_text="A lowercase slug.")
+    code = models.CharField(
+        max_length=32, primary_key=True, help_text=gettext_lazy("A lowercase slug.")
+    )
     name = models.CharField(max_length=200)
     operator = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="facilities")
     country = models.CharField(max_length=2)
-    timezone = models.CharField(max_length=64, help_text="IANA zone its accounting uses.")
+    timezone = models.CharField(
+        max_length=64, help_text=gettext_lazy("IANA zone its accounting uses.")
+    )
     default_accelerator = models.CharField(max_length=64)
-    partitions = models.JSONField(default=dict, help_text="{partition: accelerator type}")
-    accounts = models.JSONField(default=dict, help_text="{account: member code}")
+    partitions = models.JSONField(
+        default=dict, help_text=gettext_lazy("{partition: accelerator type}")
+    )
+    accounts = models.JSONField(default=dict, help_text=gettext_lazy("{account: member code}"))
     registered_in = models.BigIntegerField()
     changed_in = models.BigIntegerField()
 
     class Meta:
         ordering = ["code"]
-        verbose_name_plural = "facilities"
+        verbose_name_plural = gettext_lazy("facilities")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
@@ -34,16 +41,16 @@ class Contribution(models.Model):
     """What a member delivered: compute, data or funds. Values are exact decimals."""
 
     class Kind(models.TextChoices):
-        COMPUTE = "compute", "compute"
-        DATA = "data", "data"
-        FUNDS = "funds", "funds"
+        COMPUTE = "compute", gettext_lazy("compute")
+        DATA = "data", gettext_lazy("data")
+        FUNDS = "funds", gettext_lazy("funds")
 
     class State(models.TextChoices):
-        REPORTED = "reported", "reported, awaiting the facility's attestation"
-        PENDING = "pending", "pending, awaiting the treasurer's confirmation"
-        COUNTED = "counted", "counted"
-        REJECTED = "rejected", "rejected by the treasurer"
-        VOID = "void", "void (a dispute was upheld)"
+        REPORTED = "reported", gettext_lazy("reported, awaiting the facility's attestation")
+        PENDING = "pending", gettext_lazy("pending, awaiting the treasurer's confirmation")
+        COUNTED = "counted", gettext_lazy("counted")
+        REJECTED = "rejected", gettext_lazy("rejected by the treasurer")
+        VOID = "void", gettext_lazy("void (a dispute was upheld)")
 
     id = models.UUIDField(primary_key=True)
     kind = models.CharField(max_length=8, choices=Kind.choices)
@@ -51,13 +58,19 @@ class Contribution(models.Model):
     state = models.CharField(max_length=16, choices=State.choices)
     disputed = models.BooleanField(
         default=False,
-        help_text="Under an open dispute: it keeps its state (and counts if counted) until "
-        "the dispute is upheld.",
+        help_text=gettext_lazy(
+            "Under an open dispute: it keeps its state (and counts if counted) until "
+            "the dispute is upheld."
+        ),
     )
     recorded_in = models.BigIntegerField()
-    recorded_at = models.CharField(max_length=40, help_text="Integration time, RFC 3339 UTC.")
+    recorded_at = models.CharField(
+        max_length=40, help_text=gettext_lazy("Integration time, RFC 3339 UTC.")
+    )
     delivered_on = models.DateField(
-        help_text="The day it counts for: compute's last day, funds' payment, data's record."
+        help_text=gettext_lazy(
+            "The day it counts for: compute's last day, funds' payment, data's record."
+        )
     )
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
@@ -65,7 +78,9 @@ class Contribution(models.Model):
     facility = models.ForeignKey(
         Facility, null=True, blank=True, on_delete=models.PROTECT, related_name="contributions"
     )
-    import_id = models.UUIDField(null=True, blank=True, help_text="The import it came from.")
+    import_id = models.UUIDField(
+        null=True, blank=True, help_text=gettext_lazy("The import it came from.")
+    )
     accelerator = models.CharField(max_length=64, blank=True)
     allocations = models.BigIntegerField(null=True, blank=True)
     gpu_seconds = models.BigIntegerField(null=True, blank=True)
@@ -73,23 +88,29 @@ class Contribution(models.Model):
     evidence_sha256 = models.CharField(max_length=64, blank=True)
     attested_in = models.BigIntegerField(null=True, blank=True)
     # data
-    dataset = models.JSONField(null=True, blank=True, help_text="Name, manifest, licence, DUO...")
+    dataset = models.JSONField(
+        null=True, blank=True, help_text=gettext_lazy("Name, manifest, licence, DUO...")
+    )
     tokens = models.BigIntegerField(null=True, blank=True)
     # funds
     amount = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
     amount_micros = models.BigIntegerField(
-        null=True, blank=True, help_text="The amount in millionths: sums stay exact."
+        null=True, blank=True, help_text=gettext_lazy("The amount in millionths: sums stay exact.")
     )
     currency = models.CharField(max_length=3, blank=True)
     date = models.DateField(null=True, blank=True)
     confirmed_in = models.BigIntegerField(
-        null=True, blank=True, help_text="The treasurer's confirmation (or rejection)."
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("The treasurer's confirmation (or rejection)."),
     )
     claimed = models.JSONField(
         null=True,
         blank=True,
-        help_text="The amount, currency and day as the member recorded them, when the "
-        "treasurer confirmed other figures (which are the ones that count).",
+        help_text=gettext_lazy(
+            "The amount, currency and day as the member recorded them, when the "
+            "treasurer confirmed other figures (which are the ones that count)."
+        ),
     )
 
     class Meta:
@@ -112,7 +133,7 @@ class SacctImport(models.Model):
     export_sha256 = models.CharField(max_length=64)
     lines = models.BigIntegerField()
     allocations = models.BigIntegerField()
-    left_out = models.JSONField(default=dict, help_text="{reason: rows}")
+    left_out = models.JSONField(default=dict, help_text=gettext_lazy("{reason: rows}"))
     recorded_in = models.BigIntegerField()
     attested_in = models.BigIntegerField(null=True, blank=True)
 
@@ -138,7 +159,9 @@ class Dispute(models.Model):
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="disputes")
     reason = models.CharField(max_length=500)
     opened_in = models.BigIntegerField()
-    outcome = models.CharField(max_length=16, blank=True, help_text="upheld or dismissed")
+    outcome = models.CharField(
+        max_length=16, blank=True, help_text=gettext_lazy("upheld or dismissed")
+    )
     resolution = models.CharField(max_length=500, blank=True)
     resolved_in = models.BigIntegerField(null=True, blank=True)
 

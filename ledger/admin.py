@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_lazy
 
 from ledger.display import when
 from ledger.models import (
@@ -69,7 +70,7 @@ def _holds_a_seat(user) -> bool:
 
 
 class KindFilter(admin.SimpleListFilter):
-    title = "kind"
+    title = gettext_lazy("kind")
     parameter_name = "kind"
 
     def lookups(self, request, model_admin):
@@ -99,7 +100,9 @@ class EntryAdmin(ReadOnlyAdmin):
     list_display = ["index", "kind", "entry_id", "author_short", "signed_at", "integrated_at"]
     list_filter = [KindFilter]
     search_fields = ["kind"]  # see get_search_results
-    search_help_text = "An index, a kind, an entry id or the start of an author fingerprint."
+    search_help_text = gettext_lazy(
+        "An index, a kind, an entry id or the start of an author fingerprint."
+    )
     show_full_result_count = False
     # The change list pages by index; counting millions of rows on every page is waste.
     list_per_page = 100
@@ -127,21 +130,21 @@ class EntryAdmin(ReadOnlyAdmin):
             match |= Q(index=int(term))
         return queryset.filter(match), False
 
-    @admin.display(description="author")
+    @admin.display(description=gettext_lazy("author"))
     def author_short(self, obj):
         return format_html("<code>{}…</code>", obj.author[:16])
 
     # A damaged leaf (what an operator looks at after a verification alarm) is shown as
     # such, never a server error.
-    @admin.display(description="time")
+    @admin.display(description=gettext_lazy("time"))
     def signed_at(self, obj):
         return _from_leaf(lambda: when(obj.time))
 
-    @admin.display(description="integrated time")
+    @admin.display(description=gettext_lazy("integrated time"))
     def integrated_at(self, obj):
         return _from_leaf(lambda: when(obj.integrated_time))
 
-    @admin.display(description="payload")
+    @admin.display(description=gettext_lazy("payload"))
     def payload_pretty(self, obj):
         return _from_leaf(
             lambda: format_html(
@@ -149,7 +152,7 @@ class EntryAdmin(ReadOnlyAdmin):
             )
         )
 
-    @admin.display(description="leaf hash")
+    @admin.display(description=gettext_lazy("leaf hash"))
     def leaf_hash_hex(self, obj):
         return format_html("<code>{}</code>", bytes(obj.leaf_hash).hex())
 
@@ -160,7 +163,7 @@ class CheckpointAdmin(ReadOnlyAdmin):
     search_fields = ["=tree_size"]
     fields = ["tree_size", "published_at", "note_pre"]
 
-    @admin.display(description="signed note")
+    @admin.display(description=gettext_lazy("signed note"))
     def note_pre(self, obj):
         return format_html("<pre>{}</pre>", obj.note)
 
@@ -191,7 +194,7 @@ class KeyAdmin(ReadOnlyAdmin):
         "revoked_at",
     ]
 
-    @admin.display(description="fingerprint")
+    @admin.display(description=gettext_lazy("fingerprint"))
     def fingerprint_short(self, obj):
         return format_html("<code>{}…</code>", obj.fingerprint[:16])
 
@@ -251,22 +254,22 @@ class WitnessAdmin(ReadOnlyAdmin):
     def _contact(self, obj):
         return WitnessContact.objects.filter(witness=obj.name).first()
 
-    @admin.display(description="last cosigned size")
+    @admin.display(description=gettext_lazy("last cosigned size"))
     def last_size(self, obj):
         contact = self._contact(obj)
         return contact.last_size if contact else None
 
-    @admin.display(description="last contact")
+    @admin.display(description=gettext_lazy("last contact"))
     def last_contact(self, obj):
         contact = self._contact(obj)
         return contact.last_contact if contact else None
 
-    @admin.display(description="last error")
+    @admin.display(description=gettext_lazy("last error"))
     def last_error(self, obj):
         contact = self._contact(obj)
         return contact.last_error if contact else ""
 
-    @admin.display(description="alarms")
+    @admin.display(description=gettext_lazy("alarms"))
     def alarms(self, obj):
         return WitnessAlarm.objects.filter(witness=obj.name).count()
 
@@ -277,14 +280,14 @@ class WitnessPolicyAdmin(ReadOnlyAdmin):
     fields = ["adopted_in", "text_pre"]
     readonly_fields = fields
 
-    @admin.display(description="quorum")
+    @admin.display(description=gettext_lazy("quorum"))
     def first_line(self, obj):
         quorum = [
             line.strip() for line in obj.text.split("\n") if line.strip().startswith("quorum")
         ]
         return quorum[0] if quorum else ""
 
-    @admin.display(description="policy")
+    @admin.display(description=gettext_lazy("policy"))
     def text_pre(self, obj):
         return format_html("<pre>{}</pre>", obj.text)
 
@@ -312,4 +315,6 @@ def _from_leaf(read):
     try:
         return read()
     except (ValueError, KeyError, TypeError) as exc:
-        return format_html("<strong>unreadable leaf</strong> ({})", type(exc).__name__)
+        return format_html(
+            "<strong>{}</strong> ({})", gettext("unreadable leaf"), type(exc).__name__
+        )

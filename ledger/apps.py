@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class LedgerConfig(AppConfig):
     name = "ledger"
-    verbose_name = "Ledger"
+    verbose_name = gettext_lazy("Ledger")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -14,6 +14,7 @@ import json
 from functools import cached_property
 
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 from ledger.core.note import verifier_key
 
@@ -52,11 +53,11 @@ class Entry(AppendOnly):
     entry_id = models.CharField("entry id", max_length=128, unique=True)
     kind = models.CharField(max_length=64, db_index=True)
     author = models.CharField("author key", max_length=64, db_index=True)
-    leaf = models.BinaryField(help_text="The exact leaf bytes: canonical JSON.")
+    leaf = models.BinaryField(help_text=gettext_lazy("The exact leaf bytes: canonical JSON."))
     leaf_hash = models.BinaryField(max_length=32)
 
     class Meta:
-        verbose_name_plural = "entries"
+        verbose_name_plural = gettext_lazy("entries")
         ordering = ["index"]
 
     def __str__(self) -> str:
@@ -104,7 +105,7 @@ class TreeHash(AppendOnly):
     hash = models.BinaryField(max_length=32)
 
     class Meta:
-        verbose_name = "tree hash"
+        verbose_name = gettext_lazy("tree hash")
 
     def __str__(self) -> str:
         return f"tree hash {self.idx}"
@@ -123,7 +124,7 @@ class LogHead(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     size = models.BigIntegerField(default=0)
     frontier = models.BinaryField(
-        default=b"", help_text="Hashes at root_indexes(size), concatenated."
+        default=b"", help_text=gettext_lazy("Hashes at root_indexes(size), concatenated.")
     )
 
     class Meta:
@@ -140,7 +141,7 @@ class Checkpoint(AppendOnly):
 
     tree_size = models.BigIntegerField(unique=True)
     root_hash = models.BinaryField(max_length=32)
-    note = models.TextField(help_text="The signed note, byte for byte.")
+    note = models.TextField(help_text=gettext_lazy("The signed note, byte for byte."))
     published_at = models.DateTimeField()
 
     class Meta:
@@ -159,28 +160,34 @@ class Key(models.Model):
     """An Ed25519 public key in the registry, as the key entries describe it."""
 
     class Kind(models.TextChoices):
-        LOG = "log", "log (signs checkpoints and tokens)"
-        MEMBER = "member", "member"
-        FACILITY = "facility", "facility"
-        WITNESS = "witness", "witness"
-        EVALUATOR = "evaluator", "evaluator"
-        SERVICE = "service", "service"
+        LOG = "log", gettext_lazy("log (signs checkpoints and tokens)")
+        MEMBER = "member", gettext_lazy("member")
+        FACILITY = "facility", gettext_lazy("facility")
+        WITNESS = "witness", gettext_lazy("witness")
+        EVALUATOR = "evaluator", gettext_lazy("evaluator")
+        SERVICE = "service", gettext_lazy("service")
 
     class Custody(models.TextChoices):
-        HOSTED = "hosted", "hosted (sealed on this server)"
-        EXTERNAL = "external", "external (held by its owner)"
+        HOSTED = "hosted", gettext_lazy("hosted (sealed on this server)")
+        EXTERNAL = "external", gettext_lazy("external (held by its owner)")
 
     fingerprint = models.CharField(max_length=64, primary_key=True)
     public_key = models.BinaryField(max_length=32)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    owner = models.CharField(max_length=200, help_text="Who holds the key.")
+    owner = models.CharField(max_length=200, help_text=gettext_lazy("Who holds the key."))
     custody = models.CharField(max_length=16, choices=Custody.choices)
-    name = models.CharField(max_length=200, help_text="Key name in signed notes.")
-    valid_from = models.BigIntegerField(help_text="First entry index the key may sign.")
-    revoked_at = models.BigIntegerField(
-        null=True, blank=True, help_text="Index of the revocation entry; nothing after it."
+    name = models.CharField(max_length=200, help_text=gettext_lazy("Key name in signed notes."))
+    valid_from = models.BigIntegerField(
+        help_text=gettext_lazy("First entry index the key may sign.")
     )
-    registered_in = models.BigIntegerField(help_text="Index of the registering entry.")
+    revoked_at = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("Index of the revocation entry; nothing after it."),
+    )
+    registered_in = models.BigIntegerField(
+        help_text=gettext_lazy("Index of the registering entry.")
+    )
 
     class Meta:
         ordering = ["registered_in"]
@@ -217,7 +224,9 @@ class SealedKey(AppendOnly):
     key = models.OneToOneField(
         Key, on_delete=models.PROTECT, primary_key=True, related_name="sealed"
     )
-    kek_id = models.CharField(max_length=16, help_text="Which key-encryption key sealed it.")
+    kek_id = models.CharField(
+        max_length=16, help_text=gettext_lazy("Which key-encryption key sealed it.")
+    )
     sealed_seed = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -232,17 +241,22 @@ class VerificationRun(AppendOnly):
 
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(db_index=True)
-    first = models.BigIntegerField(help_text="First entry index checked.")
-    size = models.BigIntegerField(help_text="Tree size reached: entries first..size-1.")
-    checkpoints = models.IntegerField(default=0, help_text="Checkpoints checked.")
+    first = models.BigIntegerField(help_text=gettext_lazy("First entry index checked."))
+    size = models.BigIntegerField(
+        help_text=gettext_lazy("Tree size reached: entries first..size-1.")
+    )
+    checkpoints = models.IntegerField(default=0, help_text=gettext_lazy("Checkpoints checked."))
     ok = models.BooleanField()
     failed_index = models.BigIntegerField(
-        null=True, blank=True, help_text="The first bad entry index, if one is named."
+        null=True, blank=True, help_text=gettext_lazy("The first bad entry index, if one is named.")
     )
-    reason = models.TextField(blank=True, help_text="What failed first.")
-    failures = models.IntegerField(default=0, help_text="Bad entries and other problems.")
+    reason = models.TextField(blank=True, help_text=gettext_lazy("What failed first."))
+    failures = models.IntegerField(
+        default=0, help_text=gettext_lazy("Bad entries and other problems.")
+    )
     frontier = models.BinaryField(
-        default=b"", help_text="Hashes at root_indexes(size) of the rebuilt tree, concatenated."
+        default=b"",
+        help_text=gettext_lazy("Hashes at root_indexes(size) of the rebuilt tree, concatenated."),
     )
     root = models.BinaryField(max_length=32, default=b"")
 

@@ -127,3 +127,24 @@ def test_a_delegate_without_an_address_or_whose_seat_is_vacated_hears_nothing(
     with django_capture_on_commit_callbacks(execute=True):
         propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
     assert received("Signature awaited") == {"fr", "de", "rec_de"}
+
+
+def test_notices_are_written_in_the_sites_language_whatever_the_delegates(
+    delegates, addresses, django_capture_on_commit_callbacks, settings
+):
+    """A French-speaking delegate's act (its request in French) sends notices in
+    LANGUAGE_CODE: English here; in French once the site's language is French."""
+    from django.utils import translation
+
+    addresses()
+    with translation.override("fr"), django_capture_on_commit_callbacks(execute=True):
+        propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
+    assert received("Signature awaited") == {"fr", "rec_fr", "de", "rec_de", "obs_de"}
+    assert not received("Signature attendue")
+    mail.outbox.clear()
+    settings.LANGUAGE_CODE = "fr"
+    with django_capture_on_commit_callbacks(execute=True):
+        agreement = propose(delegates, terms=treaty_terms(parties=("FR", "DE")))
+    assert received("Signature attendue") == {"fr", "rec_fr", "de", "rec_de", "obs_de"}
+    message = next(m for m in mail.outbox if m.to == ["fr@example.org"])
+    assert f"« {agreement.title} »" in message.body and "proposé avec votre membre" in message.body

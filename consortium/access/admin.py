@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from consortium.access import downloads, selectors
 from consortium.access.models import (
@@ -67,10 +68,10 @@ class ModelCheckpointAdmin(SeatVisible):
             *super().get_urls(),
         ]
 
-    @admin.display(description="access")
+    @admin.display(description=gettext_lazy("access"))
     def access_link(self, obj):
         url = reverse("admin:consortium_modelcheckpoint_access", args=[obj.digest])
-        return format_html('<a href="{}">who may download it, and why</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("who may download it, and why"))
 
     def access_view(self, request, digest):
         checkpoint = selectors.checkpoint_of(digest)
@@ -138,7 +139,7 @@ class DownloadAuthorizationAdmin(SeatVisible):
         "expires_shown",
         "authorized_in",
     ]
-    expires_shown = time_column("expires", "expires")
+    expires_shown = time_column("expires", gettext_lazy("expires"))
     exclude = ["expires"]  # shown as expires_shown
 
     def get_queryset(self, request):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from consortium.governance.models import Agreement, Member
 from ledger.models import AppendOnly
@@ -15,14 +16,16 @@ from ledger.models import AppendOnly
 class TrainedModel(models.Model):
     """A model the consortium trains, under the agreement its weights are licensed by."""
 
-    code = models.CharField(max_length=64, primary_key=True, help_text="A lowercase slug.")
+    code = models.CharField(
+        max_length=64, primary_key=True, help_text=gettext_lazy("A lowercase slug.")
+    )
     name = models.CharField(max_length=200)
     agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="models")
     registered_in = models.BigIntegerField()
 
     class Meta:
         ordering = ["code"]
-        verbose_name = "model"
+        verbose_name = gettext_lazy("model")
 
     def __str__(self) -> str:
         return self.name
@@ -34,8 +37,8 @@ class TrainingRun(models.Model):
     id = models.UUIDField(primary_key=True)
     model = models.ForeignKey(TrainedModel, on_delete=models.PROTECT, related_name="runs")
     name = models.CharField(max_length=200)
-    datasets = models.JSONField(help_text="Manifest SHA-256 of each dataset used.")
-    compute = models.JSONField(help_text="Ids of the compute contributions used.")
+    datasets = models.JSONField(help_text=gettext_lazy("Manifest SHA-256 of each dataset used."))
+    compute = models.JSONField(help_text=gettext_lazy("Ids of the compute contributions used."))
     recorded_in = models.BigIntegerField()
 
     class Meta:
@@ -49,16 +52,18 @@ class ModelCheckpoint(models.Model):
     """A checkpoint: its files (path, size, SHA-256) and the digest of their manifest."""
 
     class State(models.TextChoices):
-        PUBLISHED = "published", "published"
-        BLOCKED = "blocked", "blocked (a stored file no longer matches its hash)"
+        PUBLISHED = "published", gettext_lazy("published")
+        BLOCKED = "blocked", gettext_lazy("blocked (a stored file no longer matches its hash)")
 
-    digest = models.CharField(max_length=64, primary_key=True, help_text="Manifest SHA-256.")
+    digest = models.CharField(
+        max_length=64, primary_key=True, help_text=gettext_lazy("Manifest SHA-256.")
+    )
     model = models.ForeignKey(TrainedModel, on_delete=models.PROTECT, related_name="checkpoints")
     name = models.CharField(max_length=200)
     run = models.ForeignKey(
         TrainingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="checkpoints"
     )
-    files = models.JSONField(help_text="[{path, size, sha256}] in manifest order.")
+    files = models.JSONField(help_text=gettext_lazy("[{path, size, sha256}] in manifest order."))
     size = models.BigIntegerField()
     published_in = models.BigIntegerField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.PUBLISHED)
@@ -67,7 +72,7 @@ class ModelCheckpoint(models.Model):
 
     class Meta:
         ordering = ["-published_in"]
-        verbose_name = "checkpoint"
+        verbose_name = gettext_lazy("checkpoint")
 
     def __str__(self) -> str:
         return f"{self.model_id} {self.name}"
@@ -77,11 +82,15 @@ class Evaluation(models.Model):
     """An accredited evaluator's attestation of a checkpoint: the hash of its safety and
     ethics evaluation report, and its verdict."""
 
-    id = models.BigIntegerField(primary_key=True, help_text="Index of the attestation entry.")
+    id = models.BigIntegerField(
+        primary_key=True, help_text=gettext_lazy("Index of the attestation entry.")
+    )
     checkpoint = models.ForeignKey(
         ModelCheckpoint, on_delete=models.PROTECT, related_name="evaluations"
     )
-    evaluator = models.CharField(max_length=64, help_text="The evaluator's code (key owner).")
+    evaluator = models.CharField(
+        max_length=64, help_text=gettext_lazy("The evaluator's code (key owner).")
+    )
     report_sha256 = models.CharField(max_length=64)
     verdict = models.CharField(max_length=8)
     attested_at = models.CharField(max_length=40)
@@ -98,7 +107,9 @@ class DownloadAuthorization(models.Model):
 
     token_id = models.CharField(max_length=32, primary_key=True)
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="downloads")
-    seat = models.CharField(max_length=36, help_text="The delegate's seat (pseudonymous).")
+    seat = models.CharField(
+        max_length=36, help_text=gettext_lazy("The delegate's seat (pseudonymous).")
+    )
     checkpoint = models.ForeignKey(ModelCheckpoint, on_delete=models.PROTECT, related_name="+")
     scope = models.CharField(max_length=16)
     files = models.JSONField()
@@ -124,7 +135,7 @@ class DownloadEvent(AppendOnly):
     username = models.CharField(max_length=150, blank=True)
     checkpoint = models.CharField(max_length=64, blank=True)
     path = models.CharField(max_length=500, blank=True)
-    outcome = models.CharField(max_length=8, help_text="served or denied")
+    outcome = models.CharField(max_length=8, help_text=gettext_lazy("served or denied"))
     reason = models.CharField(max_length=300, blank=True)
     token_id = models.CharField(max_length=32, blank=True)
     remote_addr = models.CharField(max_length=64, blank=True)

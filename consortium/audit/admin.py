@@ -25,12 +25,12 @@ from ledger.services import log_signer, verifier_key
 
 
 class AuditExportForm(forms.Form):
-    member = forms.ChoiceField(required=False, help_text="Only what concerns this member.")
+    member = forms.ChoiceField(required=False, help_text=_("Only what concerns this member."))
     date_from = AsciiDateField(
-        required=False, label="From (UTC day)", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label=_("From (UTC day)"), widget=forms.DateInput(attrs={"type": "date"})
     )
     date_to = AsciiDateField(
-        required=False, label="To (UTC day)", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label=_("To (UTC day)"), widget=forms.DateInput(attrs={"type": "date"})
     )
 
     def __init__(self, *args, members, **kwargs):
@@ -91,17 +91,23 @@ class AuditExportAdmin(SeatVisible):
             return False
         return obj is None or selectors.may_read(request.user, obj)
 
-    @admin.display(description="scope")
+    @admin.display(description=_("scope"))
     def scope(self, obj):
-        return obj.member_id or "everything"
+        return obj.member_id or _("everything")
 
-    @admin.display(description="period or range")
+    @admin.display(description=_("period or range"))
     def period(self, obj):
         if obj.date_from or obj.date_to:
-            return f"{obj.date_from or '…'} to {obj.date_to or '…'}"
+            return _("%(start)s to %(end)s") % {
+                "start": obj.date_from or "…",
+                "end": obj.date_to or "…",
+            }
         if obj.range_first is not None:
-            return f"entries {obj.range_first:,}-{obj.range_end - 1:,}"
-        return "all"
+            return _("entries %(first)s-%(last)s") % {
+                "first": f"{obj.range_first:,}",
+                "last": f"{obj.range_end - 1:,}",
+            }
+        return _("all")
 
     @admin.display(description=_("progress"))
     def progress_bar(self, obj):
@@ -143,14 +149,14 @@ class AuditExportAdmin(SeatVisible):
             }
         )
 
-    @admin.display(description="file")
+    @admin.display(description=_("file"))
     def download(self, obj):
         if obj.status != AuditExport.Status.DONE or not obj.file:
             return "-"
         url = reverse("admin:consortium_auditexport_file", args=[obj.pk])
         return format_html('<a href="{}">audit-{}.zip</a>', url, str(obj.pk)[:8])
 
-    @admin.display(description="verify offline with")
+    @admin.display(description=_("verify offline with"))
     def verify_with(self, obj):
         s = log_signer()
         return format_html(
@@ -223,17 +229,17 @@ class AuditExportAdmin(SeatVisible):
                     date_to=data["date_to"],
                 )
                 self.message_user(
-                    request, "The export is being built; this page follows it.", messages.SUCCESS
+                    request, _("The export is being built; this page follows it."), messages.SUCCESS
                 )
                 return redirect("admin:consortium_auditexport_change", export.pk)
         context = {
             **self.admin_site.each_context(request),
             "form": form,
-            "title": "Ask for an audit export",
+            "title": _("Ask for an audit export"),
             "opts": self.model._meta,
-            "submit_label": "Build the export",
+            "submit_label": _("Build the export"),
             "changelist_url": reverse("admin:consortium_auditexport_changelist"),
-            "changelist_name": "Audit exports",
+            "changelist_name": _("Audit exports"),
         }
         return TemplateResponse(request, "admin/consortium/auditexport/ask.html", context)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from consortium.governance.models import Member, Seat
 
@@ -14,10 +15,10 @@ class AuditExport(models.Model):
     finished export is recorded on the ledger as ``audit.exported``)."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "running"
-        DONE = "done", "done"
-        FAILED = "failed", "failed"
+        QUEUED = "queued", gettext_lazy("queued")
+        RUNNING = "running", gettext_lazy("running")
+        DONE = "done", gettext_lazy("done")
+        FAILED = "failed", gettext_lazy("failed")
 
     id = models.UUIDField(primary_key=True)
     requested_by = models.ForeignKey(
@@ -27,7 +28,9 @@ class AuditExport(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    requester = models.CharField(max_length=150, help_text="Who asked, as they were known.")
+    requester = models.CharField(
+        max_length=150, help_text=gettext_lazy("Who asked, as they were known.")
+    )
     seat = models.ForeignKey(
         Seat, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -37,12 +40,16 @@ class AuditExport(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        help_text="Only what concerns this member; empty for everything.",
+        help_text=gettext_lazy("Only what concerns this member; empty for everything."),
     )
     date_from = models.DateField(null=True, blank=True)
     date_to = models.DateField(null=True, blank=True)
-    first = models.BigIntegerField(null=True, blank=True, help_text="First index asked for.")
-    end = models.BigIntegerField(null=True, blank=True, help_text="Index after the last asked.")
+    first = models.BigIntegerField(
+        null=True, blank=True, help_text=gettext_lazy("First index asked for.")
+    )
+    end = models.BigIntegerField(
+        null=True, blank=True, help_text=gettext_lazy("Index after the last asked.")
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     done = models.BigIntegerField(default=0)
     total = models.BigIntegerField(default=0)
@@ -60,13 +67,13 @@ class AuditExport(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the build last made progress."
+        null=True, blank=True, help_text=gettext_lazy("When the build last made progress.")
     )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = "audit export"
+        verbose_name = gettext_lazy("audit export")
 
     def __str__(self) -> str:
         scope = self.member_id or "everything"

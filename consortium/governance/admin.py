@@ -75,20 +75,22 @@ class MemberAdmin(SeatVisible):
 
 
 class AssignSeatForm(forms.Form):
-    username = forms.CharField(help_text="The user who will hold the seat.")
-    member = forms.ChoiceField(required=False, help_text="Empty for a consortium-wide role.")
+    username = forms.CharField(help_text=gettext_lazy("The user who will hold the seat."))
+    member = forms.ChoiceField(
+        required=False, help_text=gettext_lazy("Empty for a consortium-wide role.")
+    )
     role = forms.ChoiceField(choices=Seat.Role.choices)
 
     def __init__(self, *args, members, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["member"].choices = [("", "(the consortium)"), *members]
+        self.fields["member"].choices = [("", _("(the consortium)")), *members]
 
     def clean_username(self):
         from django.contrib.auth import get_user_model
 
         user = get_user_model().objects.filter(username=self.cleaned_data["username"]).first()
         if user is None:
-            raise forms.ValidationError("no such user")
+            raise forms.ValidationError(_("no such user"))
         return user
 
 
@@ -142,22 +144,24 @@ class SeatAdmin(SeatVisible):
                     member=data["member"] or None,
                 )
                 self.message_user(
-                    request, f"Assigned {seat} to {data['username']}.", messages.SUCCESS
+                    request,
+                    _("Assigned %(seat)s to %(user)s.") % {"seat": seat, "user": data["username"]},
+                    messages.SUCCESS,
                 )
                 return redirect("admin:consortium_seat_changelist")
         context = {
             **self.admin_site.each_context(request),
             "form": form,
             "acting_for": acting_for,
-            "title": "Assign a seat",
+            "title": _("Assign a seat"),
             "opts": self.model._meta,
-            "submit_label": "Assign",
+            "submit_label": _("Assign"),
             "changelist_url": reverse("admin:consortium_seat_changelist"),
-            "changelist_name": "Seats",
+            "changelist_name": _("Seats"),
         }
         return TemplateResponse(request, "admin/consortium/seat/assign.html", context)
 
-    @admin.action(description="Vacate the selected seats")
+    @admin.action(description=gettext_lazy("Vacate the selected seats"))
     def vacate(self, request, queryset):
         done = 0
         for seat in queryset.filter(vacated_in__isnull=True):
@@ -165,7 +169,9 @@ class SeatAdmin(SeatVisible):
                 seat_vacate(actor=request.user, seat=seat, reason="vacated in the admin")
                 done += 1
         if done:
-            self.message_user(request, f"Vacated {done} seat(s).", messages.SUCCESS)
+            self.message_user(
+                request, _("Vacated %(count)s seat(s).") % {"count": done}, messages.SUCCESS
+            )
 
 
 @admin.register(Proposal)

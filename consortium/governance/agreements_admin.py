@@ -24,11 +24,11 @@ from consortium.web.stepup import stepup_required
 
 
 class AwaitingSignatureFilter(admin.SimpleListFilter):
-    title = "your member's signature"
+    title = gettext_lazy("your member's signature")
     parameter_name = "awaiting"
 
     def lookups(self, request, model_admin):
-        return [("yes", "awaiting your signature")] if selectors.acting_for(request.user) else []
+        return [("yes", _("awaiting your signature"))] if selectors.acting_for(request.user) else []
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -40,15 +40,19 @@ class AwaitingSignatureFilter(admin.SimpleListFilter):
 class ProposeAgreementForm(forms.Form):
     kind = forms.ChoiceField(choices=Agreement.Kind.choices)
     title = forms.CharField(max_length=300)
-    document = forms.FileField(help_text="The signed text; its SHA-256 goes on the ledger.")
+    document = forms.FileField(
+        help_text=gettext_lazy("The signed text; its SHA-256 goes on the ledger.")
+    )
     terms = forms.JSONField(
         widget=forms.Textarea(attrs={"rows": 18, "cols": 90, "class": "vLargeTextField"}),
-        help_text="Structured terms as JSON (see docs/agreements.md).",
+        help_text=gettext_lazy("Structured terms as JSON (see docs/agreements.md)."),
     )
     supersedes = forms.ModelChoiceField(
         queryset=Agreement.objects.none(),
         required=False,
-        help_text="The agreement in force this version amends (empty: a new agreement).",
+        help_text=gettext_lazy(
+            "The agreement in force this version amends (empty: a new agreement)."
+        ),
     )
 
     def __init__(self, *args, amendable, **kwargs):
@@ -109,22 +113,22 @@ class AgreementAdmin(SeatVisible):
         }
         return super().changelist_view(request, extra)
 
-    @admin.display(description="signed")
+    @admin.display(description=gettext_lazy("signed"))
     def signatures(self, obj):
         parties = list(obj.parties.all())
         signed = sum(1 for p in parties if p.signed_in is not None and p.withdrawn_in is None)
         return f"{signed} of {len(parties)}"
 
-    @admin.display(description="your member")
+    @admin.display(description=gettext_lazy("your member"))
     def your_signature(self, obj):
         party = next((p for p in obj.parties.all() if p.member_id == obj.my_member), None)
         if party is None:
             return "-"
         if party.withdrawn_in is not None:
-            return "withdrawn"
+            return _("withdrawn")
         if party.signed_in is not None:
-            return "signed"
-        return "awaiting your signature" if obj.state in selectors.SIGNABLE_STATES else "-"
+            return _("signed")
+        return _("awaiting your signature") if obj.state in selectors.SIGNABLE_STATES else "-"
 
     def document_view(self, request, pk):
         agreement = selectors.visible_agreements(request.user).filter(id=pk).first()
@@ -165,17 +169,21 @@ class AgreementAdmin(SeatVisible):
                     document_sha256=doc.sha256,
                     supersedes=d["supersedes"],
                 )
-                self.message_user(request, f"Proposed {agreement} for signature.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    _("Proposed %(agreement)s for signature.") % {"agreement": agreement},
+                    messages.SUCCESS,
+                )
                 return redirect("admin:consortium_agreement_change", agreement.id)
         context = {
             **self.admin_site.each_context(request),
             "form": form,
             "acting_for": scope,
-            "title": "Propose an agreement",
+            "title": _("Propose an agreement"),
             "opts": self.model._meta,
-            "submit_label": "Propose for signature",
+            "submit_label": _("Propose for signature"),
             "changelist_url": reverse("admin:consortium_agreement_changelist"),
-            "changelist_name": "Agreements",
+            "changelist_name": _("Agreements"),
         }
         return TemplateResponse(request, "admin/consortium/agreement/propose.html", context)
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 TOKEN_PREFIX = "clt"  # noqa: S105  (a prefix, not a secret)
 
@@ -45,10 +46,16 @@ class ApiToken(models.Model):
         editable=False,
         on_delete=models.PROTECT,
         related_name="api_tokens",
-        help_text="The seat its user held when it was issued; it works only while they hold it.",
+        help_text=gettext_lazy(
+            "The seat its user held when it was issued; it works only while they hold it."
+        ),
     )
-    name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
-    key_id = models.CharField(max_length=16, unique=True, help_text="Public part, shown in lists.")
+    name = models.CharField(
+        max_length=100, blank=True, help_text=gettext_lazy("What the token is for.")
+    )
+    key_id = models.CharField(
+        max_length=16, unique=True, help_text=gettext_lazy("Public part, shown in lists.")
+    )
     secret_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
@@ -58,7 +65,7 @@ class ApiToken(models.Model):
     objects = ApiTokenQuerySet.as_manager()
 
     class Meta:
-        verbose_name = "API token"
+        verbose_name = gettext_lazy("API token")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -113,11 +120,11 @@ class Consortium(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     name = models.CharField(max_length=200)
-    rules = models.JSONField(help_text="The governance rules adopted at founding.")
-    founded_in = models.BigIntegerField(help_text="Index of the founding entry.")
+    rules = models.JSONField(help_text=gettext_lazy("The governance rules adopted at founding."))
+    founded_in = models.BigIntegerField(help_text=gettext_lazy("Index of the founding entry."))
 
     class Meta:
-        verbose_name_plural = "consortium"
+        verbose_name_plural = gettext_lazy("consortium")
 
     def __str__(self) -> str:
         return self.name
@@ -127,27 +134,31 @@ class Member(models.Model):
     """A member nation or institution, with the figures its voting rules need."""
 
     class Kind(models.TextChoices):
-        NATION = "nation", "nation state"
-        INSTITUTION = "institution", "institution"
-        FACILITY_OPERATOR = "facility_operator", "facility operator"
-        OBSERVER = "observer", "observer"
+        NATION = "nation", gettext_lazy("nation state")
+        INSTITUTION = "institution", gettext_lazy("institution")
+        FACILITY_OPERATOR = "facility_operator", gettext_lazy("facility operator")
+        OBSERVER = "observer", gettext_lazy("observer")
 
     class Status(models.TextChoices):
-        APPLICANT = "applicant", "applicant"
-        MEMBER = "member", "member"
-        SUSPENDED = "suspended", "suspended"
-        WITHDRAWN = "withdrawn", "withdrawn"
+        APPLICANT = "applicant", gettext_lazy("applicant")
+        MEMBER = "member", gettext_lazy("member")
+        SUSPENDED = "suspended", gettext_lazy("suspended")
+        WITHDRAWN = "withdrawn", gettext_lazy("withdrawn")
 
     code = models.CharField(
         max_length=32,
         primary_key=True,
-        help_text="ISO 3166-1 alpha-2 for a nation (FR); a lowercase slug otherwise.",
+        help_text=gettext_lazy("ISO 3166-1 alpha-2 for a nation (FR); a lowercase slug otherwise."),
     )
     kind = models.CharField(max_length=24, choices=Kind.choices)
     name = models.CharField(max_length=200)
-    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 of its seat.")
+    country = models.CharField(
+        max_length=2, help_text=gettext_lazy("ISO 3166-1 alpha-2 of its seat.")
+    )
     status = models.CharField(max_length=16, choices=Status.choices)
-    figures = models.JSONField(default=dict, help_text="Voting figures, e.g. population.")
+    figures = models.JSONField(
+        default=dict, help_text=gettext_lazy("Voting figures, e.g. population.")
+    )
     registered_in = models.BigIntegerField()
     changed_in = models.BigIntegerField()
 
@@ -166,11 +177,11 @@ class Seat(models.Model):
     """
 
     class Role(models.TextChoices):
-        SIGNATORY = "signatory", "signatory (signs agreements, votes)"
-        RECORDER = "recorder", "recorder (records contributions, requests downloads)"
-        OBSERVER = "observer", "observer (reads)"
-        SECRETARIAT = "secretariat", "secretariat (runs the system)"
-        AUDITOR = "auditor", "auditor (reads everything, exports)"
+        SIGNATORY = "signatory", gettext_lazy("signatory (signs agreements, votes)")
+        RECORDER = "recorder", gettext_lazy("recorder (records contributions, requests downloads)")
+        OBSERVER = "observer", gettext_lazy("observer (reads)")
+        SECRETARIAT = "secretariat", gettext_lazy("secretariat (runs the system)")
+        AUDITOR = "auditor", gettext_lazy("auditor (reads everything, exports)")
 
     MEMBER_ROLES = (Role.SIGNATORY, Role.RECORDER, Role.OBSERVER)
     STAFF_ROLES = (Role.SECRETARIAT, Role.AUDITOR)
@@ -219,21 +230,27 @@ class Proposal(models.Model):
     """A proposal to the members: typed actions decided under a named voting rule."""
 
     class State(models.TextChoices):
-        OPEN = "open", "open"
-        ACCEPTED = "accepted", "accepted"
-        REJECTED = "rejected", "rejected"
-        WITHDRAWN = "withdrawn", "withdrawn"
-        EXPIRED = "expired", "expired (no quorum by the deadline)"
-        DROPPED = "dropped", "dropped (the rules changed underneath it)"
+        OPEN = "open", gettext_lazy("open")
+        ACCEPTED = "accepted", gettext_lazy("accepted")
+        REJECTED = "rejected", gettext_lazy("rejected")
+        WITHDRAWN = "withdrawn", gettext_lazy("withdrawn")
+        EXPIRED = "expired", gettext_lazy("expired (no quorum by the deadline)")
+        DROPPED = "dropped", gettext_lazy("dropped (the rules changed underneath it)")
 
     id = models.UUIDField(primary_key=True)
     title = models.CharField(max_length=300)
     actions = models.JSONField()
     rule_name = models.CharField(max_length=64)
-    rule = models.JSONField(help_text="The rule as it stood when the proposal opened.")
-    eligible = models.JSONField(help_text="Members who may vote, with their figures, at opening.")
-    deadline = models.CharField(max_length=40, help_text="RFC 3339 UTC.")
-    opened_by = models.CharField(max_length=64, help_text="Fingerprint of the opening key.")
+    rule = models.JSONField(
+        help_text=gettext_lazy("The rule as it stood when the proposal opened.")
+    )
+    eligible = models.JSONField(
+        help_text=gettext_lazy("Members who may vote, with their figures, at opening.")
+    )
+    deadline = models.CharField(max_length=40, help_text=gettext_lazy("RFC 3339 UTC."))
+    opened_by = models.CharField(
+        max_length=64, help_text=gettext_lazy("Fingerprint of the opening key.")
+    )
     opened_in = models.BigIntegerField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
     tally = models.JSONField(null=True, blank=True)
@@ -256,7 +273,7 @@ class Vote(models.Model):
     choice = models.CharField(max_length=8)
     cast_in = models.BigIntegerField()
     cast_at = models.CharField(
-        max_length=40, help_text="Integration time of the vote, RFC 3339 UTC."
+        max_length=40, help_text=gettext_lazy("Integration time of the vote, RFC 3339 UTC.")
     )
 
     class Meta:
@@ -281,33 +298,37 @@ class Agreement(models.Model):
     """
 
     class Kind(models.TextChoices):
-        TREATY = "treaty", "consortium treaty"
-        DATA_SHARING = "data_sharing", "data-sharing agreement"
-        COMPUTE_PLEDGE = "compute_pledge", "compute pledge"
-        MODEL_LICENCE = "model_licence", "model licence"
+        TREATY = "treaty", gettext_lazy("consortium treaty")
+        DATA_SHARING = "data_sharing", gettext_lazy("data-sharing agreement")
+        COMPUTE_PLEDGE = "compute_pledge", gettext_lazy("compute pledge")
+        MODEL_LICENCE = "model_licence", gettext_lazy("model licence")
 
     class State(models.TextChoices):
-        OPEN = "open", "open for signature"
-        SIGNED = "signed", "signed by the required parties, not yet in force"
-        IN_FORCE = "in_force", "in force"
-        SUPERSEDED = "superseded", "superseded by an amendment"
-        TERMINATED = "terminated", "terminated"
-        EXPIRED = "expired", "expired"
+        OPEN = "open", gettext_lazy("open for signature")
+        SIGNED = "signed", gettext_lazy("signed by the required parties, not yet in force")
+        IN_FORCE = "in_force", gettext_lazy("in force")
+        SUPERSEDED = "superseded", gettext_lazy("superseded by an amendment")
+        TERMINATED = "terminated", gettext_lazy("terminated")
+        EXPIRED = "expired", gettext_lazy("expired")
 
     id = models.UUIDField(primary_key=True)
-    series = models.UUIDField(help_text="Shared by every version of this agreement.")
+    series = models.UUIDField(help_text=gettext_lazy("Shared by every version of this agreement."))
     version = models.PositiveIntegerField()
     kind = models.CharField(max_length=16, choices=Kind.choices)
     title = models.CharField(max_length=300)
     terms = models.JSONField()
-    terms_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the terms' JCS form.")
+    terms_sha256 = models.CharField(
+        max_length=64, help_text=gettext_lazy("SHA-256 of the terms' JCS form.")
+    )
     document_sha256 = models.CharField(max_length=64)
     document_name = models.CharField(max_length=200)
     document_size = models.BigIntegerField()
     supersedes = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="amendments"
     )
-    proposed_by = models.CharField(max_length=64, help_text="Fingerprint of the proposing key.")
+    proposed_by = models.CharField(
+        max_length=64, help_text=gettext_lazy("Fingerprint of the proposing key.")
+    )
     proposed_in = models.BigIntegerField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
     in_force_in = models.BigIntegerField(null=True, blank=True)
@@ -333,16 +354,20 @@ class AgreementParty(models.Model):
     id = models.CharField(primary_key=True, max_length=80)
     agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="parties")
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="agreements")
-    required = models.BooleanField(help_text="Must sign before the agreement enters into force.")
+    required = models.BooleanField(
+        help_text=gettext_lazy("Must sign before the agreement enters into force.")
+    )
     signed_in = models.BigIntegerField(null=True, blank=True)
     signed_at = models.CharField(max_length=40, blank=True)
-    signed_by = models.CharField(max_length=64, blank=True, help_text="Fingerprint of the key.")
+    signed_by = models.CharField(
+        max_length=64, blank=True, help_text=gettext_lazy("Fingerprint of the key.")
+    )
     withdrawn_in = models.BigIntegerField(null=True, blank=True)
     withdrawal_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["agreement", "member"]
-        verbose_name_plural = "agreement parties"
+        verbose_name_plural = gettext_lazy("agreement parties")
         constraints = [
             models.UniqueConstraint(
                 fields=["agreement", "member"], name="consortium_one_party_row_per_member"
@@ -373,7 +398,9 @@ class Document(models.Model):
         Member,
         blank=True,
         related_name="+",
-        help_text="Members whose delegates uploaded these bytes (and so may read them).",
+        help_text=gettext_lazy(
+            "Members whose delegates uploaded these bytes (and so may read them)."
+        ),
     )
     uploaded_at = models.DateTimeField(default=timezone.now)
 
@@ -390,14 +417,22 @@ class ValuationTable(models.Model):
 
     version = models.PositiveIntegerField(primary_key=True)
     unit = models.CharField(max_length=100)
-    weights = models.JSONField(help_text="{accelerator type: weight as a decimal string}")
+    weights = models.JSONField(
+        help_text=gettext_lazy("{accelerator type: weight as a decimal string}")
+    )
     unit_price = models.JSONField(
-        null=True, blank=True, help_text="{amount, currency}: what one reference unit is worth."
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("{amount, currency}: what one reference unit is worth."),
     )
     data_price = models.JSONField(
-        null=True, blank=True, help_text="{amount, currency, per_tokens}: what data is worth."
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("{amount, currency, per_tokens}: what data is worth."),
     )
-    adopted_in = models.BigIntegerField(help_text="Index of the decision that adopted it.")
+    adopted_in = models.BigIntegerField(
+        help_text=gettext_lazy("Index of the decision that adopted it.")
+    )
     proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
@@ -416,7 +451,9 @@ class AccessGrant(models.Model):
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="access_grants")
     scope = models.CharField(max_length=16)
     checkpoints = models.JSONField(
-        null=True, blank=True, help_text="Manifest digests; empty means every checkpoint."
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("Manifest digests; empty means every checkpoint."),
     )
     until = models.DateField(null=True, blank=True)
     reason = models.CharField(max_length=300)
@@ -433,7 +470,9 @@ class AccessGrant(models.Model):
 class ReleaseApproval(models.Model):
     """The members' approval to release a model checkpoint, known by its manifest digest."""
 
-    checkpoint = models.CharField(max_length=64, primary_key=True, help_text="Manifest SHA-256.")
+    checkpoint = models.CharField(
+        max_length=64, primary_key=True, help_text=gettext_lazy("Manifest SHA-256.")
+    )
     note = models.CharField(max_length=300, blank=True)
     approved_in = models.BigIntegerField()
     proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="+")

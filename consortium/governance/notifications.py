@@ -6,12 +6,14 @@ The appliers and services call the ``on_*`` functions where those facts are appl
 mail leaves only after the transaction commits (``transaction.on_commit``), through a
 Celery task, and never during a replay (which re-applies old entries). Recipients are the
 e-mail addresses of the active holders of the member's seats, read when the task runs.
-Bodies are plain text with a link to the page (``SITE_URL``), and carry no secret: no
-token, no key, nothing a reader of the ledger could not see.
+Notices are written in LANGUAGE_CODE. Bodies are plain text with a link to the page
+(``SITE_URL``), and carry no secret: no token, no key, nothing a reader of the ledger
+could not see.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from celery import shared_task
@@ -19,6 +21,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from ledger.services import replaying
@@ -83,9 +86,23 @@ def _admin(name: str, *args) -> str:
     return reverse(f"admin:{name}", args=args)
 
 
+def in_site_language(on_fact):
+    """Write the notice in LANGUAGE_CODE, whatever the language of the request that
+    recorded the fact: one mail goes to delegates of several members, and who reads it
+    in which language is not known."""
+
+    @functools.wraps(on_fact)
+    def written(*args, **kwargs):
+        with translation.override(settings.LANGUAGE_CODE):
+            return on_fact(*args, **kwargs)
+
+    return written
+
+
 # --- the facts ---------------------------------------------------------------------------
 
 
+@in_site_language
 def on_agreement_proposed(agreement) -> None:
     """Each party is asked to sign."""
     parties = list(agreement.parties.values_list("member_id", flat=True))
@@ -105,6 +122,7 @@ def on_agreement_proposed(agreement) -> None:
     )
 
 
+@in_site_language
 def on_proposal_opened(proposal) -> None:
     """Each member that may vote is asked to."""
     notify(
@@ -116,6 +134,7 @@ def on_proposal_opened(proposal) -> None:
     )
 
 
+@in_site_language
 def on_proposal_decided(proposal) -> None:
     """Every member in good standing hears the outcome."""
     from consortium.governance.selectors import members_in_standing
@@ -130,6 +149,7 @@ def on_proposal_decided(proposal) -> None:
     )
 
 
+@in_site_language
 def on_dispute_opened(dispute) -> None:
     """The member whose contribution is disputed is told (the disputing member knows)."""
     contribution = dispute.contribution
@@ -142,6 +162,7 @@ def on_dispute_opened(dispute) -> None:
     )
 
 
+@in_site_language
 def on_download_refused(member: str, checkpoint, reason: str) -> None:
     """The member's delegates hear that a request for its download was refused, and why."""
     notify(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy
 
-ASCII_DIGITS = "Write it with the digits 0-9."
+ASCII_DIGITS = gettext_lazy("Write it with the digits 0-9.")
 
 
 def _ascii(value):

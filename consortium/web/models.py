@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 
 class IdempotentResponse(models.Model):
@@ -15,7 +16,7 @@ class IdempotentResponse(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=64)
     request_sha256 = models.CharField(
-        max_length=64, help_text="Method, path, query and body of the first request."
+        max_length=64, help_text=gettext_lazy("Method, path, query and body of the first request.")
     )
     status = models.PositiveSmallIntegerField()
     body = models.JSONField(null=True)

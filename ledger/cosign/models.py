@@ -10,6 +10,7 @@ never changed.
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 from ledger.models import AppendOnly
 
@@ -18,24 +19,35 @@ class Witness(models.Model):
     """A member's witness, as its ``witness.registered`` entry describes it."""
 
     name = models.CharField(
-        max_length=200, primary_key=True, help_text="Its cosignature key name (unique)."
+        max_length=200,
+        primary_key=True,
+        help_text=gettext_lazy("Its cosignature key name (unique)."),
     )
-    member = models.CharField(max_length=32, help_text="The member that runs it.")
-    url = models.CharField(max_length=500, help_text="Its tlog-witness submission prefix.")
+    member = models.CharField(max_length=32, help_text=gettext_lazy("The member that runs it."))
+    url = models.CharField(
+        max_length=500, help_text=gettext_lazy("Its tlog-witness submission prefix.")
+    )
     vkey = models.CharField(
-        max_length=200, help_text="Ed25519 cosignature/v1 verifier key (name+hex8+base64)."
+        max_length=200,
+        help_text=gettext_lazy("Ed25519 cosignature/v1 verifier key (name+hex8+base64)."),
     )
     mldsa_vkey = models.TextField(
-        blank=True, default="", help_text="ML-DSA-44 verifier key, if the witness has one."
+        blank=True,
+        default="",
+        help_text=gettext_lazy("ML-DSA-44 verifier key, if the witness has one."),
     )
-    registered_in = models.BigIntegerField(help_text="Index of the registering entry.")
+    registered_in = models.BigIntegerField(
+        help_text=gettext_lazy("Index of the registering entry.")
+    )
     retired_in = models.BigIntegerField(
-        null=True, blank=True, help_text="Index of the retiring entry; not asked after it."
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("Index of the retiring entry; not asked after it."),
     )
 
     class Meta:
         ordering = ["registered_in"]
-        verbose_name = "registered witness"
+        verbose_name = gettext_lazy("registered witness")
 
     def __str__(self) -> str:
         return f"witness {self.name} of {self.member}"
@@ -49,14 +61,14 @@ class WitnessPolicy(models.Model):
     """A C2SP tlog-policy text adopted by an accepted proposal; the latest one applies."""
 
     adopted_in = models.BigIntegerField(
-        primary_key=True, help_text="Index of the decision that adopted it."
+        primary_key=True, help_text=gettext_lazy("Index of the decision that adopted it.")
     )
     text = models.TextField()
 
     class Meta:
         ordering = ["-adopted_in"]
-        verbose_name = "witness policy"
-        verbose_name_plural = "witness policies"
+        verbose_name = gettext_lazy("witness policy")
+        verbose_name_plural = gettext_lazy("witness policies")
 
     def __str__(self) -> str:
         return f"witness policy adopted at #{self.adopted_in}"
@@ -67,7 +79,7 @@ class WitnessContact(models.Model):
 
     witness = models.CharField(max_length=200, primary_key=True)
     last_size = models.BigIntegerField(
-        default=0, help_text="The latest tree size it cosigned (or told us it holds)."
+        default=0, help_text=gettext_lazy("The latest tree size it cosigned (or told us it holds).")
     )
     last_contact = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
@@ -89,9 +101,11 @@ class Cosignature(AppendOnly):
         db_constraint=False,
     )
     witness = models.CharField(max_length=200, db_index=True)
-    key_id = models.CharField(max_length=8, help_text="The line's key id (hex).")
-    line = models.TextField(help_text="The signature line, with its newline.")
-    timestamp = models.BigIntegerField(help_text="The cosignature's time (Unix seconds).")
+    key_id = models.CharField(max_length=8, help_text=gettext_lazy("The line's key id (hex)."))
+    line = models.TextField(help_text=gettext_lazy("The signature line, with its newline."))
+    timestamp = models.BigIntegerField(
+        help_text=gettext_lazy("The cosignature's time (Unix seconds).")
+    )
     received_at = models.DateTimeField()
 
     class Meta:
@@ -111,14 +125,14 @@ class WitnessAlarm(AppendOnly):
     the log's."""
 
     class Kind(models.TextChoices):
-        REFUSED = "refused", "refused (422: inconsistent or forked)"
-        AHEAD = "ahead", "witness ahead of the log"
+        REFUSED = "refused", gettext_lazy("refused (422: inconsistent or forked)")
+        AHEAD = "ahead", gettext_lazy("witness ahead of the log")
 
     witness = models.CharField(max_length=200, db_index=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    log_size = models.BigIntegerField(help_text="The size of the checkpoint sent.")
+    log_size = models.BigIntegerField(help_text=gettext_lazy("The size of the checkpoint sent."))
     witness_size = models.BigIntegerField(
-        null=True, blank=True, help_text="The size the witness holds, where it said."
+        null=True, blank=True, help_text=gettext_lazy("The size the witness holds, where it said.")
     )
     detail = models.TextField()
     raised_at = models.DateTimeField(db_index=True)

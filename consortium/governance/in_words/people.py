@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from django.utils import dateformat
-from django.utils.formats import number_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 from consortium.governance.models import Member
@@ -16,11 +15,12 @@ from ledger.services import Entry, Key
 
 
 def when(value) -> str:
-    """A moment for people: "5 Dec 2026, 14:03 UTC" (no seconds, no microseconds)."""
+    """A moment for people: "5 Dec 2026, 14:03 UTC" (no seconds, no microseconds), in the
+    DATETIME_FORMAT of the person's language."""
     if not value:
         return ""
     moment = parse_time(value) if isinstance(value, str) else value
-    return dateformat.format(moment.astimezone(UTC), "j M Y, H:i") + " UTC"
+    return date_format(moment.astimezone(UTC), "DATETIME_FORMAT")
 
 
 def entry_time(index) -> str:
@@ -30,10 +30,10 @@ def entry_time(index) -> str:
 
 
 def day(value) -> str:
-    """A calendar day for people: "5 Dec 2026"."""
+    """A calendar day for people: "5 Dec 2026" (in the DATE_FORMAT of their language)."""
     if isinstance(value, str):
         value = date.fromisoformat(value)
-    return dateformat.format(value, "j M Y")
+    return date_format(value, "DATE_FORMAT")
 
 
 def percent(share: Decimal) -> str:
