@@ -44,6 +44,9 @@ witness:
 	$(PYTHON) scripts/build_witness.py
 
 ## Benchmarks on PostgreSQL (see docs/performance.md); bench-quick: small sizes, a smoke test
+# They speak plain HTTP on loopback, as an app server behind a TLS-terminating proxy hears
+# it: no redirect to HTTPS (production's default when DEBUG is off).
+bench bench-quick: export SECURE_SSL_REDIRECT = 0
 bench: install
 	$(PY) bench/ledger_bench.py
 	$(PY) bench/contributions_bench.py
