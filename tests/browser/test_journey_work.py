@@ -3,7 +3,7 @@ export asked for and followed to its file while it is built in the background, t
 checkpoint's access page answering who may download it and why, a download asked for and
 fetched, and the cost-share report read on a phone.
 
-Each journey signs in its own delegate, so they may run in any order against one demo.
+Each journey signs in its own person, so they may run in any order against one demo.
 """
 
 from __future__ import annotations
@@ -61,8 +61,11 @@ def test_a_delegate_asks_for_their_members_audit_export_and_follows_it_to_its_fi
 
     # The list shows it done, for Portugal, with its file and when it was asked for.
     page.goto("/admin/consortium/auditexport/")
-    row = page.locator("#result_list tbody tr").filter(has_text="PT").first
-    expect(row).to_contain_text("audit-")
+    scope = page.get_by_role("cell", name="PT", exact=True)
+    row = page.locator("#result_list tbody tr").filter(has=scope)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("done")
+    expect(row.get_by_role("link", name=re.compile(r"^audit-[0-9a-f]{8}\.zip$"))).to_be_visible()
     expect(row).to_contain_text(PEOPLES_DATE)
     expect(page.locator("#result_list")).not_to_contain_text(ISO_WITH_MICROSECONDS)
     check_page(page)
@@ -119,6 +122,8 @@ def test_sweden_asks_to_download_the_checkpoint_and_fetches_a_file(page, site, w
     # The dashboard lists the checkpoint among those Sweden may download.
     downloads = page.locator("#downloads")
     expect(downloads).to_contain_text(site.demo["checkpoint"]["name"])
+    expect(downloads.locator(".allow").first).to_have_text("may download")
+    check_page(page)
     downloads.get_by_role("link", name=re.compile(site.demo["checkpoint"]["name"])).first.click()
 
     decisions = page.locator("#access-decisions")
@@ -158,7 +163,7 @@ def test_the_netherlands_is_refused_and_told_why(page, site, watch):
     # Asking anyway: the page says no, and why; no link is issued.
     page.get_by_label("Scope").select_option("full_weights")
     page.get_by_role("button", name="Ask to download").click()
-    expect(page.locator(".messagelist .error")).to_be_visible()
+    expect(page.locator(".messagelist .error")).to_contain_text(refused["rule"])
     expect(page.locator("#download-issued")).to_have_count(0)
     check_page(page)
 
