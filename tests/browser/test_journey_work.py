@@ -208,3 +208,35 @@ def test_on_a_phone_a_delegate_reads_the_cost_shares_and_the_exports(browser, si
     finally:
         context.close()
     assert not seen.problems(), "\n".join(seen.problems())
+
+
+def test_a_delegate_reads_a_period_of_the_cost_shares_and_takes_the_csv(
+    page, site, watch, tmp_path
+):
+    sign_in(page, site, "delegate-cz")
+    page.get_by_role("link", name="Every cost-share report").first.click()
+    page.locator("#cost-share-reports").get_by_role("link").first.click()
+    expect(page.get_by_text("Cost sharing by")).to_be_visible()
+    check_page(page)
+
+    # A period that ends before anything was delivered: nothing counts, nobody is ahead.
+    page.get_by_label("From").fill("2000-01-01")
+    page.get_by_label("to", exact=True).fill("2000-12-31")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"from=2000-01-01&to=2000-12-31"))
+    expect(page.get_by_label("From")).to_have_value("2000-01-01")
+    table = page.locator(".table-scroll table")
+    expect(table.locator("tbody tr")).to_have_count(6)
+    delivered = table.locator("tbody tr td:nth-child(7)")
+    for i in range(6):
+        expect(delivered.nth(i)).to_have_text(re.compile(r"^0(\.0+)?$"))
+    check_page(page)
+
+    # The same period as CSV, for a spreadsheet.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV").click()
+    assert re.fullmatch(r"cost-shares-[0-9a-f-]+\.csv", download.value.suggested_filename)
+    saved = tmp_path / "cost-shares.csv"
+    download.value.save_as(saved)
+    lines = saved.read_text().splitlines()
+    assert any(line.startswith("CZ") for line in lines), lines[:3]
