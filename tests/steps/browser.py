@@ -304,3 +304,16 @@ def passkeys(page) -> list[dict]:
     """The credentials the page's virtual authenticator holds."""
     cdp, authenticator = page._virtual_authenticator
     return cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+
+
+def need_chromium() -> str:
+    """Chromium's path, for a test that drives it outside tests/browser; without it the
+    test is skipped saying what to install, except under CI, where that is a failure."""
+    import pytest
+
+    if Path(CHROMIUM).exists() or shutil.which(CHROMIUM):
+        return CHROMIUM
+    reason = f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(reason)
+    pytest.skip(reason)

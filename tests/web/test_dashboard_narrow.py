@@ -15,9 +15,9 @@ from django.contrib.staticfiles import finders
 from playwright import sync_api
 
 from tests import worlds
+from tests.steps.browser import need_chromium
 from tests.steps.signin import sign_in
 
-CHROMIUM = "/usr/bin/chromium"
 ORIGIN = "http://testserver"
 # The texts of the first chart that end to the right of its box (cut off on screen).
 LABELS_OUTSIDE = """() => {
@@ -34,6 +34,7 @@ lumi, checkpoint = (worlds.shared(n, world="published") for n in ("lumi", "check
 @pytest.fixture
 def phone(db):
     """Open an admin page, rendered beforehand, in a 375 px wide chromium."""
+    chromium = need_chromium()
     pages: dict[str, bytes] = {}
 
     def answer(route):
@@ -54,7 +55,7 @@ def phone(db):
             # Started only now: while Playwright's sync API runs, its event loop is this
             # thread's, and Django refuses database calls from it.
             p = stack.enter_context(sync_api.sync_playwright())
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             stack.callback(browser.close)
             page = browser.new_page(viewport={"width": 375, "height": 800})
             page.route("**/*", answer)

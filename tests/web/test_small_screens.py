@@ -7,7 +7,6 @@ uses; the server is the test's live server, the browser a real one.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -16,13 +15,13 @@ import pytest
 from consortium.audit import exports as audit
 from ledger.models import Entry
 from tests.personas import found_lumi
+from tests.steps.browser import need_chromium
 from tests.steps.contributions import deliver, treaty
 from tests.steps.signin import sign_in
 
 pytestmark = pytest.mark.slow
 
 WIDTH = 375
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -52,6 +51,7 @@ def browser_page(server, client):
     """A 375 px wide chromium page signed in as the observer of the Netherlands."""
     from playwright.sync_api import sync_playwright
 
+    chromium = need_chromium()
     lumi = found_lumi()
     agreement = treaty(lumi)
     deliver(lumi)
@@ -60,7 +60,7 @@ def browser_page(server, client):
     last = Entry.objects.order_by("-index").values_list("index", flat=True).first()
     # (No database from here on: the browser's driver runs an event loop in this thread.)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM)
+        browser = pw.chromium.launch(executable_path=chromium)
         context = browser.new_context(viewport={"width": WIDTH, "height": 800})
         context.add_cookies(
             [
