@@ -136,16 +136,21 @@ def pages() -> list[tuple[str, str]]:
 
 
 def signed_in_client():
-    """A signatory of the Netherlands, signed in as after a recent second factor (the
-    session tests/steps/signin.py sets)."""
+    """A signatory of the Netherlands, signed in as after its second factor (the demo's
+    authenticator app, recorded in the session as ``django_otp.login`` does) recently
+    enough for a step-up: the session tests/steps/signin.py sets."""
     from django.contrib.auth import get_user_model
     from django.test import Client
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from consortium.web import stepup
 
+    user = get_user_model().objects.get(username=DELEGATE)
     client = Client()
-    client.force_login(get_user_model().objects.get(username=DELEGATE))
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     session = client.session
+    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
     session[stepup.SESSION_KEY] = int(time.time())
     session.save()
     return client
