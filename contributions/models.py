@@ -13,25 +13,44 @@ class Facility(models.Model):
     its own that attests the compute it delivered."""
 
     code = models.CharField(
-        max_length=32, primary_key=True, help_text=gettext_lazy("A lowercase slug.")
+        verbose_name=gettext_lazy("code"),
+        max_length=32,
+        primary_key=True,
+        help_text=gettext_lazy("A lowercase slug."),
     )
-    name = models.CharField(max_length=200)
-    operator = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="facilities")
-    country = models.CharField(max_length=2)
+    name = models.CharField(verbose_name=gettext_lazy("name"), max_length=200)
+    operator = models.ForeignKey(
+        Member,
+        verbose_name=gettext_lazy("operator"),
+        on_delete=models.PROTECT,
+        related_name="facilities",
+    )
+    country = models.CharField(verbose_name=gettext_lazy("country"), max_length=2)
     timezone = models.CharField(
-        max_length=64, help_text=gettext_lazy("IANA zone its accounting uses.")
+        verbose_name=gettext_lazy("timezone"),
+        max_length=64,
+        help_text=gettext_lazy("IANA zone its accounting uses."),
     )
-    default_accelerator = models.CharField(max_length=64)
+    default_accelerator = models.CharField(
+        verbose_name=gettext_lazy("default accelerator"), max_length=64
+    )
     partitions = models.JSONField(
-        default=dict, help_text=gettext_lazy("{partition: accelerator type}")
+        verbose_name=gettext_lazy("partitions"),
+        default=dict,
+        help_text=gettext_lazy("{partition: accelerator type}"),
     )
-    accounts = models.JSONField(default=dict, help_text=gettext_lazy("{account: member code}"))
-    registered_in = models.BigIntegerField()
-    changed_in = models.BigIntegerField()
+    accounts = models.JSONField(
+        verbose_name=gettext_lazy("accounts"),
+        default=dict,
+        help_text=gettext_lazy("{account: member code}"),
+    )
+    registered_in = models.BigIntegerField(verbose_name=gettext_lazy("registered in"))
+    changed_in = models.BigIntegerField(verbose_name=gettext_lazy("changed in"))
 
     class Meta:
-        ordering = ["code"]
+        verbose_name = gettext_lazy("facility")
         verbose_name_plural = gettext_lazy("facilities")
+        ordering = ["code"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
@@ -52,59 +71,108 @@ class Contribution(models.Model):
         REJECTED = "rejected", gettext_lazy("rejected by the treasurer")
         VOID = "void", gettext_lazy("void (a dispute was upheld)")
 
-    id = models.UUIDField(primary_key=True)
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="contributions")
-    state = models.CharField(max_length=16, choices=State.choices)
+    id = models.UUIDField(verbose_name=gettext_lazy("id"), primary_key=True)
+    kind = models.CharField(verbose_name=gettext_lazy("kind"), max_length=8, choices=Kind.choices)
+    member = models.ForeignKey(
+        Member,
+        verbose_name=gettext_lazy("member"),
+        on_delete=models.PROTECT,
+        related_name="contributions",
+    )
+    state = models.CharField(
+        verbose_name=gettext_lazy("state"), max_length=16, choices=State.choices
+    )
     disputed = models.BooleanField(
+        verbose_name=gettext_lazy("disputed"),
         default=False,
         help_text=gettext_lazy(
             "Under an open dispute: it keeps its state (and counts if counted) until "
             "the dispute is upheld."
         ),
     )
-    recorded_in = models.BigIntegerField()
+    recorded_in = models.BigIntegerField(verbose_name=gettext_lazy("recorded in"))
     recorded_at = models.CharField(
-        max_length=40, help_text=gettext_lazy("Integration time, RFC 3339 UTC.")
+        verbose_name=gettext_lazy("recorded at"),
+        max_length=40,
+        help_text=gettext_lazy("Integration time, RFC 3339 UTC."),
     )
     delivered_on = models.DateField(
+        verbose_name=gettext_lazy("delivered on"),
         help_text=gettext_lazy(
             "The day it counts for: compute's last day, funds' payment, data's record."
-        )
+        ),
     )
-    period_start = models.DateTimeField(null=True, blank=True)
-    period_end = models.DateTimeField(null=True, blank=True)
+    period_start = models.DateTimeField(
+        verbose_name=gettext_lazy("period start"), null=True, blank=True
+    )
+    period_end = models.DateTimeField(
+        verbose_name=gettext_lazy("period end"), null=True, blank=True
+    )
     # compute
     facility = models.ForeignKey(
-        Facility, null=True, blank=True, on_delete=models.PROTECT, related_name="contributions"
+        Facility,
+        verbose_name=gettext_lazy("facility"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="contributions",
     )
     import_id = models.UUIDField(
-        null=True, blank=True, help_text=gettext_lazy("The import it came from.")
+        verbose_name=gettext_lazy("import id"),
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("The import it came from."),
     )
-    accelerator = models.CharField(max_length=64, blank=True)
-    allocations = models.BigIntegerField(null=True, blank=True)
-    gpu_seconds = models.BigIntegerField(null=True, blank=True)
-    gpu_hours = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
-    evidence_sha256 = models.CharField(max_length=64, blank=True)
-    attested_in = models.BigIntegerField(null=True, blank=True)
+    accelerator = models.CharField(
+        verbose_name=gettext_lazy("accelerator"), max_length=64, blank=True
+    )
+    allocations = models.BigIntegerField(
+        verbose_name=gettext_lazy("allocations"), null=True, blank=True
+    )
+    gpu_seconds = models.BigIntegerField(
+        verbose_name=gettext_lazy("gpu seconds"), null=True, blank=True
+    )
+    gpu_hours = models.DecimalField(
+        verbose_name=gettext_lazy("gpu hours"),
+        max_digits=24,
+        decimal_places=6,
+        null=True,
+        blank=True,
+    )
+    evidence_sha256 = models.CharField(
+        verbose_name=gettext_lazy("evidence sha256"), max_length=64, blank=True
+    )
+    attested_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("attested in"), null=True, blank=True
+    )
     # data
     dataset = models.JSONField(
-        null=True, blank=True, help_text=gettext_lazy("Name, manifest, licence, DUO...")
+        verbose_name=gettext_lazy("dataset"),
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("Name, manifest, licence, DUO..."),
     )
-    tokens = models.BigIntegerField(null=True, blank=True)
+    tokens = models.BigIntegerField(verbose_name=gettext_lazy("tokens"), null=True, blank=True)
     # funds
-    amount = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
-    amount_micros = models.BigIntegerField(
-        null=True, blank=True, help_text=gettext_lazy("The amount in millionths: sums stay exact.")
+    amount = models.DecimalField(
+        verbose_name=gettext_lazy("amount"), max_digits=24, decimal_places=6, null=True, blank=True
     )
-    currency = models.CharField(max_length=3, blank=True)
-    date = models.DateField(null=True, blank=True)
+    amount_micros = models.BigIntegerField(
+        verbose_name=gettext_lazy("amount micros"),
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("The amount in millionths: sums stay exact."),
+    )
+    currency = models.CharField(verbose_name=gettext_lazy("currency"), max_length=3, blank=True)
+    date = models.DateField(verbose_name=gettext_lazy("date"), null=True, blank=True)
     confirmed_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("confirmed in"),
         null=True,
         blank=True,
         help_text=gettext_lazy("The treasurer's confirmation (or rejection)."),
     )
     claimed = models.JSONField(
+        verbose_name=gettext_lazy("claimed"),
         null=True,
         blank=True,
         help_text=gettext_lazy(
@@ -114,6 +182,8 @@ class Contribution(models.Model):
     )
 
     class Meta:
+        verbose_name = gettext_lazy("contribution")
+        verbose_name_plural = gettext_lazy("contributions")
         ordering = ["-recorded_in"]
         indexes = [models.Index(fields=["delivered_on", "kind", "state"])]
 
@@ -128,16 +198,29 @@ class Contribution(models.Model):
 class SacctImport(models.Model):
     """One accounting export imported for a facility: its hash, and what it held."""
 
-    id = models.UUIDField(primary_key=True)
-    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="imports")
-    export_sha256 = models.CharField(max_length=64)
-    lines = models.BigIntegerField()
-    allocations = models.BigIntegerField()
-    left_out = models.JSONField(default=dict, help_text=gettext_lazy("{reason: rows}"))
-    recorded_in = models.BigIntegerField()
-    attested_in = models.BigIntegerField(null=True, blank=True)
+    id = models.UUIDField(verbose_name=gettext_lazy("id"), primary_key=True)
+    facility = models.ForeignKey(
+        Facility,
+        verbose_name=gettext_lazy("facility"),
+        on_delete=models.PROTECT,
+        related_name="imports",
+    )
+    export_sha256 = models.CharField(verbose_name=gettext_lazy("export sha256"), max_length=64)
+    lines = models.BigIntegerField(verbose_name=gettext_lazy("lines"))
+    allocations = models.BigIntegerField(verbose_name=gettext_lazy("allocations"))
+    left_out = models.JSONField(
+        verbose_name=gettext_lazy("left out"),
+        default=dict,
+        help_text=gettext_lazy("{reason: rows}"),
+    )
+    recorded_in = models.BigIntegerField(verbose_name=gettext_lazy("recorded in"))
+    attested_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("attested in"), null=True, blank=True
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("sacct import")
+        verbose_name_plural = gettext_lazy("sacct imports")
         ordering = ["-recorded_in"]
         constraints = [
             models.UniqueConstraint(
@@ -152,20 +235,37 @@ class SacctImport(models.Model):
 class Dispute(models.Model):
     """A member's dispute of a contribution, and its resolution."""
 
-    id = models.UUIDField(primary_key=True)
+    id = models.UUIDField(verbose_name=gettext_lazy("id"), primary_key=True)
     contribution = models.ForeignKey(
-        Contribution, on_delete=models.PROTECT, related_name="disputes"
+        Contribution,
+        verbose_name=gettext_lazy("contribution"),
+        on_delete=models.PROTECT,
+        related_name="disputes",
     )
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="disputes")
-    reason = models.CharField(max_length=500)
-    opened_in = models.BigIntegerField()
+    member = models.ForeignKey(
+        Member,
+        verbose_name=gettext_lazy("member"),
+        on_delete=models.PROTECT,
+        related_name="disputes",
+    )
+    reason = models.CharField(verbose_name=gettext_lazy("reason"), max_length=500)
+    opened_in = models.BigIntegerField(verbose_name=gettext_lazy("opened in"))
     outcome = models.CharField(
-        max_length=16, blank=True, help_text=gettext_lazy("upheld or dismissed")
+        verbose_name=gettext_lazy("outcome"),
+        max_length=16,
+        blank=True,
+        help_text=gettext_lazy("upheld or dismissed"),
     )
-    resolution = models.CharField(max_length=500, blank=True)
-    resolved_in = models.BigIntegerField(null=True, blank=True)
+    resolution = models.CharField(
+        verbose_name=gettext_lazy("resolution"), max_length=500, blank=True
+    )
+    resolved_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("resolved in"), null=True, blank=True
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("dispute")
+        verbose_name_plural = gettext_lazy("disputes")
         ordering = ["-opened_in"]
         constraints = [
             models.UniqueConstraint(
@@ -188,11 +288,15 @@ class CountedAllocation(models.Model):
     record what was counted; this table remembers which jobs that was.
     """
 
-    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+")
-    key = models.CharField(max_length=32)
-    import_id = models.UUIDField()
+    facility = models.ForeignKey(
+        Facility, verbose_name=gettext_lazy("facility"), on_delete=models.PROTECT, related_name="+"
+    )
+    key = models.CharField(verbose_name=gettext_lazy("key"), max_length=32)
+    import_id = models.UUIDField(verbose_name=gettext_lazy("import id"))
 
     class Meta:
+        verbose_name = gettext_lazy("counted allocation")
+        verbose_name_plural = gettext_lazy("counted allocations")
         constraints = [
             models.UniqueConstraint(fields=["facility", "key"], name="contributions_count_once")
         ]

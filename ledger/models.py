@@ -49,14 +49,18 @@ class Entry(AppendOnly):
     author), which `ledger verify` checks against the leaf.
     """
 
-    index = models.BigIntegerField(primary_key=True)
-    entry_id = models.CharField("entry id", max_length=128, unique=True)
-    kind = models.CharField(max_length=64, db_index=True)
-    author = models.CharField("author key", max_length=64, db_index=True)
-    leaf = models.BinaryField(help_text=gettext_lazy("The exact leaf bytes: canonical JSON."))
-    leaf_hash = models.BinaryField(max_length=32)
+    index = models.BigIntegerField(verbose_name=gettext_lazy("index"), primary_key=True)
+    entry_id = models.CharField(verbose_name=gettext_lazy("entry id"), max_length=128, unique=True)
+    kind = models.CharField(verbose_name=gettext_lazy("kind"), max_length=64, db_index=True)
+    author = models.CharField(verbose_name=gettext_lazy("author key"), max_length=64, db_index=True)
+    leaf = models.BinaryField(
+        verbose_name=gettext_lazy("leaf"),
+        help_text=gettext_lazy("The exact leaf bytes: canonical JSON."),
+    )
+    leaf_hash = models.BinaryField(verbose_name=gettext_lazy("leaf hash"), max_length=32)
 
     class Meta:
+        verbose_name = gettext_lazy("entry")
         verbose_name_plural = gettext_lazy("entries")
         ordering = ["index"]
 
@@ -101,11 +105,12 @@ class Entry(AppendOnly):
 class TreeHash(AppendOnly):
     """A stored Merkle hash at its dense storage index (see ``ledger.core.merkle``)."""
 
-    idx = models.BigIntegerField(primary_key=True)
-    hash = models.BinaryField(max_length=32)
+    idx = models.BigIntegerField(verbose_name=gettext_lazy("idx"), primary_key=True)
+    hash = models.BinaryField(verbose_name=gettext_lazy("hash"), max_length=32)
 
     class Meta:
         verbose_name = gettext_lazy("tree hash")
+        verbose_name_plural = gettext_lazy("tree hashes")
 
     def __str__(self) -> str:
         return f"tree hash {self.idx}"
@@ -121,13 +126,19 @@ class LogHead(models.Model):
     which publication refuses to sign.
     """
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    size = models.BigIntegerField(default=0)
+    id = models.PositiveSmallIntegerField(
+        verbose_name=gettext_lazy("id"), primary_key=True, default=1
+    )
+    size = models.BigIntegerField(verbose_name=gettext_lazy("size"), default=0)
     frontier = models.BinaryField(
-        default=b"", help_text=gettext_lazy("Hashes at root_indexes(size), concatenated.")
+        verbose_name=gettext_lazy("frontier"),
+        default=b"",
+        help_text=gettext_lazy("Hashes at root_indexes(size), concatenated."),
     )
 
     class Meta:
+        verbose_name = gettext_lazy("log head")
+        verbose_name_plural = gettext_lazy("log heads")
         constraints = [
             models.CheckConstraint(condition=models.Q(id=1), name="ledger_loghead_single_row")
         ]
@@ -139,12 +150,16 @@ class LogHead(models.Model):
 class Checkpoint(AppendOnly):
     """A C2SP tlog-checkpoint signed note published by the log key."""
 
-    tree_size = models.BigIntegerField(unique=True)
-    root_hash = models.BinaryField(max_length=32)
-    note = models.TextField(help_text=gettext_lazy("The signed note, byte for byte."))
-    published_at = models.DateTimeField()
+    tree_size = models.BigIntegerField(verbose_name=gettext_lazy("tree size"), unique=True)
+    root_hash = models.BinaryField(verbose_name=gettext_lazy("root hash"), max_length=32)
+    note = models.TextField(
+        verbose_name=gettext_lazy("note"), help_text=gettext_lazy("The signed note, byte for byte.")
+    )
+    published_at = models.DateTimeField(verbose_name=gettext_lazy("published at"))
 
     class Meta:
+        verbose_name = gettext_lazy("checkpoint")
+        verbose_name_plural = gettext_lazy("checkpoints")
         ordering = ["-tree_size"]
         get_latest_by = "tree_size"
 
@@ -171,25 +186,42 @@ class Key(models.Model):
         HOSTED = "hosted", gettext_lazy("hosted (sealed on this server)")
         EXTERNAL = "external", gettext_lazy("external (held by its owner)")
 
-    fingerprint = models.CharField(max_length=64, primary_key=True)
-    public_key = models.BinaryField(max_length=32)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    owner = models.CharField(max_length=200, help_text=gettext_lazy("Who holds the key."))
-    custody = models.CharField(max_length=16, choices=Custody.choices)
-    name = models.CharField(max_length=200, help_text=gettext_lazy("Key name in signed notes."))
+    fingerprint = models.CharField(
+        verbose_name=gettext_lazy("fingerprint"), max_length=64, primary_key=True
+    )
+    public_key = models.BinaryField(verbose_name=gettext_lazy("public key"), max_length=32)
+    kind = models.CharField(verbose_name=gettext_lazy("kind"), max_length=16, choices=Kind.choices)
+    owner = models.CharField(
+        verbose_name=gettext_lazy("owner"),
+        max_length=200,
+        help_text=gettext_lazy("Who holds the key."),
+    )
+    custody = models.CharField(
+        verbose_name=gettext_lazy("custody"), max_length=16, choices=Custody.choices
+    )
+    name = models.CharField(
+        verbose_name=gettext_lazy("name"),
+        max_length=200,
+        help_text=gettext_lazy("Key name in signed notes."),
+    )
     valid_from = models.BigIntegerField(
-        help_text=gettext_lazy("First entry index the key may sign.")
+        verbose_name=gettext_lazy("valid from"),
+        help_text=gettext_lazy("First entry index the key may sign."),
     )
     revoked_at = models.BigIntegerField(
+        verbose_name=gettext_lazy("revoked at"),
         null=True,
         blank=True,
         help_text=gettext_lazy("Index of the revocation entry; nothing after it."),
     )
     registered_in = models.BigIntegerField(
-        help_text=gettext_lazy("Index of the registering entry.")
+        verbose_name=gettext_lazy("registered in"),
+        help_text=gettext_lazy("Index of the registering entry."),
     )
 
     class Meta:
+        verbose_name = gettext_lazy("key")
+        verbose_name_plural = gettext_lazy("keys")
         ordering = ["registered_in"]
         constraints = [
             # One valid log key: a rotation revokes the old one as it adds the new.
@@ -222,13 +254,23 @@ class SealedKey(AppendOnly):
     """
 
     key = models.OneToOneField(
-        Key, on_delete=models.PROTECT, primary_key=True, related_name="sealed"
+        Key,
+        verbose_name=gettext_lazy("key"),
+        on_delete=models.PROTECT,
+        primary_key=True,
+        related_name="sealed",
     )
     kek_id = models.CharField(
-        max_length=16, help_text=gettext_lazy("Which key-encryption key sealed it.")
+        verbose_name=gettext_lazy("kek id"),
+        max_length=16,
+        help_text=gettext_lazy("Which key-encryption key sealed it."),
     )
-    sealed_seed = models.BinaryField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    sealed_seed = models.BinaryField(verbose_name=gettext_lazy("sealed seed"))
+    created_at = models.DateTimeField(verbose_name=gettext_lazy("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = gettext_lazy("sealed key")
+        verbose_name_plural = gettext_lazy("sealed keys")
 
     def __str__(self) -> str:
         return f"sealed key {self.key_id[:12]}"
@@ -239,28 +281,47 @@ class VerificationRun(AppendOnly):
     checked (``first`` to ``size - 1``), when, and the outcome. The next run starts
     after the last run that passed, from the tree it rebuilt (``frontier``)."""
 
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(db_index=True)
-    first = models.BigIntegerField(help_text=gettext_lazy("First entry index checked."))
+    started_at = models.DateTimeField(verbose_name=gettext_lazy("started at"))
+    finished_at = models.DateTimeField(verbose_name=gettext_lazy("finished at"), db_index=True)
+    first = models.BigIntegerField(
+        verbose_name=gettext_lazy("first"), help_text=gettext_lazy("First entry index checked.")
+    )
     size = models.BigIntegerField(
-        help_text=gettext_lazy("Tree size reached: entries first..size-1.")
+        verbose_name=gettext_lazy("size"),
+        help_text=gettext_lazy("Tree size reached: entries first..size-1."),
     )
-    checkpoints = models.IntegerField(default=0, help_text=gettext_lazy("Checkpoints checked."))
-    ok = models.BooleanField()
+    checkpoints = models.IntegerField(
+        verbose_name=gettext_lazy("checkpoints"),
+        default=0,
+        help_text=gettext_lazy("Checkpoints checked."),
+    )
+    ok = models.BooleanField(verbose_name=gettext_lazy("ok"))
     failed_index = models.BigIntegerField(
-        null=True, blank=True, help_text=gettext_lazy("The first bad entry index, if one is named.")
+        verbose_name=gettext_lazy("failed index"),
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("The first bad entry index, if one is named."),
     )
-    reason = models.TextField(blank=True, help_text=gettext_lazy("What failed first."))
+    reason = models.TextField(
+        verbose_name=gettext_lazy("reason"),
+        blank=True,
+        help_text=gettext_lazy("What failed first."),
+    )
     failures = models.IntegerField(
-        default=0, help_text=gettext_lazy("Bad entries and other problems.")
+        verbose_name=gettext_lazy("failures"),
+        default=0,
+        help_text=gettext_lazy("Bad entries and other problems."),
     )
     frontier = models.BinaryField(
+        verbose_name=gettext_lazy("frontier"),
         default=b"",
         help_text=gettext_lazy("Hashes at root_indexes(size) of the rebuilt tree, concatenated."),
     )
-    root = models.BinaryField(max_length=32, default=b"")
+    root = models.BinaryField(verbose_name=gettext_lazy("root"), max_length=32, default=b"")
 
     class Meta:
+        verbose_name = gettext_lazy("verification run")
+        verbose_name_plural = gettext_lazy("verification runs")
         ordering = ["-id"]
         get_latest_by = "id"
 

@@ -37,10 +37,14 @@ class ApiToken(models.Model):
     """
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+        settings.AUTH_USER_MODEL,
+        verbose_name=gettext_lazy("user"),
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
     )
     seat = models.ForeignKey(
         "Seat",
+        verbose_name=gettext_lazy("seat"),
         null=True,
         blank=True,
         editable=False,
@@ -51,21 +55,32 @@ class ApiToken(models.Model):
         ),
     )
     name = models.CharField(
-        max_length=100, blank=True, help_text=gettext_lazy("What the token is for.")
+        verbose_name=gettext_lazy("name"),
+        max_length=100,
+        blank=True,
+        help_text=gettext_lazy("What the token is for."),
     )
     key_id = models.CharField(
-        max_length=16, unique=True, help_text=gettext_lazy("Public part, shown in lists.")
+        verbose_name=gettext_lazy("key id"),
+        max_length=16,
+        unique=True,
+        help_text=gettext_lazy("Public part, shown in lists."),
     )
-    secret_hash = models.CharField(max_length=64)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    secret_hash = models.CharField(verbose_name=gettext_lazy("secret hash"), max_length=64)
+    created_at = models.DateTimeField(verbose_name=gettext_lazy("created at"), default=timezone.now)
+    expires_at = models.DateTimeField(verbose_name=gettext_lazy("expires at"))
+    revoked_at = models.DateTimeField(
+        verbose_name=gettext_lazy("revoked at"), null=True, blank=True
+    )
+    last_used_at = models.DateTimeField(
+        verbose_name=gettext_lazy("last used at"), null=True, blank=True
+    )
 
     objects = ApiTokenQuerySet.as_manager()
 
     class Meta:
         verbose_name = gettext_lazy("API token")
+        verbose_name_plural = gettext_lazy("API tokens")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -118,12 +133,21 @@ class ApiToken(models.Model):
 class Consortium(models.Model):
     """The consortium itself, as founded on the ledger (one row)."""
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    name = models.CharField(max_length=200)
-    rules = models.JSONField(help_text=gettext_lazy("The governance rules adopted at founding."))
-    founded_in = models.BigIntegerField(help_text=gettext_lazy("Index of the founding entry."))
+    id = models.PositiveSmallIntegerField(
+        verbose_name=gettext_lazy("id"), primary_key=True, default=1
+    )
+    name = models.CharField(verbose_name=gettext_lazy("name"), max_length=200)
+    rules = models.JSONField(
+        verbose_name=gettext_lazy("rules"),
+        help_text=gettext_lazy("The governance rules adopted at founding."),
+    )
+    founded_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("founded in"),
+        help_text=gettext_lazy("Index of the founding entry."),
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("consortium")
         verbose_name_plural = gettext_lazy("consortium")
 
     def __str__(self) -> str:
@@ -146,23 +170,32 @@ class Member(models.Model):
         WITHDRAWN = "withdrawn", gettext_lazy("withdrawn")
 
     code = models.CharField(
+        verbose_name=gettext_lazy("code"),
         max_length=32,
         primary_key=True,
         help_text=gettext_lazy("ISO 3166-1 alpha-2 for a nation (FR); a lowercase slug otherwise."),
     )
-    kind = models.CharField(max_length=24, choices=Kind.choices)
-    name = models.CharField(max_length=200)
+    kind = models.CharField(verbose_name=gettext_lazy("kind"), max_length=24, choices=Kind.choices)
+    name = models.CharField(verbose_name=gettext_lazy("name"), max_length=200)
     country = models.CharField(
-        max_length=2, help_text=gettext_lazy("ISO 3166-1 alpha-2 of its seat.")
+        verbose_name=gettext_lazy("country"),
+        max_length=2,
+        help_text=gettext_lazy("ISO 3166-1 alpha-2 of its seat."),
     )
-    status = models.CharField(max_length=16, choices=Status.choices)
+    status = models.CharField(
+        verbose_name=gettext_lazy("status"), max_length=16, choices=Status.choices
+    )
     figures = models.JSONField(
-        default=dict, help_text=gettext_lazy("Voting figures, e.g. population.")
+        verbose_name=gettext_lazy("figures"),
+        default=dict,
+        help_text=gettext_lazy("Voting figures, e.g. population."),
     )
-    registered_in = models.BigIntegerField()
-    changed_in = models.BigIntegerField()
+    registered_in = models.BigIntegerField(verbose_name=gettext_lazy("registered in"))
+    changed_in = models.BigIntegerField(verbose_name=gettext_lazy("changed in"))
 
     class Meta:
+        verbose_name = gettext_lazy("member")
+        verbose_name_plural = gettext_lazy("members")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -186,15 +219,24 @@ class Seat(models.Model):
     MEMBER_ROLES = (Role.SIGNATORY, Role.RECORDER, Role.OBSERVER)
     STAFF_ROLES = (Role.SECRETARIAT, Role.AUDITOR)
 
-    id = models.UUIDField(primary_key=True)
+    id = models.UUIDField(verbose_name=gettext_lazy("id"), primary_key=True)
     member = models.ForeignKey(
-        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="seats"
+        Member,
+        verbose_name=gettext_lazy("member"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="seats",
     )
-    role = models.CharField(max_length=16, choices=Role.choices)
-    assigned_in = models.BigIntegerField()
-    vacated_in = models.BigIntegerField(null=True, blank=True)
+    role = models.CharField(verbose_name=gettext_lazy("role"), max_length=16, choices=Role.choices)
+    assigned_in = models.BigIntegerField(verbose_name=gettext_lazy("assigned in"))
+    vacated_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("vacated in"), null=True, blank=True
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("seat")
+        verbose_name_plural = gettext_lazy("seats")
         ordering = ["assigned_in"]
         constraints = [
             models.CheckConstraint(
@@ -218,9 +260,18 @@ class SeatHolder(models.Model):
     """Which user holds which seat: local account data, not on the ledger."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="seat_holder"
+        settings.AUTH_USER_MODEL,
+        verbose_name=gettext_lazy("user"),
+        on_delete=models.CASCADE,
+        related_name="seat_holder",
     )
-    seat = models.OneToOneField(Seat, on_delete=models.PROTECT, related_name="holder")
+    seat = models.OneToOneField(
+        Seat, verbose_name=gettext_lazy("seat"), on_delete=models.PROTECT, related_name="holder"
+    )
+
+    class Meta:
+        verbose_name = gettext_lazy("seat holder")
+        verbose_name_plural = gettext_lazy("seat holders")
 
     def __str__(self) -> str:
         return f"{self.user} holds {self.seat}"
@@ -237,26 +288,40 @@ class Proposal(models.Model):
         EXPIRED = "expired", gettext_lazy("expired (no quorum by the deadline)")
         DROPPED = "dropped", gettext_lazy("dropped (the rules changed underneath it)")
 
-    id = models.UUIDField(primary_key=True)
-    title = models.CharField(max_length=300)
-    actions = models.JSONField()
-    rule_name = models.CharField(max_length=64)
+    id = models.UUIDField(verbose_name=gettext_lazy("id"), primary_key=True)
+    title = models.CharField(verbose_name=gettext_lazy("title"), max_length=300)
+    actions = models.JSONField(verbose_name=gettext_lazy("actions"))
+    rule_name = models.CharField(verbose_name=gettext_lazy("rule name"), max_length=64)
     rule = models.JSONField(
-        help_text=gettext_lazy("The rule as it stood when the proposal opened.")
+        verbose_name=gettext_lazy("rule"),
+        help_text=gettext_lazy("The rule as it stood when the proposal opened."),
     )
     eligible = models.JSONField(
-        help_text=gettext_lazy("Members who may vote, with their figures, at opening.")
+        verbose_name=gettext_lazy("eligible"),
+        help_text=gettext_lazy("Members who may vote, with their figures, at opening."),
     )
-    deadline = models.CharField(max_length=40, help_text=gettext_lazy("RFC 3339 UTC."))
+    deadline = models.CharField(
+        verbose_name=gettext_lazy("deadline"),
+        max_length=40,
+        help_text=gettext_lazy("RFC 3339 UTC."),
+    )
     opened_by = models.CharField(
-        max_length=64, help_text=gettext_lazy("Fingerprint of the opening key.")
+        verbose_name=gettext_lazy("opened by"),
+        max_length=64,
+        help_text=gettext_lazy("Fingerprint of the opening key."),
     )
-    opened_in = models.BigIntegerField()
-    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
-    tally = models.JSONField(null=True, blank=True)
-    closed_in = models.BigIntegerField(null=True, blank=True)
+    opened_in = models.BigIntegerField(verbose_name=gettext_lazy("opened in"))
+    state = models.CharField(
+        verbose_name=gettext_lazy("state"), max_length=16, choices=State.choices, default=State.OPEN
+    )
+    tally = models.JSONField(verbose_name=gettext_lazy("tally"), null=True, blank=True)
+    closed_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("closed in"), null=True, blank=True
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("proposal")
+        verbose_name_plural = gettext_lazy("proposals")
         ordering = ["-opened_in"]
 
     def __str__(self) -> str:
@@ -267,16 +332,27 @@ class Vote(models.Model):
     """A member's counted vote on a proposal: its latest one before the deadline."""
 
     # "<proposal>:<member>": a natural key, so replay rebuilds the same rows.
-    id = models.CharField(primary_key=True, max_length=80)
-    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="votes")
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="votes")
-    choice = models.CharField(max_length=8)
-    cast_in = models.BigIntegerField()
+    id = models.CharField(verbose_name=gettext_lazy("id"), primary_key=True, max_length=80)
+    proposal = models.ForeignKey(
+        Proposal,
+        verbose_name=gettext_lazy("proposal"),
+        on_delete=models.PROTECT,
+        related_name="votes",
+    )
+    member = models.ForeignKey(
+        Member, verbose_name=gettext_lazy("member"), on_delete=models.PROTECT, related_name="votes"
+    )
+    choice = models.CharField(verbose_name=gettext_lazy("choice"), max_length=8)
+    cast_in = models.BigIntegerField(verbose_name=gettext_lazy("cast in"))
     cast_at = models.CharField(
-        max_length=40, help_text=gettext_lazy("Integration time of the vote, RFC 3339 UTC.")
+        verbose_name=gettext_lazy("cast at"),
+        max_length=40,
+        help_text=gettext_lazy("Integration time of the vote, RFC 3339 UTC."),
     )
 
     class Meta:
+        verbose_name = gettext_lazy("vote")
+        verbose_name_plural = gettext_lazy("votes")
         constraints = [
             models.UniqueConstraint(
                 fields=["proposal", "member"], name="consortium_one_vote_per_member"
@@ -311,31 +387,53 @@ class Agreement(models.Model):
         TERMINATED = "terminated", gettext_lazy("terminated")
         EXPIRED = "expired", gettext_lazy("expired")
 
-    id = models.UUIDField(primary_key=True)
-    series = models.UUIDField(help_text=gettext_lazy("Shared by every version of this agreement."))
-    version = models.PositiveIntegerField()
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    title = models.CharField(max_length=300)
-    terms = models.JSONField()
-    terms_sha256 = models.CharField(
-        max_length=64, help_text=gettext_lazy("SHA-256 of the terms' JCS form.")
+    id = models.UUIDField(verbose_name=gettext_lazy("id"), primary_key=True)
+    series = models.UUIDField(
+        verbose_name=gettext_lazy("series"),
+        help_text=gettext_lazy("Shared by every version of this agreement."),
     )
-    document_sha256 = models.CharField(max_length=64)
-    document_name = models.CharField(max_length=200)
-    document_size = models.BigIntegerField()
+    version = models.PositiveIntegerField(verbose_name=gettext_lazy("version"))
+    kind = models.CharField(verbose_name=gettext_lazy("kind"), max_length=16, choices=Kind.choices)
+    title = models.CharField(verbose_name=gettext_lazy("title"), max_length=300)
+    terms = models.JSONField(verbose_name=gettext_lazy("terms"))
+    terms_sha256 = models.CharField(
+        verbose_name=gettext_lazy("terms sha256"),
+        max_length=64,
+        help_text=gettext_lazy("SHA-256 of the terms' JCS form."),
+    )
+    document_sha256 = models.CharField(verbose_name=gettext_lazy("document sha256"), max_length=64)
+    document_name = models.CharField(verbose_name=gettext_lazy("document name"), max_length=200)
+    document_size = models.BigIntegerField(verbose_name=gettext_lazy("document size"))
     supersedes = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="amendments"
+        "self",
+        verbose_name=gettext_lazy("supersedes"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="amendments",
     )
     proposed_by = models.CharField(
-        max_length=64, help_text=gettext_lazy("Fingerprint of the proposing key.")
+        verbose_name=gettext_lazy("proposed by"),
+        max_length=64,
+        help_text=gettext_lazy("Fingerprint of the proposing key."),
     )
-    proposed_in = models.BigIntegerField()
-    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
-    in_force_in = models.BigIntegerField(null=True, blank=True)
-    closed_in = models.BigIntegerField(null=True, blank=True)
-    closed_reason = models.CharField(max_length=300, blank=True)
+    proposed_in = models.BigIntegerField(verbose_name=gettext_lazy("proposed in"))
+    state = models.CharField(
+        verbose_name=gettext_lazy("state"), max_length=16, choices=State.choices, default=State.OPEN
+    )
+    in_force_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("in force in"), null=True, blank=True
+    )
+    closed_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("closed in"), null=True, blank=True
+    )
+    closed_reason = models.CharField(
+        verbose_name=gettext_lazy("closed reason"), max_length=300, blank=True
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("agreement")
+        verbose_name_plural = gettext_lazy("agreements")
         ordering = ["-proposed_in"]
         constraints = [
             models.UniqueConstraint(
@@ -351,23 +449,44 @@ class AgreementParty(models.Model):
     """A party to an agreement version: whether its signature is required, and given."""
 
     # "<agreement>:<member>": a natural key, so replay rebuilds the same rows.
-    id = models.CharField(primary_key=True, max_length=80)
-    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="parties")
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="agreements")
+    id = models.CharField(verbose_name=gettext_lazy("id"), primary_key=True, max_length=80)
+    agreement = models.ForeignKey(
+        Agreement,
+        verbose_name=gettext_lazy("agreement"),
+        on_delete=models.PROTECT,
+        related_name="parties",
+    )
+    member = models.ForeignKey(
+        Member,
+        verbose_name=gettext_lazy("member"),
+        on_delete=models.PROTECT,
+        related_name="agreements",
+    )
     required = models.BooleanField(
-        help_text=gettext_lazy("Must sign before the agreement enters into force.")
+        verbose_name=gettext_lazy("required"),
+        help_text=gettext_lazy("Must sign before the agreement enters into force."),
     )
-    signed_in = models.BigIntegerField(null=True, blank=True)
-    signed_at = models.CharField(max_length=40, blank=True)
+    signed_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("signed in"), null=True, blank=True
+    )
+    signed_at = models.CharField(verbose_name=gettext_lazy("signed at"), max_length=40, blank=True)
     signed_by = models.CharField(
-        max_length=64, blank=True, help_text=gettext_lazy("Fingerprint of the key.")
+        verbose_name=gettext_lazy("signed by"),
+        max_length=64,
+        blank=True,
+        help_text=gettext_lazy("Fingerprint of the key."),
     )
-    withdrawn_in = models.BigIntegerField(null=True, blank=True)
-    withdrawal_reason = models.CharField(max_length=300, blank=True)
+    withdrawn_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("withdrawn in"), null=True, blank=True
+    )
+    withdrawal_reason = models.CharField(
+        verbose_name=gettext_lazy("withdrawal reason"), max_length=300, blank=True
+    )
 
     class Meta:
-        ordering = ["agreement", "member"]
+        verbose_name = gettext_lazy("agreement party")
         verbose_name_plural = gettext_lazy("agreement parties")
+        ordering = ["agreement", "member"]
         constraints = [
             models.UniqueConstraint(
                 fields=["agreement", "member"], name="consortium_one_party_row_per_member"
@@ -386,23 +505,36 @@ class Document(models.Model):
     """A stored agreement document, known by its SHA-256 (local data, not on the ledger:
     the ledger carries the hash, which anyone can check the file against)."""
 
-    sha256 = models.CharField(max_length=64, primary_key=True)
-    name = models.CharField(max_length=200)
-    media_type = models.CharField(max_length=100)
-    size = models.BigIntegerField()
-    file = models.FileField(upload_to=_document_path, max_length=200)
+    sha256 = models.CharField(verbose_name=gettext_lazy("sha256"), max_length=64, primary_key=True)
+    name = models.CharField(verbose_name=gettext_lazy("name"), max_length=200)
+    media_type = models.CharField(verbose_name=gettext_lazy("media type"), max_length=100)
+    size = models.BigIntegerField(verbose_name=gettext_lazy("size"))
+    file = models.FileField(
+        verbose_name=gettext_lazy("file"), upload_to=_document_path, max_length=200
+    )
     uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=gettext_lazy("uploaded by"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     holders = models.ManyToManyField(
         Member,
+        verbose_name=gettext_lazy("holders"),
         blank=True,
         related_name="+",
         help_text=gettext_lazy(
             "Members whose delegates uploaded these bytes (and so may read them)."
         ),
     )
-    uploaded_at = models.DateTimeField(default=timezone.now)
+    uploaded_at = models.DateTimeField(
+        verbose_name=gettext_lazy("uploaded at"), default=timezone.now
+    )
+
+    class Meta:
+        verbose_name = gettext_lazy("document")
+        verbose_name_plural = gettext_lazy("documents")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sha256[:12]}…)"
@@ -415,27 +547,35 @@ class ValuationTable(models.Model):
     """A versioned valuation table adopted by the members: reference accelerator-hours
     per hour of each accelerator type."""
 
-    version = models.PositiveIntegerField(primary_key=True)
-    unit = models.CharField(max_length=100)
+    version = models.PositiveIntegerField(verbose_name=gettext_lazy("version"), primary_key=True)
+    unit = models.CharField(verbose_name=gettext_lazy("unit"), max_length=100)
     weights = models.JSONField(
-        help_text=gettext_lazy("{accelerator type: weight as a decimal string}")
+        verbose_name=gettext_lazy("weights"),
+        help_text=gettext_lazy("{accelerator type: weight as a decimal string}"),
     )
     unit_price = models.JSONField(
+        verbose_name=gettext_lazy("unit price"),
         null=True,
         blank=True,
         help_text=gettext_lazy("{amount, currency}: what one reference unit is worth."),
     )
     data_price = models.JSONField(
+        verbose_name=gettext_lazy("data price"),
         null=True,
         blank=True,
         help_text=gettext_lazy("{amount, currency, per_tokens}: what data is worth."),
     )
     adopted_in = models.BigIntegerField(
-        help_text=gettext_lazy("Index of the decision that adopted it.")
+        verbose_name=gettext_lazy("adopted in"),
+        help_text=gettext_lazy("Index of the decision that adopted it."),
     )
-    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="+")
+    proposal = models.ForeignKey(
+        Proposal, verbose_name=gettext_lazy("proposal"), on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("valuation table")
+        verbose_name_plural = gettext_lazy("valuation tables")
         ordering = ["-version"]
 
     def __str__(self) -> str:
@@ -447,20 +587,30 @@ class AccessGrant(models.Model):
     (some, or all) in a scope until a date, whatever the agreements' rules say."""
 
     # "<proposal>:<n>": the n-th action of the accepting proposal.
-    id = models.CharField(primary_key=True, max_length=80)
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="access_grants")
-    scope = models.CharField(max_length=16)
+    id = models.CharField(verbose_name=gettext_lazy("id"), primary_key=True, max_length=80)
+    member = models.ForeignKey(
+        Member,
+        verbose_name=gettext_lazy("member"),
+        on_delete=models.PROTECT,
+        related_name="access_grants",
+    )
+    scope = models.CharField(verbose_name=gettext_lazy("scope"), max_length=16)
     checkpoints = models.JSONField(
+        verbose_name=gettext_lazy("checkpoints"),
         null=True,
         blank=True,
         help_text=gettext_lazy("Manifest digests; empty means every checkpoint."),
     )
-    until = models.DateField(null=True, blank=True)
-    reason = models.CharField(max_length=300)
-    granted_in = models.BigIntegerField()
-    revoked_in = models.BigIntegerField(null=True, blank=True)
+    until = models.DateField(verbose_name=gettext_lazy("until"), null=True, blank=True)
+    reason = models.CharField(verbose_name=gettext_lazy("reason"), max_length=300)
+    granted_in = models.BigIntegerField(verbose_name=gettext_lazy("granted in"))
+    revoked_in = models.BigIntegerField(
+        verbose_name=gettext_lazy("revoked in"), null=True, blank=True
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("access grant")
+        verbose_name_plural = gettext_lazy("access grants")
         ordering = ["-granted_in"]
 
     def __str__(self) -> str:
@@ -471,13 +621,20 @@ class ReleaseApproval(models.Model):
     """The members' approval to release a model checkpoint, known by its manifest digest."""
 
     checkpoint = models.CharField(
-        max_length=64, primary_key=True, help_text=gettext_lazy("Manifest SHA-256.")
+        verbose_name=gettext_lazy("checkpoint"),
+        max_length=64,
+        primary_key=True,
+        help_text=gettext_lazy("Manifest SHA-256."),
     )
-    note = models.CharField(max_length=300, blank=True)
-    approved_in = models.BigIntegerField()
-    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="+")
+    note = models.CharField(verbose_name=gettext_lazy("note"), max_length=300, blank=True)
+    approved_in = models.BigIntegerField(verbose_name=gettext_lazy("approved in"))
+    proposal = models.ForeignKey(
+        Proposal, verbose_name=gettext_lazy("proposal"), on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("release approval")
+        verbose_name_plural = gettext_lazy("release approvals")
         ordering = ["-approved_in"]
 
     def __str__(self) -> str:

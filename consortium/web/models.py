@@ -13,17 +13,28 @@ class IdempotentResponse(models.Model):
     never on the ledger): a retry with the same key gets exactly this answer again, its
     status and body, whatever has happened since."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=64)
-    request_sha256 = models.CharField(
-        max_length=64, help_text=gettext_lazy("Method, path, query and body of the first request.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=gettext_lazy("user"),
+        on_delete=models.CASCADE,
+        related_name="+",
     )
-    status = models.PositiveSmallIntegerField()
-    body = models.JSONField(null=True)
-    location = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    key = models.CharField(verbose_name=gettext_lazy("key"), max_length=64)
+    request_sha256 = models.CharField(
+        verbose_name=gettext_lazy("request sha256"),
+        max_length=64,
+        help_text=gettext_lazy("Method, path, query and body of the first request."),
+    )
+    status = models.PositiveSmallIntegerField(verbose_name=gettext_lazy("status"))
+    body = models.JSONField(verbose_name=gettext_lazy("body"), null=True)
+    location = models.CharField(verbose_name=gettext_lazy("location"), max_length=500, blank=True)
+    created_at = models.DateTimeField(
+        verbose_name=gettext_lazy("created at"), default=timezone.now, db_index=True
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("idempotent response")
+        verbose_name_plural = gettext_lazy("idempotent responses")
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="idempotent_response_once")
         ]
