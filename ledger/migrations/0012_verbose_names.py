@@ -5,364 +5,529 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0011_witnesses'),
+        ("ledger", "0011_witnesses"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='checkpoint',
-            options={'get_latest_by': 'tree_size', 'ordering': ['-tree_size'], 'verbose_name': 'checkpoint', 'verbose_name_plural': 'checkpoints'},
+            name="checkpoint",
+            options={
+                "get_latest_by": "tree_size",
+                "ordering": ["-tree_size"],
+                "verbose_name": "checkpoint",
+                "verbose_name_plural": "checkpoints",
+            },
         ),
         migrations.AlterModelOptions(
-            name='cosignature',
-            options={'ordering': ['checkpoint_id', 'witness', 'key_id'], 'verbose_name': 'cosignature', 'verbose_name_plural': 'cosignatures'},
+            name="cosignature",
+            options={
+                "ordering": ["checkpoint_id", "witness", "key_id"],
+                "verbose_name": "cosignature",
+                "verbose_name_plural": "cosignatures",
+            },
         ),
         migrations.AlterModelOptions(
-            name='entry',
-            options={'ordering': ['index'], 'verbose_name': 'entry', 'verbose_name_plural': 'entries'},
+            name="entry",
+            options={
+                "ordering": ["index"],
+                "verbose_name": "entry",
+                "verbose_name_plural": "entries",
+            },
         ),
         migrations.AlterModelOptions(
-            name='key',
-            options={'ordering': ['registered_in'], 'verbose_name': 'key', 'verbose_name_plural': 'keys'},
+            name="key",
+            options={
+                "ordering": ["registered_in"],
+                "verbose_name": "key",
+                "verbose_name_plural": "keys",
+            },
         ),
         migrations.AlterModelOptions(
-            name='loghead',
-            options={'verbose_name': 'log head', 'verbose_name_plural': 'log heads'},
+            name="loghead",
+            options={"verbose_name": "log head", "verbose_name_plural": "log heads"},
         ),
         migrations.AlterModelOptions(
-            name='sealedkey',
-            options={'verbose_name': 'sealed key', 'verbose_name_plural': 'sealed keys'},
+            name="sealedkey",
+            options={"verbose_name": "sealed key", "verbose_name_plural": "sealed keys"},
         ),
         migrations.AlterModelOptions(
-            name='treehash',
-            options={'verbose_name': 'tree hash', 'verbose_name_plural': 'tree hashes'},
+            name="treehash",
+            options={"verbose_name": "tree hash", "verbose_name_plural": "tree hashes"},
         ),
         migrations.AlterModelOptions(
-            name='verificationrun',
-            options={'get_latest_by': 'id', 'ordering': ['-id'], 'verbose_name': 'verification run', 'verbose_name_plural': 'verification runs'},
+            name="verificationrun",
+            options={
+                "get_latest_by": "id",
+                "ordering": ["-id"],
+                "verbose_name": "verification run",
+                "verbose_name_plural": "verification runs",
+            },
         ),
         migrations.AlterModelOptions(
-            name='witness',
-            options={'ordering': ['registered_in'], 'verbose_name': 'registered witness', 'verbose_name_plural': 'registered witnesses'},
+            name="witness",
+            options={
+                "ordering": ["registered_in"],
+                "verbose_name": "registered witness",
+                "verbose_name_plural": "registered witnesses",
+            },
         ),
         migrations.AlterModelOptions(
-            name='witnessalarm',
-            options={'ordering': ['-raised_at', '-id'], 'verbose_name': 'witness alarm', 'verbose_name_plural': 'witness alarms'},
+            name="witnessalarm",
+            options={
+                "ordering": ["-raised_at", "-id"],
+                "verbose_name": "witness alarm",
+                "verbose_name_plural": "witness alarms",
+            },
         ),
         migrations.AlterModelOptions(
-            name='witnesscontact',
-            options={'verbose_name': 'witness contact', 'verbose_name_plural': 'witness contacts'},
+            name="witnesscontact",
+            options={"verbose_name": "witness contact", "verbose_name_plural": "witness contacts"},
         ),
         migrations.AlterField(
-            model_name='checkpoint',
-            name='note',
-            field=models.TextField(help_text='The signed note, byte for byte.', verbose_name='note'),
+            model_name="checkpoint",
+            name="note",
+            field=models.TextField(
+                help_text="The signed note, byte for byte.", verbose_name="note"
+            ),
         ),
         migrations.AlterField(
-            model_name='checkpoint',
-            name='published_at',
-            field=models.DateTimeField(verbose_name='published at'),
+            model_name="checkpoint",
+            name="published_at",
+            field=models.DateTimeField(verbose_name="published at"),
         ),
         migrations.AlterField(
-            model_name='checkpoint',
-            name='root_hash',
-            field=models.BinaryField(max_length=32, verbose_name='root hash'),
+            model_name="checkpoint",
+            name="root_hash",
+            field=models.BinaryField(max_length=32, verbose_name="root hash"),
         ),
         migrations.AlterField(
-            model_name='checkpoint',
-            name='tree_size',
-            field=models.BigIntegerField(unique=True, verbose_name='tree size'),
+            model_name="checkpoint",
+            name="tree_size",
+            field=models.BigIntegerField(unique=True, verbose_name="tree size"),
         ),
         migrations.AlterField(
-            model_name='cosignature',
-            name='checkpoint',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.PROTECT, related_name='cosignatures', to='ledger.checkpoint', verbose_name='checkpoint'),
+            model_name="cosignature",
+            name="checkpoint",
+            field=models.ForeignKey(
+                db_constraint=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="cosignatures",
+                to="ledger.checkpoint",
+                verbose_name="checkpoint",
+            ),
         ),
         migrations.AlterField(
-            model_name='cosignature',
-            name='key_id',
-            field=models.CharField(help_text="The line's key id (hex).", max_length=8, verbose_name='key id'),
+            model_name="cosignature",
+            name="key_id",
+            field=models.CharField(
+                help_text="The line's key id (hex).", max_length=8, verbose_name="key id"
+            ),
         ),
         migrations.AlterField(
-            model_name='cosignature',
-            name='line',
-            field=models.TextField(help_text='The signature line, with its newline.', verbose_name='line'),
+            model_name="cosignature",
+            name="line",
+            field=models.TextField(
+                help_text="The signature line, with its newline.", verbose_name="line"
+            ),
         ),
         migrations.AlterField(
-            model_name='cosignature',
-            name='received_at',
-            field=models.DateTimeField(verbose_name='received at'),
+            model_name="cosignature",
+            name="received_at",
+            field=models.DateTimeField(verbose_name="received at"),
         ),
         migrations.AlterField(
-            model_name='cosignature',
-            name='timestamp',
-            field=models.BigIntegerField(help_text="The cosignature's time (Unix seconds).", verbose_name='timestamp'),
+            model_name="cosignature",
+            name="timestamp",
+            field=models.BigIntegerField(
+                help_text="The cosignature's time (Unix seconds).", verbose_name="timestamp"
+            ),
         ),
         migrations.AlterField(
-            model_name='cosignature',
-            name='witness',
-            field=models.CharField(db_index=True, max_length=200, verbose_name='witness'),
+            model_name="cosignature",
+            name="witness",
+            field=models.CharField(db_index=True, max_length=200, verbose_name="witness"),
         ),
         migrations.AlterField(
-            model_name='entry',
-            name='index',
-            field=models.BigIntegerField(primary_key=True, serialize=False, verbose_name='index'),
+            model_name="entry",
+            name="index",
+            field=models.BigIntegerField(primary_key=True, serialize=False, verbose_name="index"),
         ),
         migrations.AlterField(
-            model_name='entry',
-            name='kind',
-            field=models.CharField(db_index=True, max_length=64, verbose_name='kind'),
+            model_name="entry",
+            name="kind",
+            field=models.CharField(db_index=True, max_length=64, verbose_name="kind"),
         ),
         migrations.AlterField(
-            model_name='entry',
-            name='leaf',
-            field=models.BinaryField(help_text='The exact leaf bytes: canonical JSON.', verbose_name='leaf'),
+            model_name="entry",
+            name="leaf",
+            field=models.BinaryField(
+                help_text="The exact leaf bytes: canonical JSON.", verbose_name="leaf"
+            ),
         ),
         migrations.AlterField(
-            model_name='entry',
-            name='leaf_hash',
-            field=models.BinaryField(max_length=32, verbose_name='leaf hash'),
+            model_name="entry",
+            name="leaf_hash",
+            field=models.BinaryField(max_length=32, verbose_name="leaf hash"),
         ),
         migrations.AlterField(
-            model_name='key',
-            name='custody',
-            field=models.CharField(choices=[('hosted', 'hosted (sealed on this server)'), ('external', 'external (held by its owner)')], max_length=16, verbose_name='custody'),
+            model_name="key",
+            name="custody",
+            field=models.CharField(
+                choices=[
+                    ("hosted", "hosted (sealed on this server)"),
+                    ("external", "external (held by its owner)"),
+                ],
+                max_length=16,
+                verbose_name="custody",
+            ),
         ),
         migrations.AlterField(
-            model_name='key',
-            name='fingerprint',
-            field=models.CharField(max_length=64, primary_key=True, serialize=False, verbose_name='fingerprint'),
+            model_name="key",
+            name="fingerprint",
+            field=models.CharField(
+                max_length=64, primary_key=True, serialize=False, verbose_name="fingerprint"
+            ),
         ),
         migrations.AlterField(
-            model_name='key',
-            name='kind',
-            field=models.CharField(choices=[('log', 'log (signs checkpoints and tokens)'), ('member', 'member'), ('facility', 'facility'), ('witness', 'witness'), ('evaluator', 'evaluator'), ('service', 'service')], max_length=16, verbose_name='kind'),
+            model_name="key",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("log", "log (signs checkpoints and tokens)"),
+                    ("member", "member"),
+                    ("facility", "facility"),
+                    ("witness", "witness"),
+                    ("evaluator", "evaluator"),
+                    ("service", "service"),
+                ],
+                max_length=16,
+                verbose_name="kind",
+            ),
         ),
         migrations.AlterField(
-            model_name='key',
-            name='name',
-            field=models.CharField(help_text='Key name in signed notes.', max_length=200, verbose_name='name'),
+            model_name="key",
+            name="name",
+            field=models.CharField(
+                help_text="Key name in signed notes.", max_length=200, verbose_name="name"
+            ),
         ),
         migrations.AlterField(
-            model_name='key',
-            name='owner',
-            field=models.CharField(help_text='Who holds the key.', max_length=200, verbose_name='owner'),
+            model_name="key",
+            name="owner",
+            field=models.CharField(
+                help_text="Who holds the key.", max_length=200, verbose_name="owner"
+            ),
         ),
         migrations.AlterField(
-            model_name='key',
-            name='public_key',
-            field=models.BinaryField(max_length=32, verbose_name='public key'),
+            model_name="key",
+            name="public_key",
+            field=models.BinaryField(max_length=32, verbose_name="public key"),
         ),
         migrations.AlterField(
-            model_name='key',
-            name='registered_in',
-            field=models.BigIntegerField(help_text='Index of the registering entry.', verbose_name='registered in'),
+            model_name="key",
+            name="registered_in",
+            field=models.BigIntegerField(
+                help_text="Index of the registering entry.", verbose_name="registered in"
+            ),
         ),
         migrations.AlterField(
-            model_name='key',
-            name='revoked_at',
-            field=models.BigIntegerField(blank=True, help_text='Index of the revocation entry; nothing after it.', null=True, verbose_name='revoked at'),
+            model_name="key",
+            name="revoked_at",
+            field=models.BigIntegerField(
+                blank=True,
+                help_text="Index of the revocation entry; nothing after it.",
+                null=True,
+                verbose_name="revoked at",
+            ),
         ),
         migrations.AlterField(
-            model_name='key',
-            name='valid_from',
-            field=models.BigIntegerField(help_text='First entry index the key may sign.', verbose_name='valid from'),
+            model_name="key",
+            name="valid_from",
+            field=models.BigIntegerField(
+                help_text="First entry index the key may sign.", verbose_name="valid from"
+            ),
         ),
         migrations.AlterField(
-            model_name='loghead',
-            name='frontier',
-            field=models.BinaryField(default=b'', help_text='Hashes at root_indexes(size), concatenated.', verbose_name='frontier'),
+            model_name="loghead",
+            name="frontier",
+            field=models.BinaryField(
+                default=b"",
+                help_text="Hashes at root_indexes(size), concatenated.",
+                verbose_name="frontier",
+            ),
         ),
         migrations.AlterField(
-            model_name='loghead',
-            name='id',
-            field=models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False, verbose_name='id'),
+            model_name="loghead",
+            name="id",
+            field=models.PositiveSmallIntegerField(
+                default=1, primary_key=True, serialize=False, verbose_name="id"
+            ),
         ),
         migrations.AlterField(
-            model_name='loghead',
-            name='size',
-            field=models.BigIntegerField(default=0, verbose_name='size'),
+            model_name="loghead",
+            name="size",
+            field=models.BigIntegerField(default=0, verbose_name="size"),
         ),
         migrations.AlterField(
-            model_name='sealedkey',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+            model_name="sealedkey",
+            name="created_at",
+            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
         ),
         migrations.AlterField(
-            model_name='sealedkey',
-            name='kek_id',
-            field=models.CharField(help_text='Which key-encryption key sealed it.', max_length=16, verbose_name='kek id'),
+            model_name="sealedkey",
+            name="kek_id",
+            field=models.CharField(
+                help_text="Which key-encryption key sealed it.",
+                max_length=16,
+                verbose_name="kek id",
+            ),
         ),
         migrations.AlterField(
-            model_name='sealedkey',
-            name='key',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='sealed', serialize=False, to='ledger.key', verbose_name='key'),
+            model_name="sealedkey",
+            name="key",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.PROTECT,
+                primary_key=True,
+                related_name="sealed",
+                serialize=False,
+                to="ledger.key",
+                verbose_name="key",
+            ),
         ),
         migrations.AlterField(
-            model_name='sealedkey',
-            name='sealed_seed',
-            field=models.BinaryField(verbose_name='sealed seed'),
+            model_name="sealedkey",
+            name="sealed_seed",
+            field=models.BinaryField(verbose_name="sealed seed"),
         ),
         migrations.AlterField(
-            model_name='treehash',
-            name='hash',
-            field=models.BinaryField(max_length=32, verbose_name='hash'),
+            model_name="treehash",
+            name="hash",
+            field=models.BinaryField(max_length=32, verbose_name="hash"),
         ),
         migrations.AlterField(
-            model_name='treehash',
-            name='idx',
-            field=models.BigIntegerField(primary_key=True, serialize=False, verbose_name='idx'),
+            model_name="treehash",
+            name="idx",
+            field=models.BigIntegerField(primary_key=True, serialize=False, verbose_name="idx"),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='checkpoints',
-            field=models.IntegerField(default=0, help_text='Checkpoints checked.', verbose_name='checkpoints'),
+            model_name="verificationrun",
+            name="checkpoints",
+            field=models.IntegerField(
+                default=0, help_text="Checkpoints checked.", verbose_name="checkpoints"
+            ),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='failed_index',
-            field=models.BigIntegerField(blank=True, help_text='The first bad entry index, if one is named.', null=True, verbose_name='failed index'),
+            model_name="verificationrun",
+            name="failed_index",
+            field=models.BigIntegerField(
+                blank=True,
+                help_text="The first bad entry index, if one is named.",
+                null=True,
+                verbose_name="failed index",
+            ),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='failures',
-            field=models.IntegerField(default=0, help_text='Bad entries and other problems.', verbose_name='failures'),
+            model_name="verificationrun",
+            name="failures",
+            field=models.IntegerField(
+                default=0, help_text="Bad entries and other problems.", verbose_name="failures"
+            ),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='finished_at',
-            field=models.DateTimeField(db_index=True, verbose_name='finished at'),
+            model_name="verificationrun",
+            name="finished_at",
+            field=models.DateTimeField(db_index=True, verbose_name="finished at"),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='first',
-            field=models.BigIntegerField(help_text='First entry index checked.', verbose_name='first'),
+            model_name="verificationrun",
+            name="first",
+            field=models.BigIntegerField(
+                help_text="First entry index checked.", verbose_name="first"
+            ),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='frontier',
-            field=models.BinaryField(default=b'', help_text='Hashes at root_indexes(size) of the rebuilt tree, concatenated.', verbose_name='frontier'),
+            model_name="verificationrun",
+            name="frontier",
+            field=models.BinaryField(
+                default=b"",
+                help_text="Hashes at root_indexes(size) of the rebuilt tree, concatenated.",
+                verbose_name="frontier",
+            ),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='ok',
-            field=models.BooleanField(verbose_name='ok'),
+            model_name="verificationrun",
+            name="ok",
+            field=models.BooleanField(verbose_name="ok"),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='reason',
-            field=models.TextField(blank=True, help_text='What failed first.', verbose_name='reason'),
+            model_name="verificationrun",
+            name="reason",
+            field=models.TextField(
+                blank=True, help_text="What failed first.", verbose_name="reason"
+            ),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='root',
-            field=models.BinaryField(default=b'', max_length=32, verbose_name='root'),
+            model_name="verificationrun",
+            name="root",
+            field=models.BinaryField(default=b"", max_length=32, verbose_name="root"),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='size',
-            field=models.BigIntegerField(help_text='Tree size reached: entries first..size-1.', verbose_name='size'),
+            model_name="verificationrun",
+            name="size",
+            field=models.BigIntegerField(
+                help_text="Tree size reached: entries first..size-1.", verbose_name="size"
+            ),
         ),
         migrations.AlterField(
-            model_name='verificationrun',
-            name='started_at',
-            field=models.DateTimeField(verbose_name='started at'),
+            model_name="verificationrun",
+            name="started_at",
+            field=models.DateTimeField(verbose_name="started at"),
         ),
         migrations.AlterField(
-            model_name='witness',
-            name='member',
-            field=models.CharField(help_text='The member that runs it.', max_length=32, verbose_name='member'),
+            model_name="witness",
+            name="member",
+            field=models.CharField(
+                help_text="The member that runs it.", max_length=32, verbose_name="member"
+            ),
         ),
         migrations.AlterField(
-            model_name='witness',
-            name='mldsa_vkey',
-            field=models.TextField(blank=True, default='', help_text='ML-DSA-44 verifier key, if the witness has one.', verbose_name='mldsa vkey'),
+            model_name="witness",
+            name="mldsa_vkey",
+            field=models.TextField(
+                blank=True,
+                default="",
+                help_text="ML-DSA-44 verifier key, if the witness has one.",
+                verbose_name="mldsa vkey",
+            ),
         ),
         migrations.AlterField(
-            model_name='witness',
-            name='name',
-            field=models.CharField(help_text='Its cosignature key name (unique).', max_length=200, primary_key=True, serialize=False, verbose_name='name'),
+            model_name="witness",
+            name="name",
+            field=models.CharField(
+                help_text="Its cosignature key name (unique).",
+                max_length=200,
+                primary_key=True,
+                serialize=False,
+                verbose_name="name",
+            ),
         ),
         migrations.AlterField(
-            model_name='witness',
-            name='registered_in',
-            field=models.BigIntegerField(help_text='Index of the registering entry.', verbose_name='registered in'),
+            model_name="witness",
+            name="registered_in",
+            field=models.BigIntegerField(
+                help_text="Index of the registering entry.", verbose_name="registered in"
+            ),
         ),
         migrations.AlterField(
-            model_name='witness',
-            name='retired_in',
-            field=models.BigIntegerField(blank=True, help_text='Index of the retiring entry; not asked after it.', null=True, verbose_name='retired in'),
+            model_name="witness",
+            name="retired_in",
+            field=models.BigIntegerField(
+                blank=True,
+                help_text="Index of the retiring entry; not asked after it.",
+                null=True,
+                verbose_name="retired in",
+            ),
         ),
         migrations.AlterField(
-            model_name='witness',
-            name='url',
-            field=models.CharField(help_text='Its tlog-witness submission prefix.', max_length=500, verbose_name='url'),
+            model_name="witness",
+            name="url",
+            field=models.CharField(
+                help_text="Its tlog-witness submission prefix.", max_length=500, verbose_name="url"
+            ),
         ),
         migrations.AlterField(
-            model_name='witness',
-            name='vkey',
-            field=models.CharField(help_text='Ed25519 cosignature/v1 verifier key (name+hex8+base64).', max_length=200, verbose_name='vkey'),
+            model_name="witness",
+            name="vkey",
+            field=models.CharField(
+                help_text="Ed25519 cosignature/v1 verifier key (name+hex8+base64).",
+                max_length=200,
+                verbose_name="vkey",
+            ),
         ),
         migrations.AlterField(
-            model_name='witnessalarm',
-            name='detail',
-            field=models.TextField(verbose_name='detail'),
+            model_name="witnessalarm",
+            name="detail",
+            field=models.TextField(verbose_name="detail"),
         ),
         migrations.AlterField(
-            model_name='witnessalarm',
-            name='kind',
-            field=models.CharField(choices=[('refused', 'refused (422: inconsistent or forked)'), ('ahead', 'witness ahead of the log')], max_length=16, verbose_name='kind'),
+            model_name="witnessalarm",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("refused", "refused (422: inconsistent or forked)"),
+                    ("ahead", "witness ahead of the log"),
+                ],
+                max_length=16,
+                verbose_name="kind",
+            ),
         ),
         migrations.AlterField(
-            model_name='witnessalarm',
-            name='log_size',
-            field=models.BigIntegerField(help_text='The size of the checkpoint sent.', verbose_name='log size'),
+            model_name="witnessalarm",
+            name="log_size",
+            field=models.BigIntegerField(
+                help_text="The size of the checkpoint sent.", verbose_name="log size"
+            ),
         ),
         migrations.AlterField(
-            model_name='witnessalarm',
-            name='raised_at',
-            field=models.DateTimeField(db_index=True, verbose_name='raised at'),
+            model_name="witnessalarm",
+            name="raised_at",
+            field=models.DateTimeField(db_index=True, verbose_name="raised at"),
         ),
         migrations.AlterField(
-            model_name='witnessalarm',
-            name='witness',
-            field=models.CharField(db_index=True, max_length=200, verbose_name='witness'),
+            model_name="witnessalarm",
+            name="witness",
+            field=models.CharField(db_index=True, max_length=200, verbose_name="witness"),
         ),
         migrations.AlterField(
-            model_name='witnessalarm',
-            name='witness_size',
-            field=models.BigIntegerField(blank=True, help_text='The size the witness holds, where it said.', null=True, verbose_name='witness size'),
+            model_name="witnessalarm",
+            name="witness_size",
+            field=models.BigIntegerField(
+                blank=True,
+                help_text="The size the witness holds, where it said.",
+                null=True,
+                verbose_name="witness size",
+            ),
         ),
         migrations.AlterField(
-            model_name='witnesscontact',
-            name='last_contact',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='last contact'),
+            model_name="witnesscontact",
+            name="last_contact",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="last contact"),
         ),
         migrations.AlterField(
-            model_name='witnesscontact',
-            name='last_error',
-            field=models.TextField(blank=True, default='', verbose_name='last error'),
+            model_name="witnesscontact",
+            name="last_error",
+            field=models.TextField(blank=True, default="", verbose_name="last error"),
         ),
         migrations.AlterField(
-            model_name='witnesscontact',
-            name='last_size',
-            field=models.BigIntegerField(default=0, help_text='The latest tree size it cosigned (or told us it holds).', verbose_name='last size'),
+            model_name="witnesscontact",
+            name="last_size",
+            field=models.BigIntegerField(
+                default=0,
+                help_text="The latest tree size it cosigned (or told us it holds).",
+                verbose_name="last size",
+            ),
         ),
         migrations.AlterField(
-            model_name='witnesscontact',
-            name='witness',
-            field=models.CharField(max_length=200, primary_key=True, serialize=False, verbose_name='witness'),
+            model_name="witnesscontact",
+            name="witness",
+            field=models.CharField(
+                max_length=200, primary_key=True, serialize=False, verbose_name="witness"
+            ),
         ),
         migrations.AlterField(
-            model_name='witnesspolicy',
-            name='adopted_in',
-            field=models.BigIntegerField(help_text='Index of the decision that adopted it.', primary_key=True, serialize=False, verbose_name='adopted in'),
+            model_name="witnesspolicy",
+            name="adopted_in",
+            field=models.BigIntegerField(
+                help_text="Index of the decision that adopted it.",
+                primary_key=True,
+                serialize=False,
+                verbose_name="adopted in",
+            ),
         ),
         migrations.AlterField(
-            model_name='witnesspolicy',
-            name='text',
-            field=models.TextField(verbose_name='text'),
+            model_name="witnesspolicy",
+            name="text",
+            field=models.TextField(verbose_name="text"),
         ),
     ]
