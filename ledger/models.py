@@ -14,7 +14,7 @@ import json
 from functools import cached_property
 
 from django.db import models
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from ledger.core.note import verifier_key
 
@@ -49,19 +49,19 @@ class Entry(AppendOnly):
     author), which `ledger verify` checks against the leaf.
     """
 
-    index = models.BigIntegerField(verbose_name=gettext_lazy("index"), primary_key=True)
-    entry_id = models.CharField(verbose_name=gettext_lazy("entry id"), max_length=128, unique=True)
-    kind = models.CharField(verbose_name=gettext_lazy("kind"), max_length=64, db_index=True)
-    author = models.CharField(verbose_name=gettext_lazy("author key"), max_length=64, db_index=True)
+    index = models.BigIntegerField(_("index"), primary_key=True)
+    entry_id = models.CharField(_("entry id"), max_length=128, unique=True)
+    kind = models.CharField(_("kind"), max_length=64, db_index=True)
+    author = models.CharField(_("author key"), max_length=64, db_index=True)
     leaf = models.BinaryField(
-        verbose_name=gettext_lazy("leaf"),
-        help_text=gettext_lazy("The exact leaf bytes: canonical JSON."),
+        _("leaf"),
+        help_text=_("The exact leaf bytes: canonical JSON."),
     )
-    leaf_hash = models.BinaryField(verbose_name=gettext_lazy("leaf hash"), max_length=32)
+    leaf_hash = models.BinaryField(_("leaf hash"), max_length=32)
 
     class Meta:
-        verbose_name = gettext_lazy("entry")
-        verbose_name_plural = gettext_lazy("entries")
+        verbose_name = _("entry")
+        verbose_name_plural = _("entries")
         ordering = ["index"]
 
     def __str__(self) -> str:
@@ -105,12 +105,12 @@ class Entry(AppendOnly):
 class TreeHash(AppendOnly):
     """A stored Merkle hash at its dense storage index (see ``ledger.core.merkle``)."""
 
-    idx = models.BigIntegerField(verbose_name=gettext_lazy("idx"), primary_key=True)
-    hash = models.BinaryField(verbose_name=gettext_lazy("hash"), max_length=32)
+    idx = models.BigIntegerField(_("idx"), primary_key=True)
+    hash = models.BinaryField(_("hash"), max_length=32)
 
     class Meta:
-        verbose_name = gettext_lazy("tree hash")
-        verbose_name_plural = gettext_lazy("tree hashes")
+        verbose_name = _("tree hash")
+        verbose_name_plural = _("tree hashes")
 
     def __str__(self) -> str:
         return f"tree hash {self.idx}"
@@ -126,19 +126,17 @@ class LogHead(models.Model):
     which publication refuses to sign.
     """
 
-    id = models.PositiveSmallIntegerField(
-        verbose_name=gettext_lazy("id"), primary_key=True, default=1
-    )
-    size = models.BigIntegerField(verbose_name=gettext_lazy("size"), default=0)
+    id = models.PositiveSmallIntegerField(_("id"), primary_key=True, default=1)
+    size = models.BigIntegerField(_("size"), default=0)
     frontier = models.BinaryField(
-        verbose_name=gettext_lazy("frontier"),
+        _("frontier"),
         default=b"",
-        help_text=gettext_lazy("Hashes at root_indexes(size), concatenated."),
+        help_text=_("Hashes at root_indexes(size), concatenated."),
     )
 
     class Meta:
-        verbose_name = gettext_lazy("log head")
-        verbose_name_plural = gettext_lazy("log heads")
+        verbose_name = _("log head")
+        verbose_name_plural = _("log heads")
         constraints = [
             models.CheckConstraint(condition=models.Q(id=1), name="ledger_loghead_single_row")
         ]
@@ -150,16 +148,14 @@ class LogHead(models.Model):
 class Checkpoint(AppendOnly):
     """A C2SP tlog-checkpoint signed note published by the log key."""
 
-    tree_size = models.BigIntegerField(verbose_name=gettext_lazy("tree size"), unique=True)
-    root_hash = models.BinaryField(verbose_name=gettext_lazy("root hash"), max_length=32)
-    note = models.TextField(
-        verbose_name=gettext_lazy("note"), help_text=gettext_lazy("The signed note, byte for byte.")
-    )
-    published_at = models.DateTimeField(verbose_name=gettext_lazy("published at"))
+    tree_size = models.BigIntegerField(_("tree size"), unique=True)
+    root_hash = models.BinaryField(_("root hash"), max_length=32)
+    note = models.TextField(_("note"), help_text=_("The signed note, byte for byte."))
+    published_at = models.DateTimeField(_("published at"))
 
     class Meta:
-        verbose_name = gettext_lazy("checkpoint")
-        verbose_name_plural = gettext_lazy("checkpoints")
+        verbose_name = _("checkpoint")
+        verbose_name_plural = _("checkpoints")
         ordering = ["-tree_size"]
         get_latest_by = "tree_size"
 
@@ -175,53 +171,49 @@ class Key(models.Model):
     """An Ed25519 public key in the registry, as the key entries describe it."""
 
     class Kind(models.TextChoices):
-        LOG = "log", gettext_lazy("log (signs checkpoints and tokens)")
-        MEMBER = "member", gettext_lazy("member")
-        FACILITY = "facility", gettext_lazy("facility")
-        WITNESS = "witness", gettext_lazy("witness")
-        EVALUATOR = "evaluator", gettext_lazy("evaluator")
-        SERVICE = "service", gettext_lazy("service")
+        LOG = "log", _("log (signs checkpoints and tokens)")
+        MEMBER = "member", _("member")
+        FACILITY = "facility", _("facility")
+        WITNESS = "witness", _("witness")
+        EVALUATOR = "evaluator", _("evaluator")
+        SERVICE = "service", _("service")
 
     class Custody(models.TextChoices):
-        HOSTED = "hosted", gettext_lazy("hosted (sealed on this server)")
-        EXTERNAL = "external", gettext_lazy("external (held by its owner)")
+        HOSTED = "hosted", _("hosted (sealed on this server)")
+        EXTERNAL = "external", _("external (held by its owner)")
 
-    fingerprint = models.CharField(
-        verbose_name=gettext_lazy("fingerprint"), max_length=64, primary_key=True
-    )
-    public_key = models.BinaryField(verbose_name=gettext_lazy("public key"), max_length=32)
-    kind = models.CharField(verbose_name=gettext_lazy("kind"), max_length=16, choices=Kind.choices)
+    fingerprint = models.CharField(_("fingerprint"), max_length=64, primary_key=True)
+    public_key = models.BinaryField(_("public key"), max_length=32)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     owner = models.CharField(
-        verbose_name=gettext_lazy("owner"),
+        _("owner"),
         max_length=200,
-        help_text=gettext_lazy("Who holds the key."),
+        help_text=_("Who holds the key."),
     )
-    custody = models.CharField(
-        verbose_name=gettext_lazy("custody"), max_length=16, choices=Custody.choices
-    )
+    custody = models.CharField(_("custody"), max_length=16, choices=Custody.choices)
     name = models.CharField(
-        verbose_name=gettext_lazy("name"),
+        _("name"),
         max_length=200,
-        help_text=gettext_lazy("Key name in signed notes."),
+        help_text=_("Key name in signed notes."),
     )
     valid_from = models.BigIntegerField(
-        verbose_name=gettext_lazy("valid from"),
-        help_text=gettext_lazy("First entry index the key may sign."),
+        _("valid from"),
+        help_text=_("First entry index the key may sign."),
     )
     revoked_at = models.BigIntegerField(
-        verbose_name=gettext_lazy("revoked at"),
+        _("revoked at"),
         null=True,
         blank=True,
-        help_text=gettext_lazy("Index of the revocation entry; nothing after it."),
+        help_text=_("Index of the revocation entry; nothing after it."),
     )
     registered_in = models.BigIntegerField(
-        verbose_name=gettext_lazy("registered in"),
-        help_text=gettext_lazy("Index of the registering entry."),
+        _("registered in"),
+        help_text=_("Index of the registering entry."),
     )
 
     class Meta:
-        verbose_name = gettext_lazy("key")
-        verbose_name_plural = gettext_lazy("keys")
+        verbose_name = _("key")
+        verbose_name_plural = _("keys")
         ordering = ["registered_in"]
         constraints = [
             # One valid log key: a rotation revokes the old one as it adds the new.
@@ -255,22 +247,22 @@ class SealedKey(AppendOnly):
 
     key = models.OneToOneField(
         Key,
-        verbose_name=gettext_lazy("key"),
+        verbose_name=_("key"),
         on_delete=models.PROTECT,
         primary_key=True,
         related_name="sealed",
     )
     kek_id = models.CharField(
-        verbose_name=gettext_lazy("kek id"),
+        _("kek id"),
         max_length=16,
-        help_text=gettext_lazy("Which key-encryption key sealed it."),
+        help_text=_("Which key-encryption key sealed it."),
     )
-    sealed_seed = models.BinaryField(verbose_name=gettext_lazy("sealed seed"))
-    created_at = models.DateTimeField(verbose_name=gettext_lazy("created at"), auto_now_add=True)
+    sealed_seed = models.BinaryField(_("sealed seed"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = gettext_lazy("sealed key")
-        verbose_name_plural = gettext_lazy("sealed keys")
+        verbose_name = _("sealed key")
+        verbose_name_plural = _("sealed keys")
 
     def __str__(self) -> str:
         return f"sealed key {self.key_id[:12]}"
@@ -281,47 +273,45 @@ class VerificationRun(AppendOnly):
     checked (``first`` to ``size - 1``), when, and the outcome. The next run starts
     after the last run that passed, from the tree it rebuilt (``frontier``)."""
 
-    started_at = models.DateTimeField(verbose_name=gettext_lazy("started at"))
-    finished_at = models.DateTimeField(verbose_name=gettext_lazy("finished at"), db_index=True)
-    first = models.BigIntegerField(
-        verbose_name=gettext_lazy("first"), help_text=gettext_lazy("First entry index checked.")
-    )
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), db_index=True)
+    first = models.BigIntegerField(_("first"), help_text=_("First entry index checked."))
     size = models.BigIntegerField(
-        verbose_name=gettext_lazy("size"),
-        help_text=gettext_lazy("Tree size reached: entries first..size-1."),
+        _("size"),
+        help_text=_("Tree size reached: entries first..size-1."),
     )
     checkpoints = models.IntegerField(
-        verbose_name=gettext_lazy("checkpoints"),
+        _("checkpoints"),
         default=0,
-        help_text=gettext_lazy("Checkpoints checked."),
+        help_text=_("Checkpoints checked."),
     )
-    ok = models.BooleanField(verbose_name=gettext_lazy("ok"))
+    ok = models.BooleanField(_("ok"))
     failed_index = models.BigIntegerField(
-        verbose_name=gettext_lazy("failed index"),
+        _("failed index"),
         null=True,
         blank=True,
-        help_text=gettext_lazy("The first bad entry index, if one is named."),
+        help_text=_("The first bad entry index, if one is named."),
     )
     reason = models.TextField(
-        verbose_name=gettext_lazy("reason"),
+        _("reason"),
         blank=True,
-        help_text=gettext_lazy("What failed first."),
+        help_text=_("What failed first."),
     )
     failures = models.IntegerField(
-        verbose_name=gettext_lazy("failures"),
+        _("failures"),
         default=0,
-        help_text=gettext_lazy("Bad entries and other problems."),
+        help_text=_("Bad entries and other problems."),
     )
     frontier = models.BinaryField(
-        verbose_name=gettext_lazy("frontier"),
+        _("frontier"),
         default=b"",
-        help_text=gettext_lazy("Hashes at root_indexes(size) of the rebuilt tree, concatenated."),
+        help_text=_("Hashes at root_indexes(size) of the rebuilt tree, concatenated."),
     )
-    root = models.BinaryField(verbose_name=gettext_lazy("root"), max_length=32, default=b"")
+    root = models.BinaryField(_("root"), max_length=32, default=b"")
 
     class Meta:
-        verbose_name = gettext_lazy("verification run")
-        verbose_name_plural = gettext_lazy("verification runs")
+        verbose_name = _("verification run")
+        verbose_name_plural = _("verification runs")
         ordering = ["-id"]
         get_latest_by = "id"
 

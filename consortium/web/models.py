@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 
 class IdempotentResponse(models.Model):
@@ -15,26 +15,24 @@ class IdempotentResponse(models.Model):
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        verbose_name=gettext_lazy("user"),
+        verbose_name=_("user"),
         on_delete=models.CASCADE,
         related_name="+",
     )
-    key = models.CharField(verbose_name=gettext_lazy("key"), max_length=64)
+    key = models.CharField(_("key"), max_length=64)
     request_sha256 = models.CharField(
-        verbose_name=gettext_lazy("request sha256"),
+        _("request sha256"),
         max_length=64,
-        help_text=gettext_lazy("Method, path, query and body of the first request."),
+        help_text=_("Method, path, query and body of the first request."),
     )
-    status = models.PositiveSmallIntegerField(verbose_name=gettext_lazy("status"))
-    body = models.JSONField(verbose_name=gettext_lazy("body"), null=True)
-    location = models.CharField(verbose_name=gettext_lazy("location"), max_length=500, blank=True)
-    created_at = models.DateTimeField(
-        verbose_name=gettext_lazy("created at"), default=timezone.now, db_index=True
-    )
+    status = models.PositiveSmallIntegerField(_("status"))
+    body = models.JSONField(_("body"), null=True)
+    location = models.CharField(_("location"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
     class Meta:
-        verbose_name = gettext_lazy("idempotent response")
-        verbose_name_plural = gettext_lazy("idempotent responses")
+        verbose_name = _("idempotent response")
+        verbose_name_plural = _("idempotent responses")
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="idempotent_response_once")
         ]

@@ -10,7 +10,7 @@ never changed.
 from __future__ import annotations
 
 from django.db import models
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from ledger.models import AppendOnly
 
@@ -19,46 +19,46 @@ class Witness(models.Model):
     """A member's witness, as its ``witness.registered`` entry describes it."""
 
     name = models.CharField(
-        verbose_name=gettext_lazy("name"),
+        _("name"),
         max_length=200,
         primary_key=True,
-        help_text=gettext_lazy("Its cosignature key name (unique)."),
+        help_text=_("Its cosignature key name (unique)."),
     )
     member = models.CharField(
-        verbose_name=gettext_lazy("member"),
+        _("member"),
         max_length=32,
-        help_text=gettext_lazy("The member that runs it."),
+        help_text=_("The member that runs it."),
     )
     url = models.CharField(
-        verbose_name=gettext_lazy("url"),
+        _("url"),
         max_length=500,
-        help_text=gettext_lazy("Its tlog-witness submission prefix."),
+        help_text=_("Its tlog-witness submission prefix."),
     )
     vkey = models.CharField(
-        verbose_name=gettext_lazy("vkey"),
+        _("vkey"),
         max_length=200,
-        help_text=gettext_lazy("Ed25519 cosignature/v1 verifier key (name+hex8+base64)."),
+        help_text=_("Ed25519 cosignature/v1 verifier key (name+hex8+base64)."),
     )
     mldsa_vkey = models.TextField(
-        verbose_name=gettext_lazy("mldsa vkey"),
+        _("mldsa vkey"),
         blank=True,
         default="",
-        help_text=gettext_lazy("ML-DSA-44 verifier key, if the witness has one."),
+        help_text=_("ML-DSA-44 verifier key, if the witness has one."),
     )
     registered_in = models.BigIntegerField(
-        verbose_name=gettext_lazy("registered in"),
-        help_text=gettext_lazy("Index of the registering entry."),
+        _("registered in"),
+        help_text=_("Index of the registering entry."),
     )
     retired_in = models.BigIntegerField(
-        verbose_name=gettext_lazy("retired in"),
+        _("retired in"),
         null=True,
         blank=True,
-        help_text=gettext_lazy("Index of the retiring entry; not asked after it."),
+        help_text=_("Index of the retiring entry; not asked after it."),
     )
 
     class Meta:
-        verbose_name = gettext_lazy("registered witness")
-        verbose_name_plural = gettext_lazy("registered witnesses")
+        verbose_name = _("registered witness")
+        verbose_name_plural = _("registered witnesses")
         ordering = ["registered_in"]
 
     def __str__(self) -> str:
@@ -73,15 +73,15 @@ class WitnessPolicy(models.Model):
     """A C2SP tlog-policy text adopted by an accepted proposal; the latest one applies."""
 
     adopted_in = models.BigIntegerField(
-        verbose_name=gettext_lazy("adopted in"),
+        _("adopted in"),
         primary_key=True,
-        help_text=gettext_lazy("Index of the decision that adopted it."),
+        help_text=_("Index of the decision that adopted it."),
     )
-    text = models.TextField(verbose_name=gettext_lazy("text"))
+    text = models.TextField(_("text"))
 
     class Meta:
-        verbose_name = gettext_lazy("witness policy")
-        verbose_name_plural = gettext_lazy("witness policies")
+        verbose_name = _("witness policy")
+        verbose_name_plural = _("witness policies")
         ordering = ["-adopted_in"]
 
     def __str__(self) -> str:
@@ -91,22 +91,18 @@ class WitnessPolicy(models.Model):
 class WitnessContact(models.Model):
     """Where a witness stands, as the collection last heard it."""
 
-    witness = models.CharField(
-        verbose_name=gettext_lazy("witness"), max_length=200, primary_key=True
-    )
+    witness = models.CharField(_("witness"), max_length=200, primary_key=True)
     last_size = models.BigIntegerField(
-        verbose_name=gettext_lazy("last size"),
+        _("last size"),
         default=0,
-        help_text=gettext_lazy("The latest tree size it cosigned (or told us it holds)."),
+        help_text=_("The latest tree size it cosigned (or told us it holds)."),
     )
-    last_contact = models.DateTimeField(
-        verbose_name=gettext_lazy("last contact"), null=True, blank=True
-    )
-    last_error = models.TextField(verbose_name=gettext_lazy("last error"), blank=True, default="")
+    last_contact = models.DateTimeField(_("last contact"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True, default="")
 
     class Meta:
-        verbose_name = gettext_lazy("witness contact")
-        verbose_name_plural = gettext_lazy("witness contacts")
+        verbose_name = _("witness contact")
+        verbose_name_plural = _("witness contacts")
 
     def __str__(self) -> str:
         return f"contact with {self.witness}"
@@ -120,30 +116,30 @@ class Cosignature(AppendOnly):
     # between a TRUNCATE of the checkpoints and the trigger that refuses it by name.
     checkpoint = models.ForeignKey(
         "ledger.Checkpoint",
-        verbose_name=gettext_lazy("checkpoint"),
+        verbose_name=_("checkpoint"),
         on_delete=models.PROTECT,
         related_name="cosignatures",
         db_constraint=False,
     )
-    witness = models.CharField(verbose_name=gettext_lazy("witness"), max_length=200, db_index=True)
+    witness = models.CharField(_("witness"), max_length=200, db_index=True)
     key_id = models.CharField(
-        verbose_name=gettext_lazy("key id"),
+        _("key id"),
         max_length=8,
-        help_text=gettext_lazy("The line's key id (hex)."),
+        help_text=_("The line's key id (hex)."),
     )
     line = models.TextField(
-        verbose_name=gettext_lazy("line"),
-        help_text=gettext_lazy("The signature line, with its newline."),
+        _("line"),
+        help_text=_("The signature line, with its newline."),
     )
     timestamp = models.BigIntegerField(
-        verbose_name=gettext_lazy("timestamp"),
-        help_text=gettext_lazy("The cosignature's time (Unix seconds)."),
+        _("timestamp"),
+        help_text=_("The cosignature's time (Unix seconds)."),
     )
-    received_at = models.DateTimeField(verbose_name=gettext_lazy("received at"))
+    received_at = models.DateTimeField(_("received at"))
 
     class Meta:
-        verbose_name = gettext_lazy("cosignature")
-        verbose_name_plural = gettext_lazy("cosignatures")
+        verbose_name = _("cosignature")
+        verbose_name_plural = _("cosignatures")
         ordering = ["checkpoint_id", "witness", "key_id"]
         constraints = [
             models.UniqueConstraint(
@@ -160,27 +156,27 @@ class WitnessAlarm(AppendOnly):
     the log's."""
 
     class Kind(models.TextChoices):
-        REFUSED = "refused", gettext_lazy("refused (422: inconsistent or forked)")
-        AHEAD = "ahead", gettext_lazy("witness ahead of the log")
+        REFUSED = "refused", _("refused (422: inconsistent or forked)")
+        AHEAD = "ahead", _("witness ahead of the log")
 
-    witness = models.CharField(verbose_name=gettext_lazy("witness"), max_length=200, db_index=True)
-    kind = models.CharField(verbose_name=gettext_lazy("kind"), max_length=16, choices=Kind.choices)
+    witness = models.CharField(_("witness"), max_length=200, db_index=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     log_size = models.BigIntegerField(
-        verbose_name=gettext_lazy("log size"),
-        help_text=gettext_lazy("The size of the checkpoint sent."),
+        _("log size"),
+        help_text=_("The size of the checkpoint sent."),
     )
     witness_size = models.BigIntegerField(
-        verbose_name=gettext_lazy("witness size"),
+        _("witness size"),
         null=True,
         blank=True,
-        help_text=gettext_lazy("The size the witness holds, where it said."),
+        help_text=_("The size the witness holds, where it said."),
     )
-    detail = models.TextField(verbose_name=gettext_lazy("detail"))
-    raised_at = models.DateTimeField(verbose_name=gettext_lazy("raised at"), db_index=True)
+    detail = models.TextField(_("detail"))
+    raised_at = models.DateTimeField(_("raised at"), db_index=True)
 
     class Meta:
-        verbose_name = gettext_lazy("witness alarm")
-        verbose_name_plural = gettext_lazy("witness alarms")
+        verbose_name = _("witness alarm")
+        verbose_name_plural = _("witness alarms")
         ordering = ["-raised_at", "-id"]
 
     def __str__(self) -> str:
