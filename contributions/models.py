@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from consortium.governance.models import Member
 
@@ -13,25 +13,42 @@ class Facility(models.Model):
     its own that attests the compute it delivered."""
 
     code = models.CharField(
-        max_length=32, primary_key=True, help_text=gettext_lazy("A lowercase slug.")
+        _("code"),
+        max_length=32,
+        primary_key=True,
+        help_text=_("A lowercase slug."),
     )
-    name = models.CharField(max_length=200)
-    operator = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="facilities")
-    country = models.CharField(max_length=2)
+    name = models.CharField(_("name"), max_length=200)
+    operator = models.ForeignKey(
+        Member,
+        verbose_name=_("operator"),
+        on_delete=models.PROTECT,
+        related_name="facilities",
+    )
+    country = models.CharField(_("country"), max_length=2)
     timezone = models.CharField(
-        max_length=64, help_text=gettext_lazy("IANA zone its accounting uses.")
+        _("timezone"),
+        max_length=64,
+        help_text=_("IANA zone its accounting uses."),
     )
-    default_accelerator = models.CharField(max_length=64)
+    default_accelerator = models.CharField(_("default accelerator"), max_length=64)
     partitions = models.JSONField(
-        default=dict, help_text=gettext_lazy("{partition: accelerator type}")
+        _("partitions"),
+        default=dict,
+        help_text=_("{partition: accelerator type}"),
     )
-    accounts = models.JSONField(default=dict, help_text=gettext_lazy("{account: member code}"))
-    registered_in = models.BigIntegerField()
-    changed_in = models.BigIntegerField()
+    accounts = models.JSONField(
+        _("accounts"),
+        default=dict,
+        help_text=_("{account: member code}"),
+    )
+    registered_in = models.BigIntegerField(_("registered in"))
+    changed_in = models.BigIntegerField(_("changed in"))
 
     class Meta:
+        verbose_name = _("facility")
+        verbose_name_plural = _("facilities")
         ordering = ["code"]
-        verbose_name_plural = gettext_lazy("facilities")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
@@ -41,79 +58,112 @@ class Contribution(models.Model):
     """What a member delivered: compute, data or funds. Values are exact decimals."""
 
     class Kind(models.TextChoices):
-        COMPUTE = "compute", gettext_lazy("compute")
-        DATA = "data", gettext_lazy("data")
-        FUNDS = "funds", gettext_lazy("funds")
+        COMPUTE = "compute", _("compute")
+        DATA = "data", _("data")
+        FUNDS = "funds", _("funds")
 
     class State(models.TextChoices):
-        REPORTED = "reported", gettext_lazy("reported, awaiting the facility's attestation")
-        PENDING = "pending", gettext_lazy("pending, awaiting the treasurer's confirmation")
-        COUNTED = "counted", gettext_lazy("counted")
-        REJECTED = "rejected", gettext_lazy("rejected by the treasurer")
-        VOID = "void", gettext_lazy("void (a dispute was upheld)")
+        REPORTED = "reported", _("reported, awaiting the facility's attestation")
+        PENDING = "pending", _("pending, awaiting the treasurer's confirmation")
+        COUNTED = "counted", _("counted")
+        REJECTED = "rejected", _("rejected by the treasurer")
+        VOID = "void", _("void (a dispute was upheld)")
 
-    id = models.UUIDField(primary_key=True)
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="contributions")
-    state = models.CharField(max_length=16, choices=State.choices)
+    id = models.UUIDField(_("id"), primary_key=True)
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    member = models.ForeignKey(
+        Member,
+        verbose_name=_("member"),
+        on_delete=models.PROTECT,
+        related_name="contributions",
+    )
+    state = models.CharField(_("state"), max_length=16, choices=State.choices)
     disputed = models.BooleanField(
+        _("disputed"),
         default=False,
-        help_text=gettext_lazy(
+        help_text=_(
             "Under an open dispute: it keeps its state (and counts if counted) until "
             "the dispute is upheld."
         ),
     )
-    recorded_in = models.BigIntegerField()
+    recorded_in = models.BigIntegerField(_("recorded in"))
     recorded_at = models.CharField(
-        max_length=40, help_text=gettext_lazy("Integration time, RFC 3339 UTC.")
+        _("recorded at"),
+        max_length=40,
+        help_text=_("Integration time, RFC 3339 UTC."),
     )
     delivered_on = models.DateField(
-        help_text=gettext_lazy(
-            "The day it counts for: compute's last day, funds' payment, data's record."
-        )
+        _("delivered on"),
+        help_text=_("The day it counts for: compute's last day, funds' payment, data's record."),
     )
-    period_start = models.DateTimeField(null=True, blank=True)
-    period_end = models.DateTimeField(null=True, blank=True)
+    period_start = models.DateTimeField(_("period start"), null=True, blank=True)
+    period_end = models.DateTimeField(_("period end"), null=True, blank=True)
     # compute
     facility = models.ForeignKey(
-        Facility, null=True, blank=True, on_delete=models.PROTECT, related_name="contributions"
+        Facility,
+        verbose_name=_("facility"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="contributions",
     )
     import_id = models.UUIDField(
-        null=True, blank=True, help_text=gettext_lazy("The import it came from.")
+        _("import id"),
+        null=True,
+        blank=True,
+        help_text=_("The import it came from."),
     )
-    accelerator = models.CharField(max_length=64, blank=True)
-    allocations = models.BigIntegerField(null=True, blank=True)
-    gpu_seconds = models.BigIntegerField(null=True, blank=True)
-    gpu_hours = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
-    evidence_sha256 = models.CharField(max_length=64, blank=True)
-    attested_in = models.BigIntegerField(null=True, blank=True)
+    accelerator = models.CharField(_("accelerator"), max_length=64, blank=True)
+    allocations = models.BigIntegerField(_("allocations"), null=True, blank=True)
+    gpu_seconds = models.BigIntegerField(_("gpu seconds"), null=True, blank=True)
+    gpu_hours = models.DecimalField(
+        _("gpu hours"),
+        max_digits=24,
+        decimal_places=6,
+        null=True,
+        blank=True,
+    )
+    evidence_sha256 = models.CharField(_("evidence sha256"), max_length=64, blank=True)
+    attested_in = models.BigIntegerField(_("attested in"), null=True, blank=True)
     # data
     dataset = models.JSONField(
-        null=True, blank=True, help_text=gettext_lazy("Name, manifest, licence, DUO...")
-    )
-    tokens = models.BigIntegerField(null=True, blank=True)
-    # funds
-    amount = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
-    amount_micros = models.BigIntegerField(
-        null=True, blank=True, help_text=gettext_lazy("The amount in millionths: sums stay exact.")
-    )
-    currency = models.CharField(max_length=3, blank=True)
-    date = models.DateField(null=True, blank=True)
-    confirmed_in = models.BigIntegerField(
+        _("dataset"),
         null=True,
         blank=True,
-        help_text=gettext_lazy("The treasurer's confirmation (or rejection)."),
+        help_text=_("Name, manifest, licence, DUO..."),
+    )
+    tokens = models.BigIntegerField(_("tokens"), null=True, blank=True)
+    # funds
+    amount = models.DecimalField(
+        _("amount"), max_digits=24, decimal_places=6, null=True, blank=True
+    )
+    amount_micros = models.BigIntegerField(
+        _("amount micros"),
+        null=True,
+        blank=True,
+        help_text=_("The amount in millionths: sums stay exact."),
+    )
+    currency = models.CharField(_("currency"), max_length=3, blank=True)
+    date = models.DateField(_("date"), null=True, blank=True)
+    confirmed_in = models.BigIntegerField(
+        _("confirmed in"),
+        null=True,
+        blank=True,
+        help_text=_("The treasurer's confirmation (or rejection)."),
     )
     claimed = models.JSONField(
+        _("claimed"),
         null=True,
         blank=True,
-        help_text=gettext_lazy(
+        help_text=_(
             "The amount, currency and day as the member recorded them, when the "
             "treasurer confirmed other figures (which are the ones that count)."
         ),
     )
 
     class Meta:
+        verbose_name = _("contribution")
+        verbose_name_plural = _("contributions")
         ordering = ["-recorded_in"]
         indexes = [models.Index(fields=["delivered_on", "kind", "state"])]
 
@@ -128,16 +178,27 @@ class Contribution(models.Model):
 class SacctImport(models.Model):
     """One accounting export imported for a facility: its hash, and what it held."""
 
-    id = models.UUIDField(primary_key=True)
-    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="imports")
-    export_sha256 = models.CharField(max_length=64)
-    lines = models.BigIntegerField()
-    allocations = models.BigIntegerField()
-    left_out = models.JSONField(default=dict, help_text=gettext_lazy("{reason: rows}"))
-    recorded_in = models.BigIntegerField()
-    attested_in = models.BigIntegerField(null=True, blank=True)
+    id = models.UUIDField(_("id"), primary_key=True)
+    facility = models.ForeignKey(
+        Facility,
+        verbose_name=_("facility"),
+        on_delete=models.PROTECT,
+        related_name="imports",
+    )
+    export_sha256 = models.CharField(_("export sha256"), max_length=64)
+    lines = models.BigIntegerField(_("lines"))
+    allocations = models.BigIntegerField(_("allocations"))
+    left_out = models.JSONField(
+        _("left out"),
+        default=dict,
+        help_text=_("{reason: rows}"),
+    )
+    recorded_in = models.BigIntegerField(_("recorded in"))
+    attested_in = models.BigIntegerField(_("attested in"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("sacct import")
+        verbose_name_plural = _("sacct imports")
         ordering = ["-recorded_in"]
         constraints = [
             models.UniqueConstraint(
@@ -152,20 +213,33 @@ class SacctImport(models.Model):
 class Dispute(models.Model):
     """A member's dispute of a contribution, and its resolution."""
 
-    id = models.UUIDField(primary_key=True)
+    id = models.UUIDField(_("id"), primary_key=True)
     contribution = models.ForeignKey(
-        Contribution, on_delete=models.PROTECT, related_name="disputes"
+        Contribution,
+        verbose_name=_("contribution"),
+        on_delete=models.PROTECT,
+        related_name="disputes",
     )
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="disputes")
-    reason = models.CharField(max_length=500)
-    opened_in = models.BigIntegerField()
+    member = models.ForeignKey(
+        Member,
+        verbose_name=_("member"),
+        on_delete=models.PROTECT,
+        related_name="disputes",
+    )
+    reason = models.CharField(_("reason"), max_length=500)
+    opened_in = models.BigIntegerField(_("opened in"))
     outcome = models.CharField(
-        max_length=16, blank=True, help_text=gettext_lazy("upheld or dismissed")
+        _("outcome"),
+        max_length=16,
+        blank=True,
+        help_text=_("upheld or dismissed"),
     )
-    resolution = models.CharField(max_length=500, blank=True)
-    resolved_in = models.BigIntegerField(null=True, blank=True)
+    resolution = models.CharField(_("resolution"), max_length=500, blank=True)
+    resolved_in = models.BigIntegerField(_("resolved in"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("dispute")
+        verbose_name_plural = _("disputes")
         ordering = ["-opened_in"]
         constraints = [
             models.UniqueConstraint(
@@ -188,11 +262,15 @@ class CountedAllocation(models.Model):
     record what was counted; this table remembers which jobs that was.
     """
 
-    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+")
-    key = models.CharField(max_length=32)
-    import_id = models.UUIDField()
+    facility = models.ForeignKey(
+        Facility, verbose_name=_("facility"), on_delete=models.PROTECT, related_name="+"
+    )
+    key = models.CharField(_("key"), max_length=32)
+    import_id = models.UUIDField(_("import id"))
 
     class Meta:
+        verbose_name = _("counted allocation")
+        verbose_name_plural = _("counted allocations")
         constraints = [
             models.UniqueConstraint(fields=["facility", "key"], name="contributions_count_once")
         ]

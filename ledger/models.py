@@ -14,7 +14,7 @@ import json
 from functools import cached_property
 
 from django.db import models
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from ledger.core.note import verifier_key
 
@@ -49,15 +49,19 @@ class Entry(AppendOnly):
     author), which `ledger verify` checks against the leaf.
     """
 
-    index = models.BigIntegerField(primary_key=True)
-    entry_id = models.CharField("entry id", max_length=128, unique=True)
-    kind = models.CharField(max_length=64, db_index=True)
-    author = models.CharField("author key", max_length=64, db_index=True)
-    leaf = models.BinaryField(help_text=gettext_lazy("The exact leaf bytes: canonical JSON."))
-    leaf_hash = models.BinaryField(max_length=32)
+    index = models.BigIntegerField(_("index"), primary_key=True)
+    entry_id = models.CharField(_("entry id"), max_length=128, unique=True)
+    kind = models.CharField(_("kind"), max_length=64, db_index=True)
+    author = models.CharField(_("author key"), max_length=64, db_index=True)
+    leaf = models.BinaryField(
+        _("leaf"),
+        help_text=_("The exact leaf bytes: canonical JSON."),
+    )
+    leaf_hash = models.BinaryField(_("leaf hash"), max_length=32)
 
     class Meta:
-        verbose_name_plural = gettext_lazy("entries")
+        verbose_name = _("entry")
+        verbose_name_plural = _("entries")
         ordering = ["index"]
 
     def __str__(self) -> str:
@@ -101,11 +105,12 @@ class Entry(AppendOnly):
 class TreeHash(AppendOnly):
     """A stored Merkle hash at its dense storage index (see ``ledger.core.merkle``)."""
 
-    idx = models.BigIntegerField(primary_key=True)
-    hash = models.BinaryField(max_length=32)
+    idx = models.BigIntegerField(_("idx"), primary_key=True)
+    hash = models.BinaryField(_("hash"), max_length=32)
 
     class Meta:
-        verbose_name = gettext_lazy("tree hash")
+        verbose_name = _("tree hash")
+        verbose_name_plural = _("tree hashes")
 
     def __str__(self) -> str:
         return f"tree hash {self.idx}"
@@ -121,13 +126,17 @@ class LogHead(models.Model):
     which publication refuses to sign.
     """
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    size = models.BigIntegerField(default=0)
+    id = models.PositiveSmallIntegerField(_("id"), primary_key=True, default=1)
+    size = models.BigIntegerField(_("size"), default=0)
     frontier = models.BinaryField(
-        default=b"", help_text=gettext_lazy("Hashes at root_indexes(size), concatenated.")
+        _("frontier"),
+        default=b"",
+        help_text=_("Hashes at root_indexes(size), concatenated."),
     )
 
     class Meta:
+        verbose_name = _("log head")
+        verbose_name_plural = _("log heads")
         constraints = [
             models.CheckConstraint(condition=models.Q(id=1), name="ledger_loghead_single_row")
         ]
@@ -139,12 +148,14 @@ class LogHead(models.Model):
 class Checkpoint(AppendOnly):
     """A C2SP tlog-checkpoint signed note published by the log key."""
 
-    tree_size = models.BigIntegerField(unique=True)
-    root_hash = models.BinaryField(max_length=32)
-    note = models.TextField(help_text=gettext_lazy("The signed note, byte for byte."))
-    published_at = models.DateTimeField()
+    tree_size = models.BigIntegerField(_("tree size"), unique=True)
+    root_hash = models.BinaryField(_("root hash"), max_length=32)
+    note = models.TextField(_("note"), help_text=_("The signed note, byte for byte."))
+    published_at = models.DateTimeField(_("published at"))
 
     class Meta:
+        verbose_name = _("checkpoint")
+        verbose_name_plural = _("checkpoints")
         ordering = ["-tree_size"]
         get_latest_by = "tree_size"
 
@@ -160,36 +171,49 @@ class Key(models.Model):
     """An Ed25519 public key in the registry, as the key entries describe it."""
 
     class Kind(models.TextChoices):
-        LOG = "log", gettext_lazy("log (signs checkpoints and tokens)")
-        MEMBER = "member", gettext_lazy("member")
-        FACILITY = "facility", gettext_lazy("facility")
-        WITNESS = "witness", gettext_lazy("witness")
-        EVALUATOR = "evaluator", gettext_lazy("evaluator")
-        SERVICE = "service", gettext_lazy("service")
+        LOG = "log", _("log (signs checkpoints and tokens)")
+        MEMBER = "member", _("member")
+        FACILITY = "facility", _("facility")
+        WITNESS = "witness", _("witness")
+        EVALUATOR = "evaluator", _("evaluator")
+        SERVICE = "service", _("service")
 
     class Custody(models.TextChoices):
-        HOSTED = "hosted", gettext_lazy("hosted (sealed on this server)")
-        EXTERNAL = "external", gettext_lazy("external (held by its owner)")
+        HOSTED = "hosted", _("hosted (sealed on this server)")
+        EXTERNAL = "external", _("external (held by its owner)")
 
-    fingerprint = models.CharField(max_length=64, primary_key=True)
-    public_key = models.BinaryField(max_length=32)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    owner = models.CharField(max_length=200, help_text=gettext_lazy("Who holds the key."))
-    custody = models.CharField(max_length=16, choices=Custody.choices)
-    name = models.CharField(max_length=200, help_text=gettext_lazy("Key name in signed notes."))
+    fingerprint = models.CharField(_("fingerprint"), max_length=64, primary_key=True)
+    public_key = models.BinaryField(_("public key"), max_length=32)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    owner = models.CharField(
+        _("owner"),
+        max_length=200,
+        help_text=_("Who holds the key."),
+    )
+    custody = models.CharField(_("custody"), max_length=16, choices=Custody.choices)
+    name = models.CharField(
+        _("name"),
+        max_length=200,
+        help_text=_("Key name in signed notes."),
+    )
     valid_from = models.BigIntegerField(
-        help_text=gettext_lazy("First entry index the key may sign.")
+        _("valid from"),
+        help_text=_("First entry index the key may sign."),
     )
     revoked_at = models.BigIntegerField(
+        _("revoked at"),
         null=True,
         blank=True,
-        help_text=gettext_lazy("Index of the revocation entry; nothing after it."),
+        help_text=_("Index of the revocation entry; nothing after it."),
     )
     registered_in = models.BigIntegerField(
-        help_text=gettext_lazy("Index of the registering entry.")
+        _("registered in"),
+        help_text=_("Index of the registering entry."),
     )
 
     class Meta:
+        verbose_name = _("key")
+        verbose_name_plural = _("keys")
         ordering = ["registered_in"]
         constraints = [
             # One valid log key: a rotation revokes the old one as it adds the new.
@@ -222,13 +246,23 @@ class SealedKey(AppendOnly):
     """
 
     key = models.OneToOneField(
-        Key, on_delete=models.PROTECT, primary_key=True, related_name="sealed"
+        Key,
+        verbose_name=_("key"),
+        on_delete=models.PROTECT,
+        primary_key=True,
+        related_name="sealed",
     )
     kek_id = models.CharField(
-        max_length=16, help_text=gettext_lazy("Which key-encryption key sealed it.")
+        _("kek id"),
+        max_length=16,
+        help_text=_("Which key-encryption key sealed it."),
     )
-    sealed_seed = models.BinaryField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    sealed_seed = models.BinaryField(_("sealed seed"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sealed key")
+        verbose_name_plural = _("sealed keys")
 
     def __str__(self) -> str:
         return f"sealed key {self.key_id[:12]}"
@@ -239,28 +273,45 @@ class VerificationRun(AppendOnly):
     checked (``first`` to ``size - 1``), when, and the outcome. The next run starts
     after the last run that passed, from the tree it rebuilt (``frontier``)."""
 
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(db_index=True)
-    first = models.BigIntegerField(help_text=gettext_lazy("First entry index checked."))
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), db_index=True)
+    first = models.BigIntegerField(_("first"), help_text=_("First entry index checked."))
     size = models.BigIntegerField(
-        help_text=gettext_lazy("Tree size reached: entries first..size-1.")
+        _("size"),
+        help_text=_("Tree size reached: entries first..size-1."),
     )
-    checkpoints = models.IntegerField(default=0, help_text=gettext_lazy("Checkpoints checked."))
-    ok = models.BooleanField()
+    checkpoints = models.IntegerField(
+        _("checkpoints"),
+        default=0,
+        help_text=_("Checkpoints checked."),
+    )
+    ok = models.BooleanField(_("ok"))
     failed_index = models.BigIntegerField(
-        null=True, blank=True, help_text=gettext_lazy("The first bad entry index, if one is named.")
+        _("failed index"),
+        null=True,
+        blank=True,
+        help_text=_("The first bad entry index, if one is named."),
     )
-    reason = models.TextField(blank=True, help_text=gettext_lazy("What failed first."))
+    reason = models.TextField(
+        _("reason"),
+        blank=True,
+        help_text=_("What failed first."),
+    )
     failures = models.IntegerField(
-        default=0, help_text=gettext_lazy("Bad entries and other problems.")
+        _("failures"),
+        default=0,
+        help_text=_("Bad entries and other problems."),
     )
     frontier = models.BinaryField(
+        _("frontier"),
         default=b"",
-        help_text=gettext_lazy("Hashes at root_indexes(size) of the rebuilt tree, concatenated."),
+        help_text=_("Hashes at root_indexes(size) of the rebuilt tree, concatenated."),
     )
-    root = models.BinaryField(max_length=32, default=b"")
+    root = models.BinaryField(_("root"), max_length=32, default=b"")
 
     class Meta:
+        verbose_name = _("verification run")
+        verbose_name_plural = _("verification runs")
         ordering = ["-id"]
         get_latest_by = "id"
 

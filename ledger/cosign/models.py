@@ -10,7 +10,7 @@ never changed.
 from __future__ import annotations
 
 from django.db import models
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from ledger.models import AppendOnly
 
@@ -19,35 +19,47 @@ class Witness(models.Model):
     """A member's witness, as its ``witness.registered`` entry describes it."""
 
     name = models.CharField(
+        _("name"),
         max_length=200,
         primary_key=True,
-        help_text=gettext_lazy("Its cosignature key name (unique)."),
+        help_text=_("Its cosignature key name (unique)."),
     )
-    member = models.CharField(max_length=32, help_text=gettext_lazy("The member that runs it."))
+    member = models.CharField(
+        _("member"),
+        max_length=32,
+        help_text=_("The member that runs it."),
+    )
     url = models.CharField(
-        max_length=500, help_text=gettext_lazy("Its tlog-witness submission prefix.")
+        _("url"),
+        max_length=500,
+        help_text=_("Its tlog-witness submission prefix."),
     )
     vkey = models.CharField(
+        _("vkey"),
         max_length=200,
-        help_text=gettext_lazy("Ed25519 cosignature/v1 verifier key (name+hex8+base64)."),
+        help_text=_("Ed25519 cosignature/v1 verifier key (name+hex8+base64)."),
     )
     mldsa_vkey = models.TextField(
+        _("mldsa vkey"),
         blank=True,
         default="",
-        help_text=gettext_lazy("ML-DSA-44 verifier key, if the witness has one."),
+        help_text=_("ML-DSA-44 verifier key, if the witness has one."),
     )
     registered_in = models.BigIntegerField(
-        help_text=gettext_lazy("Index of the registering entry.")
+        _("registered in"),
+        help_text=_("Index of the registering entry."),
     )
     retired_in = models.BigIntegerField(
+        _("retired in"),
         null=True,
         blank=True,
-        help_text=gettext_lazy("Index of the retiring entry; not asked after it."),
+        help_text=_("Index of the retiring entry; not asked after it."),
     )
 
     class Meta:
+        verbose_name = _("registered witness")
+        verbose_name_plural = _("registered witnesses")
         ordering = ["registered_in"]
-        verbose_name = gettext_lazy("registered witness")
 
     def __str__(self) -> str:
         return f"witness {self.name} of {self.member}"
@@ -61,14 +73,16 @@ class WitnessPolicy(models.Model):
     """A C2SP tlog-policy text adopted by an accepted proposal; the latest one applies."""
 
     adopted_in = models.BigIntegerField(
-        primary_key=True, help_text=gettext_lazy("Index of the decision that adopted it.")
+        _("adopted in"),
+        primary_key=True,
+        help_text=_("Index of the decision that adopted it."),
     )
-    text = models.TextField()
+    text = models.TextField(_("text"))
 
     class Meta:
+        verbose_name = _("witness policy")
+        verbose_name_plural = _("witness policies")
         ordering = ["-adopted_in"]
-        verbose_name = gettext_lazy("witness policy")
-        verbose_name_plural = gettext_lazy("witness policies")
 
     def __str__(self) -> str:
         return f"witness policy adopted at #{self.adopted_in}"
@@ -77,12 +91,18 @@ class WitnessPolicy(models.Model):
 class WitnessContact(models.Model):
     """Where a witness stands, as the collection last heard it."""
 
-    witness = models.CharField(max_length=200, primary_key=True)
+    witness = models.CharField(_("witness"), max_length=200, primary_key=True)
     last_size = models.BigIntegerField(
-        default=0, help_text=gettext_lazy("The latest tree size it cosigned (or told us it holds).")
+        _("last size"),
+        default=0,
+        help_text=_("The latest tree size it cosigned (or told us it holds)."),
     )
-    last_contact = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
+    last_contact = models.DateTimeField(_("last contact"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True, default="")
+
+    class Meta:
+        verbose_name = _("witness contact")
+        verbose_name_plural = _("witness contacts")
 
     def __str__(self) -> str:
         return f"contact with {self.witness}"
@@ -96,19 +116,30 @@ class Cosignature(AppendOnly):
     # between a TRUNCATE of the checkpoints and the trigger that refuses it by name.
     checkpoint = models.ForeignKey(
         "ledger.Checkpoint",
+        verbose_name=_("checkpoint"),
         on_delete=models.PROTECT,
         related_name="cosignatures",
         db_constraint=False,
     )
-    witness = models.CharField(max_length=200, db_index=True)
-    key_id = models.CharField(max_length=8, help_text=gettext_lazy("The line's key id (hex)."))
-    line = models.TextField(help_text=gettext_lazy("The signature line, with its newline."))
-    timestamp = models.BigIntegerField(
-        help_text=gettext_lazy("The cosignature's time (Unix seconds).")
+    witness = models.CharField(_("witness"), max_length=200, db_index=True)
+    key_id = models.CharField(
+        _("key id"),
+        max_length=8,
+        help_text=_("The line's key id (hex)."),
     )
-    received_at = models.DateTimeField()
+    line = models.TextField(
+        _("line"),
+        help_text=_("The signature line, with its newline."),
+    )
+    timestamp = models.BigIntegerField(
+        _("timestamp"),
+        help_text=_("The cosignature's time (Unix seconds)."),
+    )
+    received_at = models.DateTimeField(_("received at"))
 
     class Meta:
+        verbose_name = _("cosignature")
+        verbose_name_plural = _("cosignatures")
         ordering = ["checkpoint_id", "witness", "key_id"]
         constraints = [
             models.UniqueConstraint(
@@ -125,19 +156,27 @@ class WitnessAlarm(AppendOnly):
     the log's."""
 
     class Kind(models.TextChoices):
-        REFUSED = "refused", gettext_lazy("refused (422: inconsistent or forked)")
-        AHEAD = "ahead", gettext_lazy("witness ahead of the log")
+        REFUSED = "refused", _("refused (422: inconsistent or forked)")
+        AHEAD = "ahead", _("witness ahead of the log")
 
-    witness = models.CharField(max_length=200, db_index=True)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    log_size = models.BigIntegerField(help_text=gettext_lazy("The size of the checkpoint sent."))
-    witness_size = models.BigIntegerField(
-        null=True, blank=True, help_text=gettext_lazy("The size the witness holds, where it said.")
+    witness = models.CharField(_("witness"), max_length=200, db_index=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    log_size = models.BigIntegerField(
+        _("log size"),
+        help_text=_("The size of the checkpoint sent."),
     )
-    detail = models.TextField()
-    raised_at = models.DateTimeField(db_index=True)
+    witness_size = models.BigIntegerField(
+        _("witness size"),
+        null=True,
+        blank=True,
+        help_text=_("The size the witness holds, where it said."),
+    )
+    detail = models.TextField(_("detail"))
+    raised_at = models.DateTimeField(_("raised at"), db_index=True)
 
     class Meta:
+        verbose_name = _("witness alarm")
+        verbose_name_plural = _("witness alarms")
         ordering = ["-raised_at", "-id"]
 
     def __str__(self) -> str:

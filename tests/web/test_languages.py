@@ -279,3 +279,40 @@ def test_figures_and_moments_follow_the_language():
         assert utc(moment) == "5 Dec 2026, 14:03 UTC"
         assert amount("1234567.89") == "1,234,567.89"
         assert thousands(1234567) == "1,234,567"
+
+
+def test_the_models_and_their_columns_are_named_in_french(client, lumi, checkpoint):
+    """Django's own sentences name the models, and the columns are the fields' names: both
+    in French, from the models' and fields' verbose names."""
+    client = in_french(client, lumi["people"]["sig_se"])
+    page = get(client, "/admin/ledger/entry/").replace("&#x27;", "'")
+    assert "Sélectionnez l\u2019objet entrée à afficher" in page
+    assert "&rsaquo; Entrées" in page  # the breadcrumbs
+    # The columns named after fields: the entry id, the kind.
+    for french in (">Identifiant de l'entrée</a>", ">Type</a>"):
+        assert french in page, french
+    for english in ("Select entry to view", ">Entry id</a>", ">Kind</a>"):
+        assert english not in page, english
+    # The app's index and the home page list the models by their French plural names.
+    page = get(client, "/admin/ledger/").replace("&#x27;", "'")
+    for french in (">Entrées</a>", ">Points de contrôle</a>", ">Témoins enregistrés</a>"):
+        assert french in page, french
+    for english in (">Entries</a>", ">Checkpoints</a>", ">Registered witnesses</a>"):
+        assert english not in page, english
+    # A contribution's columns: when it was delivered, the entry that recorded it.
+    page = get(client, "/admin/contributions/contribution/").replace("&#x27;", "'")
+    for french in (">Fournie le</a>", ">Entrée d'enregistrement</a>", ">Membre</a>"):
+        assert french in page, french
+    for english in (">Delivered on</a>", ">Recorded in</a>", ">Member</a>"):
+        assert english not in page, english
+
+
+def test_the_same_models_and_columns_keep_their_english_names(client, lumi, checkpoint):
+    sign_in(client, lumi["people"]["sig_se"])
+    page = get(client, "/admin/ledger/entry/")
+    assert "Select entry to view" in page
+    assert ">Entry id</a>" in page and ">Kind</a>" in page
+    page = get(client, "/admin/ledger/")
+    assert ">Entries</a>" in page and ">Registered witnesses</a>" in page
+    page = get(client, "/admin/contributions/contribution/")
+    assert ">Delivered on</a>" in page and ">Recorded in</a>" in page
