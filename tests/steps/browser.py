@@ -104,6 +104,9 @@ def demo_site(var_dir: Path) -> Iterator[Site]:
     env = demo_env(var_dir)
     port = free_port()
     url = f"http://localhost:{port}"
+    # A passkey ceremony is accepted only from a configured origin; ``make demo``'s own
+    # (localhost:8000) is the default, this port is set as an operator would set theirs.
+    env["OTP_WEBAUTHN_ALLOWED_ORIGINS"] = url
     site = Site(url=url, demo={}, env=env, var_dir=var_dir)
     site.manage("migrate", "--noinput", "-v0")
     site.demo = json.loads(site.manage("demo", "--entries", "20", "--json", "--url", url))
