@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.steps import browser as steps
 from tests.steps.browser import check_page, totp_code, type_code
-from tests.steps.browser_people import new_person, next_code_step, second_factor_long_ago
+from tests.steps.browser_people import new_person, second_factor_long_ago
 
 CODE_LABEL = "Code from your authenticator app, or a recovery code"
 
@@ -166,7 +166,7 @@ def test_wrong_passwords_lock_the_user_name_out_even_for_the_right_one(page, sit
 
 
 def test_new_recovery_codes_ask_for_the_second_factor_again(page, site, watch):
-    steps.sign_in(page, site, "delegate-pt", step=next_code_step(site, "delegate-pt"))
+    steps.sign_in(page, site, "delegate-pt")
     page.get_by_role("link", name="Security").click()
     expect(page.locator("#security tbody")).to_contain_text("Authenticator app")
     check_page(page)
@@ -177,7 +177,7 @@ def test_new_recovery_codes_ask_for_the_second_factor_again(page, site, watch):
     expect(page.get_by_role("heading", name="Confirm it is you again")).to_be_visible()
     expect(page.get_by_text("What you are about to do binds your member.")).to_be_visible()
     check_page(page)
-    type_code(page, site, step=next_code_step(site, "delegate-pt"))
+    type_code(page, site, username="delegate-pt")
 
     expect(page.get_by_role("heading", name="New recovery codes")).to_be_visible()
     expect(page.get_by_text("those stop working")).to_be_visible()
