@@ -189,3 +189,47 @@ def test_new_recovery_codes_ask_for_the_second_factor_again(page, site, watch):
     expect(page.get_by_role("heading", name="Security", exact=True)).to_be_visible()
     expect(page.locator("#codes-left")).to_have_text("10 recovery codes left.")
     check_page(page)
+
+
+def test_a_passkey_added_later_confirms_removing_the_app(page, site, watch):
+    steps.virtual_authenticator(page)
+    password = new_person(site, "two-devices")
+    type_password(page, "two-devices", password)
+    page.get_by_role("link", name="Use an authenticator app (TOTP)").click()
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("The six-digit code your app shows now").fill(totp_code(secret))
+    page.get_by_role("button", name="Confirm").click()
+    recovery_codes(page)
+    page.get_by_role("link", name="I have kept them: continue").click()
+
+    # On the Security page, a passkey is added beside the app.
+    page.get_by_role("link", name="Security").click()
+    page.get_by_role("button", name="Add a passkey").click()
+    devices = page.locator("#security tbody")
+    expect(devices).to_contain_text("Passkey")
+    expect(devices).to_contain_text("Authenticator app")
+    assert len(steps.passkeys(page)) == 1
+    check_page(page)
+
+    # An hour later the app goes; removing a device asks for the second factor again,
+    # and the passkey gives it.
+    second_factor_long_ago(site, page)
+    devices.get_by_role("row").filter(has_text="Authenticator app").get_by_role(
+        "link", name="Remove"
+    ).click()
+    expect(page.get_by_role("heading", name="Confirm it is you again")).to_be_visible()
+    expect(page.get_by_role("heading", name="Use your passkey")).to_be_visible()
+    check_page(page)
+    page.get_by_role("button", name="Use my passkey").click()
+
+    expect(page.get_by_role("heading", name="Remove a device")).to_be_visible()
+    expect(page.get_by_text("Remove Authenticator app “authenticator app”?")).to_be_visible()
+    check_page(page)
+    page.get_by_role("button", name="Remove").click()
+
+    expect(page.get_by_text("Authenticator app removed.")).to_be_visible()
+    expect(devices).not_to_contain_text("Authenticator app")
+    expect(devices).to_contain_text("Passkey")
+    # The last device left cannot be removed.
+    expect(devices.get_by_role("link", name="Remove")).to_have_count(0)
+    check_page(page)
