@@ -88,3 +88,26 @@ def test_poland_votes_on_admitting_austria_on_a_phone(browser, site, watch):
         assert not seen.problems(), "\n".join(seen.problems())
     finally:
         context.close()
+
+
+def test_sweden_is_no_party_to_the_data_sharing_agreement_and_cannot_sign_it(page, site, watch):
+    sign_in(page, site, "delegate-se")
+    expect(page.locator("#pending-work")).to_contain_text("Nothing to sign.")
+    check_page(page)
+
+    # The address of the signing page, typed or passed on by someone, refuses Sweden.
+    dsa = (
+        site.manage(
+            "shell",
+            "-c",
+            "from consortium.governance.models import Agreement; "
+            f"print(Agreement.objects.get(title={DSA!r}).pk)",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    refused = page.goto(f"/admin/consortium/agreement/{dsa}/sign/")
+    assert refused.status == 403
+    expect(page.get_by_role("heading", name="403 Forbidden")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign for SE")).to_have_count(0)
+    check_page(page)

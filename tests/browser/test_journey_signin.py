@@ -233,3 +233,32 @@ def test_a_passkey_added_later_confirms_removing_the_app(page, site, watch):
     # The last device left cannot be removed.
     expect(devices.get_by_role("link", name="Remove")).to_have_count(0)
     check_page(page)
+
+
+def test_a_link_to_a_proposal_leads_there_after_the_password_and_the_code(page, site, watch):
+    austria = (
+        site.manage(
+            "shell",
+            "-c",
+            "from consortium.governance.models import Proposal; "
+            "print(Proposal.objects.get(title='Admit Austria').pk)",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    # Finland's delegate follows a link to the proposal (from a notice, say).
+    page.goto(f"/admin/consortium/proposal/{austria}/change/")
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    check_page(page)
+    page.get_by_label("Username").fill("delegate-fi")
+    page.get_by_label("Password").fill(site.demo["delegates_password"])
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page.get_by_role("heading", name="Confirm it is you")).to_be_visible()
+    expect(page.get_by_text("Your password was right.")).to_be_visible()
+    check_page(page)
+    type_code(page, site, username="delegate-fi")
+
+    expect(page.get_by_role("heading", name="Admit Austria", level=1)).to_be_visible()
+    expect(page.get_by_text("FI voted yes (ledger entry")).to_be_visible()
+    check_page(page)
