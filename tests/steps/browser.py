@@ -104,6 +104,9 @@ def demo_site(var_dir: Path) -> Iterator[Site]:
     env = demo_env(var_dir)
     port = free_port()
     url = f"http://localhost:{port}"
+    # A passkey ceremony is accepted only from a configured origin; ``make demo``'s own
+    # (localhost:8000) is the default, this port is set as an operator would set theirs.
+    env["OTP_WEBAUTHN_ALLOWED_ORIGINS"] = url
     site = Site(url=url, demo={}, env=env, var_dir=var_dir)
     site.manage("migrate", "--noinput", "-v0")
     site.demo = json.loads(site.manage("demo", "--entries", "20", "--json", "--url", url))
@@ -257,19 +260,50 @@ def totp_code(secret: str, *, step: int = 0) -> str:
     return f"{value:06d}"
 
 
-def sign_in(page, site: Site, username: str, password: str | None = None, *, step: int = 0) -> None:
+def _last_used_period(site: Site, username: str) -> int:
+    """The last period whose code ``username``'s authenticator apps took (-1: none)."""
+    out = site.manage(
+        "shell",
+        "-c",
+        "import json; from django_otp.plugins.otp_totp.models import TOTPDevice; "
+        "print(json.dumps([d.last_t for d in "
+        f"TOTPDevice.objects.filter(user__username={username!r})]))",
+    )
+    # The last line: the shell may first say what it imported.
+    return max(json.loads(out.strip().splitlines()[-1]) or [-1])
+
+
+def next_code_step(site: Site, username: str) -> int:
+    """The ``step`` of :func:`totp_code` that ``username`` may type now: a period after the
+    last one they used (journeys share the demo, and a code once used is refused),
+    waiting for the next period when the server's tolerance of one is not enough."""
+    while True:
+        now = int(time.time()) // 30
+        step = max(0, _last_used_period(site, username) - now + 1)
+        if step <= 1:
+            return step
+        time.sleep(30 - time.time() % 30 + 0.5)
+
+
+def sign_in(
+    page, site: Site, username: str, password: str | None = None, *, step: int | None = None
+) -> None:
     """Sign in to the admin as a person of the demo would: user name and password, then
-    the code of the authenticator app the demo gave them."""
+    the code of the authenticator app the demo gave them (by default, one they have not
+    used yet)."""
     page.goto("/admin/login/?next=/admin/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password or site.demo["delegates_password"])
     page.get_by_role("button", name="Log in").click()
     page.wait_for_load_state()
-    type_code(page, site, step=step)
+    type_code(page, site, step=step, username=username)
 
 
-def type_code(page, site: Site, *, step: int = 0) -> None:
-    """On a page asking for the second factor (sign-in or step-up): the app's code."""
+def type_code(page, site: Site, *, step: int | None = None, username: str | None = None) -> None:
+    """On a page asking for the second factor (sign-in or step-up): the app's code, of
+    ``step`` periods from now, or (``username`` given) the next one they may use."""
+    if step is None:
+        step = next_code_step(site, username) if username else 0
     page.get_by_label("Code from your authenticator app, or a recovery code").fill(
         totp_code(site.demo["second_factor"]["totp_secret"], step=step)
     )

@@ -1,0 +1,169 @@
+"""What awaits Poland, done as its delegate would: reading the data-sharing agreement and
+signing it (the second factor asked for again, since they signed in long ago), and, on a
+phone, voting on admitting Austria."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from tests.steps import browser as steps
+from tests.steps.browser import check_page, sign_in, type_code
+from tests.steps.browser_people import second_factor_long_ago
+
+DSA = "Public-sector text corpora (FI, NL, PL)"
+
+
+def test_poland_reads_the_data_sharing_agreement_and_signs_it(page, site, watch):
+    sign_in(page, site, "delegate-pl")
+    awaiting = page.locator("#pending-work")
+    expect(awaiting).to_contain_text(DSA)
+    check_page(page)
+    awaiting.get_by_role("row", name=DSA).get_by_role("link", name="Read and sign").click()
+
+    # The agreement reads as a document, with Sign at the top.
+    expect(page.get_by_role("heading", name=DSA, level=1)).to_be_visible()
+    check_page(page)
+
+    # Signed in an hour ago: signing asks for the second factor again, then comes back.
+    second_factor_long_ago(site, page)
+    page.get_by_role("link", name="Sign", exact=True).click()
+    expect(page.get_by_role("heading", name="Confirm it is you again")).to_be_visible()
+    check_page(page)
+    type_code(page, site, username="delegate-pl")
+
+    expect(page.get_by_role("heading", name=f"Sign {DSA}")).to_be_visible()
+    expect(page.get_by_text(f"You are signing {DSA} on behalf of Poland (PL).")).to_be_visible()
+    expect(page.get_by_text("It cannot be taken back")).to_be_visible()
+    check_page(page)
+    page.get_by_role("button", name="Sign for PL").click()
+
+    expect(page.get_by_text(f"Signed {DSA} (v1) for PL: ledger entry")).to_be_visible()
+    # Poland was the last party: the agreement is in force.
+    expect(page.get_by_text("in force data-sharing agreement")).to_be_visible()
+    expect(page.get_by_role("link", name="Sign", exact=True)).to_have_count(0)
+    check_page(page)
+
+    page.get_by_role("link", name="Dashboard").click()
+    expect(awaiting).not_to_contain_text(DSA)
+    expect(awaiting).to_contain_text("Nothing to sign.")
+    check_page(page)
+
+
+def test_poland_votes_on_admitting_austria_on_a_phone(browser, site, watch):
+    context = browser.new_context(
+        base_url=site.url, viewport={"width": 375, "height": 800}, locale="en-GB"
+    )
+    try:
+        phone = context.new_page()
+        seen = steps.Watch()
+        seen.attach(phone)
+        sign_in(phone, site, "delegate-pl")
+        awaiting = phone.locator("#pending-work")
+        expect(awaiting).to_contain_text("Admit Austria")
+        check_page(phone, narrow=True)
+        awaiting.get_by_role("link", name="Admit Austria").click()
+
+        # The proposal with its tally, and Poland's three choices.
+        expect(phone.get_by_role("heading", name="Admit Austria", level=1)).to_be_visible()
+        expect(phone.get_by_text("Vote for PL:")).to_be_visible()
+        check_page(phone, narrow=True)
+        phone.get_by_role("link", name="Yes", exact=True).click()
+
+        expect(phone.get_by_role("heading", name="Confirm your vote")).to_be_visible()
+        expect(
+            phone.get_by_text("You are voting YES on behalf of Poland on: Admit Austria.")
+        ).to_be_visible()
+        check_page(phone, narrow=True)
+        phone.get_by_role("button", name="Confirm: Yes").click()
+
+        expect(phone.get_by_text("PL voted yes on Admit Austria: ledger entry")).to_be_visible()
+        expect(phone.get_by_text("PL voted yes (ledger entry")).to_be_visible()
+        expect(phone.get_by_text("Vote for PL:")).to_have_count(0)
+        check_page(phone, narrow=True)
+
+        phone.get_by_role("link", name="Dashboard").click()
+        expect(awaiting).not_to_contain_text("Admit Austria")
+        expect(awaiting).to_contain_text("No vote awaited.")
+        check_page(phone, narrow=True)
+        assert not seen.problems(), "\n".join(seen.problems())
+    finally:
+        context.close()
+
+
+def test_sweden_is_no_party_to_the_data_sharing_agreement_and_cannot_sign_it(page, site, watch):
+    sign_in(page, site, "delegate-se")
+    expect(page.locator("#pending-work")).to_contain_text("Nothing to sign.")
+    check_page(page)
+
+    # The address of the signing page, typed or passed on by someone, refuses Sweden.
+    dsa = (
+        site.manage(
+            "shell",
+            "-c",
+            "from consortium.governance.models import Agreement; "
+            f"print(Agreement.objects.get(title={DSA!r}).pk)",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    refused = page.goto(f"/admin/consortium/agreement/{dsa}/sign/")
+    assert refused.status == 403
+    expect(page.get_by_role("heading", name="403 Forbidden")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign for SE")).to_have_count(0)
+    check_page(page)
+
+
+SPEECH = "Speech corpora (CZ, PT)"
+
+
+def propose_speech_corpora(site) -> str:
+    """The secretariat proposes an agreement of Czechia and Portugal only (this journey's
+    own): its id."""
+    out = site.manage(
+        "shell",
+        "-c",
+        "from datetime import date; "
+        "from django.contrib.auth import get_user_model; "
+        "from consortium.governance import agreements; "
+        "from consortium.governance.documents import document_store; "
+        "from consortium.management.commands import _demo_data as demo; "
+        "admin = get_user_model().objects.get(username='admin'); "
+        "doc = document_store(actor=admin, name='speech.txt', media_type='text/plain', "
+        "content=b'The parties share their speech corpora for training.'); "
+        "terms = demo.dsa_terms(date.today().isoformat()); "
+        "terms.update(parties=['CZ', 'PT']); terms['data_use']['residency'] = 'CZ'; "
+        f"a = agreements.agreement_propose(actor=admin, kind='data_sharing', title={SPEECH!r}, "
+        "document_sha256=doc.sha256, terms=terms); print(a.pk)",
+    )
+    return out.strip().splitlines()[-1]
+
+
+def test_czechia_signs_a_new_agreement_then_withdraws_from_it_with_a_reason(page, site, watch):
+    propose_speech_corpora(site)
+    sign_in(page, site, "delegate-cz")
+    awaiting = page.locator("#pending-work")
+    awaiting.get_by_role("row", name=SPEECH).get_by_role("link", name="Read and sign").click()
+    page.get_by_role("link", name="Sign", exact=True).click()
+    expect(page.get_by_text(f"You are signing {SPEECH} on behalf of Czechia (CZ).")).to_be_visible()
+    page.get_by_role("button", name="Sign for CZ").click()
+    expect(page.get_by_text(f"Signed {SPEECH} (v1) for CZ: ledger entry")).to_be_visible()
+    # Portugal has not signed yet: the agreement still collects signatures.
+    expect(page.locator(".document table").first).to_contain_text("not signed yet")
+    check_page(page)
+
+    page.get_by_role("link", name="Withdraw").click()
+    expect(page.get_by_role("heading", name=f"Withdraw from {SPEECH}")).to_be_visible()
+    expect(page.get_by_text(f"You are withdrawing Czechia (CZ) from {SPEECH}.")).to_be_visible()
+    check_page(page)
+    # A withdrawal says why, for every member to read (the browser asks for the reason).
+    expect(page.get_by_text("Goes on the ledger with the withdrawal")).to_be_visible()
+    expect(page.get_by_label("Reason")).to_have_attribute("required", "")
+    page.get_by_label("Reason").fill("Our ministry's lawyers have not cleared the residency.")
+    page.get_by_role("button", name="Withdraw CZ").click()
+
+    expect(page.get_by_text(f"CZ withdrew from {SPEECH} (v1): ledger entry")).to_be_visible()
+    parties = page.locator(".document table").first
+    expect(parties).to_contain_text("withdrawn")
+    expect(parties).to_contain_text("Our ministry's lawyers have not cleared the residency.")
+    expect(page.get_by_role("link", name="Withdraw")).to_have_count(0)
+    check_page(page)
