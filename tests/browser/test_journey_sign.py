@@ -108,7 +108,8 @@ def test_sweden_is_no_party_to_the_data_sharing_agreement_and_cannot_sign_it(pag
     )
     refused = page.goto(f"/admin/consortium/agreement/{dsa}/sign/")
     assert refused.status == 403
-    expect(page.get_by_role("heading", name="403 Forbidden")).to_be_visible()
+    expect(page.get_by_role("heading", name="You may not do this")).to_be_visible()
+    expect(page.get_by_text("Nothing was changed.")).to_be_visible()
     expect(page.get_by_role("button", name="Sign for SE")).to_have_count(0)
     check_page(page)
 

@@ -151,7 +151,11 @@ def test_another_members_delegate_is_refused_and_nothing_is_written(client, dele
         # Italy is no party: it reads the agreement (every seat holder does) but may not sign.
         assert client.get(page(a)).status_code == 200
         assert client.get(sign_url(a)).status_code == 403, who
-        assert client.post(sign_url(a), form).status_code == 403, who
+        refused = client.post(sign_url(a), form)
+        assert refused.status_code == 403, who
+        # A page in the site's own frame that says what happened, not a bare "Forbidden".
+        assert "You may not do this" in refused.content.decode()
+        assert "Nothing was changed." in refused.content.decode()
     assert Entry.objects.count() == before
 
 
