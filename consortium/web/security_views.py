@@ -97,8 +97,8 @@ def _verification(request, *, template: str, title: str, done: str):
         form.add_error(
             "code",
             _(
-                "That code is not valid, or was already used: each code works once, so wait "
-                "for the next one your app shows. Try again."
+                "That code is not valid, or was already used: each code works once (for "
+                "the app's, wait for its next one). Try again."
             ),
         )
     return _page(

@@ -96,7 +96,10 @@ def test_a_newcomer_sets_up_an_app_and_later_signs_in_with_a_recovery_code(page,
     page.get_by_label(CODE_LABEL).fill(codes[0])
     page.get_by_role("button", name="Confirm").click()
     expect(
-        page.get_by_text("That code is not valid (or was already used). Try again.")
+        page.get_by_text(
+            "That code is not valid, or was already used: each code works once (for the "
+            "app's, wait for its next one). Try again."
+        )
     ).to_be_visible()
     expect(page.get_by_role("heading", name="Confirm it is you")).to_be_visible()
     check_page(page)
