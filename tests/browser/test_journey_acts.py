@@ -152,9 +152,7 @@ def test_poland_signs_the_agreement_and_votes_on_the_proposal_awaiting_it(page, 
     check_page(page)
 
 
-def test_on_a_phone_a_delegate_makes_an_api_token_uses_it_and_revokes_it(
-    browser, site, playwright
-):
+def test_on_a_phone_a_delegate_makes_an_api_token_uses_it_and_revokes_it(browser, site, playwright):
     person = make_person(site, "token-maker-se", member="SE")
     context = browser.new_context(
         base_url=site.url, viewport={"width": 375, "height": 800}, locale="en-GB"
@@ -187,7 +185,9 @@ def test_on_a_phone_a_delegate_makes_an_api_token_uses_it_and_revokes_it(
         assert len(secret) > 20 and " " not in secret
         check_page(page, narrow=True)
 
-        answer = partner.get("/api/v1/delegates/self", headers={"Authorization": f"Bearer {secret}"})
+        answer = partner.get(
+            "/api/v1/delegates/self", headers={"Authorization": f"Bearer {secret}"}
+        )
         assert answer.status == 200, answer.text()
         seat = answer.json()
         assert seat["member"] == "SE" and seat["role"] == "signatory", seat
@@ -218,7 +218,9 @@ def test_on_a_phone_a_delegate_makes_an_api_token_uses_it_and_revokes_it(
         expect(row).to_contain_text(re.compile(r"\d{1,2} [A-Z][a-z]{2} \d{4}"))
         check_page(page, narrow=True)
 
-        answer = partner.get("/api/v1/delegates/self", headers={"Authorization": f"Bearer {secret}"})
+        answer = partner.get(
+            "/api/v1/delegates/self", headers={"Authorization": f"Bearer {secret}"}
+        )
         assert answer.status == 401, answer.text()
     finally:
         partner.dispose()
