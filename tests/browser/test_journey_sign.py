@@ -1,93 +1,14 @@
-"""What awaits Poland, done as its delegate would: reading the data-sharing agreement and
-signing it (the second factor asked for again, since they signed in long ago), and, on a
-phone, voting on admitting Austria."""
+"""Signing as members do, beyond what awaits Poland (tests/browser/test_journey_acts.py):
+Sweden, no party to the data-sharing agreement, refused its signing page; Czechia signing
+an agreement of its own after a step-up, then withdrawing from it with a reason."""
 
 from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.steps import browser as steps
-from tests.steps.browser import check_page, sign_in, type_code
-from tests.steps.browser_people import second_factor_long_ago
+from tests.steps.browser import check_page, sign_in
 
 DSA = "Public-sector text corpora (FI, NL, PL)"
-
-
-def test_poland_reads_the_data_sharing_agreement_and_signs_it(page, site, watch):
-    sign_in(page, site, "delegate-pl")
-    awaiting = page.locator("#pending-work")
-    expect(awaiting).to_contain_text(DSA)
-    check_page(page)
-    awaiting.get_by_role("row", name=DSA).get_by_role("link", name="Read and sign").click()
-
-    # The agreement reads as a document, with Sign at the top.
-    expect(page.get_by_role("heading", name=DSA, level=1)).to_be_visible()
-    check_page(page)
-
-    # Signed in an hour ago: signing asks for the second factor again, then comes back.
-    second_factor_long_ago(site, page)
-    page.get_by_role("link", name="Sign", exact=True).click()
-    expect(page.get_by_role("heading", name="Confirm it is you again")).to_be_visible()
-    check_page(page)
-    type_code(page, site, username="delegate-pl")
-
-    expect(page.get_by_role("heading", name=f"Sign {DSA}")).to_be_visible()
-    expect(page.get_by_text(f"You are signing {DSA} on behalf of Poland (PL).")).to_be_visible()
-    expect(page.get_by_text("It cannot be taken back")).to_be_visible()
-    check_page(page)
-    page.get_by_role("button", name="Sign for PL").click()
-
-    expect(page.get_by_text(f"Signed {DSA} (v1) for PL: ledger entry")).to_be_visible()
-    # Poland was the last party: the agreement is in force.
-    expect(page.get_by_text("in force data-sharing agreement")).to_be_visible()
-    expect(page.get_by_role("link", name="Sign", exact=True)).to_have_count(0)
-    check_page(page)
-
-    page.get_by_role("link", name="Dashboard").click()
-    expect(awaiting).not_to_contain_text(DSA)
-    expect(awaiting).to_contain_text("Nothing to sign.")
-    check_page(page)
-
-
-def test_poland_votes_on_admitting_austria_on_a_phone(browser, site, watch):
-    context = browser.new_context(
-        base_url=site.url, viewport={"width": 375, "height": 800}, locale="en-GB"
-    )
-    try:
-        phone = context.new_page()
-        seen = steps.Watch()
-        seen.attach(phone)
-        sign_in(phone, site, "delegate-pl")
-        awaiting = phone.locator("#pending-work")
-        expect(awaiting).to_contain_text("Admit Austria")
-        check_page(phone, narrow=True)
-        awaiting.get_by_role("link", name="Admit Austria").click()
-
-        # The proposal with its tally, and Poland's three choices.
-        expect(phone.get_by_role("heading", name="Admit Austria", level=1)).to_be_visible()
-        expect(phone.get_by_text("Vote for PL:")).to_be_visible()
-        check_page(phone, narrow=True)
-        phone.get_by_role("link", name="Yes", exact=True).click()
-
-        expect(phone.get_by_role("heading", name="Confirm your vote")).to_be_visible()
-        expect(
-            phone.get_by_text("You are voting YES on behalf of Poland on: Admit Austria.")
-        ).to_be_visible()
-        check_page(phone, narrow=True)
-        phone.get_by_role("button", name="Confirm: Yes").click()
-
-        expect(phone.get_by_text("PL voted yes on Admit Austria: ledger entry")).to_be_visible()
-        expect(phone.get_by_text("PL voted yes (ledger entry")).to_be_visible()
-        expect(phone.get_by_text("Vote for PL:")).to_have_count(0)
-        check_page(phone, narrow=True)
-
-        phone.get_by_role("link", name="Dashboard").click()
-        expect(awaiting).not_to_contain_text("Admit Austria")
-        expect(awaiting).to_contain_text("No vote awaited.")
-        check_page(phone, narrow=True)
-        assert not seen.problems(), "\n".join(seen.problems())
-    finally:
-        context.close()
 
 
 def test_sweden_is_no_party_to_the_data_sharing_agreement_and_cannot_sign_it(page, site, watch):

@@ -351,3 +351,33 @@ def need_chromium() -> str:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def make_person(
+    site: Site,
+    username: str,
+    *,
+    role: str = "signatory",
+    member: str | None = None,
+    superuser: bool = False,
+) -> str:
+    """A person of the running demo no other journey signs in as: the delegates' password,
+    the demo's authenticator app (a device of their own, so the codes they use are theirs
+    alone), and a seat given by the secretariat (``role`` for ``member``, or a
+    consortium-wide role). Returns the user name."""
+    site.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model\n"
+        "from django_otp.plugins.otp_totp.models import TOTPDevice\n"
+        "from consortium.governance.seats import seat_assign\n"
+        "User = get_user_model()\n"
+        f"person = User.objects.create_user({username!r}, password={site.demo['delegates_password']!r},"
+        f" is_superuser={superuser!r}, is_staff=True)\n"
+        "key = TOTPDevice.objects.get(user__username='admin', name='demo authenticator app').key\n"
+        "TOTPDevice.objects.create(user=person, name='demo authenticator app', key=key,"
+        " confirmed=True)\n"
+        f"seat_assign(actor=User.objects.get(username='admin'), user=person, role={role!r},"
+        f" member={member!r})\n",
+    )
+    return username
