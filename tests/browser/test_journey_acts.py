@@ -268,8 +268,10 @@ def test_a_delegate_of_another_member_is_refused_polands_acts_and_anothers_token
     check_page(page)
 
     # Poland's confirmation of its signature: refused, before anything is shown.
-    page.goto(agreement_url.replace("/change/", "/sign/"))
-    expect(page.get_by_role("heading", level=1)).to_contain_text("403")
+    refused = page.goto(agreement_url.replace("/change/", "/sign/"))
+    assert refused.status == 403
+    expect(page.get_by_role("heading", level=1)).to_have_text("You may not do this")
+    expect(page.get_by_text("Nothing was changed.")).to_be_visible()
     expect(page.locator("body")).not_to_contain_text("You are signing")
     check_page(page)
 
