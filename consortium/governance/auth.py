@@ -106,7 +106,10 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "A token from `manage.py apitoken create --user <username>`.",
+            "description": (
+                "A token a seat holder makes in the admin (API tokens), or the operator "
+                "with `manage.py apitoken create --user <username>`."
+            ),
         }
 
 
