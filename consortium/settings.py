@@ -302,7 +302,10 @@ OTP_WEBAUTHN_RP_ID_CALLABLE = "consortium.web.signin.relying_party_id"
 OTP_WEBAUTHN_ALLOWED_ORIGINS = [
     o.strip() for o in envstr("OTP_WEBAUTHN_ALLOWED_ORIGINS", "").split(",") if o.strip()
 ] or [
-    *(f"https://{h}" for h in ALLOWED_HOSTS if h[0] not in ".*" and h != "127.0.0.1"),
+    # (An address such as 127.0.0.1 cannot be a passkey's relying party, but listing it
+    # keeps an address-only configuration valid: django-otp-webauthn refuses to start
+    # with no origin at all.)
+    *(f"https://{h}" for h in ALLOWED_HOSTS if h[0] not in ".*"),
     *(["http://localhost:8000"] if DEBUG or not ALLOWED_HOSTS else []),
 ]
 OTP_TOTP_ISSUER = "Consortium ledger"
