@@ -597,7 +597,7 @@ LEDGER_EVENTS_BATCH = envint("LEDGER_EVENTS_BATCH", 100)
 # a subscription lasts (a worker killed mid-delivery leaves it to another after this);
 # how often the sweep looks for deliveries due.
 WEBHOOK_TIMEOUT = float(envstr("WEBHOOK_TIMEOUT", "5"))
-WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", 12)
+WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", 30)
 WEBHOOK_RETRY_SECONDS = float(envstr("WEBHOOK_RETRY_SECONDS", "10"))
 WEBHOOK_RETRY_MAX_SECONDS = float(envstr("WEBHOOK_RETRY_MAX_SECONDS", "3600"))
 WEBHOOK_LEASE_SECONDS = envint("WEBHOOK_LEASE_SECONDS", 60)

@@ -102,7 +102,7 @@ def deliver(subscription_id) -> int:
 def attempt(sub: WebhookSubscription, entry) -> float | None:
     """POST one event; record the attempt. ``None`` when delivered, else the seconds
     before the next attempt (``None`` too once the subscription is marked failing)."""
-    msg_id = cloudevents.event_id(entry.index)
+    msg_id = cloudevents.webhook_id(entry.index)
     payload = cloudevents.body(entry)
     headers = cloudevents.headers(msg_id, int(time.time()), payload)
     number = WebhookDelivery.objects.filter(subscription=sub, index=entry.index).count() + 1
@@ -132,16 +132,15 @@ def attempt(sub: WebhookSubscription, entry) -> float | None:
             locked.failures += 1
             retry_in = backoff(locked.failures)
             row.next_attempt_at = locked.next_attempt_at = at + timedelta(seconds=retry_in)
-            if locked.failures >= settings.WEBHOOK_MAX_ATTEMPTS:
+            # 410 Gone: the receiver wants no more (Standard Webhooks), so stop at once.
+            if locked.failures >= settings.WEBHOOK_MAX_ATTEMPTS or outcome.status == 410:
                 locked.state = WebhookSubscription.State.FAILING
                 row.next_attempt_at = locked.next_attempt_at = None
                 retry_in = None
                 log.warning("webhook %s marked failing after %d attempts", sub.pk, locked.failures)
         row.save()
         locked.save(update_fields=["cursor", "failures", "next_attempt_at", "state"])
-    if not outcome.delivered:
-        return retry_in if retry_in is not None else None
-    return None
+    return None if outcome.delivered else retry_in
 
 
 def behind() -> list[str]:

@@ -17,8 +17,15 @@ TYPE_PREFIX = "org.consortium.ledger."
 
 
 def event_id(index: int) -> str:
-    """The event's id, the same for every attempt: the log's origin and the index."""
+    """The CloudEvent's id: the log's origin and the index (unique across logs)."""
     return f"{log_origin()}/{index}"
+
+
+def webhook_id(index: int) -> str:
+    """The ``webhook-id``, the same for every attempt at the same event. Standard Webhooks
+    wants no full stop in it (it delimits the signed content): the origin, a host name,
+    has some, so it is left to the body's CloudEvent id."""
+    return f"entry_{index}"
 
 
 def cloud_event(entry) -> dict:

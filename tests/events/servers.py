@@ -113,4 +113,77 @@ def entry_of(message: dict) -> dict:
     return json.loads(message["data"])
 
 
-__all__ = ["EventsServer", "Stream", "entry_of", "free_port"]
+class Receiver:
+    """tests/events/receiver.py as its own process, on a port it keeps across restarts."""
+
+    def __init__(self, directory: Path, public_key: bytes):
+        import base64
+
+        self.dir = directory
+        self.port = free_port()
+        self.key = base64.b64encode(public_key).decode()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/ledger"
+
+    def start(self) -> Receiver:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.events.receiver", "--port", str(self.port)]
+            + ["--dir", str(self.dir), "--public-key", self.key],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_for_port(self.port, self.proc, "the receiver")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def received(self) -> list[dict]:
+        path = self.dir / "received.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def delivered(self) -> list[dict]:
+        """The requests answered 2xx, in the order they arrived."""
+        return [r for r in self.received() if r["status"] == 200]
+
+
+class Celery:
+    """A Celery worker (or beat) process on the broker, with ``env``."""
+
+    def __init__(self, env: dict, *args: str):
+        self.env, self.args = env, args
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Celery:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "consortium", *self.args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+WORKER = ("worker", "--pool=solo", "--loglevel=WARNING", "--without-heartbeat")
+WORKER += ("--without-gossip", "--without-mingle")
