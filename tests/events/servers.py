@@ -130,8 +130,10 @@ class Receiver:
 
     def start(self) -> Receiver:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.events.receiver", "--port", str(self.port)]
-            + ["--dir", str(self.dir), "--public-key", self.key],
+            [
+                *(sys.executable, "-m", "tests.events.receiver"),
+                *("--port", str(self.port), "--dir", str(self.dir), "--public-key", self.key),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
