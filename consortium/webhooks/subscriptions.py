@@ -1,5 +1,6 @@
-"""Subscribing, unsubscribing and resuming: a member's seat holder manages its member's
-subscriptions only (a consortium-wide seat: its own, the secretariat: any)."""
+"""Subscribing, unsubscribing and resuming: a member's signatory and recorders manage its
+member's subscriptions only, the secretariat any; whoever may read a member's private
+records reads its subscriptions."""
 
 from __future__ import annotations
 
@@ -20,27 +21,32 @@ MAX_KINDS = 50
 
 
 def visible(user):
-    """The subscriptions ``user`` may read: its member's (all for the secretariat, the
-    auditors and superusers, as for the members' other private records)."""
+    """The subscriptions ``user`` may read: its member's; all of them for the secretariat,
+    the auditors and superusers (as for the members' other private records)."""
     members = selectors.visible_members_of(user)
     queryset = WebhookSubscription.objects.all()
-    if members is None:
-        return queryset
-    seat = selectors.seat_of(user)
-    if seat is not None and seat.member_id is None:
-        return queryset.filter(owner__isnull=True, created_by=user)
-    return queryset.filter(owner_id__in=members)
+    return queryset if members is None else queryset.filter(owner_id__in=members)
 
 
-def may_manage(user, sub: WebhookSubscription) -> bool:
+def managed_for(user) -> str | bool | None:
+    """Whose subscriptions ``user`` manages: ``None`` for the secretariat (any, and its
+    own are the consortium's), a member's code for its signatory and recorders, ``False``
+    for anyone else (observers and auditors read them, and change nothing)."""
     if user.is_superuser or selectors.is_staff_role(user, Seat.Role.SECRETARIAT):
-        return True
+        return None
     seat = selectors.seat_of(user)
-    if seat is None:
-        return False
-    if seat.member_id is None:
-        return sub.owner_id is None and sub.created_by_id == user.pk
-    return sub.owner_id == seat.member_id
+    if (
+        seat is not None
+        and seat.member_id
+        and seat.role in (Seat.Role.SIGNATORY, Seat.Role.RECORDER)
+    ):
+        return seat.member_id
+    return False
+
+
+def _may_manage(user, sub: WebhookSubscription) -> bool:
+    owner = managed_for(user)
+    return owner is None or (owner is not False and sub.owner_id == owner)
 
 
 def _check_filters(kinds: list[str], member: str) -> None:
@@ -60,9 +66,12 @@ def webhook_subscribe(
 ) -> WebhookSubscription:
     """Subscribe ``url`` to the entries after ``after`` (default: from now) that pass the
     filters, for the actor's member."""
-    seat = selectors.seat_of(actor)
-    if seat is None and not actor.is_superuser:
-        raise GovernanceError("you hold no seat in the consortium", status=403)
+    owner = managed_for(actor)
+    if owner is False:
+        raise GovernanceError(
+            "webhooks are managed by a member's signatory and recorders, or the secretariat",
+            status=403,
+        )
     try:
         delivery.check_url(url, allow_http=settings.WEBHOOK_ALLOW_HTTP)
     except delivery.egress.EgressRefused as exc:
@@ -73,7 +82,7 @@ def webhook_subscribe(
         if after is not None and after > last:
             raise GovernanceError(f"after: {after} is beyond the last entry ({last})")
         return WebhookSubscription.objects.create(
-            owner_id=seat.member_id if seat is not None else None,
+            owner_id=owner,
             url=url,
             kinds=list(dict.fromkeys(kinds)),
             member=member,
@@ -84,7 +93,7 @@ def webhook_subscribe(
 
 def webhook_unsubscribe(*, actor, subscription: WebhookSubscription) -> None:
     """Delete the subscription and its delivery log."""
-    if not may_manage(actor, subscription):
+    if not _may_manage(actor, subscription):
         raise GovernanceError("you may not manage this subscription", status=403)
     with transaction.atomic(durable=True):
         WebhookSubscription.objects.filter(pk=subscription.pk).delete()
@@ -92,7 +101,7 @@ def webhook_unsubscribe(*, actor, subscription: WebhookSubscription) -> None:
 
 def webhook_resume(*, actor, subscription: WebhookSubscription) -> WebhookSubscription:
     """Resume a failing subscription from its cursor (the next attempt at once)."""
-    if not may_manage(actor, subscription):
+    if not _may_manage(actor, subscription):
         raise GovernanceError("you may not manage this subscription", status=403)
     with transaction.atomic(durable=True):
         WebhookSubscription.objects.filter(pk=subscription.pk).update(
