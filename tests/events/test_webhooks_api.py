@@ -142,3 +142,18 @@ def test_the_wsgi_server_answers_a_bounded_stream(delegates):
     )
     assert text.startswith("retry: 3000\nid: 0\n\n")
     assert ids[1:] == expected and len(expected) > 3
+
+
+def test_the_entries_list_takes_several_kinds_and_a_member_and_pages_on_with_them(delegates):
+    api = api_as(delegates["it"])
+    kinds = ["seat.assigned", "member.admitted"]
+    expected = list(services.Entry.objects.filter(kind__in=kinds).values_list("index", flat=True))
+    page = api.get("/api/v1/ledger/entries?kind=seat.assigned&kind=member.admitted&limit=2").json()
+    assert [e["index"] for e in page["entries"]] == expected[:2]
+    assert page["next"].endswith(
+        f"after={expected[1]}&limit=2&kind=seat.assigned&kind=member.admitted"
+    )
+    secretariat = services.Key.objects.get(kind="service", owner="secretariat").fingerprint
+    signed = api.get("/api/v1/ledger/entries?member=secretariat&limit=1000").json()["entries"]
+    assert signed and {e["author"] for e in signed} == {secretariat}
+    assert api.get("/api/v1/ledger/entries?member=nobody").json()["entries"] == []
