@@ -51,8 +51,12 @@ def check_url(url: str, *, allow_http: bool) -> None:
     """Raise :class:`~ledger.cosign.egress.EgressRefused` for a URL the server will not
     send to: not https (unless allowed), with user information, a bad port, or a host the
     egress rule refuses without a lookup."""
-    parts = urlsplit(url)
     schemes = ("https", "http") if allow_http else ("https",)
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 (raises for a malformed host)
+    except ValueError as exc:
+        raise egress.EgressRefused(f"{url} is not a URL ({exc})") from exc
     if parts.scheme not in schemes or not parts.hostname:
         raise egress.EgressRefused(f"{url} is not an {' or '.join(schemes)} URL")
     if parts.username is not None or parts.password is not None:

@@ -19,6 +19,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, renderers, serializers
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.views import APIView
 
 from ledger.api.fields import AsciiIntegerField
@@ -39,6 +40,14 @@ class EventStreamRenderer(renderers.BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return renderers.JSONRenderer().render(data)
+
+
+class AnyAccept(BaseContentNegotiation):
+    """The stream is the one thing this URL answers, whatever the Accept header says (an
+    EventSource sends text/event-stream, curl */*); a refusal is problem+json either way."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 class EventsQuery(serializers.Serializer):
@@ -80,7 +89,8 @@ def _cursor(request) -> int | None:
 
 
 class EventsView(APIView):
-    renderer_classes = [EventStreamRenderer, renderers.JSONRenderer]
+    renderer_classes = [EventStreamRenderer]
+    content_negotiation_class = AnyAccept
 
     def _start(self, request):
         """Authenticate, check the seat and the parameters (sync: the ORM and DRF's

@@ -65,6 +65,8 @@ def test_a_members_delegates_see_and_manage_its_subscriptions_and_no_one_elses(d
         ({"url": "https://169.254.169.254/latest"}, "link-local"),
         ({"url": "https://localhost/hooks"}, "loopback"),
         ({"url": "https://user:pw@partner.example/"}, "user information"),
+        ({"url": "https://[::1/hooks"}, "is not a URL"),
+        ({"url": "https://partner.example:99999/"}, "not a valid port"),
         ({"url": URL, "kinds": ["k" * 65]}, "no more than 64 characters"),
         ({"url": URL, "after": 10**6}, "beyond the last entry"),
         ({"url": URL, "secret": "x"}, "unknown field"),
