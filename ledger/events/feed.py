@@ -5,6 +5,7 @@ log grows (PostgreSQL LISTEN, else polling)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -37,58 +38,67 @@ def last_index() -> int:
     return (head or 0) - 1
 
 
-class Poller:
-    """Wakes every ``LEDGER_EVENTS_POLL_SECONDS``: on SQLite, or when LISTEN is not to be
-    used (PgBouncer in transaction mode does not pass notifications on)."""
+class Hub:
+    """One LISTEN connection per process, however many streams it serves: each stream
+    holds an ``asyncio.Event`` the hub sets when an append commits (its transaction
+    NOTIFYs ``CHANNEL``). While the hub has no connection (SQLite, ``LEDGER_EVENTS_LISTEN``
+    off, PostgreSQL unreachable or behind PgBouncer in transaction mode) streams poll the
+    entries every ``LEDGER_EVENTS_POLL_SECONDS``; a lost connection is made again."""
 
-    async def wait(self, timeout: float) -> None:
-        await asyncio.sleep(min(timeout, settings.LEDGER_EVENTS_POLL_SECONDS))
+    def __init__(self):
+        self.events: set[asyncio.Event] = set()
+        self.listening = False
+        self.task: asyncio.Task | None = None
 
-    async def close(self) -> None:
-        return None
+    def join(self) -> asyncio.Event:
+        woken = asyncio.Event()
+        self.events.add(woken)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._listen())
+        return woken
 
+    def leave(self, woken: asyncio.Event) -> None:
+        self.events.discard(woken)
 
-class Listener:
-    """Wakes when an append commits (its transaction NOTIFYs ``CHANNEL``), on a connection
-    of its own made straight to PostgreSQL. A notification sent while the stream was
-    reading is kept by the connection, so none is missed between a read and a wait."""
+    def _wake(self) -> None:
+        for woken in list(self.events):
+            woken.set()
 
-    def __init__(self, conn):
-        self.conn = conn
-
-    @classmethod
-    async def open(cls) -> Listener:
+    async def _listen(self) -> None:
+        if connection.vendor != "postgresql" or not settings.LEDGER_EVENTS_LISTEN:
+            return
         import psycopg
 
         params = connection.get_connection_params()
-        for django_only in (
-            "context",
-            "cursor_factory",
-            "server_side_binding",
-            "prepare_threshold",
-        ):
+        for django_only in ("context", "cursor_factory", "prepare_threshold"):
             params.pop(django_only, None)
-        conn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
-        await conn.execute(f"LISTEN {CHANNEL}")
-        return cls(conn)
+        while self.events:
+            try:
+                conn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening = True
+                    self._wake()  # anything appended before LISTEN is read now
+                    async for _ in conn.notifies():
+                        self._wake()
+                        if not self.events:
+                            break
+            except Exception as exc:
+                log.warning("events: LISTEN unavailable (%s); polling meanwhile", exc)
+            finally:
+                self.listening = False
+            await asyncio.sleep(settings.LEDGER_EVENTS_POLL_SECONDS)
 
-    async def wait(self, timeout: float) -> None:
-        async for _ in self.conn.notifies(timeout=timeout, stop_after=1):
-            break
+    async def wait(self, woken: asyncio.Event, timeout: float) -> None:
+        """Until an append commits, or ``timeout`` seconds (the poll interval while the
+        hub is not listening)."""
+        if not self.listening:
+            timeout = min(timeout, settings.LEDGER_EVENTS_POLL_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), timeout)
 
-    async def close(self) -> None:
-        await self.conn.close()
 
-
-async def waiter():
-    """A :class:`Listener` on PostgreSQL (unless ``LEDGER_EVENTS_LISTEN`` is off), else a
-    :class:`Poller`; a LISTEN that fails falls back to polling, saying so in the log."""
-    if connection.vendor == "postgresql" and settings.LEDGER_EVENTS_LISTEN:
-        try:
-            return await Listener.open()
-        except Exception as exc:
-            log.warning("events: LISTEN unavailable (%s); polling the entries instead", exc)
-    return Poller()
+hub = Hub()
 
 
 def event(entry) -> bytes:

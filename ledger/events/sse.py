@@ -15,6 +15,7 @@ import time
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
+from django.db import close_old_connections
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -195,7 +196,10 @@ def _bounded(queryset, cursor: int) -> bytes:
     return _head(cursor) + b"".join(feed.event(e) for e in entries)
 
 
-def _batch(queryset, cursor: int) -> list[bytes]:
+def _batch(queryset, cursor: int) -> list[tuple[int, bytes]]:
+    # On the shared thread pool, not a thread per stream: its threads' connections are
+    # renewed as a request's would be (CONN_MAX_AGE).
+    close_old_connections()
     return [
         (e.index, feed.event(e))
         for e in feed.entries_after(queryset, cursor, settings.LEDGER_EVENTS_BATCH)
@@ -203,13 +207,14 @@ def _batch(queryset, cursor: int) -> list[bytes]:
 
 
 async def _stream(queryset, cursor: int):
-    # Listen before the first read, so that nothing appended in between goes unheard.
-    waiter = await feed.waiter()
+    woken = feed.hub.join()
     try:
         yield _head(cursor)
         sent = time.monotonic()
         while True:
-            batch = await sync_to_async(_batch)(queryset, cursor)
+            # Cleared before the read: an append committed from here on sets it again.
+            woken.clear()
+            batch = await sync_to_async(_batch, thread_sensitive=False)(queryset, cursor)
             for index, text in batch:
                 yield text
                 cursor, sent = index, time.monotonic()
@@ -218,6 +223,6 @@ async def _stream(queryset, cursor: int):
             if feed.keepalive_due(sent):
                 yield b": keep-alive\n\n"
                 sent = time.monotonic()
-            await waiter.wait(settings.LEDGER_EVENTS_KEEPALIVE_SECONDS)
+            await feed.hub.wait(woken, settings.LEDGER_EVENTS_KEEPALIVE_SECONDS)
     finally:
-        await waiter.close()
+        feed.hub.leave(woken)

@@ -118,11 +118,20 @@ def test_kind_and_member_filter_the_stream_as_they_filter_the_entries_list(world
     later = _append(world["de"], 1, kind="test.c")
     assert int(stream.next_event()["id"]) == later[0]
     stream.close()
-    # `from` starts at an index.
-    stream = Stream(server.port, f"?from={later[0]}", headers=auth)
-    stream.next()
-    assert int(stream.next_event()["id"]) == later[0]
-    stream.close()
+    # `from` starts at an index; several streams of one server process share one LISTEN.
+    streams = [Stream(server.port, f"?from={later[0]}", headers=auth) for _ in range(3)]
+    for stream in streams:
+        stream.next()
+        assert int(stream.next_event()["id"]) == later[0]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query = 'LISTEN ledger_entries'"
+            )
+            assert cur.fetchone()[0] == 1
+    for stream in streams:
+        stream.close()
 
 
 def test_the_stream_refuses_without_a_seat_or_with_a_bad_cursor(world):
