@@ -602,6 +602,8 @@ WEBHOOK_RETRY_SECONDS = float(envstr("WEBHOOK_RETRY_SECONDS", "10"))
 WEBHOOK_RETRY_MAX_SECONDS = float(envstr("WEBHOOK_RETRY_MAX_SECONDS", "3600"))
 WEBHOOK_LEASE_SECONDS = envint("WEBHOOK_LEASE_SECONDS", 60)
 WEBHOOK_SWEEP_SECONDS = envint("WEBHOOK_SWEEP_SECONDS", 60)
+# The delivery log keeps each attempt this many days (the sweep forgets older ones).
+WEBHOOK_DELIVERY_KEEP_DAYS = envint("WEBHOOK_DELIVERY_KEEP_DAYS", 30)
 # Webhook URLs are https, unless plain http is allowed (on under DEBUG); their addresses
 # obey the witnesses' egress rule (LEDGER_WITNESS_ALLOW_PRIVATE, ..._ALLOWED_NETWORKS).
 WEBHOOK_ALLOW_HTTP = envbool("WEBHOOK_ALLOW_HTTP", DEBUG)

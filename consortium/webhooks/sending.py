@@ -80,8 +80,13 @@ def deliver(subscription_id) -> int:
             sub = WebhookSubscription.objects.filter(pk=subscription_id).first()
             if sub is None or sub.state != WebhookSubscription.State.ACTIVE:
                 break
+            # The head first: every entry up to it is committed when the entries are read.
+            last = feed.last_index()
             entry = entries_for(sub).filter(index__gt=sub.cursor).order_by("index").first()
             if entry is None:
+                # Nothing it follows up to the head: pass over the rest, so that the
+                # fan-out stops waking a subscription whose filters match little.
+                WebhookSubscription.objects.filter(pk=sub.pk, cursor__lt=last).update(cursor=last)
                 break
             retry_in = attempt(sub, entry)
             if retry_in is not None:
@@ -92,11 +97,18 @@ def deliver(subscription_id) -> int:
             retry_in = 0  # more to send: the next run goes on
     finally:
         WebhookSubscription.objects.filter(pk=subscription_id).update(leased_until=None)
+    if retry_in is None and _still_behind(subscription_id):
+        # An append's own delivery task found this run's claim and gave up: go on.
+        retry_in = 0
     if retry_in is not None:
         from consortium.webhooks.tasks import deliver as task
 
         task.apply_async((str(subscription_id),), countdown=retry_in)
     return sent
+
+
+def _still_behind(pk) -> bool:
+    return WebhookSubscription.objects.filter(due(), pk=pk, cursor__lt=feed.last_index()).exists()
 
 
 def attempt(sub: WebhookSubscription, entry) -> float | None:
@@ -141,6 +153,12 @@ def attempt(sub: WebhookSubscription, entry) -> float | None:
         row.save()
         locked.save(update_fields=["cursor", "failures", "next_attempt_at", "state"])
     return None if outcome.delivered else retry_in
+
+
+def prune() -> int:
+    """Forget delivery log rows older than ``WEBHOOK_DELIVERY_KEEP_DAYS``; how many."""
+    before = timezone.now() - timedelta(days=settings.WEBHOOK_DELIVERY_KEEP_DAYS)
+    return WebhookDelivery.objects.filter(attempted_at__lt=before).delete()[0]
 
 
 def behind() -> list[str]:

@@ -31,5 +31,9 @@ def deliver(subscription_id: str) -> int:
 @shared_task(name="webhooks.sweep", ignore_result=True)
 def sweep() -> int:
     """The schedule's fan-out: retries whose time has come, and anything a lost message
-    or a stopped worker left behind (a claim lapses after WEBHOOK_LEASE_SECONDS)."""
+    or a stopped worker left behind (a claim lapses after WEBHOOK_LEASE_SECONDS); and the
+    delivery log's old rows forgotten."""
+    from consortium.webhooks import sending
+
+    sending.prune()
     return fan_out()

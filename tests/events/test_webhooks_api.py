@@ -5,9 +5,11 @@ delivery log an owner reads after a real delivery to a receiver on this machine.
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from consortium.webhooks import sending
@@ -159,3 +161,31 @@ def test_the_entries_list_takes_several_kinds_and_a_member_and_pages_on_with_the
     signed = api.get("/api/v1/ledger/entries?member=secretariat&limit=1000").json()["entries"]
     assert signed and {e["author"] for e in signed} == {secretariat}
     assert api.get("/api/v1/ledger/entries?member=nobody").json()["entries"] == []
+
+
+def test_a_subscription_passes_over_what_its_filters_leave_out_and_old_attempts_are_forgotten(
+    delegates, settings
+):
+    hook = _subscribe(delegates["fr"], kinds=["no.such.kind"], after=-1).json()
+    # Nothing matches: no request is made (partner.example is never resolved), and the
+    # cursor moves to the head, so the fan-out stops waking it.
+    assert sending.deliver(hook["id"]) == 0
+    assert WebhookSubscription.objects.get(pk=hook["id"]).cursor == services.tree_size() - 1
+    assert sending.behind() == []
+    assert not WebhookDelivery.objects.exists()
+
+    sub = WebhookSubscription.objects.get(pk=hook["id"])
+    now = timezone.now()
+    for days in (31, 29):
+        WebhookDelivery.objects.create(
+            subscription=sub,
+            index=0,
+            event_id="entry_0",
+            attempt=1,
+            status_code=500,
+            duration_ms=1,
+            attempted_at=now - timedelta(days=days),
+            delivered=False,
+        )
+    assert sending.prune() == 1
+    assert WebhookDelivery.objects.count() == 1
