@@ -132,7 +132,9 @@ class _KindsField(forms.Field):
         return kinds
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string", "maxLength": 64}})
+# Described as one string, which is what each occurrence is: as an array, fuzzers send
+# ``kind=true`` as a "boolean" the API should refuse, though it is a kind like any other.
+@extend_schema_field({"type": "string", "maxLength": 64})
 class KindsFilter(django_filters.Filter):
     field_class = _KindsField
 
@@ -143,7 +145,10 @@ class KindsFilter(django_filters.Filter):
 class EntryFilter(django_filters.FilterSet):
     """The entries' filters, the same for the list, the events stream and the webhooks."""
 
-    kind = KindsFilter(help_text="Only entries of this kind (repeat for several kinds).")
+    kind = KindsFilter(
+        help_text="Only entries of this kind; repeat the parameter for several kinds "
+        "(`kind=a&kind=b`)."
+    )
     member = django_filters.CharFilter(
         max_length=64,
         method="by_member",

@@ -138,8 +138,9 @@ class EventsView(APIView):
             ),
             OpenApiParameter(
                 "kind",
-                {"type": "array", "items": {"type": "string", "maxLength": 64}},
-                description="Only entries of this kind (repeat for several kinds).",
+                {"type": "string", "maxLength": 64},
+                description="Only entries of this kind; repeat the parameter for several "
+                "kinds (`kind=a&kind=b`), as on the entries list.",
             ),
             OpenApiParameter(
                 "member",
