@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.http import QueryDict
 from django.utils import timezone
 
+from consortium.webhooks import notices
 from consortium.webhooks.models import WebhookDelivery, WebhookSubscription
 from ledger.api.views import EntryFilter
 from ledger.events import cloudevents, delivery, feed
@@ -150,6 +151,7 @@ def attempt(sub: WebhookSubscription, entry) -> float | None:
                 row.next_attempt_at = locked.next_attempt_at = None
                 retry_in = None
                 log.warning("webhook %s marked failing after %d attempts", sub.pk, locked.failures)
+                notices.on_subscription_failing(locked, error[:200])
         row.save()
         locked.save(update_fields=["cursor", "failures", "next_attempt_at", "state"])
     return None if outcome.delivered else retry_in

@@ -189,3 +189,40 @@ def test_a_subscription_passes_over_what_its_filters_leave_out_and_old_attempts_
         )
     assert sending.prune() == 1
     assert WebhookDelivery.objects.count() == 1
+
+
+def test_a_subscription_failing_again_and_again_is_paused_and_its_member_told(
+    delegates, settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_ALLOW_HTTP = True
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    settings.LANGUAGE_CODE = "fr"
+    delegates["rec_fr"].email = "rec@fr.example"
+    delegates["rec_fr"].save()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.answers, _Receiver.seen = [500, 500], []
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks?token=partner-secret"
+        hook = _subscribe(delegates["fr"], url=url, after=services.tree_size() - 2).json()
+        with django_capture_on_commit_callbacks(execute=True):
+            sending.deliver(hook["id"])
+            WebhookSubscription.objects.filter(pk=hook["id"]).update(next_attempt_at=None)
+            sending.deliver(hook["id"])
+            WebhookSubscription.objects.filter(pk=hook["id"]).update(next_attempt_at=None)
+            assert sending.deliver(hook["id"]) == 0  # paused: nothing more is sent
+    finally:
+        server.shutdown()
+    assert len(_Receiver.seen) == 2
+    sub = WebhookSubscription.objects.get(pk=hook["id"])
+    assert sub.state == "failing" and sub.next_attempt_at is None
+    assert [m.to for m in mailoutbox] == [["rec@fr.example"]]
+    notice = mailoutbox[0]
+    assert notice.subject.endswith(f"Webhook suspendu : {sub.id}")
+    assert "2 tentatives échouées" in notice.body and "partner-secret" not in notice.body
+    # Its member's delegate resumes it, and the next attempt is made.
+    _Receiver.answers = []
+    resumed = api_as(delegates["rec_fr"]).post(
+        f"/api/v1/webhooks/{sub.id}/resume", {}, format="json"
+    )
+    assert resumed.status_code == 200 and resumed.json()["state"] == "active"
