@@ -163,6 +163,9 @@ class EventsView(APIView):
             body = await sync_to_async(_bounded)(queryset, cursor)
             response = StreamingHttpResponse(iter([body]), content_type=MEDIA_TYPE)
         else:
+            # The request's own connection (authentication, the head) is not held for
+            # the hours the stream may last.
+            await sync_to_async(close_old_connections)()
             response = StreamingHttpResponse(_stream(queryset, cursor), content_type=MEDIA_TYPE)
         response["Cache-Control"] = "no-cache"
         # nginx: pass each event on at once (deploy/nginx/events.conf says it too).
@@ -198,13 +201,17 @@ def _bounded(queryset, cursor: int) -> bytes:
 
 
 def _batch(queryset, cursor: int) -> list[tuple[int, bytes]]:
-    # On the shared thread pool, not a thread per stream: its threads' connections are
-    # renewed as a request's would be (CONN_MAX_AGE).
+    # On the shared thread pool, not a thread per stream; each read is a request's worth
+    # of database work, its connection kept no longer than CONN_MAX_AGE says: an idle
+    # stream holds no connection.
     close_old_connections()
-    return [
-        (e.index, feed.event(e))
-        for e in feed.entries_after(queryset, cursor, settings.LEDGER_EVENTS_BATCH)
-    ]
+    try:
+        return [
+            (e.index, feed.event(e))
+            for e in feed.entries_after(queryset, cursor, settings.LEDGER_EVENTS_BATCH)
+        ]
+    finally:
+        close_old_connections()
 
 
 async def _stream(queryset, cursor: int):
