@@ -602,6 +602,9 @@ WEBHOOK_RETRY_SECONDS = float(envstr("WEBHOOK_RETRY_SECONDS", "10"))
 WEBHOOK_RETRY_MAX_SECONDS = float(envstr("WEBHOOK_RETRY_MAX_SECONDS", "3600"))
 WEBHOOK_LEASE_SECONDS = envint("WEBHOOK_LEASE_SECONDS", 60)
 WEBHOOK_SWEEP_SECONDS = envint("WEBHOOK_SWEEP_SECONDS", 60)
+if WEBHOOK_LEASE_SECONDS <= WEBHOOK_TIMEOUT:
+    # A claim lapsing during a request would let a second worker deliver out of order.
+    raise ImproperlyConfigured("WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT")
 # The delivery log keeps each attempt this many days (the sweep forgets older ones).
 WEBHOOK_DELIVERY_KEEP_DAYS = envint("WEBHOOK_DELIVERY_KEEP_DAYS", 30)
 # Webhook URLs are https, unless plain http is allowed (on under DEBUG); their addresses

@@ -66,6 +66,7 @@ def tuned(monkeypatch, settings):
         "WEBHOOK_RETRY_MAX_SECONDS": "1",
         "WEBHOOK_MAX_ATTEMPTS": "1000",
         "WEBHOOK_LEASE_SECONDS": "3",
+        "WEBHOOK_TIMEOUT": "2",
         "WEBHOOK_SWEEP_SECONDS": "1",
         "LEDGER_CHECKPOINT_SCHEDULE": "3600",
         "LEDGER_PUBLISH_ON_APPEND": "0",
