@@ -131,6 +131,7 @@ class WebhookSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
         responses={204: OpenApiResponse(description="Deleted."), **WRITE_PROBLEMS},
     )
     def destroy(self, request: Request, pk) -> Response:
+        self.validated(EmptyBody)  # the body first, as every write: nothing to look up
         sub = self.get_object()
         with refusals():
             subscriptions.webhook_unsubscribe(actor=request.user, subscription=sub)
@@ -144,8 +145,8 @@ class WebhookSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
     )
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk) -> Response:
-        sub = self.get_object()
         self.validated(EmptyBody)
+        sub = self.get_object()
         with refusals():
             sub = subscriptions.webhook_resume(actor=request.user, subscription=sub)
         return Response(SubscriptionSerializer(sub).data)
