@@ -120,7 +120,9 @@ def attempt(sub: WebhookSubscription, entry) -> float | None:
     headers = cloudevents.headers(msg_id, int(time.time()), payload)
     number = WebhookDelivery.objects.filter(subscription=sub, index=entry.index).count() + 1
     at = timezone.now()
-    outcome = delivery.post(sub.url, payload, headers, settings.WEBHOOK_TIMEOUT)
+    outcome = delivery.post(
+        sub.url, payload, headers, settings.WEBHOOK_TIMEOUT, allow_http=settings.WEBHOOK_ALLOW_HTTP
+    )
     error = outcome.error or ("" if outcome.delivered else f"answered {outcome.status}")
     retry_in = None
     with transaction.atomic(durable=True):

@@ -68,10 +68,18 @@ def check_url(url: str, *, allow_http: bool) -> None:
     egress.check_destination(parts.hostname)
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Outcome:
-    """POST ``body``; the status, or why there was none (never raises for the network)."""
-    parts = urlsplit(url)
+def post(
+    url: str, body: bytes, headers: dict[str, str], timeout: float, *, allow_http: bool
+) -> Outcome:
+    """POST ``body``; the status, or why there was none (never raises for the network).
+    The URL is checked again (:func:`check_url`): the settings may have changed since it
+    was subscribed."""
     started = time.monotonic()
+    try:
+        check_url(url, allow_http=allow_http)
+    except egress.EgressRefused as exc:
+        return Outcome(None, f"EgressRefused: {exc}"[:500], 0.0)
+    parts = urlsplit(url)
     cls = _PinnedTLS if parts.scheme == "https" else _Pinned
     tls = ssl.create_default_context() if parts.scheme == "https" else None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -226,3 +226,17 @@ def test_a_subscription_failing_again_and_again_is_paused_and_its_member_told(
         f"/api/v1/webhooks/{sub.id}/resume", {}, format="json"
     )
     assert resumed.status_code == 200 and resumed.json()["state"] == "active"
+
+
+def test_a_url_the_settings_no_longer_allow_is_not_called_and_the_attempt_says_why(
+    delegates, settings
+):
+    settings.WEBHOOK_ALLOW_HTTP = True
+    hook = _subscribe(
+        delegates["fr"], url="http://127.0.0.1:9/hooks", after=services.tree_size() - 2
+    ).json()
+    settings.LEDGER_WITNESS_ALLOW_PRIVATE = False
+    assert sending.deliver(hook["id"]) == 0
+    attempt = WebhookDelivery.objects.get(subscription_id=hook["id"])
+    assert attempt.status_code is None and not attempt.delivered
+    assert attempt.error.startswith("EgressRefused: 127.0.0.1 is refused (loopback)")
