@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "ledger",
     "consortium",
     "contributions",
+    "consortium.webhooks",  # partner systems' webhook subscriptions (docs/events.md)
 ]
 
 MIDDLEWARE = [
@@ -576,6 +577,43 @@ def _networks(name: str) -> tuple:
 
 
 LEDGER_WITNESS_ALLOWED_NETWORKS = _networks("LEDGER_WITNESS_ALLOWED_NETWORKS")
+
+# --- events: the SSE stream and the webhooks (docs/events.md) -----------------------------
+
+# The stream wakes on PostgreSQL's NOTIFY when an append commits (the events server must
+# then reach PostgreSQL directly: PgBouncer in transaction mode passes no notifications);
+# off, or on SQLite, it polls the entries every LEDGER_EVENTS_POLL_SECONDS.
+LEDGER_EVENTS_LISTEN = envbool("LEDGER_EVENTS_LISTEN", True)
+LEDGER_EVENTS_POLL_SECONDS = float(envstr("LEDGER_EVENTS_POLL_SECONDS", "1"))
+# A comment line after this many idle seconds keeps proxies from closing the stream.
+LEDGER_EVENTS_KEEPALIVE_SECONDS = float(envstr("LEDGER_EVENTS_KEEPALIVE_SECONDS", "15"))
+# The client's reconnection delay (the stream's ``retry:``), and events read at a time
+# (all a WSGI server answers at once).
+LEDGER_EVENTS_RETRY_MS = envint("LEDGER_EVENTS_RETRY_MS", 3000)
+LEDGER_EVENTS_BATCH = envint("LEDGER_EVENTS_BATCH", 100)
+# Webhooks: seconds per delivery request; consecutive failed attempts before a
+# subscription is marked failing (and paused); the first retry's delay (doubled at each
+# attempt, with jitter, at most WEBHOOK_RETRY_MAX_SECONDS); how long a worker's claim on
+# a subscription lasts (a worker killed mid-delivery leaves it to another after this);
+# how often the sweep looks for deliveries due.
+WEBHOOK_TIMEOUT = float(envstr("WEBHOOK_TIMEOUT", "5"))
+WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", 30)
+WEBHOOK_RETRY_SECONDS = float(envstr("WEBHOOK_RETRY_SECONDS", "10"))
+WEBHOOK_RETRY_MAX_SECONDS = float(envstr("WEBHOOK_RETRY_MAX_SECONDS", "3600"))
+WEBHOOK_LEASE_SECONDS = envint("WEBHOOK_LEASE_SECONDS", 60)
+WEBHOOK_SWEEP_SECONDS = envint("WEBHOOK_SWEEP_SECONDS", 60)
+if WEBHOOK_LEASE_SECONDS <= WEBHOOK_TIMEOUT:
+    # A claim lapsing during a request would let a second worker deliver out of order.
+    raise ImproperlyConfigured("WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT")
+# The delivery log keeps each attempt this many days (the sweep forgets older ones).
+WEBHOOK_DELIVERY_KEEP_DAYS = envint("WEBHOOK_DELIVERY_KEEP_DAYS", 30)
+# Webhook URLs are https, unless plain http is allowed (on under DEBUG); their addresses
+# obey the witnesses' egress rule (LEDGER_WITNESS_ALLOW_PRIVATE, ..._ALLOWED_NETWORKS).
+WEBHOOK_ALLOW_HTTP = envbool("WEBHOOK_ALLOW_HTTP", DEBUG)
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "webhooks.sweep",
+    "schedule": float(WEBHOOK_SWEEP_SECONDS),
+}
 
 LOGGING = {
     "version": 1,

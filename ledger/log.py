@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 import psycopg
 from django.db import IntegrityError, connection, transaction
 
+from ledger import events
 from ledger.checkpoints import request_checkpoint
 from ledger.core import merkle
 from ledger.core.envelope import (
@@ -60,6 +61,9 @@ __all__ = [
 
 KEY_T = Key._meta.db_table
 HEAD_T = LogHead._meta.db_table
+# The events stream's wake-up (ledger/events): NOTIFY is transactional, so listeners hear
+# the new tree size when the append commits, and never of one rolled back.
+NOTIFY_SQL = f"SELECT pg_notify('{events.CHANNEL}', %s)"
 KEY_COLS = (
     "fingerprint, public_key, kind, owner, custody, name, registered_in, valid_from, revoked_at"
 )
@@ -257,6 +261,7 @@ def _write(
                         [v for r in hash_rows for v in r],
                     )
                     cur.execute(head_sql, head)
+                    cur.execute(NOTIFY_SQL, [str(head[0])])
                 found = dict(check.fetchall())
                 stored = [bytes(found[i]) if i in found else None for i in need]
             else:
@@ -271,6 +276,7 @@ def _write(
                         for row in hash_rows:
                             copy.write_row(row)
                     cur.execute(head_sql, head)
+                    cur.execute(NOTIFY_SQL, [str(head[0])])
     else:
         stored = read_hashes(need)
         with connection.cursor() as cur:
@@ -426,6 +432,7 @@ def _append_locked(
         raise LedgerError(f"append conflicted with a concurrent writer: {exc}") from exc
     # Robust: whatever goes wrong in asking for a checkpoint, the append has committed.
     transaction.on_commit(request_checkpoint, robust=True)
+    transaction.on_commit(events.appended, robust=True)
     if not retries:
         return out
     by_id = {**retries, **{e.entry_id: e for e in out}}
