@@ -25,18 +25,23 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 # other value is replaced by one of ours, so a client cannot write into the logs.
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 _SECRET = re.compile(
-    r"(?i)\b(authorization|bearer|password|passwd|secret|token|otp|sessionid|csrftoken|"
-    r"api[_-]?key)(\s*[=:]\s*|\s+)(?=\S)(?:bearer\s+)?[^\s&\"',;]+"
+    r"(?i)\b(authorization|password|passwd|secret|token|otp|sessionid|csrftoken|api[_-]?key)"
+    r"(\s*[=:]\s*)(?:bearer\s+)?[^\s&\"',;]+"
 )
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=-]{8,}")
 # The request line's own fields, besides the message.
-REQUEST_FIELDS = ("method", "route", "status", "duration_ms", "remote_addr")
+REQUEST_FIELDS = ("method", "route", "status", "duration_ms")
 
 log = logging.getLogger("consortium.request")
 
 
 def redact(text: str) -> str:
     """``text`` with any value after a secret's name blanked."""
-    return _SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
+    return _BEARER.sub(_blank, _SECRET.sub(_blank, text))
+
+
+def _blank(match: re.Match) -> str:
+    return f"{match.group(1)}{match.group(2)}[redacted]"
 
 
 def sane_request_id(value: str | None) -> str:

@@ -1,0 +1,103 @@
+"""JSON log lines: their fields, the request id taken from the proxy only when it is a
+plain token, the request line with its URL pattern, and secrets blanked from messages.
+(tests/deploy/test_nginx_gunicorn.py reads the logs of a real gunicorn for secrets.)"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+
+from consortium.web.logging import JsonFormatter, redact, request_id, sane_request_id
+
+
+def _record(message: str, *args, **extra) -> logging.LogRecord:
+    record = logging.LogRecord("consortium.test", logging.WARNING, __file__, 1, message, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_a_json_line_has_the_fields_and_the_request_id():
+    token = request_id.set("0123456789abcdef")
+    try:
+        line = json.loads(JsonFormatter().format(_record("checkpoint at %d", 5)))
+    finally:
+        request_id.reset(token)
+    assert line["message"] == "checkpoint at 5" and line["level"] == "WARNING"
+    assert line["logger"] == "consortium.test" and line["request_id"] == "0123456789abcdef"
+    assert line["time"].endswith("+00:00")
+
+
+def test_a_json_line_holds_only_its_own_fields():
+    record = _record("GET x 200", method="GET", route="x", status=200, duration_ms=1.5)
+    record.request = object()  # what django.request attaches: never written
+    record.headers = {"Authorization": "Bearer abc"}
+    line = json.loads(JsonFormatter().format(record))
+    assert set(line) == {
+        "time",
+        "level",
+        "logger",
+        "message",
+        "request_id",
+        "method",
+        "route",
+        "status",
+        "duration_ms",
+    }
+
+
+def test_an_exception_is_one_line_too():
+    try:
+        raise ValueError("password=hunter2 refused")
+    except ValueError:
+        record = _record("failed")
+        record.exc_info = sys.exc_info()
+    text = JsonFormatter().format(record)
+    assert "\n" not in text and "hunter2" not in text
+    assert "ValueError" in json.loads(text)["exception"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Authorization: Bearer clt_abc.def", "Authorization: [redacted]"),
+        ("login with password=s3cret&next=/", "login with password=[redacted]&next=/"),
+        ("sent Bearer clt_0123456789abcdef", "sent Bearer [redacted]"),
+        ("token: abcdef", "token: [redacted]"),
+        ("sessionid=abc123; csrftoken=xyz", "sessionid=[redacted]; csrftoken=[redacted]"),
+        ("the download token has expired", "the download token has expired"),
+    ],
+)
+def test_secrets_in_a_message_are_blanked(text, kept):
+    assert redact(text) == kept
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("a3f9c1d2e4b5a6c7d8e9f0a1b2c3d4e5", True),
+        ("req-2026-12-05:01", True),
+        ("short", False),
+        ("two\nlines-injected", False),
+        ('"quoted"-value-here', False),
+        ("x" * 129, False),
+        (None, False),
+    ],
+)
+def test_the_proxys_request_id_is_taken_only_when_plain(given, kept):
+    rid = sane_request_id(given)
+    assert (rid == given) is kept
+    assert 8 <= len(rid) <= 128
+
+
+def test_a_request_is_answered_with_its_id_and_logged_by_its_pattern(client, db, caplog):
+    with caplog.at_level(logging.INFO, logger="consortium.request"):
+        r = client.get("/api/v1/ledger/entries/7", HTTP_X_REQUEST_ID="edge-0000000042")
+    assert r["X-Request-ID"] == "edge-0000000042"
+    (line,) = [rec for rec in caplog.records if rec.name == "consortium.request"]
+    assert line.route == "api/v1/ledger/entries/<int:index>" and line.status == r.status_code
+    assert json.loads(JsonFormatter().format(line))["route"] == line.route
+    r = client.get("/api/v1/ledger/entries/7", HTTP_X_REQUEST_ID="bad id with spaces")
+    assert r["X-Request-ID"] != "bad id with spaces" and len(r["X-Request-ID"]) == 32
