@@ -152,10 +152,10 @@ def test_gunicorn_accepts_its_configuration():
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    config = dict(
-        (k.strip(), v.strip())
+    config = {
+        k.strip(): v.strip()
         for k, _, v in (line.partition("=") for line in result.stdout.splitlines())
-    )
+    }
     assert config["worker_class"] == "gthread" and config["workers"] == "3"
     assert config["preload_app"] == "False" and config["accesslog"] == "None"
     assert "child_exit" in config
