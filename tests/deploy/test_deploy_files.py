@@ -306,3 +306,17 @@ def test_the_image_copies_what_exists_and_runs_unprivileged_with_a_health_check(
             "PIP_NO_CACHE_DIR",
             "PIP_DISABLE_PIP_VERSION_CHECK",
         }, name
+
+
+def test_every_setting_is_in_the_readmes_operator_table():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Operating it") : readme.index("## Commands")]
+    listed = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", section))
+    missing = {n for n in settings_read() if not n.endswith("_FILE")} - listed
+    assert not missing, f"settings missing from the README's Operating it table: {missing}"
+
+
+def test_the_example_environment_file_sets_only_settings():
+    lines = (DEPLOY / "env.example").read_text().splitlines()
+    names = {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
+    assert names and names <= settings_read(), names - settings_read()
