@@ -28,6 +28,9 @@ max_requests_jitter = max(1, max_requests // 10) if max_requests else 0
 # connection, ledger group-commit thread or broker connection is made in the master and
 # shared by the workers; a reload (HUP) then loads new code.
 preload_app = False
+# No control socket (gunicorn 25.1+): nothing here uses it, and every gunicorn of a user
+# would share its default path.
+control_socket_disable = True
 # Only nginx on this machine speaks to gunicorn; it sets X-Forwarded-* (the application
 # reads them as TRUSTED_PROXY_COUNT and SECURE_PROXY_SSL say, never gunicorn).
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
@@ -50,7 +53,13 @@ if os.environ.get("LOG_FORMAT", "plain").strip().lower() == "json":
         },
         "loggers": {
             "gunicorn.error": {"handlers": ["error_console"], "level": loglevel.upper()},
-            "gunicorn.access": {"handlers": ["console"], "level": "INFO"},
+            # With a logging configuration gunicorn always writes its access lines: here
+            # they go nowhere unless GUNICORN_ACCESS_LOG asks for them.
+            "gunicorn.access": (
+                {"handlers": ["console"], "level": "INFO", "propagate": False}
+                if accesslog
+                else {"handlers": [], "level": "CRITICAL", "propagate": False}
+            ),
         },
     }
 

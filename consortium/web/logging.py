@@ -29,6 +29,8 @@ _SECRET = re.compile(
     r"(\s*[=:]\s*)(?:bearer\s+)?[^\s&\"',;]+"
 )
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=-]{8,}")
+# A download's path holds its token (Django's "Internal Server Error: <path>" says it).
+_DOWNLOAD_PATH = re.compile(r"(/api/v1/downloads/)[^/\s]+(/)")
 # The request line's own fields, besides the message.
 REQUEST_FIELDS = ("method", "route", "status", "duration_ms")
 
@@ -36,7 +38,8 @@ log = logging.getLogger("consortium.request")
 
 
 def redact(text: str) -> str:
-    """``text`` with any value after a secret's name blanked."""
+    """``text`` with any value after a secret's name, and download tokens, blanked."""
+    text = _DOWNLOAD_PATH.sub(r"\1<token>\2", text)
     return _BEARER.sub(_blank, _SECRET.sub(_blank, text))
 
 

@@ -158,7 +158,7 @@ def test_gunicorn_accepts_its_configuration():
     }
     assert config["worker_class"] == "gthread" and config["workers"] == "3"
     assert config["preload_app"] == "False" and config["accesslog"] == "None"
-    assert "child_exit" in config
+    assert "child_exit" in config and config["control_socket_disable"] == "True"
 
 
 def _units(tmp_path) -> list[Path]:

@@ -68,6 +68,10 @@ def test_an_exception_is_one_line_too():
         ("token: abcdef", "token: [redacted]"),
         ("sessionid=abc123; csrftoken=xyz", "sessionid=[redacted]; csrftoken=[redacted]"),
         ("the download token has expired", "the download token has expired"),
+        (
+            "Internal Server Error: /api/v1/downloads/eyJ.abc/model.bin",
+            "Internal Server Error: /api/v1/downloads/<token>/model.bin",
+        ),
     ],
 )
 def test_secrets_in_a_message_are_blanked(text, kept):

@@ -198,13 +198,22 @@ def test_nginx_request_id_is_answered_and_in_both_logs(stack):
 def test_a_checked_download_is_served_through_nginx(stack):
     url = stack["base"] + stack["download"]
     status, _headers, body = _http(url, Authorization=f"Bearer {stack['token']}")
-    assert status == 200 and body == WEIGHTS
+    assert status == 200 and body == WEIGHTS, (
+        status,
+        body[:500],
+        stack["app_log"].read_text()[-3000:],
+    )
     lines = [
         line
         for line in _json_lines(stack["access_log"])
         if line["uri"] == "/api/v1/downloads/<token>/model.safetensors"
     ]
     assert lines and lines[-1]["status"] == 200 and lines[-1]["bytes"] == len(WEIGHTS)
+    # The download's token is in no log: nginx writes <token>, and the application logs
+    # the URL pattern (gunicorn's access log is off).
+    token = stack["download"].split("/")[4]
+    assert token not in stack["access_log"].read_text()
+    assert token not in stack["app_log"].read_text()
     if DOWNLOADS.exists():
         # With deploy/nginx/downloads.conf (and DOWNLOAD_ACCEL_REDIRECT set for the
         # application), nginx itself sends the bytes the application checked.
