@@ -87,9 +87,12 @@ test_config.__test__ = False  # a helper, not a test
 
 
 @contextlib.contextmanager
-def loopback_site(app_port: int, static: Path, tiles: Path) -> Iterator[tuple[str, Path]]:
+def loopback_site(
+    app_port: int, static: Path, tiles: Path, media: Path
+) -> Iterator[tuple[str, Path]]:
     """nginx with consortium-loopback.conf in front of gunicorn on ``app_port``; yields its
-    base URL and the directory of its logs."""
+    base URL and the directory of its logs. ``media`` is MEDIA_ROOT, which the deployment
+    keeps in /var/lib/consortium/media."""
     port = free_port()
     prefix, command = prepared(
         "consortium-loopback.conf",
@@ -98,6 +101,7 @@ def loopback_site(app_port: int, static: Path, tiles: Path) -> Iterator[tuple[st
             "server 127.0.0.1:8000;": f"server 127.0.0.1:{app_port};",
             "/var/lib/consortium/static/": f"{static}/",
             "/var/lib/consortium/tlog": str(tiles),
+            "/var/lib/consortium/media": str(media),
         },
     )
     try:

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -76,6 +77,18 @@ def _json_lines(path: Path) -> list[dict]:
     return lines
 
 
+def _logged(path: Path, wanted, seconds: float = 10) -> list[dict]:
+    """The JSON lines of ``path`` that ``wanted`` accepts, once there is one: a server
+    writes its line when it finishes a request, which can be just after the client has
+    read the last byte."""
+    deadline = time.monotonic() + seconds
+    while True:
+        lines = [line for line in _json_lines(path) if wanted(line)]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker):
     try:
@@ -87,6 +100,9 @@ def stack(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         wipe_database()
         try:
+            from django.conf import settings
+
+            media = Path(settings.MEDIA_ROOT)
             lumi = personas.found_lumi()
             checkpoint = personas.publish(lumi, work)
             url = authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
@@ -102,6 +118,13 @@ def stack(django_db_setup, django_db_blocker):
                 "STATIC_ROOT": str(static),
                 "CELERY_BROKER_URL": BROKER,
             }
+            if DOWNLOADS.exists():
+                # The contract with deploy/nginx/downloads.conf: the application redirects
+                # to its internal location, which serves MEDIA_ROOT's files to nginx.
+                location = re.search(r"location\s+(?:\^~\s+)?(/[^\s{]+)", DOWNLOADS.read_text())
+                env["DOWNLOAD_ACCEL_REDIRECT"] = location.group(1)
+                for path in [media, *media.rglob("*")]:
+                    path.chmod(0o755 if path.is_dir() else 0o644)
             subprocess.run(
                 [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
                 cwd=ROOT,
@@ -114,7 +137,7 @@ def stack(django_db_setup, django_db_blocker):
                 path.chmod(0o755 if path.is_dir() else 0o644)
             with (
                 gunicorn(env, work / "app.log") as app_port,
-                loopback_site(app_port, static, tiles) as (base, logs),
+                loopback_site(app_port, static, tiles, media) as (base, logs),
             ):
                 yield {
                     "base": base,
@@ -187,11 +210,11 @@ def test_nginx_request_id_is_answered_and_in_both_logs(stack):
     assert status == 200
     rid = headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", rid)  # nginx's $request_id, not the client's
-    lines = [line for line in _json_lines(stack["app_log"]) if line.get("request_id") == rid]
+    lines = _logged(stack["app_log"], lambda line: line.get("request_id") == rid)
     assert lines and lines[-1]["route"] == "api/v1/ledger/checkpoint"
     assert lines[-1]["status"] == 200 and lines[-1]["method"] == "GET"
     assert {"time", "level", "logger", "message", "duration_ms"} <= set(lines[-1])
-    access = [line for line in _json_lines(stack["access_log"]) if line["request_id"] == rid]
+    access = _logged(stack["access_log"], lambda line: line["request_id"] == rid)
     assert access and access[0]["uri"] == "/api/v1/ledger/checkpoint" and access[0]["status"] == 200
 
 
@@ -203,11 +226,10 @@ def test_a_checked_download_is_served_through_nginx(stack):
         body[:500],
         stack["app_log"].read_text()[-3000:],
     )
-    lines = [
-        line
-        for line in _json_lines(stack["access_log"])
-        if line["uri"] == "/api/v1/downloads/<token>/model.safetensors"
-    ]
+    lines = _logged(
+        stack["access_log"],
+        lambda line: line["uri"] == "/api/v1/downloads/<token>/model.safetensors",
+    )
     assert lines and lines[-1]["status"] == 200 and lines[-1]["bytes"] == len(WEIGHTS)
     # The download's token is in no log: nginx writes <token>, and the application logs
     # the URL pattern (gunicorn's access log is off).
@@ -264,6 +286,7 @@ def test_no_secret_reaches_a_log(stack):
         **{"Content-Type": "application/x-www-form-urlencoded", "Referer": f"{base}/admin/login/"},
     )
     assert status == 200 and b"errornote" in page  # a wrong password, checked and refused
+    assert _logged(stack["access_log"], lambda line: line["method"] == "POST")  # all written
     logs = stack["app_log"].read_text() + stack["access_log"].read_text()
     for name, secret in SECRETS.items():
         assert secret not in logs, name
