@@ -599,6 +599,9 @@ METRICS_TOKEN = envstr("METRICS_TOKEN", "") or ""
 LOG_FORMAT = (envstr("LOG_FORMAT", "plain") or "plain").strip().lower()
 if LOG_FORMAT not in {"plain", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
+# The worker and beat log through LOGGING (so JSON with LOG_FORMAT=json), not Celery's own
+# format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

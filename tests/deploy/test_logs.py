@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -105,3 +107,32 @@ def test_a_request_is_answered_with_its_id_and_logged_by_its_pattern(client, db,
     assert json.loads(JsonFormatter().format(line))["route"] == line.route
     r = client.get("/api/v1/ledger/entries/7", HTTP_X_REQUEST_ID="bad id with spaces")
     assert r["X-Request-ID"] != "bad id with spaces" and len(r["X-Request-ID"]) == 32
+
+
+def test_the_celery_worker_logs_json_lines_too(tmp_path):
+    """Celery leaves the root logger to LOGGING: a worker that cannot reach its broker
+    says so as a JSON line."""
+    from tests.steps.ledger import ROOT, child_env
+    from tests.steps.nginx import free_port
+
+    out = tmp_path / "worker.log"
+    env = {
+        **child_env(),
+        "LOG_FORMAT": "json",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens
+    }
+    command = [sys.executable, "-m", "celery", "-A", "consortium", "worker", "--pool=solo"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    with out.open("w") as stream:
+        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stream, stderr=stream)
+        try:
+            deadline = time.monotonic() + 60
+            while "Cannot connect" not in out.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    lines = [line for line in out.read_text().splitlines() if "Cannot connect" in line]
+    assert lines, out.read_text()[-2000:]
+    line = json.loads(lines[0])
+    assert line["level"] == "ERROR" and line["logger"].startswith("celery.worker")
