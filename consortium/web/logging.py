@@ -1,4 +1,5 @@
-"""Log lines as JSON (``LOG_FORMAT=json``), each request's id, and one line per request.
+"""Log lines as JSON (``LOG_FORMAT=json``), each request's id (carried to the Celery tasks it
+queues), and one line per request.
 
 Standard library only at module level: gunicorn's master imports the formatter for its
 own log (deploy/gunicorn.conf.py) before Django is set up.
@@ -137,3 +138,40 @@ def route_of(request) -> str:
     if match is None:
         return getattr(request, "probe_route", None) or "unmatched"
     return match.route or match.view_name or "unmatched"
+
+
+# --- Celery: a task queued during a request logs under that request's id -------------------
+
+_task_tokens: dict[str, contextvars.Token] = {}
+
+
+def _carry_request_id(headers=None, **kwargs) -> None:
+    rid = request_id.get()
+    if rid and headers is not None:
+        headers.setdefault("request_id", rid)
+
+
+def _adopt_request_id(task_id=None, task=None, **kwargs) -> None:
+    rid = getattr(getattr(task, "request", None), "request_id", None)
+    # In-process (eager) tasks run in the request's own context: nothing to adopt.
+    if isinstance(rid, str) and _SANE_ID.fullmatch(rid) and task_id:
+        _task_tokens[task_id] = request_id.set(rid)
+
+
+def _drop_request_id(task_id=None, **kwargs) -> None:
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        request_id.reset(token)
+
+
+def _connect_celery() -> None:
+    try:
+        from celery import signals
+    except ImportError:  # the formatter alone, in a process without Celery
+        return
+    signals.before_task_publish.connect(_carry_request_id, weak=False)
+    signals.task_prerun.connect(_adopt_request_id, weak=False)
+    signals.task_postrun.connect(_drop_request_id, weak=False)
+
+
+_connect_celery()

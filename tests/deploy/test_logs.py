@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
 
 import pytest
+import redis
 
 from consortium.web.logging import JsonFormatter, redact, request_id, sane_request_id
 
@@ -136,3 +138,41 @@ def test_the_celery_worker_logs_json_lines_too(tmp_path):
     assert lines, out.read_text()[-2000:]
     line = json.loads(lines[0])
     assert line["level"] == "ERROR" and line["logger"].startswith("celery.worker")
+
+
+def test_a_task_queued_during_a_request_logs_under_its_id(tmp_path):
+    """A real worker: the task, sent while a request id is set, fails (wrong arguments),
+    and the worker's line about it carries that id."""
+    from celery import Celery
+
+    from tests.steps.ledger import ROOT, child_env
+
+    broker = "redis://127.0.0.1:6379/11"
+    try:
+        redis.Redis.from_url(broker).ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"needs Redis at {broker}: {exc}")
+    queue = f"consortium-logs-test-{os.getpid()}"
+    out = tmp_path / "worker.log"
+    env = {**child_env(), "LOG_FORMAT": "json", "CELERY_BROKER_URL": broker}
+    command = [sys.executable, "-m", "celery", "-A", "consortium", "worker", "--pool=solo"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue]
+    token = request_id.set("req-for-the-task-0042")
+    try:
+        Celery(broker=broker).send_task("ledger.publish_checkpoint", args=[1, 2, 3], queue=queue)
+    finally:
+        request_id.reset(token)
+    with out.open("w") as stream:
+        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stream, stderr=stream)
+        try:
+            deadline = time.monotonic() + 60
+            while "req-for-the-task-0042" not in out.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+            redis.Redis.from_url(broker).delete(queue)
+    lines = [json.loads(t) for t in out.read_text().splitlines() if "req-for-the-task" in t]
+    assert lines, out.read_text()[-2000:]
+    assert lines[0]["request_id"] == "req-for-the-task-0042" and lines[0]["level"] == "ERROR"
+    assert "ledger.publish_checkpoint" in lines[0]["message"]
