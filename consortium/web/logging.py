@@ -1,8 +1,8 @@
 """Log lines as JSON (``LOG_FORMAT=json``), each request's id (carried to the Celery tasks it
 queues), and one line per request.
 
-Standard library only at module level: gunicorn's master imports the formatter for its
-own log (deploy/gunicorn.conf.py) before Django is set up.
+Nothing of Django at module level: gunicorn's master imports the formatter for its own
+log (deploy/gunicorn.conf.py) before Django is set up.
 
 What a line may hold is a closed list (time, level, logger, message, request id, and for
 the request line its method, route, status and duration): never a header, a cookie, a
