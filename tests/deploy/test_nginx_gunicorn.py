@@ -25,6 +25,7 @@ import pytest
 import redis
 
 from consortium.governance.models import ApiToken
+from ledger.services import publish_checkpoint
 from tests import personas
 from tests.deploy.site import DOWNLOADS, loopback_site
 from tests.steps.access import WEIGHTS, authorize
@@ -106,6 +107,7 @@ def stack(django_db_setup, django_db_blocker):
             lumi = personas.found_lumi()
             checkpoint = personas.publish(lumi, work)
             url = authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
+            publish_checkpoint()  # (those asked for after each append are debounced)
             token = ApiToken.issue(user=lumi["people"]["rec_se"], days=1)[1]
             SECRETS["bearer"] = token
             env = {
