@@ -13,13 +13,15 @@ settings give.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.http import JsonResponse
 
 PROBES = {"/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics"}
@@ -80,8 +82,6 @@ def check_storage() -> str:
         default_storage.listdir("")
     except FileNotFoundError:
         # Nothing stored yet: the directory is made on the first save, if it can be.
-        from pathlib import Path
-
         parent = Path(location).parent
         while not parent.exists():
             parent = parent.parent
@@ -96,8 +96,6 @@ def check_storage() -> str:
 
 
 def _writable(path) -> bool:
-    import os
-
     return os.access(path, os.W_OK | os.X_OK)
 
 
@@ -156,7 +154,6 @@ def _run(check) -> dict:
         return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
     finally:
         # Each check runs on a thread of its own, which keeps no connection.
-        close_old_connections()
         connection.close()
 
 

@@ -132,3 +132,31 @@ def test_a_broker_that_does_not_answer_is_a_zero_not_an_error(settings):
 def test_no_broker_no_queue(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     assert list(QueueCollector().collect()) == []
+
+
+def test_the_celery_queue_depth_is_read_from_rabbitmq(settings):
+    """A passive declare on a real RabbitMQ (the broker's other kind)."""
+    from kombu import Connection, Exchange, Queue
+
+    url = "amqp://guest:guest@127.0.0.1:5672//"
+    name = "consortium-metrics-test"
+    try:
+        with Connection(url, connect_timeout=3) as conn:
+            conn.connect()
+            queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
+            queue(conn.channel()).declare()
+            queue(conn.channel()).purge()
+            producer = conn.Producer()
+            for n in range(5):
+                producer.publish({"n": n}, exchange=queue.exchange, routing_key=name)
+    except OSError as exc:
+        pytest.fail(f"needs RabbitMQ at {url}: {exc}")
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = url
+    settings.CELERY_TASK_DEFAULT_QUEUE = name
+    try:
+        figures = scraped(QueueCollector())
+        assert figures.get_sample_value("consortium_celery_queue_depth", {"queue": name}) == 5
+    finally:
+        with Connection(url, connect_timeout=3) as conn:
+            queue(conn.channel()).delete()

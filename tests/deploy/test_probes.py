@@ -84,3 +84,20 @@ def test_readyz_fails_naming_storage_it_cannot_use(client, settings, committed_d
     assert body["status"] == "fail"
     assert body["checks"]["storage"]["ok"] is False
     assert "Not a directory" in body["checks"]["storage"]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("url", "ok", "detail"),
+    [
+        ("redis://127.0.0.1:6379/0", True, "redis answers PING"),
+        ("amqp://guest:guest@127.0.0.1:5672//", True, "amqp port open"),
+        ("amqp://guest:guest@127.0.0.1:1//", False, "the broker does not answer"),
+    ],
+)
+def test_the_broker_check_asks_the_broker(settings, url, ok, detail):
+    from consortium.web.health import CHECKS, _run
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = url
+    outcome = _run(CHECKS["broker"])
+    assert outcome["ok"] is ok and outcome["detail"].startswith(detail), outcome
