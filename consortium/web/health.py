@@ -8,7 +8,8 @@ the site's name. Nothing here sends mail or asks DNS for anything but the names 
 settings give.
 
 ``/readyz`` runs its checks side by side, each within READYZ_TIMEOUT seconds, and answers
-200 or 503 with ``{"status": "ok"|"fail", "checks": {name: {"ok", "detail"}}}``.
+200 or 503 with ``{"status": "ok"|"fail", "checks": {name: {"ok", "detail"}}}``; the
+details only to those who may read the metrics.
 """
 
 from __future__ import annotations
@@ -186,9 +187,15 @@ def healthz(request):
 
 
 def readyz(request):
+    """Every check's outcome; what each found (paths, errors) only for the addresses that
+    may read the metrics, and the status alone for anyone else."""
+    from consortium.web.metrics import allowed
+
     started = time.perf_counter()
     body = readiness()
     body["seconds"] = round(time.perf_counter() - started, 3)
+    if allowed(request) is not None:
+        body["checks"] = {name: {"ok": c["ok"]} for name, c in body["checks"].items()}
     return _no_store(JsonResponse(body, status=200 if body["status"] == "ok" else 503))
 
 

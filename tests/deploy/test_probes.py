@@ -101,3 +101,11 @@ def test_the_broker_check_asks_the_broker(settings, url, ok, detail):
     settings.CELERY_BROKER_URL = url
     outcome = _run(CHECKS["broker"])
     assert outcome["ok"] is ok and outcome["detail"].startswith(detail), outcome
+
+
+def test_readyz_tells_what_it_found_only_to_the_monitoring_networks(client, published):
+    body = client.get("/readyz", REMOTE_ADDR="203.0.113.9").json()
+    assert body["status"] == "ok"
+    assert body["checks"] == {
+        name: {"ok": True} for name in ("database", "broker", "storage", "kek", "ledger")
+    }
