@@ -615,10 +615,38 @@ CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
     "schedule": float(WEBHOOK_SWEEP_SECONDS),
 }
 
+# --- operations: probes, metrics, logs (docs/deployment.md) -----------------------------------
+
+# First: each request's id and its log line and metrics (consortium.web.logging); then
+# /healthz, /readyz and /metrics, answered before the host check and the HTTPS redirect
+# (consortium.web.health).
+MIDDLEWARE = [
+    "consortium.web.logging.RequestIdMiddleware",
+    "consortium.web.health.ProbeMiddleware",
+    *MIDDLEWARE,
+]
+# Seconds each /readyz check may take (they run side by side).
+READYZ_TIMEOUT = envint("READYZ_TIMEOUT", 3)
+# Who may read /metrics: the client's address (see TRUSTED_PROXY_COUNT) in one of these
+# networks, and with METRICS_TOKEN set, that bearer token too.
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_NETWORKS") or tuple(
+    ipaddress.ip_network(n) for n in ("127.0.0.0/8", "::1/128")
+)
+METRICS_TOKEN = envstr("METRICS_TOKEN", "") or ""
+# plain (development) or json (one object a line, with the request id); never a secret.
+LOG_FORMAT = (envstr("LOG_FORMAT", "plain") or "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
+# The worker and beat log through LOGGING (so JSON with LOG_FORMAT=json), not Celery's own
+# format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "line": {"()": f"consortium.web.logging.{LOG_FORMAT.capitalize()}Formatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # In-process (eager) tasks would otherwise log every run.
     "loggers": {
@@ -627,5 +655,8 @@ LOGGING = {
         # PDF rendering logs every font it subsets.
         "fontTools": {"level": "WARNING"},
         "weasyprint": {"level": "WARNING"},
+        # Its "Not Found: <path>" says what the request line says, with the path, which
+        # can hold a download token; its errors (5xx) stay.
+        "django.request": {"level": "ERROR"},
     },
 }

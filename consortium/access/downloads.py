@@ -42,6 +42,7 @@ from consortium.access.models import DownloadAuthorization, DownloadEvent, Model
 from consortium.governance import notifications
 from consortium.governance.changes import GovernanceError, by_secretariat, secretariat_signer
 from consortium.governance.selectors import recording_for, seat_of
+from consortium.web import metrics
 from ledger import services as ledger
 from ledger.core.envelope import canonical, format_time
 from ledger.services import Appended, Key, applier, log_signer, projection
@@ -151,6 +152,7 @@ def record(
     size: int = 0,
 ) -> None:
     """Keep one line of the access log (served, or refused and why)."""
+    metrics.download_recorded(outcome=outcome, reason=reason, size=size)
     user = getattr(request, "user", None)
     DownloadEvent.objects.create(
         member=member,
