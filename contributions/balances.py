@@ -43,8 +43,8 @@ _FIELDS = (
 _SUMS = ("contributions", "gpu_seconds", "tokens", "untokened", "amount_micros")
 
 
-def _epochs(tables=ValuationTable) -> list[int]:
-    return sorted(tables.objects.values_list("adopted_in", flat=True))
+def _epochs() -> list[int]:
+    return sorted(ValuationTable.objects.values_list("adopted_in", flat=True))
 
 
 def _epoch(recorded_in: int, epochs: list[int]) -> int:
@@ -113,14 +113,16 @@ def tallied(contributions: QuerySet) -> Iterator[None]:
     _apply(_sums(contributions.values_list(*_FIELDS), epochs), +1)
 
 
-def tally_rebuild(contribution=Contribution, tally=ContributionTally, tables=ValuationTable) -> int:
-    """Make the tallies again from the contributions as they stand (the models may be a
-    migration's); the number of tallies."""
-    epochs = _epochs(tables)
-    rows = contribution.objects.order_by().values_list(*_FIELDS).iterator(chunk_size=10_000)
-    tally.objects.all().delete()
-    sums = _sums(rows, epochs)
-    tally.objects.bulk_create(
+def tally_rebuild(
+    contribution=Contribution, tally=ContributionTally, tables=ValuationTable, using="default"
+) -> int:
+    """Make the tallies again from the contributions as they stand in database ``using``
+    (the models may be a migration's); the number of tallies."""
+    epochs = sorted(tables.objects.using(using).values_list("adopted_in", flat=True))
+    rows = contribution.objects.using(using).order_by().values_list(*_FIELDS)
+    tally.objects.using(using).all().delete()
+    sums = _sums(rows.iterator(chunk_size=10_000), epochs)
+    tally.objects.using(using).bulk_create(
         tally(
             key=tally_key(*group),
             member_id=group[0],

@@ -12,6 +12,8 @@ def tally_existing(apps, schema_editor):
         apps.get_model("contributions", "Contribution"),
         apps.get_model("contributions", "ContributionTally"),
         apps.get_model("consortium", "ValuationTable"),
+        # The database being migrated (a replay's scratch copy, say), not the default.
+        using=schema_editor.connection.alias,
     )
 
 
