@@ -41,6 +41,7 @@ from consortium.access.entitlements import entitlement
 from consortium.access.models import DownloadAuthorization, DownloadEvent, ModelCheckpoint
 from consortium.governance import notifications
 from consortium.governance.changes import GovernanceError, by_secretariat, secretariat_signer
+from consortium.governance.models import Seat
 from consortium.governance.selectors import recording_for, seat_of
 from ledger import services as ledger
 from ledger.core.envelope import canonical, format_time
@@ -118,10 +119,11 @@ def verify_token(token: str, public_key: bytes, now: datetime | None = None) -> 
     return token
 
 
-def check_holder(token: Token, user) -> None:
+def check_holder(token: Token, user, seat=None) -> None:
     """Is ``user`` the one the token was issued to: the holder of its seat, still held,
-    in a role that may download (a recorder or signatory)? Raises :class:`TokenError`."""
-    seat = seat_of(user)
+    in a role that may download (a recorder or signatory)? ``seat``: the user's, if
+    already read. Raises :class:`TokenError`."""
+    seat = seat or seat_of(user)
     if seat is None:
         raise TokenError("you hold no seat: a download token is served to its seat's holder")
     if seat.member_id != token.member:
@@ -131,7 +133,8 @@ def check_holder(token: Token, user) -> None:
             "this download token was issued to another seat: only its holder may use it; "
             "ask for your own"
         )
-    if recording_for(user) is None:
+    # recording_for's rule, on the seat already read.
+    if seat.role not in (Seat.Role.RECORDER, Seat.Role.SIGNATORY):
         raise TokenError(f"the {seat.role} seat may not download: a recorder or signatory asks")
 
 
@@ -298,10 +301,14 @@ def serve(*, request, token: str, path: str, range_header: str) -> Serving:
         member = tok.member
         seat = seat_of(request.user)
         seat_member = seat.member_id if seat else None
-        check_holder(tok, request.user)
+        check_holder(tok, request.user, seat)
         if path not in tok.files:
             raise TokenError(f"{path} is not a file this token covers", 404)
-        checkpoint = ModelCheckpoint.objects.filter(digest=tok.checkpoint).first()
+        checkpoint = (
+            ModelCheckpoint.objects.select_related("model__agreement")
+            .filter(digest=tok.checkpoint)
+            .first()
+        )
         if checkpoint is None:
             raise TokenError("no such checkpoint", 404)
         decision = entitlement(tok.member, checkpoint, tok.scope)

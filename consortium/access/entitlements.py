@@ -64,8 +64,11 @@ def balance_ratio(agreement: Agreement, member: str, cache: dict | None = None) 
         if key not in cache:
             cache[key] = balance_ratio(agreement, member)
         return cache[key]
-    candidates = [agreement]
-    candidates += list(
+    ratio = _ratio_under(agreement, member)
+    if ratio is not None:
+        return ratio
+    # Only when the model's agreement gives none: the treaties in force binding the member.
+    treaties = (
         Agreement.objects.filter(
             kind=Agreement.Kind.TREATY,
             state=Agreement.State.IN_FORCE,
@@ -76,15 +79,20 @@ def balance_ratio(agreement: Agreement, member: str, cache: dict | None = None) 
         .exclude(id=agreement.id)
         .order_by("proposed_in")
     )
-    for candidate in candidates:
-        try:
-            report = balance_report(candidate)
-        except ReportError:
-            continue
-        line = next((ln for ln in report.lines if ln.member == member), None)
-        if line is not None and line.ratio is not None:
-            return line.ratio
+    for candidate in treaties:
+        ratio = _ratio_under(candidate, member)
+        if ratio is not None:
+            return ratio
     return None
+
+
+def _ratio_under(agreement: Agreement, member: str) -> Decimal | None:
+    try:
+        report = balance_report(agreement)
+    except ReportError:
+        return None
+    line = next((ln for ln in report.lines if ln.member == member), None)
+    return line.ratio if line is not None else None
 
 
 def entitlement(
