@@ -275,8 +275,10 @@ class Refused(Exception):
 @dataclass(frozen=True)
 class Serving:
     """What to serve for one request: bytes ``first`` to ``last`` of the file stored at
-    ``stored``; ``ranged`` when a Range was asked (a partial answer)."""
+    ``stored`` (``checkpoint``/``path`` under the checkpoints' root); ``ranged`` when a
+    Range was asked (a partial answer)."""
 
+    checkpoint: str
     path: str
     stored: str
     size: int
@@ -290,11 +292,15 @@ class Serving:
         return max(0, self.last - self.first + 1)
 
 
-def serve(*, request, token: str, path: str, range_header: str) -> Serving:
+def serve(
+    *, request, token: str, path: str, range_header: str, range_by_server: bool = False
+) -> Serving:
     """Decide a request for file ``path`` of the download ``token`` authorises: the token
     (signed by this log, unexpired), its holder (``check_holder``), the file, and the
     entitlement checked again now; then the byte range. Every answer is kept in the
-    access log; a refusal is raised as :class:`Refused`."""
+    access log; a refusal is raised as :class:`Refused`. With ``range_by_server`` (nginx
+    sends the bytes, X-Accel-Redirect) the Range is the web server's to answer: read
+    here only for the access log, never refused."""
     member = seat_member = None
     try:
         tok = verify_token(token, log_public_key())
@@ -325,20 +331,25 @@ def serve(*, request, token: str, path: str, range_header: str) -> Serving:
         raise Refused(str(exc), exc.status) from exc
     entry = next(f for f in checkpoint.files if f["path"] == path)
     size = entry["size"]
+    note = ""
     try:
         span = byte_range(range_header, size)
     except Refused as exc:
-        record(
-            request=request,
-            member=member,
-            checkpoint=checkpoint.digest,
-            path=path,
-            outcome="denied",
-            reason=str(exc),
-        )
-        raise
+        if range_by_server:
+            span, note = None, f"; Range {range_header[:60]!r} left to the web server"
+        else:
+            record(
+                request=request,
+                member=member,
+                checkpoint=checkpoint.digest,
+                path=path,
+                outcome="denied",
+                reason=str(exc),
+            )
+            raise
     first, last = span if span else (0, size - 1)
     serving = Serving(
+        checkpoint=checkpoint.digest,
         path=path,
         stored=stored_path(checkpoint.digest, path),
         size=size,
@@ -355,7 +366,7 @@ def serve(*, request, token: str, path: str, range_header: str) -> Serving:
         outcome="served",
         token=tok.tid,
         size=serving.length,
-        reason=f"{tok.scope}; bytes {first}-{last}" if span else tok.scope,
+        reason=(f"{tok.scope}; bytes {first}-{last}" if span else tok.scope) + note,
     )
     return serving
 
