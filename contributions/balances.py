@@ -22,7 +22,7 @@ import contextlib
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from consortium.governance.models import Agreement, ValuationTable
 from contributions.models import Contribution, ContributionTally
@@ -70,37 +70,34 @@ def _sums(rows: Iterable[tuple], epochs: list[int]) -> dict[tuple, list[int]]:
     return out
 
 
-def _apply(sums: dict[tuple, list[int]], sign: int, tally=ContributionTally) -> None:
+def _apply(sums: dict[tuple, list[int]], sign: int) -> None:
     for group, values in sums.items():
         key = tally_key(*group)
-        row = tally.objects.filter(key=key).first()
-        if row is None:
+        deltas = {name: F(name) + sign * v for name, v in zip(_SUMS, values, strict=True)}
+        if ContributionTally.objects.filter(key=key).update(**deltas):
             if sign < 0:
-                raise RuntimeError(f"no tally {key} to take contributions from")
-            member, kind, accelerator, currency, state, disputed, epoch = group
-            tally.objects.create(
-                key=key,
-                member_id=member,
-                kind=kind,
-                accelerator=accelerator,
-                currency=currency,
-                state=state,
-                disputed=disputed,
-                epoch=epoch,
-                **dict(zip(_SUMS, values, strict=True)),
-            )
+                ContributionTally.objects.filter(key=key, contributions=0).delete()
             continue
-        for name, value in zip(_SUMS, values, strict=True):
-            setattr(row, name, getattr(row, name) + sign * value)
-        if row.contributions == 0:
-            row.delete()
-        else:
-            row.save(update_fields=list(_SUMS))
+        if sign < 0:
+            raise RuntimeError(f"no tally {key} to take contributions from")
+        member, kind, accelerator, currency, state, disputed, epoch = group
+        ContributionTally.objects.create(
+            key=key,
+            member_id=member,
+            kind=kind,
+            accelerator=accelerator,
+            currency=currency,
+            state=state,
+            disputed=disputed,
+            epoch=epoch,
+            **dict(zip(_SUMS, values, strict=True)),
+        )
 
 
-def tally_added(contributions: QuerySet) -> None:
-    """Count contributions just created (``contributions``: a queryset of them)."""
-    _apply(_sums(contributions.values_list(*_FIELDS), _epochs()), +1)
+def tally_added(contributions: Iterable[Contribution]) -> None:
+    """Count contributions just created."""
+    rows = [tuple(getattr(c, f) for f in _FIELDS) for c in contributions]
+    _apply(_sums(rows, _epochs()), +1)
 
 
 @contextlib.contextmanager

@@ -294,7 +294,7 @@ def apply_imported(entry: Appended) -> None:
         recorded_in=entry.index,
         attested_in=attested,
     )
-    Contribution.objects.bulk_create(
+    made = Contribution.objects.bulk_create(
         Contribution(
             id=uuid.UUID(c["contribution"]),
             kind=Contribution.Kind.COMPUTE,
@@ -316,7 +316,7 @@ def apply_imported(entry: Appended) -> None:
         )
         for c in p["contributions"]
     )
-    tally_added(Contribution.objects.filter(import_id=uuid.UUID(p["import"])))
+    tally_added(made)
 
 
 @applier("compute.attested")

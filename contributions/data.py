@@ -112,7 +112,7 @@ def apply_data(entry: Appended) -> None:
     if member is None or Contribution.objects.filter(id=entry.payload["contribution"]).exists():
         return
     d = entry.payload["dataset"]
-    Contribution.objects.create(
+    made = Contribution.objects.create(
         id=uuid.UUID(entry.payload["contribution"]),
         kind=Contribution.Kind.DATA,
         member_id=member,
@@ -123,7 +123,7 @@ def apply_data(entry: Appended) -> None:
         tokens=d.get("tokens"),
         delivered_on=parse_time(entry.integrated_time).date(),
     )
-    tally_added(Contribution.objects.filter(id=uuid.UUID(entry.payload["contribution"])))
+    tally_added([made])
 
 
 # --- entries signed by their authors' own keys (POST /api/v1/ledger/entries) -------------------

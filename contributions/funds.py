@@ -159,7 +159,7 @@ def apply_funds(entry: Appended) -> None:
     if member is None or Contribution.objects.filter(id=entry.payload["contribution"]).exists():
         return
     p = entry.payload
-    Contribution.objects.create(
+    made = Contribution.objects.create(
         id=uuid.UUID(p["contribution"]),
         kind=Contribution.Kind.FUNDS,
         member_id=member,
@@ -172,7 +172,7 @@ def apply_funds(entry: Appended) -> None:
         date=date.fromisoformat(p["date"]),
         delivered_on=date.fromisoformat(p["date"]),
     )
-    tally_added(Contribution.objects.filter(id=uuid.UUID(p["contribution"])))
+    tally_added([made])
 
 
 # --- the treasurer's confirmation --------------------------------------------------------------
