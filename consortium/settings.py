@@ -264,17 +264,26 @@ else:
 DOWNLOAD_TOKEN_SECONDS = envint("DOWNLOAD_TOKEN_SECONDS", 900)
 # How a checked download is handed over. By default the app server sends the bytes
 # (sendfile for local files, a ranged read streamed from an object store). With
-# DOWNLOAD_ACCEL_REDIRECT set to a location nginx serves internally (e.g. /protected/),
-# an X-Accel-Redirect to it + the stored name, for nginx to send. With
-# DOWNLOAD_PRESIGNED_REDIRECT=1, a 302 to a presigned object-store URL that lives
-# DOWNLOAD_PRESIGNED_SECONDS (needs S3_BUCKET, and an endpoint members can reach).
-DOWNLOAD_ACCEL_REDIRECT = envstr("DOWNLOAD_ACCEL_REDIRECT", "")
+# DOWNLOADS_ACCEL_REDIRECT set to the internal nginx location of deploy/nginx/downloads.conf
+# (/_protected/checkpoints/), an X-Accel-Redirect to it + the file's path under the
+# checkpoints' storage root (MEDIA_ROOT/checkpoints), for nginx to send, Range included
+# (local storage only). DOWNLOAD_ACCEL_REDIRECT, its older spelling, named a location
+# for the whole MEDIA_ROOT: it is still read. With DOWNLOAD_PRESIGNED_REDIRECT=1, a 302 to
+# a presigned object-store URL that lives DOWNLOAD_PRESIGNED_SECONDS (needs S3_BUCKET, and
+# an endpoint members can reach).
+DOWNLOADS_ACCEL_REDIRECT = envstr("DOWNLOADS_ACCEL_REDIRECT", "")
+if not DOWNLOADS_ACCEL_REDIRECT and envstr("DOWNLOAD_ACCEL_REDIRECT", ""):
+    DOWNLOADS_ACCEL_REDIRECT = envstr("DOWNLOAD_ACCEL_REDIRECT").rstrip("/") + "/checkpoints/"
+if DOWNLOADS_ACCEL_REDIRECT and not (
+    DOWNLOADS_ACCEL_REDIRECT.startswith("/") and DOWNLOADS_ACCEL_REDIRECT.endswith("/")
+):
+    raise ImproperlyConfigured("DOWNLOADS_ACCEL_REDIRECT is a URL path that starts and ends with /")
 DOWNLOAD_PRESIGNED_REDIRECT = envbool("DOWNLOAD_PRESIGNED_REDIRECT", False)
 DOWNLOAD_PRESIGNED_SECONDS = envint("DOWNLOAD_PRESIGNED_SECONDS", 60)
 if DOWNLOAD_PRESIGNED_REDIRECT and not S3_BUCKET:
     raise ImproperlyConfigured("DOWNLOAD_PRESIGNED_REDIRECT needs S3_BUCKET")
-if DOWNLOAD_PRESIGNED_REDIRECT and DOWNLOAD_ACCEL_REDIRECT:
-    raise ImproperlyConfigured("choose DOWNLOAD_PRESIGNED_REDIRECT or DOWNLOAD_ACCEL_REDIRECT")
+if DOWNLOAD_PRESIGNED_REDIRECT and DOWNLOADS_ACCEL_REDIRECT:
+    raise ImproperlyConfigured("choose DOWNLOAD_PRESIGNED_REDIRECT or DOWNLOADS_ACCEL_REDIRECT")
 # Largest SLURM accounting export accepted through the API, in bytes (the command reads
 # files of any size).
 SACCT_IMPORT_MAX_BYTES = envint("SACCT_IMPORT_MAX_BYTES", 512 * 1024 * 1024)
