@@ -13,7 +13,7 @@ import tempfile
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # gthread: a worker's threads share its process, and its main thread keeps answering the
 # arbiter while another streams a large download (the app sends the bytes itself unless
-# DOWNLOAD_ACCEL_REDIRECT hands them to nginx), so `timeout` only ends a stuck worker.
+# DOWNLOADS_ACCEL_REDIRECT hands them to nginx), so `timeout` only ends a stuck worker.
 worker_class = "gthread"
 workers = int(os.environ.get("GUNICORN_WORKERS", os.environ.get("WEB_CONCURRENCY", "2")))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))

@@ -18,7 +18,6 @@ NGINX = ROOT / "deploy" / "nginx"
 # The snippet another part of the deployment provides (the internal location checked
 # downloads are handed to); a checkout without it renders the site without its include.
 DOWNLOADS = NGINX / "downloads.conf"
-DOWNLOADS_INCLUDE = "include /etc/nginx/snippets/consortium/downloads.conf;\n"
 
 MAIN = """\
 worker_processes 1;
@@ -51,8 +50,6 @@ def site_files(prefix: Path, replacements: dict[str, str]) -> None:
     }
     for source in NGINX.glob("*.conf"):
         text = source.read_text()
-        if not DOWNLOADS.exists():
-            text = text.replace(DOWNLOADS_INCLUDE, "")
         for old, new in replacements.items():
             text = text.replace(old, new)
         (snippets / source.name).write_text(text)

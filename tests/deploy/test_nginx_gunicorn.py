@@ -120,13 +120,12 @@ def stack(django_db_setup, django_db_blocker):
                 "STATIC_ROOT": str(static),
                 "CELERY_BROKER_URL": BROKER,
             }
-            if DOWNLOADS.exists():
-                # The contract with deploy/nginx/downloads.conf: the application redirects
-                # to its internal location, which serves MEDIA_ROOT's files to nginx.
-                location = re.search(r"location\s+(?:\^~\s+)?(/[^\s{]+)", DOWNLOADS.read_text())
-                env["DOWNLOAD_ACCEL_REDIRECT"] = location.group(1)
-                for path in [media, *media.rglob("*")]:
-                    path.chmod(0o755 if path.is_dir() else 0o644)
+            # The contract with deploy/nginx/downloads.conf: the application redirects
+            # to its internal location, which serves MEDIA_ROOT's files to nginx.
+            location = re.search(r"location\s+(?:\^~\s+)?(/[^\s{]+)", DOWNLOADS.read_text())
+            env["DOWNLOADS_ACCEL_REDIRECT"] = location.group(1)
+            for path in [media, *media.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
             subprocess.run(
                 [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
                 cwd=ROOT,
@@ -238,10 +237,9 @@ def test_a_checked_download_is_served_through_nginx(stack):
     token = stack["download"].split("/")[4]
     assert token not in stack["access_log"].read_text()
     assert token not in stack["app_log"].read_text()
-    if DOWNLOADS.exists():
-        # With deploy/nginx/downloads.conf (and DOWNLOAD_ACCEL_REDIRECT set for the
-        # application), nginx itself sends the bytes the application checked.
-        assert lines[-1]["accel_redirect"]
+    # With deploy/nginx/downloads.conf (and DOWNLOADS_ACCEL_REDIRECT set for the
+    # application), nginx itself sends the bytes the application checked.
+    assert lines[-1]["accel_redirect"]
     # Refused without credentials: the application's answer, counted below.
     assert _http(url)[0] in (401, 403)
 
