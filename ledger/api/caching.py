@@ -1,8 +1,9 @@
 """Validators and caching headers of the ledger's read answers (docs/scaling.md).
 
-Every reader gets the same bytes for the same URL, but only readers may have them: the
-answers are ``private`` (no shared cache outside the operator's own, which checks access
-first: deploy/nginx/ledger-reads.conf). Proofs for an explicit tree size never change and
+Every reader gets the same bytes for the same URL, but only readers may have them: what
+is kept is ``private`` (no shared cache outside the operator's own, which checks access
+first: deploy/nginx/ledger-reads.conf; a shared cache never keeps an answer to a request
+with Authorization unless told it may). Proofs for an explicit tree size never change and
 say so; the checkpoint changes with each new one, so it is revalidated on every use,
 which its ETag makes a 304 of while it has not changed."""
 
@@ -16,9 +17,7 @@ from django.http import HttpResponse, HttpResponseNotModified
 from ledger.reads import ReplicaBehind, replica_alias
 
 IMMUTABLE = "private, max-age=31536000, immutable"
-REVALIDATE = "private, no-cache"
-# A partial tile is replaced by the full one as the log grows: kept a minute at most.
-PARTIAL = "private, max-age=60"
+REVALIDATE = "no-cache"
 
 # The checkpoint's ETag: its tree size, then a digest of the body (which holds the
 # cosignatures, so a new cosignature is a new ETag at the same size).

@@ -17,7 +17,7 @@ from ledger import tiles
 from ledger.api import caching
 from ledger.api.serializers import ProblemSerializer
 from ledger.api.views import PROBLEMS, CheckpointView
-from ledger.core.tiles import ENTRIES, WIDTH, TileError, parse_tile_path
+from ledger.core.tiles import ENTRIES, TileError, parse_tile_path
 from ledger.reads import reads_from_replica
 from ledger.tile_storage import TILE_CACHE
 
@@ -95,9 +95,8 @@ class TileView(APIView):
         except TileError as exc:
             raise Unbundlable(str(exc)) from exc
         response = HttpResponse(body, content_type="application/octet-stream")
-        return caching.conditional(
-            request, response, caching.etag(body), caching.PARTIAL if width < WIDTH else IMMUTABLE
-        )
+        # A partial tile of width W is as fixed as a full one (its W hashes never change).
+        return caching.conditional(request, response, caching.etag(body), IMMUTABLE)
 
 
 class ReaderView(APIView):
