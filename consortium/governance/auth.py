@@ -79,7 +79,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         # One query: the token, its user, its seat and the seat the user holds now (what
         # the seat check and HoldsASeat need), however many checks follow.
         token = (
-            ApiToken.objects.select_related("user", "seat", "user__seat_holder__seat__member")
+            ApiToken.objects.select_related("user", "seat", "user__seat_holder__seat")
             .filter(key_id=key_id)
             .first()
         )
