@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 # Answers a replica may give only because it lags: asked again of the primary.
-LAG_STATUSES = frozenset({400, 404, 409, 412, 503})
+LAG_STATUSES = frozenset({400, 404, 409, 503})
 
 
 class _Reading:
@@ -93,8 +93,11 @@ def replica_reads() -> Iterator[str | None]:
 
 @contextlib.contextmanager
 def primary() -> Iterator[None]:
-    """Reads in the body go to the primary, whatever encloses it."""
-    token = _reading.set(None)
+    """Reads in the body go to the primary, whatever encloses it (a view marked
+    ``reads_from_replica`` inside it included)."""
+    done = _Reading("")
+    done.wrote = True
+    token = _reading.set(done)
     try:
         yield
     finally:
