@@ -93,7 +93,9 @@ def wrk(url: str, token: str, seconds: float, clients: int, paths: Path | None =
     out = done.stdout
     if done.returncode != 0 or "Requests/sec" not in out:
         raise SystemExit(f"wrk failed: {out}{done.stderr}")
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s*(50|99)%\s+([\d.]+(?:us|ms|s|m))\s*$", out, re.M))
+    if set(latency) != {"50", "99"}:
+        raise SystemExit(f"wrk printed no latency distribution for {url}: {out}")
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sockets = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out

@@ -78,10 +78,14 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         key_id, secret = match.groups()
         # One query: the token, its user, its seat and the seat the user holds now (what
         # the seat check and HoldsASeat need), however many checks follow.
-        token = (
-            ApiToken.objects.select_related("user", "seat", "user__seat_holder__seat")
-            .filter(key_id=key_id)
-            .first()
+        # (key_id is unique: no ordering to compile and sort by.)
+        token = next(
+            iter(
+                ApiToken.objects.select_related("user", "seat", "user__seat_holder__seat")
+                .filter(key_id=key_id)
+                .order_by()[:1]
+            ),
+            None,
         )
         # Compare in constant time even when the id is unknown.
         expected = token.secret_hash if token else "0" * 64
