@@ -208,15 +208,14 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
 # read from them when that is safe (consortium/dbrouter.py, docs/scaling.md). In tests
 # each mirrors the primary's test database.
 DATABASE_REPLICAS = []
-for _n, _url in enumerate(u.strip() for u in envstr("DATABASE_REPLICA_URLS", "").split(",")):
-    if not _url:
-        continue
+_replica_urls = [u.strip() for u in envstr("DATABASE_REPLICA_URLS", "").split(",") if u.strip()]
+for _n, _url in enumerate(_replica_urls, start=1):
     _replica = _database(_url)
     if _replica["ENGINE"] != _db["ENGINE"]:
         raise ImproperlyConfigured("DATABASE_REPLICA_URLS: each replica is of the primary's engine")
     _replica["TEST"] = {"MIRROR": "default"}
-    DATABASES[f"replica_{_n + 1}"] = _replica
-    DATABASE_REPLICAS.append(f"replica_{_n + 1}")
+    DATABASES[f"replica_{_n}"] = _replica
+    DATABASE_REPLICAS.append(f"replica_{_n}")
 # Seconds a replica that failed to answer is left alone before it is tried again.
 DATABASE_REPLICA_RETRY_SECONDS = envint("DATABASE_REPLICA_RETRY_SECONDS", 30)
 
