@@ -59,6 +59,7 @@ def served(django_db_setup, django_db_blocker):
             tokens = {
                 "admin": ApiToken.issue(user=admin, days=1)[1],
                 "outsider": ApiToken.issue(user=outsider, days=1)[1],
+                "revocable": ApiToken.issue(user=admin, days=1),
             }
             env = {**child_env(), "ALLOWED_HOSTS": "127.0.0.1", "DEBUG": "0"}
             with app_server(env) as app_port, reads_nginx(app_port, static) as port:
@@ -130,3 +131,19 @@ def test_a_new_checkpoint_is_served_within_a_second_or_two(served):
             break
         assert time.monotonic() < deadline, "the new checkpoint did not come through nginx"
         time.sleep(0.2)
+
+
+def test_a_revoked_token_stops_reading_within_the_ten_seconds_its_yes_is_kept(served):
+    token, plaintext = served["tokens"]["revocable"]
+    url = served["base"] + "/proofs/inclusion?index=2&tree_size=40"
+    assert _get(url, plaintext)[0] == 200
+    token.revoke()  # (the module's fixture keeps the database open to it)
+    revoked_at = time.monotonic()
+    while True:
+        status, _, body = _get(url, plaintext)
+        if status == 401:
+            assert b"revoked" in body  # the application's own refusal
+            break
+        assert status == 200
+        assert time.monotonic() - revoked_at < 12, "still reading 12 s after revocation"
+        time.sleep(0.5)
