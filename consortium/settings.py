@@ -160,7 +160,36 @@ TEMPLATES = [
 # --- database ---------------------------------------------------------------------------
 
 DATABASE_URL = envstr("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'consortium.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("CONN_MAX_AGE", 0))}
+# Persistent connections (docs/scaling.md): a new PostgreSQL connection per request costs
+# more than the read it serves. Each is checked before reuse (CONN_HEALTH_CHECKS), so a
+# restarted server or pooler costs one retry, never an error. CONN_MAX_AGE=0: a new one
+# per request (Django's own default).
+CONN_MAX_AGE = envint("CONN_MAX_AGE", 60)
+CONN_HEALTH_CHECKS = envbool("CONN_HEALTH_CHECKS", True)
+# DATABASE_POOLER=pgbouncer: DATABASE_URL reaches PostgreSQL through PgBouncer in
+# transaction mode, where consecutive transactions may run on different server sessions:
+# no server-side cursors (a cursor lives beyond its transaction) and no prepared
+# statements (one session prepares, another is asked to run it).
+DATABASE_POOLER = envstr("DATABASE_POOLER", "") or ""
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    raise ImproperlyConfigured(
+        f"DATABASE_POOLER={DATABASE_POOLER!r}: use pgbouncer, or leave it unset"
+    )
+
+
+def _database(url: str) -> dict:
+    db = dj_database_url.parse(
+        url, conn_max_age=CONN_MAX_AGE, conn_health_checks=CONN_HEALTH_CHECKS
+    )
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        db.setdefault("OPTIONS", {})
+        if DATABASE_POOLER == "pgbouncer":
+            db["DISABLE_SERVER_SIDE_CURSORS"] = True
+            db["OPTIONS"]["prepare_threshold"] = None
+    return db
+
+
+DATABASES = {"default": _database(DATABASE_URL)}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] != ":memory:":
@@ -175,12 +204,26 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Tests on SQLite use a file, so that other processes (concurrency tests) see it.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
-    _db.setdefault("OPTIONS", {})
     _db["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME", None)}
+# Streaming replicas of the primary, comma-separated URLs: the ledger's read endpoints
+# read from them when that is safe (consortium/dbrouter.py, docs/scaling.md). In tests
+# each mirrors the primary's test database.
+DATABASE_REPLICAS = []
+_replica_urls = [u.strip() for u in envstr("DATABASE_REPLICA_URLS", "").split(",") if u.strip()]
+for _n, _url in enumerate(_replica_urls, start=1):
+    _replica = _database(_url)
+    if _replica["ENGINE"] != _db["ENGINE"]:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS: each replica is of the primary's engine")
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{_n}"] = _replica
+    DATABASE_REPLICAS.append(f"replica_{_n}")
+# Seconds a replica that failed to answer is left alone before it is tried again.
+DATABASE_REPLICA_RETRY_SECONDS = envint("DATABASE_REPLICA_RETRY_SECONDS", 30)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Sends queries to a scratch database only while `ledger replay` rebuilds projections.
-DATABASE_ROUTERS = ["ledger.replay.ReplayRouter"]
+# Reads of the ledger's read endpoints go to a replica when one is set and it is safe.
+DATABASE_ROUTERS = ["ledger.replay.ReplayRouter", "consortium.dbrouter.ReplicaRouter"]
 
 # --- auth, i18n, static -------------------------------------------------------------------
 
