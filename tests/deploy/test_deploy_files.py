@@ -126,6 +126,7 @@ def test_the_plain_sites_pass_nginx_t(site):
             "listen 127.0.0.1:8080;": f"listen 127.0.0.1:{port};",
             "listen 80;": f"listen 127.0.0.1:{port};",
             "server web:8000;": "server 127.0.0.1:8000;",
+            "server events:8001;": "server 127.0.0.1:8001;",
         },
     )
     assert result.returncode == 0, result.stderr
@@ -234,19 +235,20 @@ def _compose() -> dict:
 
 def test_the_compose_file_holds_the_whole_stack():
     services = _compose()["services"]
-    assert {"postgres", "redis", "minio", "web", "worker", "beat", "nginx"} <= set(services)
+    assert {"postgres", "redis", "minio", "web", "events", "worker", "beat", "nginx"} <= set(services)
     for name, service in services.items():
         if "build" in service:
             continue  # the application's image, built from this checkout
         image = service["image"]
         repository, _, tag = image.rpartition(":")
         assert repository and tag not in ("", "latest") and re.search(r"\d", tag), (name, image)
-    for name in ("postgres", "redis", "minio", "web", "worker", "nginx"):
+    for name in ("postgres", "redis", "minio", "web", "events", "worker", "nginx"):
         test = services[name].get("healthcheck", {}).get("test")
         assert test or name == "web", name  # web: the image's HEALTHCHECK
     assert services["web"].get("healthcheck") is None
     assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
     assert "celery" in services["worker"]["command"] and "beat" in services["beat"]["command"]
+    assert "consortium.asgi:application" in services["events"]["command"]
 
 
 def test_compose_gives_only_settings_the_application_reads():
