@@ -235,7 +235,9 @@ def _compose() -> dict:
 
 def test_the_compose_file_holds_the_whole_stack():
     services = _compose()["services"]
-    assert {"postgres", "redis", "minio", "web", "events", "worker", "beat", "nginx"} <= set(services)
+    assert {"postgres", "redis", "minio", "web", "events", "worker", "beat", "nginx"} <= set(
+        services
+    )
     for name, service in services.items():
         if "build" in service:
             continue  # the application's image, built from this checkout
