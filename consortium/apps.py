@@ -22,3 +22,27 @@ class ConsortiumConfig(AppConfig):
             votes,
             witnesses,
         )
+
+        _forget_bearer_reads_on_change()
+
+
+def _forget_bearer_reads_on_change() -> None:
+    """A token, its user or a seat saved or deleted in this process: the bearer decisions
+    kept for reads (consortium.governance.auth.recent_reads) are forgotten at once (the
+    queryset updates that vacate seats call it themselves)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_delete, post_save
+
+    from consortium.governance.auth import forget_recent_reads
+    from consortium.governance.models import ApiToken, Member, Seat, SeatHolder
+
+    def forget(**_):
+        forget_recent_reads()
+
+    for model in (ApiToken, Member, Seat, SeatHolder, get_user_model()):
+        post_save.connect(
+            forget, sender=model, weak=False, dispatch_uid=f"bearer-reads-{model.__name__}"
+        )
+        post_delete.connect(
+            forget, sender=model, weak=False, dispatch_uid=f"bearer-reads-x-{model.__name__}"
+        )

@@ -383,6 +383,10 @@ AXES_CLIENT_IP_CALLABLE = "consortium.web.clientip.client_address"
 # address gets 429 (with Retry-After) for every bearer token until the window ends.
 API_TOKEN_FAILURE_LIMIT = envint("API_TOKEN_FAILURE_LIMIT", 20)
 API_TOKEN_FAILURE_WINDOW = envint("API_TOKEN_FAILURE_WINDOW", 300)
+# Seconds a process keeps its decision on a bearer token for reads (GET, HEAD): a token
+# revoked, or a seat vacated, by another process reads for at most this long; writes are
+# always decided afresh. 0: never kept.
+API_TOKEN_CACHE_SECONDS = float(envstr("API_TOKEN_CACHE_SECONDS", "5"))
 
 # --- transport and browser security (docs/security.md) ------------------------------------
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.db import DEFAULT_DB_ALIAS
+
 from ledger.core import merkle
 from ledger.errors import LedgerError
 from ledger.models import Entry, TreeHash
@@ -19,13 +21,32 @@ HASH_T = TreeHash._meta.db_table
 PROOFS_PER_QUERY = 200
 
 
+# The largest size this process has seen the primary's tree reach. The tree only grows
+# (the append-only triggers refuse any removal), so a proof in a size up to it needs no
+# query for the size; a process is restarted with the database it serves.
+_primary_reached = 0
+
+
 def tree_size() -> int:
+    global _primary_reached
     # A replica's connection inside a read endpoint (ledger.reads), else the primary's.
     connection = reader()
     with connection.cursor() as cur:
         cur.execute(f"SELECT MAX({connection.ops.quote_name('index')}) FROM {ENTRY_T}")
         (top,) = cur.fetchone()
-    return 0 if top is None else top + 1
+    size = 0 if top is None else top + 1
+    if connection.alias == DEFAULT_DB_ALIAS and size > _primary_reached:
+        _primary_reached = size
+    return size
+
+
+def reaches(size: int) -> int | None:
+    """``None`` if the tree (as the current reader sees it) has at least ``size`` entries,
+    else its size: a query only when the answer is not already known to this process."""
+    if size <= _primary_reached and reader().alias == DEFAULT_DB_ALIAS:
+        return None
+    have = tree_size()
+    return None if size <= have else have
 
 
 def read_hashes(indexes: Sequence[int]) -> list[bytes]:

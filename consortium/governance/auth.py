@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import pickle
 import re
+import threading
 import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -54,6 +58,61 @@ def _held_seat(user):
     return holder.seat if holder.seat.active else None
 
 
+class _RecentReads:
+    """Bearer tokens this process accepted for a read in the last
+    ``API_TOKEN_CACHE_SECONDS``: the decision (user, token, seat) kept as bytes and
+    unpickled per request, so no two requests share an object.
+
+    Reads are the hot path of partner systems (checkpoints, proofs, entries), and the
+    token's row with its user and seats costs more to read and build than the proof
+    itself. A write is always decided afresh. A token revoked or a seat vacated in this
+    process is forgotten at once (the signals below); in another process it still reads
+    for at most the cache's lifetime, which is the documented bound (docs/security.md).
+    """
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._kept: dict[bytes, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(value: str) -> bytes:
+        return hashlib.sha256(value.encode()).digest()
+
+    def get(self, value: str):
+        found = self._kept.get(self.key(value))
+        if found is None or found[0] <= time.monotonic():
+            return None
+        return pickle.loads(found[1])  # noqa: S301 (bytes this process pickled itself)
+
+    def put(self, value: str, decided) -> None:
+        seconds = settings.API_TOKEN_CACHE_SECONDS
+        if seconds <= 0:
+            return
+        with self._lock:
+            if len(self._kept) >= self.MAX:
+                self._kept.clear()
+            self._kept[self.key(value)] = (time.monotonic() + seconds, pickle.dumps(decided))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+recent_reads = _RecentReads()
+
+
+def forget_recent_reads() -> None:
+    """Forget the bearer decisions kept for reads, now and again when the current
+    transaction commits (a request of another thread may have kept one in between)."""
+    recent_reads.clear()
+    transaction.on_commit(recent_reads.clear)
+
+
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -65,11 +124,17 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != "bearer":
             return None
         refuse_when_throttled(request)
+        read = request.method in _SAFE
+        if read and (decided := recent_reads.get(value)) is not None:
+            return decided
         try:
-            return self._authenticate(value)
+            decided = self._authenticate(value)
         except exceptions.AuthenticationFailed:
             count_failure(request)
             raise
+        if read:
+            recent_reads.put(value, decided)
+        return decided
 
     def _authenticate(self, value: str):
         match = _TOKEN_RE.match(value.strip())

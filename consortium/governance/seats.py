@@ -17,6 +17,7 @@ import uuid
 
 from django.db import transaction
 
+from consortium.governance.auth import forget_recent_reads
 from consortium.governance.changes import (
     GovernanceError,
     acting_signer,
@@ -63,6 +64,7 @@ def apply_seat_vacated(entry: Appended) -> None:
     if seat is None or not _signed_for(entry.author, seat.member_id):
         return
     Seat.objects.filter(id=seat.id).update(vacated_in=entry.index)
+    forget_recent_reads()  # its holder's tokens read no more (an update sends no signal)
 
 
 # --- services ------------------------------------------------------------------------------

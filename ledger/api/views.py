@@ -326,8 +326,7 @@ class InclusionProofView(APIView):
     @reads_from_replica
     def get(self, request: Request) -> Response:
         q = _query(s.InclusionQuery, request)
-        size = proofs.tree_size()
-        if q["tree_size"] > size:
+        if (size := proofs.reaches(q["tree_size"])) is not None:
             raise exceptions.ValidationError(
                 f"tree_size {q['tree_size']} is larger than the tree ({size})"
             )
@@ -353,8 +352,7 @@ class ConsistencyProofView(APIView):
     @reads_from_replica
     def get(self, request: Request) -> Response:
         q = _query(s.ConsistencyQuery, request)
-        size = proofs.tree_size()
-        if q["new"] > size:
+        if (size := proofs.reaches(q["new"])) is not None:
             raise exceptions.ValidationError(f"to {q['new']} is larger than the tree ({size})")
         proof = proofs.consistency_proof(q["old"], q["new"])
         response = Response({"from": q["old"], "to": q["new"], "proof": [_b64(h) for h in proof]})

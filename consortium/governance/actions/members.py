@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from consortium.governance import effects
 from consortium.governance.actions.base import Action, Simulation, figures_in_words, registered
+from consortium.governance.auth import forget_recent_reads
 from consortium.governance.changes import GovernanceError
 from consortium.governance.members import MEMBER_FIELDS, member_record
 from consortium.governance.models import Consortium, Member, Seat
@@ -85,6 +86,7 @@ class MemberChange(Action):
 
     def apply(self, action, *, proposal, index, n):
         Member.objects.filter(code=action["code"]).update(changed_in=index, **self.becomes)
+        forget_recent_reads()  # a suspended member's tokens read no more
 
 
 @registered
@@ -119,6 +121,7 @@ class MemberWithdraw(MemberChange):
         Seat.objects.filter(member_id=action["code"], vacated_in__isnull=True).update(
             vacated_in=index
         )
+        forget_recent_reads()
 
     def describe(self, action):
         return f"Record that {action['code']} leaves the consortium (its seats are vacated)"
