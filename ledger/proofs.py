@@ -6,7 +6,8 @@ ones each needs), never from the leaves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from django.db import DEFAULT_DB_ALIAS
 
@@ -19,6 +20,7 @@ ENTRY_T = Entry._meta.db_table
 HASH_T = TreeHash._meta.db_table
 # Proofs made together read their hashes together, this many proofs to a query.
 PROOFS_PER_QUERY = 200
+T = TypeVar("T")
 
 
 # The largest size this process has seen the primary's tree reach. The tree only grows
@@ -40,13 +42,28 @@ def tree_size() -> int:
     return size
 
 
-def reaches(size: int) -> int | None:
-    """``None`` if the tree (as the current reader sees it) has at least ``size`` entries,
-    else its size: a query only when the answer is not already known to this process."""
+class BeyondTree(Exception):
+    """A tree size past the tree; ``size`` is the tree's."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.size = size
+
+
+def within(size: int, make: Callable[[], T]) -> T:
+    """``make()``, something read from the tree of ``size`` (a proof), or
+    :class:`BeyondTree` when the tree is smaller: the tree's size is asked only when this
+    process has not already seen the primary reach ``size`` (or when what it saw no longer
+    holds: a database restored, or rolled back under a test, under a running process)."""
+    global _primary_reached
     if size <= _primary_reached and reader().alias == DEFAULT_DB_ALIAS:
-        return None
-    have = tree_size()
-    return None if size <= have else have
+        try:
+            return make()
+        except LedgerError:
+            _primary_reached = 0  # asked afresh below
+    if size > (have := tree_size()):
+        raise BeyondTree(have)
+    return make()
 
 
 def read_hashes(indexes: Sequence[int]) -> list[bytes]:

@@ -326,11 +326,14 @@ class InclusionProofView(APIView):
     @reads_from_replica
     def get(self, request: Request) -> Response:
         q = _query(s.InclusionQuery, request)
-        if (size := proofs.reaches(q["tree_size"])) is not None:
-            raise exceptions.ValidationError(
-                f"tree_size {q['tree_size']} is larger than the tree ({size})"
+        try:
+            proof = proofs.within(
+                q["tree_size"], lambda: proofs.inclusion_proof(q["index"], q["tree_size"])
             )
-        proof = proofs.inclusion_proof(q["index"], q["tree_size"])
+        except proofs.BeyondTree as exc:
+            raise exceptions.ValidationError(
+                f"tree_size {q['tree_size']} is larger than the tree ({exc.size})"
+            ) from None
         response = Response(
             {"index": q["index"], "tree_size": q["tree_size"], "proof": [_b64(h) for h in proof]}
         )
@@ -352,9 +355,12 @@ class ConsistencyProofView(APIView):
     @reads_from_replica
     def get(self, request: Request) -> Response:
         q = _query(s.ConsistencyQuery, request)
-        if (size := proofs.reaches(q["new"])) is not None:
-            raise exceptions.ValidationError(f"to {q['new']} is larger than the tree ({size})")
-        proof = proofs.consistency_proof(q["old"], q["new"])
+        try:
+            proof = proofs.within(q["new"], lambda: proofs.consistency_proof(q["old"], q["new"]))
+        except proofs.BeyondTree as exc:
+            raise exceptions.ValidationError(
+                f"to {q['new']} is larger than the tree ({exc.size})"
+            ) from None
         response = Response({"from": q["old"], "to": q["new"], "proof": [_b64(h) for h in proof]})
         # The proof between two given tree sizes never changes.
         tag = caching.etag(f"consistency/{q['old']}/{q['new']}/".encode() + b"".join(proof))
