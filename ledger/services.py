@@ -64,7 +64,7 @@ from ledger.cosign.registry import (
     witness_retire_record,
 )
 from ledger.cosign.served import CosignedCheckpoint, cosigned_checkpoint, cosigned_note
-from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError
+from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError, LogBehind
 from ledger.keys import (
     EntrySigner,
     HostedKeyError,
@@ -92,6 +92,7 @@ __all__ = [
     "IdempotencyConflict",
     "Key",
     "LedgerError",
+    "LogBehind",
     "Refused",
     "Witness",
     "WitnessError",
