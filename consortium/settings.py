@@ -151,6 +151,7 @@ TEMPLATES = [
                 "consortium.context.dashboard",
                 "ledger.context.verification_alarm",
                 "ledger.context.witness_warning",
+                "ledger.context.log_behind",
             ],
         },
     },

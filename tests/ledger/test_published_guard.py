@@ -160,3 +160,18 @@ def test_a_database_with_another_root_at_the_published_size_is_a_fork(delegates)
     r = api_as(delegates["ops"]).post("/api/v1/members", SPAIN, format="json")
     assert r.status_code == 503 and "FORK" in r.json()["detail"]
     assert Entry.objects.count() == size
+
+
+def test_the_admin_says_the_ledger_is_read_only_and_why(restored, admin_client):
+    page = admin_client.get("/admin/").content.decode()
+    assert "<strong>The ledger is read-only</strong>" in page
+    assert f"entries {restored['a']} to {restored['b'] - 1} are missing" in page
+    page = admin_client.get("/admin/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "<strong>Le registre est en lecture seule</strong>" in page
+
+
+def test_the_admin_says_nothing_of_it_when_the_database_holds_what_was_published(
+    delegates, admin_client
+):
+    publish_checkpoint()
+    assert "read-only" not in admin_client.get("/admin/").content.decode()
