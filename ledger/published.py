@@ -229,23 +229,28 @@ def behind_published(size: int | None = None) -> str | None:
     """None when the database is at or beyond the newest published checkpoint and
     consistent with it (and holds at least what any witness cosigned); otherwise a
     sentence saying what is missing or what differs."""
+    return verdict(size)[1]
+
+
+def verdict(size: int | None = None) -> tuple[bool, str | None]:
+    """``behind_published``'s sentence, and whether it only says entries are missing
+    (True: re-ingesting them is the cure) rather than that the database differs."""
     size = _tree_size() if size is None else size
     pub = read_published()
     if pub is not None:
         if size < pub.size:
-            return _missing(size, pub.size, f"checkpoint {pub.size:,} was published")
+            return True, _missing(size, pub.size, f"checkpoint {pub.size:,} was published")
         mark = (_database(), pub.size, pub.root)
         if mark not in _consistent:
             reason = _inconsistency(pub)
             if reason:
-                return reason
+                return False, reason
             _consistent.add(mark)
     for witness, held in sorted(read_witnessed().items()):
         if held > size:
-            return _missing(
-                size, held, f"the witness {witness} cosigned a tree of {held:,} entries"
-            )
-    return None
+            seen = f"the witness {witness} cosigned a tree of {held:,} entries"
+            return True, _missing(size, held, seen)
+    return False, None
 
 
 def refuse_if_behind(size: int | None = None, what: str = "sign a checkpoint") -> None:

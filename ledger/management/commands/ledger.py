@@ -152,7 +152,8 @@ class Command(BaseCommand):
             help=(
                 "Compare the database with the newest checkpoint ever published "
                 "(LEDGER_PUBLISHED_PATH) and the sizes witnesses cosigned: exits 0 when it "
-                "is at or beyond them, 1 saying what is missing or what differs."
+                "holds them, 3 saying which entries are missing (re-ingest them), 1 saying "
+                "what differs (a fork)."
             ),
         )
 
@@ -376,11 +377,11 @@ class Command(BaseCommand):
         )
 
     def do_behind(self, **_):
-        from ledger.published import behind_published
+        from ledger.published import verdict
 
-        reason = behind_published()
+        missing, reason = verdict()
         if reason is not None:
-            raise CommandError(reason, returncode=1)
+            raise CommandError(reason, returncode=3 if missing else 1)
         self.stdout.write(
             self.style.SUCCESS(
                 f"OK: the database ({proofs.tree_size():,} entries) holds every published entry."
