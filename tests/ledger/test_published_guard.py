@@ -40,9 +40,24 @@ def restored(delegates, tmp_path):
     assert r.status_code == 201, r.content
     b = publish_checkpoint()
     bundle = export_bundle(tmp_path, "at-b.zip")
+    copy = log_copy(tmp_path / "copy-at-b", b)
     transaction.savepoint_rollback(sid)
     assert Entry.objects.count() == a.tree_size < b.tree_size
-    return {"a": a.tree_size, "b": b.tree_size, "b_note": b.note, "bundle": bundle}
+    return {"a": a.tree_size, "b": b.tree_size, "b_note": b.note, "bundle": bundle, "copy": copy}
+
+
+def log_copy(out, cp):
+    """The copy a witness's mirror writes (``ledger.witness.export``'s format)."""
+    from ledger.core.note import b64
+    from ledger.witness.export import FORMAT
+
+    out.mkdir()
+    leaves = Entry.objects.order_by("index").values_list("leaf", flat=True)
+    (out / "entries.jsonl").write_bytes(b"".join(bytes(leaf) + b"\n" for leaf in leaves))
+    (out / "checkpoint.note").write_text(cp.note)
+    meta = {"format": FORMAT, "origin": log_signer().name, "size": cp.tree_size}
+    (out / "copy.json").write_text(json.dumps({**meta, "root": b64(bytes(cp.root_hash))}))
+    return out
 
 
 def test_every_publication_is_kept_in_the_file_outside_the_database(log_key, published_file):
@@ -175,3 +190,10 @@ def test_the_admin_says_nothing_of_it_when_the_database_holds_what_was_published
 ):
     publish_checkpoint()
     assert "read-only" not in admin_client.get("/admin/").content.decode()
+
+
+def test_ingesting_a_witness_log_copy_brings_the_entries_back_too(restored):
+    done = ingest(restored["copy"])
+    assert (done.before, done.size, done.present) == (restored["a"], restored["b"], restored["a"])
+    assert Member.objects.get(code="ES").status == "applicant"
+    assert published.behind_published() is None
