@@ -69,6 +69,25 @@ def fill(to: int) -> float:
     return time.perf_counter() - t0
 
 
+def guard_cost(size: int, calls: int = 20_000) -> None:
+    """The check every append makes under the sequence lock, against its baseline: the
+    stat of the published file (and of the witnesses' record) it costs when nothing
+    changed."""
+    from ledger import published
+
+    published.refuse_append(size)  # the first call reads the file and checks the root
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        published.refuse_append(size)
+    guard = (time.perf_counter() - t0) / calls
+    path = published.path()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        os.stat(path)
+    stat = (time.perf_counter() - t0) / calls
+    say(f"append-path guard: {guard * 1e6:.1f} us a call; baseline one os.stat {stat * 1e6:.1f} us")
+
+
 def run(
     cmd: list[str], env: dict | None = None, ok=(0,)
 ) -> tuple[float, subprocess.CompletedProcess]:
