@@ -86,7 +86,11 @@ def _parse_note(data: bytes) -> Published:
         text, _ = _split_note(note)
         body = parse_checkpoint(text)
     except NoteError as exc:
-        raise LedgerError(f"{path()} does not hold a checkpoint note: {exc}") from exc
+        # Read-only until someone looks: the guard cannot tell what was published.
+        raise LogBehind(
+            f"the log is read-only: {path()} does not hold a checkpoint note ({exc}); "
+            "restore it from its own backup"
+        ) from exc
     return Published(body.size, body.root, note)
 
 

@@ -197,3 +197,13 @@ def test_ingesting_a_witness_log_copy_brings_the_entries_back_too(restored):
     assert (done.before, done.size, done.present) == (restored["a"], restored["b"], restored["a"])
     assert Member.objects.get(code="ES").status == "applicant"
     assert published.behind_published() is None
+
+
+def test_a_published_file_that_holds_no_checkpoint_keeps_the_log_read_only(delegates):
+    published.path().parent.mkdir(parents=True, exist_ok=True)
+    published.path().write_text("not a note\n")
+    entries = Entry.objects.count()
+    r = api_as(delegates["ops"]).post("/api/v1/members", SPAIN, format="json")
+    assert r.status_code == 503
+    assert "does not hold a checkpoint note" in r.json()["detail"]
+    assert Entry.objects.count() == entries
