@@ -58,6 +58,7 @@ bench: install
 	$(PY) bench/cosign_bench.py
 	$(PY) bench/admin_pages_bench.py
 	$(PY) bench/restore_drill_bench.py
+	$(PY) bench/read_bench.py
 
 bench-quick: install
 	$(PY) bench/ledger_bench.py --quick
@@ -70,6 +71,7 @@ bench-quick: install
 	$(PY) bench/cosign_bench.py --quick
 	$(PY) bench/admin_pages_bench.py --quick
 	$(PY) bench/restore_drill_bench.py --quick
+	$(PY) bench/read_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache dist

@@ -16,5 +16,6 @@ app.autodiscover_tasks(
         "consortium.access",
         "consortium.audit",
         "consortium.web",
+        "consortium.webhooks",
     ]
 )

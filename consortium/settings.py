@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "ledger",
     "consortium",
     "contributions",
+    "consortium.webhooks",  # partner systems' webhook subscriptions (docs/events.md)
 ]
 
 MIDDLEWARE = [
@@ -160,7 +161,36 @@ TEMPLATES = [
 # --- database ---------------------------------------------------------------------------
 
 DATABASE_URL = envstr("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'consortium.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("CONN_MAX_AGE", 0))}
+# Persistent connections (docs/scaling.md): a new PostgreSQL connection per request costs
+# more than the read it serves. Each is checked before reuse (CONN_HEALTH_CHECKS), so a
+# restarted server or pooler costs one retry, never an error. CONN_MAX_AGE=0: a new one
+# per request (Django's own default).
+CONN_MAX_AGE = envint("CONN_MAX_AGE", 60)
+CONN_HEALTH_CHECKS = envbool("CONN_HEALTH_CHECKS", True)
+# DATABASE_POOLER=pgbouncer: DATABASE_URL reaches PostgreSQL through PgBouncer in
+# transaction mode, where consecutive transactions may run on different server sessions:
+# no server-side cursors (a cursor lives beyond its transaction) and no prepared
+# statements (one session prepares, another is asked to run it).
+DATABASE_POOLER = envstr("DATABASE_POOLER", "") or ""
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    raise ImproperlyConfigured(
+        f"DATABASE_POOLER={DATABASE_POOLER!r}: use pgbouncer, or leave it unset"
+    )
+
+
+def _database(url: str) -> dict:
+    db = dj_database_url.parse(
+        url, conn_max_age=CONN_MAX_AGE, conn_health_checks=CONN_HEALTH_CHECKS
+    )
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        db.setdefault("OPTIONS", {})
+        if DATABASE_POOLER == "pgbouncer":
+            db["DISABLE_SERVER_SIDE_CURSORS"] = True
+            db["OPTIONS"]["prepare_threshold"] = None
+    return db
+
+
+DATABASES = {"default": _database(DATABASE_URL)}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] != ":memory:":
@@ -175,12 +205,26 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Tests on SQLite use a file, so that other processes (concurrency tests) see it.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
-    _db.setdefault("OPTIONS", {})
     _db["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME", None)}
+# Streaming replicas of the primary, comma-separated URLs: the ledger's read endpoints
+# read from them when that is safe (consortium/dbrouter.py, docs/scaling.md). In tests
+# each mirrors the primary's test database.
+DATABASE_REPLICAS = []
+_replica_urls = [u.strip() for u in envstr("DATABASE_REPLICA_URLS", "").split(",") if u.strip()]
+for _n, _url in enumerate(_replica_urls, start=1):
+    _replica = _database(_url)
+    if _replica["ENGINE"] != _db["ENGINE"]:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS: each replica is of the primary's engine")
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{_n}"] = _replica
+    DATABASE_REPLICAS.append(f"replica_{_n}")
+# Seconds a replica that failed to answer is left alone before it is tried again.
+DATABASE_REPLICA_RETRY_SECONDS = envint("DATABASE_REPLICA_RETRY_SECONDS", 30)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Sends queries to a scratch database only while `ledger replay` rebuilds projections.
-DATABASE_ROUTERS = ["ledger.replay.ReplayRouter"]
+# Reads of the ledger's read endpoints go to a replica when one is set and it is safe.
+DATABASE_ROUTERS = ["ledger.replay.ReplayRouter", "consortium.dbrouter.ReplicaRouter"]
 
 # --- auth, i18n, static -------------------------------------------------------------------
 
@@ -264,17 +308,26 @@ else:
 DOWNLOAD_TOKEN_SECONDS = envint("DOWNLOAD_TOKEN_SECONDS", 900)
 # How a checked download is handed over. By default the app server sends the bytes
 # (sendfile for local files, a ranged read streamed from an object store). With
-# DOWNLOAD_ACCEL_REDIRECT set to a location nginx serves internally (e.g. /protected/),
-# an X-Accel-Redirect to it + the stored name, for nginx to send. With
-# DOWNLOAD_PRESIGNED_REDIRECT=1, a 302 to a presigned object-store URL that lives
-# DOWNLOAD_PRESIGNED_SECONDS (needs S3_BUCKET, and an endpoint members can reach).
-DOWNLOAD_ACCEL_REDIRECT = envstr("DOWNLOAD_ACCEL_REDIRECT", "")
+# DOWNLOADS_ACCEL_REDIRECT set to the internal nginx location of deploy/nginx/downloads.conf
+# (/_protected/checkpoints/), an X-Accel-Redirect to it + the file's path under the
+# checkpoints' storage root (MEDIA_ROOT/checkpoints), for nginx to send, Range included
+# (local storage only). DOWNLOAD_ACCEL_REDIRECT, its older spelling, named a location
+# for the whole MEDIA_ROOT: it is still read. With DOWNLOAD_PRESIGNED_REDIRECT=1, a 302 to
+# a presigned object-store URL that lives DOWNLOAD_PRESIGNED_SECONDS (needs S3_BUCKET, and
+# an endpoint members can reach).
+DOWNLOADS_ACCEL_REDIRECT = envstr("DOWNLOADS_ACCEL_REDIRECT", "")
+if not DOWNLOADS_ACCEL_REDIRECT and envstr("DOWNLOAD_ACCEL_REDIRECT", ""):
+    DOWNLOADS_ACCEL_REDIRECT = envstr("DOWNLOAD_ACCEL_REDIRECT").rstrip("/") + "/checkpoints/"
+if DOWNLOADS_ACCEL_REDIRECT and not (
+    DOWNLOADS_ACCEL_REDIRECT.startswith("/") and DOWNLOADS_ACCEL_REDIRECT.endswith("/")
+):
+    raise ImproperlyConfigured("DOWNLOADS_ACCEL_REDIRECT is a URL path that starts and ends with /")
 DOWNLOAD_PRESIGNED_REDIRECT = envbool("DOWNLOAD_PRESIGNED_REDIRECT", False)
 DOWNLOAD_PRESIGNED_SECONDS = envint("DOWNLOAD_PRESIGNED_SECONDS", 60)
 if DOWNLOAD_PRESIGNED_REDIRECT and not S3_BUCKET:
     raise ImproperlyConfigured("DOWNLOAD_PRESIGNED_REDIRECT needs S3_BUCKET")
-if DOWNLOAD_PRESIGNED_REDIRECT and DOWNLOAD_ACCEL_REDIRECT:
-    raise ImproperlyConfigured("choose DOWNLOAD_PRESIGNED_REDIRECT or DOWNLOAD_ACCEL_REDIRECT")
+if DOWNLOAD_PRESIGNED_REDIRECT and DOWNLOADS_ACCEL_REDIRECT:
+    raise ImproperlyConfigured("choose DOWNLOAD_PRESIGNED_REDIRECT or DOWNLOADS_ACCEL_REDIRECT")
 # Largest SLURM accounting export accepted through the API, in bytes (the command reads
 # files of any size).
 SACCT_IMPORT_MAX_BYTES = envint("SACCT_IMPORT_MAX_BYTES", 512 * 1024 * 1024)
@@ -583,10 +636,75 @@ def _networks(name: str) -> tuple:
 
 LEDGER_WITNESS_ALLOWED_NETWORKS = _networks("LEDGER_WITNESS_ALLOWED_NETWORKS")
 
+# --- events: the SSE stream and the webhooks (docs/events.md) -----------------------------
+
+# The stream wakes on PostgreSQL's NOTIFY when an append commits (the events server must
+# then reach PostgreSQL directly: PgBouncer in transaction mode passes no notifications);
+# off, or on SQLite, it polls the entries every LEDGER_EVENTS_POLL_SECONDS.
+LEDGER_EVENTS_LISTEN = envbool("LEDGER_EVENTS_LISTEN", True)
+LEDGER_EVENTS_POLL_SECONDS = float(envstr("LEDGER_EVENTS_POLL_SECONDS", "1"))
+# A comment line after this many idle seconds keeps proxies from closing the stream.
+LEDGER_EVENTS_KEEPALIVE_SECONDS = float(envstr("LEDGER_EVENTS_KEEPALIVE_SECONDS", "15"))
+# The client's reconnection delay (the stream's ``retry:``), and events read at a time
+# (all a WSGI server answers at once).
+LEDGER_EVENTS_RETRY_MS = envint("LEDGER_EVENTS_RETRY_MS", 3000)
+LEDGER_EVENTS_BATCH = envint("LEDGER_EVENTS_BATCH", 100)
+# Webhooks: seconds per delivery request; consecutive failed attempts before a
+# subscription is marked failing (and paused); the first retry's delay (doubled at each
+# attempt, with jitter, at most WEBHOOK_RETRY_MAX_SECONDS); how long a worker's claim on
+# a subscription lasts (a worker killed mid-delivery leaves it to another after this);
+# how often the sweep looks for deliveries due.
+WEBHOOK_TIMEOUT = float(envstr("WEBHOOK_TIMEOUT", "5"))
+WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", 30)
+WEBHOOK_RETRY_SECONDS = float(envstr("WEBHOOK_RETRY_SECONDS", "10"))
+WEBHOOK_RETRY_MAX_SECONDS = float(envstr("WEBHOOK_RETRY_MAX_SECONDS", "3600"))
+WEBHOOK_LEASE_SECONDS = envint("WEBHOOK_LEASE_SECONDS", 60)
+WEBHOOK_SWEEP_SECONDS = envint("WEBHOOK_SWEEP_SECONDS", 60)
+if WEBHOOK_LEASE_SECONDS <= WEBHOOK_TIMEOUT:
+    # A claim lapsing during a request would let a second worker deliver out of order.
+    raise ImproperlyConfigured("WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT")
+# The delivery log keeps each attempt this many days (the sweep forgets older ones).
+WEBHOOK_DELIVERY_KEEP_DAYS = envint("WEBHOOK_DELIVERY_KEEP_DAYS", 30)
+# Webhook URLs are https, unless plain http is allowed (on under DEBUG); their addresses
+# obey the witnesses' egress rule (LEDGER_WITNESS_ALLOW_PRIVATE, ..._ALLOWED_NETWORKS).
+WEBHOOK_ALLOW_HTTP = envbool("WEBHOOK_ALLOW_HTTP", DEBUG)
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "webhooks.sweep",
+    "schedule": float(WEBHOOK_SWEEP_SECONDS),
+}
+
+# --- operations: probes, metrics, logs (docs/deployment.md) -----------------------------------
+
+# First: each request's id and its log line and metrics (consortium.web.logging); then
+# /healthz, /readyz and /metrics, answered before the host check and the HTTPS redirect
+# (consortium.web.health).
+MIDDLEWARE = [
+    "consortium.web.logging.RequestIdMiddleware",
+    "consortium.web.health.ProbeMiddleware",
+    *MIDDLEWARE,
+]
+# Seconds each /readyz check may take (they run side by side).
+READYZ_TIMEOUT = envint("READYZ_TIMEOUT", 3)
+# Who may read /metrics: the client's address (see TRUSTED_PROXY_COUNT) in one of these
+# networks, and with METRICS_TOKEN set, that bearer token too.
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_NETWORKS") or tuple(
+    ipaddress.ip_network(n) for n in ("127.0.0.0/8", "::1/128")
+)
+METRICS_TOKEN = envstr("METRICS_TOKEN", "") or ""
+# plain (development) or json (one object a line, with the request id); never a secret.
+LOG_FORMAT = (envstr("LOG_FORMAT", "plain") or "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
+# The worker and beat log through LOGGING (so JSON with LOG_FORMAT=json), not Celery's own
+# format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "line": {"()": f"consortium.web.logging.{LOG_FORMAT.capitalize()}Formatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # In-process (eager) tasks would otherwise log every run.
     "loggers": {
@@ -595,5 +713,8 @@ LOGGING = {
         # PDF rendering logs every font it subsets.
         "fontTools": {"level": "WARNING"},
         "weasyprint": {"level": "WARNING"},
+        # Its "Not Found: <path>" says what the request line says, with the path, which
+        # can hold a download token; its errors (5xx) stay.
+        "django.request": {"level": "ERROR"},
     },
 }

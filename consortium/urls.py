@@ -12,6 +12,7 @@ from consortium.audit import api as audit_api
 from consortium.governance import agreements_api, api, witnesses_api
 from consortium.web import problems, security_views, signin
 from consortium.web.viewsets import ApiRouter
+from consortium.webhooks import api as webhooks_api
 from contributions import admin as contributions_admin
 
 router = ApiRouter()
@@ -25,6 +26,8 @@ router.register("training-runs", access_api.TrainingRunViewSet)
 router.register("checkpoints", access_api.CheckpointViewSet)
 router.register("access/log", access_api.AccessLogViewSet, basename="access-log")
 router.register("audit/exports", audit_api.AuditExportViewSet, basename="audit-export")
+# Partner systems' webhook subscriptions (docs/events.md).
+router.register("webhooks", webhooks_api.WebhookSubscriptionViewSet, basename="webhook")
 
 # The passkey endpoints (django-otp-webauthn's, under its namespace for its template
 # tags), the completing ones recording the second factor for the step-up.

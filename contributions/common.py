@@ -16,12 +16,18 @@ from consortium.governance.changes import (
 )
 from consortium.governance.models import Member
 from consortium.governance.selectors import recording_for
-from contributions.models import Contribution, Dispute, Facility, SacctImport
+from contributions.models import (
+    Contribution,
+    ContributionTally,
+    Dispute,
+    Facility,
+    SacctImport,
+)
 from ledger import services as ledger
 from ledger.services import Appended, Key, projection
 
 # The tables the contribution appliers write: replay rebuilds them and compares.
-for model in (Facility, SacctImport, Contribution, Dispute):
+for model in (Facility, SacctImport, Contribution, ContributionTally, Dispute):
     projection(model)
 
 MAX_TEXT = 2000

@@ -27,6 +27,7 @@ from consortium.governance.changes import (
 )
 from consortium.governance.models import Member
 from consortium.governance.selectors import recording_for
+from contributions.balances import tallied, tally_added
 from contributions.common import key_of, zone
 from contributions.facilities import facility_signer
 from contributions.models import Contribution, CountedAllocation, Facility, SacctImport
@@ -293,7 +294,7 @@ def apply_imported(entry: Appended) -> None:
         recorded_in=entry.index,
         attested_in=attested,
     )
-    Contribution.objects.bulk_create(
+    made = Contribution.objects.bulk_create(
         Contribution(
             id=uuid.UUID(c["contribution"]),
             kind=Contribution.Kind.COMPUTE,
@@ -315,6 +316,7 @@ def apply_imported(entry: Appended) -> None:
         )
         for c in p["contributions"]
     )
+    tally_added(made)
 
 
 @applier("compute.attested")
@@ -332,9 +334,10 @@ def apply_attested(entry: Appended) -> None:
     # Every contribution of the import is attested; those held by a dispute stay held,
     # and count once it is dismissed.
     Contribution.objects.filter(import_id=imported.id).update(attested_in=entry.index)
-    Contribution.objects.filter(import_id=imported.id, state=Contribution.State.REPORTED).update(
-        state=Contribution.State.COUNTED
-    )
+    with tallied(Contribution.objects.filter(import_id=imported.id)):
+        Contribution.objects.filter(
+            import_id=imported.id, state=Contribution.State.REPORTED
+        ).update(state=Contribution.State.COUNTED)
 
 
 def import_attest(

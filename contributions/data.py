@@ -16,6 +16,7 @@ import uuid
 from consortium.governance.changes import GovernanceError
 from consortium.governance.terms import check_data_use
 from consortium.governance.validators import SHA256_RE
+from contributions.balances import tally_added
 from contributions.common import (
     member_key_owner,
     new_contribution,
@@ -111,7 +112,7 @@ def apply_data(entry: Appended) -> None:
     if member is None or Contribution.objects.filter(id=entry.payload["contribution"]).exists():
         return
     d = entry.payload["dataset"]
-    Contribution.objects.create(
+    made = Contribution.objects.create(
         id=uuid.UUID(entry.payload["contribution"]),
         kind=Contribution.Kind.DATA,
         member_id=member,
@@ -122,6 +123,7 @@ def apply_data(entry: Appended) -> None:
         tokens=d.get("tokens"),
         delivered_on=parse_time(entry.integrated_time).date(),
     )
+    tally_added([made])
 
 
 # --- entries signed by their authors' own keys (POST /api/v1/ledger/entries) -------------------

@@ -27,6 +27,7 @@ from consortium.governance.changes import (
     secretariat_signer,
 )
 from consortium.governance.selectors import acting_for
+from contributions.balances import tallied
 from contributions.common import member_key_owner, text
 from contributions.models import Contribution, Dispute
 from contributions.selectors import bound_together, open_dispute_of
@@ -127,7 +128,8 @@ def apply_disputed(entry: Appended) -> None:
         reason=p["reason"],
         opened_in=entry.index,
     )
-    Contribution.objects.filter(id=contribution.id).update(disputed=True)
+    with tallied(Contribution.objects.filter(id=contribution.id)):
+        Contribution.objects.filter(id=contribution.id).update(disputed=True)
     notifications.on_dispute_opened(dispute)
 
 
@@ -143,4 +145,5 @@ def apply_resolved(entry: Appended) -> None:
     changes = {"disputed": False}
     if p["outcome"] == "upheld":
         changes["state"] = Contribution.State.VOID
-    Contribution.objects.filter(id=dispute.contribution_id).update(**changes)
+    with tallied(Contribution.objects.filter(id=dispute.contribution_id)):
+        Contribution.objects.filter(id=dispute.contribution_id).update(**changes)

@@ -35,6 +35,7 @@ from consortium.governance.changes import (
 from consortium.governance.models import Agreement, AgreementParty
 from consortium.governance.selectors import acting_for, recording_for
 from consortium.governance.terms import currency_code, decimal_string
+from contributions.balances import tallied, tally_added
 from contributions.common import (
     key_of,
     member_key_owner,
@@ -158,7 +159,7 @@ def apply_funds(entry: Appended) -> None:
     if member is None or Contribution.objects.filter(id=entry.payload["contribution"]).exists():
         return
     p = entry.payload
-    Contribution.objects.create(
+    made = Contribution.objects.create(
         id=uuid.UUID(p["contribution"]),
         kind=Contribution.Kind.FUNDS,
         member_id=member,
@@ -171,6 +172,7 @@ def apply_funds(entry: Appended) -> None:
         date=date.fromisoformat(p["date"]),
         delivered_on=date.fromisoformat(p["date"]),
     )
+    tally_added([made])
 
 
 # --- the treasurer's confirmation --------------------------------------------------------------
@@ -301,16 +303,17 @@ def apply_funds_confirmed(entry: Appended) -> None:
         p["currency"],
         p["date"],
     )
-    Contribution.objects.filter(id=c.id).update(
-        state=Contribution.State.COUNTED,
-        confirmed_in=entry.index,
-        amount=amount,
-        amount_micros=int(amount * 1_000_000),
-        currency=p["currency"],
-        date=day,
-        delivered_on=day,
-        claimed=None if same else recorded,
-    )
+    with tallied(Contribution.objects.filter(id=c.id)):
+        Contribution.objects.filter(id=c.id).update(
+            state=Contribution.State.COUNTED,
+            confirmed_in=entry.index,
+            amount=amount,
+            amount_micros=int(amount * 1_000_000),
+            currency=p["currency"],
+            date=day,
+            delivered_on=day,
+            claimed=None if same else recorded,
+        )
 
 
 @applier("funds.rejected")
@@ -318,9 +321,10 @@ def apply_funds_rejected(entry: Appended) -> None:
     c = _pending_settled_by_its_treasurer(entry)
     if c is None:
         return
-    Contribution.objects.filter(id=c.id).update(
-        state=Contribution.State.REJECTED, confirmed_in=entry.index
-    )
+    with tallied(Contribution.objects.filter(id=c.id)):
+        Contribution.objects.filter(id=c.id).update(
+            state=Contribution.State.REJECTED, confirmed_in=entry.index
+        )
 
 
 # --- entries signed by their authors' own keys (POST /api/v1/ledger/entries) -------------------

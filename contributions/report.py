@@ -33,7 +33,7 @@ from datetime import date
 from django.db import connection
 from django.db.models import Count, Q, Sum
 
-from consortium.governance.models import Agreement, Member, ValuationTable
+from consortium.governance.models import Agreement, ValuationTable
 from contributions import costshare
 from contributions.costshare import CENT, ZERO, Line
 from contributions.models import Contribution
@@ -103,6 +103,58 @@ def cost_share_report(
     agreement: Agreement, start: date | None = None, end: date | None = None
 ) -> Report:
     """The cost-share report of ``agreement`` for the days ``start``-``end``."""
+
+    def scan(codes: list[str]) -> _Scan:
+        period = Q(member__in=codes)
+        if start:
+            period &= Q(delivered_on__gte=start)
+        if end:
+            period &= Q(delivered_on__lte=end)
+        return _Scan(period & Q(state__in=VALUED))
+
+    return assemble(agreement, start, end, scan)
+
+
+VALUED = [Contribution.State.COUNTED, Contribution.State.REPORTED, Contribution.State.PENDING]
+
+
+class _Scan:
+    """The rows costshare values, summed by the database from the contributions."""
+
+    def __init__(self, where: Q):
+        self.where = where
+
+    def _window(self, lo: int, hi: int | None) -> Q:
+        window = self.where & Q(recorded_in__gte=lo)
+        return window & Q(recorded_in__lt=hi) if hi is not None else window
+
+    def compute(self, lo: int, hi: int | None) -> list[dict]:
+        return list(
+            Contribution.objects.filter(self._window(lo, hi), kind=Contribution.Kind.COMPUTE)
+            .values("member", "accelerator", "state", "disputed")
+            .annotate(seconds=Sum("gpu_seconds"))
+        )
+
+    def data(self, lo: int, hi: int | None) -> list[dict]:
+        return list(
+            Contribution.objects.filter(self._window(lo, hi), kind=Contribution.Kind.DATA)
+            .values("member", "state", "disputed")
+            .annotate(token_sum=Sum("tokens"), untokened=Count("id", filter=Q(tokens__isnull=True)))
+        )
+
+    def funds(self) -> list[dict]:
+        return _funds(self.where)
+
+
+def _ordered(rows: list[dict], *keys: str) -> list[dict]:
+    # Decimal sums round at 28 digits: the same rows in the same order give the same
+    # figure to the last digit, whichever source summed them.
+    return sorted(rows, key=lambda r: tuple(r[k] for k in keys))
+
+
+def assemble(agreement: Agreement, start: date | None, end: date | None, source) -> Report:
+    """The report of ``agreement``, valuing the rows ``source(codes)`` gives for the bound
+    parties ``codes`` (``_Scan``, or the tallies of ``contributions.balances``)."""
     terms = agreement.terms
     sharing = terms.get("cost_sharing")
     if sharing is None:
@@ -119,40 +171,18 @@ def cost_share_report(
     )
     codes = [p.member_id for p in bound]
     names = {p.member_id: p.member.name for p in bound}
-    figures = {m.code: m.figures for m in Member.objects.filter(code__in=codes)}
+    figures = {p.member_id: p.member.figures for p in bound}
     shares = costshare.shares_of(terms, codes, figures, notes)
     lines = {c: Line(c, names[c], shares.get(c, ZERO)) for c in codes}
-
-    period = Q(member__in=codes)
-    if start:
-        period &= Q(delivered_on__gte=start)
-    if end:
-        period &= Q(delivered_on__lte=end)
-    valued = Q(
-        state__in=[
-            Contribution.State.COUNTED,
-            Contribution.State.REPORTED,
-            Contribution.State.PENDING,
-        ]
-    )
+    rows = source(codes)
     used: set = set()
     for lo, hi, table in _tables(agreement):
-        window = period & valued & Q(recorded_in__gte=lo)
-        if hi is not None:
-            window &= Q(recorded_in__lt=hi)
-        compute = list(
-            Contribution.objects.filter(window, kind=Contribution.Kind.COMPUTE)
-            .values("member", "accelerator", "state", "disputed")
-            .annotate(seconds=Sum("gpu_seconds"))
-        )
+        compute = _ordered(rows.compute(lo, hi), "member", "accelerator", "state", "disputed")
         costshare.value_compute(compute, table, terms, lines, notes, used)
-        data = list(
-            Contribution.objects.filter(window, kind=Contribution.Kind.DATA)
-            .values("member", "state", "disputed")
-            .annotate(token_sum=Sum("tokens"), untokened=Count("id", filter=Q(tokens__isnull=True)))
-        )
+        data = _ordered(rows.data(lo, hi), "member", "state", "disputed")
         costshare.value_data(data, table, terms, lines, notes, used)
-    costshare.value_funds(_funds(period & valued), terms, lines, notes)
+    funds = _ordered(rows.funds(), "member", "currency", "state", "disputed")
+    costshare.value_funds(funds, terms, lines, notes)
     costshare.settle(terms, lines)
     tables = [
         {"version": v, "adopted_in": i} for v, i in sorted(used, key=lambda t: (t[1] or -1, t[0]))

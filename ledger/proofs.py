@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import connection
-
 from ledger.core import merkle
 from ledger.errors import LedgerError
 from ledger.models import Entry, TreeHash
+from ledger.reads import reader
 
 ENTRY_T = Entry._meta.db_table
 HASH_T = TreeHash._meta.db_table
@@ -21,6 +20,8 @@ PROOFS_PER_QUERY = 200
 
 
 def tree_size() -> int:
+    # A replica's connection inside a read endpoint (ledger.reads), else the primary's.
+    connection = reader()
     with connection.cursor() as cur:
         cur.execute(f"SELECT MAX({connection.ops.quote_name('index')}) FROM {ENTRY_T}")
         (top,) = cur.fetchone()
@@ -33,7 +34,7 @@ def read_hashes(indexes: Sequence[int]) -> list[bytes]:
         return []
     wanted = sorted(set(indexes))
     marks = ",".join(["%s"] * len(wanted))
-    with connection.cursor() as cur:
+    with reader().cursor() as cur:
         cur.execute(f"SELECT idx, hash FROM {HASH_T} WHERE idx IN ({marks})", wanted)
         found = {idx: bytes(h) for idx, h in cur.fetchall()}
     missing = [i for i in wanted if i not in found]

@@ -32,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 # A production-like configuration: DEBUG off, its own secrets, tasks in-process.
-unset CELERY_BROKER_URL CACHE_URL S3_BUCKET DOWNLOAD_ACCEL_REDIRECT DOWNLOAD_PRESIGNED_REDIRECT
+unset CELERY_BROKER_URL CACHE_URL S3_BUCKET DOWNLOADS_ACCEL_REDIRECT DOWNLOAD_ACCEL_REDIRECT DOWNLOAD_PRESIGNED_REDIRECT
 # Plain HTTP on 127.0.0.1: no redirect to HTTPS (on by default with DEBUG off); the
 # fuzzer's deliberate bad tokens must not throttle its good ones (all from 127.0.0.1); the
 # notices the fuzzer's acts cause are written to the server's log (there is no mail server).

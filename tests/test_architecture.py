@@ -120,6 +120,8 @@ LEDGER_SURFACE = {
     "ledger.export": None,  # the audit bundle the audit exports write
     "ledger.audit": None,  # the offline verifier the figures verifier extends
     "ledger.migrations._triggers": None,  # the append-only triggers migrations install
+    "ledger.events": None,  # following the log: its feed, signed CloudEvents, their POST
+    "ledger.reads": {"note_write", "replica_alias"},  # replica reads: the router applies them
 }
 # Beyond the surface, by exception: (module, import) -> why.
 LEDGER_EXCEPTIONS = {

@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 import django_filters
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
@@ -27,7 +26,7 @@ from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, Pe
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consortium.access import checkpoints, downloads
+from consortium.access import checkpoints, downloads, sending
 from consortium.access.entitlements import entitlement
 from consortium.access.models import DownloadEvent, ModelCheckpoint, TrainedModel, TrainingRun
 from consortium.governance.api import refusals
@@ -269,6 +268,8 @@ class DownloadView(ApiView):
                 token=token,
                 path=path,
                 range_header=request.headers.get("Range", ""),
+                range_by_server=bool(settings.DOWNLOADS_ACCEL_REDIRECT)
+                and not storage.is_object_store(),
             )
         except downloads.Refused as exc:
             problem = ProblemException(exc.status, str(exc))
@@ -290,18 +291,17 @@ class DownloadView(ApiView):
             response["Cache-Control"] = "no-store"
             return response
         status = 206 if serving.ranged else 200
-        if settings.DOWNLOAD_ACCEL_REDIRECT:
-            response = HttpResponse(status=200)
-            # A URI: nginx decodes it, so a name holding "?" or "%" stays one file.
-            response["X-Accel-Redirect"] = settings.DOWNLOAD_ACCEL_REDIRECT + quote(
-                stored, safe="/"
-            )
-        elif serving.last == serving.size - 1 and not storage.is_object_store():
-            # To the end of a local file: the server's file wrapper can send it with
-            # sendfile(2) (gunicorn does), no byte passing through Python.
-            handle = default_storage.open(stored, "rb")
-            handle.seek(first)
-            response = FileResponse(handle, status=status, content_type="application/octet-stream")
+        accel = sending.accel_redirect(serving)
+        if accel is not None:
+            # nginx sends the file and answers the Range itself (deploy/nginx/downloads.conf):
+            # it keeps Content-Type, Content-Disposition, Accept-Ranges and Cache-Control
+            # from this answer, and re-adds the ETag and nosniff the snippet names.
+            response = HttpResponse(status=200, content_type="application/octet-stream")
+            response["X-Accel-Redirect"] = accel
+        elif (local := sending.local_slice(serving)) is not None:
+            # A bounded slice of the local file: gunicorn's file wrapper sends its
+            # Content-Length bytes with sendfile(2), other servers read just the slice.
+            response = FileResponse(local, status=status, content_type="application/octet-stream")
             response["Content-Length"] = str(length)
         else:
             response = StreamingHttpResponse(
@@ -310,11 +310,12 @@ class DownloadView(ApiView):
                 content_type="application/octet-stream",
             )
             response["Content-Length"] = str(length)
-        if serving.ranged:
+        if serving.ranged and accel is None:
             response["Content-Range"] = f"bytes {first}-{serving.last}/{serving.size}"
         response["Accept-Ranges"] = "bytes"
         response["ETag"] = f'"{serving.sha256}"'
         response["Content-Disposition"] = content_disposition_header(True, filename)
+        response["Cache-Control"] = "private, no-store"
         response["X-Content-Type-Options"] = "nosniff"
         return response
 

@@ -41,7 +41,9 @@ from consortium.access.entitlements import entitlement
 from consortium.access.models import DownloadAuthorization, DownloadEvent, ModelCheckpoint
 from consortium.governance import notifications
 from consortium.governance.changes import GovernanceError, by_secretariat, secretariat_signer
+from consortium.governance.models import Seat
 from consortium.governance.selectors import recording_for, seat_of
+from consortium.web import metrics
 from ledger import services as ledger
 from ledger.core.envelope import canonical, format_time
 from ledger.services import Appended, Key, applier, log_signer, projection
@@ -118,10 +120,11 @@ def verify_token(token: str, public_key: bytes, now: datetime | None = None) -> 
     return token
 
 
-def check_holder(token: Token, user) -> None:
+def check_holder(token: Token, user, seat=None) -> None:
     """Is ``user`` the one the token was issued to: the holder of its seat, still held,
-    in a role that may download (a recorder or signatory)? Raises :class:`TokenError`."""
-    seat = seat_of(user)
+    in a role that may download (a recorder or signatory)? ``seat``: the user's, if
+    already read. Raises :class:`TokenError`."""
+    seat = seat or seat_of(user)
     if seat is None:
         raise TokenError("you hold no seat: a download token is served to its seat's holder")
     if seat.member_id != token.member:
@@ -131,7 +134,8 @@ def check_holder(token: Token, user) -> None:
             "this download token was issued to another seat: only its holder may use it; "
             "ask for your own"
         )
-    if recording_for(user) is None:
+    # recording_for's rule, on the seat already read.
+    if seat.role not in (Seat.Role.RECORDER, Seat.Role.SIGNATORY):
         raise TokenError(f"the {seat.role} seat may not download: a recorder or signatory asks")
 
 
@@ -151,6 +155,7 @@ def record(
     size: int = 0,
 ) -> None:
     """Keep one line of the access log (served, or refused and why)."""
+    metrics.download_recorded(outcome=outcome, reason=reason, size=size)
     user = getattr(request, "user", None)
     DownloadEvent.objects.create(
         member=member,
@@ -272,8 +277,10 @@ class Refused(Exception):
 @dataclass(frozen=True)
 class Serving:
     """What to serve for one request: bytes ``first`` to ``last`` of the file stored at
-    ``stored``; ``ranged`` when a Range was asked (a partial answer)."""
+    ``stored`` (``checkpoint``/``path`` under the checkpoints' root); ``ranged`` when a
+    Range was asked (a partial answer)."""
 
+    checkpoint: str
     path: str
     stored: str
     size: int
@@ -287,21 +294,29 @@ class Serving:
         return max(0, self.last - self.first + 1)
 
 
-def serve(*, request, token: str, path: str, range_header: str) -> Serving:
+def serve(
+    *, request, token: str, path: str, range_header: str, range_by_server: bool = False
+) -> Serving:
     """Decide a request for file ``path`` of the download ``token`` authorises: the token
     (signed by this log, unexpired), its holder (``check_holder``), the file, and the
     entitlement checked again now; then the byte range. Every answer is kept in the
-    access log; a refusal is raised as :class:`Refused`."""
+    access log; a refusal is raised as :class:`Refused`. With ``range_by_server`` (nginx
+    sends the bytes, X-Accel-Redirect) the Range is the web server's to answer: read
+    here only for the access log, never refused."""
     member = seat_member = None
     try:
         tok = verify_token(token, log_public_key())
         member = tok.member
         seat = seat_of(request.user)
         seat_member = seat.member_id if seat else None
-        check_holder(tok, request.user)
+        check_holder(tok, request.user, seat)
         if path not in tok.files:
             raise TokenError(f"{path} is not a file this token covers", 404)
-        checkpoint = ModelCheckpoint.objects.filter(digest=tok.checkpoint).first()
+        checkpoint = (
+            ModelCheckpoint.objects.select_related("model__agreement")
+            .filter(digest=tok.checkpoint)
+            .first()
+        )
         if checkpoint is None:
             raise TokenError("no such checkpoint", 404)
         decision = entitlement(tok.member, checkpoint, tok.scope)
@@ -318,20 +333,25 @@ def serve(*, request, token: str, path: str, range_header: str) -> Serving:
         raise Refused(str(exc), exc.status) from exc
     entry = next(f for f in checkpoint.files if f["path"] == path)
     size = entry["size"]
+    note = ""
     try:
         span = byte_range(range_header, size)
     except Refused as exc:
-        record(
-            request=request,
-            member=member,
-            checkpoint=checkpoint.digest,
-            path=path,
-            outcome="denied",
-            reason=str(exc),
-        )
-        raise
+        if range_by_server:
+            span, note = None, f"; Range {range_header[:60]!r} left to the web server"
+        else:
+            record(
+                request=request,
+                member=member,
+                checkpoint=checkpoint.digest,
+                path=path,
+                outcome="denied",
+                reason=str(exc),
+            )
+            raise
     first, last = span if span else (0, size - 1)
     serving = Serving(
+        checkpoint=checkpoint.digest,
         path=path,
         stored=stored_path(checkpoint.digest, path),
         size=size,
@@ -348,7 +368,7 @@ def serve(*, request, token: str, path: str, range_header: str) -> Serving:
         outcome="served",
         token=tok.tid,
         size=serving.length,
-        reason=f"{tok.scope}; bytes {first}-{last}" if span else tok.scope,
+        reason=(f"{tok.scope}; bytes {first}-{last}" if span else tok.scope) + note,
     )
     return serving
 

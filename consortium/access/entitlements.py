@@ -27,7 +27,8 @@ from django.db.models import Q
 from consortium.access.models import ModelCheckpoint
 from consortium.governance.models import AccessGrant, Agreement, Member, ReleaseApproval
 from consortium.governance.terms import ACCESS_SCOPES
-from contributions.report import ReportError, cost_share_report
+from contributions.balances import balance_report
+from contributions.report import ReportError
 from ledger.core.envelope import parse_time
 from ledger.services import Entry
 
@@ -54,15 +55,20 @@ def _deny(scope: str, rule: str, **figures) -> Decision:
 
 def balance_ratio(agreement: Agreement, member: str, cache: dict | None = None) -> Decimal | None:
     """The member's delivered/obligation ratio under ``agreement`` (or, if that shares no
-    cost, under a treaty in force that binds it): ``None`` if none can be computed. With
+    cost, under a treaty in force that binds it): ``None`` if none can be computed. It is
+    the cost-share report's figure over all time, read from the tallies the appliers keep
+    (``contributions.balances``): a few queries whatever the number of contributions. With
     ``cache``, a page deciding many checkpoints computes each ratio once."""
     if cache is not None:
         key = (agreement.id, member)
         if key not in cache:
             cache[key] = balance_ratio(agreement, member)
         return cache[key]
-    candidates = [agreement]
-    candidates += list(
+    ratio = _ratio_under(agreement, member)
+    if ratio is not None:
+        return ratio
+    # Only when the model's agreement gives none: the treaties in force binding the member.
+    treaties = (
         Agreement.objects.filter(
             kind=Agreement.Kind.TREATY,
             state=Agreement.State.IN_FORCE,
@@ -73,15 +79,20 @@ def balance_ratio(agreement: Agreement, member: str, cache: dict | None = None) 
         .exclude(id=agreement.id)
         .order_by("proposed_in")
     )
-    for candidate in candidates:
-        try:
-            report = cost_share_report(candidate)
-        except ReportError:
-            continue
-        line = next((ln for ln in report.lines if ln.member == member), None)
-        if line is not None and line.ratio is not None:
-            return line.ratio
+    for candidate in treaties:
+        ratio = _ratio_under(candidate, member)
+        if ratio is not None:
+            return ratio
     return None
+
+
+def _ratio_under(agreement: Agreement, member: str) -> Decimal | None:
+    try:
+        report = balance_report(agreement)
+    except ReportError:
+        return None
+    line = next((ln for ln in report.lines if ln.member == member), None)
+    return line.ratio if line is not None else None
 
 
 def entitlement(

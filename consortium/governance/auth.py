@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -44,6 +45,15 @@ def count_failure(request) -> None:
     cache.set(key, at, timeout=max(1, int(at["until"] - time.time())))
 
 
+def _held_seat(user):
+    """``selectors.seat_of(user)`` from the row ``select_related`` already read."""
+    try:
+        holder = user.seat_holder
+    except ObjectDoesNotExist:
+        return None
+    return holder.seat if holder.seat.active else None
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -66,7 +76,17 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not match:
             raise exceptions.AuthenticationFailed("malformed bearer token")
         key_id, secret = match.groups()
-        token = ApiToken.objects.select_related("user", "seat").filter(key_id=key_id).first()
+        # One query: the token, its user, its seat and the seat the user holds now (what
+        # the seat check and HoldsASeat need), however many checks follow.
+        # (key_id is unique: no ordering to compile and sort by.)
+        token = next(
+            iter(
+                ApiToken.objects.select_related("user", "seat", "user__seat_holder__seat")
+                .filter(key_id=key_id)
+                .order_by()[:1]
+            ),
+            None,
+        )
         # Compare in constant time even when the id is unknown.
         expected = token.secret_hash if token else "0" * 64
         if not hmac.compare_digest(expected, hash_secret(secret)) or token is None:
@@ -78,7 +98,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("this token has expired")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("the token's user is inactive")
-        if token.seat_lost:
+        held = _held_seat(token.user)
+        if (held.pk if held is not None else None) != token.seat_id:
+            # ApiToken.seat_lost, from the rows read above.
             if token.seat_id is None:
                 raise exceptions.AuthenticationFailed(
                     "this token was issued before its user held a seat: issue a new one"
@@ -86,6 +108,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 f"this token was issued for a seat ({token.seat}) its user no longer holds"
             )
+        # For HoldsASeat: the seat this request's user holds, read with the token.
+        token.held_seat = held
         # Record use at most once a minute, to keep reads from becoming writes.
         if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
@@ -113,6 +137,10 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
+DEFAULT_READER_CHECK = "consortium.governance.selectors.holds_a_seat"
+_UNREAD = object()
+
+
 class HoldsASeat(permissions.BasePermission):
     """The API's default: a signed-in user who holds a seat (or a superuser). Who may
     read the ledger is the same question (``LEDGER_READER_CHECK``), so a user whose seat
@@ -127,4 +155,9 @@ class HoldsASeat(permissions.BasePermission):
         if user.is_superuser:
             return True
         hook = getattr(settings, "LEDGER_READER_CHECK", None)
+        if hook == DEFAULT_READER_CHECK and isinstance(request.auth, ApiToken):
+            # The same answer, from the seat read with the token a moment ago.
+            held = getattr(request.auth, "held_seat", _UNREAD)
+            if held is not _UNREAD:
+                return held is not None
         return bool(hook) and import_string(hook)(user)

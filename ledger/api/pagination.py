@@ -37,10 +37,10 @@ class EntryIndexPagination(BasePagination):
     def get_paginated_response(self, data) -> Response:
         next_url = None
         if self.more:
-            params = {"after": self.page[-1].index, "limit": self.limit}
+            params = [("after", self.page[-1].index), ("limit", self.limit)]
             for name in self.filters:
-                if self.request.query_params.get(name):
-                    params[name] = self.request.query_params[name]
+                # A repeated filter (kind=a&kind=b) goes on with every value.
+                params += [(name, v) for v in self.request.query_params.getlist(name) if v]
             next_url = self.request.build_absolute_uri(f"{self.request.path}?{urlencode(params)}")
         return Response({"entries": data, "next": next_url, "tree_size": tree_size()})
 

@@ -14,9 +14,11 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from ledger import tiles
+from ledger.api import caching
 from ledger.api.serializers import ProblemSerializer
 from ledger.api.views import PROBLEMS, CheckpointView
 from ledger.core.tiles import ENTRIES, TileError, parse_tile_path
+from ledger.reads import reads_from_replica
 from ledger.tile_storage import TILE_CACHE
 
 # Tiles never change; they are read with a token, so only the client may keep them.
@@ -80,6 +82,7 @@ class TileView(APIView):
             404: PROBLEMS[404],
         },
     )
+    @reads_from_replica
     def get(self, request: Request, path: str) -> HttpResponse:
         try:
             level, n, width = parse_tile_path(f"tile/{path}")
@@ -92,8 +95,8 @@ class TileView(APIView):
         except TileError as exc:
             raise Unbundlable(str(exc)) from exc
         response = HttpResponse(body, content_type="application/octet-stream")
-        response["Cache-Control"] = IMMUTABLE
-        return response
+        # A partial tile of width W is as fixed as a full one (its W hashes never change).
+        return caching.conditional(request, response, caching.etag(body), IMMUTABLE)
 
 
 class ReaderView(APIView):

@@ -2,6 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from ledger.api import tiles, views, witnesses
+from ledger.events.sse import EventsView
 
 app_name = "ledger"
 
@@ -25,5 +26,7 @@ urlpatterns = [
     path("tlog/checkpoint", tiles.TlogCheckpointView.as_view(), name="tlog-checkpoint"),
     path("tlog/tile/<path:path>", tiles.TileView.as_view(), name="tlog-tile"),
     path("reader", tiles.ReaderView.as_view(), name="reader"),
+    # The new entries as Server-Sent Events (docs/events.md).
+    path("events", EventsView.as_view(), name="events"),
     path("", include(router.urls)),
 ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 
 import django_filters
+from django import forms
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import exceptions, mixins, renderers, viewsets
@@ -20,10 +22,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ledger import checkpoints, proofs, services, submissions
+from ledger.api import caching
 from ledger.api import serializers as s
 from ledger.api.pagination import EntryIndexPagination
 from ledger.core import tlogproof
 from ledger.models import Entry, Key
+from ledger.reads import reads_from_replica
 
 PROBLEMS = {
     400: OpenApiResponse(s.ProblemSerializer, description="Bad parameters (problem+json)."),
@@ -109,21 +113,57 @@ class CheckpointView(APIView):
             404: PROBLEMS[404],
         },
     )
+    @reads_from_replica
     def get(self, request: Request) -> HttpResponse:
         cp = checkpoints.latest_checkpoint()
         if cp is None:
             raise exceptions.NotFound("no checkpoint has been published yet")
-        response = HttpResponse(cp.note.encode(), content_type="text/plain; charset=utf-8")
-        response["Cache-Control"] = "no-cache"
-        return response
+        caching.refuse_older(request, cp.tree_size)
+        body = cp.note.encode()
+        response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+        return caching.conditional(
+            request, response, caching.etag(body, cp.tree_size), caching.REVALIDATE
+        )
+
+
+class _KindsField(forms.Field):
+    """``kind``, repeatable (``?kind=a&kind=b``); an empty one reads as absent."""
+
+    widget = forms.MultipleHiddenInput
+
+    def clean(self, value):
+        kinds = [v for v in (value or []) if v]
+        if any(len(v) > 64 for v in kinds):
+            raise forms.ValidationError("kind: Ensure this field has no more than 64 characters.")
+        return kinds
+
+
+# Described as one string, which is what each occurrence is: as an array, fuzzers send
+# ``kind=true`` as a "boolean" the API should refuse, though it is a kind like any other.
+@extend_schema_field({"type": "string", "maxLength": 64})
+class KindsFilter(django_filters.Filter):
+    field_class = _KindsField
+
+    def filter(self, qs, value):
+        return qs.filter(kind__in=value) if value else qs
 
 
 class EntryFilter(django_filters.FilterSet):
-    kind = django_filters.CharFilter(
-        max_length=64,
-        help_text="Only entries of this kind.",
-        error_messages={"max_length": "kind: Ensure this field has no more than 64 characters."},
+    """The entries' filters, the same for the list, the events stream and the webhooks."""
+
+    kind = KindsFilter(
+        help_text="Only entries of this kind; repeat the parameter for several kinds "
+        "(`kind=a&kind=b`)."
     )
+    member = django_filters.CharFilter(
+        max_length=64,
+        method="by_member",
+        help_text="Only entries signed by a key this member (or owner) holds or held.",
+        error_messages={"max_length": "member: Ensure this field has no more than 64 characters."},
+    )
+
+    def by_member(self, qs, name, value):
+        return qs.filter(author__in=Key.objects.filter(owner=value).values("fingerprint"))
 
 
 class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -184,6 +224,7 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         ),
         responses={200: s.EntrySerializer(many=True), 400: PROBLEMS[400], 401: PROBLEMS[401]},
     )
+    @reads_from_replica
     def list(self, request: Request) -> Response:
         return super().list(request)
 
@@ -192,6 +233,7 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         summary="One entry, with its exact leaf bytes and leaf hash",
         responses={200: s.EntrySerializer, 401: PROBLEMS[401], 404: PROBLEMS[404]},
     )
+    @reads_from_replica
     def retrieve(self, request: Request, index: int) -> Response:
         entry = Entry.objects.filter(index=index).first()
         if entry is None:
@@ -246,6 +288,7 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         pagination_class=None,
         filterset_class=None,
     )
+    @reads_from_replica
     def tlog_proof(self, request: Request, index: int) -> HttpResponse:
         if not Entry.objects.filter(index=index).exists():
             raise exceptions.NotFound(f"there is no entry at index {index}")
@@ -263,13 +306,14 @@ class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             )
         size = served.checkpoint.tree_size
         text = tlogproof.format_proof(index, proofs.inclusion_proof(index, size), served.note)
-        response = HttpResponse(text.encode(), content_type=tlogproof.MEDIA_TYPE)
+        body = text.encode()
+        response = HttpResponse(body, content_type=tlogproof.MEDIA_TYPE)
         response["Content-Disposition"] = (
             f'attachment; filename="entry-{index}{tlogproof.EXTENSION}"'
         )
-        response["Cache-Control"] = "no-cache"
         response["Witness-Policy"] = policy_state(served)
-        return response
+        # Against the checkpoint served as cosigned, which moves on: revalidated.
+        return caching.conditional(request, response, caching.etag(body), caching.REVALIDATE)
 
 
 class InclusionProofView(APIView):
@@ -279,6 +323,7 @@ class InclusionProofView(APIView):
         parameters=[s.InclusionQuery],
         responses={200: s.InclusionProofSerializer, 400: PROBLEMS[400], 401: PROBLEMS[401]},
     )
+    @reads_from_replica
     def get(self, request: Request) -> Response:
         q = _query(s.InclusionQuery, request)
         size = proofs.tree_size()
@@ -287,9 +332,12 @@ class InclusionProofView(APIView):
                 f"tree_size {q['tree_size']} is larger than the tree ({size})"
             )
         proof = proofs.inclusion_proof(q["index"], q["tree_size"])
-        return Response(
+        response = Response(
             {"index": q["index"], "tree_size": q["tree_size"], "proof": [_b64(h) for h in proof]}
         )
+        # The proof of an index in a given tree size never changes.
+        tag = caching.etag(f"inclusion/{q['index']}/{q['tree_size']}/".encode() + b"".join(proof))
+        return caching.conditional(request, response, tag, caching.IMMUTABLE)
 
 
 class ConsistencyProofView(APIView):
@@ -302,13 +350,17 @@ class ConsistencyProofView(APIView):
         ],
         responses={200: s.ConsistencyProofSerializer, 400: PROBLEMS[400], 401: PROBLEMS[401]},
     )
+    @reads_from_replica
     def get(self, request: Request) -> Response:
         q = _query(s.ConsistencyQuery, request)
         size = proofs.tree_size()
         if q["new"] > size:
             raise exceptions.ValidationError(f"to {q['new']} is larger than the tree ({size})")
         proof = proofs.consistency_proof(q["old"], q["new"])
-        return Response({"from": q["old"], "to": q["new"], "proof": [_b64(h) for h in proof]})
+        response = Response({"from": q["old"], "to": q["new"], "proof": [_b64(h) for h in proof]})
+        # The proof between two given tree sizes never changes.
+        tag = caching.etag(f"consistency/{q['old']}/{q['new']}/".encode() + b"".join(proof))
+        return caching.conditional(request, response, tag, caching.IMMUTABLE)
 
 
 class KeyFilter(django_filters.FilterSet):
@@ -334,3 +386,7 @@ class KeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.KeySerializer
     filterset_class = KeyFilter
     ordering = ("registered_in", "fingerprint")
+
+    @reads_from_replica
+    def list(self, request: Request) -> Response:
+        return super().list(request)

@@ -16,10 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ledger.api import caching
 from ledger.api.serializers import ProblemSerializer
 from ledger.api.views import PROBLEMS, NoteRenderer
 from ledger.cosign.models import Witness, WitnessAlarm, WitnessContact
 from ledger.cosign.served import cosigned_checkpoint
+from ledger.reads import reads_from_replica
 
 POLICY_HEADER = "Witness-Policy"
 
@@ -69,6 +71,7 @@ class CosignedCheckpointView(APIView):
             ),
         },
     )
+    @reads_from_replica
     def get(self, request: Request) -> HttpResponse:
         served = cosigned_checkpoint()
         if served is None:
@@ -86,10 +89,12 @@ class CosignedCheckpointView(APIView):
                 f"the latest, at size {served.checkpoint.tree_size}, is not cosigned by: "
                 f"{missing}"
             )
-        response = HttpResponse(served.note.encode(), content_type="text/plain; charset=utf-8")
-        response["Cache-Control"] = "no-cache"
+        size = served.checkpoint.tree_size
+        caching.refuse_older(request, size)
+        body = served.note.encode()
+        response = HttpResponse(body, content_type="text/plain; charset=utf-8")
         response[POLICY_HEADER] = state
-        return response
+        return caching.conditional(request, response, caching.etag(body, size), caching.REVALIDATE)
 
 
 class WitnessSerializer(serializers.ModelSerializer):

@@ -123,12 +123,15 @@ def test_an_altered_stored_file_blocks_the_download(lumi, checkpoint):
     assert r.status_code == 403 and "blocked" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("prefix", ["/protected/"])
+@pytest.mark.parametrize("prefix", ["/_protected/checkpoints/"])
 def test_nginx_serves_the_bytes_when_configured(lumi, checkpoint, settings, prefix):
-    settings.DOWNLOAD_ACCEL_REDIRECT = prefix
+    settings.DOWNLOADS_ACCEL_REDIRECT = prefix
     url = authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
     r = api_as(lumi["people"]["rec_se"]).get(url)
-    assert r.status_code == 200 and r["X-Accel-Redirect"].startswith(f"{prefix}checkpoints/")
+    assert (
+        r.status_code == 200
+        and r["X-Accel-Redirect"] == f"{prefix}{checkpoint.digest}/model.safetensors"
+    )
 
 
 def test_the_access_log_is_read_by_member_and_exported_for_auditors(lumi, checkpoint):
@@ -295,6 +298,6 @@ def test_odd_file_names_are_quoted_in_urls_and_headers(lumi, tmp_path, settings)
     accented = api.get(urls["modèle.bin"])
     assert streamed(accented) == b"second"
     assert accented["Content-Disposition"] == "attachment; filename*=utf-8''mod%C3%A8le.bin"
-    settings.DOWNLOAD_ACCEL_REDIRECT = "/protected/"
+    settings.DOWNLOADS_ACCEL_REDIRECT = "/protected/"
     handed = api.get(urls['a"b?c.bin'])
     assert handed["X-Accel-Redirect"].endswith("/a%22b%3Fc.bin")

@@ -155,13 +155,19 @@ def test_the_checksum_of_the_bucket_copy_is_the_manifests(bucket, checkpoint):
                 "S3_BUCKET": "b",
                 "DOWNLOAD_ACCEL_REDIRECT": "/p/",
             },
-            "choose DOWNLOAD_PRESIGNED_REDIRECT or DOWNLOAD_ACCEL_REDIRECT",
+            "choose DOWNLOAD_PRESIGNED_REDIRECT or DOWNLOADS_ACCEL_REDIRECT",
+        ),
+        (
+            {"DOWNLOADS_ACCEL_REDIRECT": "_protected/checkpoints"},
+            "DOWNLOADS_ACCEL_REDIRECT is a URL path that starts and ends with /",
         ),
     ],
 )
 def test_contradictory_download_settings_are_refused_at_start(env, message):
     code = "import django; django.setup()"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "DOWNLOAD_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("S3_", "DOWNLOAD_", "DOWNLOADS_"))
+    }
     done = subprocess.run(
         [sys.executable, "-c", code],
         env={**clean, **env, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "consortium.settings"},

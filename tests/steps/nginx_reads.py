@@ -1,0 +1,76 @@
+"""A real nginx with the snippet of the hot reads (deploy/nginx/ledger-reads.conf) in
+front of the application, and a directory of static files under ``/baseline/`` (what the
+read benchmark compares with). Standard library only: bench/read_bench.py uses it too."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.steps.nginx import ROOT, _stop, free_port, nginx_binary, readable_dir, wait_for_port
+
+SNIPPET = ROOT / "deploy" / "nginx" / "ledger-reads.conf"
+CONF = """\
+worker_processes {workers};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    proxy_cache_path {prefix}/readers keys_zone=ledger_readers:1m max_size=16m inactive=1m use_temp_path=off;
+    proxy_cache_path {prefix}/reads keys_zone=ledger_reads:10m max_size=256m inactive=10m use_temp_path=off;
+    upstream consortium_app {{ server 127.0.0.1:{app_port}; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location /baseline/ {{ root {static}; default_type text/plain; }}
+        include {prefix}/ledger-reads.conf;
+        location / {{
+            proxy_pass http://consortium_app;
+            proxy_set_header Host $host;
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def reads_nginx(app_port: int, static: Path, workers: int = 1) -> Iterator[int]:
+    """nginx with deploy/nginx/ledger-reads.conf in front of ``app_port``, serving
+    ``static`` under /baseline/; yields its port."""
+    prefix = readable_dir("nginx-reads-")
+    try:
+        for sub in ("tmp", "readers", "reads", "logs"):
+            (prefix / sub).mkdir()
+        port = free_port()
+        shutil.copyfile(SNIPPET, prefix / "ledger-reads.conf")
+        (prefix / "nginx.conf").write_text(
+            CONF.format(prefix=prefix, port=port, app_port=app_port, static=static, workers=workers)
+        )
+        command = [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+        command += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
+        if os.geteuid() == 0:
+            for path in [prefix, *prefix.rglob("*")]:
+                os.chown(path, 65534, 65534)
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
+        if checked.returncode != 0:
+            raise RuntimeError(f"nginx refused its configuration: {checked.stderr}")
+        server = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            wait_for_port(port, server, "nginx", seconds=20)
+            yield port
+        finally:
+            _stop(server)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
