@@ -76,6 +76,7 @@ from ledger.keys import (
 from ledger.log import Appended, applier
 from ledger.models import Checkpoint, Entry, Key, SealedKey
 from ledger.proofs import inclusion_proof, tree_size
+from ledger.published import behind_published
 from ledger.replay import projection, replaying
 from ledger.submissions import Refused, accepts, may_act_for, then
 
@@ -98,6 +99,7 @@ __all__ = [
     "WitnessError",
     "accepts",
     "applier",
+    "behind_published",
     "canonical",
     "check_destination",
     "check_policy_text",

@@ -48,11 +48,20 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
 
 @pytest.fixture(scope="module", autouse=True)
 def published_file_per_module(tmp_path_factory):
+    """The module's file; servers a module starts for all its tests are given it too."""
     from django.test import override_settings
 
     path = tmp_path_factory.mktemp("published") / "published-checkpoint"
-    with override_settings(LEDGER_PUBLISHED_PATH=path):
-        yield path
+    before = os.environ.get("LEDGER_PUBLISHED_PATH")
+    os.environ["LEDGER_PUBLISHED_PATH"] = str(path)
+    try:
+        with override_settings(LEDGER_PUBLISHED_PATH=path):
+            yield path
+    finally:
+        if before is None:
+            os.environ.pop("LEDGER_PUBLISHED_PATH", None)
+        else:
+            os.environ["LEDGER_PUBLISHED_PATH"] = before
 
 
 @pytest.fixture(autouse=True)

@@ -207,3 +207,11 @@ def test_a_published_file_that_holds_no_checkpoint_keeps_the_log_read_only(deleg
     assert r.status_code == 503
     assert "does not hold a checkpoint note" in r.json()["detail"]
     assert Entry.objects.count() == entries
+
+
+def test_readiness_fails_while_the_database_is_behind_and_says_why(restored):
+    from consortium.web.health import CheckFailed, check_ledger
+
+    # The ledger check of /readyz (run here on the test's own connection).
+    with pytest.raises(CheckFailed, match=f"read-only: the database holds {restored['a']} entries"):
+        check_ledger()
