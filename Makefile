@@ -57,6 +57,7 @@ bench: install
 	$(PY) bench/tiles_bench.py
 	$(PY) bench/cosign_bench.py
 	$(PY) bench/admin_pages_bench.py
+	$(PY) bench/restore_drill_bench.py
 	$(PY) bench/read_bench.py
 
 bench-quick: install
@@ -69,6 +70,7 @@ bench-quick: install
 	$(PY) bench/tiles_bench.py --quick
 	$(PY) bench/cosign_bench.py --quick
 	$(PY) bench/admin_pages_bench.py --quick
+	$(PY) bench/restore_drill_bench.py --quick
 	$(PY) bench/read_bench.py --quick
 
 clean:

@@ -164,6 +164,8 @@ def setup_env(url: str, media: str) -> None:
     os.environ.setdefault("LEDGER_KEK", secrets.token_bytes(32).hex())
     os.environ["LEDGER_PUBLISH_ON_APPEND"] = "0"
     os.environ["MEDIA_ROOT"] = media  # the treaty's document, removed afterwards
+    # A scratch ledger's published checkpoint is its own (docs/backups.md).
+    os.environ["LEDGER_PUBLISHED_PATH"] = media + "-published-checkpoint"
     os.environ.pop("CELERY_BROKER_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")

@@ -51,6 +51,8 @@ def setup(database_url: str) -> str:
         {
             "DATABASE_URL": url,
             "LEDGER_PUBLISH_ON_APPEND": "0",
+            # A scratch ledger's published checkpoint is its own (docs/backups.md).
+            "LEDGER_PUBLISHED_PATH": tempfile.mkdtemp(prefix="bench-cosign-") + "/published",
             "DJANGO_SETTINGS_MODULE": "consortium.settings",
             "LOG_LEVEL": "WARNING",
             # The benchmark's witnesses run on 127.0.0.1.

@@ -95,6 +95,8 @@ def scratch_project(database_url: str, scratch: str, prefix: str):
             "DATABASE_URL": url,
             "MEDIA_ROOT": str(tmp / "media"),
             "LEDGER_PUBLISH_ON_APPEND": "0",
+            # A scratch ledger's published checkpoint is its own (docs/backups.md).
+            "LEDGER_PUBLISHED_PATH": str(tmp / "published-checkpoint"),
             "ALLOWED_HOSTS": "127.0.0.1,testserver",
             "DJANGO_SETTINGS_MODULE": "consortium.settings",
             "LOG_LEVEL": "WARNING",

@@ -28,6 +28,7 @@ import os
 import random
 import secrets
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def setup_env(url: str) -> None:
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.setdefault("LEDGER_KEK", secrets.token_bytes(32).hex())
     os.environ["LEDGER_PUBLISH_ON_APPEND"] = "0"
+    # A scratch ledger's published checkpoint is its own (docs/backups.md).
+    os.environ["LEDGER_PUBLISHED_PATH"] = tempfile.mkdtemp(prefix="bench-ledger-") + "/published"
     os.environ["ALLOWED_HOSTS"] = "testserver"  # the in-process HTTP client
     os.environ.pop("CELERY_BROKER_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")

@@ -152,6 +152,7 @@ TEMPLATES = [
                 "consortium.context.dashboard",
                 "ledger.context.verification_alarm",
                 "ledger.context.witness_warning",
+                "ledger.context.log_behind",
             ],
         },
     },
@@ -598,6 +599,11 @@ LEDGER_VERIFY_BATCH = envint("LEDGER_VERIFY_BATCH", 100_000)
 # one run at a time, holding a cache lock for at most this many seconds.
 LEDGER_TILES_WRITE = envbool("LEDGER_TILES_WRITE", True)
 LEDGER_TILES_LOCK_SECONDS = envint("LEDGER_TILES_LOCK_SECONDS", 600)
+# The newest checkpoint the log ever published, kept OUTSIDE the database (docs/backups.md):
+# a database restored from an old backup is found behind it and the log stays read-only
+# until the missing entries are re-ingested. In production, a volume or bucket mount that
+# is never restored with the database.
+LEDGER_PUBLISHED_PATH = Path(envstr("LEDGER_PUBLISHED_PATH", str(VAR_DIR / "published-checkpoint")))
 # Who may read the ledger in the admin besides superusers: any seat holder.
 LEDGER_READER_CHECK = "consortium.governance.selectors.holds_a_seat"
 # Client-signed entries must carry a time within this many seconds of the server's clock.

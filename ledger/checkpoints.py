@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 
+from ledger import published
 from ledger.core import merkle
 from ledger.core.note import Checkpoint as Body
 from ledger.core.note import NoteError, Verifier, key_id, open_checkpoint, sign_note
@@ -55,6 +56,9 @@ def publish_checkpoint() -> Checkpoint | None:
     the new key.
     """
     size = tree_size()
+    # Never sign from a database behind (or not a prefix of) what was already published:
+    # a restored old backup would fork the log (ledger.published, docs/backups.md).
+    published.refuse_if_behind(size)
     latest = Checkpoint.objects.order_by("-tree_size").first()
     if latest is not None:
         _check_latest(latest, size)
@@ -80,6 +84,9 @@ def publish_checkpoint() -> Checkpoint | None:
             cp = Checkpoint.objects.create(
                 tree_size=size, root_hash=root, note=note, published_at=datetime.now(UTC)
             )
+            # Kept outside the database before the commit makes the row visible (why a
+            # failed commit cannot block the log: ledger.published.record_published).
+            published.record_published(note)
     except IntegrityError:
         # Another publisher signed this size first; the note is identical
         # (Ed25519 signatures are deterministic).

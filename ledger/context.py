@@ -1,4 +1,5 @@
-"""Template context for the admin: the alarm raised by a failed verification."""
+"""Template context for the admin: the alarm raised by a failed verification, the
+witnesses' warnings, and a log left read-only behind what it published."""
 
 from __future__ import annotations
 
@@ -47,3 +48,20 @@ def witness_warning(request) -> dict:
         return {"alarms": alarms, "unmet": unmet}
 
     return {"witness_warning": SimpleLazyObject(compute)}
+
+
+def log_behind(request) -> dict:
+    """``ledger_behind``: why the log is read-only when its database is behind (or not a
+    prefix of) the newest checkpoint it published (``ledger.published``), else nothing;
+    read only when a template uses it, and only for a user who may read the ledger."""
+
+    def compute():
+        from ledger.admin import may_read_ledger
+        from ledger.published import behind_published
+
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or not may_read_ledger(user):
+            return None
+        return behind_published()
+
+    return {"ledger_behind": SimpleLazyObject(compute)}

@@ -14,3 +14,12 @@ class EntryTooLarge(LedgerError):
     tlog-tiles entry bundle could not hold it. Refused before anything is written."""
 
     status = 413
+
+
+class LogBehind(LedgerError):
+    """The database is behind, or not a prefix of, the newest checkpoint the log ever
+    published (kept outside the database, ``ledger.published``): the log signs and
+    appends nothing until the missing entries are re-ingested. The message says what is
+    missing."""
+
+    status = 503

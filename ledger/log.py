@@ -32,7 +32,7 @@ import psycopg
 from django.db import IntegrityError, connection, transaction
 from prometheus_client import Histogram
 
-from ledger import events
+from ledger import events, published
 from ledger.checkpoints import request_checkpoint
 from ledger.core import merkle
 from ledger.core.envelope import (
@@ -399,6 +399,9 @@ def _append_locked(
     retries, items = _split_retries(items, done if done is not None else found)
     if not items:
         return list(retries.values())
+    # Read-only while the database is behind what was published (a restored backup):
+    # refused before anything is written. A stat of a file when nothing changed.
+    published.refuse_append(size)
     builder = merkle.TreeBuilder.resume(size, frontier)
     frontier_was = (size, frontier)
 

@@ -64,7 +64,7 @@ from ledger.cosign.registry import (
     witness_retire_record,
 )
 from ledger.cosign.served import CosignedCheckpoint, cosigned_checkpoint, cosigned_note
-from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError
+from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError, LogBehind
 from ledger.keys import (
     EntrySigner,
     HostedKeyError,
@@ -76,6 +76,7 @@ from ledger.keys import (
 from ledger.log import Appended, applier
 from ledger.models import Checkpoint, Entry, Key, SealedKey
 from ledger.proofs import inclusion_proof, tree_size
+from ledger.published import behind_published
 from ledger.replay import projection, replaying
 from ledger.submissions import Refused, accepts, may_act_for, then
 
@@ -92,11 +93,13 @@ __all__ = [
     "IdempotencyConflict",
     "Key",
     "LedgerError",
+    "LogBehind",
     "Refused",
     "Witness",
     "WitnessError",
     "accepts",
     "applier",
+    "behind_published",
     "canonical",
     "check_destination",
     "check_policy_text",

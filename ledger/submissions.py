@@ -34,7 +34,7 @@ from ledger.core.envelope import (
     parse_time,
     signing_message,
 )
-from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError
+from ledger.errors import EntryTooLarge, IdempotencyConflict, LedgerError, LogBehind
 from ledger.keys import log_origin
 from ledger.log import Appended
 from ledger.models import Entry, Key
@@ -163,6 +163,8 @@ def submit(*, envelope, signature: str, submitter) -> Submitted:
         raise Refused(str(exc), 409) from exc
     except EntryTooLarge as exc:
         raise Refused(str(exc), 413) from exc
+    except LogBehind as exc:
+        raise Refused(str(exc), 503) from exc
     except LedgerError as exc:
         # Keyring refusals: a revoked key, a key that may not register that key, ...
         raise Refused(str(exc), 403) from exc

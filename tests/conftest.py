@@ -41,6 +41,38 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
             teardown_databases(config, verbosity=verbosity)
 
 
+# --- the published checkpoint kept outside the database (ledger.published) ------------------
+# Each module, and each test, publishes into a file of its own: a database rolled back or
+# wiped between tests must not find itself behind the checkpoints of an earlier one.
+
+
+@pytest.fixture(scope="module", autouse=True)
+def published_file_per_module(tmp_path_factory):
+    """The module's file; servers a module starts for all its tests are given it too."""
+    from django.test import override_settings
+
+    path = tmp_path_factory.mktemp("published") / "published-checkpoint"
+    before = os.environ.get("LEDGER_PUBLISHED_PATH")
+    os.environ["LEDGER_PUBLISHED_PATH"] = str(path)
+    try:
+        with override_settings(LEDGER_PUBLISHED_PATH=path):
+            yield path
+    finally:
+        if before is None:
+            os.environ.pop("LEDGER_PUBLISHED_PATH", None)
+        else:
+            os.environ["LEDGER_PUBLISHED_PATH"] = before
+
+
+@pytest.fixture(autouse=True)
+def published_file(published_file_per_module, tmp_path_factory, settings, monkeypatch):
+    """This test's file; child processes started by the test are given it too."""
+    path = tmp_path_factory.mktemp("published") / "published-checkpoint"
+    settings.LEDGER_PUBLISHED_PATH = path
+    monkeypatch.setenv("LEDGER_PUBLISHED_PATH", str(path))
+    return path
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Tests log users in by the hundred; a slow hash only slows them down."""

@@ -116,11 +116,16 @@ def check_kek() -> str:
 
 def check_ledger() -> str:
     """The latest checkpoint within the tree is signed by one of the log's keys, for the
-    log's origin, and its note says the size and root the database stored with it."""
+    log's origin, and its note says the size and root the database stored with it; and
+    the database is not behind (nor other than) the newest checkpoint ever published,
+    kept outside it (a restored old backup: ``ledger.published``, docs/backups.md)."""
     from ledger import services as ledger
     from ledger.core.note import NoteError, Verifier, key_id, open_checkpoint
 
     size = ledger.tree_size()
+    behind = ledger.behind_published(size)
+    if behind is not None:
+        raise CheckFailed(f"read-only: {behind}")
     latest = ledger.latest_checkpoint()
     if latest is None:
         return f"{size} entries, no checkpoint yet"

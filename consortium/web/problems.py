@@ -9,7 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ledger.services import EntryTooLarge, HostedKeyError
+from ledger.services import EntryTooLarge, HostedKeyError, LogBehind
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -26,6 +26,7 @@ TITLES = {
     416: "Range not satisfiable",
     422: "Unprocessable content",
     429: "Too many requests",
+    503: "Service unavailable",
 }
 
 
@@ -77,7 +78,9 @@ def translate(exc: Exception) -> Exception:
       into a ``GovernanceError`` for the admin and the commands keep its message and
       status, so the API answers the same problem either way;
     - an entry whose leaf would be over 65,535 bytes (``EntryTooLarge``) is a 413 naming
-      its size and the limit.
+      its size and the limit;
+    - a log whose database is behind the checkpoint it last published (``LogBehind``,
+      a restored old backup) is a 503 saying which entries are missing.
     """
     if isinstance(exc, RequestDataTooBig):
         return ProblemException(413, too_large_detail())
@@ -85,6 +88,9 @@ def translate(exc: Exception) -> Exception:
         return ProblemException(409, str(exc))
     if isinstance(exc, EntryTooLarge):
         return ProblemException(413, str(exc))
+    if isinstance(exc, LogBehind):
+        # A restored old backup: read-only until its missing entries are re-ingested.
+        return ProblemException(503, str(exc))
     return exc
 
 

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from ledger import published
 from ledger.core.note import NoteError, b64, split_note
 from ledger.cosign import egress
 from ledger.cosign.models import Cosignature, Witness, WitnessAlarm, WitnessContact
@@ -232,6 +233,9 @@ def _answer(attempt: Attempt, reply: Reply | Exception, checkpoint: Checkpoint) 
                 f"the witness holds size {held}, ahead of the log's checkpoint at {size}",
             )
             _contact(w, size=held, error=f"ahead of the log: it holds size {held}")
+            # Kept outside the database too: a database restored from an old backup
+            # stays read-only until it holds what this witness cosigned (ledger.published).
+            published.record_witnessed(w.name, held)
             return False
         if held == attempt.old:
             return _failed(attempt, f"409 naming the size that was sent ({held})")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-from ledger import services
+from ledger import published, services
 from ledger.core import merkle
 from ledger.core.note import Checkpoint as Body
 from ledger.core.note import b64, sign_note
 from ledger.core.policy import parse_policy
 from ledger.cosign import collect as collection
+from ledger.errors import LogBehind
 from ledger.keys import log_signer
 from ledger.models import Checkpoint, Cosignature, Entry, LogHead, WitnessAlarm
 from ledger.proofs import read_hashes
@@ -98,6 +99,16 @@ def test_fork_drill_the_second_group_refuses_and_the_forked_view_never_meets_the
     }
 
 
+def forget_published() -> None:
+    """Remove the copies kept outside the database of the newest published checkpoint and
+    of the sizes witnesses said they hold (``ledger.published``), as the operator could."""
+    for path in (
+        published.path(),
+        published.path().with_name(published.path().name + ".witnessed"),
+    ):
+        path.unlink(missing_ok=True)
+
+
 def roll_back_to(size: int) -> None:
     """Delete every entry from ``size`` on, the stored hashes beyond, the checkpoints
     over them and their cosignatures, and set the log head back: what someone with the
@@ -130,6 +141,11 @@ def test_rollback_drill_the_witnesses_refuse_and_the_alarm_names_the_sizes(
     assert services.tree_size() == kept.tree_size
     assert LogHead.objects.get().size == kept.tree_size
     assert not Checkpoint.objects.filter(tree_size=gone.tree_size).exists()
+    # The published checkpoint kept outside the database stops the log first...
+    with pytest.raises(LogBehind, match=f"checkpoint {gone.tree_size} was published"):
+        grow(2)
+    # ...so the operator removes that too: the witnesses are what is left.
+    forget_published()
 
     # A shorter tail than the one rolled back: every witness holds a larger tree.
     sent = recording(monkeypatch)
@@ -142,6 +158,10 @@ def test_rollback_drill_the_witnesses_refuse_and_the_alarm_names_the_sizes(
     ] * 3
     assert all(f"holds size {gone.tree_size}" in a.detail for a in alarms)
     assert not Cosignature.objects.filter(checkpoint=short).exists()
+    # The log keeps what the witnesses said outside the database, and is read-only...
+    with pytest.raises(LogBehind, match=f"cosigned a tree of {gone.tree_size} entries"):
+        grow(8)
+    forget_published()  # ...until the operator removes that as well.
 
     # A longer one, sent with a proof from the size each witness said it holds: the
     # proof cannot lead to the root it cosigned.

@@ -1,4 +1,4 @@
-"""manage.py ledger {init,checkpoint,verifier-key,rotate-log-key,verify,verify-recent,replay,tiles,cosign}"""
+"""manage.py ledger {init,checkpoint,verifier-key,rotate-log-key,verify,verify-recent,replay,tiles,cosign,ingest,behind}"""
 
 from __future__ import annotations
 
@@ -128,6 +128,33 @@ class Command(BaseCommand):
             "--missing",
             action="store_true",
             help="Only the witnesses that have not cosigned it (what Celery beat does).",
+        )
+
+        ingest = sub.add_parser(
+            "ingest",
+            help=(
+                "Append the entries the database lacks (a restored old backup) from an audit "
+                "export of a range (its zip or unzipped directory) or a witness's log copy "
+                "(python -m ledger.witness export), byte for byte, each checked as `ledger "
+                "verify` checks it, with their projections; in one transaction, committed "
+                "only if the database then reaches the published checkpoint with its root. "
+                "Entries the database holds must be identical (else: fork evidence, exit 1)."
+            ),
+        )
+        ingest.add_argument(
+            "source", help="The export's .zip or directory, or the copy's directory."
+        )
+        ingest.add_argument(
+            "--no-progress", action="store_true", help="No progress bar, even on a terminal."
+        )
+        sub.add_parser(
+            "behind",
+            help=(
+                "Compare the database with the newest checkpoint ever published "
+                "(LEDGER_PUBLISHED_PATH) and the sizes witnesses cosigned: exits 0 when it "
+                "holds them, 3 saying which entries are missing (re-ingest them), 1 saying "
+                "what differs (a fork)."
+            ),
         )
 
     def handle(self, *args, action, **options):
@@ -325,6 +352,41 @@ class Command(BaseCommand):
                 "admin's witness alarms",
                 returncode=1,
             )
+
+    def do_ingest(self, source, no_progress=False, **_):
+        from ledger.ingest import ingest
+
+        bar = None
+        if not no_progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(unit="entry", desc="ingest", file=sys.stderr)
+        try:
+            done = ingest(source, progress=bar.update if bar else None)
+        except LedgerError as exc:
+            raise CommandError(str(exc), returncode=1) from exc
+        finally:
+            if bar is not None:
+                bar.close()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Ingested {done.added:,} entries ({done.before:,} to {done.size - 1:,}); "
+                f"{done.present:,} the database held were identical. The log holds "
+                f"{done.size:,} entries and is no longer behind what it published."
+            )
+        )
+
+    def do_behind(self, **_):
+        from ledger.published import verdict
+
+        missing, reason = verdict()
+        if reason is not None:
+            raise CommandError(reason, returncode=3 if missing else 1)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"OK: the database ({proofs.tree_size():,} entries) holds every published entry."
+            )
+        )
 
 
 def log_signer_key() -> str:
