@@ -59,6 +59,7 @@ bench: install
 	$(PY) bench/admin_pages_bench.py
 	$(PY) bench/restore_drill_bench.py
 	$(PY) bench/read_bench.py
+	$(PY) bench/load_mix.py
 
 bench-quick: install
 	$(PY) bench/ledger_bench.py --quick
@@ -72,6 +73,7 @@ bench-quick: install
 	$(PY) bench/admin_pages_bench.py --quick
 	$(PY) bench/restore_drill_bench.py --quick
 	$(PY) bench/read_bench.py --quick
+	$(PY) bench/load_mix.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .pytest_cache dist

@@ -159,7 +159,9 @@ def test_a_task_queued_during_a_request_logs_under_its_id(tmp_path):
     command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue]
     token = request_id.set("req-for-the-task-0042")
     try:
-        Celery(broker=broker).send_task("ledger.publish_checkpoint", args=[1, 2, 3], queue=queue)
+        Celery(broker=broker, set_as_current=False).send_task(
+            "ledger.publish_checkpoint", args=[1, 2, 3], queue=queue
+        )
     finally:
         request_id.reset(token)
     with out.open("w") as stream:
