@@ -140,7 +140,12 @@ def check_holder(token: Token, user, seat=None) -> None:
 
 
 def log_public_key() -> bytes:
-    return bytes(Key.objects.get(kind=Key.Kind.LOG, revoked_at__isnull=True).public_key)
+    """The log key's public half, which signs download tokens; a log not yet initialised
+    has none, and no token can be valid (403, never a 500)."""
+    key = Key.objects.filter(kind=Key.Kind.LOG, revoked_at__isnull=True).first()
+    if key is None:
+        raise TokenError("the log has no key yet: no download token is valid")
+    return bytes(key.public_key)
 
 
 def record(

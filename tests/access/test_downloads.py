@@ -301,3 +301,16 @@ def test_odd_file_names_are_quoted_in_urls_and_headers(lumi, tmp_path, settings)
     settings.DOWNLOADS_ACCEL_REDIRECT = "/protected/"
     handed = api.get(urls['a"b?c.bin'])
     assert handed["X-Accel-Redirect"].endswith("/a%22b%3Fc.bin")
+
+
+@pytest.mark.django_db
+def test_a_download_asked_of_a_log_without_a_key_is_refused_not_an_error(client, admin_client):
+    # No ledger yet: no log key, so no download token can be valid.
+    token = "A" * 40 + "." + "B" * 86
+    anonymous = client.get(f"/api/v1/downloads/{token}/model.safetensors")
+    assert anonymous.status_code in (401, 403)
+    assert anonymous["Content-Type"].startswith("application/problem+json")
+    signed_in = admin_client.get(f"/api/v1/downloads/{token}/model.safetensors")
+    assert signed_in.status_code == 403
+    assert signed_in["Content-Type"].startswith("application/problem+json")
+    assert DownloadEvent.objects.filter(outcome="denied").count() == 2
