@@ -29,3 +29,10 @@ os.environ.setdefault("API_TOKEN_FAILURE_LIMIT", "100000")
 # Work handed to the background runs inside the request in the suite, as Celery's eager
 # mode does; the tests of the worker thread turn it on (tests/web/test_background.py).
 os.environ.setdefault("BACKGROUND_THREADS", "0")
+# The suite's servers are other processes (gunicorn, uvicorn, manage.py) asked right after
+# the test process changes what they read: a token's decision is not kept between reads
+# (tests/governance/test_token_auth_queries.py turns it on), and no connection outlives
+# its request, so that in-process servers' threads leave none open when the session drops
+# its PostgreSQL database.
+os.environ.setdefault("API_TOKEN_CACHE_SECONDS", "0")
+os.environ.setdefault("CONN_MAX_AGE", "0")

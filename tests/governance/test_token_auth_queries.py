@@ -82,7 +82,8 @@ def test_revocation_and_a_vacated_seat_take_effect_on_the_next_request(delegates
     assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
 
 
-def test_a_read_soon_after_the_last_costs_no_query(delegates):
+def test_a_read_soon_after_the_last_costs_no_query(delegates, settings):
+    settings.API_TOKEN_CACHE_SECONDS = 5
     _, plaintext = ApiToken.issue(user=delegates["fr"], name="France's system", days=1)
     client = _client(plaintext)
     assert client.get(READER).status_code == 204
