@@ -17,7 +17,6 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import close_old_connections
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, renderers, serializers
 from rest_framework.negotiation import BaseContentNegotiation
@@ -30,6 +29,20 @@ from ledger.events import feed
 from ledger.models import Entry
 
 MEDIA_TYPE = "text/event-stream"
+# One event of the stream as an EventSource (or any SSE parser) hands it over: the schema
+# of the text/event-stream answer describes its events, not its bytes.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "The entry's index."},
+        "event": {"type": "string", "description": "The entry's kind."},
+        "data": {
+            "type": "string",
+            "description": "The entry as JSON, as the entries list renders it.",
+        },
+        "retry": {"type": "integer", "description": "Milliseconds before reconnecting."},
+    },
+}
 
 
 class EventStreamRenderer(renderers.BaseRenderer):
@@ -149,7 +162,9 @@ class EventsView(APIView):
             ),
         ],
         responses={
-            (200, MEDIA_TYPE): OpenApiResponse(OpenApiTypes.STR, description="The stream."),
+            (200, MEDIA_TYPE): OpenApiResponse(
+                SSE_EVENT, description="The stream: events, each as below once parsed."
+            ),
             400: PROBLEMS[400],
             401: PROBLEMS[401],
             403: OpenApiResponse(PROBLEMS[400].response, description="No seat (problem+json)."),
