@@ -113,6 +113,11 @@ def test_events_come_through_nginx_as_appended_and_a_stop_ends_open_streams(comm
     finally:
         for process in (proxy, app):
             if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+                # SIGTERM: nginx's master stops its workers (a SIGKILL would orphan them).
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         shutil.rmtree(prefix, ignore_errors=True)
