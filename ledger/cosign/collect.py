@@ -71,30 +71,6 @@ class Attempt:
     lines: list[str] = field(default_factory=list)
 
 
-class _Pinned(http.client.HTTPConnection):
-    """An HTTP(S) connection to an address :mod:`ledger.cosign.egress` checked: the
-    host is resolved once, there; the Host header, and for https the SNI and the
-    certificate's check, are for the URL's host name."""
-
-    def __init__(self, host, port, *, timeout, tls: ssl.SSLContext | None):
-        super().__init__(host, port, timeout=timeout)
-        self._tls = tls
-
-    def connect(self):
-        sock = egress.connect(self.host, self.port, self.timeout)
-        if self._tls is not None:
-            try:
-                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
-            except BaseException:
-                sock.close()
-                raise
-        self.sock = sock
-
-
-class _PinnedTLS(_Pinned):
-    default_port = http.client.HTTPS_PORT
-
-
 def post(url: str, body: bytes, timeout: float, *, tls: ssl.SSLContext | None = None) -> Reply:
     """POST ``body`` to ``<url>/add-checkpoint``; raises ``OSError`` (and
     ``http.client.HTTPException``) when there is no answer, and
@@ -111,14 +87,14 @@ def post(url: str, body: bytes, timeout: float, *, tls: ssl.SSLContext | None = 
     except ValueError as exc:
         raise egress.EgressRefused(f"{url}: not a valid port ({exc})") from exc
     if parts.scheme == "https":
-        conn = _PinnedTLS(
+        conn = egress.PinnedTLSConnection(
             parts.hostname,
             port,
             timeout=timeout,
             tls=tls or ssl.create_default_context(),
         )
     else:
-        conn = _Pinned(parts.hostname, port, timeout=timeout, tls=None)
+        conn = egress.PinnedConnection(parts.hostname, port, timeout=timeout, tls=None)
     try:
         conn.request(
             "POST",

@@ -21,8 +21,10 @@ otherwise (no DNS rebinding).
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
+import ssl
 
 from django.conf import settings
 
@@ -157,3 +159,27 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
             error = exc
     assert error is not None
     raise error
+
+
+class PinnedConnection(http.client.HTTPConnection):
+    """HTTP to the address :func:`connect` checked (the host resolved once, there); the
+    Host header, and with ``tls`` the SNI and the certificate's check, are for the host
+    name. The witnesses' requests and the webhooks' deliveries go through it."""
+
+    def __init__(self, host, port, *, timeout, tls: ssl.SSLContext | None):
+        super().__init__(host, port, timeout=timeout)
+        self._tls = tls
+
+    def connect(self):
+        sock = connect(self.host, self.port, self.timeout)
+        if self._tls is not None:
+            try:
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
+
+
+class PinnedTLSConnection(PinnedConnection):
+    default_port = http.client.HTTPS_PORT

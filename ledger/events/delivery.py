@@ -27,26 +27,6 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
-class _Pinned(http.client.HTTPConnection):
-    def __init__(self, host, port, *, timeout, tls: ssl.SSLContext | None):
-        super().__init__(host, port, timeout=timeout)
-        self._tls = tls
-
-    def connect(self):
-        sock = egress.connect(self.host, self.port, self.timeout)
-        if self._tls is not None:
-            try:
-                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
-            except BaseException:
-                sock.close()
-                raise
-        self.sock = sock
-
-
-class _PinnedTLS(_Pinned):
-    default_port = http.client.HTTPS_PORT
-
-
 def check_url(url: str, *, allow_http: bool) -> None:
     """Raise :class:`~ledger.cosign.egress.EgressRefused` for a URL the server will not
     send to: not https (unless allowed), with user information, a bad port, or a host the
@@ -80,7 +60,7 @@ def post(
     except egress.EgressRefused as exc:
         return Outcome(None, f"EgressRefused: {exc}"[:500], 0.0)
     parts = urlsplit(url)
-    cls = _PinnedTLS if parts.scheme == "https" else _Pinned
+    cls = egress.PinnedTLSConnection if parts.scheme == "https" else egress.PinnedConnection
     tls = ssl.create_default_context() if parts.scheme == "https" else None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     conn = cls(parts.hostname, parts.port, timeout=timeout, tls=tls)
