@@ -5,13 +5,10 @@ the benchmark of downloads handed over with X-Accel-Redirect. Standard library o
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.steps.nginx import ROOT, _stop, free_port, nginx_binary, readable_dir, wait_for_port
+from tests.steps.nginx import ROOT, private_nginx
 
 SNIPPET = ROOT / "deploy" / "nginx" / "downloads.conf"
 # The location the snippet serves: the application's DOWNLOADS_ACCEL_REDIRECT.
@@ -50,35 +47,5 @@ def downloads_nginx(media: Path, app_port: int) -> Iterator[str]:
     """nginx serving the checkpoints under ``media`` (MEDIA_ROOT) with
     deploy/nginx/downloads.conf, in front of the application on ``app_port``; yields its
     base URL. ``media`` must be readable by ``nobody`` when the caller is root."""
-    binary = nginx_binary()
-    prefix = readable_dir("nginx-downloads-")
-    try:
-        for sub in ("tmp", "logs"):
-            (prefix / sub).mkdir()
-        port = free_port()
-        shutil.copyfile(SNIPPET, prefix / "downloads.conf")
-        (prefix / "nginx.conf").write_text(
-            CONF.format(
-                prefix=prefix, port=port, app_port=app_port, checkpoints=media / "checkpoints"
-            )
-        )
-        command = [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
-        command += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
-        if os.geteuid() == 0:
-            # Never as root: nobody, owning only its own prefix.
-            for path in [prefix, *prefix.rglob("*")]:
-                os.chown(path, 65534, 65534)
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-        checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
-        if checked.returncode != 0:
-            raise RuntimeError(f"nginx refused its configuration: {checked.stderr}")
-        server = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        try:
-            wait_for_port(port, server, "nginx", seconds=20)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            _stop(server)
-    finally:
-        shutil.rmtree(prefix, ignore_errors=True)
+    with private_nginx(SNIPPET, CONF, app_port=app_port, checkpoints=media / "checkpoints") as port:
+        yield f"http://127.0.0.1:{port}"

@@ -127,31 +127,23 @@ def app_server(env: dict, *, workers: int = 2) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def nginx(tiles: Path, app_port: int, *, workers: int = 1) -> Iterator[str]:
-    """nginx serving ``tiles`` with deploy/nginx/tiles.conf in front of the application on
-    ``app_port``; yields its base URL. ``tiles`` and the directories above it must be
-    readable by ``nobody`` when the caller is root (see :func:`readable_dir`)."""
+def private_nginx(
+    snippet: Path, conf: str, *, dirs: tuple[str, ...] = ("tmp", "logs"), **values
+) -> Iterator[int]:
+    """A private nginx: ``conf`` formatted with its ``prefix``, ``port`` and ``values``,
+    the project's ``snippet`` copied beside it, ``dirs`` made in the prefix; checked with
+    ``nginx -t``, run (as ``nobody`` when the caller is root) and stopped; yields its
+    port."""
     binary = nginx_binary()
-    prefix = readable_dir("nginx-tiles-")
+    prefix = readable_dir(f"nginx-{snippet.stem}-")
     try:
-        for sub in ("tmp", "cache", "logs"):
+        for sub in dirs:
             (prefix / sub).mkdir()
         port = free_port()
-        shutil.copyfile(SNIPPET, prefix / "tiles.conf")
-        (prefix / "nginx.conf").write_text(
-            CONF.format(prefix=prefix, port=port, app_port=app_port, tiles=tiles, workers=workers)
-        )
-        command = [
-            binary,
-            "-p",
-            str(prefix),
-            "-c",
-            str(prefix / "nginx.conf"),
-            "-e",
-            str(prefix / "error.log"),
-            "-g",
-            "daemon off;",
-        ]
+        shutil.copyfile(snippet, prefix / snippet.name)
+        (prefix / "nginx.conf").write_text(conf.format(prefix=prefix, port=port, **values))
+        command = [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+        command += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
         if os.geteuid() == 0:
             # Never as root: nobody, owning only its own prefix.
             for path in [prefix, *prefix.rglob("*")]:
@@ -165,8 +157,24 @@ def nginx(tiles: Path, app_port: int, *, workers: int = 1) -> Iterator[str]:
         )
         try:
             wait_for_port(port, server, "nginx", seconds=20)
-            yield f"http://127.0.0.1:{port}"
+            yield port
         finally:
             _stop(server)
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def nginx(tiles: Path, app_port: int, *, workers: int = 1) -> Iterator[str]:
+    """nginx serving ``tiles`` with deploy/nginx/tiles.conf in front of the application on
+    ``app_port``; yields its base URL. ``tiles`` and the directories above it must be
+    readable by ``nobody`` when the caller is root (see :func:`readable_dir`)."""
+    with private_nginx(
+        SNIPPET,
+        CONF,
+        dirs=("tmp", "cache", "logs"),
+        app_port=app_port,
+        tiles=tiles,
+        workers=workers,
+    ) as port:
+        yield f"http://127.0.0.1:{port}"

@@ -5,13 +5,10 @@ read benchmark compares with). Standard library only: bench/read_bench.py uses i
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.steps.nginx import ROOT, _stop, free_port, nginx_binary, readable_dir, wait_for_port
+from tests.steps.nginx import ROOT, private_nginx
 
 SNIPPET = ROOT / "deploy" / "nginx" / "ledger-reads.conf"
 CONF = """\
@@ -46,31 +43,12 @@ http {{
 def reads_nginx(app_port: int, static: Path, workers: int = 1) -> Iterator[int]:
     """nginx with deploy/nginx/ledger-reads.conf in front of ``app_port``, serving
     ``static`` under /baseline/; yields its port."""
-    prefix = readable_dir("nginx-reads-")
-    try:
-        for sub in ("tmp", "readers", "reads", "logs"):
-            (prefix / sub).mkdir()
-        port = free_port()
-        shutil.copyfile(SNIPPET, prefix / "ledger-reads.conf")
-        (prefix / "nginx.conf").write_text(
-            CONF.format(prefix=prefix, port=port, app_port=app_port, static=static, workers=workers)
-        )
-        command = [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
-        command += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
-        if os.geteuid() == 0:
-            for path in [prefix, *prefix.rglob("*")]:
-                os.chown(path, 65534, 65534)
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-        checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
-        if checked.returncode != 0:
-            raise RuntimeError(f"nginx refused its configuration: {checked.stderr}")
-        server = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        try:
-            wait_for_port(port, server, "nginx", seconds=20)
-            yield port
-        finally:
-            _stop(server)
-    finally:
-        shutil.rmtree(prefix, ignore_errors=True)
+    with private_nginx(
+        SNIPPET,
+        CONF,
+        dirs=("tmp", "readers", "reads", "logs"),
+        app_port=app_port,
+        static=static,
+        workers=workers,
+    ) as port:
+        yield port
