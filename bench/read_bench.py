@@ -12,9 +12,9 @@ token, for ``--seconds`` each:
 - baseline: nginx serving a static file of the checkpoint's size, then of a proof's;
 - ``GET /api/v1/ledger/checkpoint`` through nginx with the snippet (auth_request cached
   per token, the answer kept 1 s);
-- inclusion proofs of random entries (200,000 indexes, a wrk Lua script) in the latest
-  tree size, through nginx (kept per URL: nearly every one is a miss, answered by the
-  application);
+- inclusion proofs of random entries in random tree sizes (400,000 URLs, a wrk Lua
+  script), through nginx (kept per URL: nearly every one is a miss, answered by the
+  application; the hits are counted and printed);
 - for information, the same two straight from gunicorn, without nginx.
 
 gunicorn runs ``--workers`` sync workers (default 2 x cores) with persistent database
@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 SCRATCH = "bench_reads"
 TARGETS = {"checkpoint": 1500, "proofs": 800}
 P99_MS = 100
+PROOF_PATHS = 400_000
 
 from downloads_bench import say, scratch_project  # noqa: E402
 
@@ -138,6 +139,31 @@ def fill(entries: int) -> tuple[int, str, int]:
     return size, ApiToken.issue(user=user, days=1)[1], len(note.encode())
 
 
+def proof_paths(size: int, count: int = PROOF_PATHS) -> list[str]:
+    """Inclusion proofs of random entries in random tree sizes of the latter half of the
+    log, as clients holding checkpoints of different ages ask: nearly every URL is a new
+    one, which nginx's cache has not kept and the application answers."""
+    rng = random.Random(1)
+    out = []
+    for _ in range(count):
+        tree_size = rng.randint(max(1, size // 2), size)
+        out.append(
+            f"/api/v1/ledger/proofs/inclusion?index={rng.randrange(tree_size)}&tree_size={tree_size}"
+        )
+    return out
+
+
+def cache_words(log: Path, since: int) -> tuple[int, dict[str, int]]:
+    """The lines nginx's cache log holds now, and the count of each word after line
+    ``since`` (HIT, MISS, ...)."""
+    time.sleep(1.5)  # the log's buffer is flushed every second
+    words = log.read_text().split() if log.exists() else []
+    counts: dict[str, int] = {}
+    for word in words[since:]:
+        counts[word] = counts.get(word, 0) + 1
+    return len(words), counts
+
+
 def line(name: str, r: dict, target: int | None = None) -> str:
     verdict = ""
     if target is not None:
@@ -172,15 +198,8 @@ def main() -> None:
 
             size, token, checkpoint_bytes = fill(args.entries)
             connections.close_all()  # the servers are other processes
-            rng = random.Random(1)
             paths = static / "proof-paths.txt"
-            paths.write_text(
-                "".join(
-                    f"/api/v1/ledger/proofs/inclusion?index={rng.randrange(size)}"
-                    f"&tree_size={size}\n"
-                    for _ in range(200_000)
-                )
-            )
+            paths.write_text("".join(f"{path}\n" for path in proof_paths(size)))
             paths.chmod(0o644)
             env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1", "DEBUG": "0", "LOG_LEVEL": "ERROR"}
             results = {}
@@ -195,7 +214,10 @@ def main() -> None:
                     proof_bytes = len(r.read())
                 (static / "baseline" / "checkpoint").write_bytes(b"c" * checkpoint_bytes)
                 (static / "baseline" / "proof").write_bytes(b"p" * proof_bytes)
-                with reads_nginx(app_port, static, workers=2) as port:
+                (static / "log").mkdir()
+                (static / "log").chmod(0o777)  # nginx's workers write as nobody
+                cache_log = static / "log" / "cache.log"
+                with reads_nginx(app_port, static, workers=2, cache_log=cache_log) as port:
                     base = f"http://127.0.0.1:{port}"
                     # Warm up: gunicorn's workers import the project; nginx asks once per token.
                     wrk(f"{base}/api/v1/ledger/checkpoint", token, 2, args.clients)
@@ -209,7 +231,9 @@ def main() -> None:
                     results["static proof"] = wrk(
                         f"{base}/baseline/proof", token, args.seconds, args.clients
                     )
+                    seen, _ = cache_words(cache_log, 0)
                     results["proofs"] = wrk(base, token, args.seconds, args.clients, paths)
+                    _, results["proofs cache"] = cache_words(cache_log, seen)
                 app = f"http://127.0.0.1:{app_port}"
                 results["checkpoint, gunicorn"] = wrk(
                     f"{app}/api/v1/ledger/checkpoint", token, args.seconds, args.clients
@@ -227,6 +251,12 @@ def main() -> None:
     say(line("checkpoint, nginx + gunicorn", results["checkpoint"], TARGETS["checkpoint"]))
     say(line(f"static file of {proof_bytes} bytes, nginx (baseline)", results["static proof"]))
     say(line("inclusion proofs, nginx + gunicorn", results["proofs"], TARGETS["proofs"]))
+    kept = results["proofs cache"]
+    say(
+        "    nginx's cache for those proofs: "
+        + ", ".join(f"{word} {count:,}" for word, count in sorted(kept.items()))
+        + f" (hits {kept.get('HIT', 0) / max(1, sum(kept.values())):.1%})"
+    )
     say(line("checkpoint, gunicorn alone", results["checkpoint, gunicorn"]))
     say(line("inclusion proofs, gunicorn alone", results["proofs, gunicorn"]))
 

@@ -52,6 +52,10 @@ DOWNLOAD_REFUSALS = Counter(
     "Download requests refused, by kind of reason.",
     ["reason_class"],
 )
+LEAN_READS = Counter(
+    "consortium_lean_reads",
+    "Proof requests answered by the lean path (ledger.api.lean), without REST framework.",
+)
 # The methods a client may send are many; any other is counted as one label.
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 

@@ -17,6 +17,9 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
+    # What nginx's cache did with each proof and checkpoint (HIT, MISS, ...), a word a
+    # line: the read benchmark counts them.
+    log_format cache_status $upstream_cache_status;
     access_log off;
     client_body_temp_path {prefix}/tmp/body;
     proxy_temp_path {prefix}/tmp/proxy;
@@ -29,6 +32,7 @@ http {{
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location /baseline/ {{ root {static}; default_type text/plain; }}
+        access_log {cache_log};
         include {prefix}/ledger-reads.conf;
         location / {{
             proxy_pass http://consortium_app;
@@ -40,9 +44,12 @@ http {{
 
 
 @contextlib.contextmanager
-def reads_nginx(app_port: int, static: Path, workers: int = 1) -> Iterator[int]:
+def reads_nginx(
+    app_port: int, static: Path, workers: int = 1, cache_log: Path | None = None
+) -> Iterator[int]:
     """nginx with deploy/nginx/ledger-reads.conf in front of ``app_port``, serving
-    ``static`` under /baseline/; yields its port."""
+    ``static`` under /baseline/; yields its port. With ``cache_log``, what its cache did
+    with each request goes there, a word a line (HIT, MISS, ..., or - when not cached)."""
     with private_nginx(
         SNIPPET,
         CONF,
@@ -50,5 +57,6 @@ def reads_nginx(app_port: int, static: Path, workers: int = 1) -> Iterator[int]:
         app_port=app_port,
         static=static,
         workers=workers,
+        cache_log=f"{cache_log} cache_status buffer=64k flush=1s" if cache_log else "off",
     ) as port:
         yield port
