@@ -141,9 +141,7 @@ def test_over_https_the_lean_answer_has_the_full_ways_hsts(grown, france, settin
         (CONSISTENCY, "from=1&to=999", 400),
     ],
 )
-def test_anything_unusual_goes_the_full_way_and_gets_its_answer(
-    grown, france, path, query, status
-):
+def test_anything_unusual_goes_the_full_way_and_gets_its_answer(grown, france, path, query, status):
     full, lean, answered = both_ways(france, path, query)
     assert answered == 0
     assert full == lean and lean[0] == status
@@ -192,9 +190,7 @@ def test_a_token_revoked_in_this_process_is_refused_at_once(grown, delegates):
     assert r.status_code == 401 and "revoked" in r.json()["detail"]
 
 
-def test_an_address_throttled_for_guessing_is_refused_a_kept_token_too(
-    grown, france, settings
-):
+def test_an_address_throttled_for_guessing_is_refused_a_kept_token_too(grown, france, settings):
     settings.API_TOKEN_FAILURE_LIMIT = 3
     at = {"REMOTE_ADDR": "192.0.2.66"}
     c = client(france, **at)
