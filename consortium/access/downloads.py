@@ -36,17 +36,17 @@ from django.db import transaction
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from consortium.access import gate
 from consortium.access.checkpoints import stored_path
-from consortium.access.entitlements import entitlement
 from consortium.access.models import DownloadAuthorization, DownloadEvent, ModelCheckpoint
 from consortium.governance import notifications
 from consortium.governance.changes import GovernanceError, by_secretariat, secretariat_signer
-from consortium.governance.models import Seat
-from consortium.governance.selectors import recording_for, seat_of
+from consortium.governance.models import ApiToken, Seat
+from consortium.governance.selectors import seat_of
 from consortium.web import metrics
 from ledger import services as ledger
 from ledger.core.envelope import canonical, format_time
-from ledger.services import Appended, Key, applier, log_signer, projection
+from ledger.services import Appended, applier, log_signer, projection
 
 projection(DownloadAuthorization)
 
@@ -57,6 +57,7 @@ _RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 # Python's int() accepts: it is never parsed as a number).
 _POSITION_DIGITS = 18
 _PAST_ANY_FILE = 10**_POSITION_DIGITS
+_UNREAD = object()
 
 
 class TokenError(ValueError):
@@ -139,13 +140,23 @@ def check_holder(token: Token, user, seat=None) -> None:
         raise TokenError(f"the {seat.role} seat may not download: a recorder or signatory asks")
 
 
-def log_public_key() -> bytes:
+def log_public_key(seen: gate.Seen | None = None) -> bytes:
     """The log key's public half, which signs download tokens; a log not yet initialised
     has none, and no token can be valid (403, never a 500)."""
-    key = Key.objects.filter(kind=Key.Kind.LOG, revoked_at__isnull=True).first()
+    key = gate.log_public_key(seen)
     if key is None:
         raise TokenError("the log has no key yet: no download token is valid")
-    return bytes(key.public_key)
+    return key
+
+
+def _seat_of(request):
+    """The seat the request's user holds: as read with its bearer token when it was
+    decided (consortium.governance.auth: for a read, at most API_TOKEN_CACHE_SECONDS ago
+    when another process changed it), else asked now."""
+    held = getattr(getattr(request, "auth", None), "held_seat", _UNREAD)
+    if held is not _UNREAD and isinstance(request.auth, ApiToken):
+        return held
+    return seat_of(request.user)
 
 
 def record(
@@ -209,16 +220,18 @@ def download_authorize(
     """Ask to download a checkpoint (a member's recorder or signatory). The gate decides;
     an allow is recorded on the ledger and answered with a short-lived token signed by
     the log key. A refusal is kept in the access log and raised (403) with its rule."""
-    member = recording_for(actor)
-    if member is None:
+    seat = seat_of(actor)
+    # recording_for's rule, on the seat read once.
+    if seat is None or seat.role not in (Seat.Role.RECORDER, Seat.Role.SIGNATORY):
         raise GovernanceError("a member's recorder or signatory asks for downloads", 403)
+    member = seat.member_id
     wanted = list(files) if files else [f["path"] for f in checkpoint.files]
     known = {f["path"] for f in checkpoint.files}
     unknown = [p for p in wanted if not isinstance(p, str) or p not in known]
     if unknown:
         raise GovernanceError(f"not a file of this checkpoint: {unknown[0]!r}", 404)
     try:
-        decision = entitlement(member, checkpoint, scope)
+        decision = gate.gated(member, checkpoint.digest, scope).decision
     except ValueError as exc:
         raise GovernanceError(str(exc)) from exc
     if not decision.allow:
@@ -232,7 +245,7 @@ def download_authorize(
         notifications.on_download_refused(member, checkpoint, decision.rule)
         raise GovernanceError(f"denied: {decision.rule}", 403)
     tid = secrets.token_hex(16)
-    seat = str(seat_of(actor).id)
+    seat = str(seat.id)
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(
         seconds=settings.DOWNLOAD_TOKEN_SECONDS
     )
@@ -310,23 +323,19 @@ def serve(
     here only for the access log, never refused."""
     member = seat_member = None
     try:
-        tok = verify_token(token, log_public_key())
+        seen = gate.kept.observe()  # one look at the ledger for the whole request
+        tok = verify_token(token, log_public_key(seen))
         member = tok.member
-        seat = seat_of(request.user)
+        seat = _seat_of(request)
         seat_member = seat.member_id if seat else None
         check_holder(tok, request.user, seat)
         if path not in tok.files:
             raise TokenError(f"{path} is not a file this token covers", 404)
-        checkpoint = (
-            ModelCheckpoint.objects.select_related("model__agreement")
-            .filter(digest=tok.checkpoint)
-            .first()
-        )
-        if checkpoint is None:
+        checkpoint = gate.gated(tok.member, tok.checkpoint, tok.scope, seen=seen)
+        if checkpoint.decision is None or path not in checkpoint.files:
             raise TokenError("no such checkpoint", 404)
-        decision = entitlement(tok.member, checkpoint, tok.scope)
-        if not decision.allow:
-            raise TokenError(f"denied now: {decision.rule}", 403)
+        if not checkpoint.decision.allow:
+            raise TokenError(f"denied now: {checkpoint.decision.rule}", 403)
     except TokenError as exc:
         record(
             request=request,
@@ -336,8 +345,7 @@ def serve(
             reason=str(exc),
         )
         raise Refused(str(exc), exc.status) from exc
-    entry = next(f for f in checkpoint.files if f["path"] == path)
-    size = entry["size"]
+    size, sha256 = checkpoint.files[path]
     note = ""
     try:
         span = byte_range(range_header, size)
@@ -360,7 +368,7 @@ def serve(
         path=path,
         stored=stored_path(checkpoint.digest, path),
         size=size,
-        sha256=entry["sha256"],
+        sha256=sha256,
         first=first,
         last=last,
         ranged=span is not None,
