@@ -81,6 +81,17 @@ def on_starting(server):
             os.unlink(os.path.join(path, name))
 
 
+def post_worker_init(worker):
+    """Once a worker has loaded the application: its modules, settings and URL patterns
+    live as long as the worker, so they are moved out of the garbage collector's way (a
+    full collection no longer walks them, a pause of several milliseconds in the middle
+    of a request)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
