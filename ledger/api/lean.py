@@ -14,8 +14,7 @@ all of this holds:
   ledger);
 - its query is exactly the endpoint's parameters, each once, written as plain decimal
   numbers in range (``0``, or digits without a leading zero), in a valid order;
-- the proof can be made (the tree has reached the size asked).
-
+- the proof can be made (the tree has reached the size asked);
 - the request is one the middleware after it lets through untouched: a host in
   ALLOWED_HOSTS, no redirect due (to HTTPS, or to www.), a user agent not refused.
 
@@ -24,10 +23,9 @@ query, a tree too small, a redirect due) goes the full way, which gives the answ
 error it always did. The lean answer carries what the full way's does: the same body,
 ETag, Cache-Control and Allow, and the headers the middleware adds, from the same
 middleware's own hooks (security headers, X-Frame-Options, Content-Length, the
-language's, the CSP worked out once per path). tests/ledger/test_lean_reads.py holds the two ways to the same bytes
-and headers.
+language's, the CSP worked out once per path). tests/ledger/test_lean_reads.py holds the
+two ways to the same bytes and headers.
 """
-
 from __future__ import annotations
 
 import base64
@@ -94,18 +92,31 @@ def _b64(h: bytes) -> str:
     return base64.b64encode(h).decode()
 
 
-def inclusion(request) -> tuple[dict, str, list[bytes]] | None:
-    """An inclusion proof's answer (data, ETag prefix, proof), or None for the full way."""
+def _pair(request, first: tuple[str, int], second: tuple[str, int]) -> tuple[int, int] | None:
+    """The query's two parameters (name, smallest value), and no other, or None."""
     query = request.GET
     if len(query) != 2:
         return None
-    index = _number(query.getlist("index"), 0)
-    size = _number(query.getlist("tree_size"), 1)
-    if index is None or size is None or index >= size:
-        return None
+    a = _number(query.getlist(first[0]), first[1])
+    b = _number(query.getlist(second[0]), second[1])
+    return None if a is None or b is None else (a, b)
+
+
+def _made(size: int, make) -> list[bytes] | None:
+    """The proof ``make()`` reads from the tree of ``size``, or None past the tree."""
     try:
-        proof = proofs.within(size, lambda: proofs.inclusion_proof(index, size))
+        return proofs.within(size, make)
     except proofs.BeyondTree:
+        return None
+
+
+def inclusion(request) -> tuple[dict, str, list[bytes]] | None:
+    """An inclusion proof's answer (data, ETag prefix, proof), or None for the full way."""
+    pair = _pair(request, ("index", 0), ("tree_size", 1))
+    if pair is None or pair[0] >= pair[1]:
+        return None
+    index, size = pair
+    if (proof := _made(size, lambda: proofs.inclusion_proof(index, size))) is None:
         return None
     data = {"index": index, "tree_size": size, "proof": [_b64(h) for h in proof]}
     return data, f"inclusion/{index}/{size}/", proof
@@ -113,16 +124,11 @@ def inclusion(request) -> tuple[dict, str, list[bytes]] | None:
 
 def consistency(request) -> tuple[dict, str, list[bytes]] | None:
     """A consistency proof's answer (data, ETag prefix, proof), or None for the full way."""
-    query = request.GET
-    if len(query) != 2:
+    pair = _pair(request, ("from", 1), ("to", 1))
+    if pair is None or pair[0] > pair[1]:
         return None
-    old = _number(query.getlist("from"), 1)
-    new = _number(query.getlist("to"), 1)
-    if old is None or new is None or old > new:
-        return None
-    try:
-        proof = proofs.within(new, lambda: proofs.consistency_proof(old, new))
-    except proofs.BeyondTree:
+    old, new = pair
+    if (proof := _made(new, lambda: proofs.consistency_proof(old, new))) is None:
         return None
     data = {"from": old, "to": new, "proof": [_b64(h) for h in proof]}
     return data, f"consistency/{old}/{new}/", proof
