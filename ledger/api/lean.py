@@ -26,6 +26,7 @@ middleware's own hooks (security headers, X-Frame-Options, Content-Length, the
 language's, the CSP worked out once per path). tests/ledger/test_lean_reads.py holds the
 two ways to the same bytes and headers.
 """
+
 from __future__ import annotations
 
 import base64
