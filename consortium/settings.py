@@ -685,8 +685,8 @@ CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
 MIDDLEWARE = [
     "consortium.web.logging.RequestIdMiddleware",
     "consortium.web.health.ProbeMiddleware",
-    # Proof GETs by a bearer token already decided: answered here (ledger.api.lean).
-    "ledger.api.lean.LeanProofsMiddleware",
+    # Proof GETs by a bearer token already decided: answered here (consortium.leanreads).
+    "consortium.leanreads.LeanProofsMiddleware",
     *MIDDLEWARE,
 ]
 # Seconds each /readyz check may take (they run side by side).

@@ -33,7 +33,7 @@ from django.db import connections, router
 
 from consortium.access.entitlements import Decision, entitlement
 from consortium.access.models import ModelCheckpoint
-from ledger.models import Entry, Key
+from ledger.services import Entry, Key
 
 IGNORED_KINDS = ("download.authorized",)
 MAX_KEPT = 4096

@@ -1,30 +1,9 @@
-"""The lean path of the proof endpoints: an inclusion or consistency proof answered near
-the top of the middleware, without the work a browser's request needs (sessions, second
-factor, messages, CSRF) or REST framework's per-request machinery.
-
-Partner systems ask for proofs all day long, with the same bearer token. The proof itself
-costs a query and a few hashes; the middleware and REST framework around it cost as much
-again (docs/performance.md). ``LeanProofsMiddleware`` answers a proof GET itself only when
-all of this holds:
-
-- its bearer token is one this process accepted for a read within
-  ``API_TOKEN_CACHE_SECONDS`` (the decision ``BearerTokenAuthentication`` kept: the same
-  user, token and seat), and its address is not throttled for bad tokens;
-- that decision passes the endpoint's permissions (``HoldsASeat``: who may read the
-  ledger);
-- its query is exactly the endpoint's parameters, each once, written as plain decimal
-  numbers in range (``0``, or digits without a leading zero), in a valid order;
-- the proof can be made (the tree has reached the size asked);
-- the request is one the middleware after it lets through untouched: a host in
-  ALLOWED_HOSTS, no redirect due (to HTTPS, or to www.), a user agent not refused.
-
-Anything else (no token or another scheme, a token not yet decided, a bad or unusual
-query, a tree too small, a redirect due) goes the full way, which gives the answer or the
-error it always did. The lean answer carries what the full way's does: the same body,
-ETag, Cache-Control and Allow, and the headers the middleware adds, from the same
-middleware's own hooks (security headers, X-Frame-Options, Content-Length, the
-language's, the CSP worked out once per path). tests/ledger/test_lean_reads.py holds the
-two ways to the same bytes and headers.
+"""The ledger's side of the lean path of proofs (consortium.leanreads): an inclusion or
+consistency proof made from a request's query when the query is exactly the endpoint's
+parameters, each once, written as plain decimal numbers in range (``0``, or digits
+without a leading zero), in a valid order, and the tree has reached the size asked; and
+its answer, with the body, ETag and Cache-Control the full way's view gives. Anything
+else is None: the full way answers it.
 """
 
 from __future__ import annotations
@@ -33,16 +12,8 @@ import base64
 import json
 import re
 
-from django.conf import settings
-from django.core.exceptions import DisallowedHost, PermissionDenied
-from django.http import HttpRequest, HttpResponse
-from django.urls import resolve, reverse
-from django.utils.cache import patch_vary_headers
-from django.utils.module_loading import import_string
-from rest_framework import exceptions
+from django.http import HttpResponse
 
-from consortium.governance.auth import recent_reads, refuse_when_throttled
-from consortium.web import metrics
 from ledger import proofs
 from ledger.api import caching
 from ledger.core.envelope import MAX_SAFE_INTEGER
@@ -57,36 +28,6 @@ def _number(values: list[str], smallest: int) -> int | None:
         return None
     n = int(values[0])
     return n if smallest <= n <= MAX_SAFE_INTEGER else None
-
-
-def _decided(request, view, permissions):
-    """The (user, token) this process kept for the request's bearer token, when they pass
-    the view's permissions; else None."""
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value:
-        return None
-    decided = recent_reads.get(value)
-    if decided is None:
-        return None
-    try:
-        refuse_when_throttled(request)
-    except exceptions.Throttled:
-        return None
-    user, token = decided
-    seen = _Authenticated(user, token)
-    if not all(permission.has_permission(seen, view) for permission in permissions):
-        return None
-    # As REST framework sets them: the access log reads the request's user.
-    request.user, request.auth = user, token
-    return decided
-
-
-class _Authenticated:
-    """What a permission reads of a request: its user and its auth."""
-
-    def __init__(self, user, auth):
-        self.user, self.auth = user, auth
 
 
 def _b64(h: bytes) -> str:
@@ -136,120 +77,29 @@ def consistency(request) -> tuple[dict, str, list[bytes]] | None:
 
 
 # The middleware after this one whose hooks add headers to an answer, in the order of
-# MIDDLEWARE (their process_response hooks run in the reverse order).
-_SECURITY = "django.middleware.security.SecurityMiddleware"
-_CSP = "csp.middleware.CSPMiddleware"
-_COMMON = "django.middleware.common.CommonMiddleware"
-_SESSIONS = "django.contrib.sessions.middleware.SessionMiddleware"
-_LOCALE = "django.middleware.locale.LocaleMiddleware"
-_FRAMES = "django.middleware.clickjacking.XFrameOptionsMiddleware"
 
 
-class LeanProofsMiddleware:
-    """Proof GETs answered before the rest of the middleware when they can be (see the
-    module); placed after the request id and the probes, before everything else."""
-
-    ANSWERS = {"ledger:inclusion-proof": inclusion, "ledger:consistency-proof": consistency}
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self._routes: dict[str, tuple] | None = None
-        self._csp: dict[str, dict[str, str]] = {}
-        after = settings.MIDDLEWARE[settings.MIDDLEWARE.index(_THIS) + 1 :]
-        self._hooks = [
-            (path, import_string(path)(get_response))
-            for path in (_SECURITY, _CSP, _SESSIONS, _LOCALE, _COMMON, _FRAMES)
-            if path in after
-        ]
-        self._hooks.sort(key=lambda hook: after.index(hook[0]))
-
-    def routes(self) -> dict[str, tuple]:
-        if self._routes is None:
-            routes = {}
-            for name, answer in self.ANSWERS.items():
-                path = reverse(name)
-                match = resolve(path)
-                # What REST framework's view says in Allow (its head is its get).
-                view = match.func.view_class()
-                view.setup(HttpRequest())
-                routes[path] = (answer, match, view, view.get_permissions())
-            self._routes = routes
-        return self._routes
-
-    def __call__(self, request):
-        if request.method == "GET" and (route := self.routes().get(request.path_info)):
-            response = self.answer(request, *route)
-            if response is not None:
-                return response
-        return self.get_response(request)
-
-    def passes_untouched(self, request) -> bool:
-        """What the middleware after this one checks before any view (the host, a
-        redirect to HTTPS or to www., a user agent refused), all passed."""
-        try:
-            return not any(
-                hook.process_request(request) is not None
-                for path, hook in self._hooks
-                if path in (_SECURITY, _COMMON)
-            )
-        except (DisallowedHost, PermissionDenied):
-            return False
-
-    def answer(self, request, make, match, view, permissions) -> HttpResponse | None:
-        if not self.passes_untouched(request) or _decided(request, view, permissions) is None:
-            return None
-        made = self._proof(request, make)
-        if made is None:
-            return None
-        data, tag_prefix, proof = made
-        request.resolver_match = match
-        # REST framework's JSONRenderer: compact, and every value here is ASCII.
-        response = HttpResponse(
-            json.dumps(data, separators=(",", ":")).encode(), content_type="application/json"
-        )
-        tag = caching.etag(tag_prefix.encode() + b"".join(proof))
-        response = caching.conditional(request, response, tag, caching.IMMUTABLE)
-        # On a 304 too, as REST framework's views say it.
-        response["Allow"] = ", ".join(view.allowed_methods)
-        metrics.LEAN_READS.inc()
-        return self.finish(request, response)
+class _Reads:
+    """Reads that may go to a replica, as the full way's views make them."""
 
     @reads_from_replica
-    def _proof(self, request, make):
+    def made(self, request, make):
         return make(request)
 
-    def finish(self, request, response: HttpResponse) -> HttpResponse:
-        """The headers the middleware after this one adds, by its own hooks."""
-        for path, hook in self._hooks:
-            if path == _LOCALE:
-                hook.process_request(request)
-        for path, hook in reversed(self._hooks):
-            if path == _CSP:
-                response = self._with_csp(request, response, hook)
-            elif path == _SESSIONS:
-                # The full way reads request.user from the session (the second factor's
-                # check), which marks it read: its answer varies with the cookie.
-                patch_vary_headers(response, ("Cookie",))
-            else:
-                response = hook.process_response(request, response)
-        return response
 
-    def _with_csp(self, request, response, hook):
-        """The CSP headers, worked out by the CSP middleware once per path and status
-        (no nonce is asked for here), then copied."""
-        key = (request.path_info, response.status_code)
-        if key not in self._csp:
-            probe = HttpResponse(status=response.status_code)
-            hook.process_request(request)
-            hook.process_response(request, probe)
-            self._csp[key] = {
-                name: probe[name]
-                for name in ("Content-Security-Policy", "Content-Security-Policy-Report-Only")
-                if name in probe
-            }
-        for name, value in self._csp[key].items():
-            response[name] = value
-        return response
+_READS = _Reads()
 
 
-_THIS = f"{LeanProofsMiddleware.__module__}.{LeanProofsMiddleware.__qualname__}"
+def answer(request, make) -> HttpResponse | None:
+    """``make`` (``inclusion`` or ``consistency``) answered as the full way's view
+    answers it, 304 included (REST framework's JSONRenderer: compact, and every value
+    here is ASCII), or None."""
+    made = _READS.made(request, make)
+    if made is None:
+        return None
+    data, tag_prefix, proof = made
+    response = HttpResponse(
+        json.dumps(data, separators=(",", ":")).encode(), content_type="application/json"
+    )
+    tag = caching.etag(tag_prefix.encode() + b"".join(proof))
+    return caching.conditional(request, response, tag, caching.IMMUTABLE)

@@ -1,4 +1,4 @@
-"""The lean path of the proof endpoints (ledger.api.lean): a proof GET by a bearer token
+"""The lean path of the proof endpoints (consortium.leanreads): a proof GET by a bearer token
 this process has just decided is answered before the rest of the middleware, with the
 same bytes and headers as the full way; anything it is not sure of goes the full way,
 which answers as it always did (an error included), and the lean path counts nothing.
@@ -21,7 +21,7 @@ from ledger import services
 from ledger.checkpoints import publish_checkpoint
 from ledger.services import Draft
 
-LEAN = "ledger.api.lean.LeanProofsMiddleware"
+LEAN = "consortium.leanreads.LeanProofsMiddleware"
 INCLUSION = "/api/v1/ledger/proofs/inclusion"
 CONSISTENCY = "/api/v1/ledger/proofs/consistency"
 
