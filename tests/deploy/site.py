@@ -5,13 +5,12 @@ same replacements for every file, listed in ``site_files``)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.steps.nginx import free_port, nginx_binary, readable_dir, wait_for_port
+from tests.steps.nginx import free_port, nginx_command, readable_dir, running_nginx
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = ROOT / "deploy" / "nginx"
@@ -62,13 +61,7 @@ def prepared(site: str, replacements: dict[str, str]) -> tuple[Path, list[str]]:
         (prefix / sub).mkdir()
     site_files(prefix, replacements)
     (prefix / "nginx.conf").write_text(MAIN.format(prefix=prefix, site=site))
-    command = [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
-    command += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
-    if os.geteuid() == 0:
-        for path in [prefix, *prefix.rglob("*")]:
-            os.chown(path, 65534, 65534)
-        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-    return prefix, command
+    return prefix, nginx_command(prefix)
 
 
 def test_config(site: str, replacements: dict[str, str]) -> subprocess.CompletedProcess:
@@ -102,18 +95,7 @@ def loopback_site(
         },
     )
     try:
-        checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
-        if checked.returncode != 0:
-            raise RuntimeError(f"nginx refused the site: {checked.stderr}")
-        server = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        try:
-            wait_for_port(port, server, "nginx", seconds=20)
+        with running_nginx(command, port):
             yield f"http://127.0.0.1:{port}", prefix / "logs"
-        finally:
-            if server.poll() is None:
-                server.terminate()
-                server.wait(timeout=20)
     finally:
         shutil.rmtree(prefix, ignore_errors=True)

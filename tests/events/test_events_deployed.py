@@ -5,9 +5,7 @@ within the unit's graceful timeout."""
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +18,7 @@ from ledger import services
 from ledger.keys import log_signer
 from tests.events.servers import ROOT, Stream
 from tests.steps.ledger import child_env
-from tests.steps.nginx import free_port, nginx_binary, readable_dir, wait_for_port
+from tests.steps.nginx import free_port, private_nginx, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -74,50 +72,28 @@ def test_events_come_through_nginx_as_appended_and_a_stop_ends_open_streams(comm
         stderr=subprocess.STDOUT,
         text=True,
     )
-    prefix = readable_dir("nginx-events-")
-    proxy = None
     try:
         wait_for_port(events_port, app, "the events server")
-        for sub in ("tmp", "logs"):
-            (prefix / sub).mkdir()
-        port = free_port()
-        shutil.copyfile(SNIPPET, prefix / "events.conf")
-        (prefix / "nginx.conf").write_text(
-            CONF.format(prefix=prefix, port=port, events_port=events_port)
-        )
-        command = [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
-        command += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
-        if os.geteuid() == 0:
-            for path in [prefix, *prefix.rglob("*")]:
-                os.chown(path, 65534, 65534)
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-        proxy = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        wait_for_port(port, proxy, "nginx", seconds=20)
+        with private_nginx(SNIPPET, CONF, events_port=events_port) as port:
+            stream = Stream(port, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            assert stream.status == 200
+            stream.next()
+            index = services.entry_append(signer=signer, kind="test.sample", payload={}).index
+            assert int(stream.next_event()["id"]) == index
 
-        stream = Stream(port, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        assert stream.status == 200
-        stream.next()
-        index = services.entry_append(signer=signer, kind="test.sample", payload={}).index
-        assert int(stream.next_event()["id"]) == index
-
-        started = time.monotonic()
-        app.terminate()
-        app.wait(timeout=20)
-        assert time.monotonic() - started < 12, "the open stream held the stop"
-        with pytest.raises((EOFError, OSError)):
-            while True:
-                stream.next()
-        stream.close()
+            started = time.monotonic()
+            app.terminate()
+            app.wait(timeout=20)
+            assert time.monotonic() - started < 12, "the open stream held the stop"
+            with pytest.raises((EOFError, OSError)):
+                while True:
+                    stream.next()
+            stream.close()
     finally:
-        for process in (proxy, app):
-            if process is not None and process.poll() is None:
-                # SIGTERM: nginx's master stops its workers (a SIGKILL would orphan them).
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        shutil.rmtree(prefix, ignore_errors=True)
+        if app.poll() is None:
+            app.terminate()
+            try:
+                app.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                app.wait()

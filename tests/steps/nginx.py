@@ -126,6 +126,35 @@ def app_server(env: dict, *, workers: int = 2) -> Iterator[int]:
         _stop(server)
 
 
+def nginx_command(prefix: Path) -> list[str]:
+    """nginx's command line for the configuration in ``prefix`` (in the foreground, its
+    errors in the prefix); as ``nobody``, owning only its prefix, when the caller is
+    root."""
+    command = [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+    command += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
+    if os.geteuid() == 0:
+        # Never as root: nobody, owning only its own prefix.
+        for path in [prefix, *prefix.rglob("*")]:
+            os.chown(path, 65534, 65534)
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    return command
+
+
+@contextlib.contextmanager
+def running_nginx(command: list[str], port: int) -> Iterator[int]:
+    """nginx run by ``command``: checked with ``nginx -t`` first, listening on ``port``,
+    stopped afterwards (SIGTERM: its master stops its workers)."""
+    checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
+    if checked.returncode != 0:
+        raise RuntimeError(f"nginx refused its configuration: {checked.stderr}")
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, server, "nginx", seconds=20)
+        yield port
+    finally:
+        _stop(server)
+
+
 @contextlib.contextmanager
 def private_nginx(
     snippet: Path, conf: str, *, dirs: tuple[str, ...] = ("tmp", "logs"), **values
@@ -134,7 +163,6 @@ def private_nginx(
     the project's ``snippet`` copied beside it, ``dirs`` made in the prefix; checked with
     ``nginx -t``, run (as ``nobody`` when the caller is root) and stopped; yields its
     port."""
-    binary = nginx_binary()
     prefix = readable_dir(f"nginx-{snippet.stem}-")
     try:
         for sub in dirs:
@@ -142,24 +170,8 @@ def private_nginx(
         port = free_port()
         shutil.copyfile(snippet, prefix / snippet.name)
         (prefix / "nginx.conf").write_text(conf.format(prefix=prefix, port=port, **values))
-        command = [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
-        command += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
-        if os.geteuid() == 0:
-            # Never as root: nobody, owning only its own prefix.
-            for path in [prefix, *prefix.rglob("*")]:
-                os.chown(path, 65534, 65534)
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-        checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
-        if checked.returncode != 0:
-            raise RuntimeError(f"nginx refused its configuration: {checked.stderr}")
-        server = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        try:
-            wait_for_port(port, server, "nginx", seconds=20)
+        with running_nginx(nginx_command(prefix), port):
             yield port
-        finally:
-            _stop(server)
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 
