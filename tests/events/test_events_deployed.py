@@ -18,7 +18,7 @@ from ledger import services
 from ledger.keys import log_signer
 from tests.events.servers import ROOT, Stream
 from tests.steps.ledger import child_env
-from tests.steps.nginx import free_port, private_nginx, wait_for_port
+from tests.steps.nginx import free_port, private_nginx, stop_process, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -90,10 +90,4 @@ def test_events_come_through_nginx_as_appended_and_a_stop_ends_open_streams(comm
                     stream.next()
             stream.close()
     finally:
-        if app.poll() is None:
-            app.terminate()
-            try:
-                app.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                app.kill()
-                app.wait()
+        stop_process(app)

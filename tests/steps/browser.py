@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.steps.ledger import ROOT
-from tests.steps.nginx import free_port, wait_for_port
+from tests.steps.nginx import free_port, stop_process, wait_for_port
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -122,12 +122,7 @@ def demo_site(var_dir: Path) -> Iterator[Site]:
         wait_for_port(port, server, "runserver")
         yield site
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
         log.close()
 
 

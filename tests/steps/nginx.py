@@ -86,7 +86,8 @@ def readable_dir(prefix: str) -> Path:
     return path
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen) -> None:
+    """Stop a server with SIGTERM (killed after 20 s), if it still runs."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -123,7 +124,7 @@ def app_server(env: dict, *, workers: int = 2) -> Iterator[int]:
         wait_for_port(port, server, "gunicorn")
         yield port
     finally:
-        _stop(server)
+        stop_process(server)
 
 
 def nginx_command(prefix: Path) -> list[str]:
@@ -152,7 +153,7 @@ def running_nginx(command: list[str], port: int) -> Iterator[int]:
         wait_for_port(port, server, "nginx", seconds=20)
         yield port
     finally:
-        _stop(server)
+        stop_process(server)
 
 
 @contextlib.contextmanager
