@@ -37,6 +37,7 @@ from ledger.services import Entry, Key
 
 IGNORED_KINDS = ("download.authorized",)
 MAX_KEPT = 4096
+MAX_INDEX = 2**63 - 1  # past any entry's index (a signed 64-bit column)
 
 
 @dataclass(frozen=True)
@@ -122,19 +123,20 @@ def _look(since: int | None) -> tuple[int, bytes | None, int | None, bytes | Non
     """One query, by the primary key: the last entry's index (-1 for none) and leaf hash;
     the last index after ``since`` of an entry that may change a decision (None: none);
     the leaf hash of the entry at ``since`` now (None: no such entry). Only the entries
-    after ``since`` are read."""
+    after ``since`` are read; on a first look (``since`` None), none."""
     alias = router.db_for_read(Entry)
     quote = connections[alias].ops.quote_name
     table, index = quote(Entry._meta.db_table), quote("index")
     marks = ", ".join(["%s"] * len(IGNORED_KINDS))
-    since_value = -1 if since is None else since
+    # A first look reads no entry after the last and none at -1: both answers are None.
+    after, at = (since, since) if since is not None else (MAX_INDEX, -1)
     with connections[alias].cursor() as cursor:
         cursor.execute(
             f"SELECT e.{index}, e.leaf_hash, "
             f"(SELECT MAX({index}) FROM {table} WHERE {index} > %s AND kind NOT IN ({marks})), "
             f"(SELECT leaf_hash FROM {table} WHERE {index} = %s) "
             f"FROM {table} e ORDER BY e.{index} DESC LIMIT 1",
-            [since_value if since is not None else 2**62, *IGNORED_KINDS, since_value],
+            [after, *IGNORED_KINDS, at],
         )
         row = cursor.fetchone()
     if row is None:
