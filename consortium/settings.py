@@ -685,8 +685,9 @@ CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
 MIDDLEWARE = [
     "consortium.web.logging.RequestIdMiddleware",
     "consortium.web.health.ProbeMiddleware",
-    # Proof GETs by a bearer token already decided: answered here (consortium.leanreads).
-    "consortium.leanreads.LeanProofsMiddleware",
+    # Proof and download GETs by a bearer token already decided: answered here
+    # (consortium.leanreads).
+    "consortium.leanreads.LeanReadsMiddleware",
     *MIDDLEWARE,
 ]
 # Seconds each /readyz check may take (they run side by side).

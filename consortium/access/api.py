@@ -268,56 +268,62 @@ class DownloadView(ApiView):
                 token=token,
                 path=path,
                 range_header=request.headers.get("Range", ""),
-                range_by_server=bool(settings.DOWNLOADS_ACCEL_REDIRECT)
-                and not storage.is_object_store(),
+                range_by_server=range_by_server(),
             )
         except downloads.Refused as exc:
             problem = ProblemException(exc.status, str(exc))
             problem.headers = exc.headers
             raise problem from exc
-        return self._response(serving)
+        return file_response(serving)
 
-    def _response(self, serving: downloads.Serving):
-        """The bytes, or where to fetch them, with the headers of a file download."""
-        filename = serving.path.rsplit("/", 1)[-1]
-        stored, first, length = serving.stored, serving.first, serving.length
-        if settings.DOWNLOAD_PRESIGNED_REDIRECT:
-            # The object store serves the bytes (and any Range) for a minute or so.
-            response = HttpResponseRedirect(
-                storage.presigned_url(
-                    stored, seconds=settings.DOWNLOAD_PRESIGNED_SECONDS, filename=filename
-                )
+
+def range_by_server() -> bool:
+    """Does the web server answer the Range (nginx, X-Accel-Redirect), not the view?"""
+    return bool(settings.DOWNLOADS_ACCEL_REDIRECT) and not storage.is_object_store()
+
+
+def file_response(serving: downloads.Serving):
+    """The bytes of ``serving``, or where to fetch them, with the headers of a file
+    download."""
+    filename = serving.path.rsplit("/", 1)[-1]
+    stored, first, length = serving.stored, serving.first, serving.length
+    if settings.DOWNLOAD_PRESIGNED_REDIRECT:
+        # The object store serves the bytes (and any Range) for a minute or so.
+        response = HttpResponseRedirect(
+            storage.presigned_url(
+                stored, seconds=settings.DOWNLOAD_PRESIGNED_SECONDS, filename=filename
             )
-            response["Cache-Control"] = "no-store"
-            return response
-        status = 206 if serving.ranged else 200
-        accel = sending.accel_redirect(serving)
-        if accel is not None:
-            # nginx sends the file and answers the Range itself (deploy/nginx/downloads.conf):
-            # it keeps Content-Type, Content-Disposition, Accept-Ranges and Cache-Control
-            # from this answer, and re-adds the ETag and nosniff the snippet names.
-            response = HttpResponse(status=200, content_type="application/octet-stream")
-            response["X-Accel-Redirect"] = accel
-        elif (local := sending.local_slice(serving)) is not None:
-            # A bounded slice of the local file: gunicorn's file wrapper sends its
-            # Content-Length bytes with sendfile(2), other servers read just the slice.
-            response = FileResponse(local, status=status, content_type="application/octet-stream")
-            response["Content-Length"] = str(length)
-        else:
-            response = StreamingHttpResponse(
-                storage.read_range(stored, first, length),
-                status=status,
-                content_type="application/octet-stream",
-            )
-            response["Content-Length"] = str(length)
-        if serving.ranged and accel is None:
-            response["Content-Range"] = f"bytes {first}-{serving.last}/{serving.size}"
-        response["Accept-Ranges"] = "bytes"
-        response["ETag"] = f'"{serving.sha256}"'
-        response["Content-Disposition"] = content_disposition_header(True, filename)
-        response["Cache-Control"] = "private, no-store"
-        response["X-Content-Type-Options"] = "nosniff"
+        )
+        response["Cache-Control"] = "no-store"
         return response
+    status = 206 if serving.ranged else 200
+    accel = sending.accel_redirect(serving)
+    if accel is not None:
+        # nginx sends the file and answers the Range itself (deploy/nginx/downloads.conf):
+        # it keeps Content-Type, Content-Disposition, Accept-Ranges and Cache-Control
+        # from this answer, and re-adds the ETag and nosniff the snippet names.
+        response = HttpResponse(status=200, content_type="application/octet-stream")
+        response["X-Accel-Redirect"] = accel
+    elif (local := sending.local_slice(serving)) is not None:
+        # A bounded slice of the local file: gunicorn's file wrapper sends its
+        # Content-Length bytes with sendfile(2), other servers read just the slice.
+        response = FileResponse(local, status=status, content_type="application/octet-stream")
+        response["Content-Length"] = str(length)
+    else:
+        response = StreamingHttpResponse(
+            storage.read_range(stored, first, length),
+            status=status,
+            content_type="application/octet-stream",
+        )
+        response["Content-Length"] = str(length)
+    if serving.ranged and accel is None:
+        response["Content-Range"] = f"bytes {first}-{serving.last}/{serving.size}"
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"] = f'"{serving.sha256}"'
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 ACCESS_LOG_FIELDS = [

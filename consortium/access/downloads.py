@@ -312,56 +312,40 @@ class Serving:
         return max(0, self.last - self.first + 1)
 
 
-def serve(
-    *, request, token: str, path: str, range_header: str, range_by_server: bool = False
-) -> Serving:
-    """Decide a request for file ``path`` of the download ``token`` authorises: the token
-    (signed by this log, unexpired), its holder (``check_holder``), the file, and the
-    entitlement checked again now; then the byte range. Every answer is kept in the
-    access log; a refusal is raised as :class:`Refused`. With ``range_by_server`` (nginx
-    sends the bytes, X-Accel-Redirect) the Range is the web server's to answer: read
-    here only for the access log, never refused."""
-    member = seat_member = None
+def _decide(request, token: str, path: str, ids: dict) -> tuple[Token, gate.Gated]:
+    """The token (signed by this log, unexpired), its holder (``check_holder``), the file,
+    and the entitlement as the ledger stands now (one look at it for the request). Raises
+    :class:`TokenError`; ``ids`` receives the token's member, once its signature is
+    checked, for the access log's line."""
+    seen = gate.kept.observe()
+    tok = verify_token(token, log_public_key(seen))
+    ids["member"] = tok.member
+    seat = _seat_of(request)
+    check_holder(tok, request.user, seat)
+    if path not in tok.files:
+        raise TokenError(f"{path} is not a file this token covers", 404)
+    checkpoint = gate.gated(tok.member, tok.checkpoint, tok.scope, seen=seen)
+    if checkpoint.decision is None or path not in checkpoint.files:
+        raise TokenError("no such checkpoint", 404)
+    if not checkpoint.decision.allow:
+        raise TokenError(f"denied now: {checkpoint.decision.rule}", 403)
+    return tok, checkpoint
+
+
+def _span(range_header: str, size: int, range_by_server: bool) -> tuple[tuple | None, str]:
+    """The byte range asked for (None: the whole file) and a note for the access log.
+    Raises :class:`Refused` (416) unless the web server answers the Range."""
     try:
-        seen = gate.kept.observe()  # one look at the ledger for the whole request
-        tok = verify_token(token, log_public_key(seen))
-        member = tok.member
-        seat = _seat_of(request)
-        seat_member = seat.member_id if seat else None
-        check_holder(tok, request.user, seat)
-        if path not in tok.files:
-            raise TokenError(f"{path} is not a file this token covers", 404)
-        checkpoint = gate.gated(tok.member, tok.checkpoint, tok.scope, seen=seen)
-        if checkpoint.decision is None or path not in checkpoint.files:
-            raise TokenError("no such checkpoint", 404)
-        if not checkpoint.decision.allow:
-            raise TokenError(f"denied now: {checkpoint.decision.rule}", 403)
-    except TokenError as exc:
-        record(
-            request=request,
-            member=member or seat_member or "",
-            path=path,
-            outcome="denied",
-            reason=str(exc),
-        )
-        raise Refused(str(exc), exc.status) from exc
-    size, sha256 = checkpoint.files[path]
-    note = ""
-    try:
-        span = byte_range(range_header, size)
-    except Refused as exc:
-        if range_by_server:
-            span, note = None, f"; Range {range_header[:60]!r} left to the web server"
-        else:
-            record(
-                request=request,
-                member=member,
-                checkpoint=checkpoint.digest,
-                path=path,
-                outcome="denied",
-                reason=str(exc),
-            )
+        return byte_range(range_header, size), ""
+    except Refused:
+        if not range_by_server:
             raise
+        return None, f"; Range {range_header[:60]!r} left to the web server"
+
+
+def _served(request, tok: Token, checkpoint: gate.Gated, path: str, span, note: str) -> Serving:
+    """The access log's line for a file served, and what to serve."""
+    size, sha256 = checkpoint.files[path]
     first, last = span if span else (0, size - 1)
     serving = Serving(
         checkpoint=checkpoint.digest,
@@ -375,7 +359,7 @@ def serve(
     )
     record(
         request=request,
-        member=member,
+        member=tok.member,
         checkpoint=checkpoint.digest,
         path=path,
         outcome="served",
@@ -384,6 +368,56 @@ def serve(
         reason=(f"{tok.scope}; bytes {first}-{last}" if span else tok.scope) + note,
     )
     return serving
+
+
+def serve(
+    *, request, token: str, path: str, range_header: str, range_by_server: bool = False
+) -> Serving:
+    """Decide a request for file ``path`` of the download ``token`` authorises: the token
+    (signed by this log, unexpired), its holder (``check_holder``), the file, and the
+    entitlement checked again now; then the byte range. Every answer is kept in the
+    access log; a refusal is raised as :class:`Refused`. With ``range_by_server`` (nginx
+    sends the bytes, X-Accel-Redirect) the Range is the web server's to answer: read
+    here only for the access log, never refused."""
+    ids: dict = {}
+    try:
+        tok, checkpoint = _decide(request, token, path, ids)
+    except TokenError as exc:
+        record(
+            request=request,
+            member=ids.get("member") or "",
+            path=path,
+            outcome="denied",
+            reason=str(exc),
+        )
+        raise Refused(str(exc), exc.status) from exc
+    try:
+        span, note = _span(range_header, checkpoint.files[path][0], range_by_server)
+    except Refused as exc:
+        record(
+            request=request,
+            member=tok.member,
+            checkpoint=checkpoint.digest,
+            path=path,
+            outcome="denied",
+            reason=str(exc),
+        )
+        raise
+    return _served(request, tok, checkpoint, path, span, note)
+
+
+def serve_if_allowed(
+    *, request, token: str, path: str, range_header: str, range_by_server: bool = False
+) -> Serving | None:
+    """``serve``, for a request that would be served: its access log line kept and what
+    to serve returned. None when anything would refuse it, with nothing recorded: the
+    caller then goes through ``serve``, which decides again and keeps the refusal."""
+    try:
+        tok, checkpoint = _decide(request, token, path, {})
+        span, note = _span(range_header, checkpoint.files[path][0], range_by_server)
+    except (TokenError, Refused):
+        return None
+    return _served(request, tok, checkpoint, path, span, note)
 
 
 def refused_before_serving(*, request, token: str, path: str, reason: str) -> None:

@@ -54,7 +54,9 @@ DOWNLOAD_REFUSALS = Counter(
 )
 LEAN_READS = Counter(
     "consortium_lean_reads",
-    "Proof requests answered by the lean path (consortium.leanreads), without REST framework.",
+    "Proof and download requests answered by the lean path (consortium.leanreads), without "
+    "REST framework, by route.",
+    ["route"],
 )
 # The methods a client may send are many; any other is counted as one label.
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}

@@ -21,13 +21,16 @@ from ledger import services
 from ledger.checkpoints import publish_checkpoint
 from ledger.services import Draft
 
-LEAN = "consortium.leanreads.LeanProofsMiddleware"
+LEAN = "consortium.leanreads.LeanReadsMiddleware"
 INCLUSION = "/api/v1/ledger/proofs/inclusion"
 CONSISTENCY = "/api/v1/ledger/proofs/consistency"
 
 
 def lean_count() -> float:
-    return REGISTRY.get_sample_value("consortium_lean_reads_total") or 0.0
+    return sum(
+        REGISTRY.get_sample_value("consortium_lean_reads_total", {"route": route}) or 0.0
+        for route in ("inclusion-proof", "consistency-proof")
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -144,6 +147,29 @@ def test_over_https_the_lean_answer_has_the_full_ways_hsts(grown, france, settin
 def test_anything_unusual_goes_the_full_way_and_gets_its_answer(grown, france, path, query, status):
     full, lean, answered = both_ways(france, path, query)
     assert answered == 0
+    assert full == lean and lean[0] == status
+
+
+@pytest.mark.parametrize(
+    ("accept", "answered", "status"),
+    [
+        ("*/*", 1, 200),
+        ("application/json", 1, 200),
+        ("text/html,application/xhtml+xml,*/*;q=0.8", 1, 200),
+        ("Application/JSON; q=0.5", 1, 200),
+        ("text/html", 0, 406),  # REST framework's content negotiation refuses it
+        ("application/xml", 0, 406),
+        ("", 0, 406),
+        ("application/json; indent=4", 0, 200),  # the renderer would read the indent
+    ],
+)
+def test_an_accept_header_the_full_way_reads_otherwise_goes_the_full_way(
+    grown, france, accept, answered, status
+):
+    full, lean, counted = both_ways(
+        france, INCLUSION, "index=5&tree_size=40", HTTP_ACCEPT=accept
+    )
+    assert counted == answered
     assert full == lean and lean[0] == status
 
 

@@ -98,14 +98,18 @@ def stop_process(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def app_server(env: dict, *, workers: int = 2) -> Iterator[int]:
-    """gunicorn serving consortium.wsgi with ``env``; yields its port."""
+def app_server(env: dict, *, workers: int = 2, shipped: bool = False) -> Iterator[int]:
+    """gunicorn serving consortium.wsgi with ``env``; yields its port. ``shipped``: with
+    deploy/gunicorn.conf.py (gthread workers, keep-alive, the garbage collector's freeze),
+    else gunicorn's defaults (sync workers)."""
     port = free_port()
+    config = ["-c", str(ROOT / "deploy" / "gunicorn.conf.py")] if shipped else []
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "gunicorn",
+            *config,
             "consortium.wsgi",
             "--workers",
             str(workers),
