@@ -20,7 +20,7 @@ from ledger.services import Entry, Key
 from tests.steps.access import WEIGHTS, authorize, streamed
 from tests.steps.api import api_as
 from tests.steps.contributions import deliver, treaty
-from tests.steps.governance import decide_after_deadline
+from tests.steps.governance import decide_after_deadline, suspend_in_lumi
 from tests.steps.signin import sign_in
 
 
@@ -95,15 +95,7 @@ def test_a_token_is_good_only_for_its_member_its_files_and_its_time(lumi, checkp
 def test_a_suspension_takes_effect_at_once(lumi, checkpoint):
     url = authorize(lumi, checkpoint.digest).json()["files"]["model.safetensors"]
     people = lumi["people"]
-    p = proposals.proposal_open(
-        actor=people["ops"],
-        title="Suspend Sweden",
-        actions=[{"type": "member.suspend", "code": "SE"}],
-        deadline=datetime.now(UTC) + timedelta(minutes=5),
-    )
-    for who in ("sig_fi", "sig_nl"):
-        vote_cast(actor=people[who], proposal=p, choice="yes")
-    decide_after_deadline(p)
+    suspend_in_lumi(people, "SE")
     r = api_as(people["rec_se"]).get(url)
     assert r.status_code == 403 and "not a member in good standing" in r.json()["detail"]
 

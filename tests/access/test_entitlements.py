@@ -13,7 +13,7 @@ from consortium.governance import proposals
 from consortium.governance.votes import vote_cast
 from ledger.keys import log_origin
 from tests.steps.api import api_as
-from tests.steps.governance import decide_after_deadline
+from tests.steps.governance import decide_after_deadline, suspend_in_lumi
 
 TODAY = datetime.now(UTC).date()
 
@@ -63,15 +63,7 @@ def test_a_grant_decided_by_the_members_allows_its_scope(lumi, checkpoint):
 
 def test_a_suspended_member_is_refused(lumi, checkpoint):
     people = lumi["people"]
-    p = proposals.proposal_open(
-        actor=people["ops"],
-        title="Suspend Sweden",
-        actions=[{"type": "member.suspend", "code": "SE"}],
-        deadline=datetime.now(UTC) + timedelta(hours=1),
-    )
-    for who in ("sig_fi", "sig_nl"):
-        vote_cast(actor=people[who], proposal=p, choice="yes")
-    decide_after_deadline(p)
+    suspend_in_lumi(people, "SE")
     d = entitlement("SE", checkpoint)
     assert not d.allow and "not a member in good standing" in d.rule
 

@@ -9,8 +9,6 @@ Sweden's URL; a member suspended between two ranges."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
@@ -20,12 +18,10 @@ from rest_framework.test import APIClient
 
 from consortium.access import gate
 from consortium.access.models import DownloadEvent
-from consortium.governance import proposals
 from consortium.governance.auth import recent_reads
 from consortium.governance.models import ApiToken
-from consortium.governance.votes import vote_cast
 from tests.steps.access import WEIGHTS, authorize
-from tests.steps.governance import decide_after_deadline
+from tests.steps.governance import suspend_in_lumi
 
 LEAN = "consortium.leanreads.LeanReadsMiddleware"
 LOGGED = ("member", "username", "checkpoint", "path", "outcome", "reason", "token_id")
@@ -179,15 +175,7 @@ def test_a_suspension_between_two_ranges_refuses_the_next_one(lumi, fetch):
     before = lean_count()
     assert answer(c, url, HTTP_RANGE="bytes=10-19")[0] == 206
     assert lean_count() == before + 1
-    p = proposals.proposal_open(
-        actor=people["ops"],
-        title="Suspend Sweden",
-        actions=[{"type": "member.suspend", "code": "SE"}],
-        deadline=datetime.now(UTC) + timedelta(minutes=5),
-    )
-    for who in ("sig_fi", "sig_nl"):
-        vote_cast(actor=people[who], proposal=p, choice="yes")
-    decide_after_deadline(p)
+    suspend_in_lumi(people, "SE")
     status, _, _, lines = answer(c, url, HTTP_RANGE="bytes=20-29")
     assert status == 403 and "not a member in good standing" in lines[0]["reason"]
     assert lean_count() == before + 1

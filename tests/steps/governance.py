@@ -22,6 +22,23 @@ def decide_after_deadline(proposal):
         return proposals.proposal_decide(proposal=proposal)
 
 
+def suspend_in_lumi(people, code: str = "SE"):
+    """The LUMI world's secretariat proposes suspending ``code``, the other two
+    signatories vote yes, and the proposal is decided: ``code`` is suspended."""
+    from consortium.governance.votes import vote_cast
+
+    p = proposals.proposal_open(
+        actor=people["ops"],
+        title=f"Suspend {code}",
+        actions=[{"type": "member.suspend", "code": code}],
+        deadline=datetime.now(UTC) + timedelta(minutes=5),
+    )
+    for who in ("sig_fi", "sig_nl", "sig_se"):
+        if who != f"sig_{code.lower()}":
+            vote_cast(actor=people[who], proposal=p, choice="yes")
+    return decide_after_deadline(p)
+
+
 def treaty_terms(parties=("FR", "DE", "IT"), start=None, until=None, **extra):
     """The delegates' treaty: scale shares among France, Germany and Italy (shares by GNI
     among any other parties), in force from ``start`` (today) until ``until``."""
