@@ -166,9 +166,7 @@ def test_anything_unusual_goes_the_full_way_and_gets_its_answer(grown, france, p
 def test_an_accept_header_the_full_way_reads_otherwise_goes_the_full_way(
     grown, france, accept, answered, status
 ):
-    full, lean, counted = both_ways(
-        france, INCLUSION, "index=5&tree_size=40", HTTP_ACCEPT=accept
-    )
+    full, lean, counted = both_ways(france, INCLUSION, "index=5&tree_size=40", HTTP_ACCEPT=accept)
     assert counted == answered
     assert full == lean and lean[0] == status
 
