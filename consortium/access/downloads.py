@@ -61,11 +61,13 @@ _UNREAD = object()
 
 
 class TokenError(ValueError):
-    """A download token that cannot be used; ``status`` is the HTTP status that fits."""
+    """A download token that cannot be used; ``status`` is the HTTP status that fits,
+    ``member`` the token's member once its signature was checked (for the access log)."""
 
     def __init__(self, message: str, status: int = 403):
         super().__init__(message)
         self.status = status
+        self.member = ""
 
 
 def _b64url(data: bytes) -> str:
@@ -312,23 +314,24 @@ class Serving:
         return max(0, self.last - self.first + 1)
 
 
-def _decide(request, token: str, path: str, ids: dict) -> tuple[Token, gate.Gated]:
+def _decide(request, token: str, path: str) -> tuple[Token, gate.Gated]:
     """The token (signed by this log, unexpired), its holder (``check_holder``), the file,
     and the entitlement as the ledger stands now (one look at it for the request). Raises
-    :class:`TokenError`; ``ids`` receives the token's member, once its signature is
-    checked, for the access log's line."""
+    :class:`TokenError`, naming the token's member once its signature is checked."""
     seen = gate.kept.observe()
     tok = verify_token(token, log_public_key(seen))
-    ids["member"] = tok.member
-    seat = _seat_of(request)
-    check_holder(tok, request.user, seat)
-    if path not in tok.files:
-        raise TokenError(f"{path} is not a file this token covers", 404)
-    checkpoint = gate.gated(tok.member, tok.checkpoint, tok.scope, seen=seen)
-    if checkpoint.decision is None or path not in checkpoint.files:
-        raise TokenError("no such checkpoint", 404)
-    if not checkpoint.decision.allow:
-        raise TokenError(f"denied now: {checkpoint.decision.rule}", 403)
+    try:
+        check_holder(tok, request.user, _seat_of(request))
+        if path not in tok.files:
+            raise TokenError(f"{path} is not a file this token covers", 404)
+        checkpoint = gate.gated(tok.member, tok.checkpoint, tok.scope, seen=seen)
+        if checkpoint.decision is None or path not in checkpoint.files:
+            raise TokenError("no such checkpoint", 404)
+        if not checkpoint.decision.allow:
+            raise TokenError(f"denied now: {checkpoint.decision.rule}", 403)
+    except TokenError as exc:
+        exc.member = tok.member
+        raise
     return tok, checkpoint
 
 
@@ -379,13 +382,12 @@ def serve(
     access log; a refusal is raised as :class:`Refused`. With ``range_by_server`` (nginx
     sends the bytes, X-Accel-Redirect) the Range is the web server's to answer: read
     here only for the access log, never refused."""
-    ids: dict = {}
     try:
-        tok, checkpoint = _decide(request, token, path, ids)
+        tok, checkpoint = _decide(request, token, path)
     except TokenError as exc:
         record(
             request=request,
-            member=ids.get("member") or "",
+            member=exc.member,
             path=path,
             outcome="denied",
             reason=str(exc),
@@ -413,7 +415,7 @@ def serve_if_allowed(
     to serve returned. None when anything would refuse it, with nothing recorded: the
     caller then goes through ``serve``, which decides again and keeps the refusal."""
     try:
-        tok, checkpoint = _decide(request, token, path, {})
+        tok, checkpoint = _decide(request, token, path)
         span, note = _span(range_header, checkpoint.files[path][0], range_by_server)
     except (TokenError, Refused):
         return None
